@@ -1,0 +1,1 @@
+"""Safeguarding children partnership pipeline: pathways, deadlines and escalation."""

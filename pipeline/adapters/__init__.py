@@ -1,0 +1,1 @@
+"""Adapters: the store, delivery channels and other side effects behind ports."""

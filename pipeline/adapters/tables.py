@@ -1,0 +1,225 @@
+"""The store's tables (SQLModel). Created only by Alembic migrations (pipeline/adapters/migrations).
+
+Instants are stored as timezone-aware UTC. Personal data lives only in reference tables, event records,
+notification content and dead-letter payloads; never in audit reasons, outbox bodies or logs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores instants as naive UTC (same on SQLite and PostgreSQL) and returns them aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _instant(nullable: bool = False, index: bool = False) -> Any:
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, index=True)
+    role: str
+    school_urn: str | None = None
+    team: str | None = None
+    password_hash: str | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_instant())
+
+
+class ApiToken(SQLModel, table=True):
+    token_hash: str = Field(primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    kind: str = "api"  # api | web
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_instant())
+
+
+class School(SQLModel, table=True):
+    urn: str = Field(primary_key=True)
+    name: str
+    la_code: str
+    in_area: bool
+    school_type: str
+    dsl_email: str | None = None
+    dsl_phone: str | None = None
+    deputy_email: str | None = None
+    deputy_phone: str | None = None
+    ended_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+
+
+class Pupil(SQLModel, table=True):
+    upn: str = Field(primary_key=True)
+    nhs_number: str | None = Field(default=None, index=True)
+    given_name: str
+    family_name: str
+    family_key: str = Field(index=True)  # normalised family name, for blocking
+    date_of_birth: date = Field(index=True)
+    sex: str | None = None
+    postcode: str | None = None
+    school_urn: str = Field(index=True)
+    on_roll_from: date | None = None
+    on_roll_to: date | None = None
+    ended_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+
+
+class EheRecord(SQLModel, table=True):
+    row_key: str = Field(primary_key=True)
+    given_name: str
+    family_name: str
+    family_key: str = Field(index=True)
+    date_of_birth: date = Field(index=True)
+    postcode: str | None = None
+    nhs_number: str | None = Field(default=None, index=True)
+    ended_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+
+
+class Involvement(SQLModel, table=True):
+    row_key: str = Field(primary_key=True)
+    nhs_number: str | None = Field(default=None, index=True)
+    upn: str | None = Field(default=None, index=True)
+    given_name: str
+    family_name: str
+    family_key: str = Field(index=True)
+    date_of_birth: date = Field(index=True)
+    status: str
+    worker_email: str | None = Field(default=None, index=True)
+    team: str | None = None
+    manager_email: str | None = None
+    placing_la: str | None = None
+    iro_email: str | None = None
+    ended_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+
+
+class TeamContact(SQLModel, table=True):
+    team: str = Field(primary_key=True)
+    email: str | None = None
+    phone: str | None = None
+    ended_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+
+
+class Child(SQLModel, table=True):
+    """The opaque child id the API shows, for a person key (UPN or NHS number) it never shows."""
+
+    child_id: str = Field(primary_key=True)
+    person_key: str = Field(unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_instant())
+
+
+class Event(SQLModel, table=True):
+    """Every accepted event: the durable intake and the processed-event record in one row."""
+
+    seq: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True)
+    event_type: str = Field(index=True)
+    producer_id: int | None = None
+    content_hash: str
+    record_json: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime = Field(default_factory=utcnow, sa_column=_instant())
+    status: str = Field(default="accepted", index=True)
+    processed_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    match_outcome: str | None = None
+    child_id: str | None = Field(default=None, index=True)
+    match_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    error: str | None = None
+
+
+class DeadLetter(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    received_at: datetime = Field(default_factory=utcnow, sa_column=_instant())
+    source: str  # http | cli | kafka
+    event_type: str | None = None
+    reason: str  # field paths and what is wrong; never values
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    producer_id: int | None = None
+
+
+class Notification(SQLModel, table=True):
+    __table_args__ = (Index("ix_notification_scope", "recipient_role", "recipient_ref"),)
+
+    id: str = Field(primary_key=True)
+    event_id: str = Field(index=True)
+    pathway: str
+    kind: str  # alert | reminder | escalation | review | decision
+    recipient_role: str
+    recipient_ref: str
+    school_urn: str | None = Field(default=None, index=True)
+    contact_email: str | None = None
+    contact_phone: str | None = None
+    urgency: str
+    reason: str
+    status: str = Field(index=True)
+    content_json: str = Field(sa_column=Column(Text, nullable=False))
+    deadline_id: str | None = None
+    created_at: datetime = Field(sa_column=_instant(index=True))
+    delivered_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    acknowledged_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    acknowledged_by: int | None = None
+    outcome: str | None = None
+
+
+class Deadline(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("kind", "subject_id", name="uq_deadline_kind_subject"),
+        Index("ix_deadline_sweep", "state", "next_step_at"),
+    )
+
+    id: str = Field(primary_key=True)
+    kind: str
+    subject_id: str  # a notification id, an event id or an episode id
+    event_id: str | None = Field(default=None, index=True)
+    child_id: str | None = Field(default=None, index=True)
+    school_urn: str | None = None
+    due_at: datetime = Field(sa_column=_instant(index=True))
+    state: str = "open"  # open | closed
+    escalation_level: int = 0
+    next_step_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    steps_json: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=_instant())
+    closed_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    closed_reason: str | None = None
+
+
+class AuditEntry(SQLModel, table=True):
+    """Append-only: nothing is updated or deleted; a correction is a new entry."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=_instant())
+    actor: str
+    action: str
+    subject_id: str = Field(index=True)
+    reason: str = ""
+
+
+class Outbox(SQLModel, table=True):
+    """Records to publish (output topics) and messages to deliver, written in the event's transaction."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str
+    key: str
+    body_json: str = Field(sa_column=Column(Text, nullable=False))
+    notification_id: str | None = None
+    created_at: datetime = Field(sa_column=_instant())
+    relayed_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True, index=True))

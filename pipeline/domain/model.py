@@ -1,0 +1,208 @@
+"""Plain values the rules work on: identities, reference facts, contacts and the plans the rules return.
+
+Nothing here does I/O. The store turns rows into these, the rules turn these into plans, and the
+handlers persist the plans.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Role(StrEnum):
+    PRODUCER = "producer"
+    DSL = "dsl"
+    WORKER = "worker"
+    TEAM = "team"
+    MANAGER = "manager"
+    ADMIN = "admin"
+
+
+class EventStatus(StrEnum):
+    ACCEPTED = "accepted"
+    PROCESSED = "processed"
+    REVIEW = "review"
+    WITHHELD = "withheld"
+    DEAD_LETTERED = "dead_lettered"
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    VIEWED = "viewed"
+    ACKNOWLEDGED = "acknowledged"
+    WITHHELD = "withheld"
+    FAILED = "failed"
+
+
+class MatchOutcome(StrEnum):
+    LINKED = "linked"
+    REVIEW = "review"
+    NO_MATCH = "no_match"
+
+
+# Team codes the rules route to (rows of the teams CSV).
+FRONT_DOOR = "FRONT_DOOR"
+FRONT_DOOR_MANAGER = "FRONT_DOOR_MANAGER"
+SCIES = "SCIES"
+EHE_MANAGER = "EHE_MANAGER"
+CME = "CME"
+EDUCATION_SAFEGUARDING_LEAD = "EDUCATION_SAFEGUARDING_LEAD"
+HEAD_OF_SERVICE = "HEAD_OF_SERVICE"
+DIRECTOR = "DIRECTOR"
+MISSING_COORDINATOR = "MISSING_COORDINATOR"
+RHI_PROVIDER = "RHI_PROVIDER"
+
+# Recipient roles that are people rather than teams.
+DSL_ROLE = "dsl"
+DEPUTY_DSL_ROLE = "deputy_dsl"
+WORKER_ROLE = "worker"
+TEAM_MANAGER_ROLE = "team_manager"
+IRO_ROLE = "iro"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A child as one system knows them."""
+
+    given_name: str
+    family_name: str
+    date_of_birth: date
+    sex: str | None = None
+    nhs_number: str | None = None
+    postcode: str | None = None
+    school_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A reference record that might be the event's child."""
+
+    source: str  # pupil | ehe | involvement
+    record_key: str  # the source's own key (UPN, row key)
+    identity: Identity
+    upn: str | None = None
+    school_urn: str | None = None
+    school_name: str | None = None
+
+
+@dataclass(frozen=True)
+class MatchDecision:
+    outcome: MatchOutcome
+    person_key: str | None
+    score: float
+    breakdown: dict[str, Any]
+    reason: str
+    urgent_review: bool = False
+
+
+@dataclass(frozen=True)
+class Contact:
+    email: str | None
+    phone: str | None = None
+
+    @property
+    def reachable(self) -> bool:
+        return bool(self.email or self.phone)
+
+
+@dataclass(frozen=True)
+class School:
+    urn: str
+    name: str
+    la_code: str
+    in_area: bool
+    school_type: str  # STATE | INDEPENDENT
+    dsl: Contact
+    deputy: Contact
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A pupil-roll record current on the day that matters."""
+
+    upn: str
+    school: School
+    identity: Identity
+
+
+@dataclass(frozen=True)
+class Involvement:
+    status: str  # EARLY_HELP | CHILD_IN_NEED | CHILD_PROTECTION_PLAN | CHILD_LOOKED_AFTER
+    worker_email: str | None
+    team: str | None
+    manager_email: str | None
+    placing_la: str | None
+    iro_email: str | None = None
+
+    @property
+    def protected(self) -> bool:
+        """On a child protection plan or looked after."""
+        return self.status in ("CHILD_PROTECTION_PLAN", "CHILD_LOOKED_AFTER")
+
+
+@dataclass(frozen=True)
+class ChildFacts:
+    """What the reference data says about a linked child."""
+
+    child_id: str
+    identity: Identity
+    enrolments: tuple[Enrolment, ...] = ()
+    home_educated: bool = False
+    involvements: tuple[Involvement, ...] = ()
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Team contacts by code (SCIES, FRONT_DOOR, LA_888, ...)."""
+
+    teams: dict[str, Contact] = field(default_factory=dict)
+
+    def team(self, code: str) -> Contact | None:
+        contact = self.teams.get(code)
+        return contact if contact is not None and contact.reachable else None
+
+
+@dataclass(frozen=True)
+class PlannedNotification:
+    """One notification the rules decided to send (or withhold)."""
+
+    key: str  # unique within one plan, so deadlines can refer to it
+    recipient_role: str
+    recipient_ref: str  # school URN, team code or worker email: who may see it
+    contact: Contact
+    reason: str
+    urgency: str  # ROUTINE | URGENT
+    content: dict[str, Any]
+    school_urn: str | None = None
+    withheld: bool = False
+    kind: str = "alert"  # alert | reminder | escalation | review | decision
+
+
+@dataclass(frozen=True)
+class LadderStep:
+    at: datetime
+    notify: tuple[str, ...]
+    action: str  # reminder | escalation
+
+
+@dataclass(frozen=True)
+class PlannedDeadline:
+    kind: str
+    subject_key: str  # a PlannedNotification.key, or "event"
+    due_at: datetime
+    steps: tuple[LadderStep, ...]
+    school_urn: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything an event causes: the status, who is told, and what is now due."""
+
+    status: EventStatus
+    notifications: tuple[PlannedNotification, ...] = ()
+    deadlines: tuple[PlannedDeadline, ...] = ()
+    audit_reasons: tuple[str, ...] = ()

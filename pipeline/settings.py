@@ -1,0 +1,69 @@
+"""The one settings object.
+
+Process settings come from ``SAFEGUARD_*`` environment variables. The partnership's rules (timescales,
+ladders, calendar, council) come from ``config/defaults.yaml`` deep-merged with the YAML file named by
+``SAFEGUARD_CONFIG`` (and, for ``safeguard run --demo``, ``config/demo.yaml`` in between). Adapters and
+rules receive what they need from here; nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "config"
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``override`` merged in; mappings merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        loaded = yaml.safe_load(handle) or {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: the top level must be a mapping")
+    return loaded
+
+
+class Settings(BaseSettings):
+    """Settings for one process. Construct once at start-up and pass down."""
+
+    model_config = SettingsConfigDict(env_prefix="SAFEGUARD_", extra="ignore")
+
+    database_url: str = Field(default=f"sqlite:///{PROJECT_ROOT / 'var' / 'safeguard.db'}")
+    kafka_bootstrap: str | None = None
+    config: Path | None = None
+    demo: bool = False
+    log_level: str = "INFO"
+    public_url: str = "http://127.0.0.1:8000"
+
+    @cached_property
+    def rules(self) -> dict[str, Any]:
+        """The merged rule configuration: defaults, then the demo overlay, then SAFEGUARD_CONFIG."""
+        merged = _read_yaml(CONFIG_DIR / "defaults.yaml")
+        calendar_file = CONFIG_DIR / "calendar.yaml"
+        if calendar_file.exists():
+            merged = deep_merge(merged, _read_yaml(calendar_file))
+        if self.demo:
+            merged = deep_merge(merged, _read_yaml(CONFIG_DIR / "demo.yaml"))
+        if self.config is not None:
+            merged = deep_merge(merged, _read_yaml(self.config))
+        return merged
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
