@@ -205,4 +205,4 @@ class Plan:
     status: EventStatus
     notifications: tuple[PlannedNotification, ...] = ()
     deadlines: tuple[PlannedDeadline, ...] = ()
-    audit_reasons: tuple[str, ...] = ()
+    audit: tuple[tuple[str, str], ...] = ()  # (action, reason) entries about the event itself

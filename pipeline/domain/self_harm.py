@@ -144,7 +144,7 @@ def route_self_harm(event: SelfHarmAttendance, match: MatchDecision, facts: Chil
     urgency = "URGENT" if urgent else "ROUTINE"
     recipients = _Recipients(event, directory, policy, urgency)
     deadlines: list[PlannedDeadline] = []
-    audit: list[str] = [f"match {match.outcome.value}: {match.reason}"]
+    audit: list[tuple[str, str]] = []
 
     if match.outcome is MatchOutcome.REVIEW:
         key = recipients.team(FRONT_DOOR, f"match review: {match.reason}")
@@ -214,7 +214,7 @@ def route_self_harm(event: SelfHarmAttendance, match: MatchDecision, facts: Chil
             if key not in protected_workers:
                 recipients.items[key] = replace(item, withheld=True)
         status = EventStatus.WITHHELD
-        audit.append(f"consent {event.consent} and no reason to share without it: withheld")
+        audit.append(("withheld", f"consent {event.consent} and no reason to share without it"))
         decision = PlannedNotification(
             key="decision:front_door", recipient_role=FRONT_DOOR, recipient_ref=FRONT_DOOR,
             contact=directory.teams.get(FRONT_DOOR) or Contact(None),
@@ -254,7 +254,7 @@ def acknowledgement_deadlines(school_alerts: list[tuple[str, Enrolment]], recipi
 
 
 def _with_fallbacks(recipients: _Recipients, directory: Directory,
-                    audit: list[str]) -> tuple[PlannedNotification, ...]:
+                    audit: list[tuple[str, str]]) -> tuple[PlannedNotification, ...]:
     """A recipient with no contact on file is never dropped: the front door gets it instead."""
     front_door = directory.teams.get(FRONT_DOOR) or Contact(None)
     planned: list[PlannedNotification] = []
@@ -262,7 +262,8 @@ def _with_fallbacks(recipients: _Recipients, directory: Directory,
         if item.contact.reachable or item.recipient_role == FRONT_DOOR:
             planned.append(item)
             continue
-        audit.append(f"no contact on file for {item.recipient_role} {item.recipient_ref}: sent to the front door")
+        audit.append(("created", f"no contact on file for {item.recipient_role} {item.recipient_ref}: "
+                                 "sent to the front door"))
         planned.append(replace(item, recipient_role=FRONT_DOOR, recipient_ref=FRONT_DOOR, contact=front_door,
                                reason=f"no contact on file for {item.recipient_role}: {item.reason}",
                                school_urn=item.school_urn))

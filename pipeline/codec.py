@@ -1,0 +1,305 @@
+"""The project's one Avro codec: schemas/*.avsc, parsed once, on fastavro.
+
+Wire format: the Avro specification's single-object encoding, ``C3 01`` + the 8-byte little-endian
+CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form (as the spec defines it: logical types
+are not part of it) + the Avro binary body. JSON uses the schema's field names with plain values: dates
+``YYYY-MM-DD``, times ISO-8601 with an offset (rejected without one), null for an absent optional field.
+
+Every failure is a ``CodecError`` listing field paths and what is wrong, never the offending values, so
+an error can be logged and returned to a producer without leaking personal data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from fastavro.schema import fingerprint as _fingerprint_hex
+from fastavro.schema import to_parsing_canonical_form
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+MAGIC = b"\xc3\x01"
+EVENT_TYPES: tuple[str, ...] = (
+    "self-harm-attendance", "missing-reported", "missing-updated", "missing-found",
+    "return-interview-recorded", "trigger-meeting-recorded",
+)
+OUTPUT_TYPES: tuple[str, ...] = ("pathway-notification", "escalation", "dead-letter")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class CodecError(ValueError):
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field or 'body'}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+def _error(field: str, message: str) -> CodecError:
+    return CodecError([FieldError(field, message)])
+
+
+@dataclass(frozen=True)
+class _Schema:
+    name: str
+    raw: dict[str, Any]
+    parsed: Any
+    fingerprint: bytes
+
+
+def schema_path(name: str) -> Path:
+    return SCHEMA_DIR / f"{name}.avsc"
+
+
+def fingerprint_of(schema_json: dict[str, Any]) -> bytes:
+    """CRC-64-AVRO of the spec's Parsing Canonical Form, little-endian, as single-object encoding wants."""
+    return bytes.fromhex(_fingerprint_hex(to_parsing_canonical_form(schema_json), "CRC-64-AVRO"))
+
+
+@cache
+def _schemas() -> dict[str, _Schema]:
+    loaded: dict[str, _Schema] = {}
+    for name in (*EVENT_TYPES, *OUTPUT_TYPES):
+        raw = json.loads(schema_path(name).read_text(encoding="utf-8"))
+        loaded[name] = _Schema(name, raw, fastavro.parse_schema(raw), fingerprint_of(raw))
+    return loaded
+
+
+@cache
+def _by_fingerprint() -> dict[bytes, _Schema]:
+    return {schema.fingerprint: schema for schema in _schemas().values()}
+
+
+def _schema(name: str) -> _Schema:
+    try:
+        return _schemas()[name]
+    except KeyError:
+        raise _error("event_type", "unknown event type") from None
+
+
+def fingerprint(name: str) -> bytes:
+    return _schema(name).fingerprint
+
+
+def encode_body(name: str, record: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    try:
+        fastavro.schemaless_writer(buffer, _schema(name).parsed, record)
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise _error("", f"record does not fit the schema ({type(error).__name__})") from None
+    return buffer.getvalue()
+
+
+def encode(name: str, record: dict[str, Any]) -> bytes:
+    """Single-object encoding of a record (in the Python form ``from_json`` returns)."""
+    return MAGIC + fingerprint(name) + encode_body(name, record)
+
+
+def decode(data: bytes, expected: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Decode single-object bytes; returns (schema name, record)."""
+    if len(data) < 10 or data[:2] != MAGIC:
+        raise _error("", "not Avro single-object encoding (expected C3 01 and a fingerprint)")
+    schema = _by_fingerprint().get(bytes(data[2:10]))
+    if schema is None:
+        raise _error("", "unknown schema fingerprint")
+    if expected is not None and schema.name != expected:
+        raise _error("", "the body's schema is not the event type's schema")
+    buffer = io.BytesIO(data[10:])
+    try:
+        record = fastavro.schemaless_reader(buffer, schema.parsed, None)
+    except Exception:  # noqa: BLE001 - truncated or garbage bodies raise many types inside fastavro
+        raise _error("", "the Avro body cannot be decoded") from None
+    if buffer.read(1):
+        raise _error("", "bytes left over after the Avro body")
+    if not isinstance(record, dict):
+        raise _error("", "the Avro body is not a record")
+    try:
+        _check_formats(schema.name, record)
+    except CodecError:
+        raise
+    return schema.name, _normalise_times(record)
+
+
+def _normalise_times(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    if isinstance(value, dict):
+        return {k: _normalise_times(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalise_times(v) for v in value]
+    return value
+
+
+def _check_formats(name: str, record: dict[str, Any]) -> None:
+    if "event_id" in record:
+        try:
+            uuid.UUID(str(record["event_id"]))
+        except ValueError:
+            raise _error("event_id", "must be a UUID") from None
+
+
+# ---- JSON ---------------------------------------------------------------------------------------------
+
+class _JsonReader:
+    """Walks a schema and a JSON value together, collecting every problem."""
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+        self.named: dict[str, Any] = {}
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.append(FieldError(path, message))
+
+    def read(self, schema: Any, value: Any, path: str) -> Any:
+        if isinstance(schema, str):
+            if schema in self.named:
+                return self.read(self.named[schema], value, path)
+            return self.primitive(schema, None, value, path)
+        if isinstance(schema, list):
+            if value is None:
+                if "null" in schema:
+                    return None
+                self.fail(path, "must not be null")
+                return None
+            branches = [b for b in schema if b != "null"]
+            return self.read(branches[0], value, path)  # our unions are all ["null", X]
+        kind = schema["type"]
+        if kind in ("record", "enum"):
+            self.named[schema["name"]] = schema
+            self.named[schema.get("namespace", "") + "." + schema["name"]] = schema
+        if kind == "record":
+            return self.record(schema, value, path)
+        if kind == "enum":
+            if not isinstance(value, str):
+                self.fail(path, "must be a string")
+            elif value not in schema["symbols"]:
+                self.fail(path, f"must be one of {', '.join(schema['symbols'])}")
+            return value
+        if kind == "array":
+            if not isinstance(value, list):
+                self.fail(path, "must be an array")
+                return []
+            return [self.read(schema["items"], item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return self.primitive(kind, schema.get("logicalType"), value, path)
+
+    def record(self, schema: dict[str, Any], value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.fail(path, "must be an object")
+            return {}
+        out: dict[str, Any] = {}
+        known = set()
+        for field in schema["fields"]:
+            name = field["name"]
+            known.add(name)
+            where = f"{path}.{name}" if path else name
+            if name not in value:
+                if "default" in field:
+                    out[name] = field["default"]
+                else:
+                    self.fail(where, "required")
+                continue
+            out[name] = self.read(field["type"], value[name], where)
+        for extra in sorted(set(value) - known):
+            self.fail(f"{path}.{extra}" if path else str(extra), "unknown field")
+        return out
+
+    def primitive(self, kind: str, logical: str | None, value: Any, path: str) -> Any:
+        if logical == "date":
+            if not isinstance(value, str):
+                self.fail(path, "must be a date string YYYY-MM-DD")
+                return None
+            try:
+                if len(value) != 10:
+                    raise ValueError
+                return date.fromisoformat(value)
+            except ValueError:
+                self.fail(path, "must be a date YYYY-MM-DD")
+                return None
+        if logical in ("timestamp-micros", "timestamp-millis"):
+            if not isinstance(value, str):
+                self.fail(path, "must be an ISO-8601 time string with an offset")
+                return None
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                self.fail(path, "must be an ISO-8601 time with an offset")
+                return None
+            if parsed.tzinfo is None or parsed.utcoffset() is None:
+                self.fail(path, "must be an ISO-8601 time with an offset (no offset given)")
+                return None
+            return parsed.astimezone(UTC)
+        checks: dict[str, tuple[type | tuple[type, ...], str]] = {
+            "string": (str, "must be a string"), "boolean": (bool, "must be true or false"),
+            "int": (int, "must be an integer"), "long": (int, "must be an integer"),
+            "float": ((int, float), "must be a number"), "double": ((int, float), "must be a number"),
+        }
+        if kind == "null":
+            if value is not None:
+                self.fail(path, "must be null")
+            return None
+        if kind == "bytes":
+            if not isinstance(value, str):
+                self.fail(path, "must be a string")
+                return b""
+            return value.encode("latin-1", "replace")
+        expected, message = checks[kind]
+        if not isinstance(value, expected) or (kind != "boolean" and isinstance(value, bool)):
+            self.fail(path, message)
+            return None
+        if kind in ("int", "long") and not -(2 ** 63) <= value < 2 ** 63:
+            self.fail(path, "is out of range")
+        return value
+
+
+def from_json(name: str, obj: Any) -> dict[str, Any]:
+    """Validate a parsed JSON value against the schema; returns the record in fastavro's Python form."""
+    schema = _schema(name)
+    reader = _JsonReader()
+    record = reader.read(schema.raw, obj, "")
+    if not reader.errors and isinstance(record, dict) and "event_id" in record:
+        try:
+            uuid.UUID(record["event_id"])
+        except ValueError:
+            reader.fail("event_id", "must be a UUID")
+    if reader.errors:
+        raise CodecError(reader.errors)
+    return record
+
+
+def _to_json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if isinstance(value, dict):
+        return {k: _to_json_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_json_value(v) for v in value]
+    return value
+
+
+def to_json(name: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The reverse of ``from_json``: plain JSON values (times in UTC with their offset)."""
+    _schema(name)
+    result = _to_json_value(record)
+    assert isinstance(result, dict)
+    return result
+
+
+def record_hash(name: str, record: dict[str, Any]) -> str:
+    """A stable digest of the record's content: the same event sent twice hashes the same."""
+    return hashlib.sha256(fingerprint(name) + encode_body(name, record)).hexdigest()
