@@ -1,0 +1,1 @@
+"""Event producers: `safeguard produce`, and the demo hospital that emits attendances in `make run`."""

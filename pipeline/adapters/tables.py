@@ -163,6 +163,7 @@ class Notification(SQLModel, table=True):
     event_id: str = Field(index=True)
     pathway: str
     kind: str  # alert | reminder | escalation | review | decision
+    plan_key: str  # the rule's key for this recipient within the event's plan
     recipient_role: str
     recipient_ref: str
     school_urn: str | None = Field(default=None, index=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 21:52:37.999487
+Create Date: 2026-11-24
 """
 
 from __future__ import annotations
@@ -142,6 +142,7 @@ def upgrade() -> None:
     sa.Column('event_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('pathway', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('plan_key', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('recipient_role', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('recipient_ref', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('school_urn', sqlmodel.sql.sqltypes.AutoString(), nullable=True),

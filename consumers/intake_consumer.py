@@ -1,0 +1,79 @@
+"""The embedded runtime's consumer: takes accepted events from the intake table, oldest first.
+
+Each event is processed in its own transaction together with its processed-event mark, so a crash
+mid-event leaves it ``accepted`` and it is processed (once) after restart. An event whose handler fails
+is dead-lettered with the reason and the consumer moves on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlmodel import col, select
+
+from pipeline.adapters import tables as t
+from pipeline.adapters.repository import Repository, new_id
+from pipeline.adapters.store import Store
+from pipeline.service.handlers import Context, process
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class IntakeConsumer:
+    def __init__(self, store: Store, ctx: Context, clock: Clock = system_clock) -> None:
+        self.store = store
+        self.ctx = ctx
+        self.clock = clock
+        self.wake = threading.Event()
+
+    def pending(self, limit: int) -> list[int]:
+        with self.store.read() as session:
+            return list(session.exec(select(t.Event.seq).where(t.Event.status == "accepted")
+                                     .order_by(col(t.Event.seq)).limit(limit)).all())
+
+    def run_once(self, limit: int = 200) -> int:
+        """Process up to ``limit`` accepted events; returns how many were handled."""
+        handled = 0
+        for seq in self.pending(limit):
+            try:
+                with self.store.transaction() as session:
+                    event = session.get(t.Event, seq)
+                    if event is None or event.status != "accepted":
+                        continue  # another consumer took it
+                    process(Repository(session, postgres=self.store.is_postgres), event, self.ctx, self.clock())
+                handled += 1
+            except Exception as error:  # noqa: BLE001 - one bad event must never stop the pipeline
+                self._dead_letter(seq, error)
+        return handled
+
+    def _dead_letter(self, seq: int, error: Exception) -> None:
+        log.exception("event seq %s failed in its handler (%s); dead-lettered", seq, type(error).__name__)
+        with self.store.transaction() as session:
+            event = session.get(t.Event, seq)
+            if event is None:
+                return
+            event.status = "dead_lettered"
+            event.error = type(error).__name__
+            session.add(t.DeadLetter(id=new_id(), source="handler", event_type=event.event_type,
+                                     reason=f"handler failed: {type(error).__name__}",
+                                     payload=event.record_json.encode(), producer_id=event.producer_id))
+
+    def run_forever(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
+        while not stop.is_set():
+            try:
+                busy = self.run_once()
+            except Exception:  # noqa: BLE001 - e.g. the database briefly locked; try again
+                log.exception("intake consumer loop error")
+                busy = 0
+            if not busy:
+                self.wake.wait(poll_seconds)
+                self.wake.clear()

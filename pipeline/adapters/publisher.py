@@ -1,0 +1,27 @@
+"""Publishers of output records (pathway-notifications, escalations, dead-letters).
+
+The embedded runtime appends them to JSON-lines files under var/topics/; the Kafka runtime publishes
+them Avro-encoded to topics of the same names.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, key: str, record: dict[str, Any]) -> None: ...
+
+
+class FilePublisher:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+
+    def publish(self, topic: str, key: str, record: dict[str, Any]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self._lock, (self.directory / f"{topic}.jsonl").open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"key": key, "value": record}) + "\n")

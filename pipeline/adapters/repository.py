@@ -1,0 +1,164 @@
+"""The store port's SQL adapter: reads reference facts for the rules and writes their effects.
+
+One ``Repository`` wraps one transaction (a SQLModel ``Session``). Handlers and the sweep talk only to
+this; the rules never see it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from pipeline.adapters import tables as t
+from pipeline.domain.matching import normalise_name, swapped_dates
+from pipeline.domain.model import (
+    Candidate,
+    ChildFacts,
+    Contact,
+    Directory,
+    Enrolment,
+    Identity,
+    Involvement,
+    PlannedDeadline,
+    School,
+)
+
+SYSTEM = "system"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _school(row: t.School) -> School:
+    return School(row.urn, row.name, row.la_code, row.in_area, row.school_type,
+                  Contact(row.dsl_email, row.dsl_phone), Contact(row.deputy_email, row.deputy_phone))
+
+
+def _pupil_identity(row: t.Pupil | t.EheRecord | t.Involvement) -> Identity:
+    return Identity(given_name=row.given_name, family_name=row.family_name, date_of_birth=row.date_of_birth,
+                    sex=getattr(row, "sex", None), nhs_number=row.nhs_number,
+                    postcode=getattr(row, "postcode", None))
+
+
+def _on_roll(row: t.Pupil, day: date) -> bool:
+    return (row.on_roll_from is None or row.on_roll_from <= day) and (row.on_roll_to is None or day <= row.on_roll_to)
+
+
+class Repository:
+    def __init__(self, session: Session, *, postgres: bool = False) -> None:
+        self.session = session
+        self.postgres = postgres
+        self._directory: Directory | None = None
+        self._schools: dict[str, School | None] = {}
+
+    # ---- reference facts -------------------------------------------------------------------------
+    def school(self, urn: str) -> School | None:
+        if urn not in self._schools:
+            row = self.session.get(t.School, urn)
+            self._schools[urn] = _school(row) if row is not None and row.ended_at is None else None
+        return self._schools[urn]
+
+    def directory(self) -> Directory:
+        if self._directory is None:
+            rows = self.session.exec(select(t.TeamContact).where(col(t.TeamContact.ended_at).is_(None))).all()
+            self._directory = Directory({row.team: Contact(row.email, row.phone) for row in rows})
+        return self._directory
+
+    def candidates(self, identity: Identity, day: date) -> list[Candidate]:
+        """Records blocked on NHS number, date of birth (with its day/month swap) or family name."""
+        dobs = swapped_dates(identity.date_of_birth)
+        family = normalise_name(identity.family_name)
+        found: list[Candidate] = []
+
+        def blocking(model: Any) -> Any:
+            clauses = [col(model.date_of_birth).in_(dobs), col(model.family_key) == family]
+            if identity.nhs_number:
+                clauses.append(col(model.nhs_number) == identity.nhs_number)
+            return select(model).where(col(model.ended_at).is_(None), or_(*clauses))
+
+        for pupil in self.session.exec(blocking(t.Pupil)).all():
+            if not _on_roll(pupil, day):
+                continue
+            school = self.school(pupil.school_urn)
+            found.append(Candidate("pupil", pupil.upn, _pupil_identity(pupil), upn=pupil.upn,
+                                   school_urn=pupil.school_urn, school_name=school.name if school else None))
+        for ehe in self.session.exec(blocking(t.EheRecord)).all():
+            found.append(Candidate("ehe", ehe.row_key, _pupil_identity(ehe)))
+        for inv in self.session.exec(blocking(t.Involvement)).all():
+            found.append(Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn))
+        return found
+
+    def child_facts(self, child_id: str, members: list[Candidate], identity: Identity, day: date) -> ChildFacts:
+        """Everything the routing table needs about one linked person."""
+        upns = {m.upn for m in members if m.upn}
+        nhs = {m.identity.nhs_number for m in members if m.identity.nhs_number}
+        enrolments: list[Enrolment] = []
+        if upns:
+            for pupil in self.session.exec(select(t.Pupil).where(col(t.Pupil.upn).in_(upns),
+                                                                 col(t.Pupil.ended_at).is_(None))).all():
+                school = self.school(pupil.school_urn)
+                if school is not None and _on_roll(pupil, day):
+                    enrolments.append(Enrolment(pupil.upn, school, _pupil_identity(pupil)))
+        involvement_keys = {m.record_key for m in members if m.source == "involvement"}
+        clauses = [col(t.Involvement.row_key).in_(involvement_keys)]
+        if upns:
+            clauses.append(col(t.Involvement.upn).in_(upns))
+        if nhs:
+            clauses.append(col(t.Involvement.nhs_number).in_(nhs))
+        involvements = [
+            Involvement(row.status, row.worker_email, row.team, row.manager_email, row.placing_la, row.iro_email)
+            for row in self.session.exec(select(t.Involvement).where(col(t.Involvement.ended_at).is_(None),
+                                                                     or_(*clauses))).all()
+        ]
+        home_educated = any(m.source == "ehe" for m in members)
+        if not home_educated and nhs:
+            home_educated = self.session.exec(select(t.EheRecord.row_key).where(
+                col(t.EheRecord.nhs_number).in_(nhs), col(t.EheRecord.ended_at).is_(None))).first() is not None
+        best = next((m.identity for m in members if m.source == "pupil"), members[0].identity if members else identity)
+        return ChildFacts(child_id, best, tuple(enrolments), home_educated, tuple(involvements))
+
+    def child_id(self, person_key: str) -> str:
+        """The opaque id for a person key, created on first sight."""
+        row = self.session.exec(select(t.Child).where(t.Child.person_key == person_key)).first()
+        if row is not None:
+            return row.child_id
+        row = t.Child(child_id=new_id(), person_key=person_key)
+        self.session.add(row)
+        self.session.flush()
+        return row.child_id
+
+    # ---- effects ---------------------------------------------------------------------------------
+    def audit(self, at: datetime, actor: str, action: str, subject_id: str, reason: str = "") -> None:
+        self.session.add(t.AuditEntry(at=at, actor=actor, action=action, subject_id=subject_id, reason=reason))
+
+    def outbox(self, at: datetime, topic: str, key: str, body: dict[str, Any],
+               notification_id: str | None = None) -> None:
+        self.session.add(t.Outbox(topic=topic, key=key, body_json=json.dumps(body, default=str),
+                                  notification_id=notification_id, created_at=at))
+
+    def add_deadline(self, planned: PlannedDeadline, subject_id: str, now: datetime, *, event_id: str | None,
+                     child_id: str | None) -> t.Deadline:
+        steps = [{"at": step.at.isoformat(), "notify": list(step.notify), "action": step.action}
+                 for step in planned.steps]
+        row = t.Deadline(
+            id=new_id(), kind=planned.kind, subject_id=subject_id, event_id=event_id, child_id=child_id,
+            school_urn=planned.school_urn, due_at=planned.due_at, state="open", escalation_level=0,
+            next_step_at=planned.steps[0].at if planned.steps else None, steps_json=json.dumps(steps),
+            created_at=now,
+        )
+        self.session.add(row)
+        return row
+
+    def due_deadlines(self, now: datetime, limit: int) -> list[t.Deadline]:
+        query = (select(t.Deadline)
+                 .where(t.Deadline.state == "open", col(t.Deadline.next_step_at) <= now)
+                 .order_by(col(t.Deadline.next_step_at)).limit(limit))
+        if self.postgres:
+            query = query.with_for_update(skip_locked=True)
+        return list(self.session.exec(query).all())

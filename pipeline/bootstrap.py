@@ -1,0 +1,65 @@
+"""The one place where adapters are chosen: settings in, a wired ``Services`` out.
+
+SQLite or PostgreSQL comes from ``SAFEGUARD_DATABASE_URL``; the delivery channel and the publisher for
+output topics are picked here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.adapters.channels import Channel, OutboxFileChannel
+from pipeline.adapters.publisher import FilePublisher, Publisher
+from pipeline.adapters.store import Store
+from pipeline.service.handlers import Context
+from pipeline.service.intake import Intake
+from pipeline.settings import PROJECT_ROOT, Settings
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    ctx: Context
+    intake: Intake
+    channel: Channel
+    publisher: Publisher
+    clock: Callable[[], datetime] = system_clock
+    ready: threading.Event = field(default_factory=threading.Event)
+    on_accepted: Callable[[], None] = lambda: None
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def var_dir(settings: Settings) -> Path:
+    if settings.is_sqlite:
+        path = settings.database_url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            return Path(path).resolve().parent
+    return PROJECT_ROOT / "var"
+
+
+def build(settings: Settings, *, migrate: bool = True) -> Services:
+    store = Store(settings.database_url)
+    if migrate:
+        store.migrate()
+    ctx = Context.build(settings.rules)
+    runtime = settings.rules.get("runtime", {})
+    intake = Intake(store, max_body_bytes=int(runtime.get("max_body_bytes", 65536)))
+    channel = OutboxFileChannel(var_dir(settings) / "outbox", settings.public_url)
+    publisher = FilePublisher(var_dir(settings) / "topics")
+    return Services(settings=settings, store=store, ctx=ctx, intake=intake, channel=channel, publisher=publisher)

@@ -1,0 +1,259 @@
+"""The HTTP API (JSON, bearer tokens) and the small web app, as the contract describes.
+
+Routes only authenticate, check scope, and hand over to the intake or the casework services. Out of
+scope is answered exactly as not found. Error bodies name fields, never values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from sqlalchemy import and_
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
+
+from pipeline.adapters import tables as t
+from pipeline.adapters.repository import Repository
+from pipeline.bootstrap import Services
+from pipeline.domain.model import FRONT_DOOR, Role
+from pipeline.service import casework
+from pipeline.service.access import NOTIFICATION_READERS, may_acknowledge, notification_scope
+from pipeline.service.intake import Submission
+from pipeline.service.users import user_for_token
+
+NOT_FOUND = {"detail": "not found"}
+SESSION_COOKIE = "safeguard_session"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status, self.body = status, body
+
+
+def not_found() -> ApiError:
+    return ApiError(404, NOT_FOUND)
+
+
+def forbidden() -> ApiError:
+    return ApiError(403, {"detail": "forbidden"})
+
+
+class Acknowledgement(BaseModel):
+    outcome: str
+
+
+class ConsentDecision(BaseModel):
+    decision: str  # release | close
+    reason: str
+
+
+class ReviewDecision(BaseModel):
+    child_id: str | None
+    reason: str
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(title="Safeguarding partnership pipeline", docs_url=None, redoc_url=None)
+    app.state.services = services
+
+    @app.exception_handler(ApiError)
+    def _api_error(_: Request, error: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        return JSONResponse(error.body, status_code=error.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]), "message": e.get("msg", "invalid")}
+                  for e in error.errors()]
+        return JSONResponse({"errors": errors}, status_code=422)
+
+    def session() -> Iterator[Session]:
+        with services.store.read() as s:
+            yield s
+
+    def current_user(request: Request, authorization: Annotated[str | None, Header()] = None) -> t.User:
+        token = None
+        if authorization and authorization.lower().startswith("bearer "):
+            token = authorization[7:].strip()
+        elif request.cookies.get(SESSION_COOKIE):
+            token = request.cookies[SESSION_COOKIE]
+        if not token:
+            raise ApiError(401, {"detail": "authentication required"})
+        with services.store.read() as s:
+            user = user_for_token(s, token)
+        if user is None:
+            raise ApiError(401, {"detail": "authentication required"})
+        return user
+
+    User = Annotated[t.User, Depends(current_user)]
+
+    def require(user: t.User, *roles: Role) -> None:
+        if user.role not in roles:
+            raise forbidden()
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        ok = services.ready.is_set()
+        return JSONResponse({"status": "ok" if ok else "starting"}, status_code=200 if ok else 503)
+
+    @app.post("/api/events/{event_type}")
+    async def post_event(event_type: str, request: Request, user: User) -> JSONResponse:
+        require(user, Role.PRODUCER)
+        limit = services.intake.max_body_bytes
+        body = bytearray()
+        async for chunk in request.stream():
+            body.extend(chunk)
+            if len(body) > limit:
+                break  # read no further: the intake reports the size and keeps the head as a dead letter
+        submission = Submission(event_type, bytes(body), request.headers.get("content-type", "application/json"),
+                                user.id, "http")
+        result = await run_in_threadpool(services.intake.submit, submission)
+        if result.accepted:
+            services.on_accepted()
+        return JSONResponse(result.body, status_code=result.status_code)
+
+    @app.get("/api/events/{event_id}")
+    def get_event(event_id: str, user: User) -> dict[str, Any]:
+        require(user, Role.PRODUCER, Role.MANAGER)
+        with services.store.read() as s:
+            event = s.exec(select(t.Event).where(t.Event.event_id == event_id)).first()
+            if event is None or (user.role == Role.PRODUCER and event.producer_id != user.id):
+                raise not_found()
+            notifications = s.exec(select(t.Notification).where(t.Notification.event_id == event_id)
+                                   .order_by(col(t.Notification.created_at).desc())).all()
+        body: dict[str, Any] = {
+            "event_id": event.event_id, "status": event.status,
+            "match": {"outcome": event.match_outcome, "child_id": event.child_id},
+            "notifications": [{"id": n.id, "recipient_role": n.recipient_role} for n in notifications],
+        }
+        if user.role == Role.MANAGER and event.match_json:
+            body["match"]["breakdown"] = json.loads(event.match_json)
+        return body
+
+    @app.post("/api/events/{event_id}/decision")
+    def decide_consent(event_id: str, decision: ConsentDecision, user: User) -> dict[str, Any]:
+        _front_door(user)
+        if decision.decision not in ("release", "close"):
+            raise ApiError(422, {"errors": [{"field": "decision", "message": "must be release or close"}]})
+        return _casework(event_id, user, lambda repo, event, now: casework.decide_consent(
+            repo, event, services.ctx, user.email, decision.decision, decision.reason, now))
+
+    @app.post("/api/events/{event_id}/review")
+    def decide_review(event_id: str, decision: ReviewDecision, user: User) -> dict[str, Any]:
+        _front_door(user)
+        return _casework(event_id, user, lambda repo, event, now: casework.decide_review(
+            repo, event, services.ctx, user.email, decision.child_id, decision.reason, now))
+
+    def _front_door(user: t.User) -> None:
+        if not (user.role == Role.MANAGER or (user.role == Role.TEAM and user.team == FRONT_DOOR)):
+            raise forbidden()
+
+    def _casework(event_id: str, user: t.User, action: Any) -> dict[str, Any]:
+        now = services.clock()
+        try:
+            with services.store.transaction() as s:
+                event = s.exec(select(t.Event).where(t.Event.event_id == event_id)).first()
+                if event is None:
+                    raise not_found()
+                action(Repository(s, postgres=services.store.is_postgres), event, now)
+                status = event.status
+        except casework.CaseworkError as error:
+            raise ApiError(409, {"detail": str(error)}) from error
+        services.on_accepted()
+        return {"event_id": event_id, "status": status}
+
+    def notification_json(n: t.Notification, detail: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": n.id, "pathway": n.pathway, "kind": n.kind, "recipient_role": n.recipient_role,
+            "status": n.status, "urgency": n.urgency, "created_at": iso(n.created_at),
+            "acknowledged_at": iso(n.acknowledged_at),
+        }
+        if detail:
+            body.update({"reason": n.reason, "content": json.loads(n.content_json), "outcome": n.outcome,
+                         "event_id": n.event_id, "school_urn": n.school_urn})
+        return body
+
+    @app.get("/api/notifications")
+    def list_notifications(user: User, s: Annotated[Session, Depends(session)],
+                           status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        if user.role not in NOTIFICATION_READERS:
+            raise forbidden()
+        query = select(t.Notification).where(notification_scope(user))
+        if status:
+            query = query.where(t.Notification.status == status)
+        rows = s.exec(query.order_by(col(t.Notification.created_at).desc()).limit(min(limit, 1000))).all()
+        return [notification_json(n) for n in rows]
+
+    def _visible(s: Session, user: t.User, notification_id: str) -> t.Notification:
+        if user.role not in NOTIFICATION_READERS:
+            raise forbidden()
+        row = s.exec(select(t.Notification).where(and_(t.Notification.id == notification_id,
+                                                       notification_scope(user)))).first()
+        if row is None:
+            raise not_found()
+        return row
+
+    @app.get("/api/notifications/{notification_id}")
+    def get_notification(notification_id: str, user: User) -> dict[str, Any]:
+        with services.store.transaction() as s:
+            row = _visible(s, user, notification_id)
+            casework.record_view(Repository(s), row, user.email, services.clock())
+            return notification_json(row, detail=True)
+
+    @app.post("/api/notifications/{notification_id}/acknowledge")
+    def acknowledge(notification_id: str, ack: Acknowledgement, user: User) -> dict[str, Any]:
+        if user.role not in (Role.DSL, Role.WORKER, Role.TEAM):
+            raise forbidden()
+        try:
+            with services.store.transaction() as s:
+                row = _visible(s, user, notification_id)
+                if not may_acknowledge(user, row):
+                    raise not_found()
+                assert user.id is not None
+                casework.acknowledge(Repository(s), row, user.email, user.id, ack.outcome, services.clock())
+                return notification_json(row)
+        except casework.CaseworkError as error:
+            raise ApiError(409, {"detail": str(error)}) from error
+
+    @app.get("/api/deadlines")
+    def deadlines(user: User, s: Annotated[Session, Depends(session)], state: str = "overdue",
+                  limit: int = 500) -> list[dict[str, Any]]:
+        require(user, Role.MANAGER)
+        query = select(t.Deadline)
+        if state == "overdue":
+            query = query.where(t.Deadline.state == "open", col(t.Deadline.due_at) < services.clock())
+        elif state in ("open", "closed"):
+            query = query.where(t.Deadline.state == state)
+        else:
+            raise ApiError(422, {"errors": [{"field": "state", "message": "must be overdue, open or closed"}]})
+        rows = s.exec(query.order_by(col(t.Deadline.due_at).desc()).limit(min(limit, 5000))).all()
+        return [{"id": d.id, "kind": d.kind, "subject_id": d.subject_id, "due_at": iso(d.due_at),
+                 "escalation_level": d.escalation_level, "state": d.state} for d in rows]
+
+    @app.get("/api/audit")
+    def audit(subject: str, user: User, s: Annotated[Session, Depends(session)]) -> list[dict[str, Any]]:
+        require(user, Role.MANAGER)
+        rows = s.exec(select(t.AuditEntry).where(t.AuditEntry.subject_id == subject)
+                      .order_by(col(t.AuditEntry.id).desc())).all()
+        return [{"at": iso(a.at), "actor": a.actor, "action": a.action, "reason": a.reason} for a in rows]
+
+    from pipeline.entrypoints.web import add_web_routes
+
+    add_web_routes(app, services, current_user)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
+
+    return app

@@ -1,0 +1,147 @@
+"""The `safeguard` command. Exit codes: 0 success, 1 a reported failure, 2 a usage error.
+
+Output never carries personal data: counts, ids, row numbers and reasons only.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Safeguarding partnership pipeline.")
+users_app = typer.Typer(no_args_is_help=True, help="Manage users.")
+app.add_typer(users_app, name="users")
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def run(demo: Annotated[bool, typer.Option("--demo", help="Load demo data and use minute-scale windows.")] = False,
+        host: str = "127.0.0.1", port: int = 8000) -> None:
+    """The embedded pipeline, scheduler and web app in one process."""
+    from pipeline.bootstrap import build, configure_logging
+    from pipeline.runtimes.embedded import EmbeddedRuntime
+
+    settings = Settings(demo=demo, public_url=f"http://{host}:{port}")
+    configure_logging(settings)
+    services = build(settings)
+    runtime = EmbeddedRuntime(services)
+    if demo:
+        from producers.demo_events import DemoHospital
+        from pipeline.service.demo_setup import seed_demo
+
+        for line in seed_demo(services):
+            typer.echo(line)
+        DemoHospital(services, runtime.stop).start()
+    typer.echo(f"Serving on http://{host}:{port}  (Ctrl-C to stop)")
+    runtime.serve(host, port)
+
+
+@app.command()
+def worker() -> None:
+    """A Kafka stream worker (faust-streaming); needs SAFEGUARD_KAFKA_BOOTSTRAP."""
+    settings = Settings()
+    if not settings.kafka_bootstrap:
+        raise _fail("SAFEGUARD_KAFKA_BOOTSTRAP is not set: the worker needs a Kafka broker", 2)
+    raise _fail("the Kafka worker is not built yet (issue 4)", 1)
+
+
+@app.command()
+def api(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """The web app and API alone."""
+    import uvicorn
+
+    from pipeline.bootstrap import build, configure_logging
+    from pipeline.entrypoints.api import create_app
+
+    settings = Settings(public_url=f"http://{host}:{port}")
+    configure_logging(settings)
+    services = build(settings)
+    services.ready.set()
+    uvicorn.run(create_app(services), host=host, port=port, log_config=None, access_log=False)
+
+
+@app.command("demo-data")
+def demo_data(out: Annotated[Path, typer.Option("--out", help="Directory for the CSVs.")],
+              seed: int = 1, pupils: int = 2000) -> None:
+    """Write schools, pupils, ehe, involvements and teams CSVs (byte-identical for a seed)."""
+    from pipeline.service.demo_data import write_csvs
+
+    if pupils < 1:
+        raise _fail("--pupils must be at least 1", 2)
+    for kind, path in write_csvs(out, seed=seed, pupils=pupils).items():
+        typer.echo(f"{kind}: {path}")
+
+
+@app.command()
+def load(kind: str, file: Path) -> None:
+    """Load reference data: KIND is schools, pupils, ehe, involvements or teams."""
+    from pipeline.bootstrap import build, system_clock
+    from pipeline.service.reference import KINDS, ReferenceError
+    from pipeline.service.reference import load as load_reference
+
+    if kind not in KINDS:
+        raise _fail(f"unknown kind; use one of {', '.join(KINDS)}", 2)
+    if not file.is_file():
+        raise _fail(f"no such file: {file}", 2)
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise _fail("the file is not UTF-8", 1) from None
+    services = build(Settings())
+    try:
+        with services.store.transaction() as session:
+            report = load_reference(session, kind, text, system_clock())
+    except ReferenceError as error:
+        for problem in error.problems:
+            typer.echo(problem, err=True)
+        raise _fail(f"nothing loaded: {len(error.problems)} problem(s)", 1) from None
+    typer.echo(f"{kind}: {report.rows} rows current, {report.ended} ended")
+
+
+@users_app.command("add")
+def users_add(role: Annotated[str, typer.Option("--role")], email: Annotated[str, typer.Option("--email")],
+              school: Annotated[str | None, typer.Option("--school")] = None,
+              team: Annotated[str | None, typer.Option("--team")] = None,
+              password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False) -> None:
+    """Create a user; prints an API bearer token alone on the last line."""
+    from pipeline.bootstrap import build
+    from pipeline.service.users import UserError, add_user
+
+    password = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if not password:
+            raise _fail("--password-stdin given but no password on stdin", 2)
+    services = build(Settings())
+    try:
+        with services.store.transaction() as session:
+            user, token = add_user(session, role, email, school, team, password)
+    except UserError as error:
+        raise _fail(str(error), 2 if "role" in str(error) or "needs" in str(error) else 1) from None
+    typer.echo(f"created {user.role} user {user.id}")
+    typer.echo(token)
+
+
+@app.command()
+def produce(event_type: str, file: Path) -> None:
+    """Send each JSON line of FILE as an event; bad lines are dead-lettered with their line numbers."""
+    from producers.cli_producer import produce_file
+
+    raise typer.Exit(produce_file(Settings(), event_type, file))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The embedded runtime: one process, no servers. The web app and API, the intake consumer thread,
+the outbox relay and the APScheduler-driven deadline sweep, all over one SQLite database.
+
+APScheduler only calls the sweep on an interval; the deadlines themselves are rows, so a restart loses
+none, and the first sweep after start fires whatever fell due while the process was down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import uvicorn
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from consumers.intake_consumer import IntakeConsumer
+from pipeline.bootstrap import Services
+from pipeline.entrypoints.api import create_app
+from pipeline.service.relay import relay
+from pipeline.service.sweep import sweep
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedRuntime:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.consumer = IntakeConsumer(services.store, services.ctx, services.clock)
+        services.on_accepted = self.consumer.wake.set
+        self.stop = threading.Event()
+        self.scheduler = BackgroundScheduler(timezone="UTC")
+        self._threads: list[threading.Thread] = []
+
+    def sweep_once(self) -> None:
+        try:
+            sweep(self.services.store, self.services.clock())
+        except Exception:  # noqa: BLE001 - the next interval tries again
+            log.exception("deadline sweep failed")
+
+    def relay_once(self) -> None:
+        try:
+            while relay(self.services.store, self.services.channel, self.services.publisher, self.services.clock()):
+                pass
+        except Exception:  # noqa: BLE001
+            log.exception("outbox relay failed")
+
+    def start_background(self) -> None:
+        runtime = self.services.settings.rules.get("runtime", {})
+        self.sweep_once()  # whatever fell due while we were down fires now, once
+        consumer = threading.Thread(target=self.consumer.run_forever, args=(self.stop,), name="intake-consumer",
+                                    daemon=True)
+        consumer.start()
+        self._threads.append(consumer)
+        options = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+        self.scheduler.add_job(self.sweep_once, "interval", seconds=float(runtime.get("sweep_interval_seconds", 5)),
+                               id="deadline-sweep", **options)
+        self.scheduler.add_job(self.relay_once, "interval", seconds=float(runtime.get("relay_interval_seconds", 1)),
+                               id="outbox-relay", **options)
+        self.scheduler.start()
+        self.services.ready.set()
+
+    def stop_background(self) -> None:
+        self.stop.set()
+        self.consumer.wake.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.services.store.dispose()
+
+    def serve(self, host: str, port: int) -> None:
+        """Run until SIGINT or SIGTERM (uvicorn handles both), then stop cleanly."""
+        app = create_app(self.services)
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+        self.start_background()
+        try:
+            server.run()
+        finally:
+            self.stop_background()
+            log.info("stopped cleanly")

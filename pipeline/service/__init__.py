@@ -1,0 +1,1 @@
+"""Application services: intake, handlers, sweep, relay, casework, reference data and users."""

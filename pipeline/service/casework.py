@@ -1,0 +1,124 @@
+"""What people do with notifications: view, acknowledge, and the front door's decisions.
+
+Each action is one transaction that writes its audit entry. Scope (who may touch what) is decided by
+``pipeline.service.access``; these functions assume the caller was allowed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlmodel import select
+
+from pipeline.adapters import tables as t
+from pipeline.adapters.repository import Repository
+from pipeline.domain.events import SelfHarmAttendance
+from pipeline.domain.matching import group_people
+from pipeline.domain.model import MatchDecision, MatchOutcome, NotificationStatus
+from pipeline.domain.self_harm import route_self_harm
+from pipeline.service.handlers import Context, apply_plan, bind_deadlines, queue_delivery, record_of
+from pipeline.service.sweep import close_deadline
+
+
+class CaseworkError(Exception):
+    """A request that makes no sense in the item's current state (answered 409)."""
+
+
+def record_view(repo: Repository, row: t.Notification, actor: str, now: datetime) -> None:
+    repo.audit(now, actor, "viewed", row.id, "notification opened")
+    if row.status in (NotificationStatus.PENDING, NotificationStatus.DELIVERED):
+        row.status = NotificationStatus.VIEWED
+        repo.session.add(row)
+
+
+def acknowledge(repo: Repository, row: t.Notification, actor: str, user_id: int, outcome: str,
+                now: datetime) -> t.Notification:
+    """Idempotent: the first acknowledgement's time is kept; it stops the escalation."""
+    if row.status == NotificationStatus.WITHHELD:
+        raise CaseworkError("a withheld notification cannot be acknowledged")
+    if row.acknowledged_at is not None:
+        return row
+    row.status = NotificationStatus.ACKNOWLEDGED
+    row.acknowledged_at = now
+    row.acknowledged_by = user_id
+    row.outcome = outcome
+    repo.session.add(row)
+    repo.audit(now, actor, "acknowledged", row.id, "acknowledged with an outcome")
+    if row.deadline_id:
+        deadline = repo.session.get(t.Deadline, row.deadline_id)
+        if deadline is not None and deadline.state == "open":
+            close_deadline(repo, deadline, now, "acknowledged")
+            repo.audit(now, actor, "acknowledged", deadline.id, "deadline closed by acknowledgement")
+    return row
+
+
+def _open_deadline(repo: Repository, event_id: str, kind: str) -> t.Deadline | None:
+    return repo.session.exec(select(t.Deadline).where(t.Deadline.event_id == event_id, t.Deadline.kind == kind,
+                                                      t.Deadline.state == "open")).first()
+
+
+def decide_consent(repo: Repository, event: t.Event, ctx: Context, actor: str, decision: str, reason: str,
+                   now: datetime) -> None:
+    """The front door's decision on a withheld attendance: release it (routed now) or close it."""
+    if event.status != "withheld":
+        raise CaseworkError("this event is not withheld")
+    deadline = _open_deadline(repo, event.event_id, "consent_decision")
+    if deadline is not None:
+        close_deadline(repo, deadline, now, f"decision: {decision}")
+    if decision == "close":
+        repo.audit(now, actor, "withheld", event.event_id, f"front door closed without release: {reason}")
+        event.status = "processed"
+        repo.session.add(event)
+        return
+    attendance = SelfHarmAttendance.from_record(record_of(event))
+    day = ctx.policy.calendar.local(attendance.arrived_at).date()
+    candidates = repo.candidates(attendance.child, day)
+    match = ctx.matcher.decide(attendance.child, candidates, urgent=attendance.exploitation_concern)
+    facts = None
+    if match.person_key and event.child_id:
+        facts = repo.child_facts(event.child_id, group_people(candidates).get(match.person_key, []),
+                                 attendance.child, day)
+    plan = route_self_harm(attendance, match, facts, repo.directory(), ctx.policy, now, released_at=now)
+    existing = {row.plan_key: row for row in repo.session.exec(
+        select(t.Notification).where(t.Notification.event_id == event.event_id)).all()}
+    for row in existing.values():
+        if row.status == NotificationStatus.WITHHELD:
+            row.status = NotificationStatus.PENDING
+            repo.session.add(row)
+            repo.audit(now, actor, "released", row.id, f"front door released: {reason}")
+            queue_delivery(repo, row, now)
+    bind_deadlines(repo, event, plan, existing, event.child_id, now)
+    repo.audit(now, actor, "released", event.event_id, f"front door released: {reason}")
+    event.status = "processed"
+    repo.session.add(event)
+
+
+def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, child_id: str | None,
+                  reason: str, now: datetime) -> None:
+    """A person confirms which child the event is about (or that it is none of them)."""
+    if event.status != "review":
+        raise CaseworkError("this event is not waiting for a match review")
+    candidates_ids = json.loads(event.match_json or "{}").get("candidate_child_ids", [])
+    if child_id is not None and child_id not in candidates_ids:
+        raise CaseworkError("child_id is not one of the review's candidates")
+    deadline = _open_deadline(repo, event.event_id, "match_review")
+    if deadline is not None:
+        close_deadline(repo, deadline, now, "reviewed")
+    attendance = SelfHarmAttendance.from_record(record_of(event))
+    day = ctx.policy.calendar.local(attendance.arrived_at).date()
+    facts = None
+    if child_id is not None:
+        child = repo.session.get(t.Child, child_id)
+        assert child is not None
+        candidates = repo.candidates(attendance.child, day)
+        members = group_people(candidates).get(child.person_key, [])
+        facts = repo.child_facts(child_id, members, attendance.child, day)
+        match = MatchDecision(MatchOutcome.LINKED, child.person_key, 0.0, {}, f"confirmed by a person: {reason}")
+    else:
+        match = MatchDecision(MatchOutcome.NO_MATCH, None, 0.0, {}, f"no match, decided by a person: {reason}")
+    event.match_outcome = match.outcome.value
+    event.child_id = child_id
+    repo.audit(now, actor, "matched", event.event_id, f"{match.outcome.value}: review decided")
+    plan = route_self_harm(attendance, match, facts, repo.directory(), ctx.policy, now)
+    apply_plan(repo, event, plan, "self-harm", child_id, now)

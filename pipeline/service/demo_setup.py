@@ -1,0 +1,55 @@
+"""`safeguard run --demo`: demo reference data and users on an empty database, and how to log in."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from sqlmodel import select
+
+from pipeline.adapters import tables as t
+from pipeline.bootstrap import Services
+from pipeline.service.demo_data import COLUMNS, generate
+from pipeline.service.reference import load
+from pipeline.service.users import add_user
+
+DEMO_PASSWORD = "demo-only-password"  # printed for the demo; never used outside `--demo`
+DEMO_SEED = 1
+DEMO_PUPILS = 2000
+
+
+def _csv_text(kind: str, rows: list[dict[str, str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS[kind]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def seed_demo(services: Services) -> list[str]:
+    """Load demo data if the database has none; create demo users; return lines to print."""
+    now = services.clock()
+    with services.store.transaction() as session:
+        if session.exec(select(t.School)).first() is None:
+            data = generate(seed=DEMO_SEED, pupils=DEMO_PUPILS)
+            for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
+                load(session, kind, _csv_text(kind, data[kind]), now)
+                session.flush()
+        school = session.exec(select(t.School).where(t.School.in_area, t.School.school_type == "STATE")
+                              .order_by(t.School.urn)).first()
+        assert school is not None
+        demo_users = [("dsl", "dsl@demo.example", school.urn, None), ("manager", "manager@demo.example", None, None),
+                      ("team", "front-door@demo.example", None, "FRONT_DOOR"),
+                      ("producer", "hospital@demo.example", None, None)]
+        for role, email, urn, team in demo_users:
+            if session.exec(select(t.User).where(t.User.email == email)).first() is None:
+                add_user(session, role, email, urn, team, DEMO_PASSWORD)
+    return [
+        "Demo data loaded (a fictional council; no real person).",
+        f"Log in at {services.settings.public_url}/login with password {DEMO_PASSWORD!r} as:",
+        f"  DSL of school {school.urn}: dsl@demo.example",
+        "  manager:                manager@demo.example",
+        "  front door team:        front-door@demo.example",
+        "A demo hospital sends a self-harm attendance every 20 seconds; unacknowledged school alerts",
+        "escalate within minutes (config/demo.yaml).",
+    ]

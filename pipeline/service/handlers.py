@@ -1,0 +1,147 @@
+"""Event handlers: the one place both runtimes call to turn an accepted event into its effects.
+
+A handler runs inside one transaction (a ``Repository``): it loads the state the rules need, calls the
+pure rules, and writes what they decided (notifications, deadlines, audit entries, outbox rows) together
+with the processed-event mark on the event row. Either all of that commits or none of it does, so a
+redelivered event is recognised and has its effects once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pipeline import codec
+from pipeline.adapters import tables as t
+from pipeline.adapters.repository import SYSTEM, Repository, new_id
+from pipeline.domain.events import SelfHarmAttendance
+from pipeline.domain.matching import DeterministicMatcher, Matcher, group_people
+from pipeline.domain.model import MatchDecision, MatchOutcome, NotificationStatus, Plan
+from pipeline.domain.policy import Policy
+from pipeline.domain.self_harm import PATHWAY as SELF_HARM
+from pipeline.domain.self_harm import route_self_harm
+
+PATHWAY_NOTIFICATIONS = "pathway-notifications"
+ESCALATIONS = "escalations"
+DEAD_LETTERS = "dead-letters"
+DELIVERIES = "deliveries"  # outbox rows the relay hands to a channel
+
+
+class HandlerError(Exception):
+    """A valid event that cannot be processed (kept, dead-lettered, never stops the pipeline)."""
+
+
+@dataclass
+class Context:
+    policy: Policy
+    matcher: Matcher
+
+    @classmethod
+    def build(cls, rules: dict[str, Any]) -> Context:
+        return cls(Policy.from_mapping(rules), DeterministicMatcher())
+
+
+def record_of(event: t.Event) -> dict[str, Any]:
+    return codec.from_json(event.event_type, json.loads(event.record_json))
+
+
+def process(repo: Repository, event: t.Event, ctx: Context, now: datetime) -> None:
+    """Run the event's handler and mark it processed, all in the caller's transaction."""
+    handler = HANDLERS.get(event.event_type)
+    if handler is None:
+        raise HandlerError(f"no handler for event type {event.event_type}")
+    handler(repo, event, record_of(event), ctx, now)
+    event.processed_at = now
+    repo.session.add(event)
+
+
+# ---- self-harm attendance ----------------------------------------------------------------------------
+
+def handle_self_harm(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context, now: datetime) -> None:
+    attendance = SelfHarmAttendance.from_record(record)
+    day = ctx.policy.calendar.local(attendance.arrived_at).date()
+    candidates = repo.candidates(attendance.child, day)
+    decision = ctx.matcher.decide(attendance.child, candidates, urgent=attendance.exploitation_concern)
+    child_id = None
+    facts = None
+    breakdown = dict(decision.breakdown)
+    if decision.outcome is MatchOutcome.LINKED and decision.person_key:
+        child_id = repo.child_id(decision.person_key)
+        members = group_people(candidates)[decision.person_key]
+        facts = repo.child_facts(child_id, members, attendance.child, day)
+    elif decision.outcome is MatchOutcome.REVIEW:
+        # Give the reviewer opaque ids for the people in question, never their UPN or NHS number.
+        breakdown["candidate_child_ids"] = [repo.child_id(key) for key in group_people(candidates)]
+    _record_match(repo, event, decision, breakdown, child_id, now)
+    plan = route_self_harm(attendance, decision, facts, repo.directory(), ctx.policy, now)
+    apply_plan(repo, event, plan, SELF_HARM, child_id, now)
+
+
+def _record_match(repo: Repository, event: t.Event, decision: MatchDecision, breakdown: dict[str, Any],
+                  child_id: str | None, now: datetime, actor: str = SYSTEM) -> None:
+    event.match_outcome = decision.outcome.value
+    event.child_id = child_id
+    event.match_json = json.dumps({"score": decision.score, "reason": decision.reason, **breakdown})
+    repo.audit(now, actor, "matched", event.event_id,
+               f"{decision.outcome.value}: {decision.reason} (score {decision.score})")
+
+
+def apply_plan(repo: Repository, event: t.Event, plan: Plan, pathway: str, child_id: str | None,
+               now: datetime) -> dict[str, t.Notification]:
+    """Persist a plan: notifications (with audit and outbox), then deadlines bound to them."""
+    stored: dict[str, t.Notification] = {}
+    for action, reason in plan.audit:
+        repo.audit(now, SYSTEM, action, event.event_id, reason)
+    for item in plan.notifications:
+        row = t.Notification(
+            id=new_id(), event_id=event.event_id, pathway=pathway, kind=item.kind, plan_key=item.key,
+            recipient_role=item.recipient_role, recipient_ref=item.recipient_ref, school_urn=item.school_urn,
+            contact_email=item.contact.email, contact_phone=item.contact.phone, urgency=item.urgency,
+            reason=item.reason, status=(NotificationStatus.WITHHELD if item.withheld else NotificationStatus.PENDING),
+            content_json=json.dumps(item.content, default=str), created_at=now,
+        )
+        repo.session.add(row)
+        stored[item.key] = row
+        repo.audit(now, SYSTEM, "created", row.id, f"{item.recipient_role}: {item.reason}")
+        if item.withheld:
+            repo.audit(now, SYSTEM, "withheld", row.id, "consent not given and no reason to share recorded")
+        else:
+            queue_delivery(repo, row, now)
+    bind_deadlines(repo, event, plan, stored, child_id, now)
+    event.status = plan.status.value
+    return stored
+
+
+def bind_deadlines(repo: Repository, event: t.Event, plan: Plan, stored: dict[str, t.Notification],
+                   child_id: str | None, now: datetime) -> None:
+    for planned in plan.deadlines:
+        subject = stored[planned.subject_key] if planned.subject_key in stored else None
+        subject_id = subject.id if subject is not None else event.event_id
+        deadline = repo.add_deadline(planned, subject_id, now, event_id=event.event_id, child_id=child_id)
+        if subject is not None:
+            # A school alert's deputy shares the DSL's deadline: either acknowledging closes it.
+            for row in stored.values():
+                if row is subject or (subject.recipient_role == "dsl" and row.recipient_role == "deputy_dsl"
+                                      and row.school_urn == subject.school_urn):
+                    row.deadline_id = deadline.id
+
+
+def queue_delivery(repo: Repository, row: t.Notification, now: datetime) -> None:
+    """Outbox rows for the output topic and for the channel; neither carries personal data."""
+    record = {"notification_id": row.id, "event_id": row.event_id, "pathway": row.pathway,
+              "recipient_role": row.recipient_role, "recipient": row.recipient_ref if row.recipient_role not in
+              ("worker", "team_manager", "iro") else "user", "urgency": row.urgency,
+              "created_at": now.isoformat()}
+    topic = ESCALATIONS if row.kind in ("reminder", "escalation") else PATHWAY_NOTIFICATIONS
+    if topic == PATHWAY_NOTIFICATIONS:
+        repo.outbox(now, topic, row.event_id, record, row.id)
+    repo.outbox(now, DELIVERIES, row.id, {"notification_id": row.id, "urgency": row.urgency}, row.id)
+
+
+HANDLERS: dict[str, Callable[[Repository, t.Event, dict[str, Any], Context, datetime], None]] = {
+    "self-harm-attendance": handle_self_harm,
+}
+

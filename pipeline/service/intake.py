@@ -1,0 +1,147 @@
+"""The durable intake: the one way an event enters the pipeline (HTTP and ``safeguard produce`` alike).
+
+``submit`` validates through the codec, dead-letters anything bad (with field paths and reasons, never
+values), recognises a repeated ``event_id`` (same content: its current status; different content: 409),
+and otherwise stores the event as ``accepted``. It returns only after the commit, so an accepted event is
+on disk. Processing happens afterwards, in the intake consumer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from pipeline import codec
+from pipeline.adapters import tables as t
+from pipeline.adapters.repository import new_id
+from pipeline.adapters.store import Store
+
+log = logging.getLogger(__name__)
+
+AVRO_CONTENT_TYPE = "application/avro"
+DEAD_LETTER_KEEP_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Submission:
+    event_type: str
+    body: bytes
+    content_type: str = "application/json"
+    producer_id: int | None = None
+    source: str = "http"
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    status_code: int  # 202 accepted or known, 404 unknown type, 409 conflict, 422 invalid
+    body: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> bool:
+        return self.status_code == 202
+
+
+def _errors(error: codec.CodecError) -> list[dict[str, str]]:
+    return [{"field": e.field, "message": e.message} for e in error.errors]
+
+
+class Intake:
+    def __init__(self, store: Store, max_body_bytes: int = 65536) -> None:
+        self.store = store
+        self.max_body_bytes = max_body_bytes
+
+    def submit(self, submission: Submission) -> IntakeResult:
+        return self.submit_many([submission])[0]
+
+    def submit_many(self, submissions: Iterable[Submission]) -> list[IntakeResult]:
+        """Validate each, then store the valid ones and the dead letters in one transaction."""
+        results: list[IntakeResult | None] = []
+        pending: list[tuple[int, t.Event]] = []
+        dead: list[t.DeadLetter] = []
+        for submission in submissions:
+            decoded = self._decode(submission)
+            if isinstance(decoded, IntakeResult):
+                if decoded.status_code == 422:
+                    dead.append(self._dead_letter(submission, decoded))
+                results.append(decoded)
+                continue
+            record = decoded
+            row = t.Event(event_id=record["event_id"], event_type=submission.event_type,
+                          producer_id=submission.producer_id, content_hash=codec.record_hash(
+                              submission.event_type, record),
+                          record_json=json.dumps(codec.to_json(submission.event_type, record)))
+            pending.append((len(results), row))
+            results.append(None)
+        if pending or dead:
+            self._store(pending, dead, results)
+        return [r for r in results if r is not None]
+
+    def _store(self, pending: list[tuple[int, t.Event]], dead: list[t.DeadLetter],
+               results: list[IntakeResult | None]) -> None:
+        try:
+            with self.store.transaction() as session:
+                seen: dict[str, t.Event] = {}
+                for index, row in pending:
+                    existing = seen.get(row.event_id) or session.exec(
+                        select(t.Event).where(t.Event.event_id == row.event_id)).first()
+                    results[index] = self._known(existing, row) if existing is not None else None
+                    if existing is None:
+                        session.add(row)
+                        seen[row.event_id] = row
+                        results[index] = IntakeResult(202, {"event_id": row.event_id, "status": "accepted"})
+                for letter in dead:
+                    session.add(letter)
+        except IntegrityError:
+            # Another writer stored the same event_id between our check and our insert: answer each alone.
+            if len(pending) + len(dead) == 1 and pending:
+                with self.store.read() as session:
+                    index, row = pending[0]
+                    existing = session.exec(select(t.Event).where(t.Event.event_id == row.event_id)).one()
+                    results[index] = self._known(existing, row)
+                return
+            for index, row in pending:
+                results[index] = None
+                self._store([(index, row)], [], results)
+            for letter in dead:
+                self._store([], [letter], results)
+
+    @staticmethod
+    def _known(existing: t.Event, row: t.Event) -> IntakeResult:
+        if existing.content_hash == row.content_hash and existing.event_type == row.event_type:
+            return IntakeResult(202, {"event_id": existing.event_id, "status": existing.status})
+        return IntakeResult(409, {"errors": [{"field": "event_id",
+                                              "message": "this event_id was already sent with different content"}]})
+
+    def _decode(self, submission: Submission) -> dict[str, Any] | IntakeResult:
+        if submission.event_type not in codec.EVENT_TYPES:
+            return IntakeResult(404, {"errors": [{"field": "event_type", "message": "unknown event type"}]})
+        if len(submission.body) > self.max_body_bytes:
+            return IntakeResult(422, {"errors": [{"field": "", "message":
+                                                  f"body larger than {self.max_body_bytes} bytes"}]})
+        try:
+            if submission.content_type.split(";")[0].strip().lower() == AVRO_CONTENT_TYPE:
+                _, record = codec.decode(submission.body, expected=submission.event_type)
+                return record
+            try:
+                parsed = json.loads(submission.body)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                return IntakeResult(422, {"errors": [{"field": "", "message": "body is not valid JSON"}]})
+            return codec.from_json(submission.event_type, parsed)
+        except codec.CodecError as error:
+            return IntakeResult(422, {"errors": _errors(error)})
+
+    @staticmethod
+    def _dead_letter(submission: Submission, result: IntakeResult) -> t.DeadLetter:
+        reason = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in result.body["errors"])
+        letter = t.DeadLetter(id=new_id(), source=submission.source, event_type=submission.event_type,
+                              reason=reason, payload=submission.body[:DEAD_LETTER_KEEP_BYTES],
+                              producer_id=submission.producer_id)
+        log.warning("dead-lettered an invalid %s event from %s: %s", submission.event_type, submission.source,
+                    reason)
+        return letter

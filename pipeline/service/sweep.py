@@ -1,0 +1,121 @@
+"""The deadline sweep: fires every ladder step that has fallen due, each exactly once.
+
+Deadlines are rows; APScheduler only calls ``sweep`` every few seconds. A step is fired by advancing the
+deadline's ``escalation_level`` and ``next_step_at`` in the same transaction as the notifications it
+creates, so a crash either fires it completely or not at all, and a step that fell due while the process
+was down fires on the first sweep after start. On PostgreSQL the rows are claimed with
+``FOR UPDATE SKIP LOCKED`` so several workers can sweep the same table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from pipeline.adapters import tables as t
+from pipeline.adapters.repository import SYSTEM, Repository, new_id
+from pipeline.adapters.store import Store
+from pipeline.domain.model import FRONT_DOOR, Contact, NotificationStatus
+from pipeline.service.handlers import ESCALATIONS, queue_delivery
+
+log = logging.getLogger(__name__)
+
+
+def sweep(store: Store, now: datetime, batch: int = 500) -> int:
+    """Fire due steps until none are left; returns how many steps fired."""
+    fired = 0
+    while True:
+        with store.transaction() as session:
+            repo = Repository(session, postgres=store.is_postgres)
+            due = repo.due_deadlines(now, batch)
+            for deadline in due:
+                fired += fire_due_steps(repo, deadline, now)
+        if len(due) < batch:
+            break
+    if fired:
+        log.info("sweep fired %d ladder steps", fired)
+    return fired
+
+
+def fire_due_steps(repo: Repository, deadline: t.Deadline, now: datetime) -> int:
+    """Fire, in order, every step of this deadline whose time has come (each once)."""
+    steps: list[dict[str, Any]] = json.loads(deadline.steps_json)
+    fired = 0
+    while deadline.escalation_level < len(steps):
+        step = steps[deadline.escalation_level]
+        if datetime.fromisoformat(step["at"]) > now:
+            break
+        deadline.escalation_level += 1
+        fire_step(repo, deadline, step, deadline.escalation_level, now)
+        fired += 1
+    level = deadline.escalation_level
+    deadline.next_step_at = datetime.fromisoformat(steps[level]["at"]) if level < len(steps) else None
+    repo.session.add(deadline)
+    return fired
+
+
+def _subject(repo: Repository, deadline: t.Deadline) -> t.Notification | None:
+    return repo.session.get(t.Notification, deadline.subject_id)
+
+
+def recipients_for(repo: Repository, deadline: t.Deadline, role: str) -> list[tuple[str, str, Contact]]:
+    """(recipient_role, recipient_ref, contact) for a ladder step's `notify` entry."""
+    if role in ("dsl", "deputy_dsl") and deadline.school_urn:
+        school = repo.school(deadline.school_urn)
+        if school is None:
+            return [(FRONT_DOOR, FRONT_DOOR, repo.directory().teams.get(FRONT_DOOR) or Contact(None))]
+        contact = school.dsl if role == "dsl" else school.deputy
+        if role == "deputy_dsl" and not contact.reachable:
+            return []
+        return [(role, school.urn, contact)]
+    return [(role, role, repo.directory().teams.get(role) or Contact(None))]
+
+
+def fire_step(repo: Repository, deadline: t.Deadline, step: dict[str, Any], level: int, now: datetime) -> None:
+    subject = _subject(repo, deadline)
+    content: dict[str, Any] = {
+        "deadline_id": deadline.id, "deadline_kind": deadline.kind, "due_at": deadline.due_at.isoformat(),
+        "level": level, "action": step["action"], "subject_id": deadline.subject_id,
+    }
+    if subject is not None:
+        content["original"] = json.loads(subject.content_json)
+    for role in step["notify"]:
+        for recipient_role, ref, contact in recipients_for(repo, deadline, role):
+            reason = f"{deadline.kind} {step['action']} level {level}"
+            if not contact.reachable and recipient_role != FRONT_DOOR:
+                reason = f"no contact on file for {recipient_role}: {reason}"
+                recipient_role, ref = FRONT_DOOR, FRONT_DOOR
+                contact = repo.directory().teams.get(FRONT_DOOR) or Contact(None)
+            row = t.Notification(
+                id=new_id(), event_id=deadline.event_id or deadline.subject_id,
+                pathway=subject.pathway if subject is not None else "missing", kind=step["action"],
+                plan_key=f"{deadline.kind}:{level}:{role}", recipient_role=recipient_role, recipient_ref=ref,
+                school_urn=deadline.school_urn if recipient_role in ("dsl", "deputy_dsl") else None,
+                contact_email=contact.email, contact_phone=contact.phone, urgency="URGENT", reason=reason,
+                status=NotificationStatus.PENDING, content_json=json.dumps(content, default=str),
+                deadline_id=deadline.id, created_at=now,
+            )
+            repo.session.add(row)
+            repo.audit(now, SYSTEM, "created", row.id, f"{recipient_role}: {reason}")
+            queue_delivery(repo, row, now)
+            repo.outbox(now, ESCALATIONS, deadline.subject_id, {
+                "deadline_id": deadline.id, "kind": deadline.kind, "subject_id": deadline.subject_id,
+                "level": level, "recipient_role": recipient_role, "fired_at": now.isoformat(),
+                "due_at": deadline.due_at.isoformat(),
+            }, row.id)
+    repo.audit(now, SYSTEM, "escalated", deadline.id, f"{deadline.kind} level {level} ({step['action']})")
+    if deadline.subject_id != deadline.id:
+        repo.audit(now, SYSTEM, "escalated", deadline.subject_id, f"{deadline.kind} level {level} ({step['action']})")
+
+
+def close_deadline(repo: Repository, deadline: t.Deadline, now: datetime, reason: str) -> None:
+    """A closed deadline never escalates again."""
+    if deadline.state == "closed":
+        return
+    deadline.state = "closed"
+    deadline.closed_at = now
+    deadline.closed_reason = reason
+    deadline.next_step_at = None
+    repo.session.add(deadline)
