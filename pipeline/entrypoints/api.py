@@ -63,6 +63,36 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def read_session(request: Request) -> Iterator[Session]:
+    with services_of(request).store.read() as session:
+        yield session
+
+
+def current_user(request: Request, authorization: Annotated[str | None, Header()] = None) -> t.User:
+    """The caller, from a bearer token or the web app's session cookie; 401 otherwise."""
+    token = None
+    if authorization and authorization.lower().startswith("bearer "):
+        token = authorization[7:].strip()
+    elif request.cookies.get(SESSION_COOKIE):
+        token = request.cookies[SESSION_COOKIE]
+    if not token:
+        raise ApiError(401, {"detail": "authentication required"})
+    with services_of(request).store.read() as session:
+        user = user_for_token(session, token)
+    if user is None:
+        raise ApiError(401, {"detail": "authentication required"})
+    return user
+
+
+CurrentUser = Annotated[t.User, Depends(current_user)]
+SessionDep = Annotated[Session, Depends(read_session)]
+
+
 def create_app(services: Services) -> FastAPI:
     app = FastAPI(title="Safeguarding partnership pipeline", docs_url=None, redoc_url=None)
     app.state.services = services
@@ -78,26 +108,6 @@ def create_app(services: Services) -> FastAPI:
                   for e in error.errors()]
         return JSONResponse({"errors": errors}, status_code=422)
 
-    def session() -> Iterator[Session]:
-        with services.store.read() as s:
-            yield s
-
-    def current_user(request: Request, authorization: Annotated[str | None, Header()] = None) -> t.User:
-        token = None
-        if authorization and authorization.lower().startswith("bearer "):
-            token = authorization[7:].strip()
-        elif request.cookies.get(SESSION_COOKIE):
-            token = request.cookies[SESSION_COOKIE]
-        if not token:
-            raise ApiError(401, {"detail": "authentication required"})
-        with services.store.read() as s:
-            user = user_for_token(s, token)
-        if user is None:
-            raise ApiError(401, {"detail": "authentication required"})
-        return user
-
-    User = Annotated[t.User, Depends(current_user)]
-
     def require(user: t.User, *roles: Role) -> None:
         if user.role not in roles:
             raise forbidden()
@@ -108,7 +118,7 @@ def create_app(services: Services) -> FastAPI:
         return JSONResponse({"status": "ok" if ok else "starting"}, status_code=200 if ok else 503)
 
     @app.post("/api/events/{event_type}")
-    async def post_event(event_type: str, request: Request, user: User) -> JSONResponse:
+    async def post_event(event_type: str, request: Request, user: CurrentUser) -> JSONResponse:
         require(user, Role.PRODUCER)
         limit = services.intake.max_body_bytes
         body = bytearray()
@@ -124,7 +134,7 @@ def create_app(services: Services) -> FastAPI:
         return JSONResponse(result.body, status_code=result.status_code)
 
     @app.get("/api/events/{event_id}")
-    def get_event(event_id: str, user: User) -> dict[str, Any]:
+    def get_event(event_id: str, user: CurrentUser) -> dict[str, Any]:
         require(user, Role.PRODUCER, Role.MANAGER)
         with services.store.read() as s:
             event = s.exec(select(t.Event).where(t.Event.event_id == event_id)).first()
@@ -142,7 +152,7 @@ def create_app(services: Services) -> FastAPI:
         return body
 
     @app.post("/api/events/{event_id}/decision")
-    def decide_consent(event_id: str, decision: ConsentDecision, user: User) -> dict[str, Any]:
+    def decide_consent(event_id: str, decision: ConsentDecision, user: CurrentUser) -> dict[str, Any]:
         _front_door(user)
         if decision.decision not in ("release", "close"):
             raise ApiError(422, {"errors": [{"field": "decision", "message": "must be release or close"}]})
@@ -150,7 +160,7 @@ def create_app(services: Services) -> FastAPI:
             repo, event, services.ctx, user.email, decision.decision, decision.reason, now))
 
     @app.post("/api/events/{event_id}/review")
-    def decide_review(event_id: str, decision: ReviewDecision, user: User) -> dict[str, Any]:
+    def decide_review(event_id: str, decision: ReviewDecision, user: CurrentUser) -> dict[str, Any]:
         _front_door(user)
         return _casework(event_id, user, lambda repo, event, now: casework.decide_review(
             repo, event, services.ctx, user.email, decision.child_id, decision.reason, now))
@@ -185,7 +195,7 @@ def create_app(services: Services) -> FastAPI:
         return body
 
     @app.get("/api/notifications")
-    def list_notifications(user: User, s: Annotated[Session, Depends(session)],
+    def list_notifications(user: CurrentUser, s: SessionDep,
                            status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         if user.role not in NOTIFICATION_READERS:
             raise forbidden()
@@ -205,14 +215,14 @@ def create_app(services: Services) -> FastAPI:
         return row
 
     @app.get("/api/notifications/{notification_id}")
-    def get_notification(notification_id: str, user: User) -> dict[str, Any]:
+    def get_notification(notification_id: str, user: CurrentUser) -> dict[str, Any]:
         with services.store.transaction() as s:
             row = _visible(s, user, notification_id)
             casework.record_view(Repository(s), row, user.email, services.clock())
             return notification_json(row, detail=True)
 
     @app.post("/api/notifications/{notification_id}/acknowledge")
-    def acknowledge(notification_id: str, ack: Acknowledgement, user: User) -> dict[str, Any]:
+    def acknowledge(notification_id: str, ack: Acknowledgement, user: CurrentUser) -> dict[str, Any]:
         if user.role not in (Role.DSL, Role.WORKER, Role.TEAM):
             raise forbidden()
         try:
@@ -227,12 +237,12 @@ def create_app(services: Services) -> FastAPI:
             raise ApiError(409, {"detail": str(error)}) from error
 
     @app.get("/api/deadlines")
-    def deadlines(user: User, s: Annotated[Session, Depends(session)], state: str = "overdue",
+    def deadlines(user: CurrentUser, s: SessionDep, state: str = "overdue",
                   limit: int = 500) -> list[dict[str, Any]]:
         require(user, Role.MANAGER)
         query = select(t.Deadline)
         if state == "overdue":
-            query = query.where(t.Deadline.state == "open", col(t.Deadline.due_at) < services.clock())
+            query = query.where(t.Deadline.state == "open", col(t.Deadline.due_at) <= services.clock())
         elif state in ("open", "closed"):
             query = query.where(t.Deadline.state == state)
         else:
@@ -242,7 +252,7 @@ def create_app(services: Services) -> FastAPI:
                  "escalation_level": d.escalation_level, "state": d.state} for d in rows]
 
     @app.get("/api/audit")
-    def audit(subject: str, user: User, s: Annotated[Session, Depends(session)]) -> list[dict[str, Any]]:
+    def audit(subject: str, user: CurrentUser, s: SessionDep) -> list[dict[str, Any]]:
         require(user, Role.MANAGER)
         rows = s.exec(select(t.AuditEntry).where(t.AuditEntry.subject_id == subject)
                       .order_by(col(t.AuditEntry.id).desc())).all()

@@ -147,6 +147,6 @@ def add_web_routes(app: FastAPI, services: Services, current_user: Callable[...,
             return _page("list.html", 404, title="Not found", user=user, rows=[])
         with services.store.read() as s:
             rows = s.exec(select(t.Deadline).where(t.Deadline.state == "open",
-                                                   col(t.Deadline.due_at) < services.clock())
+                                                   col(t.Deadline.due_at) <= services.clock())
                           .order_by(col(t.Deadline.due_at)).limit(500)).all()
         return _page("overdue.html", title="Overdue", user=user, rows=rows)

@@ -19,17 +19,21 @@ NOTIFICATION_READERS = {Role.DSL, Role.WORKER, Role.TEAM, Role.MANAGER}
 
 
 def notification_scope(user: t.User) -> Any:
-    """A WHERE clause selecting the notifications this user may see."""
+    """A WHERE clause selecting the notifications this user may see.
+
+    A withheld notification has not been sent: only managers see it until the front door releases it.
+    """
     if user.role == Role.MANAGER:
         return true()
+    sent = t.Notification.status != "withheld"
     if user.role == Role.DSL:
-        return and_(col(t.Notification.recipient_role).in_(("dsl", "deputy_dsl")),
+        return and_(sent, col(t.Notification.recipient_role).in_(("dsl", "deputy_dsl")),
                     t.Notification.school_urn == user.school_urn)
     if user.role == Role.WORKER:
-        return and_(col(t.Notification.recipient_role).in_(("worker", "team_manager", "iro")),
+        return and_(sent, col(t.Notification.recipient_role).in_(("worker", "team_manager", "iro")),
                     t.Notification.recipient_ref == user.email)
     if user.role == Role.TEAM:
-        return and_(t.Notification.recipient_role == user.team, t.Notification.recipient_ref == user.team)
+        return and_(sent, t.Notification.recipient_role == user.team, t.Notification.recipient_ref == user.team)
     return false()
 
 
