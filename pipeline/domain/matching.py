@@ -238,6 +238,13 @@ class DeterministicMatcher:
             elif best["rank"] == 1:
                 review[key] = best
 
+        exact = [key for key, r in linked.items()
+                 if r["fields"]["given_name"] == "exact" and r["fields"]["family_name"] == "exact"]
+        if len(linked) + len(review) > 1 and len(exact) == 1:
+            # One record agrees exactly and the others only on a similar given name (a twin or sibling):
+            # the exact one is the child; the rest are not candidates for this event.
+            linked = {exact[0]: linked[exact[0]]}
+            review = {}
         if len(linked) == 1 and not review:
             key, best = next(iter(linked.items()))
             twin = self._twin_on_fuzzy_name(event, key, best, groups)
