@@ -37,8 +37,9 @@ class IntakeConsumer:
 
     def pending(self, limit: int) -> list[int]:
         with self.store.read() as session:
-            return list(session.exec(select(t.Event.seq).where(t.Event.status == "accepted")
-                                     .order_by(col(t.Event.seq)).limit(limit)).all())
+            rows = session.exec(select(t.Event.seq).where(t.Event.status == "accepted")
+                                .order_by(col(t.Event.seq)).limit(limit)).all()
+            return [seq for seq in rows if seq is not None]
 
     def run_once(self, limit: int = 200) -> int:
         """Process up to ``limit`` accepted events; returns how many were handled."""

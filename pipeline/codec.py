@@ -258,7 +258,7 @@ class _JsonReader:
         if not isinstance(value, expected) or (kind != "boolean" and isinstance(value, bool)):
             self.fail(path, message)
             return None
-        if kind in ("int", "long") and not -(2 ** 63) <= value < 2 ** 63:
+        if kind in ("int", "long") and isinstance(value, int) and not -(2 ** 63) <= value < 2 ** 63:
             self.fail(path, "is out of range")
         return value
 

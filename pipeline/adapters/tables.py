@@ -7,7 +7,6 @@ notification content and dead-letter payloads; never in audit reasons, outbox bo
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-
 from typing import Any
 
 from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, UniqueConstraint

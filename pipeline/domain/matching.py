@@ -96,10 +96,7 @@ def swapped_dates(value: date) -> set[date]:
     """The date itself and, where valid, its day/month swap."""
     dates = {value}
     if value.day <= 12:
-        try:
-            dates.add(value.replace(month=value.day, day=value.month))
-        except ValueError:
-            pass
+        dates.add(value.replace(month=value.day, day=value.month))  # day <= 12 and month <= 12: always valid
     return dates
 
 

@@ -197,7 +197,7 @@ def route_self_harm(event: SelfHarmAttendance, match: MatchDecision, facts: Chil
                 f"worker:{involvement.worker_email}", WORKER_ROLE, involvement.worker_email,
                 Contact(involvement.worker_email), f"allocated worker ({involvement.status})", content))
         else:
-            recipients.team(involvement.team or FRONT_DOOR, f"open to social care, no allocated worker")
+            recipients.team(involvement.team or FRONT_DOOR, "open to social care, no allocated worker")
         if involvement.protected and involvement.manager_email:
             recipients.person(f"manager:{involvement.manager_email}", TEAM_MANAGER_ROLE,
                               involvement.manager_email, Contact(involvement.manager_email),

@@ -208,7 +208,7 @@ def create_app(services: Services) -> FastAPI:
     def _visible(s: Session, user: t.User, notification_id: str) -> t.Notification:
         if user.role not in NOTIFICATION_READERS:
             raise forbidden()
-        row = s.exec(select(t.Notification).where(and_(t.Notification.id == notification_id,
+        row = s.exec(select(t.Notification).where(and_(col(t.Notification.id) == notification_id,
                                                        notification_scope(user)))).first()
         if row is None:
             raise not_found()

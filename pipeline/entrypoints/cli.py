@@ -35,8 +35,8 @@ def run(demo: Annotated[bool, typer.Option("--demo", help="Load demo data and us
     services = build(settings)
     runtime = EmbeddedRuntime(services)
     if demo:
-        from producers.demo_events import DemoHospital
         from pipeline.service.demo_setup import seed_demo
+        from producers.demo_events import DemoHospital
 
         for line in seed_demo(services):
             typer.echo(line)

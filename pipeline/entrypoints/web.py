@@ -6,6 +6,7 @@ token like the API's. Nothing personal ever goes into a URL: pages are addressed
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -114,7 +115,7 @@ def add_web_routes(app: FastAPI, services: Services, current_user: Callable[...,
         if user is None:
             return RedirectResponse("/login", status_code=303)
         with services.store.transaction() as s:
-            row = s.exec(select(t.Notification).where(and_(t.Notification.id == notification_id,
+            row = s.exec(select(t.Notification).where(and_(col(t.Notification.id) == notification_id,
                                                            notification_scope(user)))).first()
             if row is None:
                 return _page("list.html", 404, title="Not found", user=user, rows=[])
@@ -128,14 +129,12 @@ def add_web_routes(app: FastAPI, services: Services, current_user: Callable[...,
         if user is None:
             return RedirectResponse("/login", status_code=303)
         with services.store.transaction() as s:
-            row = s.exec(select(t.Notification).where(and_(t.Notification.id == notification_id,
+            row = s.exec(select(t.Notification).where(and_(col(t.Notification.id) == notification_id,
                                                            notification_scope(user)))).first()
             if row is None or not may_acknowledge(user, row) or user.id is None:
                 return _page("list.html", 404, title="Not found", user=user, rows=[])
-            try:
+            with contextlib.suppress(casework.CaseworkError):  # a withheld item: the page shows its state
                 casework.acknowledge(Repository(s), row, user.email, user.id, outcome, services.clock())
-            except casework.CaseworkError:
-                pass
         return RedirectResponse(f"/notifications/{notification_id}", status_code=303)
 
     @app.get("/overdue", response_class=HTMLResponse)

@@ -25,15 +25,16 @@ def notification_scope(user: t.User) -> Any:
     """
     if user.role == Role.MANAGER:
         return true()
-    sent = t.Notification.status != "withheld"
+    sent = col(t.Notification.status) != "withheld"
     if user.role == Role.DSL:
         return and_(sent, col(t.Notification.recipient_role).in_(("dsl", "deputy_dsl")),
-                    t.Notification.school_urn == user.school_urn)
+                    col(t.Notification.school_urn) == user.school_urn)
     if user.role == Role.WORKER:
         return and_(sent, col(t.Notification.recipient_role).in_(("worker", "team_manager", "iro")),
-                    t.Notification.recipient_ref == user.email)
+                    col(t.Notification.recipient_ref) == user.email)
     if user.role == Role.TEAM:
-        return and_(sent, t.Notification.recipient_role == user.team, t.Notification.recipient_ref == user.team)
+        return and_(sent, col(t.Notification.recipient_role) == user.team,
+                    col(t.Notification.recipient_ref) == user.team)
     return false()
 
 

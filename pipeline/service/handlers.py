@@ -118,7 +118,7 @@ def apply_plan(repo: Repository, event: t.Event, plan: Plan, pathway: str, child
 def bind_deadlines(repo: Repository, event: t.Event, plan: Plan, stored: dict[str, t.Notification],
                    child_id: str | None, now: datetime) -> None:
     for planned in plan.deadlines:
-        subject = stored[planned.subject_key] if planned.subject_key in stored else None
+        subject = stored.get(planned.subject_key)
         subject_id = subject.id if subject is not None else event.event_id
         deadline = repo.add_deadline(planned, subject_id, now, event_id=event.event_id, child_id=child_id)
         if subject is not None:

@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises: -
 Create Date: 2026-11-24
 """
 
@@ -12,7 +12,6 @@ import sqlmodel  # noqa: F401
 from alembic import op
 
 import pipeline.adapters.tables  # noqa: F401
-
 
 revision = '0001'
 down_revision = None
