@@ -1,0 +1,102 @@
+"""The `safeguard` command as a user runs it: demo-data, load, users add and produce, with exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlmodel import func, select
+
+from pipeline.adapters import tables as t
+from pipeline.adapters.store import Store
+from tests.support.world import AMELIA, REFERENCE, UNKNOWN, attendance
+
+SAFEGUARD = [sys.executable, "-m", "pipeline.entrypoints.cli"]
+
+
+def cli(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SAFEGUARD_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    env.pop("SAFEGUARD_CONFIG", None)
+    return subprocess.run([*SAFEGUARD, *args], capture_output=True, text=True, env=env, input=stdin, timeout=120)
+
+
+def count(tmp_path: Path, model: type, *where: object) -> int:
+    store = Store(f"sqlite:///{tmp_path / 'cli.db'}")
+    with store.read() as session:
+        return int(session.exec(select(func.count()).select_from(model).where(*where)).one())
+
+
+def test_demo_data_is_byte_identical_for_a_seed(tmp_path: Path) -> None:
+    for out in ("a", "b", "c"):
+        seed = "7" if out != "c" else "8"
+        assert cli(tmp_path, "demo-data", "--out", str(tmp_path / out), "--seed", seed, "--pupils", "300").returncode == 0
+    for name in ("schools", "pupils", "ehe", "involvements", "teams"):
+        first, second = (tmp_path / "a" / f"{name}.csv").read_bytes(), (tmp_path / "b" / f"{name}.csv").read_bytes()
+        assert first == second
+    assert (tmp_path / "a" / "pupils.csv").read_bytes() != (tmp_path / "c" / "pupils.csv").read_bytes()
+    header = (tmp_path / "a" / "pupils.csv").read_text().splitlines()[0]
+    assert header == "upn,nhs_number,given_name,family_name,date_of_birth,sex,postcode,school_urn,on_roll_from,on_roll_to"
+
+
+def test_load_validates_the_whole_file_and_reloads_idempotently(tmp_path: Path) -> None:
+    for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
+        path = tmp_path / f"{kind}.csv"
+        path.write_text(REFERENCE[kind], encoding="utf-8")
+        result = cli(tmp_path, "load", kind, str(path))
+        assert result.returncode == 0, result.stderr
+    assert count(tmp_path, t.Pupil) == 9
+
+    again = cli(tmp_path, "load", "pupils", str(tmp_path / "pupils.csv"))
+    assert again.returncode == 0 and "0 ended" in again.stdout
+
+    shorter = "\n".join(REFERENCE["pupils"].strip().splitlines()[:-2]) + "\n"
+    (tmp_path / "short.csv").write_text(shorter, encoding="utf-8")
+    result = cli(tmp_path, "load", "pupils", str(tmp_path / "short.csv"))
+    assert result.returncode == 0 and "2 ended" in result.stdout
+    assert count(tmp_path, t.Pupil) == 9  # ended, not deleted
+    assert count(tmp_path, t.Pupil, t.Pupil.ended_at.is_(None)) == 7  # type: ignore[union-attr]
+
+    bad = REFERENCE["pupils"].replace("2013-05-14", "14/05/2013").replace(",F,NS4 6JK,100005", ",Q,NS4 6JK,999999")
+    (tmp_path / "bad.csv").write_text(bad, encoding="utf-8")
+    result = cli(tmp_path, "load", "pupils", str(tmp_path / "bad.csv"))
+    assert result.returncode == 1
+    assert "row 2: date_of_birth: not an ISO date (YYYY-MM-DD)" in result.stderr
+    assert "row 6: sex: must be one of M, F, U" in result.stderr
+    assert "row 6: school_urn: no such school loaded" in result.stderr
+    assert "Amelia" not in result.stderr and "14/05/2013" not in result.stderr
+    assert count(tmp_path, t.Pupil, t.Pupil.ended_at.is_(None)) == 7  # type: ignore[union-attr]
+
+    assert cli(tmp_path, "load", "nonsense", str(tmp_path / "bad.csv")).returncode == 2
+    assert cli(tmp_path, "load", "pupils", str(tmp_path / "missing.csv")).returncode == 2
+
+
+def test_users_add_prints_a_token_last_and_checks_usage(tmp_path: Path) -> None:
+    result = cli(tmp_path, "users", "add", "--role", "dsl", "--email", "d@s.example", "--school", "100001",
+                 "--password-stdin", stdin="a long demo password\n")
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip().splitlines()[-1]
+    assert len(token) >= 40 and " " not in token
+    assert cli(tmp_path, "users", "add", "--role", "wizard", "--email", "w@s.example").returncode == 2
+    assert cli(tmp_path, "users", "add", "--role", "dsl", "--email", "x@s.example").returncode == 2
+    assert cli(tmp_path, "users", "add", "--role", "dsl", "--email", "d@s.example",
+               "--school", "100001").returncode == 1
+
+
+@pytest.mark.parametrize("bad_line", ["{broken", json.dumps({"event_id": "not-a-uuid"})])
+def test_produce_dead_letters_bad_lines_and_sends_the_rest(tmp_path: Path, bad_line: str) -> None:
+    good = [attendance(AMELIA), attendance(UNKNOWN)]
+    lines = [json.dumps(good[0]), bad_line, "", json.dumps(good[1])]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = cli(tmp_path, "produce", "self-harm-attendance", str(path))
+    assert result.returncode == 1
+    reported = [line for line in result.stderr.splitlines() if line.startswith("line ")]
+    assert reported and all(line.startswith("line 2: ") for line in reported)
+    assert "2 accepted, 1 rejected" in result.stdout
+    assert count(tmp_path, t.Event) == 2
+    assert count(tmp_path, t.DeadLetter) == 1
+    assert cli(tmp_path, "produce", "no-such-type", str(path)).returncode == 2
