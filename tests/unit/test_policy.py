@@ -1,0 +1,61 @@
+"""Timescales and ladders come from config, per council, and every default ladder step lands where domain.md says."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pipeline.domain.calendar import Duration
+from pipeline.domain.policy import Policy
+from pipeline.settings import Settings, deep_merge
+
+pytestmark = pytest.mark.unit
+
+DEFAULTS = Policy.from_mapping(Settings().rules)
+WEDNESDAY_NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def test_acknowledgement_ladder_defaults() -> None:
+    steps = DEFAULTS.ladder("self_harm_acknowledgement", WEDNESDAY_NOON, "100001")
+    assert [(s.at.hour, s.at.minute, s.notify, s.action) for s in steps] == [
+        (12, 0, ("dsl", "deputy_dsl"), "reminder"),
+        (14, 0, ("SCIES",), "escalation"),
+        (15, 30, ("EDUCATION_SAFEGUARDING_LEAD",), "escalation"),
+    ]
+
+
+def test_two_working_hours_after_a_friday_afternoon_due_time_is_monday() -> None:
+    friday = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+    steps = DEFAULTS.ladder("self_harm_acknowledgement", friday)
+    assert steps[1].at == datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+
+
+def test_review_and_consent_ladders() -> None:
+    review = DEFAULTS.ladder("match_review", WEDNESDAY_NOON)
+    assert [(s.at, s.notify) for s in review] == [(WEDNESDAY_NOON, ("FRONT_DOOR_MANAGER",)),
+                                                  (WEDNESDAY_NOON + timedelta(hours=1), ("HEAD_OF_SERVICE",))]
+    consent = DEFAULTS.ladder("consent_decision", WEDNESDAY_NOON)
+    assert [s.notify for s in consent] == [("FRONT_DOOR_MANAGER",), ("HEAD_OF_SERVICE",)]
+
+
+def test_config_file_overrides_one_timescale_and_keeps_the_rest(tmp_path: Path) -> None:
+    override = tmp_path / "council.yaml"
+    override.write_text("timescales:\n  self_harm_acknowledgement: PT10S\ncouncil:\n  la_code: '123'\n")
+    policy = Policy.from_mapping(Settings(config=override).rules)
+    assert policy.timescales["self_harm_acknowledgement"] == Duration(timedelta(seconds=10))
+    assert policy.la_code == "123"
+    assert policy.ladders["self_harm_acknowledgement_ladder"] == DEFAULTS.ladders["self_harm_acknowledgement_ladder"]
+    assert policy.postcode_districts == DEFAULTS.postcode_districts
+
+
+def test_a_bad_timescale_names_its_key() -> None:
+    rules = deep_merge(Settings().rules, {"timescales": {"self_harm_acknowledgement": "tomorrow"}})
+    with pytest.raises(ValueError, match="timescales.self_harm_acknowledgement"):
+        Policy.from_mapping(rules)
+
+
+def test_deep_merge_replaces_lists_and_merges_mappings() -> None:
+    merged = deep_merge({"a": {"b": 1, "c": [1, 2]}, "d": 1}, {"a": {"c": [3]}, "e": 2})
+    assert merged == {"a": {"b": 1, "c": [3]}, "d": 1, "e": 2}
