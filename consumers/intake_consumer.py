@@ -17,7 +17,8 @@ from sqlmodel import col, select
 from pipeline.adapters import tables as t
 from pipeline.adapters.repository import Repository, new_id
 from pipeline.adapters.store import Store
-from pipeline.service.handlers import Context, process
+from pipeline.service.dispatch import process
+from pipeline.service.handlers import Context
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
@@ -143,7 +144,9 @@ class Repository:
                                   notification_id=notification_id, created_at=at))
 
     def add_deadline(self, planned: PlannedDeadline, subject_id: str, now: datetime, *, event_id: str | None,
-                     child_id: str | None) -> t.Deadline:
+                     child_id: str | None, once: bool = False) -> t.Deadline | None:
+        """Store a deadline. With ``once``, an existing (kind, subject) or a second open trigger meeting for the
+        child is left as it is and None returned: a closed deadline is never re-opened."""
         steps = [{"at": step.at.isoformat(), "notify": list(step.notify), "action": step.action}
                  for step in planned.steps]
         row = t.Deadline(
@@ -152,8 +155,56 @@ class Repository:
             next_step_at=planned.steps[0].at if planned.steps else None, steps_json=json.dumps(steps),
             created_at=now,
         )
+        if once:
+            return row if self.insert_once(row) else None
         self.session.add(row)
         return row
+
+    def insert_once(self, row: Any) -> bool:
+        """Insert a row guarded by a unique constraint; False (and nothing written) if it already exists."""
+        try:
+            with self.session.begin_nested():
+                self.session.add(row)
+        except IntegrityError:
+            return False
+        return True
+
+    def facts_for_child(self, child_id: str, day: date) -> ChildFacts | None:
+        """Reference facts for a known child id, from its person key."""
+        child = self.session.get(t.Child, child_id)
+        if child is None:
+            return None
+        kind, _, value = child.person_key.partition(":")
+        members: list[Candidate] = []
+        if kind == "upn":
+            pupil = self.session.get(t.Pupil, value)
+            if pupil is not None:
+                members.append(Candidate("pupil", pupil.upn, _pupil_identity(pupil), upn=pupil.upn,
+                                         school_urn=pupil.school_urn))
+            members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
+                        for inv in self.session.exec(select(t.Involvement).where(t.Involvement.upn == value)).all()]
+        elif kind == "nhs":
+            members += [Candidate("involvement", inv.row_key, _pupil_identity(inv))
+                        for inv in self.session.exec(select(t.Involvement).where(
+                            t.Involvement.nhs_number == value)).all()]
+            members += [Candidate("ehe", ehe.row_key, _pupil_identity(ehe))
+                        for ehe in self.session.exec(select(t.EheRecord).where(t.EheRecord.nhs_number == value)).all()]
+        elif kind == "ehe":
+            ehe = self.session.get(t.EheRecord, value)
+            if ehe is not None:
+                members.append(Candidate("ehe", ehe.row_key, _pupil_identity(ehe)))
+        elif kind == "involvement":
+            inv = self.session.get(t.Involvement, value)
+            if inv is not None:
+                members.append(Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn))
+        if not members:
+            return None
+        return self.child_facts(child_id, members, members[0].identity, day)
+
+    def lock_child(self, child_id: str) -> None:
+        """Serialise per-child rules across workers (PostgreSQL row lock; SQLite writers are already serial)."""
+        if self.postgres:
+            self.session.exec(select(t.Child).where(t.Child.child_id == child_id).with_for_update()).first()
 
     def due_deadlines(self, now: datetime, limit: int) -> list[t.Deadline]:
         query = (select(t.Deadline)

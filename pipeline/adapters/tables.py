@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -178,12 +178,19 @@ class Notification(SQLModel, table=True):
     acknowledged_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
     acknowledged_by: int | None = None
     outcome: str | None = None
+    # Set where a notification must exist at most once whatever the order or repetition of events
+    # (e.g. "episode X reported, to the coordinator"); the unique index makes that the database's rule.
+    dedupe_key: str | None = Field(default=None, unique=True)
 
 
 class Deadline(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("kind", "subject_id", name="uq_deadline_kind_subject"),
         Index("ix_deadline_sweep", "state", "next_step_at"),
+        # At most one pending trigger meeting per child, enforced by the database under concurrency.
+        Index("uq_deadline_open_trigger_meeting", "child_id", unique=True,
+              sqlite_where=text("kind = 'trigger_meeting' AND state = 'open'"),
+              postgresql_where=text("kind = 'trigger_meeting' AND state = 'open'")),
     )
 
     id: str = Field(primary_key=True)
@@ -223,3 +230,34 @@ class Outbox(SQLModel, table=True):
     notification_id: str | None = None
     created_at: datetime = Field(sa_column=_instant())
     relayed_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True, index=True))
+
+
+class MissingEpisode(SQLModel, table=True):
+    """One police missing episode, folded from its events in whatever order they arrive."""
+
+    episode_id: str = Field(primary_key=True)
+    child_id: str | None = Field(default=None, index=True)
+    force_code: str | None = None
+    reported_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True, index=True))
+    last_seen_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    missing_from: str | None = None
+    risk_grade: str | None = None  # the effective grade: the latest by its own timestamp
+    risk_graded_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    exploitation_flags: str = "[]"  # JSON list; flags are only ever added
+    found_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    returned_to: str | None = None
+    safe_and_well_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    return_interview_outcome: str | None = None
+    return_interview_recorded_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    report_event_id: str | None = None
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_instant())
+
+
+class TriggerMeeting(SQLModel, table=True):
+    """A trigger meeting held for a child (recorded by social care)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    child_id: str = Field(index=True)
+    held_at: datetime = Field(sa_column=_instant())
+    outcome: str
+    event_id: str = Field(unique=True)

@@ -60,3 +60,16 @@ class SelfHarmAttendance:
         """Consent given, or the hospital recorded its reason for sharing without it."""
         reason = (self.shared_without_consent_reason or "").strip()
         return self.consent == "GIVEN" or bool(reason)
+
+
+def rule_errors(event_type: str, record: dict[str, Any]) -> list[tuple[str, str]]:
+    """Checks the schema cannot express: (field, message) pairs, never values."""
+    errors: list[tuple[str, str]] = []
+    if event_type == "return-interview-recorded":
+        if record["outcome"] == "NOT_POSSIBLE" and not record.get("attempts"):
+            errors.append(("attempts", "required (non-empty) when the outcome is NOT_POSSIBLE"))
+        if record["outcome"] == "NOT_HELD_BY_DECISION" and not (record.get("reason") or "").strip():
+            errors.append(("reason", "required when the outcome is NOT_HELD_BY_DECISION"))
+    if event_type == "missing-reported" and record["last_seen_at"] > record["reported_at"]:
+        errors.append(("last_seen_at", "must not be after reported_at"))
+    return errors

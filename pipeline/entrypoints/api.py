@@ -251,6 +251,35 @@ def create_app(services: Services) -> FastAPI:
         return [{"id": d.id, "kind": d.kind, "subject_id": d.subject_id, "due_at": iso(d.due_at),
                  "escalation_level": d.escalation_level, "state": d.state} for d in rows]
 
+    @app.get("/api/children/{child_id}/episodes")
+    def child_episodes(child_id: str, user: CurrentUser, s: SessionDep) -> list[dict[str, Any]]:
+        require(user, Role.WORKER, Role.MANAGER)
+        if user.role == Role.WORKER and not _allocated(s, user, child_id):
+            raise not_found()
+        episodes = s.exec(select(t.MissingEpisode).where(t.MissingEpisode.child_id == child_id)
+                          .order_by(col(t.MissingEpisode.reported_at).desc())).all()
+        if not episodes and s.get(t.Child, child_id) is None:
+            raise not_found()
+        result = []
+        for episode in episodes:
+            deadlines = s.exec(select(t.Deadline).where(t.Deadline.subject_id == episode.episode_id)).all()
+            result.append({
+                "episode_id": episode.episode_id, "reported_at": iso(episode.reported_at),
+                "last_seen_at": iso(episode.last_seen_at), "risk_grade": episode.risk_grade,
+                "missing_from": episode.missing_from, "exploitation_flags": json.loads(episode.exploitation_flags),
+                "found_at": iso(episode.found_at), "returned_to": episode.returned_to,
+                "state": "found" if episode.found_at else ("missing" if episode.reported_at else "reported_found_only"),
+                "return_interview_outcome": episode.return_interview_outcome,
+                "deadlines": [{"id": d.id, "kind": d.kind, "due_at": iso(d.due_at), "state": d.state,
+                               "escalation_level": d.escalation_level} for d in deadlines],
+            })
+        return result
+
+    def _allocated(s: Session, user: t.User, child_id: str) -> bool:
+        repo = Repository(s)
+        facts = repo.facts_for_child(child_id, services.clock().date())
+        return facts is not None and any(i.worker_email == user.email for i in facts.involvements)
+
     @app.get("/api/audit")
     def audit(subject: str, user: CurrentUser, s: SessionDep) -> list[dict[str, Any]]:
         require(user, Role.MANAGER)

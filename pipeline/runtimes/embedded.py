@@ -33,7 +33,7 @@ class EmbeddedRuntime:
 
     def sweep_once(self) -> None:
         try:
-            sweep(self.services.store, self.services.clock())
+            sweep(self.services.store, self.services.ctx, self.services.clock())
         except Exception:  # noqa: BLE001 - the next interval tries again
             log.exception("deadline sweep failed")
 

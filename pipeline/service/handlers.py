@@ -9,7 +9,6 @@ redelivered event is recognised and has its effects once.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,7 @@ from pipeline.adapters import tables as t
 from pipeline.adapters.repository import SYSTEM, Repository, new_id
 from pipeline.domain.events import SelfHarmAttendance
 from pipeline.domain.matching import DeterministicMatcher, Matcher, group_people
-from pipeline.domain.model import MatchDecision, MatchOutcome, NotificationStatus, Plan
+from pipeline.domain.model import MatchDecision, MatchOutcome, NotificationStatus, Plan, PlannedNotification
 from pipeline.domain.policy import Policy
 from pipeline.domain.self_harm import PATHWAY as SELF_HARM
 from pipeline.domain.self_harm import route_self_harm
@@ -28,10 +27,6 @@ PATHWAY_NOTIFICATIONS = "pathway-notifications"
 ESCALATIONS = "escalations"
 DEAD_LETTERS = "dead-letters"
 DELIVERIES = "deliveries"  # outbox rows the relay hands to a channel
-
-
-class HandlerError(Exception):
-    """A valid event that cannot be processed (kept, dead-lettered, never stops the pipeline)."""
 
 
 @dataclass
@@ -46,16 +41,6 @@ class Context:
 
 def record_of(event: t.Event) -> dict[str, Any]:
     return codec.from_json(event.event_type, json.loads(event.record_json))
-
-
-def process(repo: Repository, event: t.Event, ctx: Context, now: datetime) -> None:
-    """Run the event's handler and mark it processed, all in the caller's transaction."""
-    handler = HANDLERS.get(event.event_type)
-    if handler is None:
-        raise HandlerError(f"no handler for event type {event.event_type}")
-    handler(repo, event, record_of(event), ctx, now)
-    event.processed_at = now
-    repo.session.add(event)
 
 
 # ---- self-harm attendance ----------------------------------------------------------------------------
@@ -96,23 +81,37 @@ def apply_plan(repo: Repository, event: t.Event, plan: Plan, pathway: str, child
     for action, reason in plan.audit:
         repo.audit(now, SYSTEM, action, event.event_id, reason)
     for item in plan.notifications:
-        row = t.Notification(
-            id=new_id(), event_id=event.event_id, pathway=pathway, kind=item.kind, plan_key=item.key,
-            recipient_role=item.recipient_role, recipient_ref=item.recipient_ref, school_urn=item.school_urn,
-            contact_email=item.contact.email, contact_phone=item.contact.phone, urgency=item.urgency,
-            reason=item.reason, status=(NotificationStatus.WITHHELD if item.withheld else NotificationStatus.PENDING),
-            content_json=json.dumps(item.content, default=str), created_at=now,
-        )
-        repo.session.add(row)
-        stored[item.key] = row
-        repo.audit(now, SYSTEM, "created", row.id, f"{item.recipient_role}: {item.reason}")
-        if item.withheld:
-            repo.audit(now, SYSTEM, "withheld", row.id, "consent not given and no reason to share recorded")
-        else:
-            queue_delivery(repo, row, now)
+        row = store_notification(repo, event.event_id, item, pathway, now)
+        if row is not None:
+            stored[item.key] = row
     bind_deadlines(repo, event, plan, stored, child_id, now)
     event.status = plan.status.value
     return stored
+
+
+def store_notification(repo: Repository, event_id: str, item: PlannedNotification, pathway: str, now: datetime,
+                       dedupe_key: str | None = None) -> t.Notification | None:
+    """Store one planned notification with its audit and outbox rows.
+
+    With a ``dedupe_key`` it is stored at most once ever (the database's unique index decides, so two
+    transactions racing cannot both store it); a repeat returns None.
+    """
+    row = t.Notification(
+        id=new_id(), event_id=event_id, pathway=pathway, kind=item.kind, plan_key=item.key,
+        recipient_role=item.recipient_role, recipient_ref=item.recipient_ref, school_urn=item.school_urn,
+        contact_email=item.contact.email, contact_phone=item.contact.phone, urgency=item.urgency,
+        reason=item.reason, status=(NotificationStatus.WITHHELD if item.withheld else NotificationStatus.PENDING),
+        content_json=json.dumps(item.content, default=str), created_at=now, dedupe_key=dedupe_key,
+    )
+    if dedupe_key is not None and not repo.insert_once(row):
+        return None
+    repo.session.add(row)
+    repo.audit(now, SYSTEM, "created", row.id, f"{item.recipient_role}: {item.reason}")
+    if item.withheld:
+        repo.audit(now, SYSTEM, "withheld", row.id, "consent not given and no reason to share recorded")
+    else:
+        queue_delivery(repo, row, now)
+    return row
 
 
 def bind_deadlines(repo: Repository, event: t.Event, plan: Plan, stored: dict[str, t.Notification],
@@ -121,6 +120,7 @@ def bind_deadlines(repo: Repository, event: t.Event, plan: Plan, stored: dict[st
         subject = stored.get(planned.subject_key)
         subject_id = subject.id if subject is not None else event.event_id
         deadline = repo.add_deadline(planned, subject_id, now, event_id=event.event_id, child_id=child_id)
+        assert deadline is not None
         if subject is not None:
             # A school alert's deputy shares the DSL's deadline: either acknowledging closes it.
             for row in stored.values():
@@ -139,9 +139,3 @@ def queue_delivery(repo: Repository, row: t.Notification, now: datetime) -> None
     if topic == PATHWAY_NOTIFICATIONS:
         repo.outbox(now, topic, row.event_id, record, row.id)
     repo.outbox(now, DELIVERIES, row.id, {"notification_id": row.id, "urgency": row.urgency}, row.id)
-
-
-HANDLERS: dict[str, Callable[[Repository, t.Event, dict[str, Any], Context, datetime], None]] = {
-    "self-harm-attendance": handle_self_harm,
-}
-

@@ -21,6 +21,7 @@ from pipeline import codec
 from pipeline.adapters import tables as t
 from pipeline.adapters.repository import new_id
 from pipeline.adapters.store import Store
+from pipeline.domain.events import rule_errors
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +128,22 @@ class Intake:
         try:
             if submission.content_type.split(";")[0].strip().lower() == AVRO_CONTENT_TYPE:
                 _, record = codec.decode(submission.body, expected=submission.event_type)
-                return record
+                return self._checked(submission.event_type, record)
             try:
                 parsed = json.loads(submission.body)
             except (UnicodeDecodeError, json.JSONDecodeError):
                 return IntakeResult(422, {"errors": [{"field": "", "message": "body is not valid JSON"}]})
-            return codec.from_json(submission.event_type, parsed)
+            record = codec.from_json(submission.event_type, parsed)
         except codec.CodecError as error:
             return IntakeResult(422, {"errors": _errors(error)})
+        return self._checked(submission.event_type, record)
+
+    @staticmethod
+    def _checked(event_type: str, record: dict[str, Any]) -> dict[str, Any] | IntakeResult:
+        problems = rule_errors(event_type, record)
+        if problems:
+            return IntakeResult(422, {"errors": [{"field": f, "message": m} for f, m in problems]})
+        return record
 
     @staticmethod
     def _dead_letter(submission: Submission, result: IntakeResult) -> t.DeadLetter:

@@ -17,13 +17,13 @@ from typing import Any
 from pipeline.adapters import tables as t
 from pipeline.adapters.repository import SYSTEM, Repository, new_id
 from pipeline.adapters.store import Store
-from pipeline.domain.model import FRONT_DOOR, Contact, NotificationStatus
-from pipeline.service.handlers import ESCALATIONS, queue_delivery
+from pipeline.domain.model import FRONT_DOOR, FRONT_DOOR_MANAGER, Contact, NotificationStatus
+from pipeline.service.handlers import ESCALATIONS, Context, queue_delivery
 
 log = logging.getLogger(__name__)
 
 
-def sweep(store: Store, now: datetime, batch: int = 500) -> int:
+def sweep(store: Store, ctx: Context, now: datetime, batch: int = 500) -> int:
     """Fire due steps until none are left; returns how many steps fired."""
     fired = 0
     while True:
@@ -31,7 +31,7 @@ def sweep(store: Store, now: datetime, batch: int = 500) -> int:
             repo = Repository(session, postgres=store.is_postgres)
             due = repo.due_deadlines(now, batch)
             for deadline in due:
-                fired += fire_due_steps(repo, deadline, now)
+                fired += fire_due_steps(repo, deadline, ctx, now)
         if len(due) < batch:
             break
     if fired:
@@ -39,7 +39,7 @@ def sweep(store: Store, now: datetime, batch: int = 500) -> int:
     return fired
 
 
-def fire_due_steps(repo: Repository, deadline: t.Deadline, now: datetime) -> int:
+def fire_due_steps(repo: Repository, deadline: t.Deadline, ctx: Context, now: datetime) -> int:
     """Fire, in order, every step of this deadline whose time has come (each once)."""
     steps: list[dict[str, Any]] = json.loads(deadline.steps_json)
     fired = 0
@@ -48,7 +48,14 @@ def fire_due_steps(repo: Repository, deadline: t.Deadline, now: datetime) -> int
         if datetime.fromisoformat(step["at"]) > now:
             break
         deadline.escalation_level += 1
-        fire_step(repo, deadline, step, deadline.escalation_level, now)
+        if step["action"] == "check_trigger_meeting":
+            from pipeline.service.missing import check_trigger_meeting
+
+            check_trigger_meeting(repo, deadline, ctx, now)
+            deadline.state = "closed"
+            deadline.closed_at, deadline.closed_reason = now, "checked"
+        else:
+            fire_step(repo, deadline, step, deadline.escalation_level, ctx, now)
         fired += 1
     level = deadline.escalation_level
     deadline.next_step_at = datetime.fromisoformat(steps[level]["at"]) if level < len(steps) else None
@@ -60,8 +67,25 @@ def _subject(repo: Repository, deadline: t.Deadline) -> t.Notification | None:
     return repo.session.get(t.Notification, deadline.subject_id)
 
 
-def recipients_for(repo: Repository, deadline: t.Deadline, role: str) -> list[tuple[str, str, Contact]]:
-    """(recipient_role, recipient_ref, contact) for a ladder step's `notify` entry."""
+def recipients_for(repo: Repository, deadline: t.Deadline, role: str, ctx: Context,
+                   now: datetime) -> list[tuple[str, str, Contact]]:
+    """(recipient_role, recipient_ref, contact) for a ladder step's `notify` entry.
+
+    Roles: ``dsl``/``deputy_dsl`` of the deadline's school, ``team_manager`` of the child's allocated team,
+    ``assignee`` (whoever the deadline was assigned to), or a team code from the teams CSV.
+    """
+    if role in ("team_manager", "assignee"):
+        from pipeline.service.missing import assignee_for
+
+        facts = repo.facts_for_child(deadline.child_id, ctx.policy.calendar.local(now).date()) \
+            if deadline.child_id else None
+        if role == "assignee":
+            return [assignee_for(repo, deadline.kind, facts, ctx.policy)]
+        managers = sorted({i.manager_email for i in (facts.involvements if facts else ()) if i.manager_email})
+        if managers:
+            return [("team_manager", email, Contact(email)) for email in managers]
+        return [(FRONT_DOOR_MANAGER, FRONT_DOOR_MANAGER, repo.directory().teams.get(FRONT_DOOR_MANAGER)
+                 or Contact(None))]
     if role in ("dsl", "deputy_dsl") and deadline.school_urn:
         school = repo.school(deadline.school_urn)
         if school is None:
@@ -73,7 +97,8 @@ def recipients_for(repo: Repository, deadline: t.Deadline, role: str) -> list[tu
     return [(role, role, repo.directory().teams.get(role) or Contact(None))]
 
 
-def fire_step(repo: Repository, deadline: t.Deadline, step: dict[str, Any], level: int, now: datetime) -> None:
+def fire_step(repo: Repository, deadline: t.Deadline, step: dict[str, Any], level: int, ctx: Context,
+              now: datetime) -> None:
     subject = _subject(repo, deadline)
     content: dict[str, Any] = {
         "deadline_id": deadline.id, "deadline_kind": deadline.kind, "due_at": deadline.due_at.isoformat(),
@@ -82,7 +107,7 @@ def fire_step(repo: Repository, deadline: t.Deadline, step: dict[str, Any], leve
     if subject is not None:
         content["original"] = json.loads(subject.content_json)
     for role in step["notify"]:
-        for recipient_role, ref, contact in recipients_for(repo, deadline, role):
+        for recipient_role, ref, contact in recipients_for(repo, deadline, role, ctx, now):
             reason = f"{deadline.kind} {step['action']} level {level}"
             if not contact.reachable and recipient_role != FRONT_DOOR:
                 reason = f"no contact on file for {recipient_role}: {reason}"

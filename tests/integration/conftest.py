@@ -53,7 +53,7 @@ class Pipeline:
     def run(self) -> None:
         """Process everything accepted, relay the outbox, and sweep due deadlines, at the clock's now."""
         IntakeConsumer(self.services.store, self.services.ctx, self.clock).run_once(10_000)
-        sweep(self.services.store, self.clock())
+        sweep(self.services.store, self.services.ctx, self.clock())
         relay(self.services.store, self.services.channel, self.services.publisher, self.clock(), batch=10_000)
 
     def get(self, path: str, who: str) -> Any:

@@ -73,6 +73,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_deadline_due_at'), ['due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_deadline_event_id'), ['event_id'], unique=False)
         batch_op.create_index('ix_deadline_sweep', ['state', 'next_step_at'], unique=False)
+        batch_op.create_index('uq_deadline_open_trigger_meeting', ['child_id'], unique=True, sqlite_where=sa.text("kind = 'trigger_meeting' AND state = 'open'"), postgresql_where=sa.text("kind = 'trigger_meeting' AND state = 'open'"))
 
     op.create_table('eherecord',
     sa.Column('row_key', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -136,6 +137,29 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_involvement_upn'), ['upn'], unique=False)
         batch_op.create_index(batch_op.f('ix_involvement_worker_email'), ['worker_email'], unique=False)
 
+    op.create_table('missingepisode',
+    sa.Column('episode_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('child_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('force_code', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('reported_at', pipeline.adapters.tables.UTCDateTime(), nullable=True),
+    sa.Column('last_seen_at', pipeline.adapters.tables.UTCDateTime(), nullable=True),
+    sa.Column('missing_from', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('risk_grade', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('risk_graded_at', pipeline.adapters.tables.UTCDateTime(), nullable=True),
+    sa.Column('exploitation_flags', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('found_at', pipeline.adapters.tables.UTCDateTime(), nullable=True),
+    sa.Column('returned_to', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('safe_and_well_at', pipeline.adapters.tables.UTCDateTime(), nullable=True),
+    sa.Column('return_interview_outcome', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('return_interview_recorded_at', pipeline.adapters.tables.UTCDateTime(), nullable=True),
+    sa.Column('report_event_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('updated_at', pipeline.adapters.tables.UTCDateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('episode_id')
+    )
+    with op.batch_alter_table('missingepisode', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_missingepisode_child_id'), ['child_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_missingepisode_reported_at'), ['reported_at'], unique=False)
+
     op.create_table('notification',
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('event_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -157,7 +181,9 @@ def upgrade() -> None:
     sa.Column('acknowledged_at', pipeline.adapters.tables.UTCDateTime(), nullable=True),
     sa.Column('acknowledged_by', sa.Integer(), nullable=True),
     sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
-    sa.PrimaryKeyConstraint('id')
+    sa.Column('dedupe_key', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('dedupe_key')
     )
     with op.batch_alter_table('notification', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_notification_created_at'), ['created_at'], unique=False)
@@ -220,6 +246,18 @@ def upgrade() -> None:
     sa.Column('ended_at', pipeline.adapters.tables.UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('team')
     )
+    op.create_table('triggermeeting',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('child_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('held_at', pipeline.adapters.tables.UTCDateTime(), nullable=False),
+    sa.Column('outcome', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('event_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('event_id')
+    )
+    with op.batch_alter_table('triggermeeting', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_triggermeeting_child_id'), ['child_id'], unique=False)
+
     op.create_table('user',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -257,6 +295,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_user_email'))
 
     op.drop_table('user')
+    with op.batch_alter_table('triggermeeting', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_triggermeeting_child_id'))
+
+    op.drop_table('triggermeeting')
     op.drop_table('teamcontact')
     op.drop_table('school')
     with op.batch_alter_table('pupil', schema=None) as batch_op:
@@ -278,6 +320,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_notification_created_at'))
 
     op.drop_table('notification')
+    with op.batch_alter_table('missingepisode', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_missingepisode_reported_at'))
+        batch_op.drop_index(batch_op.f('ix_missingepisode_child_id'))
+
+    op.drop_table('missingepisode')
     with op.batch_alter_table('involvement', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_involvement_worker_email'))
         batch_op.drop_index(batch_op.f('ix_involvement_upn'))
@@ -299,6 +346,7 @@ def downgrade() -> None:
 
     op.drop_table('eherecord')
     with op.batch_alter_table('deadline', schema=None) as batch_op:
+        batch_op.drop_index('uq_deadline_open_trigger_meeting', sqlite_where=sa.text("kind = 'trigger_meeting' AND state = 'open'"), postgresql_where=sa.text("kind = 'trigger_meeting' AND state = 'open'"))
         batch_op.drop_index('ix_deadline_sweep')
         batch_op.drop_index(batch_op.f('ix_deadline_event_id'))
         batch_op.drop_index(batch_op.f('ix_deadline_due_at'))

@@ -1,0 +1,252 @@
+"""Pathway 2 rules: missing episodes, return home interviews, trigger meetings and the still-missing ladder.
+
+Pure. An episode is a fold of its events that comes out the same whatever order they arrive in: the
+effective risk grade is the latest by its own timestamp, flags are only ever added, and the found time is
+the found event's. From the folded episode the rules derive who is told and which deadlines should be
+open; the service makes the store match, idempotently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from pipeline.domain.calendar import Duration
+from pipeline.domain.model import (
+    DSL_ROLE,
+    FRONT_DOOR,
+    HEAD_OF_SERVICE,
+    IRO_ROLE,
+    MISSING_COORDINATOR,
+    WORKER_ROLE,
+    ChildFacts,
+    Contact,
+    Directory,
+    PlannedDeadline,
+    PlannedNotification,
+)
+from pipeline.domain.policy import Policy
+from pipeline.domain.self_harm import age_on
+
+PATHWAY = "missing"
+HIGH = "HIGH"
+
+
+@dataclass(frozen=True)
+class Episode:
+    episode_id: str
+    child_id: str | None = None
+    reported_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    missing_from: str | None = None
+    risk_grade: str | None = None
+    risk_graded_at: datetime | None = None
+    flags: frozenset[str] = field(default_factory=frozenset)
+    found_at: datetime | None = None
+    returned_to: str | None = None
+    return_interview_outcome: str | None = None
+
+    @property
+    def reported(self) -> bool:
+        return self.reported_at is not None
+
+    @property
+    def found(self) -> bool:
+        return self.found_at is not None
+
+
+def _later_grade(episode: Episode, grade: str | None, at: datetime) -> Episode:
+    if grade is None:
+        return episode
+    if episode.risk_graded_at is None or at >= episode.risk_graded_at:
+        return replace(episode, risk_grade=grade, risk_graded_at=at)
+    return episode
+
+
+def fold(episode: Episode, event_type: str, record: dict[str, Any]) -> Episode:
+    """Merge one event's facts into the episode. Commutative for the episode's own events."""
+    if event_type == "missing-reported":
+        merged = replace(episode, reported_at=record["reported_at"], last_seen_at=record["last_seen_at"],
+                         missing_from=record["missing_from"],
+                         flags=episode.flags | frozenset(record.get("exploitation_flags") or ()))
+        return _later_grade(merged, record["risk_grade"], record["reported_at"])
+    if event_type == "missing-updated":
+        merged = replace(episode, flags=episode.flags | frozenset(record.get("exploitation_flags") or ()))
+        return _later_grade(merged, record.get("risk_grade"), record["updated_at"])
+    if event_type == "missing-found":
+        return replace(episode, found_at=record["found_at"], returned_to=record["returned_to"])
+    if event_type == "return-interview-recorded":
+        return replace(episode, return_interview_outcome=record["outcome"])
+    return episode
+
+
+def high_risk(episode: Episode, date_of_birth: date | None, policy: Policy) -> bool:
+    """High grade, or a child of 13 or under (configurable) with any exploitation flag."""
+    if episode.risk_grade == HIGH:
+        return True
+    if episode.flags and date_of_birth is not None and episode.reported_at is not None:
+        limit = int(policy.setting("missing", "exploitation_high_risk_max_age", default=13))
+        return age_on(date_of_birth, policy.calendar.local(episode.reported_at).date()) <= limit
+    return False
+
+
+def in_term(policy: Policy, day: date, school_urn: str | None) -> bool:
+    """Inside a term (weekends included), i.e. not within the school's or council's holidays."""
+    config = policy.calendar.config
+    holidays = config.school_term_holidays.get(school_urn or "", config.term_holidays)
+    return not any(period.first <= day <= period.last for period in holidays)
+
+
+def _duration(policy: Policy, *path: str, default: timedelta) -> timedelta:
+    value = policy.setting(*path)
+    if value is None:
+        return default
+    from pipeline.domain.calendar import parse_timescale
+
+    parsed = parse_timescale(value)
+    if not isinstance(parsed, Duration):
+        raise ValueError(f"{'.'.join(path)} must be a plain duration")
+    return parsed.delta
+
+
+def trigger_reason(episode: Episode, is_high: bool, child_episodes: list[Episode], now: datetime,
+                   policy: Policy) -> str | None:
+    """Why this episode needs a trigger meeting, or None."""
+    criteria = policy.setting("missing", "trigger_meeting_criteria", default={}) or {}
+    if not episode.reported:
+        return None
+    if criteria.get("high_risk", True) and is_high:
+        return "high-risk episode"
+    if criteria.get("exploitation_flag", True) and episode.flags:
+        return "exploitation flag"
+    longer = _duration(policy, "missing", "trigger_meeting_criteria", "longer_than", default=timedelta(hours=24))
+    assert episode.last_seen_at is not None
+    if (episode.found_at or now) - episode.last_seen_at > longer:
+        return "missing for more than 24 hours since last seen"
+    needed = int(criteria.get("episodes_in_window", 3))
+    window = _duration(policy, "missing", "trigger_meeting_criteria", "window", default=timedelta(days=30))
+    assert episode.reported_at is not None
+    times = sorted(e.reported_at for e in child_episodes if e.reported_at is not None)
+    for start in (t for t in times if episode.reported_at - window <= t <= episode.reported_at):
+        if sum(1 for t in times if start <= t <= start + window) >= needed:
+            return f"{needed} or more episodes within {window.days} days"
+    return None
+
+
+def _notification(key: str, role: str, ref: str, contact: Contact, reason: str, urgency: str,
+                  content: dict[str, Any], school_urn: str | None = None) -> PlannedNotification:
+    return PlannedNotification(key=key, recipient_role=role, recipient_ref=ref, contact=contact, reason=reason,
+                               urgency=urgency, content=content, school_urn=school_urn)
+
+
+def _team(directory: Directory, code: str) -> Contact:
+    return directory.teams.get(code) or Contact(None)
+
+
+def report_notifications(episode: Episode, facts: ChildFacts | None, is_high: bool, directory: Directory,
+                         policy: Policy) -> list[PlannedNotification]:
+    """Who is told when an episode is reported. Keys are stable, so repeats are recognised."""
+    assert episode.reported_at is not None
+    urgency = "URGENT" if is_high or episode.flags else "ROUTINE"
+    base: dict[str, Any] = {"episode_id": episode.episode_id, "reported_at": episode.reported_at.isoformat(),
+            "last_seen_at": episode.last_seen_at.isoformat() if episode.last_seen_at else None,
+            "risk_grade": episode.risk_grade, "missing_from": episode.missing_from,
+            "exploitation_flags": sorted(episode.flags)}
+    if facts is not None:
+        base["child"] = {"given_name": facts.identity.given_name, "family_name": facts.identity.family_name,
+                         "date_of_birth": facts.identity.date_of_birth.isoformat()}
+    key = f"missing:{episode.episode_id}:reported"
+    planned = [_notification(f"{key}:coordinator", MISSING_COORDINATOR, MISSING_COORDINATOR,
+                             _team(directory, MISSING_COORDINATOR), "child reported missing", urgency, base)]
+    workers = [i for i in (facts.involvements if facts else ()) if i.worker_email]
+    for involvement in workers:
+        planned.append(_notification(f"{key}:worker:{involvement.worker_email}", WORKER_ROLE,
+                                     str(involvement.worker_email), Contact(involvement.worker_email),
+                                     "allocated worker: child reported missing", urgency, base))
+    if not workers:
+        planned.append(_notification(f"{key}:front_door", FRONT_DOOR, FRONT_DOOR, _team(directory, FRONT_DOOR),
+                                     "child reported missing, no allocated worker", urgency, base))
+    for involvement in (facts.involvements if facts else ()):
+        if involvement.status != "CHILD_LOOKED_AFTER":
+            continue
+        if involvement.placing_la:
+            code = f"LA_{involvement.placing_la}"
+            planned.append(_notification(f"{key}:{code}", code, code, _team(directory, code),
+                                         "looked-after child placed here by another council", urgency, base))
+        if involvement.iro_email:
+            planned.append(_notification(f"{key}:iro:{involvement.iro_email}", IRO_ROLE, involvement.iro_email,
+                                         Contact(involvement.iro_email), "independent reviewing officer",
+                                         urgency, base))
+    if is_high or episode.flags:
+        planned.append(_notification(f"{key}:head_of_service", HEAD_OF_SERVICE, HEAD_OF_SERVICE,
+                                     _team(directory, HEAD_OF_SERVICE), "high risk or exploitation: told at once",
+                                     "URGENT", base))
+    planned.extend(school_notifications(episode, facts, policy, "missing"))
+    return planned
+
+
+def school_notifications(episode: Episode, facts: ChildFacts | None, policy: Policy,
+                         what: str) -> list[PlannedNotification]:
+    """During term the school DSL is told only that the pupil is missing, and later found."""
+    if facts is None:
+        return []
+    at = episode.reported_at if what == "missing" else episode.found_at
+    assert at is not None
+    day = policy.calendar.local(at).date()
+    planned = []
+    for enrolment in facts.enrolments:
+        school = enrolment.school
+        if not (school.in_area and school.school_type == "STATE") or not in_term(policy, day, school.urn):
+            continue
+        content = {"pupil": {"given_name": enrolment.identity.given_name,
+                             "family_name": enrolment.identity.family_name,
+                             "date_of_birth": enrolment.identity.date_of_birth.isoformat(), "upn": enrolment.upn},
+                   "status": what}
+        planned.append(_notification(f"missing:{episode.episode_id}:{what}:dsl:{school.urn}", DSL_ROLE, school.urn,
+                                     school.dsl, f"pupil {what}", "ROUTINE", content, school.urn))
+    return planned
+
+
+def found_notifications(episode: Episode, facts: ChildFacts | None, directory: Directory,
+                        policy: Policy) -> list[PlannedNotification]:
+    assert episode.found_at is not None
+    content = {"episode_id": episode.episode_id, "found_at": episode.found_at.isoformat(),
+               "returned_to": episode.returned_to}
+    planned = [_notification(f"missing:{episode.episode_id}:found:coordinator", MISSING_COORDINATOR,
+                             MISSING_COORDINATOR, _team(directory, MISSING_COORDINATOR), "child found", "ROUTINE",
+                             content)]
+    for involvement in (facts.involvements if facts else ()):
+        if involvement.worker_email:
+            planned.append(_notification(f"missing:{episode.episode_id}:found:worker:{involvement.worker_email}",
+                                         WORKER_ROLE, involvement.worker_email, Contact(involvement.worker_email),
+                                         "child found: return home interview due", "ROUTINE", content))
+    if episode.reported:
+        planned.extend(school_notifications(episode, facts, policy, "found"))
+    return planned
+
+
+def episode_deadlines(episode: Episode, is_high: bool, policy: Policy,
+                      became_high_at: datetime | None) -> tuple[list[PlannedDeadline], set[str]]:
+    """The deadlines this episode should have, and the kinds that should now be closed."""
+    wanted: list[PlannedDeadline] = []
+    close: set[str] = set()
+    if episode.reported and not episode.found:
+        assert episode.reported_at is not None and episode.last_seen_at is not None
+        ladder = policy.ladder("still_missing_high_risk" if is_high else "still_missing", episode.reported_at)
+        if ladder:
+            wanted.append(PlannedDeadline("still_missing", "episode", ladder[0].at, ladder))
+        check_due = policy.due("episode_length_check", episode.last_seen_at)
+        wanted.append(PlannedDeadline("episode_length_check", "episode", check_due,
+                                      policy.ladder("episode_length_check", check_due)))
+    if episode.found:
+        close |= {"still_missing", "episode_length_check"}
+        assert episode.found_at is not None
+        due = policy.due("return_interview", episode.found_at)
+        wanted.append(PlannedDeadline("return_interview", "episode", due, policy.ladder("return_interview", due)))
+    if episode.return_interview_outcome is not None:
+        close.add("return_interview")
+    if episode.reported and (is_high or episode.flags) and became_high_at is not None:
+        due = policy.due("strategy_discussion", became_high_at)
+        wanted.append(PlannedDeadline("strategy_discussion", "episode", due, policy.ladder("strategy_discussion", due)))
+    return wanted, close

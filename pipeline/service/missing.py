@@ -1,0 +1,253 @@
+"""Handlers for the missing pathway: fold each event into its episode, then make the store match the rules.
+
+Every handler ends in ``reconcile``: notifications are stored once per stable key and deadlines once per
+(kind, episode), both guarded by unique indexes, so late, repeated or reordered events never send twice
+and never re-open what was closed. Per-child rules (one pending trigger meeting) are enforced by a
+partial unique index and, on PostgreSQL, a row lock on the child taken inside the event's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import col, select
+
+from pipeline.adapters import tables as t
+from pipeline.adapters.repository import SYSTEM, Repository
+from pipeline.domain import missing as rules
+from pipeline.domain.matching import group_people
+from pipeline.domain.model import FRONT_DOOR, ChildFacts, Contact, MatchOutcome, PlannedDeadline, PlannedNotification
+from pipeline.domain.policy import Policy
+from pipeline.service.handlers import Context, store_notification
+from pipeline.service.sweep import close_deadline
+
+PATHWAY = rules.PATHWAY
+
+
+def _episode_of(row: t.MissingEpisode) -> rules.Episode:
+    return rules.Episode(
+        episode_id=row.episode_id, child_id=row.child_id, reported_at=row.reported_at,
+        last_seen_at=row.last_seen_at, missing_from=row.missing_from, risk_grade=row.risk_grade,
+        risk_graded_at=row.risk_graded_at, flags=frozenset(json.loads(row.exploitation_flags)),
+        found_at=row.found_at, returned_to=row.returned_to, return_interview_outcome=row.return_interview_outcome,
+    )
+
+
+def _write_back(row: t.MissingEpisode, episode: rules.Episode, now: datetime) -> None:
+    row.reported_at, row.last_seen_at = episode.reported_at, episode.last_seen_at
+    row.missing_from = episode.missing_from
+    row.risk_grade, row.risk_graded_at = episode.risk_grade, episode.risk_graded_at
+    row.exploitation_flags = json.dumps(sorted(episode.flags))
+    row.found_at, row.returned_to = episode.found_at, episode.returned_to
+    row.return_interview_outcome = episode.return_interview_outcome
+    row.updated_at = now
+
+
+def _episode_row(repo: Repository, episode_id: str) -> t.MissingEpisode:
+    query = select(t.MissingEpisode).where(t.MissingEpisode.episode_id == episode_id)
+    if repo.postgres:
+        query = query.with_for_update()
+    row = repo.session.exec(query).first()
+    if row is None:
+        row = t.MissingEpisode(episode_id=episode_id)
+        if not repo.insert_once(row):  # another worker created it a moment ago: take theirs, locked
+            row = repo.session.exec(query).one()
+    return row
+
+
+def handle_episode_event(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context,
+                         now: datetime) -> None:
+    row = _episode_row(repo, record["episode_id"])
+    before = _episode_of(row)
+    episode = rules.fold(before, event.event_type, record)
+    if event.event_type == "missing-reported":
+        row.force_code = record["force_code"]
+        row.report_event_id = event.event_id
+        if row.child_id is None:
+            row.child_id = _match(repo, event, record, ctx, now)
+    episode = replace(episode, child_id=row.child_id)
+    if event.event_type == "return-interview-recorded":
+        row.return_interview_recorded_at = record["recorded_at"]
+        repo.audit(now, record.get("by_role") or SYSTEM, "acknowledged", record["episode_id"],
+                   f"return interview {record['outcome'].lower().replace('_', ' ')}")
+    _write_back(row, episode, now)
+    repo.session.add(row)
+    event.child_id = row.child_id
+    event.status = "processed"
+    became_high = _became_high_at(before, episode, event, record)
+    reconcile(repo, row, episode, ctx, now, event.event_id, became_high)
+
+
+def _became_high_at(before: rules.Episode, after: rules.Episode, event: t.Event,
+                    record: dict[str, Any]) -> datetime | None:
+    """When this event made the episode high-risk or flagged (the strategy discussion's start), if it did."""
+    if event.event_type == "missing-reported":
+        return record["reported_at"]
+    if event.event_type == "missing-updated" and (after.risk_grade != before.risk_grade or after.flags != before.flags):
+        return record["updated_at"]
+    return None
+
+
+def _match(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context, now: datetime) -> str | None:
+    from pipeline.domain.events import identity_from_record
+
+    identity = identity_from_record(record["child"])
+    day = ctx.policy.calendar.local(record["reported_at"]).date()
+    candidates = repo.candidates(identity, day)
+    decision = ctx.matcher.decide(identity, candidates, urgent=record["risk_grade"] == rules.HIGH)
+    child_id = repo.child_id(decision.person_key) if decision.outcome is MatchOutcome.LINKED and \
+        decision.person_key else None
+    event.match_outcome = decision.outcome.value
+    event.match_json = json.dumps({"score": decision.score, "reason": decision.reason, **decision.breakdown})
+    repo.audit(now, SYSTEM, "matched", event.event_id, f"{decision.outcome.value}: {decision.reason}")
+    if group_people(candidates) and decision.outcome is not MatchOutcome.LINKED:
+        repo.audit(now, SYSTEM, "matched", event.event_id, "not linked: the front door is told")
+    return child_id
+
+
+def _facts(repo: Repository, episode: rules.Episode, ctx: Context) -> ChildFacts | None:
+    if episode.child_id is None or episode.reported_at is None:
+        return None
+    return repo.facts_for_child(episode.child_id, ctx.policy.calendar.local(episode.reported_at).date())
+
+
+def reconcile(repo: Repository, row: t.MissingEpisode, episode: rules.Episode, ctx: Context, now: datetime,
+              event_id: str, became_high_at: datetime | None) -> None:
+    """Make notifications and deadlines match what the rules say this episode should have."""
+    policy = ctx.policy
+    if episode.child_id:
+        repo.lock_child(episode.child_id)
+    facts = _facts(repo, episode, ctx)
+    is_high = rules.high_risk(episode, facts.identity.date_of_birth if facts else None, policy)
+    directory = repo.directory()
+    planned: list[PlannedNotification] = []
+    if episode.reported:
+        planned += rules.report_notifications(episode, facts, is_high, directory, policy)
+    if episode.found:
+        planned += rules.found_notifications(episode, facts, directory, policy)
+    for item in planned:
+        _notify(repo, event_id, item, now)
+
+    wanted, close = rules.episode_deadlines(episode, is_high, policy, became_high_at)
+    existing = {d.kind: d for d in repo.session.exec(
+        select(t.Deadline).where(t.Deadline.subject_id == episode.episode_id)).all()}
+    for kind in close:
+        if kind in existing:
+            close_deadline(repo, existing[kind], now, "episode moved on")
+    for deadline in wanted:
+        current = existing.get(deadline.kind)
+        if current is None:
+            created = repo.add_deadline(deadline, episode.episode_id, now, event_id=event_id,
+                                        child_id=episode.child_id, once=True)
+            if created is not None:
+                _assign(repo, created, episode, facts, policy, event_id, now)
+        elif deadline.kind == "still_missing" and current.state == "open":
+            _replan(current, deadline, now)
+    if facts is not None:
+        raise_trigger_meeting_if_needed(repo, episode, is_high, facts, ctx, now, event_id)
+
+
+def _notify(repo: Repository, event_id: str, item: PlannedNotification, now: datetime) -> None:
+    if not item.contact.reachable and item.recipient_role != FRONT_DOOR:
+        front = repo.directory().teams.get(FRONT_DOOR) or Contact(None)
+        item = replace(item, recipient_role=FRONT_DOOR, recipient_ref=FRONT_DOOR, contact=front,
+                             reason=f"no contact on file for {item.recipient_role}: {item.reason}")
+    store_notification(repo, event_id, item, PATHWAY, now, dedupe_key=item.key)
+
+
+def _replan(row: t.Deadline, planned: PlannedDeadline, now: datetime) -> None:
+    """A re-grade swaps the ladder; rungs already fired stay fired, rungs now passed fire on the next sweep."""
+    steps = [{"at": s.at.isoformat(), "notify": list(s.notify), "action": s.action} for s in planned.steps]
+    if json.loads(row.steps_json) == steps:
+        return
+    row.steps_json = json.dumps(steps)
+    row.due_at = planned.due_at
+    row.next_step_at = planned.steps[row.escalation_level].at if row.escalation_level < len(steps) else None
+
+
+def _assign(repo: Repository, deadline: t.Deadline, episode: rules.Episode, facts: ChildFacts | None,
+            policy: Policy, event_id: str, now: datetime) -> None:
+    """Tell the assignee of a new return interview or strategy discussion deadline."""
+    if deadline.kind not in ("return_interview", "strategy_discussion"):
+        return
+    role, ref, contact = assignee_for(repo, deadline.kind, facts, policy)
+    content = {"episode_id": episode.episode_id, "deadline": deadline.kind, "due_at": deadline.due_at.isoformat()}
+    item = PlannedNotification(key=f"missing:{episode.episode_id}:{deadline.kind}:assigned", recipient_role=role,
+                               recipient_ref=ref, contact=contact, reason=f"{deadline.kind.replace('_', ' ')} due",
+                               urgency="URGENT" if deadline.kind == "strategy_discussion" else "ROUTINE",
+                               content=content, kind="alert")
+    _notify(repo, event_id, item, now)
+
+
+def assignee_for(repo: Repository, kind: str, facts: ChildFacts | None, policy: Policy) -> tuple[str, str, Contact]:
+    """(role, ref, contact) of who a deadline of this kind is assigned to: the return interview to the RHI
+    provider (or the allocated worker where the council says so), the rest to the allocated team."""
+    directory = repo.directory()
+    rhi_assignee = str(policy.setting("missing", "return_interview_assignee", default="RHI_PROVIDER"))
+    involvements = facts.involvements if facts else ()
+    if kind == "return_interview" and rhi_assignee != "worker":
+        return rhi_assignee, rhi_assignee, directory.teams.get(rhi_assignee) or Contact(None)
+    worker = next((i for i in involvements if i.worker_email), None)
+    if kind == "return_interview" and worker is not None:
+        return "worker", str(worker.worker_email), Contact(worker.worker_email)
+    team = next((i.team for i in involvements if i.team), None)
+    if team is not None:
+        return team, team, directory.teams.get(team) or Contact(None)
+    return FRONT_DOOR, FRONT_DOOR, directory.teams.get(FRONT_DOOR) or Contact(None)
+
+
+def raise_trigger_meeting_if_needed(repo: Repository, episode: rules.Episode, is_high: bool, facts: ChildFacts,
+                                    ctx: Context, now: datetime, event_id: str) -> None:
+    child_id = facts.child_id
+    last_held = repo.session.exec(select(t.TriggerMeeting.held_at).where(t.TriggerMeeting.child_id == child_id)
+                                  .order_by(col(t.TriggerMeeting.held_at).desc())).first()
+    if last_held is not None and episode.reported_at is not None and episode.reported_at <= last_held:
+        return  # the meeting already held considered this episode
+    rows = repo.session.exec(select(t.MissingEpisode).where(t.MissingEpisode.child_id == child_id)).all()
+    reason = rules.trigger_reason(episode, is_high, [_episode_of(r) for r in rows], now, ctx.policy)
+    if reason is None:
+        return
+    due = ctx.policy.due("trigger_meeting", now)
+    planned = PlannedDeadline("trigger_meeting", "child", due, ctx.policy.ladder("trigger_meeting", due))
+    created = repo.add_deadline(planned, f"trigger:{episode.episode_id}", now, event_id=event_id,
+                                child_id=child_id, once=True)
+    if created is None:
+        return  # one is already pending for this child (or this episode already raised one)
+    repo.audit(now, SYSTEM, "created", created.id, f"trigger meeting needed: {reason}")
+    role, ref, contact = assignee_for(repo, "trigger_meeting", facts, ctx.policy)
+    item = PlannedNotification(key=f"trigger:{created.id}:assigned", recipient_role=role, recipient_ref=ref,
+                               contact=contact, reason=f"trigger meeting needed: {reason}", urgency="URGENT",
+                               content={"child_id": child_id, "due_at": due.isoformat(), "reason": reason},
+                               kind="alert")
+    _notify(repo, event_id, item, now)
+
+
+def handle_trigger_meeting(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context,
+                           now: datetime) -> None:
+    child_id = record["child_id"]
+    repo.lock_child(child_id)
+    repo.session.add(t.TriggerMeeting(child_id=child_id, held_at=record["held_at"], outcome=record["outcome"],
+                                      event_id=event.event_id))
+    pending = repo.session.exec(select(t.Deadline).where(t.Deadline.kind == "trigger_meeting",
+                                                         t.Deadline.child_id == child_id,
+                                                         t.Deadline.state == "open")).first()
+    if pending is not None:
+        close_deadline(repo, pending, now, "trigger meeting held")
+        repo.audit(now, SYSTEM, "acknowledged", pending.id, "trigger meeting held")
+    event.child_id = child_id
+    event.status = "processed"
+
+
+def check_trigger_meeting(repo: Repository, deadline: t.Deadline, ctx: Context, now: datetime) -> None:
+    """The sweep's check when an episode passes 24 hours since last seen."""
+    row = repo.session.get(t.MissingEpisode, deadline.subject_id)
+    if row is None or row.child_id is None:
+        return
+    episode = _episode_of(row)
+    facts = _facts(repo, episode, ctx)
+    if facts is not None:
+        is_high = rules.high_risk(episode, facts.identity.date_of_birth, ctx.policy)
+        raise_trigger_meeting_if_needed(repo, episode, is_high, facts, ctx, now, deadline.event_id or "")
