@@ -13,6 +13,13 @@ hypothesis_settings.load_profile("ci")
 
 _TIERS = ("unit", "integration", "kafka", "browser")
 _not_run: list[str] = []
+_tier_seconds: dict[str, float] = {}
+_tier_tests: dict[str, set[str]] = {}
+
+
+def _tier_of(nodeid: str) -> str:
+    parts = nodeid.split("/")
+    return parts[1] if len(parts) > 2 and parts[1] in _TIERS else "other"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -25,6 +32,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.skipped or hasattr(report, "wasxfail"):
         _not_run.append(report.nodeid)
+    tier = _tier_of(report.nodeid)
+    _tier_seconds[tier] = _tier_seconds.get(tier, 0.0) + report.duration
+    _tier_tests.setdefault(tier, set()).add(report.nodeid)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -33,6 +43,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for tier in (*_TIERS, "other"):
+        if tier in _tier_seconds:
+            terminalreporter.write_line(
+                f"tier {tier}: {len(_tier_tests[tier])} tests, {_tier_seconds[tier]:.1f} s")
     if _not_run:
         terminalreporter.write_line(
             f"FAILED: {len(_not_run)} test(s) were skipped or xfailed; every test must run:", red=True)
