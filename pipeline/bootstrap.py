@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.adapters.channels import Channel, OutboxFileChannel
+from pipeline.adapters.channels import (
+    Channel,
+    FanOutChannel,
+    OutboxFileChannel,
+    SmtpChannel,
+    TwilioSmsChannel,
+    WebhookChannel,
+)
 from pipeline.adapters.publisher import FilePublisher, Publisher
 from pipeline.adapters.store import Store
 from pipeline.service.handlers import Context
@@ -53,6 +60,19 @@ def var_dir(settings: Settings) -> Path:
     return PROJECT_ROOT / "var"
 
 
+def build_channel(settings: Settings) -> Channel:
+    """The outbox file always; email, SMS and webhook where settings configure them."""
+    channels: list[Channel] = [OutboxFileChannel(var_dir(settings) / "outbox", settings.public_url)]
+    if settings.smtp_host:
+        channels.append(SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.public_url))
+    if settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from:
+        channels.append(TwilioSmsChannel(settings.twilio_account_sid, settings.twilio_auth_token,
+                                         settings.twilio_from, settings.public_url, settings.twilio_base_url))
+    if settings.webhook_url:
+        channels.append(WebhookChannel(settings.webhook_url, settings.public_url))
+    return channels[0] if len(channels) == 1 else FanOutChannel(channels, settings.public_url)
+
+
 def build(settings: Settings, *, migrate: bool = True) -> Services:
     store = Store(settings.database_url)
     if migrate:
@@ -60,6 +80,6 @@ def build(settings: Settings, *, migrate: bool = True) -> Services:
     ctx = Context.build(settings.rules)
     runtime = settings.rules.get("runtime", {})
     intake = Intake(store, max_body_bytes=int(runtime.get("max_body_bytes", 65536)))
-    channel = OutboxFileChannel(var_dir(settings) / "outbox", settings.public_url)
+    channel = build_channel(settings)
     publisher = FilePublisher(var_dir(settings) / "topics")
     return Services(settings=settings, store=store, ctx=ctx, intake=intake, channel=channel, publisher=publisher)

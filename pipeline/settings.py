@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     demo: bool = False
     log_level: str = "INFO"
     public_url: str = "http://127.0.0.1:8000"
+    # Delivery channels beyond the always-on outbox file; each is off until configured.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "safeguarding-notifications@localhost"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_from: str | None = None
+    twilio_base_url: str | None = None  # a local fake in tests; unset means Twilio's own API
+    webhook_url: str | None = None
 
     @cached_property
     def rules(self) -> dict[str, Any]:
