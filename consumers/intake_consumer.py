@@ -43,19 +43,33 @@ class IntakeConsumer:
             return [seq for seq in rows if seq is not None]
 
     def run_once(self, limit: int = 200) -> int:
-        """Process up to ``limit`` accepted events; returns how many were handled."""
+        """Process up to ``limit`` accepted events; returns how many were handled.
+
+        The batch shares one transaction (one commit, one fsync) and each event runs inside its own
+        savepoint, so an event's effects and its processed mark still commit or roll back together, and one
+        failing event is rolled back alone and dead-lettered while the rest of the batch commits.
+        """
+        failed: list[tuple[int, Exception]] = []
         handled = 0
-        for seq in self.pending(limit):
-            try:
-                with self.store.transaction() as session:
-                    event = session.get(t.Event, seq)
-                    if event is None or event.status != "accepted":
-                        continue  # another consumer took it
-                    process(Repository(session, postgres=self.store.is_postgres), event, self.ctx, self.clock())
-                handled += 1
-            except Exception as error:  # noqa: BLE001 - one bad event must never stop the pipeline
-                self._dead_letter(seq, error)
-        return handled
+        seqs = self.pending(limit)
+        if not seqs:
+            return 0
+        with self.store.transaction() as session:
+            repo = Repository(session, postgres=self.store.is_postgres)
+            for seq in seqs:
+                try:
+                    with session.begin_nested():
+                        event = session.get(t.Event, seq)
+                        if event is None or event.status != "accepted":
+                            continue  # another consumer took it
+                        process(repo, event, self.ctx, self.clock())
+                    handled += 1
+                except Exception as error:  # noqa: BLE001 - one bad event must never stop the pipeline
+                    session.expire_all()
+                    failed.append((seq, error))
+        for seq, error in failed:
+            self._dead_letter(seq, error)
+        return handled + len(failed)
 
     def _dead_letter(self, seq: int, error: Exception) -> None:
         log.exception("event seq %s failed in its handler (%s); dead-lettered", seq, type(error).__name__)

@@ -86,7 +86,7 @@ class Repository:
         for pupil in self.session.exec(blocking(t.Pupil)).all():
             if not _on_roll(pupil, day):
                 continue
-            school = self.school(pupil.school_urn)
+            school = self.school(pupil.school_urn) if identity.school_name else None  # only to compare names
             found.append(Candidate("pupil", pupil.upn, _pupil_identity(pupil), upn=pupil.upn,
                                    school_urn=pupil.school_urn, school_name=school.name if school else None))
         for ehe in self.session.exec(blocking(t.EheRecord)).all():
