@@ -67,12 +67,13 @@ class IntakeConsumer:
                 except Exception as error:  # noqa: BLE001 - one bad event must never stop the pipeline
                     session.expire_all()
                     failed.append((seq, error))
-        for seq, error in failed:
-            self._dead_letter(seq, error)
+        for failed_seq, failure in failed:
+            self._dead_letter(failed_seq, failure)
         return handled + len(failed)
 
     def _dead_letter(self, seq: int, error: Exception) -> None:
-        log.exception("event seq %s failed in its handler (%s); dead-lettered", seq, type(error).__name__)
+        # Only the type: an exception's text (a database error's parameters, say) can carry personal data.
+        log.error("event seq %s failed in its handler (%s); dead-lettered", seq, type(error).__name__)
         with self.store.transaction() as session:
             event = session.get(t.Event, seq)
             if event is None:
@@ -87,8 +88,8 @@ class IntakeConsumer:
         while not stop.is_set():
             try:
                 busy = self.run_once()
-            except Exception:  # noqa: BLE001 - e.g. the database briefly locked; try again
-                log.exception("intake consumer loop error")
+            except Exception as error:  # noqa: BLE001 - e.g. the database briefly locked; try again
+                log.error("intake consumer loop error (%s)", type(error).__name__)
                 busy = 0
             if not busy:
                 self.wake.wait(poll_seconds)

@@ -15,7 +15,6 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
-from sqlalchemy import and_
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
@@ -24,7 +23,7 @@ from pipeline.adapters.repository import Repository
 from pipeline.bootstrap import Services
 from pipeline.domain.model import FRONT_DOOR, Role
 from pipeline.service import casework
-from pipeline.service.access import NOTIFICATION_READERS, may_acknowledge, notification_scope
+from pipeline.service.access import NOTIFICATION_READERS, may_acknowledge, notification_scope, visible_notification
 from pipeline.service.intake import Submission
 from pipeline.service.users import user_for_token
 
@@ -208,8 +207,7 @@ def create_app(services: Services) -> FastAPI:
     def _visible(s: Session, user: t.User, notification_id: str) -> t.Notification:
         if user.role not in NOTIFICATION_READERS:
             raise forbidden()
-        row = s.exec(select(t.Notification).where(and_(col(t.Notification.id) == notification_id,
-                                                       notification_scope(user)))).first()
+        row = visible_notification(s, user, notification_id)
         if row is None:
             raise not_found()
         return row

@@ -14,7 +14,6 @@ from typing import Any
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import DictLoader, Environment, select_autoescape
-from sqlalchemy import and_
 from sqlmodel import col, select
 
 from pipeline.adapters import tables as t
@@ -22,7 +21,7 @@ from pipeline.adapters.repository import Repository
 from pipeline.bootstrap import Services
 from pipeline.domain.model import Role
 from pipeline.service import casework
-from pipeline.service.access import may_acknowledge, notification_scope
+from pipeline.service.access import may_acknowledge, notification_scope, visible_notification
 from pipeline.service.users import check_password, issue_token
 
 _BASE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{ title }} - Safeguarding</title>
@@ -115,8 +114,7 @@ def add_web_routes(app: FastAPI, services: Services, current_user: Callable[...,
         if user is None:
             return RedirectResponse("/login", status_code=303)
         with services.store.transaction() as s:
-            row = s.exec(select(t.Notification).where(and_(col(t.Notification.id) == notification_id,
-                                                           notification_scope(user)))).first()
+            row = visible_notification(s, user, notification_id)
             if row is None:
                 return _page("list.html", 404, title="Not found", user=user, rows=[])
             casework.record_view(Repository(s), row, user.email, services.clock())
@@ -129,8 +127,7 @@ def add_web_routes(app: FastAPI, services: Services, current_user: Callable[...,
         if user is None:
             return RedirectResponse("/login", status_code=303)
         with services.store.transaction() as s:
-            row = s.exec(select(t.Notification).where(and_(col(t.Notification.id) == notification_id,
-                                                           notification_scope(user)))).first()
+            row = visible_notification(s, user, notification_id)
             if row is None or not may_acknowledge(user, row) or user.id is None:
                 return _page("list.html", 404, title="Not found", user=user, rows=[])
             with contextlib.suppress(casework.CaseworkError):  # a withheld item: the page shows its state

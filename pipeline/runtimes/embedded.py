@@ -34,15 +34,15 @@ class EmbeddedRuntime:
     def sweep_once(self) -> None:
         try:
             sweep(self.services.store, self.services.ctx, self.services.clock())
-        except Exception:  # noqa: BLE001 - the next interval tries again
-            log.exception("deadline sweep failed")
+        except Exception as error:  # noqa: BLE001 - the next interval tries again
+            log.error("deadline sweep failed (%s)", type(error).__name__)  # type only: no personal data
 
     def relay_once(self) -> None:
         try:
             while relay(self.services.store, self.services.channel, self.services.publisher, self.services.clock()):
                 pass
-        except Exception:  # noqa: BLE001
-            log.exception("outbox relay failed")
+        except Exception as error:  # noqa: BLE001 - the next interval tries again
+            log.error("outbox relay failed (%s)", type(error).__name__)
 
     def start_background(self) -> None:
         runtime = self.services.settings.rules.get("runtime", {})

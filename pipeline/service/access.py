@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import and_, false, true
-from sqlmodel import col
+from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
 from pipeline.domain.model import Role
@@ -47,3 +47,9 @@ def may_acknowledge(user: t.User, row: t.Notification) -> bool:
     if user.role == Role.TEAM:
         return row.recipient_role == user.team
     return False
+
+
+def visible_notification(session: Session, user: t.User, notification_id: str) -> t.Notification | None:
+    """The notification if this user may see it; None when it does not exist or is out of scope alike."""
+    return session.exec(select(t.Notification).where(and_(col(t.Notification.id) == notification_id,
+                                                          notification_scope(user)))).first()
