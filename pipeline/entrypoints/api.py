@@ -7,6 +7,7 @@ scope is answered exactly as not found. Error bodies name fields, never values.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any
@@ -27,6 +28,7 @@ from pipeline.service.access import NOTIFICATION_READERS, may_acknowledge, notif
 from pipeline.service.intake import Submission
 from pipeline.service.users import user_for_token
 
+log = logging.getLogger(__name__)
 NOT_FOUND = {"detail": "not found"}
 SESSION_COOKIE = "safeguard_session"
 
@@ -100,6 +102,13 @@ def create_app(services: Services) -> FastAPI:
     def _api_error(_: Request, error: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
         return JSONResponse(error.body, status_code=error.status, headers=headers)
+
+    @app.exception_handler(Exception)
+    def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        # Type and route only: an exception's text can carry personal data (e.g. a database error's values).
+        route = request.scope.get("route")
+        log.error("unexpected %s on %s %s", type(error).__name__, request.method, getattr(route, "path", "?"))
+        return JSONResponse({"detail": "internal error"}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
