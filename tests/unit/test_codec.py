@@ -1,0 +1,175 @@
+"""The one Avro codec: golden bytes and fingerprints from the `avro` reference package, round trips, errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import string
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import avro.io
+import avro.schema
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline import codec
+
+pytestmark = pytest.mark.unit
+
+GOLDEN_RECORD: dict[str, Any] = {
+    "event_id": "6f1c2a9e-8d7b-4c3a-9f2e-1a2b3c4d5e6f", "attendance_id": "ED-0001", "hospital_ods_code": "RXX01",
+    "arrived_at": datetime(2026, 11, 24, 20, 0, tzinfo=UTC),
+    "child": {"nhs_number": None, "given_name": "Test", "family_name": "Child", "date_of_birth": date(2013, 5, 14),
+              "sex": "F", "postcode": "NS1 2AB", "school_name": None},
+    "admitted": False, "risk_summary": "safety plan", "exploitation_screening": "NO_CONCERN", "consent": "GIVEN",
+    "shared_without_consent_reason": None, "clinician_contact": "nurse",
+}
+# Produced once with the `avro` package's DatumWriter (not by the code under test) and pinned here.
+GOLDEN_BODY_HEX = (
+    "4836663163326139652d386437622d346333612d396632652d3161326233633464356536660e45442d303030310a5258583031"
+    "80c0a5fce4c2b0060008546573740a4368696c64bef70102020e4e53312032414200001673616665747920706c616e0200000a"
+    "6e75727365"
+)
+# CRC-64-AVRO of the spec's Parsing Canonical Form, computed with the `avro` package's Rabin function.
+GOLDEN_FINGERPRINT_HEX = "2660805db9e88c8a"
+
+
+def avro_body(name: str, record: dict[str, Any]) -> bytes:
+    schema = avro.schema.parse(codec.schema_path(name).read_text())
+    buffer = io.BytesIO()
+    avro.io.DatumWriter(schema).write(record, avro.io.BinaryEncoder(buffer))
+    return buffer.getvalue()
+
+
+def test_golden_body_is_what_the_reference_implementation_writes() -> None:
+    assert avro_body("self-harm-attendance", GOLDEN_RECORD).hex() == GOLDEN_BODY_HEX
+    assert codec.encode_body("self-harm-attendance", GOLDEN_RECORD).hex() == GOLDEN_BODY_HEX
+
+
+def test_single_object_encoding_golden_bytes() -> None:
+    encoded = codec.encode("self-harm-attendance", GOLDEN_RECORD)
+    assert encoded.hex() == "c301" + GOLDEN_FINGERPRINT_HEX + GOLDEN_BODY_HEX
+    name, decoded = codec.decode(encoded)
+    assert name == "self-harm-attendance" and decoded == GOLDEN_RECORD
+
+
+def test_fingerprint_matches_the_avro_package() -> None:
+    from fastavro.schema import to_parsing_canonical_form
+
+    raw = json.loads(codec.schema_path("self-harm-attendance").read_text())
+    pcf = to_parsing_canonical_form(raw).encode()
+    assert avro.schema._crc_64_fingerprint(pcf).hex() == GOLDEN_FINGERPRINT_HEX
+    assert codec.fingerprint("self-harm-attendance").hex() == GOLDEN_FINGERPRINT_HEX
+    # Without logical types the two packages agree on the canonical form itself, so the whole
+    # fingerprint comes from `avro` end to end.
+    plain = {"type": "record", "name": "Plain", "namespace": "uk.gov.safeguard", "doc": "ignored",
+             "fields": [{"name": "a", "type": "string"}, {"name": "b", "type": ["null", "long"], "default": None}]}
+    assert codec.fingerprint_of(plain) == avro.schema.parse(json.dumps(plain)).fingerprint("CRC-64-AVRO")
+
+
+def test_every_schema_has_a_distinct_fingerprint() -> None:
+    names = (*codec.EVENT_TYPES, *codec.OUTPUT_TYPES)
+    assert len({codec.fingerprint(name) for name in names}) == len(names)
+
+
+names = st.text(alphabet=string.ascii_letters + " '-", min_size=1, max_size=20)
+instants = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
+                        timezones=st.sampled_from([UTC])).map(lambda d: d.replace(microsecond=d.microsecond))
+
+
+@given(given_name=names, family=names, born=st.dates(min_value=date(2000, 1, 1), max_value=date(2030, 1, 1)),
+       arrived=instants, offset=st.integers(min_value=-12, max_value=14), nhs=st.none() | st.from_regex(
+           r"\A[0-9]{10}\Z"), admitted=st.booleans(), summary=st.text(max_size=200),
+       screening=st.sampled_from(["NOT_SCREENED", "NO_CONCERN", "CONCERN"]),
+       consent=st.sampled_from(["GIVEN", "REFUSED", "NOT_SOUGHT"]), reason=st.none() | st.text(max_size=50))
+def test_self_harm_round_trip(given_name: str, family: str, born: date, arrived: datetime, offset: int,
+                              nhs: str | None, admitted: bool, summary: str, screening: str, consent: str,
+                              reason: str | None) -> None:
+    from datetime import timezone
+
+    local = arrived.astimezone(timezone(timedelta(hours=offset)))
+    plain = {
+        "event_id": "0b7e1d1e-2f0c-4b8a-9a57-1f5c9f0e6a11", "attendance_id": "A", "hospital_ods_code": "R",
+        "arrived_at": local.isoformat(),
+        "child": {"nhs_number": nhs, "given_name": given_name, "family_name": family,
+                  "date_of_birth": born.isoformat(), "sex": "U", "postcode": None, "school_name": None},
+        "admitted": admitted, "risk_summary": summary, "exploitation_screening": screening, "consent": consent,
+        "shared_without_consent_reason": reason, "clinician_contact": "c",
+    }
+    record = codec.from_json("self-harm-attendance", plain)
+    name, decoded = codec.decode(codec.encode("self-harm-attendance", record))
+    assert name == "self-harm-attendance"
+    back = codec.to_json(name, decoded)
+    assert datetime.fromisoformat(back["arrived_at"]) == local
+    assert {k: v for k, v in back.items() if k != "arrived_at"} == {k: v for k, v in plain.items() if k != "arrived_at"}
+    assert codec.record_hash(name, decoded) == codec.record_hash(name, record)
+
+
+@given(flags=st.lists(st.sampled_from(["CSE", "CCE", "COUNTY_LINES", "TRAFFICKING"]), max_size=4),
+       grade=st.sampled_from(["NO_APPARENT_RISK", "LOW", "MEDIUM", "HIGH"]), seen=instants)
+def test_missing_reported_round_trip(flags: list[str], grade: str, seen: datetime) -> None:
+    plain = {"event_id": "0b7e1d1e-2f0c-4b8a-9a57-1f5c9f0e6a11", "episode_id": "E1", "force_code": "NS",
+             "reported_at": (seen + timedelta(hours=2)).isoformat(), "last_seen_at": seen.isoformat(),
+             "child": {"nhs_number": None, "given_name": "A", "family_name": "B", "date_of_birth": "2012-01-01",
+                       "sex": "M", "postcode": None, "school_name": None},
+             "risk_grade": grade, "missing_from": "HOME", "exploitation_flags": flags}
+    record = codec.from_json("missing-reported", plain)
+    assert codec.to_json("missing-reported", codec.decode(codec.encode("missing-reported", record))[1]) == plain
+
+
+SECRET = "Zebedee-Quixote-9990000018"
+
+
+def valid() -> dict[str, Any]:
+    return codec.to_json("self-harm-attendance", GOLDEN_RECORD)
+
+
+@pytest.mark.parametrize("change,field,message", [
+    ({"arrived_at": "2026-11-24T20:00:00"}, "arrived_at", "offset"),
+    ({"consent": SECRET}, "consent", "must be one of"),
+    ({"admitted": SECRET}, "admitted", "true or false"),
+    ({"risk_summary": None}, "risk_summary", "must be a string"),
+    ({"event_id": SECRET}, "event_id", "UUID"),
+    ({"extra": SECRET}, "extra", "unknown field"),
+    ({"child": {"given_name": SECRET}}, "child.family_name", "required"),
+    ({"child": SECRET}, "child", "object"),
+])
+def test_invalid_json_names_the_field_never_the_value(change: dict[str, Any], field: str, message: str) -> None:
+    with pytest.raises(codec.CodecError) as caught:
+        codec.from_json("self-harm-attendance", {**valid(), **change})
+    assert any(e.field == field and message in e.message for e in caught.value.errors), caught.value.errors
+    assert SECRET not in str(caught.value) and all(SECRET not in e.message for e in caught.value.errors)
+
+
+def test_missing_field_and_all_errors_reported_together() -> None:
+    broken = valid()
+    del broken["clinician_contact"]
+    broken["consent"] = "MAYBE"
+    with pytest.raises(codec.CodecError) as caught:
+        codec.from_json("self-harm-attendance", broken)
+    assert {e.field for e in caught.value.errors} == {"clinician_contact", "consent"}
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"\x00\x01garbage", b"\xc3\x01" + b"\xff" * 8 + b"\x00",
+    b"\xc3\x01" + bytes.fromhex(GOLDEN_FINGERPRINT_HEX) + bytes.fromhex(GOLDEN_BODY_HEX)[:20],
+    b"\xc3\x01" + bytes.fromhex(GOLDEN_FINGERPRINT_HEX) + bytes.fromhex(GOLDEN_BODY_HEX) + b"\x00",
+])
+def test_bad_bytes_are_a_codec_error(data: bytes) -> None:
+    with pytest.raises(codec.CodecError):
+        codec.decode(data)
+
+
+def test_decode_refuses_another_event_types_bytes() -> None:
+    with pytest.raises(codec.CodecError):
+        codec.decode(codec.encode("self-harm-attendance", GOLDEN_RECORD), expected="missing-reported")
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_never_raise_anything_but_codec_error(data: bytes) -> None:
+    try:
+        codec.decode(b"\xc3\x01" + bytes.fromhex(GOLDEN_FINGERPRINT_HEX) + data)
+    except codec.CodecError:
+        pass
