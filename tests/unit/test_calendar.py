@@ -103,7 +103,8 @@ def test_clock_changes() -> None:
     assert CAL.resolve(Duration(timedelta(hours=24)), utc(2026, 3, 28, 12, 0)) == utc(2026, 3, 29, 12, 0)
     # Last Sunday of October 2026 (25th) falls in half term: the school day after is 2 November, GMT.
     assert CAL.resolve(SchoolDays(1, NOON), utc(2026, 10, 23, 16, 0)) == utc(2026, 11, 2, 12, 0)
-    assert CAL.add_working_hours(utc(2026, 10, 23, 15, 0), 2) == utc(2026, 10, 26, 9, 0)  # 15:00 UTC=16:00 BST
+    # 16:00 BST Friday: one hour that day, one on Monday after the change (09:00-10:00 GMT).
+    assert CAL.add_working_hours(utc(2026, 10, 23, 15, 0), 2) == utc(2026, 10, 26, 10, 0)
 
 
 def test_naive_times_are_rejected() -> None:
