@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -20,6 +22,19 @@ from pipeline.service.relay import relay
 from pipeline.service.sweep import sweep
 
 log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which would end the process by the
+    signal before our own clean-up runs; we have shut down cleanly, so we exit 0 instead."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals.clear()
 
 
 class EmbeddedRuntime:
@@ -71,7 +86,7 @@ class EmbeddedRuntime:
     def serve(self, host: str, port: int) -> None:
         """Run until SIGINT or SIGTERM (uvicorn handles both), then stop cleanly."""
         app = create_app(self.services)
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+        server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
         self.start_background()
         try:
             server.run()
