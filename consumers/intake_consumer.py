@@ -42,7 +42,7 @@ class IntakeConsumer:
                                 .order_by(col(t.Event.seq)).limit(limit)).all()
             return [seq for seq in rows if seq is not None]
 
-    def run_once(self, limit: int = 200) -> int:
+    def run_once(self, limit: int = 16) -> int:
         """Process up to ``limit`` accepted events; returns how many were handled.
 
         The batch shares one transaction (one commit, one fsync) and each event runs inside its own

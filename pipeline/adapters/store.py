@@ -7,6 +7,7 @@ in WAL mode with ``synchronous=FULL``, so a commit is on disk when it returns.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,6 +72,9 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        # SQLite has one writer at a time, and its busy handler waits by sleeping in growing steps; queueing
+        # this process's writers on a lock instead hands the database over the moment it is free.
+        self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
 
     @property
     def is_postgres(self) -> bool:
@@ -81,6 +85,15 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
+        if self._write_lock is None:
+            with self._transaction() as session:
+                yield session
+            return
+        with self._write_lock, self._transaction() as session:
+            yield session
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session:
             session.connection(execution_options={"sqlite_immediate": True})
             try:

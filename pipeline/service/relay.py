@@ -24,7 +24,7 @@ from pipeline.service.handlers import DELIVERIES
 log = logging.getLogger(__name__)
 
 
-def relay(store: Store, channel: Channel, publisher: Publisher, now: datetime, batch: int = 200) -> int:
+def relay(store: Store, channel: Channel, publisher: Publisher, now: datetime, batch: int = 32) -> int:
     """Relay up to ``batch`` rows; returns how many were relayed."""
     with store.transaction() as session:
         query = (select(t.Outbox).where(col(t.Outbox.relayed_at).is_(None))
