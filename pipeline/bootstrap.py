@@ -53,6 +53,8 @@ def configure_logging(settings: Settings) -> None:
 
 
 def var_dir(settings: Settings) -> Path:
+    if settings.var_dir is not None:
+        return settings.var_dir
     if settings.is_sqlite:
         path = settings.database_url.split("///", 1)[-1]
         if path and path != ":memory:":

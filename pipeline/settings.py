@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     demo: bool = False
     log_level: str = "INFO"
     public_url: str = "http://127.0.0.1:8000"
+    var_dir: Path | None = None  # outbox messages and topic files; default: beside the SQLite file, else var/
     # Delivery channels beyond the always-on outbox file; each is off until configured.
     smtp_host: str | None = None
     smtp_port: int = 25

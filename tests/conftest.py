@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,3 +57,40 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"FAILED: {len(_not_run)} test(s) were skipped or xfailed; every test must run:", red=True)
         for nodeid in _not_run:
             terminalreporter.write_line(f"  {nodeid}")
+
+
+SERVICES_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "services" / "services.py"
+
+
+@pytest.fixture(scope="session")
+def real_services() -> Iterator[dict[str, str]]:
+    """A real PostgreSQL (and Kafka) on loopback, started once per run by scripts/services/services.py.
+
+    Never skipped: if a service cannot start, every test that needs it fails with the reason.
+    """
+    env = {**os.environ, "SAFEGUARD_SERVICES_DIR": os.environ.get(
+        "SAFEGUARD_TEST_SERVICES_DIR", f"/tmp/safeguard-test-services-{os.getuid()}")}
+    started = subprocess.run([sys.executable, str(SERVICES_SCRIPT), "start"], env=env, capture_output=True,
+                             text=True, timeout=900)
+    if started.returncode != 0:
+        raise RuntimeError(f"could not start PostgreSQL and Kafka for the tests:\n{started.stderr[-3000:]}")
+    printed = subprocess.run([sys.executable, str(SERVICES_SCRIPT), "env"], env=env, capture_output=True,
+                             text=True, check=True).stdout
+    values = dict(line.removeprefix("export ").split("=", 1) for line in printed.splitlines() if "=" in line)
+    yield values
+    # Left running on purpose: `make services-stop` (or the next boot) stops them; a second run reuses them.
+
+
+@pytest.fixture
+def postgres_url(real_services: dict[str, str]) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, owned by the application's role."""
+    import psycopg
+
+    admin = real_services["SAFEGUARD_POSTGRES_ADMIN_URL"].replace("+psycopg", "")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" OWNER safeguard')
+    base = real_services["SAFEGUARD_DATABASE_URL"].rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -11,12 +11,12 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
-from pipeline.domain.matching import normalise_name, swapped_dates
+from pipeline.domain.matching import exact_identity, normalise_name, swapped_dates
 from pipeline.domain.model import (
     Candidate,
     ChildFacts,
@@ -130,8 +130,8 @@ class Repository:
         if row is not None:
             return row.child_id
         row = t.Child(child_id=new_id(), person_key=person_key)
-        self.session.add(row)
-        self.session.flush()
+        if not self.insert_once(row):  # another transaction created it a moment ago: use theirs
+            return self.session.exec(select(t.Child.child_id).where(t.Child.person_key == person_key)).one()
         return row.child_id
 
     # ---- effects ---------------------------------------------------------------------------------
@@ -181,8 +181,16 @@ class Repository:
             if pupil is not None:
                 members.append(Candidate("pupil", pupil.upn, _pupil_identity(pupil), upn=pupil.upn,
                                          school_urn=pupil.school_urn))
-            members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
-                        for inv in self.session.exec(select(t.Involvement).where(t.Involvement.upn == value)).all()]
+                # Involvements recorded without a UPN but with exactly this pupil's identity are theirs too.
+                members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
+                            for inv in self.session.exec(select(t.Involvement).where(
+                                col(t.Involvement.ended_at).is_(None), or_(
+                                    col(t.Involvement.upn) == value,
+                                    and_(col(t.Involvement.upn).is_(None),
+                                         col(t.Involvement.family_key) == pupil.family_key,
+                                         col(t.Involvement.date_of_birth) == pupil.date_of_birth)))).all()
+                            if inv.upn == value or exact_identity(_pupil_identity(inv)) ==
+                            exact_identity(_pupil_identity(pupil))]
         elif kind == "nhs":
             members += [Candidate("involvement", inv.row_key, _pupil_identity(inv))
                         for inv in self.session.exec(select(t.Involvement).where(

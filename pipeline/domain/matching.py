@@ -183,6 +183,29 @@ def person_key(candidate: Candidate) -> str:
     return f"{candidate.source}:{candidate.record_key}"
 
 
+def exact_identity(identity: Identity) -> tuple[str, str, date]:
+    return normalise_name(identity.given_name), normalise_name(identity.family_name), identity.date_of_birth
+
+
+def _merge_exact_identities(groups: dict[str, list[Candidate]]) -> None:
+    """A social-care or home-education record with no UPN joins the one roll record whose names and date of
+    birth are exactly its own (social care often records no UPN). Never on a near match, never when two roll
+    records would qualify, and never across different NHS numbers: twins stay apart."""
+    with_upn = {root: members for root, members in groups.items() if any(m.upn for m in members)}
+    for root, members in list(groups.items()):
+        if root in with_upn:
+            continue
+        identities = {exact_identity(m.identity) for m in members}
+        numbers = {m.identity.nhs_number for m in members if m.identity.nhs_number}
+        if len(identities) != 1:
+            continue
+        matches = [other for other, pupils in with_upn.items()
+                   if {exact_identity(p.identity) for p in pupils} & identities
+                   and not (numbers and {p.identity.nhs_number for p in pupils if p.identity.nhs_number} - numbers)]
+        if len(matches) == 1:
+            groups[matches[0]].extend(groups.pop(root))
+
+
 def group_people(candidates: Iterable[Candidate]) -> dict[str, list[Candidate]]:
     """Group records of the same person (shared UPN or NHS number) under one person key."""
     parent: dict[str, str] = {}
@@ -203,6 +226,7 @@ def group_people(candidates: Iterable[Candidate]) -> dict[str, list[Candidate]]:
     groups: dict[str, list[Candidate]] = {}
     for candidate in items:
         groups.setdefault(find(person_key(candidate)), []).append(candidate)
+    _merge_exact_identities(groups)
     # Name each group by its most stable key: a UPN where there is one.
     named: dict[str, list[Candidate]] = {}
     for members in groups.values():

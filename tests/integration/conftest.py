@@ -74,16 +74,18 @@ USERS = {
 }
 
 
-def make_settings(tmp_path: Path, overrides: dict[str, Any] | None = None) -> Settings:
+def make_settings(tmp_path: Path, overrides: dict[str, Any] | None = None,
+                  database_url: str | None = None) -> Settings:
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(overrides or {}), encoding="utf-8")
-    return Settings(database_url=f"sqlite:///{tmp_path / 'safeguard.db'}", config=config,
-                    public_url="http://127.0.0.1:8000")
+    return Settings(database_url=database_url or f"sqlite:///{tmp_path / 'safeguard.db'}", config=config,
+                    public_url="http://127.0.0.1:8000", var_dir=tmp_path / "var")
 
 
-def start_pipeline(tmp_path: Path, overrides: dict[str, Any] | None = None) -> Pipeline:
+def start_pipeline(tmp_path: Path, overrides: dict[str, Any] | None = None,
+                   database_url: str | None = None) -> Pipeline:
     clock = Clock()
-    services = build(make_settings(tmp_path, overrides))
+    services = build(make_settings(tmp_path, overrides, database_url))
     services.clock = clock
     with services.store.transaction() as session:
         for kind, text in REFERENCE.items():
@@ -96,8 +98,10 @@ def start_pipeline(tmp_path: Path, overrides: dict[str, Any] | None = None) -> P
     return Pipeline(services, TestClient(create_app(services)), clock, tokens)
 
 
-@pytest.fixture
-def pipeline(tmp_path: Path) -> Iterator[Pipeline]:
-    p = start_pipeline(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pipeline]:
+    """The store port's contract: every test using this runs against SQLite and against real PostgreSQL."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    p = start_pipeline(tmp_path, database_url=url)
     yield p
     p.services.store.dispose()

@@ -103,3 +103,19 @@ def test_breakdown_never_names_the_person() -> None:
     text = str(decision.breakdown)
     for value in ("Amelia", "Hartley", "9990000018", "A1", "NS1"):
         assert value not in text
+
+
+def test_a_social_care_record_without_upn_joins_the_roll_record_with_exactly_its_identity() -> None:
+    pupil = replace(AMELIA, nhs_number=None)
+    social_care = Candidate("involvement", "r9", pupil)  # no UPN, no NHS number
+    decision = MATCHER.decide(pupil, [ROLL_AMELIA, social_care], urgent=False)
+    assert decision.outcome is MatchOutcome.LINKED and decision.person_key == "upn:A1"
+
+
+def test_a_near_identity_without_upn_stays_apart_and_goes_to_review() -> None:
+    pupil = replace(AMELIA, nhs_number=None)
+    near = Candidate("involvement", "r9", replace(pupil, given_name="Amelie"))
+    assert decide(pupil, ROLL_AMELIA, near) is MatchOutcome.LINKED  # the exact one wins over a similar one
+    twin_roll = Candidate("pupil", "A2", replace(pupil, given_name="Amelie"), upn="A2")
+    assert decide(pupil, ROLL_AMELIA, twin_roll, near) is MatchOutcome.LINKED
+    assert MATCHER.decide(pupil, [ROLL_AMELIA, twin_roll, near], urgent=False).person_key == "upn:A1"
