@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pipeline.adapters.channels import (
     Channel,
@@ -43,6 +44,7 @@ class Services:
     clock: Callable[[], datetime] = system_clock
     ready: threading.Event = field(default_factory=threading.Event)
     on_accepted: Callable[[], None] = lambda: None
+    event_sender: Any = None  # on Kafka: sends validated events to their topics (pipeline.adapters.kafka)
 
 
 def configure_logging(settings: Settings) -> None:
@@ -83,5 +85,14 @@ def build(settings: Settings, *, migrate: bool = True) -> Services:
     runtime = settings.rules.get("runtime", {})
     intake = Intake(store, max_body_bytes=int(runtime.get("max_body_bytes", 65536)))
     channel = build_channel(settings)
-    publisher = FilePublisher(var_dir(settings) / "topics")
-    return Services(settings=settings, store=store, ctx=ctx, intake=intake, channel=channel, publisher=publisher)
+    publisher: Publisher = FilePublisher(var_dir(settings) / "topics")
+    if settings.kafka_bootstrap:
+        from pipeline.adapters.kafka import KafkaPublisher
+
+        publisher = KafkaPublisher(settings.kafka_bootstrap, settings.kafka_topic_prefix)
+    services = Services(settings=settings, store=store, ctx=ctx, intake=intake, channel=channel, publisher=publisher)
+    if settings.kafka_bootstrap:
+        from pipeline.adapters.kafka import KafkaEventSender
+
+        services.event_sender = KafkaEventSender(settings.kafka_bootstrap, settings.kafka_topic_prefix)
+    return services

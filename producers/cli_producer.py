@@ -32,8 +32,13 @@ def produce_file(settings: Settings, event_type: str, file: Path) -> int:
         numbered = ((number, line.strip()) for number, line in enumerate(handle, start=1))
         lines = ((n, line) for n, line in numbered if line)
         while batch := list(islice(lines, BATCH)):
-            results = services.intake.submit_many(
-                Submission(event_type, line, "application/json", None, "cli") for _, line in batch)
+            submissions = [Submission(event_type, line, "application/json", None, "cli") for _, line in batch]
+            if services.event_sender is not None:
+                from pipeline.entrypoints.api import send_to_kafka
+
+                results = [send_to_kafka(services, submission) for submission in submissions]
+            else:
+                results = services.intake.submit_many(submissions)
             for (number, _), result in zip(batch, results, strict=True):
                 if result.accepted:
                     accepted += 1

@@ -25,7 +25,7 @@ from pipeline.bootstrap import Services
 from pipeline.domain.model import FRONT_DOOR, Role
 from pipeline.service import casework
 from pipeline.service.access import NOTIFICATION_READERS, may_acknowledge, notification_scope, visible_notification
-from pipeline.service.intake import Submission
+from pipeline.service.intake import IntakeResult, Submission
 from pipeline.service.users import user_for_token
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,18 @@ CurrentUser = Annotated[t.User, Depends(current_user)]
 SessionDep = Annotated[Session, Depends(read_session)]
 
 
+def send_to_kafka(services: Services, submission: Submission) -> IntakeResult:
+    """Kafka deployment: validate as the embedded intake does, then 202 once the broker acked (acks=all)."""
+    record = services.intake.validate(submission)
+    if isinstance(record, IntakeResult):
+        return record
+    known = services.intake.known(submission.event_type, record)
+    if known is not None:
+        return known
+    services.event_sender.send(submission.event_type, record)
+    return IntakeResult(202, {"event_id": record["event_id"], "status": "accepted"})
+
+
 def create_app(services: Services) -> FastAPI:
     app = FastAPI(title="Safeguarding partnership pipeline", docs_url=None, redoc_url=None)
     app.state.services = services
@@ -136,7 +148,10 @@ def create_app(services: Services) -> FastAPI:
                 break  # read no further: the intake reports the size and keeps the head as a dead letter
         submission = Submission(event_type, bytes(body), request.headers.get("content-type", "application/json"),
                                 user.id, "http")
-        result = await run_in_threadpool(services.intake.submit, submission)
+        if services.event_sender is not None:
+            result = await run_in_threadpool(send_to_kafka, services, submission)
+        else:
+            result = await run_in_threadpool(services.intake.submit, submission)
         if result.accepted:
             services.on_accepted()
         return JSONResponse(result.body, status_code=result.status_code)
@@ -297,6 +312,12 @@ def create_app(services: Services) -> FastAPI:
     from pipeline.entrypoints.web import add_web_routes
 
     add_web_routes(app, services, current_user)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:

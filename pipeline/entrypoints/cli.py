@@ -51,7 +51,11 @@ def worker() -> None:
     settings = Settings()
     if not settings.kafka_bootstrap:
         raise _fail("SAFEGUARD_KAFKA_BOOTSTRAP is not set: the worker needs a Kafka broker", 2)
-    raise _fail("the Kafka worker is not built yet (issue 4)", 1)
+    from pipeline.bootstrap import build, configure_logging
+    from pipeline.runtimes.faust_app import run_worker
+
+    configure_logging(settings)
+    run_worker(build(settings))
 
 
 @app.command()

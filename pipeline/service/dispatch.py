@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.metrics import EVENTS_PROCESSED, PROCESSING_SECONDS
 from pipeline.adapters.repository import Repository
 from pipeline.service.handlers import Context, handle_self_harm, record_of
 from pipeline.service.missing import handle_episode_event, handle_trigger_meeting
@@ -32,6 +33,8 @@ def process(repo: Repository, event: t.Event, ctx: Context, now: datetime) -> No
     handler = HANDLERS.get(event.event_type)
     if handler is None:
         raise HandlerError(f"no handler for event type {event.event_type}")
-    handler(repo, event, record_of(event), ctx, now)
+    with PROCESSING_SECONDS.labels(event.event_type).time():
+        handler(repo, event, record_of(event), ctx, now)
     event.processed_at = now
     repo.session.add(event)
+    EVENTS_PROCESSED.labels(event.event_type).inc()

@@ -19,6 +19,7 @@ from sqlmodel import select
 
 from pipeline import codec
 from pipeline.adapters import tables as t
+from pipeline.adapters.metrics import EVENTS_DEAD_LETTERED
 from pipeline.adapters.repository import new_id
 from pipeline.adapters.store import Store
 from pipeline.domain.events import rule_errors
@@ -119,6 +120,23 @@ class Intake:
         return IntakeResult(409, {"errors": [{"field": "event_id",
                                               "message": "this event_id was already sent with different content"}]})
 
+    def validate(self, submission: Submission) -> dict[str, Any] | IntakeResult:
+        """The record, or the answer for a bad submission (dead-lettered when it is a 422)."""
+        decoded = self._decode(submission)
+        if isinstance(decoded, IntakeResult) and decoded.status_code == 422:
+            with self.store.transaction() as session:
+                session.add(self._dead_letter(submission, decoded))
+        return decoded
+
+    def known(self, event_type: str, record: dict[str, Any]) -> IntakeResult | None:
+        """For an event_id already stored: its status (same content) or a 409 (different content)."""
+        with self.store.read() as session:
+            existing = session.exec(select(t.Event).where(t.Event.event_id == record["event_id"])).first()
+        if existing is None:
+            return None
+        return self._known(existing, t.Event(event_id=record["event_id"], event_type=event_type,
+                                             content_hash=codec.record_hash(event_type, record), record_json=""))
+
     def _decode(self, submission: Submission) -> dict[str, Any] | IntakeResult:
         if submission.event_type not in codec.EVENT_TYPES:
             return IntakeResult(404, {"errors": [{"field": "event_type", "message": "unknown event type"}]})
@@ -151,6 +169,7 @@ class Intake:
         letter = t.DeadLetter(id=new_id(), source=submission.source, event_type=submission.event_type,
                               reason=reason, payload=submission.body[:DEAD_LETTER_KEEP_BYTES],
                               producer_id=submission.producer_id)
+        EVENTS_DEAD_LETTERED.labels(submission.source).inc()
         log.warning("dead-lettered an invalid %s event from %s: %s", submission.event_type, submission.source,
                     reason)
         return letter

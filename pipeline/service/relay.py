@@ -15,6 +15,7 @@ from sqlmodel import col, select
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.channels import Channel, message_for
+from pipeline.adapters.metrics import NOTIFICATIONS_SENT
 from pipeline.adapters.publisher import Publisher
 from pipeline.adapters.repository import SYSTEM, Repository
 from pipeline.adapters.store import Store
@@ -58,5 +59,6 @@ def _deliver(repo: Repository, channel: Channel, row: t.Outbox, now: datetime) -
     if notification.status == NotificationStatus.PENDING:
         notification.status = NotificationStatus.DELIVERED
     notification.delivered_at = now
+    NOTIFICATIONS_SENT.inc()
     repo.session.add(notification)
     repo.audit(now, SYSTEM, "delivered", notification.id, f"sent by {type(channel).__name__}")

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.metrics import DEADLINES_FIRED
 from pipeline.adapters.repository import SYSTEM, Repository, new_id
 from pipeline.adapters.store import Store
 from pipeline.domain.model import FRONT_DOOR, FRONT_DOOR_MANAGER, Contact, NotificationStatus
@@ -57,6 +58,7 @@ def fire_due_steps(repo: Repository, deadline: t.Deadline, ctx: Context, now: da
         else:
             fire_step(repo, deadline, step, deadline.escalation_level, ctx, now)
         fired += 1
+        DEADLINES_FIRED.inc()
     level = deadline.escalation_level
     deadline.next_step_at = datetime.fromisoformat(steps[level]["at"]) if level < len(steps) else None
     repo.session.add(deadline)

@@ -1,0 +1,82 @@
+"""One Kafka record in, its effects out: the synchronous body of the faust agents.
+
+Decode with the codec; anything undecodable or invalid becomes a dead letter (kept in the store, and an
+outbox row for the `dead-letters` topic whose headers carry the reason, topic, partition and offset but no
+personal data). A valid event is written as its processed-event row and processed in the same
+transaction, so a record delivered twice (at-least-once) has its effects once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from pipeline import codec
+from pipeline.adapters import tables as t
+from pipeline.adapters.metrics import EVENTS_DEAD_LETTERED
+from pipeline.adapters.repository import Repository, new_id
+from pipeline.bootstrap import Services
+from pipeline.domain.events import rule_errors
+from pipeline.service.dispatch import process
+from pipeline.service.handlers import DEAD_LETTERS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    event_type: str
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+def handle_delivery(services: Services, delivery: Delivery) -> str:
+    """Returns what happened: processed, duplicate or dead_lettered."""
+    now = services.clock()
+    try:
+        name, record = codec.decode(delivery.value, expected=delivery.event_type)
+        problems = rule_errors(name, record)
+        if problems:
+            raise codec.CodecError([codec.FieldError(field, message) for field, message in problems])
+    except codec.CodecError as error:
+        dead_letter(services, delivery, str(error), now)
+        return "dead_lettered"
+    try:
+        with services.store.transaction() as session:
+            if session.exec(select(t.Event.seq).where(t.Event.event_id == record["event_id"])).first() is not None:
+                return "duplicate"
+            row = t.Event(event_id=record["event_id"], event_type=name,
+                          content_hash=codec.record_hash(name, record),
+                          record_json=json.dumps(codec.to_json(name, record)), received_at=now)
+            session.add(row)
+            session.flush()
+            process(Repository(session, postgres=services.store.is_postgres), row, services.ctx, now)
+    except IntegrityError:
+        return "duplicate"  # another worker stored the same event_id first: its effects stand
+    except Exception as error:  # noqa: BLE001 - a handler bug must not stop the partition
+        dead_letter(services, delivery, f"handler failed: {type(error).__name__}", now)
+        return "dead_lettered"
+    return "processed"
+
+
+def dead_letter(services: Services, delivery: Delivery, reason: str, now: datetime) -> None:
+    letter_id = new_id()
+    EVENTS_DEAD_LETTERED.labels("kafka").inc()
+    log.warning("dead-lettered a record from %s[%d]@%d: %s", delivery.topic, delivery.partition, delivery.offset,
+                reason)
+    with services.store.transaction() as session:
+        session.add(t.DeadLetter(id=letter_id, received_at=now, source="kafka", event_type=delivery.event_type,
+                                 reason=reason, payload=delivery.value[:1024 * 1024]))
+        Repository(session).outbox(now, DEAD_LETTERS, letter_id, {
+            "dead_letter_id": letter_id, "received_at": now.isoformat(), "source": "kafka",
+            "event_type": delivery.event_type, "reason": reason, "payload": delivery.value.decode("latin-1"),
+            "_headers": {"reason": reason, "topic": delivery.topic, "partition": delivery.partition,
+                         "offset": delivery.offset},
+        })

@@ -1,0 +1,79 @@
+"""The Kafka runtime: faust-streaming agents, one per event topic, driving the same handlers.
+
+Agents are thin: they hand each record's bytes to ``consumers.kafka_records.handle_delivery`` (decode,
+process in one transaction) on a worker thread, so a partition's records stay in order. Delivery is
+at-least-once (faust commits offsets after the agent returns); the processed-event row makes effects
+happen once. Timers drive the deadline sweep and the outbox relay, which claim rows with
+``FOR UPDATE SKIP LOCKED`` so several workers share them. faust's exactly_once mode is not used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+
+from consumers.kafka_records import Delivery, handle_delivery
+from pipeline import codec
+from pipeline.adapters.metrics import EVENTS_CONSUMED
+from pipeline.bootstrap import Services
+from pipeline.service.relay import relay
+from pipeline.service.sweep import sweep
+
+log = logging.getLogger(__name__)
+
+
+def create_app(services: Services, *, partitions: int = 4) -> faust.App:
+    settings = services.settings
+    bootstrap, app_id, prefix = settings.kafka_bootstrap, settings.kafka_group, settings.kafka_topic_prefix
+    assert bootstrap, "the Kafka runtime needs SAFEGUARD_KAFKA_BOOTSTRAP"
+    runtime = services.settings.rules.get("runtime", {})
+    app = faust.App(
+        app_id, broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False, topic_partitions=partitions,
+        broker_session_timeout=6.0, broker_heartbeat_interval=1.0, broker_rebalance_timeout=6.0,
+        consumer_auto_offset_reset="earliest", producer_acks=-1,
+    )
+    for event_type in codec.EVENT_TYPES:
+        _add_agent(app, services, event_type, prefix, partitions)
+
+    @app.timer(interval=float(runtime.get("sweep_interval_seconds", 5)))
+    async def deadline_sweep() -> None:
+        await asyncio.to_thread(sweep, services.store, services.ctx, services.clock())
+
+    @app.timer(interval=float(runtime.get("relay_interval_seconds", 1)))
+    async def outbox_relay() -> None:
+        def drain() -> None:
+            while relay(services.store, services.channel, services.publisher, services.clock()):
+                pass
+
+        await asyncio.to_thread(drain)
+
+    return app
+
+
+def _add_agent(app: faust.App, services: Services, event_type: str, prefix: str, partitions: int) -> None:
+    topic = app.topic(prefix + event_type, key_type=bytes, value_type=bytes, value_serializer="raw",
+                      key_serializer="raw", partitions=partitions)
+
+    async def consume(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            EVENTS_CONSUMED.labels(event_type).inc()
+            await asyncio.to_thread(handle_delivery, services,
+                                    Delivery(event_type, message.topic, message.partition, message.offset,
+                                             message.value))
+
+    app.agent(topic, name=f"consume-{event_type}")(consume)
+
+
+def run_worker(services: Services, partitions: int = 4) -> None:
+    from pipeline.adapters.kafka import ensure_topics
+
+    assert services.settings.kafka_bootstrap
+    ensure_topics(services.settings.kafka_bootstrap, partitions, services.settings.kafka_topic_prefix)
+    app = create_app(services, partitions=partitions)
+    services.ready.set()
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,105 @@
+"""Kafka tier: a real broker and a real PostgreSQL (started once per run), a worker as a child process,
+and per-test topics (a prefix), consumer group and database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from sqlmodel import func, select
+
+from pipeline import codec
+from pipeline.adapters.store import Store
+from pipeline.service.reference import load
+from tests.support.world import REFERENCE
+
+CLI = [sys.executable, "-m", "pipeline.entrypoints.cli"]
+
+
+@dataclass
+class Deployment:
+    env: dict[str, str]
+    prefix: str
+    store: Store
+    tmp: Path
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def bootstrap(self) -> str:
+        return self.env["SAFEGUARD_KAFKA_BOOTSTRAP"]
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        log = (self.tmp / f"worker-{len(self.workers)}.log").open("ab")
+        process = subprocess.Popen([*CLI, "worker"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        self.workers.append(process)
+        return process
+
+    def producer(self) -> KafkaProducer:
+        return KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+
+    def send(self, producer: KafkaProducer, event_type: str, event: dict[str, Any] | bytes, key: bytes = b"k") -> None:
+        value = event if isinstance(event, bytes) else codec.encode(event_type, codec.from_json(event_type, event))
+        producer.send(self.prefix + event_type, key=key, value=value)
+
+    def count(self, model: type, *where: Any) -> int:
+        with self.store.read() as session:
+            return int(session.exec(select(func.count()).select_from(model).where(*where)).one())
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.25)
+        logs = "\n".join(p.read_text()[-1500:] for p in self.tmp.glob("worker-*.log"))
+        raise AssertionError(f"timed out waiting; worker logs:\n{logs}")
+
+    def records(self, topic: str, timeout_ms: int = 8000) -> list[Any]:
+        consumer = KafkaConsumer(self.prefix + topic, bootstrap_servers=self.bootstrap,
+                                 auto_offset_reset="earliest", consumer_timeout_ms=timeout_ms,
+                                 group_id=f"reader-{uuid.uuid4().hex[:8]}")
+        try:
+            return list(consumer)
+        finally:
+            consumer.close()
+
+
+@pytest.fixture
+def deployment(real_services: dict[str, str], postgres_url: str, tmp_path: Path) -> Iterator[Deployment]:
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    env = {**os.environ, "SAFEGUARD_KAFKA_BOOTSTRAP": real_services["SAFEGUARD_KAFKA_BOOTSTRAP"],
+           "SAFEGUARD_DATABASE_URL": postgres_url, "SAFEGUARD_KAFKA_TOPIC_PREFIX": prefix,
+           "SAFEGUARD_KAFKA_GROUP": f"workers-{prefix.rstrip('.')}", "SAFEGUARD_VAR_DIR": str(tmp_path / "var"),
+           "SAFEGUARD_LOG_LEVEL": "WARNING"}
+    env.pop("SAFEGUARD_CONFIG", None)
+    store = Store(postgres_url)
+    store.migrate()
+    from datetime import UTC, datetime
+
+    with store.transaction() as session:
+        for kind, text in REFERENCE.items():
+            load(session, kind, text, datetime.now(UTC))
+            session.flush()
+    from pipeline.adapters.kafka import ensure_topics
+
+    ensure_topics(env["SAFEGUARD_KAFKA_BOOTSTRAP"], 4, prefix)
+    deployment = Deployment(env, prefix, store, tmp_path)
+    try:
+        yield deployment
+    finally:
+        for process in deployment.workers:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        store.dispose()

@@ -1,0 +1,85 @@
+"""The faust worker against a real Apache Kafka broker and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+
+from sqlmodel import select
+
+from pipeline import codec
+from pipeline.adapters import tables as t
+from tests.kafka.conftest import Deployment
+from tests.support.world import AMELIA, IDENTITY_VALUES, ISLA, attendance
+
+
+def test_avro_record_to_notification_row_and_output_record(deployment: Deployment) -> None:
+    deployment.start_worker()
+    event = attendance(AMELIA)
+    producer = deployment.producer()
+    deployment.send(producer, "self-harm-attendance", event, key=event["attendance_id"].encode())
+    producer.flush()
+    deployment.wait_for(lambda: deployment.count(t.Notification) == 2)
+    with deployment.store.read() as session:
+        row = session.exec(select(t.Event).where(t.Event.event_id == event["event_id"])).one()
+        assert row.status == "processed" and row.match_outcome == "linked"
+    deployment.wait_for(lambda: len(deployment.records("pathway-notifications", 3000)) == 2)
+    for record in deployment.records("pathway-notifications"):
+        name, value = codec.decode(record.value)
+        assert name == "pathway-notification" and value["event_id"] == event["event_id"]
+        assert value["recipient_role"] in ("dsl", "deputy_dsl")
+
+
+def test_a_poison_record_is_dead_lettered_and_the_partition_keeps_flowing(deployment: Deployment) -> None:
+    deployment.start_worker()
+    producer = deployment.producer()
+    good = [attendance(AMELIA), attendance(ISLA)]
+    deployment.send(producer, "self-harm-attendance", good[0], key=b"same")
+    deployment.send(producer, "self-harm-attendance", b"Amelia Hartley 9990000018 not avro", key=b"same")
+    unknown = b"\xc3\x01" + b"\x01" * 8 + b"\x00"
+    deployment.send(producer, "self-harm-attendance", unknown, key=b"same")
+    deployment.send(producer, "self-harm-attendance", good[1], key=b"same")
+    producer.flush()
+    deployment.wait_for(lambda: deployment.count(t.Event, t.Event.status == "processed") == 2)
+    assert deployment.count(t.DeadLetter) == 2
+    deployment.wait_for(lambda: len(deployment.records("dead-letters", 3000)) == 2)
+    for record in deployment.records("dead-letters"):
+        headers = {key: value.decode() for key, value in record.headers}
+        assert headers["topic"] == deployment.prefix + "self-harm-attendance"
+        assert {"reason", "partition", "offset"} <= set(headers)
+        assert not any(secret in value for value in headers.values() for secret in IDENTITY_VALUES)
+
+
+def test_two_workers_share_the_partitions_without_duplicates(deployment: Deployment) -> None:
+    deployment.start_worker()
+    deployment.start_worker()
+    producer = deployment.producer()
+    events = [attendance(AMELIA) for _ in range(200)]
+    for event in events:
+        deployment.send(producer, "self-harm-attendance", event, key=event["attendance_id"].encode())
+        deployment.send(producer, "self-harm-attendance", event, key=event["attendance_id"].encode())  # again
+    producer.flush()
+    deployment.wait_for(lambda: deployment.count(t.Event, t.Event.status == "processed") == 200, timeout=180)
+    assert deployment.count(t.Notification, t.Notification.kind == "alert") == 400
+
+
+def test_a_worker_killed_mid_stream_and_restarted_loses_and_repeats_nothing(deployment: Deployment) -> None:
+    worker = deployment.start_worker()
+    producer = deployment.producer()
+    events = [attendance(AMELIA, attendance_id=f"ED-{uuid.uuid4().hex[:8]}") for _ in range(2000)]
+    for event in events:
+        deployment.send(producer, "self-harm-attendance", event, key=event["attendance_id"].encode())
+    producer.flush()
+    deployment.wait_for(lambda: deployment.count(t.Event) >= 200, timeout=120)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=10)
+    done_before = deployment.count(t.Event)
+    assert done_before < 2000
+    deployment.start_worker()
+    deployment.wait_for(lambda: deployment.count(t.Event, t.Event.status == "processed") == 2000, timeout=400)
+    assert deployment.count(t.Event) == 2000
+    assert deployment.count(t.Notification, t.Notification.kind == "alert") == 4000
+    with deployment.store.read() as session:
+        pairs = session.exec(select(t.Notification.event_id, t.Notification.recipient_role)).all()
+    assert len(set(pairs)) == len(pairs)
