@@ -83,3 +83,90 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_and_repeats_nothing(depl
     with deployment.store.read() as session:
         pairs = session.exec(select(t.Notification.event_id, t.Notification.recipient_role)).all()
     assert len(set(pairs)) == len(pairs)
+
+
+def test_two_of_one_childs_events_on_two_workers_raise_one_trigger_meeting(deployment: Deployment) -> None:
+    from tests.integration.test_missing_api import reported
+    from tests.support.world import JACOB
+
+    deployment.start_worker()
+    deployment.start_worker()
+    producer = deployment.producer()
+    # Different episode keys land on different partitions, so the two workers can take them at once.
+    for index, key in enumerate((b"a", b"b", b"c", b"d")):
+        deployment.send(producer, "missing-reported", reported(JACOB, f"EP-{index}", grade="HIGH"), key=key)
+    producer.flush()
+    deployment.wait_for(lambda: deployment.count(t.Event, t.Event.status == "processed") == 4)
+    assert deployment.count(t.Deadline, t.Deadline.kind == "trigger_meeting") == 1
+
+
+def test_http_intake_answers_202_only_after_the_broker_acknowledged(deployment: Deployment) -> None:
+    import socket
+    import subprocess
+    import time
+
+    import httpx
+
+    from tests.kafka.conftest import CLI
+
+    token = subprocess.run([*CLI, "users", "add", "--role", "producer", "--email", "h@k.example"],
+                           env=deployment.env, capture_output=True, text=True, check=True).stdout.split()[-1]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    api = subprocess.Popen([*CLI, "api", "--port", str(port)], env=deployment.env, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deployment.workers.append(api)
+    deployment.start_worker()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.2)
+    headers = {"Authorization": f"Bearer {token}"}
+    event = attendance(AMELIA)
+    response = httpx.post(f"{base}/api/events/self-harm-attendance", json=event, headers=headers, timeout=20)
+    assert response.status_code == 202 and response.json()["status"] == "accepted"
+    on_topic = deployment.records("self-harm-attendance", 3000)
+    assert [codec.decode(r.value)[1]["event_id"] for r in on_topic] == [event["event_id"]]
+    bad = httpx.post(f"{base}/api/events/self-harm-attendance", json={**event, "consent": "MAYBE"}, headers=headers)
+    assert bad.status_code == 422 and "MAYBE" not in bad.text
+    deployment.wait_for(lambda: deployment.count(t.Notification) == 2)
+    again = httpx.post(f"{base}/api/events/self-harm-attendance", json=event, headers=headers, timeout=20)
+    assert again.status_code == 202 and again.json()["status"] == "processed"
+    conflict = httpx.post(f"{base}/api/events/self-harm-attendance", json={**event, "admitted": True},
+                          headers=headers, timeout=20)
+    assert conflict.status_code == 409
+    metrics = httpx.get(f"{base}/metrics").text
+    assert "safeguard_events_dead_lettered_total" in metrics
+
+
+def test_the_broker_stopped_and_restarted_mid_stream_loses_nothing(deployment: Deployment) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import SERVICES_SCRIPT
+
+    deployment.start_worker()
+    producer = deployment.producer()
+    events = [attendance(AMELIA) for _ in range(300)]
+    for event in events[:150]:
+        deployment.send(producer, "self-harm-attendance", event, key=event["attendance_id"].encode())
+    producer.flush()
+    env = {**os.environ, "SAFEGUARD_SERVICES_DIR": os.environ.get(
+        "SAFEGUARD_TEST_SERVICES_DIR", f"/tmp/safeguard-test-services-{os.getuid()}")}
+    subprocess.run([sys.executable, str(SERVICES_SCRIPT), "stop-kafka"], env=env, check=True,
+                   capture_output=True, timeout=120)
+    subprocess.run([sys.executable, str(SERVICES_SCRIPT), "start-kafka"], env=env, check=True,
+                   capture_output=True, timeout=300)
+    producer = deployment.producer()
+    for event in events[150:]:
+        deployment.send(producer, "self-harm-attendance", event, key=event["attendance_id"].encode())
+    producer.flush()
+    deployment.wait_for(lambda: deployment.count(t.Event, t.Event.status == "processed") == 300, timeout=240)
+    assert deployment.count(t.Notification, t.Notification.kind == "alert") == 600
