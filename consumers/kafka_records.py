@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -39,31 +41,50 @@ class Delivery:
 
 def handle_delivery(services: Services, delivery: Delivery) -> str:
     """Returns what happened: processed, duplicate or dead_lettered."""
+    return handle_batch(services, [delivery])[0]
+
+
+def handle_batch(services: Services, deliveries: Sequence[Delivery]) -> list[str]:
+    """Handle records in order, in one transaction with a savepoint each: one commit for the batch, while
+    each event's effects and processed mark still stand or fall together, and a failing event is rolled
+    back alone and dead-lettered."""
     now = services.clock()
-    try:
-        name, record = codec.decode(delivery.value, expected=delivery.event_type)
-        problems = rule_errors(name, record)
-        if problems:
-            raise codec.CodecError([codec.FieldError(field, message) for field, message in problems])
-    except codec.CodecError as error:
-        dead_letter(services, delivery, str(error), now)
-        return "dead_lettered"
-    try:
+    outcomes: list[str] = ["dead_lettered"] * len(deliveries)
+    valid: list[tuple[int, str, dict[str, Any]]] = []
+    for index, delivery in enumerate(deliveries):
+        try:
+            name, record = codec.decode(delivery.value, expected=delivery.event_type)
+            problems = rule_errors(name, record)
+            if problems:
+                raise codec.CodecError([codec.FieldError(field, message) for field, message in problems])
+            valid.append((index, name, record))
+        except codec.CodecError as error:
+            dead_letter(services, delivery, str(error), now)
+    failed: list[tuple[int, str]] = []
+    if valid:
         with services.store.transaction() as session:
-            if session.exec(select(t.Event.seq).where(t.Event.event_id == record["event_id"])).first() is not None:
-                return "duplicate"
-            row = t.Event(event_id=record["event_id"], event_type=name,
-                          content_hash=codec.record_hash(name, record),
-                          record_json=json.dumps(codec.to_json(name, record)), received_at=now)
-            session.add(row)
-            session.flush()
-            process(Repository(session, postgres=services.store.is_postgres), row, services.ctx, now)
-    except IntegrityError:
-        return "duplicate"  # another worker stored the same event_id first: its effects stand
-    except Exception as error:  # noqa: BLE001 - a handler bug must not stop the partition
-        dead_letter(services, delivery, f"handler failed: {type(error).__name__}", now)
-        return "dead_lettered"
-    return "processed"
+            repo = Repository(session, postgres=services.store.is_postgres)
+            for index, name, record in valid:
+                try:
+                    with session.begin_nested():
+                        known = session.exec(select(t.Event.seq).where(t.Event.event_id == record["event_id"]))
+                        if known.first() is not None:
+                            outcomes[index] = "duplicate"
+                            continue
+                        row = t.Event(event_id=record["event_id"], event_type=name,
+                                      content_hash=codec.record_hash(name, record),
+                                      record_json=json.dumps(codec.to_json(name, record)), received_at=now)
+                        session.add(row)
+                        session.flush()
+                        process(repo, row, services.ctx, now)
+                    outcomes[index] = "processed"
+                except IntegrityError:
+                    outcomes[index] = "duplicate"  # another worker stored this event_id first: its effects stand
+                except Exception as error:  # noqa: BLE001 - a handler bug must not stop the partition
+                    failed.append((index, f"handler failed: {type(error).__name__}"))
+    for index, reason in failed:
+        dead_letter(services, deliveries[index], reason, now)
+    return outcomes
 
 
 def dead_letter(services: Services, delivery: Delivery, reason: str, now: datetime) -> None:

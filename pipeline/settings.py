@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     database_url: str = Field(default=f"sqlite:///{PROJECT_ROOT / 'var' / 'safeguard.db'}")
     kafka_bootstrap: str | None = None
     kafka_group: str = "safeguard-worker"  # the faust app id, i.e. the consumer group
-    kafka_topic_prefix: str = ""  # empty in production (topics are named as the contract says); tests isolate
+    kafka_topic_prefix: str = ""  # empty in production (topics named as the contract says); tests isolate
+    metrics_port: int | None = None  # a worker serves Prometheus metrics here when set
     config: Path | None = None
     demo: bool = False
     log_level: str = "INFO"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_CONSUMED = Counter("safeguard_events_consumed_total", "Records taken from event topics", ["event_type"])
 EVENTS_PROCESSED = Counter("safeguard_events_processed_total", "Events whose effects committed", ["event_type"])
@@ -10,3 +10,22 @@ EVENTS_DEAD_LETTERED = Counter("safeguard_events_dead_lettered_total", "Inputs k
 NOTIFICATIONS_SENT = Counter("safeguard_notifications_sent_total", "Notifications delivered to a channel")
 DEADLINES_FIRED = Counter("safeguard_deadline_steps_fired_total", "Ladder steps fired by the sweep")
 PROCESSING_SECONDS = Histogram("safeguard_processing_seconds", "Time to process one event", ["event_type"])
+CONSUMER_LAG = Gauge("safeguard_consumer_lag", "Records on event topics not yet consumed by the workers",
+                     ["topic"])
+
+
+def refresh_consumer_lag(bootstrap: str, group: str, prefix: str = "") -> None:
+    """Set CONSUMER_LAG from the group's committed offsets and the topics' end offsets (at scrape time)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from pipeline.codec import EVENT_TYPES
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        for event_type in EVENT_TYPES:
+            partitions = consumer.partitions_for_topic(prefix + event_type) or set()
+            tps = [TopicPartition(prefix + event_type, p) for p in partitions]
+            ends = consumer.end_offsets(tps) if tps else {}
+            CONSUMER_LAG.labels(event_type).set(sum(end - (consumer.committed(tp) or 0) for tp, end in ends.items()))
+    finally:
+        consumer.close()

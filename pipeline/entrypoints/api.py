@@ -317,6 +317,14 @@ def create_app(services: Services) -> FastAPI:
     def metrics() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+        settings = services.settings
+        if settings.kafka_bootstrap:
+            from pipeline.adapters.metrics import refresh_consumer_lag
+
+            try:
+                refresh_consumer_lag(settings.kafka_bootstrap, settings.kafka_group, settings.kafka_topic_prefix)
+            except Exception as error:  # noqa: BLE001 - metrics must not fail because the broker is away
+                log.warning("consumer lag unavailable (%s)", type(error).__name__)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/favicon.ico", include_in_schema=False)

@@ -269,10 +269,14 @@ class _Generator:
         urn = 100000 + self.rng.randrange(100, 900)
         made: list[_School] = []
 
+        places = self.rng.sample(_PLACES, len(_PLACES))
+
+        def place() -> str:
+            return places.pop() if places else self.rng.choice(_PLACES)
+
         def school_name(templates: tuple[str, ...]) -> str:
             while True:
-                name = self.rng.choice(templates).format(place=self.rng.choice(_PLACES),
-                                                         saint=self.rng.choice(_SAINTS))
+                name = self.rng.choice(templates).format(place=place(), saint=self.rng.choice(_SAINTS))
                 if name not in names:
                     names.add(name)
                     return name
@@ -304,8 +308,8 @@ class _Generator:
             add(school_name(secondary_names), DEMO_LA_CODE, "STATE", "secondary",
                 range(7, 14) if sixth_form else range(7, 12), f"{next(estabs)}", self.rng.choice((150, 180, 210)),
                 contacts)
-        add(f"{self.rng.choice(_PLACES)} House School", DEMO_LA_CODE, "INDEPENDENT", "all-through", range(0, 14),
-            str(self.rng.randrange(6000, 7000)), 12)
+        add(school_name(("{place} House School", "{place} Hall School")), DEMO_LA_CODE, "INDEPENDENT",
+            "all-through", range(0, 14), str(self.rng.randrange(6000, 7000)), 12)
         add(f"{self.rng.choice(('Eastmoor', 'Moorgate', 'Border'))} Academy", "888", "STATE", "secondary",
             range(7, 12), str(self.rng.randrange(4000, 5000)), 12)
         return made

@@ -144,6 +144,7 @@ def test_http_intake_answers_202_only_after_the_broker_acknowledged(deployment: 
     assert conflict.status_code == 409
     metrics = httpx.get(f"{base}/metrics").text
     assert "safeguard_events_dead_lettered_total" in metrics
+    assert 'safeguard_consumer_lag{topic="self-harm-attendance"}' in metrics
 
 
 def test_the_broker_stopped_and_restarted_mid_stream_loses_nothing(deployment: Deployment) -> None:

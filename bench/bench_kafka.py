@@ -1,0 +1,188 @@
+"""Benchmark: the Kafka runtime end to end, durability as shipped (PostgreSQL fsync and synchronous_commit
+on, acks=all): events/s with one and with two `safeguard worker` processes, and p50/p99 latency from
+produce to notification stored at a steady 50 events/s.
+
+Starts a real broker and PostgreSQL with scripts/services/services.py (own state directory), loads demo
+reference data into a fresh database, and produces Avro records with kafka-python. The broker, the
+database and the workers share this machine's two cores; the figures say so.
+
+    .venv/bin/python bench/bench_kafka.py [--events 5000] [--rate 50] [--duration 30]
+
+Appends a dated section to bench/results/kafka.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from kafka import KafkaProducer  # noqa: E402
+
+from pipeline import codec  # noqa: E402
+from pipeline.adapters.kafka import ensure_topics  # noqa: E402
+
+SAFEGUARD = str(ROOT / ".venv" / "bin" / "safeguard")
+SERVICES = ROOT / "scripts" / "services" / "services.py"
+
+
+def services_env() -> dict[str, str]:
+    env = {**os.environ, "SAFEGUARD_SERVICES_DIR": "/tmp/safeguard-bench-services"}
+    subprocess.run([sys.executable, str(SERVICES), "start"], env=env, check=True, capture_output=True)
+    out = subprocess.run([sys.executable, str(SERVICES), "env"], env=env, check=True, capture_output=True,
+                         text=True).stdout
+    return dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())
+
+
+def event_for(pupil: dict[str, str], rng: random.Random) -> dict[str, Any]:
+    return {"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "attendance_id": f"ED-{rng.randrange(10**9)}", "hospital_ods_code": "RXX01",
+            "arrived_at": datetime.now(UTC),
+            "child": {"nhs_number": pupil["nhs_number"] or None, "given_name": pupil["given_name"],
+                      "family_name": pupil["family_name"],
+                      "date_of_birth": datetime.fromisoformat(pupil["date_of_birth"]).date(),
+                      "sex": pupil["sex"] or "U", "postcode": pupil["postcode"] or None, "school_name": None},
+            "admitted": False, "risk_summary": "safety plan", "exploitation_screening": "NO_CONCERN",
+            "consent": "GIVEN", "shared_without_consent_reason": None, "clinician_contact": "nurse"}
+
+
+class Run:
+    def __init__(self, services: dict[str, str], tmp: Path, workers: int) -> None:
+        admin = services["SAFEGUARD_POSTGRES_ADMIN_URL"].replace("+psycopg", "")
+        self.name = f"bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.name}" OWNER safeguard')
+        self.url = services["SAFEGUARD_DATABASE_URL"].rsplit("/", 1)[0] + "/" + self.name
+        self.prefix = f"{self.name}."
+        self.bootstrap = services["SAFEGUARD_KAFKA_BOOTSTRAP"]
+        self.env = {**os.environ, "SAFEGUARD_DATABASE_URL": self.url, "SAFEGUARD_KAFKA_BOOTSTRAP": self.bootstrap,
+                    "SAFEGUARD_KAFKA_TOPIC_PREFIX": self.prefix, "SAFEGUARD_KAFKA_GROUP": self.name,
+                    "SAFEGUARD_VAR_DIR": str(tmp / "var"), "SAFEGUARD_LOG_LEVEL": "WARNING"}
+        data = tmp / "data"
+        subprocess.run([SAFEGUARD, "demo-data", "--out", str(data), "--pupils", "2000"], env=self.env, check=True,
+                       capture_output=True)
+        for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
+            subprocess.run([SAFEGUARD, "load", kind, str(data / f"{kind}.csv")], env=self.env, check=True,
+                           capture_output=True)
+        with (data / "pupils.csv").open() as handle:
+            self.pupils = [row for row in csv.DictReader(handle) if not row["on_roll_to"]]
+        ensure_topics(self.bootstrap, 4, self.prefix)
+        self.workers = [subprocess.Popen([SAFEGUARD, "worker"], env=self.env, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL) for _ in range(workers)]
+        self.producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=5)
+        self.db = psycopg.connect(self.url.replace("+psycopg", ""), autocommit=True)
+        time.sleep(12)  # let the group settle before measuring
+
+    def processed(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM event WHERE status = 'processed'").fetchone()[0])
+
+    def send(self, record: dict[str, Any]) -> None:
+        value = codec.encode("self-harm-attendance", record)
+        self.producer.send(self.prefix + "self-harm-attendance", key=record["attendance_id"].encode(), value=value)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        self.producer.close()
+        self.db.close()
+
+
+def throughput(run: Run, events: int) -> float:
+    rng = random.Random(1)
+    records = [event_for(rng.choice(run.pupils), rng) for _ in range(events)]
+    started = time.perf_counter()
+    for record in records:
+        run.send(record)
+    run.producer.flush()
+    while run.processed() < events:
+        time.sleep(0.1)
+    return events / (time.perf_counter() - started)
+
+
+def latency(run: Run, rate: float, duration: float) -> dict[str, float]:
+    rng = random.Random(2)
+    base = run.processed()
+    sent: dict[str, float] = {}
+    start = time.time()
+    for index in range(int(rate * duration)):
+        wait = start + index / rate - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        record = event_for(rng.choice(run.pupils), rng)
+        sent[record["event_id"]] = time.time()
+        run.send(record)
+        run.producer.flush()
+    while run.processed() < base + len(sent):
+        time.sleep(0.1)
+    rows = run.db.execute("SELECT event_id, min(created_at) FROM notification GROUP BY event_id").fetchall()
+    samples = sorted((created.replace(tzinfo=UTC).timestamp() - sent[event_id]) * 1000
+                     for event_id, created in rows if event_id in sent)
+    q = statistics.quantiles(samples, n=100)
+    return {"count": len(samples), "p50": q[49], "p99": q[98], "max": samples[-1]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "kafka.md")
+    args = parser.parse_args()
+    services = services_env()
+    figures: dict[int, float] = {}
+    lat: dict[str, float] = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            run = Run(services, Path(tmp), workers)
+            try:
+                figures[workers] = throughput(run, args.events)
+                if workers == 1:
+                    lat = latency(run, args.rate, args.duration)
+            finally:
+                run.close()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=ROOT).stdout.strip()
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    report = (
+        f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}\n\n"
+        f"- machine: {os.cpu_count()} cores ({model}), Python {platform.python_version()}; broker, PostgreSQL and "
+        f"workers share the two cores (nothing pinned: they cannot be separated here)\n"
+        f"- settings: Kafka 3.9.2 KRaft single node, 4 partitions, acks=all; PostgreSQL 15 with fsync and "
+        f"synchronous_commit on; 2,000 demo pupils\n"
+        f"- throughput, {args.events:,} events produced then drained: 1 worker {figures[1]:,.0f} events/s; "
+        f"2 workers {figures[2]:,.0f} events/s (target 1,000 per worker)\n"
+        f"- latency at {args.rate:g} events/s for {args.duration:g} s, 1 worker ({lat['count']:,.0f} events), "
+        f"produce to notification stored: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, max {lat['max']:.1f} ms "
+        f"(target p99 < 250 ms)\n"
+    )
+    print(report)
+    if not args.results.exists():
+        args.results.write_text("# Kafka runtime benchmark results\n\nProduced by `bench/bench_kafka.py`.\n")
+    with args.results.open("a", encoding="utf-8") as handle:
+        handle.write(report)
+
+
+if __name__ == "__main__":
+    main()
