@@ -20,13 +20,13 @@ import argparse
 import csv
 import json
 import os
-import platform
 import random
 import signal
 import socket
 import sqlite3
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -37,6 +37,9 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.results_file import append, machine  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 SAFEGUARD = str(ROOT / ".venv" / "bin" / "safeguard")
 
@@ -45,14 +48,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    memory = next((line.split(":", 1)[1].strip() for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal")), "?")
-    return f"{os.cpu_count()} cores ({model}), {memory} RAM, Python {platform.python_version()}"
 
 
 class Target:
@@ -205,27 +200,18 @@ def main() -> None:
         finally:
             target.stop()
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
-    report = (
-        f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}\n\n"
-        f"- machine: {machine()}; `safeguard run` pinned to core 0, load generator to core 1\n"
-        f"- settings: SQLite WAL, synchronous=FULL (as shipped), 2,000 demo pupils, consumer batches of 16, "
-        f"relay batches of 32, "
-        f"{args.clients} concurrent HTTP clients\n"
-        f"- HTTP, {args.events:,} events: intake {http['intake_per_s']:,.0f} accepted/s; end to end (intake to "
-        f"notifications stored) {http['end_to_end_per_s']:,.0f} events/s (target 2,000)\n"
-        f"- `safeguard produce`, {args.events:,} events: intake {produce['intake_per_s']:,.0f}/s; end to end "
-        f"{produce['end_to_end_per_s']:,.0f} events/s\n"
-        f"- latency at {args.rate:g} events/s for {args.duration:g} s ({lat['count']:,.0f} events), POST sent to "
+    print(append(args.results, "Intake benchmark results (bench/bench_intake.py)", [
+        f"machine: {machine()}; `safeguard run` pinned to core 0, load generator to core 1",
+        f"settings: SQLite WAL, synchronous=FULL (as shipped), 2,000 demo pupils, consumer batches of 16, "
+        f"relay batches of 32, {args.clients} concurrent HTTP clients",
+        f"HTTP, {args.events:,} events: intake {http['intake_per_s']:,.0f} accepted/s; end to end (intake to "
+        f"notifications stored) {http['end_to_end_per_s']:,.0f} events/s (target 2,000)",
+        f"`safeguard produce`, {args.events:,} events: intake {produce['intake_per_s']:,.0f}/s; end to end "
+        f"{produce['end_to_end_per_s']:,.0f} events/s",
+        f"latency at {args.rate:g} events/s for {args.duration:g} s ({lat['count']:,.0f} events), POST sent to "
         f"first notification stored: p50 {lat['p50_ms']:.1f} ms, p95 {lat['p95_ms']:.1f} ms, p99 "
-        f"{lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms (target p99 < 50 ms)\n"
-    )
-    print(report)
-    if not args.results.exists():
-        args.results.write_text("# Intake benchmark results\n\nProduced by `bench/bench_intake.py`.\n")
-    with args.results.open("a", encoding="utf-8") as handle:
-        handle.write(report)
+        f"{lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms (target p99 < 50 ms)",
+    ]))
 
 
 if __name__ == "__main__":

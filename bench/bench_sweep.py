@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlmodel import func, select  # noqa: E402
 
+from bench.results_file import append, machine  # noqa: E402
 from pipeline.adapters import tables as t  # noqa: E402
 from pipeline.adapters.repository import Repository  # noqa: E402
 from pipeline.adapters.store import Store  # noqa: E402
@@ -73,16 +72,6 @@ def seed(store: Store, open_count: int, due_count: int) -> None:
         conn.exec_driver_sql("ANALYZE")
 
 
-def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    memory = next((line.split(":", 1)[1].strip() for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal")), "?")
-    affinity = sorted(os.sched_getaffinity(0))
-    return (f"{os.cpu_count()} cores ({model}), {memory} RAM, pinned to cores {affinity}, "
-            f"Python {platform.python_version()}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--open", type=int, default=1_000_000)
@@ -116,25 +105,18 @@ def main() -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         assert fired == args.due and again == 0 and escalations == args.due and still_due == 0
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=ROOT).stdout.strip()
     query_times.sort()
-    report = (
-        f"\n## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit}\n\n"
-        f"- machine: {machine()}\n"
-        f"- store: SQLite, WAL, synchronous=FULL (as shipped); {args.open:,} open deadlines, {args.due:,} due\n"
-        f"- due-deadline query (indexed `state, next_step_at`, limit 1000): median {query_times[2]:.1f} ms, "
-        f"best {query_times[0]:.1f} ms, worst {query_times[-1]:.1f} ms (target < 100 ms)\n"
-        f"- find and fire all due steps, committed: {sweep_ms:.0f} ms for {fired:,} steps "
-        f"({fired / (sweep_ms / 1000):,.0f} steps/s); a second sweep fired {again}\n"
-        f"- peak resident memory of the process: {peak_mb:.0f} MiB (includes seeding {args.open:,} rows "
-        f"in {seeded:.0f} s)\n"
-    )
-    print(report)
-    if not args.results.exists():
-        args.results.write_text("# Deadline sweep benchmark results\n\nProduced by `bench/bench_sweep.py`.\n")
-    with args.results.open("a", encoding="utf-8") as handle:
-        handle.write(report)
+    affinity = sorted(os.sched_getaffinity(0))
+    print(append(args.results, "Deadline sweep benchmark results (bench/bench_sweep.py)", [
+        f"machine: {machine()}, pinned to cores {affinity}",
+        f"store: SQLite, WAL, synchronous=FULL (as shipped); {args.open:,} open deadlines, {args.due:,} due",
+        f"due-deadline query (indexed `state, next_step_at`, limit 1000): median {query_times[2]:.1f} ms, "
+        f"best {query_times[0]:.1f} ms, worst {query_times[-1]:.1f} ms (target < 100 ms)",
+        f"find and fire all due steps, committed: {sweep_ms:.0f} ms for {fired:,} steps "
+        f"({fired / (sweep_ms / 1000):,.0f} steps/s); a second sweep fired {again}",
+        f"peak resident memory of the process: {peak_mb:.0f} MiB (includes seeding {args.open:,} rows "
+        f"in {seeded:.0f} s)",
+    ]))
 
 
 if __name__ == "__main__":
