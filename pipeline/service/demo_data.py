@@ -33,6 +33,8 @@ from pathlib import Path
 
 from faker import Faker
 
+from pipeline.domain.matching import nhs_number_valid
+
 DEMO_LA_CODE = "999"
 DEMO_LA_NAME = "Northshire"
 AS_OF = date(2026, 9, 1)  # the reference date for ages and on-roll dates: the first day of 2026/27
@@ -93,6 +95,10 @@ _PLACES = (
     "Kestrel Vale", "Lindenholt", "Marrowby", "Netherfold", "Oakhurst", "Pennwick", "Quarrydale", "Rookley",
     "Saltmere", "Thornwick", "Underfell", "Wyndhamstow", "Yarrowby", "Bramblecote", "Coldwater", "Harrowden",
 )
+_PLACE_STEMS = ("Ash", "Brack", "Carr", "Dun", "Eld", "Fell", "Gorse", "Holl", "Kes", "Lind", "Marr", "Neth", "Oak",
+                "Penn", "Quarr", "Rook", "Salt", "Thorn", "Under", "Wynd", "Yarr", "Brad", "Cold", "Harr")
+_PLACE_ENDINGS = ("combe", "by", "field", "moor", "ley", "side", "brook", "well", "holt", "fold", "hurst", "wick",
+                  "dale", "mere", "stow", "ton", "ford", "ham")
 _SAINTS = ("Mary", "Peter", "John", "Anne", "Michael", "Joseph", "Bede", "Hilda", "Aidan", "Cuthbert")
 
 
@@ -100,14 +106,8 @@ _SAINTS = ("Mary", "Peter", "John", "Anne", "Michael", "Joseph", "Bede", "Hilda"
 
 
 def nhs_check_digit_valid(nhs_number: str) -> bool:
-    """The NHS number's modulus-11 check (10 digits, spaces allowed; a remainder giving 10 is never valid)."""
-    digits = (nhs_number or "").replace(" ", "")
-    if len(digits) != 10 or not digits.isascii() or not digits.isdigit():
-        return False
-    check = 11 - sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True)) % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == int(digits[9])
+    """The NHS number's modulus-11 check (the matcher's own rule)."""
+    return nhs_number_valid(nhs_number)
 
 
 def make_nhs_number(rng: random.Random) -> str:
@@ -272,14 +272,17 @@ class _Generator:
         places = self.rng.sample(_PLACES, len(_PLACES))
 
         def place() -> str:
-            return places.pop() if places else self.rng.choice(_PLACES)
+            return places.pop() if places else self.rng.choice(_PLACE_STEMS) + self.rng.choice(_PLACE_ENDINGS)
 
         def school_name(templates: tuple[str, ...]) -> str:
-            while True:
+            for attempt in range(10_000):
                 name = self.rng.choice(templates).format(place=place(), saint=self.rng.choice(_SAINTS))
+                if attempt >= 100:  # only for absurd sizes: a number keeps names (and email domains) distinct
+                    name = f"{name} {attempt}"
                 if name not in names:
-                    names.add(name)
-                    return name
+                    break
+            names.add(name)
+            return name
 
         def add(name: str, la_code: str, school_type: str, phase: str, years: range, estab: str, size: int,
                 contacts: str = "full") -> None:
@@ -482,7 +485,7 @@ class _Generator:
             status = self.rng.choice(STATUSES[:2])
             team, worker, placing = allocate(child, status)
             open_case(child, "", child["nhs_number"], status, team, worker, placing)
-        for index in range(max(2, round(self.target / 250))):  # on no roll: pre-school, 16-17, moved in
+        for index in range(max(4, round(self.target / 250))):  # on no roll: pre-school, 16-17, moved in
             year = self.rng.choice((-3, -2, -1, 12, 13, 8, 9, 10))
             born = _random_day(self.rng, *_birth_window(year))
             sex = self.sex()
