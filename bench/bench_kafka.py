@@ -92,6 +92,14 @@ class Run:
     def processed(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM event WHERE status = 'processed'").fetchone()[0])
 
+    def wait_processed(self, total: int, timeout: float = 600) -> None:
+        deadline = time.monotonic() + timeout
+        while self.processed() < total:
+            if time.monotonic() > deadline:
+                letters = self.db.execute("SELECT count(*) FROM deadletter").fetchone()[0]
+                raise RuntimeError(f"{self.processed()} of {total} processed, {letters} dead-lettered")
+            time.sleep(0.1)
+
     def send(self, record: dict[str, Any]) -> None:
         value = codec.encode("self-harm-attendance", record)
         self.producer.send(self.prefix + "self-harm-attendance", key=record["attendance_id"].encode(), value=value)
@@ -115,8 +123,7 @@ def throughput(run: Run, events: int) -> float:
     for record in records:
         run.send(record)
     run.producer.flush()
-    while run.processed() < events:
-        time.sleep(0.1)
+    run.wait_processed(events)
     return events / (time.perf_counter() - started)
 
 
@@ -133,8 +140,7 @@ def latency(run: Run, rate: float, duration: float) -> dict[str, float]:
         sent[record["event_id"]] = time.time()
         run.send(record)
         run.producer.flush()
-    while run.processed() < base + len(sent):
-        time.sleep(0.1)
+    run.wait_processed(base + len(sent))
     rows = run.db.execute("SELECT event_id, min(created_at) FROM notification GROUP BY event_id").fetchall()
     samples = sorted((created.replace(tzinfo=UTC).timestamp() - sent[event_id]) * 1000
                      for event_id, created in rows if event_id in sent)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import select
 
 from pipeline import codec
@@ -44,10 +45,16 @@ def handle_delivery(services: Services, delivery: Delivery) -> str:
     return handle_batch(services, [delivery])[0]
 
 
-def handle_batch(services: Services, deliveries: Sequence[Delivery]) -> list[str]:
+def _transient(error: Exception) -> bool:
+    """A deadlock or serialisation failure between workers: try again, it is not the record's fault."""
+    return isinstance(error, OperationalError) or getattr(getattr(error, "orig", None), "sqlstate", None) in (
+        "40P01", "40001")
+
+
+def handle_batch(services: Services, deliveries: Sequence[Delivery], attempt: int = 1) -> list[str]:
     """Handle records in order, in one transaction with a savepoint each: one commit for the batch, while
-    each event's effects and processed mark still stand or fall together, and a failing event is rolled
-    back alone and dead-lettered."""
+    each event's effects and processed mark still stand or fall together. A record whose handler fails is
+    rolled back alone and dead-lettered; one that lost a deadlock to another worker is tried again."""
     now = services.clock()
     outcomes: list[str] = ["dead_lettered"] * len(deliveries)
     valid: list[tuple[int, str, dict[str, Any]]] = []
@@ -60,31 +67,50 @@ def handle_batch(services: Services, deliveries: Sequence[Delivery]) -> list[str
             valid.append((index, name, record))
         except codec.CodecError as error:
             dead_letter(services, delivery, str(error), now)
-    failed: list[tuple[int, str]] = []
+    failed: list[tuple[int, Exception]] = []
     if valid:
-        with services.store.transaction() as session:
-            repo = Repository(session, postgres=services.store.is_postgres)
-            for index, name, record in valid:
-                try:
-                    with session.begin_nested():
-                        known = session.exec(select(t.Event.seq).where(t.Event.event_id == record["event_id"]))
-                        if known.first() is not None:
-                            outcomes[index] = "duplicate"
-                            continue
-                        row = t.Event(event_id=record["event_id"], event_type=name,
-                                      content_hash=codec.record_hash(name, record),
-                                      record_json=json.dumps(codec.to_json(name, record)), received_at=now)
-                        session.add(row)
-                        session.flush()
-                        process(repo, row, services.ctx, now)
-                    outcomes[index] = "processed"
-                except IntegrityError:
-                    outcomes[index] = "duplicate"  # another worker stored this event_id first: its effects stand
-                except Exception as error:  # noqa: BLE001 - a handler bug must not stop the partition
-                    failed.append((index, f"handler failed: {type(error).__name__}"))
-    for index, reason in failed:
-        dead_letter(services, deliveries[index], reason, now)
+        try:
+            _process(services, valid, outcomes, failed, now)
+        except OperationalError:  # the batch's own commit lost a deadlock: the whole batch again
+            if attempt >= 5:
+                raise
+            time.sleep(0.05 * attempt)
+            return handle_batch(services, deliveries, attempt + 1)
+    retry = [index for index, failure in failed if _transient(failure) and attempt < 5]
+    if retry:
+        log.warning("retrying %d record(s) after a transient database error", len(retry))
+        time.sleep(0.05 * attempt)
+        again = handle_batch(services, [deliveries[i] for i in retry], attempt + 1)
+        for index, outcome in zip(retry, again, strict=True):
+            outcomes[index] = outcome
+    for index, failure in failed:
+        if index not in retry:
+            dead_letter(services, deliveries[index], f"handler failed: {type(failure).__name__}", now)
     return outcomes
+
+
+def _process(services: Services, valid: list[tuple[int, str, dict[str, Any]]], outcomes: list[str],
+             failed: list[tuple[int, Exception]], now: datetime) -> None:
+    with services.store.transaction() as session:
+        repo = Repository(session, postgres=services.store.is_postgres)
+        for index, name, record in valid:
+            try:
+                with session.begin_nested():
+                    known = session.exec(select(t.Event.seq).where(t.Event.event_id == record["event_id"]))
+                    if known.first() is not None:
+                        outcomes[index] = "duplicate"
+                        continue
+                    row = t.Event(event_id=record["event_id"], event_type=name,
+                                  content_hash=codec.record_hash(name, record),
+                                  record_json=json.dumps(codec.to_json(name, record)), received_at=now)
+                    session.add(row)
+                    session.flush()
+                    process(repo, row, services.ctx, now)
+                outcomes[index] = "processed"
+            except IntegrityError:
+                outcomes[index] = "duplicate"  # another worker stored this event_id first: its effects stand
+            except Exception as error:  # noqa: BLE001 - a handler bug must not stop the partition
+                failed.append((index, error))
 
 
 def dead_letter(services: Services, delivery: Delivery, reason: str, now: datetime) -> None:
