@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import uuid
+from datetime import UTC, datetime
 
 from sqlmodel import select
 
@@ -16,7 +18,7 @@ from tests.support.world import AMELIA, IDENTITY_VALUES, ISLA, attendance
 
 def test_avro_record_to_notification_row_and_output_record(deployment: Deployment) -> None:
     deployment.start_worker()
-    event = attendance(AMELIA)
+    event = attendance(AMELIA, arrived_at=datetime.now(UTC))
     producer = deployment.producer()
     deployment.send(producer, "self-harm-attendance", event, key=event["attendance_id"].encode())
     producer.flush()
@@ -34,7 +36,7 @@ def test_avro_record_to_notification_row_and_output_record(deployment: Deploymen
 def test_a_poison_record_is_dead_lettered_and_the_partition_keeps_flowing(deployment: Deployment) -> None:
     deployment.start_worker()
     producer = deployment.producer()
-    good = [attendance(AMELIA), attendance(ISLA)]
+    good = [attendance(AMELIA, arrived_at=datetime.now(UTC)), attendance(ISLA, arrived_at=datetime.now(UTC))]
     deployment.send(producer, "self-harm-attendance", good[0], key=b"same")
     deployment.send(producer, "self-harm-attendance", b"Amelia Hartley 9990000018 not avro", key=b"same")
     unknown = b"\xc3\x01" + b"\x01" * 8 + b"\x00"
@@ -55,7 +57,7 @@ def test_two_workers_share_the_partitions_without_duplicates(deployment: Deploym
     deployment.start_worker()
     deployment.start_worker()
     producer = deployment.producer()
-    events = [attendance(AMELIA) for _ in range(200)]
+    events = [attendance(AMELIA, arrived_at=datetime.now(UTC)) for _ in range(200)]
     for event in events:
         deployment.send(producer, "self-harm-attendance", event, key=event["attendance_id"].encode())
         deployment.send(producer, "self-harm-attendance", event, key=event["attendance_id"].encode())  # again
@@ -65,9 +67,21 @@ def test_two_workers_share_the_partitions_without_duplicates(deployment: Deploym
 
 
 def test_a_worker_killed_mid_stream_and_restarted_loses_and_repeats_nothing(deployment: Deployment) -> None:
+    # Seconds-scale windows, so every acknowledgement deadline falls due while the stream is processed and
+    # the sweep fires both ladder steps of each one, some before the kill and the rest after the restart.
+    config = deployment.tmp / "council.yaml"
+    config.write_text(
+        "runtime: {sweep_interval_seconds: 1}\n"
+        "timescales:\n"
+        "  self_harm_acknowledgement: PT5S\n"
+        "  self_harm_acknowledgement_ladder:\n"
+        "    - {after: PT0S, notify: [dsl, deputy_dsl], action: reminder}\n"
+        "    - {after: PT2S, notify: [SCIES], action: escalation}\n")
+    deployment.env["SAFEGUARD_CONFIG"] = str(config)
     worker = deployment.start_worker()
     producer = deployment.producer()
-    events = [attendance(AMELIA, attendance_id=f"ED-{uuid.uuid4().hex[:8]}") for _ in range(2000)]
+    now = datetime.now(UTC)
+    events = [attendance(AMELIA, arrived_at=now, attendance_id=f"ED-{uuid.uuid4().hex[:8]}") for _ in range(2000)]
     for event in events:
         deployment.send(producer, "self-harm-attendance", event, key=event["attendance_id"].encode())
     producer.flush()
@@ -78,11 +92,25 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_and_repeats_nothing(depl
     assert done_before < 2000
     deployment.start_worker()
     deployment.wait_for(lambda: deployment.count(t.Event, t.Event.status == "processed") == 2000, timeout=400)
+    ack = t.Deadline.kind == "self_harm_acknowledgement"
+    deployment.wait_for(lambda: deployment.count(t.Deadline, ack, t.Deadline.escalation_level == 2) == 2000,
+                        timeout=120)
+    time.sleep(2)  # a step fired twice would show up in the next sweeps
     assert deployment.count(t.Event) == 2000
-    assert deployment.count(t.Notification, t.Notification.kind == "alert") == 4000
+    assert deployment.count(t.Deadline, ack) == 2000
+    school = t.Notification.recipient_role.in_(("dsl", "deputy_dsl"))  # type: ignore[attr-defined]
+    assert deployment.count(t.Notification, t.Notification.kind == "alert", school) == 4000
+    assert deployment.count(t.Notification, t.Notification.kind == "reminder", school) == 4000
+    assert deployment.count(t.Notification, t.Notification.plan_key == "self_harm_acknowledgement:2:SCIES") == 2000
     with deployment.store.read() as session:
-        pairs = session.exec(select(t.Notification.event_id, t.Notification.recipient_role)).all()
-    assert len(set(pairs)) == len(pairs)
+        # (The holiday rule may add a SCiES alert and deadline on some days; those are unique per event too.)
+        fired = session.exec(select(t.Notification.event_id, t.Notification.kind, t.Notification.plan_key,
+                                    t.Notification.recipient_role)).all()
+        escalated = session.exec(select(t.AuditEntry.subject_id, t.AuditEntry.reason).where(
+            t.AuditEntry.action == "escalated")).all()
+    assert len(set(fired)) == len(fired) >= 10000
+    assert {row[0] for row in fired} == {event["event_id"] for event in events}
+    assert len(set(escalated)) == len(escalated)
 
 
 def test_two_of_one_childs_events_on_two_workers_raise_one_trigger_meeting(deployment: Deployment) -> None:
@@ -129,7 +157,7 @@ def test_http_intake_answers_202_only_after_the_broker_acknowledged(deployment: 
         assert time.monotonic() < deadline, "the API did not start"
         time.sleep(0.2)
     headers = {"Authorization": f"Bearer {token}"}
-    event = attendance(AMELIA)
+    event = attendance(AMELIA, arrived_at=datetime.now(UTC))
     response = httpx.post(f"{base}/api/events/self-harm-attendance", json=event, headers=headers, timeout=20)
     assert response.status_code == 202 and response.json()["status"] == "accepted"
     on_topic = deployment.records("self-harm-attendance", 3000)
@@ -155,7 +183,7 @@ def test_the_broker_stopped_and_restarted_mid_stream_loses_nothing(deployment: D
 
     deployment.start_worker()
     producer = deployment.producer()
-    events = [attendance(AMELIA) for _ in range(300)]
+    events = [attendance(AMELIA, arrived_at=datetime.now(UTC)) for _ in range(300)]
     for event in events[:150]:
         deployment.send(producer, "self-harm-attendance", event, key=event["attendance_id"].encode())
     producer.flush()
