@@ -45,18 +45,25 @@ def make_producer(bootstrap: str) -> KafkaProducer:
 
 
 class KafkaPublisher:
-    """Publishes outbox records to the output topics; returns only once the broker acknowledged."""
+    """Publishes outbox records to the output topics; ``flush`` returns once the broker acknowledged them all."""
 
     def __init__(self, bootstrap: str, prefix: str = "", timeout: float = 15.0) -> None:
         self.producer = make_producer(bootstrap)
         self.prefix, self.timeout = prefix, timeout
+        self._in_flight: list[Any] = []
 
     def publish(self, topic: str, key: str, record: dict[str, Any]) -> None:
         headers = [(name, str(value).encode()) for name, value in (record.pop("_headers", None) or {}).items()]
         schema = OUTPUT_SCHEMAS[topic]
         value = codec.encode(schema, codec.from_json(schema, record))
-        self.producer.send(self.prefix + topic, key=key.encode(), value=value, headers=headers).get(
-            timeout=self.timeout)
+        self._in_flight.append(self.producer.send(self.prefix + topic, key=key.encode(), value=value,
+                                                  headers=headers))
+
+    def flush(self) -> None:
+        """Wait for every record sent since the last flush; raises if the broker refused any of them."""
+        in_flight, self._in_flight = self._in_flight, []
+        for future in in_flight:
+            future.get(timeout=self.timeout)
 
     def close(self) -> None:
         self.producer.close(timeout=5)

@@ -13,7 +13,12 @@ from typing import Any, Protocol
 
 
 class Publisher(Protocol):
+    """``publish`` may send in the background; ``flush`` returns once everything published is durable, and
+    raises if any of it is not (the relay then leaves its outbox rows for the next attempt)."""
+
     def publish(self, topic: str, key: str, record: dict[str, Any]) -> None: ...
+
+    def flush(self) -> None: ...
 
 
 class FilePublisher:
@@ -25,3 +30,6 @@ class FilePublisher:
         self.directory.mkdir(parents=True, exist_ok=True)
         with self._lock, (self.directory / f"{topic}.jsonl").open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({"key": key, "value": record}) + "\n")
+
+    def flush(self) -> None:
+        """Each record is appended (and the file closed) as it is published."""

@@ -11,7 +11,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_
+from sqlalchemy import and_, event, or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -30,6 +30,8 @@ from pipeline.domain.model import (
 )
 
 SYSTEM = "system"
+AUDIT_INSERT = t.AuditEntry.__table__.insert()  # type: ignore[attr-defined]
+OUTBOX_INSERT = t.Outbox.__table__.insert()  # type: ignore[attr-defined]
 
 
 def new_id() -> str:
@@ -57,6 +59,24 @@ class Repository:
         self.postgres = postgres
         self._directory: Directory | None = None
         self._schools: dict[str, School | None] = {}
+        # Append-only rows (audit entries, outbox rows) are buffered and written as one multi-row insert per
+        # table when the transaction or savepoint they belong to commits; a rollback discards them with it.
+        self._audit_rows: list[dict[str, Any]] = []
+        self._outbox_rows: list[dict[str, Any]] = []
+        event.listen(session, "before_commit", self._write_rows)
+        event.listen(session, "after_soft_rollback", self._discard_rows)
+
+    def _write_rows(self, _session: Session) -> None:
+        connection = self.session.connection()
+        if self._audit_rows:
+            rows, self._audit_rows = self._audit_rows, []
+            connection.execute(AUDIT_INSERT, rows)
+        if self._outbox_rows:
+            rows, self._outbox_rows = self._outbox_rows, []
+            connection.execute(OUTBOX_INSERT, rows)
+
+    def _discard_rows(self, _session: Session, _previous: Any) -> None:
+        self._audit_rows, self._outbox_rows = [], []
 
     # ---- reference facts -------------------------------------------------------------------------
     def school(self, urn: str) -> School | None:
@@ -136,12 +156,13 @@ class Repository:
 
     # ---- effects ---------------------------------------------------------------------------------
     def audit(self, at: datetime, actor: str, action: str, subject_id: str, reason: str = "") -> None:
-        self.session.add(t.AuditEntry(at=at, actor=actor, action=action, subject_id=subject_id, reason=reason))
+        self._audit_rows.append({"at": at, "actor": actor, "action": action, "subject_id": subject_id,
+                                 "reason": reason})
 
     def outbox(self, at: datetime, topic: str, key: str, body: dict[str, Any],
                notification_id: str | None = None) -> None:
-        self.session.add(t.Outbox(topic=topic, key=key, body_json=json.dumps(body, default=str),
-                                  notification_id=notification_id, created_at=at))
+        self._outbox_rows.append({"topic": topic, "key": key, "body_json": json.dumps(body, default=str),
+                                  "notification_id": notification_id, "created_at": at, "relayed_at": None})
 
     def add_deadline(self, planned: PlannedDeadline, subject_id: str, now: datetime, *, event_id: str | None,
                      child_id: str | None, once: bool = False) -> t.Deadline | None:
@@ -162,6 +183,7 @@ class Repository:
 
     def insert_once(self, row: Any) -> bool:
         """Insert a row guarded by a unique constraint; False (and nothing written) if it already exists."""
+        self._write_rows(self.session)  # rows buffered so far belong to the enclosing transaction, not this savepoint
         try:
             with self.session.begin_nested():
                 self.session.add(row)

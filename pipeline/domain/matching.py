@@ -9,6 +9,7 @@ probabilistic matcher can replace ``DeterministicMatcher`` without touching the 
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ def nhs_number_valid(value: str | None) -> bool:
     return check != 10 and check == int(digits[9])
 
 
+@functools.lru_cache(maxsize=65536)  # pure, and called for every candidate of every event
 def normalise_name(value: str | None) -> str:
     """Lower case, accents folded, only letters kept (O'Brien -> obrien, Zoë -> zoe)."""
     if not value:

@@ -6,6 +6,7 @@ scope is answered exactly as not found. Error bodies name fields, never values.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterator
@@ -151,7 +152,7 @@ def create_app(services: Services) -> FastAPI:
         if services.event_sender is not None:
             result = await run_in_threadpool(send_to_kafka, services, submission)
         else:
-            result = await run_in_threadpool(services.intake.submit, submission)
+            result = await asyncio.wrap_future(services.intake.submit_grouped(submission))
         if result.accepted:
             services.on_accepted()
         return JSONResponse(result.body, status_code=result.status_code)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 from collections.abc import Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,12 +57,45 @@ def _errors(error: codec.CodecError) -> list[dict[str, str]]:
 
 
 class Intake:
-    def __init__(self, store: Store, max_body_bytes: int = 65536) -> None:
+    def __init__(self, store: Store, max_body_bytes: int = 65536, group_commit_max: int = 256) -> None:
         self.store = store
         self.max_body_bytes = max_body_bytes
+        self.group_commit_max = group_commit_max
+        self._waiting: queue.SimpleQueue[tuple[Submission, Future[IntakeResult]]] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
 
     def submit(self, submission: Submission) -> IntakeResult:
         return self.submit_many([submission])[0]
+
+    def submit_grouped(self, submission: Submission) -> Future[IntakeResult]:
+        """Group commit for concurrent callers (the HTTP intake): submissions that arrive while a commit is
+        under way are stored together in the next one, so many requests share one fsync. Each future
+        resolves only after the commit that stored its submission."""
+        with self._writer_lock:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_groups, name="intake-group-commit", daemon=True)
+                self._writer.start()
+        future: Future[IntakeResult] = Future()
+        self._waiting.put((submission, future))
+        return future
+
+    def _write_groups(self) -> None:
+        while True:
+            group = [self._waiting.get()]
+            while len(group) < self.group_commit_max:
+                try:
+                    group.append(self._waiting.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                results = self.submit_many([submission for submission, _ in group])
+            except Exception as error:  # noqa: BLE001 - every waiting caller learns of the failure; none hangs
+                for _, future in group:
+                    future.set_exception(error)
+                continue
+            for (_, future), result in zip(group, results, strict=True):
+                future.set_result(result)
 
     def submit_many(self, submissions: Iterable[Submission]) -> list[IntakeResult]:
         """Validate each, then store the valid ones and the dead letters in one transaction."""

@@ -11,6 +11,7 @@ import json
 import logging
 from datetime import datetime
 
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from pipeline.adapters import tables as t
@@ -25,29 +26,38 @@ from pipeline.service.handlers import DELIVERIES
 log = logging.getLogger(__name__)
 
 
-def relay(store: Store, channel: Channel, publisher: Publisher, now: datetime, batch: int = 32) -> int:
-    """Relay up to ``batch`` rows; returns how many were relayed."""
+def relay(store: Store, channel: Channel, publisher: Publisher, now: datetime, batch: int = 100) -> int:
+    """Relay up to ``batch`` rows; returns how many were relayed.
+
+    One transaction per batch: the batch's notifications are read in one query and its outbox rows marked
+    relayed in one statement.
+    """
     with store.transaction() as session:
         query = (select(t.Outbox).where(col(t.Outbox.relayed_at).is_(None))
                  .order_by(col(t.Outbox.id)).limit(batch))
         if store.is_postgres:
             query = query.with_for_update(skip_locked=True)
         rows = list(session.exec(query).all())
+        if not rows:
+            return 0
         repo = Repository(session, postgres=store.is_postgres)
+        wanted = {row.notification_id for row in rows if row.topic == DELIVERIES and row.notification_id}
+        notifications = {n.id: n for n in session.exec(
+            select(t.Notification).where(col(t.Notification.id).in_(wanted))).all()} if wanted else {}
         for row in rows:
             if row.topic == DELIVERIES:
-                _deliver(repo, channel, row, now)
+                notification = notifications.get(row.notification_id or "")
+                if notification is not None:
+                    _deliver(repo, channel, notification, now)
             else:
                 publisher.publish(row.topic, row.key, json.loads(row.body_json))
-            row.relayed_at = now
-            session.add(row)
+        publisher.flush()  # every record acknowledged before its row is marked relayed
+        session.execute(update(t.Outbox).where(col(t.Outbox.id).in_([row.id for row in rows]))
+                        .values(relayed_at=now).execution_options(synchronize_session=False))
     return len(rows)
 
 
-def _deliver(repo: Repository, channel: Channel, row: t.Outbox, now: datetime) -> None:
-    notification = repo.session.get(t.Notification, row.notification_id)
-    if notification is None:
-        return
+def _deliver(repo: Repository, channel: Channel, notification: t.Notification, now: datetime) -> None:
     try:
         channel.send(message_for(notification.id, notification.urgency, notification.contact_email,
                                  notification.contact_phone, channel.public_url))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -37,3 +38,37 @@ def test_a_handler_failure_dead_letters_that_event_and_the_batch_commits(pipelin
         assert [letter.reason for letter in letters] == ["handler failed: RuntimeError"]
         assert len(session.exec(select(t.Notification).where(
             t.Notification.event_id == good_after["event_id"])).all()) == 2
+        # Audit entries and outbox rows are buffered and written when each event's savepoint is released:
+        # the failed event's are discarded with its savepoint, the others' are all there.
+        audited = {entry.subject_id for entry in session.exec(select(t.AuditEntry)).all()}
+        assert poison["event_id"] not in audited
+        assert {good_before["event_id"], good_after["event_id"]} <= audited
+        outbox_keys = {row.key for row in session.exec(select(t.Outbox)).all()}
+        assert poison["event_id"] not in outbox_keys
+        assert {good_before["event_id"], good_after["event_id"]} <= outbox_keys
+
+
+def test_concurrent_http_submissions_share_commits_and_each_gets_its_own_answer(pipeline: Pipeline) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline.service.intake import Submission
+
+    intake = pipeline.services.intake
+    events = [attendance(AMELIA) for _ in range(60)]
+    duplicate = dict(events[0])
+    conflict = {**events[1], "admitted": True}
+    bodies = [json.dumps(event).encode() for event in events]
+    bodies += [json.dumps(duplicate).encode(), json.dumps(conflict).encode(), b"{not json", b'{"event_id": 1}']
+
+    def submit(body: bytes) -> int:
+        return intake.submit_grouped(Submission("self-harm-attendance", body)).result(timeout=30).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(submit, bodies))
+    assert codes[2:61] == [202] * 59 and codes[0] == 202
+    assert sorted((codes[1], codes[61])) == [202, 409]  # whichever of the two contents was stored first wins
+    assert codes[62:] == [422, 422]
+    with pipeline.services.store.read() as session:
+        stored = session.exec(select(t.Event.event_id)).all()
+        assert len(stored) == len(set(stored)) == 60
+        assert len(session.exec(select(t.DeadLetter)).all()) == 2
