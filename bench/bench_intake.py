@@ -202,8 +202,8 @@ def main() -> None:
 
     print(append(args.results, "Intake benchmark results (bench/bench_intake.py)", [
         f"machine: {machine()}; `safeguard run` pinned to core 0, load generator to core 1",
-        f"settings: SQLite WAL, synchronous=FULL (as shipped), 2,000 demo pupils, consumer batches of 16, "
-        f"relay batches of 100, {args.clients} concurrent HTTP clients",
+        f"settings: SQLite WAL, synchronous=FULL (as shipped), 2,000 demo pupils, HTTP intake group commit (up to "
+        f"256 per transaction), consumer batches of 16, relay batches of 100, {args.clients} concurrent HTTP clients",
         f"HTTP, {args.events:,} events: intake {http['intake_per_s']:,.0f} accepted/s; end to end (intake to "
         f"notifications stored) {http['end_to_end_per_s']:,.0f} events/s (target 2,000)",
         f"`safeguard produce`, {args.events:,} events: intake {produce['intake_per_s']:,.0f}/s; end to end "
