@@ -56,10 +56,11 @@ class IntakeConsumer:
             return 0
         with self.store.transaction() as session:
             repo = Repository(session, postgres=self.store.is_postgres)
+            events = {event.seq: event for event in session.exec(select(t.Event).where(col(t.Event.seq).in_(seqs)))}
             for seq in seqs:
                 try:
                     with session.begin_nested():
-                        event = session.get(t.Event, seq)
+                        event = events.get(seq)
                         if event is None or event.status != "accepted":
                             continue  # another consumer took it
                         process(repo, event, self.ctx, self.clock())

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, event, or_
+from sqlalchemy import Row, Table, and_, event, or_
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -30,6 +32,12 @@ from pipeline.domain.model import (
 )
 
 SYSTEM = "system"
+SCHOOL: Table = t.School.__table__  # type: ignore[attr-defined]
+TEAM_CONTACT: Table = t.TeamContact.__table__  # type: ignore[attr-defined]
+PUPIL: Table = t.Pupil.__table__  # type: ignore[attr-defined]
+INVOLVEMENT: Table = t.Involvement.__table__  # type: ignore[attr-defined]
+EHE: Table = t.EheRecord.__table__  # type: ignore[attr-defined]
+CHILD: Table = t.Child.__table__  # type: ignore[attr-defined]
 AUDIT_INSERT = t.AuditEntry.__table__.insert()  # type: ignore[attr-defined]
 OUTBOX_INSERT = t.Outbox.__table__.insert()  # type: ignore[attr-defined]
 
@@ -38,18 +46,18 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def _school(row: t.School) -> School:
+def _school(row: Any) -> School:
     return School(row.urn, row.name, row.la_code, row.in_area, row.school_type,
                   Contact(row.dsl_email, row.dsl_phone), Contact(row.deputy_email, row.deputy_phone))
 
 
-def _pupil_identity(row: t.Pupil | t.EheRecord | t.Involvement) -> Identity:
+def _pupil_identity(row: Any) -> Identity:
     return Identity(given_name=row.given_name, family_name=row.family_name, date_of_birth=row.date_of_birth,
                     sex=getattr(row, "sex", None), nhs_number=row.nhs_number,
                     postcode=getattr(row, "postcode", None))
 
 
-def _on_roll(row: t.Pupil, day: date) -> bool:
+def _on_roll(row: Any, day: date) -> bool:
     return (row.on_roll_from is None or row.on_roll_from <= day) and (row.on_roll_to is None or day <= row.on_roll_to)
 
 
@@ -79,15 +87,20 @@ class Repository:
         self._audit_rows, self._outbox_rows = [], []
 
     # ---- reference facts -------------------------------------------------------------------------
+    # Reference reads are plain rows, not ORM objects: nothing here changes them, and this is the hot path of
+    # every event (loading ORM objects cost more than the queries themselves).
+    def _rows(self, statement: Any) -> Sequence[Row[Any]]:
+        return self.session.connection().execute(statement).all()
+
     def school(self, urn: str) -> School | None:
         if urn not in self._schools:
-            row = self.session.get(t.School, urn)
-            self._schools[urn] = _school(row) if row is not None and row.ended_at is None else None
+            rows = self._rows(sa_select(SCHOOL).where(SCHOOL.c.urn == urn, SCHOOL.c.ended_at.is_(None)))
+            self._schools[urn] = _school(rows[0]) if rows else None
         return self._schools[urn]
 
     def directory(self) -> Directory:
         if self._directory is None:
-            rows = self.session.exec(select(t.TeamContact).where(col(t.TeamContact.ended_at).is_(None))).all()
+            rows = self._rows(sa_select(TEAM_CONTACT).where(TEAM_CONTACT.c.ended_at.is_(None)))
             self._directory = Directory({row.team: Contact(row.email, row.phone) for row in rows})
         return self._directory
 
@@ -101,17 +114,17 @@ class Repository:
             clauses = [col(model.date_of_birth).in_(dobs), col(model.family_key) == family]
             if identity.nhs_number:
                 clauses.append(col(model.nhs_number) == identity.nhs_number)
-            return select(model).where(col(model.ended_at).is_(None), or_(*clauses))
+            return sa_select(model.__table__).where(col(model.ended_at).is_(None), or_(*clauses))
 
-        for pupil in self.session.exec(blocking(t.Pupil)).all():
+        for pupil in self._rows(blocking(t.Pupil)):
             if not _on_roll(pupil, day):
                 continue
             school = self.school(pupil.school_urn) if identity.school_name else None  # only to compare names
             found.append(Candidate("pupil", pupil.upn, _pupil_identity(pupil), upn=pupil.upn,
                                    school_urn=pupil.school_urn, school_name=school.name if school else None))
-        for ehe in self.session.exec(blocking(t.EheRecord)).all():
+        for ehe in self._rows(blocking(t.EheRecord)):
             found.append(Candidate("ehe", ehe.row_key, _pupil_identity(ehe)))
-        for inv in self.session.exec(blocking(t.Involvement)).all():
+        for inv in self._rows(blocking(t.Involvement)):
             found.append(Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn))
         return found
 
@@ -121,8 +134,7 @@ class Repository:
         nhs = {m.identity.nhs_number for m in members if m.identity.nhs_number}
         enrolments: list[Enrolment] = []
         if upns:
-            for pupil in self.session.exec(select(t.Pupil).where(col(t.Pupil.upn).in_(upns),
-                                                                 col(t.Pupil.ended_at).is_(None))).all():
+            for pupil in self._rows(sa_select(PUPIL).where(PUPIL.c.upn.in_(upns), PUPIL.c.ended_at.is_(None))):
                 school = self.school(pupil.school_urn)
                 if school is not None and _on_roll(pupil, day):
                     enrolments.append(Enrolment(pupil.upn, school, _pupil_identity(pupil)))
@@ -134,21 +146,20 @@ class Repository:
             clauses.append(col(t.Involvement.nhs_number).in_(nhs))
         involvements = [
             Involvement(row.status, row.worker_email, row.team, row.manager_email, row.placing_la, row.iro_email)
-            for row in self.session.exec(select(t.Involvement).where(col(t.Involvement.ended_at).is_(None),
-                                                                     or_(*clauses))).all()
+            for row in self._rows(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.ended_at.is_(None), or_(*clauses)))
         ]
         home_educated = any(m.source == "ehe" for m in members)
         if not home_educated and nhs:
-            home_educated = self.session.exec(select(t.EheRecord.row_key).where(
-                col(t.EheRecord.nhs_number).in_(nhs), col(t.EheRecord.ended_at).is_(None))).first() is not None
+            home_educated = bool(self._rows(sa_select(EHE.c.row_key).where(
+                EHE.c.nhs_number.in_(nhs), EHE.c.ended_at.is_(None)).limit(1)))
         best = next((m.identity for m in members if m.source == "pupil"), members[0].identity if members else identity)
         return ChildFacts(child_id, best, tuple(enrolments), home_educated, tuple(involvements))
 
     def child_id(self, person_key: str) -> str:
         """The opaque id for a person key, created on first sight."""
-        row = self.session.exec(select(t.Child).where(t.Child.person_key == person_key)).first()
-        if row is not None:
-            return row.child_id
+        known = self._rows(sa_select(CHILD.c.child_id).where(CHILD.c.person_key == person_key))
+        if known:
+            return str(known[0].child_id)
         row = t.Child(child_id=new_id(), person_key=person_key)
         if not self.insert_once(row):  # another transaction created it a moment ago: use theirs
             return self.session.exec(select(t.Child.child_id).where(t.Child.person_key == person_key)).one()
