@@ -11,6 +11,7 @@ an error can be logged and returned to a producer without leaking personal data.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -204,9 +205,10 @@ class _JsonReader:
             name = field["name"]
             known.add(name)
             where = f"{path}.{name}" if path else name
-            if name not in value:
+            if name not in value or (value[name] is None and field.get("default") is not None):
+                # Absent, or JSON null for an absent optional field (as the contract allows): the default.
                 if "default" in field:
-                    out[name] = field["default"]
+                    out[name] = copy.deepcopy(field["default"])
                 else:
                     self.fail(where, "required")
                 continue

@@ -172,3 +172,32 @@ def test_decode_refuses_another_event_types_bytes() -> None:
 def test_random_bytes_never_raise_anything_but_codec_error(data: bytes) -> None:
     with contextlib.suppress(codec.CodecError):  # any other exception type fails the test
         codec.decode(b"\xc3\x01" + bytes.fromhex(GOLDEN_FINGERPRINT_HEX) + data)
+
+
+UPDATED = {"event_id": "0b7e1d1e-2f0c-4b8a-9a57-1f5c9f0e6a11", "episode_id": "E1",
+           "updated_at": "2026-11-24T20:00:00+00:00", "risk_grade": None}
+
+
+def test_json_null_for_an_absent_optional_array_is_its_default() -> None:
+    # The contract: JSON bodies use null for an absent optional field.
+    updated = codec.from_json("missing-updated", {**UPDATED, "exploitation_flags": None})
+    assert updated["exploitation_flags"] == [] and updated["risk_grade"] is None
+    assert updated == codec.from_json("missing-updated", UPDATED)
+    interview = codec.from_json("return-interview-recorded", {
+        "event_id": "0b7e1d1e-2f0c-4b8a-9a57-1f5c9f0e6a11", "episode_id": "E1",
+        "recorded_at": "2026-11-24T20:00:00+00:00", "outcome": "COMPLETED", "held_at": None, "by_role": "worker",
+        "attempts": None, "reason": None})
+    assert interview["attempts"] == []
+    codec.decode(codec.encode("return-interview-recorded", interview))
+
+
+def test_defaults_are_not_shared_between_records() -> None:
+    first = codec.from_json("missing-updated", {**UPDATED, "exploitation_flags": None})
+    first["exploitation_flags"].append("CSE")
+    assert codec.from_json("missing-updated", UPDATED)["exploitation_flags"] == []
+
+
+def test_json_null_for_a_required_field_is_still_refused() -> None:
+    with pytest.raises(codec.CodecError) as caught:
+        codec.from_json("missing-updated", {**UPDATED, "episode_id": None})
+    assert [e.field for e in caught.value.errors] == ["episode_id"]
