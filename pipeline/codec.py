@@ -2,7 +2,9 @@
 
 Wire format: the Avro specification's single-object encoding, ``C3 01`` + the 8-byte little-endian
 CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form (as the spec defines it: logical types
-are not part of it) + the Avro binary body. JSON uses the schema's field names with plain values: dates
+are not part of it) + the Avro binary body. Decoding also accepts the fingerprint the `avro` package
+computes for the same schema (its canonical form keeps logical types' primitives as objects), so a producer
+or checker built on that package is understood. JSON uses the schema's field names with plain values: dates
 ``YYYY-MM-DD``, times ISO-8601 with an offset (rejected without one), null for an absent optional field.
 
 Every failure is a ``CodecError`` listing field paths and what is wrong, never the offending values, so
@@ -78,9 +80,37 @@ def _schemas() -> dict[str, _Schema]:
     return loaded
 
 
+def _avro_package_fingerprint(schema_text: str) -> bytes:
+    """The fingerprint the `avro` package (1.12) computes for a schema. Its canonical form keeps a logical
+    type's primitive as ``{"type": "long"}`` where the spec's Parsing Canonical Form (and so ours) writes
+    ``"long"``, so for schemas with logical types the two differ."""
+    import avro.schema  # only here: the codec itself runs on fastavro
+
+    return bytes(avro.schema.parse(schema_text).fingerprint("CRC-64-AVRO"))
+
+
+def _fingerprint_aliases() -> dict[bytes, str]:
+    """Other fingerprints accepted on decoding, each naming the schema it stands for: a producer or checker
+    built on the `avro` package is not rejected. Encoding always uses the spec's fingerprint."""
+    ours = {name: fingerprint_of(json.loads(schema_path(name).read_text(encoding="utf-8")))
+            for name in (*EVENT_TYPES, *OUTPUT_TYPES)}
+    aliases: dict[bytes, str] = {}
+    for name in ours:
+        theirs = _avro_package_fingerprint(schema_path(name).read_text(encoding="utf-8"))
+        if theirs != ours[name] and theirs not in ours.values():
+            aliases[theirs] = name
+    return aliases
+
+
+FINGERPRINT_ALIASES: dict[bytes, str] = _fingerprint_aliases()  # built once, at import
+
+
 @cache
 def _by_fingerprint() -> dict[bytes, _Schema]:
-    return {schema.fingerprint: schema for schema in _schemas().values()}
+    schemas = _schemas()
+    found = {alias: schemas[name] for alias, name in FINGERPRINT_ALIASES.items()}
+    found.update({schema.fingerprint: schema for schema in schemas.values()})
+    return found
 
 
 def _schema(name: str) -> _Schema:

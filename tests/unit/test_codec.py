@@ -201,3 +201,31 @@ def test_json_null_for_a_required_field_is_still_refused() -> None:
     with pytest.raises(codec.CodecError) as caught:
         codec.from_json("missing-updated", {**UPDATED, "episode_id": None})
     assert [e.field for e in caught.value.errors] == ["episode_id"]
+
+
+
+def test_every_schema_has_an_alias_for_the_avro_packages_fingerprint() -> None:
+    for name in (*codec.EVENT_TYPES, *codec.OUTPUT_TYPES):
+        theirs = bytes(avro.schema.parse(codec.schema_path(name).read_text()).fingerprint("CRC-64-AVRO"))
+        assert theirs == codec.fingerprint(name) or codec.FINGERPRINT_ALIASES[theirs] == name
+
+
+@pytest.mark.parametrize("name,record", [
+    ("self-harm-attendance", GOLDEN_RECORD),
+    ("missing-updated", {"event_id": UPDATED["event_id"], "episode_id": "E1",
+                         "updated_at": datetime(2026, 11, 24, 20, 0, tzinfo=UTC), "risk_grade": "HIGH",
+                         "exploitation_flags": ["CCE"]}),
+])
+def test_decoding_accepts_the_avro_packages_fingerprint(name: str, record: dict[str, Any]) -> None:
+    import fastavro
+
+    theirs = bytes(avro.schema.parse(codec.schema_path(name).read_text()).fingerprint("CRC-64-AVRO"))
+    assert theirs != codec.fingerprint(name)  # the two canonical forms differ for logical types
+    if name == "self-harm-attendance":
+        assert theirs.hex() == "206016639ded6d3e"
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(json.loads(codec.schema_path(name).read_text())),
+                               record)
+    assert codec.decode(b"\xc3\x01" + theirs + buffer.getvalue(), expected=name) == (name, record)
+    # Encoding keeps the contract's fingerprint: the spec's Parsing Canonical Form.
+    assert codec.encode(name, record)[2:10] == codec.fingerprint(name)
