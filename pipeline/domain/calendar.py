@@ -54,8 +54,9 @@ _ISO_DURATION = re.compile(
 def parse_clock(value: object) -> time:
     if isinstance(value, time):
         return value
-    if isinstance(value, int) and 0 <= value < 24 * 3600:  # YAML reads 12:00 unquoted as sexagesimal minutes
-        return time(value // 3600, value % 3600 // 60) if value >= 60 else time(value // 60, value % 60)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        # YAML 1.1 (PyYAML) reads an unquoted 12:00 as the sexagesimal integer 720: minutes past midnight.
+        return time(value // 60, value % 60)
     if isinstance(value, str) and re.fullmatch(r"\d{1,2}:\d{2}", value):
         hours, minutes = (int(part) for part in value.split(":"))
         return time(hours, minutes)

@@ -16,6 +16,7 @@ from pipeline.domain.calendar import (
     SchoolDays,
     WorkingDays,
     WorkingHours,
+    parse_clock,
     parse_timescale,
 )
 from pipeline.domain.policy import Policy
@@ -149,3 +150,15 @@ def test_working_hours_never_end_outside_working_time(start: datetime, hours: fl
     if hours > 0:
         assert CAL.is_working_day(local.date())
         assert time(9, 0) < local.time() <= time(17, 0) or local.time() == time(9, 0)
+
+
+@pytest.mark.parametrize("value,expected", [(720, time(12, 0)), (570, time(9, 30)), (0, time(0, 0)),
+                                            (1439, time(23, 59)), ("12:00", time(12, 0))])
+def test_parse_clock_reads_yaml_sexagesimal_integers_as_minutes(value: object, expected: time) -> None:
+    assert parse_clock(value) == expected
+
+
+@pytest.mark.parametrize("bad", [1440, -1, True, "noon"])
+def test_parse_clock_rejects(bad: object) -> None:
+    with pytest.raises(ValueError):
+        parse_clock(bad)

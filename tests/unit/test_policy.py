@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 
-from pipeline.domain.calendar import Duration
+from pipeline.domain.calendar import Duration, SchoolDays, WorkingDays
 from pipeline.domain.policy import Policy
 from pipeline.settings import Settings, deep_merge
 
@@ -59,3 +59,22 @@ def test_a_bad_timescale_names_its_key() -> None:
 def test_deep_merge_replaces_lists_and_merges_mappings() -> None:
     merged = deep_merge({"a": {"b": 1, "c": [1, 2]}, "d": 1}, {"a": {"c": [3]}, "e": 2})
     assert merged == {"a": {"b": 1, "c": [3]}, "d": 1, "e": 2}
+
+
+def test_unquoted_yaml_clock_times_are_hours_and_minutes(tmp_path: Path) -> None:
+    # PyYAML reads an unquoted 12:00 as the sexagesimal integer 720 (minutes), and 9:30 as 570.
+    override = tmp_path / "council.yaml"
+    override.write_text("timescales:\n  self_harm_acknowledgement: {school_days: 1, at: 12:00}\n"
+                        "  trigger_meeting: {working_days: 3, at: 9:30}\n"
+                        "calendar:\n  school_day_end: 15:30\n  working_hours: {start: 9:00, end: 17:00}\n")
+    rules = Settings(config=override).rules
+    assert rules["timescales"]["self_harm_acknowledgement"]["at"] == 720  # what YAML hands over
+    policy = Policy.from_mapping(rules)
+    assert policy.timescales["self_harm_acknowledgement"] == SchoolDays(1, time(12, 0))
+    assert policy.timescales["trigger_meeting"] == WorkingDays(3, time(9, 30))
+    config = policy.calendar.config
+    assert (config.school_day_end, config.working_day_start, config.working_day_end) == (
+        time(15, 30), time(9, 0), time(17, 0))
+    # Due 12:00 on the next school day, as with the quoted default.
+    assert policy.due("self_harm_acknowledgement", WEDNESDAY_NOON) == DEFAULTS.due(
+        "self_harm_acknowledgement", WEDNESDAY_NOON)
