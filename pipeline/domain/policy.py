@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
+
+import yaml
 
 from pipeline.domain.calendar import Calendar, CalendarConfig, Duration, Timescale, parse_timescale
 from pipeline.domain.model import LadderStep
@@ -26,6 +29,37 @@ class LadderRule:
     notify: tuple[str, ...]
     action: str
     before: timedelta | None = None
+
+
+_STEP_KEYS = frozenset({"after", "before", "notify", "action"})
+
+
+@cache
+def _default_rules() -> dict[str, Any]:
+    """config/defaults.yaml as read: the rules every council starts from."""
+    from pipeline.settings import CONFIG_DIR  # the one place that knows where config/ is
+
+    loaded = yaml.safe_load((CONFIG_DIR / "defaults.yaml").read_text(encoding="utf-8")) or {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _ladder(name: str, steps: list[Any], defaults: Mapping[str, Any]) -> tuple[LadderRule, ...]:
+    """A ladder's steps; a bare timescale (``PT10S``, ``{working_hours: 2}``) is the step ``{after: X}`` with
+    ``notify`` and ``action`` from the default ladder's step at the same index."""
+    default_steps = (defaults.get("timescales") or {}).get(name) or []
+    rules = []
+    for index, step in enumerate(steps):
+        if isinstance(step, Mapping) and set(step) & _STEP_KEYS:
+            rules.append(_rung(step))
+            continue
+        if index >= len(default_steps) or not isinstance(default_steps[index], Mapping):
+            raise ValueError(f"step {index + 1} is a bare timescale, which takes notify and action from the "
+                             f"default ladder's step {index + 1}, but the default ladder has "
+                             f"{len(default_steps)} step(s); write it as {{after: ..., notify: [...], action: ...}}")
+        default = default_steps[index]
+        rules.append(_rung({"after": step, "notify": default["notify"],
+                            "action": default.get("action", "escalation")}))
+    return tuple(rules)
 
 
 def _rung(step: Mapping[str, Any]) -> LadderRule:
@@ -48,13 +82,14 @@ class Policy:
     raw: Mapping[str, Any]
 
     @classmethod
-    def from_mapping(cls, rules: Mapping[str, Any]) -> Policy:
+    def from_mapping(cls, rules: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> Policy:
+        """``defaults`` (config/defaults.yaml unless given) fills in a ladder written as bare timescales."""
         timescales: dict[str, Timescale] = {}
         ladders: dict[str, tuple[LadderRule, ...]] = {}
         for name, value in (rules.get("timescales") or {}).items():
             try:
                 if isinstance(value, list):
-                    ladders[name] = tuple(_rung(step) for step in value)
+                    ladders[name] = _ladder(name, value, _default_rules() if defaults is None else defaults)
                 else:
                     timescales[name] = parse_timescale(value)
             except (KeyError, TypeError, ValueError) as error:

@@ -78,3 +78,30 @@ def test_unquoted_yaml_clock_times_are_hours_and_minutes(tmp_path: Path) -> None
     # Due 12:00 on the next school day, as with the quoted default.
     assert policy.due("self_harm_acknowledgement", WEDNESDAY_NOON) == DEFAULTS.due(
         "self_harm_acknowledgement", WEDNESDAY_NOON)
+
+
+def test_a_ladder_of_bare_timescales_takes_notify_and_action_from_the_default_ladder(tmp_path: Path) -> None:
+    override = tmp_path / "council.yaml"
+    override.write_text("timescales:\n  self_harm_acknowledgement_ladder: [PT10S, PT20S, {working_hours: 1}]\n"
+                        "  return_interview_ladder:\n    - PT1H\n"
+                        "    - {after: PT2H, notify: [DIRECTOR], action: escalation}\n")
+    policy = Policy.from_mapping(Settings(config=override).rules)
+    steps = policy.ladder("self_harm_acknowledgement", WEDNESDAY_NOON, "100001")
+    assert [(s.at, s.notify, s.action) for s in steps] == [
+        (WEDNESDAY_NOON + timedelta(seconds=10), ("dsl", "deputy_dsl"), "reminder"),
+        (WEDNESDAY_NOON + timedelta(seconds=20), ("SCIES",), "escalation"),
+        (WEDNESDAY_NOON + timedelta(hours=1), ("EDUCATION_SAFEGUARDING_LEAD",), "escalation"),
+    ]
+    # The default's first return-interview step is a reminder to the assignee (a `before` step there).
+    assert [(s.at, s.notify, s.action) for s in policy.ladder("return_interview", WEDNESDAY_NOON)] == [
+        (WEDNESDAY_NOON + timedelta(hours=1), ("assignee",), "reminder"),
+        (WEDNESDAY_NOON + timedelta(hours=2), ("DIRECTOR",), "escalation"),
+    ]
+
+
+def test_a_bare_timescale_beyond_the_default_ladder_is_a_configuration_error_naming_the_key() -> None:
+    rules = deep_merge(Settings().rules, {"timescales": {"match_review_ladder": ["PT0S", "PT1H", "PT2H"]}})
+    with pytest.raises(ValueError, match=r"timescales\.match_review_ladder: step 3 .*default ladder has 2 step"):
+        Policy.from_mapping(rules)
+    with pytest.raises(ValueError, match=r"timescales\.my_own_ladder: step 1"):
+        Policy.from_mapping(deep_merge(Settings().rules, {"timescales": {"my_own_ladder": ["PT1H"]}}))
