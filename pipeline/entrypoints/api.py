@@ -30,7 +30,7 @@ from pipeline.service.intake import IntakeResult, Submission
 from pipeline.service.users import user_for_token
 
 log = logging.getLogger(__name__)
-NOT_FOUND = {"detail": "not found"}
+NOT_FOUND = {"detail": "Not Found"}  # byte for byte what an unmatched route answers
 SESSION_COOKIE = "safeguard_session"
 
 
