@@ -122,7 +122,7 @@ def trigger_reason(episode: Episode, is_high: bool, child_episodes: list[Episode
         return "exploitation flag"
     longer = _duration(policy, "missing", "trigger_meeting_criteria", "longer_than", default=timedelta(hours=24))
     assert episode.last_seen_at is not None
-    if (episode.found_at or now) - episode.last_seen_at > longer:
+    if (episode.found_at or now) - episode.last_seen_at >= longer:
         return "missing for more than 24 hours since last seen"
     needed = int(criteria.get("episodes_in_window", 3))
     window = _duration(policy, "missing", "trigger_meeting_criteria", "window", default=timedelta(days=30))
@@ -174,10 +174,11 @@ def report_notifications(episode: Episode, facts: ChildFacts | None, is_high: bo
             code = f"LA_{involvement.placing_la}"
             planned.append(_notification(f"{key}:{code}", code, code, _team(directory, code),
                                          "looked-after child placed here by another council", urgency, base))
-        if involvement.iro_email:
-            planned.append(_notification(f"{key}:iro:{involvement.iro_email}", IRO_ROLE, involvement.iro_email,
-                                         Contact(involvement.iro_email), "independent reviewing officer",
-                                         urgency, base))
+        # With no IRO on file the notification still goes out: the handler sends it to the front door.
+        iro = involvement.iro_email or "none on file"
+        planned.append(_notification(f"{key}:iro:{iro}", IRO_ROLE, involvement.iro_email or FRONT_DOOR,
+                                     Contact(involvement.iro_email), "independent reviewing officer",
+                                     urgency, base))
     if is_high or episode.flags:
         planned.append(_notification(f"{key}:head_of_service", HEAD_OF_SERVICE, HEAD_OF_SERVICE,
                                      _team(directory, HEAD_OF_SERVICE), "high risk or exploitation: told at once",

@@ -45,8 +45,13 @@ def age_on(birth: date, day: date) -> int:
 
 
 def compulsory_school_age(birth: date, day: date) -> bool:
-    """From age 5 until the last Friday of June of the school year in which the child turns 16."""
-    if age_on(birth, day) < 5:
+    """From the prescribed day (31 March, 31 August or 31 December) on or after the fifth birthday until the
+    last Friday of June of the school year in which the child turns 16 (Education Act 1996, s.8)."""
+    fifth = birth.replace(year=birth.year + 5) if not (birth.month == 2 and birth.day == 29) \
+        else date(birth.year + 5, 3, 1)
+    starts = min(d for d in (date(fifth.year, 3, 31), date(fifth.year, 8, 31), date(fifth.year, 12, 31))
+                 if d >= fifth)
+    if day < starts:
         return False
     sixteenth = birth.replace(year=birth.year + 16) if not (birth.month == 2 and birth.day == 29) \
         else date(birth.year + 16, 3, 1)
@@ -179,8 +184,8 @@ def route_self_harm(event: SelfHarmAttendance, match: MatchDecision, facts: Chil
             recipients.team(SCIES, f"pupil on the roll of an {kind} school ({school.urn})")
     if facts.home_educated:
         recipients.team(EHE_MANAGER, "on the elective home education register")
-    if not facts.enrolments and not facts.home_educated:
-        if compulsory_school_age(facts.identity.date_of_birth, arrival_day):
+    if not facts.enrolments:
+        if not facts.home_educated and compulsory_school_age(facts.identity.date_of_birth, arrival_day):
             recipients.team(CME, "compulsory school age, on no roll and not home educated")
             recipients.team(FRONT_DOOR, "compulsory school age, on no roll and not home educated")
         elif age_on(facts.identity.date_of_birth, arrival_day) >= 16:
@@ -198,9 +203,11 @@ def route_self_harm(event: SelfHarmAttendance, match: MatchDecision, facts: Chil
                 Contact(involvement.worker_email), f"allocated worker ({involvement.status})", content))
         else:
             recipients.team(involvement.team or FRONT_DOOR, "open to social care, no allocated worker")
-        if involvement.protected and involvement.manager_email:
-            recipients.person(f"manager:{involvement.manager_email}", TEAM_MANAGER_ROLE,
-                              involvement.manager_email, Contact(involvement.manager_email),
+        if involvement.protected:
+            # With no manager on file the notification is not dropped: _with_fallbacks sends it to the front door.
+            manager = involvement.manager_email or f"no manager on file ({involvement.team or 'no team'})"
+            recipients.person(f"manager:{manager}", TEAM_MANAGER_ROLE, involvement.manager_email or FRONT_DOOR,
+                              Contact(involvement.manager_email),
                               f"child {involvement.status.lower().replace('_', ' ')}", content)
     if event.exploitation_concern:
         recipients.team(FRONT_DOOR, "exploitation concern: same day")

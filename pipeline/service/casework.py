@@ -16,9 +16,24 @@ from pipeline.adapters.repository import Repository
 from pipeline.domain.events import SelfHarmAttendance
 from pipeline.domain.matching import group_people
 from pipeline.domain.model import MatchDecision, MatchOutcome, NotificationStatus
+from pipeline.domain.self_harm import PATHWAY as SELF_HARM
 from pipeline.domain.self_harm import route_self_harm
-from pipeline.service.handlers import Context, apply_plan, bind_deadlines, queue_delivery, record_of
+from pipeline.service.handlers import (
+    Context,
+    apply_plan,
+    bind_deadlines,
+    queue_delivery,
+    record_of,
+    store_notification,
+)
 from pipeline.service.sweep import close_deadline
+
+# Deadlines that exist only for someone to acknowledge a notification: the school alert (the DSL or deputy),
+# the holiday rule's SCiES alert, and the allocated team's strategy discussion. Acknowledging the alert or its
+# reminder closes them. An escalation is never the thing the deadline waits for: a manager acknowledging
+# it does not stop the ladder. Every other deadline waits for an event or a decision (the return interview
+# recorded, the trigger meeting held, the child found, the front door's release or review decision).
+CLOSED_BY_ACKNOWLEDGEMENT = frozenset({"self_harm_acknowledgement", "self_harm_holiday_scies", "strategy_discussion"})
 
 
 class CaseworkError(Exception):
@@ -45,9 +60,9 @@ def acknowledge(repo: Repository, row: t.Notification, actor: str, user_id: int,
     row.outcome = outcome
     repo.session.add(row)
     repo.audit(now, actor, "acknowledged", row.id, "acknowledged with an outcome")
-    if row.deadline_id:
+    if row.deadline_id and row.kind in ("alert", "reminder"):
         deadline = repo.session.get(t.Deadline, row.deadline_id)
-        if deadline is not None and deadline.state == "open":
+        if deadline is not None and deadline.state == "open" and deadline.kind in CLOSED_BY_ACKNOWLEDGEMENT:
             close_deadline(repo, deadline, now, "acknowledged")
             repo.audit(now, actor, "acknowledged", deadline.id, "deadline closed by acknowledgement")
     return row
@@ -88,6 +103,11 @@ def decide_consent(repo: Repository, event: t.Event, ctx: Context, actor: str, d
             repo.session.add(row)
             repo.audit(now, actor, "released", row.id, f"front door released: {reason}")
             queue_delivery(repo, row, now)
+    for item in plan.notifications:
+        if item.key not in existing:  # e.g. the holiday rule's SCiES alert, which is planned only on release
+            created = store_notification(repo, event.event_id, item, SELF_HARM, now)
+            if created is not None:
+                existing[item.key] = created
     bind_deadlines(repo, event, plan, existing, event.child_id, now)
     repo.audit(now, actor, "released", event.event_id, f"front door released: {reason}")
     event.status = "processed"

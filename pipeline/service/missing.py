@@ -142,7 +142,11 @@ def reconcile(repo: Repository, row: t.MissingEpisode, episode: rules.Episode, c
         if current is None:
             created = repo.add_deadline(deadline, episode.episode_id, now, event_id=event_id,
                                         child_id=episode.child_id, once=True)
-            if created is not None:
+            if created is not None and deadline.kind in close:
+                # Already done (the return interview recorded before the found event arrived): kept as a
+                # record, closed at once, nobody chased.
+                close_deadline(repo, created, now, "episode moved on")
+            elif created is not None:
                 _assign(repo, created, episode, facts, policy, event_id, now)
         elif deadline.kind == "still_missing" and current.state == "open":
             _replan(current, deadline, now)
@@ -150,12 +154,12 @@ def reconcile(repo: Repository, row: t.MissingEpisode, episode: rules.Episode, c
         raise_trigger_meeting_if_needed(repo, episode, is_high, facts, ctx, now, event_id)
 
 
-def _notify(repo: Repository, event_id: str, item: PlannedNotification, now: datetime) -> None:
+def _notify(repo: Repository, event_id: str, item: PlannedNotification, now: datetime) -> t.Notification | None:
     if not item.contact.reachable and item.recipient_role != FRONT_DOOR:
         front = repo.directory().teams.get(FRONT_DOOR) or Contact(None)
         item = replace(item, recipient_role=FRONT_DOOR, recipient_ref=FRONT_DOOR, contact=front,
                              reason=f"no contact on file for {item.recipient_role}: {item.reason}")
-    store_notification(repo, event_id, item, PATHWAY, now, dedupe_key=item.key)
+    return store_notification(repo, event_id, item, PATHWAY, now, dedupe_key=item.key)
 
 
 def _replan(row: t.Deadline, planned: PlannedDeadline, now: datetime) -> None:
@@ -179,7 +183,9 @@ def _assign(repo: Repository, deadline: t.Deadline, episode: rules.Episode, fact
                                recipient_ref=ref, contact=contact, reason=f"{deadline.kind.replace('_', ' ')} due",
                                urgency="URGENT" if deadline.kind == "strategy_discussion" else "ROUTINE",
                                content=content, kind="alert")
-    _notify(repo, event_id, item, now)
+    row = _notify(repo, event_id, item, now)
+    if row is not None and deadline.kind == "strategy_discussion":
+        row.deadline_id = deadline.id  # the team acknowledging that the discussion is held closes it
 
 
 def assignee_for(repo: Repository, kind: str, facts: ChildFacts | None, policy: Policy) -> tuple[str, str, Contact]:

@@ -77,6 +77,7 @@ def test_high_risk_includes_thirteen_or_under_with_a_flag() -> None:
     ([("missing-reported", report("LOW", last_seen=timedelta(hours=25)))], [], REPORTED, "24 hours"),
     ([("missing-reported", report("LOW"))], [], REPORTED + timedelta(hours=21, minutes=59), None),
     ([("missing-reported", report("LOW"))], [], REPORTED + timedelta(hours=22, minutes=1), "24 hours"),
+    ([("missing-reported", report("LOW"))], [], REPORTED + timedelta(hours=22), "24 hours"),  # exactly 24 h
     ([("missing-reported", report("LOW")), ("missing-found", {"found_at": REPORTED + timedelta(hours=1),
                                                                "returned_to": "HOME"})],
      [], REPORTED + timedelta(days=5), None),
@@ -105,6 +106,14 @@ def test_report_of_a_looked_after_child_placed_by_another_council() -> None:
     dsl = next(n for n in planned if n.recipient_role == "dsl")
     assert dsl.content["status"] == "missing" and set(dsl.content) == {"pupil", "status"}
     assert len({n.key for n in planned}) == len(planned)
+
+
+def test_a_looked_after_child_with_no_iro_on_file_still_has_the_iro_notification_planned() -> None:
+    no_iro = Involvement("CHILD_LOOKED_AFTER", "w@c.example", "CLA_TEAM", "m@c.example", None, None)
+    planned = rules.report_notifications(episode(("missing-reported", report())), facts(no_iro), False, DIRECTORY,
+                                         POLICY)
+    iro = next(n for n in planned if n.recipient_role == "iro")
+    assert not iro.contact.reachable  # the handler sends it to the front door, audited, never drops it
 
 
 def test_no_worker_means_the_front_door_and_no_school_outside_term() -> None:

@@ -110,6 +110,21 @@ def test_sixteen_or_seventeen_on_no_roll_goes_to_front_door() -> None:
     assert roles(route(event(child=older), facts(identity=older))) == ["FRONT_DOOR"]
 
 
+def test_sixteen_or_seventeen_and_home_educated_goes_to_the_ehe_manager_and_the_front_door() -> None:
+    older = replace(CHILD, date_of_birth=date(2009, 6, 1))
+    plan = route(event(child=older), facts(home_educated=True, identity=older))
+    assert roles(plan) == ["EHE_MANAGER", "FRONT_DOOR"]
+
+
+def test_compulsory_school_age_starts_on_the_prescribed_day_after_the_fifth_birthday() -> None:
+    born = date(2021, 9, 10)  # five on 10 September 2026: compulsory from 31 December 2026
+    assert not compulsory_school_age(born, date(2026, 11, 24))
+    assert compulsory_school_age(born, date(2026, 12, 31))
+    assert compulsory_school_age(date(2021, 3, 31), date(2026, 3, 31))  # a birthday on a prescribed day
+    assert not compulsory_school_age(date(2021, 4, 1), date(2026, 8, 30))
+    assert compulsory_school_age(date(2021, 4, 1), date(2026, 8, 31))
+
+
 def test_compulsory_school_age_ends_on_the_last_friday_of_june_of_year_11() -> None:
     born = date(2010, 10, 1)  # turns 16 in October 2026: school year 2026-27
     assert compulsory_school_age(born, date(2027, 6, 25))
@@ -141,6 +156,15 @@ def test_child_protection_plan_also_tells_the_team_manager() -> None:
     plan_status = Involvement("CHILD_PROTECTION_PLAN", "w@council.example", "CSC", "m@council.example", None)
     assert roles(route(event(), facts(involvements=(plan_status,)))) == [
         "CME", "FRONT_DOOR", "team_manager", "worker"]
+
+
+def test_a_protected_child_with_no_team_manager_on_file_goes_to_the_front_door() -> None:
+    no_manager = Involvement("CHILD_PROTECTION_PLAN", "w@council.example", "CSC", None, None)
+    plan = route(event(), facts(RIVERSIDE, involvements=(no_manager,)))
+    assert roles(plan) == ["FRONT_DOOR", "deputy_dsl", "dsl", "worker"]
+    front = next(n for n in plan.notifications if n.recipient_role == "FRONT_DOOR")
+    assert "no contact on file for team_manager" in front.reason
+    assert any("sent to the front door" in reason for _, reason in plan.audit)
 
 
 def test_exploitation_concern_also_goes_to_front_door_urgently() -> None:
