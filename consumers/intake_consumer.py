@@ -2,7 +2,8 @@
 
 Each event is processed in its own transaction together with its processed-event mark, so a crash
 mid-event leaves it ``accepted`` and it is processed (once) after restart. An event whose handler fails
-is dead-lettered with the reason and the consumer moves on.
+is dead-lettered with the reason (kept in the store and sent to the `dead-letters` topic) and the consumer
+moves on.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pipeline.adapters.repository import Repository, new_id
 from pipeline.adapters.store import Store
 from pipeline.service.dispatch import process
 from pipeline.service.handlers import Context
+from pipeline.service.intake import publish_dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +83,11 @@ class IntakeConsumer:
                 return
             event.status = "dead_lettered"
             event.error = type(error).__name__
-            session.add(t.DeadLetter(id=new_id(), source="handler", event_type=event.event_type,
-                                     reason=f"handler failed: {type(error).__name__}",
-                                     payload=event.record_json.encode(), producer_id=event.producer_id))
+            letter = t.DeadLetter(id=new_id(), source="handler", event_type=event.event_type,
+                                  reason=f"handler failed: {type(error).__name__}",
+                                  payload=event.record_json.encode(), producer_id=event.producer_id)
+            session.add(letter)
+            publish_dead_letter(Repository(session, postgres=self.store.is_postgres), letter, event.event_type)
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
         while not stop.is_set():

@@ -23,9 +23,10 @@ from sqlmodel import select
 from pipeline import codec
 from pipeline.adapters import tables as t
 from pipeline.adapters.metrics import EVENTS_DEAD_LETTERED
-from pipeline.adapters.repository import new_id
+from pipeline.adapters.repository import Repository, new_id
 from pipeline.adapters.store import Store
 from pipeline.domain.events import rule_errors
+from pipeline.service.handlers import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,20 @@ class IntakeResult:
 
 def _errors(error: codec.CodecError) -> list[dict[str, str]]:
     return [{"field": e.field, "message": e.message} for e in error.errors]
+
+
+def publish_dead_letter(repo: Repository, letter: t.DeadLetter, topic: str | None) -> None:
+    """An outbox row for the `dead-letters` output topic (schemas/dead-letter.avsc), in the same transaction as
+    the dead letter. Its headers carry the reason and the topic the event was meant for; an HTTP or CLI
+    submission has no partition or offset. The record's ``payload`` is left empty: the producer's bytes hold
+    personal data, so they stay in the store's dead-letter row (``dead_letter_id``) and never leave."""
+    headers: dict[str, Any] = {"reason": letter.reason}
+    if topic:
+        headers["topic"] = topic
+    repo.outbox(letter.received_at, DEAD_LETTERS, letter.id, {
+        "dead_letter_id": letter.id, "received_at": letter.received_at.isoformat(), "source": letter.source,
+        "event_type": letter.event_type, "reason": letter.reason, "payload": "", "_headers": headers,
+    })
 
 
 class Intake:
@@ -133,8 +148,11 @@ class Intake:
                         session.add(row)
                         seen[row.event_id] = row
                         results[index] = IntakeResult(202, {"event_id": row.event_id, "status": "accepted"})
-                for letter in dead:
-                    session.add(letter)
+                if dead:
+                    repo = Repository(session)
+                    for letter in dead:
+                        session.add(letter)
+                        publish_dead_letter(repo, letter, letter.event_type)
         except IntegrityError:
             # Another writer stored the same event_id between our check and our insert: answer each alone.
             if len(pending) + len(dead) == 1 and pending:
@@ -161,7 +179,9 @@ class Intake:
         decoded = self._decode(submission)
         if isinstance(decoded, IntakeResult) and decoded.status_code == 422:
             with self.store.transaction() as session:
-                session.add(self._dead_letter(submission, decoded))
+                letter = self._dead_letter(submission, decoded)
+                session.add(letter)
+                publish_dead_letter(Repository(session), letter, letter.event_type)
         return decoded
 
     def known(self, event_type: str, record: dict[str, Any]) -> IntakeResult | None:
