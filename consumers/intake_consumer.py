@@ -85,7 +85,8 @@ class IntakeConsumer:
             event.error = type(error).__name__
             letter = t.DeadLetter(id=new_id(), source="handler", event_type=event.event_type,
                                   reason=f"handler failed: {type(error).__name__}",
-                                  payload=event.record_json.encode(), producer_id=event.producer_id)
+                                  payload=event.record_json.encode(), producer_id=event.producer_id,
+                                  event_id=event.event_id)
             session.add(letter)
             publish_dead_letter(Repository(session, postgres=self.store.is_postgres), letter, event.event_type)
 

@@ -153,6 +153,8 @@ class DeadLetter(SQLModel, table=True):
     reason: str  # field paths and what is wrong; never values
     payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     producer_id: int | None = None
+    # The rejected body's event_id when it had one (so GET /api/events/{event_id} can say dead_lettered).
+    event_id: str | None = Field(default=None, index=True)
 
 
 class Notification(SQLModel, table=True):

@@ -162,7 +162,9 @@ def create_app(services: Services) -> FastAPI:
         require(user, Role.PRODUCER, Role.MANAGER)
         with services.store.read() as s:
             event = s.exec(select(t.Event).where(t.Event.event_id == event_id)).first()
-            if event is None or (user.role == Role.PRODUCER and event.producer_id != user.id):
+            if event is None:
+                return _dead_lettered(s, event_id, user)
+            if user.role == Role.PRODUCER and event.producer_id != user.id:
                 raise not_found()
             notifications = s.exec(select(t.Notification).where(t.Notification.event_id == event_id)
                                    .order_by(col(t.Notification.created_at).desc())).all()
@@ -174,6 +176,16 @@ def create_app(services: Services) -> FastAPI:
         if user.role == Role.MANAGER and event.match_json:
             body["match"]["breakdown"] = json.loads(event.match_json)
         return body
+
+    def _dead_lettered(s: Session, event_id: str, user: t.User) -> dict[str, Any]:
+        """An event rejected at intake, for the producer that sent it (or a manager); never its payload."""
+        query = select(t.DeadLetter.id).where(t.DeadLetter.event_id == event_id)
+        if user.role == Role.PRODUCER:
+            query = query.where(t.DeadLetter.producer_id == user.id)
+        if s.exec(query.limit(1)).first() is None:
+            raise not_found()
+        return {"event_id": event_id, "status": "dead_lettered", "match": {"outcome": None, "child_id": None},
+                "notifications": []}
 
     @app.post("/api/events/{event_id}/decision")
     def decide_consent(event_id: str, decision: ConsentDecision, user: CurrentUser) -> dict[str, Any]:

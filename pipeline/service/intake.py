@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 AVRO_CONTENT_TYPE = "application/avro"
 DEAD_LETTER_KEEP_BYTES = 1024 * 1024
+EVENT_ID_MAX_CHARS = 200  # a longer "event_id" in a rejected body is not kept (it is indexed)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,18 @@ class IntakeResult:
 
 def _errors(error: codec.CodecError) -> list[dict[str, str]]:
     return [{"field": e.field, "message": e.message} for e in error.errors]
+
+
+def _rejected_event_id(submission: Submission) -> str | None:
+    """The event_id of a rejected JSON body that parsed and had a string one, so its producer can ask for it."""
+    if submission.content_type.split(";")[0].strip().lower() == AVRO_CONTENT_TYPE:
+        return None
+    try:
+        parsed = json.loads(submission.body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    event_id = parsed.get("event_id") if isinstance(parsed, dict) else None
+    return event_id if isinstance(event_id, str) and 0 < len(event_id) <= EVENT_ID_MAX_CHARS else None
 
 
 def publish_dead_letter(repo: Repository, letter: t.DeadLetter, topic: str | None) -> None:
@@ -224,7 +237,7 @@ class Intake:
         reason = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in result.body["errors"])
         letter = t.DeadLetter(id=new_id(), source=submission.source, event_type=submission.event_type,
                               reason=reason, payload=submission.body[:DEAD_LETTER_KEEP_BYTES],
-                              producer_id=submission.producer_id)
+                              producer_id=submission.producer_id, event_id=_rejected_event_id(submission))
         EVENTS_DEAD_LETTERED.labels(submission.source).inc()
         log.warning("dead-lettered an invalid %s event from %s: %s", submission.event_type, submission.source,
                     reason)
