@@ -227,6 +227,19 @@ def found_notifications(episode: Episode, facts: ChildFacts | None, directory: D
     return planned
 
 
+def match_review(episode: Episode, is_high: bool, reason: str, directory: Directory, policy: Policy,
+                 now: datetime) -> tuple[PlannedNotification, PlannedDeadline]:
+    """An uncertain match: the front door decides which child this is, at once for a high-risk or flagged
+    episode, otherwise within the review window; nothing goes to a school or worker until it does."""
+    urgent = is_high or bool(episode.flags)
+    item = PlannedNotification(
+        key=f"missing:{episode.episode_id}:review", recipient_role=FRONT_DOOR, recipient_ref=FRONT_DOOR,
+        contact=_team(directory, FRONT_DOOR), reason=f"match review: {reason}", urgency="URGENT" if urgent else
+        "ROUTINE", content={"episode_id": episode.episode_id, "status": "match review"}, kind="review")
+    due = policy.due("match_review_urgent" if urgent else "match_review", now)
+    return item, PlannedDeadline("match_review", item.key, due, policy.ladder("match_review", due))
+
+
 def episode_deadlines(episode: Episode, is_high: bool, policy: Policy,
                       became_high_at: datetime | None) -> tuple[list[PlannedDeadline], set[str]]:
     """The deadlines this episode should have, and the kinds that should now be closed."""

@@ -18,6 +18,7 @@ from pipeline.domain.matching import group_people
 from pipeline.domain.model import MatchDecision, MatchOutcome, NotificationStatus
 from pipeline.domain.self_harm import PATHWAY as SELF_HARM
 from pipeline.domain.self_harm import route_self_harm
+from pipeline.service import missing
 from pipeline.service.handlers import (
     Context,
     apply_plan,
@@ -122,6 +123,9 @@ def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, ch
     candidates_ids = json.loads(event.match_json or "{}").get("candidate_child_ids", [])
     if child_id is not None and child_id not in candidates_ids:
         raise CaseworkError("child_id is not one of the review's candidates")
+    if event.event_type == "missing-reported":
+        missing.decide_review(repo, event, ctx, actor, child_id, reason, now)
+        return
     deadline = _open_deadline(repo, event.event_id, "match_review")
     if deadline is not None:
         close_deadline(repo, deadline, now, "reviewed")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlmodel import col, select
@@ -18,10 +18,19 @@ from sqlmodel import col, select
 from pipeline.adapters import tables as t
 from pipeline.adapters.repository import SYSTEM, Repository
 from pipeline.domain import missing as rules
+from pipeline.domain.events import identity_from_record
 from pipeline.domain.matching import group_people
-from pipeline.domain.model import FRONT_DOOR, ChildFacts, Contact, MatchOutcome, PlannedDeadline, PlannedNotification
+from pipeline.domain.model import (
+    FRONT_DOOR,
+    ChildFacts,
+    Contact,
+    MatchDecision,
+    MatchOutcome,
+    PlannedDeadline,
+    PlannedNotification,
+)
 from pipeline.domain.policy import Policy
-from pipeline.service.handlers import Context, store_notification
+from pipeline.service.handlers import Context, record_of, store_notification
 from pipeline.service.sweep import close_deadline
 
 PATHWAY = rules.PATHWAY
@@ -63,11 +72,13 @@ def handle_episode_event(repo: Repository, event: t.Event, record: dict[str, Any
     row = _episode_row(repo, record["episode_id"])
     before = _episode_of(row)
     episode = rules.fold(before, event.event_type, record)
+    review: MatchDecision | None = None
     if event.event_type == "missing-reported":
         row.force_code = record["force_code"]
         row.report_event_id = event.event_id
         if row.child_id is None:
-            row.child_id = _match(repo, event, record, ctx, now)
+            row.child_id, decision = _match(repo, event, record, ctx, now)
+            review = decision if decision.outcome is MatchOutcome.REVIEW else None
     episode = replace(episode, child_id=row.child_id)
     if event.event_type == "return-interview-recorded":
         row.return_interview_recorded_at = record["recorded_at"]
@@ -77,6 +88,8 @@ def handle_episode_event(repo: Repository, event: t.Event, record: dict[str, Any
     repo.session.add(row)
     event.child_id = row.child_id
     event.status = "processed"
+    if review is not None:
+        _queue_review(repo, row, episode, event, review, record, ctx, now)
     became_high = _became_high_at(before, episode, event, record)
     reconcile(repo, row, episode, ctx, now, event.event_id, became_high)
 
@@ -91,21 +104,67 @@ def _became_high_at(before: rules.Episode, after: rules.Episode, event: t.Event,
     return None
 
 
-def _match(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context, now: datetime) -> str | None:
-    from pipeline.domain.events import identity_from_record
-
+def _match(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context,
+           now: datetime) -> tuple[str | None, MatchDecision]:
     identity = identity_from_record(record["child"])
     day = ctx.policy.calendar.local(record["reported_at"]).date()
     candidates = repo.candidates(identity, day)
     decision = ctx.matcher.decide(identity, candidates, urgent=record["risk_grade"] == rules.HIGH)
     child_id = repo.child_id(decision.person_key) if decision.outcome is MatchOutcome.LINKED and \
         decision.person_key else None
+    breakdown = dict(decision.breakdown)
+    if decision.outcome is MatchOutcome.REVIEW:
+        # The reviewer gets opaque ids for the people in question, never their UPN or NHS number.
+        breakdown["candidate_child_ids"] = [repo.child_id(key) for key in group_people(candidates)]
     event.match_outcome = decision.outcome.value
-    event.match_json = json.dumps({"score": decision.score, "reason": decision.reason, **decision.breakdown})
+    event.match_json = json.dumps({"score": decision.score, "reason": decision.reason, **breakdown})
     repo.audit(now, SYSTEM, "matched", event.event_id, f"{decision.outcome.value}: {decision.reason}")
     if group_people(candidates) and decision.outcome is not MatchOutcome.LINKED:
         repo.audit(now, SYSTEM, "matched", event.event_id, "not linked: the front door is told")
-    return child_id
+    return child_id, decision
+
+
+def _queue_review(repo: Repository, row: t.MissingEpisode, episode: rules.Episode, event: t.Event,
+                  decision: MatchDecision, record: dict[str, Any], ctx: Context, now: datetime) -> None:
+    """An uncertain match waits for the front door, on a deadline of its own (see ``decide_review``)."""
+    birth = identity_from_record(record["child"]).date_of_birth
+    is_high = rules.high_risk(episode, birth, ctx.policy)
+    item, planned = rules.match_review(episode, is_high, decision.reason, repo.directory(), ctx.policy, now)
+    notification = _notify(repo, event.event_id, item, now)
+    if notification is None:
+        return  # this report was already queued for review
+    deadline = repo.add_deadline(planned, notification.id, now, event_id=event.event_id, child_id=None)
+    assert deadline is not None
+    notification.deadline_id = deadline.id
+    event.status = "review"
+
+
+def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, child_id: str | None, reason: str,
+                  now: datetime) -> None:
+    """The front door's decision on a missing report's uncertain match: link the episode to one of the
+    candidates (everything the rules say for that child then happens, from now) or confirm it is none."""
+    row = repo.session.exec(select(t.MissingEpisode).where(
+        t.MissingEpisode.report_event_id == event.event_id)).one()
+    review = repo.session.exec(select(t.Deadline).where(t.Deadline.event_id == event.event_id,
+                                                        t.Deadline.kind == "match_review",
+                                                        t.Deadline.state == "open")).first()
+    if review is not None:
+        close_deadline(repo, review, now, "reviewed")
+    outcome = MatchOutcome.LINKED if child_id is not None else MatchOutcome.NO_MATCH
+    event.match_outcome = outcome.value
+    event.child_id = row.child_id = child_id
+    event.status = "processed"
+    repo.audit(now, actor, "matched", event.event_id, f"{outcome.value}: review decided: {reason}")
+    repo.session.add(row)
+    episode = replace(_episode_of(row), child_id=child_id)
+    reconcile(repo, row, episode, ctx, now, event.event_id, None)
+
+
+def _reported_birth(repo: Repository, row: t.MissingEpisode) -> date | None:
+    """The date of birth the police gave, for the 13-or-under rule when the child is not linked."""
+    report = repo.session.exec(select(t.Event).where(t.Event.event_id == row.report_event_id)).first() \
+        if row.report_event_id else None
+    return identity_from_record(record_of(report)["child"]).date_of_birth if report is not None else None
 
 
 def _facts(repo: Repository, episode: rules.Episode, ctx: Context) -> ChildFacts | None:
@@ -121,7 +180,7 @@ def reconcile(repo: Repository, row: t.MissingEpisode, episode: rules.Episode, c
     if episode.child_id:
         repo.lock_child(episode.child_id)
     facts = _facts(repo, episode, ctx)
-    is_high = rules.high_risk(episode, facts.identity.date_of_birth if facts else None, policy)
+    is_high = rules.high_risk(episode, facts.identity.date_of_birth if facts else _reported_birth(repo, row), policy)
     directory = repo.directory()
     planned: list[PlannedNotification] = []
     if episode.reported:

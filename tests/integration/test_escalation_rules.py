@@ -121,3 +121,46 @@ def test_releasing_a_withheld_attendance_in_the_holidays_also_tells_scies(pipeli
     (scies,) = notifications(pipeline, recipient_role="SCIES")
     assert scies.status == "delivered"
     assert deadline(pipeline, "self_harm_holiday_scies").state == "open"
+
+
+def test_a_missing_report_with_an_uncertain_match_waits_for_the_front_door(pipeline: Pipeline) -> None:
+    from tests.support.world import LILY_TYPO
+
+    pipeline.clock.now = REPORTED
+    report = reported(LILY_TYPO, "EP-12", flags=["CSE"])  # 14 with a flag: not high risk by age, but flagged
+    pipeline.post_event(report, "missing-reported")
+    pipeline.run()
+    body = pipeline.get(f"/api/events/{report['event_id']}", "manager").json()
+    assert body["status"] == "review" and body["match"]["outcome"] == "review"
+    candidates = body["match"]["breakdown"]["candidate_child_ids"]
+    assert len(candidates) == 2
+    assert notifications(pipeline, recipient_role="dsl") == []  # nothing to a school until a person decides
+    (review,) = notifications(pipeline, kind="review")
+    assert review.recipient_role == "FRONT_DOOR" and review.urgency == "URGENT"
+    assert deadline(pipeline, "match_review").due_at == REPORTED  # flagged: due at once
+    pipeline.clock.advance(seconds=1)
+    pipeline.run()
+    assert len(notifications(pipeline, recipient_role="FRONT_DOOR_MANAGER", kind="escalation")) == 1
+
+    decided = pipeline.client.post(f"/api/events/{report['event_id']}/review",
+                                   json={"child_id": candidates[0], "reason": "police confirmed the address"},
+                                   headers=pipeline.headers("front_door"))
+    assert decided.status_code == 200, decided.text
+    pipeline.run()
+    assert deadline(pipeline, "match_review").state == "closed"
+    assert pipeline.get(f"/api/events/{report['event_id']}", "manager").json()["status"] == "processed"
+    assert len(notifications(pipeline, recipient_role="dsl")) == 1  # told "missing", nothing more
+    assert deadline(pipeline, "trigger_meeting").state == "open"  # the exploitation flag, now for this child
+    episodes = pipeline.get(f"/api/children/{candidates[0]}/episodes", "manager").json()
+    assert [e["episode_id"] for e in episodes] == ["EP-12"]
+
+
+def test_an_unlinked_child_of_thirteen_or_under_with_a_flag_runs_the_high_risk_ladder(pipeline: Pipeline) -> None:
+    from tests.support.world import UNKNOWN  # born 2012-01-01: 14 in November 2026
+
+    young = {**UNKNOWN, "date_of_birth": "2013-12-01"}  # 12, and on no record the pipeline knows
+    pipeline.clock.now = REPORTED
+    pipeline.post_event(reported(young, "EP-13", grade="LOW", flags=["CCE"]), "missing-reported")
+    pipeline.run()
+    assert deadline(pipeline, "still_missing").next_step_at == REPORTED + timedelta(hours=6)
+    assert len(notifications(pipeline, recipient_role="HEAD_OF_SERVICE")) == 1
