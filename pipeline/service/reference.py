@@ -82,8 +82,11 @@ class _Row:
         return value
 
 
-def _row_key(values: dict[str, str]) -> str:
-    return hashlib.sha256("\x1f".join(f"{k}={values[k]}" for k in sorted(values)).encode()).hexdigest()[:32]
+def _row_key(kind: str, values: dict[str, str]) -> str:
+    """A digest over every column of the kind (an optional column the file leaves out counts as empty), so
+    the same data keeps its key whether or not the file carries the optional column."""
+    return hashlib.sha256("\x1f".join(f"{k}={values.get(k) or ''}" for k in sorted(COLUMNS[kind]))
+                          .encode()).hexdigest()[:32]
 
 
 def _school(row: _Row, _: Session) -> dict[str, Any]:
@@ -111,12 +114,13 @@ def _pupil(row: _Row, session: Session) -> dict[str, Any]:
 
 
 def _ehe(row: _Row, _: Session) -> dict[str, Any]:
-    return {"row_key": _row_key(row.values), **_identity(row), "postcode": row.text("postcode")}
+    return {"row_key": _row_key("ehe", row.values), **_identity(row), "postcode": row.text("postcode")}
 
 
 def _involvement(row: _Row, _: Session) -> dict[str, Any]:
     placing = row.text("placing_la")
-    return {"row_key": _row_key(row.values), **_identity(row), "upn": row.text("upn", pattern=_UPN, what="UPN"),
+    return {"row_key": _row_key("involvements", row.values), **_identity(row),
+            "upn": row.text("upn", pattern=_UPN, what="UPN"),
             "status": row.choice("status", STATUSES), "worker_email": row.email("worker_email"),
             "team": row.text("team", pattern=_TEAM, what="team code"), "manager_email": row.email("manager_email"),
             "placing_la": placing, "iro_email": row.email("iro_email")}

@@ -100,3 +100,28 @@ def test_produce_dead_letters_bad_lines_and_sends_the_rest(tmp_path: Path, bad_l
     assert count(tmp_path, t.Event) == 2
     assert count(tmp_path, t.DeadLetter) == 1
     assert cli(tmp_path, "produce", "no-such-type", str(path)).returncode == 2
+
+
+def test_reloading_involvements_with_and_without_the_optional_iro_email_column_changes_nothing(tmp_path: Path) -> None:
+    rows = [line.split(",") for line in REFERENCE["involvements"].strip().splitlines()]
+    assert rows[0][-1] == "iro_email"
+    rows = [rows[0]] + [[*row[:-1], ""] for row in rows[1:]]  # the same data either way: no IRO given
+    with_column = "\n".join(",".join(row) for row in rows) + "\n"
+    without_column = "\n".join(",".join(row[:-1]) for row in rows) + "\n"
+    (tmp_path / "with.csv").write_text(with_column, encoding="utf-8")
+    (tmp_path / "without.csv").write_text(without_column, encoding="utf-8")
+
+    first = cli(tmp_path, "load", "involvements", str(tmp_path / "with.csv"))
+    assert first.returncode == 0, first.stderr
+    keys_before = keys(tmp_path)
+    for name in ("without.csv", "with.csv"):
+        result = cli(tmp_path, "load", "involvements", str(tmp_path / name))
+        assert result.returncode == 0 and "0 ended" in result.stdout, result.stdout + result.stderr
+        assert keys(tmp_path) == keys_before  # none ended, none created
+    assert count(tmp_path, t.Involvement, t.Involvement.ended_at.is_(None)) == len(rows) - 1  # type: ignore[union-attr]
+
+
+def keys(tmp_path: Path) -> set[str]:
+    store = Store(f"sqlite:///{tmp_path / 'cli.db'}")
+    with store.read() as session:
+        return {row.row_key for row in session.exec(select(t.Involvement)).all()}
