@@ -26,7 +26,7 @@ from pipeline.adapters.repository import Repository, new_id
 from pipeline.bootstrap import Services
 from pipeline.domain.events import rule_errors
 from pipeline.service.dispatch import process
-from pipeline.service.handlers import DEAD_LETTERS
+from pipeline.service.intake import publish_dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -114,16 +114,11 @@ def _process(services: Services, valid: list[tuple[int, str, dict[str, Any]]], o
 
 
 def dead_letter(services: Services, delivery: Delivery, reason: str, now: datetime) -> None:
-    letter_id = new_id()
     EVENTS_DEAD_LETTERED.labels("kafka").inc()
     log.warning("dead-lettered a record from %s[%d]@%d: %s", delivery.topic, delivery.partition, delivery.offset,
                 reason)
     with services.store.transaction() as session:
-        session.add(t.DeadLetter(id=letter_id, received_at=now, source="kafka", event_type=delivery.event_type,
-                                 reason=reason, payload=delivery.value[:1024 * 1024]))
-        Repository(session).outbox(now, DEAD_LETTERS, letter_id, {
-            "dead_letter_id": letter_id, "received_at": now.isoformat(), "source": "kafka",
-            "event_type": delivery.event_type, "reason": reason, "payload": delivery.value.decode("latin-1"),
-            "_headers": {"reason": reason, "topic": delivery.topic, "partition": delivery.partition,
-                         "offset": delivery.offset},
-        })
+        letter = t.DeadLetter(id=new_id(), received_at=now, source="kafka", event_type=delivery.event_type,
+                              reason=reason, payload=delivery.value[:1024 * 1024])
+        session.add(letter)
+        publish_dead_letter(Repository(session), letter, delivery.topic, delivery.partition, delivery.offset)

@@ -70,14 +70,18 @@ def _rejected_event_id(submission: Submission) -> str | None:
     return event_id if isinstance(event_id, str) and 0 < len(event_id) <= EVENT_ID_MAX_CHARS else None
 
 
-def publish_dead_letter(repo: Repository, letter: t.DeadLetter, topic: str | None) -> None:
+def publish_dead_letter(repo: Repository, letter: t.DeadLetter, topic: str | None, partition: int | None = None,
+                        offset: int | None = None) -> None:
     """An outbox row for the `dead-letters` output topic (schemas/dead-letter.avsc), in the same transaction as
-    the dead letter. Its headers carry the reason and the topic the event was meant for; an HTTP or CLI
-    submission has no partition or offset. The record's ``payload`` is left empty: the producer's bytes hold
-    personal data, so they stay in the store's dead-letter row (``dead_letter_id``) and never leave."""
+    the dead letter. Its headers carry the reason and where the event came from (topic, and for a Kafka record
+    its partition and offset; an HTTP or CLI submission has neither). The record's ``payload`` is left empty:
+    the producer's bytes hold personal data, so they stay in the store's dead-letter row (``dead_letter_id``),
+    and a Kafka record can be read again at the offset the headers give."""
     headers: dict[str, Any] = {"reason": letter.reason}
     if topic:
         headers["topic"] = topic
+    if partition is not None and offset is not None:
+        headers["partition"], headers["offset"] = partition, offset
     repo.outbox(letter.received_at, DEAD_LETTERS, letter.id, {
         "dead_letter_id": letter.id, "received_at": letter.received_at.isoformat(), "source": letter.source,
         "event_type": letter.event_type, "reason": letter.reason, "payload": "", "_headers": headers,
