@@ -21,6 +21,7 @@ from sqlmodel import select
 
 from pipeline import codec
 from pipeline.adapters import tables as t
+from pipeline.adapters.faust_codec import Decoded
 from pipeline.adapters.metrics import EVENTS_DEAD_LETTERED
 from pipeline.adapters.repository import Repository, new_id
 from pipeline.bootstrap import Services
@@ -37,7 +38,17 @@ class Delivery:
     topic: str
     partition: int
     offset: int
-    value: bytes
+    value: bytes  # the record's bytes, kept in the store if it is dead-lettered
+    decoded: Decoded | None = None  # what the faust codec made of them; None: decode here
+
+
+def _decoded(delivery: Delivery) -> tuple[str, dict[str, Any]]:
+    if delivery.decoded is None:
+        return codec.decode(delivery.value, expected=delivery.event_type)
+    if delivery.decoded.error is not None:
+        raise delivery.decoded.error
+    assert delivery.decoded.name is not None and delivery.decoded.record is not None
+    return delivery.decoded.name, delivery.decoded.record
 
 
 def handle_delivery(services: Services, delivery: Delivery) -> str:
@@ -60,7 +71,7 @@ def handle_batch(services: Services, deliveries: Sequence[Delivery], attempt: in
     valid: list[tuple[int, str, dict[str, Any]]] = []
     for index, delivery in enumerate(deliveries):
         try:
-            name, record = codec.decode(delivery.value, expected=delivery.event_type)
+            name, record = _decoded(delivery)
             problems = rule_errors(name, record)
             if problems:
                 raise codec.CodecError([codec.FieldError(field, message) for field, message in problems])

@@ -1,7 +1,8 @@
 """The Kafka runtime: faust-streaming agents, one per event topic, driving the same handlers.
 
-Agents are thin: they hand each record's bytes to ``consumers.kafka_records.handle_delivery`` (decode,
-process in one transaction) on a worker thread, so a partition's records stay in order. Delivery is
+Agents are thin: values arrive decoded by the faust codec in ``pipeline.adapters.faust_codec`` (the
+project's one Avro codec), and each batch goes to ``consumers.kafka_records.handle_batch`` (check, process in
+one transaction) on a worker thread, so a partition's records stay in order. Delivery is
 at-least-once (faust commits offsets after the agent returns); the processed-event row makes effects
 happen once. Timers drive the deadline sweep and the outbox relay, which claim rows with
 ``FOR UPDATE SKIP LOCKED`` so several workers share them. faust's exactly_once mode is not used.
@@ -17,6 +18,7 @@ import faust
 
 from consumers.kafka_records import Delivery, handle_batch
 from pipeline import codec
+from pipeline.adapters.faust_codec import codec_name, register_codecs
 from pipeline.adapters.metrics import EVENTS_CONSUMED
 from pipeline.bootstrap import Services
 from pipeline.service.relay import relay
@@ -35,6 +37,7 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
         broker_session_timeout=6.0, broker_heartbeat_interval=1.0, broker_rebalance_timeout=6.0,
         consumer_auto_offset_reset="earliest", producer_acks=-1,
     )
+    register_codecs()
     for event_type in codec.EVENT_TYPES:
         _add_agent(app, services, event_type, prefix, partitions)
 
@@ -54,15 +57,15 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
 
 
 def _add_agent(app: faust.App, services: Services, event_type: str, prefix: str, partitions: int) -> None:
-    topic = app.topic(prefix + event_type, key_type=bytes, value_type=bytes, value_serializer="raw",
+    topic = app.topic(prefix + event_type, key_type=bytes, value_serializer=codec_name(event_type),
                       key_serializer="raw", partitions=partitions)
 
     async def consume(stream: Any) -> None:
         # Up to 100 records, or whatever arrived within 20 ms, share one transaction (one commit).
         async for events in stream.take_events(100, within=0.02):
             EVENTS_CONSUMED.labels(event_type).inc(len(events))
-            batch = [Delivery(event_type, e.message.topic, e.message.partition, e.message.offset, e.message.value)
-                     for e in events]
+            batch = [Delivery(event_type, e.message.topic, e.message.partition, e.message.offset, e.message.value,
+                              e.value) for e in events]
             await asyncio.to_thread(handle_batch, services, batch)
 
     app.agent(topic, name=f"consume-{event_type}")(consume)
