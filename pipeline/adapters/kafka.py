@@ -55,9 +55,13 @@ class KafkaPublisher:
     def publish(self, topic: str, key: str, record: dict[str, Any]) -> None:
         headers = [(name, str(value).encode()) for name, value in (record.pop("_headers", None) or {}).items()]
         schema = OUTPUT_SCHEMAS[topic]
-        value = codec.encode(schema, codec.from_json(schema, record))
-        self._in_flight.append(self.producer.send(self.prefix + topic, key=key.encode(), value=value,
-                                                  headers=headers))
+        try:
+            value = codec.encode(schema, codec.from_json(schema, record))
+            future = self.producer.send(self.prefix + topic, key=key.encode(), value=value, headers=headers)
+        except Exception:
+            self._in_flight = []  # the caller rolls back: whatever was sent before is relayed again, at least once
+            raise
+        self._in_flight.append(future)
 
     def flush(self) -> None:
         """Wait for every record sent since the last flush; raises if the broker refused any of them."""

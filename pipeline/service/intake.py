@@ -64,7 +64,7 @@ def _rejected_event_id(submission: Submission) -> str | None:
         return None
     try:
         parsed = json.loads(submission.body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     event_id = parsed.get("event_id") if isinstance(parsed, dict) else None
     return event_id if isinstance(event_id, str) and 0 < len(event_id) <= EVENT_ID_MAX_CHARS else None
@@ -120,14 +120,31 @@ class Intake:
                     group.append(self._waiting.get_nowait())
                 except queue.Empty:
                     break
+            # A caller that went away (its request cancelled) is dropped before the work is done.
+            group = [(submission, future) for submission, future in group if future.set_running_or_notify_cancel()]
             try:
-                results = self.submit_many([submission for submission, _ in group])
-            except Exception as error:  # noqa: BLE001 - every waiting caller learns of the failure; none hangs
+                self._answer(group)
+            except BaseException as error:  # noqa: BLE001 - the writer must outlive anything; no caller hangs
                 for _, future in group:
+                    if not future.done():
+                        future.set_exception(error if isinstance(error, Exception) else RuntimeError("intake stopped"))
+                if not isinstance(error, Exception):
+                    raise
+
+    def _answer(self, group: list[tuple[Submission, Future[IntakeResult]]]) -> None:
+        if not group:
+            return
+        try:
+            results = self.submit_many([submission for submission, _ in group])
+        except Exception:  # noqa: BLE001 - one submission's trouble must not fail the others: each alone
+            for submission, future in group:
+                try:
+                    future.set_result(self.submit(submission))
+                except Exception as error:  # noqa: BLE001 - this caller gets its own error, the rest go on
                     future.set_exception(error)
-                continue
-            for (_, future), result in zip(group, results, strict=True):
-                future.set_result(result)
+            return
+        for (_, future), result in zip(group, results, strict=True):
+            future.set_result(result)
 
     def submit_many(self, submissions: Iterable[Submission]) -> list[IntakeResult]:
         """Validate each, then store the valid ones and the dead letters in one transaction."""
@@ -222,7 +239,7 @@ class Intake:
                 return self._checked(submission.event_type, record)
             try:
                 parsed = json.loads(submission.body)
-            except (UnicodeDecodeError, json.JSONDecodeError):
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: nested too deep
                 return IntakeResult(422, {"errors": [{"field": "", "message": "body is not valid JSON"}]})
             record = codec.from_json(submission.event_type, parsed)
         except codec.CodecError as error:

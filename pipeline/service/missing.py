@@ -144,7 +144,7 @@ def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, ch
     """The front door's decision on a missing report's uncertain match: link the episode to one of the
     candidates (everything the rules say for that child then happens, from now) or confirm it is none."""
     row = repo.session.exec(select(t.MissingEpisode).where(
-        t.MissingEpisode.report_event_id == event.event_id)).one()
+        t.MissingEpisode.episode_id == record_of(event)["episode_id"])).one()
     review = repo.session.exec(select(t.Deadline).where(t.Deadline.event_id == event.event_id,
                                                         t.Deadline.kind == "match_review",
                                                         t.Deadline.state == "open")).first()

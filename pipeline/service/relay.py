@@ -44,14 +44,17 @@ def relay(store: Store, channel: Channel, publisher: Publisher, now: datetime, b
         wanted = {row.notification_id for row in rows if row.topic == DELIVERIES and row.notification_id}
         notifications = {n.id: n for n in session.exec(
             select(t.Notification).where(col(t.Notification.id).in_(wanted))).all()} if wanted else {}
+        # Topic records first, and every one acknowledged, before any message goes to a person: if the broker
+        # refuses one, the batch rolls back before anyone has been sent anything twice.
+        for row in rows:
+            if row.topic != DELIVERIES:
+                publisher.publish(row.topic, row.key, json.loads(row.body_json))
+        publisher.flush()
         for row in rows:
             if row.topic == DELIVERIES:
                 notification = notifications.get(row.notification_id or "")
                 if notification is not None:
                     _deliver(repo, channel, notification, now)
-            else:
-                publisher.publish(row.topic, row.key, json.loads(row.body_json))
-        publisher.flush()  # every record acknowledged before its row is marked relayed
         session.execute(update(t.Outbox).where(col(t.Outbox.id).in_([row.id for row in rows]))
                         .values(relayed_at=now).execution_options(synchronize_session=False))
     return len(rows)

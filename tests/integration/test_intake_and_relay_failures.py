@@ -1,0 +1,96 @@
+"""Failures in shared machinery hurt only their own item: a bad body in a commit group, a caller that went
+away, and an output topic that refuses a record."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import CancelledError
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from pipeline.adapters import tables as t
+from pipeline.service.intake import Submission
+from pipeline.service.relay import relay
+from tests.integration.conftest import Pipeline, start_pipeline
+from tests.support.world import AMELIA, attendance
+
+TYPE = "self-harm-attendance"
+
+
+def body(event: dict[str, Any]) -> bytes:
+    return json.dumps(event).encode()
+
+
+def test_a_body_nested_too_deep_is_refused_alone_and_its_group_is_stored(tmp_path: Path) -> None:
+    pipeline = start_pipeline(tmp_path)
+    intake = pipeline.services.intake
+    store = pipeline.services.store
+    assert store._write_lock is not None  # SQLite: hold the writer so all three land in one group
+    with store._write_lock:
+        first = intake.submit_grouped(Submission(TYPE, body(attendance(AMELIA))))
+        nested = intake.submit_grouped(Submission(TYPE, b"[" * 30000 + b"]" * 30000))
+        last = intake.submit_grouped(Submission(TYPE, body(attendance(AMELIA))))
+    assert first.result(timeout=30).status_code == 202
+    assert nested.result(timeout=30).status_code == 422
+    assert last.result(timeout=30).status_code == 202
+    with store.read() as session:
+        assert len(session.exec(select(t.Event)).all()) == 2
+        assert len(session.exec(select(t.DeadLetter)).all()) == 1
+    store.dispose()
+
+
+def test_a_caller_that_went_away_does_not_stop_the_intake(tmp_path: Path) -> None:
+    pipeline = start_pipeline(tmp_path)
+    intake = pipeline.services.intake
+    store = pipeline.services.store
+    assert store._write_lock is not None
+    with store._write_lock:
+        first = intake.submit_grouped(Submission(TYPE, body(attendance(AMELIA))))
+        for _ in range(100):  # wait until the writer holds the first and is blocked on the database
+            if intake._waiting.empty():
+                break
+            time.sleep(0.01)
+        gone = intake.submit_grouped(Submission(TYPE, body(attendance(AMELIA))))
+        assert gone.cancel()  # e.g. the HTTP request was cancelled at shutdown
+        after = intake.submit_grouped(Submission(TYPE, body(attendance(AMELIA))))
+    assert first.result(timeout=30).status_code == 202
+    assert after.result(timeout=30).status_code == 202  # the writer lived on
+    with pytest.raises(CancelledError):
+        gone.result(timeout=1)
+    store.dispose()
+
+
+class RefusingPublisher:
+    def __init__(self) -> None:
+        self.published: list[str] = []
+
+    def publish(self, topic: str, key: str, record: dict[str, Any]) -> None:
+        self.published.append(topic)
+
+    def flush(self) -> None:
+        raise RuntimeError("the broker refused a record")
+
+
+def test_a_topic_refusing_a_record_sends_nobody_anything_and_relays_nothing(pipeline: Pipeline) -> None:
+    pipeline.post_event(attendance(AMELIA))
+    from consumers.intake_consumer import IntakeConsumer
+
+    IntakeConsumer(pipeline.services.store, pipeline.services.ctx, pipeline.clock).run_once(100)
+    sent: list[Any] = []
+
+    class Recording:
+        public_url = "http://127.0.0.1:8000"
+
+        def send(self, message: Any) -> None:
+            sent.append(message)
+
+    with pytest.raises(RuntimeError):
+        relay(pipeline.services.store, Recording(), RefusingPublisher(), pipeline.clock())
+    assert sent == []
+    with pipeline.services.store.read() as session:
+        assert all(row.relayed_at is None for row in session.exec(select(t.Outbox)).all())
+        assert {n.status for n in session.exec(select(t.Notification)).all()} == {"pending"}
