@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from pipeline import codec
 from pipeline.adapters import tables as t
@@ -81,7 +81,12 @@ def handle_batch(services: Services, deliveries: Sequence[Delivery], attempt: in
     failed: list[tuple[int, Exception]] = []
     if valid:
         try:
-            _process(services, valid, outcomes, failed, now)
+            try:
+                _process_together(services, valid, outcomes, now)
+            except Exception as error:  # noqa: BLE001 - rolled back: again, one savepoint per record
+                log.info("a batch of %d records failed together (%s); processing them one by one", len(valid),
+                         type(error).__name__)
+                _process(services, valid, outcomes, failed, now)
         except OperationalError:  # the batch's own commit lost a deadlock: the whole batch again
             if attempt >= 5:
                 raise
@@ -100,6 +105,34 @@ def handle_batch(services: Services, deliveries: Sequence[Delivery], attempt: in
     return outcomes
 
 
+def _new_event(name: str, record: dict[str, Any], now: datetime) -> t.Event:
+    return t.Event(event_id=record["event_id"], event_type=name, content_hash=codec.record_hash(name, record),
+                   record_json=json.dumps(codec.to_json(name, record)), received_at=now)
+
+
+def _process_together(services: Services, valid: list[tuple[int, str, dict[str, Any]]], outcomes: list[str],
+                      now: datetime) -> None:
+    """The common case: every record of the batch in one transaction, no savepoints; raises (and rolls back
+    everything) if any record fails, and the caller then runs ``_process``."""
+    decided: dict[int, str] = {}
+    with services.store.transaction() as session:
+        repo = Repository(session, postgres=services.store.is_postgres)
+        ids = [record["event_id"] for _, _, record in valid]
+        seen = set(session.exec(select(t.Event.event_id).where(col(t.Event.event_id).in_(ids))).all())
+        for index, name, record in valid:
+            if record["event_id"] in seen:
+                decided[index] = "duplicate"  # redelivered, or twice in this batch: its effects stand
+                continue
+            seen.add(record["event_id"])
+            row = _new_event(name, record, now)
+            session.add(row)
+            session.flush()
+            process(repo, row, services.ctx, now)
+            decided[index] = "processed"
+    for index, outcome in decided.items():
+        outcomes[index] = outcome
+
+
 def _process(services: Services, valid: list[tuple[int, str, dict[str, Any]]], outcomes: list[str],
              failed: list[tuple[int, Exception]], now: datetime) -> None:
     with services.store.transaction() as session:
@@ -111,9 +144,7 @@ def _process(services: Services, valid: list[tuple[int, str, dict[str, Any]]], o
                     if known.first() is not None:
                         outcomes[index] = "duplicate"
                         continue
-                    row = t.Event(event_id=record["event_id"], event_type=name,
-                                  content_hash=codec.record_hash(name, record),
-                                  record_json=json.dumps(codec.to_json(name, record)), received_at=now)
+                    row = _new_event(name, record, now)
                     session.add(row)
                     session.flush()
                     process(repo, row, services.ctx, now)
