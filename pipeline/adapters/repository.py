@@ -69,6 +69,7 @@ class Repository:
         self._schools: dict[str, School | None] = {}
         # Append-only rows (audit entries, outbox rows) are buffered and written as one multi-row insert per
         # table when the transaction or savepoint they belong to commits; a rollback discards them with it.
+        # One Repository per session: a second one's buffer would be discarded by the first's savepoint rollback.
         self._audit_rows: list[dict[str, Any]] = []
         self._outbox_rows: list[dict[str, Any]] = []
         event.listen(session, "before_commit", self._write_rows)
