@@ -26,10 +26,11 @@ class Duration:
 
 @dataclass(frozen=True)
 class SchoolDays:
-    """The Nth school day from the start (0: the start's own day if a school day, else the next) at `at`."""
+    """The Nth school day from the start (0: the start's own day if a school day, else the next) at `at`
+    (None: at the end of the school day, the council's ``school_day_end``)."""
 
     days: int
-    at: time
+    at: time | None
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ def parse_clock(value: object) -> time:
 
 
 def parse_timescale(value: object) -> Timescale:
-    """An ISO-8601 duration, {school_days: N, at: HH:MM}, {working_days: N, at: HH:MM} or {working_hours: N}."""
+    """An ISO-8601 duration, {school_days: N, at: HH:MM | school_day_end}, {working_days: N, at: HH:MM} or
+    {working_hours: N}."""
     if isinstance(value, str):
         match = _ISO_DURATION.match(value.strip())
         if not match or value.strip() in ("P", "PT"):
@@ -85,7 +87,10 @@ def parse_timescale(value: object) -> Timescale:
                 days = value[name]
                 if not isinstance(days, int) or isinstance(days, bool) or days < 0:
                     raise ValueError(f"{name} must be a non-negative whole number")
-                return kind(days, parse_clock(value.get("at", "09:00")))
+                at = value.get("at", "09:00")
+                if kind is SchoolDays and at == "school_day_end":
+                    return SchoolDays(days, None)
+                return kind(days, parse_clock(at))
     raise ValueError("a timescale is an ISO-8601 duration, {school_days: N, at: HH:MM}, "
                      "{working_days: N, at: HH:MM} or {working_hours: N}")
 
@@ -240,15 +245,16 @@ class Calendar:
         if isinstance(timescale, WorkingHours):
             return self.add_working_hours(start, timescale.hours)
         if isinstance(timescale, SchoolDays):
+            at = timescale.at if timescale.at is not None else self.config.school_day_end
             if timescale.days == 0:
                 day = self._next_day(self.local(start).date(), lambda d: self.is_school_day(d, school_urn), True)
-                if self._at(day, timescale.at) <= start:  # that school day's time has passed: the next one
+                if self._at(day, at) <= start:  # that school day's time has passed: the next one
                     day = self._next_day(day, lambda d: self.is_school_day(d, school_urn), include=False)
             else:
                 day = self.local(self.next_school_day_start(start, school_urn)).date()
                 for _ in range(timescale.days - 1):
                     day = self._next_day(day, lambda d: self.is_school_day(d, school_urn), include=False)
-            return self._at(day, timescale.at)
+            return self._at(day, at)
         day = self.local(start).date()
         if timescale.days == 0:
             day = self._next_day(day, self.is_working_day, include=True)

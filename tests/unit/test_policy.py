@@ -26,6 +26,12 @@ def test_acknowledgement_ladder_defaults() -> None:
     ]
 
 
+def test_the_education_safeguarding_lead_step_follows_the_councils_end_of_the_school_day() -> None:
+    rules = deep_merge(Settings().rules, {"calendar": {"school_day_end": "15:05"}})
+    steps = Policy.from_mapping(rules).ladder("self_harm_acknowledgement", WEDNESDAY_NOON, "100001")
+    assert (steps[-1].at.hour, steps[-1].at.minute) == (15, 5)
+
+
 def test_two_working_hours_after_a_friday_afternoon_due_time_is_monday() -> None:
     friday = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
     steps = DEFAULTS.ladder("self_harm_acknowledgement", friday)
