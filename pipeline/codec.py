@@ -17,7 +17,7 @@ import copy
 import hashlib
 import io
 import json
-import uuid
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -173,12 +173,52 @@ def _normalise_times(value: Any) -> Any:
     return value
 
 
-def _check_formats(name: str, record: dict[str, Any]) -> None:
-    if "event_id" in record:
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Fields holding an id the pipeline or a producer made: a UUID, written 8-4-4-4-12, kept in lower case so
+# that one UUID written in two cases is one event. (A trigger meeting's child_id is the pipeline's own opaque
+# id, never an NHS number or UPN.)
+_UUID_FIELDS = ("event_id", "child_id")  # child_id: on trigger-meeting-recorded
+_EARLIEST, _LATEST = 1900, 2100
+
+
+def is_uuid(value: str) -> bool:
+    return _UUID.fullmatch(value) is not None
+
+
+def _format_errors(value: Any, path: str, errors: list[FieldError]) -> None:
+    """Text that is not storable Unicode (lone surrogates, NUL) and dates or times outside any plausible range.
+    Names only the field, never the value."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _format_errors(item, f"{path}.{key}" if path else str(key), errors)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _format_errors(item, f"{path}[{index}]", errors)
+    elif isinstance(value, str):
         try:
-            uuid.UUID(str(record["event_id"]))
-        except ValueError:
-            raise _error("event_id", "must be a UUID") from None
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            errors.append(FieldError(path, "must be valid Unicode text"))
+            return
+        if "\x00" in value:
+            errors.append(FieldError(path, "must not contain NUL characters"))
+    elif isinstance(value, date) and not _EARLIEST <= value.year <= _LATEST:
+        errors.append(FieldError(path, f"is out of range (years {_EARLIEST} to {_LATEST})"))
+
+
+def _check_formats(name: str, record: dict[str, Any]) -> None:
+    """Checks on the decoded record, the same for JSON and Avro bodies; lower-cases UUID fields in place."""
+    errors: list[FieldError] = []
+    for field in _UUID_FIELDS if name == "trigger-meeting-recorded" else ("event_id",):
+        if field in record:
+            value = record[field]
+            if not isinstance(value, str) or not _UUID.fullmatch(value):
+                errors.append(FieldError(field, "must be a UUID (8-4-4-4-12 hexadecimal digits)"))
+            else:
+                record[field] = value.lower()
+    _format_errors(record, "", errors)
+    if errors:
+        raise CodecError(errors)
 
 
 # ---- JSON ---------------------------------------------------------------------------------------------
@@ -243,8 +283,9 @@ class _JsonReader:
                     self.fail(where, "required")
                 continue
             out[name] = self.read(field["type"], value[name], where)
-        for extra in sorted(set(value) - known):
-            self.fail(f"{path}.{extra}" if path else str(extra), "unknown field")
+        if set(value) - known:
+            # Named by where it is, not by its name: a name a producer made up can be personal data.
+            self.fail(path, "has a field the schema does not know")
         return out
 
     def primitive(self, kind: str, logical: str | None, value: Any, path: str) -> Any:
@@ -271,7 +312,11 @@ class _JsonReader:
             if parsed.tzinfo is None or parsed.utcoffset() is None:
                 self.fail(path, "must be an ISO-8601 time with an offset (no offset given)")
                 return None
-            return parsed.astimezone(UTC)
+            try:
+                return parsed.astimezone(UTC)
+            except OverflowError:
+                self.fail(path, "is out of range")
+                return None
         checks: dict[str, tuple[type | tuple[type, ...], str]] = {
             "string": (str, "must be a string"), "boolean": (bool, "must be true or false"),
             "int": (int, "must be an integer"), "long": (int, "must be an integer"),
@@ -300,13 +345,9 @@ def from_json(name: str, obj: Any) -> dict[str, Any]:
     schema = _schema(name)
     reader = _JsonReader()
     record = reader.read(schema.raw, obj, "")
-    if not reader.errors and isinstance(record, dict) and "event_id" in record:
-        try:
-            uuid.UUID(record["event_id"])
-        except ValueError:
-            reader.fail("event_id", "must be a UUID")
     if reader.errors:
         raise CodecError(reader.errors)
+    _check_formats(name, record)
     return record
 
 

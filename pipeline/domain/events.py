@@ -72,4 +72,12 @@ def rule_errors(event_type: str, record: dict[str, Any]) -> list[tuple[str, str]
             errors.append(("reason", "required when the outcome is NOT_HELD_BY_DECISION"))
     if event_type == "missing-reported" and record["last_seen_at"] > record["reported_at"]:
         errors.append(("last_seen_at", "must not be after reported_at"))
+    for name in ("attendance_id", "episode_id", "hospital_ods_code", "force_code"):
+        if name in record and not str(record[name]).strip():
+            errors.append((name, "must not be blank"))
+    when = record.get("arrived_at") or record.get("reported_at")
+    child = record.get("child")
+    if isinstance(child, dict) and when is not None and child.get("date_of_birth") is not None \
+            and child["date_of_birth"] > when.date():
+        errors.append(("child.date_of_birth", "must not be after the event"))
     return errors

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
@@ -48,7 +48,7 @@ def forbidden() -> ApiError:
 
 
 class Acknowledgement(BaseModel):
-    outcome: str
+    outcome: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
 class ConsentDecision(BaseModel):
@@ -108,7 +108,8 @@ def send_to_kafka(services: Services, submission: Submission) -> IntakeResult:
 
 
 def create_app(services: Services) -> FastAPI:
-    app = FastAPI(title="Safeguarding partnership pipeline", docs_url=None, redoc_url=None)
+    # No trailing-slash redirects: they are built from the Host header, and a wrong path is simply 404.
+    app = FastAPI(title="Safeguarding partnership pipeline", docs_url=None, redoc_url=None, redirect_slashes=False)
     app.state.services = services
 
     @app.exception_handler(ApiError)
@@ -160,6 +161,7 @@ def create_app(services: Services) -> FastAPI:
     @app.get("/api/events/{event_id}")
     def get_event(event_id: str, user: CurrentUser) -> dict[str, Any]:
         require(user, Role.PRODUCER, Role.MANAGER)
+        event_id = event_id.lower()  # event ids are stored in lower case: one UUID, one event
         with services.store.read() as s:
             event = s.exec(select(t.Event).where(t.Event.event_id == event_id)).first()
             if event is None:
@@ -206,6 +208,7 @@ def create_app(services: Services) -> FastAPI:
             raise forbidden()
 
     def _casework(event_id: str, user: t.User, action: Any) -> dict[str, Any]:
+        event_id = event_id.lower()
         now = services.clock()
         try:
             with services.store.transaction() as s:

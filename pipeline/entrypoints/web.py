@@ -126,6 +126,9 @@ def add_web_routes(app: FastAPI, services: Services, current_user: Callable[...,
         user = user_or_none(request)
         if user is None:
             return RedirectResponse("/login", status_code=303)
+        outcome = outcome.strip()
+        if not outcome or len(outcome) > 2000:  # the form asks again; nothing is acknowledged
+            return RedirectResponse(f"/notifications/{notification_id}", status_code=303)
         with services.store.transaction() as s:
             row = visible_notification(s, user, notification_id)
             if row is None or not may_acknowledge(user, row) or user.id is None:

@@ -67,7 +67,9 @@ def _rejected_event_id(submission: Submission) -> str | None:
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     event_id = parsed.get("event_id") if isinstance(parsed, dict) else None
-    return event_id if isinstance(event_id, str) and 0 < len(event_id) <= EVENT_ID_MAX_CHARS else None
+    if isinstance(event_id, str) and 0 < len(event_id) <= EVENT_ID_MAX_CHARS and codec.is_uuid(event_id):
+        return event_id.lower()
+    return None
 
 
 def publish_dead_letter(repo: Repository, letter: t.DeadLetter, topic: str | None, partition: int | None = None,

@@ -293,6 +293,10 @@ def raise_trigger_meeting_if_needed(repo: Repository, episode: rules.Episode, is
 def handle_trigger_meeting(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context,
                            now: datetime) -> None:
     child_id = record["child_id"]
+    if repo.session.get(t.Child, child_id) is None:
+        from pipeline.service.dispatch import HandlerError
+
+        raise HandlerError("trigger meeting for a child_id the pipeline never issued")
     repo.lock_child(child_id)
     repo.session.add(t.TriggerMeeting(child_id=child_id, held_at=record["held_at"], outcome=record["outcome"],
                                       event_id=event.event_id))

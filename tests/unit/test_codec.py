@@ -76,15 +76,17 @@ def test_every_schema_has_a_distinct_fingerprint() -> None:
 
 
 names = st.text(alphabet=string.ascii_letters + " '-", min_size=1, max_size=20)
+# Any storable text: every character but NUL (refused with a 422; PostgreSQL cannot store it in text).
+texts = st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))
 instants = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
                         timezones=st.sampled_from([UTC])).map(lambda d: d.replace(microsecond=d.microsecond))
 
 
 @given(given_name=names, family=names, born=st.dates(min_value=date(2000, 1, 1), max_value=date(2030, 1, 1)),
        arrived=instants, offset=st.integers(min_value=-12, max_value=14), nhs=st.none() | st.from_regex(
-           r"\A[0-9]{10}\Z"), admitted=st.booleans(), summary=st.text(max_size=200),
+           r"\A[0-9]{10}\Z"), admitted=st.booleans(), summary=st.text(texts, max_size=200),
        screening=st.sampled_from(["NOT_SCREENED", "NO_CONCERN", "CONCERN"]),
-       consent=st.sampled_from(["GIVEN", "REFUSED", "NOT_SOUGHT"]), reason=st.none() | st.text(max_size=50))
+       consent=st.sampled_from(["GIVEN", "REFUSED", "NOT_SOUGHT"]), reason=st.none() | st.text(texts, max_size=50))
 def test_self_harm_round_trip(given_name: str, family: str, born: date, arrived: datetime, offset: int,
                               nhs: str | None, admitted: bool, summary: str, screening: str, consent: str,
                               reason: str | None) -> None:
@@ -133,7 +135,21 @@ def valid() -> dict[str, Any]:
     ({"admitted": SECRET}, "admitted", "true or false"),
     ({"risk_summary": None}, "risk_summary", "must be a string"),
     ({"event_id": SECRET}, "event_id", "UUID"),
-    ({"extra": SECRET}, "extra", "unknown field"),
+    ({"extra": SECRET}, "", "field the schema does not know"),
+    ({SECRET: 1}, "", "field the schema does not know"),  # a made-up name is never echoed either
+    ({"child": {**codec.to_json("self-harm-attendance", GOLDEN_RECORD)["child"], SECRET: True}}, "child",
+     "field the schema does not know"),
+    ({"risk_summary": "\ud800" + SECRET}, "risk_summary", "valid Unicode"),
+    ({"risk_summary": SECRET + "\x00"}, "risk_summary", "NUL"),
+    ({"arrived_at": "0001-01-01T00:00:00+01:00"}, "arrived_at", "out of range"),
+    ({"arrived_at": "9999-12-31T23:59:59-01:00"}, "arrived_at", "out of range"),
+    ({"arrived_at": "1066-10-14T09:00:00+00:00"}, "arrived_at", "out of range"),
+    ({"child": {**codec.to_json("self-harm-attendance", GOLDEN_RECORD)["child"], "date_of_birth": "0001-01-01"}},
+     "child.date_of_birth", "out of range"),
+    ({"event_id": "{0f8fad5b-d9cb-469f-a165-70867728950e}"}, "event_id", "UUID"),
+    ({"event_id": "0f8fad5bd9cb469fa16570867728950e"}, "event_id", "UUID"),
+    ({"event_id": "urn:uuid:0f8fad5b-d9cb-469f-a165-70867728950e"}, "event_id", "UUID"),
+    ({"event_id": "\udc00"}, "event_id", "UUID"),
     ({"child": {"given_name": SECRET}}, "child.family_name", "required"),
     ({"child": SECRET}, "child", "object"),
 ])
@@ -142,6 +158,20 @@ def test_invalid_json_names_the_field_never_the_value(change: dict[str, Any], fi
         codec.from_json("self-harm-attendance", {**valid(), **change})
     assert any(e.field == field and message in e.message for e in caught.value.errors), caught.value.errors
     assert SECRET not in str(caught.value) and all(SECRET not in e.message for e in caught.value.errors)
+
+
+def test_one_uuid_in_upper_case_is_the_same_event_id() -> None:
+    upper = {**valid(), "event_id": valid()["event_id"].upper()}
+    assert codec.from_json("self-harm-attendance", upper)["event_id"] == valid()["event_id"].lower()
+
+
+def test_a_trigger_meeting_child_id_is_the_pipelines_opaque_id_never_an_nhs_number_or_upn() -> None:
+    meeting = {"event_id": "0f8fad5b-d9cb-469f-a165-70867728950e", "child_id": "9990000018",
+               "held_at": "2026-11-24T10:00:00+00:00", "outcome": "plan agreed"}
+    for child_id in ("9990000018", "A999219425003"):
+        with pytest.raises(codec.CodecError) as caught:
+            codec.from_json("trigger-meeting-recorded", {**meeting, "child_id": child_id})
+        assert [e.field for e in caught.value.errors] == ["child_id"] and child_id not in str(caught.value)
 
 
 def test_missing_field_and_all_errors_reported_together() -> None:
