@@ -205,7 +205,10 @@ class Intake:
 
     @staticmethod
     def _known(existing: t.Event, row: t.Event) -> IntakeResult:
-        if existing.content_hash == row.content_hash and existing.event_type == row.event_type:
+        # Another producer's event_id is never theirs to ask about: a conflict, whatever its content, so its
+        # status does not leak. (An event that came in over Kafka has no producer on record.)
+        other_producer = None not in (existing.producer_id, row.producer_id) and existing.producer_id != row.producer_id
+        if existing.content_hash == row.content_hash and existing.event_type == row.event_type and not other_producer:
             return IntakeResult(202, {"event_id": existing.event_id, "status": existing.status})
         return IntakeResult(409, {"errors": [{"field": "event_id",
                                               "message": "this event_id was already sent with different content"}]})

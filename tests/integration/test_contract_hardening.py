@@ -79,3 +79,12 @@ def test_an_acknowledgement_needs_an_outcome_and_a_trailing_slash_is_not_redirec
                                  headers={**pipeline.headers("producer"), "Host": "evil.example"},
                                  follow_redirects=False)
     assert slash.status_code == 404 and "location" not in slash.headers
+
+
+def test_another_producers_event_id_is_a_conflict_and_its_status_does_not_leak(pipeline: Pipeline) -> None:
+    event = attendance(AMELIA)
+    assert pipeline.post_event(event).status_code == 202
+    pipeline.run()
+    theirs = pipeline.post_event(event, who="producer2")
+    assert theirs.status_code == 409 and "status" not in theirs.json()
+    assert pipeline.post_event(event).json() == {"event_id": event["event_id"], "status": "processed"}
