@@ -92,12 +92,12 @@ def _avro_package_fingerprint(schema_text: str) -> bytes:
 def _fingerprint_aliases() -> dict[bytes, str]:
     """Other fingerprints accepted on decoding, each naming the schema it stands for: a producer or checker
     built on the `avro` package is not rejected. Encoding always uses the spec's fingerprint."""
-    ours = {name: fingerprint_of(json.loads(schema_path(name).read_text(encoding="utf-8")))
-            for name in (*EVENT_TYPES, *OUTPUT_TYPES)}
+    schemas = _schemas()
+    ours = {schema.fingerprint for schema in schemas.values()}
     aliases: dict[bytes, str] = {}
-    for name in ours:
-        theirs = _avro_package_fingerprint(schema_path(name).read_text(encoding="utf-8"))
-        if theirs != ours[name] and theirs not in ours.values():
+    for name, schema in schemas.items():
+        theirs = _avro_package_fingerprint(json.dumps(schema.raw))
+        if theirs not in ours:
             aliases[theirs] = name
     return aliases
 
@@ -175,9 +175,9 @@ def _normalise_times(value: Any) -> Any:
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Fields holding an id the pipeline or a producer made: a UUID, written 8-4-4-4-12, kept in lower case so
-# that one UUID written in two cases is one event. (A trigger meeting's child_id is the pipeline's own opaque
-# id, never an NHS number or UPN.)
-_UUID_FIELDS = ("event_id", "child_id")  # child_id: on trigger-meeting-recorded
+# that one UUID written in two cases is one event. Every event has its event_id; a trigger meeting's child_id
+# is the pipeline's own opaque id, never an NHS number or UPN.
+_UUID_FIELDS = {"trigger-meeting-recorded": ("event_id", "child_id")}
 _EARLIEST, _LATEST = 1900, 2100
 
 
@@ -209,10 +209,10 @@ def _format_errors(value: Any, path: str, errors: list[FieldError]) -> None:
 def _check_formats(name: str, record: dict[str, Any]) -> None:
     """Checks on the decoded record, the same for JSON and Avro bodies; lower-cases UUID fields in place."""
     errors: list[FieldError] = []
-    for field in _UUID_FIELDS if name == "trigger-meeting-recorded" else ("event_id",):
+    for field in _UUID_FIELDS.get(name, ("event_id",)):
         if field in record:
             value = record[field]
-            if not isinstance(value, str) or not _UUID.fullmatch(value):
+            if not isinstance(value, str) or not is_uuid(value):
                 errors.append(FieldError(field, "must be a UUID (8-4-4-4-12 hexadecimal digits)"))
             else:
                 record[field] = value.lower()

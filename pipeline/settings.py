@@ -39,6 +39,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
+def default_rules() -> dict[str, Any]:
+    """config/defaults.yaml as read: the rules every council starts from."""
+    return _read_yaml(CONFIG_DIR / "defaults.yaml")
+
+
 class Settings(BaseSettings):
     """Settings for one process. Construct once at start-up and pass down."""
 
@@ -67,7 +72,7 @@ class Settings(BaseSettings):
     @cached_property
     def rules(self) -> dict[str, Any]:
         """The merged rule configuration: defaults, then the demo overlay, then SAFEGUARD_CONFIG."""
-        merged = _read_yaml(CONFIG_DIR / "defaults.yaml")
+        merged = default_rules()
         calendar_file = CONFIG_DIR / "calendar.yaml"
         if calendar_file.exists():
             merged = deep_merge(merged, _read_yaml(calendar_file))

@@ -12,8 +12,6 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-import yaml
-
 from pipeline.domain.calendar import Calendar, CalendarConfig, Duration, Timescale, parse_timescale
 from pipeline.domain.model import LadderStep
 
@@ -36,11 +34,10 @@ _STEP_KEYS = frozenset({"after", "before", "notify", "action"})
 
 @cache
 def _default_rules() -> dict[str, Any]:
-    """config/defaults.yaml as read: the rules every council starts from."""
-    from pipeline.settings import CONFIG_DIR  # the one place that knows where config/ is
+    """config/defaults.yaml as read, once: the rules every council starts from."""
+    from pipeline.settings import default_rules  # the one place that reads config/
 
-    loaded = yaml.safe_load((CONFIG_DIR / "defaults.yaml").read_text(encoding="utf-8")) or {}
-    return loaded if isinstance(loaded, dict) else {}
+    return default_rules()
 
 
 def _ladder(name: str, steps: list[Any], defaults: Mapping[str, Any]) -> tuple[LadderRule, ...]:

@@ -123,12 +123,12 @@ def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, ch
     candidates_ids = json.loads(event.match_json or "{}").get("candidate_child_ids", [])
     if child_id is not None and child_id not in candidates_ids:
         raise CaseworkError("child_id is not one of the review's candidates")
-    if event.event_type == "missing-reported":
-        missing.decide_review(repo, event, ctx, actor, child_id, reason, now)
-        return
     deadline = _open_deadline(repo, event.event_id, "match_review")
     if deadline is not None:
         close_deadline(repo, deadline, now, "reviewed")
+    if event.event_type == "missing-reported":
+        missing.decide_review(repo, event, ctx, actor, child_id, reason, now)
+        return
     attendance = SelfHarmAttendance.from_record(record_of(event))
     day = ctx.policy.calendar.local(attendance.arrived_at).date()
     facts = None

@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 AVRO_CONTENT_TYPE = "application/avro"
 DEAD_LETTER_KEEP_BYTES = 1024 * 1024
-EVENT_ID_MAX_CHARS = 200  # a longer "event_id" in a rejected body is not kept (it is indexed)
 
 
 @dataclass(frozen=True)
@@ -58,16 +57,20 @@ def _errors(error: codec.CodecError) -> list[dict[str, str]]:
     return [{"field": e.field, "message": e.message} for e in error.errors]
 
 
+def _is_avro(submission: Submission) -> bool:
+    return submission.content_type.split(";")[0].strip().lower() == AVRO_CONTENT_TYPE
+
+
 def _rejected_event_id(submission: Submission) -> str | None:
-    """The event_id of a rejected JSON body that parsed and had a string one, so its producer can ask for it."""
-    if submission.content_type.split(";")[0].strip().lower() == AVRO_CONTENT_TYPE:
+    """The event_id of a rejected JSON body that parsed and had a UUID one, so its producer can ask for it."""
+    if _is_avro(submission):
         return None
     try:
         parsed = json.loads(submission.body)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
     event_id = parsed.get("event_id") if isinstance(parsed, dict) else None
-    if isinstance(event_id, str) and 0 < len(event_id) <= EVENT_ID_MAX_CHARS and codec.is_uuid(event_id):
+    if isinstance(event_id, str) and codec.is_uuid(event_id):
         return event_id.lower()
     return None
 
@@ -239,7 +242,7 @@ class Intake:
             return IntakeResult(422, {"errors": [{"field": "", "message":
                                                   f"body larger than {self.max_body_bytes} bytes"}]})
         try:
-            if submission.content_type.split(";")[0].strip().lower() == AVRO_CONTENT_TYPE:
+            if _is_avro(submission):
                 _, record = codec.decode(submission.body, expected=submission.event_type)
                 return self._checked(submission.event_type, record)
             try:

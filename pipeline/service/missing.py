@@ -141,15 +141,11 @@ def _queue_review(repo: Repository, row: t.MissingEpisode, episode: rules.Episod
 
 def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, child_id: str | None, reason: str,
                   now: datetime) -> None:
-    """The front door's decision on a missing report's uncertain match: link the episode to one of the
-    candidates (everything the rules say for that child then happens, from now) or confirm it is none."""
+    """The front door's decision on a missing report's uncertain match (its review deadline already closed by
+    ``casework.decide_review``): link the episode to one of the candidates (everything the rules say for that
+    child then happens, from now) or confirm it is none."""
     row = repo.session.exec(select(t.MissingEpisode).where(
         t.MissingEpisode.episode_id == record_of(event)["episode_id"])).one()
-    review = repo.session.exec(select(t.Deadline).where(t.Deadline.event_id == event.event_id,
-                                                        t.Deadline.kind == "match_review",
-                                                        t.Deadline.state == "open")).first()
-    if review is not None:
-        close_deadline(repo, review, now, "reviewed")
     outcome = MatchOutcome.LINKED if child_id is not None else MatchOutcome.NO_MATCH
     event.match_outcome = outcome.value
     event.child_id = row.child_id = child_id
