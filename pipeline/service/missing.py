@@ -207,8 +207,9 @@ def reconcile(repo: Repository, row: t.MissingEpisode, episode: rules.Episode, c
     own_meeting = repo.session.exec(select(t.Deadline).where(
         t.Deadline.kind == "trigger_meeting", t.Deadline.subject_id == f"trigger:{episode.episode_id}")).first()
     for current in [*existing.values(), *([own_meeting] if own_meeting is not None else [])]:
+        if current.kind != "trigger_meeting" or current.state == "open":
+            _rebind(repo, current, episode.child_id, now)  # a closed one too: the record is about this child
         if current.state == "open":
-            _rebind(repo, current, episode.child_id, now)
             _assign(repo, current, episode, facts, policy, event_id, now)
     raise_trigger_meeting_if_needed(repo, episode, ever_high, facts, ctx, now, event_id)
 
