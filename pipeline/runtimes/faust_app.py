@@ -21,6 +21,7 @@ from consumers.intake_consumer import IntakeConsumer
 from consumers.kafka_records import Delivery, handle_batch
 from pipeline import codec
 from pipeline.adapters.faust_codec import codec_name, register_codecs
+from pipeline.adapters.kafka import producer_id_from
 from pipeline.adapters.metrics import EVENTS_CONSUMED
 from pipeline.bootstrap import Services
 from pipeline.service.relay import relay
@@ -77,7 +78,7 @@ def _add_agent(app: faust.App, services: Services, event_type: str, prefix: str,
         async for events in stream.take_events(100, within=0.02):
             EVENTS_CONSUMED.labels(event_type).inc(len(events))
             batch = [Delivery(event_type, e.message.topic, e.message.partition, e.message.offset, e.message.value,
-                              e.value) for e in events]
+                              e.value, producer_id_from(e.message.headers)) for e in events]
             await asyncio.to_thread(handle_batch, services, batch)
 
     app.agent(topic, name=f"consume-{event_type}")(consume)

@@ -4,6 +4,7 @@ try (accepted, never a dead letter), and the intake record the HTTP intake store
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from consumers import kafka_records
 from consumers.kafka_records import Delivery, handle_batch
 from pipeline import codec
 from pipeline.adapters import tables as t
+from pipeline.adapters.publisher import BrokerUnavailable
 from tests.integration.conftest import Pipeline
 from tests.support.world import AMELIA, ISLA, attendance
 
@@ -89,3 +91,67 @@ def test_a_handler_bug_keeps_its_event_for_a_retry_and_the_rest_are_processed(
     with pipeline.services.store.read() as session:
         assert session.exec(select(t.Event).where(t.Event.event_id == broken["event_id"])).one().status == "processed"
         assert len(session.exec(select(t.Notification).where(t.Notification.event_id == broken["event_id"])).all()) == 1
+
+
+def test_the_intake_record_is_the_row_processed_and_keeps_its_producer(pipeline: Pipeline) -> None:
+    """On Kafka the HTTP intake stores the event (with its producer) when it sends it; the worker processes
+    that row, and a record whose event_id was stored with other content is a dead letter."""
+    from pipeline.service.intake import Submission
+
+    event = attendance(AMELIA)
+    body = json.dumps(event).encode()
+    record = pipeline.services.intake.validate(Submission(TOPIC, body, producer_id=7))
+    assert isinstance(record, dict)
+    assert pipeline.services.intake.record_sent(TOPIC, record, producer_id=7).body["status"] == "accepted"
+    new_only = IntakeConsumerProbe(pipeline)
+    assert new_only.pending() == []  # on Kafka the agents bring new events, not the retry timer
+    sent = Delivery(TOPIC, TOPIC, 0, 0, codec.encode(TOPIC, codec.from_json(TOPIC, event)), producer_id=7)
+    assert handle_batch(pipeline.services, [sent]) == ["processed"]
+    with pipeline.services.store.read() as session:
+        rows = session.exec(select(t.Event)).all()
+        assert [(row.event_id, row.status, row.producer_id) for row in rows] == [(event["event_id"], "processed", 7)]
+    other = {**event, "admitted": True}
+    assert handle_batch(pipeline.services, [delivery(other, 1)]) == ["dead_lettered"]
+    with pipeline.services.store.read() as session:
+        assert [letter.reason for letter in session.exec(select(t.DeadLetter)).all()] == [kafka_records.CONFLICT]
+
+
+class IntakeConsumerProbe:
+    def __init__(self, pipeline: Pipeline) -> None:
+        from consumers.intake_consumer import IntakeConsumer
+
+        self.consumer = IntakeConsumer(pipeline.services.store, pipeline.services.ctx, pipeline.clock,
+                                       retries_only=True)
+
+    def pending(self) -> list[int]:
+        return self.consumer.pending(10)
+
+
+class _Sender:
+    """Stands in for the broker in this tier (the real one is in tests/kafka)."""
+
+    def __init__(self, reachable: bool) -> None:
+        self.reachable = reachable
+        self.sent: list[tuple[str, int | None]] = []
+
+    def send(self, event_type: str, record: dict[str, Any], producer_id: int | None = None) -> None:
+        if not self.reachable:
+            raise BrokerUnavailable("KafkaTimeoutError")
+        self.sent.append((record["event_id"], producer_id))
+
+
+def test_the_kafka_intake_answers_503_with_retry_after_while_the_broker_is_away(pipeline: Pipeline) -> None:
+    event = attendance(AMELIA)
+    pipeline.services.event_sender = _Sender(reachable=False)
+    response = pipeline.post_event(event)
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert "Amelia" not in response.text
+    assert pipeline.get(f"/api/events/{event['event_id']}", "producer").status_code == 404  # nothing stored
+    sender = pipeline.services.event_sender = _Sender(reachable=True)
+    response = pipeline.post_event(event)  # the producer's retry
+    assert response.status_code == 202 and response.json()["status"] == "accepted"
+    assert pipeline.get(f"/api/events/{event['event_id']}", "producer").json()["status"] == "accepted"
+    assert pipeline.get(f"/api/events/{event['event_id']}", "manager").json()["status"] == "accepted"
+    assert pipeline.get(f"/api/events/{event['event_id']}", "producer2").status_code == 404
+    assert pipeline.post_event(event).status_code == 202 and len(sender.sent) == 1  # known: not sent again
+    assert pipeline.post_event(event, who="producer2").status_code == 409  # another producer's event_id
