@@ -4,7 +4,7 @@ Events that the old consumer dead-lettered after a handler failure were accepted
 (still ``accepted``) so ``safeguard events retry`` can run them once the fault is fixed.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import pipeline.adapters.tables
 
 revision = '0004'
-down_revision = '0002'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
