@@ -142,7 +142,12 @@ class Event(SQLModel, table=True):
     match_outcome: str | None = None
     child_id: str | None = Field(default=None, index=True)
     match_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    error: str | None = None
+    error: str | None = None  # the last handler failure's exception type (never its text)
+    # A handler failure keeps the event accepted: tried again at next_attempt_at, and after the last try
+    # held (held_at) until `safeguard events retry` runs it.
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    held_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
 
 
 class DeadLetter(SQLModel, table=True):
