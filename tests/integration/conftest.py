@@ -13,6 +13,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from consumers.intake_consumer import IntakeConsumer
+from pipeline.adapters.channels import RecordingChannel
 from pipeline.bootstrap import Services, build
 from pipeline.entrypoints.api import create_app
 from pipeline.service.reference import load
@@ -54,7 +55,7 @@ class Pipeline:
         """Process everything accepted, relay the outbox, and sweep due deadlines, at the clock's now."""
         IntakeConsumer(self.services.store, self.services.ctx, self.clock).run_once(10_000)
         sweep(self.services.store, self.services.ctx, self.clock())
-        relay(self.services.store, self.services.channel, self.services.publisher, self.clock(), batch=10_000)
+        relay(self.services.store, self.services.delivery, self.services.publisher, self.clock(), batch=10_000)
 
     def get(self, path: str, who: str) -> Any:
         return self.client.get(path, headers=self.headers(who))
@@ -87,6 +88,9 @@ def start_pipeline(tmp_path: Path, overrides: dict[str, Any] | None = None,
     clock = Clock()
     services = build(make_settings(tmp_path, overrides, database_url))
     services.clock = clock
+    # The recording fakes stand in for the providers (tests/integration/test_delivery.py runs the real adapters
+    # against local servers); they record every message they accept.
+    services.delivery.channels = {"email": RecordingChannel("email"), "sms": RecordingChannel("sms")}
     with services.store.transaction() as session:
         for kind, text in REFERENCE.items():
             load(session, kind, text, clock())
