@@ -81,7 +81,8 @@ def build(name: str, providers: FakeProviders, smtp: FakeSmtp) -> Harness:
         return Harness(NotifyChannel(kind, NOTIFY_KEY, f"template-{kind}", base_url=providers.url, timeout=1),
                        to, lambda: providers.of(name), providers.faults["notify"])
     channel = SignedWebhookChannel({"100001": f"{providers.url}/hook/100001"}, WEBHOOK_SECRET, timeout=1)
-    return Harness(channel, f"{providers.url}/hook/100001", lambda: providers.of("webhook"), providers.faults["webhook"])
+    return Harness(channel, f"{providers.url}/hook/100001", lambda: providers.of("webhook"),
+                   providers.faults["webhook"])
 
 
 @pytest.fixture(params=["smtp", "twilio", "notify-sms", "notify-email", "webhook"])
