@@ -76,21 +76,22 @@ USERS = {
 
 
 def make_settings(tmp_path: Path, overrides: dict[str, Any] | None = None,
-                  database_url: str | None = None) -> Settings:
+                  database_url: str | None = None, **process: Any) -> Settings:
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(overrides or {}), encoding="utf-8")
     return Settings(database_url=database_url or f"sqlite:///{tmp_path / 'safeguard.db'}", config=config,
-                    public_url="http://127.0.0.1:8000", var_dir=tmp_path / "var")
+                    public_url="http://127.0.0.1:8000", var_dir=tmp_path / "var", **process)
 
 
 def start_pipeline(tmp_path: Path, overrides: dict[str, Any] | None = None,
-                   database_url: str | None = None) -> Pipeline:
+                   database_url: str | None = None, **process: Any) -> Pipeline:
+    """With ``process`` settings (SMTP host, Twilio, Notify, webhook secret...) the real channels are wired
+    from them; without, recording fakes stand in for email and SMS."""
     clock = Clock()
-    services = build(make_settings(tmp_path, overrides, database_url))
+    services = build(make_settings(tmp_path, overrides, database_url, **process))
     services.clock = clock
-    # The recording fakes stand in for the providers (tests/integration/test_delivery.py runs the real adapters
-    # against local servers); they record every message they accept.
-    services.delivery.channels = {"email": RecordingChannel("email"), "sms": RecordingChannel("sms")}
+    if not process:
+        services.delivery.channels = {"email": RecordingChannel("email"), "sms": RecordingChannel("sms")}
     with services.store.transaction() as session:
         for kind, text in REFERENCE.items():
             load(session, kind, text, clock())
