@@ -158,6 +158,9 @@ def deliver_due(store: Store, delivery: DeliveryService, now: datetime, batch: i
     if not delivery.channels:
         return 0  # no provider configured: notifications wait in the web inbox (a warning at start-up says so)
     claimed: list[tuple[str, int, Channel, Message]] = []
+    # A claimed row that never went out before a crash is re-sent as a possible duplicate: claim only what the
+    # senders can work through promptly.
+    batch = min(batch, 4 * max(1, delivery.concurrency))
     with store.transaction() as session:
         rows = rows_db.claim_due(session, now, batch, postgres=store.is_postgres)
         if not rows:

@@ -55,7 +55,8 @@ class Pipeline:
         """Process everything accepted, relay the outbox, and sweep due deadlines, at the clock's now."""
         IntakeConsumer(self.services.store, self.services.ctx, self.clock).run_once(10_000)
         sweep(self.services.store, self.services.ctx, self.clock())
-        relay(self.services.store, self.services.delivery, self.services.publisher, self.clock(), batch=10_000)
+        while relay(self.services.store, self.services.delivery, self.services.publisher, self.clock(), batch=10_000):
+            pass
 
     def get(self, path: str, who: str) -> Any:
         return self.client.get(path, headers=self.headers(who))

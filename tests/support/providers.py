@@ -63,6 +63,7 @@ class Faults:
     outage_until: float = 0.0
     script: list[int | str] = field(default_factory=list)
     timeout_seconds: float = 2.0
+    delay_seconds: float = 0.0  # how long each accepted request takes to answer (a slow provider)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def outage(self, seconds: float) -> None:
@@ -148,6 +149,8 @@ class FakeProviders:
             self.received.append(received)
         if fault == "timeout":
             time.sleep(self.faults[kind].timeout_seconds)
+        elif self.faults[kind].delay_seconds:
+            time.sleep(self.faults[kind].delay_seconds)
         with contextlib.suppress(OSError):  # the client gave up waiting: that is the point
             self._reply(handler, 201 if kind != "webhook" else 200, answer)
 
@@ -207,6 +210,8 @@ class FakeSmtp:
                                                str(parsed["X-Safeguard-Delivery"] or "")))
                 if fault == "timeout":
                     await asyncio.sleep(owner.faults.timeout_seconds)
+                elif owner.faults.delay_seconds:
+                    await asyncio.sleep(owner.faults.delay_seconds)
                 return "250 OK"
 
         self.port = free_port()
