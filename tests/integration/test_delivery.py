@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -240,3 +241,33 @@ def test_notify_sends_templates_with_only_urgency_and_link_and_its_callbacks_nee
     assert p.client.post("/api/callbacks/notify", json=body,
                          headers={"Authorization": "Bearer callback-token"}).status_code == 204
     assert [r.state for r in rows(p) if r.id == row.id] == ["delivered"]
+
+
+def test_on_postgresql_several_relays_share_the_rows_and_never_send_one_twice(tmp_path: Path,
+                                                                               postgres_url: str) -> None:
+    """Delivery rows are claimed with FOR UPDATE SKIP LOCKED: three relays at once, each row sent once."""
+    from consumers.intake_consumer import IntakeConsumer
+    from pipeline.adapters.channels import RecordingChannel
+    from pipeline.service.relay import deliver_due
+
+    p = start_pipeline(tmp_path, FAST, database_url=postgres_url)
+    email, sms = RecordingChannel("email"), RecordingChannel("sms")
+    p.services.delivery.channels = {"email": email, "sms": sms}
+    for _ in range(20):
+        assert p.post_event(attendance(AMELIA, exploitation_screening="CONCERN")).status_code == 202
+    IntakeConsumer(p.services.store, p.services.ctx, p.clock).run_once(1000)
+
+    def worker() -> None:
+        while deliver_due(p.services.store, p.services.delivery, p.clock(), batch=5):
+            pass
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    sent = [m.delivery_id for m in (*email.sent, *sms.sent)]
+    accepted = [row.id for row in rows(p) if row.state == "sent"]
+    assert len(accepted) > 40 and sorted(sent) == sorted(accepted)  # every accepted row sent, none twice
+    assert {n.status for n in notifications(p)} == {"delivered"}
+    p.services.store.dispose()
