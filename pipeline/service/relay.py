@@ -68,6 +68,7 @@ class DeliveryService:
     public_url: str
     console: Channel | None = None
     concurrency: int = 8
+    claim_batch: int = 32  # rows claimed at once; a crash re-sends the claimed-but-unsent ones as possible duplicates
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     @classmethod
@@ -76,7 +77,8 @@ class DeliveryService:
         raw = rules.get("delivery") or {}
         return cls(channels=channels, routes=Routes.from_mapping(raw.get("routes") or {"default": {}}),
                    retry=Retry.from_mapping(raw.get("retry") or {}), policy=Policy.from_mapping(rules),
-                   public_url=public_url, console=console, concurrency=int(raw.get("send_concurrency", 8)))
+                   public_url=public_url, console=console, concurrency=int(raw.get("send_concurrency", 8)),
+                   claim_batch=int(raw.get("claim_batch", 32)))
 
     def configured_for(self, notification: t.Notification) -> set[str]:
         usable = set()
@@ -160,7 +162,7 @@ def deliver_due(store: Store, delivery: DeliveryService, now: datetime, batch: i
     claimed: list[tuple[str, int, Channel, Message]] = []
     # A claimed row that never went out before a crash is re-sent as a possible duplicate: claim only what the
     # senders can work through promptly.
-    batch = min(batch, 4 * max(1, delivery.concurrency))
+    batch = min(batch, max(1, delivery.claim_batch))
     with store.transaction() as session:
         rows = rows_db.claim_due(session, now, batch, postgres=store.is_postgres)
         if not rows:

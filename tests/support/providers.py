@@ -126,6 +126,11 @@ class FakeProviders:
 
     def _handle(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         path = handler.path
+        if path.startswith("/control/outage/"):  # /control/outage/{kind}/{seconds}: for a separate process
+            _, _, _, kind, seconds = path.split("/")
+            self.faults[kind].outage(float(seconds))
+            self._reply(handler, 200, {"outage": kind})
+            return
         if path.startswith("/2010-04-01/Accounts/"):
             kind = "twilio"
         elif path.startswith("/v2/notifications/"):
@@ -188,6 +193,16 @@ class FakeProviders:
         return Received("webhook", path, body.decode(), data.get("delivery_id", ""), raw=data), {"ok": True}
 
 
+def serve_forever() -> None:
+    """``python -m tests.support.providers``: the HTTP fakes in a process of their own; prints the URL."""
+    fake = FakeProviders().start()
+    print(fake.url, flush=True)
+    try:
+        fake.thread.join()
+    except KeyboardInterrupt:
+        fake.stop()
+
+
 class FakeSmtp:
     """A real SMTP server on loopback (aiosmtpd) that records each mail; ``faults`` as for the HTTP fakes
     (an HTTP-like status 4xx/5xx becomes SMTP 451/550)."""
@@ -223,3 +238,7 @@ class FakeSmtp:
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+if __name__ == "__main__":
+    serve_forever()
