@@ -284,8 +284,8 @@ def _advance(repo: Repository, delivery: DeliveryService, notification: t.Notifi
         chosen.state, chosen.next_attempt_at = DeliveryState.PENDING, now
         repo.audit(now, SYSTEM, "delivery_failed", notification.id, f"falling back to {chosen.channel}")
         return
-    if notification.acknowledged_at is not None:
-        return  # they acknowledged it in the web app: they were reached
+    if notification.acknowledged_at is not None or notification.status == NotificationStatus.VIEWED:
+        return  # they opened or acknowledged it in the web app: they were reached
     undelivered(repo, notification, delivery.policy, now,
                 "no channel for this recipient" if not rows or states <= {DeliveryState.SKIPPED}
                 else "every channel failed")
