@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
@@ -19,11 +19,11 @@ from pipeline.domain.delivery import DeliveryState
 def claim_due(session: Session, now: datetime, limit: int, *, postgres: bool) -> list[t.Delivery]:
     """Rows to work on now: new ones (to resolve), pending ones whose time has come, and ``sending`` ones whose
     lease ran out (a relay died mid-send: ambiguous)."""
+    # New rows are written due at once, so one range on the (state, next_attempt_at) index finds them all.
     query = (select(t.Delivery)
-             .where(or_(col(t.Delivery.state) == DeliveryState.NEW,
-                        and_(col(t.Delivery.state).in_((DeliveryState.PENDING, DeliveryState.SENDING)),
-                             col(t.Delivery.next_attempt_at) <= now)))
-             .order_by(col(t.Delivery.next_attempt_at), col(t.Delivery.created_at)).limit(limit))
+             .where(col(t.Delivery.state).in_((DeliveryState.NEW, DeliveryState.PENDING, DeliveryState.SENDING)),
+                    col(t.Delivery.next_attempt_at) <= now)
+             .order_by(col(t.Delivery.next_attempt_at)).limit(limit))
     if postgres:
         query = query.with_for_update(skip_locked=True)
     return list(session.exec(query).all())

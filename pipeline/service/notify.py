@@ -105,7 +105,7 @@ def queue_delivery(repo: Repository, row: t.Notification, now: datetime) -> None
     repo.outbox(now, DELIVERIES, row.id, {"notification_id": row.id, "urgency": row.urgency}, row.id)
     for channel in channels_with_address(row):
         repo.session.add(t.Delivery(id=new_id(), notification_id=row.id, channel=channel, state=DeliveryState.NEW,
-                                    created_at=now))
+                                    next_attempt_at=now, created_at=now))
 
 
 def _content(row: t.Notification) -> dict[str, Any]:
