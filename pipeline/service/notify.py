@@ -122,7 +122,7 @@ def undelivered(repo: Repository, row: t.Notification, policy: Policy, now: date
         row.status = NotificationStatus.FAILED
     repo.session.add(row)
     NOTIFICATIONS_UNDELIVERED.inc()
-    repo.audit(now, SYSTEM, "delivery_failed", row.id, f"no channel delivered it ({why})")
+    repo.audit(now, SYSTEM, "failed", row.id, f"no channel delivered it ({why})")
     if row.plan_key == UNDELIVERED_FRONT_DOOR or _escalates_a_delivery_failure(repo, row):
         return  # the front door's own alert: its delivery_failure deadline is already escalating
     root = str(_content(row).get("undelivered_notification_id") or row.id)

@@ -266,7 +266,7 @@ def _record_failure(repo: Repository, delivery: DeliveryService, row: t.Delivery
     else:
         row.state, row.next_attempt_at = DeliveryState.FAILED, None
         then = "given up on this channel"
-    repo.audit(now, SYSTEM, "delivery_failed", notification.id,
+    repo.audit(now, SYSTEM, "failed", notification.id,
                f"{row.channel} attempt {row.attempts}: {outcome.value} ({reason}); {then}")
 
 
@@ -282,7 +282,7 @@ def _advance(repo: Repository, delivery: DeliveryService, notification: t.Notifi
     if standby:
         chosen = standby[0]
         chosen.state, chosen.next_attempt_at = DeliveryState.PENDING, now
-        repo.audit(now, SYSTEM, "delivery_failed", notification.id, f"falling back to {chosen.channel}")
+        repo.audit(now, SYSTEM, "failed", notification.id, f"falling back to {chosen.channel}")
         return
     if notification.acknowledged_at is not None or notification.status == NotificationStatus.VIEWED:
         return  # they opened or acknowledged it in the web app: they were reached
@@ -310,7 +310,7 @@ def provider_status(store: Store, delivery: DeliveryService, provider: str, refe
         elif failed and row.state in REACHED:
             row.state, row.last_outcome, row.last_error = DeliveryState.FAILED, status, f"{provider}: {status}"
             DELIVERY_ATTEMPTS.labels(row.channel, "failed_after_sent").inc()
-            repo.audit(now, SYSTEM, "delivery_failed", notification.id,
+            repo.audit(now, SYSTEM, "failed", notification.id,
                        f"{row.channel} via {provider}: {status} after it was sent")
             siblings = rows_db.for_notification(session, notification.id)
             if not any(s.state in REACHED for s in siblings) and notification.status == NotificationStatus.DELIVERED:

@@ -85,8 +85,9 @@ def make_settings(tmp_path: Path, overrides: dict[str, Any] | None = None,
 
 
 def start_pipeline(tmp_path: Path, overrides: dict[str, Any] | None = None,
-                   database_url: str | None = None, **process: Any) -> Pipeline:
-    """With ``process`` settings (SMTP host, Twilio, Notify, webhook secret...) the real channels are wired
+                   database_url: str | None = None, web_passwords: bool = True, **process: Any) -> Pipeline:
+    """``web_passwords=False`` gives the users API tokens only (hashing ten passwords takes seconds).
+    With ``process`` settings (SMTP host, Twilio, Notify, webhook secret...) the real channels are wired
     from them; without, recording fakes stand in for email and SMS."""
     clock = Clock()
     services = build(make_settings(tmp_path, overrides, database_url, **process))
@@ -99,7 +100,8 @@ def start_pipeline(tmp_path: Path, overrides: dict[str, Any] | None = None,
             session.flush()
         tokens = {}
         for name, (role, email, school, team) in USERS.items():
-            _, tokens[name] = add_user(session, role, email, school, team, password="correct horse battery")
+            _, tokens[name] = add_user(session, role, email, school, team,
+                                       password="correct horse battery" if web_passwords else None)
     services.ready.set()
     return Pipeline(services, TestClient(create_app(services)), clock, tokens)
 

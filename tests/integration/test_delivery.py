@@ -139,7 +139,7 @@ def test_an_outage_then_recovery_delivers_every_notification_exactly_once(
     assert {d["channel"] for d in detail["deliveries"]} >= {sent[0].channel}
     assert all(d["attempts"] >= 1 and d["last_attempt_at"] for d in detail["deliveries"] if d["status"] == "sent")
     trail = audit_of(p, some)
-    assert any(line.startswith("delivery_failed:") and "transient" in line for line in trail)
+    assert any(line.startswith("failed:") and "transient" in line for line in trail)
     assert any(line.startswith("delivered:") for line in trail)
 
 
