@@ -364,9 +364,9 @@ def handle_trigger_meeting(repo: Repository, event: t.Event, record: dict[str, A
                            now: datetime) -> None:
     child_id = record["child_id"]
     if repo.session.get(t.Child, child_id) is None:
-        from pipeline.service.dispatch import HandlerError
+        from pipeline.service.dispatch import RejectedEvent
 
-        raise HandlerError("trigger meeting for a child_id the pipeline never issued")
+        raise RejectedEvent("trigger meeting for a child_id the pipeline never issued")
     repo.lock_child(child_id)
     repo.session.add(t.TriggerMeeting(child_id=child_id, held_at=record["held_at"], outcome=record["outcome"],
                                       event_id=event.event_id))
