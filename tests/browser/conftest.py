@@ -7,13 +7,16 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from pipeline.entrypoints.api import create_app
+from pipeline.web.render import STATIC
 from tests.integration.conftest import Pipeline, start_pipeline
 
 CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -26,9 +29,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Pipeline, str]]:
-    pipeline = start_pipeline(tmp_path)
+@contextmanager
+def serve(tmp_path: Path, overrides: dict[str, Any] | None = None) -> Iterator[tuple[Pipeline, str]]:
+    """The pipeline (with config ``overrides``) and its web app served by uvicorn on a free loopback port."""
+    pipeline = start_pipeline(tmp_path, overrides)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(pipeline.services), host="127.0.0.1", port=port,
                                            log_config=None, access_log=False))
@@ -45,6 +49,14 @@ def served(tmp_path: Path) -> Iterator[tuple[Pipeline, str]]:
         server.should_exit = True
         thread.join(timeout=10)
         pipeline.services.store.dispose()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Pipeline, str]]:
+    if not (STATIC / "app.css").exists():
+        raise RuntimeError("the web app's assets are not built: run `make assets` (npm ci and the Sass build)")
+    with serve(tmp_path) as pair:
+        yield pair
 
 
 @pytest.fixture(scope="session")
