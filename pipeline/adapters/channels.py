@@ -1,10 +1,11 @@
 """Delivery channels: how a recipient learns that a notification is waiting.
 
 A message never carries names or health detail: only that a safeguarding notification is waiting, whether
-it is routine or urgent, and a link to log in. ``OutboxFileChannel`` appends each message to a JSON-lines
-file (the console channel of the embedded runtime, always on); ``SmtpChannel`` (email),
-``TwilioSmsChannel`` (SMS, urgent only) and ``WebhookChannel`` (a JSON POST) implement the same ``Channel``
-port, and ``FanOutChannel`` sends through every configured one.
+it is routine or urgent, and a link to the notification (which asks the reader to sign in).
+``OutboxFileChannel`` appends each message to a JSON-lines file (the console channel of the embedded
+runtime, always on); ``SmtpChannel`` (email), ``TwilioSmsChannel`` (SMS, urgent only) and
+``WebhookChannel`` (a JSON POST) implement the same ``Channel`` port, and ``FanOutChannel`` sends through
+every configured one.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ class Message:
 
 def message_for(notification_id: str, urgency: str, to_email: str | None, to_phone: str | None,
                 public_url: str) -> Message:
+    # The link is to the notification itself: the web app asks whoever follows it to sign in first, and
+    # shows it only to its recipients. The link never signs anyone in by itself (no token in it).
     kind = "An URGENT" if urgency == "URGENT" else "A routine"
     body = (f"{kind} safeguarding notification is waiting for you. "
-            f"Log in to read it: {public_url.rstrip('/')}/login")
+            f"Sign in to read it: {public_url.rstrip('/')}/notifications/{notification_id}")
     return Message(notification_id, to_email, to_phone, urgency, body)
 
 

@@ -155,10 +155,11 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path,
             stop()
 
 
-def test_an_urgent_message_arrives_once_with_a_login_link_and_no_personal_data(harness: Harness) -> None:
+def test_an_urgent_message_arrives_once_with_a_link_to_the_notification_and_no_personal_data(
+        harness: Harness) -> None:
     harness.channel.send(URGENT)
     (text,) = harness.delivered()
-    assert "URGENT" in text and f"{PUBLIC}/login" in text
+    assert "URGENT" in text and f"{PUBLIC}/notifications/n-1" in text  # the page asks the reader to sign in
     for personal in ("Amelia", "Hartley", "2013-05-14", "self-harm", "NS1"):
         assert personal not in text
 

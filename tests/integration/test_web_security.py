@@ -123,3 +123,26 @@ def test_next_only_returns_to_this_site(shared: Pipeline) -> None:
     response = client.post("/login", data={"email": DSL, "password": PASSWORD, "csrf_token": token,
                                            "next": "//evil.example/"})
     assert response.headers["location"] == "/"
+
+
+def test_a_message_links_to_the_notification_through_login(shared: Pipeline) -> None:
+    from pipeline.adapters.channels import message_for
+    from tests.support.world import AMELIA, attendance
+
+    pipeline = shared
+    pipeline.post_event(attendance(AMELIA))
+    pipeline.run()
+    note = next(n for n in pipeline.get("/api/notifications", "dsl").json() if n["recipient_role"] == "dsl")
+    body = message_for(note["id"], "ROUTINE", DSL, None, "http://127.0.0.1:8000").body
+    link = body.rsplit(" ", 1)[-1].removeprefix("http://127.0.0.1:8000")
+    assert link == f"/notifications/{note['id']}"
+
+    client = browser(pipeline)
+    followed = client.get(link)  # the link alone signs nobody in
+    assert followed.status_code == 303 and followed.headers["location"] == f"/login?next={link}"
+    login_page = client.get(followed.headers["location"])
+    assert f'name="next" value="{link}"' in login_page.text
+    signed_in = client.post("/login", data={"email": DSL, "password": PASSWORD, "next": link,
+                                            "csrf_token": csrf(login_page.text)})
+    assert signed_in.headers["location"] == link
+    assert "Amelia Hartley" in client.get(link).text
