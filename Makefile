@@ -22,7 +22,7 @@ install: $(STAMP)
 STATIC := pipeline/web/static
 ASSETS_STAMP := $(STATIC)/.built
 GOVUK := node_modules/govuk-frontend/dist/govuk
-$(ASSETS_STAMP): package.json package-lock.json pipeline/web/assets/app.scss pipeline/web/assets/app.mjs
+$(ASSETS_STAMP): package.json package-lock.json $(wildcard pipeline/web/assets/*)
 	@command -v npm >/dev/null 2>&1 || { echo "npm is needed to build the web app's assets (apt-get install npm)" >&2; exit 1; }
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	rm -rf $(STATIC) && mkdir -p $(STATIC)/govuk $(STATIC)/swagger
@@ -30,7 +30,8 @@ $(ASSETS_STAMP): package.json package-lock.json pipeline/web/assets/app.scss pip
 	node_modules/.bin/sass --load-path=node_modules/govuk-frontend/dist --style=compressed --no-source-map \
 		--quiet-deps pipeline/web/assets/app.scss $(STATIC)/app.css
 	cp pipeline/web/assets/app.mjs $(STATIC)/app.mjs
-	cp node_modules/swagger-ui-dist/swagger-ui.css node_modules/swagger-ui-dist/swagger-ui-bundle.js $(STATIC)/swagger/
+	cp node_modules/swagger-ui-dist/swagger-ui.css node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+		pipeline/web/assets/docs.js $(STATIC)/swagger/
 	@test -f node_modules/axe-core/axe.min.js
 	@touch $@
 

@@ -33,7 +33,10 @@ ROUTERS = [auth.router, inbox.router, caseload.router, front_door.router, overdu
 
 
 def add_web_routes(app: FastAPI, services: Services, current_user: Callable[..., Any] | None = None) -> None:
+    from pipeline.entrypoints import openapi
+
     app.add_middleware(SecurityHeaders)
+    openapi.install(app)
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
     for router in ROUTERS:
         app.include_router(router)
