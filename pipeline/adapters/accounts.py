@@ -48,3 +48,18 @@ def failures_since(session: Session, key: str, since: datetime) -> int:
 
 def record_attempt(session: Session, key: str, at: datetime, succeeded: bool) -> None:
     session.add(t.LoginAttempt(key=key, at=at, succeeded=succeeded))
+
+
+def school_loaded(session: Session, urn: str) -> bool:
+    school = session.get(t.School, urn)
+    return school is not None and school.ended_at is None
+
+
+def team_loaded(session: Session, code: str) -> bool:
+    """A team in the teams file, or an allocated team named by a current involvement."""
+    contact = session.get(t.TeamContact, code)
+    if contact is not None and contact.ended_at is None:
+        return True
+    return session.exec(select(t.Involvement.row_key).where(t.Involvement.team == code,
+                                                            col(t.Involvement.ended_at).is_(None)).limit(1)).first() \
+        is not None

@@ -1,4 +1,5 @@
-"""The `safeguard` command as a user runs it: demo-data, load, users add and produce, with exit codes."""
+"""The `safeguard` command as a user runs it: demo-data, load, users (add, list, disable, reset-password),
+produce, every --help, and a port in use, with exit codes."""
 
 from __future__ import annotations
 
@@ -75,6 +76,11 @@ def test_load_validates_the_whole_file_and_reloads_idempotently(tmp_path: Path) 
 
 
 def test_users_add_prints_a_token_last_and_checks_usage(tmp_path: Path) -> None:
+    # The school and team must be loaded first.
+    assert cli(tmp_path, "users", "add", "--role", "dsl", "--email", "d@s.example", "--school", "100001").returncode == 1
+    for kind in ("schools", "teams"):
+        (tmp_path / f"{kind}.csv").write_text(REFERENCE[kind], encoding="utf-8")
+        assert cli(tmp_path, "load", kind, str(tmp_path / f"{kind}.csv")).returncode == 0
     result = cli(tmp_path, "users", "add", "--role", "dsl", "--email", "d@s.example", "--school", "100001",
                  "--password-stdin", stdin="a long demo password\n")
     assert result.returncode == 0, result.stderr
@@ -84,6 +90,64 @@ def test_users_add_prints_a_token_last_and_checks_usage(tmp_path: Path) -> None:
     assert cli(tmp_path, "users", "add", "--role", "dsl", "--email", "x@s.example").returncode == 2
     assert cli(tmp_path, "users", "add", "--role", "dsl", "--email", "d@s.example",
                "--school", "100001").returncode == 1
+    unknown_school = cli(tmp_path, "users", "add", "--role", "dsl", "--email", "y@s.example", "--school", "999999")
+    assert unknown_school.returncode == 1 and "no school" in unknown_school.stderr
+    unknown_team = cli(tmp_path, "users", "add", "--role", "team", "--email", "z@s.example", "--team", "NOPE")
+    assert unknown_team.returncode == 1 and "no team" in unknown_team.stderr
+    for malformed in ("not-an-email", "two@@s.example"):
+        refused = cli(tmp_path, "users", "add", "--role", "manager", "--email", malformed)
+        assert refused.returncode == 2 and "email" in refused.stderr
+    assert cli(tmp_path, "users", "add", "--role", "team", "--email", "fd@s.example", "--team", "FRONT_DOOR",
+               ).returncode == 0
+
+
+def test_users_list_disable_and_reset_password(tmp_path: Path) -> None:
+    created = cli(tmp_path, "users", "add", "--role", "manager", "--email", "m@s.example")
+    token = created.stdout.strip().splitlines()[-1]
+    listed = cli(tmp_path, "users", "list")
+    assert listed.returncode == 0 and "manager\tm@s.example\t-\tactive" in listed.stdout
+    assert cli(tmp_path, "users", "reset-password", "--email", "m@s.example", stdin="short\n").returncode == 2
+    assert cli(tmp_path, "users", "reset-password", "--email", "nobody@s.example",
+               stdin="a long enough password\n").returncode == 1
+    assert cli(tmp_path, "users", "reset-password", "--email", "m@s.example",
+               stdin="a long enough password\n").returncode == 0
+    assert cli(tmp_path, "users", "disable", "--email", "m@s.example").returncode == 0
+    assert "m@s.example\t-\tdisabled" in cli(tmp_path, "users", "list").stdout
+    assert cli(tmp_path, "users", "disable", "--email", "nobody@s.example").returncode == 1
+
+    from fastapi.testclient import TestClient
+
+    from pipeline.bootstrap import build
+    from pipeline.entrypoints.api import create_app
+    from tests.integration.conftest import make_settings
+
+    services = build(make_settings(tmp_path, database_url=f"sqlite:///{tmp_path / 'cli.db'}"))
+    services.ready.set()
+    client = TestClient(create_app(services))
+    assert client.get("/api/deadlines", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_every_help_lists_what_it_accepts(tmp_path: Path) -> None:
+    add = cli(tmp_path, "users", "add", "--help").stdout
+    assert all(role in add for role in ("producer", "dsl", "worker", "team", "manager", "admin"))
+    load = cli(tmp_path, "load", "--help").stdout
+    assert all(kind in load for kind in ("schools", "pupils", "ehe", "involvements", "teams"))
+    produce = cli(tmp_path, "produce", "--help").stdout
+    assert all(kind in produce for kind in ("self-harm-attendance", "missing-reported", "return-interview-recorded",
+                                            "trigger-meeting-recorded"))
+
+
+def test_a_port_in_use_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        for command in ("run", "api"):
+            result = cli(tmp_path, command, "--port", port)
+            assert result.returncode == 1
+            assert len(result.stderr.strip().splitlines()) == 1 and port in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("bad_line", ["{broken", json.dumps({"event_id": "not-a-uuid"})])
