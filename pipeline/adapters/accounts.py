@@ -63,3 +63,7 @@ def team_loaded(session: Session, code: str) -> bool:
     return session.exec(select(t.Involvement.row_key).where(t.Involvement.team == code,
                                                             col(t.Involvement.ended_at).is_(None)).limit(1)).first() \
         is not None
+
+
+def user_by_id(session: Session, user_id: int) -> t.User | None:
+    return session.get(t.User, user_id)
