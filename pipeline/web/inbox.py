@@ -26,6 +26,7 @@ from pipeline.service.access import may_acknowledge, visible_notification
 from pipeline.service.sessions import SignedIn
 from pipeline.web.auth import PageNotFound, Posted, posted_by, services_of, signed_in_as
 from pipeline.web.render import environment, page
+from pipeline.web.words import london
 
 router = APIRouter(include_in_schema=False)
 READERS = (Role.DSL, Role.WORKER, Role.TEAM, Role.MANAGER)
@@ -93,6 +94,22 @@ class Case:
     def decide_at(self) -> str | None:
         path = DECIDED_ELSEWHERE.get(self.primary.kind)
         return path.format(event_id=self.primary.event_id) if path else None
+
+
+def reason_words(row: t.Notification) -> str:
+    """Why this recipient has the notification, in words (a reminder or escalation names what was late)."""
+    from pipeline.web.words import words
+
+    reason = row.reason
+    prefix = ""
+    if reason.startswith("no contact on file for "):
+        missing_for, _, reason = reason.removeprefix("no contact on file for ").partition(": ")
+        prefix = f"Sent to you because there is no contact on file for the {words(missing_for).lower()}. "
+    if row.kind in ("reminder", "escalation"):
+        followup = json.loads(row.content_json)
+        late = words(followup.get("deadline_kind")) if followup.get("deadline_kind") else "A deadline"
+        return f"{prefix}{words(row.kind)}: {late.lower()} was not done by {london(followup.get('due_at'))}"
+    return prefix + reason[:1].upper() + reason[1:]
 
 
 def follow_up_words(row: t.Notification) -> str:
@@ -228,8 +245,7 @@ def summary_rows(case: Case) -> list[dict[str, Any]]:
         if person.get("school_name"):
             rows.append(_row("School given by the family", str(person["school_name"])))
     rows.append(_row("About", words(primary.pathway)))
-    rows.append(_row("Why you have this", primary.reason[:1].upper() + primary.reason[1:]
-                     if not primary.reason.startswith(primary.kind) else words(primary.kind)))
+    rows.append(_row("Why you have this", reason_words(primary)))
     if content.get("status") in ("missing", "found"):
         rows.append(_row("What has happened", "Reported missing" if content["status"] == "missing" else "Found"))
     fields: list[tuple[str, str, Callable[[Any], str]]] = [
@@ -258,4 +274,4 @@ def summary_rows(case: Case) -> list[dict[str, Any]]:
     return rows
 
 
-environment.filters.update(follow_up=follow_up_words, summary_rows=summary_rows)
+environment.filters.update(follow_up=follow_up_words, summary_rows=summary_rows, reason_words=reason_words)
