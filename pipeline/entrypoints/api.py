@@ -28,7 +28,7 @@ from pipeline.domain.model import FRONT_DOOR, Role
 from pipeline.entrypoints.paging import Paging
 from pipeline.service import casework
 from pipeline.service.access import NOTIFICATION_READERS, may_acknowledge, notification_scope, visible_notification
-from pipeline.service.intake import IntakeResult, Submission
+from pipeline.service.intake import RETRY_AFTER_SECONDS, IntakeResult, Submission
 from pipeline.service.users import user_for_token
 
 log = logging.getLogger(__name__)
@@ -103,14 +103,7 @@ PagingDep = Annotated[Paging, Depends()]
 
 def send_to_kafka(services: Services, submission: Submission) -> IntakeResult:
     """Kafka deployment: validate as the embedded intake does, then 202 once the broker acked (acks=all)."""
-    record = services.intake.validate(submission)
-    if isinstance(record, IntakeResult):
-        return record
-    known = services.intake.known(submission.event_type, record)
-    if known is not None:
-        return known
-    services.event_sender.send(submission.event_type, record)
-    return IntakeResult(202, {"event_id": record["event_id"], "status": "accepted"})
+    return services.intake.send_to_topic(services.event_sender, submission)
 
 
 def create_app(services: Services) -> FastAPI:
@@ -162,7 +155,8 @@ def create_app(services: Services) -> FastAPI:
             result = await asyncio.wrap_future(services.intake.submit_grouped(submission))
         if result.accepted:
             services.on_accepted()
-        return JSONResponse(result.body, status_code=result.status_code)
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if result.status_code == 503 else None
+        return JSONResponse(result.body, status_code=result.status_code, headers=retry)
 
     @app.get("/api/events/{event_id}")
     def get_event(event_id: str, user: CurrentUser) -> dict[str, Any]:
