@@ -23,7 +23,9 @@ STATIC := pipeline/web/static
 ASSETS_STAMP := $(STATIC)/.built
 GOVUK := node_modules/govuk-frontend/dist/govuk
 $(ASSETS_STAMP): package.json package-lock.json $(wildcard pipeline/web/assets/*)
-	@command -v npm >/dev/null 2>&1 || { echo "npm is needed to build the web app's assets (apt-get install npm)" >&2; exit 1; }
+	@command -v npm >/dev/null 2>&1 || { \
+		echo "installing Debian's nodejs and npm for the web app's assets" >&2; \
+		apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm >/dev/null; }
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	rm -rf $(STATIC) && mkdir -p $(STATIC)/govuk $(STATIC)/swagger
 	cp $(GOVUK)/govuk-frontend.min.js $(GOVUK)/govuk-frontend.min.js.map $(STATIC)/govuk/

@@ -32,6 +32,10 @@ NONE_OF_THESE = "none"
 FIELDS = [("given_name", "Given name"), ("family_name", "Family name"), ("date_of_birth", "Date of birth"),
           ("sex", "Sex"), ("postcode", "Postcode"), ("nhs_number", "NHS number"), ("school_name", "School")]
 
+# Other names a matcher may give the same fields.
+FIELD_ALIASES = {"school": "school_name", "dob": "date_of_birth", "nhs": "nhs_number", "forename": "given_name",
+                 "surname": "family_name", "first_name": "given_name", "last_name": "family_name"}
+
 # The matcher's comparison levels in words (an unknown level is written by ``words``).
 LEVELS = {
     "exact": "Exactly the same", "equal": "Exactly the same", "agree": "The same", "full": "The same",
@@ -88,7 +92,8 @@ def candidate_view(session: Any, candidate: dict[str, Any], sent: dict[str, Any]
                 "date_of_birth": identity.date_of_birth, "sex": words(identity.sex) if identity.sex else None,
                 "postcode": identity.postcode, "nhs_number": identity.nhs_number,
                 "school_name": ", ".join(e.school.name for e in facts.enrolments) or None}
-    levels = {c.get("field"): c for c in candidate["comparisons"] if isinstance(c, dict)}
+    levels = {FIELD_ALIASES.get(str(c.get("field")), c.get("field")): c for c in candidate["comparisons"]
+              if isinstance(c, dict)}
     rows = []
     for field, label in FIELDS:
         sent_value = words(sent.get(field)) if field == "sex" and sent.get(field) else sent.get(field)
