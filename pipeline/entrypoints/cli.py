@@ -125,7 +125,7 @@ def load(kind: Annotated[str, typer.Argument(help=f"One of: {KINDS}.")],
     services = build(Settings())
     try:
         with services.store.transaction() as session:
-            report = load_reference(session, kind, text, system_clock())
+            report = load_reference(session, kind, text, system_clock(), services.ctx.policy.routed_teams())
     except ReferenceError as error:
         for problem in error.problems:
             typer.echo(problem, err=True)

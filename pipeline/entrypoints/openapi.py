@@ -216,7 +216,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             schema = RESPONSES.get((method, path))
             if schema is not None:
                 responses["200"] = _json(schema)
-            if path.startswith("/api/"):
+            if path.startswith("/api/") and not path.startswith("/api/callbacks/"):  # callbacks: provider-signed
                 operation["security"] = BEARER
                 codes = [401, 403, 404] + ([409] if method == "post" else []) + [422]
                 responses.update(_error_responses(*codes))

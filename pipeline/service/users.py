@@ -57,8 +57,9 @@ def add_user(session: Session, role: str, email: str, school_urn: str | None = N
         raise UserError("the email address is not valid: write it like name@example.org")
     if role == Role.DSL and not school_urn:
         raise UserError("a dsl user needs --school URN")
+    team = team.strip() if team else None  # a team is named as in the teams file: any non-blank text
     if role == Role.TEAM and not team:
-        raise UserError("a team user needs --team CODE")
+        raise UserError("a team user needs --team NAME")
     if school_urn and not accounts.school_loaded(session, school_urn):
         raise NotLoadedError("no school with that URN is loaded: load the schools file first")
     if team and not accounts.team_loaded(session, team):

@@ -126,14 +126,15 @@ def test_next_only_returns_to_this_site(shared: Pipeline) -> None:
 
 
 def test_a_message_links_to_the_notification_through_login(shared: Pipeline) -> None:
-    from pipeline.adapters.channels import message_for
+    from pipeline.adapters.channels import login_link, message_text
     from tests.support.world import AMELIA, attendance
 
     pipeline = shared
     pipeline.post_event(attendance(AMELIA))
     pipeline.run()
     note = next(n for n in pipeline.get("/api/notifications", "dsl").json() if n["recipient_role"] == "dsl")
-    body = message_for(note["id"], "ROUTINE", DSL, None, "http://127.0.0.1:8000").body
+    body = message_text("ROUTINE", "http://127.0.0.1:8000", note["id"])
+    assert body.endswith(login_link("http://127.0.0.1:8000", note["id"]))
     link = body.rsplit(" ", 1)[-1].removeprefix("http://127.0.0.1:8000")
     assert link == f"/notifications/{note['id']}"
 

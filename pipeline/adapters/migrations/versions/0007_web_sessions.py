@@ -1,7 +1,7 @@
 """server-side web sessions, login attempts for throttling, and disabled users
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from pipeline.adapters.tables import UTCDateTime
 
 revision = '0007'
-down_revision = '0004'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
