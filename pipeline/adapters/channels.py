@@ -13,7 +13,8 @@ fake that records, with scripted failures. ``OutboxFileChannel`` appends each me
 console of the embedded runtime, always on); it never counts as delivery.
 
 A message never carries names or health detail: only that a safeguarding notification is waiting, whether it is
-routine or urgent, and a link to log in.
+routine or urgent, and a link to the notification itself (the web app asks whoever follows it to
+sign in first; the link never signs anyone in).
 """
 
 from __future__ import annotations
@@ -51,13 +52,17 @@ class Message:
     pathway: str = ""
 
 
-def login_link(public_url: str) -> str:
-    return f"{public_url.rstrip('/')}/login"
+def login_link(public_url: str, notification_id: str | None = None) -> str:
+    """The link a message carries: the notification itself, whose page asks whoever follows it to sign in and
+    shows it only to its recipients; never a token. Without an id, the login page."""
+    base = public_url.rstrip("/")
+    return f"{base}/notifications/{notification_id}" if notification_id else f"{base}/login"
 
 
-def message_text(urgency: str, public_url: str) -> str:
+def message_text(urgency: str, public_url: str, notification_id: str | None = None) -> str:
     kind = "An URGENT" if urgency == "URGENT" else "A routine"
-    return f"{kind} safeguarding notification is waiting for you. Log in to read it: {login_link(public_url)}"
+    return (f"{kind} safeguarding notification is waiting for you. "
+            f"Sign in to read it: {login_link(public_url, notification_id)}")
 
 
 class DeliveryError(RuntimeError):

@@ -150,8 +150,9 @@ def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, 
 def _message(delivery: DeliveryService, notification: t.Notification, channel: str, delivery_id: str,
              to: str) -> Message:
     return Message(notification_id=notification.id, delivery_id=delivery_id, channel=channel, to=to,
-                   urgency=notification.urgency, body=message_text(notification.urgency, delivery.public_url),
-                   link=login_link(delivery.public_url), school_urn=notification.school_urn,
+                   urgency=notification.urgency,
+                   body=message_text(notification.urgency, delivery.public_url, notification.id),
+                   link=login_link(delivery.public_url, notification.id), school_urn=notification.school_urn,
                    pathway=notification.pathway)
 
 

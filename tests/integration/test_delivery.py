@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -231,7 +232,10 @@ def test_notify_sends_templates_with_only_urgency_and_link_and_its_callbacks_nee
     drive(p, lambda: settled(p))
     (sent,) = providers.of("notify-email")
     assert sent.raw["template_id"] == "tmpl-email" and sent.to == "scies@northshire.gov.example"
-    assert json.loads(sent.text) == {"urgency": "routine", "link": "http://127.0.0.1:8000/login"}
+    personalisation = json.loads(sent.text)
+    assert set(personalisation) == {"urgency", "link"} and personalisation["urgency"] == "routine"
+    # The link is the notification itself (the app asks whoever follows it to sign in); no token in it.
+    assert re.fullmatch(r"http://127\.0\.0\.1:8000/notifications/[0-9a-f-]{36}", personalisation["link"])
     assert not smtp.received  # email goes through Notify now
     (row,) = [r for r in rows(p) if r.state == "sent"]
     body = {"id": row.provider_ref, "reference": row.id, "status": "delivered"}
