@@ -325,7 +325,10 @@ def create_app(services: Services) -> FastAPI:
                       .order_by(col(t.AuditEntry.id).desc())).all()
         return [{"at": iso(a.at), "actor": a.actor, "action": a.action, "reason": a.reason} for a in rows]
 
+    from pipeline.entrypoints import reports
     from pipeline.entrypoints.web import add_web_routes
+
+    app.include_router(reports.router)
 
     add_web_routes(app, services, current_user)
 
