@@ -81,8 +81,8 @@ _SELECT = f"""WITH {CHILD_SCHOOL}, {CHILD_TEAM}, board AS (
     LEFT JOIN notification subj ON subj.id = d.subject_id
     LEFT JOIN notification own ON own.dedupe_key = CASE
          WHEN d.kind IN ('return_interview', 'strategy_discussion')
-              THEN 'missing:' || d.subject_id || ':' || d.kind || ':assigned'
-         WHEN d.kind = 'trigger_meeting' THEN 'trigger:' || d.id || ':assigned' END
+              THEN 'missing' || :colon || d.subject_id || :colon || d.kind || :colon || 'assigned'
+         WHEN d.kind = 'trigger_meeting' THEN 'trigger' || :colon || d.id || :colon || 'assigned' END
    WHERE d.state = 'open' AND d.due_at <= :now AND d.kind NOT IN ({", ".join(f"'{k}'" for k in INTERNAL_KINDS)})
 )"""
 
@@ -108,7 +108,7 @@ def _execute(session: Session, sql: str, params: dict[str, Any], instants: tuple
 def counts_by_level(session: Session, now: datetime, filters: BoardFilters) -> dict[int, int]:
     where, params = _where(BoardFilters(filters.pathway, filters.kind, None, filters.school, filters.team))
     rows = _execute(session, f"{_SELECT} SELECT escalation_level, COUNT(*) AS n FROM board{where} "
-                    "GROUP BY escalation_level", {"now": now, **params}, ("now",))
+                    "GROUP BY escalation_level", {"now": now, "colon": ":", **params}, ("now",))
     return {int(row.escalation_level): int(row.n) for row in rows}
 
 
@@ -126,7 +126,7 @@ def board_page(session: Session, now: datetime, filters: BoardFilters, limit: in
             params.update(after_due=last.due_at, after_id=after_id)
             instants = ("now", "after_due")
     rows = _execute(session, f"{_SELECT} SELECT * FROM board{where} ORDER BY due_at, id LIMIT :limit",
-                    {"now": now, "limit": limit + 1, **params}, instants)
+                    {"now": now, "colon": ":", "limit": limit + 1, **params}, instants)
     more = len(rows) > limit
     rows = rows[:limit]
     told = _told(session, [row.id for row in rows])
@@ -154,13 +154,15 @@ def _instant(value: Any) -> datetime:
 
 
 def _told(session: Session, deadline_ids: list[str]) -> dict[str, list[str]]:
-    """Who each deadline's ladder has told so far (reminders and escalations), in the order told."""
+    """Who each deadline's ladder has told so far (reminders and escalations), in the order told (steps fired
+    by one sweep in ladder order: a step's plan key is `kind:level:role`)."""
     if not deadline_ids:
         return {}
     rows = session.connection().execute(
-        text("SELECT deadline_id, recipient_role, MIN(created_at) AS first FROM notification "
+        text("SELECT deadline_id, recipient_role, MIN(created_at) AS first, MIN(plan_key) AS step FROM notification "
              "WHERE deadline_id IN :ids AND kind IN ('reminder', 'escalation') "
-             "GROUP BY deadline_id, recipient_role ORDER BY first").bindparams(bindparam("ids", expanding=True)),
+             "GROUP BY deadline_id, recipient_role ORDER BY first, step")
+        .bindparams(bindparam("ids", expanding=True)),
         {"ids": deadline_ids}).all()
     told: dict[str, list[str]] = defaultdict(list)
     for row in rows:
