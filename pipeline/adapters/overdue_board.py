@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, text
 from sqlmodel import Session
 
 from pipeline.adapters import tables as t
-from pipeline.adapters.scorecard import CHILD_SCHOOL, CHILD_TEAM, INTERNAL_KINDS, NO_SCHOOL, NO_TEAM
+from pipeline.adapters.scorecard import INTERNAL_KINDS, NO_SCHOOL, NO_TEAM
 from pipeline.adapters.tables import UTCDateTime
 
 KIND_IN_WORDS = {
@@ -64,25 +64,31 @@ class BoardRow:
     told: list[str] = field(default_factory=list)
 
 
-_SELECT = f"""WITH {CHILD_SCHOOL}, {CHILD_TEAM}, board AS (
+def _child_lookup(column: str, table: str, reference_key: str, prefix: str, extra: str = "") -> str:
+    """A scalar subquery: the smallest ``column`` of the child's current ``table`` records matched through its
+    person key (``prefix:value``), probing the reference table's index on ``reference_key``."""
+    return (f"(SELECT MIN(r.{column}) FROM child c JOIN {table} r ON r.{reference_key} = "
+            f"substr(c.person_key, {len(prefix) + 2}) WHERE c.child_id = d.child_id AND c.person_key LIKE "
+            f"'{prefix}%' AND r.ended_at IS NULL{extra})")
+
+
+# The school and team of a case, as the scorecard groups them (pipeline.adapters.scorecard.child_groups).
+SCHOOL_SQL = (f"COALESCE(d.school_urn, {_child_lookup('school_urn', 'pupil', 'upn', 'upn')}, "
+              f"{_child_lookup('school_urn', 'pupil', 'nhs_number', 'nhs')}, '{NO_SCHOOL}')")
+TEAM_SQL = ("COALESCE(" + ", ".join(_child_lookup("team", "involvement", key, prefix, " AND r.team IS NOT NULL")
+                                    for key, prefix in (("upn", "upn"), ("nhs_number", "nhs"),
+                                                        ("row_key", "involvement"))) + f", '{NO_TEAM}')")
+
+_SELECT = f"""WITH board AS (
   SELECT d.id AS id, d.kind AS kind, d.child_id AS child_id, d.event_id AS event_id, d.subject_id AS subject_id,
          d.due_at AS due_at, d.escalation_level AS escalation_level,
          CASE WHEN d.kind IN ({", ".join(f"'{k}'" for k in SELF_HARM_KINDS)}) THEN 'self-harm'
               WHEN d.kind = 'match_review' AND ev.event_type = 'self-harm-attendance' THEN 'self-harm'
               ELSE 'missing' END AS pathway,
-         COALESCE(d.school_urn, cs.school, '{NO_SCHOOL}') AS school,
-         COALESCE(ct.team, '{NO_TEAM}') AS team,
-         COALESCE(own.recipient_role, subj.recipient_role) AS owner_role,
-         COALESCE(own.recipient_ref, subj.recipient_ref) AS owner_ref
+         {SCHOOL_SQL} AS school,
+         {TEAM_SQL} AS team
     FROM deadline d
     LEFT JOIN event ev ON ev.event_id = d.event_id
-    LEFT JOIN child_school cs ON cs.child_id = d.child_id
-    LEFT JOIN child_team ct ON ct.child_id = d.child_id
-    LEFT JOIN notification subj ON subj.id = d.subject_id
-    LEFT JOIN notification own ON own.dedupe_key = CASE
-         WHEN d.kind IN ('return_interview', 'strategy_discussion')
-              THEN 'missing' || :colon || d.subject_id || :colon || d.kind || :colon || 'assigned'
-         WHEN d.kind = 'trigger_meeting' THEN 'trigger' || :colon || d.id || :colon || 'assigned' END
    WHERE d.state = 'open' AND d.due_at <= :now AND d.kind NOT IN ({", ".join(f"'{k}'" for k in INTERNAL_KINDS)})
 )"""
 
@@ -108,7 +114,7 @@ def _execute(session: Session, sql: str, params: dict[str, Any], instants: tuple
 def counts_by_level(session: Session, now: datetime, filters: BoardFilters) -> dict[int, int]:
     where, params = _where(BoardFilters(filters.pathway, filters.kind, None, filters.school, filters.team))
     rows = _execute(session, f"{_SELECT} SELECT escalation_level, COUNT(*) AS n FROM board{where} "
-                    "GROUP BY escalation_level", {"now": now, "colon": ":", **params}, ("now",))
+                    "GROUP BY escalation_level", {"now": now, **params}, ("now",))
     return {int(row.escalation_level): int(row.n) for row in rows}
 
 
@@ -126,17 +132,18 @@ def board_page(session: Session, now: datetime, filters: BoardFilters, limit: in
             params.update(after_due=last.due_at, after_id=after_id)
             instants = ("now", "after_due")
     rows = _execute(session, f"{_SELECT} SELECT * FROM board{where} ORDER BY due_at, id LIMIT :limit",
-                    {"now": now, "colon": ":", "limit": limit + 1, **params}, instants)
+                    {"now": now, "limit": limit + 1, **params}, instants)
     more = len(rows) > limit
     rows = rows[:limit]
     told = _told(session, [row.id for row in rows])
     names = _names(session, rows)
     schools = _school_names(session, {row.school for row in rows})
+    owners = _owners(session, rows)
     board = []
     for row in rows:
         due = _instant(row.due_at)
-        owner_role = row.owner_role or DEFAULT_OWNER.get(row.kind, "FRONT_DOOR")
-        owner = owner_role if not row.owner_ref or row.owner_ref == owner_role else f"{owner_role}: {row.owner_ref}"
+        owner_role, owner_ref = owners.get(row.id) or (DEFAULT_OWNER.get(row.kind, "FRONT_DOOR"), None)
+        owner = owner_role if not owner_ref or owner_ref == owner_role else f"{owner_role}: {owner_ref}"
         board.append(BoardRow(
             deadline_id=row.id, kind=row.kind, kind_in_words=KIND_IN_WORDS.get(row.kind, row.kind.replace("_", " ")),
             pathway=row.pathway, child_id=row.child_id, child_name=names.get(row.id), event_id=row.event_id,
@@ -151,6 +158,37 @@ def _instant(value: Any) -> datetime:
     """A stored instant read through raw SQL (text on SQLite, naive on PostgreSQL): aware UTC."""
     parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return parsed.replace(tzinfo=UTC)
+
+
+def _assignment_key(kind: str, deadline_id: str, subject_id: str) -> str | None:
+    """The dedupe key of the notification that assigned a deadline of this kind (see service.missing)."""
+    if kind in ("return_interview", "strategy_discussion"):
+        return f"missing:{subject_id}:{kind}:assigned"
+    if kind == "trigger_meeting":
+        return f"trigger:{deadline_id}:assigned"
+    return None
+
+
+def _owners(session: Session, rows: Any) -> dict[str, tuple[str, str]]:
+    """Who owns each deadline: whoever its assignment notification went to, else the recipient of the
+    notification it waits on (a school alert's DSL, the front door's review or decision)."""
+    keys = {key: row.id for row in rows if (key := _assignment_key(row.kind, row.id, row.subject_id))}
+    subjects = {row.subject_id: row.id for row in rows}
+    if not rows:
+        return {}
+    found = session.connection().execute(
+        text("SELECT id, dedupe_key, recipient_role, recipient_ref FROM notification "
+             "WHERE id IN :subjects OR dedupe_key IN :keys").bindparams(
+            bindparam("subjects", expanding=True), bindparam("keys", expanding=True)),
+        {"subjects": sorted(subjects), "keys": sorted(keys) or ["-"]}).all()
+    owners: dict[str, tuple[str, str]] = {}
+    for n in found:  # an assignment wins over the subject notification
+        if n.dedupe_key in keys:
+            owners[keys[n.dedupe_key]] = (n.recipient_role, n.recipient_ref)
+    for n in found:
+        if n.id in subjects:
+            owners.setdefault(subjects[n.id], (n.recipient_role, n.recipient_ref))
+    return owners
 
 
 def _told(session: Session, deadline_ids: list[str]) -> dict[str, list[str]]:

@@ -18,6 +18,7 @@ counts as not on time once it is overdue, and is left out while it is not yet du
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -163,115 +164,129 @@ def csv_row(row: dict[str, Any]) -> list[Any]:
 
 # ---- SQL -----------------------------------------------------------------------------------------------------
 
-def _dialect_sql(postgres: bool) -> dict[str, str]:
+def _plus_window(postgres: bool, column: str) -> str:
+    """``column`` + 30 days, in SQL: the one expression written per dialect."""
     if postgres:
-        return {"minutes": "(EXTRACT(EPOCH FROM ({a} - {b})) / 60.0)",
-                "plus_window": f"({{x}} + INTERVAL '{REPEAT_WINDOW_DAYS} days')"}
-    # SQLite keeps instants as 'YYYY-MM-DD HH:MM:SS.ffffff' text: datetime() drops the fraction, put back.
-    return {"minutes": "((julianday({a}) - julianday({b})) * 1440.0)",
-            "plus_window": f"(datetime({{x}}, '+{REPEAT_WINDOW_DAYS} days') || substr({{x}}, 20))"}
+        return f"({column} + INTERVAL '{REPEAT_WINDOW_DAYS} days')"
+    # SQLite keeps instants as 'YYYY-MM-DD HH:MM:SS.ffffff' text: datetime() drops the fraction, put it back.
+    return f"(datetime({column}, '+{REPEAT_WINDOW_DAYS} days') || substr({column}, 20))"
 
 
-# The child's current school (roll record) and team (social-care involvement), from its person key.
-CHILD_SCHOOL = """child_school AS (
-  SELECT c.child_id AS child_id, MIN(p.school_urn) AS school FROM child c
-    JOIN pupil p ON p.upn = substr(c.person_key, 5) AND p.ended_at IS NULL
-   WHERE c.person_key LIKE 'upn:%' GROUP BY c.child_id
-  UNION ALL
-  SELECT c.child_id, MIN(p.school_urn) FROM child c
-    JOIN pupil p ON p.nhs_number = substr(c.person_key, 5) AND p.ended_at IS NULL
-   WHERE c.person_key LIKE 'nhs:%' GROUP BY c.child_id
-)"""
-CHILD_TEAM = """child_team AS (
-  SELECT c.child_id AS child_id, MIN(i.team) AS team FROM child c
-    JOIN involvement i ON i.upn = substr(c.person_key, 5) AND i.ended_at IS NULL AND i.team IS NOT NULL
-   WHERE c.person_key LIKE 'upn:%' GROUP BY c.child_id
-  UNION ALL
-  SELECT c.child_id, MIN(i.team) FROM child c
-    JOIN involvement i ON i.nhs_number = substr(c.person_key, 5) AND i.ended_at IS NULL AND i.team IS NOT NULL
-   WHERE c.person_key LIKE 'nhs:%' GROUP BY c.child_id
-  UNION ALL
-  SELECT c.child_id, MIN(i.team) FROM child c
-    JOIN involvement i ON i.row_key = substr(c.person_key, 13) AND i.ended_at IS NULL AND i.team IS NOT NULL
-   WHERE c.person_key LIKE 'involvement:%' GROUP BY c.child_id
-)"""
+# The child's current school (roll record) and team (social-care involvement), from its person key. Each
+# branch scans the (bounded) reference table and finds the child by its unique person key.
+CHILD_SCHOOL_SQL = """
+SELECT c.child_id AS child_id, p.school_urn AS grp FROM pupil p JOIN child c ON c.person_key = 'upn' || :colon || p.upn
+ WHERE p.ended_at IS NULL
+UNION ALL
+SELECT c.child_id, p.school_urn FROM pupil p JOIN child c ON c.person_key = 'nhs' || :colon || p.nhs_number
+ WHERE p.ended_at IS NULL AND p.nhs_number IS NOT NULL"""
+CHILD_TEAM_SQL = """
+SELECT c.child_id AS child_id, i.team AS grp FROM involvement i JOIN child c ON c.person_key = 'upn' || :colon || i.upn
+ WHERE i.ended_at IS NULL AND i.team IS NOT NULL AND i.upn IS NOT NULL
+UNION ALL
+SELECT c.child_id, i.team FROM involvement i JOIN child c ON c.person_key = 'nhs' || :colon || i.nhs_number
+ WHERE i.ended_at IS NULL AND i.team IS NOT NULL AND i.nhs_number IS NOT NULL
+UNION ALL
+SELECT c.child_id, i.team FROM involvement i JOIN child c ON c.person_key = 'involvement' || :colon || i.row_key
+ WHERE i.ended_at IS NULL AND i.team IS NOT NULL"""
 
 
-@dataclass(frozen=True)
-class Grouping:
-    """How a case row becomes a group: the CTEs and joins it needs, and the group expression."""
-
-    with_sql: str
-    join_sql: str
-    group_sql: str
-
-
-def grouping(by: str | None, child: str, school: str | None = None) -> Grouping:
-    """``child`` is the SQL expression of the case's child id; ``school`` that of a school it names itself."""
-    if by == "school":
-        own = f"COALESCE({school}, cs.school, '{NO_SCHOOL}')" if school else f"COALESCE(cs.school, '{NO_SCHOOL}')"
-        return Grouping(f"WITH {CHILD_SCHOOL}", f"LEFT JOIN child_school cs ON cs.child_id = {child}", own)
-    if by == "team":
-        return Grouping(f"WITH {CHILD_TEAM}", f"LEFT JOIN child_team ct ON ct.child_id = {child}",
-                        f"COALESCE(ct.team, '{NO_TEAM}')")
-    return Grouping("", "", f"'{ALL}'")
+def child_groups(session: Session, by: str) -> dict[str, str]:
+    """child_id -> its school (URN) or team, for every child the reference data places; the smallest code
+    when a child has several."""
+    found: dict[str, str] = {}
+    rows = session.connection().execute(text(CHILD_SCHOOL_SQL if by == "school" else CHILD_TEAM_SQL),
+                                        {"colon": ":"}).all()
+    for row in rows:
+        if row.child_id not in found or row.grp < found[row.child_id]:
+            found[row.child_id] = row.grp
+    return found
 
 
 def _instants(*names: str) -> list[Any]:
     return [bindparam(name, type_=UTCDateTime()) for name in names]
 
 
+def _instant(value: Any) -> datetime:
+    """A stored instant read through raw SQL (text on SQLite, naive on PostgreSQL): aware UTC."""
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return parsed.replace(tzinfo=UTC)
+
+
 class ScorecardQueries:
-    """The queries, for one session (SQLite or PostgreSQL)."""
+    """The queries, for one session (SQLite or PostgreSQL).
+
+    Each query aggregates its cases per child (and per school where the case names one) in SQL; the rows are
+    then summed into groups by the child's school or team, looked up once per request (``child_groups``).
+    """
 
     def __init__(self, session: Session, postgres: bool) -> None:
         self.session = session
-        self.sql = _dialect_sql(postgres)
+        self.postgres = postgres
+        self._groups: dict[str, dict[str, str]] = {}
 
     def _rows(self, sql: str, params: dict[str, Any], instants: Iterable[str]) -> Sequence[Any]:
         statement = text(sql).bindparams(*_instants(*instants))
         return self.session.connection().execute(statement, params).all()
 
+    def _period_rows(self, sql: str, p: Period) -> Sequence[Any]:
+        return self._rows(sql, {"start": p.start, "end": p.end, "as_of": p.as_of}, ("start", "end", "as_of"))
+
+    def group_of(self, by: str | None, p: Period, child_id: str | None, school: str | None = None) -> str:
+        if by is None:
+            return p.label
+        if by == "school" and school:
+            return school
+        if by not in self._groups:
+            self._groups[by] = child_groups(self.session, by)
+        found = self._groups[by].get(child_id or "")
+        return found or (NO_SCHOOL if by == "school" else NO_TEAM)
+
+    @staticmethod
+    def _keys(by: str | None, child: str, school: str | None) -> tuple[str, str]:
+        """(select list, GROUP BY) for the per-child keys; none at all for the partnership's row."""
+        if by is None:
+            return "NULL AS child_id, NULL AS school", ""
+        school_sql = school or "NULL"
+        return f"{child} AS child_id, {school_sql} AS school", f" GROUP BY {child}" + (f", {school}" if school else "")
+
     def deadline_ratios(self, p: Period, by: str | None) -> list[tuple[str, str, int, int]]:
         """(measure, group, numerator, denominator) for the four done-by-the-deadline measures."""
-        g = grouping(by, "d.child_id", "d.school_urn")
+        keys, group_by = self._keys(by, "d.child_id", "d.school_urn")
         kinds = ", ".join(f"'{kind}'" for kind in DEADLINE_MEASURES.values())
-        sql = f"""{g.with_sql}
-SELECT d.kind AS kind, {g.group_sql} AS grp,
+        sql = f"""
+SELECT d.kind AS kind, {keys},
        SUM(CASE WHEN d.closed_at IS NOT NULL AND d.closed_at <= d.due_at AND d.closed_at <= :as_of
                 THEN 1 ELSE 0 END) AS num,
        SUM(CASE WHEN (d.closed_at IS NOT NULL AND d.closed_at <= :as_of) OR d.due_at <= :as_of
                 THEN 1 ELSE 0 END) AS den
-  FROM deadline d {g.join_sql}
+  FROM deadline d
  WHERE d.kind IN ({kinds}) AND d.due_at >= :start AND d.due_at < :end
- GROUP BY d.kind, grp"""
+ {group_by.replace("GROUP BY", "GROUP BY d.kind,") if group_by else "GROUP BY d.kind"}"""
         measure_of = {kind: key for key, kind in DEADLINE_MEASURES.items()}
-        rows = self._rows(sql, {"start": p.start, "end": p.end, "as_of": p.as_of}, ("start", "end", "as_of"))
-        return [(measure_of[row.kind], row.grp, int(row.num or 0), int(row.den or 0)) for row in rows]
+        return [(measure_of[row.kind], self.group_of(by, p, row.child_id, row.school), int(row.num or 0),
+                 int(row.den or 0)) for row in self._period_rows(sql, p)]
 
     def median_minutes_to_ack(self, p: Period, by: str | None) -> dict[str, Median]:
-        g = grouping(by, "d.child_id", "d.school_urn")
-        minutes = self.sql["minutes"].format(a="d.closed_at", b="d.created_at")
-        cte = f"{g.with_sql}, " if g.with_sql else "WITH "
-        sql = f"""{cte}acked AS (
-  SELECT {g.group_sql} AS grp, {minutes} AS minutes FROM deadline d {g.join_sql}
-   WHERE d.kind = 'self_harm_acknowledgement' AND d.due_at >= :start AND d.due_at < :end
-     AND d.closed_at IS NOT NULL AND d.closed_at <= :as_of
-), ranked AS (
-  SELECT grp, minutes, ROW_NUMBER() OVER (PARTITION BY grp ORDER BY minutes) AS position,
-         COUNT(*) OVER (PARTITION BY grp) AS total FROM acked
-)
-SELECT grp, AVG(minutes) AS median, MAX(total) AS total FROM ranked
- WHERE position IN ((total + 1) / 2, (total + 2) / 2) GROUP BY grp"""
-        rows = self._rows(sql, {"start": p.start, "end": p.end, "as_of": p.as_of}, ("start", "end", "as_of"))
-        return {row.grp: Median(round(float(row.median), 1), int(row.total)) for row in rows}
+        """Minutes from each acknowledged school alert's deadline creation to its closing (exact, from the two
+        instants), and their median per group."""
+        sql = """
+SELECT d.child_id AS child_id, d.school_urn AS school, d.created_at AS created_at, d.closed_at AS closed_at
+  FROM deadline d
+ WHERE d.kind = 'self_harm_acknowledgement' AND d.due_at >= :start AND d.due_at < :end
+   AND d.closed_at IS NOT NULL AND d.closed_at <= :as_of"""
+        minutes: dict[str, list[float]] = {}
+        for row in self._period_rows(sql, p):
+            elapsed = (_instant(row.closed_at) - _instant(row.created_at)).total_seconds() / 60
+            minutes.setdefault(self.group_of(by, p, row.child_id, row.school), []).append(elapsed)
+        return {group: Median(round(statistics.median(values), 1), len(values)) for group, values in minutes.items()}
 
     def return_interviews(self, p: Period, by: str | None) -> list[tuple[str, int, int, int]]:
         """(group, completed by the deadline, completed/declined/not possible, episodes counted)."""
-        g = grouping(by, "e.child_id")
+        keys, group_by = self._keys(by, "e.child_id", None)
         offered = ", ".join(f"'{outcome}'" for outcome in RHI_OFFERED_OUTCOMES)
-        sql = f"""{g.with_sql}
-SELECT {g.group_sql} AS grp,
+        sql = f"""
+SELECT {keys},
        SUM(CASE WHEN e.return_interview_outcome = 'COMPLETED' AND d.closed_at IS NOT NULL
                  AND d.closed_at <= :as_of AND e.return_interview_recorded_at <= d.due_at
                 THEN 1 ELSE 0 END) AS on_time,
@@ -281,65 +296,61 @@ SELECT {g.group_sql} AS grp,
                 THEN 1 ELSE 0 END) AS den
   FROM missingepisode e
   JOIN deadline d ON d.kind = 'return_interview' AND d.subject_id = e.episode_id
-  {g.join_sql}
- WHERE e.found_at >= :start AND e.found_at < :end AND e.found_at <= :as_of
- GROUP BY grp"""
-        rows = self._rows(sql, {"start": p.start, "end": p.end, "as_of": p.as_of}, ("start", "end", "as_of"))
-        return [(row.grp, int(row.on_time or 0), int(row.offered or 0), int(row.den or 0)) for row in rows]
+ WHERE e.found_at >= :start AND e.found_at < :end AND e.found_at <= :as_of{group_by}"""
+        return [(self.group_of(by, p, row.child_id), int(row.on_time or 0), int(row.offered or 0),
+                 int(row.den or 0)) for row in self._period_rows(sql, p) if row.den is not None]
 
     def repeat_missing_children(self, p: Period, by: str | None) -> dict[str, int]:
-        g = grouping(by, "r.child_id")
-        later = self.sql["plus_window"].format(x="e1.reported_at")
-        cte = f"{g.with_sql}, " if g.with_sql else "WITH "
-        sql = f"""{cte}repeat AS (
-  SELECT DISTINCT e1.child_id AS child_id FROM missingepisode e1
-    JOIN missingepisode e2 ON e2.child_id = e1.child_id AND e2.reported_at >= e1.reported_at
-     AND e2.reported_at <= {later} AND e2.reported_at < :end AND e2.reported_at <= :as_of
-   WHERE e1.child_id IS NOT NULL AND e1.reported_at >= :start AND e1.reported_at < :end
-     AND e1.reported_at <= :as_of
-   GROUP BY e1.child_id, e1.episode_id HAVING COUNT(*) >= {REPEAT_EPISODES}
-)
-SELECT {g.group_sql} AS grp, COUNT(*) AS children FROM repeat r {g.join_sql} GROUP BY grp"""
-        rows = self._rows(sql, {"start": p.start, "end": p.end, "as_of": p.as_of}, ("start", "end", "as_of"))
-        return {row.grp: int(row.children) for row in rows}
+        later = _plus_window(self.postgres, "e1.reported_at")
+        sql = f"""
+SELECT DISTINCT e1.child_id AS child_id FROM missingepisode e1
+  JOIN missingepisode e2 ON e2.child_id = e1.child_id AND e2.reported_at >= e1.reported_at
+   AND e2.reported_at <= {later} AND e2.reported_at < :end AND e2.reported_at <= :as_of
+ WHERE e1.child_id IS NOT NULL AND e1.reported_at >= :start AND e1.reported_at < :end
+   AND e1.reported_at <= :as_of
+ GROUP BY e1.child_id, e1.episode_id HAVING COUNT(*) >= {REPEAT_EPISODES}"""
+        counts: dict[str, int] = {}
+        for row in self._period_rows(sql, p):
+            group = self.group_of(by, p, row.child_id)
+            counts[group] = counts.get(group, 0) + 1
+        return counts
 
     def open_escalations(self, p: Period, by: str | None) -> dict[str, dict[str, int]]:
         """Deadlines open at ``as_of`` whose ladder had fired at least one step by then, by level (3 = 3+).
 
         The level at an instant is the number of `escalated` audit entries the sweep wrote for the deadline
         up to it (the deadline row only holds its level now)."""
-        g = grouping(by, "o.child_id", "o.school_urn")
         internal = ", ".join(f"'{kind}'" for kind in INTERNAL_KINDS)
-        cte = f"{g.with_sql}, " if g.with_sql else "WITH "
-        sql = f"""{cte}open_at AS (
-  SELECT d.child_id AS child_id, d.school_urn AS school_urn,
-         (SELECT COUNT(*) FROM auditentry a WHERE a.subject_id = d.id AND a.action = 'escalated'
-             AND a.at <= :as_of) AS level
-    FROM deadline d
-   WHERE d.kind NOT IN ({internal}) AND d.escalation_level > 0 AND d.created_at <= :as_of
-     AND (d.closed_at IS NULL OR d.closed_at > :as_of)
-)
-SELECT {g.group_sql} AS grp,
-       SUM(CASE WHEN o.level = 1 THEN 1 ELSE 0 END) AS level_1,
-       SUM(CASE WHEN o.level = 2 THEN 1 ELSE 0 END) AS level_2,
-       SUM(CASE WHEN o.level >= 3 THEN 1 ELSE 0 END) AS level_3
-  FROM open_at o {g.join_sql} WHERE o.level > 0 GROUP BY grp"""
-        rows = self._rows(sql, {"as_of": p.as_of}, ("as_of",))
-        return {row.grp: {"1": int(row.level_1 or 0), "2": int(row.level_2 or 0), "3": int(row.level_3 or 0)}
-                for row in rows}
+        sql = f"""
+SELECT d.child_id AS child_id, d.school_urn AS school,
+       (SELECT COUNT(*) FROM auditentry a WHERE a.subject_id = d.id AND a.action = 'escalated'
+           AND a.at <= :as_of) AS level
+  FROM deadline d
+ WHERE d.escalation_level > 0 AND d.kind NOT IN ({internal}) AND d.created_at <= :as_of
+   AND (d.closed_at IS NULL OR d.closed_at > :as_of)"""
+        levels: dict[str, dict[str, int]] = {}
+        for row in self._rows(sql, {"as_of": p.as_of}, ("as_of",)):
+            if row.level:
+                group = levels.setdefault(self.group_of(by, p, row.child_id, row.school),
+                                          dict.fromkeys(ESCALATION_LEVELS, 0))
+                group[str(min(int(row.level), 3))] += 1
+        return levels
 
     def delivery_failures(self, p: Period, by: str | None) -> dict[str, int]:
         """Notifications created in the period that the relay tried to deliver and no channel delivered: no
         delivery recorded, and past ``pending`` (``failed``, or read in the app after failing)."""
-        g = grouping(by, "ev.child_id", "n.school_urn")
-        sql = f"""{g.with_sql}
-SELECT {g.group_sql} AS grp, COUNT(*) AS failures
-  FROM notification n LEFT JOIN event ev ON ev.event_id = n.event_id {g.join_sql}
- WHERE n.created_at >= :start AND n.created_at < :end AND n.created_at <= :as_of
-   AND n.delivered_at IS NULL AND n.status NOT IN ('pending', 'withheld')
- GROUP BY grp"""
-        rows = self._rows(sql, {"start": p.start, "end": p.end, "as_of": p.as_of}, ("start", "end", "as_of"))
-        return {row.grp: int(row.failures) for row in rows}
+        keys, group_by = self._keys(by, "ev.child_id", "n.school_urn")
+        sql = f"""
+SELECT {keys}, COUNT(*) AS failures
+  FROM notification n LEFT JOIN event ev ON ev.event_id = n.event_id
+ WHERE n.delivered_at IS NULL AND n.created_at >= :start AND n.created_at < :end AND n.created_at <= :as_of
+   AND n.status NOT IN ('pending', 'withheld'){group_by}"""
+        counts: dict[str, int] = {}
+        for row in self._period_rows(sql, p):
+            if row.failures:
+                group = self.group_of(by, p, row.child_id, row.school)
+                counts[group] = counts.get(group, 0) + int(row.failures)
+        return counts
 
     # ---- one period, grouped ------------------------------------------------------------------------------
 
@@ -348,16 +359,20 @@ SELECT {g.group_sql} AS grp, COUNT(*) AS failures
         found: dict[str, ScoreRow] = {}
 
         def row(group: str) -> ScoreRow:
-            key = group if by else p.label
-            return found.setdefault(key, ScoreRow(key))
+            return found.setdefault(group, ScoreRow(group))
 
         for measure, group, numerator, denominator in self.deadline_ratios(p, by):
-            row(group).ratios[measure] = Ratio(numerator, denominator)
+            ratio = row(group).ratios[measure]
+            ratio.numerator += numerator
+            ratio.denominator += denominator
         for group, median in self.median_minutes_to_ack(p, by).items():
             row(group).median_minutes_to_ack = median
         for group, on_time, offered, denominator in self.return_interviews(p, by):
-            row(group).ratios["rhi_within_72h"] = Ratio(on_time, denominator)
-            row(group).ratios["rhi_offered"] = Ratio(offered, denominator)
+            within, any_outcome = row(group).ratios["rhi_within_72h"], row(group).ratios["rhi_offered"]
+            within.numerator += on_time
+            within.denominator += denominator
+            any_outcome.numerator += offered
+            any_outcome.denominator += denominator
         for group, children in self.repeat_missing_children(p, by).items():
             row(group).repeat_missing_children = children
         for group, levels in self.open_escalations(p, by).items():
@@ -366,7 +381,12 @@ SELECT {g.group_sql} AS grp, COUNT(*) AS failures
             row(group).delivery_failures = failures
         if not by:
             row(p.label)  # the period's row exists even when nothing happened in it
-        return found
+        return {group: item for group, item in found.items() if by is None or _has_cases(item)}
+
+
+def _has_cases(row: ScoreRow) -> bool:
+    return bool(any(r.denominator for r in row.ratios.values()) or row.median_minutes_to_ack.count
+                or row.repeat_missing_children or any(row.open_escalations.values()) or row.delivery_failures)
 
 
 def scorecard(session: Session, postgres: bool, first_day: date, last_day: date, by: str, now: datetime,
