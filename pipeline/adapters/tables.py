@@ -47,6 +47,8 @@ class User(SQLModel, table=True):
     team: str | None = None
     password_hash: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=_instant())
+    # A disabled user can neither log in nor use an API token; the row stays, so the audit still names them.
+    disabled_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
 
 
 class ApiToken(SQLModel, table=True):
@@ -54,6 +56,31 @@ class ApiToken(SQLModel, table=True):
     user_id: int = Field(foreign_key="user.id", index=True)
     kind: str = "api"  # api | web
     created_at: datetime = Field(default_factory=utcnow, sa_column=_instant())
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser. The cookie carries a random token; only its SHA-256 is stored here.
+
+    It ends when idle too long or too old (``web.session_idle`` / ``web.session_absolute`` in config), or
+    at logout, when ``revoked_at`` is set; the CSRF token of every form in the session lives with it.
+    """
+
+    token_hash: str = Field(primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    csrf_token: str
+    created_at: datetime = Field(sa_column=_instant())
+    last_seen_at: datetime = Field(sa_column=_instant())
+    revoked_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+
+
+class LoginAttempt(SQLModel, table=True):
+    """One try at the login form, for throttling. ``key`` is a SHA-256 (of the email, or of the client
+    address), never the email itself."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(index=True)
+    at: datetime = Field(sa_column=_instant(index=True))
+    succeeded: bool
 
 
 class School(SQLModel, table=True):

@@ -31,7 +31,6 @@ from pipeline.service.users import user_for_token
 
 log = logging.getLogger(__name__)
 NOT_FOUND = {"detail": "Not Found"}  # byte for byte what an unmatched route answers
-SESSION_COOKIE = "safeguard_session"
 
 
 class ApiError(Exception):
@@ -76,16 +75,20 @@ def read_session(request: Request) -> Iterator[Session]:
 
 
 def current_user(request: Request, authorization: Annotated[str | None, Header()] = None) -> t.User:
-    """The caller, from a bearer token or the web app's session cookie; 401 otherwise."""
-    token = None
+    """The caller, from a bearer token, or for reading (GET) from the web app's server-side session; 401
+    otherwise. A change through the API always needs the bearer token (the web app's forms have their own
+    routes, with CSRF protection)."""
+    from pipeline.web.auth import visitor_of
+
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
-    elif request.cookies.get(SESSION_COOKIE):
-        token = request.cookies[SESSION_COOKIE]
-    if not token:
-        raise ApiError(401, {"detail": "authentication required"})
-    with services_of(request).store.read() as session:
-        user = user_for_token(session, token)
+        with services_of(request).store.read() as session:
+            user = user_for_token(session, token) if token else None
+    elif request.method in ("GET", "HEAD"):
+        visitor = visitor_of(request)
+        user = visitor.user if visitor is not None else None
+    else:
+        user = None
     if user is None:
         raise ApiError(401, {"detail": "authentication required"})
     return user

@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, select
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.accounts import user_by_email
 from pipeline.domain.model import Role
 
 _hasher = PasswordHasher()
@@ -56,12 +57,13 @@ def add_user(session: Session, role: str, email: str, school_urn: str | None = N
 
 def user_for_token(session: Session, token: str) -> t.User | None:
     row = session.get(t.ApiToken, token_hash(token))
-    return session.get(t.User, row.user_id) if row is not None else None
+    user = session.get(t.User, row.user_id) if row is not None else None
+    return user if user is not None and user.disabled_at is None else None
 
 
 def check_password(session: Session, email: str, password: str) -> t.User | None:
-    user = session.exec(select(t.User).where(t.User.email == email)).first()
-    if user is None or not user.password_hash:
+    user = user_by_email(session, email)
+    if user is None or not user.password_hash or user.disabled_at is not None:
         _hasher.hash(password)  # same work either way, so timing does not reveal which emails exist
         return None
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from pipeline.entrypoints.api import create_app
 from tests.integration.conftest import Pipeline, start_pipeline
@@ -56,3 +56,25 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"  # gitignored; kept after the run for people to look at
+
+
+def check_accessible(page: Page) -> None:
+    """axe-core (from npm) on the page as it is: any serious or critical violation fails the test."""
+    if not AXE.exists():
+        raise RuntimeError("axe-core is missing: `make assets` installs it from npm")
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    results = page.evaluate("axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', "
+                           "'wcag22aa', 'best-practice']})")
+    bad = [f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+           for v in results["violations"] if v["impact"] in ("serious", "critical")]
+    assert bad == [], f"{page.url}: " + "; ".join(bad)
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
