@@ -406,3 +406,50 @@ def scorecard(session: Session, postgres: bool, first_day: date, last_day: date,
     total = queries.rows(whole, None)[ALL]
     return [row.as_dict() for row in (*groups, total)]
 
+
+
+@dataclass(frozen=True)
+class Case:
+    """One case behind a ratio: counted in the denominator, and in the numerator when ``counted``."""
+
+    deadline_id: str
+    kind: str
+    child_id: str | None
+    due_at: datetime
+    done_at: datetime | None
+    counted: bool
+
+
+def cases_behind(session: Session, measure: str, p: Period, limit: int = 500) -> list[Case]:
+    """The cases behind a ratio measure for a period (the partnership's row), oldest due first: the same
+    conditions as the measure's query, one row per case."""
+    if measure in DEADLINE_MEASURES:
+        sql = """
+SELECT d.id AS id, d.kind AS kind, d.child_id AS child_id, d.due_at AS due_at, d.closed_at AS done_at,
+       CASE WHEN d.closed_at IS NOT NULL AND d.closed_at <= d.due_at AND d.closed_at <= :as_of
+            THEN 1 ELSE 0 END AS counted
+  FROM deadline d
+ WHERE d.kind = :kind AND d.due_at >= :start AND d.due_at < :end
+   AND ((d.closed_at IS NOT NULL AND d.closed_at <= :as_of) OR d.due_at <= :as_of)
+ ORDER BY d.due_at, d.id LIMIT :limit"""
+        params: dict[str, Any] = {"kind": DEADLINE_MEASURES[measure]}
+    elif measure in ("rhi_within_72h", "rhi_offered"):
+        offered = ", ".join(f"'{outcome}'" for outcome in RHI_OFFERED_OUTCOMES)
+        numerator = ("e.return_interview_outcome = 'COMPLETED' AND e.return_interview_recorded_at <= d.due_at"
+                     if measure == "rhi_within_72h" else f"e.return_interview_outcome IN ({offered})")
+        sql = f"""
+SELECT d.id AS id, d.kind AS kind, e.child_id AS child_id, d.due_at AS due_at, d.closed_at AS done_at,
+       CASE WHEN {numerator} AND d.closed_at IS NOT NULL AND d.closed_at <= :as_of THEN 1 ELSE 0 END AS counted
+  FROM missingepisode e
+  JOIN deadline d ON d.kind = 'return_interview' AND d.subject_id = e.episode_id
+ WHERE e.found_at >= :start AND e.found_at < :end AND e.found_at <= :as_of
+   AND ((d.closed_at IS NOT NULL AND d.closed_at <= :as_of) OR d.due_at <= :as_of)
+ ORDER BY d.due_at, d.id LIMIT :limit"""
+        params = {}
+    else:
+        raise ValueError("cases are listed for the ratio measures only")
+    statement = text(sql).bindparams(*_instants("start", "end", "as_of"))
+    rows = session.connection().execute(statement, {"start": p.start, "end": p.end, "as_of": p.as_of,
+                                                    "limit": limit, **params}).all()
+    return [Case(row.id, row.kind, row.child_id, _instant(row.due_at),
+                 _instant(row.done_at) if row.done_at is not None else None, bool(row.counted)) for row in rows]
