@@ -1,5 +1,6 @@
 """A manager watches the overdue board in a real browser: an item appears when its deadline passes (the page
-reloads itself), its case opens by keyboard alone, and it is gone once the school acknowledges."""
+reloads itself), its case opens by keyboard alone, and it is gone once the school acknowledges; the dashboard
+then shows the late acknowledgement and opens the case behind the figure."""
 
 from __future__ import annotations
 
@@ -53,4 +54,16 @@ def test_the_board_shows_an_item_when_its_deadline_passes_and_not_after_it_is_cl
     page.goto(f"{base}/overdue")
     page.wait_for_selector("#nothing-overdue")
     assert page.inner_text("#count-level-1") == "0"
+
+    # The dashboard: acknowledged five minutes late, so this quarter's figure is 0 of 1; it opens its cases.
+    page.goto(f"{base}/dashboard")
+    page.wait_for_selector("#headline")
+    check_accessible(page)
+    screenshot(page, "manager-dashboard")
+    tab_to(page, "#headline a")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#cases")
+    assert "0 of 1 counted as on time" in page.inner_text("#cases-count")
+    assert "Amelia Hartley" in page.inner_text("#cases")
+    check_accessible(page)
     page.close()
