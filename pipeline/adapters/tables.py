@@ -169,7 +169,12 @@ class Event(SQLModel, table=True):
     match_outcome: str | None = None
     child_id: str | None = Field(default=None, index=True)
     match_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    error: str | None = None
+    error: str | None = None  # the last handler failure's exception type (never its text)
+    # A handler failure keeps the event accepted: tried again at next_attempt_at, and after the last try
+    # held (held_at) until `safeguard events retry` runs it.
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    held_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
 
 
 class DeadLetter(SQLModel, table=True):
@@ -246,7 +251,8 @@ class Deadline(SQLModel, table=True):
 
 
 class AuditEntry(SQLModel, table=True):
-    """Append-only: nothing is updated or deleted; a correction is a new entry."""
+    """Append-only: nothing is updated or deleted (database triggers refuse both, migration 0003); a correction
+    is a new entry."""
 
     # A deadline's escalation level at a past instant (the scorecard's open escalations) is counted from these.
     __table_args__ = (Index("ix_auditentry_subject_action_at", "subject_id", "action", "at"),)
@@ -292,6 +298,9 @@ class MissingEpisode(SQLModel, table=True):
     safe_and_well_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
     return_interview_outcome: str | None = None
     return_interview_recorded_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    # When an event first graded it HIGH, and first flagged it (by the events' own times), whatever the order.
+    graded_high_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    flagged_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
     report_event_id: str | None = None
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_instant())
 

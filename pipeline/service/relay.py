@@ -68,6 +68,7 @@ def _deliver(repo: Repository, channel: Channel, notification: t.Notification, n
         log.warning("delivery of notification %s failed: %s", notification.id, type(error).__name__)
         notification.status = NotificationStatus.FAILED
         repo.session.add(notification)
+        repo.audit(now, SYSTEM, "failed", notification.id, f"delivery failed: {type(error).__name__}")
         return
     if notification.status == NotificationStatus.PENDING:
         notification.status = NotificationStatus.DELIVERED

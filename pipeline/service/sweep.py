@@ -53,8 +53,7 @@ def fire_due_steps(repo: Repository, deadline: t.Deadline, ctx: Context, now: da
             from pipeline.service.missing import check_trigger_meeting
 
             check_trigger_meeting(repo, deadline, ctx, now)
-            deadline.state = "closed"
-            deadline.closed_at, deadline.closed_reason = now, "checked"
+            close_deadline(repo, deadline, now, "checked by the sweep")
         else:
             fire_step(repo, deadline, step, deadline.escalation_level, ctx, now)
         fired += 1
@@ -77,10 +76,12 @@ def recipients_for(repo: Repository, deadline: t.Deadline, role: str, ctx: Conte
     ``assignee`` (whoever the deadline was assigned to), or a team code from the teams CSV.
     """
     if role in ("team_manager", "assignee"):
-        from pipeline.service.missing import assignee_for
+        from pipeline.service.missing import assignee_for, current_child_id
 
-        facts = repo.facts_for_child(deadline.child_id, ctx.policy.calendar.local(now).date()) \
-            if deadline.child_id else None
+        # Resolved now, from the child's current facts: a review or a late report may have linked the child
+        # since the deadline was created, and the child's worker or team may have changed.
+        child_id = current_child_id(repo, deadline)
+        facts = repo.facts_for_child(child_id, ctx.policy.calendar.local(now).date()) if child_id else None
         if role == "assignee":
             return [assignee_for(repo, deadline.kind, facts, ctx.policy)]
         managers = sorted({i.manager_email for i in (facts.involvements if facts else ()) if i.manager_email})
@@ -137,8 +138,9 @@ def fire_step(repo: Repository, deadline: t.Deadline, step: dict[str, Any], leve
         repo.audit(now, SYSTEM, "escalated", deadline.subject_id, f"{deadline.kind} level {level} ({step['action']})")
 
 
-def close_deadline(repo: Repository, deadline: t.Deadline, now: datetime, reason: str) -> None:
-    """A closed deadline never escalates again."""
+def close_deadline(repo: Repository, deadline: t.Deadline, now: datetime, reason: str, actor: str = SYSTEM) -> None:
+    """A closed deadline never escalates again. Audited: who closed it (``actor``) or, in ``reason``, which
+    event or decision did."""
     if deadline.state == "closed":
         return
     deadline.state = "closed"
@@ -146,3 +148,4 @@ def close_deadline(repo: Repository, deadline: t.Deadline, now: datetime, reason
     deadline.closed_reason = reason
     deadline.next_step_at = None
     repo.session.add(deadline)
+    repo.audit(now, actor, "closed", deadline.id, f"{deadline.kind} closed: {reason}")
