@@ -160,35 +160,18 @@ def _instant(value: Any) -> datetime:
     return parsed.replace(tzinfo=UTC)
 
 
-def _assignment_key(kind: str, deadline_id: str, subject_id: str) -> str | None:
-    """The dedupe key of the notification that assigned a deadline of this kind (see service.missing)."""
-    if kind in ("return_interview", "strategy_discussion"):
-        return f"missing:{subject_id}:{kind}:assigned"
-    if kind == "trigger_meeting":
-        return f"trigger:{deadline_id}:assigned"
-    return None
-
-
 def _owners(session: Session, rows: Any) -> dict[str, tuple[str, str]]:
-    """Who owns each deadline: whoever its assignment notification went to, else the recipient of the
-    notification it waits on (a school alert's DSL, the front door's review or decision)."""
-    keys = {key: row.id for row in rows if (key := _assignment_key(row.kind, row.id, row.subject_id))}
+    """Who owns each deadline that waits on a notification: its recipient (a school alert's DSL, the front
+    door's review or decision). Deadlines assigned to a team or worker (return interviews, strategy
+    discussions, trigger meetings) get their owner from ``pipeline.service.missing.deadline_owner``, applied
+    by the caller (``pipeline.entrypoints.reports.with_owners``)."""
     subjects = {row.subject_id: row.id for row in rows}
     if not rows:
         return {}
     found = session.connection().execute(
-        text("SELECT id, dedupe_key, recipient_role, recipient_ref FROM notification "
-             "WHERE id IN :subjects OR dedupe_key IN :keys").bindparams(
-            bindparam("subjects", expanding=True), bindparam("keys", expanding=True)),
-        {"subjects": sorted(subjects), "keys": sorted(keys) or ["-"]}).all()
-    owners: dict[str, tuple[str, str]] = {}
-    for n in found:  # an assignment wins over the subject notification
-        if n.dedupe_key in keys:
-            owners[keys[n.dedupe_key]] = (n.recipient_role, n.recipient_ref)
-    for n in found:
-        if n.id in subjects:
-            owners.setdefault(subjects[n.id], (n.recipient_role, n.recipient_ref))
-    return owners
+        text("SELECT id, recipient_role, recipient_ref FROM notification WHERE id IN :subjects").bindparams(
+            bindparam("subjects", expanding=True)), {"subjects": sorted(subjects)}).all()
+    return {subjects[n.id]: (n.recipient_role, n.recipient_ref) for n in found}
 
 
 def _told(session: Session, deadline_ids: list[str]) -> dict[str, list[str]]:

@@ -6,7 +6,7 @@ audited as a view by the manager who saw it.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -21,6 +21,7 @@ from pipeline.bootstrap import Services
 from pipeline.domain.model import Role
 from pipeline.entrypoints.api import ApiError, CurrentUser, forbidden, iso, services_of
 from pipeline.entrypoints.csv_export import csv_response, wants_csv
+from pipeline.service.missing import ASSIGNED_DEADLINES, deadline_owner
 
 router = APIRouter()
 
@@ -83,6 +84,18 @@ def board_filters(pathway: str | None, kind: str | None, level: int | None, scho
     return BoardFilters(pathway or None, kind or None, level, school or None, team or None)
 
 
+def with_owners(repo: Repository, services: Services, rows: list[BoardRow], now: datetime) -> list[BoardRow]:
+    """Deadlines assigned to a team or worker are owned by whoever the missing pathway's rules assign them to
+    now (``deadline_owner``, the one place that decides it)."""
+    for row in rows:
+        if row.kind in ASSIGNED_DEADLINES:
+            deadline = repo.session.get(t.Deadline, row.deadline_id)
+            if deadline is not None:
+                role, ref = deadline_owner(repo, deadline, services.ctx.policy, now)
+                row.owner = role if not ref or ref == role else f"{role}: {ref}"
+    return rows
+
+
 def read_board(services: Services, user: t.User, filters: BoardFilters, limit: int,
                after_id: str | None) -> tuple[list[BoardRow], bool, dict[int, int]]:
     """A page of the board and its counts by level; each row naming a child is audited as a view."""
@@ -91,6 +104,7 @@ def read_board(services: Services, user: t.User, filters: BoardFilters, limit: i
         rows, more = board_page(session, now, filters, limit, after_id)
         counts = counts_by_level(session, now, filters)
         repo = Repository(session, postgres=services.store.is_postgres)
+        with_owners(repo, services, rows, now)
         for row in rows:
             if row.child_name:
                 repo.audit(now, user.email, "viewed", row.child_id or row.event_id or row.deadline_id,

@@ -19,7 +19,7 @@ from pipeline.adapters.overdue_board import KIND_IN_WORDS, BoardFilters, board_p
 from pipeline.adapters.repository import Repository
 from pipeline.domain.model import Role
 from pipeline.entrypoints.csv_export import csv_response
-from pipeline.entrypoints.reports import BOARD_COLUMNS, board_json, read_board
+from pipeline.entrypoints.reports import BOARD_COLUMNS, board_json, read_board, with_owners
 from pipeline.service.sessions import SignedIn
 from pipeline.web.auth import PageNotFound, services_of, signed_in_as
 from pipeline.web.render import page
@@ -103,8 +103,11 @@ def overdue_case(deadline_id: str, request: Request, visitor: Manager) -> Respon
         told = session.exec(select(t.Notification).where(or_(
             col(t.Notification.deadline_id) == deadline.id, col(t.Notification.id) == deadline.subject_id))
             .order_by(col(t.Notification.created_at))).all()
+        repo = Repository(session, postgres=services.store.is_postgres)
         on_board = board_row(session, now, deadline)
-        Repository(session, postgres=services.store.is_postgres).audit(
+        if on_board is not None:
+            with_owners(repo, services, [on_board], now)
+        repo.audit(
             now, visitor.user.email, "viewed", deadline.child_id or deadline.event_id or deadline.id,
             f"overdue case page (deadline {deadline.id})")
         record_rows = [{"at": a.at, "actor": a.actor, "action": a.action, "reason": a.reason} for a in record]
