@@ -8,19 +8,20 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.overdue_board import BoardFilters, BoardRow, board_page, counts_by_level
+from pipeline.adapters.paging import Page
 from pipeline.adapters.repository import Repository
 from pipeline.adapters.scorecard import CSV_COLUMNS, GROUPINGS, csv_row, scorecard
 from pipeline.bootstrap import Services
 from pipeline.domain.model import Role
-from pipeline.entrypoints.api import ApiError, CurrentUser, forbidden, iso, services_of
+from pipeline.entrypoints.api import ApiError, CurrentUser, forbidden, iso, not_found, services_of
 from pipeline.entrypoints.csv_export import csv_response, wants_csv
+from pipeline.entrypoints.paging import Paging
 from pipeline.service.missing import ASSIGNED_DEADLINES, deadline_owner
 
 router = APIRouter()
@@ -122,21 +123,25 @@ def board_json(row: BoardRow) -> dict[str, Any]:
 
 
 @router.get("/api/overdue")
-def get_overdue_board(request: Request, user: CurrentUser, pathway: str | None = None, kind: str | None = None,
-                      level: int | None = None, school: str | None = None, team: str | None = None,
-                      limit: Annotated[int, Query(ge=1, le=1000)] = 100, before: str | None = None,
+def get_overdue_board(request: Request, user: CurrentUser, paging: Annotated[Paging, Depends()],
+                      pathway: str | None = None, kind: str | None = None, level: int | None = None,
+                      school: str | None = None, team: str | None = None,
                       accept: Annotated[str | None, Header()] = None) -> Response:
-    """The overdue board: oldest due first; ``before`` is the last item's id of the previous page."""
+    """The overdue board: oldest due first, paged like every list (``before`` is the last item's id of the
+    previous page; an unknown one is answered as not found)."""
     require_manager(user)
     filters = board_filters(pathway, kind, level, school, team)
-    rows, more, counts = read_board(services_of(request), user, filters, limit, before)
+    services = services_of(request)
+    if paging.before is not None:
+        with services.store.read() as session:
+            if session.get(t.Deadline, paging.before) is None:
+                raise not_found()
+    rows, more, counts = read_board(services, user, filters, paging.limit, paging.before)
     if wants_csv(accept):
         return csv_response(BOARD_COLUMNS, ([board_json(r)[c] if c != "told" else " ".join(r.told)
                                             for c in BOARD_COLUMNS] for r in rows), "overdue.csv")
-    headers = {}
-    if more and rows:
-        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "before"]
-        headers["Link"] = f'<{request.url.path}?{urlencode([*kept, ("before", rows[-1].deadline_id)])}>; rel="next"'
+    paging.link_next(Page(rows, rows[-1].deadline_id if more and rows else None), pathway=pathway, kind=kind,
+                     level=None if level is None else str(level), school=school, team=team)
     body = {"counts_by_level": {str(level): n for level, n in sorted(counts.items())},
             "items": [board_json(row) for row in rows]}
-    return JSONResponse(body, headers=headers)
+    return JSONResponse(body, headers=dict(paging.response.headers))

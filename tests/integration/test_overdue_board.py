@@ -108,6 +108,7 @@ def test_missing_items_are_oldest_first_owned_and_paged(pipeline: Pipeline) -> N
     second = pipeline.get(next_page, "manager")
     assert [i["kind"] for i in second.json()["items"]] == ["self_harm_acknowledgement"]
     assert "link" not in second.headers
+    assert pipeline.get("/api/overdue?before=no-such-deadline", "manager").status_code == 404
 
 
 def test_every_csv_neutralises_formula_cells(pipeline: Pipeline) -> None:
