@@ -164,6 +164,13 @@ def csv_row(row: dict[str, Any]) -> list[Any]:
 
 # ---- SQL -----------------------------------------------------------------------------------------------------
 
+def _epoch_seconds(postgres: bool, column: str) -> str:
+    """Whole seconds since 1970 of an instant column (the fraction dropped), the same on both dialects."""
+    if postgres:
+        return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column})) AS BIGINT)"
+    return f"CAST(strftime('%s', {column}) AS INTEGER)"
+
+
 def _plus_window(postgres: bool, column: str) -> str:
     """``column`` + 30 days, in SQL: the one expression written per dialect."""
     if postgres:
@@ -268,17 +275,17 @@ SELECT d.kind AS kind, {keys},
                  int(row.den or 0)) for row in self._period_rows(sql, p)]
 
     def median_minutes_to_ack(self, p: Period, by: str | None) -> dict[str, Median]:
-        """Minutes from each acknowledged school alert's deadline creation to its closing (exact, from the two
-        instants), and their median per group."""
-        sql = """
-SELECT d.child_id AS child_id, d.school_urn AS school, d.created_at AS created_at, d.closed_at AS closed_at
+        """Minutes from each acknowledged school alert's deadline creation to its closing (in whole seconds:
+        each instant's fraction of a second dropped), and their median per group."""
+        elapsed = f"{_epoch_seconds(self.postgres, 'd.closed_at')} - {_epoch_seconds(self.postgres, 'd.created_at')}"
+        sql = f"""
+SELECT d.child_id AS child_id, d.school_urn AS school, {elapsed} AS seconds
   FROM deadline d
  WHERE d.kind = 'self_harm_acknowledgement' AND d.due_at >= :start AND d.due_at < :end
    AND d.closed_at IS NOT NULL AND d.closed_at <= :as_of"""
         minutes: dict[str, list[float]] = {}
         for row in self._period_rows(sql, p):
-            elapsed = (_instant(row.closed_at) - _instant(row.created_at)).total_seconds() / 60
-            minutes.setdefault(self.group_of(by, p, row.child_id, row.school), []).append(elapsed)
+            minutes.setdefault(self.group_of(by, p, row.child_id, row.school), []).append(int(row.seconds) / 60)
         return {group: Median(round(statistics.median(values), 1), len(values)) for group, values in minutes.items()}
 
     def return_interviews(self, p: Period, by: str | None) -> list[tuple[str, int, int, int]]:
