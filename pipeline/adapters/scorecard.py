@@ -251,11 +251,14 @@ class ScorecardQueries:
 
     @staticmethod
     def _keys(by: str | None, child: str, school: str | None) -> tuple[str, str]:
-        """(select list, GROUP BY) for the per-child keys; none at all for the partnership's row."""
+        """(select list, GROUP BY) for the keys a group is found from: none for the partnership's row; the
+        child for a team; for a school, the school the case names, else the child (to look its school up)."""
         if by is None:
             return "NULL AS child_id, NULL AS school", ""
-        school_sql = school or "NULL"
-        return f"{child} AS child_id, {school_sql} AS school", f" GROUP BY {child}" + (f", {school}" if school else "")
+        if by == "team" or school is None:
+            return f"{child} AS child_id, NULL AS school", f" GROUP BY {child}"
+        child_key = f"CASE WHEN {school} IS NULL THEN {child} END"
+        return f"{child_key} AS child_id, {school} AS school", f" GROUP BY {child_key}, {school}"
 
     def deadline_ratios(self, p: Period, by: str | None) -> list[tuple[str, str, int, int]]:
         """(measure, group, numerator, denominator) for the four done-by-the-deadline measures."""
