@@ -313,3 +313,32 @@ class TriggerMeeting(SQLModel, table=True):
     held_at: datetime = Field(sa_column=_instant())
     outcome: str
     event_id: str = Field(unique=True)
+
+
+class Delivery(SQLModel, table=True):
+    """One notification on one channel (email, sms, webhook), with its attempts record.
+
+    Written with the notification in the same transaction; the relay resolves it against the council's routes,
+    claims it, sends it and records each attempt's outcome (pipeline/service/relay.py). States are listed in
+    pipeline/domain/delivery.py. No address or message text is kept here: those come from the notification.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("notification_id", "channel", name="uq_delivery_notification_channel"),
+        Index("ix_delivery_due", "state", "next_attempt_at"),
+    )
+
+    id: str = Field(primary_key=True)
+    notification_id: str = Field(index=True)
+    channel: str
+    state: str = "new"
+    position: int = 0  # 0: sent at once; 1, 2, ...: fallback order
+    attempts: int = 0
+    ambiguous_resends: int = 0  # re-sends after an ambiguous failure (at most one): possible duplicates
+    provider: str | None = None
+    provider_ref: str | None = Field(default=None, index=True)  # Twilio SID / Notify id, for status callbacks
+    last_outcome: str | None = None  # accepted | transient | permanent | ambiguous | a provider status
+    last_error: str | None = None  # what failed, never a value
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    last_attempt_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    created_at: datetime = Field(sa_column=_instant())

@@ -20,11 +20,13 @@ from pydantic import BaseModel, StringConstraints
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
+from pipeline.adapters import deliveries
 from pipeline.adapters import paging as keysets
 from pipeline.adapters import tables as t
 from pipeline.adapters.repository import Repository
 from pipeline.bootstrap import Services
 from pipeline.domain.model import FRONT_DOOR, Role
+from pipeline.entrypoints import callbacks
 from pipeline.entrypoints.paging import Paging
 from pipeline.service import casework
 from pipeline.service.access import NOTIFICATION_READERS, may_acknowledge, notification_scope, visible_notification
@@ -264,7 +266,7 @@ def create_app(services: Services) -> FastAPI:
         with services.store.transaction() as s:
             row = _visible(s, user, notification_id)
             casework.record_view(Repository(s), row, user.email, services.clock())
-            return notification_json(row, detail=True)
+            return {**notification_json(row, detail=True), "deliveries": deliveries.summary(s, row.id)}
 
     @app.post("/api/notifications/{notification_id}/acknowledge")
     def acknowledge(notification_id: str, ack: Acknowledgement, user: CurrentUser) -> dict[str, Any]:
@@ -341,6 +343,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(reports.router)
 
     add_web_routes(app, services, current_user)
+    app.include_router(callbacks.router(services))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -105,7 +105,7 @@ def load(kind: str, file: Path) -> None:
     services = build(Settings())
     try:
         with services.store.transaction() as session:
-            report = load_reference(session, kind, text, system_clock())
+            report = load_reference(session, kind, text, system_clock(), services.ctx.policy.routed_teams())
     except ReferenceError as error:
         for problem in error.problems:
             typer.echo(problem, err=True)

@@ -31,11 +31,13 @@ from pipeline.service.handlers import (
 from pipeline.service.sweep import close_deadline
 
 # Deadlines that exist only for someone to acknowledge a notification: the school alert (the DSL or deputy),
-# the holiday rule's SCiES alert, and the allocated team's strategy discussion. Acknowledging the alert or its
+# the holiday rule's SCiES alert, the allocated team's strategy discussion, and the front door's alert that nobody
+# could be reached (delivery_failure). Acknowledging the alert or its
 # reminder closes them. An escalation is never the thing the deadline waits for: a manager acknowledging
 # it does not stop the ladder. Every other deadline waits for an event or a decision (the return interview
 # recorded, the trigger meeting held, the child found, the front door's release or review decision).
-CLOSED_BY_ACKNOWLEDGEMENT = frozenset({"self_harm_acknowledgement", "self_harm_holiday_scies", "strategy_discussion"})
+CLOSED_BY_ACKNOWLEDGEMENT = frozenset({"self_harm_acknowledgement", "self_harm_holiday_scies", "strategy_discussion",
+                                       "delivery_failure"})
 
 
 class CaseworkError(Exception):

@@ -36,7 +36,8 @@ from pipeline.domain.model import (
     PlannedNotification,
 )
 from pipeline.domain.policy import Policy
-from pipeline.service.handlers import Context, record_of, store_notification
+from pipeline.service.handlers import Context, record_of
+from pipeline.service.notify import notify
 from pipeline.service.sweep import close_deadline
 
 PATHWAY = rules.PATHWAY
@@ -242,11 +243,7 @@ ASSIGNED_DEADLINES = frozenset({"return_interview", "strategy_discussion", "trig
 
 
 def _notify(repo: Repository, event_id: str, item: PlannedNotification, now: datetime) -> t.Notification | None:
-    if not item.contact.reachable and item.recipient_role != FRONT_DOOR:
-        front = repo.directory().teams.get(FRONT_DOOR) or Contact(None)
-        item = replace(item, recipient_role=FRONT_DOOR, recipient_ref=FRONT_DOOR, contact=front,
-                             reason=f"no contact on file for {item.recipient_role}: {item.reason}")
-    return store_notification(repo, event_id, item, PATHWAY, now, dedupe_key=item.key)
+    return notify(repo, event_id, item, PATHWAY, now, dedupe_key=item.key)
 
 
 def _replan(row: t.Deadline, planned: PlannedDeadline, now: datetime) -> None:

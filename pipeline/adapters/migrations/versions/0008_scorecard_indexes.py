@@ -1,7 +1,7 @@
 """indexes for the scorecard and the overdue board
 
 Revision ID: 0008
-Revises: 0004, 0007
+Revises: 0006, 0007
 Create Date: 2026-12-01
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = '0008'
-down_revision = ('0004', '0007')  # also joins the web foundation's branch to main's history
+down_revision = ('0006', '0007')  # also joins the web foundation's branch to main's history
 branch_labels = None
 depends_on = None
 
