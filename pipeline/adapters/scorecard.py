@@ -52,6 +52,8 @@ ESCALATION_LEVELS = ("1", "2", "3")
 INTERNAL_KINDS = ("episode_length_check",)
 RHI_OFFERED_OUTCOMES = ("COMPLETED", "DECLINED", "NOT_POSSIBLE")
 REPEAT_EPISODES, REPEAT_WINDOW_DAYS = 3, 30
+# The audit reason the relay writes, once, when every channel has failed (pipeline.service.notify.undelivered).
+UNDELIVERED_REASON = "no channel delivered it"
 
 
 @dataclass(frozen=True)
@@ -347,14 +349,17 @@ SELECT d.child_id AS child_id, d.school_urn AS school,
         return levels
 
     def delivery_failures(self, p: Period, by: str | None) -> dict[str, int]:
-        """Notifications created in the period that the relay tried to deliver and no channel delivered: no
-        delivery recorded, and past ``pending`` (``failed``, or read in the app after failing)."""
+        """Notifications created in the period that no channel delivered: the relay recorded it (an audit entry
+        `failed` "no channel delivered it", written once when every channel has failed) by ``as_of``, and no
+        delivery was recorded by then."""
         keys, group_by = self._keys(by, "ev.child_id", "n.school_urn")
         sql = f"""
 SELECT {keys}, COUNT(*) AS failures
   FROM notification n LEFT JOIN event ev ON ev.event_id = n.event_id
- WHERE n.delivered_at IS NULL AND n.created_at >= :start AND n.created_at < :end AND n.created_at <= :as_of
-   AND n.status NOT IN ('pending', 'withheld'){group_by}"""
+ WHERE n.created_at >= :start AND n.created_at < :end AND n.created_at <= :as_of
+   AND (n.delivered_at IS NULL OR n.delivered_at > :as_of)
+   AND EXISTS (SELECT 1 FROM auditentry a WHERE a.subject_id = n.id AND a.action = 'failed' AND a.at <= :as_of
+                 AND a.reason LIKE '{UNDELIVERED_REASON}%'){group_by}"""
         counts: dict[str, int] = {}
         for row in self._period_rows(sql, p):
             if row.failures:
