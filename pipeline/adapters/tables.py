@@ -190,7 +190,11 @@ class DeadLetter(SQLModel, table=True):
 
 
 class Notification(SQLModel, table=True):
-    __table_args__ = (Index("ix_notification_scope", "recipient_role", "recipient_ref"),)
+    __table_args__ = (
+        Index("ix_notification_scope", "recipient_role", "recipient_ref"),
+        # The scorecard's delivery failures: notifications never delivered, by when they were created.
+        Index("ix_notification_undelivered", "delivered_at", "created_at"),
+    )
 
     id: str = Field(primary_key=True)
     event_id: str = Field(index=True)
@@ -225,6 +229,9 @@ class Deadline(SQLModel, table=True):
         Index("uq_deadline_open_trigger_meeting", "child_id", unique=True,
               sqlite_where=text("kind = 'trigger_meeting' AND state = 'open'"),
               postgresql_where=text("kind = 'trigger_meeting' AND state = 'open'")),
+        # The scorecard (deadlines of a kind due in a period; covering) and the overdue board (open, by due).
+        Index("ix_deadline_scorecard", "kind", "due_at", "closed_at", "created_at", "child_id", "school_urn"),
+        Index("ix_deadline_board", "state", "due_at", "id", "escalation_level", "kind"),
     )
 
     id: str = Field(primary_key=True)
@@ -246,6 +253,9 @@ class Deadline(SQLModel, table=True):
 class AuditEntry(SQLModel, table=True):
     """Append-only: nothing is updated or deleted (database triggers refuse both, migration 0003); a correction
     is a new entry."""
+
+    # A deadline's escalation level at a past instant (the scorecard's open escalations) is counted from these.
+    __table_args__ = (Index("ix_auditentry_subject_action_at", "subject_id", "action", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(sa_column=_instant())
@@ -269,6 +279,10 @@ class Outbox(SQLModel, table=True):
 
 class MissingEpisode(SQLModel, table=True):
     """One police missing episode, folded from its events in whatever order they arrive."""
+
+    # The scorecard: a child's episodes in a rolling window, and episodes found in a period.
+    __table_args__ = (Index("ix_missingepisode_child_reported", "child_id", "reported_at"),
+                      Index("ix_missingepisode_found_at", "found_at"))
 
     episode_id: str = Field(primary_key=True)
     child_id: str | None = Field(default=None, index=True)

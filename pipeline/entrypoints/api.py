@@ -337,7 +337,10 @@ def create_app(services: Services) -> FastAPI:
         return [{"id": a.id, "at": iso(a.at), "actor": a.actor, "action": a.action, "reason": a.reason}
                 for a in page.rows]
 
+    from pipeline.entrypoints import reports
     from pipeline.entrypoints.web import add_web_routes
+
+    app.include_router(reports.router)
 
     add_web_routes(app, services, current_user)
     app.include_router(callbacks.router(services))

@@ -24,12 +24,13 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from pipeline.bootstrap import Services
-from pipeline.web import admin, auth, caseload, front_door, inbox, overdue
+from pipeline.web import admin, auth, caseload, dashboard, front_door, inbox, overdue
 from pipeline.web.auth import LoginRequired, PageNotFound, login_redirect
 from pipeline.web.render import STATIC, page
 from pipeline.web.security import CsrfRefused, SecurityHeaders
 
-ROUTERS = [auth.router, inbox.router, caseload.router, front_door.router, overdue.router, admin.router]
+ROUTERS = [auth.router, inbox.router, caseload.router, front_door.router, overdue.router, dashboard.router,
+           admin.router]
 
 
 def add_web_routes(app: FastAPI, services: Services, current_user: Callable[..., Any] | None = None) -> None:

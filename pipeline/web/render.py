@@ -61,6 +61,7 @@ NAVIGATION: list[NavItem] = [
     NavItem("Match reviews", "/reviews", frozenset({Role.TEAM, Role.MANAGER}), frozenset({FRONT_DOOR})),
     NavItem("Consent decisions", "/decisions", frozenset({Role.TEAM, Role.MANAGER}), frozenset({FRONT_DOOR})),
     NavItem("Overdue", "/overdue", frozenset({Role.MANAGER})),
+    NavItem("Dashboard", "/dashboard", frozenset({Role.MANAGER})),
     NavItem("Users", "/admin/users", frozenset({Role.ADMIN})),
 ]
 
