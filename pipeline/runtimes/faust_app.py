@@ -51,7 +51,7 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
     @app.timer(interval=float(runtime.get("relay_interval_seconds", 1)))
     async def outbox_relay() -> None:
         def drain() -> None:
-            while relay(services.store, services.channel, services.publisher, services.clock()):
+            while relay(services.store, services.delivery, services.publisher, services.clock()):
                 pass
 
         await asyncio.to_thread(drain)
