@@ -220,7 +220,7 @@ def _moved_on(event_id: str) -> str:
 
 
 def _rebind(repo: Repository, deadline: t.Deadline, child_id: str | None, now: datetime) -> None:
-    """An open deadline belongs to the episode's current child (its owner follows from the child's facts)."""
+    """A deadline of the episode belongs to its current child (its owner follows from the child's facts)."""
     if child_id is None or deadline.child_id == child_id:
         return
     deadline.child_id = child_id

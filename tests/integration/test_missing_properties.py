@@ -107,11 +107,11 @@ def test_any_order_same_outcome(specs: list[dict[str, Any]], data: st.DataObject
     mixed = shuffled + duplicates
     batches = [mixed[a:b] for a, b in zip([0, *cuts], [*cuts, len(mixed)], strict=True)]
 
-    canonical = start_pipeline(Path(tmp_path_factory.mktemp("canonical")))
+    canonical = start_pipeline(Path(tmp_path_factory.mktemp("canonical")), web_passwords=False)
     replay(canonical, [events], step_hours=1)
     check_invariants(canonical)
 
-    reordered = start_pipeline(Path(tmp_path_factory.mktemp("reordered")))
+    reordered = start_pipeline(Path(tmp_path_factory.mktemp("reordered")), web_passwords=False)
     replay(reordered, batches, step_hours=data.draw(st.integers(0, 30)))
     check_invariants(reordered)
     assert final_state(reordered) == final_state(canonical)
@@ -245,14 +245,28 @@ def run_reordered(pipeline: Pipeline, batches: list[list[tuple[str, dict[str, An
         assert decided.status_code == 200, decided.text
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-@settings(max_examples=8, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate),  # no shrinking:
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # bounded time
+ORDER_SETTINGS: dict[str, Any] = {
+    "deadline": None, "phases": (Phase.explicit, Phase.reuse, Phase.generate),  # no shrinking: bounded time
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]}
+
+
+@settings(max_examples=10, **ORDER_SETTINGS)
 @given(spec=one_episode, data=st.data())
-def test_owners_and_escalations_follow_the_current_facts_whatever_the_order(
-        backend: str, spec: dict[str, Any], data: st.DataObject, tmp_path_factory: pytest.TempPathFactory,
-        request: pytest.FixtureRequest) -> None:
-    services = request.getfixturevalue("real_services") if backend == "postgresql" else None
+def test_owners_and_escalations_follow_the_current_facts_whatever_the_order_sqlite(
+        spec: dict[str, Any], data: st.DataObject, tmp_path_factory: pytest.TempPathFactory) -> None:
+    check_owners_and_escalations("sqlite", None, spec, data, tmp_path_factory)
+
+
+@settings(max_examples=5, **ORDER_SETTINGS)
+@given(spec=one_episode, data=st.data())
+def test_owners_and_escalations_follow_the_current_facts_whatever_the_order_postgresql(
+        spec: dict[str, Any], data: st.DataObject, tmp_path_factory: pytest.TempPathFactory,
+        real_services: dict[str, str]) -> None:
+    check_owners_and_escalations("postgresql", real_services, spec, data, tmp_path_factory)
+
+
+def check_owners_and_escalations(backend: str, services: dict[str, str] | None, spec: dict[str, Any],
+                                 data: st.DataObject, tmp_path_factory: pytest.TempPathFactory) -> None:
     in_order = one_episode_events(spec, LILY)
     reviewed = data.draw(st.booleans(), label="a later review links the child")
     events = one_episode_events(spec, LILY_TYPO) if reviewed else [
