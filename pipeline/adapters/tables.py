@@ -47,6 +47,8 @@ class User(SQLModel, table=True):
     team: str | None = None
     password_hash: str | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=_instant())
+    # A disabled user can neither log in nor use an API token; the row stays, so the audit still names them.
+    disabled_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
 
 
 class ApiToken(SQLModel, table=True):
@@ -54,6 +56,31 @@ class ApiToken(SQLModel, table=True):
     user_id: int = Field(foreign_key="user.id", index=True)
     kind: str = "api"  # api | web
     created_at: datetime = Field(default_factory=utcnow, sa_column=_instant())
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser. The cookie carries a random token; only its SHA-256 is stored here.
+
+    It ends when idle too long or too old (``web.session_idle`` / ``web.session_absolute`` in config), or
+    at logout, when ``revoked_at`` is set; the CSRF token of every form in the session lives with it.
+    """
+
+    token_hash: str = Field(primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    csrf_token: str
+    created_at: datetime = Field(sa_column=_instant())
+    last_seen_at: datetime = Field(sa_column=_instant())
+    revoked_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+
+
+class LoginAttempt(SQLModel, table=True):
+    """One try at the login form, for throttling. ``key`` is a SHA-256 (of the email, or of the client
+    address), never the email itself."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(index=True)
+    at: datetime = Field(sa_column=_instant(index=True))
+    succeeded: bool
 
 
 class School(SQLModel, table=True):
@@ -163,7 +190,11 @@ class DeadLetter(SQLModel, table=True):
 
 
 class Notification(SQLModel, table=True):
-    __table_args__ = (Index("ix_notification_scope", "recipient_role", "recipient_ref"),)
+    __table_args__ = (
+        Index("ix_notification_scope", "recipient_role", "recipient_ref"),
+        # The scorecard's delivery failures: notifications never delivered, by when they were created.
+        Index("ix_notification_undelivered", "delivered_at", "created_at"),
+    )
 
     id: str = Field(primary_key=True)
     event_id: str = Field(index=True)
@@ -198,6 +229,9 @@ class Deadline(SQLModel, table=True):
         Index("uq_deadline_open_trigger_meeting", "child_id", unique=True,
               sqlite_where=text("kind = 'trigger_meeting' AND state = 'open'"),
               postgresql_where=text("kind = 'trigger_meeting' AND state = 'open'")),
+        # The scorecard (deadlines of a kind due in a period; covering) and the overdue board (open, by due).
+        Index("ix_deadline_scorecard", "kind", "due_at", "closed_at", "created_at", "child_id", "school_urn"),
+        Index("ix_deadline_board", "state", "due_at", "id", "escalation_level", "kind"),
     )
 
     id: str = Field(primary_key=True)
@@ -219,6 +253,9 @@ class Deadline(SQLModel, table=True):
 class AuditEntry(SQLModel, table=True):
     """Append-only: nothing is updated or deleted (database triggers refuse both, migration 0003); a correction
     is a new entry."""
+
+    # A deadline's escalation level at a past instant (the scorecard's open escalations) is counted from these.
+    __table_args__ = (Index("ix_auditentry_subject_action_at", "subject_id", "action", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(sa_column=_instant())
@@ -242,6 +279,10 @@ class Outbox(SQLModel, table=True):
 
 class MissingEpisode(SQLModel, table=True):
     """One police missing episode, folded from its events in whatever order they arrive."""
+
+    # The scorecard: a child's episodes in a rolling window, and episodes found in a period.
+    __table_args__ = (Index("ix_missingepisode_child_reported", "child_id", "reported_at"),
+                      Index("ix_missingepisode_found_at", "found_at"))
 
     episode_id: str = Field(primary_key=True)
     child_id: str | None = Field(default=None, index=True)
@@ -272,3 +313,32 @@ class TriggerMeeting(SQLModel, table=True):
     held_at: datetime = Field(sa_column=_instant())
     outcome: str
     event_id: str = Field(unique=True)
+
+
+class Delivery(SQLModel, table=True):
+    """One notification on one channel (email, sms, webhook), with its attempts record.
+
+    Written with the notification in the same transaction; the relay resolves it against the council's routes,
+    claims it, sends it and records each attempt's outcome (pipeline/service/relay.py). States are listed in
+    pipeline/domain/delivery.py. No address or message text is kept here: those come from the notification.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("notification_id", "channel", name="uq_delivery_notification_channel"),
+        Index("ix_delivery_due", "state", "next_attempt_at"),
+    )
+
+    id: str = Field(primary_key=True)
+    notification_id: str = Field(index=True)
+    channel: str
+    state: str = "new"
+    position: int = 0  # 0: sent at once; 1, 2, ...: fallback order
+    attempts: int = 0
+    ambiguous_resends: int = 0  # re-sends after an ambiguous failure (at most one): possible duplicates
+    provider: str | None = None
+    provider_ref: str | None = Field(default=None, index=True)  # Twilio SID / Notify id, for status callbacks
+    last_outcome: str | None = None  # accepted | transient | permanent | ambiguous | a provider status
+    last_error: str | None = None  # what failed, never a value
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    last_attempt_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    created_at: datetime = Field(sa_column=_instant())

@@ -21,6 +21,7 @@ from pipeline.domain.model import (
     HEAD_OF_SERVICE,
     IRO_ROLE,
     MISSING_COORDINATOR,
+    SCIES,
     WORKER_ROLE,
     ChildFacts,
     Contact,
@@ -218,13 +219,15 @@ def report_notifications(episode: Episode, facts: ChildFacts | None, is_high: bo
         planned.append(_notification(f"{key}:head_of_service", HEAD_OF_SERVICE, HEAD_OF_SERVICE,
                                      _team(directory, HEAD_OF_SERVICE), "high risk or exploitation: told at once",
                                      "URGENT", base))
-    planned.extend(school_notifications(episode, facts, policy, "missing"))
+    planned.extend(school_notifications(episode, facts, policy, "missing", directory))
     return planned
 
 
 def school_notifications(episode: Episode, facts: ChildFacts | None, policy: Policy,
-                         what: str) -> list[PlannedNotification]:
-    """During term the school DSL is told only that the pupil is missing, and later found."""
+                         what: str, directory: Directory) -> list[PlannedNotification]:
+    """During term the school is told only that the pupil is missing, and later found, routed as self-harm
+    routing does: an in-area state school's DSL directly; an independent or out-of-area school through the
+    SCiES team, who contact that school (the same minimal content, with which school it is)."""
     if facts is None:
         return []
     at = episode.reported_at if what == "missing" else episode.found_at
@@ -233,14 +236,22 @@ def school_notifications(episode: Episode, facts: ChildFacts | None, policy: Pol
     planned = []
     for enrolment in facts.enrolments:
         school = enrolment.school
-        if not (school.in_area and school.school_type == "STATE") or not in_term(policy, day, school.urn):
+        if not in_term(policy, day, school.urn):
             continue
-        content = {"pupil": {"given_name": enrolment.identity.given_name,
-                             "family_name": enrolment.identity.family_name,
-                             "date_of_birth": enrolment.identity.date_of_birth.isoformat(), "upn": enrolment.upn},
-                   "status": what}
-        planned.append(_notification(f"missing:{episode.episode_id}:{what}:dsl:{school.urn}", DSL_ROLE, school.urn,
-                                     school.dsl, f"pupil {what}", "ROUTINE", content, school.urn))
+        content: dict[str, Any] = {
+            "pupil": {"given_name": enrolment.identity.given_name, "family_name": enrolment.identity.family_name,
+                      "date_of_birth": enrolment.identity.date_of_birth.isoformat(), "upn": enrolment.upn},
+            "status": what}
+        if school.in_area and school.school_type == "STATE":
+            planned.append(_notification(f"missing:{episode.episode_id}:{what}:dsl:{school.urn}", DSL_ROLE,
+                                         school.urn, school.dsl, f"pupil {what}", "ROUTINE", content, school.urn))
+            continue
+        kind = "independent" if school.school_type == "INDEPENDENT" else "out-of-area"
+        content["school"] = {"urn": school.urn, "name": school.name}
+        planned.append(_notification(f"missing:{episode.episode_id}:{what}:scies:{school.urn}", SCIES, SCIES,
+                                     _team(directory, SCIES),
+                                     f"pupil {what}: on the roll of an {kind} school ({school.urn})", "ROUTINE",
+                                     content))
     return planned
 
 
@@ -258,7 +269,7 @@ def found_notifications(episode: Episode, facts: ChildFacts | None, directory: D
                                          WORKER_ROLE, involvement.worker_email, Contact(involvement.worker_email),
                                          "child found: return home interview due", "ROUTINE", content))
     if episode.reported:
-        planned.extend(school_notifications(episode, facts, policy, "found"))
+        planned.extend(school_notifications(episode, facts, policy, "found", directory))
     return planned
 
 

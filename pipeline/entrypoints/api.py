@@ -20,11 +20,13 @@ from pydantic import BaseModel, StringConstraints
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
+from pipeline.adapters import deliveries
 from pipeline.adapters import paging as keysets
 from pipeline.adapters import tables as t
 from pipeline.adapters.repository import Repository
 from pipeline.bootstrap import Services
 from pipeline.domain.model import FRONT_DOOR, Role
+from pipeline.entrypoints import callbacks
 from pipeline.entrypoints.paging import Paging
 from pipeline.service import casework
 from pipeline.service.access import NOTIFICATION_READERS, may_acknowledge, notification_scope, visible_notification
@@ -33,7 +35,6 @@ from pipeline.service.users import user_for_token
 
 log = logging.getLogger(__name__)
 NOT_FOUND = {"detail": "Not Found"}  # byte for byte what an unmatched route answers
-SESSION_COOKIE = "safeguard_session"
 
 
 class ApiError(Exception):
@@ -78,16 +79,20 @@ def read_session(request: Request) -> Iterator[Session]:
 
 
 def current_user(request: Request, authorization: Annotated[str | None, Header()] = None) -> t.User:
-    """The caller, from a bearer token or the web app's session cookie; 401 otherwise."""
-    token = None
+    """The caller, from a bearer token, or for reading (GET) from the web app's server-side session; 401
+    otherwise. A change through the API always needs the bearer token (the web app's forms have their own
+    routes, with CSRF protection)."""
+    from pipeline.web.auth import visitor_of
+
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
-    elif request.cookies.get(SESSION_COOKIE):
-        token = request.cookies[SESSION_COOKIE]
-    if not token:
-        raise ApiError(401, {"detail": "authentication required"})
-    with services_of(request).store.read() as session:
-        user = user_for_token(session, token)
+        with services_of(request).store.read() as session:
+            user = user_for_token(session, token) if token else None
+    elif request.method in ("GET", "HEAD"):
+        visitor = visitor_of(request)
+        user = visitor.user if visitor is not None else None
+    else:
+        user = None
     if user is None:
         raise ApiError(401, {"detail": "authentication required"})
     return user
@@ -261,7 +266,7 @@ def create_app(services: Services) -> FastAPI:
         with services.store.transaction() as s:
             row = _visible(s, user, notification_id)
             casework.record_view(Repository(s), row, user.email, services.clock())
-            return notification_json(row, detail=True)
+            return {**notification_json(row, detail=True), "deliveries": deliveries.summary(s, row.id)}
 
     @app.post("/api/notifications/{notification_id}/acknowledge")
     def acknowledge(notification_id: str, ack: Acknowledgement, user: CurrentUser) -> dict[str, Any]:
@@ -332,9 +337,13 @@ def create_app(services: Services) -> FastAPI:
         return [{"id": a.id, "at": iso(a.at), "actor": a.actor, "action": a.action, "reason": a.reason}
                 for a in page.rows]
 
+    from pipeline.entrypoints import reports
     from pipeline.entrypoints.web import add_web_routes
 
+    app.include_router(reports.router)
+
     add_web_routes(app, services, current_user)
+    app.include_router(callbacks.router(services))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -11,10 +11,15 @@ from typing import Annotated
 
 import typer
 
+from pipeline.codec import EVENT_TYPES
+from pipeline.domain.model import Role
 from pipeline.settings import Settings
 
+ROLES = ", ".join(r.value for r in Role)
+KINDS = "schools, pupils, ehe, involvements, teams"
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Safeguarding partnership pipeline.")
-users_app = typer.Typer(no_args_is_help=True, help="Manage users.")
+users_app = typer.Typer(no_args_is_help=True, help=f"Manage users. Roles: {ROLES}.")
 app.add_typer(users_app, name="users")
 events_app = typer.Typer(no_args_is_help=True, help="Accepted events whose processing failed.")
 app.add_typer(events_app, name="events")
@@ -25,10 +30,23 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _port_free(host: str, port: int) -> None:
+    """One clear line and exit 1 when the port is taken, instead of a server traceback."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise _fail(f"cannot listen on {host}:{port}: {error.strerror or 'address not available'} "
+                        f"(is another safeguard running? choose another with --port)", 1) from None
+
+
 @app.command()
 def run(demo: Annotated[bool, typer.Option("--demo", help="Load demo data and use minute-scale windows.")] = False,
         host: str = "127.0.0.1", port: int = 8000) -> None:
     """The embedded pipeline, scheduler and web app in one process."""
+    _port_free(host, port)
     from pipeline.bootstrap import build, configure_logging
     from pipeline.runtimes.embedded import EmbeddedRuntime
 
@@ -63,6 +81,7 @@ def worker() -> None:
 @app.command()
 def api(host: str = "127.0.0.1", port: int = 8000) -> None:
     """The web app and API alone."""
+    _port_free(host, port)
     import uvicorn
 
     from pipeline.bootstrap import build, configure_logging
@@ -88,7 +107,8 @@ def demo_data(out: Annotated[Path, typer.Option("--out", help="Directory for the
 
 
 @app.command()
-def load(kind: str, file: Path) -> None:
+def load(kind: Annotated[str, typer.Argument(help=f"One of: {KINDS}.")],
+         file: Annotated[Path, typer.Argument(help="The CSV file: the full current list for its KIND.")]) -> None:
     """Load reference data: KIND is schools, pupils, ehe, involvements or teams."""
     from pipeline.bootstrap import build, system_clock
     from pipeline.service.reference import KINDS, ReferenceError
@@ -105,7 +125,7 @@ def load(kind: str, file: Path) -> None:
     services = build(Settings())
     try:
         with services.store.transaction() as session:
-            report = load_reference(session, kind, text, system_clock())
+            report = load_reference(session, kind, text, system_clock(), services.ctx.policy.routed_teams())
     except ReferenceError as error:
         for problem in error.problems:
             typer.echo(problem, err=True)
@@ -114,13 +134,16 @@ def load(kind: str, file: Path) -> None:
 
 
 @users_app.command("add")
-def users_add(role: Annotated[str, typer.Option("--role")], email: Annotated[str, typer.Option("--email")],
-              school: Annotated[str | None, typer.Option("--school")] = None,
-              team: Annotated[str | None, typer.Option("--team")] = None,
-              password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False) -> None:
+def users_add(role: Annotated[str, typer.Option("--role", help=f"One of: {ROLES} (dsl covers deputies too).")],
+              email: Annotated[str, typer.Option("--email", help="The user's work email address.")],
+              school: Annotated[str | None, typer.Option("--school", help="URN of a loaded school (dsl).")] = None,
+              team: Annotated[str | None, typer.Option("--team", help="Code of a loaded team, e.g. FRONT_DOOR "
+                                                       "(team).")] = None,
+              password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read a web password from "
+                                                           "stdin.")] = False) -> None:
     """Create a user; prints an API bearer token alone on the last line."""
     from pipeline.bootstrap import build
-    from pipeline.service.users import UserError, add_user
+    from pipeline.service.users import NotLoadedError, UserError, add_user
 
     password = None
     if password_stdin:
@@ -131,10 +154,60 @@ def users_add(role: Annotated[str, typer.Option("--role")], email: Annotated[str
     try:
         with services.store.transaction() as session:
             user, token = add_user(session, role, email, school, team, password)
+    except NotLoadedError as error:
+        raise _fail(str(error), 1) from None
     except UserError as error:
-        raise _fail(str(error), 2 if "role" in str(error) or "needs" in str(error) else 1) from None
+        raise _fail(str(error), 1 if "already exists" in str(error) else 2) from None
     typer.echo(f"created {user.role} user {user.id}")
     typer.echo(token)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Every user: id, role, email, school or team, and whether disabled."""
+    from pipeline.adapters.accounts import all_users
+    from pipeline.bootstrap import build
+
+    services = build(Settings())
+    with services.store.read() as session:
+        users = all_users(session)
+    typer.echo("id\trole\temail\tschool_or_team\tstate")
+    for user in users:
+        state = "disabled" if user.disabled_at is not None else "active"
+        typer.echo(f"{user.id}\t{user.role}\t{user.email}\t{user.school_urn or user.team or '-'}\t{state}")
+
+
+@users_app.command("disable")
+def users_disable(email: Annotated[str, typer.Option("--email", help="The user's email address.")]) -> None:
+    """Disable a user: no more sign-in or API token; their web sessions end now."""
+    from pipeline.bootstrap import build, system_clock
+    from pipeline.service.users import UserError, disable_user
+
+    services = build(Settings())
+    try:
+        with services.store.transaction() as session:
+            user = disable_user(session, email, system_clock())
+    except UserError as error:
+        raise _fail(str(error), 1) from None
+    typer.echo(f"disabled user {user.id}")
+
+
+@users_app.command("reset-password")
+def users_reset_password(email: Annotated[str, typer.Option("--email", help="The user's email address.")]) -> None:
+    """Set a new web password, read from stdin (at least 12 characters); their web sessions end."""
+    from pipeline.bootstrap import build, system_clock
+    from pipeline.service.users import UserError, reset_password
+
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise _fail("no password on stdin", 2)
+    services = build(Settings())
+    try:
+        with services.store.transaction() as session:
+            user = reset_password(session, email, password, system_clock())
+    except UserError as error:
+        raise _fail(str(error), 2 if "characters" in str(error) else 1) from None
+    typer.echo(f"password reset for user {user.id}")
 
 
 @events_app.command("retry")
@@ -167,7 +240,8 @@ def events_held() -> None:
 
 
 @app.command()
-def produce(event_type: str, file: Path) -> None:
+def produce(event_type: Annotated[str, typer.Argument(help=f"One of: {', '.join(EVENT_TYPES)}.")],
+            file: Annotated[Path, typer.Argument(help="JSON lines: one event object per line.")]) -> None:
     """Send each JSON line of FILE as an event; bad lines are dead-lettered with their line numbers."""
     from producers.cli_producer import produce_file
 

@@ -48,7 +48,7 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
     retries = IntakeConsumer(services.store, services.ctx, services.clock, retries_only=True)
 
     def drain_relay() -> None:
-        while relay(services.store, services.channel, services.publisher, services.clock()):
+        while relay(services.store, services.delivery, services.publisher, services.clock()):
             pass
 
     def drain_retries() -> None:

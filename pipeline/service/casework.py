@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlmodel import select
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.inbox import school_copies
 from pipeline.adapters.repository import Repository
 from pipeline.domain.events import SelfHarmAttendance
 from pipeline.domain.matching import group_people
@@ -30,11 +31,13 @@ from pipeline.service.handlers import (
 from pipeline.service.sweep import close_deadline
 
 # Deadlines that exist only for someone to acknowledge a notification: the school alert (the DSL or deputy),
-# the holiday rule's SCiES alert, and the allocated team's strategy discussion. Acknowledging the alert or its
+# the holiday rule's SCiES alert, the allocated team's strategy discussion, and the front door's alert that nobody
+# could be reached (delivery_failure). Acknowledging the alert or its
 # reminder closes them. An escalation is never the thing the deadline waits for: a manager acknowledging
 # it does not stop the ladder. Every other deadline waits for an event or a decision (the return interview
 # recorded, the trigger meeting held, the child found, the front door's release or review decision).
-CLOSED_BY_ACKNOWLEDGEMENT = frozenset({"self_harm_acknowledgement", "self_harm_holiday_scies", "strategy_discussion"})
+CLOSED_BY_ACKNOWLEDGEMENT = frozenset({"self_harm_acknowledgement", "self_harm_holiday_scies", "strategy_discussion",
+                                       "delivery_failure"})
 
 
 class CaseworkError(Exception):
@@ -50,17 +53,24 @@ def record_view(repo: Repository, row: t.Notification, actor: str, now: datetime
 
 def acknowledge(repo: Repository, row: t.Notification, actor: str, user_id: int, outcome: str,
                 now: datetime) -> t.Notification:
-    """Idempotent: the first acknowledgement's time is kept; it stops the escalation."""
+    """Idempotent: the first acknowledgement's time is kept; it stops the escalation. For a school, one
+    acknowledgement (by the DSL or the deputy, of the alert or a reminder) acknowledges every copy."""
     if row.status == NotificationStatus.WITHHELD:
         raise CaseworkError("a withheld notification cannot be acknowledged")
     if row.acknowledged_at is not None:
         return row
-    row.status = NotificationStatus.ACKNOWLEDGED
-    row.acknowledged_at = now
-    row.acknowledged_by = user_id
-    row.outcome = outcome
-    repo.session.add(row)
-    repo.audit(now, actor, "acknowledged", row.id, "acknowledged with an outcome")
+    # A school's alert goes to the DSL and the deputy (and its reminders to both): either acknowledging any
+    # copy acknowledges the case for the school. Each copy's audit entry names who did it.
+    for copy in school_copies(repo.session, row):
+        if copy.acknowledged_at is not None or copy.status == NotificationStatus.WITHHELD:
+            continue
+        copy.status = NotificationStatus.ACKNOWLEDGED
+        copy.acknowledged_at = now
+        copy.acknowledged_by = user_id
+        copy.outcome = outcome
+        repo.session.add(copy)
+        repo.audit(now, actor, "acknowledged", copy.id, "acknowledged with an outcome" if copy.id == row.id
+                   else f"acknowledged for the school with {row.id}")
     if row.deadline_id and row.kind in ("alert", "reminder"):
         deadline = repo.session.get(t.Deadline, row.deadline_id)
         if deadline is not None and deadline.state == "open" and deadline.kind in CLOSED_BY_ACKNOWLEDGEMENT:

@@ -33,14 +33,18 @@ def seed_demo(services: Services) -> list[str]:
         if session.exec(select(t.School)).first() is None:
             data = generate(seed=DEMO_SEED, pupils=DEMO_PUPILS)
             for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
-                load(session, kind, _csv_text(kind, data[kind]), now)
+                load(session, kind, _csv_text(kind, data[kind]), now, services.ctx.policy.routed_teams())
                 session.flush()
         school = session.exec(select(t.School).where(t.School.in_area, t.School.school_type == "STATE")
                               .order_by(t.School.urn)).first()
         assert school is not None
+        worker = session.exec(select(t.Involvement.worker_email).where(t.Involvement.worker_email.is_not(None))  # type: ignore[union-attr]
+                               .order_by(t.Involvement.worker_email)).first()
         demo_users = [("dsl", "dsl@demo.example", school.urn, None), ("manager", "manager@demo.example", None, None),
                       ("team", "front-door@demo.example", None, "FRONT_DOOR"),
-                      ("producer", "hospital@demo.example", None, None)]
+                      ("producer", "hospital@demo.example", None, None), ("admin", "admin@demo.example", None, None)]
+        if worker:
+            demo_users.append(("worker", worker, None, None))
         for role, email, urn, team in demo_users:
             if session.exec(select(t.User).where(t.User.email == email)).first() is None:
                 add_user(session, role, email, urn, team, DEMO_PASSWORD)
@@ -50,6 +54,8 @@ def seed_demo(services: Services) -> list[str]:
         f"  DSL of school {school.urn}: dsl@demo.example",
         "  manager:                manager@demo.example",
         "  front door team:        front-door@demo.example",
+        *([f"  worker (a caseload):    {worker}"] if worker else []),
+        "  admin (users):          admin@demo.example",
         "A demo hospital sends a self-harm attendance every 20 seconds; unacknowledged school alerts",
         "escalate within minutes (config/demo.yaml).",
     ]

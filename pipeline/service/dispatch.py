@@ -28,6 +28,11 @@ class HandlerError(Exception):
     """A valid event that cannot be processed (kept accepted, tried again, then held; never stops the pipeline)."""
 
 
+class RejectedEvent(Exception):
+    """An event the rules refuse for good: it names something the pipeline never issued (a trigger meeting's
+    child_id). Trying again cannot help, so it is dead-lettered at once, as input that is not acceptable."""
+
+
 def process(repo: Repository, event: t.Event, ctx: Context, now: datetime) -> None:
     """Run the event's handler and mark it processed, all in the caller's transaction."""
     handler = HANDLERS.get(event.event_type)

@@ -36,7 +36,8 @@ from pipeline.domain.model import (
     PlannedNotification,
 )
 from pipeline.domain.policy import Policy
-from pipeline.service.handlers import Context, record_of, store_notification
+from pipeline.service.handlers import Context, record_of
+from pipeline.service.notify import notify
 from pipeline.service.sweep import close_deadline
 
 PATHWAY = rules.PATHWAY
@@ -242,11 +243,7 @@ ASSIGNED_DEADLINES = frozenset({"return_interview", "strategy_discussion", "trig
 
 
 def _notify(repo: Repository, event_id: str, item: PlannedNotification, now: datetime) -> t.Notification | None:
-    if not item.contact.reachable and item.recipient_role != FRONT_DOOR:
-        front = repo.directory().teams.get(FRONT_DOOR) or Contact(None)
-        item = replace(item, recipient_role=FRONT_DOOR, recipient_ref=FRONT_DOOR, contact=front,
-                             reason=f"no contact on file for {item.recipient_role}: {item.reason}")
-    return store_notification(repo, event_id, item, PATHWAY, now, dedupe_key=item.key)
+    return notify(repo, event_id, item, PATHWAY, now, dedupe_key=item.key)
 
 
 def _replan(row: t.Deadline, planned: PlannedDeadline, now: datetime) -> None:
@@ -367,9 +364,9 @@ def handle_trigger_meeting(repo: Repository, event: t.Event, record: dict[str, A
                            now: datetime) -> None:
     child_id = record["child_id"]
     if repo.session.get(t.Child, child_id) is None:
-        from pipeline.service.dispatch import HandlerError
+        from pipeline.service.dispatch import RejectedEvent
 
-        raise HandlerError("trigger meeting for a child_id the pipeline never issued")
+        raise RejectedEvent("trigger meeting for a child_id the pipeline never issued")
     repo.lock_child(child_id)
     repo.session.add(t.TriggerMeeting(child_id=child_id, held_at=record["held_at"], outcome=record["outcome"],
                                       event_id=event.event_id))

@@ -19,15 +19,16 @@ from datetime import datetime, timedelta
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.event_queue import events_by_id, held_event_ids, held_events_in_order
-from pipeline.adapters.repository import SYSTEM, Repository
+from pipeline.adapters.repository import SYSTEM, Repository, new_id
 from pipeline.adapters.store import Store
 from pipeline.domain.calendar import Duration, parse_timescale
 from pipeline.domain.missing import PATHWAY as MISSING
 from pipeline.domain.model import FRONT_DOOR, Contact, PlannedNotification
 from pipeline.domain.policy import Policy
 from pipeline.domain.self_harm import PATHWAY as SELF_HARM
-from pipeline.service.dispatch import process
+from pipeline.service.dispatch import RejectedEvent, process
 from pipeline.service.handlers import Context, store_notification
+from pipeline.service.intake import publish_dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,13 @@ def pathway_of(event_type: str) -> str:
 
 
 def record_failure(repo: Repository, event: t.Event, error: BaseException, retry: RetryPolicy, now: datetime) -> bool:
-    """Count one failed try of ``event`` (in the caller's transaction); True when it is now held."""
+    """Count one failed try of ``event`` (in the caller's transaction); True when it is now held.
+
+    A ``RejectedEvent`` is not tried again: the event is dead-lettered with the refusal as its reason.
+    """
+    if isinstance(error, RejectedEvent):
+        _reject(repo, event, error, now)
+        return True
     event.attempts = (event.attempts or 0) + 1
     event.error = type(error).__name__
     repo.session.add(event)
@@ -84,6 +91,17 @@ def record_failure(repo: Repository, event: t.Event, error: BaseException, retry
                f"handler failed ({event.error}) {event.attempts} times; held until `safeguard events retry`")
     _alert_front_door(repo, event, now)
     return True
+
+
+def _reject(repo: Repository, event: t.Event, error: RejectedEvent, now: datetime) -> None:
+    log.error("event seq %s refused by its handler; dead-lettered", event.seq)
+    event.status, event.error, event.next_attempt_at = "dead_lettered", type(error).__name__, None
+    repo.session.add(event)
+    letter = t.DeadLetter(id=new_id(), received_at=now, source="handler", event_type=event.event_type,
+                          reason=str(error), payload=event.record_json.encode(), producer_id=event.producer_id,
+                          event_id=event.event_id)
+    repo.session.add(letter)
+    publish_dead_letter(repo, letter, event.event_type)
 
 
 def _alert_front_door(repo: Repository, event: t.Event, now: datetime) -> None:

@@ -16,10 +16,11 @@ from typing import Any
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.metrics import DEADLINES_FIRED
-from pipeline.adapters.repository import SYSTEM, Repository, new_id
+from pipeline.adapters.repository import SYSTEM, Repository
 from pipeline.adapters.store import Store
-from pipeline.domain.model import FRONT_DOOR, FRONT_DOOR_MANAGER, Contact, NotificationStatus
-from pipeline.service.handlers import ESCALATIONS, Context, queue_delivery
+from pipeline.domain.model import FRONT_DOOR, FRONT_DOOR_MANAGER, Contact, PlannedNotification
+from pipeline.service.handlers import ESCALATIONS, Context
+from pipeline.service.notify import notify
 
 log = logging.getLogger(__name__)
 
@@ -112,22 +113,14 @@ def fire_step(repo: Repository, deadline: t.Deadline, step: dict[str, Any], leve
     for role in step["notify"]:
         for recipient_role, ref, contact in recipients_for(repo, deadline, role, ctx, now):
             reason = f"{deadline.kind} {step['action']} level {level}"
-            if not contact.reachable and recipient_role != FRONT_DOOR:
-                reason = f"no contact on file for {recipient_role}: {reason}"
-                recipient_role, ref = FRONT_DOOR, FRONT_DOOR
-                contact = repo.directory().teams.get(FRONT_DOOR) or Contact(None)
-            row = t.Notification(
-                id=new_id(), event_id=deadline.event_id or deadline.subject_id,
-                pathway=subject.pathway if subject is not None else "missing", kind=step["action"],
-                plan_key=f"{deadline.kind}:{level}:{role}", recipient_role=recipient_role, recipient_ref=ref,
-                school_urn=deadline.school_urn if recipient_role in ("dsl", "deputy_dsl") else None,
-                contact_email=contact.email, contact_phone=contact.phone, urgency="URGENT", reason=reason,
-                status=NotificationStatus.PENDING, content_json=json.dumps(content, default=str),
-                deadline_id=deadline.id, created_at=now,
-            )
-            repo.session.add(row)
-            repo.audit(now, SYSTEM, "created", row.id, f"{recipient_role}: {reason}")
-            queue_delivery(repo, row, now)
+            item = PlannedNotification(
+                key=f"{deadline.kind}:{level}:{role}", recipient_role=recipient_role, recipient_ref=ref,
+                contact=contact, reason=reason, urgency="URGENT", content=content, kind=step["action"],
+                school_urn=deadline.school_urn if recipient_role in ("dsl", "deputy_dsl") else None)
+            row = notify(repo, deadline.event_id or deadline.subject_id, item,
+                         subject.pathway if subject is not None else "missing", now, deadline_id=deadline.id)
+            assert row is not None  # no dedupe key: always stored
+            recipient_role = row.recipient_role
             repo.outbox(now, ESCALATIONS, deadline.subject_id, {
                 "deadline_id": deadline.id, "kind": deadline.kind, "subject_id": deadline.subject_id,
                 "level": level, "recipient_role": recipient_role, "fired_at": now.isoformat(),

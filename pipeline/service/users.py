@@ -7,13 +7,17 @@ slow hash adds nothing). Web passwords are hashed with Argon2.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
+from pipeline.adapters import accounts
 from pipeline.adapters import tables as t
+from pipeline.adapters.accounts import user_by_email
 from pipeline.domain.model import Role
 
 _hasher = PasswordHasher()
@@ -21,6 +25,14 @@ _hasher = PasswordHasher()
 
 class UserError(ValueError):
     pass
+
+
+class NotLoadedError(UserError):
+    """The school or team named is not in the loaded reference data."""
+
+
+EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
 
 
 def token_hash(token: str) -> str:
@@ -41,11 +53,18 @@ def add_user(session: Session, role: str, email: str, school_urn: str | None = N
         Role(role)
     except ValueError as error:
         raise UserError(f"unknown role; use one of {', '.join(r.value for r in Role)}") from error
+    if not EMAIL.fullmatch(email or ""):
+        raise UserError("the email address is not valid: write it like name@example.org")
     if role == Role.DSL and not school_urn:
         raise UserError("a dsl user needs --school URN")
+    team = team.strip() if team else None  # a team is named as in the teams file: any non-blank text
     if role == Role.TEAM and not team:
-        raise UserError("a team user needs --team CODE")
-    if session.exec(select(t.User).where(t.User.email == email)).first() is not None:
+        raise UserError("a team user needs --team NAME")
+    if school_urn and not accounts.school_loaded(session, school_urn):
+        raise NotLoadedError("no school with that URN is loaded: load the schools file first")
+    if team and not accounts.team_loaded(session, team):
+        raise NotLoadedError("no team with that code is loaded: load the teams (or involvements) file first")
+    if accounts.user_by_email(session, email) is not None:
         raise UserError("a user with that email already exists")
     user = t.User(email=email, role=role, school_urn=school_urn, team=team,
                   password_hash=_hasher.hash(password) if password else None)
@@ -56,16 +75,43 @@ def add_user(session: Session, role: str, email: str, school_urn: str | None = N
 
 def user_for_token(session: Session, token: str) -> t.User | None:
     row = session.get(t.ApiToken, token_hash(token))
-    return session.get(t.User, row.user_id) if row is not None else None
+    user = session.get(t.User, row.user_id) if row is not None else None
+    return user if user is not None and user.disabled_at is None else None
 
 
 def check_password(session: Session, email: str, password: str) -> t.User | None:
-    user = session.exec(select(t.User).where(t.User.email == email)).first()
-    if user is None or not user.password_hash:
+    user = user_by_email(session, email)
+    if user is None or not user.password_hash or user.disabled_at is not None:
         _hasher.hash(password)  # same work either way, so timing does not reveal which emails exist
         return None
     try:
         _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return None
+    return user
+
+
+def disable_user(session: Session, email: str, now: datetime) -> t.User:
+    """The user can no longer sign in or use an API token; their web sessions end now. The row stays, so
+    the audit still names them."""
+    user = user_by_email(session, email)
+    if user is None or user.id is None:
+        raise UserError("no user with that email")
+    if user.disabled_at is None:
+        user.disabled_at = now
+        session.add(user)
+    accounts.revoke_sessions_of(session, user.id, now)
+    return user
+
+
+def reset_password(session: Session, email: str, password: str, now: datetime) -> t.User:
+    """A new web password (Argon2); every web session the user had ends."""
+    if len(password) < 12:
+        raise UserError("the password must be at least 12 characters")
+    user = user_by_email(session, email)
+    if user is None or user.id is None:
+        raise UserError("no user with that email")
+    user.password_hash = _hasher.hash(password)
+    session.add(user)
+    accounts.revoke_sessions_of(session, user.id, now)
     return user

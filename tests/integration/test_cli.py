@@ -1,4 +1,5 @@
-"""The `safeguard` command as a user runs it: demo-data, load, users add and produce, with exit codes."""
+"""The `safeguard` command as a user runs it: demo-data, load, users (add, list, disable, reset-password),
+produce, every --help, and a port in use, with exit codes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import func, select
@@ -74,16 +76,93 @@ def test_load_validates_the_whole_file_and_reloads_idempotently(tmp_path: Path) 
     assert cli(tmp_path, "load", "pupils", str(tmp_path / "missing.csv")).returncode == 2
 
 
-def test_users_add_prints_a_token_last_and_checks_usage(tmp_path: Path) -> None:
+def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str, stdin: str | None = None) -> Any:
+    """The same command run in this process (a second each instead of a new interpreter)."""
+    from typer.testing import CliRunner
+
+    from pipeline.entrypoints.cli import app
+
+    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.delenv("SAFEGUARD_CONFIG", raising=False)
+    return CliRunner().invoke(app, list(args), input=stdin)
+
+
+def test_users_add_prints_a_token_last_and_checks_usage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def run(*args: str, stdin: str | None = None) -> Any:
+        return in_process(tmp_path, monkeypatch, *args, stdin=stdin)
+
+    # The school and team must be loaded first.
+    assert run("users", "add", "--role", "dsl", "--email", "d@s.example", "--school", "100001").exit_code == 1
+    for kind in ("schools", "teams"):
+        (tmp_path / f"{kind}.csv").write_text(REFERENCE[kind], encoding="utf-8")
+        assert run("load", kind, str(tmp_path / f"{kind}.csv")).exit_code == 0
     result = cli(tmp_path, "users", "add", "--role", "dsl", "--email", "d@s.example", "--school", "100001",
                  "--password-stdin", stdin="a long demo password\n")
     assert result.returncode == 0, result.stderr
     token = result.stdout.strip().splitlines()[-1]
     assert len(token) >= 40 and " " not in token
-    assert cli(tmp_path, "users", "add", "--role", "wizard", "--email", "w@s.example").returncode == 2
-    assert cli(tmp_path, "users", "add", "--role", "dsl", "--email", "x@s.example").returncode == 2
-    assert cli(tmp_path, "users", "add", "--role", "dsl", "--email", "d@s.example",
-               "--school", "100001").returncode == 1
+    assert run("users", "add", "--role", "wizard", "--email", "w@s.example").exit_code == 2
+    assert run("users", "add", "--role", "dsl", "--email", "x@s.example").exit_code == 2
+    assert run("users", "add", "--role", "dsl", "--email", "d@s.example", "--school", "100001").exit_code == 1
+    unknown_school = run("users", "add", "--role", "dsl", "--email", "y@s.example", "--school", "999999")
+    assert unknown_school.exit_code == 1 and "no school" in unknown_school.stderr
+    unknown_team = run("users", "add", "--role", "team", "--email", "z@s.example", "--team", "NOPE")
+    assert unknown_team.exit_code == 1 and "no team" in unknown_team.stderr
+    for malformed in ("not-an-email", "a@b", "two@@s.example", "spa ce@s.example"):
+        refused = run("users", "add", "--role", "manager", "--email", malformed)
+        assert refused.exit_code == 2 and "email" in refused.stderr
+    assert run("users", "add", "--role", "team", "--email", "fd@s.example", "--team", "FRONT_DOOR").exit_code == 0
+
+
+def test_users_list_disable_and_reset_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def run(*args: str, stdin: str | None = None) -> Any:
+        return in_process(tmp_path, monkeypatch, *args, stdin=stdin)
+
+    created = run("users", "add", "--role", "manager", "--email", "m@s.example")
+    token = created.stdout.strip().splitlines()[-1]
+    listed = cli(tmp_path, "users", "list")
+    assert listed.returncode == 0 and "manager\tm@s.example\t-\tactive" in listed.stdout
+    assert run("users", "reset-password", "--email", "m@s.example", stdin="short\n").exit_code == 2
+    assert run("users", "reset-password", "--email", "nobody@s.example", stdin="a long enough password\n"
+               ).exit_code == 1
+    assert run("users", "reset-password", "--email", "m@s.example", stdin="a long enough password\n").exit_code == 0
+    assert run("users", "disable", "--email", "m@s.example").exit_code == 0
+    assert "m@s.example\t-\tdisabled" in run("users", "list").stdout
+    assert run("users", "disable", "--email", "nobody@s.example").exit_code == 1
+
+    from fastapi.testclient import TestClient
+
+    from pipeline.bootstrap import build
+    from pipeline.entrypoints.api import create_app
+    from tests.integration.conftest import make_settings
+
+    services = build(make_settings(tmp_path, database_url=f"sqlite:///{tmp_path / 'cli.db'}"))
+    services.ready.set()
+    client = TestClient(create_app(services))
+    assert client.get("/api/deadlines", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_every_help_lists_what_it_accepts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    add = in_process(tmp_path, monkeypatch, "users", "add", "--help").stdout
+    assert all(role in add for role in ("producer", "dsl", "worker", "team", "manager", "admin"))
+    load = in_process(tmp_path, monkeypatch, "load", "--help").stdout
+    assert all(kind in load for kind in ("schools", "pupils", "ehe", "involvements", "teams"))
+    produce = cli(tmp_path, "produce", "--help").stdout  # as a user sees it
+    assert all(kind in produce for kind in ("self-harm-attendance", "missing-reported", "return-interview-recorded",
+                                            "trigger-meeting-recorded"))
+
+
+def test_a_port_in_use_is_one_clear_line_and_exit_1(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        for command in ("run", "api"):
+            result = cli(tmp_path, command, "--port", port)
+            assert result.returncode == 1
+            assert len(result.stderr.strip().splitlines()) == 1 and port in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("bad_line", ["{broken", json.dumps({"event_id": "not-a-uuid"})])

@@ -1,0 +1,69 @@
+"""Queries for people signing in: users, server-side web sessions and login attempts.
+
+The web session and login policy (how long a session lives, when logins are throttled) is in
+``pipeline.service.sessions``; this module only reads and writes the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from pipeline.adapters import tables as t
+
+
+def user_by_email(session: Session, email: str) -> t.User | None:
+    return session.exec(select(t.User).where(func.lower(t.User.email) == email.strip().lower())).first()
+
+
+def all_users(session: Session) -> Sequence[t.User]:
+    return session.exec(select(t.User).order_by(col(t.User.role), col(t.User.email))).all()
+
+
+def session_with_user(session: Session, token_hash: str) -> tuple[t.WebSession, t.User] | None:
+    row = session.get(t.WebSession, token_hash)
+    if row is None:
+        return None
+    user = session.get(t.User, row.user_id)
+    return (row, user) if user is not None else None
+
+
+def revoke_sessions_of(session: Session, user_id: int, now: datetime) -> None:
+    session.execute(update(t.WebSession).where(col(t.WebSession.user_id) == user_id,
+                                               col(t.WebSession.revoked_at).is_(None)).values(revoked_at=now))
+
+
+def failures_since(session: Session, key: str, since: datetime) -> int:
+    """Failed attempts for ``key`` after ``since`` and after the key's last successful one."""
+    last_success = session.exec(select(func.max(t.LoginAttempt.at)).where(
+        t.LoginAttempt.key == key, col(t.LoginAttempt.succeeded).is_(True))).first()
+    start = max(since, last_success) if last_success is not None else since
+    return int(session.exec(select(func.count()).select_from(t.LoginAttempt).where(
+        t.LoginAttempt.key == key, col(t.LoginAttempt.succeeded).is_(False),
+        col(t.LoginAttempt.at) > start)).one())
+
+
+def record_attempt(session: Session, key: str, at: datetime, succeeded: bool) -> None:
+    session.add(t.LoginAttempt(key=key, at=at, succeeded=succeeded))
+
+
+def school_loaded(session: Session, urn: str) -> bool:
+    school = session.get(t.School, urn)
+    return school is not None and school.ended_at is None
+
+
+def team_loaded(session: Session, code: str) -> bool:
+    """A team in the teams file, or an allocated team named by a current involvement."""
+    contact = session.get(t.TeamContact, code)
+    if contact is not None and contact.ended_at is None:
+        return True
+    return session.exec(select(t.Involvement.row_key).where(t.Involvement.team == code,
+                                                            col(t.Involvement.ended_at).is_(None)).limit(1)).first() \
+        is not None
+
+
+def user_by_id(session: Session, user_id: int) -> t.User | None:
+    return session.get(t.User, user_id)

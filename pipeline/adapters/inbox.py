@@ -1,0 +1,49 @@
+"""Queries behind the people's inboxes: a user's notifications, and what happened on their deadlines.
+
+Scope (who may see which notification) comes from ``pipeline.service.access``; these functions only add
+the rows an inbox item shows beside it (its deadline, the reminders and escalations fired on it, and the
+other copies of a school's alert).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlmodel import Session, col, select
+
+from pipeline.adapters import tables as t
+from pipeline.service.access import notification_scope
+
+SCHOOL_ROLES = ("dsl", "deputy_dsl")
+
+
+def notifications_in_scope(session: Session, user: t.User, limit: int = 1000) -> Sequence[t.Notification]:
+    return session.exec(select(t.Notification).where(notification_scope(user))
+                        .order_by(col(t.Notification.created_at).desc()).limit(limit)).all()
+
+
+def deadlines_by_id(session: Session, ids: Iterable[str]) -> dict[str, t.Deadline]:
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    return {d.id: d for d in session.exec(select(t.Deadline).where(col(t.Deadline.id).in_(wanted))).all()}
+
+
+def fired_on(session: Session, deadline_ids: Iterable[str]) -> Sequence[t.Notification]:
+    """Reminders and escalations fired on these deadlines, to anyone (the inbox shows only who and when)."""
+    wanted = sorted(set(deadline_ids))
+    if not wanted:
+        return []
+    return session.exec(select(t.Notification).where(col(t.Notification.deadline_id).in_(wanted),
+                                                     col(t.Notification.kind).in_(("reminder", "escalation")))
+                        .order_by(col(t.Notification.created_at))).all()
+
+
+def school_copies(session: Session, row: t.Notification) -> Sequence[t.Notification]:
+    """Every copy of a school's alert or reminder (DSL and deputy, on the same deadline): one case for the school."""
+    if row.recipient_role not in SCHOOL_ROLES or row.school_urn is None:
+        return [row]
+    same = col(t.Notification.deadline_id) == row.deadline_id if row.deadline_id else \
+        col(t.Notification.id) == row.id
+    return session.exec(select(t.Notification).where(same, col(t.Notification.recipient_role).in_(SCHOOL_ROLES),
+                                                     t.Notification.school_urn == row.school_urn)).all()

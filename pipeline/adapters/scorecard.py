@@ -1,0 +1,470 @@
+"""The partnership's scorecard, computed by SQL queries from the records (deadlines, notifications,
+missing episodes, audit entries), never from counters kept on the side.
+
+Every measure of domain.md's "Records" table, for a period of London calendar days, for the whole
+partnership (group ``ALL``) and per school, per team or per financial-year quarter. The definitions are
+written out, one paragraph per measure, in docs/SCORECARD.md; the queries here are those definitions.
+The same SQL runs on SQLite and PostgreSQL: only two small expressions (minutes between two instants, an
+instant plus 30 days) are written per dialect.
+
+Groups: a case's school is the school a school alert was addressed to (the deadline's ``school_urn``),
+otherwise the school of the child's current roll record (``NONE`` when there is none); a case's team is
+the team of the child's current social-care involvement (``UNALLOCATED`` when there is none, or when the
+event was never linked to a child).
+
+The evaluation instant ``as_of`` is the period's end, or now if that is earlier: a deadline still open then
+counts as not on time once it is overdue, and is left out while it is not yet due.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import bindparam, text
+from sqlmodel import Session
+
+from pipeline.adapters.tables import UTCDateTime
+
+ALL = "ALL"
+NO_SCHOOL = "NONE"
+NO_TEAM = "UNALLOCATED"
+GROUPINGS = ("school", "team", "quarter")
+
+# Ratio measures: (API key, deadline kind) for the four "done by the deadline" measures.
+DEADLINE_MEASURES = {
+    "ack_on_time": "self_harm_acknowledgement",
+    "trigger_meeting_on_time": "trigger_meeting",
+    "reviews_on_time": "match_review",
+    "withheld_decided_on_time": "consent_decision",
+}
+RATIO_MEASURES = ("ack_on_time", "rhi_within_72h", "rhi_offered", "trigger_meeting_on_time", "reviews_on_time",
+                  "withheld_decided_on_time")
+MEASURES = ("ack_on_time", "median_minutes_to_ack", "rhi_within_72h", "rhi_offered", "trigger_meeting_on_time",
+            "repeat_missing_children", "reviews_on_time", "withheld_decided_on_time", "open_escalations",
+            "delivery_failures")
+ESCALATION_LEVELS = ("1", "2", "3")
+# Deadlines the sweep uses for its own checks: nobody owns them, so they are never an open escalation.
+INTERNAL_KINDS = ("episode_length_check",)
+RHI_OFFERED_OUTCOMES = ("COMPLETED", "DECLINED", "NOT_POSSIBLE")
+REPEAT_EPISODES, REPEAT_WINDOW_DAYS = 3, 30
+# The audit reason the relay writes, once, when every channel has failed (pipeline.service.notify.undelivered).
+UNDELIVERED_REASON = "no channel delivered it"
+
+
+@dataclass(frozen=True)
+class Period:
+    """[start, end) in UTC, from London calendar days; ``as_of`` = min(end, now)."""
+
+    label: str
+    first_day: date
+    last_day: date
+    start: datetime
+    end: datetime
+    as_of: datetime
+
+
+def period(first_day: date, last_day: date, now: datetime, tz: ZoneInfo, label: str = ALL) -> Period:
+    start = datetime.combine(first_day, time(0), tzinfo=tz).astimezone(UTC)
+    end = datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=tz).astimezone(UTC)
+    return Period(label, first_day, last_day, start, end, min(end, now))
+
+
+def quarter_of(day: date) -> tuple[int, int]:
+    """(financial year starting April, quarter 1-4): April-June is Q1, January-March is Q4."""
+    year = day.year if day.month >= 4 else day.year - 1
+    return year, (day.month - 4) % 12 // 3 + 1
+
+
+def quarter_label(day: date) -> str:
+    year, quarter = quarter_of(day)
+    return f"{year}-{(year + 1) % 100:02d} Q{quarter}"
+
+
+def quarter_bounds(day: date) -> tuple[date, date]:
+    year, quarter = quarter_of(day)
+    first_month = 4 + 3 * (quarter - 1)
+    first = date(year + (first_month - 1) // 12, (first_month - 1) % 12 + 1, 1)
+    after_month = first_month + 3
+    after = date(year + (after_month - 1) // 12, (after_month - 1) % 12 + 1, 1)
+    return first, after - timedelta(days=1)
+
+
+def quarters(first_day: date, last_day: date) -> list[tuple[str, date, date]]:
+    """The financial quarters overlapping [first_day, last_day], each clipped to it."""
+    found = []
+    day = first_day
+    while day <= last_day:
+        q_first, q_last = quarter_bounds(day)
+        found.append((quarter_label(day), max(q_first, first_day), min(q_last, last_day)))
+        day = q_last + timedelta(days=1)
+    return found
+
+
+@dataclass
+class Ratio:
+    numerator: int = 0
+    denominator: int = 0
+
+    @property
+    def value(self) -> float | None:
+        return round(self.numerator / self.denominator, 4) if self.denominator else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"numerator": self.numerator, "denominator": self.denominator, "value": self.value}
+
+
+@dataclass
+class Median:
+    value: float | None = None
+    count: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "count": self.count}
+
+
+@dataclass
+class ScoreRow:
+    group: str
+    ratios: dict[str, Ratio] = field(default_factory=lambda: {key: Ratio() for key in RATIO_MEASURES})
+    median_minutes_to_ack: Median = field(default_factory=Median)
+    repeat_missing_children: int = 0
+    open_escalations: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ESCALATION_LEVELS, 0))
+    delivery_failures: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"group": self.group}
+        for key in MEASURES:
+            if key in self.ratios:
+                body[key] = self.ratios[key].as_dict()
+        body["median_minutes_to_ack"] = self.median_minutes_to_ack.as_dict()
+        body["repeat_missing_children"] = self.repeat_missing_children
+        body["open_escalations"] = dict(self.open_escalations)
+        body["delivery_failures"] = self.delivery_failures
+        return {key: body[key] for key in ("group", *MEASURES)}
+
+
+CSV_COLUMNS = ("group", *(f"{key}_{part}" for key in RATIO_MEASURES for part in ("numerator", "denominator", "value")),
+               "median_minutes_to_ack", "median_minutes_to_ack_count", "repeat_missing_children",
+               *(f"open_escalations_level_{level}" for level in ESCALATION_LEVELS), "delivery_failures")
+
+
+def csv_row(row: dict[str, Any]) -> list[Any]:
+    """One scorecard row (as_dict) flattened in CSV_COLUMNS order."""
+    cells: list[Any] = [row["group"]]
+    for key in RATIO_MEASURES:
+        cells += [row[key]["numerator"], row[key]["denominator"], row[key]["value"]]
+    cells += [row["median_minutes_to_ack"]["value"], row["median_minutes_to_ack"]["count"],
+              row["repeat_missing_children"], *(row["open_escalations"][lv] for lv in ESCALATION_LEVELS),
+              row["delivery_failures"]]
+    return cells
+
+
+# ---- SQL -----------------------------------------------------------------------------------------------------
+
+def _epoch_seconds(postgres: bool, column: str) -> str:
+    """Whole seconds since 1970 of an instant column (the fraction dropped), the same on both dialects."""
+    if postgres:
+        return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column})) AS BIGINT)"
+    return f"CAST(strftime('%s', {column}) AS INTEGER)"
+
+
+def _plus_window(postgres: bool, column: str) -> str:
+    """``column`` + 30 days, in SQL: the one expression written per dialect."""
+    if postgres:
+        return f"({column} + INTERVAL '{REPEAT_WINDOW_DAYS} days')"
+    # SQLite keeps instants as 'YYYY-MM-DD HH:MM:SS.ffffff' text: datetime() drops the fraction, put it back.
+    return f"(datetime({column}, '+{REPEAT_WINDOW_DAYS} days') || substr({column}, 20))"
+
+
+# The child's current school (roll record) and team (social-care involvement), from its person key. Each
+# branch scans the (bounded) reference table and finds the child by its unique person key.
+CHILD_SCHOOL_SQL = """
+SELECT c.child_id AS child_id, p.school_urn AS grp FROM pupil p JOIN child c ON c.person_key = 'upn' || :colon || p.upn
+ WHERE p.ended_at IS NULL
+UNION ALL
+SELECT c.child_id, p.school_urn FROM pupil p JOIN child c ON c.person_key = 'nhs' || :colon || p.nhs_number
+ WHERE p.ended_at IS NULL AND p.nhs_number IS NOT NULL"""
+CHILD_TEAM_SQL = """
+SELECT c.child_id AS child_id, i.team AS grp FROM involvement i JOIN child c ON c.person_key = 'upn' || :colon || i.upn
+ WHERE i.ended_at IS NULL AND i.team IS NOT NULL AND i.upn IS NOT NULL
+UNION ALL
+SELECT c.child_id, i.team FROM involvement i JOIN child c ON c.person_key = 'nhs' || :colon || i.nhs_number
+ WHERE i.ended_at IS NULL AND i.team IS NOT NULL AND i.nhs_number IS NOT NULL
+UNION ALL
+SELECT c.child_id, i.team FROM involvement i JOIN child c ON c.person_key = 'involvement' || :colon || i.row_key
+ WHERE i.ended_at IS NULL AND i.team IS NOT NULL"""
+
+
+def child_groups(session: Session, by: str) -> dict[str, str]:
+    """child_id -> its school (URN) or team, for every child the reference data places; the smallest code
+    when a child has several."""
+    found: dict[str, str] = {}
+    rows = session.connection().execute(text(CHILD_SCHOOL_SQL if by == "school" else CHILD_TEAM_SQL),
+                                        {"colon": ":"}).all()
+    for row in rows:
+        if row.child_id not in found or row.grp < found[row.child_id]:
+            found[row.child_id] = row.grp
+    return found
+
+
+def _instants(*names: str) -> list[Any]:
+    return [bindparam(name, type_=UTCDateTime()) for name in names]
+
+
+def _instant(value: Any) -> datetime:
+    """A stored instant read through raw SQL (text on SQLite, naive on PostgreSQL): aware UTC."""
+    parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return parsed.replace(tzinfo=UTC)
+
+
+class ScorecardQueries:
+    """The queries, for one session (SQLite or PostgreSQL).
+
+    Each query aggregates its cases per child (and per school where the case names one) in SQL; the rows are
+    then summed into groups by the child's school or team, looked up once per request (``child_groups``).
+    """
+
+    def __init__(self, session: Session, postgres: bool) -> None:
+        self.session = session
+        self.postgres = postgres
+        self._groups: dict[str, dict[str, str]] = {}
+
+    def _rows(self, sql: str, params: dict[str, Any], instants: Iterable[str]) -> Sequence[Any]:
+        statement = text(sql).bindparams(*_instants(*instants))
+        return self.session.connection().execute(statement, params).all()
+
+    def _period_rows(self, sql: str, p: Period) -> Sequence[Any]:
+        return self._rows(sql, {"start": p.start, "end": p.end, "as_of": p.as_of}, ("start", "end", "as_of"))
+
+    def group_of(self, by: str | None, p: Period, child_id: str | None, school: str | None = None) -> str:
+        if by is None:
+            return p.label
+        if by == "school" and school:
+            return school
+        if by not in self._groups:
+            self._groups[by] = child_groups(self.session, by)
+        found = self._groups[by].get(child_id or "")
+        return found or (NO_SCHOOL if by == "school" else NO_TEAM)
+
+    @staticmethod
+    def _keys(by: str | None, child: str, school: str | None) -> tuple[str, str]:
+        """(select list, GROUP BY) for the keys a group is found from: none for the partnership's row; the
+        child for a team; for a school, the school the case names, else the child (to look its school up)."""
+        if by is None:
+            return "NULL AS child_id, NULL AS school", ""
+        if by == "team" or school is None:
+            return f"{child} AS child_id, NULL AS school", f" GROUP BY {child}"
+        child_key = f"CASE WHEN {school} IS NULL THEN {child} END"
+        return f"{child_key} AS child_id, {school} AS school", f" GROUP BY {child_key}, {school}"
+
+    def deadline_ratios(self, p: Period, by: str | None) -> list[tuple[str, str, int, int]]:
+        """(measure, group, numerator, denominator) for the four done-by-the-deadline measures."""
+        keys, group_by = self._keys(by, "d.child_id", "d.school_urn")
+        kinds = ", ".join(f"'{kind}'" for kind in DEADLINE_MEASURES.values())
+        sql = f"""
+SELECT d.kind AS kind, {keys},
+       SUM(CASE WHEN d.closed_at IS NOT NULL AND d.closed_at <= d.due_at AND d.closed_at <= :as_of
+                THEN 1 ELSE 0 END) AS num,
+       SUM(CASE WHEN (d.closed_at IS NOT NULL AND d.closed_at <= :as_of) OR d.due_at <= :as_of
+                THEN 1 ELSE 0 END) AS den
+  FROM deadline d
+ WHERE d.kind IN ({kinds}) AND d.due_at >= :start AND d.due_at < :end
+ {group_by.replace("GROUP BY", "GROUP BY d.kind,") if group_by else "GROUP BY d.kind"}"""
+        measure_of = {kind: key for key, kind in DEADLINE_MEASURES.items()}
+        return [(measure_of[row.kind], self.group_of(by, p, row.child_id, row.school), int(row.num or 0),
+                 int(row.den or 0)) for row in self._period_rows(sql, p)]
+
+    def median_minutes_to_ack(self, p: Period, by: str | None) -> dict[str, Median]:
+        """Minutes from each acknowledged school alert's deadline creation to its closing (in whole seconds:
+        each instant's fraction of a second dropped), and their median per group."""
+        elapsed = f"{_epoch_seconds(self.postgres, 'd.closed_at')} - {_epoch_seconds(self.postgres, 'd.created_at')}"
+        sql = f"""
+SELECT d.child_id AS child_id, d.school_urn AS school, {elapsed} AS seconds
+  FROM deadline d
+ WHERE d.kind = 'self_harm_acknowledgement' AND d.due_at >= :start AND d.due_at < :end
+   AND d.closed_at IS NOT NULL AND d.closed_at <= :as_of"""
+        minutes: dict[str, list[float]] = {}
+        for row in self._period_rows(sql, p):
+            minutes.setdefault(self.group_of(by, p, row.child_id, row.school), []).append(int(row.seconds) / 60)
+        return {group: Median(round(statistics.median(values), 1), len(values)) for group, values in minutes.items()}
+
+    def return_interviews(self, p: Period, by: str | None) -> list[tuple[str, int, int, int]]:
+        """(group, completed by the deadline, completed/declined/not possible, episodes counted)."""
+        keys, group_by = self._keys(by, "e.child_id", None)
+        offered = ", ".join(f"'{outcome}'" for outcome in RHI_OFFERED_OUTCOMES)
+        sql = f"""
+SELECT {keys},
+       SUM(CASE WHEN e.return_interview_outcome = 'COMPLETED' AND d.closed_at IS NOT NULL
+                 AND d.closed_at <= :as_of AND e.return_interview_recorded_at <= d.due_at
+                THEN 1 ELSE 0 END) AS on_time,
+       SUM(CASE WHEN e.return_interview_outcome IN ({offered}) AND d.closed_at IS NOT NULL
+                 AND d.closed_at <= :as_of THEN 1 ELSE 0 END) AS offered,
+       SUM(CASE WHEN (d.closed_at IS NOT NULL AND d.closed_at <= :as_of) OR d.due_at <= :as_of
+                THEN 1 ELSE 0 END) AS den
+  FROM missingepisode e
+  JOIN deadline d ON d.kind = 'return_interview' AND d.subject_id = e.episode_id
+ WHERE e.found_at >= :start AND e.found_at < :end AND e.found_at <= :as_of{group_by}"""
+        return [(self.group_of(by, p, row.child_id), int(row.on_time or 0), int(row.offered or 0),
+                 int(row.den or 0)) for row in self._period_rows(sql, p) if row.den is not None]
+
+    def repeat_missing_children(self, p: Period, by: str | None) -> dict[str, int]:
+        later = _plus_window(self.postgres, "e1.reported_at")
+        sql = f"""
+SELECT DISTINCT e1.child_id AS child_id FROM missingepisode e1
+  JOIN missingepisode e2 ON e2.child_id = e1.child_id AND e2.reported_at >= e1.reported_at
+   AND e2.reported_at <= {later} AND e2.reported_at < :end AND e2.reported_at <= :as_of
+ WHERE e1.child_id IS NOT NULL AND e1.reported_at >= :start AND e1.reported_at < :end
+   AND e1.reported_at <= :as_of
+ GROUP BY e1.child_id, e1.episode_id HAVING COUNT(*) >= {REPEAT_EPISODES}"""
+        counts: dict[str, int] = {}
+        for row in self._period_rows(sql, p):
+            group = self.group_of(by, p, row.child_id)
+            counts[group] = counts.get(group, 0) + 1
+        return counts
+
+    def open_escalations(self, p: Period, by: str | None) -> dict[str, dict[str, int]]:
+        """Deadlines open at ``as_of`` whose ladder had fired at least one step by then, by level (3 = 3+).
+
+        The level at an instant is the number of `escalated` audit entries the sweep wrote for the deadline
+        up to it (the deadline row only holds its level now)."""
+        internal = ", ".join(f"'{kind}'" for kind in INTERNAL_KINDS)
+        sql = f"""
+SELECT d.child_id AS child_id, d.school_urn AS school,
+       (SELECT COUNT(*) FROM auditentry a WHERE a.subject_id = d.id AND a.action = 'escalated'
+           AND a.at <= :as_of) AS level
+  FROM deadline d
+ WHERE d.escalation_level > 0 AND d.kind NOT IN ({internal}) AND d.created_at <= :as_of
+   AND (d.closed_at IS NULL OR d.closed_at > :as_of)"""
+        levels: dict[str, dict[str, int]] = {}
+        for row in self._rows(sql, {"as_of": p.as_of}, ("as_of",)):
+            if row.level:
+                group = levels.setdefault(self.group_of(by, p, row.child_id, row.school),
+                                          dict.fromkeys(ESCALATION_LEVELS, 0))
+                group[str(min(int(row.level), 3))] += 1
+        return levels
+
+    def delivery_failures(self, p: Period, by: str | None) -> dict[str, int]:
+        """Notifications created in the period that no channel delivered: the relay recorded it (an audit entry
+        `failed` "no channel delivered it", written once when every channel has failed) by ``as_of``, and no
+        delivery was recorded by then."""
+        keys, group_by = self._keys(by, "ev.child_id", "n.school_urn")
+        sql = f"""
+SELECT {keys}, COUNT(*) AS failures
+  FROM notification n LEFT JOIN event ev ON ev.event_id = n.event_id
+ WHERE n.created_at >= :start AND n.created_at < :end AND n.created_at <= :as_of
+   AND (n.delivered_at IS NULL OR n.delivered_at > :as_of)
+   AND EXISTS (SELECT 1 FROM auditentry a WHERE a.subject_id = n.id AND a.action = 'failed' AND a.at <= :as_of
+                 AND a.reason LIKE '{UNDELIVERED_REASON}%'){group_by}"""
+        counts: dict[str, int] = {}
+        for row in self._period_rows(sql, p):
+            if row.failures:
+                group = self.group_of(by, p, row.child_id, row.school)
+                counts[group] = counts.get(group, 0) + int(row.failures)
+        return counts
+
+    # ---- one period, grouped ------------------------------------------------------------------------------
+
+    def rows(self, p: Period, by: str | None) -> dict[str, ScoreRow]:
+        """Every measure for one period, per group of ``by`` (None: one row, the period's own label)."""
+        found: dict[str, ScoreRow] = {}
+
+        def row(group: str) -> ScoreRow:
+            return found.setdefault(group, ScoreRow(group))
+
+        for measure, group, numerator, denominator in self.deadline_ratios(p, by):
+            ratio = row(group).ratios[measure]
+            ratio.numerator += numerator
+            ratio.denominator += denominator
+        for group, median in self.median_minutes_to_ack(p, by).items():
+            row(group).median_minutes_to_ack = median
+        for group, on_time, offered, denominator in self.return_interviews(p, by):
+            within, any_outcome = row(group).ratios["rhi_within_72h"], row(group).ratios["rhi_offered"]
+            within.numerator += on_time
+            within.denominator += denominator
+            any_outcome.numerator += offered
+            any_outcome.denominator += denominator
+        for group, children in self.repeat_missing_children(p, by).items():
+            row(group).repeat_missing_children = children
+        for group, levels in self.open_escalations(p, by).items():
+            row(group).open_escalations = levels
+        for group, failures in self.delivery_failures(p, by).items():
+            row(group).delivery_failures = failures
+        if not by:
+            row(p.label)  # the period's row exists even when nothing happened in it
+        return {group: item for group, item in found.items() if by is None or _has_cases(item)}
+
+
+def _has_cases(row: ScoreRow) -> bool:
+    return bool(any(r.denominator for r in row.ratios.values()) or row.median_minutes_to_ack.count
+                or row.repeat_missing_children or any(row.open_escalations.values()) or row.delivery_failures)
+
+
+def scorecard(session: Session, postgres: bool, first_day: date, last_day: date, by: str, now: datetime,
+              tz: ZoneInfo) -> list[dict[str, Any]]:
+    """The scorecard for [first_day, last_day] (London days): one row per group of ``by`` (school, team or
+    financial quarter), sorted, then the whole partnership's row with group ``ALL``."""
+    if by not in GROUPINGS:
+        raise ValueError("by must be school, team or quarter")
+    queries = ScorecardQueries(session, postgres)
+    whole = period(first_day, last_day, now, tz)
+    if by == "quarter":
+        groups = [queries.rows(period(q_first, q_last, now, tz, label), None)[label]
+                  for label, q_first, q_last in quarters(first_day, last_day)]
+    else:
+        grouped = queries.rows(whole, by)
+        groups = [grouped[key] for key in sorted(grouped)]
+    total = queries.rows(whole, None)[ALL]
+    return [row.as_dict() for row in (*groups, total)]
+
+
+
+@dataclass(frozen=True)
+class Case:
+    """One case behind a ratio: counted in the denominator, and in the numerator when ``counted``."""
+
+    deadline_id: str
+    kind: str
+    child_id: str | None
+    due_at: datetime
+    done_at: datetime | None
+    counted: bool
+
+
+def cases_behind(session: Session, measure: str, p: Period, limit: int = 500) -> list[Case]:
+    """The cases behind a ratio measure for a period (the partnership's row), oldest due first: the same
+    conditions as the measure's query, one row per case."""
+    if measure in DEADLINE_MEASURES:
+        sql = """
+SELECT d.id AS id, d.kind AS kind, d.child_id AS child_id, d.due_at AS due_at, d.closed_at AS done_at,
+       CASE WHEN d.closed_at IS NOT NULL AND d.closed_at <= d.due_at AND d.closed_at <= :as_of
+            THEN 1 ELSE 0 END AS counted
+  FROM deadline d
+ WHERE d.kind = :kind AND d.due_at >= :start AND d.due_at < :end
+   AND ((d.closed_at IS NOT NULL AND d.closed_at <= :as_of) OR d.due_at <= :as_of)
+ ORDER BY d.due_at, d.id LIMIT :limit"""
+        params: dict[str, Any] = {"kind": DEADLINE_MEASURES[measure]}
+    elif measure in ("rhi_within_72h", "rhi_offered"):
+        offered = ", ".join(f"'{outcome}'" for outcome in RHI_OFFERED_OUTCOMES)
+        numerator = ("e.return_interview_outcome = 'COMPLETED' AND e.return_interview_recorded_at <= d.due_at"
+                     if measure == "rhi_within_72h" else f"e.return_interview_outcome IN ({offered})")
+        sql = f"""
+SELECT d.id AS id, d.kind AS kind, e.child_id AS child_id, d.due_at AS due_at, d.closed_at AS done_at,
+       CASE WHEN {numerator} AND d.closed_at IS NOT NULL AND d.closed_at <= :as_of THEN 1 ELSE 0 END AS counted
+  FROM missingepisode e
+  JOIN deadline d ON d.kind = 'return_interview' AND d.subject_id = e.episode_id
+ WHERE e.found_at >= :start AND e.found_at < :end AND e.found_at <= :as_of
+   AND ((d.closed_at IS NOT NULL AND d.closed_at <= :as_of) OR d.due_at <= :as_of)
+ ORDER BY d.due_at, d.id LIMIT :limit"""
+        params = {}
+    else:
+        raise ValueError("cases are listed for the ratio measures only")
+    statement = text(sql).bindparams(*_instants("start", "end", "as_of"))
+    rows = session.connection().execute(statement, {"start": p.start, "end": p.end, "as_of": p.as_of,
+                                                    "limit": limit, **params}).all()
+    return [Case(row.id, row.kind, row.child_id, _instant(row.due_at),
+                 _instant(row.done_at) if row.done_at is not None else None, bool(row.counted)) for row in rows]

@@ -1,0 +1,72 @@
+"""Admin pages: the users, and disabling one or resetting a password (as ``safeguard users disable`` and
+``users reset-password`` do). An admin sees no case content."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+
+from pipeline.adapters import accounts
+from pipeline.domain.model import Role
+from pipeline.service.sessions import SignedIn
+from pipeline.service.users import UserError, disable_user, reset_password
+from pipeline.web.auth import PageNotFound, Posted, posted_by, services_of, signed_in_as
+from pipeline.web.render import page
+
+router = APIRouter(include_in_schema=False)
+MIN_PASSWORD = 12
+
+
+@router.get("/admin/users")
+def users_page(request: Request, visitor: Annotated[SignedIn, Depends(signed_in_as(Role.ADMIN))]) -> Response:
+    with services_of(request).store.read() as s:
+        users = list(accounts.all_users(s))
+    done = {"disabled": "User disabled. Their sessions have ended.",
+            "password": "Password reset. Their sessions have ended."}.get(request.query_params.get("done", ""))
+    return page(request, "admin_users.html", title="Users", users=users, done=done)
+
+
+@router.post("/admin/users/{user_id}/disable")
+def disable(user_id: int, request: Request, posted: Annotated[Posted, Depends(posted_by(Role.ADMIN))]) -> Response:
+    services = services_of(request)
+    with services.store.transaction() as s:
+        user = accounts.user_by_id(s, user_id)
+        if user is None or user.id == posted.visitor.user.id:  # an admin does not lock themself out
+            raise PageNotFound()
+        disable_user(s, user.email, services.clock())
+    return RedirectResponse("/admin/users?done=disabled", status_code=303)
+
+
+def _password_page(request: Request, user_id: int, status: int = 200, **values: Any) -> Response:
+    with services_of(request).store.read() as s:
+        user = accounts.user_by_id(s, user_id)
+    if user is None:
+        raise PageNotFound()
+    return page(request, "admin_password.html", title="Reset a password", status=status, target=user, **values)
+
+
+@router.get("/admin/users/{user_id}/password")
+def password_page(user_id: int, request: Request,
+                  visitor: Annotated[SignedIn, Depends(signed_in_as(Role.ADMIN))]) -> Response:
+    return _password_page(request, user_id)
+
+
+@router.post("/admin/users/{user_id}/password")
+def set_password(user_id: int, request: Request,
+                 posted: Annotated[Posted, Depends(posted_by(Role.ADMIN))]) -> Response:
+    services = services_of(request)
+    password = str(posted.form.get("password") or "")
+    if len(password) < MIN_PASSWORD:
+        return _password_page(request, user_id, 400, errors=[{
+            "text": f"Enter a password of at least {MIN_PASSWORD} characters", "href": "#password"}])
+    with services.store.transaction() as s:
+        user = accounts.user_by_id(s, user_id)
+        if user is None:
+            raise PageNotFound()
+        try:
+            reset_password(s, user.email, password, services.clock())
+        except UserError:
+            raise PageNotFound() from None
+    return RedirectResponse("/admin/users?done=password", status_code=303)

@@ -1,0 +1,91 @@
+"""The web app's pages through HTTP: who may open what (others get not-found), one acknowledgement for the
+school whichever copy it is given on, and the front door's forms refusing what is not a choice."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from pipeline.entrypoints.api import create_app
+from tests.integration.conftest import Pipeline, start_pipeline
+from tests.support.world import AMELIA, LILY_TYPO, attendance
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    pipeline = start_pipeline(tmp_path_factory.mktemp("pages"))
+    yield pipeline
+    pipeline.services.store.dispose()
+
+
+def signed_in(pipeline: Pipeline, email: str) -> tuple[TestClient, str]:
+    client = TestClient(create_app(pipeline.services), follow_redirects=False)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token is not None
+    response = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token.group(1)})
+    assert response.status_code == 303
+    page = client.get("/signed-in").text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert csrf is not None
+    return client, csrf.group(1)
+
+
+def test_acknowledging_a_reminder_acknowledges_the_school_case(shared: Pipeline) -> None:
+    from datetime import UTC, datetime
+
+    pipeline = shared
+    event = attendance(AMELIA)
+    pipeline.post_event(event)
+    pipeline.run()
+    pipeline.clock.now = datetime(2026, 11, 25, 12, 1, tzinfo=UTC)  # the reminder fires at 12:00
+    pipeline.run()
+    rows = pipeline.get("/api/notifications", "dsl").json()
+    reminders = [n for n in rows if n["kind"] == "reminder"]
+    assert {n["recipient_role"] for n in reminders} == {"dsl", "deputy_dsl"}
+    deputy_reminder = next(n for n in reminders if n["recipient_role"] == "deputy_dsl")
+
+    client, csrf = signed_in(pipeline, "dsl@riverside.sch.example")
+    inbox = client.get("/notifications").text
+    assert inbox.count('class="app-inbox__item"') == 1 and "Reminder sent" in inbox
+    done = client.post(f"/notifications/{deputy_reminder['id']}/acknowledge",
+                       data={"outcome": "Seen; parents called", "csrf_token": csrf})
+    assert done.status_code == 303
+    assert {n["status"] for n in pipeline.get("/api/notifications", "dsl").json()} == {"acknowledged"}
+    for row in rows:
+        audit = pipeline.get(f"/api/audit?subject={row['id']}", "manager").json()
+        assert any(a["action"] == "acknowledged" and a["actor"] == "dsl@riverside.sch.example" for a in audit)
+    assert "self_harm_acknowledgement" not in {
+        d["kind"] for d in pipeline.get("/api/deadlines?state=open", "manager").json()}
+
+
+def test_pages_out_of_role_or_scope_are_not_found(shared: Pipeline) -> None:
+    pipeline = shared
+    review = attendance(LILY_TYPO)
+    pipeline.post_event(review)
+    pipeline.run()
+    event_id = review["event_id"]
+    scies, _ = signed_in(pipeline, "scies@test.example")
+    dsl, _ = signed_in(pipeline, "dsl@riverside.sch.example")
+    worker, worker_csrf = signed_in(pipeline, "sam.worker@northshire.gov.example")
+    for client in (scies, dsl, worker):
+        for path in ("/reviews", f"/reviews/{event_id}", "/decisions", "/admin/users"):
+            assert client.get(path).status_code == 404, path
+    assert dsl.get("/caseload").status_code == 404
+    # Return interviews go to the RHI provider here: no worker form.
+    assert worker.get("/caseload/episodes/anything/return-interview").status_code == 404
+    assert worker.post("/caseload/episodes/anything/return-interview",
+                       data={"csrf_token": worker_csrf, "outcome": "COMPLETED"}).status_code == 404
+
+    front_door, csrf = signed_in(pipeline, "fd@test.example")
+    assert front_door.get(f"/reviews/{event_id}").status_code == 200
+    refused = front_door.post(f"/reviews/{event_id}", data={"csrf_token": csrf, "child_id": "not-a-candidate",
+                                                             "reason": "a reason"})
+    assert refused.status_code == 400 and "Select the child this is about" in refused.text
+    assert pipeline.get(f"/api/events/{event_id}", "manager").json()["status"] == "review"
+    viewed = pipeline.get(f"/api/audit?subject={event_id}", "manager").json()
+    assert any(a["action"] == "viewed" and a["actor"] == "fd@test.example" for a in viewed)

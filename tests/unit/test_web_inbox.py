@@ -1,0 +1,50 @@
+"""Cases, not copies: how an inbox groups a school's copies and reminders and orders them, and reasons in words."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from pipeline.adapters import tables as t
+from pipeline.web.inbox import build_cases, order_cases, reason_words
+
+NOW = datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
+
+
+def note(id_: str, role: str, kind: str = "alert", deadline: str | None = "d1", at: datetime = NOW,
+         reason: str = "pupil on the school's roll", content: dict | None = None) -> t.Notification:  # type: ignore[type-arg]
+    return t.Notification(id=id_, event_id="e1", pathway="self-harm", kind=kind, plan_key=id_, recipient_role=role,
+                          recipient_ref="100001", school_urn="100001", urgency="ROUTINE", reason=reason,
+                          status="delivered", content_json=json.dumps(content or {"pupil": {"given_name": "A"}}),
+                          deadline_id=deadline, created_at=at)
+
+
+def deadline(id_: str, due: datetime) -> t.Deadline:
+    return t.Deadline(id=id_, kind="self_harm_acknowledgement", subject_id="n1", due_at=due, steps_json="[]",
+                      created_at=NOW)
+
+
+def test_copies_and_reminders_are_one_case_and_overdue_comes_first() -> None:
+    old = NOW - timedelta(days=1)
+    rows = [note("n1", "dsl", at=old), note("n2", "deputy_dsl", at=old),
+            note("r1", "dsl", "reminder", at=NOW), note("r2", "deputy_dsl", "reminder", at=NOW),
+            note("m1", "dsl", deadline=None, at=NOW + timedelta(minutes=5))]
+    fired = [rows[2], rows[3], note("x1", "SCIES", "escalation", at=NOW + timedelta(minutes=1))]
+    cases = order_cases(build_cases(rows, {"d1": deadline("d1", NOW - timedelta(hours=1))}, fired), NOW)
+    assert [len(c.rows) for c in cases] == [4, 1]  # the overdue case first, though the other is newer
+    first = cases[0]
+    assert first.primary.id == "n1" and first.overdue(NOW) and first.is_new
+    assert [f.id for f in first.fired] == ["r1", "x1"]  # one reminder for the school, then the escalation
+    first.rows[1].acknowledged_at = NOW
+    assert not first.overdue(NOW) and first.acknowledged is first.rows[1]
+
+
+def test_reasons_in_words() -> None:
+    reminder = note("r1", "dsl", "reminder", content={"deadline_kind": "self_harm_acknowledgement",
+                                                      "due_at": "2026-11-25T12:00:00+00:00", "level": 1})
+    reminder.reason = "self_harm_acknowledgement reminder level 1"
+    assert reason_words(reminder) == ("Reminder: school acknowledgement was not done by "
+                                      "Wednesday 25 November 2026 at midday")
+    fallback = note("f1", "FRONT_DOOR", reason="no contact on file for deputy_dsl: pupil on the school's roll")
+    assert reason_words(fallback) == ("Sent to you because there is no contact on file for the deputy designated "
+                                      "safeguarding lead. Pupil on the school's roll")

@@ -1,0 +1,34 @@
+"""How the web app writes times, dates and codes for people."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from pipeline.web.words import full_name, london, london_time, long_date, words
+
+
+def test_times_are_london_time_written_as_people_read_them() -> None:
+    assert london(datetime(2026, 12, 1, 21, 14, 59, 123456, tzinfo=UTC)) == "Tuesday 1 December 2026 at 9:14pm"
+    assert london(datetime(2026, 7, 1, 8, 0, tzinfo=UTC)) == "Wednesday 1 July 2026 at 9am"  # BST
+    assert london("2026-03-29T11:00:00+00:00") == "Sunday 29 March 2026 at midday"
+    assert london(datetime(2026, 1, 5, 0, 0, tzinfo=UTC)) == "Monday 5 January 2026 at midnight"
+    assert london_time(datetime(2026, 12, 1, 12, 30, tzinfo=UTC)) == "12:30pm"
+    assert london(None) == "Not known"
+
+
+def test_dates_and_names() -> None:
+    assert long_date(date(2013, 5, 14)) == "14 May 2013"
+    assert long_date("2013-05-04") == "4 May 2013"
+    assert long_date(datetime(2026, 6, 30, 23, 30, tzinfo=UTC)) == "1 July 2026"  # already 1 July in London
+    assert full_name({"given_name": "Amelia", "family_name": "Hartley", "upn": "X"}) == "Amelia Hartley"
+    assert full_name({"given_name": None, "family_name": "Hartley"}) == "Hartley"
+    assert full_name(None) == "Name not known"
+
+
+def test_enumerations_are_words_never_codes() -> None:
+    assert words("NOT_SOUGHT") == "Not sought"
+    assert words("deputy_dsl") == "Deputy designated safeguarding lead"
+    assert words("self_harm_acknowledgement") == "School acknowledgement"
+    assert words("LA_888") == "Council 888"
+    assert words("SOMETHING_NEW") == "Something new"
+    assert words(True) == "Yes" and words(False) == "No" and words(None) == "Not known"
