@@ -33,7 +33,7 @@ from pipeline.adapters.repository import Repository, new_id
 from pipeline.bootstrap import Services
 from pipeline.domain.events import rule_errors
 from pipeline.service.dispatch import process
-from pipeline.service.intake import publish_dead_letter
+from pipeline.service.intake import context_errors, publish_dead_letter
 from pipeline.service.retries import RetryPolicy, record_failure
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,9 @@ def handle_batch(services: Services, deliveries: Sequence[Delivery], attempt: in
         try:
             name, record = _decoded(delivery)
             problems = rule_errors(name, record)
+            if not problems and name == "trigger-meeting-recorded":
+                with services.store.read() as session:
+                    problems = [(e["field"], e["message"]) for e in context_errors(session, name, record)]
             if problems:
                 raise codec.CodecError([codec.FieldError(field, message) for field, message in problems])
             valid.append((index, name, record))

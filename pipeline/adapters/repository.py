@@ -46,6 +46,12 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def unknown_children(session: Session, child_ids: Sequence[str]) -> set[str]:
+    """Those of ``child_ids`` the pipeline never issued."""
+    known = session.exec(select(t.Child.child_id).where(col(t.Child.child_id).in_(child_ids))).all()
+    return set(child_ids) - set(known)
+
+
 def _school(row: Any) -> School:
     return School(row.urn, row.name, row.la_code, row.in_area, row.school_type,
                   Contact(row.dsl_email, row.dsl_phone), Contact(row.deputy_email, row.deputy_phone))

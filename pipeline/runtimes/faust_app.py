@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -44,29 +45,39 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
     for event_type in codec.EVENT_TYPES:
         _add_agent(app, services, event_type, prefix, partitions)
 
+    retries = IntakeConsumer(services.store, services.ctx, services.clock, retries_only=True)
+
+    def drain_relay() -> None:
+        while relay(services.store, services.delivery, services.publisher, services.clock()):
+            pass
+
+    def drain_retries() -> None:
+        while retries.run_once():
+            pass
+
     @app.timer(interval=float(runtime.get("sweep_interval_seconds", 5)))
     async def deadline_sweep() -> None:
-        await asyncio.to_thread(sweep, services.store, services.ctx, services.clock())
+        await _in_thread("deadline sweep", sweep, services.store, services.ctx, services.clock())
 
     @app.timer(interval=float(runtime.get("relay_interval_seconds", 1)))
     async def outbox_relay() -> None:
-        def drain() -> None:
-            while relay(services.store, services.delivery, services.publisher, services.clock()):
-                pass
-
-        await asyncio.to_thread(drain)
-
-    retries = IntakeConsumer(services.store, services.ctx, services.clock, retries_only=True)
+        await _in_thread("outbox relay", drain_relay)
 
     @app.timer(interval=float(runtime.get("retry_interval_seconds", 1)))
     async def failed_event_retries() -> None:
-        def drain() -> None:
-            while retries.run_once():
-                pass
-
-        await asyncio.to_thread(drain)
+        await _in_thread("failed-event retries", drain_retries)
 
     return app
+
+
+async def _in_thread(name: str, work: Callable[..., Any], *args: Any) -> None:
+    """A timer's work off the event loop. A failure (the broker or the database away for a moment) is logged
+    by type and left to the next tick: the rows it concerns stay where they are, and a timer that raised
+    would stop the whole worker."""
+    try:
+        await asyncio.to_thread(work, *args)
+    except Exception as error:  # noqa: BLE001 - the next tick tries again
+        log.warning("%s failed (%s); trying again at the next tick", name, type(error).__name__)
 
 
 def _add_agent(app: faust.App, services: Services, event_type: str, prefix: str, partitions: int) -> None:

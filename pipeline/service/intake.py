@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from pipeline import codec
 from pipeline.adapters import tables as t
 from pipeline.adapters.metrics import EVENTS_DEAD_LETTERED
 from pipeline.adapters.publisher import BrokerUnavailable, EventSender
-from pipeline.adapters.repository import Repository, new_id
+from pipeline.adapters.repository import Repository, new_id, unknown_children
 from pipeline.adapters.store import Store
 from pipeline.domain.events import rule_errors
 from pipeline.service.handlers import DEAD_LETTERS
@@ -81,6 +81,14 @@ def _rejected_event_id(submission: Submission) -> str | None:
     if isinstance(event_id, str) and codec.is_uuid(event_id):
         return event_id.lower()
     return None
+
+
+def context_errors(session: Session, event_type: str, record: dict[str, Any]) -> list[dict[str, str]]:
+    """What the store knows makes this event impossible to process: a trigger meeting for a child_id the
+    pipeline never issued. Refused at intake (never accepted, a dead letter), rather than accepted and held."""
+    if event_type == "trigger-meeting-recorded" and unknown_children(session, [record["child_id"]]):
+        return [{"field": "child_id", "message": "not a child id this pipeline issued"}]
+    return []
 
 
 def publish_dead_letter(repo: Repository, letter: t.DeadLetter, topic: str | None, partition: int | None = None,
@@ -301,11 +309,15 @@ class Intake:
             return IntakeResult(422, {"errors": _errors(error)})
         return self._checked(submission.event_type, record)
 
-    @staticmethod
-    def _checked(event_type: str, record: dict[str, Any]) -> dict[str, Any] | IntakeResult:
+    def _checked(self, event_type: str, record: dict[str, Any]) -> dict[str, Any] | IntakeResult:
         problems = rule_errors(event_type, record)
         if problems:
             return IntakeResult(422, {"errors": [{"field": f, "message": m} for f, m in problems]})
+        if event_type == "trigger-meeting-recorded":
+            with self.store.read() as session:
+                errors = context_errors(session, event_type, record)
+            if errors:
+                return IntakeResult(422, {"errors": errors})
         return record
 
     @staticmethod

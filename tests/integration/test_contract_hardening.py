@@ -57,7 +57,8 @@ def test_one_uuid_in_another_case_is_one_event(pipeline: Pipeline) -> None:
 def test_a_trigger_meeting_for_a_child_the_pipeline_never_issued_is_dead_lettered(pipeline: Pipeline) -> None:
     meeting = {"event_id": str(uuid.uuid4()), "child_id": str(uuid.uuid4()),
                "held_at": "2026-11-24T10:00:00+00:00", "outcome": "plan agreed"}
-    assert pipeline.post_event(meeting, "trigger-meeting-recorded").status_code == 202
+    refused = pipeline.post_event(meeting, "trigger-meeting-recorded")  # refused at intake: never accepted
+    assert refused.status_code == 422 and [e["field"] for e in refused.json()["errors"]] == ["child_id"]
     pipeline.run()
     body = pipeline.get(f"/api/events/{meeting['event_id']}", "manager").json()
     assert body["status"] == "dead_lettered"
