@@ -107,7 +107,7 @@ class Repository:
 
     def candidates(self, identity: Identity, day: date) -> list[Candidate]:
         """Records blocked on NHS number, date of birth (with its day/month swap) or family name."""
-        dobs = swapped_dates(identity.date_of_birth)
+        dobs = swapped_dates(identity.date_of_birth) if identity.date_of_birth else set()
         family = normalise_name(identity.family_name)
         found: list[Candidate] = []
 

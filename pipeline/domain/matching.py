@@ -140,7 +140,9 @@ def compare(event: Identity, candidate: Identity, thresholds: Thresholds = Thres
     else:
         breakdown["given_name"] = ("different", -2.0)
 
-    if event.date_of_birth == candidate.date_of_birth:
+    if event.date_of_birth is None or candidate.date_of_birth is None:
+        breakdown["date_of_birth"] = ("absent", 0.0)
+    elif event.date_of_birth == candidate.date_of_birth:
         breakdown["date_of_birth"] = ("exact", 4.0)
     elif candidate.date_of_birth in swapped_dates(event.date_of_birth):
         breakdown["date_of_birth"] = ("day_month_swap", 3.0)
@@ -185,7 +187,7 @@ def person_key(candidate: Candidate) -> str:
     return f"{candidate.source}:{candidate.record_key}"
 
 
-def exact_identity(identity: Identity) -> tuple[str, str, date]:
+def exact_identity(identity: Identity) -> tuple[str, str, date | None]:
     return normalise_name(identity.given_name), normalise_name(identity.family_name), identity.date_of_birth
 
 

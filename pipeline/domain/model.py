@@ -66,15 +66,21 @@ IRO_ROLE = "iro"
 
 @dataclass(frozen=True)
 class Identity:
-    """A child as one system knows them."""
+    """A child as one system knows them. An event's child may lack any field (the sender did not know it);
+    reference records always carry the names and date of birth."""
 
-    given_name: str
-    family_name: str
-    date_of_birth: date
+    given_name: str | None = None
+    family_name: str | None = None
+    date_of_birth: date | None = None
     sex: str | None = None
     nhs_number: str | None = None
     postcode: str | None = None
     school_name: str | None = None
+
+
+def iso_date(value: date | None) -> str | None:
+    """A date as YYYY-MM-DD, or None when it is not known."""
+    return value.isoformat() if value is not None else None
 
 
 @dataclass(frozen=True)
