@@ -93,6 +93,7 @@ class Candidate:
     upn: str | None = None
     school_urn: str | None = None
     school_name: str | None = None
+    prepared: Any = field(default=None, compare=False, repr=False)  # the matcher's normalised form, if made
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ class MatchDecision:
     breakdown: dict[str, Any]
     reason: str
     urgent_review: bool = False
+    # Person keys of breakdown["candidates"], in the same order (kept out of the breakdown itself: a UPN or NHS
+    # number is never shown); the handler turns them into opaque child ids.
+    candidate_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from pipeline.adapters import tables as t
 from pipeline.adapters.repository import Repository
 from pipeline.bootstrap import Services
 from pipeline.domain.model import FRONT_DOOR, Role
+from pipeline.entrypoints import reviews_api
 from pipeline.service import casework
 from pipeline.service.access import NOTIFICATION_READERS, may_acknowledge, notification_scope, visible_notification
 from pipeline.service.intake import IntakeResult, Submission
@@ -328,6 +329,7 @@ def create_app(services: Services) -> FastAPI:
     from pipeline.entrypoints.web import add_web_routes
 
     add_web_routes(app, services, current_user)
+    app.include_router(reviews_api.router(current_user, read_session, not_found, forbidden))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

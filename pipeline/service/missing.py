@@ -30,7 +30,7 @@ from pipeline.domain.model import (
     PlannedNotification,
 )
 from pipeline.domain.policy import Policy
-from pipeline.service.handlers import Context, record_of, store_notification
+from pipeline.service.handlers import Context, match_breakdown, record_of, store_notification
 from pipeline.service.sweep import close_deadline
 
 PATHWAY = rules.PATHWAY
@@ -107,18 +107,14 @@ def _became_high_at(before: rules.Episode, after: rules.Episode, event: t.Event,
 def _match(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context,
            now: datetime) -> tuple[str | None, MatchDecision]:
     identity = identity_from_record(record["child"])
-    day = ctx.policy.calendar.local(record["reported_at"]).date()
-    candidates = repo.candidates(identity, day)
-    decision = ctx.matcher.decide(identity, candidates, urgent=record["risk_grade"] == rules.HIGH)
+    decision, candidates = ctx.match(repo, identity, urgent=record["risk_grade"] == rules.HIGH)
     child_id = repo.child_id(decision.person_key) if decision.outcome is MatchOutcome.LINKED and \
         decision.person_key else None
-    breakdown = dict(decision.breakdown)
-    if decision.outcome is MatchOutcome.REVIEW:
-        # The reviewer gets opaque ids for the people in question, never their UPN or NHS number.
-        breakdown["candidate_child_ids"] = [repo.child_id(key) for key in group_people(candidates)]
+    breakdown = match_breakdown(repo, decision)
     event.match_outcome = decision.outcome.value
     event.match_json = json.dumps({"score": decision.score, "reason": decision.reason, **breakdown})
-    repo.audit(now, SYSTEM, "matched", event.event_id, f"{decision.outcome.value}: {decision.reason}")
+    repo.audit(now, SYSTEM, "matched", event.event_id, f"{decision.outcome.value}: {decision.reason} "
+               f"(model {breakdown.get('model_version', '')})")
     if group_people(candidates) and decision.outcome is not MatchOutcome.LINKED:
         repo.audit(now, SYSTEM, "matched", event.event_id, "not linked: the front door is told")
     return child_id, decision
