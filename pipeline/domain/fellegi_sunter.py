@@ -437,6 +437,14 @@ class _Person:
         return next(c["level"] for c in self.comparisons if c["field"] == name)
 
 
+def _household(person: _Person) -> tuple[date | None, str]:
+    return person.record.date_of_birth, person.record.postcode[0]
+
+
+def _exact_names(person: _Person) -> bool:
+    return person.level("given_name") == "exact" and person.level("family_name") == "exact"
+
+
 def _prepared(candidate: Candidate) -> Prepared:
     if isinstance(candidate.prepared, Prepared):
         return candidate.prepared
@@ -478,6 +486,12 @@ class FellegiSunterMatcher:
             best.weight += prior
             people.append(best)
         people.sort(key=lambda p: p.weight, reverse=True)
+        if people and _exact_names(people[0]):
+            # Twins or siblings at one address: when the names agree exactly with one of them, the others (whose
+            # given name does not) are not this child and do not dilute the probability.
+            first = people[0]
+            people = [first, *(p for p in people[1:] if not (_household(p) == _household(first) and
+                                                            _household(first)[1] and p.level("given_name") != "exact"))]
         # The child is at most one of these people: each one's probability is its odds against all the others and
         # against none of them, so two close candidates share the probability and neither reaches the link.
         if people:
@@ -518,21 +532,22 @@ class FellegiSunterMatcher:
             return MatchOutcome.LINKED, person, "nhs_number", "NHS number and identity agree"
         if len(equal) > 1:
             return MatchOutcome.REVIEW, equal[0], "nhs_number_shared", "several people share the NHS number"
-        if not people or people[0].probability < limits.review:
+        # The probability that the child is one of the candidates at all (they are mutually exclusive).
+        known = sum(p.probability for p in people)
+        if not people or known < limits.review:
             return MatchOutcome.NO_MATCH, None, "below_review_threshold", "no candidate above the review threshold"
         top = people[0]
         if top.probability < limits.link:
-            reason = "two candidates close in probability" if len(people) > 1 and \
-                probability(people[1].weight) >= limits.review else "match probability between the thresholds"
-            return MatchOutcome.REVIEW, top, "between_thresholds", reason
+            if top.probability < known - 1e-9 and probability(people[1].weight) >= limits.review:
+                return MatchOutcome.REVIEW, top, "ambiguous", "two candidates close in probability"
+            return MatchOutcome.REVIEW, top, "between_thresholds", "match probability between the thresholds"
         if top.nhs_different:
             return (MatchOutcome.REVIEW, top, "nhs_number_different",
                     "different valid NHS numbers are never linked automatically")
-        household = (top.record.date_of_birth, top.record.postcode[0])
-        exact_names = top.level("given_name") == "exact" and top.level("family_name") == "exact"
+        household = _household(top)
         for other in people[1:]:
-            sibling = household[1] and (other.record.date_of_birth, other.record.postcode[0]) == household
-            if sibling and not exact_names:
+            sibling = household[1] and _household(other) == household
+            if sibling and not _exact_names(top):
                 return (MatchOutcome.REVIEW, top, "twins",
                         "a sibling shares the date of birth and address; fuzzy names are never linked")
             if top.weight - other.weight < limits.close_bits and other.weight > 0:

@@ -98,7 +98,10 @@ def test_records_of_one_person_across_sources_are_one_candidate() -> None:
 
 def test_two_different_people_both_plausible_go_to_review() -> None:
     other = Candidate("pupil", "A2", replace(AMELIA, nhs_number=None, postcode="NS3 3CC"), upn="A2")
-    assert decide(replace(AMELIA, nhs_number=None), ROLL_AMELIA, other) is MatchOutcome.REVIEW
+    # Nothing the event carries tells them apart: close in probability, so a person decides.
+    assert decide(replace(AMELIA, nhs_number=None, postcode=None), ROLL_AMELIA, other) is MatchOutcome.REVIEW
+    # The address the event carries is one of theirs and not the other's: that one is far more likely.
+    assert decide(replace(AMELIA, nhs_number=None), ROLL_AMELIA, other) is MatchOutcome.LINKED
 
 
 def test_breakdown_never_names_the_person() -> None:
