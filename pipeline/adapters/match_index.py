@@ -11,6 +11,7 @@ the rows changed since, so a running process sees a reload without a restart or 
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -247,6 +248,22 @@ def _rows(connection: Connection, kind: str, keys: set[str]) -> list[ReferenceRo
 def _all_rows(connection: Connection) -> Iterator[ReferenceRow]:
     for kind in ("pupils", "ehe", "involvements"):
         yield from _table_rows(connection, kind, None)
+
+
+def recent_event_children(connection: Connection, limit: int) -> list[Identity]:
+    """The children of the most recent events that carry one (for estimating m without labels)."""
+    from pipeline import codec
+    from pipeline.domain.events import identity_from_record
+
+    event = t.Event.__table__  # type: ignore[attr-defined]
+    rows = connection.execute(sa_select(event.c.event_type, event.c.record_json)
+                              .where(event.c.event_type.in_(("self-harm-attendance", "missing-reported")))
+                              .order_by(event.c.seq.desc()).limit(limit)).all()
+    found = []
+    for row in rows:
+        record = codec.from_json(row.event_type, json.loads(row.record_json))
+        found.append(identity_from_record(record["child"]))
+    return found
 
 
 # ---- the matcher's parameters -------------------------------------------------------------------------------

@@ -408,7 +408,7 @@ class Thresholds:
     """Match probabilities (0..1): at or above ``link`` link, at or above ``review`` review, else no match.
     ``close_bits``: two people within this many bits of match weight are ambiguous."""
 
-    link: float = 0.995
+    link: float = 0.98
     review: float = 0.5
     close_bits: float = 4.0
 

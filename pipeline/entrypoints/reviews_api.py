@@ -1,7 +1,8 @@
 """HTTP routes of the match-review queue: ``GET /api/reviews`` and ``GET /api/children/{child_id}`` (front door
-and managers). Deciding a review stays ``POST /api/events/{event_id}/review`` (casework)."""
+and managers). Deciding a review stays ``POST /api/events/{event_id}/review`` (casework).
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: FastAPI must see the dependency types built inside ``router``.
+"""
 
 from collections.abc import Callable
 from typing import Annotated, Any

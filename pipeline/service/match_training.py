@@ -13,11 +13,13 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from pipeline.adapters.match_index import ReferenceIndex, ReferenceRow
+from sqlmodel import Session
+
+from pipeline.adapters.match_index import ReferenceIndex, ReferenceRow, recent_event_children, save_parameters
 from pipeline.domain.fellegi_sunter import (
     FellegiSunterMatcher,
     Parameters,
@@ -31,6 +33,7 @@ from pipeline.domain.fellegi_sunter import (
 )
 from pipeline.domain.matching import group_people
 from pipeline.domain.model import Identity, MatchOutcome
+from pipeline.service.handlers import Context
 
 RANDOM_PAIRS = 40_000
 MAX_TRAINING_EVENTS = 20_000
@@ -102,6 +105,14 @@ def train(index: ReferenceIndex, events: Sequence[Identity], base: Parameters | 
     levels = _reference_pairs(index)
     m, _ = estimate_m(levels, start)
     return Parameters(m, u, base.share_known, {"reference_records": len(records), "events": 0, "pairs": len(levels)})
+
+
+def train_stored(session: Session, ctx: Context, now: datetime) -> tuple[str, dict[str, int]]:
+    """``safeguard match train``: estimate from the store's reference data and recent events, store the version."""
+    connection = session.connection()
+    ctx.index.refresh(connection)
+    parameters = train(ctx.index, recent_event_children(connection, MAX_TRAINING_EVENTS), ctx.matcher.parameters)
+    return save_parameters(connection, parameters, now), parameters.trained_on
 
 
 # ---- evaluation on a labelled set ---------------------------------------------------------------------------
