@@ -3,8 +3,12 @@
 The index holds every reference record that is evidence of who a child is (pupils, including those who left
 the roll; current home-education and involvement records), normalised once, under several blocking keys:
 NHS number; date of birth (and its day/month swap) with either name's initial; phonetic family name with
-birth year; phonetic given name with birth year; postcode sector with the given name's initial; both
-phonetic names. It is built on first use and kept current like a GlobalKTable: before each batch a version
+birth year and the given name's initial; phonetic given name with birth year and the family name's initial;
+postcode sector with the given name's initial or the family name's code; the full postcode; the date of
+birth with the postcode sector; both phonetic names; each nickname group of the given name with the family
+name's code; each name's code with the birthday (day and month); a hyphenated name's parts as well as the
+whole; the date of birth alone (looked up only when a name is missing) and the family name's code with an
+initial (only when the date of birth is). It is built on first use and kept current like a GlobalKTable: before each batch a version
 check reads the reference change log (``ReferenceChange``, written by ``safeguard load``) and applies only
 the rows changed since, so a running process sees a reload without a restart or a rebuild.
 """
@@ -24,7 +28,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
 
 from pipeline.adapters import tables as t
-from pipeline.domain.fellegi_sunter import Parameters, Prepared, prepare
+from pipeline.domain.fellegi_sunter import Parameters, Prepared, nickname_groups, phonetic, prepare
 from pipeline.domain.matching import ReferenceStats, swapped_dates
 from pipeline.domain.model import Candidate, Identity
 
@@ -57,52 +61,80 @@ def _identity(row: Any) -> Identity:
 SOURCE = {"pupils": "pupil", "ehe": "ehe", "involvements": "involvement"}
 
 
+def _family_variants(p: Prepared) -> set[str]:
+    """The family name's Metaphone and, for a hyphenated or double-barrelled name, each part's."""
+    return {c for c in (p.family_phonetic, *(phonetic(part) for part in p.family_parts)) if c}
+
+
+def _family_initials(p: Prepared) -> set[str]:
+    return {i for i in (p.family[:1], *(part[:1] for part in p.family_parts)) if i}
+
+
+def _keys(given: str, given_code: str, families: set[str], family_initials: set[str], born: date | None,
+          sector: str, *, dated: bool = True) -> Iterator[str]:
+    g0 = given[:1]
+    canonicals = sorted(nickname_groups().get(given, ()))[:4]
+    if born is not None:
+        day, year, birthday = born.isoformat(), born.year, born.strftime("%m%d")
+        if g0:
+            yield f"dg|{day}|{g0}"
+        for initial in family_initials:
+            yield f"df|{day}|{initial}"
+        if sector:
+            yield f"dp|{day}|{sector}"
+        for code in families:
+            if g0:
+                yield f"fy|{code}|{year}|{g0}"
+            yield f"fb|{code}|{birthday}"
+        if given_code:
+            yield f"gb|{given_code}|{birthday}"
+            for initial in family_initials:
+                yield f"gy|{given_code}|{year}|{initial}"
+    if sector:
+        if g0:
+            yield f"pi|{sector}|{g0}"
+        for code in families:
+            yield f"sf|{sector}|{code}"
+    for code in families:
+        if given_code:
+            yield f"gf|{given_code}|{code}"
+        for canonical in canonicals:
+            yield f"kn|{canonical}|{code}"
+        if g0 and not dated:
+            yield f"fg|{code}|{g0}"  # the family name and an initial: looked up only without a date of birth
+
+
 def record_keys(p: Prepared) -> Iterator[str]:
     """The blocking keys a reference record is filed under."""
-    g0, f0 = p.given[:1], p.family[:1]
     if p.nhs_number:
         yield f"n|{p.nhs_number}"
     if p.date_of_birth:
-        day, year = p.date_of_birth.isoformat(), p.date_of_birth.year
-        yield f"d|{day}"
-        if g0:
-            yield f"dg|{day}|{g0}"
-        if f0:
-            yield f"df|{day}|{f0}"
-        if p.family_phonetic:
-            yield f"fy|{p.family_phonetic}|{year}"
-        if p.given_phonetic:
-            yield f"gy|{p.given_phonetic}|{year}"
-    if p.postcode[1] and g0:
-        yield f"pi|{p.postcode[1]}|{g0}"
-    if p.given_phonetic and p.family_phonetic:
-        yield f"gf|{p.given_phonetic}|{p.family_phonetic}"
+        yield f"d|{p.date_of_birth.isoformat()}"
+    if p.postcode[0]:
+        yield f"pc|{p.postcode[0]}"  # the household: a handful of children share a full postcode
+    yield from _keys(p.given, p.given_phonetic, _family_variants(p), _family_initials(p), p.date_of_birth,
+                     p.postcode[1], dated=False)
 
 
 def event_keys(p: Prepared) -> Iterator[str]:
     """The keys an event's child is looked up under: each record key, with the day/month swap and the names
     either way round (a transposed name still finds the record)."""
-    initials = {i for i in (p.given[:1], p.family[:1]) if i}
     if p.nhs_number:
         yield f"n|{p.nhs_number}"
+    if p.postcode[0]:
+        yield f"pc|{p.postcode[0]}"
+    dates: list[date | None] = [None]
     if p.date_of_birth:
-        dates: set[date] = swapped_dates(p.date_of_birth)
-        for day in sorted(d.isoformat() for d in dates):
-            if not (p.given and p.family):
-                yield f"d|{day}"  # a name unknown: the date of birth alone
-            for initial in initials:
-                yield f"dg|{day}|{initial}"
-                yield f"df|{day}|{initial}"
-        year = p.date_of_birth.year
-        for code in {c for c in (p.family_phonetic, p.given_phonetic) if c}:
-            yield f"fy|{code}|{year}"
-            yield f"gy|{code}|{year}"
-    if p.postcode[1]:
-        for initial in initials:
-            yield f"pi|{p.postcode[1]}|{initial}"
-    if p.given_phonetic and p.family_phonetic:
-        yield f"gf|{p.given_phonetic}|{p.family_phonetic}"
-        yield f"gf|{p.family_phonetic}|{p.given_phonetic}"
+        dates = [*sorted(swapped_dates(p.date_of_birth))]
+        if not (p.given and p.family):
+            yield from (f"d|{day.isoformat()}" for day in swapped_dates(p.date_of_birth))  # a name unknown
+    families, initials = _family_variants(p), _family_initials(p)
+    for born in dates:
+        yield from _keys(p.given, p.given_phonetic, families, initials, born, p.postcode[1],
+                         dated=p.date_of_birth is not None)
+        if p.given and p.family:  # the names transposed
+            yield from _keys(p.family, p.family_phonetic, {p.given_phonetic} - {""}, {p.given[:1]}, born,
+                             p.postcode[1], dated=p.date_of_birth is not None)
 
 
 class ReferenceIndex:
@@ -111,9 +143,11 @@ class ReferenceIndex:
     def __init__(self, max_block: int = MAX_BLOCK) -> None:
         self.max_block = max_block
         self.records: list[Candidate | None] = []
-        self._keys_of: list[tuple[str, ...]] = []
+        self._keys_of: list[tuple[int, ...]] = []
         self._id_of: dict[tuple[str, str], int] = {}
-        self._blocks: dict[str, list[int]] = {}
+        # Keys are stored as their hash (this process's, never persisted): an int costs far less memory than the
+        # string, and a collision could only add a candidate, never lose one.
+        self._blocks: dict[int, list[int]] = {}
         self._given: Counter[str] = Counter()
         self._family: Counter[str] = Counter()
         self.schools: dict[str, str] = {}
@@ -125,14 +159,15 @@ class ReferenceIndex:
     # ---- building and applying changes ---------------------------------------------------------------
     def add(self, row: ReferenceRow) -> None:
         with self._lock:
-            self.remove(row.kind, row.key)
+            if (row.kind, row.key) in self._id_of:
+                self.remove(row.kind, row.key)
             school = self.schools.get(row.school_urn or "") if row.school_urn else None
             prepared = prepare(row.identity, school)
             candidate = Candidate(SOURCE[row.kind], row.key, row.identity, upn=row.upn, school_urn=row.school_urn,
                                   school_name=school, prepared=prepared)
             record_id = len(self.records)
             self.records.append(candidate)
-            keys = tuple(record_keys(prepared))
+            keys = tuple({hash(key) for key in record_keys(prepared)})
             self._keys_of.append(keys)
             self._id_of[(row.kind, row.key)] = record_id
             for key in keys:
@@ -179,7 +214,7 @@ class ReferenceIndex:
         found: dict[int, None] = {}
         with self._lock:
             for key in event_keys(prepared):
-                members = self._blocks.get(key)
+                members = self._blocks.get(hash(key))
                 if members and (len(members) <= self.max_block or key.startswith("n|")):
                     found.update(dict.fromkeys(members))
             return [c for c in (self.records[i] for i in found) if c is not None]

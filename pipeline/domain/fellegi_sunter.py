@@ -89,7 +89,7 @@ UNWEIGHTED = {(f, ABSENT) for f in LEVELS} | {("family_name", "transposed")}
 
 
 @functools.cache
-def _nickname_groups() -> dict[str, frozenset[str]]:
+def nickname_groups() -> dict[str, frozenset[str]]:
     """Each name -> the canonical names it belongs to, from the `nicknames` package's curated list (plus the
     canonical itself): two names are aliases when their sets meet (Bill and Will are both William)."""
     groups: dict[str, set[str]] = {}
@@ -102,7 +102,7 @@ def _nickname_groups() -> dict[str, frozenset[str]]:
 
 
 def are_nicknames(a: str, b: str) -> bool:
-    groups = _nickname_groups()
+    groups = nickname_groups()
     return bool(a and b and groups.get(a, frozenset()) & groups.get(b, frozenset()))
 
 
@@ -129,6 +129,7 @@ class Prepared:
     given_phonetic: str
     family_phonetic: str
     date_of_birth: date | None
+    birth_digits: str  # YYYYMMDD, for the one-digit comparison
     sex: str | None
     postcode: tuple[str, str, str]
     nhs_number: str | None  # only a valid one
@@ -141,6 +142,7 @@ def prepare(identity: Identity, school_name: str | None = None) -> Prepared:
         given=given, family=family, family_parts=_parts(identity.family_name),
         given_phonetic=phonetic(given), family_phonetic=phonetic(family),
         date_of_birth=identity.date_of_birth,
+        birth_digits=identity.date_of_birth.strftime("%Y%m%d") if identity.date_of_birth else "",
         sex=identity.sex if identity.sex in ("M", "F") else None,
         postcode=postcode_parts(identity.postcode) if normalise_postcode(identity.postcode) else ("", "", ""),
         nhs_number=identity.nhs_number if nhs_number_valid(identity.nhs_number) else None,
@@ -197,14 +199,15 @@ def _one_digit(a: date, b: date) -> bool:
     return sum(x != y for x, y in zip(left, right, strict=True)) == 1
 
 
-def date_level(a: date | None, b: date | None) -> str:
+def date_level(a: date | None, b: date | None, a_digits: str = "", b_digits: str = "") -> str:
     if a is None or b is None:
         return ABSENT
     if a == b:
         return "exact"
     if a.day == b.month and a.month == b.day and a.year == b.year:
         return "day_month_swap"
-    if _one_digit(a, b):
+    if (sum(x != y for x, y in zip(a_digits, b_digits, strict=True)) == 1) if a_digits and b_digits \
+            else _one_digit(a, b):
         return "one_digit"
     apart = abs((a - b).days)
     if apart <= 31:
@@ -243,7 +246,8 @@ def compare(event: Prepared, record: Prepared) -> dict[str, str]:
     else:
         school = ABSENT
     return {"nhs_number": nhs, "given_name": given, "family_name": family,
-            "date_of_birth": date_level(event.date_of_birth, record.date_of_birth), "sex": sex,
+            "date_of_birth": date_level(event.date_of_birth, record.date_of_birth, event.birth_digits,
+                                        record.birth_digits), "sex": sex,
             "postcode": postcode, "school": school}
 
 
@@ -258,7 +262,7 @@ class Parameters:
     share_known: float = 0.9
     trained_on: dict[str, int] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def version(self) -> str:
         """A content hash: the same parameters are always the same version."""
         return "fs-" + hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
@@ -297,23 +301,40 @@ def prior_weight(params: Parameters, population: int) -> float:
     return math.log2(prior / (1 - prior))
 
 
+def match_weight(params: Parameters, event: Prepared, levels: dict[str, str],
+                 stats: ReferenceStats | None) -> float:
+    """The pair's match weight without the prior: each field's level weight, exact names by how common."""
+    weights = params.weights
+    total = 0.0
+    for name in FIELDS:
+        level = levels[name]
+        if level == "exact" and name in TF_FIELDS:
+            tf = _tf_weight(params, name, event.given if name == "given_name" else event.family, stats)
+            total += weights[name][level] if tf is None else tf
+        else:
+            total += weights[name][level]
+    return total
+
+
+def comparisons(params: Parameters, event: Prepared, levels: dict[str, str],
+                stats: ReferenceStats | None) -> list[dict[str, Any]]:
+    """The explanation of a pair: [{field, level, weight}] per field."""
+    found = []
+    for name in FIELDS:
+        level = levels[name]
+        weight = params.weights[name][level]
+        if level == "exact" and name in TF_FIELDS:
+            tf = _tf_weight(params, name, event.given if name == "given_name" else event.family, stats)
+            weight = weight if tf is None else tf
+        found.append({"field": name, "level": level, "weight": round(weight, 2)})
+    return found
+
+
 def score(params: Parameters, event: Prepared, record: Prepared,
           stats: ReferenceStats | None) -> tuple[float, list[dict[str, Any]]]:
     """The pair's match weight (without the prior) and its comparisons [{field, level, weight}]."""
     levels = compare(event, record)
-    total = 0.0
-    comparisons = []
-    weights = params.weights
-    for name in FIELDS:
-        level = levels[name]
-        weight = weights[name][level]
-        if level == "exact" and name in TF_FIELDS:
-            tf = _tf_weight(params, name, event.given if name == "given_name" else event.family, stats)
-            if tf is not None:
-                weight = tf
-        total += weight
-        comparisons.append({"field": name, "level": level, "weight": round(weight, 2)})
-    return total, comparisons
+    return match_weight(params, event, levels, stats), comparisons(params, event, levels, stats)
 
 
 def probability(weight: float) -> float:
@@ -427,14 +448,14 @@ class _Person:
     key: str
     weight: float
     probability: float
-    comparisons: list[dict[str, Any]]
+    levels: dict[str, str]
     source: str
     record: Prepared
     nhs_equal: bool
     nhs_different: bool
 
     def level(self, name: str) -> str:
-        return next(c["level"] for c in self.comparisons if c["field"] == name)
+        return self.levels[name]
 
 
 def _household(person: _Person) -> tuple[date | None, str]:
@@ -476,9 +497,10 @@ class FellegiSunterMatcher:
             best: _Person | None = None
             for member in members:
                 record = _prepared(member)
-                weight, comparisons = score(params, mine, record, stats)
+                levels = compare(mine, record)
+                weight = match_weight(params, mine, levels, stats)
                 if best is None or weight > best.weight:
-                    best = _Person(key, weight, 0.0, comparisons, member.source, record, False, False)
+                    best = _Person(key, weight, 0.0, levels, member.source, record, False, False)
             assert best is not None
             numbers = {_prepared(m).nhs_number for m in members} - {None}
             best.nhs_equal = bool(mine.nhs_number and mine.nhs_number in numbers)
@@ -508,7 +530,8 @@ class FellegiSunterMatcher:
             "model_version": params.version, "rule": rule,
             "link_threshold": limits.link, "review_threshold": limits.review,
             "candidates": [{"probability": round(p.probability, 6), "match_weight": round(p.weight, 2),
-                            "source": p.source, "comparisons": p.comparisons} for p in shown],
+                            "source": p.source, "comparisons": comparisons(params, mine, p.levels, stats)}
+                           for p in shown],
         }
         top = chosen or (people[0] if people else None)
         return MatchDecision(outcome, chosen.key if chosen and outcome is MatchOutcome.LINKED else None,

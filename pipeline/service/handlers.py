@@ -17,6 +17,7 @@ from pipeline import codec
 from pipeline.adapters import tables as t
 from pipeline.adapters.match_index import ReferenceIndex, latest_model_version, load_parameters
 from pipeline.adapters.repository import SYSTEM, Repository, new_id
+from pipeline.adapters.store import Store
 from pipeline.domain.events import SelfHarmAttendance
 from pipeline.domain.fellegi_sunter import FellegiSunterMatcher, Thresholds
 from pipeline.domain.matching import group_people
@@ -60,6 +61,11 @@ class Context:
             parameters = load_parameters(connection, latest)
             if parameters is not None:
                 self.matcher = FellegiSunterMatcher(parameters, self.matcher.thresholds)
+
+    def warm_up(self, store: Store) -> None:
+        """Build the match index and load the newest stored model at start-up, before the first event."""
+        with store.read() as session:
+            self.refresh(Repository(session))
 
     def match(self, repo: Repository, identity: Identity, *, urgent: bool) -> tuple[MatchDecision, list[Candidate]]:
         self.refresh(repo)
