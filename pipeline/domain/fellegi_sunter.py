@@ -279,8 +279,17 @@ class Parameters:
 
     @functools.cached_property
     def weights(self) -> dict[str, dict[str, float]]:
-        return {f: {level: (0.0 if (f, level) in UNWEIGHTED else math.log2(self.m[f][level] / self.u[f][level]))
-                    for level in LEVELS[f]} for f in FIELDS}
+        """log2(m/u) per level. A partial agreement never weighs more than full agreement (a rare level, such
+        as a day/month swap, can have a u so small in the random pairs that it would otherwise outweigh an
+        exact date of birth)."""
+        found: dict[str, dict[str, float]] = {}
+        for name in FIELDS:
+            full = LEVELS[name][0]
+            top = math.log2(self.m[name][full] / self.u[name][full])
+            found[name] = {level: (0.0 if (name, level) in UNWEIGHTED else
+                                   min(math.log2(self.m[name][level] / self.u[name][level]), top))
+                           for level in LEVELS[name]}
+        return found
 
 
 def _tf_weight(params: Parameters, field_name: str, value: str, stats: ReferenceStats | None) -> float | None:
