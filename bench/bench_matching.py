@@ -127,7 +127,8 @@ def speed(children: int, events: int, thresholds: Thresholds) -> list[str]:
         f"{training:.1f} s; match one event p50 {timings[len(timings) // 2] * ms:.2f} ms, "
         f"p99 {timings[int(len(timings) * 0.99)] * ms:.2f} ms, max {timings[-1] * ms:.1f} ms over {events:,} "
         f"events wall clock (CPU time of the matching thread: p50 {cpu[len(cpu) // 2] * ms:.2f} ms, "
-        f"p99 {cpu[int(len(cpu) * 0.99)] * ms:.2f} ms) (candidates per event p50 {sizes[len(sizes) // 2]}, p99 {sizes[int(len(sizes) * 0.99)]}); "
+        f"p99 {cpu[int(len(cpu) * 0.99)] * ms:.2f} ms); candidates per event p50 {sizes[len(sizes) // 2]}, "
+        f"p99 {sizes[int(len(sizes) * 0.99)]}; "
         f"1,000-row change applied in {apply_change * ms:.0f} ms; peak resident memory so far {peak_mb:,.0f} MB",
     ]
 

@@ -8,9 +8,10 @@ postcode sector with the given name's initial or the family name's code; the ful
 birth with the postcode sector; both phonetic names; each nickname group of the given name with the family
 name's code; each name's code with the birthday (day and month); a hyphenated name's parts as well as the
 whole; the date of birth alone (looked up only when a name is missing) and the family name's code with an
-initial (only when the date of birth is). It is built on first use and kept current like a GlobalKTable: before each batch a version
-check reads the reference change log (``ReferenceChange``, written by ``safeguard load``) and applies only
-the rows changed since, so a running process sees a reload without a restart or a rebuild.
+initial (only when the date of birth is missing). It is built at start-up (or on first use) and kept
+current like a GlobalKTable: before each batch a version check reads the reference change log
+(``ReferenceChange``, written by ``safeguard load``) and applies only the rows changed since, so a running
+process sees a reload without a restart or a rebuild.
 """
 
 from __future__ import annotations
