@@ -113,6 +113,12 @@ def decide_consent(repo: Repository, event: t.Event, ctx: Context, actor: str, d
     repo.session.add(event)
 
 
+def review_delay(event: t.Event, now: datetime) -> str:
+    """How long the event waited for a person, for the audit trail."""
+    minutes = max(0, int((now - event.received_at).total_seconds() // 60)) if event.received_at else 0
+    return f"after {minutes} min"
+
+
 def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, child_id: str | None,
                   reason: str, now: datetime) -> None:
     """A person confirms which child the event is about (or that it is none of them)."""
@@ -142,6 +148,7 @@ def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, ch
         match = MatchDecision(MatchOutcome.NO_MATCH, None, 0.0, {}, f"no match, decided by a person: {reason}")
     event.match_outcome = match.outcome.value
     event.child_id = child_id
-    repo.audit(now, actor, "matched", event.event_id, f"{match.outcome.value}: review decided")
+    repo.audit(now, actor, "matched", event.event_id,
+               f"{match.outcome.value}: review decided {review_delay(event, now)}: {reason}")
     plan = route_self_harm(attendance, match, facts, repo.directory(), ctx.policy, now)
     apply_plan(repo, event, plan, "self-harm", child_id, now)

@@ -146,7 +146,8 @@ def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, ch
     event.match_outcome = outcome.value
     event.child_id = row.child_id = child_id
     event.status = "processed"
-    repo.audit(now, actor, "matched", event.event_id, f"{outcome.value}: review decided: {reason}")
+    minutes = max(0, int((now - event.received_at).total_seconds() // 60)) if event.received_at else 0
+    repo.audit(now, actor, "matched", event.event_id, f"{outcome.value}: review decided after {minutes} min: {reason}")
     repo.session.add(row)
     episode = replace(_episode_of(row), child_id=child_id)
     reconcile(repo, row, episode, ctx, now, event.event_id, None)
