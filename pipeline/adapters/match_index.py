@@ -96,11 +96,18 @@ def _keys(given: str, given_code: str, families: set[str], family_initials: set[
             yield f"pi|{sector}|{g0}"
         for code in families:
             yield f"sf|{sector}|{code}"
+    # Both names (or a nickname group and the family name): with the birth year when there is one (a wrong
+    # year is found through the birthday keys above); without it only for an event with no date of birth.
+    year_part = f"|{born.year}" if born is not None else ""
     for code in families:
         if given_code:
-            yield f"gf|{given_code}|{code}"
+            yield f"gf|{given_code}|{code}{year_part}"
+            if born is not None and not dated:
+                yield f"gf|{given_code}|{code}"
         for canonical in canonicals:
-            yield f"kn|{canonical}|{code}"
+            yield f"kn|{canonical}|{code}{year_part}"
+            if born is not None and not dated:
+                yield f"kn|{canonical}|{code}"
         if g0 and not dated:
             yield f"fg|{code}|{g0}"  # the family name and an initial: looked up only without a date of birth
 
