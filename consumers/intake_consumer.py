@@ -2,8 +2,9 @@
 
 Each event is processed in its own transaction together with its processed-event mark, so a crash
 mid-event leaves it ``accepted`` and it is processed (once) after restart. An event whose handler fails
-is dead-lettered with the reason (kept in the store and sent to the `dead-letters` topic) and the consumer
-moves on.
+stays ``accepted``: it is tried again later with a growing delay and, after the last try, held and the
+front door alerted (``pipeline.service.retries``); the consumer moves on. On Kafka the workers run the
+same consumer over failed events only (``retries_only``): the agents bring new ones.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlmodel import col, select
-
 from pipeline.adapters import tables as t
-from pipeline.adapters.repository import Repository, new_id
+from pipeline.adapters.event_queue import claim_events, due_event_seqs
+from pipeline.adapters.repository import Repository
 from pipeline.adapters.store import Store
 from pipeline.service.dispatch import process
 from pipeline.service.handlers import Context
-from pipeline.service.intake import publish_dead_letter
+from pipeline.service.retries import RetryPolicy, record_failure
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +32,17 @@ def system_clock() -> datetime:
 
 
 class IntakeConsumer:
-    def __init__(self, store: Store, ctx: Context, clock: Clock = system_clock) -> None:
+    def __init__(self, store: Store, ctx: Context, clock: Clock = system_clock, *, retries_only: bool = False) -> None:
         self.store = store
         self.ctx = ctx
         self.clock = clock
+        self.retries_only = retries_only
+        self.retry = RetryPolicy.from_policy(ctx.policy)
         self.wake = threading.Event()
 
     def pending(self, limit: int) -> list[int]:
         with self.store.read() as session:
-            rows = session.exec(select(t.Event.seq).where(t.Event.status == "accepted")
-                                .order_by(col(t.Event.seq)).limit(limit)).all()
-            return [seq for seq in rows if seq is not None]
+            return due_event_seqs(session, self.clock(), limit, retries_only=self.retries_only)
 
     def run_once(self, limit: int = 16) -> int:
         """Process up to ``limit`` accepted events; returns how many were handled.
@@ -50,7 +50,7 @@ class IntakeConsumer:
         The batch shares one transaction (one commit, one fsync). First all together: the common case, with
         the fewest statements. If anything in it fails, the whole transaction rolls back and the batch runs
         again with each event in its own savepoint, so an event's effects and its processed mark still commit
-        or roll back together, and only the failing event is dead-lettered while the rest commit.
+        or roll back together, and only the failing event is put back for a later try while the rest commit.
         """
         seqs = self.pending(limit)
         if not seqs:
@@ -67,10 +67,10 @@ class IntakeConsumer:
         handled = 0
         with self.store.transaction() as session:
             repo = Repository(session, postgres=self.store.is_postgres)
-            events = {event.seq: event for event in session.exec(select(t.Event).where(col(t.Event.seq).in_(seqs)))}
+            events = claim_events(session, seqs, postgres=self.store.is_postgres)
             for seq in seqs:
                 event = events.get(seq)
-                if event is None or event.status != "accepted":
+                if event is None:
                     continue  # another consumer took it
                 if not isolated:
                     process(repo, event, self.ctx, self.clock())
@@ -84,24 +84,16 @@ class IntakeConsumer:
                     session.expire_all()
                     failed.append((seq, error))
         for failed_seq, failure in failed:
-            self._dead_letter(failed_seq, failure)
+            self._failed(failed_seq, failure)
         return handled + len(failed)
 
-    def _dead_letter(self, seq: int, error: Exception) -> None:
-        # Only the type: an exception's text (a database error's parameters, say) can carry personal data.
-        log.error("event seq %s failed in its handler (%s); dead-lettered", seq, type(error).__name__)
+    def _failed(self, seq: int, error: Exception) -> None:
         with self.store.transaction() as session:
             event = session.get(t.Event, seq)
-            if event is None:
+            if event is None or event.status != "accepted":
                 return
-            event.status = "dead_lettered"
-            event.error = type(error).__name__
-            letter = t.DeadLetter(id=new_id(), source="handler", event_type=event.event_type,
-                                  reason=f"handler failed: {type(error).__name__}",
-                                  payload=event.record_json.encode(), producer_id=event.producer_id,
-                                  event_id=event.event_id)
-            session.add(letter)
-            publish_dead_letter(Repository(session, postgres=self.store.is_postgres), letter, event.event_type)
+            record_failure(Repository(session, postgres=self.store.is_postgres), event, error, self.retry,
+                           self.clock())
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
         while not stop.is_set():

@@ -2,8 +2,13 @@
 
 Decode with the codec; anything undecodable or invalid becomes a dead letter (kept in the store, and an
 outbox row for the `dead-letters` topic whose headers carry the reason, topic, partition and offset but no
-personal data). A valid event is written as its processed-event row and processed in the same
-transaction, so a record delivered twice (at-least-once) has its effects once.
+personal data). A valid event is processed in the same transaction as its event row: the row the HTTP
+intake stored when it sent the record (its intake record, which carries the producer), or a new one for a
+record sent straight to the topic. A record delivered twice (at-least-once) has its effects once.
+
+A valid event whose handler fails is never a dead letter: it is stored (or kept) ``accepted`` with the
+failure recorded, and the workers' retry timer tries it again, then holds it and alerts the front door
+(``pipeline.service.retries``).
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import col, select
+from sqlmodel import Session
 
 from pipeline import codec
 from pipeline.adapters import tables as t
+from pipeline.adapters.event_queue import events_by_id
 from pipeline.adapters.faust_codec import Decoded
 from pipeline.adapters.metrics import EVENTS_DEAD_LETTERED
 from pipeline.adapters.repository import Repository, new_id
@@ -28,6 +34,7 @@ from pipeline.bootstrap import Services
 from pipeline.domain.events import rule_errors
 from pipeline.service.dispatch import process
 from pipeline.service.intake import publish_dead_letter
+from pipeline.service.retries import RetryPolicy, record_failure
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,7 @@ class Delivery:
     offset: int
     value: bytes  # the record's bytes, kept in the store if it is dead-lettered
     decoded: Decoded | None = None  # what the faust codec made of them; None: decode here
+    producer_id: int | None = None  # the producer the HTTP intake sent it for (a record header)
 
 
 def _decoded(delivery: Delivery) -> tuple[str, dict[str, Any]]:
@@ -52,20 +60,24 @@ def _decoded(delivery: Delivery) -> tuple[str, dict[str, Any]]:
 
 
 def handle_delivery(services: Services, delivery: Delivery) -> str:
-    """Returns what happened: processed, duplicate or dead_lettered."""
+    """Returns what happened: processed, duplicate, retrying, held or dead_lettered."""
     return handle_batch(services, [delivery])[0]
 
 
+CONFLICT = "event_id: already used with different content"
+
+
 def _transient(error: Exception) -> bool:
-    """A deadlock or serialisation failure between workers: try again, it is not the record's fault."""
-    return isinstance(error, OperationalError) or getattr(getattr(error, "orig", None), "sqlstate", None) in (
-        "40P01", "40001")
+    """A deadlock or serialisation failure between workers, or another writer storing the same event_id a
+    moment ago (the next try finds its row): try again, it is not the record's fault."""
+    return isinstance(error, OperationalError | IntegrityError) or getattr(
+        getattr(error, "orig", None), "sqlstate", None) in ("40P01", "40001")
 
 
 def handle_batch(services: Services, deliveries: Sequence[Delivery], attempt: int = 1) -> list[str]:
     """Handle records in order, in one transaction with a savepoint each: one commit for the batch, while
-    each event's effects and processed mark still stand or fall together. A record whose handler fails is
-    rolled back alone and dead-lettered; one that lost a deadlock to another worker is tried again."""
+    each event's effects and processed mark still stand or fall together. A record that lost a deadlock to
+    another worker is tried again; one whose handler fails is rolled back alone and kept for a later try."""
     now = services.clock()
     outcomes: list[str] = ["dead_lettered"] * len(deliveries)
     valid: list[tuple[int, str, dict[str, Any]]] = []
@@ -82,11 +94,11 @@ def handle_batch(services: Services, deliveries: Sequence[Delivery], attempt: in
     if valid:
         try:
             try:
-                _process_together(services, valid, outcomes, now)
+                _process_together(services, deliveries, valid, outcomes, now)
             except Exception as error:  # noqa: BLE001 - rolled back: again, one savepoint per record
                 log.info("a batch of %d records failed together (%s); processing them one by one", len(valid),
                          type(error).__name__)
-                _process(services, valid, outcomes, failed, now)
+                _process(services, deliveries, valid, outcomes, failed, now)
         except OperationalError:  # the batch's own commit lost a deadlock: the whole batch again
             if attempt >= 5:
                 raise
@@ -99,60 +111,93 @@ def handle_batch(services: Services, deliveries: Sequence[Delivery], attempt: in
         again = handle_batch(services, [deliveries[i] for i in retry], attempt + 1)
         for index, outcome in zip(retry, again, strict=True):
             outcomes[index] = outcome
+    records = {index: (name, record) for index, name, record in valid}
     for index, failure in failed:
         if index not in retry:
-            dead_letter(services, deliveries[index], f"handler failed: {type(failure).__name__}", now)
+            name, record = records[index]
+            outcomes[index] = _keep_for_retry(services, deliveries[index], name, record, failure, now)
+    for index, outcome in enumerate(outcomes):
+        if outcome == "conflict":
+            dead_letter(services, deliveries[index], CONFLICT, now)
+            outcomes[index] = "dead_lettered"
     return outcomes
 
 
-def _new_event(name: str, record: dict[str, Any], now: datetime) -> t.Event:
+def _new_event(name: str, record: dict[str, Any], delivery: Delivery, now: datetime) -> t.Event:
     return t.Event(event_id=record["event_id"], event_type=name, content_hash=codec.record_hash(name, record),
-                   record_json=json.dumps(codec.to_json(name, record)), received_at=now)
+                   record_json=json.dumps(codec.to_json(name, record)), received_at=now,
+                   producer_id=delivery.producer_id)
 
 
-def _process_together(services: Services, valid: list[tuple[int, str, dict[str, Any]]], outcomes: list[str],
-                      now: datetime) -> None:
+def _claim(session: Session, existing: t.Event | None, name: str, record: dict[str, Any], delivery: Delivery,
+           now: datetime) -> t.Event | str:
+    """The event row to process for this record, or what the record is instead: a ``duplicate`` (its event
+    was processed), ``retrying`` (its event failed before: the retry timer runs it), or a ``conflict`` (its
+    event_id was stored with different content)."""
+    if existing is None:
+        row = _new_event(name, record, delivery, now)
+        session.add(row)
+        session.flush()
+        return row
+    if existing.event_type != name or existing.content_hash != codec.record_hash(name, record):
+        return "conflict"
+    if existing.status != "accepted" or existing.processed_at is not None:
+        return "duplicate"
+    if existing.attempts or existing.held_at is not None:
+        return "retrying"
+    return existing  # the HTTP intake's record of it, waiting for this
+
+
+def _process_together(services: Services, deliveries: Sequence[Delivery], valid: list[tuple[int, str, dict[str, Any]]],
+                      outcomes: list[str], now: datetime) -> None:
     """The common case: every record of the batch in one transaction, no savepoints; raises (and rolls back
     everything) if any record fails, and the caller then runs ``_process``."""
     decided: dict[int, str] = {}
     with services.store.transaction() as session:
         repo = Repository(session, postgres=services.store.is_postgres)
         ids = [record["event_id"] for _, _, record in valid]
-        seen = set(session.exec(select(t.Event.event_id).where(col(t.Event.event_id).in_(ids))).all())
+        known = {e.event_id: e for e in events_by_id(session, ids, postgres=services.store.is_postgres)}
         for index, name, record in valid:
-            if record["event_id"] in seen:
-                decided[index] = "duplicate"  # redelivered, or twice in this batch: its effects stand
+            claimed = _claim(session, known.get(record["event_id"]), name, record, deliveries[index], now)
+            if isinstance(claimed, str):
+                decided[index] = claimed
                 continue
-            seen.add(record["event_id"])
-            row = _new_event(name, record, now)
-            session.add(row)
-            session.flush()
-            process(repo, row, services.ctx, now)
+            known[claimed.event_id] = claimed
+            process(repo, claimed, services.ctx, now)
             decided[index] = "processed"
     for index, outcome in decided.items():
         outcomes[index] = outcome
 
 
-def _process(services: Services, valid: list[tuple[int, str, dict[str, Any]]], outcomes: list[str],
-             failed: list[tuple[int, Exception]], now: datetime) -> None:
+def _process(services: Services, deliveries: Sequence[Delivery], valid: list[tuple[int, str, dict[str, Any]]],
+             outcomes: list[str], failed: list[tuple[int, Exception]], now: datetime) -> None:
     with services.store.transaction() as session:
         repo = Repository(session, postgres=services.store.is_postgres)
         for index, name, record in valid:
             try:
                 with session.begin_nested():
-                    known = session.exec(select(t.Event.seq).where(t.Event.event_id == record["event_id"]))
-                    if known.first() is not None:
-                        outcomes[index] = "duplicate"
-                        continue
-                    row = _new_event(name, record, now)
-                    session.add(row)
-                    session.flush()
-                    process(repo, row, services.ctx, now)
-                outcomes[index] = "processed"
-            except IntegrityError:
-                outcomes[index] = "duplicate"  # another worker stored this event_id first: its effects stand
+                    found = events_by_id(session, [record["event_id"]], postgres=services.store.is_postgres)
+                    claimed = _claim(session, found[0] if found else None, name, record, deliveries[index], now)
+                    if not isinstance(claimed, str):
+                        process(repo, claimed, services.ctx, now)
+                outcomes[index] = claimed if isinstance(claimed, str) else "processed"
             except Exception as error:  # noqa: BLE001 - a handler bug must not stop the partition
+                session.expire_all()
                 failed.append((index, error))
+
+
+def _keep_for_retry(services: Services, delivery: Delivery, name: str, record: dict[str, Any], error: Exception,
+                    now: datetime) -> str:
+    """Store (or keep) the failing event ``accepted`` with its failure counted: ``retrying`` or ``held``."""
+    with services.store.transaction() as session:
+        found = events_by_id(session, [record["event_id"]], postgres=services.store.is_postgres)
+        claimed = _claim(session, found[0] if found else None, name, record, delivery, now)
+        if isinstance(claimed, str) and claimed != "retrying":
+            return claimed  # processed by another worker meanwhile, or a conflict
+        event = found[0] if isinstance(claimed, str) else claimed
+        held = record_failure(Repository(session, postgres=services.store.is_postgres), event, error,
+                              RetryPolicy.from_policy(services.ctx.policy), now)
+    return "held" if held else "retrying"
 
 
 def dead_letter(services: Services, delivery: Delivery, reason: str, now: datetime) -> None:
@@ -161,6 +206,6 @@ def dead_letter(services: Services, delivery: Delivery, reason: str, now: dateti
                 reason)
     with services.store.transaction() as session:
         letter = t.DeadLetter(id=new_id(), received_at=now, source="kafka", event_type=delivery.event_type,
-                              reason=reason, payload=delivery.value[:1024 * 1024])
+                              reason=reason, payload=delivery.value[:1024 * 1024], producer_id=delivery.producer_id)
         session.add(letter)
         publish_dead_letter(Repository(session), letter, delivery.topic, delivery.partition, delivery.offset)

@@ -1,7 +1,8 @@
 """The one place where adapters are chosen: settings in, a wired ``Services`` out.
 
-SQLite or PostgreSQL comes from ``SAFEGUARD_DATABASE_URL``; the delivery channel and the publisher for
-output topics are picked here, and nowhere else.
+SQLite or PostgreSQL comes from ``SAFEGUARD_DATABASE_URL``; the delivery channels (SMTP or GOV.UK Notify for
+email, Twilio or Notify for SMS, signed webhooks) and the publisher for output topics are picked here, and
+nowhere else.
 """
 
 from __future__ import annotations
@@ -16,16 +17,17 @@ from typing import Any
 
 from pipeline.adapters.channels import (
     Channel,
-    FanOutChannel,
+    NotifyChannel,
     OutboxFileChannel,
-    SmtpChannel,
+    SignedWebhookChannel,
+    SmtpEmailChannel,
     TwilioSmsChannel,
-    WebhookChannel,
 )
 from pipeline.adapters.publisher import FilePublisher, Publisher
 from pipeline.adapters.store import Store
 from pipeline.service.handlers import Context
 from pipeline.service.intake import Intake
+from pipeline.service.relay import DeliveryService
 from pipeline.settings import PROJECT_ROOT, Settings
 
 
@@ -39,8 +41,9 @@ class Services:
     store: Store
     ctx: Context
     intake: Intake
-    channel: Channel
+    channel: OutboxFileChannel  # the always-on console file (var/outbox/messages.jsonl); never a delivery
     publisher: Publisher
+    delivery: DeliveryService
     clock: Callable[[], datetime] = system_clock
     ready: threading.Event = field(default_factory=threading.Event)
     on_accepted: Callable[[], None] = lambda: None
@@ -50,7 +53,8 @@ class Services:
 def configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("apscheduler", "alembic"):
+    # twilio logs each request's parameters (the phone number and text) at INFO: never shown.
+    for noisy in ("apscheduler", "alembic", "twilio", "notifications_python_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -64,17 +68,53 @@ def var_dir(settings: Settings) -> Path:
     return PROJECT_ROOT / "var"
 
 
-def build_channel(settings: Settings) -> Channel:
-    """The outbox file always; email, SMS and webhook where settings configure them."""
-    channels: list[Channel] = [OutboxFileChannel(var_dir(settings) / "outbox", settings.public_url)]
-    if settings.smtp_host:
-        channels.append(SmtpChannel(settings.smtp_host, settings.smtp_port, settings.smtp_from, settings.public_url))
-    if settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from:
-        channels.append(TwilioSmsChannel(settings.twilio_account_sid, settings.twilio_auth_token,
-                                         settings.twilio_from, settings.public_url, settings.twilio_base_url))
-    if settings.webhook_url:
-        channels.append(WebhookChannel(settings.webhook_url, settings.public_url))
-    return channels[0] if len(channels) == 1 else FanOutChannel(channels, settings.public_url)
+def callback_url(settings: Settings, provider: str) -> str:
+    """The URL a provider calls back on (pipeline/entrypoints/callbacks.py); Twilio signs exactly this."""
+    return f"{(settings.callback_url or settings.public_url).rstrip('/')}/api/callbacks/{provider}"
+
+
+def build_channels(settings: Settings) -> dict[str, Channel]:
+    """The real channels the settings configure, by kind (email, sms, webhook); each is off until configured."""
+    delivery = settings.rules.get("delivery") or {}
+    notify = delivery.get("notify") or {}
+    timeout = float(delivery.get("timeout_seconds", 10))
+    channels: dict[str, Channel] = {}
+    for kind in ("email", "sms"):
+        provider = delivery.get(kind, "smtp" if kind == "email" else "twilio")
+        if provider == "notify":
+            if settings.notify_api_key:
+                template = str(notify.get(f"{kind}_template_id") or "")
+                if not template:
+                    raise ValueError(f"delivery.notify.{kind}_template_id is needed to send {kind} through Notify")
+                channels[kind] = NotifyChannel(kind, settings.notify_api_key, template,
+                                               base_url=settings.notify_base_url, timeout=timeout)
+        elif kind == "email" and provider == "smtp":
+            if settings.smtp_host:
+                channels[kind] = SmtpEmailChannel(settings.smtp_host, settings.smtp_port, settings.smtp_from, timeout)
+        elif kind == "sms" and provider == "twilio":
+            if settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from:
+                channels[kind] = TwilioSmsChannel(
+                    settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_from,
+                    base_url=settings.twilio_base_url, status_callback=callback_url(settings, "twilio"),
+                    timeout=timeout)
+        else:
+            raise ValueError(f"delivery.{kind}: unknown provider (smtp or notify for email, twilio or notify for sms)")
+    webhooks = {str(urn): str(url) for urn, url in (delivery.get("webhooks") or {}).items()}
+    if settings.webhook_url or webhooks:
+        if not settings.webhook_secret:
+            raise ValueError("webhooks are signed: set SAFEGUARD_WEBHOOK_SECRET as well")
+        channels["webhook"] = SignedWebhookChannel(webhooks, settings.webhook_secret,
+                                                   default_url=settings.webhook_url, timeout=timeout)
+    return channels
+
+
+def build_delivery(settings: Settings, channels: dict[str, Channel] | None = None) -> DeliveryService:
+    console = OutboxFileChannel(var_dir(settings) / "outbox", settings.public_url)
+    chosen = build_channels(settings) if channels is None else channels
+    if not chosen:
+        logging.getLogger(__name__).warning(
+            "no delivery channel is configured: notifications wait in the web inbox only")
+    return DeliveryService.from_rules(settings.rules, chosen, settings.public_url, console)
 
 
 def build(settings: Settings, *, migrate: bool = True) -> Services:
@@ -84,13 +124,15 @@ def build(settings: Settings, *, migrate: bool = True) -> Services:
     ctx = Context.build(settings.rules)
     runtime = settings.rules.get("runtime", {})
     intake = Intake(store, max_body_bytes=int(runtime.get("max_body_bytes", 65536)))
-    channel = build_channel(settings)
+    delivery = build_delivery(settings)
+    assert isinstance(delivery.console, OutboxFileChannel)
     publisher: Publisher = FilePublisher(var_dir(settings) / "topics")
     if settings.kafka_bootstrap:
         from pipeline.adapters.kafka import KafkaPublisher
 
         publisher = KafkaPublisher(settings.kafka_bootstrap, settings.kafka_topic_prefix)
-    services = Services(settings=settings, store=store, ctx=ctx, intake=intake, channel=channel, publisher=publisher)
+    services = Services(settings=settings, store=store, ctx=ctx, intake=intake, channel=delivery.console,
+                        publisher=publisher, delivery=delivery)
     if settings.kafka_bootstrap:
         from pipeline.adapters.kafka import KafkaEventSender
 

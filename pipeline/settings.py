@@ -67,7 +67,12 @@ class Settings(BaseSettings):
     twilio_auth_token: str | None = None
     twilio_from: str | None = None
     twilio_base_url: str | None = None  # a local fake in tests; unset means Twilio's own API
-    webhook_url: str | None = None
+    webhook_url: str | None = None  # the signed webhook's endpoint for schools without their own in config
+    webhook_secret: str | None = None  # HMAC-SHA256 key for webhooks; no webhook is sent without it
+    notify_api_key: str | None = None  # GOV.UK Notify (delivery.email / delivery.sms: notify)
+    notify_base_url: str | None = None  # a local fake in tests; unset means Notify's own API
+    notify_callback_token: str | None = None  # the bearer token Notify's delivery-status callbacks carry
+    callback_url: str | None = None  # where providers call back (default public_url); Twilio signs this URL
 
     @cached_property
     def rules(self) -> dict[str, Any]:

@@ -44,6 +44,8 @@ def produce_file(settings: Settings, event_type: str, file: Path) -> int:
                     accepted += 1
                     continue
                 rejected += 1
+                if "detail" in result.body:  # e.g. the broker unavailable: not a fault of the line
+                    print(f"line {number}: {result.body['detail']}", file=sys.stderr)
                 for error in result.body.get("errors", []):
                     print(f"line {number}: {error['field'] or 'line'}: {error['message']}", file=sys.stderr)
     print(f"{accepted} accepted, {rejected} rejected")

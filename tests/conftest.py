@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -81,9 +82,10 @@ def real_services() -> Iterator[dict[str, str]]:
     # Left running on purpose: `make services-stop` (or the next boot) stops them; a second run reuses them.
 
 
-@pytest.fixture
-def postgres_url(real_services: dict[str, str]) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, owned by the application's role."""
+@contextmanager
+def fresh_postgres_database(real_services: dict[str, str]) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database owned by the application's role, dropped afterwards (for tests that
+    need several, e.g. one per hypothesis example)."""
     import psycopg
 
     admin = real_services["SAFEGUARD_POSTGRES_ADMIN_URL"].replace("+psycopg", "")
@@ -91,6 +93,15 @@ def postgres_url(real_services: dict[str, str]) -> Iterator[str]:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" OWNER safeguard')
     base = real_services["SAFEGUARD_DATABASE_URL"].rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(real_services: dict[str, str]) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, owned by the application's role."""
+    with fresh_postgres_database(real_services) as url:
+        yield url

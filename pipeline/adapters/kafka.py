@@ -1,21 +1,41 @@
 """Kafka adapters (kafka-python): the output-topic publisher and the intake publisher, both acks=all.
 
 Values are the contract's Avro single-object encoding from the project's one codec; keys are the
-producer's reference (attendance or episode id; child id for trigger meetings).
+producer's reference (attendance or episode id; child id for trigger meetings). An event sent by the HTTP
+intake carries its producer's user id in a record header, so the worker that processes it stores it with
+the producer and the producer can read its event. An unreachable broker is ``BrokerUnavailable``, raised
+within seconds (the HTTP intake answers 503 with Retry-After), never a hang or an unexpected error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from pipeline import codec
+from pipeline.adapters.publisher import BrokerUnavailable
 
 OUTPUT_SCHEMAS = {"pathway-notifications": "pathway-notification", "escalations": "escalation",
                   "dead-letters": "dead-letter"}
 KEY_FIELDS = {"self-harm-attendance": "attendance_id", "trigger-meeting-recorded": "child_id"}
+PRODUCER_HEADER = "safeguard-producer-id"
+
+
+def producer_id_from(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> int | None:
+    """The producer's user id from a record's headers (as kafka-python or faust give them), if any."""
+    items = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    for name, value in items:
+        if name == PRODUCER_HEADER and value:
+            try:
+                return int(value.decode() if isinstance(value, bytes) else value)
+            except ValueError:
+                return None
+    return None
 
 
 def event_key(event_type: str, record: dict[str, Any]) -> bytes:
@@ -39,9 +59,10 @@ def ensure_topics(bootstrap: str, partitions: int = 4, prefix: str = "") -> None
         admin.close()
 
 
-def make_producer(bootstrap: str) -> KafkaProducer:
-    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", retries=5, linger_ms=2,
-                         max_in_flight_requests_per_connection=1, request_timeout_ms=15000)
+def make_producer(bootstrap: str, **options: Any) -> KafkaProducer:
+    settings: dict[str, Any] = {"acks": "all", "retries": 5, "linger_ms": 2, "max_in_flight_requests_per_connection": 1,
+                                "request_timeout_ms": 15000, **options}
+    return KafkaProducer(bootstrap_servers=bootstrap, **settings)
 
 
 class KafkaPublisher:
@@ -74,16 +95,39 @@ class KafkaPublisher:
 
 
 class KafkaEventSender:
-    """Sends a validated event to its topic for `POST /api/events` and `safeguard produce` on Kafka."""
+    """Sends a validated event to its topic for `POST /api/events` and `safeguard produce` on Kafka.
 
-    def __init__(self, bootstrap: str, prefix: str = "", timeout: float = 15.0) -> None:
-        self.producer = make_producer(bootstrap)
-        self.prefix, self.timeout = prefix, timeout
+    The producer is made on first use (the API starts while the broker is away), and every wait is bounded:
+    a record not acknowledged within ``timeout`` seconds raises ``BrokerUnavailable`` and expires in the
+    client rather than being sent later.
+    """
 
-    def send(self, event_type: str, record: dict[str, Any]) -> None:
+    def __init__(self, bootstrap: str, prefix: str = "", timeout: float = 8.0) -> None:
+        self.bootstrap, self.prefix, self.timeout = bootstrap, prefix, timeout
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+
+    def _ready_producer(self) -> KafkaProducer:
+        with self._lock:
+            if self._producer is None:
+                wait_ms = int(self.timeout * 1000)
+                try:
+                    self._producer = make_producer(self.bootstrap, max_block_ms=wait_ms // 2,
+                                                   request_timeout_ms=wait_ms // 2, delivery_timeout_ms=wait_ms)
+                except (KafkaError, OSError) as error:
+                    raise BrokerUnavailable(type(error).__name__) from error
+            return self._producer
+
+    def send(self, event_type: str, record: dict[str, Any], producer_id: int | None = None) -> None:
         value = codec.encode(event_type, record)
-        self.producer.send(self.prefix + event_type, key=event_key(event_type, record), value=value).get(
-            timeout=self.timeout)
+        headers = [(PRODUCER_HEADER, str(producer_id).encode())] if producer_id is not None else []
+        producer = self._ready_producer()
+        try:
+            producer.send(self.prefix + event_type, key=event_key(event_type, record), value=value,
+                          headers=headers).get(timeout=self.timeout)
+        except Exception as error:  # noqa: BLE001 - whatever the client raises, the broker did not acknowledge
+            raise BrokerUnavailable(type(error).__name__) from error
 
     def close(self) -> None:
-        self.producer.close(timeout=5)
+        if self._producer is not None:
+            self._producer.close(timeout=5)

@@ -12,6 +12,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 
+class BrokerUnavailable(Exception):
+    """The broker could not be reached, or did not acknowledge in time: nothing was stored."""
+
+
+class EventSender(Protocol):
+    """Sends one validated event to its topic and returns once the broker acknowledged it (Kafka intake)."""
+
+    def send(self, event_type: str, record: dict[str, Any], producer_id: int | None = None) -> None: ...
+
+
 class Publisher(Protocol):
     """``publish`` may send in the background; ``flush`` returns once everything published is durable, and
     raises if any of it is not (the relay then leaves its outbox rows for the next attempt)."""

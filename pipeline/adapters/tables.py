@@ -142,7 +142,12 @@ class Event(SQLModel, table=True):
     match_outcome: str | None = None
     child_id: str | None = Field(default=None, index=True)
     match_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
-    error: str | None = None
+    error: str | None = None  # the last handler failure's exception type (never its text)
+    # A handler failure keeps the event accepted: tried again at next_attempt_at, and after the last try
+    # held (held_at) until `safeguard events retry` runs it.
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    held_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
 
 
 class DeadLetter(SQLModel, table=True):
@@ -212,7 +217,8 @@ class Deadline(SQLModel, table=True):
 
 
 class AuditEntry(SQLModel, table=True):
-    """Append-only: nothing is updated or deleted; a correction is a new entry."""
+    """Append-only: nothing is updated or deleted (database triggers refuse both, migration 0003); a correction
+    is a new entry."""
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(sa_column=_instant())
@@ -251,6 +257,9 @@ class MissingEpisode(SQLModel, table=True):
     safe_and_well_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
     return_interview_outcome: str | None = None
     return_interview_recorded_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    # When an event first graded it HIGH, and first flagged it (by the events' own times), whatever the order.
+    graded_high_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    flagged_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
     report_event_id: str | None = None
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_instant())
 
@@ -282,3 +291,32 @@ class MatchModel(SQLModel, table=True):
     version: str = Field(primary_key=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_instant(index=True))
     parameters_json: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Delivery(SQLModel, table=True):
+    """One notification on one channel (email, sms, webhook), with its attempts record.
+
+    Written with the notification in the same transaction; the relay resolves it against the council's routes,
+    claims it, sends it and records each attempt's outcome (pipeline/service/relay.py). States are listed in
+    pipeline/domain/delivery.py. No address or message text is kept here: those come from the notification.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("notification_id", "channel", name="uq_delivery_notification_channel"),
+        Index("ix_delivery_due", "state", "next_attempt_at"),
+    )
+
+    id: str = Field(primary_key=True)
+    notification_id: str = Field(index=True)
+    channel: str
+    state: str = "new"
+    position: int = 0  # 0: sent at once; 1, 2, ...: fallback order
+    attempts: int = 0
+    ambiguous_resends: int = 0  # re-sends after an ambiguous failure (at most one): possible duplicates
+    provider: str | None = None
+    provider_ref: str | None = Field(default=None, index=True)  # Twilio SID / Notify id, for status callbacks
+    last_outcome: str | None = None  # accepted | transient | permanent | ambiguous | a provider status
+    last_error: str | None = None  # what failed, never a value
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    last_attempt_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
+    created_at: datetime = Field(sa_column=_instant())

@@ -2,7 +2,9 @@
 
 Pure. An episode is a fold of its events that comes out the same whatever order they arrive in: the
 effective risk grade is the latest by its own timestamp, flags are only ever added, and the found time is
-the found event's. From the folded episode the rules derive who is told and which deadlines should be
+the found event's. Whether the episode was ever graded high or flagged (and from when) is kept too, so the
+head of service, the strategy discussion and the trigger meeting follow from facts, not from arrival order.
+From the folded episode the rules derive who is told and which deadlines should be
 open; the service makes the store match, idempotently.
 """
 
@@ -19,6 +21,7 @@ from pipeline.domain.model import (
     HEAD_OF_SERVICE,
     IRO_ROLE,
     MISSING_COORDINATOR,
+    SCIES,
     WORKER_ROLE,
     ChildFacts,
     Contact,
@@ -47,6 +50,9 @@ class Episode:
     found_at: datetime | None = None
     returned_to: str | None = None
     return_interview_outcome: str | None = None
+    # The earliest event time at which the episode was graded HIGH, and at which it was first flagged.
+    graded_high_at: datetime | None = None
+    flagged_at: datetime | None = None
 
     @property
     def reported(self) -> bool:
@@ -55,6 +61,25 @@ class Episode:
     @property
     def found(self) -> bool:
         return self.found_at is not None
+
+    @property
+    def raised_at(self) -> datetime | None:
+        """When the episode first became high-risk or flagged (by its events' own times), if it ever did."""
+        times = [t for t in (self.graded_high_at, self.flagged_at) if t is not None]
+        return min(times) if times else None
+
+
+def _earliest(current: datetime | None, at: datetime) -> datetime:
+    return at if current is None or at < current else current
+
+
+def _raised(episode: Episode, grade: str | None, flags: frozenset[str], at: datetime) -> Episode:
+    """Record when an event graded the episode HIGH or added a flag (the earliest such time is kept)."""
+    if grade == HIGH:
+        episode = replace(episode, graded_high_at=_earliest(episode.graded_high_at, at))
+    if flags:
+        episode = replace(episode, flagged_at=_earliest(episode.flagged_at, at))
+    return episode
 
 
 def _later_grade(episode: Episode, grade: str | None, at: datetime) -> Episode:
@@ -68,12 +93,15 @@ def _later_grade(episode: Episode, grade: str | None, at: datetime) -> Episode:
 def fold(episode: Episode, event_type: str, record: dict[str, Any]) -> Episode:
     """Merge one event's facts into the episode. Commutative for the episode's own events."""
     if event_type == "missing-reported":
+        flags = frozenset(record.get("exploitation_flags") or ())
         merged = replace(episode, reported_at=record["reported_at"], last_seen_at=record["last_seen_at"],
-                         missing_from=record["missing_from"],
-                         flags=episode.flags | frozenset(record.get("exploitation_flags") or ()))
+                         missing_from=record["missing_from"], flags=episode.flags | flags)
+        merged = _raised(merged, record["risk_grade"], flags, record["reported_at"])
         return _later_grade(merged, record["risk_grade"], record["reported_at"])
     if event_type == "missing-updated":
-        merged = replace(episode, flags=episode.flags | frozenset(record.get("exploitation_flags") or ()))
+        flags = frozenset(record.get("exploitation_flags") or ())
+        merged = replace(episode, flags=episode.flags | flags)
+        merged = _raised(merged, record.get("risk_grade"), flags, record["updated_at"])
         return _later_grade(merged, record.get("risk_grade"), record["updated_at"])
     if event_type == "missing-found":
         return replace(episode, found_at=record["found_at"], returned_to=record["returned_to"])
@@ -83,13 +111,21 @@ def fold(episode: Episode, event_type: str, record: dict[str, Any]) -> Episode:
 
 
 def high_risk(episode: Episode, date_of_birth: date | None, policy: Policy) -> bool:
-    """High grade, or a child of 13 or under (configurable) with any exploitation flag."""
+    """High grade now, or a child of 13 or under (configurable) with any exploitation flag: which
+    still-missing ladder runs."""
     if episode.risk_grade == HIGH:
         return True
     if episode.flags and date_of_birth is not None and episode.reported_at is not None:
         limit = int(policy.setting("missing", "exploitation_high_risk_max_age", default=13))
         return age_on(date_of_birth, policy.calendar.local(episode.reported_at).date()) <= limit
     return False
+
+
+def ever_high_risk(episode: Episode, date_of_birth: date | None, policy: Policy) -> bool:
+    """Graded HIGH by any of its events (whatever the grade now), or high-risk by age and flag: a high-risk
+    episode for the head of service, the strategy discussion and the trigger meeting, whatever the order
+    its events arrived in."""
+    return episode.graded_high_at is not None or high_risk(episode, date_of_birth, policy)
 
 
 def in_term(policy: Policy, day: date, school_urn: str | None) -> bool:
@@ -184,13 +220,15 @@ def report_notifications(episode: Episode, facts: ChildFacts | None, is_high: bo
         planned.append(_notification(f"{key}:head_of_service", HEAD_OF_SERVICE, HEAD_OF_SERVICE,
                                      _team(directory, HEAD_OF_SERVICE), "high risk or exploitation: told at once",
                                      "URGENT", base))
-    planned.extend(school_notifications(episode, facts, policy, "missing"))
+    planned.extend(school_notifications(episode, facts, policy, "missing", directory))
     return planned
 
 
 def school_notifications(episode: Episode, facts: ChildFacts | None, policy: Policy,
-                         what: str) -> list[PlannedNotification]:
-    """During term the school DSL is told only that the pupil is missing, and later found."""
+                         what: str, directory: Directory) -> list[PlannedNotification]:
+    """During term the school is told only that the pupil is missing, and later found, routed as self-harm
+    routing does: an in-area state school's DSL directly; an independent or out-of-area school through the
+    SCiES team, who contact that school (the same minimal content, with which school it is)."""
     if facts is None:
         return []
     at = episode.reported_at if what == "missing" else episode.found_at
@@ -199,14 +237,22 @@ def school_notifications(episode: Episode, facts: ChildFacts | None, policy: Pol
     planned = []
     for enrolment in facts.enrolments:
         school = enrolment.school
-        if not (school.in_area and school.school_type == "STATE") or not in_term(policy, day, school.urn):
+        if not in_term(policy, day, school.urn):
             continue
-        content = {"pupil": {"given_name": enrolment.identity.given_name,
-                             "family_name": enrolment.identity.family_name,
-                             "date_of_birth": iso_date(enrolment.identity.date_of_birth), "upn": enrolment.upn},
-                   "status": what}
-        planned.append(_notification(f"missing:{episode.episode_id}:{what}:dsl:{school.urn}", DSL_ROLE, school.urn,
-                                     school.dsl, f"pupil {what}", "ROUTINE", content, school.urn))
+        content: dict[str, Any] = {
+            "pupil": {"given_name": enrolment.identity.given_name, "family_name": enrolment.identity.family_name,
+                      "date_of_birth": iso_date(enrolment.identity.date_of_birth), "upn": enrolment.upn},
+            "status": what}
+        if school.in_area and school.school_type == "STATE":
+            planned.append(_notification(f"missing:{episode.episode_id}:{what}:dsl:{school.urn}", DSL_ROLE,
+                                         school.urn, school.dsl, f"pupil {what}", "ROUTINE", content, school.urn))
+            continue
+        kind = "independent" if school.school_type == "INDEPENDENT" else "out-of-area"
+        content["school"] = {"urn": school.urn, "name": school.name}
+        planned.append(_notification(f"missing:{episode.episode_id}:{what}:scies:{school.urn}", SCIES, SCIES,
+                                     _team(directory, SCIES),
+                                     f"pupil {what}: on the roll of an {kind} school ({school.urn})", "ROUTINE",
+                                     content))
     return planned
 
 
@@ -224,7 +270,7 @@ def found_notifications(episode: Episode, facts: ChildFacts | None, directory: D
                                          WORKER_ROLE, involvement.worker_email, Contact(involvement.worker_email),
                                          "child found: return home interview due", "ROUTINE", content))
     if episode.reported:
-        planned.extend(school_notifications(episode, facts, policy, "found"))
+        planned.extend(school_notifications(episode, facts, policy, "found", directory))
     return planned
 
 
@@ -241,9 +287,10 @@ def match_review(episode: Episode, is_high: bool, reason: str, directory: Direct
     return item, PlannedDeadline("match_review", item.key, due, policy.ladder("match_review", due))
 
 
-def episode_deadlines(episode: Episode, is_high: bool, policy: Policy,
-                      became_high_at: datetime | None) -> tuple[list[PlannedDeadline], set[str]]:
-    """The deadlines this episode should have, and the kinds that should now be closed."""
+def episode_deadlines(episode: Episode, is_high: bool, policy: Policy) -> tuple[list[PlannedDeadline], set[str]]:
+    """The deadlines this episode should have, and the kinds that should now be closed. ``is_high`` (high-risk
+    now) picks the still-missing ladder; the strategy discussion runs from when the episode first became
+    high-risk or flagged."""
     wanted: list[PlannedDeadline] = []
     close: set[str] = set()
     if episode.reported and not episode.found:
@@ -261,7 +308,7 @@ def episode_deadlines(episode: Episode, is_high: bool, policy: Policy,
         wanted.append(PlannedDeadline("return_interview", "episode", due, policy.ladder("return_interview", due)))
     if episode.return_interview_outcome is not None:
         close.add("return_interview")
-    if episode.reported and (is_high or episode.flags) and became_high_at is not None:
-        due = policy.due("strategy_discussion", became_high_at)
+    if episode.reported and episode.raised_at is not None:
+        due = policy.due("strategy_discussion", episode.raised_at)
         wanted.append(PlannedDeadline("strategy_discussion", "episode", due, policy.ladder("strategy_discussion", due)))
     return wanted, close

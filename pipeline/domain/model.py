@@ -55,6 +55,8 @@ HEAD_OF_SERVICE = "HEAD_OF_SERVICE"
 DIRECTOR = "DIRECTOR"
 MISSING_COORDINATOR = "MISSING_COORDINATOR"
 RHI_PROVIDER = "RHI_PROVIDER"
+# The teams the routing code names itself (the ladders in config name more: see Policy.routed_teams).
+TEAMS_IN_CODE = (FRONT_DOOR, FRONT_DOOR_MANAGER, SCIES, EHE_MANAGER, CME, HEAD_OF_SERVICE, MISSING_COORDINATOR)
 
 # Recipient roles that are people rather than teams.
 DSL_ROLE = "dsl"
@@ -62,6 +64,8 @@ DEPUTY_DSL_ROLE = "deputy_dsl"
 WORKER_ROLE = "worker"
 TEAM_MANAGER_ROLE = "team_manager"
 IRO_ROLE = "iro"
+# A ladder step's `notify` entries that are resolved to people when the step fires, not team codes.
+PERSON_ROLES = frozenset({DSL_ROLE, DEPUTY_DSL_ROLE, WORKER_ROLE, TEAM_MANAGER_ROLE, IRO_ROLE, "assignee"})
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 
 from pipeline.domain.calendar import Calendar, CalendarConfig, Duration, Timescale, parse_timescale
-from pipeline.domain.model import LadderStep
+from pipeline.domain.model import PERSON_ROLES, TEAMS_IN_CODE, LadderStep
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,18 @@ class Policy:
             for rule in self.ladders.get(f"{name}_ladder", ())
         ]
         return tuple(sorted(steps, key=lambda step: step.at))
+
+    def routed_teams(self) -> frozenset[str]:
+        """Every team the rules can route to under this configuration: those the code names, those the
+        ladders notify, and the return interview's assignee team. Each needs a row in the teams file.
+        (``LA_{code}`` rows depend on the involvements loaded, so they are not among them.)"""
+        teams = set(TEAMS_IN_CODE)
+        teams |= {role for ladder in self.ladders.values() for rule in ladder for role in rule.notify
+                  if role not in PERSON_ROLES}
+        assignee = str(self.setting("missing", "return_interview_assignee", default="RHI_PROVIDER"))
+        if assignee != "worker":
+            teams.add(assignee)
+        return frozenset(teams)
 
     def setting(self, *path: str, default: Any = None) -> Any:
         """A plain value from the merged config, e.g. ``setting("missing", "return_interview_assignee")``."""

@@ -3,8 +3,8 @@
 ``route_self_harm`` is a pure function of the event, the match decision, the linked child's reference
 facts, the team directory, the policy and ``now``. It applies every row of the routing table in
 domain.md, the age and residence rules, consent (``withheld``), the holiday rule, data minimisation per
-recipient, and the rule that a recipient without a contact on file is never dropped but goes to the
-front door.
+recipient. A recipient without a contact on file stays in the plan as it is: the one notify function
+(pipeline/service/notify.py) sends it to the front door, audited.
 """
 
 from __future__ import annotations
@@ -159,14 +159,14 @@ def route_self_harm(event: SelfHarmAttendance, match: MatchDecision, facts: Chil
         name = "match_review_urgent" if event.exploitation_concern else "match_review"
         due = policy.due(name, now)
         deadlines.append(PlannedDeadline("match_review", key, due, policy.ladder("match_review", due)))
-        return Plan(EventStatus.REVIEW, _with_fallbacks(recipients, directory, audit), tuple(deadlines),
+        return Plan(EventStatus.REVIEW, tuple(recipients.items.values()), tuple(deadlines),
                     tuple(audit))
 
     if match.outcome is MatchOutcome.NO_MATCH or facts is None:
         recipients.team(FRONT_DOOR, "no matching child in the reference data")
         if event.exploitation_concern:
             recipients.team(FRONT_DOOR, "exploitation concern")
-        return Plan(EventStatus.PROCESSED, _with_fallbacks(recipients, directory, audit), (), tuple(audit))
+        return Plan(EventStatus.PROCESSED, tuple(recipients.items.values()), (), tuple(audit))
 
     arrival_day = policy.calendar.local(event.arrived_at).date()
     school_alerts: list[tuple[str, Enrolment]] = []
@@ -236,11 +236,11 @@ def route_self_harm(event: SelfHarmAttendance, match: MatchDecision, facts: Chil
         due = policy.due("consent_decision", now)
         deadlines.append(PlannedDeadline("consent_decision", decision.key, due,
                                          policy.ladder("consent_decision", due)))
-        return Plan(status, _with_fallbacks(recipients, directory, audit), tuple(deadlines), tuple(audit))
+        return Plan(status, tuple(recipients.items.values()), tuple(deadlines), tuple(audit))
 
     start = released_at or event.arrived_at
     deadlines.extend(acknowledgement_deadlines(school_alerts, recipients, policy, start))
-    return Plan(status, _with_fallbacks(recipients, directory, audit), tuple(deadlines), tuple(audit))
+    return Plan(status, tuple(recipients.items.values()), tuple(deadlines), tuple(audit))
 
 
 def acknowledgement_deadlines(school_alerts: list[tuple[str, Enrolment]], recipients: _Recipients,
@@ -262,20 +262,3 @@ def acknowledgement_deadlines(school_alerts: list[tuple[str, Enrolment]], recipi
             deadlines.append(PlannedDeadline("self_harm_holiday_scies", scies, scies_due,
                                              policy.ladder("self_harm_holiday_scies", scies_due)))
     return deadlines
-
-
-def _with_fallbacks(recipients: _Recipients, directory: Directory,
-                    audit: list[tuple[str, str]]) -> tuple[PlannedNotification, ...]:
-    """A recipient with no contact on file is never dropped: the front door gets it instead."""
-    front_door = directory.teams.get(FRONT_DOOR) or Contact(None)
-    planned: list[PlannedNotification] = []
-    for item in recipients.items.values():
-        if item.contact.reachable or item.recipient_role == FRONT_DOOR:
-            planned.append(item)
-            continue
-        audit.append(("created", f"no contact on file for {item.recipient_role} {item.recipient_ref}: "
-                                 "sent to the front door"))
-        planned.append(replace(item, recipient_role=FRONT_DOOR, recipient_ref=FRONT_DOOR, contact=front_door,
-                               reason=f"no contact on file for {item.recipient_role}: {item.reason}",
-                               school_urn=item.school_urn))
-    return tuple(planned)

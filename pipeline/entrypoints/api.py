@@ -20,14 +20,17 @@ from pydantic import BaseModel, StringConstraints
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
+from pipeline.adapters import deliveries
+from pipeline.adapters import paging as keysets
 from pipeline.adapters import tables as t
 from pipeline.adapters.repository import Repository
 from pipeline.bootstrap import Services
 from pipeline.domain.model import FRONT_DOOR, Role
-from pipeline.entrypoints import reviews_api
+from pipeline.entrypoints import callbacks, reviews_api
+from pipeline.entrypoints.paging import Paging
 from pipeline.service import casework
 from pipeline.service.access import NOTIFICATION_READERS, may_acknowledge, notification_scope, visible_notification
-from pipeline.service.intake import IntakeResult, Submission
+from pipeline.service.intake import RETRY_AFTER_SECONDS, IntakeResult, Submission
 from pipeline.service.users import user_for_token
 
 log = logging.getLogger(__name__)
@@ -94,18 +97,12 @@ def current_user(request: Request, authorization: Annotated[str | None, Header()
 
 CurrentUser = Annotated[t.User, Depends(current_user)]
 SessionDep = Annotated[Session, Depends(read_session)]
+PagingDep = Annotated[Paging, Depends()]
 
 
 def send_to_kafka(services: Services, submission: Submission) -> IntakeResult:
     """Kafka deployment: validate as the embedded intake does, then 202 once the broker acked (acks=all)."""
-    record = services.intake.validate(submission)
-    if isinstance(record, IntakeResult):
-        return record
-    known = services.intake.known(submission.event_type, record)
-    if known is not None:
-        return known
-    services.event_sender.send(submission.event_type, record)
-    return IntakeResult(202, {"event_id": record["event_id"], "status": "accepted"})
+    return services.intake.send_to_topic(services.event_sender, submission)
 
 
 def create_app(services: Services) -> FastAPI:
@@ -157,7 +154,8 @@ def create_app(services: Services) -> FastAPI:
             result = await asyncio.wrap_future(services.intake.submit_grouped(submission))
         if result.accepted:
             services.on_accepted()
-        return JSONResponse(result.body, status_code=result.status_code)
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if result.status_code == 503 else None
+        return JSONResponse(result.body, status_code=result.status_code, headers=retry)
 
     @app.get("/api/events/{event_id}")
     def get_event(event_id: str, user: CurrentUser) -> dict[str, Any]:
@@ -235,15 +233,22 @@ def create_app(services: Services) -> FastAPI:
         return body
 
     @app.get("/api/notifications")
-    def list_notifications(user: CurrentUser, s: SessionDep,
-                           status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    def list_notifications(user: CurrentUser, s: SessionDep, paging: PagingDep,
+                           status: str | None = None) -> list[dict[str, Any]]:
         if user.role not in NOTIFICATION_READERS:
             raise forbidden()
         query = select(t.Notification).where(notification_scope(user))
         if status:
             query = query.where(t.Notification.status == status)
-        rows = s.exec(query.order_by(col(t.Notification.created_at).desc()).limit(min(limit, 1000))).all()
-        return [notification_json(n) for n in rows]
+        page = _page(s, query, keysets.NOTIFICATIONS, paging, notification_scope(user))
+        paging.link_next(page, status=status)
+        return [notification_json(n) for n in page.rows]
+
+    def _page(s: Session, query: Any, keyset: keysets.Keyset, paging: Paging, *scope: Any) -> keysets.Page[Any]:
+        page = keysets.read_page(s, query, keyset, limit=paging.limit, before=paging.before, scope=scope)
+        if page is None:
+            raise not_found()  # a `before` id that is unknown or out of scope, answered alike
+        return page
 
     def _visible(s: Session, user: t.User, notification_id: str) -> t.Notification:
         if user.role not in NOTIFICATION_READERS:
@@ -258,7 +263,7 @@ def create_app(services: Services) -> FastAPI:
         with services.store.transaction() as s:
             row = _visible(s, user, notification_id)
             casework.record_view(Repository(s), row, user.email, services.clock())
-            return notification_json(row, detail=True)
+            return {**notification_json(row, detail=True), "deliveries": deliveries.summary(s, row.id)}
 
     @app.post("/api/notifications/{notification_id}/acknowledge")
     def acknowledge(notification_id: str, ack: Acknowledgement, user: CurrentUser) -> dict[str, Any]:
@@ -276,8 +281,7 @@ def create_app(services: Services) -> FastAPI:
             raise ApiError(409, {"detail": str(error)}) from error
 
     @app.get("/api/deadlines")
-    def deadlines(user: CurrentUser, s: SessionDep, state: str = "overdue",
-                  limit: int = 500) -> list[dict[str, Any]]:
+    def deadlines(user: CurrentUser, s: SessionDep, paging: PagingDep, state: str = "overdue") -> list[dict[str, Any]]:
         require(user, Role.MANAGER)
         query = select(t.Deadline)
         if state == "overdue":
@@ -286,21 +290,23 @@ def create_app(services: Services) -> FastAPI:
             query = query.where(t.Deadline.state == state)
         else:
             raise ApiError(422, {"errors": [{"field": "state", "message": "must be overdue, open or closed"}]})
-        rows = s.exec(query.order_by(col(t.Deadline.due_at).desc()).limit(min(limit, 5000))).all()
+        page = _page(s, query, keysets.DEADLINES, paging)
+        paging.link_next(page, state=state)
         return [{"id": d.id, "kind": d.kind, "subject_id": d.subject_id, "due_at": iso(d.due_at),
-                 "escalation_level": d.escalation_level, "state": d.state} for d in rows]
+                 "escalation_level": d.escalation_level, "state": d.state} for d in page.rows]
 
     @app.get("/api/children/{child_id}/episodes")
-    def child_episodes(child_id: str, user: CurrentUser, s: SessionDep) -> list[dict[str, Any]]:
+    def child_episodes(child_id: str, user: CurrentUser, s: SessionDep, paging: PagingDep) -> list[dict[str, Any]]:
         require(user, Role.WORKER, Role.MANAGER)
         if user.role == Role.WORKER and not _allocated(s, user, child_id):
             raise not_found()
-        episodes = s.exec(select(t.MissingEpisode).where(t.MissingEpisode.child_id == child_id)
-                          .order_by(col(t.MissingEpisode.reported_at).desc())).all()
-        if not episodes and s.get(t.Child, child_id) is None:
+        if s.get(t.Child, child_id) is None:
             raise not_found()
+        of_child = col(t.MissingEpisode.child_id) == child_id
+        page = _page(s, select(t.MissingEpisode).where(of_child), keysets.EPISODES, paging, of_child)
+        paging.link_next(page)
         result = []
-        for episode in episodes:
+        for episode in page.rows:
             deadlines = s.exec(select(t.Deadline).where(t.Deadline.subject_id == episode.episode_id)).all()
             result.append({
                 "episode_id": episode.episode_id, "reported_at": iso(episode.reported_at),
@@ -320,16 +326,19 @@ def create_app(services: Services) -> FastAPI:
         return facts is not None and any(i.worker_email == user.email for i in facts.involvements)
 
     @app.get("/api/audit")
-    def audit(subject: str, user: CurrentUser, s: SessionDep) -> list[dict[str, Any]]:
+    def audit(subject: str, user: CurrentUser, s: SessionDep, paging: PagingDep) -> list[dict[str, Any]]:
         require(user, Role.MANAGER)
-        rows = s.exec(select(t.AuditEntry).where(t.AuditEntry.subject_id == subject)
-                      .order_by(col(t.AuditEntry.id).desc())).all()
-        return [{"at": iso(a.at), "actor": a.actor, "action": a.action, "reason": a.reason} for a in rows]
+        of_subject = col(t.AuditEntry.subject_id) == subject
+        page = _page(s, select(t.AuditEntry).where(of_subject), keysets.AUDIT, paging, of_subject)
+        paging.link_next(page, subject=subject)
+        return [{"id": a.id, "at": iso(a.at), "actor": a.actor, "action": a.action, "reason": a.reason}
+                for a in page.rows]
 
     from pipeline.entrypoints.web import add_web_routes
 
     add_web_routes(app, services, current_user)
     app.include_router(reviews_api.router(current_user, read_session, not_found, forbidden))
+    app.include_router(callbacks.router(services))
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

@@ -18,6 +18,8 @@ users_app = typer.Typer(no_args_is_help=True, help="Manage users.")
 app.add_typer(users_app, name="users")
 match_app = typer.Typer(no_args_is_help=True, help="The matcher: train it, measure it, make a labelled set.")
 app.add_typer(match_app, name="match")
+events_app = typer.Typer(no_args_is_help=True, help="Accepted events whose processing failed.")
+app.add_typer(events_app, name="events")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -105,7 +107,7 @@ def load(kind: str, file: Path) -> None:
     services = build(Settings())
     try:
         with services.store.transaction() as session:
-            report = load_reference(session, kind, text, system_clock())
+            report = load_reference(session, kind, text, system_clock(), services.ctx.policy.routed_teams())
     except ReferenceError as error:
         for problem in error.problems:
             typer.echo(problem, err=True)
@@ -135,6 +137,35 @@ def users_add(role: Annotated[str, typer.Option("--role")], email: Annotated[str
         raise _fail(str(error), 2 if "role" in str(error) or "needs" in str(error) else 1) from None
     typer.echo(f"created {user.role} user {user.id}")
     typer.echo(token)
+
+
+@events_app.command("retry")
+def events_retry(event_ids: Annotated[list[str] | None, typer.Argument(help="Held events; none: all held.")] = None
+                 ) -> None:
+    """Run held events again after a fix; each is processed once. Exit 1 if any still fails."""
+    from pipeline.bootstrap import build
+    from pipeline.service.retries import retry_events
+
+    services = build(Settings())
+    outcomes = retry_events(services.store, services.ctx, services.clock, event_ids or None)
+    for outcome in outcomes:
+        typer.echo(f"{outcome.event_id}: {outcome.outcome.replace('_', ' ')}")
+    failed = [outcome for outcome in outcomes if not outcome.ok]
+    typer.echo(f"{len(outcomes) - len(failed)} processed, {len(failed)} not" if outcomes else "no held events")
+    if failed:
+        raise typer.Exit(1)
+
+
+@events_app.command("held")
+def events_held() -> None:
+    """List held events: id, type, tries, the last failure's type and since when (no event content)."""
+    from pipeline.bootstrap import build
+    from pipeline.service.retries import held_events
+
+    services = build(Settings())
+    for event in held_events(services.store):
+        typer.echo(f"{event.event_id} {event.event_type} tries={event.attempts} error={event.error} "
+                   f"held_since={event.held_at.isoformat() if event.held_at else ''}")
 
 
 @app.command()

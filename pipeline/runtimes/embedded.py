@@ -54,7 +54,7 @@ class EmbeddedRuntime:
 
     def relay_once(self) -> None:
         try:
-            while relay(self.services.store, self.services.channel, self.services.publisher, self.services.clock()):
+            while relay(self.services.store, self.services.delivery, self.services.publisher, self.services.clock()):
                 pass
         except Exception as error:  # noqa: BLE001 - the next interval tries again
             log.error("outbox relay failed (%s)", type(error).__name__)

@@ -4,8 +4,9 @@ Agents are thin: values arrive decoded by the faust codec in ``pipeline.adapters
 project's one Avro codec), and each batch goes to ``consumers.kafka_records.handle_batch`` (check, process in
 one transaction) on a worker thread, so a partition's records stay in order. Delivery is
 at-least-once (faust commits offsets after the agent returns); the processed-event row makes effects
-happen once. Timers drive the deadline sweep and the outbox relay, which claim rows with
-``FOR UPDATE SKIP LOCKED`` so several workers share them. faust's exactly_once mode is not used.
+happen once. Timers drive the deadline sweep, the outbox relay and the retries of events whose handler
+failed, which claim rows with ``FOR UPDATE SKIP LOCKED`` so several workers share them. faust's
+exactly_once mode is not used.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from typing import Any
 
 import faust
 
+from consumers.intake_consumer import IntakeConsumer
 from consumers.kafka_records import Delivery, handle_batch
 from pipeline import codec
 from pipeline.adapters.faust_codec import codec_name, register_codecs
+from pipeline.adapters.kafka import producer_id_from
 from pipeline.adapters.metrics import EVENTS_CONSUMED
 from pipeline.bootstrap import Services
 from pipeline.service.relay import relay
@@ -48,7 +51,17 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
     @app.timer(interval=float(runtime.get("relay_interval_seconds", 1)))
     async def outbox_relay() -> None:
         def drain() -> None:
-            while relay(services.store, services.channel, services.publisher, services.clock()):
+            while relay(services.store, services.delivery, services.publisher, services.clock()):
+                pass
+
+        await asyncio.to_thread(drain)
+
+    retries = IntakeConsumer(services.store, services.ctx, services.clock, retries_only=True)
+
+    @app.timer(interval=float(runtime.get("retry_interval_seconds", 1)))
+    async def failed_event_retries() -> None:
+        def drain() -> None:
+            while retries.run_once():
                 pass
 
         await asyncio.to_thread(drain)
@@ -65,7 +78,7 @@ def _add_agent(app: faust.App, services: Services, event_type: str, prefix: str,
         async for events in stream.take_events(100, within=0.02):
             EVENTS_CONSUMED.labels(event_type).inc(len(events))
             batch = [Delivery(event_type, e.message.topic, e.message.partition, e.message.offset, e.message.value,
-                              e.value) for e in events]
+                              e.value, producer_id_from(e.message.headers)) for e in events]
             await asyncio.to_thread(handle_batch, services, batch)
 
     app.agent(topic, name=f"consume-{event_type}")(consume)

@@ -30,11 +30,13 @@ from pipeline.service.handlers import (
 from pipeline.service.sweep import close_deadline
 
 # Deadlines that exist only for someone to acknowledge a notification: the school alert (the DSL or deputy),
-# the holiday rule's SCiES alert, and the allocated team's strategy discussion. Acknowledging the alert or its
+# the holiday rule's SCiES alert, the allocated team's strategy discussion, and the front door's alert that nobody
+# could be reached (delivery_failure). Acknowledging the alert or its
 # reminder closes them. An escalation is never the thing the deadline waits for: a manager acknowledging
 # it does not stop the ladder. Every other deadline waits for an event or a decision (the return interview
 # recorded, the trigger meeting held, the child found, the front door's release or review decision).
-CLOSED_BY_ACKNOWLEDGEMENT = frozenset({"self_harm_acknowledgement", "self_harm_holiday_scies", "strategy_discussion"})
+CLOSED_BY_ACKNOWLEDGEMENT = frozenset({"self_harm_acknowledgement", "self_harm_holiday_scies", "strategy_discussion",
+                                       "delivery_failure"})
 
 
 class CaseworkError(Exception):
@@ -64,7 +66,7 @@ def acknowledge(repo: Repository, row: t.Notification, actor: str, user_id: int,
     if row.deadline_id and row.kind in ("alert", "reminder"):
         deadline = repo.session.get(t.Deadline, row.deadline_id)
         if deadline is not None and deadline.state == "open" and deadline.kind in CLOSED_BY_ACKNOWLEDGEMENT:
-            close_deadline(repo, deadline, now, "acknowledged")
+            close_deadline(repo, deadline, now, f"acknowledged (notification {row.id})", actor)
             repo.audit(now, actor, "acknowledged", deadline.id, "deadline closed by acknowledgement")
     return row
 
@@ -81,7 +83,7 @@ def decide_consent(repo: Repository, event: t.Event, ctx: Context, actor: str, d
         raise CaseworkError("this event is not withheld")
     deadline = _open_deadline(repo, event.event_id, "consent_decision")
     if deadline is not None:
-        close_deadline(repo, deadline, now, f"decision: {decision}")
+        close_deadline(repo, deadline, now, f"front door decision: {decision}", actor)
     if decision == "close":
         repo.audit(now, actor, "withheld", event.event_id, f"front door closed without release: {reason}")
         event.status = "processed"
@@ -129,7 +131,7 @@ def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, ch
         raise CaseworkError("child_id is not one of the review's candidates")
     deadline = _open_deadline(repo, event.event_id, "match_review")
     if deadline is not None:
-        close_deadline(repo, deadline, now, "reviewed")
+        close_deadline(repo, deadline, now, "match review decided", actor)
     if event.event_type == "missing-reported":
         missing.decide_review(repo, event, ctx, actor, child_id, reason, now)
         return

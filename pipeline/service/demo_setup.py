@@ -33,7 +33,7 @@ def seed_demo(services: Services) -> list[str]:
         if session.exec(select(t.School)).first() is None:
             data = generate(seed=DEMO_SEED, pupils=DEMO_PUPILS)
             for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
-                load(session, kind, _csv_text(kind, data[kind]), now)
+                load(session, kind, _csv_text(kind, data[kind]), now, services.ctx.policy.routed_teams())
                 session.flush()
         school = session.exec(select(t.School).where(t.School.in_area, t.School.school_type == "STATE")
                               .order_by(t.School.urn)).first()

@@ -25,7 +25,7 @@ HANDLERS: dict[str, Handler] = {
 
 
 class HandlerError(Exception):
-    """A valid event that cannot be processed (kept, dead-lettered, never stops the pipeline)."""
+    """A valid event that cannot be processed (kept accepted, tried again, then held; never stops the pipeline)."""
 
 
 def process(repo: Repository, event: t.Event, ctx: Context, now: datetime) -> None:
@@ -36,5 +36,6 @@ def process(repo: Repository, event: t.Event, ctx: Context, now: datetime) -> No
     with PROCESSING_SECONDS.labels(event.event_type).time():
         handler(repo, event, record_of(event), ctx, now)
     event.processed_at = now
+    event.next_attempt_at = event.held_at = None  # an event tried again after a failure is done with
     repo.session.add(event)
     EVENTS_PROCESSED.labels(event.event_type).inc()

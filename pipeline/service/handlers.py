@@ -16,7 +16,7 @@ from typing import Any
 from pipeline import codec
 from pipeline.adapters import tables as t
 from pipeline.adapters.match_index import ReferenceIndex, latest_model_version, load_parameters
-from pipeline.adapters.repository import SYSTEM, Repository, new_id
+from pipeline.adapters.repository import SYSTEM, Repository
 from pipeline.adapters.store import Store
 from pipeline.domain.events import SelfHarmAttendance
 from pipeline.domain.fellegi_sunter import FellegiSunterMatcher, Thresholds
@@ -26,18 +26,21 @@ from pipeline.domain.model import (
     Identity,
     MatchDecision,
     MatchOutcome,
-    NotificationStatus,
     Plan,
     PlannedNotification,
 )
 from pipeline.domain.policy import Policy
 from pipeline.domain.self_harm import PATHWAY as SELF_HARM
 from pipeline.domain.self_harm import route_self_harm
+from pipeline.service.notify import (  # noqa: F401 - re-exported: the names other modules import from here
+    DELIVERIES,
+    ESCALATIONS,
+    PATHWAY_NOTIFICATIONS,
+    notify,
+    queue_delivery,
+)
 
-PATHWAY_NOTIFICATIONS = "pathway-notifications"
-ESCALATIONS = "escalations"
 DEAD_LETTERS = "dead-letters"
-DELIVERIES = "deliveries"  # outbox rows the relay hands to a channel
 
 
 @dataclass
@@ -129,7 +132,7 @@ def apply_plan(repo: Repository, event: t.Event, plan: Plan, pathway: str, child
     for action, reason in plan.audit:
         repo.audit(now, SYSTEM, action, event.event_id, reason)
     for item in plan.notifications:
-        row = store_notification(repo, event.event_id, item, pathway, now)
+        row = notify(repo, event.event_id, item, pathway, now)
         if row is not None:
             stored[item.key] = row
     bind_deadlines(repo, event, plan, stored, child_id, now)
@@ -139,27 +142,8 @@ def apply_plan(repo: Repository, event: t.Event, plan: Plan, pathway: str, child
 
 def store_notification(repo: Repository, event_id: str, item: PlannedNotification, pathway: str, now: datetime,
                        dedupe_key: str | None = None) -> t.Notification | None:
-    """Store one planned notification with its audit and outbox rows.
-
-    With a ``dedupe_key`` it is stored at most once ever (the database's unique index decides, so two
-    transactions racing cannot both store it); a repeat returns None.
-    """
-    row = t.Notification(
-        id=new_id(), event_id=event_id, pathway=pathway, kind=item.kind, plan_key=item.key,
-        recipient_role=item.recipient_role, recipient_ref=item.recipient_ref, school_urn=item.school_urn,
-        contact_email=item.contact.email, contact_phone=item.contact.phone, urgency=item.urgency,
-        reason=item.reason, status=(NotificationStatus.WITHHELD if item.withheld else NotificationStatus.PENDING),
-        content_json=json.dumps(item.content, default=str), created_at=now, dedupe_key=dedupe_key,
-    )
-    if dedupe_key is not None and not repo.insert_once(row):
-        return None
-    repo.session.add(row)
-    repo.audit(now, SYSTEM, "created", row.id, f"{item.recipient_role}: {item.reason}")
-    if item.withheld:
-        repo.audit(now, SYSTEM, "withheld", row.id, "consent not given and no reason to share recorded")
-    else:
-        queue_delivery(repo, row, now)
-    return row
+    """The one way to notify (``pipeline.service.notify.notify``), under the name callers already use."""
+    return notify(repo, event_id, item, pathway, now, dedupe_key=dedupe_key)
 
 
 def bind_deadlines(repo: Repository, event: t.Event, plan: Plan, stored: dict[str, t.Notification],
@@ -175,15 +159,3 @@ def bind_deadlines(repo: Repository, event: t.Event, plan: Plan, stored: dict[st
                 if row is subject or (subject.recipient_role == "dsl" and row.recipient_role == "deputy_dsl"
                                       and row.school_urn == subject.school_urn):
                     row.deadline_id = deadline.id
-
-
-def queue_delivery(repo: Repository, row: t.Notification, now: datetime) -> None:
-    """Outbox rows for the output topic and for the channel; neither carries personal data."""
-    record = {"notification_id": row.id, "event_id": row.event_id, "pathway": row.pathway,
-              "recipient_role": row.recipient_role, "recipient": row.recipient_ref if row.recipient_role not in
-              ("worker", "team_manager", "iro") else "user", "urgency": row.urgency,
-              "created_at": now.isoformat()}
-    topic = ESCALATIONS if row.kind in ("reminder", "escalation") else PATHWAY_NOTIFICATIONS
-    if topic == PATHWAY_NOTIFICATIONS:
-        repo.outbox(now, topic, row.event_id, record, row.id)
-    repo.outbox(now, DELIVERIES, row.id, {"notification_id": row.id, "urgency": row.urgency}, row.id)

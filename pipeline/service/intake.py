@@ -4,6 +4,11 @@
 values), recognises a repeated ``event_id`` (same content: its current status; different content: 409),
 and otherwise stores the event as ``accepted``. It returns only after the commit, so an accepted event is
 on disk. Processing happens afterwards, in the intake consumer.
+
+On Kafka, ``send_to_topic`` validates the same way, sends the event (with its producer in a header) and,
+once the broker acknowledged it, stores the same ``accepted`` row as the intake record, before the 202: so
+from its 202 the event answers to its producer and to managers, and the worker processes that row. An
+unreachable broker is a 503 the producer retries after ``RETRY_AFTER_SECONDS``; nothing is stored then.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import select
 
 from pipeline import codec
 from pipeline.adapters import tables as t
 from pipeline.adapters.metrics import EVENTS_DEAD_LETTERED
+from pipeline.adapters.publisher import BrokerUnavailable, EventSender
 from pipeline.adapters.repository import Repository, new_id
 from pipeline.adapters.store import Store
 from pipeline.domain.events import rule_errors
@@ -32,6 +38,8 @@ log = logging.getLogger(__name__)
 
 AVRO_CONTENT_TYPE = "application/avro"
 DEAD_LETTER_KEEP_BYTES = 1024 * 1024
+RETRY_AFTER_SECONDS = 5
+UNAVAILABLE = {"detail": "the event broker is unavailable; send the event again shortly"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,7 @@ class Submission:
 
 @dataclass(frozen=True)
 class IntakeResult:
-    status_code: int  # 202 accepted or known, 404 unknown type, 409 conflict, 422 invalid
+    status_code: int  # 202 accepted or known, 404 unknown type, 409 conflict, 422 invalid, 503 broker away
     body: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -226,14 +234,53 @@ class Intake:
                 publish_dead_letter(Repository(session), letter, letter.event_type)
         return decoded
 
-    def known(self, event_type: str, record: dict[str, Any]) -> IntakeResult | None:
+    def known(self, event_type: str, record: dict[str, Any], producer_id: int | None = None) -> IntakeResult | None:
         """For an event_id already stored: its status (same content) or a 409 (different content)."""
         with self.store.read() as session:
             existing = session.exec(select(t.Event).where(t.Event.event_id == record["event_id"])).first()
         if existing is None:
             return None
-        return self._known(existing, t.Event(event_id=record["event_id"], event_type=event_type,
-                                             content_hash=codec.record_hash(event_type, record), record_json=""))
+        return self._known(existing, self._row(event_type, record, producer_id))
+
+    @staticmethod
+    def _row(event_type: str, record: dict[str, Any], producer_id: int | None) -> t.Event:
+        return t.Event(event_id=record["event_id"], event_type=event_type, producer_id=producer_id,
+                       content_hash=codec.record_hash(event_type, record),
+                       record_json=json.dumps(codec.to_json(event_type, record)))
+
+    def send_to_topic(self, sender: EventSender, submission: Submission) -> IntakeResult:
+        """The Kafka deployment's intake: validate, send (202 once the broker acknowledged with acks=all), and
+        store the intake record; 503 while the broker is unreachable."""
+        record = self.validate(submission)
+        if isinstance(record, IntakeResult):
+            return record
+        known = self.known(submission.event_type, record, submission.producer_id)
+        if known is not None:
+            return known
+        try:
+            sender.send(submission.event_type, record, submission.producer_id)
+        except BrokerUnavailable as error:
+            log.warning("the event broker is unavailable (%s): answered 503", error)
+            return IntakeResult(503, UNAVAILABLE)
+        return self.record_sent(submission.event_type, record, submission.producer_id)
+
+    def record_sent(self, event_type: str, record: dict[str, Any], producer_id: int | None) -> IntakeResult:
+        """The intake record of an event the broker acknowledged: ``accepted`` with its producer, unless a
+        worker already stored (and perhaps processed) it, in which case its current status."""
+        row = self._row(event_type, record, producer_id)
+        try:
+            with self.store.transaction() as session:
+                session.add(row)
+        except IntegrityError:
+            known = self.known(event_type, record, producer_id)
+            if known is not None:
+                return known
+            raise
+        except SQLAlchemyError as error:
+            # The event is on its topic and will be processed; the producer's retry will find it stored.
+            log.warning("an event was sent but its intake record not stored (%s): answered 503", type(error).__name__)
+            return IntakeResult(503, UNAVAILABLE)
+        return IntakeResult(202, {"event_id": row.event_id, "status": "accepted"})
 
     def _decode(self, submission: Submission) -> dict[str, Any] | IntakeResult:
         if submission.event_type not in codec.EVENT_TYPES:

@@ -4,6 +4,12 @@ Every handler ends in ``reconcile``: notifications are stored once per stable ke
 (kind, episode), both guarded by unique indexes, so late, repeated or reordered events never send twice
 and never re-open what was closed. Per-child rules (one pending trigger meeting) are enforced by a
 partial unique index and, on PostgreSQL, a row lock on the child taken inside the event's transaction.
+
+Who owns a deadline follows from the episode's and the child's current facts: while the child is unknown
+(found before reported, or a report waiting for the front door's review) the episode's deadlines are owned
+as the rules say for no child (the front door, or the RHI provider); when the child becomes known,
+``reconcile`` re-binds every open deadline of the episode to the child and tells its new owner; the sweep
+resolves a step's recipients when it fires (``current_child_id``), never from who was known at creation.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ from pipeline.domain.model import (
     PlannedNotification,
 )
 from pipeline.domain.policy import Policy
-from pipeline.service.handlers import Context, match_breakdown, record_of, store_notification
+from pipeline.service.handlers import Context, match_breakdown, record_of
+from pipeline.service.notify import notify
 from pipeline.service.sweep import close_deadline
 
 PATHWAY = rules.PATHWAY
@@ -42,6 +49,7 @@ def _episode_of(row: t.MissingEpisode) -> rules.Episode:
         last_seen_at=row.last_seen_at, missing_from=row.missing_from, risk_grade=row.risk_grade,
         risk_graded_at=row.risk_graded_at, flags=frozenset(json.loads(row.exploitation_flags)),
         found_at=row.found_at, returned_to=row.returned_to, return_interview_outcome=row.return_interview_outcome,
+        graded_high_at=row.graded_high_at, flagged_at=row.flagged_at,
     )
 
 
@@ -52,6 +60,7 @@ def _write_back(row: t.MissingEpisode, episode: rules.Episode, now: datetime) ->
     row.exploitation_flags = json.dumps(sorted(episode.flags))
     row.found_at, row.returned_to = episode.found_at, episode.returned_to
     row.return_interview_outcome = episode.return_interview_outcome
+    row.graded_high_at, row.flagged_at = episode.graded_high_at, episode.flagged_at
     row.updated_at = now
 
 
@@ -70,8 +79,7 @@ def _episode_row(repo: Repository, episode_id: str) -> t.MissingEpisode:
 def handle_episode_event(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context,
                          now: datetime) -> None:
     row = _episode_row(repo, record["episode_id"])
-    before = _episode_of(row)
-    episode = rules.fold(before, event.event_type, record)
+    episode = rules.fold(_episode_of(row), event.event_type, record)
     review: MatchDecision | None = None
     if event.event_type == "missing-reported":
         row.force_code = record["force_code"]
@@ -90,18 +98,7 @@ def handle_episode_event(repo: Repository, event: t.Event, record: dict[str, Any
     event.status = "processed"
     if review is not None:
         _queue_review(repo, row, episode, event, review, record, ctx, now)
-    became_high = _became_high_at(before, episode, event, record)
-    reconcile(repo, row, episode, ctx, now, event.event_id, became_high)
-
-
-def _became_high_at(before: rules.Episode, after: rules.Episode, event: t.Event,
-                    record: dict[str, Any]) -> datetime | None:
-    """When this event made the episode high-risk or flagged (the strategy discussion's start), if it did."""
-    if event.event_type == "missing-reported":
-        return record["reported_at"]
-    if event.event_type == "missing-updated" and (after.risk_grade != before.risk_grade or after.flags != before.flags):
-        return record["updated_at"]
-    return None
+    reconcile(repo, row, episode, ctx, now, event.event_id)
 
 
 def _match(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context,
@@ -124,7 +121,7 @@ def _queue_review(repo: Repository, row: t.MissingEpisode, episode: rules.Episod
                   decision: MatchDecision, record: dict[str, Any], ctx: Context, now: datetime) -> None:
     """An uncertain match waits for the front door, on a deadline of its own (see ``decide_review``)."""
     birth = identity_from_record(record["child"]).date_of_birth
-    is_high = rules.high_risk(episode, birth, ctx.policy)
+    is_high = rules.ever_high_risk(episode, birth, ctx.policy)
     item, planned = rules.match_review(episode, is_high, decision.reason, repo.directory(), ctx.policy, now)
     notification = _notify(repo, event.event_id, item, now)
     if notification is None:
@@ -150,7 +147,7 @@ def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, ch
     repo.audit(now, actor, "matched", event.event_id, f"{outcome.value}: review decided after {minutes} min: {reason}")
     repo.session.add(row)
     episode = replace(_episode_of(row), child_id=child_id)
-    reconcile(repo, row, episode, ctx, now, event.event_id, None)
+    reconcile(repo, row, episode, ctx, now, event.event_id)
 
 
 def _reported_birth(repo: Repository, row: t.MissingEpisode) -> date | None:
@@ -167,28 +164,30 @@ def _facts(repo: Repository, episode: rules.Episode, ctx: Context) -> ChildFacts
 
 
 def reconcile(repo: Repository, row: t.MissingEpisode, episode: rules.Episode, ctx: Context, now: datetime,
-              event_id: str, became_high_at: datetime | None) -> None:
+              event_id: str) -> None:
     """Make notifications and deadlines match what the rules say this episode should have."""
     policy = ctx.policy
     if episode.child_id:
         repo.lock_child(episode.child_id)
     facts = _facts(repo, episode, ctx)
-    is_high = rules.high_risk(episode, facts.identity.date_of_birth if facts else _reported_birth(repo, row), policy)
+    birth = facts.identity.date_of_birth if facts else _reported_birth(repo, row)
+    is_high = rules.high_risk(episode, birth, policy)
+    ever_high = rules.ever_high_risk(episode, birth, policy)
     directory = repo.directory()
     planned: list[PlannedNotification] = []
     if episode.reported:
-        planned += rules.report_notifications(episode, facts, is_high, directory, policy)
+        planned += rules.report_notifications(episode, facts, ever_high, directory, policy)
     if episode.found:
         planned += rules.found_notifications(episode, facts, directory, policy)
     for item in planned:
         _notify(repo, event_id, item, now)
 
-    wanted, close = rules.episode_deadlines(episode, is_high, policy, became_high_at)
+    wanted, close = rules.episode_deadlines(episode, is_high, policy)
     existing = {d.kind: d for d in repo.session.exec(
         select(t.Deadline).where(t.Deadline.subject_id == episode.episode_id)).all()}
     for kind in close:
         if kind in existing:
-            close_deadline(repo, existing[kind], now, "episode moved on")
+            close_deadline(repo, existing[kind], now, _moved_on(event_id))
     for deadline in wanted:
         current = existing.get(deadline.kind)
         if current is None:
@@ -197,21 +196,51 @@ def reconcile(repo: Repository, row: t.MissingEpisode, episode: rules.Episode, c
             if created is not None and deadline.kind in close:
                 # Already done (the return interview recorded before the found event arrived): kept as a
                 # record, closed at once, nobody chased.
-                close_deadline(repo, created, now, "episode moved on")
+                close_deadline(repo, created, now, _moved_on(event_id))
             elif created is not None:
-                _assign(repo, created, episode, facts, policy, event_id, now)
+                existing[deadline.kind] = created
         elif deadline.kind == "still_missing" and current.state == "open":
             _replan(current, deadline, now)
-    if facts is not None:
-        raise_trigger_meeting_if_needed(repo, episode, is_high, facts, ctx, now, event_id)
+    _carry_over_trigger_meeting(repo, episode, now)
+    own_meeting = repo.session.exec(select(t.Deadline).where(
+        t.Deadline.kind == "trigger_meeting", t.Deadline.subject_id == f"trigger:{episode.episode_id}")).first()
+    for current in [*existing.values(), *([own_meeting] if own_meeting is not None else [])]:
+        if current.kind != "trigger_meeting" or current.state == "open":
+            _rebind(repo, current, episode.child_id, now)  # a closed one too: the record is about this child
+        if current.state == "open":
+            _assign(repo, current, episode, facts, policy, event_id, now)
+    raise_trigger_meeting_if_needed(repo, episode, ever_high, facts, ctx, now, event_id)
+
+
+def _moved_on(event_id: str) -> str:
+    return f"episode moved on (event {event_id})" if event_id else "episode moved on"
+
+
+def _rebind(repo: Repository, deadline: t.Deadline, child_id: str | None, now: datetime) -> None:
+    """An open deadline belongs to the episode's current child (its owner follows from the child's facts)."""
+    if child_id is None or deadline.child_id == child_id:
+        return
+    deadline.child_id = child_id
+    repo.session.add(deadline)
+    repo.audit(now, SYSTEM, "matched", deadline.id, f"{deadline.kind}: child linked, owner now the child's")
+
+
+def current_child_id(repo: Repository, deadline: t.Deadline) -> str | None:
+    """The child a deadline is about now: an episode's deadline follows the episode's child (which a review or
+    a late report may have linked since the deadline was created), any other its own."""
+    if deadline.kind in EPISODE_DEADLINES:
+        episode = repo.session.get(t.MissingEpisode, deadline.subject_id)
+        if episode is not None and episode.child_id is not None:
+            return episode.child_id
+    return deadline.child_id
+
+
+EPISODE_DEADLINES = frozenset({"still_missing", "episode_length_check", "return_interview", "strategy_discussion"})
+ASSIGNED_DEADLINES = frozenset({"return_interview", "strategy_discussion", "trigger_meeting"})
 
 
 def _notify(repo: Repository, event_id: str, item: PlannedNotification, now: datetime) -> t.Notification | None:
-    if not item.contact.reachable and item.recipient_role != FRONT_DOOR:
-        front = repo.directory().teams.get(FRONT_DOOR) or Contact(None)
-        item = replace(item, recipient_role=FRONT_DOOR, recipient_ref=FRONT_DOOR, contact=front,
-                             reason=f"no contact on file for {item.recipient_role}: {item.reason}")
-    return store_notification(repo, event_id, item, PATHWAY, now, dedupe_key=item.key)
+    return notify(repo, event_id, item, PATHWAY, now, dedupe_key=item.key)
 
 
 def _replan(row: t.Deadline, planned: PlannedDeadline, now: datetime) -> None:
@@ -225,19 +254,37 @@ def _replan(row: t.Deadline, planned: PlannedDeadline, now: datetime) -> None:
 
 
 def _assign(repo: Repository, deadline: t.Deadline, episode: rules.Episode, facts: ChildFacts | None,
-            policy: Policy, event_id: str, now: datetime) -> None:
-    """Tell the assignee of a new return interview or strategy discussion deadline."""
-    if deadline.kind not in ("return_interview", "strategy_discussion"):
+            policy: Policy, event_id: str, now: datetime, reason: str | None = None) -> None:
+    """Tell the owner of an open return interview, strategy discussion or trigger meeting deadline. Keyed by
+    owner: a deadline re-bound to a child whose owner differs tells the new owner, once."""
+    if deadline.kind not in ASSIGNED_DEADLINES:
         return
     role, ref, contact = assignee_for(repo, deadline.kind, facts, policy)
-    content = {"episode_id": episode.episode_id, "deadline": deadline.kind, "due_at": deadline.due_at.isoformat()}
-    item = PlannedNotification(key=f"missing:{episode.episode_id}:{deadline.kind}:assigned", recipient_role=role,
-                               recipient_ref=ref, contact=contact, reason=f"{deadline.kind.replace('_', ' ')} due",
-                               urgency="URGENT" if deadline.kind == "strategy_discussion" else "ROUTINE",
+    if deadline.kind == "trigger_meeting":
+        reason = reason or repo.session.exec(select(t.AuditEntry.reason).where(
+            t.AuditEntry.subject_id == deadline.id, t.AuditEntry.action == "created")).first() or \
+            "trigger meeting needed"
+        key = f"trigger:{deadline.id}:assigned:{ref}"
+        content: dict[str, Any] = {"child_id": deadline.child_id, "episode_id": episode.episode_id,
+                                   "due_at": deadline.due_at.isoformat(), "reason": reason}
+    else:
+        reason = f"{deadline.kind.replace('_', ' ')} due"
+        key = f"missing:{episode.episode_id}:{deadline.kind}:assigned:{ref}"
+        content = {"episode_id": episode.episode_id, "deadline": deadline.kind, "due_at": deadline.due_at.isoformat()}
+    item = PlannedNotification(key=key, recipient_role=role, recipient_ref=ref, contact=contact, reason=reason,
+                               urgency="ROUTINE" if deadline.kind == "return_interview" else "URGENT",
                                content=content, kind="alert")
     row = _notify(repo, event_id, item, now)
     if row is not None and deadline.kind == "strategy_discussion":
         row.deadline_id = deadline.id  # the team acknowledging that the discussion is held closes it
+
+
+def deadline_owner(repo: Repository, deadline: t.Deadline, policy: Policy, now: datetime) -> tuple[str, str]:
+    """(role, ref) of who owns a deadline now, from the current facts of the child it is about."""
+    child_id = current_child_id(repo, deadline)
+    facts = repo.facts_for_child(child_id, policy.calendar.local(now).date()) if child_id else None
+    role, ref, _ = assignee_for(repo, deadline.kind, facts, policy)
+    return role, ref
 
 
 def assignee_for(repo: Repository, kind: str, facts: ChildFacts | None, policy: Policy) -> tuple[str, str, Contact]:
@@ -257,14 +304,21 @@ def assignee_for(repo: Repository, kind: str, facts: ChildFacts | None, policy: 
     return FRONT_DOOR, FRONT_DOOR, directory.teams.get(FRONT_DOOR) or Contact(None)
 
 
-def raise_trigger_meeting_if_needed(repo: Repository, episode: rules.Episode, is_high: bool, facts: ChildFacts,
-                                    ctx: Context, now: datetime, event_id: str) -> None:
-    child_id = facts.child_id
-    last_held = repo.session.exec(select(t.TriggerMeeting.held_at).where(t.TriggerMeeting.child_id == child_id)
-                                  .order_by(col(t.TriggerMeeting.held_at).desc())).first()
-    if last_held is not None and episode.reported_at is not None and episode.reported_at <= last_held:
-        return  # the meeting already held considered this episode
-    rows = repo.session.exec(select(t.MissingEpisode).where(t.MissingEpisode.child_id == child_id)).all()
+def raise_trigger_meeting_if_needed(repo: Repository, episode: rules.Episode, is_high: bool,
+                                    facts: ChildFacts | None, ctx: Context, now: datetime, event_id: str) -> None:
+    """Raise a trigger meeting if the rules call for one and none is pending. For a child nobody has linked
+    it is raised on the episode (child unknown), assigned to the front door, and carried over to the child
+    when linked (``_carry_over_trigger_meeting``); the rolling-window rule needs a child."""
+    child_id = facts.child_id if facts is not None else None
+    rows: list[t.MissingEpisode] = []
+    if child_id is not None:
+        last_held = repo.session.exec(select(t.TriggerMeeting.held_at).where(t.TriggerMeeting.child_id == child_id)
+                                      .order_by(col(t.TriggerMeeting.held_at).desc())).first()
+        if last_held is not None and episode.reported_at is not None and episode.reported_at <= last_held:
+            return  # the meeting already held considered this episode
+        rows = list(repo.session.exec(select(t.MissingEpisode).where(t.MissingEpisode.child_id == child_id)).all())
+    elif episode.child_id is not None:
+        return  # a linked child with no reference record left: nothing to route by
     reason = rules.trigger_reason(episode, is_high, [_episode_of(r) for r in rows], now, ctx.policy)
     if reason is None:
         return
@@ -275,12 +329,32 @@ def raise_trigger_meeting_if_needed(repo: Repository, episode: rules.Episode, is
     if created is None:
         return  # one is already pending for this child (or this episode already raised one)
     repo.audit(now, SYSTEM, "created", created.id, f"trigger meeting needed: {reason}")
-    role, ref, contact = assignee_for(repo, "trigger_meeting", facts, ctx.policy)
-    item = PlannedNotification(key=f"trigger:{created.id}:assigned", recipient_role=role, recipient_ref=ref,
-                               contact=contact, reason=f"trigger meeting needed: {reason}", urgency="URGENT",
-                               content={"child_id": child_id, "due_at": due.isoformat(), "reason": reason},
-                               kind="alert")
-    _notify(repo, event_id, item, now)
+    _assign(repo, created, episode, facts, ctx.policy, event_id, now, f"trigger meeting needed: {reason}")
+
+
+def _carry_over_trigger_meeting(repo: Repository, episode: rules.Episode, now: datetime) -> None:
+    """A trigger meeting raised on the episode while its child was unknown becomes the child's when the child
+    is linked, unless the child already has one pending (or held one since): then that one stands for both."""
+    if episode.child_id is None:
+        return
+    mine = repo.session.exec(select(t.Deadline).where(t.Deadline.kind == "trigger_meeting",
+                                                      t.Deadline.subject_id == f"trigger:{episode.episode_id}",
+                                                      t.Deadline.state == "open",
+                                                      col(t.Deadline.child_id).is_(None))).first()
+    if mine is None:
+        return
+    pending = repo.session.exec(select(t.Deadline.id).where(t.Deadline.kind == "trigger_meeting",
+                                                            t.Deadline.child_id == episode.child_id,
+                                                            t.Deadline.state == "open")).first()
+    last_held = repo.session.exec(select(t.TriggerMeeting.held_at).where(
+        t.TriggerMeeting.child_id == episode.child_id).order_by(col(t.TriggerMeeting.held_at).desc())).first()
+    if pending is not None:
+        close_deadline(repo, mine, now, f"carried over to the child's pending trigger meeting {pending}")
+    elif last_held is not None and episode.reported_at is not None and episode.reported_at <= last_held:
+        close_deadline(repo, mine, now, "a trigger meeting held for the child considered this episode")
+    else:
+        _rebind(repo, mine, episode.child_id, now)  # reconcile then tells the child's owner
+        repo.session.flush()  # the partial unique index now guards the child's one pending meeting
 
 
 def handle_trigger_meeting(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context,
@@ -297,19 +371,19 @@ def handle_trigger_meeting(repo: Repository, event: t.Event, record: dict[str, A
                                                          t.Deadline.child_id == child_id,
                                                          t.Deadline.state == "open")).first()
     if pending is not None:
-        close_deadline(repo, pending, now, "trigger meeting held")
+        close_deadline(repo, pending, now, f"trigger meeting held (event {event.event_id})")
         repo.audit(now, SYSTEM, "acknowledged", pending.id, "trigger meeting held")
     event.child_id = child_id
     event.status = "processed"
 
 
 def check_trigger_meeting(repo: Repository, deadline: t.Deadline, ctx: Context, now: datetime) -> None:
-    """The sweep's check when an episode passes 24 hours since last seen."""
+    """The sweep's check when an episode passes 24 hours since last seen (linked child or not)."""
     row = repo.session.get(t.MissingEpisode, deadline.subject_id)
-    if row is None or row.child_id is None:
+    if row is None:
         return
     episode = _episode_of(row)
     facts = _facts(repo, episode, ctx)
-    if facts is not None:
-        is_high = rules.high_risk(episode, facts.identity.date_of_birth, ctx.policy)
-        raise_trigger_meeting_if_needed(repo, episode, is_high, facts, ctx, now, deadline.event_id or "")
+    birth = facts.identity.date_of_birth if facts else _reported_birth(repo, row)
+    is_high = rules.ever_high_risk(episode, birth, ctx.policy)
+    raise_trigger_meeting_if_needed(repo, episode, is_high, facts, ctx, now, deadline.event_id or "")

@@ -12,7 +12,7 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -26,7 +26,6 @@ from pipeline.service.demo_data import COLUMNS
 KINDS = tuple(COLUMNS)
 MATCHED_KINDS = ("schools", "pupils", "ehe", "involvements")  # what the match index is built from
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_TEAM = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _UPN = re.compile(r"^[A-Z][0-9]{11}[0-9A-Z]$")
 _NHS = re.compile(r"^[0-9]{10}$")
 _URN = re.compile(r"^[0-9]{6,7}$")
@@ -123,12 +122,14 @@ def _involvement(row: _Row, _: Session) -> dict[str, Any]:
     return {"row_key": _row_key("involvements", row.values), **_identity(row),
             "upn": row.text("upn", pattern=_UPN, what="UPN"),
             "status": row.choice("status", STATUSES), "worker_email": row.email("worker_email"),
-            "team": row.text("team", pattern=_TEAM, what="team code"), "manager_email": row.email("manager_email"),
+            "team": row.text("team"), "manager_email": row.email("manager_email"),
             "placing_la": placing, "iro_email": row.email("iro_email")}
 
 
 def _team(row: _Row, _: Session) -> dict[str, Any]:
-    return {"team": row.text("team", True, _TEAM, "team code (capitals, digits, _)"),
+    # A team is named as the case-management system exports it (any non-blank text, e.g. "Crewe CIN/CP 2"),
+    # so an involvement's team, its contact row and a team user's scope are the same name.
+    return {"team": row.text("team", True),
             "email": row.email("email"), "phone": row.text("phone")}
 
 
@@ -176,12 +177,18 @@ def parse_csv(kind: str, text: str, session: Session) -> list[dict[str, Any]]:
     return parsed
 
 
-def load(session: Session, kind: str, text: str, now: datetime) -> LoadReport:
-    """Replace the current list for ``kind`` with the file's rows, in the caller's transaction."""
+def load(session: Session, kind: str, text: str, now: datetime,
+         required_teams: Collection[str] = ()) -> LoadReport:
+    """Replace the current list for ``kind`` with the file's rows, in the caller's transaction. A teams file
+    without a row for each of ``required_teams`` (the teams the rules route to) is refused, naming them."""
     if kind not in _KINDS:
         raise ValueError(f"unknown kind; use one of {', '.join(KINDS)}")
     spec = _KINDS[kind]
     items = parse_csv(kind, text, session)
+    if kind == "teams":
+        missing = sorted(set(required_teams) - {item["team"] for item in items})
+        if missing:
+            raise ReferenceError([f"teams the rules route to have no row: {', '.join(missing)}"])
     keys = {item[spec.key] for item in items}
     changed: list[str] = []
     for item in items:

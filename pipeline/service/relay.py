@@ -1,37 +1,126 @@
-"""The outbox relay: hands committed outbox rows to their channel or topic, then marks them relayed.
+"""The relay: output-topic records from the outbox, and notifications to people through their channels.
 
-Rows are written in the same transaction as the effects that caused them, so nothing is sent for work
-that rolled back, and nothing committed is lost: a crash between send and mark re-sends (at least once;
-a channel message is harmless twice, and topic consumers dedupe on ids).
+Topic records are written in the same transaction as the effects that caused them and relayed at least once
+(consumers dedupe on ids). Deliveries are rows (one per notification and channel, pipeline/adapters/deliveries.py)
+worked in three steps, so a crash never loses one and never sends one twice beyond the ambiguous case:
+
+1. claim (one transaction): resolve new rows against the council's routes, and mark the due ones ``sending``
+   with ``attempts + 1`` and a lease; on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so workers share the table;
+2. send, outside any transaction, several at once;
+3. record (one transaction): each outcome audited; accepted rows are ``sent`` and their notification
+   ``delivered``; failures retried with backoff and jitter, or given up on that channel, which wakes the next
+   fallback channel, and when none is left ``notify.undelivered`` tells the team or the front door.
+
+A row still ``sending`` when its lease ran out belonged to a relay that died mid-send: nobody knows whether the
+provider took it, so it is the ambiguous case, re-sent at most once and audited as a possible duplicate. Both
+runtimes (embedded and the faust workers) call ``relay``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from pipeline.adapters import deliveries as rows_db
 from pipeline.adapters import tables as t
-from pipeline.adapters.channels import Channel, message_for
-from pipeline.adapters.metrics import NOTIFICATIONS_SENT
+from pipeline.adapters.channels import Channel, DeliveryError, Message, login_link, message_text
+from pipeline.adapters.metrics import (
+    DELIVERY_ATTEMPTS,
+    DELIVERY_RETRIES_WAITING,
+    DELIVERY_SECONDS,
+    NOTIFICATIONS_SENT,
+)
 from pipeline.adapters.publisher import Publisher
 from pipeline.adapters.repository import SYSTEM, Repository
 from pipeline.adapters.store import Store
+from pipeline.domain.delivery import (
+    ACTIVE,
+    REACHED,
+    DeliveryState,
+    Outcome,
+    Retry,
+    Routes,
+    after_failure,
+    resolve,
+)
 from pipeline.domain.model import NotificationStatus
-from pipeline.service.handlers import DELIVERIES
+from pipeline.domain.policy import Policy
+from pipeline.service.notify import DELIVERIES, undelivered
 
 log = logging.getLogger(__name__)
 
 
-def relay(store: Store, channel: Channel, publisher: Publisher, now: datetime, batch: int = 100) -> int:
-    """Relay up to ``batch`` rows; returns how many were relayed.
+@dataclass
+class DeliveryService:
+    """What the relay needs to deliver: the channels (by kind), the routes, the retry rule, the console file."""
 
-    One transaction per batch: the batch's notifications are read in one query and its outbox rows marked
-    relayed in one statement.
-    """
+    channels: dict[str, Channel]
+    routes: Routes
+    retry: Retry
+    policy: Policy
+    public_url: str
+    console: Channel | None = None
+    concurrency: int = 8
+    claim_batch: int = 32  # rows claimed at once; a crash re-sends the claimed-but-unsent ones as possible duplicates
+    _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_rules(cls, rules: dict[str, Any], channels: dict[str, Channel], public_url: str,
+                   console: Channel | None = None) -> DeliveryService:
+        raw = rules.get("delivery") or {}
+        return cls(channels=channels, routes=Routes.from_mapping(raw.get("routes") or {"default": {}}),
+                   retry=Retry.from_mapping(raw.get("retry") or {}), policy=Policy.from_mapping(rules),
+                   public_url=public_url, console=console, concurrency=int(raw.get("send_concurrency", 8)),
+                   claim_batch=int(raw.get("claim_batch", 32)))
+
+    def configured_for(self, notification: t.Notification) -> set[str]:
+        usable = set()
+        for kind, channel in self.channels.items():
+            url_for = getattr(channel, "url_for", None)
+            if url_for is not None and url_for(notification.school_urn) is None:
+                continue  # a webhook with no endpoint for this school
+            usable.add(kind)
+        return usable
+
+    def address(self, row: t.Delivery, notification: t.Notification) -> str | None:
+        if row.channel == "email":
+            return notification.contact_email
+        if row.channel == "sms":
+            return notification.contact_phone
+        url_for = getattr(self.channels.get(row.channel), "url_for", None)
+        return url_for(notification.school_urn) if url_for is not None else None
+
+    def send_all(self, work: list[tuple[Channel, Message]]) -> list[tuple[Outcome, str | None, str]]:
+        def one(item: tuple[Channel, Message]) -> tuple[Outcome, str | None, str]:
+            channel, message = item
+            try:
+                return Outcome.ACCEPTED, channel.send(message), ""
+            except DeliveryError as error:
+                return error.outcome, None, error.reason
+            except Exception as error:  # noqa: BLE001 - an adapter bug is a transient failure, never fatal
+                return Outcome.TRANSIENT, None, f"{channel.provider}: {type(error).__name__}"
+
+        if len(work) <= 1 or self.concurrency <= 1:
+            return [one(item) for item in work]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="delivery")
+        return list(self._pool.map(one, work))
+
+
+def relay(store: Store, delivery: DeliveryService, publisher: Publisher, now: datetime, batch: int = 100) -> int:
+    """Relay up to ``batch`` outbox rows and work up to ``batch`` due delivery rows; returns how many."""
+    return relay_outbox(store, delivery, publisher, now, batch) + deliver_due(store, delivery, now, batch)
+
+
+def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, now: datetime, batch: int) -> int:
+    """Topic records first, every one acknowledged, then the console lines, then the batch marked relayed."""
     with store.transaction() as session:
         query = (select(t.Outbox).where(col(t.Outbox.relayed_at).is_(None))
                  .order_by(col(t.Outbox.id)).limit(batch))
@@ -40,38 +129,192 @@ def relay(store: Store, channel: Channel, publisher: Publisher, now: datetime, b
         rows = list(session.exec(query).all())
         if not rows:
             return 0
-        repo = Repository(session, postgres=store.is_postgres)
-        wanted = {row.notification_id for row in rows if row.topic == DELIVERIES and row.notification_id}
-        notifications = {n.id: n for n in session.exec(
-            select(t.Notification).where(col(t.Notification.id).in_(wanted))).all()} if wanted else {}
-        # Topic records first, and every one acknowledged, before any message goes to a person: if the broker
-        # refuses one, the batch rolls back before anyone has been sent anything twice.
         for row in rows:
             if row.topic != DELIVERIES:
                 publisher.publish(row.topic, row.key, json.loads(row.body_json))
         publisher.flush()
-        for row in rows:
-            if row.topic == DELIVERIES:
-                notification = notifications.get(row.notification_id or "")
-                if notification is not None:
-                    _deliver(repo, channel, notification, now)
+        if delivery.console is not None:
+            wanted = {row.notification_id for row in rows if row.topic == DELIVERIES and row.notification_id}
+            notifications = session.exec(select(t.Notification).where(col(t.Notification.id).in_(wanted))).all() \
+                if wanted else []
+            for notification in notifications:
+                try:
+                    delivery.console.send(_message(delivery, notification, "outbox", "-", ""))
+                except DeliveryError as error:  # the console is a record, never a delivery: logged, not retried
+                    log.warning("console record of notification %s failed: %s", notification.id, error.reason)
         session.execute(update(t.Outbox).where(col(t.Outbox.id).in_([row.id for row in rows]))
                         .values(relayed_at=now).execution_options(synchronize_session=False))
     return len(rows)
 
 
-def _deliver(repo: Repository, channel: Channel, notification: t.Notification, now: datetime) -> None:
-    try:
-        channel.send(message_for(notification.id, notification.urgency, notification.contact_email,
-                                 notification.contact_phone, channel.public_url))
-    except Exception as error:  # noqa: BLE001 - a channel failure is recorded, never fatal
-        log.warning("delivery of notification %s failed: %s", notification.id, type(error).__name__)
-        notification.status = NotificationStatus.FAILED
-        repo.session.add(notification)
-        return
-    if notification.status == NotificationStatus.PENDING:
+def _message(delivery: DeliveryService, notification: t.Notification, channel: str, delivery_id: str,
+             to: str) -> Message:
+    return Message(notification_id=notification.id, delivery_id=delivery_id, channel=channel, to=to,
+                   urgency=notification.urgency, body=message_text(notification.urgency, delivery.public_url),
+                   link=login_link(delivery.public_url), school_urn=notification.school_urn,
+                   pathway=notification.pathway)
+
+
+def deliver_due(store: Store, delivery: DeliveryService, now: datetime, batch: int = 100) -> int:
+    """Claim, send and record one batch of due delivery rows; returns how many rows were worked."""
+    if not delivery.channels:
+        return 0  # no provider configured: notifications wait in the web inbox (a warning at start-up says so)
+    claimed: list[tuple[str, int, Channel, Message]] = []
+    # A claimed row that never went out before a crash is re-sent as a possible duplicate: claim only what the
+    # senders can work through promptly.
+    batch = min(batch, max(1, delivery.claim_batch))
+    with store.transaction() as session:
+        rows = rows_db.claim_due(session, now, batch, postgres=store.is_postgres)
+        if not rows:
+            return 0
+        repo = Repository(session, postgres=store.is_postgres)
+        notifications = _notifications(session, {row.notification_id for row in rows})
+        siblings = rows_db.rows_of(session, notifications)
+        for row in rows:
+            notification = notifications.get(row.notification_id)
+            if notification is None or notification.status == NotificationStatus.WITHHELD:
+                row.state, row.next_attempt_at = DeliveryState.SKIPPED, None
+                continue
+            if row.state == DeliveryState.NEW:
+                _resolve(delivery, row, notification, siblings[notification.id], now)
+            elif row.state == DeliveryState.SENDING:  # its relay died mid-send
+                _record_failure(repo, delivery, row, notification, Outcome.AMBIGUOUS,
+                                "the relay stopped while sending", now)
+            if row.state == DeliveryState.PENDING and row.next_attempt_at is not None and row.next_attempt_at <= now:
+                channel = delivery.channels[row.channel]
+                row.state, row.attempts, row.last_attempt_at = DeliveryState.SENDING, row.attempts + 1, now
+                row.provider = channel.provider
+                row.next_attempt_at = now + timedelta(seconds=delivery.retry.lease_seconds)
+                claimed.append((row.id, row.attempts, channel,
+                                _message(delivery, notification, row.channel, row.id,
+                                         delivery.address(row, notification) or "")))
+        for notification in notifications.values():
+            _advance(repo, delivery, notification, siblings[notification.id], now)
+    if claimed:
+        results = delivery.send_all([(channel, message) for _, _, channel, message in claimed])
+        _record(store, delivery, claimed, results, now)
+    return len(rows)
+
+
+def _notifications(session: Any, ids: set[str]) -> dict[str, t.Notification]:
+    if not ids:
+        return {}
+    return {n.id: n for n in session.exec(select(t.Notification).where(col(t.Notification.id).in_(ids))).all()}
+
+
+def _resolve(delivery: DeliveryService, row: t.Delivery, notification: t.Notification, siblings: list[t.Delivery],
+             now: datetime) -> None:
+    route = delivery.routes.route(notification.recipient_role, notification.urgency)
+    state, position = resolve(row.channel, {s.channel for s in siblings}, delivery.configured_for(notification),
+                              route)
+    row.state, row.position = state, position
+    row.next_attempt_at = now if state == DeliveryState.PENDING else None
+    if state == DeliveryState.SKIPPED:
+        row.last_error = "not in this recipient's route, or no provider for it"
+
+
+def _record(store: Store, delivery: DeliveryService, claimed: list[tuple[str, int, Channel, Message]],
+            results: list[tuple[Outcome, str | None, str]], now: datetime) -> None:
+    with store.transaction() as session:
+        repo = Repository(session, postgres=store.is_postgres)
+        rows = {row.id: row for row in rows_db.by_ids(session, [c[0] for c in claimed])}
+        notifications = _notifications(session, {row.notification_id for row in rows.values()})
+        siblings = rows_db.rows_of(session, notifications)
+        for (row_id, attempts, *_), (outcome, reference, reason) in zip(claimed, results, strict=True):
+            row = rows.get(row_id)
+            notification = notifications.get(row.notification_id) if row is not None else None
+            if row is None or notification is None or row.state != DeliveryState.SENDING or row.attempts != attempts:
+                continue  # the lease ran out and another relay took it over
+            if outcome is Outcome.ACCEPTED:
+                _record_accepted(repo, row, notification, reference, now)
+            else:
+                _record_failure(repo, delivery, row, notification, outcome, reason, now)
+        for notification in notifications.values():
+            _advance(repo, delivery, notification, siblings[notification.id], now)
+        DELIVERY_RETRIES_WAITING.set(rows_db.waiting_retries(session))
+
+
+def _record_accepted(repo: Repository, row: t.Delivery, notification: t.Notification, reference: str | None,
+                     now: datetime) -> None:
+    row.state, row.last_outcome, row.last_error, row.next_attempt_at = DeliveryState.SENT, "accepted", None, None
+    row.provider_ref = reference
+    DELIVERY_ATTEMPTS.labels(row.channel, "accepted").inc()
+    duplicate = " (a possible duplicate: re-sent after an ambiguous failure)" if row.ambiguous_resends else ""
+    repo.audit(now, SYSTEM, "delivered", notification.id,
+               f"{row.channel} via {row.provider}: accepted on attempt {row.attempts}{duplicate}")
+    if notification.status in (NotificationStatus.PENDING, NotificationStatus.FAILED):
         notification.status = NotificationStatus.DELIVERED
-    notification.delivered_at = now
-    NOTIFICATIONS_SENT.inc()
+    if notification.delivered_at is None:
+        notification.delivered_at = now
+        NOTIFICATIONS_SENT.inc()
+        DELIVERY_SECONDS.observe(max(0.0, (now - notification.created_at).total_seconds()))
     repo.session.add(notification)
-    repo.audit(now, SYSTEM, "delivered", notification.id, f"sent by {type(channel).__name__}")
+
+
+def _record_failure(repo: Repository, delivery: DeliveryService, row: t.Delivery, notification: t.Notification,
+                    outcome: Outcome, reason: str, now: datetime) -> None:
+    DELIVERY_ATTEMPTS.labels(row.channel, outcome.value).inc()
+    row.last_outcome, row.last_error = outcome.value, reason[:200]
+    decision = after_failure(outcome, row.attempts, row.ambiguous_resends, delivery.retry)
+    if decision == "retry":
+        row.state = DeliveryState.PENDING
+        row.next_attempt_at = now + delivery.retry.delay(row.attempts)
+        then = "retry later"
+    elif decision == "resend":
+        row.state, row.ambiguous_resends, row.next_attempt_at = DeliveryState.PENDING, row.ambiguous_resends + 1, now
+        then = "re-sent once: a possible duplicate"
+    else:
+        row.state, row.next_attempt_at = DeliveryState.FAILED, None
+        then = "given up on this channel"
+    repo.audit(now, SYSTEM, "failed", notification.id,
+               f"{row.channel} attempt {row.attempts}: {outcome.value} ({reason}); {then}")
+
+
+def _advance(repo: Repository, delivery: DeliveryService, notification: t.Notification, rows: list[t.Delivery],
+             now: datetime) -> None:
+    """Once no channel is working on it and none reached anyone: the next fallback channel, else undelivered."""
+    if notification.status == NotificationStatus.WITHHELD:
+        return
+    states = {row.state for row in rows}
+    if states & REACHED or states & ACTIVE:
+        return
+    standby = sorted((row for row in rows if row.state == DeliveryState.STANDBY), key=lambda r: r.position)
+    if standby:
+        chosen = standby[0]
+        chosen.state, chosen.next_attempt_at = DeliveryState.PENDING, now
+        repo.audit(now, SYSTEM, "failed", notification.id, f"falling back to {chosen.channel}")
+        return
+    if notification.acknowledged_at is not None or notification.status == NotificationStatus.VIEWED:
+        return  # they opened or acknowledged it in the web app: they were reached
+    undelivered(repo, notification, delivery.policy, now,
+                "no channel for this recipient" if not rows or states <= {DeliveryState.SKIPPED}
+                else "every channel failed")
+
+
+def provider_status(store: Store, delivery: DeliveryService, provider: str, reference: str, status: str,
+                    now: datetime) -> bool:
+    """A provider's status callback: ``delivered`` confirms; a failure after ``sent`` moves the delivery on to
+    its fallback. Returns False for a reference we never sent."""
+    failed = status in ("failed", "undelivered", "permanent-failure", "temporary-failure", "technical-failure")
+    with store.transaction() as session:
+        row = rows_db.by_provider_ref(session, provider, reference, postgres=store.is_postgres)
+        if row is None:
+            return False
+        notification = session.get(t.Notification, row.notification_id)
+        if notification is None:
+            return False
+        repo = Repository(session, postgres=store.is_postgres)
+        if status == "delivered" and row.state == DeliveryState.SENT:
+            row.state, row.last_outcome = DeliveryState.DELIVERED, status
+            repo.audit(now, SYSTEM, "delivered", notification.id, f"{row.channel} via {provider}: delivered")
+        elif failed and row.state in REACHED:
+            row.state, row.last_outcome, row.last_error = DeliveryState.FAILED, status, f"{provider}: {status}"
+            DELIVERY_ATTEMPTS.labels(row.channel, "failed_after_sent").inc()
+            repo.audit(now, SYSTEM, "failed", notification.id,
+                       f"{row.channel} via {provider}: {status} after it was sent")
+            siblings = rows_db.for_notification(session, notification.id)
+            if not any(s.state in REACHED for s in siblings) and notification.status == NotificationStatus.DELIVERED:
+                notification.status = NotificationStatus.PENDING
+            _advance(repo, delivery, notification, siblings, now)
+        session.add(row)
+    return True

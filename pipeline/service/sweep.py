@@ -16,10 +16,11 @@ from typing import Any
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.metrics import DEADLINES_FIRED
-from pipeline.adapters.repository import SYSTEM, Repository, new_id
+from pipeline.adapters.repository import SYSTEM, Repository
 from pipeline.adapters.store import Store
-from pipeline.domain.model import FRONT_DOOR, FRONT_DOOR_MANAGER, Contact, NotificationStatus
-from pipeline.service.handlers import ESCALATIONS, Context, queue_delivery
+from pipeline.domain.model import FRONT_DOOR, FRONT_DOOR_MANAGER, Contact, PlannedNotification
+from pipeline.service.handlers import ESCALATIONS, Context
+from pipeline.service.notify import notify
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,7 @@ def fire_due_steps(repo: Repository, deadline: t.Deadline, ctx: Context, now: da
             from pipeline.service.missing import check_trigger_meeting
 
             check_trigger_meeting(repo, deadline, ctx, now)
-            deadline.state = "closed"
-            deadline.closed_at, deadline.closed_reason = now, "checked"
+            close_deadline(repo, deadline, now, "checked by the sweep")
         else:
             fire_step(repo, deadline, step, deadline.escalation_level, ctx, now)
         fired += 1
@@ -77,10 +77,12 @@ def recipients_for(repo: Repository, deadline: t.Deadline, role: str, ctx: Conte
     ``assignee`` (whoever the deadline was assigned to), or a team code from the teams CSV.
     """
     if role in ("team_manager", "assignee"):
-        from pipeline.service.missing import assignee_for
+        from pipeline.service.missing import assignee_for, current_child_id
 
-        facts = repo.facts_for_child(deadline.child_id, ctx.policy.calendar.local(now).date()) \
-            if deadline.child_id else None
+        # Resolved now, from the child's current facts: a review or a late report may have linked the child
+        # since the deadline was created, and the child's worker or team may have changed.
+        child_id = current_child_id(repo, deadline)
+        facts = repo.facts_for_child(child_id, ctx.policy.calendar.local(now).date()) if child_id else None
         if role == "assignee":
             return [assignee_for(repo, deadline.kind, facts, ctx.policy)]
         managers = sorted({i.manager_email for i in (facts.involvements if facts else ()) if i.manager_email})
@@ -111,22 +113,14 @@ def fire_step(repo: Repository, deadline: t.Deadline, step: dict[str, Any], leve
     for role in step["notify"]:
         for recipient_role, ref, contact in recipients_for(repo, deadline, role, ctx, now):
             reason = f"{deadline.kind} {step['action']} level {level}"
-            if not contact.reachable and recipient_role != FRONT_DOOR:
-                reason = f"no contact on file for {recipient_role}: {reason}"
-                recipient_role, ref = FRONT_DOOR, FRONT_DOOR
-                contact = repo.directory().teams.get(FRONT_DOOR) or Contact(None)
-            row = t.Notification(
-                id=new_id(), event_id=deadline.event_id or deadline.subject_id,
-                pathway=subject.pathway if subject is not None else "missing", kind=step["action"],
-                plan_key=f"{deadline.kind}:{level}:{role}", recipient_role=recipient_role, recipient_ref=ref,
-                school_urn=deadline.school_urn if recipient_role in ("dsl", "deputy_dsl") else None,
-                contact_email=contact.email, contact_phone=contact.phone, urgency="URGENT", reason=reason,
-                status=NotificationStatus.PENDING, content_json=json.dumps(content, default=str),
-                deadline_id=deadline.id, created_at=now,
-            )
-            repo.session.add(row)
-            repo.audit(now, SYSTEM, "created", row.id, f"{recipient_role}: {reason}")
-            queue_delivery(repo, row, now)
+            item = PlannedNotification(
+                key=f"{deadline.kind}:{level}:{role}", recipient_role=recipient_role, recipient_ref=ref,
+                contact=contact, reason=reason, urgency="URGENT", content=content, kind=step["action"],
+                school_urn=deadline.school_urn if recipient_role in ("dsl", "deputy_dsl") else None)
+            row = notify(repo, deadline.event_id or deadline.subject_id, item,
+                         subject.pathway if subject is not None else "missing", now, deadline_id=deadline.id)
+            assert row is not None  # no dedupe key: always stored
+            recipient_role = row.recipient_role
             repo.outbox(now, ESCALATIONS, deadline.subject_id, {
                 "deadline_id": deadline.id, "kind": deadline.kind, "subject_id": deadline.subject_id,
                 "level": level, "recipient_role": recipient_role, "fired_at": now.isoformat(),
@@ -137,8 +131,9 @@ def fire_step(repo: Repository, deadline: t.Deadline, step: dict[str, Any], leve
         repo.audit(now, SYSTEM, "escalated", deadline.subject_id, f"{deadline.kind} level {level} ({step['action']})")
 
 
-def close_deadline(repo: Repository, deadline: t.Deadline, now: datetime, reason: str) -> None:
-    """A closed deadline never escalates again."""
+def close_deadline(repo: Repository, deadline: t.Deadline, now: datetime, reason: str, actor: str = SYSTEM) -> None:
+    """A closed deadline never escalates again. Audited: who closed it (``actor``) or, in ``reason``, which
+    event or decision did."""
     if deadline.state == "closed":
         return
     deadline.state = "closed"
@@ -146,3 +141,4 @@ def close_deadline(repo: Repository, deadline: t.Deadline, now: datetime, reason
     deadline.closed_reason = reason
     deadline.next_step_at = None
     repo.session.add(deadline)
+    repo.audit(now, actor, "closed", deadline.id, f"{deadline.kind} closed: {reason}")

@@ -43,8 +43,9 @@ def add_user(session: Session, role: str, email: str, school_urn: str | None = N
         raise UserError(f"unknown role; use one of {', '.join(r.value for r in Role)}") from error
     if role == Role.DSL and not school_urn:
         raise UserError("a dsl user needs --school URN")
+    team = team.strip() if team else None  # a team is named as in the teams file: any non-blank text
     if role == Role.TEAM and not team:
-        raise UserError("a team user needs --team CODE")
+        raise UserError("a team user needs --team NAME")
     if session.exec(select(t.User).where(t.User.email == email)).first() is not None:
         raise UserError("a user with that email already exists")
     user = t.User(email=email, role=role, school_urn=school_urn, team=team,

@@ -13,6 +13,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from consumers.intake_consumer import IntakeConsumer
+from pipeline.adapters.channels import RecordingChannel
 from pipeline.bootstrap import Services, build
 from pipeline.entrypoints.api import create_app
 from pipeline.service.reference import load
@@ -54,7 +55,8 @@ class Pipeline:
         """Process everything accepted, relay the outbox, and sweep due deadlines, at the clock's now."""
         IntakeConsumer(self.services.store, self.services.ctx, self.clock).run_once(10_000)
         sweep(self.services.store, self.services.ctx, self.clock())
-        relay(self.services.store, self.services.channel, self.services.publisher, self.clock(), batch=10_000)
+        while relay(self.services.store, self.services.delivery, self.services.publisher, self.clock(), batch=10_000):
+            pass
 
     def get(self, path: str, who: str) -> Any:
         return self.client.get(path, headers=self.headers(who))
@@ -75,25 +77,31 @@ USERS = {
 
 
 def make_settings(tmp_path: Path, overrides: dict[str, Any] | None = None,
-                  database_url: str | None = None) -> Settings:
+                  database_url: str | None = None, **process: Any) -> Settings:
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(overrides or {}), encoding="utf-8")
     return Settings(database_url=database_url or f"sqlite:///{tmp_path / 'safeguard.db'}", config=config,
-                    public_url="http://127.0.0.1:8000", var_dir=tmp_path / "var")
+                    public_url="http://127.0.0.1:8000", var_dir=tmp_path / "var", **process)
 
 
 def start_pipeline(tmp_path: Path, overrides: dict[str, Any] | None = None,
-                   database_url: str | None = None) -> Pipeline:
+                   database_url: str | None = None, web_passwords: bool = True, **process: Any) -> Pipeline:
+    """``web_passwords=False`` gives the users API tokens only (hashing ten passwords takes seconds).
+    With ``process`` settings (SMTP host, Twilio, Notify, webhook secret...) the real channels are wired
+    from them; without, recording fakes stand in for email and SMS."""
     clock = Clock()
-    services = build(make_settings(tmp_path, overrides, database_url))
+    services = build(make_settings(tmp_path, overrides, database_url, **process))
     services.clock = clock
+    if not process:
+        services.delivery.channels = {"email": RecordingChannel("email"), "sms": RecordingChannel("sms")}
     with services.store.transaction() as session:
         for kind, text in REFERENCE.items():
             load(session, kind, text, clock())
             session.flush()
         tokens = {}
         for name, (role, email, school, team) in USERS.items():
-            _, tokens[name] = add_user(session, role, email, school, team, password="correct horse battery")
+            _, tokens[name] = add_user(session, role, email, school, team,
+                                       password="correct horse battery" if web_passwords else None)
     services.ready.set()
     return Pipeline(services, TestClient(create_app(services)), clock, tokens)
 

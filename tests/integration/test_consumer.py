@@ -14,8 +14,8 @@ from tests.integration.conftest import Pipeline
 from tests.support.world import AMELIA, ISLA, attendance
 
 
-def test_a_handler_failure_dead_letters_that_event_and_the_batch_commits(pipeline: Pipeline,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_handler_failure_rolls_back_that_event_alone_and_the_batch_commits(pipeline: Pipeline,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     good_before, poison, good_after = attendance(AMELIA), attendance(ISLA), attendance(AMELIA)
     real = dispatch.HANDLERS["self-harm-attendance"]
 
@@ -31,11 +31,10 @@ def test_a_handler_failure_dead_letters_that_event_and_the_batch_commits(pipelin
 
     with pipeline.services.store.read() as session:
         statuses = {e.event_id: e.status for e in session.exec(select(t.Event)).all()}
-        assert statuses == {good_before["event_id"]: "processed", poison["event_id"]: "dead_lettered",
-                            good_after["event_id"]: "processed"}
+        assert statuses == {good_before["event_id"]: "processed", poison["event_id"]: "accepted",
+                            good_after["event_id"]: "processed"}  # kept for another try, never a dead letter
         assert session.exec(select(t.Notification).where(t.Notification.event_id == poison["event_id"])).all() == []
-        letters = session.exec(select(t.DeadLetter).where(t.DeadLetter.source == "handler")).all()
-        assert [letter.reason for letter in letters] == ["handler failed: RuntimeError"]
+        assert session.exec(select(t.DeadLetter)).all() == []
         assert len(session.exec(select(t.Notification).where(
             t.Notification.event_id == good_after["event_id"])).all()) == 2
         # Audit entries and outbox rows are buffered and written when each event's savepoint is released:

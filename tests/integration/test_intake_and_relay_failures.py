@@ -80,17 +80,10 @@ def test_a_topic_refusing_a_record_sends_nobody_anything_and_relays_nothing(pipe
     from consumers.intake_consumer import IntakeConsumer
 
     IntakeConsumer(pipeline.services.store, pipeline.services.ctx, pipeline.clock).run_once(100)
-    sent: list[Any] = []
-
-    class Recording:
-        public_url = "http://127.0.0.1:8000"
-
-        def send(self, message: Any) -> None:
-            sent.append(message)
-
+    delivery = pipeline.services.delivery
     with pytest.raises(RuntimeError):
-        relay(pipeline.services.store, Recording(), RefusingPublisher(), pipeline.clock())
-    assert sent == []
+        relay(pipeline.services.store, delivery, RefusingPublisher(), pipeline.clock())
+    assert all(not channel.sent for channel in delivery.channels.values())  # type: ignore[attr-defined]
     with pipeline.services.store.read() as session:
         assert all(row.relayed_at is None for row in session.exec(select(t.Outbox)).all())
         assert {n.status for n in session.exec(select(t.Notification)).all()} == {"pending"}

@@ -1,5 +1,6 @@
 """The Kafka worker's record handling (the body of the faust agents), on both stores, without a broker:
-a record that lost a deadlock to another worker is tried again; a handler bug dead-letters only its record."""
+a record that lost a deadlock to another worker is tried again; a handler bug keeps only its event for a later
+try (accepted, never a dead letter), and the intake record the HTTP intake stored is the row processed."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from consumers import kafka_records
 from consumers.kafka_records import Delivery, handle_batch
 from pipeline import codec
 from pipeline.adapters import tables as t
+from pipeline.adapters.publisher import BrokerUnavailable
 from tests.integration.conftest import Pipeline
-from tests.support.world import AMELIA, IDENTITY_VALUES, ISLA, attendance
+from tests.support.world import AMELIA, ISLA, attendance
 
 TOPIC = "self-harm-attendance"
 
@@ -56,8 +58,8 @@ def test_a_record_that_lost_a_deadlock_is_retried_and_processed_once(pipeline: P
             assert len(matched) == 1
 
 
-def test_a_handler_bug_dead_letters_its_record_and_the_rest_are_processed(pipeline: Pipeline,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_handler_bug_keeps_its_event_for_a_retry_and_the_rest_are_processed(
+        pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     good, broken, later = attendance(AMELIA), attendance(ISLA), attendance(AMELIA)
     real = kafka_records.process
 
@@ -68,15 +70,88 @@ def test_a_handler_bug_dead_letters_its_record_and_the_rest_are_processed(pipeli
 
     monkeypatch.setattr(kafka_records, "process", buggy)
     outcomes = handle_batch(pipeline.services, [delivery(good, 0), delivery(broken, 1), delivery(later, 2)])
-    assert outcomes == ["processed", "dead_lettered", "processed"]
+    assert outcomes == ["processed", "retrying", "processed"]
     assert handle_batch(pipeline.services, [delivery(good, 0)]) == ["duplicate"]  # redelivered: effects once
+    assert handle_batch(pipeline.services, [delivery(broken, 1)]) == ["retrying"]  # left to the retry timer
     with pipeline.services.store.read() as session:
-        letters = session.exec(select(t.DeadLetter)).all()
-        assert [(letter.source, letter.reason) for letter in letters] == [("kafka", "handler failed: KeyError")]
+        assert session.exec(select(t.DeadLetter)).all() == []
+        kept = session.exec(select(t.Event).where(t.Event.event_id == broken["event_id"])).one()
+        assert (kept.status, kept.attempts, kept.error) == ("accepted", 1, "KeyError")
+        assert kept.next_attempt_at is not None and kept.held_at is None
         assert session.exec(select(t.Notification).where(t.Notification.event_id == broken["event_id"])).all() == []
         assert len(session.exec(select(t.Notification).where(t.Notification.event_id == good["event_id"])).all()) == 2
-        dead = session.exec(select(t.Outbox).where(t.Outbox.topic == "dead-letters")).all()
-        assert len(dead) == 1
-        headers = json.loads(dead[0].body_json)["_headers"]
-        assert headers["offset"] == 1 and headers["topic"] == TOPIC
-        assert not any(secret in str(value) for value in headers.values() for secret in IDENTITY_VALUES)
+        assert session.exec(select(t.Outbox).where(t.Outbox.topic == "dead-letters")).all() == []
+
+    monkeypatch.setattr(kafka_records, "process", real)  # fixed: the workers' retry timer processes it once
+    pipeline.clock.advance(minutes=1)
+    from consumers.intake_consumer import IntakeConsumer
+
+    retries = IntakeConsumer(pipeline.services.store, pipeline.services.ctx, pipeline.clock, retries_only=True)
+    assert retries.run_once() == 1 and retries.run_once() == 0
+    with pipeline.services.store.read() as session:
+        assert session.exec(select(t.Event).where(t.Event.event_id == broken["event_id"])).one().status == "processed"
+        assert len(session.exec(select(t.Notification).where(t.Notification.event_id == broken["event_id"])).all()) == 1
+
+
+def test_the_intake_record_is_the_row_processed_and_keeps_its_producer(pipeline: Pipeline) -> None:
+    """On Kafka the HTTP intake stores the event (with its producer) when it sends it; the worker processes
+    that row, and a record whose event_id was stored with other content is a dead letter."""
+    from pipeline.service.intake import Submission
+
+    event = attendance(AMELIA)
+    body = json.dumps(event).encode()
+    record = pipeline.services.intake.validate(Submission(TOPIC, body, producer_id=7))
+    assert isinstance(record, dict)
+    assert pipeline.services.intake.record_sent(TOPIC, record, producer_id=7).body["status"] == "accepted"
+    new_only = IntakeConsumerProbe(pipeline)
+    assert new_only.pending() == []  # on Kafka the agents bring new events, not the retry timer
+    sent = Delivery(TOPIC, TOPIC, 0, 0, codec.encode(TOPIC, codec.from_json(TOPIC, event)), producer_id=7)
+    assert handle_batch(pipeline.services, [sent]) == ["processed"]
+    with pipeline.services.store.read() as session:
+        rows = session.exec(select(t.Event)).all()
+        assert [(row.event_id, row.status, row.producer_id) for row in rows] == [(event["event_id"], "processed", 7)]
+    other = {**event, "admitted": True}
+    assert handle_batch(pipeline.services, [delivery(other, 1)]) == ["dead_lettered"]
+    with pipeline.services.store.read() as session:
+        assert [letter.reason for letter in session.exec(select(t.DeadLetter)).all()] == [kafka_records.CONFLICT]
+
+
+class IntakeConsumerProbe:
+    def __init__(self, pipeline: Pipeline) -> None:
+        from consumers.intake_consumer import IntakeConsumer
+
+        self.consumer = IntakeConsumer(pipeline.services.store, pipeline.services.ctx, pipeline.clock,
+                                       retries_only=True)
+
+    def pending(self) -> list[int]:
+        return self.consumer.pending(10)
+
+
+class _Sender:
+    """Stands in for the broker in this tier (the real one is in tests/kafka)."""
+
+    def __init__(self, reachable: bool) -> None:
+        self.reachable = reachable
+        self.sent: list[tuple[str, int | None]] = []
+
+    def send(self, event_type: str, record: dict[str, Any], producer_id: int | None = None) -> None:
+        if not self.reachable:
+            raise BrokerUnavailable("KafkaTimeoutError")
+        self.sent.append((record["event_id"], producer_id))
+
+
+def test_the_kafka_intake_answers_503_with_retry_after_while_the_broker_is_away(pipeline: Pipeline) -> None:
+    event = attendance(AMELIA)
+    pipeline.services.event_sender = _Sender(reachable=False)
+    response = pipeline.post_event(event)
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert "Amelia" not in response.text
+    assert pipeline.get(f"/api/events/{event['event_id']}", "producer").status_code == 404  # nothing stored
+    sender = pipeline.services.event_sender = _Sender(reachable=True)
+    response = pipeline.post_event(event)  # the producer's retry
+    assert response.status_code == 202 and response.json()["status"] == "accepted"
+    assert pipeline.get(f"/api/events/{event['event_id']}", "producer").json()["status"] == "accepted"
+    assert pipeline.get(f"/api/events/{event['event_id']}", "manager").json()["status"] == "accepted"
+    assert pipeline.get(f"/api/events/{event['event_id']}", "producer2").status_code == 404
+    assert pipeline.post_event(event).status_code == 202 and len(sender.sent) == 1  # known: not sent again
+    assert pipeline.post_event(event, who="producer2").status_code == 409  # another producer's event_id

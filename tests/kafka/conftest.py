@@ -38,12 +38,52 @@ class Deployment:
     def bootstrap(self) -> str:
         return self.env["SAFEGUARD_KAFKA_BOOTSTRAP"]
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, command: list[str] | None = None, env: dict[str, str] | None = None
+                     ) -> subprocess.Popen[bytes]:
         log = (self.tmp / f"worker-{len(self.workers)}.log").open("ab")
-        process = subprocess.Popen([*CLI, "worker"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(command or [*CLI, "worker"], env={**self.env, **(env or {})}, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
         self.workers.append(process)
         return process
+
+    def add_user(self, role: str, email: str, *extra: str) -> str:
+        """A user of this deployment's database; its API token."""
+        added = subprocess.run([*CLI, "users", "add", "--role", role, "--email", email, *extra], env=self.env,
+                               capture_output=True, text=True, check=True)
+        return added.stdout.split()[-1]
+
+    def start_api(self) -> str:
+        """`safeguard api` on a free port, once healthy; its base URL."""
+        import socket
+
+        import httpx
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        log = (self.tmp / f"api-{port}.log").open("ab")
+        api = subprocess.Popen([*CLI, "api", "--port", str(port)], env=self.env, start_new_session=True,
+                               stdout=log, stderr=subprocess.STDOUT)
+        self.workers.append(api)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    return base
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and api.poll() is None, "the API did not start"
+            time.sleep(0.2)
+
+    def broker(self, action: str) -> None:
+        """``stop-kafka`` or ``start-kafka`` (same port and data) through scripts/services/services.py."""
+        from tests.conftest import SERVICES_SCRIPT
+
+        env = {**os.environ, "SAFEGUARD_SERVICES_DIR": os.environ.get(
+            "SAFEGUARD_TEST_SERVICES_DIR", f"/tmp/safeguard-test-services-{os.getuid()}")}
+        subprocess.run([sys.executable, str(SERVICES_SCRIPT), action], env=env, check=True, capture_output=True,
+                       timeout=300)
 
     def producer(self) -> KafkaProducer:
         return KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")

@@ -187,6 +187,9 @@ def test_the_broker_stopped_and_restarted_mid_stream_loses_nothing(deployment: D
     for event in events[:150]:
         deployment.send(producer, "self-harm-attendance", event, key=event["attendance_id"].encode())
     producer.flush()
+    # Mid-stream: the worker is up and consuming (on a loaded machine it can take longer to start than the
+    # test takes to send, and a worker cannot start while the broker is away).
+    deployment.wait_for(lambda: deployment.count(t.Event, t.Event.status == "processed") > 0)
     env = {**os.environ, "SAFEGUARD_SERVICES_DIR": os.environ.get(
         "SAFEGUARD_TEST_SERVICES_DIR", f"/tmp/safeguard-test-services-{os.getuid()}")}
     subprocess.run([sys.executable, str(SERVICES_SCRIPT), "stop-kafka"], env=env, check=True,

@@ -133,11 +133,12 @@ def test_found_tells_the_school_found_only() -> None:
 
 def test_still_missing_ladders() -> None:
     this = episode(("missing-reported", report()))
-    wanted, close = rules.episode_deadlines(this, False, POLICY, REPORTED)
+    wanted, close = rules.episode_deadlines(this, False, POLICY)
     still = next(d for d in wanted if d.kind == "still_missing")
     assert [s.at - REPORTED for s in still.steps] == [timedelta(hours=h) for h in (24, 48, 72)]
     assert [s.notify for s in still.steps] == [("team_manager",), ("HEAD_OF_SERVICE",), ("DIRECTOR",)]
-    high, _ = rules.episode_deadlines(this, True, POLICY, REPORTED)
+    assert "strategy_discussion" not in {d.kind for d in wanted}
+    high, _ = rules.episode_deadlines(episode(("missing-reported", report("HIGH"))), True, POLICY)
     still_high = next(d for d in high if d.kind == "still_missing")
     assert [s.at - REPORTED for s in still_high.steps] == [timedelta(hours=h) for h in (6, 12, 24)]
     assert "strategy_discussion" in {d.kind for d in high} and close == set()
@@ -146,27 +147,48 @@ def test_still_missing_ladders() -> None:
 def test_return_interview_due_72_hours_after_found_with_a_reminder_at_48() -> None:
     found_at = REPORTED + timedelta(hours=5)
     this = episode(("missing-found", {"found_at": found_at, "returned_to": "HOME"}))
-    wanted, close = rules.episode_deadlines(this, False, POLICY, None)
+    wanted, close = rules.episode_deadlines(this, False, POLICY)
     (rhi,) = wanted
     assert rhi.kind == "return_interview" and rhi.due_at == found_at + timedelta(hours=72)
     assert [(s.at - found_at, s.action) for s in rhi.steps] == [
         (timedelta(hours=48), "reminder"), (timedelta(hours=72), "escalation"), (timedelta(hours=96), "escalation")]
     assert close == {"still_missing", "episode_length_check"}
     closed = rules.fold(this, "return-interview-recorded", {"outcome": "DECLINED"})
-    assert "return_interview" in rules.episode_deadlines(closed, False, POLICY, None)[1]
+    assert "return_interview" in rules.episode_deadlines(closed, False, POLICY)[1]
 
 
 @pytest.mark.parametrize("reported_at", [datetime(2026, 3, 28, 20, 0, tzinfo=UTC),
                                          datetime(2026, 10, 24, 20, 0, tzinfo=UTC)])
 def test_ladders_are_absolute_hours_across_the_clock_changes(reported_at: datetime) -> None:
     this = episode(("missing-reported", report(at=reported_at)))
-    still = next(d for d in rules.episode_deadlines(this, False, POLICY, None)[0] if d.kind == "still_missing")
+    still = next(d for d in rules.episode_deadlines(this, False, POLICY)[0] if d.kind == "still_missing")
     assert [(s.at - reported_at).total_seconds() / 3600 for s in still.steps] == [24, 48, 72]
 
 
 def test_strategy_discussion_is_due_the_same_working_day() -> None:
     morning = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
     this = episode(("missing-reported", report("HIGH", at=morning)))
-    wanted, _ = rules.episode_deadlines(this, True, POLICY, morning)
+    wanted, _ = rules.episode_deadlines(this, True, POLICY)
     assert next(d for d in wanted if d.kind == "strategy_discussion").due_at == datetime(2026, 11, 24, 17, 0,
                                                                                           tzinfo=UTC)
+
+
+def test_an_episode_graded_high_at_any_point_is_high_risk_whatever_the_order() -> None:
+    """Reported HIGH then re-graded LOW, or the re-grade arriving first: the same facts either way."""
+    downgrade = {"updated_at": REPORTED + timedelta(hours=2), "risk_grade": "LOW", "exploitation_flags": []}
+    in_order = episode(("missing-reported", report("HIGH")), ("missing-updated", downgrade))
+    reversed_ = episode(("missing-updated", downgrade), ("missing-reported", report("HIGH")))
+    assert in_order == reversed_
+    assert in_order.risk_grade == "LOW" and in_order.graded_high_at == REPORTED
+    assert rules.ever_high_risk(in_order, None, POLICY) and not rules.high_risk(in_order, None, POLICY)
+    wanted, _ = rules.episode_deadlines(reversed_, False, POLICY)
+    assert next(d for d in wanted if d.kind == "strategy_discussion").due_at == \
+        POLICY.due("strategy_discussion", REPORTED)
+
+
+def test_the_strategy_discussion_runs_from_the_earliest_flag_whatever_the_order() -> None:
+    flagged = {"updated_at": REPORTED + timedelta(hours=3), "risk_grade": None, "exploitation_flags": ["CCE"]}
+    later = {"updated_at": REPORTED + timedelta(hours=30), "risk_grade": None, "exploitation_flags": ["CSE"]}
+    orders = [episode(("missing-reported", report()), ("missing-updated", later), ("missing-updated", flagged)),
+              episode(("missing-updated", flagged), ("missing-updated", later), ("missing-reported", report()))]
+    assert orders[0] == orders[1] and orders[0].flagged_at == REPORTED + timedelta(hours=3)

@@ -158,13 +158,14 @@ def test_child_protection_plan_also_tells_the_team_manager() -> None:
         "CME", "FRONT_DOOR", "team_manager", "worker"]
 
 
-def test_a_protected_child_with_no_team_manager_on_file_goes_to_the_front_door() -> None:
+def test_a_protected_child_with_no_team_manager_on_file_keeps_the_team_manager_in_the_plan() -> None:
+    # The rules never drop the unreachable recipient; the one notify function sends it to the front door
+    # (tests/integration/test_delivery.py checks that end to end).
     no_manager = Involvement("CHILD_PROTECTION_PLAN", "w@council.example", "CSC", None, None)
     plan = route(event(), facts(RIVERSIDE, involvements=(no_manager,)))
-    assert roles(plan) == ["FRONT_DOOR", "deputy_dsl", "dsl", "worker"]
-    front = next(n for n in plan.notifications if n.recipient_role == "FRONT_DOOR")
-    assert "no contact on file for team_manager" in front.reason
-    assert any("sent to the front door" in reason for _, reason in plan.audit)
+    assert roles(plan) == ["deputy_dsl", "dsl", "team_manager", "worker"]
+    manager = next(n for n in plan.notifications if n.recipient_role == "team_manager")
+    assert not manager.contact.reachable
 
 
 def test_exploitation_concern_also_goes_to_front_door_urgently() -> None:
@@ -228,11 +229,10 @@ def test_friday_evening_is_not_the_holiday_rule() -> None:
     assert plan.deadlines[0].due_at == datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
-def test_recipient_without_contact_goes_to_the_front_door_never_dropped() -> None:
+def test_recipient_without_contact_stays_in_the_plan_never_dropped() -> None:
     plan = route(event(), facts(NO_CONTACT))
-    assert roles(plan) == ["FRONT_DOOR"]
-    assert plan.notifications[0].school_urn == "100005"
-    assert any(action == "created" and "no contact on file" in reason for action, reason in plan.audit)
+    assert roles(plan) == ["dsl"]
+    assert plan.notifications[0].school_urn == "100005" and not plan.notifications[0].contact.reachable
     assert plan.deadlines[0].kind == "self_harm_acknowledgement"
 
 

@@ -1,7 +1,7 @@
 """reference change log for the match index, and stored matcher parameters
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0006
 Create Date: 2026-12-01
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from pipeline.adapters.tables import UTCDateTime
 
 revision = '0005'
-down_revision = '0002'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 

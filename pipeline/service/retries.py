@@ -1,0 +1,161 @@
+"""An accepted event is never only a dead letter: what happens when its handler fails.
+
+The event stays ``accepted`` with the failure's type recorded (never its text, which may carry personal
+data) and is tried again after a growing delay. After the last try it is held: an urgent alert goes to
+the front door (the producer believes it was delivered, so someone in the partnership must know) and a
+``processing_failed`` audit entry records it for admins. ``safeguard events retry`` runs held events again
+once the fault is fixed, each inside a locked transaction, so it is processed once.
+
+Both runtimes use this: the embedded intake consumer, and on Kafka the agents (which store a failing
+record as a held-for-retry event) and the workers' retry timer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pipeline.adapters import tables as t
+from pipeline.adapters.event_queue import events_by_id, held_event_ids, held_events_in_order
+from pipeline.adapters.repository import SYSTEM, Repository
+from pipeline.adapters.store import Store
+from pipeline.domain.calendar import Duration, parse_timescale
+from pipeline.domain.missing import PATHWAY as MISSING
+from pipeline.domain.model import FRONT_DOOR, Contact, PlannedNotification
+from pipeline.domain.policy import Policy
+from pipeline.domain.self_harm import PATHWAY as SELF_HARM
+from pipeline.service.dispatch import process
+from pipeline.service.handlers import Context, store_notification
+
+log = logging.getLogger(__name__)
+
+PROCESSING_FAILED = "processing_failed"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``runtime.handler_retries`` in the config: tries in all, and the delay before the second (doubling
+    each time, up to ``max_delay``)."""
+
+    attempts: int = 5
+    first_delay: timedelta = timedelta(seconds=10)
+    max_delay: timedelta = timedelta(minutes=15)
+
+    @classmethod
+    def from_policy(cls, policy: Policy) -> RetryPolicy:
+        raw = policy.setting("runtime", "handler_retries", default=None) or {}
+        attempts = raw.get("attempts", cls.attempts)
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+            raise ValueError("runtime.handler_retries.attempts must be a whole number of at least 1")
+        delays = []
+        for name, default in (("first_delay", cls.first_delay), ("max_delay", cls.max_delay)):
+            value = raw.get(name)
+            timescale = parse_timescale(value) if value is not None else Duration(default)
+            if not isinstance(timescale, Duration):
+                raise ValueError(f"runtime.handler_retries.{name} must be an ISO-8601 duration")
+            delays.append(timescale.delta)
+        return cls(attempts, delays[0], delays[1])
+
+    def delay(self, failures: int) -> timedelta:
+        """The wait after the ``failures``-th failure."""
+        return min(self.first_delay * 2 ** max(failures - 1, 0), self.max_delay)
+
+
+def pathway_of(event_type: str) -> str:
+    return SELF_HARM if event_type == "self-harm-attendance" else MISSING
+
+
+def record_failure(repo: Repository, event: t.Event, error: BaseException, retry: RetryPolicy, now: datetime) -> bool:
+    """Count one failed try of ``event`` (in the caller's transaction); True when it is now held."""
+    event.attempts = (event.attempts or 0) + 1
+    event.error = type(error).__name__
+    repo.session.add(event)
+    if event.attempts < retry.attempts:
+        event.next_attempt_at = now + retry.delay(event.attempts)
+        log.warning("event seq %s failed in its handler (%s), try %d of %d; trying again at %s", event.seq,
+                    event.error, event.attempts, retry.attempts, event.next_attempt_at.isoformat())
+        return False
+    event.next_attempt_at, event.held_at = None, now
+    log.error("event seq %s failed in its handler (%s) %d times; held, front door alerted", event.seq,
+              event.error, event.attempts)
+    repo.audit(now, SYSTEM, PROCESSING_FAILED, event.event_id,
+               f"handler failed ({event.error}) {event.attempts} times; held until `safeguard events retry`")
+    _alert_front_door(repo, event, now)
+    return True
+
+
+def _alert_front_door(repo: Repository, event: t.Event, now: datetime) -> None:
+    """An urgent alert, with nothing about the child: which event, what kind, since when, how often tried."""
+    assert event.held_at is not None
+    item = PlannedNotification(
+        key=f"{PROCESSING_FAILED}:{event.event_id}", recipient_role=FRONT_DOOR, recipient_ref=FRONT_DOOR,
+        contact=repo.directory().team(FRONT_DOOR) or Contact(None), urgency="URGENT",
+        reason="an accepted event could not be processed; it is held until it is run again",
+        content={"problem": PROCESSING_FAILED, "event_id": event.event_id, "event_type": event.event_type,
+                 "received_at": event.received_at.isoformat(), "attempts": event.attempts, "error": event.error},
+    )
+    store_notification(repo, event.event_id, item, pathway_of(event.event_type), now,
+                       dedupe_key=f"{PROCESSING_FAILED}:{event.event_id}:{event.held_at.isoformat()}")
+
+
+@dataclass(frozen=True)
+class RetryOutcome:
+    event_id: str
+    outcome: str  # processed | failed | already_processed | not_held | not_found
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in ("processed", "already_processed")
+
+
+def retry_events(store: Store, ctx: Context, clock: Callable[[], datetime],
+                 event_ids: Sequence[str] | None = None) -> list[RetryOutcome]:
+    """Run held events again (``event_ids``, or every held one), one transaction each.
+
+    An event waiting for its next automatic try may be named too. One that was processed meanwhile is
+    left alone, and a new event not yet tried is left to the consumer; a try that fails again keeps the
+    event held and records the failure.
+    """
+    if event_ids is None:
+        with store.read() as session:
+            event_ids = held_event_ids(session)
+    return [_retry_one(store, ctx, clock, event_id.strip().lower()) for event_id in event_ids]
+
+
+def _retry_one(store: Store, ctx: Context, clock: Callable[[], datetime], event_id: str) -> RetryOutcome:
+    with store.transaction() as session:
+        repo = Repository(session, postgres=store.is_postgres)
+        found = events_by_id(session, [event_id], postgres=store.is_postgres)
+        if not found:
+            return RetryOutcome(event_id, "not_found")
+        event = found[0]
+        if event.status != "accepted" or event.processed_at is not None:
+            return RetryOutcome(event_id, "already_processed")
+        if event.held_at is None and not event.attempts:
+            return RetryOutcome(event_id, "not_held")
+        now = clock()
+        try:
+            with session.begin_nested():
+                process(repo, event, ctx, now)
+                repo.audit(now, SYSTEM, "retried", event.event_id, f"processed on try {event.attempts + 1}")
+        except Exception as error:  # noqa: BLE001 - reported, and the event stays held
+            session.expire_all()
+            event = events_by_id(session, [event_id], postgres=store.is_postgres, lock=False)[0]
+            if event.held_at is None:  # named while waiting for its next automatic try: counted as one
+                record_failure(repo, event, error, RetryPolicy.from_policy(ctx.policy), now)
+                return RetryOutcome(event_id, "failed")
+            event.attempts += 1
+            event.error = type(error).__name__
+            session.add(event)
+            repo.audit(now, SYSTEM, PROCESSING_FAILED, event.event_id,
+                       f"run again and failed ({event.error}); still held")
+            log.error("event seq %s failed again in its handler (%s); still held", event.seq, event.error)
+            return RetryOutcome(event_id, "failed")
+        return RetryOutcome(event_id, "processed")
+
+
+def held_events(store: Store) -> list[t.Event]:
+    with store.read() as session:
+        return held_events_in_order(session)
