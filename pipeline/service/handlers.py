@@ -77,13 +77,14 @@ class Context:
 
 
 def match_breakdown(repo: Repository, decision: MatchDecision) -> dict[str, Any]:
-    """The decision's breakdown as stored and shown: each candidate person under an opaque child id (created
-    for linked and review decisions; a no-match keeps its candidates anonymous), never a UPN or NHS number."""
+    """The decision's breakdown as stored and shown: each candidate person under an opaque child id (every
+    candidate of a review, the linked child of a link; the others stay anonymous), never a UPN or NHS number."""
     breakdown = dict(decision.breakdown)
     shown = []
     ids: list[str] = []
     for key, candidate in zip(decision.candidate_keys, breakdown.get("candidates", []), strict=False):
-        child_id = repo.child_id(key) if decision.outcome is not MatchOutcome.NO_MATCH else None
+        named = decision.outcome is MatchOutcome.REVIEW or key == decision.person_key
+        child_id = repo.child_id(key) if named else None
         shown.append({"child_id": child_id, **candidate})
         if child_id is not None:
             ids.append(child_id)
