@@ -60,6 +60,7 @@ class _Schema:
     raw: dict[str, Any]
     parsed: Any
     fingerprint: bytes
+    writer: Any = None  # an earlier version (schemas/history/) the body was written with; None: this one
 
 
 def schema_path(name: str) -> Path:
@@ -105,10 +106,26 @@ def _fingerprint_aliases() -> dict[bytes, str]:
 FINGERPRINT_ALIASES: dict[bytes, str] = _fingerprint_aliases()  # built once, at import
 
 
+def _history_versions() -> dict[bytes, _Schema]:
+    """Earlier versions kept in schemas/history/<name>/, by both fingerprints: a producer still writing one
+    is read with Avro schema resolution into the current schema (the compatibility gate guarantees that
+    new readers read every kept version)."""
+    found: dict[bytes, _Schema] = {}
+    for name, current in _schemas().items():
+        for version in sorted((SCHEMA_DIR / "history" / name).glob("*.avsc")):
+            text = version.read_text(encoding="utf-8")
+            raw = json.loads(text)
+            old = _Schema(name, current.raw, current.parsed, current.fingerprint, fastavro.parse_schema(raw))
+            for print_ in (fingerprint_of(raw), _avro_package_fingerprint(text)):
+                found.setdefault(print_, old)
+    return found
+
+
 @cache
 def _by_fingerprint() -> dict[bytes, _Schema]:
     schemas = _schemas()
-    found = {alias: schemas[name] for alias, name in FINGERPRINT_ALIASES.items()}
+    found = _history_versions()
+    found.update({alias: schemas[name] for alias, name in FINGERPRINT_ALIASES.items()})
     found.update({schema.fingerprint: schema for schema in schemas.values()})
     return found
 
@@ -149,7 +166,10 @@ def decode(data: bytes, expected: str | None = None) -> tuple[str, dict[str, Any
         raise _error("", "the body's schema is not the event type's schema")
     buffer = io.BytesIO(data[10:])
     try:
-        record = fastavro.schemaless_reader(buffer, schema.parsed, None)
+        if schema.writer is not None:
+            record = fastavro.schemaless_reader(buffer, schema.writer, schema.parsed)
+        else:
+            record = fastavro.schemaless_reader(buffer, schema.parsed, None)
     except Exception:  # noqa: BLE001 - truncated or garbage bodies raise many types inside fastavro
         raise _error("", "the Avro body cannot be decoded") from None
     if buffer.read(1):

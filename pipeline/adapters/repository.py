@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
-from pipeline.domain.matching import exact_identity, normalise_name, swapped_dates
+from pipeline.domain.matching import exact_identity
 from pipeline.domain.model import (
     Candidate,
     ChildFacts,
@@ -110,30 +110,6 @@ class Repository:
             rows = self._rows(sa_select(TEAM_CONTACT).where(TEAM_CONTACT.c.ended_at.is_(None)))
             self._directory = Directory({row.team: Contact(row.email, row.phone) for row in rows})
         return self._directory
-
-    def candidates(self, identity: Identity, day: date) -> list[Candidate]:
-        """Records blocked on NHS number, date of birth (with its day/month swap) or family name."""
-        dobs = swapped_dates(identity.date_of_birth)
-        family = normalise_name(identity.family_name)
-        found: list[Candidate] = []
-
-        def blocking(model: Any) -> Any:
-            clauses = [col(model.date_of_birth).in_(dobs), col(model.family_key) == family]
-            if identity.nhs_number:
-                clauses.append(col(model.nhs_number) == identity.nhs_number)
-            return sa_select(model.__table__).where(col(model.ended_at).is_(None), or_(*clauses))
-
-        for pupil in self._rows(blocking(t.Pupil)):
-            if not _on_roll(pupil, day):
-                continue
-            school = self.school(pupil.school_urn) if identity.school_name else None  # only to compare names
-            found.append(Candidate("pupil", pupil.upn, _pupil_identity(pupil), upn=pupil.upn,
-                                   school_urn=pupil.school_urn, school_name=school.name if school else None))
-        for ehe in self._rows(blocking(t.EheRecord)):
-            found.append(Candidate("ehe", ehe.row_key, _pupil_identity(ehe)))
-        for inv in self._rows(blocking(t.Involvement)):
-            found.append(Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn))
-        return found
 
     def child_facts(self, child_id: str, members: list[Candidate], identity: Identity, day: date) -> ChildFacts:
         """Everything the routing table needs about one linked person."""

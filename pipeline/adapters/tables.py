@@ -315,6 +315,25 @@ class TriggerMeeting(SQLModel, table=True):
     event_id: str = Field(unique=True)
 
 
+class ReferenceChange(SQLModel, table=True):
+    """One row per reference record a load inserted, changed or ended: the in-memory match index of every
+    running process reads the rows after the last sequence number it applied (a version check before each
+    batch) instead of rebuilding. Keys only, never personal data."""
+
+    seq: int | None = Field(default=None, primary_key=True)
+    kind: str  # schools | pupils | ehe | involvements
+    row_key: str
+    at: datetime = Field(default_factory=utcnow, sa_column=_instant())
+
+
+class MatchModel(SQLModel, table=True):
+    """A version of the matcher's estimated parameters (m and u per comparison level); the newest is used."""
+
+    version: str = Field(primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_instant(index=True))
+    parameters_json: str = Field(sa_column=Column(Text, nullable=False))
+
+
 class Delivery(SQLModel, table=True):
     """One notification on one channel (email, sms, webhook), with its attempts record.
 

@@ -11,9 +11,9 @@ from pipeline.domain.model import Identity
 
 def identity_from_record(child: dict[str, Any]) -> Identity:
     return Identity(
-        given_name=child["given_name"],
-        family_name=child["family_name"],
-        date_of_birth=child["date_of_birth"],
+        given_name=child.get("given_name"),
+        family_name=child.get("family_name"),
+        date_of_birth=child.get("date_of_birth"),
         sex=child.get("sex"),
         nhs_number=child.get("nhs_number"),
         postcode=child.get("postcode"),

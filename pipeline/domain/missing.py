@@ -28,6 +28,7 @@ from pipeline.domain.model import (
     Directory,
     PlannedDeadline,
     PlannedNotification,
+    iso_date,
 )
 from pipeline.domain.policy import Policy
 from pipeline.domain.self_harm import age_on
@@ -191,7 +192,7 @@ def report_notifications(episode: Episode, facts: ChildFacts | None, is_high: bo
             "exploitation_flags": sorted(episode.flags)}
     if facts is not None:
         base["child"] = {"given_name": facts.identity.given_name, "family_name": facts.identity.family_name,
-                         "date_of_birth": facts.identity.date_of_birth.isoformat()}
+                         "date_of_birth": iso_date(facts.identity.date_of_birth)}
     key = f"missing:{episode.episode_id}:reported"
     planned = [_notification(f"{key}:coordinator", MISSING_COORDINATOR, MISSING_COORDINATOR,
                              _team(directory, MISSING_COORDINATOR), "child reported missing", urgency, base)]
@@ -240,7 +241,7 @@ def school_notifications(episode: Episode, facts: ChildFacts | None, policy: Pol
             continue
         content: dict[str, Any] = {
             "pupil": {"given_name": enrolment.identity.given_name, "family_name": enrolment.identity.family_name,
-                      "date_of_birth": enrolment.identity.date_of_birth.isoformat(), "upn": enrolment.upn},
+                      "date_of_birth": iso_date(enrolment.identity.date_of_birth), "upn": enrolment.upn},
             "status": what}
         if school.in_area and school.school_type == "STATE":
             planned.append(_notification(f"missing:{episode.episode_id}:{what}:dsl:{school.urn}", DSL_ROLE,

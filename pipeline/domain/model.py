@@ -70,15 +70,21 @@ PERSON_ROLES = frozenset({DSL_ROLE, DEPUTY_DSL_ROLE, WORKER_ROLE, TEAM_MANAGER_R
 
 @dataclass(frozen=True)
 class Identity:
-    """A child as one system knows them."""
+    """A child as one system knows them. An event's child may lack any field (the sender did not know it);
+    reference records always carry the names and date of birth."""
 
-    given_name: str
-    family_name: str
-    date_of_birth: date
+    given_name: str | None = None
+    family_name: str | None = None
+    date_of_birth: date | None = None
     sex: str | None = None
     nhs_number: str | None = None
     postcode: str | None = None
     school_name: str | None = None
+
+
+def iso_date(value: date | None) -> str | None:
+    """A date as YYYY-MM-DD, or None when it is not known."""
+    return value.isoformat() if value is not None else None
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,7 @@ class Candidate:
     upn: str | None = None
     school_urn: str | None = None
     school_name: str | None = None
+    prepared: Any = field(default=None, compare=False, repr=False)  # the matcher's normalised form, if made
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,9 @@ class MatchDecision:
     breakdown: dict[str, Any]
     reason: str
     urgent_review: bool = False
+    # Person keys of breakdown["candidates"], in the same order (kept out of the breakdown itself: a UPN or NHS
+    # number is never shown); the handler turns them into opaque child ids.
+    candidate_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from pipeline.domain.model import (
     Plan,
     PlannedDeadline,
     PlannedNotification,
+    iso_date,
 )
 from pipeline.domain.policy import Policy
 
@@ -77,7 +78,7 @@ def content_for_school(event: SelfHarmAttendance, enrolment: Enrolment, policy: 
     pupil = enrolment.identity
     return {
         "pupil": {"given_name": pupil.given_name, "family_name": pupil.family_name,
-                  "date_of_birth": pupil.date_of_birth.isoformat(), "upn": enrolment.upn},
+                  "date_of_birth": iso_date(pupil.date_of_birth), "upn": enrolment.upn},
         "school_urn": enrolment.school.urn,
         **_attendance(event, policy),
     }
@@ -88,7 +89,7 @@ def content_for_council(event: SelfHarmAttendance, policy: Policy, reasons: list
     child = event.child
     return {
         "child": {"given_name": child.given_name, "family_name": child.family_name,
-                  "date_of_birth": child.date_of_birth.isoformat(), "postcode": child.postcode,
+                  "date_of_birth": iso_date(child.date_of_birth), "postcode": child.postcode,
                   "nhs_number": child.nhs_number, "school_name": child.school_name},
         "admitted": event.admitted,
         "exploitation_screening": event.exploitation_screening,
@@ -184,11 +185,14 @@ def route_self_harm(event: SelfHarmAttendance, match: MatchDecision, facts: Chil
             recipients.team(SCIES, f"pupil on the roll of an {kind} school ({school.urn})")
     if facts.home_educated:
         recipients.team(EHE_MANAGER, "on the elective home education register")
+    birth = facts.identity.date_of_birth
     if not facts.enrolments:
-        if not facts.home_educated and compulsory_school_age(facts.identity.date_of_birth, arrival_day):
+        if birth is None:
+            recipients.team(FRONT_DOOR, "on no roll, date of birth unknown")
+        elif not facts.home_educated and compulsory_school_age(birth, arrival_day):
             recipients.team(CME, "compulsory school age, on no roll and not home educated")
             recipients.team(FRONT_DOOR, "compulsory school age, on no roll and not home educated")
-        elif age_on(facts.identity.date_of_birth, arrival_day) >= 16:
+        elif age_on(birth, arrival_day) >= 16:
             recipients.team(FRONT_DOOR, "aged 16 or 17 and on no roll")
     if _lives_elsewhere(event, facts, policy):
         recipients.team(FRONT_DOOR, "lives in another council's area: pass to the home council")

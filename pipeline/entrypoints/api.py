@@ -26,7 +26,7 @@ from pipeline.adapters import tables as t
 from pipeline.adapters.repository import Repository
 from pipeline.bootstrap import Services
 from pipeline.domain.model import FRONT_DOOR, Role
-from pipeline.entrypoints import callbacks
+from pipeline.entrypoints import callbacks, reviews_api
 from pipeline.entrypoints.paging import Paging
 from pipeline.service import casework
 from pipeline.service.access import NOTIFICATION_READERS, may_acknowledge, notification_scope, visible_notification
@@ -343,6 +343,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(reports.router)
 
     add_web_routes(app, services, current_user)
+    app.include_router(reviews_api.router(current_user, read_session, not_found, forbidden))
     app.include_router(callbacks.router(services))
 
     @app.get("/metrics", include_in_schema=False)

@@ -21,6 +21,8 @@ KINDS = "schools, pupils, ehe, involvements, teams"
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Safeguarding partnership pipeline.")
 users_app = typer.Typer(no_args_is_help=True, help=f"Manage users. Roles: {ROLES}.")
 app.add_typer(users_app, name="users")
+match_app = typer.Typer(no_args_is_help=True, help="The matcher: train it, measure it, make a labelled set.")
+app.add_typer(match_app, name="match")
 events_app = typer.Typer(no_args_is_help=True, help="Accepted events whose processing failed.")
 app.add_typer(events_app, name="events")
 
@@ -246,6 +248,54 @@ def produce(event_type: Annotated[str, typer.Argument(help=f"One of: {', '.join(
     from producers.cli_producer import produce_file
 
     raise typer.Exit(produce_file(Settings(), event_type, file))
+
+
+@match_app.command("train")
+def match_train() -> None:
+    """Re-estimate the matcher's m and u from the loaded reference data and the stored events; store a new
+    version (every running process picks it up before its next batch)."""
+    from pipeline.bootstrap import build, system_clock
+    from pipeline.service.match_training import train_stored
+
+    services = build(Settings())
+    with services.store.transaction() as session:
+        version, trained_on = train_stored(session, services.ctx, system_clock())
+    typer.echo(f"model {version}: " + ", ".join(f"{k} {v}" for k, v in sorted(trained_on.items())))
+
+
+@match_app.command("evaluate")
+def match_evaluate(roll: Annotated[Path, typer.Option("--roll", help="Pupils CSV (the contract's columns).")],
+                   events: Annotated[Path, typer.Option("--events", help="Events, one JSON object a line.")],
+                   truth: Annotated[Path, typer.Option("--truth", help="CSV: event_id, upn (empty: on no roll).")],
+                   schools: Annotated[Path | None, typer.Option("--schools", help="Schools CSV (names).")] = None,
+                   ) -> None:
+    """Precision, recall, F1, review and no-match rates of the matcher on a labelled set (the model is estimated
+    on the roll and the events without the labels, at the configured thresholds)."""
+    from pipeline.domain.fellegi_sunter import Thresholds
+    from pipeline.service.match_training import evaluate_files
+
+    for path in (roll, events, truth, *([schools] if schools else [])):
+        if not path.is_file():
+            raise _fail(f"no such file: {path.name}", 2)
+    thresholds = Thresholds.from_mapping(Settings().rules.get("matching"))
+    try:
+        result = evaluate_files(roll, events, truth, thresholds, schools)
+    except (ValueError, KeyError) as error:
+        raise _fail(f"cannot read the files ({type(error).__name__}: {error})"
+                    if isinstance(error, ValueError) and "truth file" in str(error)
+                    else f"cannot read the files ({type(error).__name__})", 1) from None
+    for line in result.lines():
+        typer.echo(line)
+
+
+@match_app.command("generate")
+def match_generate(out: Annotated[Path, typer.Option("--out", help="Directory for the files.")],
+                   seed: int = 1, pupils: int = 4000, events: int = 5000) -> None:
+    """A seeded synthetic labelled set: schools.csv, pupils.csv, events.jsonl, truth.csv."""
+    from pipeline.service.match_synthetic import write_set
+
+    for kind, path in write_set(out, seed, pupils, events).items():
+        typer.echo(f"{kind}: {path}")
 
 
 def main() -> None:

@@ -61,6 +61,7 @@ class EmbeddedRuntime:
 
     def start_background(self) -> None:
         runtime = self.services.settings.rules.get("runtime", {})
+        self.services.ctx.warm_up(self.services.store)  # the match index and model, before the first event
         self.sweep_once()  # whatever fell due while we were down fires now, once
         consumer = threading.Thread(target=self.consumer.run_forever, args=(self.stop,), name="intake-consumer",
                                     daemon=True)

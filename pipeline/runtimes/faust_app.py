@@ -105,6 +105,7 @@ def run_worker(services: Services, partitions: int = 4) -> None:
         from prometheus_client import start_http_server
 
         start_http_server(services.settings.metrics_port, addr="127.0.0.1")
+    services.ctx.warm_up(services.store)
     services.ready.set()
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
     worker.execute_from_commandline()

@@ -99,12 +99,10 @@ def decide_consent(repo: Repository, event: t.Event, ctx: Context, actor: str, d
         return
     attendance = SelfHarmAttendance.from_record(record_of(event))
     day = ctx.policy.calendar.local(attendance.arrived_at).date()
-    candidates = repo.candidates(attendance.child, day)
-    match = ctx.matcher.decide(attendance.child, candidates, urgent=attendance.exploitation_concern)
-    facts = None
-    if match.person_key and event.child_id:
-        facts = repo.child_facts(event.child_id, group_people(candidates).get(match.person_key, []),
-                                 attendance.child, day)
+    # The match as decided (by the model or a person) stands: released to the child the event is linked to.
+    facts = repo.facts_for_child(event.child_id, day) if event.child_id else None
+    outcome = MatchOutcome.LINKED if facts is not None else MatchOutcome.NO_MATCH
+    match = MatchDecision(outcome, None, 0.0, {}, "as decided before the release")
     plan = route_self_harm(attendance, match, facts, repo.directory(), ctx.policy, now, released_at=now)
     existing = {row.plan_key: row for row in repo.session.exec(
         select(t.Notification).where(t.Notification.event_id == event.event_id)).all()}
@@ -123,6 +121,12 @@ def decide_consent(repo: Repository, event: t.Event, ctx: Context, actor: str, d
     repo.audit(now, actor, "released", event.event_id, f"front door released: {reason}")
     event.status = "processed"
     repo.session.add(event)
+
+
+def review_delay(event: t.Event, now: datetime) -> str:
+    """How long the event waited for a person, for the audit trail."""
+    minutes = max(0, int((now - event.received_at).total_seconds() // 60)) if event.received_at else 0
+    return f"after {minutes} min"
 
 
 def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, child_id: str | None,
@@ -145,14 +149,16 @@ def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, ch
     if child_id is not None:
         child = repo.session.get(t.Child, child_id)
         assert child is not None
-        candidates = repo.candidates(attendance.child, day)
+        _, candidates = ctx.match(repo, attendance.child, urgent=attendance.exploitation_concern)
         members = group_people(candidates).get(child.person_key, [])
-        facts = repo.child_facts(child_id, members, attendance.child, day)
+        facts = repo.child_facts(child_id, members, attendance.child, day) if members else \
+            repo.facts_for_child(child_id, day)
         match = MatchDecision(MatchOutcome.LINKED, child.person_key, 0.0, {}, f"confirmed by a person: {reason}")
     else:
         match = MatchDecision(MatchOutcome.NO_MATCH, None, 0.0, {}, f"no match, decided by a person: {reason}")
     event.match_outcome = match.outcome.value
     event.child_id = child_id
-    repo.audit(now, actor, "matched", event.event_id, f"{match.outcome.value}: review decided")
+    repo.audit(now, actor, "matched", event.event_id,
+               f"{match.outcome.value}: review decided {review_delay(event, now)}: {reason}")
     plan = route_self_harm(attendance, match, facts, repo.directory(), ctx.policy, now)
     apply_plan(repo, event, plan, "self-harm", child_id, now)

@@ -9,16 +9,26 @@ redelivered event is recognised and has its effects once.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pipeline import codec
 from pipeline.adapters import tables as t
+from pipeline.adapters.match_index import ReferenceIndex, latest_model_version, load_parameters
 from pipeline.adapters.repository import SYSTEM, Repository
+from pipeline.adapters.store import Store
 from pipeline.domain.events import SelfHarmAttendance
-from pipeline.domain.matching import DeterministicMatcher, Matcher, group_people
-from pipeline.domain.model import MatchDecision, MatchOutcome, Plan, PlannedNotification
+from pipeline.domain.fellegi_sunter import FellegiSunterMatcher, Thresholds
+from pipeline.domain.matching import group_people
+from pipeline.domain.model import (
+    Candidate,
+    Identity,
+    MatchDecision,
+    MatchOutcome,
+    Plan,
+    PlannedNotification,
+)
 from pipeline.domain.policy import Policy
 from pipeline.domain.self_harm import PATHWAY as SELF_HARM
 from pipeline.domain.self_harm import route_self_harm
@@ -36,11 +46,52 @@ DEAD_LETTERS = "dead-letters"
 @dataclass
 class Context:
     policy: Policy
-    matcher: Matcher
+    matcher: FellegiSunterMatcher
+    index: ReferenceIndex = field(default_factory=ReferenceIndex)
 
     @classmethod
     def build(cls, rules: dict[str, Any]) -> Context:
-        return cls(Policy.from_mapping(rules), DeterministicMatcher())
+        return cls(Policy.from_mapping(rules), FellegiSunterMatcher(thresholds=Thresholds.from_mapping(
+            rules.get("matching"))))
+
+    def refresh(self, repo: Repository) -> None:
+        """The version check before matching: reference changes since the last one, and a newer stored model
+        (``safeguard match train`` in another process) are picked up without a restart."""
+        connection = repo.session.connection()
+        self.index.refresh(connection)
+        latest = latest_model_version(connection)
+        if latest is not None and latest != self.matcher.version:
+            parameters = load_parameters(connection, latest)
+            if parameters is not None:
+                self.matcher = FellegiSunterMatcher(parameters, self.matcher.thresholds)
+
+    def warm_up(self, store: Store) -> None:
+        """Build the match index and load the newest stored model at start-up, before the first event."""
+        with store.read() as session:
+            self.refresh(Repository(session))
+
+    def match(self, repo: Repository, identity: Identity, *, urgent: bool) -> tuple[MatchDecision, list[Candidate]]:
+        self.refresh(repo)
+        candidates = self.index.candidates(identity)
+        return self.matcher.decide(identity, candidates, urgent=urgent, stats=self.index.stats), candidates
+
+
+def match_breakdown(repo: Repository, decision: MatchDecision) -> dict[str, Any]:
+    """The decision's breakdown as stored and shown: each candidate person under an opaque child id (every
+    candidate of a review, the linked child of a link; the others stay anonymous), never a UPN or NHS number."""
+    breakdown = dict(decision.breakdown)
+    shown = []
+    ids: list[str] = []
+    for key, candidate in zip(decision.candidate_keys, breakdown.get("candidates", []), strict=False):
+        named = decision.outcome is MatchOutcome.REVIEW or key == decision.person_key
+        child_id = repo.child_id(key) if named else None
+        shown.append({"child_id": child_id, **candidate})
+        if child_id is not None:
+            ids.append(child_id)
+    breakdown["candidates"] = shown
+    if decision.outcome is MatchOutcome.REVIEW:
+        breakdown["candidate_child_ids"] = ids
+    return breakdown
 
 
 def record_of(event: t.Event) -> dict[str, Any]:
@@ -52,18 +103,14 @@ def record_of(event: t.Event) -> dict[str, Any]:
 def handle_self_harm(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context, now: datetime) -> None:
     attendance = SelfHarmAttendance.from_record(record)
     day = ctx.policy.calendar.local(attendance.arrived_at).date()
-    candidates = repo.candidates(attendance.child, day)
-    decision = ctx.matcher.decide(attendance.child, candidates, urgent=attendance.exploitation_concern)
+    decision, candidates = ctx.match(repo, attendance.child, urgent=attendance.exploitation_concern)
     child_id = None
     facts = None
-    breakdown = dict(decision.breakdown)
+    breakdown = match_breakdown(repo, decision)
     if decision.outcome is MatchOutcome.LINKED and decision.person_key:
         child_id = repo.child_id(decision.person_key)
         members = group_people(candidates)[decision.person_key]
         facts = repo.child_facts(child_id, members, attendance.child, day)
-    elif decision.outcome is MatchOutcome.REVIEW:
-        # Give the reviewer opaque ids for the people in question, never their UPN or NHS number.
-        breakdown["candidate_child_ids"] = [repo.child_id(key) for key in group_people(candidates)]
     _record_match(repo, event, decision, breakdown, child_id, now)
     plan = route_self_harm(attendance, decision, facts, repo.directory(), ctx.policy, now)
     apply_plan(repo, event, plan, SELF_HARM, child_id, now)
@@ -74,8 +121,9 @@ def _record_match(repo: Repository, event: t.Event, decision: MatchDecision, bre
     event.match_outcome = decision.outcome.value
     event.child_id = child_id
     event.match_json = json.dumps({"score": decision.score, "reason": decision.reason, **breakdown})
+    version = breakdown.get("model_version", "")
     repo.audit(now, actor, "matched", event.event_id,
-               f"{decision.outcome.value}: {decision.reason} (score {decision.score})")
+               f"{decision.outcome.value}: {decision.reason} (probability {decision.score}, model {version})")
 
 
 def apply_plan(repo: Repository, event: t.Event, plan: Plan, pathway: str, child_id: str | None,

@@ -36,7 +36,7 @@ from pipeline.domain.model import (
     PlannedNotification,
 )
 from pipeline.domain.policy import Policy
-from pipeline.service.handlers import Context, record_of
+from pipeline.service.handlers import Context, match_breakdown, record_of
 from pipeline.service.notify import notify
 from pipeline.service.sweep import close_deadline
 
@@ -104,18 +104,14 @@ def handle_episode_event(repo: Repository, event: t.Event, record: dict[str, Any
 def _match(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context,
            now: datetime) -> tuple[str | None, MatchDecision]:
     identity = identity_from_record(record["child"])
-    day = ctx.policy.calendar.local(record["reported_at"]).date()
-    candidates = repo.candidates(identity, day)
-    decision = ctx.matcher.decide(identity, candidates, urgent=record["risk_grade"] == rules.HIGH)
+    decision, candidates = ctx.match(repo, identity, urgent=record["risk_grade"] == rules.HIGH)
     child_id = repo.child_id(decision.person_key) if decision.outcome is MatchOutcome.LINKED and \
         decision.person_key else None
-    breakdown = dict(decision.breakdown)
-    if decision.outcome is MatchOutcome.REVIEW:
-        # The reviewer gets opaque ids for the people in question, never their UPN or NHS number.
-        breakdown["candidate_child_ids"] = [repo.child_id(key) for key in group_people(candidates)]
+    breakdown = match_breakdown(repo, decision)
     event.match_outcome = decision.outcome.value
     event.match_json = json.dumps({"score": decision.score, "reason": decision.reason, **breakdown})
-    repo.audit(now, SYSTEM, "matched", event.event_id, f"{decision.outcome.value}: {decision.reason}")
+    repo.audit(now, SYSTEM, "matched", event.event_id, f"{decision.outcome.value}: {decision.reason} "
+               f"(model {breakdown.get('model_version', '')})")
     if group_people(candidates) and decision.outcome is not MatchOutcome.LINKED:
         repo.audit(now, SYSTEM, "matched", event.event_id, "not linked: the front door is told")
     return child_id, decision
@@ -147,7 +143,8 @@ def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, ch
     event.match_outcome = outcome.value
     event.child_id = row.child_id = child_id
     event.status = "processed"
-    repo.audit(now, actor, "matched", event.event_id, f"{outcome.value}: review decided: {reason}")
+    minutes = max(0, int((now - event.received_at).total_seconds() // 60)) if event.received_at else 0
+    repo.audit(now, actor, "matched", event.event_id, f"{outcome.value}: review decided after {minutes} min: {reason}")
     repo.session.add(row)
     episode = replace(_episode_of(row), child_id=child_id)
     reconcile(repo, row, episode, ctx, now, event.event_id)

@@ -24,6 +24,7 @@ from pipeline.domain.matching import normalise_name
 from pipeline.service.demo_data import COLUMNS
 
 KINDS = tuple(COLUMNS)
+MATCHED_KINDS = ("schools", "pupils", "ehe", "involvements")  # what the match index is built from
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _UPN = re.compile(r"^[A-Z][0-9]{11}[0-9A-Z]$")
 _NHS = re.compile(r"^[0-9]{10}$")
@@ -189,11 +190,15 @@ def load(session: Session, kind: str, text: str, now: datetime,
         if missing:
             raise ReferenceError([f"teams the rules route to have no row: {', '.join(missing)}"])
     keys = {item[spec.key] for item in items}
+    changed: list[str] = []
     for item in items:
         existing = session.get(spec.model, item[spec.key])
         if existing is None:
             session.add(spec.model(**item))
+            changed.append(item[spec.key])
         else:
+            if existing.ended_at is not None or any(getattr(existing, n) != v for n, v in item.items()):
+                changed.append(item[spec.key])
             for name, value in item.items():
                 setattr(existing, name, value)
             existing.ended_at = None
@@ -203,5 +208,9 @@ def load(session: Session, kind: str, text: str, now: datetime,
         if getattr(row, spec.key) not in keys:
             row.ended_at = now
             session.add(row)
+            changed.append(getattr(row, spec.key))
             ended += 1
+    if kind in MATCHED_KINDS and changed:
+        # The match index of every running process applies these (keys only) before its next batch.
+        session.add_all([t.ReferenceChange(kind=kind, row_key=key, at=now) for key in changed])
     return LoadReport(kind, len(items), ended)

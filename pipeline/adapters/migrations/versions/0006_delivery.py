@@ -1,7 +1,7 @@
 """delivery rows: one per notification and channel, with the attempts record
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from pipeline.adapters.tables import UTCDateTime
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,331 @@
+"""The in-memory blocking index the matcher fetches candidates from, and the store of the matcher's parameters.
+
+The index holds every reference record that is evidence of who a child is (pupils, including those who left
+the roll; current home-education and involvement records), normalised once, under several blocking keys:
+NHS number; date of birth (and its day/month swap) with either name's initial; phonetic family name with
+birth year and the given name's initial; phonetic given name with birth year and the family name's initial;
+postcode sector with the given name's initial or the family name's code; the full postcode; the date of
+birth with the postcode sector; both phonetic names; each nickname group of the given name with the family
+name's code; each name's code with the birthday (day and month); a hyphenated name's parts as well as the
+whole; the date of birth alone (looked up only when a name is missing) and the family name's code with an
+initial (only when the date of birth is missing). It is built at start-up (or on first use) and kept
+current like a GlobalKTable: before each batch a version check reads the reference change log
+(``ReferenceChange``, written by ``safeguard load``) and applies only the rows changed since, so a running
+process sees a reload without a restart or a rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Table, func
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Connection
+
+from pipeline.adapters import tables as t
+from pipeline.domain.fellegi_sunter import Parameters, Prepared, nickname_groups, phonetic, prepare
+from pipeline.domain.matching import ReferenceStats, swapped_dates
+from pipeline.domain.model import Candidate, Identity
+
+PUPIL: Table = t.Pupil.__table__  # type: ignore[attr-defined]
+EHE: Table = t.EheRecord.__table__  # type: ignore[attr-defined]
+INVOLVEMENT: Table = t.Involvement.__table__  # type: ignore[attr-defined]
+SCHOOL: Table = t.School.__table__  # type: ignore[attr-defined]
+CHANGE: Table = t.ReferenceChange.__table__  # type: ignore[attr-defined]
+MODEL: Table = t.MatchModel.__table__  # type: ignore[attr-defined]
+
+MAX_BLOCK = 2000  # a key shared by more records than this is too unselective to fetch on
+
+
+@dataclass(frozen=True)
+class ReferenceRow:
+    """One reference record as the index needs it (the adapters' view of a pupil, EHE or involvement row)."""
+
+    kind: str  # pupils | ehe | involvements
+    key: str
+    identity: Identity
+    upn: str | None = None
+    school_urn: str | None = None
+
+
+def _identity(row: Any) -> Identity:
+    return Identity(given_name=row.given_name, family_name=row.family_name, date_of_birth=row.date_of_birth,
+                    sex=getattr(row, "sex", None), nhs_number=row.nhs_number, postcode=getattr(row, "postcode", None))
+
+
+SOURCE = {"pupils": "pupil", "ehe": "ehe", "involvements": "involvement"}
+
+
+def _family_variants(p: Prepared) -> set[str]:
+    """The family name's Metaphone and, for a hyphenated or double-barrelled name, each part's."""
+    return {c for c in (p.family_phonetic, *(phonetic(part) for part in p.family_parts)) if c}
+
+
+def _family_initials(p: Prepared) -> set[str]:
+    return {i for i in (p.family[:1], *(part[:1] for part in p.family_parts)) if i}
+
+
+def _keys(given: str, given_code: str, families: set[str], family_initials: set[str], born: date | None,
+          sector: str, *, dated: bool = True) -> Iterator[str]:
+    g0 = given[:1]
+    canonicals = sorted(nickname_groups().get(given, ()))[:4]
+    if born is not None:
+        day, year, birthday = born.isoformat(), born.year, born.strftime("%m%d")
+        if g0:
+            yield f"dg|{day}|{g0}"
+        for initial in family_initials:
+            yield f"df|{day}|{initial}"
+        if sector:
+            yield f"dp|{day}|{sector}"
+        for code in families:
+            if g0:
+                yield f"fy|{code}|{year}|{g0}"
+            yield f"fb|{code}|{birthday}"
+        if given_code:
+            yield f"gb|{given_code}|{birthday}"
+            for initial in family_initials:
+                yield f"gy|{given_code}|{year}|{initial}"
+    if sector:
+        if g0:
+            yield f"pi|{sector}|{g0}"
+        for code in families:
+            yield f"sf|{sector}|{code}"
+    # Both names (or a nickname group and the family name): with the birth year when there is one (a wrong
+    # year is found through the birthday keys above); without it only for an event with no date of birth.
+    year_part = f"|{born.year}" if born is not None else ""
+    for code in families:
+        if given_code:
+            yield f"gf|{given_code}|{code}{year_part}"
+            if born is not None and not dated:
+                yield f"gf|{given_code}|{code}"
+        for canonical in canonicals:
+            yield f"kn|{canonical}|{code}{year_part}"
+            if born is not None and not dated:
+                yield f"kn|{canonical}|{code}"
+        if g0 and not dated:
+            yield f"fg|{code}|{g0}"  # the family name and an initial: looked up only without a date of birth
+
+
+def record_keys(p: Prepared) -> Iterator[str]:
+    """The blocking keys a reference record is filed under."""
+    if p.nhs_number:
+        yield f"n|{p.nhs_number}"
+    if p.date_of_birth:
+        yield f"d|{p.date_of_birth.isoformat()}"
+    if p.postcode[0]:
+        yield f"pc|{p.postcode[0]}"  # the household: a handful of children share a full postcode
+    yield from _keys(p.given, p.given_phonetic, _family_variants(p), _family_initials(p), p.date_of_birth,
+                     p.postcode[1], dated=False)
+
+
+def event_keys(p: Prepared) -> Iterator[str]:
+    """The keys an event's child is looked up under: each record key, with the day/month swap and the names
+    either way round (a transposed name still finds the record)."""
+    if p.nhs_number:
+        yield f"n|{p.nhs_number}"
+    if p.postcode[0]:
+        yield f"pc|{p.postcode[0]}"
+    dates: list[date | None] = [None]
+    if p.date_of_birth:
+        dates = [*sorted(swapped_dates(p.date_of_birth))]
+        if not (p.given and p.family):
+            yield from (f"d|{day.isoformat()}" for day in swapped_dates(p.date_of_birth))  # a name unknown
+    families, initials = _family_variants(p), _family_initials(p)
+    for born in dates:
+        yield from _keys(p.given, p.given_phonetic, families, initials, born, p.postcode[1],
+                         dated=p.date_of_birth is not None)
+        if p.given and p.family:  # the names transposed
+            yield from _keys(p.family, p.family_phonetic, {p.given_phonetic} - {""}, {p.given[:1]}, born,
+                             p.postcode[1], dated=p.date_of_birth is not None)
+
+
+class ReferenceIndex:
+    """Candidates for an event from memory; current with the store through ``refresh``."""
+
+    def __init__(self, max_block: int = MAX_BLOCK) -> None:
+        self.max_block = max_block
+        self.records: list[Candidate | None] = []
+        self._keys_of: list[tuple[int, ...]] = []
+        self._id_of: dict[tuple[str, str], int] = {}
+        # Keys are stored as their hash (this process's, never persisted): an int costs far less memory than the
+        # string, and a collision could only add a candidate, never lose one.
+        self._blocks: dict[int, list[int]] = {}
+        self._given: Counter[str] = Counter()
+        self._family: Counter[str] = Counter()
+        self.schools: dict[str, str] = {}
+        self.live = 0
+        self.seq = -1  # the last reference change applied; -1: not built
+        self.stats = ReferenceStats()
+        self._lock = threading.RLock()
+
+    # ---- building and applying changes ---------------------------------------------------------------
+    def add(self, row: ReferenceRow) -> None:
+        with self._lock:
+            if (row.kind, row.key) in self._id_of:
+                self.remove(row.kind, row.key)
+            school = self.schools.get(row.school_urn or "") if row.school_urn else None
+            prepared = prepare(row.identity, school)
+            candidate = Candidate(SOURCE[row.kind], row.key, row.identity, upn=row.upn, school_urn=row.school_urn,
+                                  school_name=school, prepared=prepared)
+            record_id = len(self.records)
+            self.records.append(candidate)
+            keys = tuple({hash(key) for key in record_keys(prepared)})
+            self._keys_of.append(keys)
+            self._id_of[(row.kind, row.key)] = record_id
+            for key in keys:
+                self._blocks.setdefault(key, []).append(record_id)
+            self._given[prepared.given] += 1
+            self._family[prepared.family] += 1
+            self.live += 1
+
+    def remove(self, kind: str, key: str) -> None:
+        with self._lock:
+            record_id = self._id_of.pop((kind, key), None)
+            if record_id is None:
+                return
+            candidate = self.records[record_id]
+            assert candidate is not None and isinstance(candidate.prepared, Prepared)
+            for block_key in self._keys_of[record_id]:
+                members = self._blocks.get(block_key)
+                if members is not None:
+                    members.remove(record_id)
+                    if not members:
+                        del self._blocks[block_key]
+            self._given[candidate.prepared.given] -= 1
+            self._family[candidate.prepared.family] -= 1
+            self.records[record_id] = None
+            self._keys_of[record_id] = ()
+            self.live -= 1
+
+    def _restat(self) -> None:
+        self.stats = ReferenceStats(population=self.live, given_counts=self._given, family_counts=self._family,
+                                    records=self.live)
+
+    def load(self, rows: Iterable[ReferenceRow], schools: dict[str, str] | None = None) -> None:
+        """Replace the whole contents (a build)."""
+        with self._lock:
+            self.__init__(self.max_block)  # type: ignore[misc]
+            self.schools = dict(schools or {})
+            for row in rows:
+                self.add(row)
+            self._restat()
+
+    # ---- reading --------------------------------------------------------------------------------------
+    def candidates(self, identity: Identity) -> list[Candidate]:
+        prepared = prepare(identity)
+        found: dict[int, None] = {}
+        with self._lock:
+            for key in event_keys(prepared):
+                members = self._blocks.get(hash(key))
+                if members and (len(members) <= self.max_block or key.startswith("n|")):
+                    found.update(dict.fromkeys(members))
+            return [c for c in (self.records[i] for i in found) if c is not None]
+
+    # ---- the store --------------------------------------------------------------------------------------
+    def refresh(self, connection: Connection) -> bool:
+        """The version check: apply reference changes made since the last one (a full build the first time).
+        True when anything changed."""
+        latest = connection.execute(sa_select(func.max(CHANGE.c.seq))).scalar() or 0
+        with self._lock:
+            if self.seq < 0:
+                self.load(_all_rows(connection), _schools(connection))
+                self.seq = latest
+                return True
+            if latest <= self.seq:
+                return False
+            changes = connection.execute(sa_select(CHANGE.c.kind, CHANGE.c.row_key)
+                                         .where(CHANGE.c.seq > self.seq, CHANGE.c.seq <= latest)).all()
+            by_kind: dict[str, set[str]] = {}
+            for change in changes:
+                by_kind.setdefault(change.kind, set()).add(change.row_key)
+            if "schools" in by_kind:
+                self.schools = _schools(connection)
+            for kind, keys in by_kind.items():
+                if kind == "schools":
+                    continue
+                current = {row.key: row for row in _rows(connection, kind, keys)}
+                for key in keys:
+                    if key in current:
+                        self.add(current[key])
+                    else:
+                        self.remove(kind, key)
+            self._restat()
+            self.seq = latest
+            return True
+
+
+def _schools(connection: Connection) -> dict[str, str]:
+    return {row.urn: row.name for row in connection.execute(sa_select(SCHOOL.c.urn, SCHOOL.c.name))}
+
+
+def _table_rows(connection: Connection, kind: str, keys: set[str] | None) -> Iterator[ReferenceRow]:
+    if kind == "pupils":
+        statement = sa_select(PUPIL)  # pupils who left the roll are still evidence of who a child is
+        if keys is not None:
+            statement = statement.where(PUPIL.c.upn.in_(keys))
+        for row in connection.execute(statement):
+            yield ReferenceRow("pupils", row.upn, _identity(row), upn=row.upn, school_urn=row.school_urn)
+        return
+    table = EHE if kind == "ehe" else INVOLVEMENT
+    statement = sa_select(table).where(table.c.ended_at.is_(None))
+    if keys is not None:
+        statement = statement.where(table.c.row_key.in_(keys))
+    for row in connection.execute(statement):
+        yield ReferenceRow(kind, row.row_key, _identity(row), upn=getattr(row, "upn", None))
+
+
+def _rows(connection: Connection, kind: str, keys: set[str]) -> list[ReferenceRow]:
+    found: list[ReferenceRow] = []
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 500):
+        found.extend(_table_rows(connection, kind, set(ordered[start:start + 500])))
+    return found
+
+
+def _all_rows(connection: Connection) -> Iterator[ReferenceRow]:
+    for kind in ("pupils", "ehe", "involvements"):
+        yield from _table_rows(connection, kind, None)
+
+
+def recent_event_children(connection: Connection, limit: int) -> list[Identity]:
+    """The children of the most recent events that carry one (for estimating m without labels)."""
+    from pipeline import codec
+    from pipeline.domain.events import identity_from_record
+
+    event = t.Event.__table__  # type: ignore[attr-defined]
+    rows = connection.execute(sa_select(event.c.event_type, event.c.record_json)
+                              .where(event.c.event_type.in_(("self-harm-attendance", "missing-reported")))
+                              .order_by(event.c.seq.desc()).limit(limit)).all()
+    found = []
+    for row in rows:
+        record = codec.from_json(row.event_type, json.loads(row.record_json))
+        found.append(identity_from_record(record["child"]))
+    return found
+
+
+# ---- the matcher's parameters -------------------------------------------------------------------------------
+
+def latest_model_version(connection: Connection) -> str | None:
+    row = connection.execute(sa_select(MODEL.c.version).order_by(MODEL.c.created_at.desc()).limit(1)).first()
+    return str(row.version) if row else None
+
+
+def load_parameters(connection: Connection, version: str) -> Parameters | None:
+    row = connection.execute(sa_select(MODEL.c.parameters_json).where(MODEL.c.version == version)).first()
+    return Parameters.from_json(row.parameters_json) if row else None
+
+
+def save_parameters(connection: Connection, parameters: Parameters, now: Any) -> str:
+    version = parameters.version
+    if load_parameters(connection, version) is None:
+        connection.execute(MODEL.insert().values(version=version, created_at=now,
+                                                 parameters_json=parameters.to_json()))
+    else:
+        connection.execute(MODEL.update().where(MODEL.c.version == version).values(created_at=now))
+    return version

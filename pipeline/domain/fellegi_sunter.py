@@ -1,0 +1,589 @@
+"""The probabilistic matcher: a Fellegi-Sunter model with explainable comparison levels, and its estimation.
+
+Each field of a candidate record is compared with the event's child at one of a few ordered levels (exact,
+nickname, Jaro-Winkler bands, phonetic code, transposed, different, absent...). Each level has an m
+probability (how often a true match shows it) and a u probability (how often two different children show
+it); its weight is log2(m/u), an absent value weighs nothing, and an exact name agreement uses how common
+that name is (term-frequency adjustment). The sum with the prior odds gives the match probability.
+
+m and u are estimated without labels, as Splink does: u from random pairs of reference records, m by
+expectation-maximisation over blocked pairs with u held fixed (and a prior to keep rare levels stable).
+The rules of domain.md sit on top of the model: the NHS-number rule, never linking across different valid
+NHS numbers, never linking twins or siblings on a fuzzy name, and review when two candidates are close.
+
+Pure: no I/O. The parameters are a plain value the adapters store and reload.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import jellyfish
+from nicknames import NickNamer
+from rapidfuzz.distance import JaroWinkler
+
+from pipeline.domain.matching import (
+    ReferenceStats,
+    group_people,
+    nhs_number_valid,
+    normalise_name,
+    normalise_postcode,
+    postcode_parts,
+)
+from pipeline.domain.model import Candidate, Identity, MatchDecision, MatchOutcome
+
+ABSENT = "absent"
+
+LEVELS: dict[str, tuple[str, ...]] = {
+    "nhs_number": ("exact", "different", ABSENT),
+    "given_name": ("exact", "nickname", "jaro_winkler_0.95", "phonetic", "jaro_winkler_0.88", "transposed",
+                   "different", ABSENT),
+    "family_name": ("exact", "hyphenated", "jaro_winkler_0.95", "phonetic", "jaro_winkler_0.88", "transposed",
+                    "different", ABSENT),
+    "date_of_birth": ("exact", "day_month_swap", "one_digit", "within_month", "within_year", "different", ABSENT),
+    "sex": ("agree", "different", ABSENT),
+    "postcode": ("full", "sector", "district", "different", ABSENT),
+    "school": ("similar", "different", ABSENT),
+}
+FIELDS = tuple(LEVELS)
+TF_FIELDS = {"given_name": "given_counts", "family_name": "family_counts"}
+
+# Starting m and u probabilities (conditional on both values present), from the corruptions events are known to
+# carry; estimation replaces them from the loaded data and keeps them as the prior of the m estimate.
+DEFAULT_M: dict[str, dict[str, float]] = {
+    "nhs_number": {"exact": 0.97, "different": 0.03},
+    "given_name": {"exact": 0.68, "nickname": 0.14, "jaro_winkler_0.95": 0.04, "phonetic": 0.02,
+                   "jaro_winkler_0.88": 0.04, "transposed": 0.04, "different": 0.04},
+    "family_name": {"exact": 0.78, "hyphenated": 0.05, "jaro_winkler_0.95": 0.04, "phonetic": 0.02,
+                    "jaro_winkler_0.88": 0.02, "transposed": 0.04, "different": 0.05},
+    "date_of_birth": {"exact": 0.86, "day_month_swap": 0.05, "one_digit": 0.05, "within_month": 0.01,
+                      "within_year": 0.01, "different": 0.02},
+    "sex": {"agree": 0.98, "different": 0.02},
+    "postcode": {"full": 0.74, "sector": 0.06, "district": 0.05, "different": 0.15},
+    "school": {"similar": 0.92, "different": 0.08},
+}
+DEFAULT_U: dict[str, dict[str, float]] = {
+    "nhs_number": {"exact": 1e-6, "different": 1.0 - 1e-6},
+    "given_name": {"exact": 0.01, "nickname": 0.004, "jaro_winkler_0.95": 0.002, "phonetic": 0.004,
+                   "jaro_winkler_0.88": 0.02, "transposed": 0.0003, "different": 0.9597},
+    "family_name": {"exact": 0.004, "hyphenated": 0.0005, "jaro_winkler_0.95": 0.001, "phonetic": 0.003,
+                    "jaro_winkler_0.88": 0.01, "transposed": 0.0002, "different": 0.9813},
+    "date_of_birth": {"exact": 0.0003, "day_month_swap": 0.0002, "one_digit": 0.004, "within_month": 0.01,
+                      "within_year": 0.08, "different": 0.9055},
+    "sex": {"agree": 0.5, "different": 0.5},
+    "postcode": {"full": 0.0005, "sector": 0.004, "district": 0.05, "different": 0.9455},
+    "school": {"similar": 0.1, "different": 0.9},
+}
+MIN_PROBABILITY = 1e-7  # no level is ever certain or impossible
+# Levels that weigh nothing: an absent value, and a transposition's second half (the given name's
+# "transposed" level already is the evidence of both names agreeing crosswise; counting it twice would not be).
+UNWEIGHTED = {(f, ABSENT) for f in LEVELS} | {("family_name", "transposed")}
+
+
+@functools.cache
+def nickname_groups() -> dict[str, frozenset[str]]:
+    """Each name -> the canonical names it belongs to, from the `nicknames` package's curated list (plus the
+    canonical itself): two names are aliases when their sets meet (Bill and Will are both William)."""
+    groups: dict[str, set[str]] = {}
+    for canonical, nicknames in NickNamer().nickname_lookup.items():
+        key = normalise_name(canonical)
+        groups.setdefault(key, set()).add(key)
+        for nickname in nicknames:
+            groups.setdefault(normalise_name(nickname), set()).add(key)
+    return {name: frozenset(canonicals) for name, canonicals in groups.items()}
+
+
+def are_nicknames(a: str, b: str) -> bool:
+    groups = nickname_groups()
+    return bool(a and b and groups.get(a, frozenset()) & groups.get(b, frozenset()))
+
+
+@functools.lru_cache(maxsize=262144)
+def phonetic(name: str) -> str:
+    """The Metaphone code of a normalised name (jellyfish), '' for none."""
+    return jellyfish.metaphone(name) if name else ""
+
+
+def _parts(value: str | None) -> tuple[str, ...]:
+    """Normalised parts of a possibly hyphenated or double-barrelled name (Smith-Jones -> smith, jones)."""
+    if not value:
+        return ()
+    return tuple(p for p in (normalise_name(x) for x in value.replace("-", " ").split()) if p)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An identity normalised once for comparing (the index keeps one per reference record)."""
+
+    given: str
+    family: str
+    family_parts: tuple[str, ...]
+    given_phonetic: str
+    family_phonetic: str
+    date_of_birth: date | None
+    birth_digits: str  # YYYYMMDD, for the one-digit comparison
+    sex: str | None
+    postcode: tuple[str, str, str]
+    nhs_number: str | None  # only a valid one
+    school: str
+
+
+def prepare(identity: Identity, school_name: str | None = None) -> Prepared:
+    given, family = normalise_name(identity.given_name), normalise_name(identity.family_name)
+    return Prepared(
+        given=given, family=family, family_parts=_parts(identity.family_name),
+        given_phonetic=phonetic(given), family_phonetic=phonetic(family),
+        date_of_birth=identity.date_of_birth,
+        birth_digits=identity.date_of_birth.strftime("%Y%m%d") if identity.date_of_birth else "",
+        sex=identity.sex if identity.sex in ("M", "F") else None,
+        postcode=postcode_parts(identity.postcode) if normalise_postcode(identity.postcode) else ("", "", ""),
+        nhs_number=identity.nhs_number if nhs_number_valid(identity.nhs_number) else None,
+        school=_school_key(school_name or identity.school_name),
+    )
+
+
+def _school_key(name: str | None) -> str:
+    """A school name without the words every school name shares."""
+    words = [w for w in normalise_words(name) if w not in _SCHOOL_WORDS]
+    return " ".join(words)
+
+
+_SCHOOL_WORDS = frozenset({
+    "school", "primary", "secondary", "academy", "the", "of", "and", "c", "e", "ce", "rc", "church", "england",
+    "catholic", "infant", "infants", "junior", "juniors", "community", "high", "college", "st", "saint",
+})
+
+
+def normalise_words(value: str | None) -> list[str]:
+    return [normalise_name(w) for w in (value or "").replace("-", " ").replace("'", "").split() if normalise_name(w)]
+
+
+def _similar(a: str, b: str) -> float:
+    return JaroWinkler.similarity(a, b) if a and b else 0.0
+
+
+def _name_level(a: str, b: str, a_phonetic: str, b_phonetic: str, *, given: bool,
+                a_parts: tuple[str, ...] = (), b_parts: tuple[str, ...] = ()) -> str:
+    if not a or not b:
+        return ABSENT
+    if a == b:
+        return "exact"
+    if given and are_nicknames(a, b):
+        return "nickname"
+    if not given and a_parts and b_parts and (set(a_parts) & set(b_parts)):
+        return "hyphenated"
+    similarity = _similar(a, b)
+    if similarity >= 0.95:
+        return "jaro_winkler_0.95"
+    if a_phonetic and a_phonetic == b_phonetic:
+        return "phonetic"
+    if similarity >= 0.88:
+        return "jaro_winkler_0.88"
+    return "different"
+
+
+def _close(a: str, b: str) -> bool:
+    return bool(a and b) and (a == b or _similar(a, b) >= 0.92 or are_nicknames(a, b))
+
+
+def _one_digit(a: date, b: date) -> bool:
+    left, right = a.strftime("%Y%m%d"), b.strftime("%Y%m%d")
+    return sum(x != y for x, y in zip(left, right, strict=True)) == 1
+
+
+def date_level(a: date | None, b: date | None, a_digits: str = "", b_digits: str = "") -> str:
+    if a is None or b is None:
+        return ABSENT
+    if a == b:
+        return "exact"
+    if a.day == b.month and a.month == b.day and a.year == b.year:
+        return "day_month_swap"
+    if (sum(x != y for x, y in zip(a_digits, b_digits, strict=True)) == 1) if a_digits and b_digits \
+            else _one_digit(a, b):
+        return "one_digit"
+    apart = abs((a - b).days)
+    if apart <= 31:
+        return "within_month"
+    if apart <= 366:
+        return "within_year"
+    return "different"
+
+
+def compare(event: Prepared, record: Prepared) -> dict[str, str]:
+    """The level of each field for one (event, reference record) pair."""
+    given = _name_level(event.given, record.given, event.given_phonetic, record.given_phonetic, given=True)
+    family = _name_level(event.family, record.family, event.family_phonetic, record.family_phonetic, given=False,
+                         a_parts=event.family_parts, b_parts=record.family_parts)
+    if given not in ("exact", "nickname", ABSENT) and family not in ("exact", "hyphenated", ABSENT) \
+            and _close(event.given, record.family) and _close(event.family, record.given):
+        given = family = "transposed"
+    if event.nhs_number and record.nhs_number:
+        nhs = "exact" if event.nhs_number == record.nhs_number else "different"
+    else:
+        nhs = ABSENT
+    sex = ("agree" if event.sex == record.sex else "different") if event.sex and record.sex else ABSENT
+    if event.postcode[0] and record.postcode[0]:
+        if event.postcode[0] == record.postcode[0]:
+            postcode = "full"
+        elif event.postcode[1] and event.postcode[1] == record.postcode[1]:
+            postcode = "sector"
+        elif event.postcode[2] and event.postcode[2] == record.postcode[2]:
+            postcode = "district"
+        else:
+            postcode = "different"
+    else:
+        postcode = ABSENT
+    if event.school and record.school:
+        school = "similar" if _similar(event.school, record.school) >= 0.88 else "different"
+    else:
+        school = ABSENT
+    return {"nhs_number": nhs, "given_name": given, "family_name": family,
+            "date_of_birth": date_level(event.date_of_birth, record.date_of_birth, event.birth_digits,
+                                        record.birth_digits), "sex": sex,
+            "postcode": postcode, "school": school}
+
+
+# ---- parameters -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Parameters:
+    """m and u per field and level, and the share of events whose child is in the reference data."""
+
+    m: dict[str, dict[str, float]] = field(default_factory=lambda: {f: dict(v) for f, v in DEFAULT_M.items()})
+    u: dict[str, dict[str, float]] = field(default_factory=lambda: {f: dict(v) for f, v in DEFAULT_U.items()})
+    share_known: float = 0.9
+    trained_on: dict[str, int] = field(default_factory=dict)
+
+    @functools.cached_property
+    def version(self) -> str:
+        """A content hash: the same parameters are always the same version."""
+        return "fs-" + hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+    def to_json(self) -> str:
+        return json.dumps({"m": self.m, "u": self.u, "share_known": self.share_known,
+                           "trained_on": self.trained_on}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Parameters:
+        raw = json.loads(text)
+        return cls({f: dict(raw["m"][f]) for f in FIELDS}, {f: dict(raw["u"][f]) for f in FIELDS},
+                   float(raw["share_known"]), dict(raw.get("trained_on", {})))
+
+    @functools.cached_property
+    def weights(self) -> dict[str, dict[str, float]]:
+        """log2(m/u) per level. A partial agreement never weighs more than full agreement (a rare level, such
+        as a day/month swap, can have a u so small in the random pairs that it would otherwise outweigh an
+        exact date of birth)."""
+        found: dict[str, dict[str, float]] = {}
+        for name in FIELDS:
+            full = LEVELS[name][0]
+            top = math.log2(self.m[name][full] / self.u[name][full])
+            found[name] = {level: (0.0 if (name, level) in UNWEIGHTED else
+                                   min(math.log2(self.m[name][level] / self.u[name][level]), top))
+                           for level in LEVELS[name]}
+        return found
+
+
+def _tf_weight(params: Parameters, field_name: str, value: str, stats: ReferenceStats | None) -> float | None:
+    if stats is None or not stats.records:
+        return None
+    counts = getattr(stats, TF_FIELDS[field_name])
+    count = counts.get(value, 0)
+    if count <= 0:
+        return None
+    u = max(count / stats.records, MIN_PROBABILITY)
+    return math.log2(params.m[field_name]["exact"] / u)
+
+
+def prior_weight(params: Parameters, population: int) -> float:
+    """log2 of the prior odds that one event and one reference person are the same child."""
+    n = max(population, 1)
+    prior = min(max(params.share_known / n, MIN_PROBABILITY), 0.5)
+    return math.log2(prior / (1 - prior))
+
+
+def match_weight(params: Parameters, event: Prepared, levels: dict[str, str],
+                 stats: ReferenceStats | None) -> float:
+    """The pair's match weight without the prior: each field's level weight, exact names by how common."""
+    weights = params.weights
+    total = 0.0
+    for name in FIELDS:
+        level = levels[name]
+        if level == "exact" and name in TF_FIELDS:
+            tf = _tf_weight(params, name, event.given if name == "given_name" else event.family, stats)
+            total += weights[name][level] if tf is None else tf
+        else:
+            total += weights[name][level]
+    return total
+
+
+def comparisons(params: Parameters, event: Prepared, levels: dict[str, str],
+                stats: ReferenceStats | None) -> list[dict[str, Any]]:
+    """The explanation of a pair: [{field, level, weight}] per field."""
+    found = []
+    for name in FIELDS:
+        level = levels[name]
+        weight = params.weights[name][level]
+        if level == "exact" and name in TF_FIELDS:
+            tf = _tf_weight(params, name, event.given if name == "given_name" else event.family, stats)
+            weight = weight if tf is None else tf
+        found.append({"field": name, "level": level, "weight": round(weight, 2)})
+    return found
+
+
+def score(params: Parameters, event: Prepared, record: Prepared,
+          stats: ReferenceStats | None) -> tuple[float, list[dict[str, Any]]]:
+    """The pair's match weight (without the prior) and its comparisons [{field, level, weight}]."""
+    levels = compare(event, record)
+    return match_weight(params, event, levels, stats), comparisons(params, event, levels, stats)
+
+
+def probability(weight: float) -> float:
+    if weight > 60:
+        return 1.0
+    if weight < -60:
+        return 0.0
+    odds = 2.0 ** weight
+    return odds / (1 + odds)
+
+
+# ---- estimation (pure: the caller supplies the pairs) ----------------------------------------------------
+
+def estimate_u(level_vectors: Iterable[dict[str, str]], base: Parameters) -> dict[str, dict[str, float]]:
+    """u from the levels of random pairs (almost all non-matches), smoothed so no level is impossible."""
+    counts = {f: dict.fromkeys(LEVELS[f], 0.0) for f in FIELDS}
+    for levels in level_vectors:
+        for name in FIELDS:
+            counts[name][levels[name]] += 1
+    u: dict[str, dict[str, float]] = {}
+    for name in FIELDS:
+        present = {lv: c for lv, c in counts[name].items() if lv != ABSENT}
+        total = sum(present.values())
+        if total < 100:  # too few pairs with the field present: keep what there was
+            u[name] = dict(base.u[name])
+            continue
+        # One pseudo-pair per level spread as the previous u: rare levels keep a small, non-zero probability.
+        u[name] = {lv: max((c + base.u[name][lv]) / (total + 1), MIN_PROBABILITY) for lv, c in present.items()}
+    return u
+
+
+def expectation_maximisation(level_vectors: Iterable[dict[str, str]], params: Parameters, *,
+                             fixed: Iterable[str] = (), iterations: int = 25,
+                             prior_strength: float = 50.0) -> tuple[dict[str, dict[str, float]], float]:
+    """m by EM over blocked pairs, u held fixed, as Splink does; returns (m, the share of pairs that match).
+
+    As in Splink's training sessions, the fields a session's pairs were blocked on (``fixed``) keep their m
+    (their agreement says nothing about matching inside the session) and only the others are estimated. The
+    previous m is a Dirichlet prior worth ``prior_strength`` pairs per field, so a level the data rarely shows
+    keeps a sensible probability instead of collapsing to zero. Pairs are counted by level pattern first, so a
+    session over a million pairs costs what its few thousand distinct patterns cost.
+    """
+    patterns: dict[tuple[str, ...], int] = {}
+    for levels in level_vectors:
+        key = tuple(levels[f] for f in FIELDS)
+        patterns[key] = patterns.get(key, 0) + 1
+    m = {f: dict(v) for f, v in params.m.items()}
+    if not patterns:
+        return m, 0.0
+    frozen = set(fixed)
+    free = [f for f in FIELDS if f not in frozen]
+    total_pairs = sum(patterns.values())
+    share = 0.05
+    u = params.u
+    for _ in range(iterations):
+        weights = {f: {lv: (0.0 if (f, lv) in UNWEIGHTED else math.log2(m[f][lv] / u[f][lv]))
+                       for lv in LEVELS[f]} for f in FIELDS}
+        prior = math.log2(share / (1 - share))
+        expected = {f: dict.fromkeys(LEVELS[f], 0.0) for f in free}
+        matched = 0.0
+        for key, count in patterns.items():
+            p = probability(prior + sum(weights[f][lv] for f, lv in zip(FIELDS, key, strict=True))) * count
+            matched += p
+            for f, lv in zip(FIELDS, key, strict=True):
+                if f in expected:
+                    expected[f][lv] += p
+        share = min(max(matched / total_pairs, 1e-6), 1 - 1e-6)
+        for name in free:
+            present = {lv: c for lv, c in expected[name].items() if lv != ABSENT}
+            total = sum(present.values())
+            m[name] = {lv: max((c + prior_strength * params.m[name][lv]) / (total + prior_strength),
+                               MIN_PROBABILITY) for lv, c in present.items()}
+    return m, share
+
+
+def random_pairs(records: Sequence[Prepared], count: int, seed: int = 7) -> list[dict[str, str]]:
+    """Levels of ``count`` random pairs of distinct reference records (for u)."""
+    if len(records) < 2:
+        return []
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        a, b = rng.sample(range(len(records)), 2)
+        out.append(compare(records[a], records[b]))
+    return out
+
+
+# ---- decisions -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Match probabilities (0..1): at or above ``link`` link, at or above ``review`` review, else no match.
+    ``close_bits``: two people within this many bits of match weight are ambiguous."""
+
+    link: float = 0.98
+    review: float = 0.5
+    close_bits: float = 4.0
+
+    @classmethod
+    def from_mapping(cls, settings: dict[str, Any] | None) -> Thresholds:
+        settings = settings or {}
+        link = float(settings.get("link_threshold", cls.link))
+        review = float(settings.get("review_threshold", cls.review))
+        if not (0.0 <= review <= link <= 1.0):
+            raise ValueError("matching.review_threshold and matching.link_threshold: 0 <= review <= link <= 1")
+        return cls(link, review, float(settings.get("close_bits", cls.close_bits)))
+
+
+@dataclass
+class _Person:
+    key: str
+    weight: float
+    probability: float
+    levels: dict[str, str]
+    source: str
+    record: Prepared
+    nhs_equal: bool
+    nhs_different: bool
+
+    def level(self, name: str) -> str:
+        return self.levels[name]
+
+
+def _household(person: _Person) -> tuple[date | None, str]:
+    return person.record.date_of_birth, person.record.postcode[0]
+
+
+def _exact_names(person: _Person) -> bool:
+    return person.level("given_name") == "exact" and person.level("family_name") == "exact"
+
+
+def _prepared(candidate: Candidate) -> Prepared:
+    if isinstance(candidate.prepared, Prepared):
+        return candidate.prepared
+    return prepare(candidate.identity, candidate.school_name)
+
+
+class FellegiSunterMatcher:
+    """Decides which reference person, if any, an event's child is: the model, then the rules of domain.md."""
+
+    def __init__(self, parameters: Parameters | None = None, thresholds: Thresholds | None = None,
+                 max_candidates_shown: int = 5) -> None:
+        self.parameters = parameters or Parameters()
+        self.thresholds = thresholds or Thresholds()
+        self.max_candidates_shown = max_candidates_shown
+
+    @property
+    def version(self) -> str:
+        return self.parameters.version
+
+    def decide(self, event: Identity, candidates: Sequence[Candidate], *, urgent: bool,
+               stats: ReferenceStats | None = None) -> MatchDecision:
+        params, limits = self.parameters, self.thresholds
+        mine = prepare(event)
+        groups = group_people(candidates)
+        population = stats.population if stats and stats.population else max(len(groups), 1)
+        prior = prior_weight(params, population)
+        people: list[_Person] = []
+        for key, members in groups.items():
+            best: _Person | None = None
+            for member in members:
+                record = _prepared(member)
+                levels = compare(mine, record)
+                weight = match_weight(params, mine, levels, stats)
+                if best is None or weight > best.weight:
+                    best = _Person(key, weight, 0.0, levels, member.source, record, False, False)
+            assert best is not None
+            numbers = {_prepared(m).nhs_number for m in members} - {None}
+            best.nhs_equal = bool(mine.nhs_number and mine.nhs_number in numbers)
+            best.nhs_different = bool(mine.nhs_number and numbers and mine.nhs_number not in numbers)
+            best.weight += prior
+            people.append(best)
+        people.sort(key=lambda p: p.weight, reverse=True)
+        if people and _exact_names(people[0]):
+            # Twins or siblings at one address: when the names agree exactly with one of them, the others (whose
+            # given name does not) are not this child and do not dilute the probability.
+            first = people[0]
+            people = [first, *(p for p in people[1:] if not (_household(p) == _household(first) and
+                                                            _household(first)[1] and p.level("given_name") != "exact"))]
+        # The child is at most one of these people: each one's probability is its odds against all the others and
+        # against none of them, so two close candidates share the probability and neither reaches the link.
+        if people:
+            top_weight = max(people[0].weight, 0.0)
+            scale = 2.0 ** -top_weight
+            total = scale + sum(2.0 ** (p.weight - top_weight) for p in people)
+            for person in people:
+                person.probability = 2.0 ** (person.weight - top_weight) / total
+        outcome, chosen, rule, reason = self._rules(mine, people)
+        shown = people[: self.max_candidates_shown]
+        if chosen is not None and chosen not in shown:
+            shown = [chosen, *shown[:-1]]
+        breakdown = {
+            "model_version": params.version, "rule": rule,
+            "link_threshold": limits.link, "review_threshold": limits.review,
+            "candidates": [{"probability": round(p.probability, 6), "match_weight": round(p.weight, 2),
+                            "source": p.source, "comparisons": comparisons(params, mine, p.levels, stats)}
+                           for p in shown],
+        }
+        top = chosen or (people[0] if people else None)
+        return MatchDecision(outcome, chosen.key if chosen and outcome is MatchOutcome.LINKED else None,
+                             round(top.probability, 6) if top else 0.0, breakdown, reason, urgent,
+                             tuple(p.key for p in shown))
+
+    def _rules(self, event: Prepared, people: list[_Person]) -> tuple[MatchOutcome, _Person | None, str, str]:
+        limits = self.thresholds
+        incomplete = not (event.given and event.family and event.date_of_birth)
+        # 1. The NHS number rule.
+        equal = [p for p in people if p.nhs_equal]
+        if len(equal) == 1:
+            person = equal[0]
+            agrees = person.level("date_of_birth") in ("exact", "day_month_swap") or \
+                person.level("family_name") in ("exact", "hyphenated", "jaro_winkler_0.95")
+            if not agrees:
+                return (MatchOutcome.REVIEW, person, "nhs_number_conflict",
+                        "NHS number equal but date of birth and family name disagree")
+            if incomplete:
+                return MatchOutcome.REVIEW, person, "incomplete_identity", "NHS number agrees; identity incomplete"
+            return MatchOutcome.LINKED, person, "nhs_number", "NHS number and identity agree"
+        if len(equal) > 1:
+            return MatchOutcome.REVIEW, equal[0], "nhs_number_shared", "several people share the NHS number"
+        # The probability that the child is one of the candidates at all (they are mutually exclusive).
+        known = sum(p.probability for p in people)
+        if not people or known < limits.review:
+            return MatchOutcome.NO_MATCH, None, "below_review_threshold", "no candidate above the review threshold"
+        top = people[0]
+        if top.probability < limits.link:
+            if top.probability < known - 1e-9 and probability(people[1].weight) >= limits.review:
+                return MatchOutcome.REVIEW, top, "ambiguous", "two candidates close in probability"
+            return MatchOutcome.REVIEW, top, "between_thresholds", "match probability between the thresholds"
+        if top.nhs_different:
+            return (MatchOutcome.REVIEW, top, "nhs_number_different",
+                    "different valid NHS numbers are never linked automatically")
+        household = _household(top)
+        for other in people[1:]:
+            sibling = household[1] and _household(other) == household
+            if sibling and not _exact_names(top):
+                return (MatchOutcome.REVIEW, top, "twins",
+                        "a sibling shares the date of birth and address; fuzzy names are never linked")
+            if top.weight - other.weight < limits.close_bits and other.weight > 0:
+                return MatchOutcome.REVIEW, top, "ambiguous", "two candidates close in probability"
+        if incomplete:
+            return MatchOutcome.REVIEW, top, "incomplete_identity", "identity incomplete: a person confirms"
+        return MatchOutcome.LINKED, top, "model", "match probability above the link threshold"
