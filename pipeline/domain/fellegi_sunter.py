@@ -310,33 +310,30 @@ def prior_weight(params: Parameters, population: int) -> float:
     return math.log2(prior / (1 - prior))
 
 
+def level_weight(params: Parameters, name: str, level: str, event: Prepared, stats: ReferenceStats | None) -> float:
+    """One field's weight at its level; an exact name by how common it is, but never below a partial agreement
+    of that field (a common exact name must not lose to a rarer near-miss, e.g. a twin's similar name)."""
+    weight = params.weights[name][level]
+    if level == "exact" and name in TF_FIELDS:
+        tf = _tf_weight(params, name, event.given if name == "given_name" else event.family, stats)
+        if tf is not None:
+            partial = max((w for lvl, w in params.weights[name].items() if lvl != "exact"), default=tf)
+            weight = max(tf, partial)
+    return weight
+
+
 def match_weight(params: Parameters, event: Prepared, levels: dict[str, str],
                  stats: ReferenceStats | None) -> float:
     """The pair's match weight without the prior: each field's level weight, exact names by how common."""
-    weights = params.weights
-    total = 0.0
-    for name in FIELDS:
-        level = levels[name]
-        if level == "exact" and name in TF_FIELDS:
-            tf = _tf_weight(params, name, event.given if name == "given_name" else event.family, stats)
-            total += weights[name][level] if tf is None else tf
-        else:
-            total += weights[name][level]
-    return total
+    return sum(level_weight(params, name, levels[name], event, stats) for name in FIELDS)
 
 
 def comparisons(params: Parameters, event: Prepared, levels: dict[str, str],
                 stats: ReferenceStats | None) -> list[dict[str, Any]]:
     """The explanation of a pair: [{field, level, weight}] per field."""
-    found = []
-    for name in FIELDS:
-        level = levels[name]
-        weight = params.weights[name][level]
-        if level == "exact" and name in TF_FIELDS:
-            tf = _tf_weight(params, name, event.given if name == "given_name" else event.family, stats)
-            weight = weight if tf is None else tf
-        found.append({"field": name, "level": level, "weight": round(weight, 2)})
-    return found
+    return [{"field": name, "level": levels[name], "weight": round(level_weight(params, name, levels[name], event,
+                                                                                  stats), 2)}
+            for name in FIELDS]
 
 
 def score(params: Parameters, event: Prepared, record: Prepared,
@@ -516,7 +513,8 @@ class FellegiSunterMatcher:
             best.nhs_different = bool(mine.nhs_number and numbers and mine.nhs_number not in numbers)
             best.weight += prior
             people.append(best)
-        people.sort(key=lambda p: p.weight, reverse=True)
+        # Ties go to the person whose names agree exactly.
+        people.sort(key=lambda p: (p.weight, _exact_names(p)), reverse=True)
         if people and _exact_names(people[0]):
             # Twins or siblings at one address: when the names agree exactly with one of them, the others (whose
             # given name does not) are not this child and do not dilute the probability.
