@@ -102,6 +102,7 @@ class Bench:
         self.delivery.channels = {kind: self.timed}
         self.publisher = FilePublisher(var / "topics")
         self.channel, self.stored_at, self.n = channel, {}, 0  # type: dict[str, float]
+        self.wake = threading.Event()
 
     def store_batch(self, count: int) -> None:
         with self.store.transaction() as session:
@@ -135,14 +136,16 @@ def _route(send: list[str]) -> Any:
 
 def steady(bench: Bench, rate: float, seconds: float, relay_interval: float,
            after: Any = None) -> tuple[list[str], threading.Thread]:
-    """Store ``rate`` notifications a second for ``seconds`` while a relay loop runs every ``relay_interval``."""
+    """Store ``rate`` notifications a second for ``seconds`` while a relay loop runs, woken after each commit as
+    the embedded runtime's consumer wakes its relay, else every ``relay_interval``."""
     stop = threading.Event()
     ids: list[str] = []
 
     def relayer() -> None:
         while not stop.is_set():
             bench.relay_until_idle()
-            time.sleep(relay_interval)
+            bench.wake.wait(relay_interval)
+            bench.wake.clear()
 
     thread = threading.Thread(target=relayer, daemon=True)
     thread.start()
@@ -153,6 +156,7 @@ def steady(bench: Bench, rate: float, seconds: float, relay_interval: float,
         if due > sent:
             before = set(bench.stored_at)
             bench.store_batch(due - sent)
+            bench.wake.set()
             ids += [i for i in bench.stored_at if i not in before]
             sent = due
         if after is not None:
@@ -199,9 +203,10 @@ def run(args: argparse.Namespace, url: str) -> list[str]:
         bench.store_batch(50)
         bench.relay_until_idle()  # warm up (connections, JWT, imports)
         bench.store_batch(args.count)
-        start = time.monotonic()
+        start, cpu_start = time.monotonic(), time.process_time()
         bench.relay_until_idle()
         elapsed = time.monotonic() - start
+        cpu_ms = (time.process_time() - cpu_start) * 1000 / args.count
         throughput = args.count / elapsed
         assert bench.undelivered() == 0
 
@@ -234,9 +239,9 @@ def run(args: argparse.Namespace, url: str) -> list[str]:
         f"machine: {machine()}, pinned with taskset: benchmark on core 0, fake providers on core 1",
         f"channel: {args.channel} (the real client against the local fake API), store: SQLite as shipped "
         f"(WAL, synchronous=FULL), send_concurrency {bench.delivery.concurrency}, relay loop every "
-        f"{args.relay_interval * 1000:.0f} ms when idle",
+        f"{args.relay_interval * 1000:.0f} ms when idle and woken after each commit",
         f"throughput: {args.count} notifications stored, then relayed: {throughput:.0f} delivered/s per process "
-        "(target >= 500)",
+        f"(target >= 500), {cpu_ms:.2f} CPU ms per notification in the relaying process",
         f"latency at 50/s for 20 s ({len(latencies)} notifications), committed -> provider accepted: "
         f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms (target p99 < 200 ms)",
         f"outage: provider answered 500 for {args.outage:.0f} s while 50/s kept coming ({outage_ids} stored): "

@@ -39,6 +39,7 @@ class IntakeConsumer:
         self.retries_only = retries_only
         self.retry = RetryPolicy.from_policy(ctx.policy)
         self.wake = threading.Event()
+        self.on_committed: Callable[[], None] | None = None  # e.g. wake the relay: new notifications may be due
 
     def pending(self, limit: int) -> list[int]:
         with self.store.read() as session:
@@ -99,6 +100,8 @@ class IntakeConsumer:
         while not stop.is_set():
             try:
                 busy = self.run_once()
+                if busy and self.on_committed is not None:
+                    self.on_committed()
             except Exception as error:  # noqa: BLE001 - e.g. the database briefly locked; try again
                 log.error("intake consumer loop error (%s)", type(error).__name__)
                 busy = 0

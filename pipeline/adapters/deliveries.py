@@ -2,31 +2,133 @@
 
 On PostgreSQL the relay claims due rows with ``FOR UPDATE SKIP LOCKED``, so several workers never claim one
 row together; on SQLite the store's single writer does the same.
+
+The relay's hot path (claim a batch, record a batch of accepted sends) reads plain rows, not ORM objects, and
+writes each batch with one multi-row statement; the rarer cases (failures, fallbacks, a lease run out) use the
+ORM rows below.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import and_, bindparam, case, func, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
 from pipeline.domain.delivery import DeliveryState
 
+DELIVERY = t.Delivery.__table__  # type: ignore[attr-defined]
+NOTIFICATION = t.Notification.__table__  # type: ignore[attr-defined]
+OUTBOX = t.Outbox.__table__  # type: ignore[attr-defined]
+_INSTANT = DELIVERY.c.next_attempt_at.type
 
-def claim_due(session: Session, now: datetime, limit: int, *, postgres: bool) -> list[t.Delivery]:
+
+def claim_due(session: Session, now: datetime, limit: int, *, postgres: bool) -> list[Any]:
     """Rows to work on now: new ones (to resolve), pending ones whose time has come, and ``sending`` ones whose
-    lease ran out (a relay died mid-send: ambiguous)."""
+    lease ran out (a relay died mid-send: ambiguous). Plain rows, locked until the transaction ends."""
     # New rows are written due at once, so one range on the (state, next_attempt_at) index finds them all.
-    query = (select(t.Delivery)
-             .where(col(t.Delivery.state).in_((DeliveryState.NEW, DeliveryState.PENDING, DeliveryState.SENDING)),
-                    col(t.Delivery.next_attempt_at) <= now)
-             .order_by(col(t.Delivery.next_attempt_at)).limit(limit))
+    query = (sa_select(DELIVERY.c.id, DELIVERY.c.notification_id, DELIVERY.c.channel, DELIVERY.c.state,
+                       DELIVERY.c.position, DELIVERY.c.attempts, DELIVERY.c.last_error)
+             .where(DELIVERY.c.state.in_((DeliveryState.NEW, DeliveryState.PENDING, DeliveryState.SENDING)),
+                    DELIVERY.c.next_attempt_at <= now)
+             .order_by(DELIVERY.c.next_attempt_at).limit(limit))
     if postgres:
         query = query.with_for_update(skip_locked=True)
-    return list(session.exec(query).all())
+    return list(session.connection().execute(query).all())
+
+
+def outbox_due(session: Session, limit: int, *, postgres: bool) -> list[Any]:
+    """Outbox rows not yet relayed, oldest first, as plain rows (locked on PostgreSQL, skipping locked ones)."""
+    query = (sa_select(OUTBOX.c.id, OUTBOX.c.topic, OUTBOX.c.key, OUTBOX.c.body_json, OUTBOX.c.notification_id)
+             .where(OUTBOX.c.relayed_at.is_(None)).order_by(OUTBOX.c.id).limit(limit))
+    if postgres:
+        query = query.with_for_update(skip_locked=True)
+    return list(session.connection().execute(query).all())
+
+
+def mark_relayed(session: Session, ids: list[int], now: datetime) -> None:
+    session.connection().execute(update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(relayed_at=now))
+
+
+def channels_of(session: Session, notification_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Each notification's delivery rows as {row id: state}, with the channel of each row id, in one query."""
+    ids = set(notification_ids)
+    found: dict[str, dict[str, str]] = {i: {} for i in ids}
+    if ids:
+        query = sa_select(DELIVERY.c.notification_id, DELIVERY.c.channel, DELIVERY.c.state) \
+            .where(DELIVERY.c.notification_id.in_(ids))
+        for notification_id, channel, state in session.connection().execute(query):
+            found[notification_id][channel] = state
+    return found
+
+
+def notification_fields(session: Session, ids: Iterable[str]) -> dict[str, Any]:
+    """What the relay needs of each notification to address, word and record a delivery: plain rows."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    columns = [NOTIFICATION.c[name] for name in (
+        "id", "status", "recipient_role", "urgency", "school_urn", "pathway", "contact_email", "contact_phone",
+        "created_at", "delivered_at")]
+    return {row.id: row for row in session.connection().execute(
+        sa_select(*columns).where(NOTIFICATION.c.id.in_(wanted)))}
+
+
+_MARK_SENDING = (update(DELIVERY).where(DELIVERY.c.id == bindparam("row_id"))
+                 .values(state=DeliveryState.SENDING, position=bindparam("new_position"),
+                         attempts=bindparam("new_attempts"), provider=bindparam("new_provider"),
+                         last_attempt_at=bindparam("now", type_=_INSTANT),
+                         next_attempt_at=bindparam("lease_until", type_=_INSTANT)))
+_MARK_RESOLVED = (update(DELIVERY).where(DELIVERY.c.id == bindparam("row_id"))
+                  .values(state=bindparam("new_state"), position=bindparam("new_position"),
+                          next_attempt_at=None, last_error=bindparam("new_error")))
+_MARK_SENT = (update(DELIVERY)
+              .where(and_(DELIVERY.c.id == bindparam("row_id"), DELIVERY.c.state == DeliveryState.SENDING,
+                          DELIVERY.c.attempts == bindparam("claimed_attempts")))
+              .values(state=DeliveryState.SENT, last_outcome="accepted", last_error=None, next_attempt_at=None,
+                      provider_ref=bindparam("reference")))
+_NOT_YET_DELIVERED = or_(NOTIFICATION.c.status == "pending", NOTIFICATION.c.status == "failed")
+_MARK_DELIVERED = (update(NOTIFICATION).where(NOTIFICATION.c.id == bindparam("notification"))
+                   .values(status=case((_NOT_YET_DELIVERED, "delivered"), else_=NOTIFICATION.c.status),
+                           delivered_at=func.coalesce(NOTIFICATION.c.delivered_at,
+                                                      bindparam("now", type_=_INSTANT))))
+
+
+def mark_sending(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Claimed rows (row_id, new_position, new_attempts, new_provider, now, lease_until): one statement."""
+    if rows:
+        session.connection().execute(_MARK_SENDING, rows)
+
+
+def mark_resolved(session: Session, rows: list[dict[str, Any]]) -> None:
+    """New rows resolved to standby or skipped (row_id, new_state, new_position, new_error): one statement."""
+    if rows:
+        session.connection().execute(_MARK_RESOLVED, rows)
+
+
+def claimed_rows(session: Session, ids: Iterable[str]) -> dict[str, Any]:
+    """The rows a relay claimed, as they are now (another relay may have taken one over since)."""
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    query = sa_select(DELIVERY.c.id, DELIVERY.c.notification_id, DELIVERY.c.channel, DELIVERY.c.state,
+                      DELIVERY.c.attempts, DELIVERY.c.provider, DELIVERY.c.ambiguous_resends) \
+        .where(DELIVERY.c.id.in_(wanted))
+    return {row.id: row for row in session.connection().execute(query)}
+
+
+def mark_sent(session: Session, rows: list[dict[str, Any]], notification_ids: Iterable[str], now: datetime) -> None:
+    """Accepted sends (row_id, claimed_attempts, reference), still ours, and their notifications delivered
+    (unless already viewed, acknowledged or withheld): two statements."""
+    if rows:
+        session.connection().execute(_MARK_SENT, rows)
+    wanted = sorted(set(notification_ids))
+    if wanted:
+        session.connection().execute(_MARK_DELIVERED, [{"notification": i, "now": now} for i in wanted])
 
 
 def rows_of(session: Session, notification_ids: Iterable[str]) -> dict[str, list[t.Delivery]]:

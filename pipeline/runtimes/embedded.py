@@ -1,6 +1,9 @@
 """The embedded runtime: one process, no servers. The web app and API, the intake consumer thread,
 the outbox relay and the APScheduler-driven deadline sweep, all over one SQLite database.
 
+The relay runs in a thread of its own: woken as soon as the intake consumer commits (new notifications are
+due at once), and otherwise every ``relay_interval_seconds`` for retries, the sweep's and the API's rows.
+
 APScheduler only calls the sweep on an interval; the deadlines themselves are rows, so a restart loses
 none, and the first sweep after start fires whatever fell due while the process was down.
 """
@@ -42,6 +45,8 @@ class EmbeddedRuntime:
         self.services = services
         self.consumer = IntakeConsumer(services.store, services.ctx, services.clock)
         services.on_accepted = self.consumer.wake.set
+        self.relay_wake = threading.Event()
+        self.consumer.on_committed = self.relay_wake.set
         self.stop = threading.Event()
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self._threads: list[threading.Thread] = []
@@ -59,6 +64,12 @@ class EmbeddedRuntime:
         except Exception as error:  # noqa: BLE001 - the next interval tries again
             log.error("outbox relay failed (%s)", type(error).__name__)
 
+    def relay_forever(self, interval: float) -> None:
+        while not self.stop.is_set():
+            self.relay_once()
+            self.relay_wake.wait(interval)
+            self.relay_wake.clear()
+
     def start_background(self) -> None:
         runtime = self.services.settings.rules.get("runtime", {})
         self.services.ctx.warm_up(self.services.store)  # the match index and model, before the first event
@@ -67,17 +78,20 @@ class EmbeddedRuntime:
                                     daemon=True)
         consumer.start()
         self._threads.append(consumer)
+        relayer = threading.Thread(target=self.relay_forever, name="outbox-relay", daemon=True,
+                                   args=(float(runtime.get("relay_interval_seconds", 1)),))
+        relayer.start()
+        self._threads.append(relayer)
         options = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
         self.scheduler.add_job(self.sweep_once, "interval", seconds=float(runtime.get("sweep_interval_seconds", 5)),
                                id="deadline-sweep", **options)
-        self.scheduler.add_job(self.relay_once, "interval", seconds=float(runtime.get("relay_interval_seconds", 1)),
-                               id="outbox-relay", **options)
         self.scheduler.start()
         self.services.ready.set()
 
     def stop_background(self) -> None:
         self.stop.set()
         self.consumer.wake.set()
+        self.relay_wake.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         for thread in self._threads:

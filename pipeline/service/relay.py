@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
 from sqlmodel import col, select
 
 from pipeline.adapters import deliveries as rows_db
@@ -80,7 +79,7 @@ class DeliveryService:
                    public_url=public_url, console=console, concurrency=int(raw.get("send_concurrency", 8)),
                    claim_batch=int(raw.get("claim_batch", 32)))
 
-    def configured_for(self, notification: t.Notification) -> set[str]:
+    def configured_for(self, notification: Any) -> set[str]:
         usable = set()
         for kind, channel in self.channels.items():
             url_for = getattr(channel, "url_for", None)
@@ -89,12 +88,13 @@ class DeliveryService:
             usable.add(kind)
         return usable
 
-    def address(self, row: t.Delivery, notification: t.Notification) -> str | None:
-        if row.channel == "email":
+    def address(self, channel: str, notification: Any) -> str | None:
+        """The contact for ``channel`` of a notification (an ORM row or a plain one)."""
+        if channel == "email":
             return notification.contact_email
-        if row.channel == "sms":
+        if channel == "sms":
             return notification.contact_phone
-        url_for = getattr(self.channels.get(row.channel), "url_for", None)
+        url_for = getattr(self.channels.get(channel), "url_for", None)
         return url_for(notification.school_urn) if url_for is not None else None
 
     def send_all(self, work: list[tuple[Channel, Message]]) -> list[tuple[Outcome, str | None, str]]:
@@ -122,11 +122,7 @@ def relay(store: Store, delivery: DeliveryService, publisher: Publisher, now: da
 def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, now: datetime, batch: int) -> int:
     """Topic records first, every one acknowledged, then the console lines, then the batch marked relayed."""
     with store.transaction() as session:
-        query = (select(t.Outbox).where(col(t.Outbox.relayed_at).is_(None))
-                 .order_by(col(t.Outbox.id)).limit(batch))
-        if store.is_postgres:
-            query = query.with_for_update(skip_locked=True)
-        rows = list(session.exec(query).all())
+        rows = rows_db.outbox_due(session, batch, postgres=store.is_postgres)
         if not rows:
             return 0
         for row in rows:
@@ -142,12 +138,11 @@ def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, 
                     delivery.console.send(_message(delivery, notification, "outbox", "-", ""))
                 except DeliveryError as error:  # the console is a record, never a delivery: logged, not retried
                     log.warning("console record of notification %s failed: %s", notification.id, error.reason)
-        session.execute(update(t.Outbox).where(col(t.Outbox.id).in_([row.id for row in rows]))
-                        .values(relayed_at=now).execution_options(synchronize_session=False))
+        rows_db.mark_relayed(session, [row.id for row in rows], now)
     return len(rows)
 
 
-def _message(delivery: DeliveryService, notification: t.Notification, channel: str, delivery_id: str,
+def _message(delivery: DeliveryService, notification: Any, channel: str, delivery_id: str,
              to: str) -> Message:
     return Message(notification_id=notification.id, delivery_id=delivery_id, channel=channel, to=to,
                    urgency=notification.urgency,
@@ -160,7 +155,6 @@ def deliver_due(store: Store, delivery: DeliveryService, now: datetime, batch: i
     """Claim, send and record one batch of due delivery rows; returns how many rows were worked."""
     if not delivery.channels:
         return 0  # no provider configured: notifications wait in the web inbox (a warning at start-up says so)
-    claimed: list[tuple[str, int, Channel, Message]] = []
     # A claimed row that never went out before a crash is re-sent as a possible duplicate: claim only what the
     # senders can work through promptly.
     batch = min(batch, max(1, delivery.claim_batch))
@@ -168,33 +162,92 @@ def deliver_due(store: Store, delivery: DeliveryService, now: datetime, batch: i
         rows = rows_db.claim_due(session, now, batch, postgres=store.is_postgres)
         if not rows:
             return 0
-        repo = Repository(session, postgres=store.is_postgres)
-        notifications = _notifications(session, {row.notification_id for row in rows})
-        siblings = rows_db.rows_of(session, notifications)
-        for row in rows:
-            notification = notifications.get(row.notification_id)
-            if notification is None or notification.status == NotificationStatus.WITHHELD:
-                row.state, row.next_attempt_at = DeliveryState.SKIPPED, None
-                continue
-            if row.state == DeliveryState.NEW:
-                _resolve(delivery, row, notification, siblings[notification.id], now)
-            elif row.state == DeliveryState.SENDING:  # its relay died mid-send
-                _record_failure(repo, delivery, row, notification, Outcome.AMBIGUOUS,
-                                "the relay stopped while sending", now)
-            if row.state == DeliveryState.PENDING and row.next_attempt_at is not None and row.next_attempt_at <= now:
-                channel = delivery.channels[row.channel]
-                row.state, row.attempts, row.last_attempt_at = DeliveryState.SENDING, row.attempts + 1, now
-                row.provider = channel.provider
-                row.next_attempt_at = now + timedelta(seconds=delivery.retry.lease_seconds)
-                claimed.append((row.id, row.attempts, channel,
-                                _message(delivery, notification, row.channel, row.id,
-                                         delivery.address(row, notification) or "")))
-        for notification in notifications.values():
-            _advance(repo, delivery, notification, siblings[notification.id], now)
+        claimed = _claim(session, store, delivery, rows, now)
     if claimed:
         results = delivery.send_all([(channel, message) for _, _, channel, message in claimed])
         _record(store, delivery, claimed, results, now)
     return len(rows)
+
+
+def _claim(session: Any, store: Store, delivery: DeliveryService, rows: list[Any],
+           now: datetime) -> list[tuple[str, int, Channel, Message]]:
+    """Resolve the new rows and mark the due ones ``sending``, with one statement per kind of change. The rare
+    cases (a lease ran out, a withheld or missing notification, nothing left working on a notification) go
+    through the ORM rows, after those statements."""
+    claimed: list[tuple[str, int, Channel, Message]] = []
+    notifications: dict[str, Any] = rows_db.notification_fields(session, {row.notification_id for row in rows})
+    channels = rows_db.channels_of(session, notifications)
+    by_notification: dict[str, list[Any]] = {}
+    for row in rows:
+        by_notification.setdefault(row.notification_id, []).append(row)
+    sending: list[dict[str, Any]] = []
+    resolved: list[dict[str, Any]] = []
+    slow: list[str] = []  # row ids for the ORM path
+    advance: set[str] = set()  # notifications with nothing left working on them
+    lease_until = now + timedelta(seconds=delivery.retry.lease_seconds)
+    for notification_id, its_rows in by_notification.items():
+        notification = notifications.get(notification_id)
+        if notification is None or notification.status == NotificationStatus.WITHHELD \
+                or any(row.state == DeliveryState.SENDING for row in its_rows):
+            slow += [row.id for row in its_rows]
+            continue
+        states = channels[notification_id]
+        for row in its_rows:
+            state, position = row.state, row.position
+            if state == DeliveryState.NEW:
+                route = delivery.routes.route(notification.recipient_role, notification.urgency)
+                state, position = resolve(row.channel, set(states), delivery.configured_for(notification), route)
+            if state == DeliveryState.PENDING:
+                channel = delivery.channels[row.channel]
+                sending.append({"row_id": row.id, "new_position": position, "new_attempts": row.attempts + 1,
+                                "new_provider": channel.provider, "now": now, "lease_until": lease_until})
+                claimed.append((row.id, row.attempts + 1, channel,
+                                _message(delivery, notification, row.channel, row.id,
+                                         delivery.address(row.channel, notification) or "")))
+                state = DeliveryState.SENDING
+            else:
+                error = "not in this recipient's route, or no provider for it" if state == DeliveryState.SKIPPED \
+                    else row.last_error
+                resolved.append({"row_id": row.id, "new_state": state, "new_position": position,
+                                 "new_error": error})
+            states[row.channel] = state
+        if not set(states.values()) & (ACTIVE | REACHED):
+            advance.add(notification_id)
+    rows_db.mark_sending(session, sending)
+    rows_db.mark_resolved(session, resolved)
+    if slow or advance:
+        claimed += _claim_slowly(session, store, delivery, slow, advance, now)
+    return claimed
+
+
+def _claim_slowly(session: Any, store: Store, delivery: DeliveryService, row_ids: list[str], advance: set[str],
+                  now: datetime) -> list[tuple[str, int, Channel, Message]]:
+    claimed: list[tuple[str, int, Channel, Message]] = []
+    repo = Repository(session, postgres=store.is_postgres)
+    rows = rows_db.by_ids(session, row_ids)
+    notifications = _notifications(session, {row.notification_id for row in rows} | advance)
+    siblings = rows_db.rows_of(session, notifications)
+    for row in rows:
+        notification = notifications.get(row.notification_id)
+        if notification is None or notification.status == NotificationStatus.WITHHELD:
+            row.state, row.next_attempt_at = DeliveryState.SKIPPED, None
+            continue
+        if row.state == DeliveryState.NEW:
+            _resolve(delivery, row, notification, siblings[notification.id], now)
+        elif row.state == DeliveryState.SENDING:  # its relay died mid-send
+            _record_failure(repo, delivery, row, notification, Outcome.AMBIGUOUS,
+                            "the relay stopped while sending", now)
+        if row.state == DeliveryState.PENDING and row.next_attempt_at is not None and row.next_attempt_at <= now:
+            channel = delivery.channels[row.channel]
+            row.state, row.attempts, row.last_attempt_at = DeliveryState.SENDING, row.attempts + 1, now
+            row.provider = channel.provider
+            row.next_attempt_at = now + timedelta(seconds=delivery.retry.lease_seconds)
+            claimed.append((row.id, row.attempts, channel,
+                            _message(delivery, notification, row.channel, row.id,
+                                     delivery.address(row.channel, notification) or "")))
+    for notification in notifications.values():
+        _advance(repo, delivery, notification, siblings[notification.id], now)
+    return claimed
 
 
 def _notifications(session: Any, ids: set[str]) -> dict[str, t.Notification]:
@@ -216,40 +269,55 @@ def _resolve(delivery: DeliveryService, row: t.Delivery, notification: t.Notific
 
 def _record(store: Store, delivery: DeliveryService, claimed: list[tuple[str, int, Channel, Message]],
             results: list[tuple[Outcome, str | None, str]], now: datetime) -> None:
+    """Accepted sends with two multi-row statements; failures through the ORM rows (retry, fallback)."""
     with store.transaction() as session:
         repo = Repository(session, postgres=store.is_postgres)
-        rows = {row.id: row for row in rows_db.by_ids(session, [c[0] for c in claimed])}
-        notifications = _notifications(session, {row.notification_id for row in rows.values()})
-        siblings = rows_db.rows_of(session, notifications)
+        current = rows_db.claimed_rows(session, [c[0] for c in claimed])
+        notifications: dict[str, Any] = rows_db.notification_fields(
+            session, {row.notification_id for row in current.values()})
+        accepted: list[tuple[Any, str | None]] = []
+        failed: dict[str, tuple[Outcome, str]] = {}
         for (row_id, attempts, *_), (outcome, reference, reason) in zip(claimed, results, strict=True):
-            row = rows.get(row_id)
-            notification = notifications.get(row.notification_id) if row is not None else None
-            if row is None or notification is None or row.state != DeliveryState.SENDING or row.attempts != attempts:
+            row = current.get(row_id)
+            if row is None or row.notification_id not in notifications or row.state != DeliveryState.SENDING \
+                    or row.attempts != attempts:
                 continue  # the lease ran out and another relay took it over
             if outcome is Outcome.ACCEPTED:
-                _record_accepted(repo, row, notification, reference, now)
+                accepted.append((row, reference))
             else:
-                _record_failure(repo, delivery, row, notification, outcome, reason, now)
-        for notification in notifications.values():
-            _advance(repo, delivery, notification, siblings[notification.id], now)
+                failed[row_id] = (outcome, reason)
+        rows_db.mark_sent(session, [{"row_id": row.id, "claimed_attempts": row.attempts, "reference": reference}
+                                    for row, reference in accepted],
+                          {row.notification_id for row, _ in accepted}, now)
+        counted: set[str] = set()
+        for row, _ in accepted:
+            DELIVERY_ATTEMPTS.labels(row.channel, "accepted").inc()
+            duplicate = " (a possible duplicate: re-sent after an ambiguous failure)" if row.ambiguous_resends else ""
+            repo.audit(now, SYSTEM, "delivered", row.notification_id,
+                       f"{row.channel} via {row.provider}: accepted on attempt {row.attempts}{duplicate}")
+            notification = notifications[row.notification_id]
+            if notification.delivered_at is None and row.notification_id not in counted:
+                counted.add(row.notification_id)
+                NOTIFICATIONS_SENT.inc()
+                DELIVERY_SECONDS.observe(max(0.0, (now - notification.created_at).total_seconds()))
+        if failed:
+            _record_failures(repo, delivery, failed, now)
         DELIVERY_RETRIES_WAITING.set(rows_db.waiting_retries(session))
 
 
-def _record_accepted(repo: Repository, row: t.Delivery, notification: t.Notification, reference: str | None,
+def _record_failures(repo: Repository, delivery: DeliveryService, failed: dict[str, tuple[Outcome, str]],
                      now: datetime) -> None:
-    row.state, row.last_outcome, row.last_error, row.next_attempt_at = DeliveryState.SENT, "accepted", None, None
-    row.provider_ref = reference
-    DELIVERY_ATTEMPTS.labels(row.channel, "accepted").inc()
-    duplicate = " (a possible duplicate: re-sent after an ambiguous failure)" if row.ambiguous_resends else ""
-    repo.audit(now, SYSTEM, "delivered", notification.id,
-               f"{row.channel} via {row.provider}: accepted on attempt {row.attempts}{duplicate}")
-    if notification.status in (NotificationStatus.PENDING, NotificationStatus.FAILED):
-        notification.status = NotificationStatus.DELIVERED
-    if notification.delivered_at is None:
-        notification.delivered_at = now
-        NOTIFICATIONS_SENT.inc()
-        DELIVERY_SECONDS.observe(max(0.0, (now - notification.created_at).total_seconds()))
-    repo.session.add(notification)
+    session = repo.session
+    rows = rows_db.by_ids(session, failed)
+    notifications = _notifications(session, {row.notification_id for row in rows})
+    siblings = rows_db.rows_of(session, notifications)
+    for row in rows:
+        notification = notifications.get(row.notification_id)
+        if notification is not None:
+            outcome, reason = failed[row.id]
+            _record_failure(repo, delivery, row, notification, outcome, reason, now)
+    for notification in notifications.values():
+        _advance(repo, delivery, notification, siblings[notification.id], now)
 
 
 def _record_failure(repo: Repository, delivery: DeliveryService, row: t.Delivery, notification: t.Notification,
