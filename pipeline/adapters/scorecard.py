@@ -246,6 +246,8 @@ class ScorecardQueries:
         self.session = session
         self.postgres = postgres
         self._placed: set[str] = set()
+        # {group: {seconds: how many}}: the acknowledged school alerts' times of the last deadline_rows call.
+        self.ack_seconds: dict[str, dict[int, int]] = {}
 
     def _rows(self, sql: str, params: dict[str, Any], instants: Iterable[str]) -> Sequence[Any]:
         statement = text(sql).bindparams(*_instants(*instants))
@@ -326,6 +328,7 @@ SELECT d.kind AS kind, {group} AS grp,
             if row.seconds is not None:
                 counted = seconds.setdefault(label, {})
                 counted[int(row.seconds)] = counted.get(int(row.seconds), 0) + int(row.cases)
+        self.ack_seconds = seconds
         medians = {label: _median(counted) for label, counted in seconds.items()}
         return [(measure, label, num, den) for (measure, label), (num, den) in ratios.items()], medians
 
@@ -394,12 +397,19 @@ SELECT {group} AS grp, {level} AS level
         `failed` "no channel delivered it", written once when every channel has failed) by ``as_of``, and no
         delivery was recorded by then."""
         group, join, group_by = self._group(by, "ev.child_id", "n.school_urn")
+        # Not delivered by as_of: never delivered, or delivered later; two disjoint branches, each a range of
+        # the index on (delivered_at, created_at), so only the few undelivered notifications are read.
+        # (SQLite's planner, without statistics, would rather range over created_at alone: a unary plus on the
+        # column in the second branch keeps it on the delivered_at index; PostgreSQL plans by its statistics.)
+        created = "u.created_at" if self.postgres else "+u.created_at"
+        undelivered = " UNION ALL ".join(
+            f"SELECT u.id AS id, u.event_id AS event_id, u.school_urn AS school_urn FROM notification u "
+            f"WHERE {delivery} AND {at} >= :start AND {at} < :end AND {at} <= :as_of"
+            for delivery, at in (("u.delivered_at IS NULL", "u.created_at"), ("u.delivered_at > :as_of", created)))
         sql = f"""
 SELECT {group} AS grp, COUNT(*) AS failures
-  FROM notification n LEFT JOIN event ev ON ev.event_id = n.event_id{join}
- WHERE n.created_at >= :start AND n.created_at < :end AND n.created_at <= :as_of
-   AND (n.delivered_at IS NULL OR n.delivered_at > :as_of)
-   AND EXISTS (SELECT 1 FROM auditentry a WHERE a.subject_id = n.id AND a.action = 'failed' AND a.at <= :as_of
+  FROM ({undelivered}) n LEFT JOIN event ev ON ev.event_id = n.event_id{join}
+ WHERE EXISTS (SELECT 1 FROM auditentry a WHERE a.subject_id = n.id AND a.action = 'failed' AND a.at <= :as_of
                  AND a.reason LIKE '{UNDELIVERED_REASON}%'){group_by}"""
         return {self._label(by, p, row.grp): int(row.failures) for row in self._period_rows(sql, p)
                 if row.failures}
@@ -436,6 +446,27 @@ SELECT {group} AS grp, COUNT(*) AS failures
             row(p.label)  # the period's row exists even when nothing happened in it
         return {group: item for group, item in found.items() if by is None or _has_cases(item)}
 
+    def grouped_and_total(self, p: Period, by: str) -> tuple[dict[str, ScoreRow], ScoreRow]:
+        """The period's rows per school or team, and the partnership's row summed from them: every case falls
+        in exactly one group (its school or team, else ``NONE``/``UNALLOCATED``), so each count is the sum
+        of the groups' counts and the median is that of the groups' times put together."""
+        grouped = self.rows(p, by)
+        total = ScoreRow(p.label)
+        seconds: dict[int, int] = {}
+        for group, item in grouped.items():
+            for key, ratio in item.ratios.items():
+                total.ratios[key].numerator += ratio.numerator
+                total.ratios[key].denominator += ratio.denominator
+            for value, count in self.ack_seconds.get(group, {}).items():
+                seconds[value] = seconds.get(value, 0) + count
+            total.repeat_missing_children += item.repeat_missing_children
+            for level, count in item.open_escalations.items():
+                total.open_escalations[level] += count
+            total.delivery_failures += item.delivery_failures
+        if seconds:
+            total.median_minutes_to_ack = _median(seconds)
+        return grouped, total
+
 
 def _median(counted: dict[int, int]) -> Median:
     """The median minutes (rounded to a tenth) of whole seconds given as {seconds: how many}."""
@@ -471,10 +502,10 @@ def scorecard(session: Session, postgres: bool, first_day: date, last_day: date,
         if by == "quarter":
             groups = [queries.rows(period(q_first, q_last, now, tz, label), None)[label]
                       for label, q_first, q_last in quarters(first_day, last_day)]
+            total = queries.rows(whole, None)[ALL]
         else:
-            grouped = queries.rows(whole, by)
+            grouped, total = queries.grouped_and_total(whole, by)
             groups = [grouped[key] for key in sorted(grouped)]
-        total = queries.rows(whole, None)[ALL]
     finally:
         queries.close()
     return [row.as_dict() for row in (*groups, total)]
