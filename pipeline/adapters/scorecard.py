@@ -378,12 +378,15 @@ SELECT DISTINCT e1.child_id AS child_id FROM missingepisode e1
         group, join, group_by = self._group(by, "d.child_id", "d.school_urn")
         level = ("(SELECT COUNT(*) FROM auditentry a WHERE a.subject_id = d.id AND a.action = 'escalated'"
                  " AND a.at <= :as_of)")
+        # Open at as_of: never closed, or closed later; two disjoint branches, each a range of the index on
+        # (closed_at, escalation_level, ...).
+        still_open = " UNION ALL ".join(
+            f"SELECT {group} AS grp, {level} AS level FROM deadline d{join} WHERE {closing} AND "
+            f"d.escalation_level > 0 AND d.kind NOT IN ({internal}) AND d.created_at <= :as_of"
+            for closing in ("d.closed_at IS NULL", "d.closed_at > :as_of"))
         sql = f"""
 SELECT grp, CASE WHEN level >= 3 THEN 3 ELSE level END AS level, COUNT(*) AS n FROM (
-SELECT {group} AS grp, {level} AS level
-  FROM deadline d{join}
- WHERE d.escalation_level > 0 AND d.kind NOT IN ({internal}) AND d.created_at <= :as_of
-   AND (d.closed_at IS NULL OR d.closed_at > :as_of)) open_deadline
+{still_open}) open_deadline
  WHERE level > 0
  GROUP BY grp, CASE WHEN level >= 3 THEN 3 ELSE level END"""
         levels: dict[str, dict[str, int]] = {}
