@@ -4,8 +4,14 @@ missing episodes, audit entries), never from counters kept on the side.
 Every measure of domain.md's "Records" table, for a period of London calendar days, for the whole
 partnership (group ``ALL``) and per school, per team or per financial-year quarter. The definitions are
 written out, one paragraph per measure, in docs/SCORECARD.md; the queries here are those definitions.
-The same SQL runs on SQLite and PostgreSQL: only two small expressions (minutes between two instants, an
-instant plus 30 days) are written per dialect.
+The same SQL runs on SQLite and PostgreSQL: only a few small expressions are written per dialect (seconds
+since 1970 of an instant, an instant plus 30 days, the code-point collation of the smallest school or team
+code, and a planner hint for SQLite).
+
+Every measure is summed per group in the database: each child's school or team is put once per request in a
+temporary table (``CHILD_GROUP_TABLE``) that the queries join; the four deadline ratios and the median
+time to acknowledge come from one pass over the period's deadlines; for ``by=school`` and ``by=team`` the
+partnership's row is the sum of the groups' rows (each case is in exactly one group).
 
 Groups: a case's school is the school a school alert was addressed to (the deadline's ``school_urn``),
 otherwise the school of the child's current roll record (``NONE`` when there is none); a case's team is
