@@ -9,8 +9,8 @@ since 1970 of an instant, an instant plus 30 days, the code-point collation of t
 code, and a planner hint for SQLite).
 
 Every measure is summed per group in the database: each child's school or team is put once per request in a
-temporary table (``CHILD_GROUP_TABLE``) that the queries join; the four deadline ratios and the median
-time to acknowledge come from one pass over the period's deadlines; for ``by=school`` and ``by=team`` the
+temporary table (``CHILD_GROUP_TABLE``) that the queries join; the four deadline ratios come from one range
+scan of the period's deadlines and the median time to acknowledge from another; for ``by=school`` and ``by=team`` the
 partnership's row is the sum of the groups' rows (each case is in exactly one group).
 
 Groups: a case's school is the school a school alert was addressed to (the deadline's ``school_urn``),
@@ -300,40 +300,43 @@ class ScorecardQueries:
         return p.label if by is None else str(group)
 
     def deadline_rows(self, p: Period, by: str | None) -> tuple[list[tuple[str, str, int, int]], dict[str, Median]]:
-        """One pass over the period's deadlines of the four done-by-the-deadline kinds and the school alerts'
-        times to acknowledge: (measure, group, numerator, denominator) rows, and the median minutes from each
+        """The period's deadlines of the four done-by-the-deadline kinds, summed per kind and group in SQL:
+        (measure, group, numerator, denominator) rows; and per group the median minutes from each
         acknowledged school alert's deadline creation to its closing (in whole seconds: each instant's
-        fraction of a second dropped) per group.
+        fraction of a second dropped), from one row per distinct (group, seconds) with its count.
 
-        The ratios are summed per kind and group in SQL; the acknowledged alerts' times come back as one row
-        per distinct (group, seconds) with its count, for the median."""
+        Two index-only range scans of the scorecard index: measured on a synthetic year, cheaper than one
+        pass grouped by kind, group and seconds together (which sorts every deadline)."""
         group, join, _ = self._group(by, "d.child_id", "d.school_urn")
         kinds = ", ".join(f"'{kind}'" for kind in DEADLINE_MEASURES.values())
         elapsed = f"{_epoch_seconds(self.postgres, 'd.closed_at')} - {_epoch_seconds(self.postgres, 'd.created_at')}"
-        acknowledged = ("d.kind = 'self_harm_acknowledgement' AND d.closed_at IS NOT NULL "
-                        "AND d.closed_at <= :as_of")
-        sql = f"""
-SELECT kind, grp, seconds, SUM(on_time) AS num, SUM(counted) AS den, COUNT(*) AS cases FROM (
+        ratio_sql = f"""
+SELECT kind, grp, SUM(on_time) AS num, SUM(counted) AS den FROM (
 SELECT d.kind AS kind, {group} AS grp,
-       CASE WHEN {acknowledged} THEN {elapsed} END AS seconds,
        CASE WHEN d.closed_at IS NOT NULL AND d.closed_at <= d.due_at AND d.closed_at <= :as_of
             THEN 1 ELSE 0 END AS on_time,
        CASE WHEN (d.closed_at IS NOT NULL AND d.closed_at <= :as_of) OR d.due_at <= :as_of
             THEN 1 ELSE 0 END AS counted
   FROM deadline d{join}
  WHERE d.kind IN ({kinds}) AND d.due_at >= :start AND d.due_at < :end) period_deadline
- GROUP BY kind, grp, seconds"""
+ GROUP BY kind, grp"""
+        seconds_sql = f"""
+SELECT grp, seconds, COUNT(*) AS cases FROM (
+SELECT {group} AS grp, {elapsed} AS seconds
+  FROM deadline d{join}
+ WHERE d.kind = 'self_harm_acknowledgement' AND d.due_at >= :start AND d.due_at < :end
+   AND d.closed_at IS NOT NULL AND d.closed_at <= :as_of) acknowledged
+ GROUP BY grp, seconds"""
         measure_of = {kind: key for key, kind in DEADLINE_MEASURES.items()}
         ratios: dict[tuple[str, str], list[int]] = {}
-        seconds: dict[str, dict[int, int]] = {}
-        for row in self._period_rows(sql, p):
-            label = self._label(by, p, row.grp)
-            sums = ratios.setdefault((measure_of[row.kind], label), [0, 0])
+        for row in self._period_rows(ratio_sql, p):
+            sums = ratios.setdefault((measure_of[row.kind], self._label(by, p, row.grp)), [0, 0])
             sums[0] += int(row.num or 0)
             sums[1] += int(row.den or 0)
-            if row.seconds is not None:
-                counted = seconds.setdefault(label, {})
-                counted[int(row.seconds)] = counted.get(int(row.seconds), 0) + int(row.cases)
+        seconds: dict[str, dict[int, int]] = {}
+        for row in self._period_rows(seconds_sql, p):
+            counted = seconds.setdefault(self._label(by, p, row.grp), {})
+            counted[int(row.seconds)] = counted.get(int(row.seconds), 0) + int(row.cases)
         self.ack_seconds = seconds
         medians = {label: _median(counted) for label, counted in seconds.items()}
         return [(measure, label, num, den) for (measure, label), (num, den) in ratios.items()], medians
