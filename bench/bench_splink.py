@@ -222,7 +222,7 @@ def splink_per_event(pairs: list[dict[str, Any]], truth: dict[str, str | None]
     return outcome, tally
 
 
-def breakdown(paths: dict[str, Path], truth: dict[str, str | None], ours: dict[str, tuple[bool, bool]],
+def breakdown(label: str, paths: dict[str, Path], truth: dict[str, str | None], ours: dict[str, tuple[bool, bool]],
               theirs: dict[str, tuple[bool, bool]]) -> list[str]:
     pupils = {row["upn"]: row for row in csv.DictReader(paths["pupils"].open(encoding="utf-8"))}
     counts: dict[str, Counter[str]] = {}
@@ -247,7 +247,7 @@ def breakdown(paths: dict[str, Path], truth: dict[str, str | None], ours: dict[s
         elif tally["ours_links"] < tally["splink_links"]:
             behind.append("our automatic links below Splink's links")
         behind_text = f" — {'; '.join(behind)}" if behind else ""
-        lines.append(f"  {kind} ({n} events): recall ours links {tally['ours_links'] / n:.4f}, ours with review "
+        lines.append(f"{label} {kind} ({n} events): recall ours links {tally['ours_links'] / n:.4f}, ours with review "
                      f"{tally['ours_found'] / n:.4f}; Splink links {tally['splink_links'] / n:.4f}, Splink with "
                      f"0.5-0.9 band {tally['splink_found'] / n:.4f}{behind_text}")
     return lines
@@ -271,20 +271,20 @@ def run_seed(seed: int, pupils: int, events: int, thresholds: Thresholds, workdi
     pairs, splink_seconds = splink_run(paths, seed)
     theirs, splink_tally = splink_per_event(pairs, truth)
     lines = [
-        f"seed {seed} ({pupils:,} pupils, {events:,} events, {our_tally.on_roll:,} about a child on the roll)",
-        f"  ours (`safeguard match evaluate`, {ours_seconds:.0f} s): precision {figures['precision']} "
+        f"seed {seed}: {pupils:,} pupils, {events:,} events, {our_tally.on_roll:,} about a child on the roll "
+        "(recall by corruption below: an event can carry several)",
+        f"seed {seed}, ours (`safeguard match evaluate`, {ours_seconds:.0f} s): precision {figures['precision']} "
         f"({our_tally.linked:,} links, {our_tally.linked - our_tally.linked_correct} wrong), recall "
         f"{figures['recall']} counting review hits (F1 {figures['f1']}), automatic links alone: recall "
         f"{links_alone.group(1) if links_alone else '?'}, F1 {our_tally.f1(False):.4f}; review rate "
         f"{figures['review rate']}, no-match rate {figures['no-match rate']}",
-        f"  Splink {splink.__version__} (link at match probability >= {SPLINK_LINK_PROBABILITY}, "
+        f"seed {seed}, Splink {splink.__version__} (link at match probability >= {SPLINK_LINK_PROBABILITY}, "
         f"{splink_seconds:.0f} s to train and predict): precision {splink_tally.precision():.4f} "
         f"({splink_tally.linked:,} links, {splink_tally.linked - splink_tally.linked_correct} wrong), "
         f"recall {splink_tally.recall(False):.4f}, F1 {splink_tally.f1(False):.4f}; "
         f"counting events whose true pupil scored {SPLINK_REVIEW_PROBABILITY}-{SPLINK_LINK_PROBABILITY} as a "
         f"review hit: recall {splink_tally.recall(True):.4f}",
-        "  recall by corruption (an event can carry several):",
-        *breakdown(paths, truth, ours, theirs),
+        *breakdown(f"seed {seed}, recall by corruption:", paths, truth, ours, theirs),
     ]
     return lines
 
