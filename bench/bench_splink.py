@@ -104,6 +104,8 @@ def corruptions(child: dict[str, Any], pupil: dict[str, str]) -> list[str]:
     elif child.get("postcode") != pupil["postcode"]:
         found.append("other postcode")
     found = found or ["none of the above (names, date of birth, postcode as on the roll)"]
+    if given and family and born:
+        found.append("complete identity (given name, family name and date of birth present)")
     if not child.get("nhs_number") or child.get("nhs_number") != pupil.get("nhs_number"):
         found.append("no NHS number shared (missing on the event or the roll)")
     return found
