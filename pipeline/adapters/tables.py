@@ -232,6 +232,8 @@ class Deadline(SQLModel, table=True):
         # The scorecard (deadlines of a kind due in a period; covering) and the overdue board (open, by due).
         Index("ix_deadline_scorecard", "kind", "due_at", "closed_at", "created_at", "child_id", "school_urn"),
         Index("ix_deadline_board", "state", "due_at", "id", "escalation_level", "kind"),
+        # The scorecard's open escalations: deadlines not closed by an instant (migration 0009).
+        Index("ix_deadline_open_at", "closed_at", "escalation_level", "created_at", "kind"),
     )
 
     id: str = Field(primary_key=True)
