@@ -29,14 +29,11 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.repository import EHE, INVOLVEMENT, PUPIL, SCHOOL
 from pipeline.domain.fellegi_sunter import Parameters, Prepared, nickname_groups, phonetic, prepare
 from pipeline.domain.matching import ReferenceStats, swapped_dates
 from pipeline.domain.model import Candidate, Identity
 
-PUPIL: Table = t.Pupil.__table__  # type: ignore[attr-defined]
-EHE: Table = t.EheRecord.__table__  # type: ignore[attr-defined]
-INVOLVEMENT: Table = t.Involvement.__table__  # type: ignore[attr-defined]
-SCHOOL: Table = t.School.__table__  # type: ignore[attr-defined]
 CHANGE: Table = t.ReferenceChange.__table__  # type: ignore[attr-defined]
 MODEL: Table = t.MatchModel.__table__  # type: ignore[attr-defined]
 

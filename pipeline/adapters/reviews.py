@@ -17,14 +17,11 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
-from pipeline.adapters.repository import SYSTEM, Repository
+from pipeline.adapters.repository import EHE, INVOLVEMENT, PUPIL, SYSTEM, Repository
 from pipeline.domain.model import ChildFacts
 
 EVENT: Table = t.Event.__table__  # type: ignore[attr-defined]
 DEADLINE: Table = t.Deadline.__table__  # type: ignore[attr-defined]
-PUPIL: Table = t.Pupil.__table__  # type: ignore[attr-defined]
-EHE: Table = t.EheRecord.__table__  # type: ignore[attr-defined]
-INVOLVEMENT: Table = t.Involvement.__table__  # type: ignore[attr-defined]
 PATHWAYS = {"self-harm-attendance": "self-harm", "missing-reported": "missing"}
 
 
