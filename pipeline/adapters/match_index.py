@@ -12,12 +12,21 @@ initial (only when the date of birth is missing). It is built at start-up (or on
 current like a GlobalKTable: before each batch a version check reads the reference change log
 (``ReferenceChange``, written by ``safeguard load``) and applies only the rows changed since, so a running
 process sees a reload without a restart or a rebuild.
+
+Storage, so a roll of a million children stays well under 2 GB: one slotted ``Candidate`` (with its
+``Prepared`` form) per record, their repeated values (names, dates, postcodes and their parts) held once; the
+blocks as one sorted array of key hashes beside an array of record ids (12 bytes a posting, no object per
+key), built in one pass; rows changed since the build go to a small dict of added postings, removed records
+are dropped from what is returned, and the arrays are rebuilt from memory once the changes grow large.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
+from array import array
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -38,6 +47,7 @@ CHANGE: Table = t.ReferenceChange.__table__  # type: ignore[attr-defined]
 MODEL: Table = t.MatchModel.__table__  # type: ignore[attr-defined]
 
 MAX_BLOCK = 2000  # a key shared by more records than this is too unselective to fetch on
+STREAM_ROWS = 5000  # rows fetched at a time when the index is built from the store
 
 
 @dataclass(frozen=True)
@@ -68,12 +78,22 @@ def _family_initials(p: Prepared) -> set[str]:
     return {i for i in (p.family[:1], *(part[:1] for part in p.family_parts)) if i}
 
 
+@functools.lru_cache(maxsize=65536)
+def _canonicals(given: str) -> list[str]:
+    return sorted(nickname_groups().get(given, ()))[:4]
+
+
+@functools.lru_cache(maxsize=65536)
+def _date_parts(born: date) -> tuple[str, int, str]:
+    return born.isoformat(), born.year, born.strftime("%m%d")
+
+
 def _keys(given: str, given_code: str, families: set[str], family_initials: set[str], born: date | None,
           sector: str, *, dated: bool = True) -> Iterator[str]:
     g0 = given[:1]
-    canonicals = sorted(nickname_groups().get(given, ()))[:4]
+    canonicals = _canonicals(given)
     if born is not None:
-        day, year, birthday = born.isoformat(), born.year, born.strftime("%m%d")
+        day, year, birthday = _date_parts(born)
         if g0:
             yield f"dg|{day}|{g0}"
         for initial in family_initials:
@@ -142,17 +162,76 @@ def event_keys(p: Prepared) -> Iterator[str]:
                              p.postcode[1], dated=p.date_of_birth is not None)
 
 
+class _Postings:
+    """Blocking key hashes -> record ids: ``keys`` sorted, ``ids`` beside them (built in one pass), and the
+    postings added since in ``added``. Ids within one key come out in the order the records were added."""
+
+    BUCKETS = 4096  # the build sorts one bucket of hashes (by their top 12 bits) at a time
+
+    def __init__(self) -> None:
+        self.keys = array("q")
+        self.ids = array("I")
+        self.added: dict[int, list[int]] = {}
+        self.added_count = 0
+
+    @classmethod
+    def build(cls, records: Iterable[tuple[int, Iterable[int]]]) -> _Postings:
+        """From (record id, its key hashes), ids ascending."""
+        bucket_keys = [array("q") for _ in range(cls.BUCKETS)]
+        bucket_ids = [array("I") for _ in range(cls.BUCKETS)]
+        half = cls.BUCKETS // 2
+        for record_id, hashes in records:
+            for h in hashes:
+                bucket = (h >> 52) + half
+                bucket_keys[bucket].append(h)
+                bucket_ids[bucket].append(record_id)
+        postings = cls()
+        for keys, ids in zip(bucket_keys, bucket_ids, strict=True):
+            order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: ids stay ascending within a key
+            postings.keys.extend([keys[i] for i in order])
+            postings.ids.extend([ids[i] for i in order])
+        return postings
+
+    def size(self, h: int, limit: int | None) -> tuple[int, int]:
+        """(lo, hi) of the key's run in ``keys``; hi is cut at lo + limit + 1 when ``limit`` is given."""
+        keys = self.keys
+        lo = bisect_left(keys, h)
+        if lo == len(keys) or keys[lo] != h:
+            return lo, lo
+        hi = len(keys) if limit is None else min(len(keys), lo + limit + 1)
+        return lo, bisect_right(keys, h, lo, hi)
+
+    def add(self, h: int, record_id: int) -> None:
+        self.added.setdefault(h, []).append(record_id)
+        self.added_count += 1
+
+    def discard(self, h: int, record_id: int) -> None:
+        members = self.added.get(h)
+        if members is not None and record_id in members:
+            members.remove(record_id)
+            self.added_count -= 1
+            if not members:
+                del self.added[h]
+
+
+def record_hashes(p: Prepared) -> set[int]:
+    """The record's blocking keys as this process's hashes (an int costs far less memory than the string, and a
+    collision could only add a candidate, never lose one)."""
+    return {hash(key) for key in record_keys(p)}
+
+
 class ReferenceIndex:
     """Candidates for an event from memory; current with the store through ``refresh``."""
+
+    COMPACT_AFTER = 100_000  # changed postings before the arrays are rebuilt (or a quarter of them, if more)
 
     def __init__(self, max_block: int = MAX_BLOCK) -> None:
         self.max_block = max_block
         self.records: list[Candidate | None] = []
-        self._keys_of: list[tuple[int, ...]] = []
-        self._id_of: dict[tuple[str, str], int] = {}
-        # Keys are stored as their hash (this process's, never persisted): an int costs far less memory than the
-        # string, and a collision could only add a candidate, never lose one.
-        self._blocks: dict[int, list[int]] = {}
+        self._id_of: dict[str, dict[str, int]] = {kind: {} for kind in SOURCE}
+        self._postings = _Postings()
+        self._removed = 0  # records removed since the arrays were built (their postings are still there)
+        self._values: dict[Any, Any] = {}  # one copy of each repeated value (names, dates, postcodes, parts)
         self._given: Counter[str] = Counter()
         self._family: Counter[str] = Counter()
         self.schools: dict[str, str] = {}
@@ -162,67 +241,91 @@ class ReferenceIndex:
         self._lock = threading.RLock()
 
     # ---- building and applying changes ---------------------------------------------------------------
+    def _shared(self, value: Any) -> Any:
+        return None if value is None else self._values.setdefault(value, value)
+
+    def _store(self, row: ReferenceRow) -> tuple[int, set[int]]:
+        """Keep one record (its repeated values shared); its id and key hashes."""
+        school = self.schools.get(row.school_urn or "") if row.school_urn else None
+        given = row.identity
+        identity = Identity(self._shared(given.given_name), self._shared(given.family_name),
+                            self._shared(given.date_of_birth), self._shared(given.sex), given.nhs_number,
+                            self._shared(given.postcode), given.school_name)
+        prepared = prepare(identity, school, self._values)
+        candidate = Candidate(SOURCE[row.kind], row.key, identity, upn=row.upn,
+                              school_urn=self._shared(row.school_urn), school_name=school, prepared=prepared)
+        record_id = len(self.records)
+        self.records.append(candidate)
+        self._id_of[row.kind][row.key] = record_id
+        self._given[prepared.given] += 1
+        self._family[prepared.family] += 1
+        self.live += 1
+        return record_id, record_hashes(prepared)
+
     def add(self, row: ReferenceRow) -> None:
         with self._lock:
-            if (row.kind, row.key) in self._id_of:
+            if row.key in self._id_of[row.kind]:
                 self.remove(row.kind, row.key)
-            school = self.schools.get(row.school_urn or "") if row.school_urn else None
-            prepared = prepare(row.identity, school)
-            candidate = Candidate(SOURCE[row.kind], row.key, row.identity, upn=row.upn, school_urn=row.school_urn,
-                                  school_name=school, prepared=prepared)
-            record_id = len(self.records)
-            self.records.append(candidate)
-            keys = tuple({hash(key) for key in record_keys(prepared)})
-            self._keys_of.append(keys)
-            self._id_of[(row.kind, row.key)] = record_id
-            for key in keys:
-                self._blocks.setdefault(key, []).append(record_id)
-            self._given[prepared.given] += 1
-            self._family[prepared.family] += 1
-            self.live += 1
+            record_id, hashes = self._store(row)
+            for h in hashes:
+                self._postings.add(h, record_id)
 
     def remove(self, kind: str, key: str) -> None:
         with self._lock:
-            record_id = self._id_of.pop((kind, key), None)
+            record_id = self._id_of[kind].pop(key, None)
             if record_id is None:
                 return
             candidate = self.records[record_id]
             assert candidate is not None and isinstance(candidate.prepared, Prepared)
-            for block_key in self._keys_of[record_id]:
-                members = self._blocks.get(block_key)
-                if members is not None:
-                    members.remove(record_id)
-                    if not members:
-                        del self._blocks[block_key]
+            for h in record_hashes(candidate.prepared):
+                self._postings.discard(h, record_id)
             self._given[candidate.prepared.given] -= 1
             self._family[candidate.prepared.family] -= 1
             self.records[record_id] = None
-            self._keys_of[record_id] = ()
+            self._removed += 1
             self.live -= 1
 
     def _restat(self) -> None:
+        """After a batch of changes: the statistics, and the arrays rebuilt once the changes since are many."""
+        changed = self._postings.added_count + self._removed
+        if changed > max(self.COMPACT_AFTER, len(self._postings.keys) // 4):
+            self._compact()
         self.stats = ReferenceStats(population=self.live, given_counts=self._given, family_counts=self._family,
                                     records=self.live)
 
+    def _compact(self) -> None:
+        """Rebuild the arrays from the records in memory (ids unchanged): no store read, no new records."""
+        self._postings = _Postings.build(
+            (record_id, record_hashes(candidate.prepared)) for record_id, candidate in enumerate(self.records)
+            if candidate is not None and isinstance(candidate.prepared, Prepared))
+        self._removed = 0
+
     def load(self, rows: Iterable[ReferenceRow], schools: dict[str, str] | None = None) -> None:
-        """Replace the whole contents (a build)."""
+        """Replace the whole contents (a build, in one pass over the rows)."""
         with self._lock:
             self.__init__(self.max_block)  # type: ignore[misc]
             self.schools = dict(schools or {})
-            for row in rows:
-                self.add(row)
+            self._postings = _Postings.build(self._store(row) for row in rows)
             self._restat()
 
     # ---- reading --------------------------------------------------------------------------------------
     def candidates(self, identity: Identity) -> list[Candidate]:
         prepared = prepare(identity)
         found: dict[int, None] = {}
+        postings = self._postings
         with self._lock:
-            for key in event_keys(prepared):
-                members = self._blocks.get(hash(key))
-                if members and (len(members) <= self.max_block or key.startswith("n|")):
-                    found.update(dict.fromkeys(members))
-            return [c for c in (self.records[i] for i in found) if c is not None]
+            for key in dict.fromkeys(event_keys(prepared)):  # a key the date's swap repeats is looked up once
+                h = hash(key)
+                unlimited = key.startswith("n|")
+                lo, hi = postings.size(h, None if unlimited else self.max_block)
+                added = postings.added.get(h, ())
+                if hi == lo and not added:
+                    continue
+                if unlimited or hi - lo + len(added) <= self.max_block:
+                    found.update(dict.fromkeys(postings.ids[lo:hi]))
+                    found.update(dict.fromkeys(added))
+            records = self.records
+            return [c for c in (records[i] for i in found) if c is not None]
 
     # ---- the store --------------------------------------------------------------------------------------
     def refresh(self, connection: Connection) -> bool:
@@ -261,19 +364,26 @@ def _schools(connection: Connection) -> dict[str, str]:
     return {row.urn: row.name for row in connection.execute(sa_select(SCHOOL.c.urn, SCHOOL.c.name))}
 
 
+_IDENTITY = ("given_name", "family_name", "date_of_birth", "nhs_number")
+
+
 def _table_rows(connection: Connection, kind: str, keys: set[str] | None) -> Iterator[ReferenceRow]:
+    """Plain rows through Core, only the columns the index keeps, streamed (a server-side cursor where the
+    database has one) so a million rows are never all held at once."""
     if kind == "pupils":
-        statement = sa_select(PUPIL)  # pupils who left the roll are still evidence of who a child is
+        # pupils who left the roll are still evidence of who a child is
+        statement = sa_select(*(PUPIL.c[c] for c in (*_IDENTITY, "upn", "sex", "postcode", "school_urn")))
         if keys is not None:
             statement = statement.where(PUPIL.c.upn.in_(keys))
-        for row in connection.execute(statement):
+        for row in connection.execute(statement.execution_options(yield_per=STREAM_ROWS)):
             yield ReferenceRow("pupils", row.upn, _identity(row), upn=row.upn, school_urn=row.school_urn)
         return
     table = EHE if kind == "ehe" else INVOLVEMENT
-    statement = sa_select(table).where(table.c.ended_at.is_(None))
+    columns = [*_IDENTITY, "row_key", *(["postcode"] if kind == "ehe" else ["upn"])]
+    statement = sa_select(*(table.c[c] for c in columns)).where(table.c.ended_at.is_(None))
     if keys is not None:
         statement = statement.where(table.c.row_key.in_(keys))
-    for row in connection.execute(statement):
+    for row in connection.execute(statement.execution_options(yield_per=STREAM_ROWS)):
         yield ReferenceRow(kind, row.row_key, _identity(row), upn=getattr(row, "upn", None))
 
 

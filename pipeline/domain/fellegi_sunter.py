@@ -112,11 +112,17 @@ def phonetic(name: str) -> str:
     return jellyfish.metaphone(name) if name else ""
 
 
+@functools.lru_cache(maxsize=65536)  # one shared tuple per name: the index keeps one per record
 def _parts(value: str | None) -> tuple[str, ...]:
     """Normalised parts of a possibly hyphenated or double-barrelled name (Smith-Jones -> smith, jones)."""
     if not value:
         return ()
     return tuple(p for p in (normalise_name(x) for x in value.replace("-", " ").split()) if p)
+
+
+@functools.lru_cache(maxsize=65536)
+def _birth_digits(value: date) -> str:
+    return value.strftime("%Y%m%d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,17 +142,26 @@ class Prepared:
     school: str
 
 
-def prepare(identity: Identity, school_name: str | None = None) -> Prepared:
+def prepare(identity: Identity, school_name: str | None = None,
+            shared: dict[Any, Any] | None = None) -> Prepared:
+    """The identity normalised for comparing. ``shared``: a table of values already held (the index's), so a
+    million records keep one copy of each postcode's parts, name and date instead of one each."""
     given, family = normalise_name(identity.given_name), normalise_name(identity.family_name)
+    born = identity.date_of_birth
+    postcode = postcode_parts(identity.postcode) if normalise_postcode(identity.postcode) else ("", "", "")
+    school = _school_key(school_name or identity.school_name)
+    if shared is not None:
+        postcode = shared.setdefault(postcode, postcode)
+        school = shared.setdefault(school, school)
+        given, family = shared.setdefault(given, given), shared.setdefault(family, family)
     return Prepared(
         given=given, family=family, family_parts=_parts(identity.family_name),
         given_phonetic=phonetic(given), family_phonetic=phonetic(family),
-        date_of_birth=identity.date_of_birth,
-        birth_digits=identity.date_of_birth.strftime("%Y%m%d") if identity.date_of_birth else "",
+        date_of_birth=born, birth_digits=_birth_digits(born) if born else "",
         sex=identity.sex if identity.sex in ("M", "F") else None,
-        postcode=postcode_parts(identity.postcode) if normalise_postcode(identity.postcode) else ("", "", ""),
+        postcode=postcode,
         nhs_number=identity.nhs_number if nhs_number_valid(identity.nhs_number) else None,
-        school=_school_key(school_name or identity.school_name),
+        school=school,
     )
 
 
@@ -217,38 +232,67 @@ def date_level(a: date | None, b: date | None, a_digits: str = "", b_digits: str
     return "different"
 
 
+_GIVEN_KEPT = ("exact", "nickname", ABSENT)  # given-name levels a transposition never replaces
+_FAMILY_KEPT = ("exact", "hyphenated", ABSENT)
+
+
+def _given_level(event: Prepared, record: Prepared) -> str:
+    return _name_level(event.given, record.given, event.given_phonetic, record.given_phonetic, given=True)
+
+
+def _family_level(event: Prepared, record: Prepared) -> str:
+    return _name_level(event.family, record.family, event.family_phonetic, record.family_phonetic, given=False,
+                       a_parts=event.family_parts, b_parts=record.family_parts)
+
+
+def _name_levels(event: Prepared, record: Prepared) -> tuple[str, str]:
+    """(given, family) levels: both "transposed" when neither agrees and each is close to the other's name."""
+    given, family = _given_level(event, record), _family_level(event, record)
+    if given not in _GIVEN_KEPT and family not in _FAMILY_KEPT \
+            and _close(event.given, record.family) and _close(event.family, record.given):
+        return "transposed", "transposed"
+    return given, family
+
+
+def _nhs_level(event: Prepared, record: Prepared) -> str:
+    if event.nhs_number and record.nhs_number:
+        return "exact" if event.nhs_number == record.nhs_number else "different"
+    return ABSENT
+
+
+def _sex_level(event: str | None, record: str | None) -> str:
+    return ("agree" if event == record else "different") if event and record else ABSENT
+
+
+def _postcode_level(event: tuple[str, str, str], record: tuple[str, str, str]) -> str:
+    if not (event[0] and record[0]):
+        return ABSENT
+    if event[0] == record[0]:
+        return "full"
+    if event[1] and event[1] == record[1]:
+        return "sector"
+    if event[2] and event[2] == record[2]:
+        return "district"
+    return "different"
+
+
+def _school_level(event: str, record: str) -> str:
+    if event and record:
+        return "similar" if _similar(event, record) >= 0.88 else "different"
+    return ABSENT
+
+
+def _date_level(event: Prepared, record: Prepared) -> str:
+    return date_level(event.date_of_birth, record.date_of_birth, event.birth_digits, record.birth_digits)
+
+
 def compare(event: Prepared, record: Prepared) -> dict[str, str]:
     """The level of each field for one (event, reference record) pair."""
-    given = _name_level(event.given, record.given, event.given_phonetic, record.given_phonetic, given=True)
-    family = _name_level(event.family, record.family, event.family_phonetic, record.family_phonetic, given=False,
-                         a_parts=event.family_parts, b_parts=record.family_parts)
-    if given not in ("exact", "nickname", ABSENT) and family not in ("exact", "hyphenated", ABSENT) \
-            and _close(event.given, record.family) and _close(event.family, record.given):
-        given = family = "transposed"
-    if event.nhs_number and record.nhs_number:
-        nhs = "exact" if event.nhs_number == record.nhs_number else "different"
-    else:
-        nhs = ABSENT
-    sex = ("agree" if event.sex == record.sex else "different") if event.sex and record.sex else ABSENT
-    if event.postcode[0] and record.postcode[0]:
-        if event.postcode[0] == record.postcode[0]:
-            postcode = "full"
-        elif event.postcode[1] and event.postcode[1] == record.postcode[1]:
-            postcode = "sector"
-        elif event.postcode[2] and event.postcode[2] == record.postcode[2]:
-            postcode = "district"
-        else:
-            postcode = "different"
-    else:
-        postcode = ABSENT
-    if event.school and record.school:
-        school = "similar" if _similar(event.school, record.school) >= 0.88 else "different"
-    else:
-        school = ABSENT
-    return {"nhs_number": nhs, "given_name": given, "family_name": family,
-            "date_of_birth": date_level(event.date_of_birth, record.date_of_birth, event.birth_digits,
-                                        record.birth_digits), "sex": sex,
-            "postcode": postcode, "school": school}
+    given, family = _name_levels(event, record)
+    return {"nhs_number": _nhs_level(event, record), "given_name": given, "family_name": family,
+            "date_of_birth": _date_level(event, record), "sex": _sex_level(event.sex, record.sex),
+            "postcode": _postcode_level(event.postcode, record.postcode),
+            "school": _school_level(event.school, record.school)}
 
 
 # ---- parameters -----------------------------------------------------------------------------------------
@@ -341,6 +385,90 @@ def score(params: Parameters, event: Prepared, record: Prepared,
     """The pair's match weight (without the prior) and its comparisons [{field, level, weight}]."""
     levels = compare(event, record)
     return match_weight(params, event, levels, stats), comparisons(params, event, levels, stats)
+
+
+class EventScorer:
+    """One event's comparisons against many records, exactly as ``compare`` and ``match_weight`` make them, but
+    each field's level (and its weight) worked out once per distinct value among the records: a block of
+    hundreds of candidates shares a few hundred names, dates and postcodes. The weights of the levels are fixed
+    per event (an exact name's weight depends only on the event's name), so a record's weight is seven look-ups."""
+
+    def __init__(self, params: Parameters, event: Prepared, stats: ReferenceStats | None) -> None:
+        self.params, self.event, self.stats = params, event, stats
+        self.table = {name: {lv: level_weight(params, name, lv, event, stats) for lv in LEVELS[name]}
+                      for name in FIELDS}
+        # value -> (level, weight, may be transposed) for names; value -> (level, weight) for the others
+        self._given: dict[str, tuple[str, float, bool]] = {}
+        self._family: dict[tuple[str, tuple[str, ...]], tuple[str, float, bool]] = {}
+        self._dates: dict[date | None, tuple[str, float]] = {}
+        self._postcodes: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._schools: dict[str, tuple[str, float]] = {}
+        self._nhs_absent = self.table["nhs_number"][ABSENT]
+        self._sex = {sex: (_sex_level(event.sex, sex), self.table["sex"][_sex_level(event.sex, sex)])
+                     for sex in ("M", "F", None)}  # ``prepare`` keeps only these
+
+    def _given_of(self, record: Prepared) -> tuple[str, float, bool]:
+        found = self._given.get(record.given)
+        if found is None:
+            level = _given_level(self.event, record)
+            transposable = level not in _GIVEN_KEPT and _close(self.event.family, record.given)
+            found = self._given[record.given] = (level, self.table["given_name"][level], transposable)
+        return found
+
+    def _family_of(self, record: Prepared) -> tuple[str, float, bool]:
+        key = (record.family, record.family_parts)
+        found = self._family.get(key)
+        if found is None:
+            level = _family_level(self.event, record)
+            transposable = level not in _FAMILY_KEPT and _close(self.event.given, record.family)
+            found = self._family[key] = (level, self.table["family_name"][level], transposable)
+        return found
+
+    def _date_of(self, record: Prepared) -> tuple[str, float]:
+        found = self._dates.get(record.date_of_birth)
+        if found is None:
+            level = _date_level(self.event, record)
+            found = self._dates[record.date_of_birth] = (level, self.table["date_of_birth"][level])
+        return found
+
+    def _postcode_of(self, record: Prepared) -> tuple[str, float]:
+        found = self._postcodes.get(record.postcode)
+        if found is None:
+            level = _postcode_level(self.event.postcode, record.postcode)
+            found = self._postcodes[record.postcode] = (level, self.table["postcode"][level])
+        return found
+
+    def _school_of(self, record: Prepared) -> tuple[str, float]:
+        found = self._schools.get(record.school)
+        if found is None:
+            level = _school_level(self.event.school, record.school)
+            found = self._schools[record.school] = (level, self.table["school"][level])
+        return found
+
+    def _nhs_of(self, record: Prepared) -> str:
+        return _nhs_level(self.event, record)
+
+    def weight(self, record: Prepared) -> float:
+        """``match_weight(params, event, compare(event, record), stats)``, summed in the same order."""
+        given = self._given.get(record.given) or self._given_of(record)
+        family = self._family.get((record.family, record.family_parts)) or self._family_of(record)
+        table = self.table
+        nhs = table["nhs_number"][self._nhs_of(record)] if record.nhs_number else self._nhs_absent
+        if given[2] and family[2]:
+            total = nhs + table["given_name"]["transposed"] + table["family_name"]["transposed"]
+        else:
+            total = nhs + given[1] + family[1]
+        return total + (self._dates.get(record.date_of_birth) or self._date_of(record))[1] \
+            + self._sex[record.sex][1] + (self._postcodes.get(record.postcode) or self._postcode_of(record))[1] \
+            + (self._schools.get(record.school) or self._school_of(record))[1]
+
+    def levels(self, record: Prepared) -> dict[str, str]:
+        """``compare(event, record)``."""
+        given, family = self._given_of(record), self._family_of(record)
+        names = ("transposed", "transposed") if given[2] and family[2] else (given[0], family[0])
+        return {"nhs_number": self._nhs_of(record), "given_name": names[0], "family_name": names[1],
+                "date_of_birth": self._date_of(record)[0], "sex": self._sex[record.sex][0],
+                "postcode": self._postcode_of(record)[0], "school": self._school_of(record)[0]}
 
 
 def probability(weight: float) -> float:
@@ -449,16 +577,24 @@ class Thresholds:
         return cls(link, review, float(settings.get("close_bits", cls.close_bits)))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Person:
     key: str
     weight: float
     probability: float
-    levels: dict[str, str]
-    source: str
     record: Prepared
+    source: str
     nhs_equal: bool
     nhs_different: bool
+    scorer: EventScorer
+    exact_names: bool  # given and family names both agree exactly
+    _levels: dict[str, str] | None = None
+
+    @property
+    def levels(self) -> dict[str, str]:
+        if self._levels is None:  # only the people the rules or the breakdown look at
+            self._levels = self.scorer.levels(self.record)
+        return self._levels
 
     def level(self, name: str) -> str:
         return self.levels[name]
@@ -469,7 +605,7 @@ def _household(person: _Person) -> tuple[date | None, str]:
 
 
 def _exact_names(person: _Person) -> bool:
-    return person.level("given_name") == "exact" and person.level("family_name") == "exact"
+    return person.exact_names
 
 
 def _prepared(candidate: Candidate) -> Prepared:
@@ -495,26 +631,30 @@ class FellegiSunterMatcher:
                stats: ReferenceStats | None = None) -> MatchDecision:
         params, limits = self.parameters, self.thresholds
         mine = prepare(event)
+        scorer = EventScorer(params, mine, stats)
         groups = group_people(candidates)
         population = stats.population if stats and stats.population else max(len(groups), 1)
         prior = prior_weight(params, population)
         people: list[_Person] = []
+        given, family = mine.given, mine.family
         for key, members in groups.items():
-            best: _Person | None = None
+            best_weight, best_record, best_member = 0.0, None, members[0]
             for member in members:
                 record = _prepared(member)
-                levels = compare(mine, record)
-                weight = match_weight(params, mine, levels, stats)
-                if best is None or weight > best.weight:
-                    best = _Person(key, weight, 0.0, levels, member.source, record, False, False)
-            assert best is not None
-            numbers = {_prepared(m).nhs_number for m in members} - {None}
-            best.nhs_equal = bool(mine.nhs_number and mine.nhs_number in numbers)
-            best.nhs_different = bool(mine.nhs_number and numbers and mine.nhs_number not in numbers)
-            best.weight += prior
-            people.append(best)
+                weight = scorer.weight(record)
+                if best_record is None or weight > best_weight:
+                    best_weight, best_record, best_member = weight, record, member
+            assert best_record is not None
+            equal = different = False
+            if mine.nhs_number:
+                numbers = {_prepared(m).nhs_number for m in members} - {None}
+                equal = mine.nhs_number in numbers
+                different = bool(numbers) and not equal
+            exact = bool(given and family and best_record.given == given and best_record.family == family)
+            people.append(_Person(key, best_weight + prior, 0.0, best_record, best_member.source, equal, different,
+                                  scorer, exact))
         # Ties go to the person whose names agree exactly.
-        people.sort(key=lambda p: (p.weight, _exact_names(p)), reverse=True)
+        people.sort(key=lambda p: (p.weight, p.exact_names), reverse=True)
         if people and _exact_names(people[0]):
             # Twins or siblings at one address: when the names agree exactly with one of them, the others (whose
             # given name does not) are not this child and do not dilute the probability.

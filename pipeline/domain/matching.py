@@ -121,22 +121,21 @@ def group_people(candidates: Iterable[Candidate]) -> dict[str, list[Candidate]]:
         return key
 
     items = list(candidates)
-    for candidate in items:
-        keys = [person_key(candidate)]
-        if candidate.upn and candidate.identity.nhs_number:
-            keys.append(f"nhs:{candidate.identity.nhs_number}")
-        for other in keys[1:]:
-            parent[find(other)] = find(keys[0])
-        find(keys[0])
+    keys = [person_key(candidate) for candidate in items]  # once each: a block can hold hundreds
+    joined = [(candidate, key) for candidate, key in zip(items, keys, strict=True)
+              if candidate.upn and candidate.identity.nhs_number]
+    for candidate, key in joined:  # a UPN and an NHS number join the records that carry either
+        parent[find(f"nhs:{candidate.identity.nhs_number}")] = find(key)
     groups: dict[str, list[Candidate]] = {}
-    for candidate in items:
-        groups.setdefault(find(person_key(candidate)), []).append(candidate)
+    for candidate, key in zip(items, keys, strict=True):
+        groups.setdefault(find(key) if parent else key, []).append(candidate)
     _merge_exact_identities(groups)
     # Name each group by its most stable key: a UPN where there is one.
     named: dict[str, list[Candidate]] = {}
     for members in groups.values():
-        keys = sorted({person_key(m) for m in members}, key=lambda k: (not k.startswith("upn:"), k))
-        named[keys[0]] = members
+        if len(members) == 1:
+            named[person_key(members[0])] = members
+            continue
+        ordered = sorted({person_key(m) for m in members}, key=lambda k: (not k.startswith("upn:"), k))
+        named[ordered[0]] = members
     return named
-
-

@@ -68,7 +68,7 @@ IRO_ROLE = "iro"
 PERSON_ROLES = frozenset({DSL_ROLE, DEPUTY_DSL_ROLE, WORKER_ROLE, TEAM_MANAGER_ROLE, IRO_ROLE, "assignee"})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: the match index holds one per reference record
 class Identity:
     """A child as one system knows them. An event's child may lack any field (the sender did not know it);
     reference records always carry the names and date of birth."""
@@ -87,7 +87,7 @@ def iso_date(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """A reference record that might be the event's child."""
 
