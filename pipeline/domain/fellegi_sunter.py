@@ -20,6 +20,7 @@ import functools
 import hashlib
 import json
 import math
+import operator
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -221,8 +222,7 @@ def date_level(a: date | None, b: date | None, a_digits: str = "", b_digits: str
         return "exact"
     if a.day == b.month and a.month == b.day and a.year == b.year:
         return "day_month_swap"
-    if (sum(x != y for x, y in zip(a_digits, b_digits, strict=True)) == 1) if a_digits and b_digits \
-            else _one_digit(a, b):
+    if (sum(map(operator.ne, a_digits, b_digits)) == 1) if a_digits and b_digits else _one_digit(a, b):
         return "one_digit"
     apart = abs((a - b).days)
     if apart <= 31:
@@ -609,8 +609,9 @@ def _exact_names(person: _Person) -> bool:
 
 
 def _prepared(candidate: Candidate) -> Prepared:
-    if isinstance(candidate.prepared, Prepared):
-        return candidate.prepared
+    prepared = candidate.prepared
+    if prepared.__class__ is Prepared:
+        return prepared
     return prepare(candidate.identity, candidate.school_name)
 
 
@@ -637,14 +638,16 @@ class FellegiSunterMatcher:
         prior = prior_weight(params, population)
         people: list[_Person] = []
         given, family = mine.given, mine.family
+        weigh = scorer.weight
         for key, members in groups.items():
-            best_weight, best_record, best_member = 0.0, None, members[0]
-            for member in members:
+            best_member = members[0]
+            best_record = _prepared(best_member)
+            best_weight = weigh(best_record)
+            for member in members[1:]:
                 record = _prepared(member)
-                weight = scorer.weight(record)
-                if best_record is None or weight > best_weight:
+                weight = weigh(record)
+                if weight > best_weight:
                     best_weight, best_record, best_member = weight, record, member
-            assert best_record is not None
             equal = different = False
             if mine.nhs_number:
                 numbers = {_prepared(m).nhs_number for m in members} - {None}
@@ -659,8 +662,11 @@ class FellegiSunterMatcher:
             # Twins or siblings at one address: when the names agree exactly with one of them, the others (whose
             # given name does not) are not this child and do not dilute the probability.
             first = people[0]
-            people = [first, *(p for p in people[1:] if not (_household(p) == _household(first) and
-                                                            _household(first)[1] and p.level("given_name") != "exact"))]
+            born, home = _household(first)
+            if home:
+                people = [first, *(p for p in people[1:] if not (p.record.date_of_birth == born and
+                                                                p.record.postcode[0] == home and
+                                                                p.level("given_name") != "exact"))]
         # The child is at most one of these people: each one's probability is its odds against all the others and
         # against none of them, so two close candidates share the probability and neither reaches the link.
         if people:
@@ -714,9 +720,9 @@ class FellegiSunterMatcher:
         if top.nhs_different:
             return (MatchOutcome.REVIEW, top, "nhs_number_different",
                     "different valid NHS numbers are never linked automatically")
-        household = _household(top)
+        born, home = _household(top)
         for other in people[1:]:
-            sibling = household[1] and _household(other) == household
+            sibling = home and other.record.date_of_birth == born and other.record.postcode[0] == home
             if sibling and not _exact_names(top):
                 return (MatchOutcome.REVIEW, top, "twins",
                         "a sibling shares the date of birth and address; fuzzy names are never linked")

@@ -129,12 +129,13 @@ def group_people(candidates: Iterable[Candidate]) -> dict[str, list[Candidate]]:
     groups: dict[str, list[Candidate]] = {}
     for candidate, key in zip(items, keys, strict=True):
         groups.setdefault(find(key) if parent else key, []).append(candidate)
-    _merge_exact_identities(groups)
+    if not all(candidate.upn for candidate in items):  # else every group has a UPN: nothing to join
+        _merge_exact_identities(groups)
     # Name each group by its most stable key: a UPN where there is one.
     named: dict[str, list[Candidate]] = {}
-    for members in groups.values():
+    for root, members in groups.items():
         if len(members) == 1:
-            named[person_key(members[0])] = members
+            named[root if not parent else person_key(members[0])] = members
             continue
         ordered = sorted({person_key(m) for m in members}, key=lambda k: (not k.startswith("upn:"), k))
         named[ordered[0]] = members
