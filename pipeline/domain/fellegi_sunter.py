@@ -404,6 +404,7 @@ class EventScorer:
         self._postcodes: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._schools: dict[str, tuple[str, float]] = {}
         self._nhs_absent = self.table["nhs_number"][ABSENT]
+        self._postcode_weights = tuple(self.table["postcode"][lv] for lv in LEVELS["postcode"])
         self._sex = {sex: (_sex_level(event.sex, sex), self.table["sex"][_sex_level(event.sex, sex)])
                      for sex in ("M", "F", None)}  # ``prepare`` keeps only these
 
@@ -458,8 +459,20 @@ class EventScorer:
             total = nhs + table["given_name"]["transposed"] + table["family_name"]["transposed"]
         else:
             total = nhs + given[1] + family[1]
+        postcode = record.postcode[0]  # the level of ``_postcode_level``, inline: cheaper than a look-up
+        full, sector, district = self.event.postcode
+        if not (full and postcode):
+            postcode_weight = self._postcode_weights[4]
+        elif postcode == full:
+            postcode_weight = self._postcode_weights[0]
+        elif sector and sector == record.postcode[1]:
+            postcode_weight = self._postcode_weights[1]
+        elif district and district == record.postcode[2]:
+            postcode_weight = self._postcode_weights[2]
+        else:
+            postcode_weight = self._postcode_weights[3]
         return total + (self._dates.get(record.date_of_birth) or self._date_of(record))[1] \
-            + self._sex[record.sex][1] + (self._postcodes.get(record.postcode) or self._postcode_of(record))[1] \
+            + self._sex[record.sex][1] + postcode_weight \
             + (self._schools.get(record.school) or self._school_of(record))[1]
 
     def levels(self, record: Prepared) -> dict[str, str]:
