@@ -334,7 +334,7 @@ class ReferenceIndex:
                     found.update(dict.fromkeys(postings.ids[lo:hi]))
                     found.update(dict.fromkeys(added))
             records = self.records
-            return [c for c in (records[i] for i in found) if c is not None]
+            return [candidate for i in found if (candidate := records[i]) is not None]
 
     # ---- the store --------------------------------------------------------------------------------------
     def refresh(self, connection: Connection) -> bool:

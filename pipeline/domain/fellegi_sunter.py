@@ -186,6 +186,7 @@ def _similar(a: str, b: str) -> float:
     return JaroWinkler.similarity(a, b) if a and b else 0.0
 
 
+@functools.lru_cache(maxsize=1 << 17)  # pure; names repeat across events (a roll has a few thousand of them)
 def _name_level(a: str, b: str, a_phonetic: str, b_phonetic: str, *, given: bool,
                 a_parts: tuple[str, ...] = (), b_parts: tuple[str, ...] = ()) -> str:
     if not a or not b:
@@ -206,6 +207,7 @@ def _name_level(a: str, b: str, a_phonetic: str, b_phonetic: str, *, given: bool
     return "different"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _close(a: str, b: str) -> bool:
     return bool(a and b) and (a == b or _similar(a, b) >= 0.92 or are_nicknames(a, b))
 
@@ -654,7 +656,9 @@ class FellegiSunterMatcher:
         weigh = scorer.weight
         for key, members in groups.items():
             best_member = members[0]
-            best_record = _prepared(best_member)
+            best_record = best_member.prepared
+            if best_record.__class__ is not Prepared:
+                best_record = _prepared(best_member)
             best_weight = weigh(best_record)
             for member in members[1:]:
                 record = _prepared(member)
