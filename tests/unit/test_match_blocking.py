@@ -76,3 +76,22 @@ def test_a_true_pair_with_each_corruption_still_reaches_scoring_without_the_weak
     for name in names:
         event = CORRUPTIONS[name](event)
     assert _reaches(without_weak_block, event), names
+
+
+def test_changes_are_found_before_and_after_the_arrays_are_rebuilt() -> None:
+    index = _index(weak_block=0)
+    index.COMPACT_AFTER = 5  # type: ignore[misc]  # rebuild after a handful of changed postings
+    newcomer = Identity("Kit", "Marlowe", date(2014, 2, 26), "M", None, "NS2 9XY")
+    index.add(ReferenceRow("pupils", "NEW", newcomer, upn="NEW"))
+    index.remove("pupils", "C1")
+    for i in range(40):  # enough changed postings to pass a quarter of the arrays
+        index.add(ReferenceRow("pupils", f"N{i}", replace(newcomer, given_name=f"Kit{'x' * i}"), upn=f"N{i}"))
+    assert "NEW" in {c.record_key for c in index.candidates(newcomer)}
+    assert "C1" not in {c.record_key for c in index.candidates(CROWD[1])}
+    assert index._postings.added_count > len(index._postings.keys) // 4
+    index._restat()  # after a batch of changes: the arrays are rebuilt from memory
+    assert index._postings.added_count == 0 and index._removed == 0
+    assert "NEW" in {c.record_key for c in index.candidates(newcomer)}
+    assert "C1" not in {c.record_key for c in index.candidates(CROWD[1])}
+    assert "C2" in {c.record_key for c in index.candidates(CROWD[2])}
+    assert _reaches(index, TRUE) and index.live == len(CROWD) + 41
