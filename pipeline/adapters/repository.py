@@ -142,7 +142,8 @@ class Repository:
         nhs = {m.identity.nhs_number for m in members if m.identity.nhs_number}
         enrolments: list[Enrolment] = []
         if upns:
-            for pupil in self._rows(sa_select(PUPIL).where(PUPIL.c.upn.in_(upns), PUPIL.c.ended_at.is_(None))):
+            for pupil in self._rows(sa_select(PUPIL).where(PUPIL.c.upn.in_(upns), PUPIL.c.ended_at.is_(None))
+                                    .order_by(PUPIL.c.upn)):
                 school = self.school(pupil.school_urn)
                 if school is not None and _on_roll(pupil, day):
                     enrolments.append(Enrolment(pupil.upn, school, _pupil_identity(pupil)))
@@ -154,7 +155,8 @@ class Repository:
             clauses.append(col(t.Involvement.nhs_number).in_(nhs))
         involvements = [
             Involvement(row.status, row.worker_email, row.team, row.manager_email, row.placing_la, row.iro_email)
-            for row in self._rows(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.ended_at.is_(None), or_(*clauses)))
+            for row in self._rows(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.ended_at.is_(None), or_(*clauses))
+                                  .order_by(INVOLVEMENT.c.row_key))
         ]
         home_educated = any(m.source == "ehe" for m in members)
         if not home_educated and nhs:
@@ -229,15 +231,17 @@ class Repository:
                                     col(t.Involvement.upn) == value,
                                     and_(col(t.Involvement.upn).is_(None),
                                          col(t.Involvement.family_key) == pupil.family_key,
-                                         col(t.Involvement.date_of_birth) == pupil.date_of_birth)))).all()
+                                         col(t.Involvement.date_of_birth) == pupil.date_of_birth)))
+                                .order_by(col(t.Involvement.row_key))).all()
                             if inv.upn == value or exact_identity(_pupil_identity(inv)) ==
                             exact_identity(_pupil_identity(pupil))]
         elif kind == "nhs":
             members += [Candidate("involvement", inv.row_key, _pupil_identity(inv))
                         for inv in self.session.exec(select(t.Involvement).where(
-                            t.Involvement.nhs_number == value)).all()]
+                            t.Involvement.nhs_number == value).order_by(col(t.Involvement.row_key))).all()]
             members += [Candidate("ehe", ehe.row_key, _pupil_identity(ehe))
-                        for ehe in self.session.exec(select(t.EheRecord).where(t.EheRecord.nhs_number == value)).all()]
+                        for ehe in self.session.exec(select(t.EheRecord).where(t.EheRecord.nhs_number == value)
+                                                     .order_by(col(t.EheRecord.row_key))).all()]
         elif kind == "ehe":
             ehe = self.session.get(t.EheRecord, value)
             if ehe is not None:

@@ -1,0 +1,89 @@
+"""The storage port over each of its adapters, for the contract suite and the pathways' port tests.
+
+``store_backend`` (a fixture, parametrised ``memory`` / ``sqlite`` / ``postgresql``) gives a ``Backend``: its
+``units`` hand out ``StorePort`` units of work over the in-memory fake, a SQLite file migrated by Alembic as the
+app does, or a fresh PostgreSQL database (the ``postgres_url`` fixture of tests/conftest.py), with the test
+world's reference data (tests/support/world.py) loaded. ``open_backend`` builds one directly.
+
+Use it from a test module with ``from tests.support.store_ports import store_backend  # noqa: F401``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline import codec
+from pipeline.adapters import tables as t
+from pipeline.adapters.memory_store import MemoryStore
+from pipeline.adapters.store import Store
+from pipeline.ports import UnitsOfWork
+from pipeline.service.reference import load
+from tests.support.world import REFERENCE
+
+BACKENDS = ("memory", "sqlite", "postgresql")
+LOADED_AT = datetime.fromisoformat("2026-09-01T08:00:00+00:00")
+
+
+@dataclass
+class Backend:
+    name: str
+    units: UnitsOfWork
+    memory: MemoryStore | None = None
+    sql: Store | None = None
+
+    def add_event(self, event_type: str, body: dict[str, Any], now: datetime) -> None:
+        """Accept an event as intake does (``body``: its JSON form), committed, not yet processed."""
+        if self.memory is not None:
+            self.memory.add_event(event_type, body, now)
+            return
+        assert self.sql is not None
+        record = codec.from_json(event_type, body)
+        with self.sql.transaction() as session:
+            session.add(t.Event(event_id=record["event_id"], event_type=event_type,
+                                content_hash=codec.record_hash(event_type, record), received_at=now,
+                                record_json=json.dumps(codec.to_json(event_type, record))))
+
+    def load_reference(self, kind: str, text: str, now: datetime = LOADED_AT) -> None:
+        if self.memory is not None:
+            self.memory.load_reference(kind, text, now)
+            return
+        assert self.sql is not None
+        with self.sql.transaction() as session:
+            load(session, kind, text, now)
+
+    def close(self) -> None:
+        if self.sql is not None:
+            self.sql.dispose()
+
+
+def open_backend(name: str, tmp_path: Path, postgres_url: str | None = None,
+                 reference: dict[str, str] | None = None) -> Backend:
+    """A backend with ``reference`` (default: the test world's) loaded in the order the CLI loads it."""
+    if name == "memory":
+        memory = MemoryStore()
+        backend = Backend(name, memory, memory=memory)
+    else:
+        url = postgres_url if name == "postgresql" else f"sqlite:///{tmp_path / 'contract.db'}"
+        assert url is not None, "postgresql needs the postgres_url fixture"
+        store = Store(url)
+        store.migrate()
+        backend = Backend(name, store, sql=store)
+    for kind, text in (REFERENCE if reference is None else reference).items():
+        backend.load_reference(kind, text)
+    return backend
+
+
+@pytest.fixture(params=BACKENDS)
+def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """The port over the fake, SQLite and PostgreSQL in turn, with the test world's reference data."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    backend = open_backend(request.param, tmp_path, url)
+    yield backend
+    backend.close()
