@@ -15,7 +15,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from pipeline.ports.records import DeadLetterRecord, DeadlineRecord, EventRecord, NotificationRecord
+from pipeline.ports.records import SYSTEM, DeadLetterRecord, DeadlineRecord, EventRecord, NotificationRecord
 from pipeline.ports.store import DeadlineStore, EffectWrites, EventStore, ReferenceReads, Transaction
 
 
@@ -33,5 +33,5 @@ class UnitsOfWork(Protocol):
 
 __all__ = [
     "DeadLetterRecord", "DeadlineRecord", "DeadlineStore", "EffectWrites", "EventRecord", "EventStore",
-    "NotificationRecord", "ReferenceReads", "StorePort", "Transaction", "UnitsOfWork",
+    "NotificationRecord", "ReferenceReads", "SYSTEM", "StorePort", "Transaction", "UnitsOfWork",
 ]
