@@ -224,7 +224,7 @@ def _claim_slowly(session: Any, store: Store, delivery: DeliveryService, row_ids
     claimed: list[tuple[str, int, Channel, Message]] = []
     repo = Repository(session, postgres=store.is_postgres)
     rows = rows_db.by_ids(session, row_ids)
-    notifications = _notifications(session, {row.notification_id for row in rows} | advance)
+    notifications = notification_rows.notifications_by_id(session, {row.notification_id for row in rows} | advance)
     siblings = rows_db.rows_of(session, notifications)
     for row in rows:
         notification = notifications.get(row.notification_id)
@@ -247,10 +247,6 @@ def _claim_slowly(session: Any, store: Store, delivery: DeliveryService, row_ids
     for notification in notifications.values():
         _advance(repo, delivery, notification, siblings[notification.id], now)
     return claimed
-
-
-def _notifications(session: Any, ids: set[str]) -> dict[str, Notification]:
-    return notification_rows.notifications_by_id(session, ids)
 
 
 def _resolve(delivery: DeliveryService, row: Delivery, notification: Notification, siblings: list[Delivery],
@@ -306,7 +302,7 @@ def _record_failures(repo: Repository, delivery: DeliveryService, failed: dict[s
                      now: datetime) -> None:
     session = repo.session
     rows = rows_db.by_ids(session, failed)
-    notifications = _notifications(session, {row.notification_id for row in rows})
+    notifications = notification_rows.notifications_by_id(session, {row.notification_id for row in rows})
     siblings = rows_db.rows_of(session, notifications)
     for row in rows:
         notification = notifications.get(row.notification_id)
