@@ -25,6 +25,7 @@ CHECKED = (
     "pipeline.bootstrap",
     "pipeline.codec",
     "pipeline.domain",
+    "pipeline.ports",
     "pipeline.entrypoints",
     "pipeline.runtimes",
     "pipeline.schema_compat",
