@@ -5,7 +5,7 @@
 app does, or a fresh PostgreSQL database (the ``postgres_url`` fixture of tests/conftest.py), with the test
 world's reference data (tests/support/world.py) loaded. ``open_backend`` builds one directly.
 
-Use it from a test module with ``from tests.support.store_ports import store_backend  # noqa: F401``.
+tests/conftest.py registers this module as a plugin, so any test can ask for ``store_backend``.
 """
 
 from __future__ import annotations
@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlmodel import col, select
 
 from pipeline import codec
 from pipeline.adapters import tables as t
+from pipeline.adapters.match_index import save_parameters
 from pipeline.adapters.memory_store import MemoryStore
 from pipeline.adapters.store import Store
+from pipeline.domain.fellegi_sunter import Parameters
 from pipeline.ports import UnitsOfWork
 from pipeline.service.reference import load
 from tests.support.world import REFERENCE
@@ -57,6 +60,56 @@ class Backend:
         assert self.sql is not None
         with self.sql.transaction() as session:
             load(session, kind, text, now)
+
+    def save_parameters(self, parameters: Parameters, now: datetime) -> None:
+        if self.memory is not None:
+            self.memory.save_match_parameters(parameters, now)
+            return
+        assert self.sql is not None
+        with self.sql.transaction() as session:
+            save_parameters(session.connection(), parameters, now)
+
+    # ---- what was written, read straight from the store (not through the port) ----------------------------
+    def audit_entries(self) -> list[tuple[str, str, str, str]]:
+        """(actor, action, subject_id, reason) in the order written."""
+        if self.memory is not None:
+            return [(a.actor, a.action, a.subject_id, a.reason) for a in self.memory.audit_entries]
+        assert self.sql is not None
+        with self.sql.read() as session:
+            return [(a.actor, a.action, a.subject_id, a.reason)
+                    for a in session.exec(select(t.AuditEntry).order_by(col(t.AuditEntry.id))).all()]
+
+    def outbox_rows(self) -> list[tuple[str, str, dict[str, Any], str | None]]:
+        """(topic, key, body, notification_id) in the order written."""
+        if self.memory is not None:
+            return [(o.topic, o.key, o.body, o.notification_id) for o in self.memory.outbox_lines]
+        assert self.sql is not None
+        with self.sql.read() as session:
+            return [(o.topic, o.key, json.loads(o.body_json), o.notification_id)
+                    for o in session.exec(select(t.Outbox).order_by(col(t.Outbox.id))).all()]
+
+    def delivery_channels(self) -> list[tuple[str, str, str]]:
+        """(notification_id, channel, state) of every delivery row, sorted."""
+        if self.memory is not None:
+            return sorted((d.notification_id, d.channel, d.state) for d in self.memory.deliveries)
+        assert self.sql is not None
+        with self.sql.read() as session:
+            return sorted((d.notification_id, d.channel, d.state) for d in session.exec(select(t.Delivery)).all())
+
+    def set_event(self, event_id: str, **values: Any) -> None:
+        """Change a stored event's columns directly (as another process would have)."""
+        if self.memory is not None:
+            event = self.memory.event(event_id)
+            assert event is not None
+            for name, value in values.items():
+                setattr(event, name, value)
+            return
+        assert self.sql is not None
+        with self.sql.transaction() as session:
+            row = session.exec(select(t.Event).where(t.Event.event_id == event_id)).one()
+            for name, value in values.items():
+                setattr(row, name, value)
+            session.add(row)
 
     def close(self) -> None:
         if self.sql is not None:
