@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.deliveries import team_of_person
 from pipeline.adapters.event_queue import events_by_id, held_event_ids
 from pipeline.adapters.repository_missing import EpisodeQueries
 from pipeline.domain.delivery import DeliveryState
@@ -40,12 +41,12 @@ from pipeline.domain.model import (
     PlannedNotification,
     School,
 )
+from pipeline.ports.records import SYSTEM  # noqa: F401 - re-exported: older callers import it from here
 
 if TYPE_CHECKING:
     from pipeline.adapters.match_index import ReferenceIndex
     from pipeline.ports import StorePort
 
-SYSTEM = "system"
 SCHOOL: Table = t.School.__table__  # type: ignore[attr-defined]
 TEAM_CONTACT: Table = t.TeamContact.__table__  # type: ignore[attr-defined]
 PUPIL: Table = t.Pupil.__table__  # type: ignore[attr-defined]
@@ -318,14 +319,7 @@ class Repository(EpisodeQueries):
         return bool(self._rows(sa_select(CHILD.c.child_id).where(CHILD.c.child_id == child_id)))
 
     def team_of_person(self, role: str, email: str) -> str | None:
-        column = {"worker": INVOLVEMENT.c.worker_email, "team_manager": INVOLVEMENT.c.manager_email,
-                  "iro": INVOLVEMENT.c.iro_email}.get(role)
-        if column is None:
-            return None
-        rows = self._rows(sa_select(INVOLVEMENT.c.team).where(
-            column == email, INVOLVEMENT.c.ended_at.is_(None), INVOLVEMENT.c.team.is_not(None))
-            .order_by(INVOLVEMENT.c.team).limit(1))
-        return str(rows[0].team) if rows else None
+        return team_of_person(self.session, role, email)
 
     def sync_match_index(self, index: ReferenceIndex) -> None:
         index.refresh(self.session.connection())

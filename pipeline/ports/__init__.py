@@ -17,7 +17,7 @@ from typing import Protocol
 
 from pipeline.ports.casework import CaseworkStore
 from pipeline.ports.episodes import EpisodeRecord, EpisodeStore
-from pipeline.ports.records import DeadLetterRecord, DeadlineRecord, EventRecord, NotificationRecord
+from pipeline.ports.records import SYSTEM, DeadLetterRecord, DeadlineRecord, EventRecord, NotificationRecord
 from pipeline.ports.store import DeadlineStore, EffectWrites, EventStore, ReferenceReads, Transaction
 
 
@@ -37,5 +37,5 @@ class UnitsOfWork(Protocol):
 __all__ = [
     "CaseworkStore", "DeadLetterRecord", "DeadlineRecord", "DeadlineStore", "EffectWrites", "EpisodeRecord",
     "EpisodeStore", "EventRecord", "EventStore",
-    "NotificationRecord", "ReferenceReads", "StorePort", "Transaction", "UnitsOfWork",
+    "NotificationRecord", "ReferenceReads", "SYSTEM", "StorePort", "Transaction", "UnitsOfWork",
 ]

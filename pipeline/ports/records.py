@@ -15,6 +15,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+SYSTEM = "system"  # the actor of audit entries for what the pipeline does by itself
+
 
 class EventRecord(Protocol):
     """An accepted event: the durable intake and the processed-event record in one."""

@@ -19,7 +19,6 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
-from pipeline.adapters.repository import SYSTEM
 from pipeline.domain import missing as rules
 from pipeline.domain.events import identity_from_record
 from pipeline.domain.matching import group_people
@@ -36,7 +35,7 @@ from pipeline.domain.model import (
     PlannedNotification,
 )
 from pipeline.domain.policy import Policy
-from pipeline.ports import StorePort
+from pipeline.ports import SYSTEM, StorePort
 from pipeline.ports.episodes import EpisodeRecord
 from pipeline.ports.records import DeadlineRecord, EventRecord, NotificationRecord
 from pipeline.service.children import PersonDecision, child_of_event
