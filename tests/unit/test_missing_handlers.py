@@ -217,7 +217,10 @@ def test_a_trigger_meeting_is_raised_when_the_criteria_are_met_and_closed_when_h
     jacob = event.child_id
     meeting = world.deadline(DeadlineKind.TRIGGER_MEETING, "trigger:EP-1")
     assigned = [n for n in world.store.notifications if n.plan_key.startswith(f"trigger:{meeting.id}:assigned")]
-    assert len(assigned) == 1 and assigned[0].reason.startswith("trigger meeting needed: ")
+    # Owned by the child's team, which has no contact on file: the front door is told instead, and why.
+    assert [(n.recipient_role, n.reason) for n in assigned] == [
+        ("FRONT_DOOR", "no contact on file for CLA_TEAM: trigger meeting needed: high-risk episode")]
+    assert json.loads(assigned[0].content_json)["child_id"] == jacob
 
     held_at = REPORTED + timedelta(days=1)
     world.run("trigger-meeting-recorded", meeting_held(jacob, held_at), held_at)
@@ -237,7 +240,7 @@ def test_a_trigger_meeting_is_raised_when_the_criteria_are_met_and_closed_when_h
 def test_a_trigger_meeting_for_a_child_id_never_issued_is_refused() -> None:
     world = World()
     with pytest.raises(RejectedEvent):
-        world.run("trigger-meeting-recorded", meeting_held("not-a-child", REPORTED), REPORTED)
+        world.run("trigger-meeting-recorded", meeting_held(str(uuid.uuid4()), REPORTED), REPORTED)
     assert effects(world.store) == (0, 0, 0, 0, 0)
 
 
