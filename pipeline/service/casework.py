@@ -17,6 +17,7 @@ from pipeline.ports import StorePort
 from pipeline.ports.records import EventRecord, NotificationRecord
 from pipeline.service import missing
 from pipeline.service.children import PersonDecision, child_of_event
+from pipeline.service.deadlines import close_deadline
 from pipeline.service.handlers import (
     Context,
     apply_plan,
@@ -25,7 +26,6 @@ from pipeline.service.handlers import (
     record_of,
     store_notification,
 )
-from pipeline.service.sweep import close_deadline
 
 # Deadlines that exist only for someone to acknowledge a notification: the school alert (the DSL or deputy),
 # the holiday rule's SCiES alert, the allocated team's strategy discussion, and the front door's alert that nobody

@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.adapters.metrics import EVENTS_PROCESSED, PROCESSING_SECONDS
 from pipeline.ports import EventRecord, StorePort
+from pipeline.service.errors import HandlerError, RejectedEvent  # noqa: F401 - RejectedEvent re-exported
 from pipeline.service.handlers import Context, handle_self_harm, record_of
 from pipeline.service.missing import handle_episode_event, handle_trigger_meeting
 
@@ -21,15 +22,6 @@ HANDLERS: dict[str, Handler] = {
     "return-interview-recorded": handle_episode_event,
     "trigger-meeting-recorded": handle_trigger_meeting,
 }
-
-
-class HandlerError(Exception):
-    """A valid event that cannot be processed (kept accepted, tried again, then held; never stops the pipeline)."""
-
-
-class RejectedEvent(Exception):
-    """An event the rules refuse for good: it names something the pipeline never issued (a trigger meeting's
-    child_id). Trying again cannot help, so it is dead-lettered at once, as input that is not acceptable."""
 
 
 def process(port: StorePort, event: EventRecord, ctx: Context, now: datetime) -> None:

@@ -39,9 +39,10 @@ from pipeline.ports import SYSTEM, StorePort
 from pipeline.ports.episodes import EpisodeRecord
 from pipeline.ports.records import DeadlineRecord, EventRecord, NotificationRecord
 from pipeline.service.children import PersonDecision, child_of_event
+from pipeline.service.deadlines import close_deadline
+from pipeline.service.errors import RejectedEvent
 from pipeline.service.handlers import Context, record_of
 from pipeline.service.notify import notify
-from pipeline.service.sweep import close_deadline
 
 PATHWAY = rules.PATHWAY
 
@@ -347,8 +348,6 @@ def handle_trigger_meeting(repo: StorePort, event: EventRecord, record: dict[str
                            now: datetime) -> None:
     child_id = record["child_id"]
     if not repo.is_known_child(child_id):
-        from pipeline.service.dispatch import RejectedEvent
-
         raise RejectedEvent("trigger meeting for a child_id the pipeline never issued")
     repo.lock_child(child_id)
     repo.add_trigger_meeting(child_id, record["held_at"], record["outcome"], event.event_id)
