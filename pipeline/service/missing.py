@@ -97,6 +97,8 @@ def _match(repo: StorePort, event: EventRecord, record: dict[str, Any], ctx: Con
     identity = identity_from_record(record["child"])
     child = child_of_event(repo, ctx, event, identity, urgent=record["risk_grade"] == rules.HIGH)
     decision, child_id, breakdown, candidates = child.decision, child.child_id, child.breakdown, child.candidates
+    if not child.decided_now:
+        return child_id, decision  # the decision already stored on the event stands, as recorded
     event.match_outcome = decision.outcome.value
     event.match_json = json.dumps({"score": decision.score, "reason": decision.reason, **breakdown})
     repo.audit(now, SYSTEM, "matched", event.event_id, f"{decision.outcome.value}: {decision.reason} "

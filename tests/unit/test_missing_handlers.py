@@ -195,6 +195,21 @@ def test_the_same_event_handled_twice_has_its_effects_once() -> None:
     assert effects(world.store) == after_found
 
 
+def test_a_report_handled_again_keeps_the_match_decision_stored_on_it() -> None:
+    world = World()
+    unknown = {**JACOB, "given_name": "Zebedee", "family_name": "Quixote", "date_of_birth": "2012-01-01",
+               "postcode": "NS9 9ZZ"}
+    event_id = world.run("missing-reported", reported(unknown, "EP-1"), REPORTED)
+    event = world.store.event(event_id)
+    assert event is not None and event.match_outcome == MatchOutcome.NO_MATCH
+    stored, audited, once = event.match_json, len(world.store.audit_entries), effects(world.store)
+    with world.store.unit_of_work() as port:  # still unlinked, so the handler asks which child it is again
+        (row,) = port.events_by_id([event_id])
+        handle_episode_event(port, row, record_of(row), NoMatcher(world.ctx), REPORTED)  # type: ignore[arg-type]
+    assert event.match_json == stored and effects(world.store) == once
+    assert not [a for a in world.store.audit_entries[audited:] if a.action == "matched"]
+
+
 def test_a_failing_handler_leaves_nothing_behind() -> None:
     world = World()
     event_id = world.accept("missing-reported", reported(JACOB, "EP-1", grade="HIGH"), REPORTED)
