@@ -3,7 +3,8 @@
 ``store_backend`` (a fixture, parametrised ``memory`` / ``sqlite`` / ``postgresql``) gives a ``Backend``: its
 ``units`` hand out ``StorePort`` units of work over the in-memory fake, a SQLite file migrated by Alembic as the
 app does, or a fresh PostgreSQL database (the ``postgres_url`` fixture of tests/conftest.py), with the test
-world's reference data (tests/support/world.py) loaded. ``open_backend`` builds one directly.
+world's reference data (tests/support/world.py) loaded. ``open_backend`` builds one directly. PostgreSQL
+databases are copies of one migrated and loaded template per run.
 
 tests/conftest.py registers this module as a plugin, so any test can ask for ``store_backend``.
 """
@@ -11,12 +12,15 @@ tests/conftest.py registers this module as a plugin, so any test can ask for ``s
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlmodel import col, select
 
@@ -28,6 +32,7 @@ from pipeline.adapters.store import Store
 from pipeline.domain.fellegi_sunter import Parameters
 from pipeline.ports import UnitsOfWork
 from pipeline.service.reference import load
+from tests.conftest import fresh_postgres_database
 from tests.support.world import REFERENCE
 
 BACKENDS = ("memory", "sqlite", "postgresql")
@@ -133,10 +138,42 @@ def open_backend(name: str, tmp_path: Path, postgres_url: str | None = None,
     return backend
 
 
+@pytest.fixture(scope="session")
+def postgres_reference_template(real_services: dict[str, str]) -> Iterator[str]:
+    """A PostgreSQL database migrated and loaded with the test world once per run; each test gets a copy
+    (``CREATE DATABASE ... TEMPLATE``, far quicker than migrating again)."""
+    with fresh_postgres_database(real_services) as url:
+        backend = open_backend("postgresql", Path("."), url)
+        backend.close()  # a template must have no connections while it is copied
+        yield url
+
+
+@contextmanager
+def copy_of_postgres_database(real_services: dict[str, str], template_url: str) -> Iterator[str]:
+    admin = real_services["SAFEGUARD_POSTGRES_ADMIN_URL"].replace("+psycopg", "")
+    template = template_url.rsplit("/", 1)[1]
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" OWNER safeguard')
+    try:
+        yield f"{template_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(params=BACKENDS)
 def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """The port over the fake, SQLite and PostgreSQL in turn, with the test world's reference data."""
-    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
-    backend = open_backend(request.param, tmp_path, url)
-    yield backend
-    backend.close()
+    if request.param != "postgresql":
+        backend = open_backend(request.param, tmp_path)
+        yield backend
+        backend.close()
+        return
+    services = request.getfixturevalue("real_services")
+    template = request.getfixturevalue("postgres_reference_template")
+    with copy_of_postgres_database(services, template) as url:
+        store = Store(url)
+        backend = Backend("postgresql", store, sql=store)
+        yield backend
+        backend.close()
