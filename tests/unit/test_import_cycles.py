@@ -24,6 +24,7 @@ CHECKED = (
     "pipeline.bootstrap",
     "pipeline.codec",
     "pipeline.domain",
+    "pipeline.ports",
     "pipeline.entrypoints",
     "pipeline.ports",
     "pipeline.runtimes",
