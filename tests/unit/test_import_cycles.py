@@ -26,7 +26,6 @@ CHECKED = (
     "pipeline.domain",
     "pipeline.ports",
     "pipeline.entrypoints",
-    "pipeline.ports",
     "pipeline.runtimes",
     "pipeline.schema_compat",
     "pipeline.service",
