@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pipeline import codec
 from pipeline.adapters.match_index import ReferenceIndex, ReferenceRow
+from pipeline.adapters.memory_store_missing import MemoryEpisode, MemoryEpisodes, MemoryTriggerMeeting
 from pipeline.domain.delivery import DeliveryState
 from pipeline.domain.fellegi_sunter import Parameters
 from pipeline.domain.matching import exact_identity
@@ -160,7 +161,7 @@ class OutboxLine:
 
 # The keyed collections of the store (reference rows are SimpleNamespaces with the tables' column names).
 _TABLES = ("schools", "teams", "pupils", "ehe", "involvements", "children", "events", "notifications",
-           "deliveries", "deadlines", "dead_letters", "models")
+           "deliveries", "deadlines", "dead_letters", "models", "episodes", "trigger_meetings")
 _KEYS = {"schools": "urn", "teams": "team", "pupils": "upn", "ehe": "row_key", "involvements": "row_key"}
 
 
@@ -178,6 +179,8 @@ class _State:
     deadlines: dict[str, MemoryDeadline] = field(default_factory=dict)
     dead_letters: dict[str, MemoryDeadLetter] = field(default_factory=dict)
     models: dict[str, tuple[datetime, Parameters]] = field(default_factory=dict)
+    episodes: dict[str, MemoryEpisode] = field(default_factory=dict)
+    trigger_meetings: dict[str, MemoryTriggerMeeting] = field(default_factory=dict)  # by event_id
     audit: list[AuditLine] = field(default_factory=list)
     outbox: list[OutboxLine] = field(default_factory=list)
     reference_version: int = 0
@@ -215,7 +218,7 @@ class _Snapshot:
         state.reference_version, state.next_seq = self.reference_version, self.next_seq
 
 
-class MemoryStore:
+class MemoryStore(MemoryEpisodes):
     """The whole storage port over plain objects in memory (see the module docstring)."""
 
     postgres = False

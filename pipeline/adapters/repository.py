@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 from pipeline.adapters import tables as t
 from pipeline.adapters.deliveries import team_of_person
 from pipeline.adapters.event_queue import events_by_id, held_event_ids
+from pipeline.adapters.repository_missing import EpisodeQueries
 from pipeline.domain.delivery import DeliveryState
 from pipeline.domain.fellegi_sunter import Parameters
 from pipeline.domain.matching import exact_identity
@@ -93,7 +94,7 @@ def _on_roll(row: Any, day: date) -> bool:
     return (row.on_roll_from is None or row.on_roll_from <= day) and (row.on_roll_to is None or day <= row.on_roll_to)
 
 
-class Repository:
+class Repository(EpisodeQueries):
     def __init__(self, session: Session, *, postgres: bool = False) -> None:
         self.session = session
         self.postgres = postgres

@@ -5,7 +5,7 @@ modules so each pathway adds its part without editing the others':
 
 - pipeline/ports/store.py: reference reads, effect writes, deadlines, events, savepoints (the core);
 - pipeline/ports/episodes.py (the missing pathway): missing episodes and trigger meetings;
-- casework commands (acknowledge, view) in their own module.
+- pipeline/ports/casework.py: what acknowledging, viewing and the front door's decisions look up.
 
 Add a part by listing it among ``StorePort``'s bases below. ``UnitsOfWork`` hands out ``StorePort``s.
 """
@@ -15,11 +15,14 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+from pipeline.ports.casework import CaseworkStore
+from pipeline.ports.episodes import EpisodeRecord, EpisodeStore
 from pipeline.ports.records import SYSTEM, DeadLetterRecord, DeadlineRecord, EventRecord, NotificationRecord
 from pipeline.ports.store import DeadlineStore, EffectWrites, EventStore, ReferenceReads, Transaction
 
 
-class StorePort(ReferenceReads, EffectWrites, DeadlineStore, EventStore, Transaction, Protocol):
+class StorePort(ReferenceReads, EffectWrites, DeadlineStore, EventStore, Transaction, EpisodeStore, CaseworkStore,
+                Protocol):
     """The whole storage port (one unit of work). Parts of other pathways are added to the bases here."""
 
 
@@ -32,6 +35,7 @@ class UnitsOfWork(Protocol):
 
 
 __all__ = [
-    "DeadLetterRecord", "DeadlineRecord", "DeadlineStore", "EffectWrites", "EventRecord", "EventStore",
+    "CaseworkStore", "DeadLetterRecord", "DeadlineRecord", "DeadlineStore", "EffectWrites", "EpisodeRecord",
+    "EpisodeStore", "EventRecord", "EventStore",
     "NotificationRecord", "ReferenceReads", "SYSTEM", "StorePort", "Transaction", "UnitsOfWork",
 ]

@@ -9,18 +9,15 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlmodel import select
-
-from pipeline.adapters import tables as t
-from pipeline.adapters.inbox import school_copies
-from pipeline.adapters.repository import Repository
 from pipeline.domain.events import SelfHarmAttendance
-from pipeline.domain.matching import group_people
-from pipeline.domain.model import MatchDecision, MatchOutcome, NotificationStatus
+from pipeline.domain.model import DeadlineKind, DeadlineState, EventStatus, NotificationKind, NotificationStatus
 from pipeline.domain.self_harm import PATHWAY as SELF_HARM
 from pipeline.domain.self_harm import route_self_harm
-from pipeline.ports import NotificationRecord
+from pipeline.ports import StorePort
+from pipeline.ports.records import EventRecord, NotificationRecord
 from pipeline.service import missing
+from pipeline.service.children import PersonDecision, child_of_event
+from pipeline.service.deadlines import close_deadline
 from pipeline.service.handlers import (
     Context,
     apply_plan,
@@ -29,7 +26,6 @@ from pipeline.service.handlers import (
     record_of,
     store_notification,
 )
-from pipeline.service.sweep import close_deadline
 
 # Deadlines that exist only for someone to acknowledge a notification: the school alert (the DSL or deputy),
 # the holiday rule's SCiES alert, the allocated team's strategy discussion, and the front door's alert that nobody
@@ -37,23 +33,22 @@ from pipeline.service.sweep import close_deadline
 # reminder closes them. An escalation is never the thing the deadline waits for: a manager acknowledging
 # it does not stop the ladder. Every other deadline waits for an event or a decision (the return interview
 # recorded, the trigger meeting held, the child found, the front door's release or review decision).
-CLOSED_BY_ACKNOWLEDGEMENT = frozenset({"self_harm_acknowledgement", "self_harm_holiday_scies", "strategy_discussion",
-                                       "delivery_failure"})
+CLOSED_BY_ACKNOWLEDGEMENT = frozenset({DeadlineKind.SELF_HARM_ACKNOWLEDGEMENT, DeadlineKind.SELF_HARM_HOLIDAY_SCIES,
+                                       DeadlineKind.STRATEGY_DISCUSSION, DeadlineKind.DELIVERY_FAILURE})
 
 
 class CaseworkError(Exception):
     """A request that makes no sense in the item's current state (answered 409)."""
 
 
-def record_view(repo: Repository, row: t.Notification, actor: str, now: datetime) -> None:
+def record_view(repo: StorePort, row: NotificationRecord, actor: str, now: datetime) -> None:
     repo.audit(now, actor, "viewed", row.id, "notification opened")
     if row.status in (NotificationStatus.PENDING, NotificationStatus.DELIVERED):
         row.status = NotificationStatus.VIEWED
-        repo.session.add(row)
 
 
-def acknowledge(repo: Repository, row: t.Notification, actor: str, user_id: int, outcome: str,
-                now: datetime) -> t.Notification:
+def acknowledge(repo: StorePort, row: NotificationRecord, actor: str, user_id: int, outcome: str,
+                now: datetime) -> NotificationRecord:
     """Idempotent: the first acknowledgement's time is kept; it stops the escalation. For a school, one
     acknowledgement (by the DSL or the deputy, of the alert or a reminder) acknowledges every copy."""
     if row.status == NotificationStatus.WITHHELD:
@@ -62,55 +57,46 @@ def acknowledge(repo: Repository, row: t.Notification, actor: str, user_id: int,
         return row
     # A school's alert goes to the DSL and the deputy (and its reminders to both): either acknowledging any
     # copy acknowledges the case for the school. Each copy's audit entry names who did it.
-    for copy in school_copies(repo.session, row):
+    for copy in repo.school_copies(row):
         if copy.acknowledged_at is not None or copy.status == NotificationStatus.WITHHELD:
             continue
         copy.status = NotificationStatus.ACKNOWLEDGED
         copy.acknowledged_at = now
         copy.acknowledged_by = user_id
         copy.outcome = outcome
-        repo.session.add(copy)
         repo.audit(now, actor, "acknowledged", copy.id, "acknowledged with an outcome" if copy.id == row.id
                    else f"acknowledged for the school with {row.id}")
-    if row.deadline_id and row.kind in ("alert", "reminder"):
-        deadline = repo.session.get(t.Deadline, row.deadline_id)
-        if deadline is not None and deadline.state == "open" and deadline.kind in CLOSED_BY_ACKNOWLEDGEMENT:
+    if row.deadline_id and row.kind in (NotificationKind.ALERT, NotificationKind.REMINDER):
+        deadline = repo.deadline(row.deadline_id)
+        if deadline is not None and deadline.state == DeadlineState.OPEN and \
+                deadline.kind in CLOSED_BY_ACKNOWLEDGEMENT:
             close_deadline(repo, deadline, now, f"acknowledged (notification {row.id})", actor)
             repo.audit(now, actor, "acknowledged", deadline.id, "deadline closed by acknowledgement")
     return row
 
 
-def _open_deadline(repo: Repository, event_id: str, kind: str) -> t.Deadline | None:
-    return repo.session.exec(select(t.Deadline).where(t.Deadline.event_id == event_id, t.Deadline.kind == kind,
-                                                      t.Deadline.state == "open")).first()
-
-
-def decide_consent(repo: Repository, event: t.Event, ctx: Context, actor: str, decision: str, reason: str,
+def decide_consent(repo: StorePort, event: EventRecord, ctx: Context, actor: str, decision: str, reason: str,
                    now: datetime) -> None:
     """The front door's decision on a withheld attendance: release it (routed now) or close it."""
-    if event.status != "withheld":
+    if event.status != EventStatus.WITHHELD:
         raise CaseworkError("this event is not withheld")
-    deadline = _open_deadline(repo, event.event_id, "consent_decision")
+    deadline = repo.open_deadline_of_event(event.event_id, DeadlineKind.CONSENT_DECISION)
     if deadline is not None:
         close_deadline(repo, deadline, now, f"front door decision: {decision}", actor)
     if decision == "close":
         repo.audit(now, actor, "withheld", event.event_id, f"front door closed without release: {reason}")
-        event.status = "processed"
-        repo.session.add(event)
+        event.status = EventStatus.PROCESSED
         return
     attendance = SelfHarmAttendance.from_record(record_of(event))
     day = ctx.policy.calendar.local(attendance.arrived_at).date()
     # The match as decided (by the model or a person) stands: released to the child the event is linked to.
-    facts = repo.facts_for_child(event.child_id, day) if event.child_id else None
-    outcome = MatchOutcome.LINKED if facts is not None else MatchOutcome.NO_MATCH
-    match = MatchDecision(outcome, None, 0.0, {}, "as decided before the release")
-    plan = route_self_harm(attendance, match, facts, repo.directory(), ctx.policy, now, released_at=now)
-    existing: dict[str, NotificationRecord] = {row.plan_key: row for row in repo.session.exec(
-        select(t.Notification).where(t.Notification.event_id == event.event_id)).all()}
+    child = child_of_event(repo, ctx, event, attendance.child, urgent=attendance.exploitation_concern, on=day)
+    plan = route_self_harm(attendance, child.decision, child.facts, repo.directory(), ctx.policy, now,
+                           released_at=now)
+    existing = {row.plan_key: row for row in repo.notifications_of_event(event.event_id)}
     for row in existing.values():
         if row.status == NotificationStatus.WITHHELD:
             row.status = NotificationStatus.PENDING
-            repo.session.add(row)
             repo.audit(now, actor, "released", row.id, f"front door released: {reason}")
             queue_delivery(repo, row, now)
     for item in plan.notifications:
@@ -120,25 +106,24 @@ def decide_consent(repo: Repository, event: t.Event, ctx: Context, actor: str, d
                 existing[item.key] = created
     bind_deadlines(repo, event, plan, existing, event.child_id, now)
     repo.audit(now, actor, "released", event.event_id, f"front door released: {reason}")
-    event.status = "processed"
-    repo.session.add(event)
+    event.status = EventStatus.PROCESSED
 
 
-def review_delay(event: t.Event, now: datetime) -> str:
+def review_delay(event: EventRecord, now: datetime) -> str:
     """How long the event waited for a person, for the audit trail."""
     minutes = max(0, int((now - event.received_at).total_seconds() // 60)) if event.received_at else 0
     return f"after {minutes} min"
 
 
-def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, child_id: str | None,
+def decide_review(repo: StorePort, event: EventRecord, ctx: Context, actor: str, child_id: str | None,
                   reason: str, now: datetime) -> None:
     """A person confirms which child the event is about (or that it is none of them)."""
-    if event.status != "review":
+    if event.status != EventStatus.REVIEW:
         raise CaseworkError("this event is not waiting for a match review")
     candidates_ids = json.loads(event.match_json or "{}").get("candidate_child_ids", [])
     if child_id is not None and child_id not in candidates_ids:
         raise CaseworkError("child_id is not one of the review's candidates")
-    deadline = _open_deadline(repo, event.event_id, "match_review")
+    deadline = repo.open_deadline_of_event(event.event_id, DeadlineKind.MATCH_REVIEW)
     if deadline is not None:
         close_deadline(repo, deadline, now, "match review decided", actor)
     if event.event_type == "missing-reported":
@@ -146,20 +131,12 @@ def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, ch
         return
     attendance = SelfHarmAttendance.from_record(record_of(event))
     day = ctx.policy.calendar.local(attendance.arrived_at).date()
-    facts = None
-    if child_id is not None:
-        child = repo.session.get(t.Child, child_id)
-        assert child is not None
-        _, candidates = ctx.match(repo, attendance.child, urgent=attendance.exploitation_concern)
-        members = group_people(candidates).get(child.person_key, [])
-        facts = repo.child_facts(child_id, members, attendance.child, day) if members else \
-            repo.facts_for_child(child_id, day)
-        match = MatchDecision(MatchOutcome.LINKED, child.person_key, 0.0, {}, f"confirmed by a person: {reason}")
-    else:
-        match = MatchDecision(MatchOutcome.NO_MATCH, None, 0.0, {}, f"no match, decided by a person: {reason}")
+    child = child_of_event(repo, ctx, event, attendance.child, urgent=attendance.exploitation_concern, on=day,
+                           person=PersonDecision(child_id, reason))
+    match = child.decision
     event.match_outcome = match.outcome.value
     event.child_id = child_id
     repo.audit(now, actor, "matched", event.event_id,
                f"{match.outcome.value}: review decided {review_delay(event, now)}: {reason}")
-    plan = route_self_harm(attendance, match, facts, repo.directory(), ctx.policy, now)
+    plan = route_self_harm(attendance, match, child.facts, repo.directory(), ctx.policy, now)
     apply_plan(repo, event, plan, "self-harm", child_id, now)

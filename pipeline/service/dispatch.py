@@ -4,34 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from pipeline.adapters.metrics import EVENTS_PROCESSED, PROCESSING_SECONDS
 from pipeline.ports import EventRecord, StorePort
+from pipeline.service.errors import HandlerError, RejectedEvent  # noqa: F401 - RejectedEvent re-exported
 from pipeline.service.handlers import Context, handle_self_harm, record_of
 from pipeline.service.missing import handle_episode_event, handle_trigger_meeting
 
 Handler = Callable[[StorePort, EventRecord, dict[str, Any], Context, datetime], None]
 
-# The missing pathway's handlers are still typed for the SQL adapter (pipeline/service/missing.py is being
-# ported to the storage port separately); the casts go when they take the port.
 HANDLERS: dict[str, Handler] = {
     "self-harm-attendance": handle_self_harm,
-    "missing-reported": cast(Handler, handle_episode_event),
-    "missing-updated": cast(Handler, handle_episode_event),
-    "missing-found": cast(Handler, handle_episode_event),
-    "return-interview-recorded": cast(Handler, handle_episode_event),
-    "trigger-meeting-recorded": cast(Handler, handle_trigger_meeting),
+    "missing-reported": handle_episode_event,
+    "missing-updated": handle_episode_event,
+    "missing-found": handle_episode_event,
+    "return-interview-recorded": handle_episode_event,
+    "trigger-meeting-recorded": handle_trigger_meeting,
 }
-
-
-class HandlerError(Exception):
-    """A valid event that cannot be processed (kept accepted, tried again, then held; never stops the pipeline)."""
-
-
-class RejectedEvent(Exception):
-    """An event the rules refuse for good: it names something the pipeline never issued (a trigger meeting's
-    child_id). Trying again cannot help, so it is dead-lettered at once, as input that is not acceptable."""
 
 
 def process(port: StorePort, event: EventRecord, ctx: Context, now: datetime) -> None:

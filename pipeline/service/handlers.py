@@ -19,14 +19,12 @@ from pipeline import codec
 from pipeline.adapters.match_index import ReferenceIndex
 from pipeline.domain.events import SelfHarmAttendance
 from pipeline.domain.fellegi_sunter import FellegiSunterMatcher, Thresholds
-from pipeline.domain.matching import group_people
 from pipeline.domain.model import (
     DEPUTY_DSL_ROLE,
     DSL_ROLE,
     Candidate,
     Identity,
     MatchDecision,
-    MatchOutcome,
     Plan,
     PlannedNotification,
 )
@@ -34,6 +32,7 @@ from pipeline.domain.policy import Policy
 from pipeline.domain.self_harm import PATHWAY as SELF_HARM
 from pipeline.domain.self_harm import route_self_harm
 from pipeline.ports import EventRecord, NotificationRecord, ReferenceReads, StorePort, UnitsOfWork
+from pipeline.service.children import child_of_event
 from pipeline.service.notify import (  # noqa: F401 - re-exported: the names other modules import from here
     DELIVERIES,
     ESCALATIONS,
@@ -77,24 +76,6 @@ class Context:
         return self.matcher.decide(identity, candidates, urgent=urgent, stats=self.index.stats), candidates
 
 
-def match_breakdown(port: ReferenceReads, decision: MatchDecision) -> dict[str, Any]:
-    """The decision's breakdown as stored and shown: each candidate person under an opaque child id (every
-    candidate of a review, the linked child of a link; the others stay anonymous), never a UPN or NHS number."""
-    breakdown = dict(decision.breakdown)
-    shown = []
-    ids: list[str] = []
-    for key, candidate in zip(decision.candidate_keys, breakdown.get("candidates", []), strict=False):
-        named = decision.outcome is MatchOutcome.REVIEW or key == decision.person_key
-        child_id = port.child_id(key) if named else None
-        shown.append({"child_id": child_id, **candidate})
-        if child_id is not None:
-            ids.append(child_id)
-    breakdown["candidates"] = shown
-    if decision.outcome is MatchOutcome.REVIEW:
-        breakdown["candidate_child_ids"] = ids
-    return breakdown
-
-
 def record_of(event: EventRecord) -> dict[str, Any]:
     return codec.from_json(event.event_type, json.loads(event.record_json))
 
@@ -105,17 +86,12 @@ def handle_self_harm(port: StorePort, event: EventRecord, record: dict[str, Any]
                      now: datetime) -> None:
     attendance = SelfHarmAttendance.from_record(record)
     day = ctx.policy.calendar.local(attendance.arrived_at).date()
-    decision, candidates = ctx.match(port, attendance.child, urgent=attendance.exploitation_concern)
-    child_id = None
-    facts = None
-    breakdown = match_breakdown(port, decision)
-    if decision.outcome is MatchOutcome.LINKED and decision.person_key:
-        child_id = port.child_id(decision.person_key)
-        members = group_people(candidates)[decision.person_key]
-        facts = port.child_facts(child_id, members, attendance.child, day)
-    _record_match(port, event, decision, breakdown, child_id, now)
-    plan = route_self_harm(attendance, decision, facts, port.directory(), ctx.policy, now)
-    apply_plan(port, event, plan, SELF_HARM, child_id, now)
+    child = child_of_event(port, ctx, event, attendance.child,
+                           urgent=attendance.exploitation_concern, on=day)
+    if child.decided_now:  # a decision already stored on the event stands, as recorded
+        _record_match(port, event, child.decision, child.breakdown, child.child_id, now)
+    plan = route_self_harm(attendance, child.decision, child.facts, port.directory(), ctx.policy, now)
+    apply_plan(port, event, plan, SELF_HARM, child.child_id, now)
 
 
 def _record_match(port: StorePort, event: EventRecord, decision: MatchDecision, breakdown: dict[str, Any],

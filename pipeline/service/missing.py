@@ -19,10 +19,6 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
-from sqlmodel import col, select
-
-from pipeline.adapters import tables as t
-from pipeline.adapters.repository import SYSTEM, Repository
 from pipeline.domain import missing as rules
 from pipeline.domain.events import identity_from_record
 from pipeline.domain.matching import group_people
@@ -30,21 +26,28 @@ from pipeline.domain.model import (
     FRONT_DOOR,
     ChildFacts,
     Contact,
+    DeadlineKind,
+    DeadlineState,
+    EventStatus,
     MatchDecision,
     MatchOutcome,
     PlannedDeadline,
     PlannedNotification,
 )
 from pipeline.domain.policy import Policy
-from pipeline.ports import NotificationRecord
-from pipeline.service.handlers import Context, match_breakdown, record_of
+from pipeline.ports import SYSTEM, StorePort
+from pipeline.ports.episodes import EpisodeRecord
+from pipeline.ports.records import DeadlineRecord, EventRecord, NotificationRecord
+from pipeline.service.children import PersonDecision, child_of_event
+from pipeline.service.deadlines import close_deadline
+from pipeline.service.errors import RejectedEvent
+from pipeline.service.handlers import Context, record_of
 from pipeline.service.notify import notify
-from pipeline.service.sweep import close_deadline
 
 PATHWAY = rules.PATHWAY
 
 
-def _episode_of(row: t.MissingEpisode) -> rules.Episode:
+def _episode_of(row: EpisodeRecord) -> rules.Episode:
     return rules.Episode(
         episode_id=row.episode_id, child_id=row.child_id, reported_at=row.reported_at,
         last_seen_at=row.last_seen_at, missing_from=row.missing_from, risk_grade=row.risk_grade,
@@ -54,7 +57,7 @@ def _episode_of(row: t.MissingEpisode) -> rules.Episode:
     )
 
 
-def _write_back(row: t.MissingEpisode, episode: rules.Episode, now: datetime) -> None:
+def _write_back(row: EpisodeRecord, episode: rules.Episode, now: datetime) -> None:
     row.reported_at, row.last_seen_at = episode.reported_at, episode.last_seen_at
     row.missing_from = episode.missing_from
     row.risk_grade, row.risk_graded_at = episode.risk_grade, episode.risk_graded_at
@@ -65,21 +68,9 @@ def _write_back(row: t.MissingEpisode, episode: rules.Episode, now: datetime) ->
     row.updated_at = now
 
 
-def _episode_row(repo: Repository, episode_id: str) -> t.MissingEpisode:
-    query = select(t.MissingEpisode).where(t.MissingEpisode.episode_id == episode_id)
-    if repo.postgres:
-        query = query.with_for_update()
-    row = repo.session.exec(query).first()
-    if row is None:
-        row = t.MissingEpisode(episode_id=episode_id)
-        if not repo.insert_once(row):  # another worker created it a moment ago: take theirs, locked
-            row = repo.session.exec(query).one()
-    return row
-
-
-def handle_episode_event(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context,
+def handle_episode_event(repo: StorePort, event: EventRecord, record: dict[str, Any], ctx: Context,
                          now: datetime) -> None:
-    row = _episode_row(repo, record["episode_id"])
+    row = repo.episode_for_update(record["episode_id"])
     episode = rules.fold(_episode_of(row), event.event_type, record)
     review: MatchDecision | None = None
     if event.event_type == "missing-reported":
@@ -94,21 +85,20 @@ def handle_episode_event(repo: Repository, event: t.Event, record: dict[str, Any
         repo.audit(now, record.get("by_role") or SYSTEM, "acknowledged", record["episode_id"],
                    f"return interview {record['outcome'].lower().replace('_', ' ')}")
     _write_back(row, episode, now)
-    repo.session.add(row)
     event.child_id = row.child_id
-    event.status = "processed"
+    event.status = EventStatus.PROCESSED
     if review is not None:
         _queue_review(repo, row, episode, event, review, record, ctx, now)
     reconcile(repo, row, episode, ctx, now, event.event_id)
 
 
-def _match(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context,
+def _match(repo: StorePort, event: EventRecord, record: dict[str, Any], ctx: Context,
            now: datetime) -> tuple[str | None, MatchDecision]:
     identity = identity_from_record(record["child"])
-    decision, candidates = ctx.match(repo, identity, urgent=record["risk_grade"] == rules.HIGH)
-    child_id = repo.child_id(decision.person_key) if decision.outcome is MatchOutcome.LINKED and \
-        decision.person_key else None
-    breakdown = match_breakdown(repo, decision)
+    child = child_of_event(repo, ctx, event, identity, urgent=record["risk_grade"] == rules.HIGH)
+    decision, child_id, breakdown, candidates = child.decision, child.child_id, child.breakdown, child.candidates
+    if not child.decided_now:
+        return child_id, decision  # the decision already stored on the event stands, as recorded
     event.match_outcome = decision.outcome.value
     event.match_json = json.dumps({"score": decision.score, "reason": decision.reason, **breakdown})
     repo.audit(now, SYSTEM, "matched", event.event_id, f"{decision.outcome.value}: {decision.reason} "
@@ -118,7 +108,7 @@ def _match(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Contex
     return child_id, decision
 
 
-def _queue_review(repo: Repository, row: t.MissingEpisode, episode: rules.Episode, event: t.Event,
+def _queue_review(repo: StorePort, row: EpisodeRecord, episode: rules.Episode, event: EventRecord,
                   decision: MatchDecision, record: dict[str, Any], ctx: Context, now: datetime) -> None:
     """An uncertain match waits for the front door, on a deadline of its own (see ``decide_review``)."""
     birth = identity_from_record(record["child"]).date_of_birth
@@ -130,41 +120,42 @@ def _queue_review(repo: Repository, row: t.MissingEpisode, episode: rules.Episod
     deadline = repo.add_deadline(planned, notification.id, now, event_id=event.event_id, child_id=None)
     assert deadline is not None
     notification.deadline_id = deadline.id
-    event.status = "review"
+    event.status = EventStatus.REVIEW
 
 
-def decide_review(repo: Repository, event: t.Event, ctx: Context, actor: str, child_id: str | None, reason: str,
+def decide_review(repo: StorePort, event: EventRecord, ctx: Context, actor: str, child_id: str | None, reason: str,
                   now: datetime) -> None:
     """The front door's decision on a missing report's uncertain match (its review deadline already closed by
     ``casework.decide_review``): link the episode to one of the candidates (everything the rules say for that
     child then happens, from now) or confirm it is none."""
-    row = repo.session.exec(select(t.MissingEpisode).where(
-        t.MissingEpisode.episode_id == record_of(event)["episode_id"])).one()
-    outcome = MatchOutcome.LINKED if child_id is not None else MatchOutcome.NO_MATCH
+    record = record_of(event)
+    row = repo.episode(record["episode_id"])
+    assert row is not None, "a missing report waiting for review has its episode"
+    child = child_of_event(repo, ctx, event, identity_from_record(record["child"]), urgent=False,
+                           person=PersonDecision(child_id, reason))
+    outcome = child.decision.outcome
     event.match_outcome = outcome.value
-    event.child_id = row.child_id = child_id
-    event.status = "processed"
+    event.child_id = row.child_id = child.child_id
+    event.status = EventStatus.PROCESSED
     minutes = max(0, int((now - event.received_at).total_seconds() // 60)) if event.received_at else 0
     repo.audit(now, actor, "matched", event.event_id, f"{outcome.value}: review decided after {minutes} min: {reason}")
-    repo.session.add(row)
     episode = replace(_episode_of(row), child_id=child_id)
     reconcile(repo, row, episode, ctx, now, event.event_id)
 
 
-def _reported_birth(repo: Repository, row: t.MissingEpisode) -> date | None:
+def _reported_birth(repo: StorePort, row: EpisodeRecord) -> date | None:
     """The date of birth the police gave, for the 13-or-under rule when the child is not linked."""
-    report = repo.session.exec(select(t.Event).where(t.Event.event_id == row.report_event_id)).first() \
-        if row.report_event_id else None
-    return identity_from_record(record_of(report)["child"]).date_of_birth if report is not None else None
+    reports = repo.events_by_id([row.report_event_id], lock=False) if row.report_event_id else []
+    return identity_from_record(record_of(reports[0])["child"]).date_of_birth if reports else None
 
 
-def _facts(repo: Repository, episode: rules.Episode, ctx: Context) -> ChildFacts | None:
+def _facts(repo: StorePort, episode: rules.Episode, ctx: Context) -> ChildFacts | None:
     if episode.child_id is None or episode.reported_at is None:
         return None
     return repo.facts_for_child(episode.child_id, ctx.policy.calendar.local(episode.reported_at).date())
 
 
-def reconcile(repo: Repository, row: t.MissingEpisode, episode: rules.Episode, ctx: Context, now: datetime,
+def reconcile(repo: StorePort, row: EpisodeRecord, episode: rules.Episode, ctx: Context, now: datetime,
               event_id: str) -> None:
     """Make notifications and deadlines match what the rules say this episode should have."""
     policy = ctx.policy
@@ -184,8 +175,7 @@ def reconcile(repo: Repository, row: t.MissingEpisode, episode: rules.Episode, c
         _notify(repo, event_id, item, now)
 
     wanted, close = rules.episode_deadlines(episode, is_high, policy)
-    existing = {d.kind: d for d in repo.session.exec(
-        select(t.Deadline).where(t.Deadline.subject_id == episode.episode_id)).all()}
+    existing = {d.kind: d for d in repo.deadlines_of_subject(episode.episode_id)}
     for kind in close:
         if kind in existing:
             close_deadline(repo, existing[kind], now, _moved_on(event_id))
@@ -200,15 +190,14 @@ def reconcile(repo: Repository, row: t.MissingEpisode, episode: rules.Episode, c
                 close_deadline(repo, created, now, _moved_on(event_id))
             elif created is not None:
                 existing[deadline.kind] = created
-        elif deadline.kind == "still_missing" and current.state == "open":
+        elif deadline.kind == DeadlineKind.STILL_MISSING and current.state == DeadlineState.OPEN:
             _replan(current, deadline, now)
     _carry_over_trigger_meeting(repo, episode, now)
-    own_meeting = repo.session.exec(select(t.Deadline).where(
-        t.Deadline.kind == "trigger_meeting", t.Deadline.subject_id == f"trigger:{episode.episode_id}")).first()
+    own_meeting = _episode_trigger_meeting(repo, episode)
     for current in [*existing.values(), *([own_meeting] if own_meeting is not None else [])]:
-        if current.kind != "trigger_meeting" or current.state == "open":
+        if current.kind != DeadlineKind.TRIGGER_MEETING or current.state == DeadlineState.OPEN:
             _rebind(repo, current, episode.child_id, now)  # a closed one too: the record is about this child
-        if current.state == "open":
+        if current.state == DeadlineState.OPEN:
             _assign(repo, current, episode, facts, policy, event_id, now)
     raise_trigger_meeting_if_needed(repo, episode, ever_high, facts, ctx, now, event_id)
 
@@ -217,34 +206,41 @@ def _moved_on(event_id: str) -> str:
     return f"episode moved on (event {event_id})" if event_id else "episode moved on"
 
 
-def _rebind(repo: Repository, deadline: t.Deadline, child_id: str | None, now: datetime) -> None:
+def _episode_trigger_meeting(repo: StorePort, episode: rules.Episode) -> DeadlineRecord | None:
+    """The trigger meeting raised on this episode (open or closed, the child's or still unbound), if any."""
+    return next((d for d in repo.deadlines_of_subject(f"trigger:{episode.episode_id}")
+                 if d.kind == DeadlineKind.TRIGGER_MEETING), None)
+
+
+def _rebind(repo: StorePort, deadline: DeadlineRecord, child_id: str | None, now: datetime) -> None:
     """A deadline of the episode belongs to its current child (its owner follows from the child's facts)."""
     if child_id is None or deadline.child_id == child_id:
         return
-    deadline.child_id = child_id
-    repo.session.add(deadline)
+    repo.rebind_deadline(deadline, child_id)
     repo.audit(now, SYSTEM, "matched", deadline.id, f"{deadline.kind}: child linked, owner now the child's")
 
 
-def current_child_id(repo: Repository, deadline: t.Deadline) -> str | None:
+def current_child_id(repo: StorePort, deadline: DeadlineRecord) -> str | None:
     """The child a deadline is about now: an episode's deadline follows the episode's child (which a review or
     a late report may have linked since the deadline was created), any other its own."""
     if deadline.kind in EPISODE_DEADLINES:
-        episode = repo.session.get(t.MissingEpisode, deadline.subject_id)
+        episode = repo.episode(deadline.subject_id)
         if episode is not None and episode.child_id is not None:
             return episode.child_id
     return deadline.child_id
 
 
-EPISODE_DEADLINES = frozenset({"still_missing", "episode_length_check", "return_interview", "strategy_discussion"})
-ASSIGNED_DEADLINES = frozenset({"return_interview", "strategy_discussion", "trigger_meeting"})
+EPISODE_DEADLINES = frozenset({DeadlineKind.STILL_MISSING, DeadlineKind.EPISODE_LENGTH_CHECK,
+                               DeadlineKind.RETURN_INTERVIEW, DeadlineKind.STRATEGY_DISCUSSION})
+ASSIGNED_DEADLINES = frozenset({DeadlineKind.RETURN_INTERVIEW, DeadlineKind.STRATEGY_DISCUSSION,
+                                DeadlineKind.TRIGGER_MEETING})
 
 
-def _notify(repo: Repository, event_id: str, item: PlannedNotification, now: datetime) -> NotificationRecord | None:
+def _notify(repo: StorePort, event_id: str, item: PlannedNotification, now: datetime) -> NotificationRecord | None:
     return notify(repo, event_id, item, PATHWAY, now, dedupe_key=item.key)
 
 
-def _replan(row: t.Deadline, planned: PlannedDeadline, now: datetime) -> None:
+def _replan(row: DeadlineRecord, planned: PlannedDeadline, now: datetime) -> None:
     """A re-grade swaps the ladder; rungs already fired stay fired, rungs now passed fire on the next sweep."""
     steps = [{"at": s.at.isoformat(), "notify": list(s.notify), "action": s.action} for s in planned.steps]
     if json.loads(row.steps_json) == steps:
@@ -254,17 +250,15 @@ def _replan(row: t.Deadline, planned: PlannedDeadline, now: datetime) -> None:
     row.next_step_at = planned.steps[row.escalation_level].at if row.escalation_level < len(steps) else None
 
 
-def _assign(repo: Repository, deadline: t.Deadline, episode: rules.Episode, facts: ChildFacts | None,
+def _assign(repo: StorePort, deadline: DeadlineRecord, episode: rules.Episode, facts: ChildFacts | None,
             policy: Policy, event_id: str, now: datetime, reason: str | None = None) -> None:
     """Tell the owner of an open return interview, strategy discussion or trigger meeting deadline. Keyed by
     owner: a deadline re-bound to a child whose owner differs tells the new owner, once."""
     if deadline.kind not in ASSIGNED_DEADLINES:
         return
     role, ref, contact = assignee_for(repo, deadline.kind, facts, policy)
-    if deadline.kind == "trigger_meeting":
-        reason = reason or repo.session.exec(select(t.AuditEntry.reason).where(
-            t.AuditEntry.subject_id == deadline.id, t.AuditEntry.action == "created")).first() or \
-            "trigger meeting needed"
+    if deadline.kind == DeadlineKind.TRIGGER_MEETING:
+        reason = reason or repo.first_audit_reason(deadline.id, "created") or "trigger meeting needed"
         key = f"trigger:{deadline.id}:assigned:{ref}"
         content: dict[str, Any] = {"child_id": deadline.child_id, "episode_id": episode.episode_id,
                                    "due_at": deadline.due_at.isoformat(), "reason": reason}
@@ -273,14 +267,14 @@ def _assign(repo: Repository, deadline: t.Deadline, episode: rules.Episode, fact
         key = f"missing:{episode.episode_id}:{deadline.kind}:assigned:{ref}"
         content = {"episode_id": episode.episode_id, "deadline": deadline.kind, "due_at": deadline.due_at.isoformat()}
     item = PlannedNotification(key=key, recipient_role=role, recipient_ref=ref, contact=contact, reason=reason,
-                               urgency="ROUTINE" if deadline.kind == "return_interview" else "URGENT",
+                               urgency="ROUTINE" if deadline.kind == DeadlineKind.RETURN_INTERVIEW else "URGENT",
                                content=content, kind="alert")
     row = _notify(repo, event_id, item, now)
-    if row is not None and deadline.kind == "strategy_discussion":
+    if row is not None and deadline.kind == DeadlineKind.STRATEGY_DISCUSSION:
         row.deadline_id = deadline.id  # the team acknowledging that the discussion is held closes it
 
 
-def deadline_owner(repo: Repository, deadline: t.Deadline, policy: Policy, now: datetime) -> tuple[str, str]:
+def deadline_owner(repo: StorePort, deadline: DeadlineRecord, policy: Policy, now: datetime) -> tuple[str, str]:
     """(role, ref) of who owns a deadline now, from the current facts of the child it is about."""
     child_id = current_child_id(repo, deadline)
     facts = repo.facts_for_child(child_id, policy.calendar.local(now).date()) if child_id else None
@@ -288,16 +282,16 @@ def deadline_owner(repo: Repository, deadline: t.Deadline, policy: Policy, now: 
     return role, ref
 
 
-def assignee_for(repo: Repository, kind: str, facts: ChildFacts | None, policy: Policy) -> tuple[str, str, Contact]:
+def assignee_for(repo: StorePort, kind: str, facts: ChildFacts | None, policy: Policy) -> tuple[str, str, Contact]:
     """(role, ref, contact) of who a deadline of this kind is assigned to: the return interview to the RHI
     provider (or the allocated worker where the council says so), the rest to the allocated team."""
     directory = repo.directory()
     rhi_assignee = str(policy.setting("missing", "return_interview_assignee", default="RHI_PROVIDER"))
     involvements = facts.involvements if facts else ()
-    if kind == "return_interview" and rhi_assignee != "worker":
+    if kind == DeadlineKind.RETURN_INTERVIEW and rhi_assignee != "worker":
         return rhi_assignee, rhi_assignee, directory.teams.get(rhi_assignee) or Contact(None)
     worker = next((i for i in involvements if i.worker_email), None)
-    if kind == "return_interview" and worker is not None:
+    if kind == DeadlineKind.RETURN_INTERVIEW and worker is not None:
         return "worker", str(worker.worker_email), Contact(worker.worker_email)
     team = next((i.team for i in involvements if i.team), None)
     if team is not None:
@@ -305,26 +299,26 @@ def assignee_for(repo: Repository, kind: str, facts: ChildFacts | None, policy: 
     return FRONT_DOOR, FRONT_DOOR, directory.teams.get(FRONT_DOOR) or Contact(None)
 
 
-def raise_trigger_meeting_if_needed(repo: Repository, episode: rules.Episode, is_high: bool,
+def raise_trigger_meeting_if_needed(repo: StorePort, episode: rules.Episode, is_high: bool,
                                     facts: ChildFacts | None, ctx: Context, now: datetime, event_id: str) -> None:
     """Raise a trigger meeting if the rules call for one and none is pending. For a child nobody has linked
     it is raised on the episode (child unknown), assigned to the front door, and carried over to the child
     when linked (``_carry_over_trigger_meeting``); the rolling-window rule needs a child."""
     child_id = facts.child_id if facts is not None else None
-    rows: list[t.MissingEpisode] = []
+    rows: list[EpisodeRecord] = []
     if child_id is not None:
-        last_held = repo.session.exec(select(t.TriggerMeeting.held_at).where(t.TriggerMeeting.child_id == child_id)
-                                      .order_by(col(t.TriggerMeeting.held_at).desc())).first()
+        last_held = repo.last_trigger_meeting_held(child_id)
         if last_held is not None and episode.reported_at is not None and episode.reported_at <= last_held:
             return  # the meeting already held considered this episode
-        rows = list(repo.session.exec(select(t.MissingEpisode).where(t.MissingEpisode.child_id == child_id)).all())
+        rows = list(repo.episodes_of_child(child_id))
     elif episode.child_id is not None:
         return  # a linked child with no reference record left: nothing to route by
     reason = rules.trigger_reason(episode, is_high, [_episode_of(r) for r in rows], now, ctx.policy)
     if reason is None:
         return
-    due = ctx.policy.due("trigger_meeting", now)
-    planned = PlannedDeadline("trigger_meeting", "child", due, ctx.policy.ladder("trigger_meeting", due))
+    kind = DeadlineKind.TRIGGER_MEETING
+    due = ctx.policy.due(kind, now)
+    planned = PlannedDeadline(kind, "child", due, ctx.policy.ladder(kind, due))
     created = repo.add_deadline(planned, f"trigger:{episode.episode_id}", now, event_id=event_id,
                                 child_id=child_id, once=True)
     if created is None:
@@ -333,54 +327,43 @@ def raise_trigger_meeting_if_needed(repo: Repository, episode: rules.Episode, is
     _assign(repo, created, episode, facts, ctx.policy, event_id, now, f"trigger meeting needed: {reason}")
 
 
-def _carry_over_trigger_meeting(repo: Repository, episode: rules.Episode, now: datetime) -> None:
+def _carry_over_trigger_meeting(repo: StorePort, episode: rules.Episode, now: datetime) -> None:
     """A trigger meeting raised on the episode while its child was unknown becomes the child's when the child
     is linked, unless the child already has one pending (or held one since): then that one stands for both."""
     if episode.child_id is None:
         return
-    mine = repo.session.exec(select(t.Deadline).where(t.Deadline.kind == "trigger_meeting",
-                                                      t.Deadline.subject_id == f"trigger:{episode.episode_id}",
-                                                      t.Deadline.state == "open",
-                                                      col(t.Deadline.child_id).is_(None))).first()
-    if mine is None:
+    mine = _episode_trigger_meeting(repo, episode)
+    if mine is None or mine.state != DeadlineState.OPEN or mine.child_id is not None:
         return
-    pending = repo.session.exec(select(t.Deadline.id).where(t.Deadline.kind == "trigger_meeting",
-                                                            t.Deadline.child_id == episode.child_id,
-                                                            t.Deadline.state == "open")).first()
-    last_held = repo.session.exec(select(t.TriggerMeeting.held_at).where(
-        t.TriggerMeeting.child_id == episode.child_id).order_by(col(t.TriggerMeeting.held_at).desc())).first()
+    pending = repo.open_trigger_meeting(episode.child_id)
+    last_held = repo.last_trigger_meeting_held(episode.child_id)
     if pending is not None:
-        close_deadline(repo, mine, now, f"carried over to the child's pending trigger meeting {pending}")
+        close_deadline(repo, mine, now, f"carried over to the child's pending trigger meeting {pending.id}")
     elif last_held is not None and episode.reported_at is not None and episode.reported_at <= last_held:
         close_deadline(repo, mine, now, "a trigger meeting held for the child considered this episode")
     else:
+        # Stored at once: the per-child guard now counts it as the child's one pending meeting.
         _rebind(repo, mine, episode.child_id, now)  # reconcile then tells the child's owner
-        repo.session.flush()  # the partial unique index now guards the child's one pending meeting
 
 
-def handle_trigger_meeting(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context,
+def handle_trigger_meeting(repo: StorePort, event: EventRecord, record: dict[str, Any], ctx: Context,
                            now: datetime) -> None:
     child_id = record["child_id"]
-    if repo.session.get(t.Child, child_id) is None:
-        from pipeline.service.dispatch import RejectedEvent
-
+    if not repo.is_known_child(child_id):
         raise RejectedEvent("trigger meeting for a child_id the pipeline never issued")
     repo.lock_child(child_id)
-    repo.session.add(t.TriggerMeeting(child_id=child_id, held_at=record["held_at"], outcome=record["outcome"],
-                                      event_id=event.event_id))
-    pending = repo.session.exec(select(t.Deadline).where(t.Deadline.kind == "trigger_meeting",
-                                                         t.Deadline.child_id == child_id,
-                                                         t.Deadline.state == "open")).first()
+    repo.add_trigger_meeting(child_id, record["held_at"], record["outcome"], event.event_id)
+    pending = repo.open_trigger_meeting(child_id)
     if pending is not None:
         close_deadline(repo, pending, now, f"trigger meeting held (event {event.event_id})")
         repo.audit(now, SYSTEM, "acknowledged", pending.id, "trigger meeting held")
     event.child_id = child_id
-    event.status = "processed"
+    event.status = EventStatus.PROCESSED
 
 
-def check_trigger_meeting(repo: Repository, deadline: t.Deadline, ctx: Context, now: datetime) -> None:
+def check_trigger_meeting(repo: StorePort, deadline: DeadlineRecord, ctx: Context, now: datetime) -> None:
     """The sweep's check when an episode passes 24 hours since last seen (linked child or not)."""
-    row = repo.session.get(t.MissingEpisode, deadline.subject_id)
+    row = repo.episode(deadline.subject_id)
     if row is None:
         return
     episode = _episode_of(row)

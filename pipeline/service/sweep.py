@@ -22,11 +22,12 @@ from pipeline.domain.model import (
     FRONT_DOOR_MANAGER,
     TEAM_MANAGER_ROLE,
     Contact,
-    DeadlineState,
     PlannedNotification,
 )
 from pipeline.ports import SYSTEM, DeadlineRecord, NotificationRecord, StorePort, UnitsOfWork
+from pipeline.service.deadlines import close_deadline
 from pipeline.service.handlers import ESCALATIONS, Context
+from pipeline.service.missing import assignee_for, check_trigger_meeting, current_child_id
 from pipeline.service.notify import notify
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,6 @@ def fire_due_steps(port: StorePort, deadline: DeadlineRecord, ctx: Context, now:
             break
         deadline.escalation_level += 1
         if step["action"] == CHECK_TRIGGER_MEETING:
-            from pipeline.service.missing import check_trigger_meeting
-
             # The missing pathway is still typed for the SQL adapter (being ported separately).
             check_trigger_meeting(cast(Any, port), cast(Any, deadline), ctx, now)
             close_deadline(port, deadline, now, "checked by the sweep")
@@ -82,8 +81,6 @@ def recipients_for(port: StorePort, deadline: DeadlineRecord, role: str, ctx: Co
     ``assignee`` (whoever the deadline was assigned to), or a team code from the teams CSV.
     """
     if role in (TEAM_MANAGER_ROLE, ASSIGNEE):
-        from pipeline.service.missing import assignee_for, current_child_id
-
         # Resolved now, from the child's current facts: a review or a late report may have linked the child
         # since the deadline was created, and the child's worker or team may have changed.
         # (The missing pathway's helpers are still typed for the SQL adapter: being ported separately.)
@@ -135,16 +132,3 @@ def fire_step(port: StorePort, deadline: DeadlineRecord, step: dict[str, Any], l
     port.audit(now, SYSTEM, "escalated", deadline.id, f"{deadline.kind} level {level} ({step['action']})")
     if deadline.subject_id != deadline.id:
         port.audit(now, SYSTEM, "escalated", deadline.subject_id, f"{deadline.kind} level {level} ({step['action']})")
-
-
-def close_deadline(port: StorePort, deadline: DeadlineRecord, now: datetime, reason: str,
-                   actor: str = SYSTEM) -> None:
-    """A closed deadline never escalates again. Audited: who closed it (``actor``) or, in ``reason``, which
-    event or decision did."""
-    if deadline.state == DeadlineState.CLOSED:
-        return
-    deadline.state = DeadlineState.CLOSED
-    deadline.closed_at = now
-    deadline.closed_reason = reason
-    deadline.next_step_at = None
-    port.audit(now, actor, "closed", deadline.id, f"{deadline.kind} closed: {reason}")

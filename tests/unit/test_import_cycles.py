@@ -4,9 +4,8 @@ The import graph comes from grimp, which reads every import statement, including
 import moved into a function hides a cycle from the interpreter, not from a reader). Imports under
 ``if TYPE_CHECKING:`` are left out: they never run.
 
-``CHECKED`` lists the packages whose modules may be in no cycle. ``pipeline.service`` is not in it yet:
-``dispatch -> missing -> dispatch`` and ``missing -> sweep -> missing`` (issue 12's store-port work moves those
-modules); ``NOT_YET_CHECKED`` names it so that a new package is checked from the start.
+``CHECKED`` lists the packages whose modules may be in no cycle: every package of the project.
+``NOT_YET_CHECKED`` would name one still exempt (none is), so that a new package is checked from the start.
 """
 
 from __future__ import annotations
@@ -29,10 +28,11 @@ CHECKED = (
     "pipeline.entrypoints",
     "pipeline.runtimes",
     "pipeline.schema_compat",
+    "pipeline.service",
     "pipeline.settings",
     "pipeline.web",
 )
-NOT_YET_CHECKED = ("pipeline.service",)
+NOT_YET_CHECKED: tuple[str, ...] = ()
 
 
 def cycles(graph: grimp.ImportGraph) -> list[tuple[str, ...]]:

@@ -1,0 +1,79 @@
+"""The SQL answers to the missing pathway's and casework's questions (pipeline/ports/episodes.py and
+pipeline/ports/casework.py): a mixin of ``pipeline.adapters.repository.Repository``, over its session."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session, col, select
+
+from pipeline.adapters import tables as t
+from pipeline.adapters.inbox import school_copies
+
+
+class EpisodeQueries:
+    """Episodes, trigger meetings and casework look-ups, in the repository's transaction."""
+
+    if TYPE_CHECKING:
+        session: Session
+        postgres: bool
+
+        def insert_once(self, row: Any) -> bool: ...
+
+    # ---- episodes ----------------------------------------------------------------------------------
+    def episode(self, episode_id: str) -> t.MissingEpisode | None:
+        return self.session.get(t.MissingEpisode, episode_id)
+
+    def episode_for_update(self, episode_id: str) -> t.MissingEpisode:
+        query = select(t.MissingEpisode).where(t.MissingEpisode.episode_id == episode_id)
+        if self.postgres:
+            query = query.with_for_update()
+        row = self.session.exec(query).first()
+        if row is None:
+            row = t.MissingEpisode(episode_id=episode_id)
+            if not self.insert_once(row):  # another worker created it a moment ago: take theirs, locked
+                row = self.session.exec(query).one()
+        return row
+
+    def episodes_of_child(self, child_id: str) -> Sequence[t.MissingEpisode]:
+        return self.session.exec(select(t.MissingEpisode).where(t.MissingEpisode.child_id == child_id)).all()
+
+    # ---- trigger meetings --------------------------------------------------------------------------
+    def open_trigger_meeting(self, child_id: str) -> t.Deadline | None:
+        return self.session.exec(select(t.Deadline).where(t.Deadline.kind == "trigger_meeting",
+                                                          t.Deadline.child_id == child_id,
+                                                          t.Deadline.state == "open")).first()
+
+    def last_trigger_meeting_held(self, child_id: str) -> datetime | None:
+        return self.session.exec(select(t.TriggerMeeting.held_at).where(t.TriggerMeeting.child_id == child_id)
+                                 .order_by(col(t.TriggerMeeting.held_at).desc())).first()
+
+    def add_trigger_meeting(self, child_id: str, held_at: datetime, outcome: str, event_id: str) -> None:
+        self.session.add(t.TriggerMeeting(child_id=child_id, held_at=held_at, outcome=outcome, event_id=event_id))
+
+    def rebind_deadline(self, deadline: Any, child_id: str) -> None:
+        deadline.child_id = child_id
+        self.session.add(deadline)
+        self.session.flush()  # the partial unique index now guards the child's one pending trigger meeting
+
+    def first_audit_reason(self, subject_id: str, action: str) -> str | None:
+        return self.session.exec(select(t.AuditEntry.reason).where(
+            t.AuditEntry.subject_id == subject_id, t.AuditEntry.action == action)
+            .order_by(col(t.AuditEntry.id))).first()
+
+    # ---- casework ----------------------------------------------------------------------------------
+    def school_copies(self, notification: Any) -> Sequence[t.Notification]:
+        return school_copies(self.session, notification)
+
+    def open_deadline_of_event(self, event_id: str, kind: str) -> t.Deadline | None:
+        return self.session.exec(select(t.Deadline).where(t.Deadline.event_id == event_id, t.Deadline.kind == kind,
+                                                          t.Deadline.state == "open")).first()
+
+    def notifications_of_event(self, event_id: str) -> Sequence[t.Notification]:
+        return self.session.exec(select(t.Notification).where(t.Notification.event_id == event_id)).all()
+
+    def person_key_of(self, child_id: str) -> str | None:
+        child = self.session.get(t.Child, child_id)
+        return child.person_key if child is not None else None

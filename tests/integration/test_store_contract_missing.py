@@ -1,0 +1,200 @@
+"""The missing pathway's and casework's part of the storage port (pipeline/ports/episodes.py, casework.py): the
+in-memory fake, SQLite and PostgreSQL give the same answers (one test per port method, on each backend)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+
+from pipeline.domain.model import (
+    Contact,
+    DeadlineKind,
+    DeadlineState,
+    LadderStep,
+    NotificationStatus,
+    PlannedDeadline,
+    PlannedNotification,
+)
+from tests.support.store_ports import Backend
+
+NOW = datetime.fromisoformat("2026-11-24T20:00:00+00:00")
+
+
+def _meeting(due: datetime = NOW + timedelta(days=3)) -> PlannedDeadline:
+    return PlannedDeadline(DeadlineKind.TRIGGER_MEETING, "child", due,
+                           (LadderStep(due, ("assignee",), "reminder"),))
+
+
+def _school_item(key: str, role: str, urn: str = "100001") -> PlannedNotification:
+    return PlannedNotification(key=key, recipient_role=role, recipient_ref=urn, contact=Contact(f"{role}@school"),
+                               reason="attended ED", urgency="URGENT", content={}, school_urn=urn)
+
+
+# ---- episodes -------------------------------------------------------------------------------------------
+
+def test_episode_for_update_makes_the_episode_once_and_keeps_what_is_assigned(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        assert port.episode("EP-1") is None
+        row = port.episode_for_update("EP-1")
+        assert row.episode_id == "EP-1" and row.child_id is None and row.reported_at is None
+        assert json.loads(row.exploitation_flags) == []
+        row.reported_at, row.risk_grade, row.force_code = NOW, "HIGH", "NS01"
+        row.exploitation_flags = json.dumps(["CSE"])
+        assert port.episode_for_update("EP-1").risk_grade == "HIGH"
+    with store_backend.units.unit_of_work() as port:
+        again = port.episode_for_update("EP-1")
+        assert (again.reported_at, again.risk_grade, again.force_code) == (NOW, "HIGH", "NS01")
+        assert json.loads(again.exploitation_flags) == ["CSE"]
+        found = port.episode("EP-1")
+        assert found is not None and found.risk_grade == "HIGH"
+
+
+def test_an_episode_made_in_a_failed_unit_of_work_is_gone(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        port.episode_for_update("EP-1").risk_grade = "LOW"
+    with pytest.raises(RuntimeError), store_backend.units.unit_of_work() as port:
+        port.episode_for_update("EP-2")
+        port.episode_for_update("EP-1").risk_grade = "HIGH"
+        raise RuntimeError("the handler fails")
+    with store_backend.units.unit_of_work() as port:
+        assert port.episode("EP-2") is None
+        first = port.episode("EP-1")
+        assert first is not None and first.risk_grade == "LOW"
+
+
+def test_episodes_of_child(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        child = port.child_id("upn:A999100100001")
+        for episode_id, child_id in (("EP-1", child), ("EP-2", None), ("EP-3", child)):
+            port.episode_for_update(episode_id).child_id = child_id
+    with store_backend.units.unit_of_work() as port:
+        assert sorted(e.episode_id for e in port.episodes_of_child(child)) == ["EP-1", "EP-3"]
+        assert list(port.episodes_of_child(port.child_id("upn:B999100100002"))) == []
+
+
+# ---- trigger meetings -----------------------------------------------------------------------------------
+
+def test_trigger_meetings_held_and_the_latest(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        child = port.child_id("upn:A999100100001")
+        assert port.last_trigger_meeting_held(child) is None
+        port.add_trigger_meeting(child, NOW - timedelta(days=10), "PLAN_AGREED", "ev-1")
+        port.add_trigger_meeting(child, NOW - timedelta(days=2), "PLAN_AGREED", "ev-2")
+        port.add_trigger_meeting(child, NOW - timedelta(days=5), "NO_FURTHER_ACTION", "ev-3")
+        other = port.child_id("upn:B999100100002")
+    with store_backend.units.unit_of_work() as port:
+        assert port.last_trigger_meeting_held(child) == NOW - timedelta(days=2)
+        assert port.last_trigger_meeting_held(other) is None
+
+
+def test_open_trigger_meeting_of_a_child(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        child = port.child_id("upn:A999100100001")
+        assert port.open_trigger_meeting(child) is None
+        closed = port.add_deadline(_meeting(), "trigger:EP-0", NOW, event_id="ev-0", child_id=child)
+        assert closed is not None
+        closed.state = DeadlineState.CLOSED
+        pending = port.add_deadline(_meeting(), "trigger:EP-1", NOW, event_id="ev-1", child_id=child)
+        assert pending is not None
+        pending_id = pending.id
+        # Another kind of deadline of the same child is not a trigger meeting.
+        port.add_deadline(PlannedDeadline(DeadlineKind.RETURN_INTERVIEW, "episode", NOW, ()), "EP-1", NOW,
+                          event_id="ev-1", child_id=child)
+    with store_backend.units.unit_of_work() as port:
+        found = port.open_trigger_meeting(child)
+        assert found is not None and found.id == pending_id and found.subject_id == "trigger:EP-1"
+
+
+def test_rebind_deadline_makes_an_unbound_meeting_the_childs_one_pending(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        child = port.child_id("upn:A999100100001")
+        unbound = port.add_deadline(_meeting(), "trigger:EP-1", NOW, event_id="ev-1", child_id=None)
+        assert unbound is not None
+        port.rebind_deadline(unbound, child)
+        assert unbound.child_id == child
+        again = port.open_trigger_meeting(child)
+        assert again is not None and again.id == unbound.id
+        # The child's one pending meeting now guards against a second.
+        assert port.add_deadline(_meeting(), "trigger:EP-2", NOW, event_id="ev-2", child_id=child, once=True) is None
+    with store_backend.units.unit_of_work() as port:
+        stored = port.deadline(unbound.id)
+        assert stored is not None and stored.child_id == child
+        assert [d.subject_id for d in port.deadlines_of_subject("trigger:EP-2")] == []
+
+
+def test_first_audit_reason(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        port.audit(NOW, "system", "escalated", "D-1", "level 1")
+        port.audit(NOW, "system", "created", "D-1", "trigger meeting needed: high risk")
+        port.audit(NOW + timedelta(minutes=1), "system", "created", "D-1", "a later one")
+    with store_backend.units.unit_of_work() as port:
+        assert port.first_audit_reason("D-1", "created") == "trigger meeting needed: high risk"
+        assert port.first_audit_reason("D-1", "closed") is None
+        assert port.first_audit_reason("D-2", "created") is None
+
+
+# ---- casework -------------------------------------------------------------------------------------------
+
+def test_school_copies_are_the_dsl_and_deputy_on_one_deadline(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        dsl = port.add_notification("ev-1", "self-harm", _school_item("dsl", "dsl"), NotificationStatus.PENDING, NOW,
+                                    deadline_id="D-1")
+        deputy = port.add_notification("ev-1", "self-harm", _school_item("deputy", "deputy_dsl"),
+                                       NotificationStatus.PENDING, NOW, deadline_id="D-1")
+        # The same school on another deadline, another school on this one, a team: not copies.
+        port.add_notification("ev-2", "self-harm", _school_item("dsl", "dsl"), NotificationStatus.PENDING, NOW,
+                              deadline_id="D-2")
+        port.add_notification("ev-1", "self-harm", _school_item("other", "dsl", "100002"),
+                              NotificationStatus.PENDING, NOW, deadline_id="D-1")
+        team = port.add_notification("ev-1", "self-harm", PlannedNotification(
+            key="scies", recipient_role="SCIES", recipient_ref="SCIES", contact=Contact("scies@example"),
+            reason="holiday", urgency="URGENT", content={}), NotificationStatus.PENDING, NOW, deadline_id="D-1")
+        no_deadline = port.add_notification("ev-3", "self-harm", _school_item("dsl", "dsl"),
+                                             NotificationStatus.PENDING, NOW)
+        assert dsl is not None and deputy is not None and team is not None and no_deadline is not None
+        ids = dsl.id, deputy.id, team.id, no_deadline.id
+    with store_backend.units.unit_of_work() as port:
+        dsl_row, deputy_row, team_row, lone_row = (port.notification(i) for i in ids)
+        assert dsl_row is not None and deputy_row is not None and team_row is not None and lone_row is not None
+        assert sorted(c.id for c in port.school_copies(dsl_row)) == sorted(ids[:2])
+        assert sorted(c.id for c in port.school_copies(deputy_row)) == sorted(ids[:2])
+        assert [c.id for c in port.school_copies(team_row)] == [team_row.id]
+        assert [c.id for c in port.school_copies(lone_row)] == [lone_row.id]
+
+
+def test_open_deadline_of_event(store_backend: Backend) -> None:
+    review = PlannedDeadline(DeadlineKind.MATCH_REVIEW, "review", NOW + timedelta(hours=4), ())
+    with store_backend.units.unit_of_work() as port:
+        assert port.open_deadline_of_event("ev-1", DeadlineKind.MATCH_REVIEW) is None
+        first = port.add_deadline(review, "N-1", NOW, event_id="ev-1", child_id=None)
+        assert first is not None
+        first.state = DeadlineState.CLOSED
+        second = port.add_deadline(review, "N-2", NOW, event_id="ev-1", child_id=None)
+        assert second is not None
+        second_id = second.id
+    with store_backend.units.unit_of_work() as port:
+        found = port.open_deadline_of_event("ev-1", DeadlineKind.MATCH_REVIEW)
+        assert found is not None and found.id == second_id
+        assert port.open_deadline_of_event("ev-1", DeadlineKind.CONSENT_DECISION) is None
+        assert port.open_deadline_of_event("ev-2", DeadlineKind.MATCH_REVIEW) is None
+
+
+def test_notifications_of_event(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        for key, status in (("dsl", NotificationStatus.WITHHELD), ("deputy", NotificationStatus.PENDING)):
+            port.add_notification("ev-1", "self-harm", _school_item(key, "dsl"), status, NOW)
+        port.add_notification("ev-2", "self-harm", _school_item("dsl", "dsl"), NotificationStatus.PENDING, NOW)
+    with store_backend.units.unit_of_work() as port:
+        rows = port.notifications_of_event("ev-1")
+        assert sorted((n.plan_key, n.status) for n in rows) == [("deputy", "pending"), ("dsl", "withheld")]
+        assert list(port.notifications_of_event("ev-9")) == []
+
+
+def test_person_key_of(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        child = port.child_id("nhs:9990000018")
+    with store_backend.units.unit_of_work() as port:
+        assert port.person_key_of(child) == "nhs:9990000018"
+        assert port.person_key_of("not-a-child") is None
