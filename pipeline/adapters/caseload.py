@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.notifications import notification_scope
+from pipeline.ports.records import UserRecord
 
 
 def involvements_of(session: Session, worker_email: str) -> Sequence[t.Involvement]:
@@ -56,7 +57,7 @@ def deadlines_of(session: Session, episode_ids: Iterable[str], ids: Iterable[str
         .order_by(col(t.Deadline.due_at))).all()
 
 
-def notifications_about(session: Session, user: t.User, ids: Iterable[str]) -> Sequence[tuple[t.Notification, str]]:
+def notifications_about(session: Session, user: UserRecord, ids: Iterable[str]) -> Sequence[tuple[t.Notification, str]]:
     """This user's notifications about these children, newest first, with the child's id."""
     wanted = sorted(set(ids))
     if not wanted:

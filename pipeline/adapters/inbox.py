@@ -13,11 +13,12 @@ from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.notifications import notification_scope
+from pipeline.ports.records import NotificationRecord, UserRecord
 
 SCHOOL_ROLES = ("dsl", "deputy_dsl")
 
 
-def notifications_in_scope(session: Session, user: t.User, limit: int = 1000) -> Sequence[t.Notification]:
+def notifications_in_scope(session: Session, user: UserRecord, limit: int = 1000) -> Sequence[t.Notification]:
     return session.exec(select(t.Notification).where(notification_scope(user))
                         .order_by(col(t.Notification.created_at).desc()).limit(limit)).all()
 
@@ -39,7 +40,7 @@ def fired_on(session: Session, deadline_ids: Iterable[str]) -> Sequence[t.Notifi
                         .order_by(col(t.Notification.created_at))).all()
 
 
-def school_copies(session: Session, row: t.Notification) -> Sequence[t.Notification]:
+def school_copies(session: Session, row: NotificationRecord) -> Sequence[NotificationRecord]:
     """Every copy of a school's alert or reminder (DSL and deputy, on the same deadline): one case for the school."""
     if row.recipient_role not in SCHOOL_ROLES or row.school_urn is None:
         return [row]

@@ -17,9 +17,10 @@ from sqlmodel import Session, col, select
 from pipeline.adapters import paging as keysets
 from pipeline.adapters import tables as t
 from pipeline.domain.model import Role
+from pipeline.ports.records import UserRecord
 
 
-def notification_scope(user: t.User) -> Any:
+def notification_scope(user: UserRecord) -> Any:
     """A WHERE clause selecting the notifications this user may see."""
     if user.role == Role.MANAGER:
         return true()
@@ -36,13 +37,13 @@ def notification_scope(user: t.User) -> Any:
     return false()
 
 
-def visible_notification(session: Session, user: t.User, notification_id: str) -> t.Notification | None:
+def visible_notification(session: Session, user: UserRecord, notification_id: str) -> t.Notification | None:
     """The notification if this user may see it; None when it does not exist or is out of scope alike."""
     return session.exec(select(t.Notification).where(and_(col(t.Notification.id) == notification_id,
                                                           notification_scope(user)))).first()
 
 
-def notifications_page(session: Session, user: t.User, status: str | None, *, limit: int,
+def notifications_page(session: Session, user: UserRecord, status: str | None, *, limit: int,
                        before: str | None) -> keysets.Page[t.Notification] | None:
     """A page of the notifications in the user's scope (of one status, if given), newest first; None when
     ``before`` is unknown or out of scope."""

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.inbox import school_copies
+from pipeline.ports.records import NotificationRecord
 
 
 class EpisodeQueries:
@@ -64,7 +65,7 @@ class EpisodeQueries:
             .order_by(col(t.AuditEntry.id))).first()
 
     # ---- casework ----------------------------------------------------------------------------------
-    def school_copies(self, notification: Any) -> Sequence[t.Notification]:
+    def school_copies(self, notification: NotificationRecord) -> Sequence[NotificationRecord]:
         return school_copies(self.session, notification)
 
     def open_deadline_of_event(self, event_id: str, kind: str) -> t.Deadline | None:

@@ -16,11 +16,11 @@ from fastapi import Depends, Header, Request
 from sqlmodel import Session
 
 from pipeline.adapters.paging import Page
-from pipeline.adapters.tables import User
 from pipeline.bootstrap import Services
 from pipeline.domain.model import FRONT_DOOR, Role
 from pipeline.entrypoints.errors import ApiError, forbidden, not_found
 from pipeline.entrypoints.paging import Paging
+from pipeline.ports.records import UserRecord as User
 from pipeline.service.users import user_for_token
 from pipeline.web.auth import services_of, visitor_of
 

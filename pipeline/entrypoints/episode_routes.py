@@ -17,7 +17,7 @@ from pipeline.entrypoints.dependencies import CurrentUser, PagingDep, ServicesDe
 from pipeline.entrypoints.errors import not_found
 
 if TYPE_CHECKING:
-    from pipeline.adapters.tables import User
+    from pipeline.ports.records import UserRecord as User
 
 router = APIRouter()
 

@@ -24,7 +24,8 @@ from pipeline.entrypoints.errors import conflict, invalid, not_found
 from pipeline.service import casework
 
 if TYPE_CHECKING:
-    from pipeline.adapters.tables import Event, User
+    from pipeline.ports.records import EventRecord as Event
+    from pipeline.ports.records import UserRecord as User
 
 router = APIRouter()
 

@@ -21,7 +21,8 @@ from pipeline.service import casework
 from pipeline.service.access import NOTIFICATION_READERS, may_acknowledge, visible_notification
 
 if TYPE_CHECKING:
-    from pipeline.adapters.tables import Notification, User
+    from pipeline.ports.records import NotificationRecord as Notification
+    from pipeline.ports.records import UserRecord as User
 
 router = APIRouter()
 

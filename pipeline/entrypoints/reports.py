@@ -25,7 +25,7 @@ from pipeline.entrypoints.errors import invalid, not_found
 from pipeline.service.missing import ASSIGNED_DEADLINES, deadline_owner
 
 if TYPE_CHECKING:
-    from pipeline.adapters.tables import User
+    from pipeline.ports.records import UserRecord as User
 
 router = APIRouter()
 

@@ -12,7 +12,7 @@ stored string, which compares equal to the enum member.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 SYSTEM = "system"  # the actor of audit entries for what the pipeline does by itself
@@ -91,3 +91,52 @@ class DeadLetterRecord(Protocol):
     payload: bytes
     producer_id: int | None
     event_id: str | None
+
+
+class UserRecord(Protocol):
+    """A person who signs in (web) or calls the API (token): a role, and the school or team it is scoped to."""
+
+    id: int | None
+    email: str
+    role: str
+    school_urn: str | None
+    team: str | None
+    password_hash: str | None
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+class DeliveryRecord(Protocol):
+    """One notification on one channel, with its attempts (states in pipeline/domain/delivery.py)."""
+
+    id: str
+    notification_id: str
+    channel: str
+    state: str
+    position: int
+    attempts: int
+    ambiguous_resends: int
+    provider: str | None
+    provider_ref: str | None
+    last_outcome: str | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    created_at: datetime
+
+
+class InvolvementRecord(Protocol):
+    """A child's current involvement with children's social care (reference data), and who holds it."""
+
+    row_key: str
+    nhs_number: str | None
+    upn: str | None
+    given_name: str
+    family_name: str
+    date_of_birth: date
+    status: str
+    worker_email: str | None
+    team: str | None
+    manager_email: str | None
+    placing_la: str | None
+    iro_email: str | None

@@ -15,7 +15,8 @@ from pipeline.adapters import notifications
 from pipeline.domain.model import Role
 
 if TYPE_CHECKING:
-    from pipeline.adapters.tables import Notification, User
+    from pipeline.ports.records import NotificationRecord as Notification
+    from pipeline.ports.records import UserRecord as User
 
 NOTIFICATION_READERS = {Role.DSL, Role.WORKER, Role.TEAM, Role.MANAGER}
 

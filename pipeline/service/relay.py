@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,7 +53,8 @@ from pipeline.domain.policy import Policy
 from pipeline.service.notify import DELIVERIES, undelivered
 
 if TYPE_CHECKING:
-    from pipeline.adapters.tables import Delivery, Notification
+    from pipeline.ports.records import DeliveryRecord as Delivery
+    from pipeline.ports.records import NotificationRecord as Notification
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +251,7 @@ def _claim_slowly(session: Any, store: Store, delivery: DeliveryService, row_ids
     return claimed
 
 
-def _resolve(delivery: DeliveryService, row: Delivery, notification: Notification, siblings: list[Delivery],
+def _resolve(delivery: DeliveryService, row: Delivery, notification: Notification, siblings: Sequence[Delivery],
              now: datetime) -> None:
     route = delivery.routes.route(notification.recipient_role, notification.urgency)
     state, position = resolve(row.channel, {s.channel for s in siblings}, delivery.configured_for(notification),
@@ -332,7 +334,7 @@ def _record_failure(repo: Repository, delivery: DeliveryService, row: Delivery, 
                f"{row.channel} attempt {row.attempts}: {outcome.value} ({reason}); {then}")
 
 
-def _advance(repo: Repository, delivery: DeliveryService, notification: Notification, rows: list[Delivery],
+def _advance(repo: Repository, delivery: DeliveryService, notification: Notification, rows: Sequence[Delivery],
              now: datetime) -> None:
     """Once no channel is working on it and none reached anyone: the next fallback channel, else undelivered."""
     if notification.status == NotificationStatus.WITHHELD:

@@ -22,7 +22,7 @@ from pipeline.adapters import accounts
 from pipeline.domain.calendar import Duration, parse_timescale
 
 if TYPE_CHECKING:
-    from pipeline.adapters.tables import User
+    from pipeline.ports.records import UserRecord as User
 
 ADDRESS_FAILURE_FACTOR = 5  # one school or office network shares an address: allow more from it
 

@@ -21,7 +21,7 @@ from pipeline.adapters.accounts import user_by_email
 from pipeline.domain.model import Role
 
 if TYPE_CHECKING:
-    from pipeline.adapters.tables import User
+    from pipeline.ports.records import UserRecord as User
 
 _hasher = PasswordHasher()
 

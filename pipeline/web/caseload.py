@@ -26,7 +26,11 @@ from pipeline.web.auth import PageNotFound, Posted, posted_by, services_of, sign
 from pipeline.web.render import page
 
 if TYPE_CHECKING:
-    from pipeline.adapters.tables import Deadline, Involvement, MissingEpisode, Notification, User
+    from pipeline.ports.episodes import EpisodeRecord as MissingEpisode
+    from pipeline.ports.records import DeadlineRecord as Deadline
+    from pipeline.ports.records import InvolvementRecord as Involvement
+    from pipeline.ports.records import NotificationRecord as Notification
+    from pipeline.ports.records import UserRecord as User
 
 router = APIRouter(include_in_schema=False)
 LONDON = ZoneInfo("Europe/London")

@@ -9,7 +9,7 @@ Every opening of a case is audited as a view.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,7 +29,9 @@ from pipeline.web.render import environment, page
 from pipeline.web.words import london
 
 if TYPE_CHECKING:
-    from pipeline.adapters.tables import Deadline, Notification, User
+    from pipeline.ports.records import DeadlineRecord as Deadline
+    from pipeline.ports.records import NotificationRecord as Notification
+    from pipeline.ports.records import UserRecord as User
 
 router = APIRouter(include_in_schema=False)
 READERS = (Role.DSL, Role.WORKER, Role.TEAM, Role.MANAGER)
@@ -126,8 +128,8 @@ def follow_up_words(row: Notification) -> str:
     return f"Escalated to {words(row.recipient_role)}"
 
 
-def build_cases(rows: list[Notification], deadlines: dict[str, Deadline],
-                fired: list[Notification]) -> list[Case]:
+def build_cases(rows: Sequence[Notification], deadlines: Mapping[str, Deadline],
+                fired: Sequence[Notification]) -> list[Case]:
     cases: dict[str, Case] = {}
     for row in rows:
         key = row.deadline_id or row.id

@@ -25,7 +25,7 @@ from pipeline.web.auth import PageNotFound, services_of, signed_in_as
 from pipeline.web.render import page
 
 if TYPE_CHECKING:
-    from pipeline.adapters.tables import Deadline
+    from pipeline.ports.records import DeadlineRecord as Deadline
 
 router = APIRouter(include_in_schema=False)
 Manager = Annotated[SignedIn, Depends(signed_in_as(Role.MANAGER))]
