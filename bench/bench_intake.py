@@ -100,15 +100,23 @@ class Target:
             time.sleep(0.05)
         raise RuntimeError("events were not processed in time")
 
+    @staticmethod
+    def event_id(rng: random.Random) -> str:
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+    @staticmethod
+    def child(pupil: dict[str, str]) -> dict[str, Any]:
+        return {"nhs_number": pupil["nhs_number"] or None, "given_name": pupil["given_name"],
+                "family_name": pupil["family_name"], "date_of_birth": pupil["date_of_birth"],
+                "sex": pupil["sex"] or "U", "postcode": pupil["postcode"] or None, "school_name": None}
+
     def event(self, rng: random.Random) -> dict[str, Any]:
         pupil = rng.choice(self.pupils)
         return {
-            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "event_id": self.event_id(rng),
             "attendance_id": f"ED-{rng.randrange(10**9)}", "hospital_ods_code": "RXX01",
             "arrived_at": datetime.now(UTC).isoformat(),
-            "child": {"nhs_number": pupil["nhs_number"] or None, "given_name": pupil["given_name"],
-                      "family_name": pupil["family_name"], "date_of_birth": pupil["date_of_birth"],
-                      "sex": pupil["sex"] or "U", "postcode": pupil["postcode"] or None, "school_name": None},
+            "child": self.child(pupil),
             "admitted": False, "risk_summary": "Discharged with a safety plan.",
             "exploitation_screening": "NO_CONCERN", "consent": "GIVEN", "shared_without_consent_reason": None,
             "clinician_contact": "ED safeguarding nurse",
