@@ -138,16 +138,6 @@ def instrument(stages: Stages) -> None:
     consumer_module.process = timed_process  # type: ignore[assignment]
 
 
-def missing_report(pupil: dict[str, str], rng: random.Random) -> dict[str, Any]:
-    from datetime import UTC, datetime, timedelta
-
-    now = datetime.now(UTC)
-    return {"event_id": Target.event_id(rng), "episode_id": f"EP-{rng.randrange(10**9)}", "force_code": "NS01",
-            "reported_at": now.isoformat(), "last_seen_at": (now - timedelta(hours=2)).isoformat(),
-            "child": Target.child(pupil), "risk_grade": rng.choice(["LOW", "MEDIUM", "HIGH"]),
-            "missing_from": rng.choice(["HOME", "CARE"]), "exploitation_flags": []}
-
-
 def client(port: int, token: str, bodies_file: Path, clients: int) -> None:
     """The load generator of phase 1 (run as a subprocess on core 1)."""
     lines = [json.loads(line) for line in bodies_file.read_text().splitlines()]
@@ -202,7 +192,7 @@ def main() -> None:
 
         def events() -> list[tuple[str, bytes]]:
             mixed = [("self-harm-attendance", json.dumps(target.event(rng)).encode()) for _ in range(n)]
-            mixed += [("missing-reported", json.dumps(missing_report(rng.choice(target.pupils), rng)).encode())
+            mixed += [("missing-reported", json.dumps(target.missing_report(rng)).encode())
                       for _ in range(n)]
             rng.shuffle(mixed)
             return mixed
