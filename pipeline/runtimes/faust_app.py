@@ -24,7 +24,7 @@ from pipeline import codec
 from pipeline.adapters.faust_codec import codec_name, register_codecs
 from pipeline.adapters.kafka import producer_id_from
 from pipeline.adapters.metrics import EVENTS_CONSUMED
-from pipeline.bootstrap import Services
+from pipeline.bootstrap import Services, var_dir
 from pipeline.service.relay import relay
 from pipeline.service.sweep import sweep
 
@@ -36,10 +36,13 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
     bootstrap, app_id, prefix = settings.kafka_bootstrap, settings.kafka_group, settings.kafka_topic_prefix
     assert bootstrap, "the Kafka runtime needs SAFEGUARD_KAFKA_BOOTSTRAP"
     runtime = services.settings.rules.get("runtime", {})
+    datadir = var_dir(settings) / "faust"  # faust's default is a folder in the working directory
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id, broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False, topic_partitions=partitions,
         broker_session_timeout=6.0, broker_heartbeat_interval=1.0, broker_rebalance_timeout=6.0,
         consumer_auto_offset_reset="earliest", producer_acks=-1,
+        datadir=str(datadir),
     )
     register_codecs()
     for event_type in codec.EVENT_TYPES:

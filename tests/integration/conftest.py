@@ -21,6 +21,7 @@ from pipeline.service.relay import relay
 from pipeline.service.sweep import sweep
 from pipeline.service.users import add_user
 from pipeline.settings import Settings
+from tests.support.providers import FakeProviders, FakeSmtp
 from tests.support.world import REFERENCE, TERM_EVENING
 
 
@@ -113,3 +114,19 @@ def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pipelin
     p = start_pipeline(tmp_path, database_url=url)
     yield p
     p.services.store.dispose()
+
+
+@pytest.fixture(scope="module")
+def providers() -> Iterator[FakeProviders]:
+    """The HTTP stand-ins for Twilio, GOV.UK Notify and school webhooks, one set per test module."""
+    fake = FakeProviders().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[FakeSmtp]:
+    """A real SMTP server on loopback recording each mail, one per test module."""
+    fake = FakeSmtp().start()
+    yield fake
+    fake.stop()

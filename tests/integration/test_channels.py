@@ -54,19 +54,6 @@ class Harness:
     faults: Faults
 
 
-@pytest.fixture(scope="module")
-def providers() -> Iterator[FakeProviders]:
-    fake = FakeProviders().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[FakeSmtp]:
-    fake = FakeSmtp().start()
-    yield fake
-    fake.stop()
-
 
 def build(name: str, providers: FakeProviders, smtp: FakeSmtp) -> Harness:
     if name == "smtp":

@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,19 +39,6 @@ FAST = {"delivery": {"retry": {"initial": "PT1S", "multiplier": 2, "max_delay": 
                      "timeout_seconds": 1, "send_concurrency": 4}}
 CALLBACK = "http://127.0.0.1:8000/api/callbacks/twilio"
 
-
-@pytest.fixture(scope="module")
-def providers() -> Iterator[FakeProviders]:
-    fake = FakeProviders().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[FakeSmtp]:
-    fake = FakeSmtp().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture(autouse=True)
