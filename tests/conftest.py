@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+# The storage port over each adapter (the ``store_backend`` fixture), for any tier's tests.
+pytest_plugins = ("tests.support.store_ports",)
+
 hypothesis_settings.register_profile("ci", max_examples=60, deadline=None)
 hypothesis_settings.register_profile("dev", max_examples=100, deadline=None)
 hypothesis_settings.load_profile("ci")

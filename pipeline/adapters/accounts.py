@@ -67,3 +67,31 @@ def team_loaded(session: Session, code: str) -> bool:
 
 def user_by_id(session: Session, user_id: int) -> t.User | None:
     return session.get(t.User, user_id)
+
+
+def add_user(session: Session, email: str, role: str, school_urn: str | None, team: str | None,
+             password_hash: str | None) -> t.User:
+    """A new user row, flushed so it has its id."""
+    user = t.User(email=email, role=role, school_urn=school_urn, team=team, password_hash=password_hash)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def add_token(session: Session, token_hash: str, user_id: int, kind: str) -> None:
+    session.add(t.ApiToken(token_hash=token_hash, user_id=user_id, kind=kind))
+
+
+def user_holding_token(session: Session, token_hash: str) -> t.User | None:
+    """The user an API token (by its hash) was issued to, disabled or not; None for an unknown token."""
+    row = session.get(t.ApiToken, token_hash)
+    return session.get(t.User, row.user_id) if row is not None else None
+
+
+def add_web_session(session: Session, token_hash: str, user_id: int, csrf_token: str, now: datetime) -> None:
+    session.add(t.WebSession(token_hash=token_hash, user_id=user_id, csrf_token=csrf_token, created_at=now,
+                             last_seen_at=now))
+
+
+def web_session(session: Session, token_hash: str) -> t.WebSession | None:
+    return session.get(t.WebSession, token_hash)

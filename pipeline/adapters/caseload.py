@@ -9,7 +9,7 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
-from pipeline.service.access import notification_scope
+from pipeline.adapters.notifications import notification_scope
 
 
 def involvements_of(session: Session, worker_email: str) -> Sequence[t.Involvement]:

@@ -1,6 +1,6 @@
 """Queries behind the people's inboxes: a user's notifications, and what happened on their deadlines.
 
-Scope (who may see which notification) comes from ``pipeline.service.access``; these functions only add
+Scope (who may see which notification) comes from ``pipeline.adapters.notifications``; these functions only add
 the rows an inbox item shows beside it (its deadline, the reminders and escalations fired on it, and the
 other copies of a school's alert).
 """
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
-from pipeline.service.access import notification_scope
+from pipeline.adapters.notifications import notification_scope
 
 SCHOOL_ROLES = ("dsl", "deputy_dsl")
 

@@ -29,13 +29,20 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
 
 from pipeline.adapters import tables as t
-from pipeline.adapters.repository import EHE, INVOLVEMENT, PUPIL, SCHOOL
+from pipeline.adapters.repository import (  # noqa: F401 - the parameters' reads are re-exported here
+    EHE,
+    INVOLVEMENT,
+    MODEL,
+    PUPIL,
+    SCHOOL,
+    latest_model_version,
+    load_parameters,
+)
 from pipeline.domain.fellegi_sunter import Parameters, Prepared, nickname_groups, phonetic, prepare
 from pipeline.domain.matching import ReferenceStats, swapped_dates
 from pipeline.domain.model import Candidate, Identity
 
 CHANGE: Table = t.ReferenceChange.__table__  # type: ignore[attr-defined]
-MODEL: Table = t.MatchModel.__table__  # type: ignore[attr-defined]
 
 MAX_BLOCK = 2000  # a key shared by more records than this is too unselective to fetch on
 
@@ -307,16 +314,6 @@ def recent_event_children(connection: Connection, limit: int) -> list[Identity]:
 
 
 # ---- the matcher's parameters -------------------------------------------------------------------------------
-
-def latest_model_version(connection: Connection) -> str | None:
-    row = connection.execute(sa_select(MODEL.c.version).order_by(MODEL.c.created_at.desc()).limit(1)).first()
-    return str(row.version) if row else None
-
-
-def load_parameters(connection: Connection, version: str) -> Parameters | None:
-    row = connection.execute(sa_select(MODEL.c.parameters_json).where(MODEL.c.version == version)).first()
-    return Parameters.from_json(row.parameters_json) if row else None
-
 
 def save_parameters(connection: Connection, parameters: Parameters, now: Any) -> str:
     version = parameters.version

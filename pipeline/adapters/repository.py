@@ -1,16 +1,20 @@
-"""The store port's SQL adapter: reads reference facts for the rules and writes their effects.
+"""The storage port's SQL adapter (SQLite and PostgreSQL): reads reference facts for the rules and writes
+their effects.
 
-One ``Repository`` wraps one transaction (a SQLModel ``Session``). Handlers and the sweep talk only to
-this; the rules never see it.
+One ``Repository`` wraps one transaction (a SQLModel ``Session``) and implements ``pipeline.ports.StorePort``
+(the in-memory fake, pipeline/adapters/memory_store.py, implements the same port; the contract suite holds them
+to the same answers). Handlers and the sweep talk only to the port; the rules never see it. The rows it returns
+are the tables' ORM rows, which satisfy the record Protocols of pipeline/ports/records.py as they are.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, Table, and_, event, or_
 from sqlalchemy import select as sa_select
@@ -18,26 +22,37 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.deliveries import team_of_person
+from pipeline.adapters.event_queue import events_by_id, held_event_ids
+from pipeline.domain.delivery import DeliveryState
+from pipeline.domain.fellegi_sunter import Parameters
 from pipeline.domain.matching import exact_identity
 from pipeline.domain.model import (
     Candidate,
     ChildFacts,
     Contact,
+    DeadlineState,
     Directory,
     Enrolment,
     Identity,
     Involvement,
     PlannedDeadline,
+    PlannedNotification,
     School,
 )
+from pipeline.ports.records import SYSTEM  # noqa: F401 - re-exported: older callers import it from here
 
-SYSTEM = "system"
+if TYPE_CHECKING:
+    from pipeline.adapters.match_index import ReferenceIndex
+    from pipeline.ports import StorePort
+
 SCHOOL: Table = t.School.__table__  # type: ignore[attr-defined]
 TEAM_CONTACT: Table = t.TeamContact.__table__  # type: ignore[attr-defined]
 PUPIL: Table = t.Pupil.__table__  # type: ignore[attr-defined]
 INVOLVEMENT: Table = t.Involvement.__table__  # type: ignore[attr-defined]
 EHE: Table = t.EheRecord.__table__  # type: ignore[attr-defined]
 CHILD: Table = t.Child.__table__  # type: ignore[attr-defined]
+MODEL: Table = t.MatchModel.__table__  # type: ignore[attr-defined]
 AUDIT_INSERT = t.AuditEntry.__table__.insert()  # type: ignore[attr-defined]
 OUTBOX_INSERT = t.Outbox.__table__.insert()  # type: ignore[attr-defined]
 
@@ -50,6 +65,17 @@ def unknown_children(session: Session, child_ids: Sequence[str]) -> set[str]:
     """Those of ``child_ids`` the pipeline never issued."""
     known = session.exec(select(t.Child.child_id).where(col(t.Child.child_id).in_(child_ids))).all()
     return set(child_ids) - set(known)
+
+
+def latest_model_version(connection: Any) -> str | None:
+    """The newest stored matcher parameters' version (``connection``: a SQLAlchemy Connection)."""
+    row = connection.execute(sa_select(MODEL.c.version).order_by(MODEL.c.created_at.desc()).limit(1)).first()
+    return str(row.version) if row else None
+
+
+def load_parameters(connection: Any, version: str) -> Parameters | None:
+    row = connection.execute(sa_select(MODEL.c.parameters_json).where(MODEL.c.version == version)).first()
+    return Parameters.from_json(row.parameters_json) if row else None
 
 
 def _school(row: Any) -> School:
@@ -117,7 +143,8 @@ class Repository:
         nhs = {m.identity.nhs_number for m in members if m.identity.nhs_number}
         enrolments: list[Enrolment] = []
         if upns:
-            for pupil in self._rows(sa_select(PUPIL).where(PUPIL.c.upn.in_(upns), PUPIL.c.ended_at.is_(None))):
+            for pupil in self._rows(sa_select(PUPIL).where(PUPIL.c.upn.in_(upns), PUPIL.c.ended_at.is_(None))
+                                    .order_by(PUPIL.c.upn)):
                 school = self.school(pupil.school_urn)
                 if school is not None and _on_roll(pupil, day):
                     enrolments.append(Enrolment(pupil.upn, school, _pupil_identity(pupil)))
@@ -129,7 +156,8 @@ class Repository:
             clauses.append(col(t.Involvement.nhs_number).in_(nhs))
         involvements = [
             Involvement(row.status, row.worker_email, row.team, row.manager_email, row.placing_la, row.iro_email)
-            for row in self._rows(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.ended_at.is_(None), or_(*clauses)))
+            for row in self._rows(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.ended_at.is_(None), or_(*clauses))
+                                  .order_by(INVOLVEMENT.c.row_key))
         ]
         home_educated = any(m.source == "ehe" for m in members)
         if not home_educated and nhs:
@@ -166,7 +194,7 @@ class Repository:
                  for step in planned.steps]
         row = t.Deadline(
             id=new_id(), kind=planned.kind, subject_id=subject_id, event_id=event_id, child_id=child_id,
-            school_urn=planned.school_urn, due_at=planned.due_at, state="open", escalation_level=0,
+            school_urn=planned.school_urn, due_at=planned.due_at, state=DeadlineState.OPEN, escalation_level=0,
             next_step_at=planned.steps[0].at if planned.steps else None, steps_json=json.dumps(steps),
             created_at=now,
         )
@@ -204,15 +232,17 @@ class Repository:
                                     col(t.Involvement.upn) == value,
                                     and_(col(t.Involvement.upn).is_(None),
                                          col(t.Involvement.family_key) == pupil.family_key,
-                                         col(t.Involvement.date_of_birth) == pupil.date_of_birth)))).all()
+                                         col(t.Involvement.date_of_birth) == pupil.date_of_birth)))
+                                .order_by(col(t.Involvement.row_key))).all()
                             if inv.upn == value or exact_identity(_pupil_identity(inv)) ==
                             exact_identity(_pupil_identity(pupil))]
         elif kind == "nhs":
             members += [Candidate("involvement", inv.row_key, _pupil_identity(inv))
                         for inv in self.session.exec(select(t.Involvement).where(
-                            t.Involvement.nhs_number == value)).all()]
+                            t.Involvement.nhs_number == value).order_by(col(t.Involvement.row_key))).all()]
             members += [Candidate("ehe", ehe.row_key, _pupil_identity(ehe))
-                        for ehe in self.session.exec(select(t.EheRecord).where(t.EheRecord.nhs_number == value)).all()]
+                        for ehe in self.session.exec(select(t.EheRecord).where(t.EheRecord.nhs_number == value)
+                                                     .order_by(col(t.EheRecord.row_key))).all()]
         elif kind == "ehe":
             ehe = self.session.get(t.EheRecord, value)
             if ehe is not None:
@@ -230,10 +260,90 @@ class Repository:
         if self.postgres:
             self.session.exec(select(t.Child).where(t.Child.child_id == child_id).with_for_update()).first()
 
-    def due_deadlines(self, now: datetime, limit: int) -> list[t.Deadline]:
+    def open_deadlines_due(self, now: datetime, limit: int) -> list[t.Deadline]:
         query = (select(t.Deadline)
-                 .where(t.Deadline.state == "open", col(t.Deadline.next_step_at) <= now)
-                 .order_by(col(t.Deadline.next_step_at)).limit(limit))
+                 .where(t.Deadline.state == DeadlineState.OPEN, col(t.Deadline.next_step_at) <= now)
+                 .order_by(col(t.Deadline.next_step_at), col(t.Deadline.id)).limit(limit))
         if self.postgres:
             query = query.with_for_update(skip_locked=True)
         return list(self.session.exec(query).all())
+
+    due_deadlines = open_deadlines_due  # the name bench/bench_sweep.py and older callers use
+
+    def deadline(self, deadline_id: str) -> t.Deadline | None:
+        return self.session.get(t.Deadline, deadline_id)
+
+    def deadlines_of_subject(self, subject_id: str) -> list[t.Deadline]:
+        return list(self.session.exec(select(t.Deadline).where(t.Deadline.subject_id == subject_id)
+                                      .order_by(col(t.Deadline.created_at), col(t.Deadline.id))).all())
+
+    # ---- notifications, deliveries, dead letters ------------------------------------------------------
+    def add_notification(self, event_id: str, pathway: str, item: PlannedNotification, status: str, now: datetime,
+                         *, dedupe_key: str | None = None, deadline_id: str | None = None) -> t.Notification | None:
+        row = t.Notification(
+            id=new_id(), event_id=event_id, pathway=pathway, kind=item.kind, plan_key=item.key,
+            recipient_role=item.recipient_role, recipient_ref=item.recipient_ref, school_urn=item.school_urn,
+            contact_email=item.contact.email, contact_phone=item.contact.phone, urgency=item.urgency,
+            reason=item.reason, status=status, content_json=json.dumps(item.content, default=str), created_at=now,
+            dedupe_key=dedupe_key, deadline_id=deadline_id,
+        )
+        if dedupe_key is not None:
+            return row if self.insert_once(row) else None
+        self.session.add(row)
+        return row
+
+    def notification(self, notification_id: str) -> t.Notification | None:
+        return self.session.get(t.Notification, notification_id)
+
+    def add_delivery(self, notification_id: str, channel: str, now: datetime) -> None:
+        self.session.add(t.Delivery(id=new_id(), notification_id=notification_id, channel=channel,
+                                    state=DeliveryState.NEW, next_attempt_at=now, created_at=now))
+
+    def add_dead_letter(self, now: datetime, source: str, event_type: str | None, reason: str, payload: bytes, *,
+                        producer_id: int | None = None, event_id: str | None = None) -> t.DeadLetter:
+        letter = t.DeadLetter(id=new_id(), received_at=now, source=source, event_type=event_type, reason=reason,
+                              payload=payload, producer_id=producer_id, event_id=event_id)
+        self.session.add(letter)
+        return letter
+
+    # ---- events ----------------------------------------------------------------------------------------
+    def events_by_id(self, event_ids: Sequence[str], *, lock: bool = True) -> list[t.Event]:
+        return events_by_id(self.session, event_ids, postgres=self.postgres, lock=lock)
+
+    def held_event_ids(self) -> list[str]:
+        return held_event_ids(self.session)
+
+    # ---- reference reads the port adds -------------------------------------------------------------------
+    def is_known_child(self, child_id: str) -> bool:
+        return bool(self._rows(sa_select(CHILD.c.child_id).where(CHILD.c.child_id == child_id)))
+
+    def team_of_person(self, role: str, email: str) -> str | None:
+        return team_of_person(self.session, role, email)
+
+    def sync_match_index(self, index: ReferenceIndex) -> None:
+        index.refresh(self.session.connection())
+
+    def newest_match_parameters(self, current_version: str | None) -> Parameters | None:
+        connection = self.session.connection()
+        latest = latest_model_version(connection)
+        if latest is None or latest == current_version:
+            return None
+        return load_parameters(connection, latest)
+
+    # ---- the unit of work --------------------------------------------------------------------------------
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A SAVEPOINT: on an exception everything since is rolled back and the session's rows are expired
+        (read again on next use), and the exception propagates."""
+        self._write_rows(self.session)  # rows buffered so far belong to the enclosing transaction
+        try:
+            with self.session.begin_nested():
+                yield
+        except BaseException:
+            self.session.expire_all()
+            raise
+
+
+if TYPE_CHECKING:
+    def _implements_the_port(repo: Repository) -> StorePort:
+        return repo

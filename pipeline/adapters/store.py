@@ -19,6 +19,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
+from pipeline.adapters.repository import Repository
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -105,6 +107,12 @@ class Store:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Repository]:
+        """A transaction behind the storage port (``pipeline.ports.UnitsOfWork``)."""
+        with self.transaction() as session:
+            yield Repository(session, postgres=self.is_postgres)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -38,6 +38,34 @@ class NotificationStatus(StrEnum):
     FAILED = "failed"
 
 
+class NotificationKind(StrEnum):
+    ALERT = "alert"
+    REMINDER = "reminder"
+    ESCALATION = "escalation"
+    REVIEW = "review"
+    DECISION = "decision"
+
+
+class DeadlineKind(StrEnum):
+    """What a deadline waits for (the stored ``deadline.kind``; each has a ladder of the same name in config)."""
+
+    SELF_HARM_ACKNOWLEDGEMENT = "self_harm_acknowledgement"
+    SELF_HARM_HOLIDAY_SCIES = "self_harm_holiday_scies"
+    MATCH_REVIEW = "match_review"
+    CONSENT_DECISION = "consent_decision"
+    STILL_MISSING = "still_missing"
+    EPISODE_LENGTH_CHECK = "episode_length_check"
+    RETURN_INTERVIEW = "return_interview"
+    STRATEGY_DISCUSSION = "strategy_discussion"
+    TRIGGER_MEETING = "trigger_meeting"
+    DELIVERY_FAILURE = "delivery_failure"
+
+
+class DeadlineState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
 class MatchOutcome(StrEnum):
     LINKED = "linked"
     REVIEW = "review"

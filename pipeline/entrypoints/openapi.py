@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 
@@ -244,6 +244,14 @@ DOCS_PAGE = """<!DOCTYPE html>
 </body></html>"""
 
 
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/docs")
+def docs() -> HTMLResponse:
+    return HTMLResponse(DOCS_PAGE)
+
+
 def install(app: FastAPI) -> None:
     """Replace FastAPI's document with ``build_openapi`` and serve /docs (Swagger UI from /static)."""
 
@@ -253,7 +261,4 @@ def install(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-    @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return HTMLResponse(DOCS_PAGE)
+    app.include_router(router)

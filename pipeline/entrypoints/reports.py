@@ -7,37 +7,31 @@ audited as a view by the manager who saw it.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, Response
 
-from pipeline.adapters import tables as t
 from pipeline.adapters.overdue_board import BoardFilters, BoardRow, board_page, counts_by_level
 from pipeline.adapters.paging import Page
+from pipeline.adapters.record_reads import deadline_by_id
 from pipeline.adapters.repository import Repository
 from pipeline.adapters.scorecard import CSV_COLUMNS, GROUPINGS, csv_row, scorecard
 from pipeline.bootstrap import Services
 from pipeline.domain.model import Role
-from pipeline.entrypoints.api import ApiError, CurrentUser, forbidden, iso, not_found, services_of
 from pipeline.entrypoints.csv_export import csv_response, wants_csv
-from pipeline.entrypoints.paging import Paging
+from pipeline.entrypoints.dependencies import CurrentUser, PagingDep, ServicesDep, iso, require
+from pipeline.entrypoints.errors import invalid, not_found
 from pipeline.service.missing import ASSIGNED_DEADLINES, deadline_owner
+
+if TYPE_CHECKING:
+    from pipeline.adapters.tables import User
 
 router = APIRouter()
 
 BOARD_COLUMNS = ("deadline_id", "kind", "kind_in_words", "pathway", "child_id", "child_name", "school_urn",
                  "school_name", "team", "owner", "due_at", "minutes_late", "escalation_level", "told")
 MAX_RANGE_DAYS = 3 * 366
-
-
-def require_manager(user: t.User) -> None:
-    if user.role != Role.MANAGER:
-        raise forbidden()
-
-
-def invalid(field: str, message: str) -> ApiError:
-    return ApiError(422, {"errors": [{"field": field, "message": message}]})
 
 
 def parse_range(first: str | None, last: str | None) -> tuple[date, date]:
@@ -63,15 +57,15 @@ def scorecard_rows(services: Services, first_day: date, last_day: date, by: str)
 
 
 @router.get("/api/scorecard")
-def get_scorecard(request: Request, user: CurrentUser,
+def get_scorecard(services: ServicesDep, user: CurrentUser,
                   first: Annotated[str | None, Query(alias="from")] = None,
                   last: Annotated[str | None, Query(alias="to")] = None,
                   by: str = "school", accept: Annotated[str | None, Header()] = None) -> Response:
-    require_manager(user)
+    require(user, Role.MANAGER)
     if by not in GROUPINGS:
         raise invalid("by", "must be school, team or quarter")
     first_day, last_day = parse_range(first, last)
-    rows = scorecard_rows(services_of(request), first_day, last_day, by)
+    rows = scorecard_rows(services, first_day, last_day, by)
     if wants_csv(accept):
         return csv_response(CSV_COLUMNS, (csv_row(row) for row in rows),
                             f"scorecard-{by}-{first_day.isoformat()}-{last_day.isoformat()}.csv")
@@ -90,14 +84,14 @@ def with_owners(repo: Repository, services: Services, rows: list[BoardRow], now:
     now (``deadline_owner``, the one place that decides it)."""
     for row in rows:
         if row.kind in ASSIGNED_DEADLINES:
-            deadline = repo.session.get(t.Deadline, row.deadline_id)
+            deadline = deadline_by_id(repo.session, row.deadline_id)
             if deadline is not None:
                 role, ref = deadline_owner(repo, deadline, services.ctx.policy, now)
                 row.owner = role if not ref or ref == role else f"{role}: {ref}"
     return rows
 
 
-def read_board(services: Services, user: t.User, filters: BoardFilters, limit: int,
+def read_board(services: Services, user: User, filters: BoardFilters, limit: int,
                after_id: str | None) -> tuple[list[BoardRow], bool, dict[int, int]]:
     """A page of the board and its counts by level; each row naming a child is audited as a view."""
     now = services.clock()
@@ -123,18 +117,17 @@ def board_json(row: BoardRow) -> dict[str, Any]:
 
 
 @router.get("/api/overdue")
-def get_overdue_board(request: Request, user: CurrentUser, paging: Annotated[Paging, Depends()],
+def get_overdue_board(services: ServicesDep, user: CurrentUser, paging: PagingDep,
                       pathway: str | None = None, kind: str | None = None, level: int | None = None,
                       school: str | None = None, team: str | None = None,
                       accept: Annotated[str | None, Header()] = None) -> Response:
     """The overdue board: oldest due first, paged like every list (``before`` is the last item's id of the
     previous page; an unknown one is answered as not found)."""
-    require_manager(user)
+    require(user, Role.MANAGER)
     filters = board_filters(pathway, kind, level, school, team)
-    services = services_of(request)
     if paging.before is not None:
         with services.store.read() as session:
-            if session.get(t.Deadline, paging.before) is None:
+            if deadline_by_id(session, paging.before) is None:
                 raise not_found()
     rows, more, counts = read_board(services, user, filters, paging.limit, paging.before)
     if wants_csv(accept):

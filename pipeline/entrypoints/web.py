@@ -16,14 +16,11 @@ How a page is added (see also pipeline/web/__init__.py):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from pipeline.bootstrap import Services
+from pipeline.entrypoints import openapi
 from pipeline.web import admin, auth, caseload, dashboard, front_door, inbox, overdue
 from pipeline.web.auth import LoginRequired, PageNotFound, login_redirect
 from pipeline.web.render import STATIC, page
@@ -33,9 +30,8 @@ ROUTERS = [auth.router, inbox.router, caseload.router, front_door.router, overdu
            admin.router]
 
 
-def add_web_routes(app: FastAPI, services: Services, current_user: Callable[..., Any] | None = None) -> None:
-    from pipeline.entrypoints import openapi
-
+def add_web_routes(app: FastAPI) -> None:
+    """The security headers, /openapi.json and /docs, /static, every page router and the pages' error pages."""
     app.add_middleware(SecurityHeaders)
     openapi.install(app)
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")

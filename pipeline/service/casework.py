@@ -19,6 +19,7 @@ from pipeline.domain.matching import group_people
 from pipeline.domain.model import MatchDecision, MatchOutcome, NotificationStatus
 from pipeline.domain.self_harm import PATHWAY as SELF_HARM
 from pipeline.domain.self_harm import route_self_harm
+from pipeline.ports import NotificationRecord
 from pipeline.service import missing
 from pipeline.service.handlers import (
     Context,
@@ -104,7 +105,7 @@ def decide_consent(repo: Repository, event: t.Event, ctx: Context, actor: str, d
     outcome = MatchOutcome.LINKED if facts is not None else MatchOutcome.NO_MATCH
     match = MatchDecision(outcome, None, 0.0, {}, "as decided before the release")
     plan = route_self_harm(attendance, match, facts, repo.directory(), ctx.policy, now, released_at=now)
-    existing = {row.plan_key: row for row in repo.session.exec(
+    existing: dict[str, NotificationRecord] = {row.plan_key: row for row in repo.session.exec(
         select(t.Notification).where(t.Notification.event_id == event.event_id)).all()}
     for row in existing.values():
         if row.status == NotificationStatus.WITHHELD:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import csv
 import io
 
-from sqlmodel import select
-
-from pipeline.adapters import tables as t
+from pipeline.adapters import reference_store
+from pipeline.adapters.accounts import user_by_email
 from pipeline.bootstrap import Services
 from pipeline.service.demo_data import COLUMNS, generate
 from pipeline.service.reference import load
@@ -30,23 +29,21 @@ def seed_demo(services: Services) -> list[str]:
     """Load demo data if the database has none; create demo users; return lines to print."""
     now = services.clock()
     with services.store.transaction() as session:
-        if session.exec(select(t.School)).first() is None:
+        if not reference_store.any_school_loaded(session):
             data = generate(seed=DEMO_SEED, pupils=DEMO_PUPILS)
             for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
                 load(session, kind, _csv_text(kind, data[kind]), now, services.ctx.policy.routed_teams())
                 session.flush()
-        school = session.exec(select(t.School).where(t.School.in_area, t.School.school_type == "STATE")
-                              .order_by(t.School.urn)).first()
+        school = reference_store.first_state_school_in_area(session)
         assert school is not None
-        worker = session.exec(select(t.Involvement.worker_email).where(t.Involvement.worker_email.is_not(None))  # type: ignore[union-attr]
-                               .order_by(t.Involvement.worker_email)).first()
+        worker = reference_store.first_allocated_worker(session)
         demo_users = [("dsl", "dsl@demo.example", school.urn, None), ("manager", "manager@demo.example", None, None),
                       ("team", "front-door@demo.example", None, "FRONT_DOOR"),
                       ("producer", "hospital@demo.example", None, None), ("admin", "admin@demo.example", None, None)]
         if worker:
             demo_users.append(("worker", worker, None, None))
         for role, email, urn, team in demo_users:
-            if session.exec(select(t.User).where(t.User.email == email)).first() is None:
+            if user_by_email(session, email) is None:
                 add_user(session, role, email, urn, team, DEMO_PASSWORD)
     return [
         "Demo data loaded (a fictional council; no real person).",

@@ -1,6 +1,7 @@
 """Event handlers: the one place both runtimes call to turn an accepted event into its effects.
 
-A handler runs inside one transaction (a ``Repository``): it loads the state the rules need, calls the
+A handler runs inside one unit of work (a ``pipeline.ports.StorePort``: the SQL ``Repository`` in the runtimes,
+the in-memory ``MemoryStore`` in unit tests): it loads the state the rules need, calls the
 pure rules, and writes what they decided (notifications, deadlines, audit entries, outbox rows) together
 with the processed-event mark on the event row. Either all of that commits or none of it does, so a
 redelivered event is recognised and has its effects once.
@@ -9,19 +10,19 @@ redelivered event is recognised and has its effects once.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pipeline import codec
-from pipeline.adapters import tables as t
-from pipeline.adapters.match_index import ReferenceIndex, latest_model_version, load_parameters
-from pipeline.adapters.repository import SYSTEM, Repository
-from pipeline.adapters.store import Store
+from pipeline.adapters.match_index import ReferenceIndex
 from pipeline.domain.events import SelfHarmAttendance
 from pipeline.domain.fellegi_sunter import FellegiSunterMatcher, Thresholds
 from pipeline.domain.matching import group_people
 from pipeline.domain.model import (
+    DEPUTY_DSL_ROLE,
+    DSL_ROLE,
     Candidate,
     Identity,
     MatchDecision,
@@ -32,10 +33,12 @@ from pipeline.domain.model import (
 from pipeline.domain.policy import Policy
 from pipeline.domain.self_harm import PATHWAY as SELF_HARM
 from pipeline.domain.self_harm import route_self_harm
+from pipeline.ports import EventRecord, NotificationRecord, ReferenceReads, StorePort, UnitsOfWork
 from pipeline.service.notify import (  # noqa: F401 - re-exported: the names other modules import from here
     DELIVERIES,
     ESCALATIONS,
     PATHWAY_NOTIFICATIONS,
+    SYSTEM,
     notify,
     queue_delivery,
 )
@@ -54,29 +57,27 @@ class Context:
         return cls(Policy.from_mapping(rules), FellegiSunterMatcher(thresholds=Thresholds.from_mapping(
             rules.get("matching"))))
 
-    def refresh(self, repo: Repository) -> None:
+    def refresh(self, port: ReferenceReads) -> None:
         """The version check before matching: reference changes since the last one, and a newer stored model
         (``safeguard match train`` in another process) are picked up without a restart."""
-        connection = repo.session.connection()
-        self.index.refresh(connection)
-        latest = latest_model_version(connection)
-        if latest is not None and latest != self.matcher.version:
-            parameters = load_parameters(connection, latest)
-            if parameters is not None:
-                self.matcher = FellegiSunterMatcher(parameters, self.matcher.thresholds)
+        port.sync_match_index(self.index)
+        parameters = port.newest_match_parameters(self.matcher.version)
+        if parameters is not None:
+            self.matcher = FellegiSunterMatcher(parameters, self.matcher.thresholds)
 
-    def warm_up(self, store: Store) -> None:
+    def warm_up(self, store: UnitsOfWork) -> None:
         """Build the match index and load the newest stored model at start-up, before the first event."""
-        with store.read() as session:
-            self.refresh(Repository(session))
+        with store.unit_of_work() as port:
+            self.refresh(port)
 
-    def match(self, repo: Repository, identity: Identity, *, urgent: bool) -> tuple[MatchDecision, list[Candidate]]:
-        self.refresh(repo)
+    def match(self, port: ReferenceReads, identity: Identity, *,
+              urgent: bool) -> tuple[MatchDecision, list[Candidate]]:
+        self.refresh(port)
         candidates = self.index.candidates(identity)
         return self.matcher.decide(identity, candidates, urgent=urgent, stats=self.index.stats), candidates
 
 
-def match_breakdown(repo: Repository, decision: MatchDecision) -> dict[str, Any]:
+def match_breakdown(port: ReferenceReads, decision: MatchDecision) -> dict[str, Any]:
     """The decision's breakdown as stored and shown: each candidate person under an opaque child id (every
     candidate of a review, the linked child of a link; the others stay anonymous), never a UPN or NHS number."""
     breakdown = dict(decision.breakdown)
@@ -84,7 +85,7 @@ def match_breakdown(repo: Repository, decision: MatchDecision) -> dict[str, Any]
     ids: list[str] = []
     for key, candidate in zip(decision.candidate_keys, breakdown.get("candidates", []), strict=False):
         named = decision.outcome is MatchOutcome.REVIEW or key == decision.person_key
-        child_id = repo.child_id(key) if named else None
+        child_id = port.child_id(key) if named else None
         shown.append({"child_id": child_id, **candidate})
         if child_id is not None:
             ids.append(child_id)
@@ -94,69 +95,70 @@ def match_breakdown(repo: Repository, decision: MatchDecision) -> dict[str, Any]
     return breakdown
 
 
-def record_of(event: t.Event) -> dict[str, Any]:
+def record_of(event: EventRecord) -> dict[str, Any]:
     return codec.from_json(event.event_type, json.loads(event.record_json))
 
 
 # ---- self-harm attendance ----------------------------------------------------------------------------
 
-def handle_self_harm(repo: Repository, event: t.Event, record: dict[str, Any], ctx: Context, now: datetime) -> None:
+def handle_self_harm(port: StorePort, event: EventRecord, record: dict[str, Any], ctx: Context,
+                     now: datetime) -> None:
     attendance = SelfHarmAttendance.from_record(record)
     day = ctx.policy.calendar.local(attendance.arrived_at).date()
-    decision, candidates = ctx.match(repo, attendance.child, urgent=attendance.exploitation_concern)
+    decision, candidates = ctx.match(port, attendance.child, urgent=attendance.exploitation_concern)
     child_id = None
     facts = None
-    breakdown = match_breakdown(repo, decision)
+    breakdown = match_breakdown(port, decision)
     if decision.outcome is MatchOutcome.LINKED and decision.person_key:
-        child_id = repo.child_id(decision.person_key)
+        child_id = port.child_id(decision.person_key)
         members = group_people(candidates)[decision.person_key]
-        facts = repo.child_facts(child_id, members, attendance.child, day)
-    _record_match(repo, event, decision, breakdown, child_id, now)
-    plan = route_self_harm(attendance, decision, facts, repo.directory(), ctx.policy, now)
-    apply_plan(repo, event, plan, SELF_HARM, child_id, now)
+        facts = port.child_facts(child_id, members, attendance.child, day)
+    _record_match(port, event, decision, breakdown, child_id, now)
+    plan = route_self_harm(attendance, decision, facts, port.directory(), ctx.policy, now)
+    apply_plan(port, event, plan, SELF_HARM, child_id, now)
 
 
-def _record_match(repo: Repository, event: t.Event, decision: MatchDecision, breakdown: dict[str, Any],
+def _record_match(port: StorePort, event: EventRecord, decision: MatchDecision, breakdown: dict[str, Any],
                   child_id: str | None, now: datetime, actor: str = SYSTEM) -> None:
     event.match_outcome = decision.outcome.value
     event.child_id = child_id
     event.match_json = json.dumps({"score": decision.score, "reason": decision.reason, **breakdown})
     version = breakdown.get("model_version", "")
-    repo.audit(now, actor, "matched", event.event_id,
+    port.audit(now, actor, "matched", event.event_id,
                f"{decision.outcome.value}: {decision.reason} (probability {decision.score}, model {version})")
 
 
-def apply_plan(repo: Repository, event: t.Event, plan: Plan, pathway: str, child_id: str | None,
-               now: datetime) -> dict[str, t.Notification]:
+def apply_plan(port: StorePort, event: EventRecord, plan: Plan, pathway: str, child_id: str | None,
+               now: datetime) -> dict[str, NotificationRecord]:
     """Persist a plan: notifications (with audit and outbox), then deadlines bound to them."""
-    stored: dict[str, t.Notification] = {}
+    stored: dict[str, NotificationRecord] = {}
     for action, reason in plan.audit:
-        repo.audit(now, SYSTEM, action, event.event_id, reason)
+        port.audit(now, SYSTEM, action, event.event_id, reason)
     for item in plan.notifications:
-        row = notify(repo, event.event_id, item, pathway, now)
+        row = notify(port, event.event_id, item, pathway, now)
         if row is not None:
             stored[item.key] = row
-    bind_deadlines(repo, event, plan, stored, child_id, now)
+    bind_deadlines(port, event, plan, stored, child_id, now)
     event.status = plan.status.value
     return stored
 
 
-def store_notification(repo: Repository, event_id: str, item: PlannedNotification, pathway: str, now: datetime,
-                       dedupe_key: str | None = None) -> t.Notification | None:
+def store_notification(port: StorePort, event_id: str, item: PlannedNotification, pathway: str, now: datetime,
+                       dedupe_key: str | None = None) -> NotificationRecord | None:
     """The one way to notify (``pipeline.service.notify.notify``), under the name callers already use."""
-    return notify(repo, event_id, item, pathway, now, dedupe_key=dedupe_key)
+    return notify(port, event_id, item, pathway, now, dedupe_key=dedupe_key)
 
 
-def bind_deadlines(repo: Repository, event: t.Event, plan: Plan, stored: dict[str, t.Notification],
+def bind_deadlines(port: StorePort, event: EventRecord, plan: Plan, stored: Mapping[str, NotificationRecord],
                    child_id: str | None, now: datetime) -> None:
     for planned in plan.deadlines:
         subject = stored.get(planned.subject_key)
         subject_id = subject.id if subject is not None else event.event_id
-        deadline = repo.add_deadline(planned, subject_id, now, event_id=event.event_id, child_id=child_id)
+        deadline = port.add_deadline(planned, subject_id, now, event_id=event.event_id, child_id=child_id)
         assert deadline is not None
         if subject is not None:
             # A school alert's deputy shares the DSL's deadline: either acknowledging closes it.
             for row in stored.values():
-                if row is subject or (subject.recipient_role == "dsl" and row.recipient_role == "deputy_dsl"
+                if row is subject or (subject.recipient_role == DSL_ROLE and row.recipient_role == DEPUTY_DSL_ROLE
                                       and row.school_urn == subject.school_urn):
                     row.deadline_id = deadline.id

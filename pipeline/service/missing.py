@@ -36,6 +36,7 @@ from pipeline.domain.model import (
     PlannedNotification,
 )
 from pipeline.domain.policy import Policy
+from pipeline.ports import NotificationRecord
 from pipeline.service.handlers import Context, match_breakdown, record_of
 from pipeline.service.notify import notify
 from pipeline.service.sweep import close_deadline
@@ -239,7 +240,7 @@ EPISODE_DEADLINES = frozenset({"still_missing", "episode_length_check", "return_
 ASSIGNED_DEADLINES = frozenset({"return_interview", "strategy_discussion", "trigger_meeting"})
 
 
-def _notify(repo: Repository, event_id: str, item: PlannedNotification, now: datetime) -> t.Notification | None:
+def _notify(repo: Repository, event_id: str, item: PlannedNotification, now: datetime) -> NotificationRecord | None:
     return notify(repo, event_id, item, PATHWAY, now, dedupe_key=item.key)
 
 

@@ -18,71 +18,70 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from pipeline.adapters import tables as t
-from pipeline.adapters.deliveries import team_of_person
 from pipeline.adapters.metrics import NOTIFICATIONS_UNDELIVERED
-from pipeline.adapters.repository import SYSTEM, Repository, new_id
-from pipeline.domain.delivery import DeliveryState
 from pipeline.domain.model import (
+    DEPUTY_DSL_ROLE,
+    DSL_ROLE,
     FRONT_DOOR,
+    IRO_ROLE,
+    TEAM_MANAGER_ROLE,
+    WORKER_ROLE,
     Contact,
+    DeadlineKind,
+    NotificationKind,
     NotificationStatus,
     PlannedDeadline,
     PlannedNotification,
 )
 from pipeline.domain.policy import Policy
+from pipeline.ports import SYSTEM, NotificationRecord, ReferenceReads, StorePort
 
 PATHWAY_NOTIFICATIONS = "pathway-notifications"
 ESCALATIONS = "escalations"
 DELIVERIES = "deliveries"  # outbox rows the relay writes to the always-on console file (never a delivery)
-SCHOOL_ROLES = ("dsl", "deputy_dsl")
-PERSON_ROLES = ("worker", "team_manager", "iro")
+SCHOOL_ROLES = (DSL_ROLE, DEPUTY_DSL_ROLE)
+PERSON_ROLES = (WORKER_ROLE, TEAM_MANAGER_ROLE, IRO_ROLE)
 UNDELIVERED_TEAM = "undelivered:team"
 UNDELIVERED_FRONT_DOOR = "undelivered:front_door"
-DELIVERY_FAILURE = "delivery_failure"
+DELIVERY_FAILURE = DeadlineKind.DELIVERY_FAILURE
+LADDER_KINDS = (NotificationKind.REMINDER, NotificationKind.ESCALATION)  # what the sweep sends
 
 
-def with_front_door_fallback(repo: Repository, item: PlannedNotification) -> tuple[PlannedNotification, bool]:
+def with_front_door_fallback(port: ReferenceReads, item: PlannedNotification) -> tuple[PlannedNotification, bool]:
     """The no-contact rule, in one place: (the item, addressed to the front door if nobody else can be reached;
     whether it was redirected)."""
     if item.contact.reachable or item.recipient_role == FRONT_DOOR:
         return item, False
-    front = repo.directory().teams.get(FRONT_DOOR) or Contact(None)
+    front = port.directory().teams.get(FRONT_DOOR) or Contact(None)
     return replace(item, recipient_role=FRONT_DOOR, recipient_ref=FRONT_DOOR, contact=front,
                    reason=f"no contact on file for {item.recipient_role}: {item.reason}"), True
 
 
-def notify(repo: Repository, event_id: str, item: PlannedNotification, pathway: str, now: datetime, *,
-           dedupe_key: str | None = None, deadline_id: str | None = None) -> t.Notification | None:
+def notify(port: StorePort, event_id: str, item: PlannedNotification, pathway: str, now: datetime, *,
+           dedupe_key: str | None = None, deadline_id: str | None = None) -> NotificationRecord | None:
     """Store one notification with its audit entry, topic record and delivery rows, in the caller's transaction.
 
-    With a ``dedupe_key`` it is stored at most once ever (the database's unique index decides, so two
-    transactions racing cannot both store it); a repeat returns None.
+    With a ``dedupe_key`` it is stored at most once ever (the store guarantees it, so two transactions racing
+    cannot both store it); a repeat returns None.
     """
     original_role = item.recipient_role
-    item, redirected = with_front_door_fallback(repo, item)
-    row = t.Notification(
-        id=new_id(), event_id=event_id, pathway=pathway, kind=item.kind, plan_key=item.key,
-        recipient_role=item.recipient_role, recipient_ref=item.recipient_ref, school_urn=item.school_urn,
-        contact_email=item.contact.email, contact_phone=item.contact.phone, urgency=item.urgency,
-        reason=item.reason, status=(NotificationStatus.WITHHELD if item.withheld else NotificationStatus.PENDING),
-        content_json=json.dumps(item.content, default=str), created_at=now, dedupe_key=dedupe_key,
-        deadline_id=deadline_id,
-    )
-    if dedupe_key is not None and not repo.insert_once(row):
+    item, redirected = with_front_door_fallback(port, item)
+    status = NotificationStatus.WITHHELD if item.withheld else NotificationStatus.PENDING
+    row = port.add_notification(event_id, pathway, item, status, now, dedupe_key=dedupe_key,
+                                deadline_id=deadline_id)
+    if row is None:
         return None
-    repo.session.add(row)
-    repo.audit(now, SYSTEM, "created", row.id, f"{item.recipient_role}: {item.reason}")
+    port.audit(now, SYSTEM, "created", row.id, f"{item.recipient_role}: {item.reason}")
     if redirected:
-        repo.audit(now, SYSTEM, "created", event_id, f"no contact on file for {original_role}: sent to the front door")
+        port.audit(now, SYSTEM, "created", event_id, f"no contact on file for {original_role}: sent to the front door")
     if item.withheld:
-        repo.audit(now, SYSTEM, "withheld", row.id, "consent not given and no reason to share recorded")
+        port.audit(now, SYSTEM, "withheld", row.id, "consent not given and no reason to share recorded")
     else:
-        queue_delivery(repo, row, now)
+        queue_delivery(port, row, now)
     return row
 
 
-def channels_with_address(row: t.Notification) -> list[str]:
+def channels_with_address(row: NotificationRecord) -> list[str]:
     """The channels this notification's recipient can be reached on at all (the routes then choose)."""
     present = []
     if row.contact_email:
@@ -94,74 +93,72 @@ def channels_with_address(row: t.Notification) -> list[str]:
     return present
 
 
-def queue_delivery(repo: Repository, row: t.Notification, now: datetime) -> None:
+def queue_delivery(port: StorePort, row: NotificationRecord, now: datetime) -> None:
     """The topic record, the console line and one delivery row per reachable channel; none carries personal
     data (addresses stay on the notification)."""
     record = {"notification_id": row.id, "event_id": row.event_id, "pathway": row.pathway,
               "recipient_role": row.recipient_role, "recipient": row.recipient_ref if row.recipient_role not in
               PERSON_ROLES else "user", "urgency": row.urgency, "created_at": now.isoformat()}
-    if row.kind not in ("reminder", "escalation"):  # the sweep publishes those on `escalations` itself
-        repo.outbox(now, PATHWAY_NOTIFICATIONS, row.event_id, record, row.id)
-    repo.outbox(now, DELIVERIES, row.id, {"notification_id": row.id, "urgency": row.urgency}, row.id)
+    if row.kind not in LADDER_KINDS:  # the sweep publishes those on `escalations` itself
+        port.outbox(now, PATHWAY_NOTIFICATIONS, row.event_id, record, row.id)
+    port.outbox(now, DELIVERIES, row.id, {"notification_id": row.id, "urgency": row.urgency}, row.id)
     for channel in channels_with_address(row):
-        repo.session.add(t.Delivery(id=new_id(), notification_id=row.id, channel=channel, state=DeliveryState.NEW,
-                                    next_attempt_at=now, created_at=now))
+        port.add_delivery(row.id, channel, now)
 
 
-def _content(row: t.Notification) -> dict[str, Any]:
+def _content(row: NotificationRecord) -> dict[str, Any]:
     loaded = json.loads(row.content_json)
     return loaded if isinstance(loaded, dict) else {}
 
 
-def undelivered(repo: Repository, row: t.Notification, policy: Policy, now: datetime, why: str) -> None:
+def undelivered(port: StorePort, row: NotificationRecord, policy: Policy, now: datetime, why: str) -> None:
     """No channel delivered ``row``: mark it failed, then tell the recipient's team, or failing that the front
     door with an escalating ``delivery_failure`` deadline. Each step happens once (dedupe keys)."""
     if row.status == NotificationStatus.FAILED:
         return
     if row.status in (NotificationStatus.PENDING, NotificationStatus.DELIVERED):
         row.status = NotificationStatus.FAILED
-    repo.session.add(row)
     NOTIFICATIONS_UNDELIVERED.inc()
-    repo.audit(now, SYSTEM, "failed", row.id, f"no channel delivered it ({why})")
-    if row.plan_key == UNDELIVERED_FRONT_DOOR or _escalates_a_delivery_failure(repo, row):
+    port.audit(now, SYSTEM, "failed", row.id, f"no channel delivered it ({why})")
+    if row.plan_key == UNDELIVERED_FRONT_DOOR or _escalates_a_delivery_failure(port, row):
         return  # the front door's own alert: its delivery_failure deadline is already escalating
     root = str(_content(row).get("undelivered_notification_id") or row.id)
     content = {"undelivered_notification_id": root, "recipient_role": row.recipient_role,
                "pathway": row.pathway, "event_id": row.event_id}
     if row.plan_key != UNDELIVERED_TEAM:
-        team = _team_of(repo, row, policy)
+        team = _team_of(port, row, policy)
         if team is not None and team != row.recipient_role:
             item = PlannedNotification(key=UNDELIVERED_TEAM, recipient_role=team, recipient_ref=team,
-                                       contact=repo.directory().teams.get(team) or Contact(None),
+                                       contact=port.directory().teams.get(team) or Contact(None),
                                        reason=f"could not reach {row.recipient_role}: please pass it on",
-                                       urgency=row.urgency, content=content, kind="alert")
-            if notify(repo, row.event_id, item, row.pathway, now, dedupe_key=f"undelivered:{root}:team") is not None:
+                                       urgency=row.urgency, content=content, kind=NotificationKind.ALERT)
+            if notify(port, row.event_id, item, row.pathway, now, dedupe_key=f"undelivered:{root}:team") is not None:
                 return
     item = PlannedNotification(key=UNDELIVERED_FRONT_DOOR, recipient_role=FRONT_DOOR, recipient_ref=FRONT_DOOR,
-                               contact=repo.directory().teams.get(FRONT_DOOR) or Contact(None),
+                               contact=port.directory().teams.get(FRONT_DOOR) or Contact(None),
                                reason=f"nobody could be reached for {row.recipient_role}", urgency="URGENT",
-                               content=content, kind="alert")
-    alert = notify(repo, row.event_id, item, row.pathway, now, dedupe_key=f"undelivered:{root}:front_door")
+                               content=content, kind=NotificationKind.ALERT)
+    alert = notify(port, row.event_id, item, row.pathway, now, dedupe_key=f"undelivered:{root}:front_door")
     if alert is None:
         return
     due = policy.due(DELIVERY_FAILURE, now)
     planned = PlannedDeadline(DELIVERY_FAILURE, UNDELIVERED_FRONT_DOOR, due, policy.ladder(DELIVERY_FAILURE, due))
-    deadline = repo.add_deadline(planned, alert.id, now, event_id=row.event_id, child_id=None, once=True)
+    deadline = port.add_deadline(planned, alert.id, now, event_id=row.event_id, child_id=None, once=True)
     if deadline is not None:
         alert.deadline_id = deadline.id
-        repo.audit(now, SYSTEM, "escalated", root, "not delivered: the front door is alerted and it escalates")
+        port.audit(now, SYSTEM, "escalated", root, "not delivered: the front door is alerted and it escalates")
 
 
-def _escalates_a_delivery_failure(repo: Repository, row: t.Notification) -> bool:
-    if not row.deadline_id or row.kind not in ("reminder", "escalation"):
+def _escalates_a_delivery_failure(port: StorePort, row: NotificationRecord) -> bool:
+    if not row.deadline_id or row.kind not in LADDER_KINDS:
         return False
-    deadline = repo.session.get(t.Deadline, row.deadline_id)
+    deadline = port.deadline(row.deadline_id)
     return deadline is not None and deadline.kind == DELIVERY_FAILURE
 
 
-def _team_of(repo: Repository, row: t.Notification, policy: Policy) -> str | None:
+def _team_of(port: ReferenceReads, row: NotificationRecord, policy: Policy) -> str | None:
     if row.recipient_role in PERSON_ROLES:
-        team = team_of_person(repo.session, row.recipient_role, row.recipient_ref)
+        team = port.team_of_person(row.recipient_role, row.recipient_ref)
         if team is not None:
             return team
     teams = policy.setting("delivery", "recipient_team", default={}) or {}

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from pipeline.adapters import tables as t
+from pipeline.adapters import reference_store
 from pipeline.domain.matching import normalise_name
 from pipeline.service.demo_data import COLUMNS
 
@@ -106,7 +106,7 @@ def _identity(row: _Row) -> dict[str, Any]:
 
 def _pupil(row: _Row, session: Session) -> dict[str, Any]:
     urn = row.text("school_urn", True)
-    if urn and session.get(t.School, urn) is None:
+    if urn and not reference_store.school_exists(session, urn):
         row.problems.append("school_urn: no such school loaded")
     return {"upn": row.text("upn", True, _UPN, "UPN"), **_identity(row),
             "sex": row.choice("sex", ("M", "F", "U"), required=False), "postcode": row.text("postcode"),
@@ -135,17 +135,16 @@ def _team(row: _Row, _: Session) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _Kind:
-    model: type[Any]
     key: str
     parse: Callable[[_Row, Session], dict[str, Any]]
 
 
 _KINDS: dict[str, _Kind] = {
-    "schools": _Kind(t.School, "urn", _school),
-    "pupils": _Kind(t.Pupil, "upn", _pupil),
-    "ehe": _Kind(t.EheRecord, "row_key", _ehe),
-    "involvements": _Kind(t.Involvement, "row_key", _involvement),
-    "teams": _Kind(t.TeamContact, "team", _team),
+    "schools": _Kind("urn", _school),
+    "pupils": _Kind("upn", _pupil),
+    "ehe": _Kind("row_key", _ehe),
+    "involvements": _Kind("row_key", _involvement),
+    "teams": _Kind("team", _team),
 }
 
 
@@ -190,27 +189,10 @@ def load(session: Session, kind: str, text: str, now: datetime,
         if missing:
             raise ReferenceError([f"teams the rules route to have no row: {', '.join(missing)}"])
     keys = {item[spec.key] for item in items}
-    changed: list[str] = []
-    for item in items:
-        existing = session.get(spec.model, item[spec.key])
-        if existing is None:
-            session.add(spec.model(**item))
-            changed.append(item[spec.key])
-        else:
-            if existing.ended_at is not None or any(getattr(existing, n) != v for n, v in item.items()):
-                changed.append(item[spec.key])
-            for name, value in item.items():
-                setattr(existing, name, value)
-            existing.ended_at = None
-            session.add(existing)
-    ended = 0
-    for row in session.exec(select(spec.model).where(col(spec.model.ended_at).is_(None))).all():
-        if getattr(row, spec.key) not in keys:
-            row.ended_at = now
-            session.add(row)
-            changed.append(getattr(row, spec.key))
-            ended += 1
+    changed = reference_store.upsert_current_rows(session, kind, items)
+    ended = reference_store.end_vanished_rows(session, kind, keys, now)
+    changed.extend(ended)
     if kind in MATCHED_KINDS and changed:
         # The match index of every running process applies these (keys only) before its next batch.
-        session.add_all([t.ReferenceChange(kind=kind, row_key=key, at=now) for key in changed])
-    return LoadReport(kind, len(items), ended)
+        reference_store.log_reference_changes(session, kind, changed, now)
+    return LoadReport(kind, len(items), len(ended))

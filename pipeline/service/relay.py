@@ -23,12 +23,10 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
-
-from sqlmodel import col, select
+from typing import TYPE_CHECKING, Any
 
 from pipeline.adapters import deliveries as rows_db
-from pipeline.adapters import tables as t
+from pipeline.adapters import notifications as notification_rows
 from pipeline.adapters.channels import Channel, DeliveryError, Message, login_link, message_text
 from pipeline.adapters.metrics import (
     DELIVERY_ATTEMPTS,
@@ -52,6 +50,9 @@ from pipeline.domain.delivery import (
 from pipeline.domain.model import NotificationStatus
 from pipeline.domain.policy import Policy
 from pipeline.service.notify import DELIVERIES, undelivered
+
+if TYPE_CHECKING:
+    from pipeline.adapters.tables import Delivery, Notification
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +132,7 @@ def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, 
         publisher.flush()
         if delivery.console is not None:
             wanted = {row.notification_id for row in rows if row.topic == DELIVERIES and row.notification_id}
-            notifications = session.exec(select(t.Notification).where(col(t.Notification.id).in_(wanted))).all() \
-                if wanted else []
-            for notification in notifications:
+            for notification in notification_rows.notifications_by_id(session, wanted).values():
                 try:
                     delivery.console.send(_message(delivery, notification, "outbox", "-", ""))
                 except DeliveryError as error:  # the console is a record, never a delivery: logged, not retried
@@ -225,7 +224,7 @@ def _claim_slowly(session: Any, store: Store, delivery: DeliveryService, row_ids
     claimed: list[tuple[str, int, Channel, Message]] = []
     repo = Repository(session, postgres=store.is_postgres)
     rows = rows_db.by_ids(session, row_ids)
-    notifications = _notifications(session, {row.notification_id for row in rows} | advance)
+    notifications = notification_rows.notifications_by_id(session, {row.notification_id for row in rows} | advance)
     siblings = rows_db.rows_of(session, notifications)
     for row in rows:
         notification = notifications.get(row.notification_id)
@@ -250,13 +249,7 @@ def _claim_slowly(session: Any, store: Store, delivery: DeliveryService, row_ids
     return claimed
 
 
-def _notifications(session: Any, ids: set[str]) -> dict[str, t.Notification]:
-    if not ids:
-        return {}
-    return {n.id: n for n in session.exec(select(t.Notification).where(col(t.Notification.id).in_(ids))).all()}
-
-
-def _resolve(delivery: DeliveryService, row: t.Delivery, notification: t.Notification, siblings: list[t.Delivery],
+def _resolve(delivery: DeliveryService, row: Delivery, notification: Notification, siblings: list[Delivery],
              now: datetime) -> None:
     route = delivery.routes.route(notification.recipient_role, notification.urgency)
     state, position = resolve(row.channel, {s.channel for s in siblings}, delivery.configured_for(notification),
@@ -309,7 +302,7 @@ def _record_failures(repo: Repository, delivery: DeliveryService, failed: dict[s
                      now: datetime) -> None:
     session = repo.session
     rows = rows_db.by_ids(session, failed)
-    notifications = _notifications(session, {row.notification_id for row in rows})
+    notifications = notification_rows.notifications_by_id(session, {row.notification_id for row in rows})
     siblings = rows_db.rows_of(session, notifications)
     for row in rows:
         notification = notifications.get(row.notification_id)
@@ -320,7 +313,7 @@ def _record_failures(repo: Repository, delivery: DeliveryService, failed: dict[s
         _advance(repo, delivery, notification, siblings[notification.id], now)
 
 
-def _record_failure(repo: Repository, delivery: DeliveryService, row: t.Delivery, notification: t.Notification,
+def _record_failure(repo: Repository, delivery: DeliveryService, row: Delivery, notification: Notification,
                     outcome: Outcome, reason: str, now: datetime) -> None:
     DELIVERY_ATTEMPTS.labels(row.channel, outcome.value).inc()
     row.last_outcome, row.last_error = outcome.value, reason[:200]
@@ -339,7 +332,7 @@ def _record_failure(repo: Repository, delivery: DeliveryService, row: t.Delivery
                f"{row.channel} attempt {row.attempts}: {outcome.value} ({reason}); {then}")
 
 
-def _advance(repo: Repository, delivery: DeliveryService, notification: t.Notification, rows: list[t.Delivery],
+def _advance(repo: Repository, delivery: DeliveryService, notification: Notification, rows: list[Delivery],
              now: datetime) -> None:
     """Once no channel is working on it and none reached anyone: the next fallback channel, else undelivered."""
     if notification.status == NotificationStatus.WITHHELD:
@@ -369,7 +362,7 @@ def provider_status(store: Store, delivery: DeliveryService, provider: str, refe
         row = rows_db.by_provider_ref(session, provider, reference, postgres=store.is_postgres)
         if row is None:
             return False
-        notification = session.get(t.Notification, row.notification_id)
+        notification = notification_rows.notification_by_id(session, row.notification_id)
         if notification is None:
             return False
         repo = Repository(session, postgres=store.is_postgres)

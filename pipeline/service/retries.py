@@ -16,16 +16,14 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from pipeline.adapters import tables as t
-from pipeline.adapters.event_queue import events_by_id, held_event_ids, held_events_in_order
-from pipeline.adapters.repository import SYSTEM, Repository, new_id
-from pipeline.adapters.store import Store
 from pipeline.domain.calendar import Duration, parse_timescale
 from pipeline.domain.missing import PATHWAY as MISSING
-from pipeline.domain.model import FRONT_DOOR, Contact, PlannedNotification
+from pipeline.domain.model import FRONT_DOOR, Contact, EventStatus, PlannedNotification
 from pipeline.domain.policy import Policy
 from pipeline.domain.self_harm import PATHWAY as SELF_HARM
+from pipeline.ports import SYSTEM, EventRecord, StorePort, UnitsOfWork
 from pipeline.service.dispatch import RejectedEvent, process
 from pipeline.service.handlers import Context, store_notification
 from pipeline.service.intake import publish_dead_letter
@@ -68,17 +66,17 @@ def pathway_of(event_type: str) -> str:
     return SELF_HARM if event_type == "self-harm-attendance" else MISSING
 
 
-def record_failure(repo: Repository, event: t.Event, error: BaseException, retry: RetryPolicy, now: datetime) -> bool:
+def record_failure(port: StorePort, event: EventRecord, error: BaseException, retry: RetryPolicy,
+                   now: datetime) -> bool:
     """Count one failed try of ``event`` (in the caller's transaction); True when it is now held.
 
     A ``RejectedEvent`` is not tried again: the event is dead-lettered with the refusal as its reason.
     """
     if isinstance(error, RejectedEvent):
-        _reject(repo, event, error, now)
+        _reject(port, event, error, now)
         return True
     event.attempts = (event.attempts or 0) + 1
     event.error = type(error).__name__
-    repo.session.add(event)
     if event.attempts < retry.attempts:
         event.next_attempt_at = now + retry.delay(event.attempts)
         log.warning("event seq %s failed in its handler (%s), try %d of %d; trying again at %s", event.seq,
@@ -87,34 +85,32 @@ def record_failure(repo: Repository, event: t.Event, error: BaseException, retry
     event.next_attempt_at, event.held_at = None, now
     log.error("event seq %s failed in its handler (%s) %d times; held, front door alerted", event.seq,
               event.error, event.attempts)
-    repo.audit(now, SYSTEM, PROCESSING_FAILED, event.event_id,
+    port.audit(now, SYSTEM, PROCESSING_FAILED, event.event_id,
                f"handler failed ({event.error}) {event.attempts} times; held until `safeguard events retry`")
-    _alert_front_door(repo, event, now)
+    _alert_front_door(port, event, now)
     return True
 
 
-def _reject(repo: Repository, event: t.Event, error: RejectedEvent, now: datetime) -> None:
+def _reject(port: StorePort, event: EventRecord, error: RejectedEvent, now: datetime) -> None:
     log.error("event seq %s refused by its handler; dead-lettered", event.seq)
-    event.status, event.error, event.next_attempt_at = "dead_lettered", type(error).__name__, None
-    repo.session.add(event)
-    letter = t.DeadLetter(id=new_id(), received_at=now, source="handler", event_type=event.event_type,
-                          reason=str(error), payload=event.record_json.encode(), producer_id=event.producer_id,
-                          event_id=event.event_id)
-    repo.session.add(letter)
-    publish_dead_letter(repo, letter, event.event_type)
+    event.status, event.error, event.next_attempt_at = EventStatus.DEAD_LETTERED, type(error).__name__, None
+    letter = port.add_dead_letter(now, "handler", event.event_type, str(error), event.record_json.encode(),
+                                  producer_id=event.producer_id, event_id=event.event_id)
+    # The intake's publisher is still typed for the SQL adapter (the intake is being ported separately).
+    publish_dead_letter(cast(Any, port), cast(Any, letter), event.event_type)
 
 
-def _alert_front_door(repo: Repository, event: t.Event, now: datetime) -> None:
+def _alert_front_door(port: StorePort, event: EventRecord, now: datetime) -> None:
     """An urgent alert, with nothing about the child: which event, what kind, since when, how often tried."""
     assert event.held_at is not None
     item = PlannedNotification(
         key=f"{PROCESSING_FAILED}:{event.event_id}", recipient_role=FRONT_DOOR, recipient_ref=FRONT_DOOR,
-        contact=repo.directory().team(FRONT_DOOR) or Contact(None), urgency="URGENT",
+        contact=port.directory().team(FRONT_DOOR) or Contact(None), urgency="URGENT",
         reason="an accepted event could not be processed; it is held until it is run again",
         content={"problem": PROCESSING_FAILED, "event_id": event.event_id, "event_type": event.event_type,
                  "received_at": event.received_at.isoformat(), "attempts": event.attempts, "error": event.error},
     )
-    store_notification(repo, event.event_id, item, pathway_of(event.event_type), now,
+    store_notification(port, event.event_id, item, pathway_of(event.event_type), now,
                        dedupe_key=f"{PROCESSING_FAILED}:{event.event_id}:{event.held_at.isoformat()}")
 
 
@@ -128,7 +124,7 @@ class RetryOutcome:
         return self.outcome in ("processed", "already_processed")
 
 
-def retry_events(store: Store, ctx: Context, clock: Callable[[], datetime],
+def retry_events(store: UnitsOfWork, ctx: Context, clock: Callable[[], datetime],
                  event_ids: Sequence[str] | None = None) -> list[RetryOutcome]:
     """Run held events again (``event_ids``, or every held one), one transaction each.
 
@@ -137,43 +133,43 @@ def retry_events(store: Store, ctx: Context, clock: Callable[[], datetime],
     event held and records the failure.
     """
     if event_ids is None:
-        with store.read() as session:
-            event_ids = held_event_ids(session)
+        with store.unit_of_work() as port:
+            event_ids = port.held_event_ids()
     return [_retry_one(store, ctx, clock, event_id.strip().lower()) for event_id in event_ids]
 
 
-def _retry_one(store: Store, ctx: Context, clock: Callable[[], datetime], event_id: str) -> RetryOutcome:
-    with store.transaction() as session:
-        repo = Repository(session, postgres=store.is_postgres)
-        found = events_by_id(session, [event_id], postgres=store.is_postgres)
+def _retry_one(store: UnitsOfWork, ctx: Context, clock: Callable[[], datetime], event_id: str) -> RetryOutcome:
+    with store.unit_of_work() as port:
+        found = port.events_by_id([event_id])
         if not found:
             return RetryOutcome(event_id, "not_found")
         event = found[0]
-        if event.status != "accepted" or event.processed_at is not None:
+        if event.status != EventStatus.ACCEPTED or event.processed_at is not None:
             return RetryOutcome(event_id, "already_processed")
         if event.held_at is None and not event.attempts:
             return RetryOutcome(event_id, "not_held")
         now = clock()
         try:
-            with session.begin_nested():
-                process(repo, event, ctx, now)
-                repo.audit(now, SYSTEM, "retried", event.event_id, f"processed on try {event.attempts + 1}")
+            with port.savepoint():
+                process(port, event, ctx, now)
+                port.audit(now, SYSTEM, "retried", event.event_id, f"processed on try {event.attempts + 1}")
         except Exception as error:  # noqa: BLE001 - reported, and the event stays held
-            session.expire_all()
-            event = events_by_id(session, [event_id], postgres=store.is_postgres, lock=False)[0]
+            event = port.events_by_id([event_id], lock=False)[0]  # as it was before the try
             if event.held_at is None:  # named while waiting for its next automatic try: counted as one
-                record_failure(repo, event, error, RetryPolicy.from_policy(ctx.policy), now)
+                record_failure(port, event, error, RetryPolicy.from_policy(ctx.policy), now)
                 return RetryOutcome(event_id, "failed")
             event.attempts += 1
             event.error = type(error).__name__
-            session.add(event)
-            repo.audit(now, SYSTEM, PROCESSING_FAILED, event.event_id,
+            port.audit(now, SYSTEM, PROCESSING_FAILED, event.event_id,
                        f"run again and failed ({event.error}); still held")
             log.error("event seq %s failed again in its handler (%s); still held", event.seq, event.error)
             return RetryOutcome(event_id, "failed")
         return RetryOutcome(event_id, "processed")
 
 
-def held_events(store: Store) -> list[t.Event]:
-    with store.read() as session:
-        return held_events_in_order(session)
+def held_events(store: UnitsOfWork) -> list[EventRecord]:
+    """Every held event, oldest first."""
+    with store.unit_of_work() as port:
+        ids = port.held_event_ids()
+        by_id = {event.event_id: event for event in port.events_by_id(ids, lock=False)}
+    return [by_id[event_id] for event_id in ids if event_id in by_id]

@@ -14,13 +14,15 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
 from pipeline.adapters import accounts
-from pipeline.adapters import tables as t
 from pipeline.domain.calendar import Duration, parse_timescale
+
+if TYPE_CHECKING:
+    from pipeline.adapters.tables import User
 
 ADDRESS_FAILURE_FACTOR = 5  # one school or office network shares an address: allow more from it
 
@@ -55,16 +57,15 @@ class SessionPolicy:
 class SignedIn:
     """A live web session: who, and the CSRF token its forms must carry."""
 
-    user: t.User
+    user: User
     csrf_token: str
 
 
-def start(session: Session, user: t.User, now: datetime) -> str:
+def start(session: Session, user: User, now: datetime) -> str:
     """A new session for ``user``; returns the token for the cookie (shown once, stored only hashed)."""
     assert user.id is not None
     token = secrets.token_urlsafe(32)
-    session.add(t.WebSession(token_hash=_digest(token), user_id=user.id, csrf_token=secrets.token_urlsafe(32),
-                             created_at=now, last_seen_at=now))
+    accounts.add_web_session(session, _digest(token), user.id, secrets.token_urlsafe(32), now)
     return token
 
 
@@ -87,7 +88,7 @@ def resume(session: Session, token: str, policy: SessionPolicy, now: datetime) -
 
 
 def end(session: Session, token: str, now: datetime) -> None:
-    row = session.get(t.WebSession, _digest(token))
+    row = accounts.web_session(session, _digest(token))
     if row is not None and row.revoked_at is None:
         row.revoked_at = now
         session.add(row)

@@ -10,15 +10,18 @@ import hashlib
 import re
 import secrets
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session
 
 from pipeline.adapters import accounts
-from pipeline.adapters import tables as t
 from pipeline.adapters.accounts import user_by_email
 from pipeline.domain.model import Role
+
+if TYPE_CHECKING:
+    from pipeline.adapters.tables import User
 
 _hasher = PasswordHasher()
 
@@ -39,15 +42,15 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(session: Session, user: t.User, kind: str = "api") -> str:
+def issue_token(session: Session, user: User, kind: str = "api") -> str:
     assert user.id is not None
     token = secrets.token_urlsafe(32)
-    session.add(t.ApiToken(token_hash=token_hash(token), user_id=user.id, kind=kind))
+    accounts.add_token(session, token_hash(token), user.id, kind)
     return token
 
 
 def add_user(session: Session, role: str, email: str, school_urn: str | None = None, team: str | None = None,
-             password: str | None = None) -> tuple[t.User, str]:
+             password: str | None = None) -> tuple[User, str]:
     """Create a user and return it with a new API token."""
     try:
         Role(role)
@@ -66,20 +69,17 @@ def add_user(session: Session, role: str, email: str, school_urn: str | None = N
         raise NotLoadedError("no team with that code is loaded: load the teams (or involvements) file first")
     if accounts.user_by_email(session, email) is not None:
         raise UserError("a user with that email already exists")
-    user = t.User(email=email, role=role, school_urn=school_urn, team=team,
-                  password_hash=_hasher.hash(password) if password else None)
-    session.add(user)
-    session.flush()
+    user = accounts.add_user(session, email, role, school_urn, team,
+                             _hasher.hash(password) if password else None)
     return user, issue_token(session, user)
 
 
-def user_for_token(session: Session, token: str) -> t.User | None:
-    row = session.get(t.ApiToken, token_hash(token))
-    user = session.get(t.User, row.user_id) if row is not None else None
+def user_for_token(session: Session, token: str) -> User | None:
+    user = accounts.user_holding_token(session, token_hash(token))
     return user if user is not None and user.disabled_at is None else None
 
 
-def check_password(session: Session, email: str, password: str) -> t.User | None:
+def check_password(session: Session, email: str, password: str) -> User | None:
     user = user_by_email(session, email)
     if user is None or not user.password_hash or user.disabled_at is not None:
         _hasher.hash(password)  # same work either way, so timing does not reveal which emails exist
@@ -91,7 +91,7 @@ def check_password(session: Session, email: str, password: str) -> t.User | None
     return user
 
 
-def disable_user(session: Session, email: str, now: datetime) -> t.User:
+def disable_user(session: Session, email: str, now: datetime) -> User:
     """The user can no longer sign in or use an API token; their web sessions end now. The row stays, so
     the audit still names them."""
     user = user_by_email(session, email)
@@ -104,7 +104,7 @@ def disable_user(session: Session, email: str, now: datetime) -> t.User:
     return user
 
 
-def reset_password(session: Session, email: str, password: str, now: datetime) -> t.User:
+def reset_password(session: Session, email: str, password: str, now: datetime) -> User:
     """A new web password (Argon2); every web session the user had ends."""
     if len(password) < 12:
         raise UserError("the password must be at least 12 characters")

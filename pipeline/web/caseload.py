@@ -11,19 +11,22 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from pipeline.adapters import caseload as queries
-from pipeline.adapters import tables as t
 from pipeline.domain.model import Role
+from pipeline.entrypoints.intake_routes import send_to_kafka
 from pipeline.service.intake import IntakeResult, Submission
 from pipeline.service.sessions import SignedIn
 from pipeline.web.auth import PageNotFound, Posted, posted_by, services_of, signed_in_as
 from pipeline.web.render import page
+
+if TYPE_CHECKING:
+    from pipeline.adapters.tables import Deadline, Involvement, MissingEpisode, Notification, User
 
 router = APIRouter(include_in_schema=False)
 LONDON = ZoneInfo("Europe/London")
@@ -34,11 +37,11 @@ TEXT_LIMIT = 2000
 
 @dataclass
 class ChildOnCaseload:
-    involvement: t.Involvement
+    involvement: Involvement
     child_id: str | None
     episodes: list[dict[str, Any]] = field(default_factory=list)
-    trigger_meetings: list[t.Deadline] = field(default_factory=list)
-    notifications: list[t.Notification] = field(default_factory=list)
+    trigger_meetings: list[Deadline] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
 
 
 def rhi_assigned_to_workers(request: Request) -> bool:
@@ -46,7 +49,7 @@ def rhi_assigned_to_workers(request: Request) -> bool:
     return str(policy.setting("missing", "return_interview_assignee", default="RHI_PROVIDER")) == "worker"
 
 
-def caseload(request: Request, user: t.User) -> list[ChildOnCaseload]:
+def caseload(request: Request, user: User) -> list[ChildOnCaseload]:
     services = services_of(request)
     with services.store.read() as s:
         involvements = list(queries.involvements_of(s, user.email))
@@ -81,7 +84,7 @@ def caseload_page(request: Request, visitor: Annotated[SignedIn, Depends(signed_
                 recorded=request.query_params.get("recorded") == "1")
 
 
-def _allocated_episode(request: Request, user: t.User, episode_id: str) -> t.MissingEpisode:
+def _allocated_episode(request: Request, user: User, episode_id: str) -> MissingEpisode:
     """The episode if its child is on this worker's caseload and the council has workers record RHIs."""
     if not rhi_assigned_to_workers(request):
         raise PageNotFound()
@@ -96,7 +99,7 @@ def _allocated_episode(request: Request, user: t.User, episode_id: str) -> t.Mis
     return episode
 
 
-def _form_page(request: Request, episode: t.MissingEpisode, status: int = 200, **values: Any) -> Response:
+def _form_page(request: Request, episode: MissingEpisode, status: int = 200, **values: Any) -> Response:
     return page(request, "return_interview.html", title="Record a return home interview", status=status,
                 episode=episode, outcomes=OUTCOMES, slots=range(1, ATTEMPT_SLOTS + 1),
                 form=values.pop("form", {}), **values)
@@ -128,10 +131,8 @@ def _moment(form: Posted, prefix: str, required: bool, label: str,
     return moment
 
 
-def send_event(request: Request, event_type: str, record: dict[str, Any], user: t.User) -> IntakeResult:
+def send_event(request: Request, event_type: str, record: dict[str, Any], user: User) -> IntakeResult:
     """Through the same intake as a producer's POST (on Kafka, to the event's topic)."""
-    from pipeline.entrypoints.api import send_to_kafka
-
     services = services_of(request)
     submission = Submission(event_type, json.dumps(record).encode(), "application/json", user.id, "web")
     result = send_to_kafka(services, submission) if services.event_sender is not None \

@@ -12,13 +12,13 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from pipeline.adapters import inbox as queries
-from pipeline.adapters import tables as t
+from pipeline.adapters.accounts import user_by_id
 from pipeline.adapters.repository import Repository
 from pipeline.domain.model import NotificationStatus, Role
 from pipeline.service import casework
@@ -28,6 +28,9 @@ from pipeline.web.auth import PageNotFound, Posted, posted_by, services_of, sign
 from pipeline.web.render import environment, page
 from pipeline.web.words import london
 
+if TYPE_CHECKING:
+    from pipeline.adapters.tables import Deadline, Notification, User
+
 router = APIRouter(include_in_schema=False)
 READERS = (Role.DSL, Role.WORKER, Role.TEAM, Role.MANAGER)
 ACKNOWLEDGERS = (Role.DSL, Role.WORKER, Role.TEAM)
@@ -35,7 +38,7 @@ DECIDED_ELSEWHERE = {"review": "/reviews/{event_id}", "decision": "/decisions/{e
 OUTCOME_LIMIT = 2000
 
 
-def content_of(row: t.Notification) -> dict[str, Any]:
+def content_of(row: Notification) -> dict[str, Any]:
     """What the notification says; a reminder or escalation says it about its original notification."""
     content: dict[str, Any] = json.loads(row.content_json)
     original = content.get("original")
@@ -51,12 +54,12 @@ def person_of(content: dict[str, Any]) -> dict[str, Any] | None:
 class Case:
     """One item in an inbox: the copies of a notification this user's school or team holds, with its deadline."""
 
-    rows: list[t.Notification]
-    deadline: t.Deadline | None = None
-    fired: list[t.Notification] = field(default_factory=list)
+    rows: list[Notification]
+    deadline: Deadline | None = None
+    fired: list[Notification] = field(default_factory=list)
 
     @property
-    def primary(self) -> t.Notification:
+    def primary(self) -> Notification:
         ranked = sorted(self.rows, key=lambda r: (r.kind not in ("alert", "review", "decision"),
                                                   r.recipient_role != "dsl", r.created_at))
         return ranked[0]
@@ -70,7 +73,7 @@ class Case:
         return person_of(self.content)
 
     @property
-    def acknowledged(self) -> t.Notification | None:
+    def acknowledged(self) -> Notification | None:
         done = [r for r in self.rows if r.acknowledged_at is not None]
         return min(done, key=lambda r: r.acknowledged_at or r.created_at) if done else None
 
@@ -96,7 +99,7 @@ class Case:
         return path.format(event_id=self.primary.event_id) if path else None
 
 
-def reason_words(row: t.Notification) -> str:
+def reason_words(row: Notification) -> str:
     """Why this recipient has the notification, in words (a reminder or escalation names what was late)."""
     from pipeline.web.words import words
 
@@ -112,7 +115,7 @@ def reason_words(row: t.Notification) -> str:
     return prefix + reason[:1].upper() + reason[1:]
 
 
-def follow_up_words(row: t.Notification) -> str:
+def follow_up_words(row: Notification) -> str:
     """'Reminder sent' or 'Escalated to Head of service', for a reminder or escalation fired on a deadline."""
     from pipeline.web.words import words
 
@@ -123,8 +126,8 @@ def follow_up_words(row: t.Notification) -> str:
     return f"Escalated to {words(row.recipient_role)}"
 
 
-def build_cases(rows: list[t.Notification], deadlines: dict[str, t.Deadline],
-                fired: list[t.Notification]) -> list[Case]:
+def build_cases(rows: list[Notification], deadlines: dict[str, Deadline],
+                fired: list[Notification]) -> list[Case]:
     cases: dict[str, Case] = {}
     for row in rows:
         key = row.deadline_id or row.id
@@ -148,7 +151,7 @@ def order_cases(cases: list[Case], now: datetime) -> list[Case]:
     return sorted(cases, key=lambda c: (not c.overdue(now), -c.latest_at.timestamp()))
 
 
-def cases_for(request: Request, user: t.User) -> list[Case]:
+def cases_for(request: Request, user: User) -> list[Case]:
     services = services_of(request)
     with services.store.read() as s:
         rows = list(queries.notifications_in_scope(s, user))
@@ -180,7 +183,7 @@ def _case_page(request: Request, visitor: SignedIn, notification_id: str, status
         fired = list(queries.fired_on(s, [row.deadline_id] if row.deadline_id else []))
         case = build_cases(copies, {deadline.id: deadline} if deadline else {}, fired)[0]
         acknowledged = case.acknowledged
-        acknowledged_by = s.get(t.User, acknowledged.acknowledged_by) if acknowledged and \
+        acknowledged_by = user_by_id(s, acknowledged.acknowledged_by) if acknowledged and \
             acknowledged.acknowledged_by else None
     return page(request, "case.html", status=status, title="Safeguarding notification", case=case, row=row,
                 now=services.clock(), acknowledged=acknowledged,

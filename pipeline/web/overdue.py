@@ -7,15 +7,15 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlmodel import col, or_, select
 
-from pipeline.adapters import tables as t
+from pipeline.adapters.notifications import told_about_deadline
 from pipeline.adapters.overdue_board import KIND_IN_WORDS, BoardFilters, board_page, child_name
+from pipeline.adapters.record_reads import audit_trail, deadline_by_id
 from pipeline.adapters.repository import Repository
 from pipeline.domain.model import Role
 from pipeline.entrypoints.csv_export import csv_response
@@ -23,6 +23,9 @@ from pipeline.entrypoints.reports import BOARD_COLUMNS, board_json, read_board, 
 from pipeline.service.sessions import SignedIn
 from pipeline.web.auth import PageNotFound, services_of, signed_in_as
 from pipeline.web.render import page
+
+if TYPE_CHECKING:
+    from pipeline.adapters.tables import Deadline
 
 router = APIRouter(include_in_schema=False)
 Manager = Annotated[SignedIn, Depends(signed_in_as(Role.MANAGER))]
@@ -93,16 +96,13 @@ def overdue_case(deadline_id: str, request: Request, visitor: Manager) -> Respon
     services = services_of(request)
     now = services.clock()
     with services.store.transaction() as session:
-        deadline = session.get(t.Deadline, deadline_id)
+        deadline = deadline_by_id(session, deadline_id)
         if deadline is None:
             raise PageNotFound()
         name = child_name(session, deadline.child_id) if deadline.child_id else None
         subjects = [deadline.id, deadline.subject_id, *([deadline.event_id] if deadline.event_id else [])]
-        record = session.exec(select(t.AuditEntry).where(col(t.AuditEntry.subject_id).in_(subjects))
-                              .order_by(col(t.AuditEntry.at), col(t.AuditEntry.id))).all()
-        told = session.exec(select(t.Notification).where(or_(
-            col(t.Notification.deadline_id) == deadline.id, col(t.Notification.id) == deadline.subject_id))
-            .order_by(col(t.Notification.created_at))).all()
+        record = audit_trail(session, subjects)
+        told = told_about_deadline(session, deadline)
         repo = Repository(session, postgres=services.store.is_postgres)
         on_board = board_row(session, now, deadline)
         if on_board is not None:
@@ -118,7 +118,7 @@ def overdue_case(deadline_id: str, request: Request, visitor: Manager) -> Respon
                 steps=json.loads(deadline.steps_json), how_late=how_late, now=now)
 
 
-def board_row(session: Any, now: datetime, deadline: t.Deadline) -> Any:
+def board_row(session: Any, now: datetime, deadline: Deadline) -> Any:
     """The deadline's row as the board shows it, when it is on the board (open and due)."""
     if deadline.state != "open" or deadline.due_at > now:
         return None

@@ -1,0 +1,84 @@
+"""Writes and reads of the reference tables (schools, pupils, ehe, involvements, teams) for the loader
+(``pipeline.service.reference``) and the demo set-up.
+
+A loaded file is the full current list for its kind: its rows are inserted or updated in place, rows that
+vanished since the last load are ended (``ended_at`` set), never deleted, and every key that changed is
+written to the reference change log, which running processes' match indexes apply before their next batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from pipeline.adapters import tables as t
+
+# kind -> (table, key column)
+TABLES: dict[str, tuple[type[Any], str]] = {
+    "schools": (t.School, "urn"),
+    "pupils": (t.Pupil, "upn"),
+    "ehe": (t.EheRecord, "row_key"),
+    "involvements": (t.Involvement, "row_key"),
+    "teams": (t.TeamContact, "team"),
+}
+
+
+def school_exists(session: Session, urn: str) -> bool:
+    """Whether a school with this URN was ever loaded (ended or not)."""
+    return session.get(t.School, urn) is not None
+
+
+def upsert_current_rows(session: Session, kind: str, items: list[dict[str, Any]]) -> list[str]:
+    """Insert new rows and update the others in place (un-ending any that had ended); the keys that changed."""
+    model, key = TABLES[kind]
+    changed: list[str] = []
+    for item in items:
+        existing = session.get(model, item[key])
+        if existing is None:
+            session.add(model(**item))
+            changed.append(item[key])
+        else:
+            if existing.ended_at is not None or any(getattr(existing, n) != v for n, v in item.items()):
+                changed.append(item[key])
+            for name, value in item.items():
+                setattr(existing, name, value)
+            existing.ended_at = None
+            session.add(existing)
+    return changed
+
+
+def end_vanished_rows(session: Session, kind: str, keys: Collection[Any], now: datetime) -> list[str]:
+    """End (``ended_at = now``) every current row of ``kind`` whose key is not in ``keys``; their keys."""
+    model, key = TABLES[kind]
+    ended: list[str] = []
+    for row in session.exec(select(model).where(col(model.ended_at).is_(None))).all():
+        if getattr(row, key) not in keys:
+            row.ended_at = now
+            session.add(row)
+            ended.append(getattr(row, key))
+    return ended
+
+
+def log_reference_changes(session: Session, kind: str, keys: list[str], now: datetime) -> None:
+    """One change-log row per changed key (keys only), for the match indexes of running processes."""
+    session.add_all([t.ReferenceChange(kind=kind, row_key=key, at=now) for key in keys])
+
+
+def any_school_loaded(session: Session) -> bool:
+    return session.exec(select(t.School)).first() is not None
+
+
+def first_state_school_in_area(session: Session) -> t.School | None:
+    """The in-area state school with the lowest URN (the demo's DSL school)."""
+    return session.exec(select(t.School).where(t.School.in_area, t.School.school_type == "STATE")
+                        .order_by(t.School.urn)).first()
+
+
+def first_allocated_worker(session: Session) -> str | None:
+    """The alphabetically first worker email named on an involvement (the demo's worker)."""
+    return session.exec(select(t.Involvement.worker_email)
+                        .where(t.Involvement.worker_email.is_not(None))  # type: ignore[union-attr]
+                        .order_by(t.Involvement.worker_email)).first()

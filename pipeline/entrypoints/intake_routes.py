@@ -1,0 +1,45 @@
+"""``POST /api/events/{event_type}``: producers send events. The route only authenticates, reads the body (no
+further than the size limit) and hands it to the intake service: embedded, the group commit answers once the
+event is on disk; on Kafka, once the broker acknowledged it (acks=all), 503 with ``Retry-After`` while it is
+away."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from pipeline.bootstrap import Services
+from pipeline.domain.model import Role
+from pipeline.entrypoints.dependencies import CurrentUser, ServicesDep, require
+from pipeline.service.intake import RETRY_AFTER_SECONDS, IntakeResult, Submission
+
+router = APIRouter()
+
+
+def send_to_kafka(services: Services, submission: Submission) -> IntakeResult:
+    """Kafka deployment: validate as the embedded intake does, then 202 once the broker acked (acks=all)."""
+    return services.intake.send_to_topic(services.event_sender, submission)
+
+
+@router.post("/api/events/{event_type}")
+async def post_event(event_type: str, request: Request, user: CurrentUser, services: ServicesDep) -> JSONResponse:
+    require(user, Role.PRODUCER)
+    limit = services.intake.max_body_bytes
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            break  # read no further: the intake reports the size and keeps the head as a dead letter
+    submission = Submission(event_type, bytes(body), request.headers.get("content-type", "application/json"),
+                            user.id, "http")
+    if services.event_sender is not None:
+        result = await run_in_threadpool(send_to_kafka, services, submission)
+    else:
+        result = await asyncio.wrap_future(services.intake.submit_grouped(submission))
+    if result.accepted:
+        services.on_accepted()
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if result.status_code == 503 else None
+    return JSONResponse(result.body, status_code=result.status_code, headers=retry)

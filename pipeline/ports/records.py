@@ -1,0 +1,93 @@
+"""The records the services read and change through the storage port (pipeline/ports/store.py).
+
+Each is a Protocol with the attribute names of its table (pipeline/adapters/tables.py), so the SQL adapter's
+rows satisfy it as they are and the in-memory fake (pipeline/adapters/memory_store.py) uses plain dataclasses.
+A record the port returns is live for the rest of its unit of work: attributes a service assigns are stored
+when the unit of work commits and discarded when it rolls back. New records are made only by port commands
+(``add_notification``, ``add_deadline``, ...), never by constructing a table class.
+
+Statuses, kinds and states are the ``StrEnum`` types of pipeline/domain/model.py; a record holds the plain
+stored string, which compares equal to the enum member.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+SYSTEM = "system"  # the actor of audit entries for what the pipeline does by itself
+
+
+class EventRecord(Protocol):
+    """An accepted event: the durable intake and the processed-event record in one."""
+
+    seq: int | None
+    event_id: str
+    event_type: str
+    producer_id: int | None
+    content_hash: str
+    record_json: str
+    received_at: datetime
+    status: str  # EventStatus
+    processed_at: datetime | None
+    match_outcome: str | None  # MatchOutcome
+    child_id: str | None
+    match_json: str | None
+    error: str | None
+    attempts: int
+    next_attempt_at: datetime | None
+    held_at: datetime | None
+
+
+class NotificationRecord(Protocol):
+    id: str
+    event_id: str
+    pathway: str
+    kind: str  # NotificationKind
+    plan_key: str
+    recipient_role: str
+    recipient_ref: str
+    school_urn: str | None
+    contact_email: str | None
+    contact_phone: str | None
+    urgency: str
+    reason: str
+    status: str  # NotificationStatus
+    content_json: str
+    deadline_id: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: int | None
+    outcome: str | None
+    dedupe_key: str | None
+
+
+class DeadlineRecord(Protocol):
+    id: str
+    kind: str  # DeadlineKind
+    subject_id: str  # a notification id, an event id or an episode id
+    event_id: str | None
+    child_id: str | None
+    school_urn: str | None
+    due_at: datetime
+    state: str  # DeadlineState
+    escalation_level: int
+    next_step_at: datetime | None
+    steps_json: str
+    created_at: datetime
+    closed_at: datetime | None
+    closed_reason: str | None
+
+
+class DeadLetterRecord(Protocol):
+    """A rejected input, kept with its bytes (personal data stays here, never in its reason)."""
+
+    id: str
+    received_at: datetime
+    source: str
+    event_type: str | None
+    reason: str
+    payload: bytes
+    producer_id: int | None
+    event_id: str | None

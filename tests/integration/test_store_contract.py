@@ -1,0 +1,392 @@
+"""The storage port's contract: the in-memory fake, SQLite and PostgreSQL give the same answers, keep the same
+uniqueness and return things in the same order (one test per port method, run on each backend)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from pipeline.adapters.match_index import ReferenceIndex
+from pipeline.domain.fellegi_sunter import Parameters
+from pipeline.domain.model import (
+    Contact,
+    DeadlineKind,
+    DeadlineState,
+    EventStatus,
+    Identity,
+    LadderStep,
+    NotificationStatus,
+    PlannedDeadline,
+    PlannedNotification,
+)
+from tests.support.store_ports import Backend
+from tests.support.world import AMELIA, JACOB, OLIVER, PUPILS, SCHOOLS, attendance
+
+NOW = datetime.fromisoformat("2026-11-24T20:00:00+00:00")
+DAY = date(2026, 11, 24)
+
+
+def _item(key: str = "dsl", **changes: object) -> PlannedNotification:
+    item = PlannedNotification(key=key, recipient_role="dsl", recipient_ref="100001",
+                               contact=Contact("dsl@riverside.sch.example", "+447700900001"), reason="attended ED",
+                               urgency="URGENT", content={"attendance_id": "ED-1", "at": NOW}, school_urn="100001")
+    return replace(item, **changes)  # type: ignore[arg-type]
+
+
+def _deadline(kind: str = DeadlineKind.SELF_HARM_ACKNOWLEDGEMENT, due: datetime = NOW + timedelta(hours=16),
+              steps: int = 2) -> PlannedDeadline:
+    ladder = tuple(LadderStep(due + timedelta(hours=i), ("dsl",), "reminder" if i == 0 else "escalation")
+                   for i in range(steps))
+    return PlannedDeadline(kind, "dsl", due, ladder, school_urn="100001")
+
+
+# ---- reference reads --------------------------------------------------------------------------------------
+
+def test_school(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        riverside = port.school("100001")
+        assert riverside is not None and riverside.name == "Riverside Primary School" and riverside.in_area
+        assert riverside.dsl == Contact("dsl@riverside.sch.example", "+447700900001")
+        assert riverside.deputy == Contact("deputy@riverside.sch.example", "+447700900002")
+        border = port.school("100004")
+        assert border is not None and not border.in_area and border.la_code == "888"
+        assert port.school("999999") is None
+    # A school gone from the next file is ended: no longer current.
+    store_backend.load_reference("schools", "\n".join(line for line in SCHOOLS.splitlines()
+                                                      if not line.startswith("100005")) + "\n")
+    with store_backend.units.unit_of_work() as port:
+        assert port.school("100005") is None
+        assert port.school("100001") is not None
+
+
+def test_directory(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        directory = port.directory()
+    assert directory.team("SCIES") == Contact("scies@northshire.gov.example", "+447700900100")
+    assert directory.team("LA_888") == Contact("la888@otherplace.gov.example", None)
+    assert directory.team("NO_SUCH_TEAM") is None
+    assert len(directory.teams) == 11
+
+
+def test_child_id_is_made_once_per_person_key(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        first = port.child_id("upn:A999100100001")
+        assert port.child_id("upn:A999100100001") == first
+        other = port.child_id("upn:B999100100002")
+    assert other != first
+    with store_backend.units.unit_of_work() as port:
+        assert port.child_id("upn:A999100100001") == first  # committed: the same in the next unit of work
+
+
+def test_is_known_child(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        child_id = port.child_id("upn:A999100100001")
+    with store_backend.units.unit_of_work() as port:
+        assert port.is_known_child(child_id)
+        assert not port.is_known_child("00000000-0000-4000-8000-000000000000")
+
+
+def test_child_facts_from_candidates(store_backend: Backend) -> None:
+    index = ReferenceIndex()
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+        jacob = Identity(given_name="Jacob", family_name="Merriman", date_of_birth=date(2011, 6, 6))
+        members = [c for c in index.candidates(jacob) if c.upn == "G999100100008"]
+        assert {c.source for c in members} == {"pupil", "involvement"}
+        child_id = port.child_id("upn:G999100100008")
+        facts = port.child_facts(child_id, members, jacob, DAY)
+    assert facts.child_id == child_id
+    assert [(e.upn, e.school.urn) for e in facts.enrolments] == [("G999100100008", "100001")]
+    assert [(i.status, i.worker_email, i.team, i.iro_email) for i in facts.involvements] == [
+        ("CHILD_LOOKED_AFTER", "sam.worker@northshire.gov.example", "CLA_TEAM", "iro@northshire.gov.example")]
+    assert not facts.home_educated
+    # Off the roll on the day asked about: no enrolment.
+    with store_backend.units.unit_of_work() as port:
+        assert port.child_facts(child_id, members, jacob, date(2019, 1, 1)).enrolments == ()
+
+
+def test_facts_for_child(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        oliver = port.child_id("upn:B999100100002")
+        harvey = port.child_id("ehe:nobody")  # a person key whose record is not on file
+        freya = port.child_id("upn:H999100100009")
+    with store_backend.units.unit_of_work() as port:
+        facts = port.facts_for_child(oliver, DAY)
+        assert facts is not None and facts.identity.given_name == "Oliver"
+        assert [e.school.urn for e in facts.enrolments] == ["100002"]
+        assert [i.status for i in facts.involvements] == ["EARLY_HELP"]
+        assert port.facts_for_child(harvey, DAY) is None
+        assert port.facts_for_child("00000000-0000-4000-8000-000000000000", DAY) is None
+        left = port.facts_for_child(freya, DAY)  # left the roll in July 2024
+        assert left is not None and left.enrolments == ()
+
+
+def test_team_of_person(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        assert port.team_of_person("worker", "sam.worker@northshire.gov.example") == "CLA_TEAM"
+        assert port.team_of_person("team_manager", "eh.manager@northshire.gov.example") == "EARLY_HELP"
+        assert port.team_of_person("iro", "iro@northshire.gov.example") == "CLA_TEAM"
+        assert port.team_of_person("worker", "nobody@northshire.gov.example") is None
+        assert port.team_of_person("dsl", "dsl@riverside.sch.example") is None
+
+
+def test_sync_match_index_builds_then_applies_a_reload(store_backend: Backend) -> None:
+    index = ReferenceIndex()
+    amelia = Identity(given_name="Amelia", family_name="Hartley", date_of_birth=date(2013, 5, 14))
+    newcomer = Identity(given_name="Zara", family_name="Quill", date_of_birth=date(2014, 2, 2))
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+    assert "A999100100001" in {c.record_key for c in index.candidates(amelia)}
+    assert index.candidates(newcomer) == []
+    store_backend.load_reference("pupils",
+                                 PUPILS + "Z999100100010,,Zara,Quill,2014-02-02,F,NS1 2AB,100001,2021-09-01,\n")
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+    assert [c.record_key for c in index.candidates(newcomer)] == ["Z999100100010"]
+
+
+def test_newest_match_parameters(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        assert port.newest_match_parameters(None) is None
+    older, newer = Parameters(share_known=0.8), Parameters(share_known=0.7)
+    store_backend.save_parameters(older, NOW)
+    store_backend.save_parameters(newer, NOW + timedelta(minutes=1))
+    with store_backend.units.unit_of_work() as port:
+        found = port.newest_match_parameters(None)
+        assert found is not None and found.version == newer.version
+        assert port.newest_match_parameters(older.version) is not None
+        assert port.newest_match_parameters(newer.version) is None
+
+
+# ---- effects ----------------------------------------------------------------------------------------------
+
+def test_audit_is_appended_in_order_and_only_on_commit(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        port.audit(NOW, "system", "created", "n-1", "dsl: attended ED")
+        port.audit(NOW, "dsl@riverside.sch.example", "acknowledged", "n-1")
+    with pytest.raises(RuntimeError), store_backend.units.unit_of_work() as port:
+        port.audit(NOW, "system", "created", "n-2", "rolled back")
+        raise RuntimeError("the unit of work fails")
+    assert store_backend.audit_entries() == [("system", "created", "n-1", "dsl: attended ED"),
+                                             ("dsl@riverside.sch.example", "acknowledged", "n-1", "")]
+
+
+def test_outbox(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        port.outbox(NOW, "pathway-notifications", "e-1", {"notification_id": "n-1", "at": NOW}, "n-1")
+        port.outbox(NOW, "escalations", "e-1", {"level": 1})
+    assert store_backend.outbox_rows() == [
+        ("pathway-notifications", "e-1", {"notification_id": "n-1", "at": str(NOW)}, "n-1"),
+        ("escalations", "e-1", {"level": 1}, None)]
+
+
+def test_add_notification_and_read_it_back(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        row = port.add_notification("e-1", "self_harm", _item(), NotificationStatus.PENDING, NOW)
+        assert row is not None
+        notification_id = row.id
+    with store_backend.units.unit_of_work() as port:
+        stored = port.notification(notification_id)
+        assert stored is not None
+        assert (stored.event_id, stored.pathway, stored.kind, stored.plan_key, stored.recipient_role,
+                stored.recipient_ref, stored.school_urn, stored.contact_email, stored.contact_phone, stored.urgency,
+                stored.reason, stored.status, stored.deadline_id, stored.created_at, stored.dedupe_key) == (
+            "e-1", "self_harm", "alert", "dsl", "dsl", "100001", "100001", "dsl@riverside.sch.example",
+            "+447700900001", "URGENT", "attended ED", NotificationStatus.PENDING, None, NOW, None)
+        assert json.loads(stored.content_json) == {"attendance_id": "ED-1", "at": str(NOW)}
+        assert stored.delivered_at is None and stored.acknowledged_at is None
+        assert port.notification("no-such-id") is None
+
+
+def test_a_dedupe_key_stores_a_notification_once_ever(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        first = port.add_notification("e-1", "missing", _item(), NotificationStatus.PENDING, NOW, dedupe_key="k")
+        assert first is not None
+        port.audit(NOW, "system", "created", first.id)
+        assert port.add_notification("e-2", "missing", _item(), NotificationStatus.PENDING, NOW,
+                                     dedupe_key="k") is None
+        # The refused repeat leaves the rest of the unit of work alone.
+        port.audit(NOW, "system", "kept", first.id)
+    with store_backend.units.unit_of_work() as port:
+        assert port.add_notification("e-3", "missing", _item(), NotificationStatus.PENDING, NOW,
+                                     dedupe_key="k") is None
+        assert port.add_notification("e-3", "missing", _item(), NotificationStatus.PENDING, NOW,
+                                     dedupe_key="other") is not None
+    assert [(action, subject) for _, action, subject, _ in store_backend.audit_entries()] == [
+        ("created", first.id), ("kept", first.id)]
+
+
+def test_add_delivery_once_per_channel(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        row = port.add_notification("e-1", "self_harm", _item(), NotificationStatus.PENDING, NOW)
+        assert row is not None
+        port.add_delivery(row.id, "email", NOW)
+        port.add_delivery(row.id, "sms", NOW)
+    assert store_backend.delivery_channels() == [(row.id, "email", "new"), (row.id, "sms", "new")]
+    with pytest.raises(Exception), store_backend.units.unit_of_work() as port:  # noqa: B017 - each adapter's own
+        port.add_delivery(row.id, "email", NOW)
+    assert store_backend.delivery_channels() == [(row.id, "email", "new"), (row.id, "sms", "new")]
+
+
+def test_add_dead_letter(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        letter = port.add_dead_letter(NOW, "handler", "trigger-meeting-recorded", "child_id: never issued",
+                                      b"{}", producer_id=None, event_id="e-1")
+        assert (letter.source, letter.event_type, letter.reason, letter.payload, letter.event_id,
+                letter.received_at) == ("handler", "trigger-meeting-recorded", "child_id: never issued", b"{}",
+                                        "e-1", NOW)
+        assert letter.id
+
+
+# ---- deadlines --------------------------------------------------------------------------------------------
+
+def test_add_deadline_and_read_it_back(store_backend: Backend) -> None:
+    planned = _deadline()
+    with store_backend.units.unit_of_work() as port:
+        row = port.add_deadline(planned, "n-1", NOW, event_id="e-1", child_id="c-1")
+        assert row is not None
+        deadline_id = row.id
+    with store_backend.units.unit_of_work() as port:
+        stored = port.deadline(deadline_id)
+        assert stored is not None
+        assert (stored.kind, stored.subject_id, stored.event_id, stored.child_id, stored.school_urn, stored.due_at,
+                stored.state, stored.escalation_level, stored.next_step_at, stored.created_at, stored.closed_at) == (
+            DeadlineKind.SELF_HARM_ACKNOWLEDGEMENT, "n-1", "e-1", "c-1", "100001", planned.due_at,
+            DeadlineState.OPEN, 0, planned.steps[0].at, NOW, None)
+        assert json.loads(stored.steps_json) == [
+            {"at": step.at.isoformat(), "notify": ["dsl"], "action": step.action} for step in planned.steps]
+        assert port.deadline("no-such-id") is None
+
+
+def test_one_deadline_per_kind_and_subject(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        first = port.add_deadline(_deadline(), "n-1", NOW, event_id="e-1", child_id=None)
+        assert first is not None
+        first.state, first.closed_at = DeadlineState.CLOSED, NOW  # closed: still never re-opened
+    with store_backend.units.unit_of_work() as port:
+        assert port.add_deadline(_deadline(), "n-1", NOW, event_id="e-2", child_id=None, once=True) is None
+        other_kind = port.add_deadline(_deadline(DeadlineKind.MATCH_REVIEW), "n-1", NOW + timedelta(minutes=1),
+                                       event_id="e-2",
+                                       child_id=None, once=True)
+        assert other_kind is not None
+    with pytest.raises(Exception), store_backend.units.unit_of_work() as port:  # noqa: B017 - each adapter's own
+        port.add_deadline(_deadline(), "n-1", NOW, event_id="e-3", child_id=None)
+    with store_backend.units.unit_of_work() as port:
+        assert [d.kind for d in port.deadlines_of_subject("n-1")] == [DeadlineKind.SELF_HARM_ACKNOWLEDGEMENT,
+                                                                      DeadlineKind.MATCH_REVIEW]
+        assert port.deadline(first.id) is not None and port.deadline(first.id).state == DeadlineState.CLOSED  # type: ignore[union-attr]
+
+
+def test_one_open_trigger_meeting_per_child(store_backend: Backend) -> None:
+    meeting = _deadline(DeadlineKind.TRIGGER_MEETING)
+    with store_backend.units.unit_of_work() as port:
+        first = port.add_deadline(meeting, "trigger:ep-1", NOW, event_id="e-1", child_id="c-1", once=True)
+        assert first is not None
+        assert port.add_deadline(meeting, "trigger:ep-2", NOW, event_id="e-2", child_id="c-1", once=True) is None
+        assert port.add_deadline(meeting, "trigger:ep-3", NOW, event_id="e-3", child_id="c-2", once=True) is not None
+    with store_backend.units.unit_of_work() as port:
+        closing = port.deadline(first.id)
+        assert closing is not None
+        closing.state, closing.closed_at = DeadlineState.CLOSED, NOW
+    with store_backend.units.unit_of_work() as port:  # once the first is closed, the child may have another
+        assert port.add_deadline(meeting, "trigger:ep-2", NOW, event_id="e-2", child_id="c-1", once=True) is not None
+
+
+def test_deadlines_of_subject_oldest_first(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        for minutes, kind in ((2, DeadlineKind.RETURN_INTERVIEW), (0, DeadlineKind.STILL_MISSING),
+                              (1, DeadlineKind.STRATEGY_DISCUSSION)):
+            port.add_deadline(_deadline(kind), "ep-1", NOW + timedelta(minutes=minutes), event_id="e-1",
+                              child_id=None)
+        port.add_deadline(_deadline(), "ep-2", NOW, event_id="e-1", child_id=None)
+    with store_backend.units.unit_of_work() as port:
+        assert [d.kind for d in port.deadlines_of_subject("ep-1")] == [
+            DeadlineKind.STILL_MISSING, DeadlineKind.STRATEGY_DISCUSSION, DeadlineKind.RETURN_INTERVIEW]
+        assert port.deadlines_of_subject("ep-3") == []
+
+
+def test_open_deadlines_due_earliest_step_first(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        late = port.add_deadline(_deadline(due=NOW + timedelta(hours=3)), "n-late", NOW, event_id=None, child_id=None)
+        early = port.add_deadline(_deadline(due=NOW + timedelta(hours=1)), "n-early", NOW, event_id=None,
+                                  child_id=None)
+        port.add_deadline(_deadline(due=NOW + timedelta(hours=9)), "n-future", NOW, event_id=None, child_id=None)
+        closed = port.add_deadline(_deadline(due=NOW), "n-closed", NOW, event_id=None, child_id=None)
+        no_steps = port.add_deadline(_deadline(due=NOW, steps=0), "n-no-steps", NOW, event_id=None, child_id=None)
+        assert late and early and closed and no_steps
+        closed.state, closed.next_step_at = DeadlineState.CLOSED, None
+    at = NOW + timedelta(hours=5)
+    with store_backend.units.unit_of_work() as port:
+        assert [d.id for d in port.open_deadlines_due(at, 10)] == [early.id, late.id]
+        assert [d.id for d in port.open_deadlines_due(at, 1)] == [early.id]
+        assert port.open_deadlines_due(NOW, 10) == []
+
+
+# ---- events -----------------------------------------------------------------------------------------------
+
+def test_events_by_id(store_backend: Backend) -> None:
+    first, second = attendance(AMELIA), attendance(OLIVER)
+    store_backend.add_event("self-harm-attendance", first, NOW)
+    store_backend.add_event("self-harm-attendance", second, NOW)
+    with store_backend.units.unit_of_work() as port:
+        found = {e.event_id: e for e in port.events_by_id([first["event_id"], second["event_id"], "nope"])}
+        assert set(found) == {first["event_id"], second["event_id"]}
+        event = found[first["event_id"]]
+        assert (event.event_type, event.status, event.processed_at, event.attempts, event.held_at) == (
+            "self-harm-attendance", EventStatus.ACCEPTED, None, 0, None)
+        assert json.loads(event.record_json)["attendance_id"] == first["attendance_id"]
+        event.status, event.processed_at = EventStatus.PROCESSED, NOW  # a live record: kept at commit
+    with store_backend.units.unit_of_work() as port:
+        again = port.events_by_id([first["event_id"]], lock=False)[0]
+        assert (again.status, again.processed_at) == (EventStatus.PROCESSED, NOW)
+
+
+def test_held_event_ids_oldest_first(store_backend: Backend) -> None:
+    events = [attendance(child) for child in (AMELIA, OLIVER, JACOB)]
+    for event in events:
+        store_backend.add_event("self-harm-attendance", event, NOW)
+    store_backend.set_event(events[2]["event_id"], held_at=NOW, attempts=5)
+    store_backend.set_event(events[0]["event_id"], held_at=NOW + timedelta(minutes=1), attempts=5)
+    with store_backend.units.unit_of_work() as port:
+        assert port.held_event_ids() == [events[0]["event_id"], events[2]["event_id"]]
+        port.lock_child(port.child_id("upn:A999100100001"))  # holds nothing up within one unit of work
+
+
+# ---- the unit of work -------------------------------------------------------------------------------------
+
+def test_savepoint_undoes_only_what_was_written_inside(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        kept = port.add_notification("e-1", "self_harm", _item(), NotificationStatus.PENDING, NOW)
+        assert kept is not None
+        port.audit(NOW, "system", "created", kept.id)
+        with pytest.raises(RuntimeError), port.savepoint():
+            kept.status = NotificationStatus.FAILED
+            undone = port.add_notification("e-1", "self_harm", _item("deputy"), NotificationStatus.PENDING, NOW)
+            assert undone is not None
+            port.audit(NOW, "system", "created", undone.id)
+            raise RuntimeError("the handler fails")
+        assert port.notification(undone.id) is None
+        again = port.notification(kept.id)
+        assert again is not None and again.status == NotificationStatus.PENDING
+        with port.savepoint():
+            port.audit(NOW, "system", "viewed", kept.id)
+    assert [(action, subject) for _, action, subject, _ in store_backend.audit_entries()] == [
+        ("created", kept.id), ("viewed", kept.id)]
+
+
+def test_a_failed_unit_of_work_leaves_nothing(store_backend: Backend) -> None:
+    with pytest.raises(RuntimeError), store_backend.units.unit_of_work() as port:
+        row = port.add_notification("e-1", "self_harm", _item(), NotificationStatus.PENDING, NOW, dedupe_key="k")
+        assert row is not None
+        port.add_deadline(_deadline(), row.id, NOW, event_id="e-1", child_id=None)
+        port.outbox(NOW, "escalations", "e-1", {})
+        raise RuntimeError("the batch fails")
+    with store_backend.units.unit_of_work() as port:
+        assert port.notification(row.id) is None
+        assert port.deadlines_of_subject(row.id) == []
+        assert port.add_notification("e-1", "self_harm", _item(), NotificationStatus.PENDING, NOW,
+                                     dedupe_key="k") is not None
+    assert store_backend.outbox_rows() == []
