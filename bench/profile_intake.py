@@ -113,12 +113,12 @@ def instrument(stages: Stages) -> None:
     from sqlalchemy.sql.dml import UpdateBase
 
     import consumers.intake_consumer as consumer_module
-    import pipeline.entrypoints.api as api
+    import pipeline.entrypoints.dependencies as dependencies
     import pipeline.service.dispatch as dispatch
     from pipeline.service.handlers import Context
     from pipeline.service.intake import Intake
 
-    stages.wrap(api, "user_for_token", "authenticate")
+    stages.wrap(dependencies, "user_for_token", "authenticate")
     stages.wrap(Intake, "_decode", "validate")
     stages.wrap(Intake, "_store", "store")
     stages.wrap(consumer_module.IntakeConsumer, "pending", "claim")
