@@ -25,6 +25,9 @@ from pipeline.service.retries import RetryPolicy, record_failure
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+# Events per transaction when the consumer runs on its own: one commit (one fsync) and one claim for up to
+# this many, while a lone event still goes at once (a batch is what is due, never a wait for more).
+BATCH = 64
 
 
 def system_clock() -> datetime:
@@ -45,7 +48,7 @@ class IntakeConsumer:
         with self.store.read() as session:
             return due_event_seqs(session, self.clock(), limit, retries_only=self.retries_only)
 
-    def run_once(self, limit: int = 16) -> int:
+    def run_once(self, limit: int = BATCH) -> int:
         """Process up to ``limit`` accepted events; returns how many were handled.
 
         The batch shares one transaction (one commit, one fsync). First all together: the common case, with

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import re
+import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -396,3 +397,34 @@ def to_json(name: str, record: dict[str, Any]) -> dict[str, Any]:
 def record_hash(name: str, record: dict[str, Any]) -> str:
     """A stable digest of the record's content: the same event sent twice hashes the same."""
     return hashlib.sha256(fingerprint(name) + encode_body(name, record)).hexdigest()
+
+
+def stored_json(name: str, record: dict[str, Any]) -> str:
+    """The JSON text the intake stores for a record (``to_json``'s form)."""
+    return json.dumps(to_json(name, record))
+
+
+# A decoded record handed from the intake to the consumer of the same process (the embedded runtime), so an
+# accepted event is decoded once: the consumer takes it back by its stored JSON text (unique: it holds the
+# event_id). Bounded: a record nobody takes (another process processes it) is dropped, oldest first.
+HANDOVER_LIMIT = 8192
+_handover: dict[str, tuple[str, dict[str, Any]]] = {}
+_handover_lock = threading.Lock()
+
+
+def hand_over(name: str, record_json: str, record: dict[str, Any]) -> None:
+    """Keep a validated record (once its event is committed) for ``stored_record`` in this process."""
+    with _handover_lock:
+        _handover[record_json] = (name, record)
+        while len(_handover) > HANDOVER_LIMIT:
+            del _handover[next(iter(_handover))]
+
+
+def stored_record(name: str, record_json: str) -> dict[str, Any]:
+    """The record of a stored event: the intake's own decoded copy when this process accepted it (each copy is
+    given out once), otherwise decoded and validated from the stored JSON."""
+    with _handover_lock:
+        kept = _handover.pop(record_json, None)
+    if kept is not None and kept[0] == name:
+        return kept[1]
+    return from_json(name, json.loads(record_json))

@@ -32,6 +32,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Speed only, durability unchanged: a larger page cache per connection, temporary b-trees in memory.
+    cursor.execute("PRAGMA cache_size=-32768")
+    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 
 

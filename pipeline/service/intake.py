@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from pipeline import codec
+from pipeline.adapters import intake_rows
 from pipeline.adapters import tables as t
+from pipeline.adapters.intake_rows import IntakeRow
 from pipeline.adapters.metrics import EVENTS_DEAD_LETTERED
 from pipeline.adapters.publisher import BrokerUnavailable, EventSender
 from pipeline.adapters.repository import Repository, new_id, unknown_children
@@ -49,6 +51,15 @@ class Submission:
     content_type: str = "application/json"
     producer_id: int | None = None
     source: str = "http"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A valid submission waiting for its transaction: where its answer goes, its row, its decoded record."""
+
+    index: int
+    row: IntakeRow
+    record: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -170,7 +181,7 @@ class Intake:
     def submit_many(self, submissions: Iterable[Submission]) -> list[IntakeResult]:
         """Validate each, then store the valid ones and the dead letters in one transaction."""
         results: list[IntakeResult | None] = []
-        pending: list[tuple[int, t.Event]] = []
+        pending: list[Pending] = []
         dead: list[t.DeadLetter] = []
         for submission in submissions:
             decoded = self._decode(submission)
@@ -179,30 +190,29 @@ class Intake:
                     dead.append(self._dead_letter(submission, decoded))
                 results.append(decoded)
                 continue
-            record = decoded
-            row = t.Event(event_id=record["event_id"], event_type=submission.event_type,
-                          producer_id=submission.producer_id, content_hash=codec.record_hash(
-                              submission.event_type, record),
-                          record_json=json.dumps(codec.to_json(submission.event_type, record)))
-            pending.append((len(results), row))
+            pending.append(Pending(len(results), self._row(submission.event_type, decoded, submission.producer_id),
+                                   decoded))
             results.append(None)
         if pending or dead:
             self._store(pending, dead, results)
         return [r for r in results if r is not None]
 
-    def _store(self, pending: list[tuple[int, t.Event]], dead: list[t.DeadLetter],
-               results: list[IntakeResult | None]) -> None:
+    def _store(self, pending: list[Pending], dead: list[t.DeadLetter], results: list[IntakeResult | None]) -> None:
+        """One transaction: one query for the batch's ids already stored, one multi-row insert of the new."""
+        new: list[Pending] = []
         try:
             with self.store.transaction() as session:
-                seen: dict[str, t.Event] = {}
-                for index, row in pending:
-                    existing = seen.get(row.event_id) or session.exec(
-                        select(t.Event).where(t.Event.event_id == row.event_id)).first()
-                    results[index] = self._known(existing, row) if existing is not None else None
-                    if existing is None:
-                        session.add(row)
-                        seen[row.event_id] = row
-                        results[index] = IntakeResult(202, {"event_id": row.event_id, "status": "accepted"})
+                connection = session.connection()
+                stored = intake_rows.stored_events(connection, (item.row.event_id for item in pending))
+                for item in pending:
+                    existing = stored.get(item.row.event_id)
+                    if existing is not None:
+                        results[item.index] = self._known(existing, item.row)
+                        continue
+                    stored[item.row.event_id] = item.row  # the same id again in this batch: known from here on
+                    new.append(item)
+                    results[item.index] = IntakeResult(202, {"event_id": item.row.event_id, "status": "accepted"})
+                intake_rows.insert_events(connection, [item.row for item in new], t.utcnow())
                 if dead:
                     repo = Repository(session)
                     for letter in dead:
@@ -211,19 +221,22 @@ class Intake:
         except IntegrityError:
             # Another writer stored the same event_id between our check and our insert: answer each alone.
             if len(pending) + len(dead) == 1 and pending:
+                item = pending[0]
                 with self.store.read() as session:
-                    index, row = pending[0]
-                    existing = session.exec(select(t.Event).where(t.Event.event_id == row.event_id)).one()
-                    results[index] = self._known(existing, row)
+                    found = intake_rows.stored_events(session.connection(), [item.row.event_id])
+                results[item.index] = self._known(found[item.row.event_id], item.row)
                 return
-            for index, row in pending:
-                results[index] = None
-                self._store([(index, row)], [], results)
+            for item in pending:
+                results[item.index] = None
+                self._store([item], [], results)
             for letter in dead:
                 self._store([], [letter], results)
+            return
+        for item in new:  # committed: the consumer of this process takes the decoded record, not the JSON
+            codec.hand_over(item.row.event_type, item.row.record_json, item.record)
 
     @staticmethod
-    def _known(existing: t.Event, row: t.Event) -> IntakeResult:
+    def _known(existing: IntakeRow, row: IntakeRow) -> IntakeResult:
         # Another producer's event_id is never theirs to ask about: a conflict, whatever its content, so its
         # status does not leak. (An event that came in over Kafka has no producer on record.)
         other_producer = None not in (existing.producer_id, row.producer_id) and existing.producer_id != row.producer_id
@@ -245,16 +258,16 @@ class Intake:
     def known(self, event_type: str, record: dict[str, Any], producer_id: int | None = None) -> IntakeResult | None:
         """For an event_id already stored: its status (same content) or a 409 (different content)."""
         with self.store.read() as session:
-            existing = session.exec(select(t.Event).where(t.Event.event_id == record["event_id"])).first()
+            existing = intake_rows.stored_events(session.connection(), [record["event_id"]]).get(record["event_id"])
         if existing is None:
             return None
         return self._known(existing, self._row(event_type, record, producer_id))
 
     @staticmethod
-    def _row(event_type: str, record: dict[str, Any], producer_id: int | None) -> t.Event:
-        return t.Event(event_id=record["event_id"], event_type=event_type, producer_id=producer_id,
-                       content_hash=codec.record_hash(event_type, record),
-                       record_json=json.dumps(codec.to_json(event_type, record)))
+    def _row(event_type: str, record: dict[str, Any], producer_id: int | None) -> IntakeRow:
+        return IntakeRow(event_id=record["event_id"], event_type=event_type, producer_id=producer_id,
+                         content_hash=codec.record_hash(event_type, record),
+                         record_json=codec.stored_json(event_type, record))
 
     def send_to_topic(self, sender: EventSender, submission: Submission) -> IntakeResult:
         """The Kafka deployment's intake: validate, send (202 once the broker acknowledged with acks=all), and
@@ -278,7 +291,7 @@ class Intake:
         row = self._row(event_type, record, producer_id)
         try:
             with self.store.transaction() as session:
-                session.add(row)
+                intake_rows.insert_events(session.connection(), [row], t.utcnow())
         except IntegrityError:
             known = self.known(event_type, record, producer_id)
             if known is not None:

@@ -285,3 +285,20 @@ def test_decoding_accepts_the_avro_packages_fingerprint(name: str, record: dict[
     assert codec.decode(b"\xc3\x01" + theirs + buffer.getvalue(), expected=name) == (name, record)
     # Encoding keeps the contract's fingerprint: the spec's Parsing Canonical Form.
     assert codec.encode(name, record)[2:10] == codec.fingerprint(name)
+
+
+def test_a_handed_over_record_is_given_out_once_and_the_hand_over_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(codec, "HANDOVER_LIMIT", 2)
+    monkeypatch.setattr(codec, "_handover", {})
+    name = "missing-found"
+    records = [{"event_id": f"00000000-0000-4000-8000-00000000000{i}", "episode_id": f"EP-{i}",
+                "found_at": datetime(2026, 11, 24, 18, i, tzinfo=UTC), "returned_to": "HOME", "safe_and_well_at": None}
+               for i in range(3)]
+    texts = [codec.stored_json(name, record) for record in records]
+    for text, record in zip(texts, records, strict=True):
+        codec.hand_over(name, text, record)
+    assert codec.stored_record(name, texts[2]) is records[2]
+    assert codec.stored_record(name, texts[2]) is not records[2]  # taken: decoded from the text now
+    assert codec.stored_record(name, texts[2]) == records[2]
+    assert codec.stored_record(name, texts[0]) is not records[0]  # the oldest was dropped past the bound
+    assert codec.stored_record(name, texts[0]) == records[0]
