@@ -77,7 +77,8 @@ class Context:
 
 
 def record_of(event: EventRecord) -> dict[str, Any]:
-    return codec.from_json(event.event_type, json.loads(event.record_json))
+    """The event's record: the intake's decoded copy when this process accepted it, else decoded once here."""
+    return codec.stored_record(event.event_type, event.record_json)
 
 
 # ---- self-harm attendance ----------------------------------------------------------------------------
