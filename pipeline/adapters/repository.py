@@ -16,9 +16,10 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, Table, and_, event, or_
+from sqlalchemy import Row, Table, and_, event, inspect, or_
 from sqlalchemy import select as sa_select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
@@ -205,13 +206,24 @@ class Repository(EpisodeQueries):
         return row
 
     def insert_once(self, row: Any) -> bool:
-        """Insert a row guarded by a unique constraint; False (and nothing written) if it already exists."""
-        self._write_rows(self.session)  # rows buffered so far belong to the enclosing transaction, not this savepoint
-        try:
-            with self.session.begin_nested():
-                self.session.add(row)
-        except IntegrityError:
+        """Insert a row guarded by a unique constraint; False (and nothing written) if it already exists.
+
+        One ``INSERT ... ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL; any unique constraint or unique index,
+        partial ones included) rather than a flush inside a SAVEPOINT: the savepoint, its flush and the ORM's
+        unit of work cost more than the insert. Pending ORM rows are flushed first (a constraint may be about
+        them, a foreign key may point at them); an inserted row is then registered in the session as a flush
+        registers the rows it inserts."""
+        self.session.flush()
+        table: Table = type(row).__table__
+        statement = ((pg_insert if self.postgres else sqlite_insert)(table).on_conflict_do_nothing()
+                     .returning(*table.primary_key.columns))
+        values = {column.key: getattr(row, column.key) for column in table.columns}
+        if self.session.connection().execute(statement, values).first() is None:
             return False
+        # Pending, then registered as the flush registers a row it inserted: persistent from here (a later change
+        # is an UPDATE), and a rollback of this transaction or savepoint expunges it as it would a flushed row.
+        self.session.add(row)
+        self.session._register_persistent({inspect(row)})
         return True
 
     def facts_for_child(self, child_id: str, day: date) -> ChildFacts | None:
