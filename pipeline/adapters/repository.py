@@ -57,6 +57,10 @@ CHILD: Table = t.Child.__table__  # type: ignore[attr-defined]
 MODEL: Table = t.MatchModel.__table__  # type: ignore[attr-defined]
 AUDIT_INSERT = t.AuditEntry.__table__.insert()  # type: ignore[attr-defined]
 OUTBOX_INSERT = t.Outbox.__table__.insert()  # type: ignore[attr-defined]
+DELIVERY_INSERT = t.Delivery.__table__.insert()  # type: ignore[attr-defined]
+# A new delivery row's columns the caller does not give, at the table class's defaults.
+NEW_DELIVERY = {"position": 0, "attempts": 0, "ambiguous_resends": 0, "provider": None, "provider_ref": None,
+                "last_outcome": None, "last_error": None, "last_attempt_at": None}
 
 
 def new_id() -> str:
@@ -101,11 +105,13 @@ class Repository(EpisodeQueries):
         self.postgres = postgres
         self._directory: Directory | None = None
         self._schools: dict[str, School | None] = {}
-        # Append-only rows (audit entries, outbox rows) are buffered and written as one multi-row insert per
-        # table when the transaction or savepoint they belong to commits; a rollback discards them with it.
+        # Append-only rows (audit entries, outbox rows, new delivery rows) are buffered and written as one
+        # multi-row insert per table when the transaction or savepoint they belong to commits; a rollback
+        # discards them with it.
         # One Repository per session: a second one's buffer would be discarded by the first's savepoint rollback.
         self._audit_rows: list[dict[str, Any]] = []
         self._outbox_rows: list[dict[str, Any]] = []
+        self._delivery_rows: list[dict[str, Any]] = []
         event.listen(session, "before_commit", self._write_rows)
         event.listen(session, "after_soft_rollback", self._discard_rows)
 
@@ -117,9 +123,12 @@ class Repository(EpisodeQueries):
         if self._outbox_rows:
             rows, self._outbox_rows = self._outbox_rows, []
             connection.execute(OUTBOX_INSERT, rows)
+        if self._delivery_rows:
+            rows, self._delivery_rows = self._delivery_rows, []
+            connection.execute(DELIVERY_INSERT, rows)
 
     def _discard_rows(self, _session: Session, _previous: Any) -> None:
-        self._audit_rows, self._outbox_rows = [], []
+        self._audit_rows, self._outbox_rows, self._delivery_rows = [], [], []
 
     # ---- reference facts -------------------------------------------------------------------------
     # Reference reads are plain rows, not ORM objects: nothing here changes them, and this is the hot path of
@@ -309,8 +318,11 @@ class Repository(EpisodeQueries):
         return self.session.get(t.Notification, notification_id)
 
     def add_delivery(self, notification_id: str, channel: str, now: datetime) -> None:
-        self.session.add(t.Delivery(id=new_id(), notification_id=notification_id, channel=channel,
-                                    state=DeliveryState.NEW, next_attempt_at=now, created_at=now))
+        """A new delivery row: written with the transaction's other append-only rows (nothing in the unit of work
+        that adds one reads it back; the relay claims it in a later transaction)."""
+        self._delivery_rows.append({**NEW_DELIVERY, "id": new_id(), "notification_id": notification_id,
+                                    "channel": channel, "state": DeliveryState.NEW, "next_attempt_at": now,
+                                    "created_at": now})
 
     def add_dead_letter(self, now: datetime, source: str, event_type: str | None, reason: str, payload: bytes, *,
                         producer_id: int | None = None, event_id: str | None = None) -> t.DeadLetter:
