@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 _hasher = PasswordHasher()
 
 
+def use_password_hashing(time_cost: int, memory_kib: int) -> None:
+    """The Argon2id cost of new password hashes (from the settings, at start-up). A stored hash carries its own
+    parameters, so passwords hashed at another cost still verify."""
+    global _hasher
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+
+
 class UserError(ValueError):
     pass
 
