@@ -185,7 +185,8 @@ def test_produce_dead_letters_bad_lines_and_sends_the_rest(tmp_path: Path, bad_l
     assert cli(tmp_path, "produce", "no-such-type", str(path)).returncode == 2
 
 
-def test_reloading_involvements_with_and_without_the_optional_iro_email_column_changes_nothing(tmp_path: Path) -> None:
+def test_reloading_involvements_with_and_without_the_optional_iro_email_column_changes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = [line.split(",") for line in REFERENCE["involvements"].strip().splitlines()]
     assert rows[0][-1] == "iro_email"
     rows = [rows[0]] + [[*row[:-1], ""] for row in rows[1:]]  # the same data either way: no IRO given
@@ -194,12 +195,12 @@ def test_reloading_involvements_with_and_without_the_optional_iro_email_column_c
     (tmp_path / "with.csv").write_text(with_column, encoding="utf-8")
     (tmp_path / "without.csv").write_text(without_column, encoding="utf-8")
 
-    first = cli(tmp_path, "load", "involvements", str(tmp_path / "with.csv"))
-    assert first.returncode == 0, first.stderr
+    first = in_process(tmp_path, monkeypatch, "load", "involvements", str(tmp_path / "with.csv"))
+    assert first.exit_code == 0, first.stderr
     keys_before = keys(tmp_path)
     for name in ("without.csv", "with.csv"):
-        result = cli(tmp_path, "load", "involvements", str(tmp_path / name))
-        assert result.returncode == 0 and "0 ended" in result.stdout, result.stdout + result.stderr
+        result = in_process(tmp_path, monkeypatch, "load", "involvements", str(tmp_path / name))
+        assert result.exit_code == 0 and "0 ended" in result.stdout, result.stdout + result.stderr
         assert keys(tmp_path) == keys_before  # none ended, none created
     assert count(tmp_path, t.Involvement, t.Involvement.ended_at.is_(None)) == len(rows) - 1  # type: ignore[union-attr]
 
