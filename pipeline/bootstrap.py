@@ -28,6 +28,7 @@ from pipeline.adapters.store import Store
 from pipeline.service.handlers import Context
 from pipeline.service.intake import Intake
 from pipeline.service.relay import DeliveryService
+from pipeline.service.users import use_password_hashing
 from pipeline.settings import PROJECT_ROOT, Settings
 
 
@@ -118,6 +119,7 @@ def build_delivery(settings: Settings, channels: dict[str, Channel] | None = Non
 
 
 def build(settings: Settings, *, migrate: bool = True) -> Services:
+    use_password_hashing(settings.argon2_time_cost, settings.argon2_memory_kib)
     store = Store(settings.database_url)
     if migrate:
         store.migrate()

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     notify_base_url: str | None = None  # a local fake in tests; unset means Notify's own API
     notify_callback_token: str | None = None  # the bearer token Notify's delivery-status callbacks carry
     callback_url: str | None = None  # where providers call back (default public_url); Twilio signs this URL
+    # Argon2id cost of each web password hash (RFC 9106's low-memory profile). Tests lower it so that
+    # starting a pipeline with ten users takes milliseconds; a deployment keeps the default.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=32)
 
     @cached_property
     def rules(self) -> dict[str, Any]:

@@ -7,9 +7,11 @@ The web session and login policy (how long a session lives, when logins are thro
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import Engine, func, update
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
@@ -82,10 +84,35 @@ def add_token(session: Session, token_hash: str, user_id: int, kind: str) -> Non
     session.add(t.ApiToken(token_hash=token_hash, user_id=user_id, kind=kind))
 
 
-def user_holding_token(session: Session, token_hash: str) -> t.User | None:
-    """The user an API token (by its hash) was issued to, disabled or not; None for an unknown token."""
-    row = session.get(t.ApiToken, token_hash)
-    return session.get(t.User, row.user_id) if row is not None else None
+USERS = t.User.__table__  # type: ignore[attr-defined]
+API_TOKENS = t.ApiToken.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class UserRow:
+    """A user as read to authenticate one request: a plain record (``UserRecord``), never written back."""
+
+    id: int | None
+    email: str
+    role: str
+    school_urn: str | None
+    team: str | None
+    password_hash: str | None
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+def enabled_user_holding_token(engine: Engine, token_hash: str) -> UserRow | None:
+    """The user an API token (by its hash) was issued to, if that user is not disabled; None for an unknown
+    token or a disabled user. One Core query (api_token joined to user) on a connection of its own, read
+    afresh for every request: nothing is cached, so disabling a user refuses their token at once."""
+    statement = (core_select(USERS.c.id, USERS.c.email, USERS.c.role, USERS.c.school_urn, USERS.c.team,
+                             USERS.c.password_hash, USERS.c.created_at, USERS.c.disabled_at)
+                 .select_from(API_TOKENS.join(USERS, API_TOKENS.c.user_id == USERS.c.id))
+                 .where(API_TOKENS.c.token_hash == token_hash, USERS.c.disabled_at.is_(None)))
+    with engine.connect() as connection:
+        row = connection.execute(statement).first()
+    return UserRow(*row) if row is not None else None
 
 
 def add_web_session(session: Session, token_hash: str, user_id: int, csrf_token: str, now: datetime) -> None:

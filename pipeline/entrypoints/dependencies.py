@@ -36,8 +36,7 @@ def current_user(request: Request, authorization: Annotated[str | None, Header()
     routes, with CSRF protection)."""
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
-        with services_of(request).store.read() as session:
-            user = user_for_token(session, token) if token else None
+        user = user_for_token(services_of(request).store.engine, token) if token else None
     elif request.method in ("GET", "HEAD"):
         visitor = visitor_of(request)
         user = visitor.user if visitor is not None else None

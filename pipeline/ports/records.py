@@ -94,16 +94,34 @@ class DeadLetterRecord(Protocol):
 
 
 class UserRecord(Protocol):
-    """A person who signs in (web) or calls the API (token): a role, and the school or team it is scoped to."""
+    """A person who signs in (web) or calls the API (token): a role, and the school or team it is scoped to.
 
-    id: int | None
-    email: str
-    role: str
-    school_urn: str | None
-    team: str | None
-    password_hash: str | None
-    created_at: datetime
-    disabled_at: datetime | None
+    Read-only: what reads a user never changes it (disabling a user or resetting a password goes through the
+    user's table row), so a request's user can be a plain frozen record (``accounts.UserRow``)."""
+
+    @property
+    def id(self) -> int | None: ...
+
+    @property
+    def email(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def school_urn(self) -> str | None: ...
+
+    @property
+    def team(self) -> str | None: ...
+
+    @property
+    def password_hash(self) -> str | None: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def disabled_at(self) -> datetime | None: ...
 
 
 class DeliveryRecord(Protocol):

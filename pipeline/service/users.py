@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from pipeline.adapters import accounts
@@ -24,6 +25,13 @@ if TYPE_CHECKING:
     from pipeline.ports.records import UserRecord as User
 
 _hasher = PasswordHasher()
+
+
+def use_password_hashing(time_cost: int, memory_kib: int) -> None:
+    """The Argon2id cost of new password hashes (from the settings, at start-up). A stored hash carries its own
+    parameters, so passwords hashed at another cost still verify."""
+    global _hasher
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
 
 
 class UserError(ValueError):
@@ -74,9 +82,9 @@ def add_user(session: Session, role: str, email: str, school_urn: str | None = N
     return user, issue_token(session, user)
 
 
-def user_for_token(session: Session, token: str) -> User | None:
-    user = accounts.user_holding_token(session, token_hash(token))
-    return user if user is not None and user.disabled_at is None else None
+def user_for_token(engine: Engine, token: str) -> User | None:
+    """The user holding an API token, or None when the token is unknown or its user is disabled."""
+    return accounts.enabled_user_holding_token(engine, token_hash(token))
 
 
 def check_password(session: Session, email: str, password: str) -> User | None:

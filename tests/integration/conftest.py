@@ -77,17 +77,24 @@ USERS = {
 }
 
 
+# Argon2 at its lowest cost: ten users' web passwords hash in milliseconds instead of seconds (a deployment
+# keeps the settings' default; verifying is the same code whatever the cost).
+TEST_PASSWORD_HASHING = {"argon2_time_cost": 1, "argon2_memory_kib": 64}
+
+
 def make_settings(tmp_path: Path, overrides: dict[str, Any] | None = None,
                   database_url: str | None = None, **process: Any) -> Settings:
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(overrides or {}), encoding="utf-8")
+    process = {**TEST_PASSWORD_HASHING, **process}
     return Settings(database_url=database_url or f"sqlite:///{tmp_path / 'safeguard.db'}", config=config,
                     public_url="http://127.0.0.1:8000", var_dir=tmp_path / "var", **process)
 
 
 def start_pipeline(tmp_path: Path, overrides: dict[str, Any] | None = None,
                    database_url: str | None = None, web_passwords: bool = True, **process: Any) -> Pipeline:
-    """``web_passwords=False`` gives the users API tokens only (hashing ten passwords takes seconds).
+    """``web_passwords=False`` gives the users API tokens only (no password hashing at all).
+    The tests hash at the lowest Argon2 cost anyway (``TEST_PASSWORD_HASHING``).
     With ``process`` settings (SMTP host, Twilio, Notify, webhook secret...) the real channels are wired
     from them; without, recording fakes stand in for email and SMS."""
     clock = Clock()

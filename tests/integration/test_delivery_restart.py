@@ -33,7 +33,7 @@ def test_sigkill_mid_delivery_loses_nothing_and_repeats_only_the_ambiguous(tmp_p
     runner.env.update({"SAFEGUARD_SMTP_HOST": "127.0.0.1", "SAFEGUARD_SMTP_PORT": str(smtp.port)})
     for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
         (tmp_path / f"{kind}.csv").write_text(REFERENCE[kind])
-        runner.cli("load", kind, str(tmp_path / f"{kind}.csv"))
+        runner.load(kind, tmp_path / f"{kind}.csv")
     token = runner.cli("users", "add", "--role", "producer", "--email", "h@test.example").strip().splitlines()[-1]
     store = Store(runner.env["SAFEGUARD_DATABASE_URL"])
     try:

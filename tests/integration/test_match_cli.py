@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.store import Store
-from tests.integration.test_cli import cli
+from tests.integration.test_cli import cli, in_process
 from tests.support.world import REFERENCE
 
 pytestmark = pytest.mark.integration
@@ -33,10 +33,10 @@ def test_a_generated_labelled_set_is_evaluated_with_every_figure(tmp_path: Path)
     assert missing.returncode == 2
 
 
-def test_train_stores_a_new_model_version_from_the_loaded_data(tmp_path: Path) -> None:
-    for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
+def test_train_stores_a_new_model_version_from_the_loaded_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for kind in ("schools", "teams", "pupils", "ehe", "involvements"):  # loaded in process: seconds saved
         (tmp_path / f"{kind}.csv").write_text(REFERENCE[kind], encoding="utf-8")
-        assert cli(tmp_path, "load", kind, str(tmp_path / f"{kind}.csv")).returncode == 0
+        assert in_process(tmp_path, monkeypatch, "load", kind, str(tmp_path / f"{kind}.csv")).exit_code == 0
     trained = cli(tmp_path, "match", "train")
     assert trained.returncode == 0, trained.stderr
     version = trained.stdout.split()[1].rstrip(":")
