@@ -121,6 +121,15 @@ class Backend:
             self.sql.dispose()
 
 
+def loaded_memory_store(at: datetime, reference: dict[str, str] | None = None) -> MemoryStore:
+    """The in-memory fake with ``reference`` (default: the test world's) loaded at ``at``: the handlers' unit tests'
+    store."""
+    memory = MemoryStore()
+    for kind, text in (REFERENCE if reference is None else reference).items():
+        memory.load_reference(kind, text, at)
+    return memory
+
+
 def open_backend(name: str, tmp_path: Path, postgres_url: str | None = None,
                  reference: dict[str, str] | None = None) -> Backend:
     """A backend with ``reference`` (default: the test world's) loaded in the order the CLI loads it."""

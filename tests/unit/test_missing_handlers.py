@@ -29,6 +29,7 @@ from pipeline.service.dispatch import RejectedEvent, process
 from pipeline.service.handlers import Context, record_of
 from pipeline.service.missing import handle_episode_event
 from pipeline.settings import Settings
+from tests.support.store_ports import loaded_memory_store
 from tests.support.world import AMELIA, INVOLVEMENTS, JACOB, LILY_TYPO, OLIVER, REFERENCE, TEAMS, attendance
 
 REPORTED = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)  # a Tuesday evening in term
@@ -69,9 +70,7 @@ class World:
     """The fake store with the test world loaded, the rules as shipped, and a way to run events through."""
 
     def __init__(self, reference: dict[str, str] | None = None) -> None:
-        self.store = MemoryStore()
-        for kind, text in (reference or REFERENCE).items():
-            self.store.load_reference(kind, text, REPORTED - timedelta(days=90))
+        self.store = loaded_memory_store(REPORTED - timedelta(days=90), reference)
         self.ctx = Context.build(Settings().rules)
 
     def accept(self, event_type: str, body: dict[str, Any], now: datetime) -> str:

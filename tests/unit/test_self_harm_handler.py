@@ -15,21 +15,18 @@ from pipeline.service.dispatch import process
 from pipeline.service.handlers import Context
 from pipeline.service.retries import RetryPolicy, record_failure, retry_events
 from pipeline.settings import Settings
-from tests.support.world import AMELIA, HARVEY, ISLA, JACOB, NOAH, OLIVER, REFERENCE, UNKNOWN, attendance
+from tests.support.store_ports import loaded_memory_store
+from tests.support.world import AMELIA, HARVEY, ISLA, JACOB, NOAH, OLIVER, TERM_EVENING, UNKNOWN, attendance
 
 pytestmark = pytest.mark.unit
 
-TERM_EVENING = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)  # a Tuesday in term
 NEXT_NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 RULES = Settings().rules
 
 
 @pytest.fixture
 def store() -> MemoryStore:
-    memory = MemoryStore()
-    for kind, text in REFERENCE.items():
-        memory.load_reference(kind, text, TERM_EVENING)
-    return memory
+    return loaded_memory_store(TERM_EVENING)
 
 
 @pytest.fixture

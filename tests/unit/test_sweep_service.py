@@ -17,20 +17,17 @@ from pipeline.service.notify import undelivered
 from pipeline.service.retries import PROCESSING_FAILED, RetryPolicy, record_failure
 from pipeline.service.sweep import close_deadline, sweep
 from pipeline.settings import Settings
-from tests.support.world import AMELIA, REFERENCE, attendance
+from tests.support.store_ports import loaded_memory_store
+from tests.support.world import AMELIA, TERM_EVENING, attendance
 
 pytestmark = pytest.mark.unit
 
-TERM_EVENING = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)  # Tuesday; the DSL must acknowledge by Wednesday 12:00
 RULES = Settings().rules
 
 
 @pytest.fixture
 def store() -> MemoryStore:
-    memory = MemoryStore()
-    for kind, text in REFERENCE.items():
-        memory.load_reference(kind, text, TERM_EVENING)
-    return memory
+    return loaded_memory_store(TERM_EVENING)
 
 
 @pytest.fixture
