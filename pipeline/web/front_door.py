@@ -144,6 +144,15 @@ def _review_page(request: Request, visitor: SignedIn, event_id: str, status: int
                 open=event.status == "review", **values)
 
 
+def reason_errors(reason: str) -> list[dict[str, str]]:
+    """The error summary's entry for a decision's reason: required, and at most ``REASON_LIMIT`` characters."""
+    if not reason:
+        return [{"text": "Enter the reason for your decision", "href": "#reason"}]
+    if len(reason) > REASON_LIMIT:
+        return [{"text": f"The reason must be {REASON_LIMIT:,} characters or fewer", "href": "#reason"}]
+    return []
+
+
 @router.get("/reviews/{event_id}")
 def review_page(event_id: str, request: Request,
                 visitor: Annotated[SignedIn, Depends(signed_in_as(*DECIDERS))]) -> Response:
@@ -164,9 +173,7 @@ def decide_review(event_id: str, request: Request,
         allowed = {c["child_id"] for c in queries.candidates_of(event)} | {NONE_OF_THESE}
     if choice not in allowed:
         errors.append({"text": "Select the child this is about, or none of these", "href": "#child_id"})
-    if not reason or len(reason) > REASON_LIMIT:
-        errors.append({"text": "Enter the reason for your decision" if not reason else
-                       f"The reason must be {REASON_LIMIT:,} characters or fewer", "href": "#reason"})
+    errors += reason_errors(reason)
     if errors:
         return _review_page(request, posted.visitor, event_id, 400, errors=errors, choice=choice, reason=reason)
     child_id = None if choice == NONE_OF_THESE else choice
@@ -234,9 +241,7 @@ def decide_consent(event_id: str, request: Request,
     errors = []
     if decision not in ("release", "close"):
         errors.append({"text": "Select whether to release it or close it", "href": "#decision"})
-    if not reason or len(reason) > REASON_LIMIT:
-        errors.append({"text": "Enter the reason for your decision" if not reason else
-                       f"The reason must be {REASON_LIMIT:,} characters or fewer", "href": "#reason"})
+    errors += reason_errors(reason)
     if errors:
         return _decision_page(request, posted.visitor, event_id, 400, errors=errors, choice=decision, reason=reason)
     refused = _decide(request, event_id, lambda repo, ev, now: casework.decide_consent(
