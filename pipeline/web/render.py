@@ -38,7 +38,15 @@ def csrf_field(context: Any) -> Markup:
     return Markup('<input type="hidden" name="csrf_token" value="{}">').format(escape(context.get("csrf_token", "")))
 
 
+def error_message(errors: list[dict[str, str]] | None, field_id: str) -> dict[str, str] | None:
+    """A form field's ``errorMessage`` for the GOV.UK macros: the error summary's entry pointing at ``#field_id``,
+    or None (no message) when there is none: ``'errorMessage': error_message(errors, 'reason')``."""
+    found = next((error for error in errors or [] if error.get("href") == f"#{field_id}"), None)
+    return {"text": found["text"]} if found is not None else None
+
+
 environment.globals["csrf_field"] = csrf_field
+environment.globals["error_message"] = error_message
 
 
 @dataclass(frozen=True)
