@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.effect_rows import CreatedRows, DeadlineRow
 from pipeline.adapters.inbox import school_copies
 from pipeline.ports.records import NotificationRecord
 
@@ -21,7 +22,12 @@ class EpisodeQueries:
         session: Session
         postgres: bool
 
+        _deadlines: CreatedRows
+        _notifications: CreatedRows
+
         def insert_once(self, row: Any) -> bool: ...
+
+        def _write_created(self) -> None: ...
 
     # ---- episodes ----------------------------------------------------------------------------------
     def episode(self, episode_id: str) -> t.MissingEpisode | None:
@@ -42,10 +48,12 @@ class EpisodeQueries:
         return self.session.exec(select(t.MissingEpisode).where(t.MissingEpisode.child_id == child_id)).all()
 
     # ---- trigger meetings --------------------------------------------------------------------------
-    def open_trigger_meeting(self, child_id: str) -> t.Deadline | None:
-        return self.session.exec(select(t.Deadline).where(t.Deadline.kind == "trigger_meeting",
-                                                          t.Deadline.child_id == child_id,
-                                                          t.Deadline.state == "open")).first()
+    def open_trigger_meeting(self, child_id: str) -> Any:
+        self._write_created()
+        found = self.session.exec(select(t.Deadline).where(t.Deadline.kind == "trigger_meeting",
+                                                           t.Deadline.child_id == child_id,
+                                                           t.Deadline.state == "open")).first()
+        return self._deadlines.known([found])[0] if found is not None else None
 
     def last_trigger_meeting_held(self, child_id: str) -> datetime | None:
         return self.session.exec(select(t.TriggerMeeting.held_at).where(t.TriggerMeeting.child_id == child_id)
@@ -56,8 +64,12 @@ class EpisodeQueries:
 
     def rebind_deadline(self, deadline: Any, child_id: str) -> None:
         deadline.child_id = child_id
-        self.session.add(deadline)
-        self.session.flush()  # the partial unique index now guards the child's one pending trigger meeting
+        # Written at once: the partial unique index now guards the child's one pending trigger meeting.
+        if isinstance(deadline, DeadlineRow):
+            self._write_created()
+        else:
+            self.session.add(deadline)
+            self.session.flush()
 
     def first_audit_reason(self, subject_id: str, action: str) -> str | None:
         return self.session.exec(select(t.AuditEntry.reason).where(
@@ -66,14 +78,19 @@ class EpisodeQueries:
 
     # ---- casework ----------------------------------------------------------------------------------
     def school_copies(self, notification: NotificationRecord) -> Sequence[NotificationRecord]:
-        return school_copies(self.session, notification)
+        self._write_created()
+        return self._notifications.known(school_copies(self.session, notification))
 
-    def open_deadline_of_event(self, event_id: str, kind: str) -> t.Deadline | None:
-        return self.session.exec(select(t.Deadline).where(t.Deadline.event_id == event_id, t.Deadline.kind == kind,
-                                                          t.Deadline.state == "open")).first()
+    def open_deadline_of_event(self, event_id: str, kind: str) -> Any:
+        self._write_created()
+        found = self.session.exec(select(t.Deadline).where(t.Deadline.event_id == event_id, t.Deadline.kind == kind,
+                                                           t.Deadline.state == "open")).first()
+        return self._deadlines.known([found])[0] if found is not None else None
 
-    def notifications_of_event(self, event_id: str) -> Sequence[t.Notification]:
-        return self.session.exec(select(t.Notification).where(t.Notification.event_id == event_id)).all()
+    def notifications_of_event(self, event_id: str) -> Sequence[Any]:
+        self._write_created()
+        return self._notifications.known(self.session.exec(
+            select(t.Notification).where(t.Notification.event_id == event_id)).all())
 
     def person_key_of(self, child_id: str) -> str | None:
         child = self.session.get(t.Child, child_id)

@@ -1,0 +1,153 @@
+"""Notifications and deadlines a unit of work creates, as plain records written with Core statements.
+
+The SQL adapter (pipeline/adapters/repository.py) hands these out from ``add_notification`` and ``add_deadline``
+instead of ORM objects: building a SQLModel row and flushing it through the ORM's unit of work cost more than
+the insert itself, on every event. A record satisfies the port's record Protocols (pipeline/ports/records.py),
+and its contract holds: attributes a service assigns after creation (a notification's ``deadline_id``, a
+deadline's state) are stored when the unit of work commits, and undone with a savepoint that rolls back.
+
+``CreatedRows`` keeps one table's records: new ones wait in a buffer and go in one multi-row insert at the next
+write point (a commit, a savepoint, or a read of the same table); a record inserted at once (a guarded insert)
+is kept with a snapshot of what was stored, and a later change is written as an UPDATE of the changed columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table
+
+from pipeline.adapters import tables as t
+
+NOTIFICATION: Table = t.Notification.__table__  # type: ignore[attr-defined]
+DEADLINE: Table = t.Deadline.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(eq=False)
+class NotificationRow:
+    """A notification this unit of work created (``pipeline.ports.records.NotificationRecord``)."""
+
+    id: str
+    event_id: str
+    pathway: str
+    kind: str
+    plan_key: str
+    recipient_role: str
+    recipient_ref: str
+    school_urn: str | None
+    contact_email: str | None
+    contact_phone: str | None
+    urgency: str
+    reason: str
+    status: str
+    content_json: str
+    deadline_id: str | None
+    created_at: datetime
+    delivered_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: int | None = None
+    outcome: str | None = None
+    dedupe_key: str | None = None
+
+
+@dataclass(eq=False)
+class DeadlineRow:
+    """A deadline this unit of work created (``pipeline.ports.records.DeadlineRecord``)."""
+
+    id: str
+    kind: str
+    subject_id: str
+    event_id: str | None
+    child_id: str | None
+    school_urn: str | None
+    due_at: datetime
+    state: str
+    escalation_level: int
+    next_step_at: datetime | None
+    steps_json: str
+    created_at: datetime
+    closed_at: datetime | None = None
+    closed_reason: str | None = None
+
+
+def values_of(record: Any) -> dict[str, Any]:
+    return {field.name: getattr(record, field.name) for field in fields(record)}
+
+
+class CreatedRows:
+    """One table's records created in this unit of work: buffered inserts, and changes to write back."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self._insert = table.insert()
+        self.by_id: dict[str, Any] = {}
+        self._order: list[str] = []  # creation order: a savepoint drops what was created after its mark
+        self._buffered: list[Any] = []
+        self._stored: dict[str, dict[str, Any]] = {}  # id -> the values as stored now
+        self._marks: dict[object, tuple[int, dict[str, dict[str, Any]]]] = {}  # by savepoint
+
+    def __bool__(self) -> bool:
+        return bool(self._order)
+
+    def buffer(self, record: Any) -> None:
+        """A new record, inserted at the next write point (with whatever it holds by then)."""
+        self.by_id[record.id] = record
+        self._order.append(record.id)
+        self._buffered.append(record)
+
+    def stored(self, record: Any) -> None:
+        """A new record the caller has just inserted, as it is now."""
+        self.by_id[record.id] = record
+        self._order.append(record.id)
+        self._stored[record.id] = values_of(record)
+
+    def write(self, connection: Connection) -> None:
+        """Insert the buffered records in one statement, then write back each stored record's changes."""
+        if self._buffered:
+            rows, self._buffered = [values_of(record) for record in self._buffered], []
+            connection.execute(self._insert, rows)
+            for row in rows:
+                self._stored[row["id"]] = row
+        for record_id, before in self._stored.items():
+            now = values_of(self.by_id[record_id])
+            changed = {name: value for name, value in now.items() if value != before[name]}
+            if changed:
+                connection.execute(self.table.update().where(self.table.c.id == record_id).values(**changed))
+                self._stored[record_id] = now
+
+    def mark(self, savepoint: object) -> None:
+        """A savepoint begins (after a write: nothing buffered): remember what was there and as what."""
+        self._marks[savepoint] = (len(self._order), {key: dict(values) for key, values in self._stored.items()})
+
+    def release(self, savepoint: object) -> None:
+        """The savepoint ended (committed: its changes belong to the enclosing transaction)."""
+        self._marks.pop(savepoint, None)
+
+    def roll_back_to(self, savepoint: object) -> None:
+        """The savepoint rolled back: records created since are gone, the others hold what they held at it."""
+        if savepoint not in self._marks:
+            self.clear()
+            return
+        count, stored = self._marks.pop(savepoint)
+        for record_id in self._order[count:]:
+            self.by_id.pop(record_id, None)
+        del self._order[count:]
+        self._buffered = [record for record in self._buffered if record.id in self.by_id]
+        self._stored = stored
+        for record_id, values in stored.items():
+            record = self.by_id[record_id]
+            for name, value in values.items():
+                setattr(record, name, value)
+
+    def clear(self) -> None:
+        self.by_id.clear()
+        self._order.clear()
+        self._buffered.clear()
+        self._stored.clear()
+        self._marks.clear()
+
+    def known(self, rows: Any) -> list[Any]:
+        """Rows read from the table, each replaced by this unit of work's record of it where there is one."""
+        return [self.by_id.get(row.id, row) for row in rows]
