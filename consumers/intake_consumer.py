@@ -45,8 +45,8 @@ class IntakeConsumer:
         self.on_committed: Callable[[], None] | None = None  # e.g. wake the relay: new notifications may be due
 
     def pending(self, limit: int) -> list[int]:
-        with self.store.read() as session:
-            return due_event_seqs(session, self.clock(), limit, retries_only=self.retries_only)
+        with self.store.read_connection() as connection:
+            return due_event_seqs(connection, self.clock(), limit, retries_only=self.retries_only)
 
     def run_once(self, limit: int = BATCH) -> int:
         """Process up to ``limit`` accepted events; returns how many were handled.
