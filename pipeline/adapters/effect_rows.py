@@ -25,8 +25,19 @@ NOTIFICATION: Table = t.Notification.__table__  # type: ignore[attr-defined]
 DEADLINE: Table = t.Deadline.__table__  # type: ignore[attr-defined]
 
 
+class _Watched:
+    """A record that, once stored, tells its ``CreatedRows`` when an attribute is assigned (so a write point
+    looks only at the records that changed)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        watcher = self.__dict__.get("_watcher")
+        if watcher is not None:
+            watcher.changed.add(self)
+
+
 @dataclass(eq=False)
-class NotificationRow:
+class NotificationRow(_Watched):
     """A notification this unit of work created (``pipeline.ports.records.NotificationRecord``)."""
 
     id: str
@@ -53,7 +64,7 @@ class NotificationRow:
 
 
 @dataclass(eq=False)
-class DeadlineRow:
+class DeadlineRow(_Watched):
     """A deadline this unit of work created (``pipeline.ports.records.DeadlineRecord``)."""
 
     id: str
@@ -86,6 +97,7 @@ class CreatedRows:
         self._order: list[str] = []  # creation order: a savepoint drops what was created after its mark
         self._buffered: list[Any] = []
         self._stored: dict[str, dict[str, Any]] = {}  # id -> the values as stored now
+        self.changed: set[Any] = set()  # stored records assigned to since the last write
         self._marks: dict[object, tuple[int, dict[str, dict[str, Any]]]] = {}  # by savepoint
 
     def __bool__(self) -> bool:
@@ -102,20 +114,28 @@ class CreatedRows:
         self.by_id[record.id] = record
         self._order.append(record.id)
         self._stored[record.id] = values_of(record)
+        object.__setattr__(record, "_watcher", self)
 
     def write(self, connection: Connection) -> None:
         """Insert the buffered records in one statement, then write back each stored record's changes."""
         if self._buffered:
-            rows, self._buffered = [values_of(record) for record in self._buffered], []
+            records, self._buffered = self._buffered, []
+            rows = [values_of(record) for record in records]
             connection.execute(self._insert, rows)
-            for row in rows:
-                self._stored[row["id"]] = row
-        for record_id, before in self._stored.items():
-            now = values_of(self.by_id[record_id])
-            changed = {name: value for name, value in now.items() if value != before[name]}
-            if changed:
-                connection.execute(self.table.update().where(self.table.c.id == record_id).values(**changed))
-                self._stored[record_id] = now
+            for record, row in zip(records, rows, strict=True):
+                self._stored[record.id] = row
+                object.__setattr__(record, "_watcher", self)
+                self.changed.discard(record)
+        changed, self.changed = self.changed, set()
+        for record in changed:
+            before = self._stored.get(record.id)
+            if before is None:
+                continue  # dropped by a savepoint's rollback
+            now = values_of(record)
+            columns = {name: value for name, value in now.items() if value != before[name]}
+            if columns:
+                connection.execute(self.table.update().where(self.table.c.id == record.id).values(**columns))
+                self._stored[record.id] = now
 
     def mark(self, savepoint: object) -> None:
         """A savepoint begins (after a write: nothing buffered): remember what was there and as what."""
@@ -139,7 +159,8 @@ class CreatedRows:
         for record_id, values in stored.items():
             record = self.by_id[record_id]
             for name, value in values.items():
-                setattr(record, name, value)
+                object.__setattr__(record, name, value)
+        self.changed = {record for record in self.changed if record.id in self.by_id}
 
     def clear(self) -> None:
         self.by_id.clear()
@@ -147,6 +168,7 @@ class CreatedRows:
         self._buffered.clear()
         self._stored.clear()
         self._marks.clear()
+        self.changed.clear()
 
     def known(self, rows: Any) -> list[Any]:
         """Rows read from the table, each replaced by this unit of work's record of it where there is one."""
