@@ -6,6 +6,9 @@ the insert itself, on every event. A record satisfies the port's record Protocol
 and its contract holds: attributes a service assigns after creation (a notification's ``deadline_id``, a
 deadline's state) are stored when the unit of work commits, and undone with a savepoint that rolls back.
 
+Deadlines the adapter reads are handed out the same way (``CreatedRows.loaded``), so within a unit of work one
+deadline is one record, whether it was created or read, and no ORM object is loaded for it.
+
 ``CreatedRows`` keeps one table's records: new ones wait in a buffer and go in one multi-row insert at the next
 write point (a commit, a savepoint, or a read of the same table); a record inserted at once (a guarded insert)
 is kept with a snapshot of what was stored, and a later change is written as an UPDATE of the changed columns.
@@ -169,6 +172,18 @@ class CreatedRows:
         self._stored.clear()
         self._marks.clear()
         self.changed.clear()
+
+    def loaded(self, rows: Any, make: Any) -> list[Any]:
+        """Rows read with Core: each as this unit of work's record of it, made (``make(**columns)``) and kept,
+        like a created one, on first sight; so one row is one record, and its changes are written back."""
+        records = []
+        for row in rows:
+            record = self.by_id.get(row.id)
+            if record is None:
+                record = make(**row._mapping)
+                self.stored(record)
+            records.append(record)
+        return records
 
     def known(self, rows: Any) -> list[Any]:
         """Rows read from the table, each replaced by this unit of work's record of it where there is one."""

@@ -244,10 +244,7 @@ class Repository(EpisodeQueries):
         if not once:
             self._deadlines.buffer(row)
             return row
-        # The guard's unique indexes are about deadlines: changed ones (ORM rows or records) are written first.
-        if any(isinstance(dirty, t.Deadline) for dirty in self.session.dirty):
-            self.session.flush()
-        self._write_created()
+        self._write_created()  # the guard's unique indexes are about deadlines: changed ones are written first
         if not self._insert_guarded(DEADLINE, row):
             return None
         self._deadlines.stored(row)
@@ -329,26 +326,40 @@ class Repository(EpisodeQueries):
         if self.postgres:
             self.session.exec(select(t.Child).where(t.Child.child_id == child_id).with_for_update()).first()
 
-    def open_deadlines_due(self, now: datetime, limit: int) -> list[Any]:
+    def deadline_rows(self, *where: Any, order: bool = False, limit: int | None = None,
+                      skip_locked: bool = False) -> list[DeadlineRow]:
+        """Deadlines read with one Core query, as this unit of work's records (changes written back at commit);
+        what it created or changed is written first, so the query sees it."""
         self._write_created()
-        query = (select(t.Deadline)
-                 .where(t.Deadline.state == DeadlineState.OPEN, col(t.Deadline.next_step_at) <= now)
-                 .order_by(col(t.Deadline.next_step_at), col(t.Deadline.id)).limit(limit))
+        query = sa_select(DEADLINE).where(*where)
+        if order:
+            query = query.order_by(DEADLINE.c.created_at, DEADLINE.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        if skip_locked and self.postgres:
+            query = query.with_for_update(skip_locked=True)
+        return self._deadlines.loaded(self._rows(query), DeadlineRow)
+
+    def open_deadlines_due(self, now: datetime, limit: int) -> list[DeadlineRow]:
+        self._write_created()
+        query = (sa_select(DEADLINE)
+                 .where(DEADLINE.c.state == DeadlineState.OPEN, DEADLINE.c.next_step_at <= now)
+                 .order_by(DEADLINE.c.next_step_at, DEADLINE.c.id).limit(limit))
         if self.postgres:
             query = query.with_for_update(skip_locked=True)
-        return self._deadlines.known(self.session.exec(query).all())
+        return self._deadlines.loaded(self._rows(query), DeadlineRow)
 
     due_deadlines = open_deadlines_due  # the name bench/bench_sweep.py and older callers use
 
-    def deadline(self, deadline_id: str) -> Any:
-        created = self._deadlines.by_id.get(deadline_id)
-        return created if created is not None else self.session.get(t.Deadline, deadline_id)
+    def deadline(self, deadline_id: str) -> DeadlineRow | None:
+        known = self._deadlines.by_id.get(deadline_id)
+        if known is not None:
+            return known
+        found = self.deadline_rows(DEADLINE.c.id == deadline_id)
+        return found[0] if found else None
 
-    def deadlines_of_subject(self, subject_id: str) -> list[Any]:
-        self._write_created()
-        return self._deadlines.known(self.session.exec(
-            select(t.Deadline).where(t.Deadline.subject_id == subject_id)
-            .order_by(col(t.Deadline.created_at), col(t.Deadline.id))).all())
+    def deadlines_of_subject(self, subject_id: str) -> list[DeadlineRow]:
+        return self.deadline_rows(DEADLINE.c.subject_id == subject_id, order=True)
 
     # ---- notifications, deliveries, dead letters ------------------------------------------------------
     def add_notification(self, event_id: str, pathway: str, item: PlannedNotification, status: str, now: datetime,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
-from pipeline.adapters.effect_rows import CreatedRows, DeadlineRow
+from pipeline.adapters.effect_rows import DEADLINE, CreatedRows, DeadlineRow
 from pipeline.adapters.inbox import school_copies
 from pipeline.ports.records import NotificationRecord
 
@@ -28,6 +28,9 @@ class EpisodeQueries:
         def insert_once(self, row: Any) -> bool: ...
 
         def _write_created(self) -> None: ...
+
+        def deadline_rows(self, *where: Any, order: bool = False, limit: int | None = None,
+                          skip_locked: bool = False) -> list[DeadlineRow]: ...
 
     # ---- episodes ----------------------------------------------------------------------------------
     def episode(self, episode_id: str) -> t.MissingEpisode | None:
@@ -48,12 +51,10 @@ class EpisodeQueries:
         return self.session.exec(select(t.MissingEpisode).where(t.MissingEpisode.child_id == child_id)).all()
 
     # ---- trigger meetings --------------------------------------------------------------------------
-    def open_trigger_meeting(self, child_id: str) -> Any:
-        self._write_created()
-        found = self.session.exec(select(t.Deadline).where(t.Deadline.kind == "trigger_meeting",
-                                                           t.Deadline.child_id == child_id,
-                                                           t.Deadline.state == "open")).first()
-        return self._deadlines.known([found])[0] if found is not None else None
+    def open_trigger_meeting(self, child_id: str) -> DeadlineRow | None:
+        found = self.deadline_rows(DEADLINE.c.kind == "trigger_meeting", DEADLINE.c.child_id == child_id,
+                                   DEADLINE.c.state == "open", limit=1)
+        return found[0] if found else None
 
     def last_trigger_meeting_held(self, child_id: str) -> datetime | None:
         return self.session.exec(select(t.TriggerMeeting.held_at).where(t.TriggerMeeting.child_id == child_id)
@@ -64,12 +65,7 @@ class EpisodeQueries:
 
     def rebind_deadline(self, deadline: Any, child_id: str) -> None:
         deadline.child_id = child_id
-        # Written at once: the partial unique index now guards the child's one pending trigger meeting.
-        if isinstance(deadline, DeadlineRow):
-            self._write_created()
-        else:
-            self.session.add(deadline)
-            self.session.flush()
+        self._write_created()  # at once: the partial unique index now guards the child's one pending meeting
 
     def first_audit_reason(self, subject_id: str, action: str) -> str | None:
         return self.session.exec(select(t.AuditEntry.reason).where(
@@ -81,11 +77,10 @@ class EpisodeQueries:
         self._write_created()
         return self._notifications.known(school_copies(self.session, notification))
 
-    def open_deadline_of_event(self, event_id: str, kind: str) -> Any:
-        self._write_created()
-        found = self.session.exec(select(t.Deadline).where(t.Deadline.event_id == event_id, t.Deadline.kind == kind,
-                                                           t.Deadline.state == "open")).first()
-        return self._deadlines.known([found])[0] if found is not None else None
+    def open_deadline_of_event(self, event_id: str, kind: str) -> DeadlineRow | None:
+        found = self.deadline_rows(DEADLINE.c.event_id == event_id, DEADLINE.c.kind == kind,
+                                   DEADLINE.c.state == "open", limit=1)
+        return found[0] if found else None
 
     def notifications_of_event(self, event_id: str) -> Sequence[Any]:
         self._write_created()
