@@ -213,10 +213,12 @@ class Repository(EpisodeQueries):
         known = self._rows(sa_select(CHILD.c.child_id).where(CHILD.c.person_key == person_key))
         if known:
             return str(known[0].child_id)
-        row = t.Child(child_id=new_id(), person_key=person_key)
-        if not self.insert_once(row):  # another transaction created it a moment ago: use theirs
-            return self.session.exec(select(t.Child.child_id).where(t.Child.person_key == person_key)).one()
-        return row.child_id
+        child_id = new_id()
+        if not self._insert_guarded(CHILD, {"child_id": child_id, "person_key": person_key,
+                                           "created_at": t.utcnow()}):
+            # another transaction created it a moment ago: use theirs
+            return str(self._rows(sa_select(CHILD.c.child_id).where(CHILD.c.person_key == person_key))[0].child_id)
+        return child_id
 
     # ---- effects ---------------------------------------------------------------------------------
     def audit(self, at: datetime, actor: str, action: str, subject_id: str, reason: str = "") -> None:
@@ -251,11 +253,12 @@ class Repository(EpisodeQueries):
         return row
 
     def _insert_guarded(self, table: Table, record: Any) -> bool:
-        """``INSERT ... ON CONFLICT DO NOTHING RETURNING id``: False (nothing written) if a unique constraint or
-        unique index (partial ones included) already holds such a row."""
+        """``INSERT ... ON CONFLICT DO NOTHING RETURNING <key>`` of a record (or a dict of its columns): False
+        (nothing written) if a unique constraint or unique index (partial ones included) already holds such a row."""
         statement = ((pg_insert if self.postgres else sqlite_insert)(table).on_conflict_do_nothing()
-                     .returning(table.c.id))
-        values = {column.key: getattr(record, column.key) for column in table.columns}
+                     .returning(*table.primary_key.columns))
+        values = record if isinstance(record, dict) else {column.key: getattr(record, column.key)
+                                                           for column in table.columns}
         return self.session.connection().execute(statement, values).first() is not None
 
     def insert_once(self, row: Any) -> bool:
@@ -280,42 +283,45 @@ class Repository(EpisodeQueries):
         return True
 
     def facts_for_child(self, child_id: str, day: date) -> ChildFacts | None:
-        """Reference facts for a known child id, from its person key."""
-        child = self.session.get(t.Child, child_id)
-        if child is None:
+        """Reference facts for a known child id, from its person key (plain rows, no ORM objects, no autoflush:
+        nothing in a unit of work changes the reference tables)."""
+        child = self._rows(sa_select(CHILD.c.person_key).where(CHILD.c.child_id == child_id))
+        if not child:
             return None
-        kind, _, value = child.person_key.partition(":")
+        kind, _, value = child[0].person_key.partition(":")
         members: list[Candidate] = []
         if kind == "upn":
-            pupil = self.session.get(t.Pupil, value)
-            if pupil is not None:
+            pupils = self._rows(sa_select(PUPIL).where(PUPIL.c.upn == value))
+            if pupils:
+                pupil = pupils[0]
                 members.append(Candidate("pupil", pupil.upn, _pupil_identity(pupil), upn=pupil.upn,
                                          school_urn=pupil.school_urn))
                 # Involvements recorded without a UPN but with exactly this pupil's identity are theirs too.
                 members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
-                            for inv in self.session.exec(select(t.Involvement).where(
-                                col(t.Involvement.ended_at).is_(None), or_(
-                                    col(t.Involvement.upn) == value,
-                                    and_(col(t.Involvement.upn).is_(None),
-                                         col(t.Involvement.family_key) == pupil.family_key,
-                                         col(t.Involvement.date_of_birth) == pupil.date_of_birth)))
-                                .order_by(col(t.Involvement.row_key))).all()
+                            for inv in self._rows(sa_select(INVOLVEMENT).where(
+                                INVOLVEMENT.c.ended_at.is_(None), or_(
+                                    INVOLVEMENT.c.upn == value,
+                                    and_(INVOLVEMENT.c.upn.is_(None),
+                                         INVOLVEMENT.c.family_key == pupil.family_key,
+                                         INVOLVEMENT.c.date_of_birth == pupil.date_of_birth)))
+                                .order_by(INVOLVEMENT.c.row_key))
                             if inv.upn == value or exact_identity(_pupil_identity(inv)) ==
                             exact_identity(_pupil_identity(pupil))]
         elif kind == "nhs":
             members += [Candidate("involvement", inv.row_key, _pupil_identity(inv))
-                        for inv in self.session.exec(select(t.Involvement).where(
-                            t.Involvement.nhs_number == value).order_by(col(t.Involvement.row_key))).all()]
+                        for inv in self._rows(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.nhs_number == value)
+                                              .order_by(INVOLVEMENT.c.row_key))]
             members += [Candidate("ehe", ehe.row_key, _pupil_identity(ehe))
-                        for ehe in self.session.exec(select(t.EheRecord).where(t.EheRecord.nhs_number == value)
-                                                     .order_by(col(t.EheRecord.row_key))).all()]
+                        for ehe in self._rows(sa_select(EHE).where(EHE.c.nhs_number == value)
+                                              .order_by(EHE.c.row_key))]
         elif kind == "ehe":
-            ehe = self.session.get(t.EheRecord, value)
-            if ehe is not None:
-                members.append(Candidate("ehe", ehe.row_key, _pupil_identity(ehe)))
+            ehes = self._rows(sa_select(EHE).where(EHE.c.row_key == value))
+            if ehes:
+                members.append(Candidate("ehe", ehes[0].row_key, _pupil_identity(ehes[0])))
         elif kind == "involvement":
-            inv = self.session.get(t.Involvement, value)
-            if inv is not None:
+            involvements = self._rows(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.row_key == value))
+            if involvements:
+                inv = involvements[0]
                 members.append(Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn))
         if not members:
             return None
