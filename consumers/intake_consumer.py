@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.event_queue import claim_events, due_event_seqs
-from pipeline.adapters.repository import Repository
 from pipeline.adapters.store import Store
 from pipeline.service.dispatch import process
 from pipeline.service.handlers import Context
@@ -70,7 +69,7 @@ class IntakeConsumer:
         failed: list[tuple[int, Exception]] = []
         handled = 0
         with self.store.transaction() as session:
-            repo = Repository(session, postgres=self.store.is_postgres)
+            repo = self.store.repository(session)
             events = claim_events(session, seqs, postgres=self.store.is_postgres)
             for seq in seqs:
                 event = events.get(seq)
@@ -96,7 +95,7 @@ class IntakeConsumer:
             event = session.get(t.Event, seq)
             if event is None or event.status != "accepted":
                 return
-            record_failure(Repository(session, postgres=self.store.is_postgres), event, error, self.retry,
+            record_failure(self.store.repository(session), event, error, self.retry,
                            self.clock())
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
