@@ -261,43 +261,42 @@ class Repository(EpisodeQueries):
         return True
 
     def facts_for_child(self, child_id: str, day: date) -> ChildFacts | None:
-        """Reference facts for a known child id, from its person key."""
-        child = self.session.get(t.Child, child_id)
-        if child is None:
+        """Reference facts for a known child id, from its person key (plain rows, as ``child_facts`` reads them:
+        the missing pathway asks this for every event of a linked child)."""
+        child = self._rows(sa_select(CHILD.c.person_key).where(CHILD.c.child_id == child_id))
+        if not child:
             return None
-        kind, _, value = child.person_key.partition(":")
+        kind, _, value = str(child[0].person_key).partition(":")
         members: list[Candidate] = []
         if kind == "upn":
-            pupil = self.session.get(t.Pupil, value)
-            if pupil is not None:
+            pupils = self._rows(sa_select(PUPIL).where(PUPIL.c.upn == value))
+            if pupils:
+                pupil = pupils[0]
                 members.append(Candidate("pupil", pupil.upn, _pupil_identity(pupil), upn=pupil.upn,
                                          school_urn=pupil.school_urn))
                 # Involvements recorded without a UPN but with exactly this pupil's identity are theirs too.
                 members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
-                            for inv in self.session.exec(select(t.Involvement).where(
-                                col(t.Involvement.ended_at).is_(None), or_(
-                                    col(t.Involvement.upn) == value,
-                                    and_(col(t.Involvement.upn).is_(None),
-                                         col(t.Involvement.family_key) == pupil.family_key,
-                                         col(t.Involvement.date_of_birth) == pupil.date_of_birth)))
-                                .order_by(col(t.Involvement.row_key))).all()
+                            for inv in self._rows(sa_select(INVOLVEMENT).where(
+                                INVOLVEMENT.c.ended_at.is_(None), or_(
+                                    INVOLVEMENT.c.upn == value,
+                                    and_(INVOLVEMENT.c.upn.is_(None), INVOLVEMENT.c.family_key == pupil.family_key,
+                                         INVOLVEMENT.c.date_of_birth == pupil.date_of_birth)))
+                                .order_by(INVOLVEMENT.c.row_key))
                             if inv.upn == value or exact_identity(_pupil_identity(inv)) ==
                             exact_identity(_pupil_identity(pupil))]
         elif kind == "nhs":
             members += [Candidate("involvement", inv.row_key, _pupil_identity(inv))
-                        for inv in self.session.exec(select(t.Involvement).where(
-                            t.Involvement.nhs_number == value).order_by(col(t.Involvement.row_key))).all()]
+                        for inv in self._rows(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.nhs_number == value)
+                                              .order_by(INVOLVEMENT.c.row_key))]
             members += [Candidate("ehe", ehe.row_key, _pupil_identity(ehe))
-                        for ehe in self.session.exec(select(t.EheRecord).where(t.EheRecord.nhs_number == value)
-                                                     .order_by(col(t.EheRecord.row_key))).all()]
+                        for ehe in self._rows(sa_select(EHE).where(EHE.c.nhs_number == value)
+                                              .order_by(EHE.c.row_key))]
         elif kind == "ehe":
-            ehe = self.session.get(t.EheRecord, value)
-            if ehe is not None:
-                members.append(Candidate("ehe", ehe.row_key, _pupil_identity(ehe)))
+            members += [Candidate("ehe", ehe.row_key, _pupil_identity(ehe))
+                        for ehe in self._rows(sa_select(EHE).where(EHE.c.row_key == value))]
         elif kind == "involvement":
-            inv = self.session.get(t.Involvement, value)
-            if inv is not None:
-                members.append(Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn))
+            members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
+                        for inv in self._rows(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.row_key == value))]
         if not members:
             return None
         return self.child_facts(child_id, members, members[0].identity, day)
