@@ -182,10 +182,16 @@ class Repository(EpisodeQueries):
         known = self._rows(sa_select(CHILD.c.child_id).where(CHILD.c.person_key == person_key))
         if known:
             return str(known[0].child_id)
-        row = t.Child(child_id=new_id(), person_key=person_key)
-        if not self.insert_once(row):  # another transaction created it a moment ago: use theirs
-            return self.session.exec(select(t.Child.child_id).where(t.Child.person_key == person_key)).one()
-        return row.child_id
+        # One Core INSERT ... ON CONFLICT DO NOTHING, without flushing the unit of work's pending rows first
+        # (nothing in it is about a child row, and a flush per event would cost more than the insert).
+        child_id = new_id()
+        statement = ((pg_insert if self.postgres else sqlite_insert)(CHILD).on_conflict_do_nothing()
+                     .returning(CHILD.c.child_id))
+        values = {"child_id": child_id, "person_key": person_key, "created_at": t.utcnow()}
+        if self.session.connection().execute(statement, values).first() is None:
+            # another transaction created it a moment ago: use theirs
+            return str(self._rows(sa_select(CHILD.c.child_id).where(CHILD.c.person_key == person_key))[0].child_id)
+        return child_id
 
     # ---- effects ---------------------------------------------------------------------------------
     def audit(self, at: datetime, actor: str, action: str, subject_id: str, reason: str = "") -> None:
