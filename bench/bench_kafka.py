@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+import yaml  # noqa: E402
 from kafka import KafkaProducer  # noqa: E402
 
 from bench.results_file import append, machine  # noqa: E402
@@ -45,7 +46,9 @@ from pipeline.adapters.kafka import ensure_topics  # noqa: E402
 
 SAFEGUARD = str(ROOT / ".venv" / "bin" / "safeguard")
 SERVICES = ROOT / "scripts" / "services" / "services.py"
-WORKER_SETTINGS = "worker batches of up to 100 records within 20 ms"
+RUNTIME = yaml.safe_load((ROOT / "config" / "defaults.yaml").read_text())["runtime"]
+WORKER_SETTINGS = (f"worker batches of up to {RUNTIME['kafka_batch_max']} records within "
+                   f"{RUNTIME['kafka_batch_within_seconds'] * 1000:g} ms (config/defaults.yaml)")
 
 
 def services_env() -> dict[str, str]:
