@@ -138,8 +138,9 @@ def _claim(session: Session, existing: t.Event | None, name: str, record: dict[s
     was processed), ``retrying`` (its event failed before: the retry timer runs it), or a ``conflict`` (its
     event_id was stored with different content)."""
     if existing is None:
-        # Pending, not flushed: the batch's new events are written together (one multi-row INSERT) when the
-        # transaction or the record's savepoint ends; a second writer of the same event_id fails that commit.
+        # Pending, not flushed: the batch's new events are written together at the next flush (the commit, the
+        # record's savepoint, or an ORM query that autoflushes; on PostgreSQL one INSERT for all of them). A
+        # second writer of the same event_id then fails that flush, and the caller goes record by record.
         row = _new_event(name, record, delivery, now)
         session.add(row)
         return row
