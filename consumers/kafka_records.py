@@ -139,9 +139,11 @@ def _claim(session: Session, existing: t.Event | None, name: str, record: dict[s
     was processed), ``retrying`` (its event failed before: the retry timer runs it), or a ``conflict`` (its
     event_id was stored with different content)."""
     if existing is None:
+        # Pending, not flushed: the batch's new events are written together at the next flush (the commit, the
+        # record's savepoint, or an ORM query that autoflushes; on PostgreSQL one INSERT for all of them). A
+        # second writer of the same event_id then fails that flush, and the caller goes record by record.
         row = _new_event(name, record, delivery, now)
         session.add(row)
-        session.flush()
         return row
     if existing.event_type != name or existing.content_hash != codec.record_hash(name, record):
         return "conflict"
@@ -150,6 +152,14 @@ def _claim(session: Session, existing: t.Event | None, name: str, record: dict[s
     if existing.attempts or existing.held_at is not None:
         return "retrying"
     return existing  # the HTTP intake's record of it, waiting for this
+
+
+def _run(repo: Repository, event: t.Event, name: str, record: dict[str, Any], services: Services,
+         now: datetime) -> None:
+    """The event's handler, given the record the faust codec decoded (``codec.hand_over``), so the handler does
+    not decode the stored JSON a second time."""
+    codec.hand_over(name, event.record_json, record)
+    process(repo, event, services.ctx, now)
 
 
 def _process_together(services: Services, deliveries: Sequence[Delivery], valid: list[tuple[int, str, dict[str, Any]]],
@@ -167,7 +177,7 @@ def _process_together(services: Services, deliveries: Sequence[Delivery], valid:
                 decided[index] = claimed
                 continue
             known[claimed.event_id] = claimed
-            process(repo, claimed, services.ctx, now)
+            _run(repo, claimed, name, record, services, now)
             decided[index] = "processed"
     for index, outcome in decided.items():
         outcomes[index] = outcome
@@ -183,7 +193,7 @@ def _process(services: Services, deliveries: Sequence[Delivery], valid: list[tup
                     found = events_by_id(session, [record["event_id"]], postgres=services.store.is_postgres)
                     claimed = _claim(session, found[0] if found else None, name, record, deliveries[index], now)
                     if not isinstance(claimed, str):
-                        process(repo, claimed, services.ctx, now)
+                        _run(repo, claimed, name, record, services, now)
                 outcomes[index] = claimed if isinstance(claimed, str) else "processed"
             except Exception as error:  # noqa: BLE001 - a handler bug must not stop the partition
                 session.expire_all()

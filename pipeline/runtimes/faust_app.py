@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -45,8 +46,9 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
         datadir=str(datadir),
     )
     register_codecs()
+    batch = Batching(int(runtime.get("kafka_batch_max", 500)), float(runtime.get("kafka_batch_within_seconds", 0.02)))
     for event_type in codec.EVENT_TYPES:
-        _add_agent(app, services, event_type, prefix, partitions)
+        _add_agent(app, services, event_type, prefix, partitions, batch)
 
     retries = IntakeConsumer(services.store, services.ctx, services.clock, retries_only=True)
 
@@ -82,17 +84,26 @@ async def _in_thread(name: str, work: Callable[..., Any], *args: Any) -> None:
         log.warning("%s failed (%s); trying again at the next tick", name, type(error).__name__)
 
 
-def _add_agent(app: faust.App, services: Services, event_type: str, prefix: str, partitions: int) -> None:
+@dataclass(frozen=True)
+class Batching:
+    """How an agent groups records: at most ``most`` records, or whatever arrived within ``within`` seconds."""
+
+    most: int
+    within: float
+
+
+def _add_agent(app: faust.App, services: Services, event_type: str, prefix: str, partitions: int,
+               batch: Batching) -> None:
     topic = app.topic(prefix + event_type, key_type=bytes, value_serializer=codec_name(event_type),
                       key_serializer="raw", partitions=partitions)
 
     async def consume(stream: Any) -> None:
-        # Up to 100 records, or whatever arrived within 20 ms, share one transaction (one commit).
-        async for events in stream.take_events(100, within=0.02):
+        # A batch of records shares one transaction (one commit).
+        async for events in stream.take_events(batch.most, within=batch.within):
             EVENTS_CONSUMED.labels(event_type).inc(len(events))
-            batch = [Delivery(event_type, e.message.topic, e.message.partition, e.message.offset, e.message.value,
-                              e.value, producer_id_from(e.message.headers)) for e in events]
-            await asyncio.to_thread(handle_batch, services, batch)
+            deliveries = [Delivery(event_type, e.message.topic, e.message.partition, e.message.offset,
+                                   e.message.value, e.value, producer_id_from(e.message.headers)) for e in events]
+            await asyncio.to_thread(handle_batch, services, deliveries)
 
     app.agent(topic, name=f"consume-{event_type}")(consume)
 

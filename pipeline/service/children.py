@@ -72,7 +72,8 @@ def child_of_event(port: StorePort, ctx: Matching, event: EventMatch, identity: 
         child_id = port.child_id(decision.person_key)
         if on is not None:
             facts = port.child_facts(child_id, group_people(candidates)[decision.person_key], identity, on)
-    return ChildOfEvent(decision, child_id, facts, match_breakdown(port, decision), candidates, decided_now=True)
+    return ChildOfEvent(decision, child_id, facts, match_breakdown(port, decision, child_id), candidates,
+                        decided_now=True)
 
 
 def _as_stored(port: StorePort, event: EventMatch, outcome: MatchOutcome, on: date | None) -> ChildOfEvent:
@@ -105,15 +106,21 @@ def _decided_by_person(port: StorePort, ctx: Matching, identity: Identity, perso
     return ChildOfEvent(decision, person.child_id, facts)
 
 
-def match_breakdown(port: StorePort, decision: MatchDecision) -> dict[str, Any]:
+def match_breakdown(port: StorePort, decision: MatchDecision, linked_child_id: str | None = None) -> dict[str, Any]:
     """The decision's breakdown as stored and shown: each candidate person under an opaque child id (every
-    candidate of a review, the linked child of a link; the others stay anonymous), never a UPN or NHS number."""
+    candidate of a review, the linked child of a link; the others stay anonymous), never a UPN or NHS number.
+    ``linked_child_id``: the linked person's child id when the caller has it already (one lookup fewer)."""
     breakdown = dict(decision.breakdown)
     shown = []
     ids: list[str] = []
     for key, candidate in zip(decision.candidate_keys, breakdown.get("candidates", []), strict=False):
         named = decision.outcome is MatchOutcome.REVIEW or key == decision.person_key
-        child_id = port.child_id(key) if named else None
+        if not named:
+            child_id = None
+        elif key == decision.person_key and linked_child_id is not None:
+            child_id = linked_child_id
+        else:
+            child_id = port.child_id(key)
         shown.append({"child_id": child_id, **candidate})
         if child_id is not None:
             ids.append(child_id)

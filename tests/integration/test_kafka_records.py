@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
@@ -15,6 +16,7 @@ from consumers import kafka_records
 from consumers.kafka_records import Delivery, handle_batch
 from pipeline import codec
 from pipeline.adapters import tables as t
+from pipeline.adapters.faust_codec import Decoded
 from pipeline.adapters.publisher import BrokerUnavailable
 from tests.integration.conftest import Pipeline
 from tests.support.world import AMELIA, ISLA, attendance
@@ -155,3 +157,47 @@ def test_the_kafka_intake_answers_503_with_retry_after_while_the_broker_is_away(
     assert pipeline.get(f"/api/events/{event['event_id']}", "producer2").status_code == 404
     assert pipeline.post_event(event).status_code == 202 and len(sender.sent) == 1  # known: not sent again
     assert pipeline.post_event(event, who="producer2").status_code == 409  # another producer's event_id
+
+
+def test_a_batch_is_decoded_once_and_its_new_events_written_together(pipeline: Pipeline,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the faust agents hand it over: each record decoded by the faust codec, which the handler takes rather
+    than decoding the stored JSON again; and the batch's new event rows written in one statement at its commit,
+    not flushed record by record."""
+    events = [attendance(AMELIA if n % 2 else ISLA) for n in range(6)]
+    batch = []
+    for offset, event in enumerate(events):
+        value = codec.encode(TOPIC, codec.from_json(TOPIC, event))
+        batch.append(Delivery(TOPIC, TOPIC, 0, offset, value, Decoded(*codec.decode(value, expected=TOPIC))))
+
+    def second_decode(name: str, obj: Any) -> dict[str, Any]:
+        raise AssertionError(f"{name} decoded again from its stored JSON")
+
+    monkeypatch.setattr(codec, "from_json", second_decode)
+    steps: list[str] = []  # "handled" per record, "insert" per INSERT INTO event statement, in order
+    real = kafka_records.process
+
+    def handled(repo: Any, event: t.Event, ctx: Any, now: Any) -> None:
+        real(repo, event, ctx, now)
+        steps.append("handled")
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO EVENT "):
+            steps.append("insert")
+
+    monkeypatch.setattr(kafka_records, "process", handled)
+
+    engine = pipeline.services.store.engine
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert handle_batch(pipeline.services, batch) == ["processed"] * len(events)
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    inserts = steps[len(events):]
+    assert steps[:len(events)] == ["handled"] * len(events) and set(inserts) == {"insert"}
+    # PostgreSQL: one statement for all of them (SQLite's in-process driver gets them row by row, at the commit).
+    assert len(inserts) == (1 if pipeline.services.store.is_postgres else len(events))
+    with pipeline.services.store.read() as session:
+        stored = session.exec(select(t.Event)).all()
+        assert sorted(e.event_id for e in stored) == sorted(e["event_id"] for e in events)
+        assert all(e.status == "processed" and e.processed_at is not None for e in stored)
