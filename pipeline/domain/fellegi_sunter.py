@@ -31,6 +31,7 @@ import jellyfish
 import numpy as np
 import numpy.typing as npt
 from nicknames import NickNamer
+from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler
 
 from pipeline.domain.match_columns import RAW_NHS, UPN_IS_KEY, VALID_NHS, CandidateBlock
@@ -213,6 +214,42 @@ def _name_level(a: str, b: str, a_phonetic: str, b_phonetic: str, *, given: bool
 @functools.lru_cache(maxsize=1 << 16)
 def _close(a: str, b: str) -> bool:
     return bool(a and b) and (a == b or _similar(a, b) >= 0.92 or are_nicknames(a, b))
+
+
+@functools.cache
+def _nickname_members() -> dict[str, frozenset[str]]:
+    """Each canonical name -> every name in its group."""
+    members: dict[str, set[str]] = {}
+    for name, canonicals in nickname_groups().items():
+        for canonical in canonicals:
+            members.setdefault(canonical, set()).add(name)
+    return {canonical: frozenset(names) for canonical, names in members.items()}
+
+
+@functools.lru_cache(maxsize=4096)
+def _aliases(name: str) -> frozenset[str]:
+    """The names ``are_nicknames`` pairs with ``name``."""
+    members = _nickname_members()
+    return frozenset().union(*(members[c] for c in nickname_groups().get(name, ()))) if name else frozenset()
+
+
+_THRESHOLDS = np.array([0.88, 0.92, 0.95])
+
+
+def _similarities(name: str, values: list[str]) -> list[float]:
+    """``_similar(name, value)`` for each value, from one batched rapidfuzz call; a value within 1e-6 of a
+    threshold the levels use is worked out again one by one, so no comparison can fall the other side."""
+    if not name or not values:
+        return [0.0] * len(values)
+    found = process.cdist([name], values, scorer=JaroWinkler.similarity, dtype=np.float64)[0]
+    near = np.flatnonzero(np.abs(found[:, None] - _THRESHOLDS).min(axis=1) < 1e-6).tolist()
+    similar: list[float] = found.tolist()
+    for i in near:
+        similar[i] = _similar(name, values[i])
+    for i, value in enumerate(values):
+        if not value:
+            similar[i] = 0.0
+    return similar
 
 
 def _one_digit(a: date, b: date) -> bool:
@@ -449,6 +486,82 @@ class EventScorer:
             level = _school_level(self.event.school, school)
             found = self._schools[school] = (level, self.table["school"][level])
         return found
+
+    def given_block(self, values: list[str]) -> tuple[list[float], list[bool]]:
+        """``given_value``'s weight and transposability for each of many distinct given names at once."""
+        event, weights = self.event, self.table["given_name"]
+        mine, other = event.given, event.family
+        if not mine:
+            return [weights[ABSENT]] * len(values), [False] * len(values)
+        similar, crosswise = _similarities(mine, values), _similarities(other, values)
+        aliases, other_aliases, sound = _aliases(mine), _aliases(other), event.given_phonetic
+        found, turns = [], []
+        for value, similarity, cross in zip(values, similar, crosswise, strict=True):
+            if not value:
+                level = ABSENT
+            elif value == mine:
+                level = "exact"
+            elif value in aliases:
+                level = "nickname"
+            elif similarity >= 0.95:
+                level = "jaro_winkler_0.95"
+            elif sound and sound == phonetic(value):
+                level = "phonetic"
+            elif similarity >= 0.88:
+                level = "jaro_winkler_0.88"
+            else:
+                level = "different"
+            found.append(weights[level])
+            turns.append(level not in _GIVEN_KEPT and bool(other) and bool(value)
+                         and (other == value or cross >= 0.92 or value in other_aliases))
+        return found, turns
+
+    def family_block(self, values: list[tuple[str, tuple[str, ...]]]) -> tuple[list[float], list[bool]]:
+        """``family_value``'s weight and transposability for each of many distinct family names at once."""
+        event, weights = self.event, self.table["family_name"]
+        mine, other = event.family, event.given
+        if not mine:
+            return [weights[ABSENT]] * len(values), [False] * len(values)
+        names = [value[0] for value in values]
+        similar, crosswise = _similarities(mine, names), _similarities(other, names)
+        parts, other_aliases, sound = set(event.family_parts), _aliases(other), event.family_phonetic
+        found, turns = [], []
+        for (value, value_parts), similarity, cross in zip(values, similar, crosswise, strict=True):
+            if not value:
+                level = ABSENT
+            elif value == mine:
+                level = "exact"
+            elif parts and value_parts and not parts.isdisjoint(value_parts):
+                level = "hyphenated"
+            elif similarity >= 0.95:
+                level = "jaro_winkler_0.95"
+            elif sound and sound == phonetic(value):
+                level = "phonetic"
+            elif similarity >= 0.88:
+                level = "jaro_winkler_0.88"
+            else:
+                level = "different"
+            found.append(weights[level])
+            turns.append(level not in _FAMILY_KEPT and bool(other) and bool(value)
+                         and (other == value or cross >= 0.92 or value in other_aliases))
+        return found, turns
+
+    def date_block(self, ordinals: npt.NDArray[np.int64], digits: npt.NDArray[np.int64]) -> Floats:
+        """``date_value``'s weight for dates given as their ordinals and YYYYMMDD numbers (0: absent), every
+        year from 1000 on (so YYYYMMDD has eight digits, as ``date_level`` compares them)."""
+        weights, born = self.table["date_of_birth"], self.event.date_of_birth
+        if born is None:
+            return np.full(len(ordinals), weights[ABSENT])
+        mine = int(_birth_digits(born))
+        differing = np.zeros(len(digits), np.int64)
+        for scale in (1, 10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000):
+            differing += (digits // scale % 10) != (mine // scale % 10)
+        apart = np.abs(ordinals - born.toordinal())
+        year, month, day = digits // 10_000, digits // 100 % 100, digits % 100
+        levels = [ordinals == 0, apart == 0, (year == born.year) & (month == born.day) & (day == born.month),
+                  differing == 1, apart <= 31, apart <= 366]
+        names = [ABSENT, "exact", "day_month_swap", "one_digit", "within_month", "within_year"]
+        return np.select(levels, [np.full(len(digits), weights[name]) for name in names], weights["different"])
 
     def _given_of(self, record: Prepared) -> tuple[str, float, bool]:
         return self.given_value(record.given)
@@ -730,20 +843,29 @@ def _block_people(scorer: EventScorer, block: CandidateBlock, prior: float) -> _
             nhs[i] = table["nhs_number"]["exact" if same else "different"]
             equal[i], different[i] = same, not same
     given_codes = arrays["given"][ids]
-    found, rows = _per_code(given_codes, lambda code: scorer.given_value(columns.given.values[code]))
-    given_weight = np.array([f[1] for f in found], np.float64)[rows]
-    given_turns = np.array([f[2] for f in found], np.bool_)[rows]
-    found, rows = _per_code(arrays["family"][ids], lambda code: (
-        *scorer.family_value(*columns.family.values[code]), columns.family.values[code][0] == mine.family))
-    family_weight = np.array([f[1] for f in found], np.float64)[rows]
-    family_turns = np.array([f[2] for f in found], np.bool_)[rows]
-    family_exact = np.array([f[3] for f in found], np.bool_)[rows]
+    distinct, rows = np.unique(given_codes, return_inverse=True)
+    weights_of, turns_of = scorer.given_block([columns.given.values[code] for code in distinct.tolist()])
+    given_weight = np.array(weights_of, np.float64)[rows]
+    given_turns = np.array(turns_of, np.bool_)[rows]
+    distinct, rows = np.unique(arrays["family"][ids], return_inverse=True)
+    families = [columns.family.values[code] for code in distinct.tolist()]
+    weights_of, turns_of = scorer.family_block(families)
+    family_weight = np.array(weights_of, np.float64)[rows]
+    family_turns = np.array(turns_of, np.bool_)[rows]
+    family_exact = np.array([family == mine.family for family, _ in families], np.bool_)[rows]
     turned = given_turns & family_turns  # both names transposed
     total = nhs + np.where(turned, table["given_name"]["transposed"], given_weight)
     total = total + np.where(turned, table["family_name"]["transposed"], family_weight)
     born = arrays["born"][ids]
-    found, rows = _per_code(born, lambda code: scorer.date_value(columns.born.values[code]))
-    total = total + np.array([f[1] for f in found], np.float64)[rows]
+    distinct, rows = np.unique(born, return_inverse=True)
+    ordinals, digits = columns.born_numbers(distinct)
+    early = (mine.date_of_birth is not None and mine.date_of_birth.year < 1000) \
+        or bool(np.any((digits > 0) & (digits < 10_000_000)))  # a year before 1000: YYYYMMDD is shorter
+    if early:
+        date_weight = np.array([scorer.date_value(columns.born.values[code])[1] for code in distinct.tolist()])
+    else:
+        date_weight = scorer.date_block(ordinals, digits)
+    total = total + date_weight[rows]
     sexes = np.array([scorer._sex[sex][1] for sex in (None, "M", "F")], np.float64)
     total = total + sexes[columns.sex[ids]]
     postcode = arrays["postcode"][ids]

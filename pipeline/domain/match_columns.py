@@ -68,6 +68,8 @@ class RecordColumns:
         self.sector: Codes[str] = Codes("")
         self.district: Codes[str] = Codes("")
         self.school: Codes[str] = Codes("")
+        self._born_numbers: list[tuple[int, int]] = [(0, 0)]  # per date code: its ordinal and YYYYMMDD
+        self._born_arrays: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
         self.arrays: dict[str, IntArray] = {name: np.zeros(capacity, np.int32) for name in COLUMNS}
         self.sex = np.zeros(capacity, np.int8)
         self.flags = np.zeros(capacity, np.uint8)
@@ -96,9 +98,20 @@ class RecordColumns:
                  "district": self.district.add(postcode[2]), "school": self.school.add(prepared.school)}
         for name, code in codes.items():
             self.arrays[name][record_id] = code
+        born = prepared.date_of_birth
+        if codes["born"] == len(self._born_numbers):  # a date no record had before
+            self._born_numbers.append((born.toordinal(), born.year * 10_000 + born.month * 100 + born.day))
+            self._born_arrays = None
         self.sex[record_id] = {"M": 1, "F": 2}.get(prepared.sex or "", 0)
         self.flags[record_id] = ALIVE | (UPN_IS_KEY if upn_is_key else 0) | (RAW_NHS if raw_nhs else 0) \
             | (VALID_NHS if prepared.nhs_number else 0)
+
+    def born_numbers(self, codes: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """The ordinals and YYYYMMDD numbers of the dates with these codes (0 and 0 for the absent date)."""
+        if self._born_arrays is None or len(self._born_arrays[0]) != len(self._born_numbers):
+            numbers = np.array(self._born_numbers, np.int64)
+            self._born_arrays = numbers[:, 0].copy(), numbers[:, 1].copy()
+        return self._born_arrays[0][codes], self._born_arrays[1][codes]
 
     def drop(self, record_id: int) -> None:
         self.flags[record_id] = 0
