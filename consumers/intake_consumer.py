@@ -14,9 +14,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from pipeline.adapters import tables as t
 from pipeline.adapters.event_queue import claim_events, due_event_seqs
-from pipeline.adapters.repository import Repository
 from pipeline.adapters.store import Store
 from pipeline.service.dispatch import process
 from pipeline.service.handlers import Context
@@ -45,8 +43,8 @@ class IntakeConsumer:
         self.on_committed: Callable[[], None] | None = None  # e.g. wake the relay: new notifications may be due
 
     def pending(self, limit: int) -> list[int]:
-        with self.store.read() as session:
-            return due_event_seqs(session, self.clock(), limit, retries_only=self.retries_only)
+        with self.store.read_connection() as connection:
+            return due_event_seqs(connection, self.clock(), limit, retries_only=self.retries_only)
 
     def run_once(self, limit: int = BATCH) -> int:
         """Process up to ``limit`` accepted events; returns how many were handled.
@@ -69,9 +67,8 @@ class IntakeConsumer:
     def _run(self, seqs: list[int], *, isolated: bool) -> int:
         failed: list[tuple[int, Exception]] = []
         handled = 0
-        with self.store.transaction() as session:
-            repo = Repository(session, postgres=self.store.is_postgres)
-            events = claim_events(session, seqs, postgres=self.store.is_postgres)
+        with self.store.unit_of_work() as repo:
+            events = claim_events(repo.session, seqs, postgres=self.store.is_postgres)
             for seq in seqs:
                 event = events.get(seq)
                 if event is None:
@@ -81,23 +78,21 @@ class IntakeConsumer:
                     handled += 1
                     continue
                 try:
-                    with session.begin_nested():
+                    with repo.savepoint():
                         process(repo, event, self.ctx, self.clock())
                     handled += 1
                 except Exception as error:  # noqa: BLE001 - one bad event must never stop the pipeline
-                    session.expire_all()
                     failed.append((seq, error))
         for failed_seq, failure in failed:
             self._failed(failed_seq, failure)
         return handled + len(failed)
 
     def _failed(self, seq: int, error: Exception) -> None:
-        with self.store.transaction() as session:
-            event = session.get(t.Event, seq)
-            if event is None or event.status != "accepted":
-                return
-            record_failure(Repository(session, postgres=self.store.is_postgres), event, error, self.retry,
-                           self.clock())
+        with self.store.unit_of_work() as repo:
+            event = claim_events(repo.session, [seq], postgres=self.store.is_postgres).get(seq)
+            if event is None:
+                return  # processed meanwhile, or held: nothing to record
+            record_failure(repo, event, error, self.retry, self.clock())
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
         while not stop.is_set():

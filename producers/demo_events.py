@@ -6,17 +6,16 @@ import json
 import random
 import threading
 import uuid
+from typing import Any
 
-from sqlmodel import col, select
-
-from pipeline.adapters import tables as t
+from pipeline.adapters.reference_store import demo_pupils
 from pipeline.bootstrap import Services
 from pipeline.service.intake import Submission
 
 HOSPITAL_ODS = "RXX01"
 
 
-def attendance_for(pupil: t.Pupil, rng: random.Random, services: Services) -> dict[str, object]:
+def attendance_for(pupil: Any, rng: random.Random, services: Services) -> dict[str, object]:
     return {
         "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
         "attendance_id": f"ED-{rng.randrange(10**6, 10**7)}",
@@ -46,10 +45,7 @@ class DemoHospital:
         self.services.ready.wait()
         while not self.stop.is_set():
             with self.services.store.read() as session:
-                urns = list(session.exec(select(t.School.urn).where(t.School.in_area)).all())
-                pupils = list(session.exec(select(t.Pupil).where(col(t.Pupil.school_urn).in_(urns[:3]),
-                                                                 col(t.Pupil.on_roll_to).is_(None))
-                                           .limit(200)).all())
+                pupils = demo_pupils(session)
             if pupils:
                 record = attendance_for(self.rng.choice(pupils), self.rng, self.services)
                 self.services.intake.submit(Submission("self-harm-attendance", json.dumps(record).encode(),

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, func, update
+from sqlalchemy import Engine, bindparam, func, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -102,16 +102,18 @@ class UserRow:
     disabled_at: datetime | None
 
 
+_USER_HOLDING_TOKEN = (core_select(USERS.c.id, USERS.c.email, USERS.c.role, USERS.c.school_urn, USERS.c.team,
+                                  USERS.c.password_hash, USERS.c.created_at, USERS.c.disabled_at)
+                      .select_from(API_TOKENS.join(USERS, API_TOKENS.c.user_id == USERS.c.id))
+                      .where(API_TOKENS.c.token_hash == bindparam("token_hash"), USERS.c.disabled_at.is_(None)))
+
+
 def enabled_user_holding_token(engine: Engine, token_hash: str) -> UserRow | None:
     """The user an API token (by its hash) was issued to, if that user is not disabled; None for an unknown
-    token or a disabled user. One Core query (api_token joined to user) on a connection of its own, read
-    afresh for every request: nothing is cached, so disabling a user refuses their token at once."""
-    statement = (core_select(USERS.c.id, USERS.c.email, USERS.c.role, USERS.c.school_urn, USERS.c.team,
-                             USERS.c.password_hash, USERS.c.created_at, USERS.c.disabled_at)
-                 .select_from(API_TOKENS.join(USERS, API_TOKENS.c.user_id == USERS.c.id))
-                 .where(API_TOKENS.c.token_hash == token_hash, USERS.c.disabled_at.is_(None)))
+    token or a disabled user. One Core query (api_token joined to user, built once) on a connection of its
+    own, read afresh for every request: nothing is cached, so disabling a user refuses their token at once."""
     with engine.connect() as connection:
-        row = connection.execute(statement).first()
+        row = connection.execute(_USER_HOLDING_TOKEN, {"token_hash": token_hash}).first()
     return UserRow(*row) if row is not None else None
 
 

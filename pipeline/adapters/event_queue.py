@@ -11,29 +11,40 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, or_
+from sqlalchemy import Connection, and_, bindparam, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
 
+EVENT = t.Event.__table__  # type: ignore[attr-defined]
 
-def due_event_seqs(session: Session, now: datetime, limit: int, *, retries_only: bool = False) -> list[int]:
+_DUE_AGAIN = and_(EVENT.c.next_attempt_at.is_not(None), EVENT.c.next_attempt_at <= bindparam("now"))
+_WAITING = sa_select(EVENT.c.seq).where(EVENT.c.status == "accepted", EVENT.c.held_at.is_(None))
+# Built once: the consumer asks after every commit and on every poll, and building the statement cost more
+# than running it.
+_DUE = _WAITING.where(or_(EVENT.c.next_attempt_at.is_(None), _DUE_AGAIN)).order_by(EVENT.c.seq) \
+    .limit(bindparam("limit"))
+_DUE_AGAIN_ONLY = _WAITING.where(_DUE_AGAIN).order_by(EVENT.c.seq).limit(bindparam("limit"))
+
+
+def due_event_seqs(connection: Connection, now: datetime, limit: int, *, retries_only: bool = False) -> list[int]:
     """Accepted, not held events to process now, oldest first: new ones (unless ``retries_only``: on Kafka
     the agents bring new ones) and failed ones whose next attempt is due."""
-    due_again = and_(col(t.Event.next_attempt_at).is_not(None), col(t.Event.next_attempt_at) <= now)
-    waiting = due_again if retries_only else or_(col(t.Event.next_attempt_at).is_(None), due_again)
-    rows = session.exec(select(t.Event.seq).where(t.Event.status == "accepted", col(t.Event.held_at).is_(None),
-                                                  waiting).order_by(col(t.Event.seq)).limit(limit)).all()
-    return [seq for seq in rows if seq is not None]
+    query = _DUE_AGAIN_ONLY if retries_only else _DUE
+    return [seq for seq in connection.execute(query, {"now": now, "limit": limit}).scalars() if seq is not None]
+
+
+_CLAIM = select(t.Event).where(col(t.Event.seq).in_(bindparam("seqs", expanding=True)), t.Event.status == "accepted")
+_CLAIM_SKIP_LOCKED = _CLAIM.with_for_update(skip_locked=True)
 
 
 def claim_events(session: Session, seqs: Sequence[int], *, postgres: bool) -> dict[int, t.Event]:
     """The still-accepted events among ``seqs``, locked for this transaction (PostgreSQL: rows another
     consumer holds are skipped; it is processing them)."""
-    query = select(t.Event).where(col(t.Event.seq).in_(seqs), t.Event.status == "accepted")
-    if postgres:
-        query = query.with_for_update(skip_locked=True)
-    return {event.seq: event for event in session.exec(query) if event.seq is not None}
+    query = _CLAIM_SKIP_LOCKED if postgres else _CLAIM
+    return {event.seq: event for event in session.exec(query, params={"seqs": list(seqs)})
+            if event.seq is not None}
 
 
 def events_by_id(session: Session, event_ids: Sequence[str], *, postgres: bool, lock: bool = True) -> list[t.Event]:

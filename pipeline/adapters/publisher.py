@@ -32,14 +32,25 @@ class Publisher(Protocol):
 
 
 class FilePublisher:
+    """Appends each topic's records to var/topics/TOPIC.jsonl. Records wait in memory until ``flush``, which
+    writes each topic's in one append: the relay publishes a batch, then flushes once."""
+
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._lock = threading.Lock()
+        self._waiting: dict[str, list[str]] = {}
 
     def publish(self, topic: str, key: str, record: dict[str, Any]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with self._lock, (self.directory / f"{topic}.jsonl").open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"key": key, "value": record}) + "\n")
+        line = json.dumps({"key": key, "value": record}) + "\n"
+        with self._lock:
+            self._waiting.setdefault(topic, []).append(line)
 
     def flush(self) -> None:
-        """Each record is appended (and the file closed) as it is published."""
+        with self._lock:
+            waiting, self._waiting = self._waiting, {}
+            if not waiting:
+                return
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for topic, lines in waiting.items():
+                with (self.directory / f"{topic}.jsonl").open("a", encoding="utf-8") as handle:
+                    handle.write("".join(lines))

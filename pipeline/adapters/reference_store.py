@@ -12,6 +12,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
@@ -82,3 +83,14 @@ def first_allocated_worker(session: Session) -> str | None:
     return session.exec(select(t.Involvement.worker_email)
                         .where(t.Involvement.worker_email.is_not(None))  # type: ignore[union-attr]
                         .order_by(t.Involvement.worker_email)).first()
+
+
+def demo_pupils(session: Session, limit: int = 200) -> list[Any]:
+    """Pupils on the roll of the first three in-area schools (the demo hospital's patients), as plain rows
+    with the identity fields an attendance carries."""
+    urns = list(session.exec(select(t.School.urn).where(t.School.in_area)).all())[:3]
+    pupil = t.Pupil.__table__  # type: ignore[attr-defined]
+    return list(session.connection().execute(
+        core_select(pupil.c.nhs_number, pupil.c.given_name, pupil.c.family_name, pupil.c.date_of_birth,
+                    pupil.c.sex, pupil.c.postcode)
+        .where(pupil.c.school_urn.in_(urns), pupil.c.on_roll_to.is_(None)).limit(limit)).all())

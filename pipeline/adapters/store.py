@@ -16,7 +16,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
 from pipeline.adapters.repository import Repository
@@ -113,6 +113,12 @@ class Store:
         """A transaction behind the storage port (``pipeline.ports.UnitsOfWork``)."""
         with self.transaction() as session:
             yield Repository(session, postgres=self.is_postgres)
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A plain connection for a read of Core rows: no Session, no identity map; rolled back at the end."""
+        with self.engine.connect() as connection:
+            yield connection
 
     @contextmanager
     def read(self) -> Iterator[Session]:

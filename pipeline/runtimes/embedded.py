@@ -21,7 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from consumers.intake_consumer import IntakeConsumer
 from pipeline.bootstrap import Services
 from pipeline.entrypoints.api import create_app
-from pipeline.service.relay import relay
+from pipeline.service.relay import relay_until_idle
 from pipeline.service.sweep import sweep
 
 log = logging.getLogger(__name__)
@@ -59,8 +59,7 @@ class EmbeddedRuntime:
 
     def relay_once(self) -> None:
         try:
-            while relay(self.services.store, self.services.delivery, self.services.publisher, self.services.clock()):
-                pass
+            relay_until_idle(self.services.store, self.services.delivery, self.services.publisher, self.services.clock)
         except Exception as error:  # noqa: BLE001 - the next interval tries again
             log.error("outbox relay failed (%s)", type(error).__name__)
 

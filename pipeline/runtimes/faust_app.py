@@ -25,7 +25,7 @@ from pipeline.adapters.faust_codec import codec_name, register_codecs
 from pipeline.adapters.kafka import producer_id_from
 from pipeline.adapters.metrics import EVENTS_CONSUMED
 from pipeline.bootstrap import Services, var_dir
-from pipeline.service.relay import relay
+from pipeline.service.relay import relay_until_idle
 from pipeline.service.sweep import sweep
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,7 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
     retries = IntakeConsumer(services.store, services.ctx, services.clock, retries_only=True)
 
     def drain_relay() -> None:
-        while relay(services.store, services.delivery, services.publisher, services.clock()):
-            pass
+        relay_until_idle(services.store, services.delivery, services.publisher, services.clock)
 
     def drain_retries() -> None:
         while retries.run_once():

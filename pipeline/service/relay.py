@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -122,6 +122,21 @@ def relay(store: Store, delivery: DeliveryService, publisher: Publisher, now: da
     return relay_outbox(store, delivery, publisher, now, batch) + deliver_due(store, delivery, now, batch)
 
 
+def relay_until_idle(store: Store, delivery: DeliveryService, publisher: Publisher, clock: Callable[[], datetime],
+                     batch: int = 100) -> int:
+    """Relay batch after batch until one is not full (what was due is done); returns how many rows in all.
+    Stopping at a part-full batch spares the write transaction of a last pass that would find nothing: at a
+    few events a second every pass is part-full, and that empty pass cost as much as the work."""
+    total = 0
+    while True:
+        now = clock()
+        outbox = relay_outbox(store, delivery, publisher, now, batch)
+        deliveries = deliver_due(store, delivery, now, batch)
+        total += outbox + deliveries
+        if outbox < batch and deliveries < _claim_batch(delivery, batch):
+            return total
+
+
 def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, now: datetime, batch: int) -> int:
     """Topic records first, every one acknowledged, then the console lines, then the batch marked relayed."""
     with store.transaction() as session:
@@ -134,7 +149,7 @@ def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, 
         publisher.flush()
         if delivery.console is not None:
             wanted = {row.notification_id for row in rows if row.topic == DELIVERIES and row.notification_id}
-            for notification in notification_rows.notifications_by_id(session, wanted).values():
+            for notification in rows_db.notification_fields(session, wanted).values():
                 try:
                     delivery.console.send(_message(delivery, notification, "outbox", "-", ""))
                 except DeliveryError as error:  # the console is a record, never a delivery: logged, not retried
@@ -158,7 +173,7 @@ def deliver_due(store: Store, delivery: DeliveryService, now: datetime, batch: i
         return 0  # no provider configured: notifications wait in the web inbox (a warning at start-up says so)
     # A claimed row that never went out before a crash is re-sent as a possible duplicate: claim only what the
     # senders can work through promptly.
-    batch = min(batch, max(1, delivery.claim_batch))
+    batch = _claim_batch(delivery, batch)
     with store.transaction() as session:
         rows = rows_db.claim_due(session, now, batch, postgres=store.is_postgres)
         if not rows:
@@ -168,6 +183,10 @@ def deliver_due(store: Store, delivery: DeliveryService, now: datetime, batch: i
         results = delivery.send_all([(channel, message) for _, _, channel, message in claimed])
         _record(store, delivery, claimed, results, now)
     return len(rows)
+
+
+def _claim_batch(delivery: DeliveryService, batch: int) -> int:
+    return min(batch, max(1, delivery.claim_batch))
 
 
 def _claim(session: Any, store: Store, delivery: DeliveryService, rows: list[Any],
