@@ -17,7 +17,9 @@ Storage, so a roll of a million children stays well under 2 GB: one slotted ``Ca
 ``Prepared`` form) per record, their repeated values (names, dates, postcodes and their parts) held once; the
 blocks as one sorted array of key hashes beside an array of record ids (12 bytes a posting, no object per
 key), built in one pass; rows changed since the build go to a small dict of added postings, removed records
-are dropped from what is returned, and the arrays are rebuilt from memory once the changes grow large.
+are dropped from what is returned, and the arrays are rebuilt from memory once the changes grow large. Each
+record's comparable fields are also kept as integer codes in columns (``RecordColumns``), and ``candidates``
+returns a ``CandidateBlock`` the matcher scores from them.
 """
 
 from __future__ import annotations
