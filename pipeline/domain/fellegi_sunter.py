@@ -236,20 +236,24 @@ def _aliases(name: str) -> frozenset[str]:
 _THRESHOLDS = np.array([0.88, 0.92, 0.95])
 
 
-def _similarities(name: str, values: list[str]) -> list[float]:
-    """``_similar(name, value)`` for each value, from one batched rapidfuzz call; a value within 1e-6 of a
-    threshold the levels use is worked out again one by one, so no comparison can fall the other side."""
-    if not name or not values:
-        return [0.0] * len(values)
-    found = process.cdist([name], values, scorer=JaroWinkler.similarity, dtype=np.float64)[0]
-    near = np.flatnonzero(np.abs(found[:, None] - _THRESHOLDS).min(axis=1) < 1e-6).tolist()
-    similar: list[float] = found.tolist()
-    for i in near:
-        similar[i] = _similar(name, values[i])
-    for i, value in enumerate(values):
-        if not value:
-            similar[i] = 0.0
-    return similar
+def _similarities(names: tuple[str, str], values: list[str]) -> tuple[list[float], list[float]]:
+    """``_similar(name, value)`` for each value and each of the two names, from one batched rapidfuzz call; a
+    value within 1e-6 of a threshold the levels use is worked out again one by one, so no comparison can fall
+    the other side."""
+    if not values:
+        return [], []
+    found = process.cdist([name or "" for name in names], values, scorer=JaroWinkler.similarity, dtype=np.float64)
+    near = np.abs(found[:, :, None] - _THRESHOLDS).min(axis=2) < 1e-6
+    rows: list[list[float]] = found.tolist()
+    for row, column in zip(*np.nonzero(near), strict=True):
+        rows[row][column] = _similar(names[row], values[column])
+    empty = [i for i, value in enumerate(values) if not value]
+    for row, name in enumerate(names):
+        if not name:
+            rows[row] = [0.0] * len(values)
+        for i in empty:
+            rows[row][i] = 0.0
+    return rows[0], rows[1]
 
 
 def _one_digit(a: date, b: date) -> bool:
@@ -493,7 +497,7 @@ class EventScorer:
         mine, other = event.given, event.family
         if not mine:
             return [weights[ABSENT]] * len(values), [False] * len(values)
-        similar, crosswise = _similarities(mine, values), _similarities(other, values)
+        similar, crosswise = _similarities((mine, other), values)
         aliases, other_aliases, sound = _aliases(mine), _aliases(other), event.given_phonetic
         found, turns = [], []
         for value, similarity, cross in zip(values, similar, crosswise, strict=True):
@@ -523,7 +527,7 @@ class EventScorer:
         if not mine:
             return [weights[ABSENT]] * len(values), [False] * len(values)
         names = [value[0] for value in values]
-        similar, crosswise = _similarities(mine, names), _similarities(other, names)
+        similar, crosswise = _similarities((mine, other), names)
         parts, other_aliases, sound = set(event.family_parts), _aliases(other), event.family_phonetic
         found, turns = [], []
         for (value, value_parts), similarity, cross in zip(values, similar, crosswise, strict=True):
@@ -757,6 +761,9 @@ def _prepared(candidate: Candidate) -> Prepared:
 
 
 Floats = npt.NDArray[np.float64]
+# Blocks of at least this many candidates are scored from the columns: below it, the arrays' fixed cost per
+# event is more than scoring the records one by one (the decision is the same either way).
+BLOCK_FROM = 32
 Flags = npt.NDArray[np.bool_]
 Ints = npt.NDArray[np.int64]
 
@@ -882,8 +889,11 @@ def _block_people(scorer: EventScorer, block: CandidateBlock, prior: float) -> _
     else:
         postcode_weight = np.full(count, weights[4])
     total = total + postcode_weight
-    found, rows = _per_code(arrays["school"][ids], lambda code: scorer.school_value(columns.school.values[code]))
-    total = total + np.array([f[1] for f in found], np.float64)[rows]
+    if mine.school:
+        found, rows = _per_code(arrays["school"][ids], lambda code: scorer.school_value(columns.school.values[code]))
+        total = total + np.array([f[1] for f in found], np.float64)[rows]
+    else:  # ``_school_level``: absent whenever the event names no school
+        total = total + table["school"][ABSENT]
     weight = total + prior
     given_exact = given_codes == columns.given.code(mine.given) if mine.given else np.zeros(count, np.bool_)
     exact = given_exact & family_exact if mine.given and mine.family else np.zeros(count, np.bool_)
@@ -916,7 +926,8 @@ class FellegiSunterMatcher:
         mine = prepare(event)
         scorer = EventScorer(params, mine, stats)
         table = None
-        if isinstance(candidates, CandidateBlock) and len(candidates) == len(candidates.ids):
+        if isinstance(candidates, CandidateBlock) and len(candidates) == len(candidates.ids) \
+                and len(candidates) >= BLOCK_FROM:
             population = stats.population if stats and stats.population else max(len(candidates), 1)
             table = _block_people(scorer, candidates, prior_weight(params, population))
         if table is None:

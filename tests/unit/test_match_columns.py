@@ -7,6 +7,7 @@ import random
 from dataclasses import replace
 from datetime import date
 from typing import Any
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -113,12 +114,13 @@ def test_a_block_scored_from_the_columns_is_decided_exactly_as_its_records(
             index.remove(roll[position].kind, roll[position].key)
     index._restat()
     matcher = FellegiSunterMatcher(Parameters())
-    for event in checked:
-        block = index.candidates(event)
-        assert isinstance(block, CandidateBlock)
-        from_columns = matcher.decide(event, block, urgent=False, stats=index.stats)
-        from_records = matcher.decide(event, list(block), urgent=False, stats=index.stats)
-        assert from_columns == from_records
+    with patch.object(fellegi_sunter, "BLOCK_FROM", 1):  # every block from the columns, however small
+        for event in checked:
+            block = index.candidates(event)
+            assert isinstance(block, CandidateBlock)
+            from_columns = matcher.decide(event, block, urgent=False, stats=index.stats)
+            from_records = matcher.decide(event, list(block), urgent=False, stats=index.stats)
+            assert from_columns == from_records
 
 
 def test_on_a_seeded_roll_every_block_is_decided_exactly_as_its_records(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -153,6 +155,7 @@ def test_on_a_seeded_roll_every_block_is_decided_exactly_as_its_records(monkeypa
         return people
 
     monkeypatch.setattr(fellegi_sunter, "_block_people", recorded)
+    monkeypatch.setattr(fellegi_sunter, "BLOCK_FROM", 1)  # every block from the columns, however small
     for _ in range(300):
         event = Identity(rng.choice(GIVEN), rng.choice(FAMILY), rng.choice(BORN), rng.choice(["M", "F", None]),
                          rng.choice([*NHS, *rng.sample(NUMBERS, 4)]), rng.choice(POSTCODE),
