@@ -99,6 +99,11 @@ def test_the_index_hands_over_a_block_of_the_records_it_fetched_and_keeps_it_cur
     assert [index.records[i] for i in block.ids.tolist()] == list(block)
     given = block.columns.arrays["given"][block.ids]
     assert [block.columns.given.values[code] for code in given.tolist()] == ["amelia", "millie"]
+    index.COMPACT_AFTER = 0  # the postings rebuilt from memory: the same records, under the same ids
+    index._restat()
+    assert not index._postings.added
+    again = index.candidates(amelia)
+    assert list(again) == list(block) and again.ids.tolist() == block.ids.tolist()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
