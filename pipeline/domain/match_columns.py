@@ -108,10 +108,11 @@ class RecordColumns:
 
     def born_numbers(self, codes: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """The ordinals and YYYYMMDD numbers of the dates with these codes (0 and 0 for the absent date)."""
-        if self._born_arrays is None or len(self._born_arrays[0]) != len(self._born_numbers):
+        arrays = self._born_arrays  # one read: a change applied meanwhile may reset it
+        if arrays is None or len(arrays[0]) < len(self._born_numbers):
             numbers = np.array(self._born_numbers, np.int64)
-            self._born_arrays = numbers[:, 0].copy(), numbers[:, 1].copy()
-        return self._born_arrays[0][codes], self._born_arrays[1][codes]
+            arrays = self._born_arrays = numbers[:, 0].copy(), numbers[:, 1].copy()
+        return arrays[0][codes], arrays[1][codes]
 
     def drop(self, record_id: int) -> None:
         self.flags[record_id] = 0
