@@ -157,7 +157,7 @@ def _process_together(services: Services, deliveries: Sequence[Delivery], valid:
     everything) if any record fails, and the caller then runs ``_process``."""
     decided: dict[int, str] = {}
     with services.store.transaction() as session:
-        repo = Repository(session, postgres=services.store.is_postgres)
+        repo = services.store.repository(session)
         ids = [record["event_id"] for _, _, record in valid]
         known = {e.event_id: e for e in events_by_id(session, ids, postgres=services.store.is_postgres)}
         for index, name, record in valid:
@@ -175,7 +175,7 @@ def _process_together(services: Services, deliveries: Sequence[Delivery], valid:
 def _process(services: Services, deliveries: Sequence[Delivery], valid: list[tuple[int, str, dict[str, Any]]],
              outcomes: list[str], failed: list[tuple[int, Exception]], now: datetime) -> None:
     with services.store.transaction() as session:
-        repo = Repository(session, postgres=services.store.is_postgres)
+        repo = services.store.repository(session)
         for index, name, record in valid:
             try:
                 with session.begin_nested():
@@ -198,7 +198,7 @@ def _keep_for_retry(services: Services, delivery: Delivery, name: str, record: d
         if isinstance(claimed, str) and claimed != "retrying":
             return claimed  # processed by another worker meanwhile, or a conflict
         event = found[0] if isinstance(claimed, str) else claimed
-        held = record_failure(Repository(session, postgres=services.store.is_postgres), event, error,
+        held = record_failure(services.store.repository(session), event, error,
                               RetryPolicy.from_policy(services.ctx.policy), now)
     return "held" if held else "retrying"
 

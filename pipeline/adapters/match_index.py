@@ -36,11 +36,12 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Table, func
+from sqlalchemy import Table
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.reference_cache import reference_version
 from pipeline.adapters.repository import (  # noqa: F401 - the parameters' reads are re-exported here
     EHE,
     INVOLVEMENT,
@@ -368,10 +369,12 @@ class ReferenceIndex:
             return CandidateBlock([records[i] for i in ids.tolist()], ids, self.columns)
 
     # ---- the store --------------------------------------------------------------------------------------
-    def refresh(self, connection: Connection) -> bool:
-        """The version check: apply reference changes made since the last one (a full build the first time).
-        True when anything changed."""
-        latest = connection.execute(sa_select(func.max(CHANGE.c.seq))).scalar() or 0
+    def refresh(self, connection: Connection, latest: int | None = None) -> bool:
+        """The version check: apply reference changes made up to ``latest`` (the change log's newest sequence
+        number, read here if not given) since the last one (a full build the first time). Changes of kinds the
+        index does not hold (teams) are passed over. True when anything changed."""
+        if latest is None:
+            latest = reference_version(connection)
         with self._lock:
             if self.seq < 0:
                 self.load(_all_rows(connection), _schools(connection))
@@ -387,7 +390,7 @@ class ReferenceIndex:
             if "schools" in by_kind:
                 self.schools = _schools(connection)
             for kind, keys in by_kind.items():
-                if kind == "schools":
+                if kind not in SOURCE:  # schools (names re-read above) and teams (not evidence of a child)
                     continue
                 current = {row.key: row for row in _rows(connection, kind, keys)}
                 for key in keys:

@@ -3,7 +3,8 @@
 
 A loaded file is the full current list for its kind: its rows are inserted or updated in place, rows that
 vanished since the last load are ended (``ended_at`` set), never deleted, and every key that changed is
-written to the reference change log, which running processes' match indexes apply before their next batch.
+written to the reference change log, which running processes' match indexes and reference snapshots apply
+before their next batch.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select as core_select
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
@@ -63,8 +65,21 @@ def end_vanished_rows(session: Session, kind: str, keys: Collection[Any], now: d
     return ended
 
 
+# The PostgreSQL advisory lock loads take turns on (any fixed number: only loads take it).
+LOAD_LOCK = 0x5AFE_4EF0
+
+
+def take_turn_to_load(session: Session) -> None:
+    """Wait for any other load to commit, and hold the turn until this transaction ends. Without it, two loads at
+    once on PostgreSQL could commit their change-log rows out of sequence order, and a process that had read the
+    higher number would never see the lower one's changes. (SQLite writers already take turns.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOAD_LOCK})
+
+
 def log_reference_changes(session: Session, kind: str, keys: list[str], now: datetime) -> None:
-    """One change-log row per changed key (keys only), for the match indexes of running processes."""
+    """One change-log row per changed key (keys only), for the match indexes and reference snapshots of running
+    processes (pipeline/adapters/match_index.py, reference_cache.py), in the transaction of the change."""
     session.add_all([t.ReferenceChange(kind=kind, row_key=key, at=now) for key in keys])
 
 

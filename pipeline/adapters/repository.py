@@ -25,6 +25,7 @@ from sqlmodel import Session, col, select
 from pipeline.adapters import tables as t
 from pipeline.adapters.deliveries import team_of_person
 from pipeline.adapters.event_queue import events_by_id, held_event_ids
+from pipeline.adapters.reference_cache import ReferenceCache, ReferenceSnapshot, reference_version, school_of_row
 from pipeline.adapters.repository_missing import EpisodeQueries
 from pipeline.domain.delivery import DeliveryState
 from pipeline.domain.fellegi_sunter import Parameters
@@ -84,11 +85,6 @@ def load_parameters(connection: Any, version: str) -> Parameters | None:
     return Parameters.from_json(row.parameters_json) if row else None
 
 
-def _school(row: Any) -> School:
-    return School(row.urn, row.name, row.la_code, row.in_area, row.school_type,
-                  Contact(row.dsl_email, row.dsl_phone), Contact(row.deputy_email, row.deputy_phone))
-
-
 def _pupil_identity(row: Any) -> Identity:
     return Identity(given_name=row.given_name, family_name=row.family_name, date_of_birth=row.date_of_birth,
                     sex=getattr(row, "sex", None), nhs_number=row.nhs_number,
@@ -99,10 +95,22 @@ def _on_roll(row: Any, day: date) -> bool:
     return (row.on_roll_from is None or row.on_roll_from <= day) and (row.on_roll_to is None or day <= row.on_roll_to)
 
 
+_UNREAD: Any = object()  # a version not read yet in this unit of work
+
+
 class Repository(EpisodeQueries):
-    def __init__(self, session: Session, *, postgres: bool = False) -> None:
+    """One unit of work. With ``reference`` (the process's ``ReferenceCache``: ``Store.repository`` and
+    ``Store.unit_of_work`` pass it) schools, team contacts and people's teams are answered from the in-memory
+    snapshot of the version this unit of work sees; without it (a one-off request's session), by queries."""
+
+    def __init__(self, session: Session, *, postgres: bool = False, reference: ReferenceCache | None = None) -> None:
         self.session = session
         self.postgres = postgres
+        self._cache = reference
+        self._snapshot: ReferenceSnapshot | None = None
+        self._version: int | None = None  # the reference version, read once per unit of work
+        self._synced_index: ReferenceIndex | None = None
+        self._model_version: str | None = _UNREAD
         self._directory: Directory | None = None
         self._schools: dict[str, School | None] = {}
         # Append-only rows (audit entries, outbox rows, new delivery rows) are buffered and written as one
@@ -136,13 +144,30 @@ class Repository(EpisodeQueries):
     def _rows(self, statement: Any) -> Sequence[Row[Any]]:
         return self.session.connection().execute(statement).all()
 
+    def reference_version(self) -> int:
+        """The version check: the stored reference data's version, read once per unit of work (a batch)."""
+        if self._version is None:
+            self._version = reference_version(self.session.connection())
+        return self._version
+
+    def _reference(self) -> ReferenceSnapshot | None:
+        if self._cache is None:
+            return None
+        if self._snapshot is None:
+            self._snapshot = self._cache.snapshot(self.session.connection(), self.reference_version())
+        return self._snapshot
+
     def school(self, urn: str) -> School | None:
+        if (snapshot := self._reference()) is not None:
+            return snapshot.school(urn)
         if urn not in self._schools:
             rows = self._rows(sa_select(SCHOOL).where(SCHOOL.c.urn == urn, SCHOOL.c.ended_at.is_(None)))
-            self._schools[urn] = _school(rows[0]) if rows else None
+            self._schools[urn] = school_of_row(rows[0]) if rows else None
         return self._schools[urn]
 
     def directory(self) -> Directory:
+        if (snapshot := self._reference()) is not None:
+            return snapshot.directory
         if self._directory is None:
             rows = self._rows(sa_select(TEAM_CONTACT).where(TEAM_CONTACT.c.ended_at.is_(None)))
             self._directory = Directory({row.team: Contact(row.email, row.phone) for row in rows})
@@ -236,43 +261,42 @@ class Repository(EpisodeQueries):
         return True
 
     def facts_for_child(self, child_id: str, day: date) -> ChildFacts | None:
-        """Reference facts for a known child id, from its person key."""
-        child = self.session.get(t.Child, child_id)
-        if child is None:
+        """Reference facts for a known child id, from its person key (plain rows, as ``child_facts`` reads them:
+        the missing pathway asks this for every event of a linked child)."""
+        child = self._rows(sa_select(CHILD.c.person_key).where(CHILD.c.child_id == child_id))
+        if not child:
             return None
-        kind, _, value = child.person_key.partition(":")
+        kind, _, value = str(child[0].person_key).partition(":")
         members: list[Candidate] = []
         if kind == "upn":
-            pupil = self.session.get(t.Pupil, value)
-            if pupil is not None:
+            pupils = self._rows(sa_select(PUPIL).where(PUPIL.c.upn == value))
+            if pupils:
+                pupil = pupils[0]
                 members.append(Candidate("pupil", pupil.upn, _pupil_identity(pupil), upn=pupil.upn,
                                          school_urn=pupil.school_urn))
                 # Involvements recorded without a UPN but with exactly this pupil's identity are theirs too.
                 members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
-                            for inv in self.session.exec(select(t.Involvement).where(
-                                col(t.Involvement.ended_at).is_(None), or_(
-                                    col(t.Involvement.upn) == value,
-                                    and_(col(t.Involvement.upn).is_(None),
-                                         col(t.Involvement.family_key) == pupil.family_key,
-                                         col(t.Involvement.date_of_birth) == pupil.date_of_birth)))
-                                .order_by(col(t.Involvement.row_key))).all()
+                            for inv in self._rows(sa_select(INVOLVEMENT).where(
+                                INVOLVEMENT.c.ended_at.is_(None), or_(
+                                    INVOLVEMENT.c.upn == value,
+                                    and_(INVOLVEMENT.c.upn.is_(None), INVOLVEMENT.c.family_key == pupil.family_key,
+                                         INVOLVEMENT.c.date_of_birth == pupil.date_of_birth)))
+                                .order_by(INVOLVEMENT.c.row_key))
                             if inv.upn == value or exact_identity(_pupil_identity(inv)) ==
                             exact_identity(_pupil_identity(pupil))]
         elif kind == "nhs":
             members += [Candidate("involvement", inv.row_key, _pupil_identity(inv))
-                        for inv in self.session.exec(select(t.Involvement).where(
-                            t.Involvement.nhs_number == value).order_by(col(t.Involvement.row_key))).all()]
+                        for inv in self._rows(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.nhs_number == value)
+                                              .order_by(INVOLVEMENT.c.row_key))]
             members += [Candidate("ehe", ehe.row_key, _pupil_identity(ehe))
-                        for ehe in self.session.exec(select(t.EheRecord).where(t.EheRecord.nhs_number == value)
-                                                     .order_by(col(t.EheRecord.row_key))).all()]
+                        for ehe in self._rows(sa_select(EHE).where(EHE.c.nhs_number == value)
+                                              .order_by(EHE.c.row_key))]
         elif kind == "ehe":
-            ehe = self.session.get(t.EheRecord, value)
-            if ehe is not None:
-                members.append(Candidate("ehe", ehe.row_key, _pupil_identity(ehe)))
+            members += [Candidate("ehe", ehe.row_key, _pupil_identity(ehe))
+                        for ehe in self._rows(sa_select(EHE).where(EHE.c.row_key == value))]
         elif kind == "involvement":
-            inv = self.session.get(t.Involvement, value)
-            if inv is not None:
-                members.append(Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn))
+            members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
+                        for inv in self._rows(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.row_key == value))]
         if not members:
             return None
         return self.child_facts(child_id, members, members[0].identity, day)
@@ -343,14 +367,21 @@ class Repository(EpisodeQueries):
         return bool(self._rows(sa_select(CHILD.c.child_id).where(CHILD.c.child_id == child_id)))
 
     def team_of_person(self, role: str, email: str) -> str | None:
+        if (snapshot := self._reference()) is not None:
+            return snapshot.team_of_person(role, email)
         return team_of_person(self.session, role, email)
 
     def sync_match_index(self, index: ReferenceIndex) -> None:
-        index.refresh(self.session.connection())
+        """Once per unit of work: the index brought to the version this unit of work sees."""
+        if self._synced_index is not index:
+            index.refresh(self.session.connection(), self.reference_version())
+            self._synced_index = index
 
     def newest_match_parameters(self, current_version: str | None) -> Parameters | None:
         connection = self.session.connection()
-        latest = latest_model_version(connection)
+        if self._model_version is _UNREAD:  # the newest model's version, read once per unit of work
+            self._model_version = latest_model_version(connection)
+        latest = self._model_version
         if latest is None or latest == current_version:
             return None
         return load_parameters(connection, latest)

@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
+from pipeline.adapters.reference_cache import ReferenceCache
 from pipeline.adapters.repository import Repository
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -80,6 +81,9 @@ class Store:
         # SQLite has one writer at a time, and its busy handler waits by sleeping in growing steps; queueing
         # this process's writers on a lock instead hands the database over the moment it is free.
         self._write_lock = threading.Lock() if self.engine.dialect.name == "sqlite" else None
+        # The process's in-memory reference data (schools, team contacts, people's teams), checked against the
+        # stored version once per unit of work: shared by every unit of work of this store.
+        self.reference = ReferenceCache()
 
     @property
     def is_postgres(self) -> bool:
@@ -108,11 +112,16 @@ class Store:
                 session.rollback()
                 raise
 
+    def repository(self, session: Session) -> Repository:
+        """The storage port over ``session`` (one of this store's transactions), reading reference data from the
+        process's snapshot."""
+        return Repository(session, postgres=self.is_postgres, reference=self.reference)
+
     @contextmanager
     def unit_of_work(self) -> Iterator[Repository]:
         """A transaction behind the storage port (``pipeline.ports.UnitsOfWork``)."""
         with self.transaction() as session:
-            yield Repository(session, postgres=self.is_postgres)
+            yield self.repository(session)
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:

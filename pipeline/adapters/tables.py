@@ -320,10 +320,11 @@ class TriggerMeeting(SQLModel, table=True):
 class ReferenceChange(SQLModel, table=True):
     """One row per reference record a load inserted, changed or ended: the in-memory match index of every
     running process reads the rows after the last sequence number it applied (a version check before each
-    batch) instead of rebuilding. Keys only, never personal data."""
+    batch) instead of rebuilding, and the newest number is the version of each process's reference snapshot
+    (pipeline/adapters/reference_cache.py). Keys only, never personal data."""
 
     seq: int | None = Field(default=None, primary_key=True)
-    kind: str  # schools | pupils | ehe | involvements
+    kind: str  # schools | pupils | ehe | involvements | teams
     row_key: str
     at: datetime = Field(default_factory=utcnow, sa_column=_instant())
 

@@ -183,6 +183,9 @@ def load(session: Session, kind: str, text: str, now: datetime,
     if kind not in _KINDS:
         raise ValueError(f"unknown kind; use one of {', '.join(KINDS)}")
     spec = _KINDS[kind]
+    # Loads take turns from here to their commit, so the change log's sequence numbers are in commit order and
+    # its newest is a version a running process can trust (pipeline/adapters/reference_cache.py).
+    reference_store.take_turn_to_load(session)
     items = parse_csv(kind, text, session)
     if kind == "teams":
         missing = sorted(set(required_teams) - {item["team"] for item in items})
@@ -192,7 +195,8 @@ def load(session: Session, kind: str, text: str, now: datetime,
     changed = reference_store.upsert_current_rows(session, kind, items)
     ended = reference_store.end_vanished_rows(session, kind, keys, now)
     changed.extend(ended)
-    if kind in MATCHED_KINDS and changed:
-        # The match index of every running process applies these (keys only) before its next batch.
+    if changed:
+        # In this transaction: every running process's match index applies these (keys only) and its reference
+        # snapshot (schools, teams, people's teams) is read again before its next batch.
         reference_store.log_reference_changes(session, kind, changed, now)
     return LoadReport(kind, len(items), len(ended))

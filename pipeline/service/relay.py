@@ -243,7 +243,7 @@ def _claim(session: Any, store: Store, delivery: DeliveryService, rows: list[Any
 def _claim_slowly(session: Any, store: Store, delivery: DeliveryService, row_ids: list[str], advance: set[str],
                   now: datetime) -> list[tuple[str, int, Channel, Message]]:
     claimed: list[tuple[str, int, Channel, Message]] = []
-    repo = Repository(session, postgres=store.is_postgres)
+    repo = store.repository(session)
     rows = rows_db.by_ids(session, row_ids)
     notifications = notification_rows.notifications_by_id(session, {row.notification_id for row in rows} | advance)
     siblings = rows_db.rows_of(session, notifications)
@@ -285,7 +285,7 @@ def _record(store: Store, delivery: DeliveryService, claimed: list[tuple[str, in
             results: list[tuple[Outcome, str | None, str]], now: datetime) -> None:
     """Accepted sends with two multi-row statements; failures through the ORM rows (retry, fallback)."""
     with store.transaction() as session:
-        repo = Repository(session, postgres=store.is_postgres)
+        repo = store.repository(session)
         current = rows_db.claimed_rows(session, [c[0] for c in claimed])
         notifications: dict[str, Any] = rows_db.notification_fields(
             session, {row.notification_id for row in current.values()})
@@ -386,7 +386,7 @@ def provider_status(store: Store, delivery: DeliveryService, provider: str, refe
         notification = notification_rows.notification_by_id(session, row.notification_id)
         if notification is None:
             return False
-        repo = Repository(session, postgres=store.is_postgres)
+        repo = store.repository(session)
         if status == "delivered" and row.state == DeliveryState.SENT:
             row.state, row.last_outcome = DeliveryState.DELIVERED, status
             repo.audit(now, SYSTEM, "delivered", notification.id, f"{row.channel} via {provider}: delivered")

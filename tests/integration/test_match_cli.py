@@ -45,4 +45,4 @@ def test_train_stores_a_new_model_version_from_the_loaded_data(tmp_path: Path, m
         stored = session.exec(select(t.MatchModel)).all()
         changes = session.exec(select(t.ReferenceChange)).all()
     assert [m.version for m in stored] == [version] and version.startswith("fs-")
-    assert len(changes) >= 9 and all(c.kind in ("schools", "pupils", "ehe", "involvements") for c in changes)
+    assert len(changes) >= 9 and all(c.kind in ("schools", "pupils", "ehe", "involvements", "teams") for c in changes)

@@ -23,7 +23,7 @@ from pipeline.domain.model import (
     PlannedNotification,
 )
 from tests.support.store_ports import Backend
-from tests.support.world import AMELIA, JACOB, OLIVER, PUPILS, SCHOOLS, attendance
+from tests.support.world import AMELIA, INVOLVEMENTS, JACOB, OLIVER, PUPILS, SCHOOLS, TEAMS, attendance
 
 NOW = datetime.fromisoformat("2026-11-24T20:00:00+00:00")
 DAY = date(2026, 11, 24)
@@ -131,6 +131,28 @@ def test_team_of_person(store_backend: Backend) -> None:
         assert port.team_of_person("iro", "iro@northshire.gov.example") == "CLA_TEAM"
         assert port.team_of_person("worker", "nobody@northshire.gov.example") is None
         assert port.team_of_person("dsl", "dsl@riverside.sch.example") is None
+
+
+def test_a_reference_reload_is_seen_by_the_next_unit_of_work(store_backend: Backend) -> None:
+    """A school's DSL, a team's contact and a worker's team changed by a load (another process, in the runtimes)
+    are what the next unit of work answers, though the previous one read them; a load of another kind after that
+    changes none of them back."""
+    with store_backend.units.unit_of_work() as port:
+        assert port.school("100002") is not None and port.school("100002").dsl.email == "dsl@hilltop.sch.example"
+        assert port.directory().team("SCIES") == Contact("scies@northshire.gov.example", "+447700900100")
+        assert port.team_of_person("worker", "sam.worker@northshire.gov.example") == "CLA_TEAM"
+    store_backend.load_reference("schools", SCHOOLS.replace("dsl@hilltop.sch.example", "new.dsl@hilltop.sch.example"))
+    store_backend.load_reference("teams", TEAMS.replace("scies@northshire", "scies.duty@northshire"))
+    store_backend.load_reference("involvements", INVOLVEMENTS.replace(",CLA_TEAM,", ",CLA_TEAM_2,"))
+    for _ in range(2):
+        with store_backend.units.unit_of_work() as port:
+            hilltop = port.school("100002")
+            assert hilltop is not None and hilltop.dsl == Contact("new.dsl@hilltop.sch.example", None)
+            assert port.school("100001") is not None
+            assert port.directory().team("SCIES") == Contact("scies.duty@northshire.gov.example", "+447700900100")
+            assert port.team_of_person("worker", "sam.worker@northshire.gov.example") == "CLA_TEAM_2"
+            assert port.team_of_person("iro", "iro@northshire.gov.example") == "CLA_TEAM_2"
+        store_backend.load_reference("pupils", PUPILS + "Z999100100010,,Zara,Quill,2014-02-02,F,NS1 2AB,100001,,\n")
 
 
 def test_sync_match_index_builds_then_applies_a_reload(store_backend: Backend) -> None:
