@@ -130,3 +130,9 @@ class CandidateBlock(list[Candidate]):
         super().__init__(candidates)
         self.ids = ids
         self.columns = columns
+
+    def roll_records_only(self) -> bool:
+        """Every candidate a roll record keyed by its UPN, none with an NHS number: each is a person of its own
+        (nothing to join), and the block is as the index made it."""
+        flags = self.columns.flags[self.ids]
+        return len(self) == len(self.ids) and bool(np.all(flags & UPN_IS_KEY)) and not np.any(flags & RAW_NHS)

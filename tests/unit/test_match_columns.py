@@ -18,6 +18,7 @@ from pipeline.adapters.match_index import ReferenceIndex, ReferenceRow
 from pipeline.domain import fellegi_sunter
 from pipeline.domain.fellegi_sunter import FellegiSunterMatcher, Parameters, prepare
 from pipeline.domain.match_columns import ALIVE, RAW_NHS, UPN_IS_KEY, VALID_NHS, CandidateBlock, RecordColumns
+from pipeline.domain.matching import group_people
 from pipeline.domain.model import Identity
 from pipeline.service.demo_data import make_nhs_number
 
@@ -99,6 +100,8 @@ def test_the_index_hands_over_a_block_of_the_records_it_fetched_and_keeps_it_cur
     assert [index.records[i] for i in block.ids.tolist()] == list(block)
     given = block.columns.arrays["given"][block.ids]
     assert [block.columns.given.values[code] for code in given.tolist()] == ["amelia", "millie"]
+    assert block.roll_records_only()
+    assert group_people(block) == group_people(list(block)) == {"upn:U1": [block[0]], "upn:U3": [block[1]]}
     index.COMPACT_AFTER = 0  # the postings rebuilt from memory: the same records, under the same ids
     index._restat()
     assert not index._postings.added
@@ -170,4 +173,5 @@ def test_on_a_seeded_roll_every_block_is_decided_exactly_as_its_records(monkeypa
         block = index.candidates(event)
         from_columns = matcher.decide(event, block, urgent=False, stats=index.stats)
         assert from_columns == matcher.decide(event, list(block), urgent=False, stats=index.stats)
+        assert group_people(block) == group_people(list(block))  # as the services group them after a link
     assert paths.count(True) > 150 and paths.count(False) > 30
