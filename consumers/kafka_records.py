@@ -29,7 +29,7 @@ from pipeline.adapters import tables as t
 from pipeline.adapters.event_queue import events_by_id
 from pipeline.adapters.faust_codec import Decoded
 from pipeline.adapters.metrics import EVENTS_DEAD_LETTERED
-from pipeline.adapters.repository import Repository, new_id
+from pipeline.adapters.repository import Repository
 from pipeline.bootstrap import Services
 from pipeline.domain.events import rule_errors
 from pipeline.service.dispatch import process
@@ -87,7 +87,8 @@ def handle_batch(services: Services, deliveries: Sequence[Delivery], attempt: in
             problems = rule_errors(name, record)
             if not problems and name == "trigger-meeting-recorded":
                 with services.store.read() as session:
-                    problems = [(e["field"], e["message"]) for e in context_errors(session, name, record)]
+                    port = Repository(session, postgres=services.store.is_postgres)
+                    problems = [(e["field"], e["message"]) for e in context_errors(port, name, record)]
             if problems:
                 raise codec.CodecError([codec.FieldError(field, message) for field, message in problems])
             valid.append((index, name, record))
@@ -207,8 +208,7 @@ def dead_letter(services: Services, delivery: Delivery, reason: str, now: dateti
     EVENTS_DEAD_LETTERED.labels("kafka").inc()
     log.warning("dead-lettered a record from %s[%d]@%d: %s", delivery.topic, delivery.partition, delivery.offset,
                 reason)
-    with services.store.transaction() as session:
-        letter = t.DeadLetter(id=new_id(), received_at=now, source="kafka", event_type=delivery.event_type,
-                              reason=reason, payload=delivery.value[:1024 * 1024], producer_id=delivery.producer_id)
-        session.add(letter)
-        publish_dead_letter(Repository(session), letter, delivery.topic, delivery.partition, delivery.offset)
+    with services.store.unit_of_work() as port:
+        letter = port.add_dead_letter(now, "kafka", delivery.event_type, reason, delivery.value[:1024 * 1024],
+                                      producer_id=delivery.producer_id)
+        publish_dead_letter(port, letter, delivery.topic, delivery.partition, delivery.offset)

@@ -3,17 +3,31 @@
 Plain Core statements over the ``event`` table, no ORM objects: the intake is the hot path of every event.
 One query answers a whole batch's ids, and one multi-row insert stores its new events, in the caller's
 transaction (one commit, one fsync, for a whole group of HTTP requests or a batch of ``safeguard produce``).
+
+``intake_transaction`` and ``intake_reads`` are how the intake service (pipeline/service/intake.py) reaches
+them without a Session or a SQLAlchemy exception: an ``IntakeUnit`` answers the batch's questions, gives the
+storage port for its dead letters, and the database's refusals come back as ``EventIdTaken`` or
+``StoreWriteFailed``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlmodel import Session
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.repository import Repository
+
+if TYPE_CHECKING:
+    from pipeline.adapters.store import Store
+    from pipeline.ports import StorePort
 
 EVENTS = t.Event.__table__  # type: ignore[attr-defined]
 # SQLite allows up to 32,766 bound parameters a statement; a batch's ids are looked up in chunks well under it.
@@ -55,3 +69,58 @@ def insert_events(connection: Connection, rows: Sequence[IntakeRow], received_at
          "content_hash": row.content_hash, "record_json": row.record_json, "received_at": received_at,
          "status": "accepted", "attempts": 0}
         for row in rows])
+
+
+class EventIdTaken(Exception):
+    """The intake transaction broke a unique constraint: another writer stored one of its event ids between the
+    check and the insert. Nothing of the transaction was stored."""
+
+
+class StoreWriteFailed(Exception):
+    """The intake transaction could not be stored (the database refused or was unreachable); nothing of it was
+    stored. The message names the kind of error, never a value."""
+
+
+class IntakeUnit:
+    """One intake transaction (or read): the batch's stored events, its new events, and the storage port for
+    the dead letters and outbox rows written with them."""
+
+    def __init__(self, session: Session, postgres: bool) -> None:
+        self._session = session
+        self._postgres = postgres
+        self._port: Repository | None = None
+
+    def stored_events(self, event_ids: Iterable[str]) -> dict[str, IntakeRow]:
+        return stored_events(self._session.connection(), event_ids)
+
+    def insert_events(self, rows: Sequence[IntakeRow]) -> None:
+        """Store new events as ``accepted``, received now (``EventIdTaken`` from the transaction if one is
+        stored already)."""
+        insert_events(self._session.connection(), rows, t.utcnow())
+
+    @property
+    def port(self) -> StorePort:
+        """The storage port over this transaction (made on first use: most batches have no dead letter)."""
+        if self._port is None:
+            self._port = Repository(self._session, postgres=self._postgres)
+        return self._port
+
+
+@contextmanager
+def intake_transaction(store: Store) -> Iterator[IntakeUnit]:
+    """One writing transaction of the intake, committed (on disk) when the block ends; rolled back if it raises.
+    A unique-constraint clash comes out as ``EventIdTaken``, any other database error as ``StoreWriteFailed``."""
+    try:
+        with store.transaction() as session:
+            yield IntakeUnit(session, store.is_postgres)
+    except IntegrityError as error:
+        raise EventIdTaken("an event_id of this transaction was stored by another writer") from error
+    except SQLAlchemyError as error:
+        raise StoreWriteFailed(type(error).__name__) from error
+
+
+@contextmanager
+def intake_reads(store: Store) -> Iterator[IntakeUnit]:
+    """A read-only look at the store (no write lock): stored events, and the port's reference reads."""
+    with store.read() as session:
+        yield IntakeUnit(session, store.is_postgres)

@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.deliveries import team_of_person
+from pipeline.adapters.effect_rows import DEADLINE, NOTIFICATION, CreatedRows, DeadlineRow, NotificationRow
 from pipeline.adapters.event_queue import events_by_id, held_event_ids
 from pipeline.adapters.reference_cache import ReferenceCache, ReferenceSnapshot, reference_version, school_of_row
 from pipeline.adapters.repository_missing import EpisodeQueries
@@ -120,10 +121,34 @@ class Repository(EpisodeQueries):
         self._audit_rows: list[dict[str, Any]] = []
         self._outbox_rows: list[dict[str, Any]] = []
         self._delivery_rows: list[dict[str, Any]] = []
+        # Notifications and deadlines this unit of work creates: plain records, not ORM objects (effect_rows.py).
+        self._notifications = CreatedRows(NOTIFICATION)
+        self._deadlines = CreatedRows(DEADLINE)
         event.listen(session, "before_commit", self._write_rows)
         event.listen(session, "after_soft_rollback", self._discard_rows)
+        event.listen(session, "after_transaction_create", self._savepoint_begins)
+        event.listen(session, "after_transaction_end", self._savepoint_ends)
+
+    def _savepoint_begins(self, _session: Session, transaction: Any) -> None:
+        if transaction.nested:
+            self._notifications.mark(transaction)
+            self._deadlines.mark(transaction)
+
+    def _savepoint_ends(self, _session: Session, transaction: Any) -> None:
+        if transaction.nested:
+            self._notifications.release(transaction)
+            self._deadlines.release(transaction)
+
+    def _write_created(self) -> None:
+        """Write the created notifications and deadlines (new ones, then changes): before a read of their tables,
+        a guarded insert that may clash with them, a savepoint and the commit."""
+        if self._notifications or self._deadlines:
+            connection = self.session.connection()
+            self._notifications.write(connection)
+            self._deadlines.write(connection)
 
     def _write_rows(self, _session: Session) -> None:
+        self._write_created()
         connection = self.session.connection()
         if self._audit_rows:
             rows, self._audit_rows = self._audit_rows, []
@@ -135,8 +160,14 @@ class Repository(EpisodeQueries):
             rows, self._delivery_rows = self._delivery_rows, []
             connection.execute(DELIVERY_INSERT, rows)
 
-    def _discard_rows(self, _session: Session, _previous: Any) -> None:
+    def _discard_rows(self, _session: Session, previous: Any) -> None:
         self._audit_rows, self._outbox_rows, self._delivery_rows = [], [], []
+        if previous.nested:
+            self._notifications.roll_back_to(previous)
+            self._deadlines.roll_back_to(previous)
+        else:
+            self._notifications.clear()
+            self._deadlines.clear()
 
     # ---- reference facts -------------------------------------------------------------------------
     # Reference reads are plain rows, not ORM objects: nothing here changes them, and this is the hot path of
@@ -207,10 +238,12 @@ class Repository(EpisodeQueries):
         known = self._rows(sa_select(CHILD.c.child_id).where(CHILD.c.person_key == person_key))
         if known:
             return str(known[0].child_id)
-        row = t.Child(child_id=new_id(), person_key=person_key)
-        if not self.insert_once(row):  # another transaction created it a moment ago: use theirs
-            return self.session.exec(select(t.Child.child_id).where(t.Child.person_key == person_key)).one()
-        return row.child_id
+        child_id = new_id()
+        if not self._insert_guarded(CHILD, {"child_id": child_id, "person_key": person_key,
+                                           "created_at": t.utcnow()}):
+            # another transaction created it a moment ago: use theirs
+            return str(self._rows(sa_select(CHILD.c.child_id).where(CHILD.c.person_key == person_key))[0].child_id)
+        return child_id
 
     # ---- effects ---------------------------------------------------------------------------------
     def audit(self, at: datetime, actor: str, action: str, subject_id: str, reason: str = "") -> None:
@@ -223,21 +256,35 @@ class Repository(EpisodeQueries):
                                   "notification_id": notification_id, "created_at": at, "relayed_at": None})
 
     def add_deadline(self, planned: PlannedDeadline, subject_id: str, now: datetime, *, event_id: str | None,
-                     child_id: str | None, once: bool = False) -> t.Deadline | None:
+                     child_id: str | None, once: bool = False) -> DeadlineRow | None:
         """Store a deadline. With ``once``, an existing (kind, subject) or a second open trigger meeting for the
-        child is left as it is and None returned: a closed deadline is never re-opened."""
+        child is left as it is and None returned: a closed deadline is never re-opened. Without, it is written
+        with the transaction's other new deadlines (a clash then fails the commit)."""
         steps = [{"at": step.at.isoformat(), "notify": list(step.notify), "action": step.action}
                  for step in planned.steps]
-        row = t.Deadline(
-            id=new_id(), kind=planned.kind, subject_id=subject_id, event_id=event_id, child_id=child_id,
-            school_urn=planned.school_urn, due_at=planned.due_at, state=DeadlineState.OPEN, escalation_level=0,
+        row = DeadlineRow(
+            id=new_id(), kind=str(planned.kind), subject_id=subject_id, event_id=event_id, child_id=child_id,
+            school_urn=planned.school_urn, due_at=planned.due_at, state=str(DeadlineState.OPEN), escalation_level=0,
             next_step_at=planned.steps[0].at if planned.steps else None, steps_json=json.dumps(steps),
             created_at=now,
         )
-        if once:
-            return row if self.insert_once(row) else None
-        self.session.add(row)
+        if not once:
+            self._deadlines.buffer(row)
+            return row
+        self._write_created()  # the guard's unique indexes are about deadlines: changed ones are written first
+        if not self._insert_guarded(DEADLINE, row):
+            return None
+        self._deadlines.stored(row)
         return row
+
+    def _insert_guarded(self, table: Table, record: Any) -> bool:
+        """``INSERT ... ON CONFLICT DO NOTHING RETURNING <key>`` of a record (or a dict of its columns): False
+        (nothing written) if a unique constraint or unique index (partial ones included) already holds such a row."""
+        statement = ((pg_insert if self.postgres else sqlite_insert)(table).on_conflict_do_nothing()
+                     .returning(*table.primary_key.columns))
+        values = record if isinstance(record, dict) else {column.key: getattr(record, column.key)
+                                                           for column in table.columns}
+        return self.session.connection().execute(statement, values).first() is not None
 
     def insert_once(self, row: Any) -> bool:
         """Insert a row guarded by a unique constraint; False (and nothing written) if it already exists.
@@ -306,40 +353,64 @@ class Repository(EpisodeQueries):
         if self.postgres:
             self.session.exec(select(t.Child).where(t.Child.child_id == child_id).with_for_update()).first()
 
-    def open_deadlines_due(self, now: datetime, limit: int) -> list[t.Deadline]:
-        query = (select(t.Deadline)
-                 .where(t.Deadline.state == DeadlineState.OPEN, col(t.Deadline.next_step_at) <= now)
-                 .order_by(col(t.Deadline.next_step_at), col(t.Deadline.id)).limit(limit))
+    def deadline_rows(self, *where: Any, order: bool = False, limit: int | None = None,
+                      skip_locked: bool = False) -> list[DeadlineRow]:
+        """Deadlines read with one Core query, as this unit of work's records (changes written back at commit);
+        what it created or changed is written first, so the query sees it."""
+        self._write_created()
+        query = sa_select(DEADLINE).where(*where)
+        if order:
+            query = query.order_by(DEADLINE.c.created_at, DEADLINE.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        if skip_locked and self.postgres:
+            query = query.with_for_update(skip_locked=True)
+        return self._deadlines.loaded(self._rows(query), DeadlineRow)
+
+    def open_deadlines_due(self, now: datetime, limit: int) -> list[DeadlineRow]:
+        self._write_created()
+        query = (sa_select(DEADLINE)
+                 .where(DEADLINE.c.state == DeadlineState.OPEN, DEADLINE.c.next_step_at <= now)
+                 .order_by(DEADLINE.c.next_step_at, DEADLINE.c.id).limit(limit))
         if self.postgres:
             query = query.with_for_update(skip_locked=True)
-        return list(self.session.exec(query).all())
+        return self._deadlines.loaded(self._rows(query), DeadlineRow)
 
     due_deadlines = open_deadlines_due  # the name bench/bench_sweep.py and older callers use
 
-    def deadline(self, deadline_id: str) -> t.Deadline | None:
-        return self.session.get(t.Deadline, deadline_id)
+    def deadline(self, deadline_id: str) -> DeadlineRow | None:
+        known = self._deadlines.by_id.get(deadline_id)
+        if known is not None:
+            return known
+        found = self.deadline_rows(DEADLINE.c.id == deadline_id)
+        return found[0] if found else None
 
-    def deadlines_of_subject(self, subject_id: str) -> list[t.Deadline]:
-        return list(self.session.exec(select(t.Deadline).where(t.Deadline.subject_id == subject_id)
-                                      .order_by(col(t.Deadline.created_at), col(t.Deadline.id))).all())
+    def deadlines_of_subject(self, subject_id: str) -> list[DeadlineRow]:
+        return self.deadline_rows(DEADLINE.c.subject_id == subject_id, order=True)
 
     # ---- notifications, deliveries, dead letters ------------------------------------------------------
     def add_notification(self, event_id: str, pathway: str, item: PlannedNotification, status: str, now: datetime,
-                         *, dedupe_key: str | None = None, deadline_id: str | None = None) -> t.Notification | None:
-        row = t.Notification(
-            id=new_id(), event_id=event_id, pathway=pathway, kind=item.kind, plan_key=item.key,
+                         *, dedupe_key: str | None = None, deadline_id: str | None = None) -> NotificationRow | None:
+        """A notification as a plain record: with a ``dedupe_key`` inserted at once (``ON CONFLICT DO NOTHING``),
+        otherwise written with the transaction's other new notifications in one multi-row insert."""
+        row = NotificationRow(
+            id=new_id(), event_id=event_id, pathway=pathway, kind=str(item.kind), plan_key=item.key,
             recipient_role=item.recipient_role, recipient_ref=item.recipient_ref, school_urn=item.school_urn,
             contact_email=item.contact.email, contact_phone=item.contact.phone, urgency=item.urgency,
-            reason=item.reason, status=status, content_json=json.dumps(item.content, default=str), created_at=now,
-            dedupe_key=dedupe_key, deadline_id=deadline_id,
+            reason=item.reason, status=str(status), content_json=json.dumps(item.content, default=str),
+            created_at=now, dedupe_key=dedupe_key, deadline_id=deadline_id,
         )
-        if dedupe_key is not None:
-            return row if self.insert_once(row) else None
-        self.session.add(row)
+        if dedupe_key is None:
+            self._notifications.buffer(row)
+            return row
+        if not self._insert_guarded(NOTIFICATION, row):
+            return None
+        self._notifications.stored(row)
         return row
 
-    def notification(self, notification_id: str) -> t.Notification | None:
-        return self.session.get(t.Notification, notification_id)
+    def notification(self, notification_id: str) -> Any:
+        created = self._notifications.by_id.get(notification_id)
+        return created if created is not None else self.session.get(t.Notification, notification_id)
 
     def add_delivery(self, notification_id: str, channel: str, now: datetime) -> None:
         """A new delivery row: written with the transaction's other append-only rows (nothing in the unit of work

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.effect_rows import DEADLINE, CreatedRows, DeadlineRow
 from pipeline.adapters.inbox import school_copies
 from pipeline.ports.records import NotificationRecord
 
@@ -21,7 +22,15 @@ class EpisodeQueries:
         session: Session
         postgres: bool
 
+        _deadlines: CreatedRows
+        _notifications: CreatedRows
+
         def insert_once(self, row: Any) -> bool: ...
+
+        def _write_created(self) -> None: ...
+
+        def deadline_rows(self, *where: Any, order: bool = False, limit: int | None = None,
+                          skip_locked: bool = False) -> list[DeadlineRow]: ...
 
     # ---- episodes ----------------------------------------------------------------------------------
     def episode(self, episode_id: str) -> t.MissingEpisode | None:
@@ -42,10 +51,10 @@ class EpisodeQueries:
         return self.session.exec(select(t.MissingEpisode).where(t.MissingEpisode.child_id == child_id)).all()
 
     # ---- trigger meetings --------------------------------------------------------------------------
-    def open_trigger_meeting(self, child_id: str) -> t.Deadline | None:
-        return self.session.exec(select(t.Deadline).where(t.Deadline.kind == "trigger_meeting",
-                                                          t.Deadline.child_id == child_id,
-                                                          t.Deadline.state == "open")).first()
+    def open_trigger_meeting(self, child_id: str) -> DeadlineRow | None:
+        found = self.deadline_rows(DEADLINE.c.kind == "trigger_meeting", DEADLINE.c.child_id == child_id,
+                                   DEADLINE.c.state == "open", limit=1)
+        return found[0] if found else None
 
     def last_trigger_meeting_held(self, child_id: str) -> datetime | None:
         return self.session.exec(select(t.TriggerMeeting.held_at).where(t.TriggerMeeting.child_id == child_id)
@@ -56,8 +65,7 @@ class EpisodeQueries:
 
     def rebind_deadline(self, deadline: Any, child_id: str) -> None:
         deadline.child_id = child_id
-        self.session.add(deadline)
-        self.session.flush()  # the partial unique index now guards the child's one pending trigger meeting
+        self._write_created()  # at once: the partial unique index now guards the child's one pending meeting
 
     def first_audit_reason(self, subject_id: str, action: str) -> str | None:
         return self.session.exec(select(t.AuditEntry.reason).where(
@@ -66,14 +74,18 @@ class EpisodeQueries:
 
     # ---- casework ----------------------------------------------------------------------------------
     def school_copies(self, notification: NotificationRecord) -> Sequence[NotificationRecord]:
-        return school_copies(self.session, notification)
+        self._write_created()
+        return self._notifications.known(school_copies(self.session, notification))
 
-    def open_deadline_of_event(self, event_id: str, kind: str) -> t.Deadline | None:
-        return self.session.exec(select(t.Deadline).where(t.Deadline.event_id == event_id, t.Deadline.kind == kind,
-                                                          t.Deadline.state == "open")).first()
+    def open_deadline_of_event(self, event_id: str, kind: str) -> DeadlineRow | None:
+        found = self.deadline_rows(DEADLINE.c.event_id == event_id, DEADLINE.c.kind == kind,
+                                   DEADLINE.c.state == "open", limit=1)
+        return found[0] if found else None
 
-    def notifications_of_event(self, event_id: str) -> Sequence[t.Notification]:
-        return self.session.exec(select(t.Notification).where(t.Notification.event_id == event_id)).all()
+    def notifications_of_event(self, event_id: str) -> Sequence[Any]:
+        self._write_created()
+        return self._notifications.known(self.session.exec(
+            select(t.Notification).where(t.Notification.event_id == event_id)).all())
 
     def person_key_of(self, child_id: str) -> str | None:
         child = self.session.get(t.Child, child_id)

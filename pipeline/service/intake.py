@@ -20,20 +20,23 @@ import threading
 from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlmodel import Session
-
 from pipeline import codec
-from pipeline.adapters import intake_rows
-from pipeline.adapters import tables as t
-from pipeline.adapters.intake_rows import IntakeRow
+from pipeline.adapters.intake_rows import (
+    EventIdTaken,
+    IntakeRow,
+    StoreWriteFailed,
+    intake_reads,
+    intake_transaction,
+)
 from pipeline.adapters.metrics import EVENTS_DEAD_LETTERED
 from pipeline.adapters.publisher import BrokerUnavailable, EventSender
-from pipeline.adapters.repository import Repository, new_id, unknown_children
 from pipeline.adapters.store import Store
 from pipeline.domain.events import rule_errors
+from pipeline.ports.records import DeadLetterRecord
+from pipeline.ports.store import EffectWrites, ReferenceReads
 from pipeline.service.handlers import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,18 @@ class Pending:
     index: int
     row: IntakeRow
     record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A submission refused at intake, to be kept as a dead letter (its reason names fields, never values)."""
+
+    source: str
+    event_type: str
+    reason: str
+    payload: bytes
+    producer_id: int | None
+    event_id: str | None
 
 
 @dataclass(frozen=True)
@@ -94,16 +109,16 @@ def _rejected_event_id(submission: Submission) -> str | None:
     return None
 
 
-def context_errors(session: Session, event_type: str, record: dict[str, Any]) -> list[dict[str, str]]:
+def context_errors(port: ReferenceReads, event_type: str, record: dict[str, Any]) -> list[dict[str, str]]:
     """What the store knows makes this event impossible to process: a trigger meeting for a child_id the
     pipeline never issued. Refused at intake (never accepted, a dead letter), rather than accepted and held."""
-    if event_type == "trigger-meeting-recorded" and unknown_children(session, [record["child_id"]]):
+    if event_type == "trigger-meeting-recorded" and not port.is_known_child(record["child_id"]):
         return [{"field": "child_id", "message": "not a child id this pipeline issued"}]
     return []
 
 
-def publish_dead_letter(repo: Repository, letter: t.DeadLetter, topic: str | None, partition: int | None = None,
-                        offset: int | None = None) -> None:
+def publish_dead_letter(port: EffectWrites, letter: DeadLetterRecord, topic: str | None,
+                        partition: int | None = None, offset: int | None = None) -> None:
     """An outbox row for the `dead-letters` output topic (schemas/dead-letter.avsc), in the same transaction as
     the dead letter. Its headers carry the reason and where the event came from (topic, and for a Kafka record
     its partition and offset; an HTTP or CLI submission has neither). The record's ``payload`` is left empty:
@@ -114,10 +129,19 @@ def publish_dead_letter(repo: Repository, letter: t.DeadLetter, topic: str | Non
         headers["topic"] = topic
     if partition is not None and offset is not None:
         headers["partition"], headers["offset"] = partition, offset
-    repo.outbox(letter.received_at, DEAD_LETTERS, letter.id, {
+    port.outbox(letter.received_at, DEAD_LETTERS, letter.id, {
         "dead_letter_id": letter.id, "received_at": letter.received_at.isoformat(), "source": letter.source,
         "event_type": letter.event_type, "reason": letter.reason, "payload": "", "_headers": headers,
     })
+
+
+def keep_dead_letter(port: EffectWrites, refused: Refused) -> DeadLetterRecord:
+    """The dead letter of a refused submission, and its record for the `dead-letters` topic, in ``port``'s
+    transaction."""
+    letter = port.add_dead_letter(datetime.now(UTC), refused.source, refused.event_type, refused.reason,
+                                  refused.payload, producer_id=refused.producer_id, event_id=refused.event_id)
+    publish_dead_letter(port, letter, letter.event_type)
+    return letter
 
 
 class Intake:
@@ -182,7 +206,7 @@ class Intake:
         """Validate each, then store the valid ones and the dead letters in one transaction."""
         results: list[IntakeResult | None] = []
         pending: list[Pending] = []
-        dead: list[t.DeadLetter] = []
+        dead: list[Refused] = []
         for submission in submissions:
             decoded = self._decode(submission)
             if isinstance(decoded, IntakeResult):
@@ -197,13 +221,12 @@ class Intake:
             self._store(pending, dead, results)
         return [r for r in results if r is not None]
 
-    def _store(self, pending: list[Pending], dead: list[t.DeadLetter], results: list[IntakeResult | None]) -> None:
+    def _store(self, pending: list[Pending], dead: list[Refused], results: list[IntakeResult | None]) -> None:
         """One transaction: one query for the batch's ids already stored, one multi-row insert of the new."""
         new: list[Pending] = []
         try:
-            with self.store.transaction() as session:
-                connection = session.connection()
-                stored = intake_rows.stored_events(connection, (item.row.event_id for item in pending))
+            with intake_transaction(self.store) as unit:
+                stored = unit.stored_events(item.row.event_id for item in pending)
                 for item in pending:
                     existing = stored.get(item.row.event_id)
                     if existing is not None:
@@ -212,25 +235,22 @@ class Intake:
                     stored[item.row.event_id] = item.row  # the same id again in this batch: known from here on
                     new.append(item)
                     results[item.index] = IntakeResult(202, {"event_id": item.row.event_id, "status": "accepted"})
-                intake_rows.insert_events(connection, [item.row for item in new], t.utcnow())
-                if dead:
-                    repo = Repository(session)
-                    for letter in dead:
-                        session.add(letter)
-                        publish_dead_letter(repo, letter, letter.event_type)
-        except IntegrityError:
+                unit.insert_events([item.row for item in new])
+                for refused in dead:
+                    keep_dead_letter(unit.port, refused)
+        except EventIdTaken:
             # Another writer stored the same event_id between our check and our insert: answer each alone.
             if len(pending) + len(dead) == 1 and pending:
                 item = pending[0]
-                with self.store.read() as session:
-                    found = intake_rows.stored_events(session.connection(), [item.row.event_id])
+                with intake_reads(self.store) as reads:
+                    found = reads.stored_events([item.row.event_id])
                 results[item.index] = self._known(found[item.row.event_id], item.row)
                 return
             for item in pending:
                 results[item.index] = None
                 self._store([item], [], results)
-            for letter in dead:
-                self._store([], [letter], results)
+            for refused in dead:
+                self._store([], [refused], results)
             return
         for item in new:  # committed: the consumer of this process takes the decoded record, not the JSON
             codec.hand_over(item.row.event_type, item.row.record_json, item.record)
@@ -249,16 +269,15 @@ class Intake:
         """The record, or the answer for a bad submission (dead-lettered when it is a 422)."""
         decoded = self._decode(submission)
         if isinstance(decoded, IntakeResult) and decoded.status_code == 422:
-            with self.store.transaction() as session:
-                letter = self._dead_letter(submission, decoded)
-                session.add(letter)
-                publish_dead_letter(Repository(session), letter, letter.event_type)
+            refused = self._dead_letter(submission, decoded)
+            with intake_transaction(self.store) as unit:
+                keep_dead_letter(unit.port, refused)
         return decoded
 
     def known(self, event_type: str, record: dict[str, Any], producer_id: int | None = None) -> IntakeResult | None:
         """For an event_id already stored: its status (same content) or a 409 (different content)."""
-        with self.store.read() as session:
-            existing = intake_rows.stored_events(session.connection(), [record["event_id"]]).get(record["event_id"])
+        with intake_reads(self.store) as reads:
+            existing = reads.stored_events([record["event_id"]]).get(record["event_id"])
         if existing is None:
             return None
         return self._known(existing, self._row(event_type, record, producer_id))
@@ -290,16 +309,16 @@ class Intake:
         worker already stored (and perhaps processed) it, in which case its current status."""
         row = self._row(event_type, record, producer_id)
         try:
-            with self.store.transaction() as session:
-                intake_rows.insert_events(session.connection(), [row], t.utcnow())
-        except IntegrityError:
+            with intake_transaction(self.store) as unit:
+                unit.insert_events([row])
+        except EventIdTaken:
             known = self.known(event_type, record, producer_id)
             if known is not None:
                 return known
             raise
-        except SQLAlchemyError as error:
+        except StoreWriteFailed as error:
             # The event is on its topic and will be processed; the producer's retry will find it stored.
-            log.warning("an event was sent but its intake record not stored (%s): answered 503", type(error).__name__)
+            log.warning("an event was sent but its intake record not stored (%s): answered 503", error)
             return IntakeResult(503, UNAVAILABLE)
         return IntakeResult(202, {"event_id": row.event_id, "status": "accepted"})
 
@@ -327,19 +346,17 @@ class Intake:
         if problems:
             return IntakeResult(422, {"errors": [{"field": f, "message": m} for f, m in problems]})
         if event_type == "trigger-meeting-recorded":
-            with self.store.read() as session:
-                errors = context_errors(session, event_type, record)
+            with intake_reads(self.store) as reads:
+                errors = context_errors(reads.port, event_type, record)
             if errors:
                 return IntakeResult(422, {"errors": errors})
         return record
 
     @staticmethod
-    def _dead_letter(submission: Submission, result: IntakeResult) -> t.DeadLetter:
+    def _dead_letter(submission: Submission, result: IntakeResult) -> Refused:
         reason = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in result.body["errors"])
-        letter = t.DeadLetter(id=new_id(), source=submission.source, event_type=submission.event_type,
-                              reason=reason, payload=submission.body[:DEAD_LETTER_KEEP_BYTES],
-                              producer_id=submission.producer_id, event_id=_rejected_event_id(submission))
         EVENTS_DEAD_LETTERED.labels(submission.source).inc()
         log.warning("dead-lettered an invalid %s event from %s: %s", submission.event_type, submission.source,
                     reason)
-        return letter
+        return Refused(submission.source, submission.event_type, reason, submission.body[:DEAD_LETTER_KEEP_BYTES],
+                       submission.producer_id, _rejected_event_id(submission))

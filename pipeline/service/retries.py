@@ -16,7 +16,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
 
 from pipeline.domain.calendar import Duration, parse_timescale
 from pipeline.domain.missing import PATHWAY as MISSING
@@ -96,8 +95,7 @@ def _reject(port: StorePort, event: EventRecord, error: RejectedEvent, now: date
     event.status, event.error, event.next_attempt_at = EventStatus.DEAD_LETTERED, type(error).__name__, None
     letter = port.add_dead_letter(now, "handler", event.event_type, str(error), event.record_json.encode(),
                                   producer_id=event.producer_id, event_id=event.event_id)
-    # The intake's publisher is still typed for the SQL adapter (the intake is being ported separately).
-    publish_dead_letter(cast(Any, port), cast(Any, letter), event.event_type)
+    publish_dead_letter(port, letter, event.event_type)
 
 
 def _alert_front_door(port: StorePort, event: EventRecord, now: datetime) -> None:

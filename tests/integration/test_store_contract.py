@@ -347,6 +347,63 @@ def test_open_deadlines_due_earliest_step_first(store_backend: Backend) -> None:
         assert port.open_deadlines_due(NOW, 10) == []
 
 
+def test_changes_to_new_records_are_stored_at_commit(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        plain = port.add_notification("e-1", "self_harm", _item(), NotificationStatus.PENDING, NOW)
+        keyed = port.add_notification("e-1", "missing", _item("deputy"), NotificationStatus.PENDING, NOW,
+                                      dedupe_key="k")
+        acknowledgement = port.add_deadline(_deadline(), "n-1", NOW, event_id="e-1", child_id=None)
+        review = port.add_deadline(_deadline(DeadlineKind.MATCH_REVIEW), "n-1", NOW, event_id="e-1", child_id=None,
+                                   once=True)
+        assert plain and keyed and acknowledgement and review
+        plain.deadline_id = keyed.deadline_id = acknowledgement.id
+        review.state, review.closed_at, review.closed_reason = DeadlineState.CLOSED, NOW, "decided"
+        review.next_step_at = None
+    with store_backend.units.unit_of_work() as port:
+        assert [port.notification(row.id).deadline_id for row in (plain, keyed)] == [  # type: ignore[union-attr]
+            acknowledgement.id, acknowledgement.id]
+        stored = port.deadline(review.id)
+        assert stored is not None
+        assert (stored.state, stored.closed_at, stored.closed_reason, stored.next_step_at) == (
+            DeadlineState.CLOSED, NOW, "decided", None)
+
+
+def test_a_unit_of_work_reads_back_what_it_created_and_changed(store_backend: Backend) -> None:
+    meeting = _deadline(DeadlineKind.TRIGGER_MEETING, due=NOW - timedelta(hours=2))
+    with store_backend.units.unit_of_work() as port:
+        row = port.add_notification("e-1", "self_harm", _item(), NotificationStatus.PENDING, NOW)
+        first = port.add_deadline(meeting, "trigger:ep-1", NOW, event_id="e-1", child_id="c-1", once=True)
+        assert row is not None and first is not None
+        assert port.notification(row.id) is row and port.deadline(first.id) is first
+        assert port.deadlines_of_subject("trigger:ep-1") == [first]
+        assert port.open_trigger_meeting("c-1") is first
+        assert port.open_deadlines_due(NOW, 10) == [first]
+        first.state, first.closed_at, first.next_step_at = DeadlineState.CLOSED, NOW, None
+        assert port.open_trigger_meeting("c-1") is None
+        assert port.open_deadlines_due(NOW, 10) == []
+        # Closed in this unit of work: the child may have another pending meeting at once.
+        second = port.add_deadline(meeting, "trigger:ep-2", NOW, event_id="e-2", child_id="c-1", once=True)
+        assert second is not None and port.open_trigger_meeting("c-1") is second
+
+
+def test_a_savepoint_that_rolls_back_restores_new_records(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        kept = port.add_deadline(_deadline(), "n-1", NOW, event_id="e-1", child_id=None, once=True)
+        assert kept is not None
+        with pytest.raises(RuntimeError), port.savepoint():
+            kept.state, kept.closed_at = DeadlineState.CLOSED, NOW
+            undone = port.add_deadline(_deadline(DeadlineKind.MATCH_REVIEW), "n-1", NOW, event_id="e-1",
+                                       child_id=None, once=True)
+            assert undone is not None
+            raise RuntimeError("the handler fails")
+        assert port.deadline(undone.id) is None
+        again = port.deadline(kept.id)
+        assert again is not None and (again.state, again.closed_at) == (DeadlineState.OPEN, None)
+        assert [d.id for d in port.deadlines_of_subject("n-1")] == [kept.id]
+    with store_backend.units.unit_of_work() as port:
+        assert [(d.id, d.state) for d in port.deadlines_of_subject("n-1")] == [(kept.id, DeadlineState.OPEN)]
+
+
 # ---- events -----------------------------------------------------------------------------------------------
 
 def test_events_by_id(store_backend: Backend) -> None:

@@ -1,0 +1,80 @@
+"""cProfile of the intake consumer's processing, one event type at a time (where a handler's CPU goes).
+
+A fresh SQLite database with the demo reference data (as bench/profile_intake.py makes it); N events of one type
+go in through ``Intake.submit_many`` and ``IntakeConsumer.run_once`` processes them under cProfile; then N of the
+next type. Prints each type's CPU per event and its top functions (by own time and by cumulative time), and
+writes the raw profiles next to ``--out`` for pstats or snakeviz.
+
+    taskset -c 0 .venv/bin/python bench/cprofile_handlers.py [--events 200] [--top 30] [--out /tmp/handlers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.bench_intake import Target  # noqa: E402
+
+KINDS = ("missing-reported", "self-harm-attendance")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200, help="events of each type")
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "handlers")
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        target = Target(Path(tmp_name))
+        os.environ.update(target.env)
+        from consumers.intake_consumer import IntakeConsumer
+        from pipeline.bootstrap import build
+        from pipeline.service.intake import Submission
+        from pipeline.settings import Settings
+
+        services = build(Settings())
+        services.ctx.warm_up(services.store)
+        consumer = IntakeConsumer(services.store, services.ctx, services.clock)
+        rng = random.Random(7)
+        make = {"missing-reported": target.missing_report, "self-harm-attendance": target.event}
+        # One event of each type first, outside the profile: first-use costs (imports, the calendar's holidays).
+        for kind in args.kinds:
+            services.intake.submit_many([Submission(kind, json.dumps(make[kind](rng)).encode(), source="cli")])
+        while consumer.run_once():
+            pass
+        for kind in args.kinds:
+            results = services.intake.submit_many([Submission(kind, json.dumps(make[kind](rng)).encode(), source="cli")
+                                                   for _ in range(args.events)])
+            assert all(r.status_code == 202 for r in results)
+            profile = cProfile.Profile(time.thread_time)
+            processed = 0
+            cpu = time.thread_time()
+            profile.enable()
+            while handled := consumer.run_once():
+                processed += handled
+            profile.disable()
+            cpu = time.thread_time() - cpu
+            path = args.out.with_name(f"{args.out.name}-{kind}.prof")
+            profile.dump_stats(path)
+            print(f"\n=== {kind}: {processed} events, {cpu * 1000 / processed:.2f} ms CPU per event under cProfile "
+                  f"(raw profile: {path})")
+            for order in ("tottime", "cumulative"):
+                text = io.StringIO()
+                pstats.Stats(profile, stream=text).sort_stats(order).print_stats(args.top)
+                print(text.getvalue().split("\n", 6)[-1])
+        services.store.dispose()
+
+
+if __name__ == "__main__":
+    main()

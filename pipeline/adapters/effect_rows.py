@@ -1,0 +1,190 @@
+"""Notifications and deadlines a unit of work creates, as plain records written with Core statements.
+
+The SQL adapter (pipeline/adapters/repository.py) hands these out from ``add_notification`` and ``add_deadline``
+instead of ORM objects: building a SQLModel row and flushing it through the ORM's unit of work cost more than
+the insert itself, on every event. A record satisfies the port's record Protocols (pipeline/ports/records.py),
+and its contract holds: attributes a service assigns after creation (a notification's ``deadline_id``, a
+deadline's state) are stored when the unit of work commits, and undone with a savepoint that rolls back.
+
+Deadlines the adapter reads are handed out the same way (``CreatedRows.loaded``), so within a unit of work one
+deadline is one record, whether it was created or read, and no ORM object is loaded for it.
+
+``CreatedRows`` keeps one table's records: new ones wait in a buffer and go in one multi-row insert at the next
+write point (a commit, a savepoint, or a read of the same table); a record inserted at once (a guarded insert)
+is kept with a snapshot of what was stored, and a later change is written as an UPDATE of the changed columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table
+
+from pipeline.adapters import tables as t
+
+NOTIFICATION: Table = t.Notification.__table__  # type: ignore[attr-defined]
+DEADLINE: Table = t.Deadline.__table__  # type: ignore[attr-defined]
+
+
+class _Watched:
+    """A record that, once stored, tells its ``CreatedRows`` when an attribute is assigned (so a write point
+    looks only at the records that changed)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        watcher = self.__dict__.get("_watcher")
+        if watcher is not None:
+            watcher.changed.add(self)
+
+
+@dataclass(eq=False)
+class NotificationRow(_Watched):
+    """A notification this unit of work created (``pipeline.ports.records.NotificationRecord``)."""
+
+    id: str
+    event_id: str
+    pathway: str
+    kind: str
+    plan_key: str
+    recipient_role: str
+    recipient_ref: str
+    school_urn: str | None
+    contact_email: str | None
+    contact_phone: str | None
+    urgency: str
+    reason: str
+    status: str
+    content_json: str
+    deadline_id: str | None
+    created_at: datetime
+    delivered_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    acknowledged_by: int | None = None
+    outcome: str | None = None
+    dedupe_key: str | None = None
+
+
+@dataclass(eq=False)
+class DeadlineRow(_Watched):
+    """A deadline this unit of work created (``pipeline.ports.records.DeadlineRecord``)."""
+
+    id: str
+    kind: str
+    subject_id: str
+    event_id: str | None
+    child_id: str | None
+    school_urn: str | None
+    due_at: datetime
+    state: str
+    escalation_level: int
+    next_step_at: datetime | None
+    steps_json: str
+    created_at: datetime
+    closed_at: datetime | None = None
+    closed_reason: str | None = None
+
+
+def values_of(record: Any) -> dict[str, Any]:
+    return {field.name: getattr(record, field.name) for field in fields(record)}
+
+
+class CreatedRows:
+    """One table's records created in this unit of work: buffered inserts, and changes to write back."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self._insert = table.insert()
+        self.by_id: dict[str, Any] = {}
+        self._order: list[str] = []  # creation order: a savepoint drops what was created after its mark
+        self._buffered: list[Any] = []
+        self._stored: dict[str, dict[str, Any]] = {}  # id -> the values as stored now
+        self.changed: set[Any] = set()  # stored records assigned to since the last write
+        self._marks: dict[object, tuple[int, dict[str, dict[str, Any]]]] = {}  # by savepoint
+
+    def __bool__(self) -> bool:
+        return bool(self._order)
+
+    def buffer(self, record: Any) -> None:
+        """A new record, inserted at the next write point (with whatever it holds by then)."""
+        self.by_id[record.id] = record
+        self._order.append(record.id)
+        self._buffered.append(record)
+
+    def stored(self, record: Any) -> None:
+        """A new record the caller has just inserted, as it is now."""
+        self.by_id[record.id] = record
+        self._order.append(record.id)
+        self._stored[record.id] = values_of(record)
+        object.__setattr__(record, "_watcher", self)
+
+    def write(self, connection: Connection) -> None:
+        """Insert the buffered records in one statement, then write back each stored record's changes."""
+        if self._buffered:
+            records, self._buffered = self._buffered, []
+            rows = [values_of(record) for record in records]
+            connection.execute(self._insert, rows)
+            for record, row in zip(records, rows, strict=True):
+                self._stored[record.id] = row
+                object.__setattr__(record, "_watcher", self)
+                self.changed.discard(record)
+        changed, self.changed = self.changed, set()
+        for record in changed:
+            before = self._stored.get(record.id)
+            if before is None:
+                continue  # dropped by a savepoint's rollback
+            now = values_of(record)
+            columns = {name: value for name, value in now.items() if value != before[name]}
+            if columns:
+                connection.execute(self.table.update().where(self.table.c.id == record.id).values(**columns))
+                self._stored[record.id] = now
+
+    def mark(self, savepoint: object) -> None:
+        """A savepoint begins (after a write: nothing buffered): remember what was there and as what."""
+        self._marks[savepoint] = (len(self._order), {key: dict(values) for key, values in self._stored.items()})
+
+    def release(self, savepoint: object) -> None:
+        """The savepoint ended (committed: its changes belong to the enclosing transaction)."""
+        self._marks.pop(savepoint, None)
+
+    def roll_back_to(self, savepoint: object) -> None:
+        """The savepoint rolled back: records created since are gone, the others hold what they held at it."""
+        if savepoint not in self._marks:
+            self.clear()
+            return
+        count, stored = self._marks.pop(savepoint)
+        for record_id in self._order[count:]:
+            self.by_id.pop(record_id, None)
+        del self._order[count:]
+        self._buffered = [record for record in self._buffered if record.id in self.by_id]
+        self._stored = stored
+        for record_id, values in stored.items():
+            record = self.by_id[record_id]
+            for name, value in values.items():
+                object.__setattr__(record, name, value)
+        self.changed = {record for record in self.changed if record.id in self.by_id}
+
+    def clear(self) -> None:
+        self.by_id.clear()
+        self._order.clear()
+        self._buffered.clear()
+        self._stored.clear()
+        self._marks.clear()
+        self.changed.clear()
+
+    def loaded(self, rows: Any, make: Any) -> list[Any]:
+        """Rows read with Core: each as this unit of work's record of it, made (``make(**columns)``) and kept,
+        like a created one, on first sight; so one row is one record, and its changes are written back."""
+        records = []
+        for row in rows:
+            record = self.by_id.get(row.id)
+            if record is None:
+                record = make(**row._mapping)
+                self.stored(record)
+            records.append(record)
+        return records
+
+    def known(self, rows: Any) -> list[Any]:
+        """Rows read from the table, each replaced by this unit of work's record of it where there is one."""
+        return [self.by_id.get(row.id, row) for row in rows]

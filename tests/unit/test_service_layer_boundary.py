@@ -1,0 +1,76 @@
+"""The service layer talks to the store only through the port: no table class, SQLAlchemy, SQLModel or select().
+
+Every module of pipeline/service/ is read with ``ast`` (imports inside functions included). Forbidden: importing
+``pipeline.adapters.tables`` (in any spelling), ``sqlalchemy`` or ``sqlmodel`` (or anything under them), and
+calling ``select(...)``. ``NOT_YET_PORTED`` names the exact imports still allowed in modules not yet moved
+behind the port (each a Session or Engine handed in by their callers); it may only shrink.
+"""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from pathlib import Path
+
+SERVICE = Path(__file__).resolve().parents[2] / "pipeline" / "service"
+FORBIDDEN_MODULES = ("sqlalchemy", "sqlmodel", "pipeline.adapters.tables")
+NOT_YET_PORTED = {
+    ("access.py", "sqlmodel.Session"),
+    ("match_training.py", "sqlmodel.Session"),
+    ("reference.py", "sqlmodel.Session"),
+    ("sessions.py", "sqlmodel.Session"),
+    ("users.py", "sqlalchemy.Engine"),
+    ("users.py", "sqlmodel.Session"),
+}
+
+
+def _forbidden(module: str) -> bool:
+    return any(module == name or module.startswith(name + ".") for name in FORBIDDEN_MODULES)
+
+
+def violations(source: str) -> list[str]:
+    """What one module does that the service layer must not: each forbidden import as ``module.name``, each
+    ``select(`` call as ``select()``."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names if _forbidden(alias.name)]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found += [f"{node.module}.{alias.name}" for alias in node.names
+                      if _forbidden(node.module) or _forbidden(f"{node.module}.{alias.name}")]
+        elif isinstance(node, ast.Call):
+            name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+            if name == "select":
+                found.append("select()")
+    return found
+
+
+def test_no_service_module_reaches_past_the_port() -> None:
+    found = {(path.name, what) for path in sorted(SERVICE.glob("*.py")) for what in violations(path.read_text())}
+    assert found - NOT_YET_PORTED == set(), "the service layer must use the storage port (pipeline/ports/)"
+
+
+def test_the_intake_is_behind_the_port() -> None:
+    assert violations((SERVICE / "intake.py").read_text()) == []
+    assert not any(module == "intake.py" for module, _ in NOT_YET_PORTED)
+
+
+def test_each_forbidden_spelling_is_found() -> None:
+    source = textwrap.dedent("""
+        import sqlalchemy.exc
+        from sqlalchemy.exc import IntegrityError
+        from sqlmodel import Session, col
+        from pipeline.adapters import tables as t
+        from pipeline.adapters.tables import DeadLetter
+        from pipeline.adapters import intake_rows
+        from pipeline.ports.records import DeadLetterRecord
+
+
+        def later(session):
+            from sqlmodel import select as choose
+            return session.exec(select(t.Event)), sa.select(1), choose
+    """)
+    assert violations(source) == [
+        "sqlalchemy.exc", "sqlalchemy.exc.IntegrityError", "sqlmodel.Session", "sqlmodel.col",
+        "pipeline.adapters.tables", "pipeline.adapters.tables.DeadLetter", "sqlmodel.select", "select()", "select()",
+    ]
