@@ -17,7 +17,9 @@ Storage, so a roll of a million children stays well under 2 GB: one slotted ``Ca
 ``Prepared`` form) per record, their repeated values (names, dates, postcodes and their parts) held once; the
 blocks as one sorted array of key hashes beside an array of record ids (12 bytes a posting, no object per
 key), built in one pass; rows changed since the build go to a small dict of added postings, removed records
-are dropped from what is returned, and the arrays are rebuilt from memory once the changes grow large.
+are dropped from what is returned, and the arrays are rebuilt from memory once the changes grow large. Each
+record's comparable fields are also kept as integer codes in columns (``RecordColumns``), and ``candidates``
+returns a ``CandidateBlock`` the matcher scores from them.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Table
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
@@ -49,6 +52,7 @@ from pipeline.adapters.repository import (  # noqa: F401 - the parameters' reads
     load_parameters,
 )
 from pipeline.domain.fellegi_sunter import Parameters, Prepared, nickname_groups, phonetic, prepare
+from pipeline.domain.match_columns import CandidateBlock, RecordColumns
 from pipeline.domain.matching import ReferenceStats, swapped_dates
 from pipeline.domain.model import Candidate, Identity
 
@@ -188,6 +192,13 @@ class _Postings:
         self.ids = array("I")
         self.added: dict[int, list[int]] = {}
         self.added_count = 0
+        self._id_view: np.ndarray[Any, np.dtype[np.uint32]] | None = None
+
+    def id_view(self) -> np.ndarray[Any, np.dtype[np.uint32]]:
+        """``ids`` as a numpy array sharing its memory (made once the build is done: ``ids`` never grows after)."""
+        if self._id_view is None or len(self._id_view) != len(self.ids):
+            self._id_view = np.frombuffer(self.ids, dtype=np.uint32) if len(self.ids) else np.zeros(0, np.uint32)
+        return self._id_view
 
     @classmethod
     def build(cls, records: Iterable[tuple[int, Iterable[int]]]) -> _Postings:
@@ -244,6 +255,7 @@ class ReferenceIndex:
         self.max_block = max_block
         self.weak_block = weak_block
         self.records: list[Candidate | None] = []
+        self.columns = RecordColumns()
         self._id_of: dict[str, dict[str, int]] = {kind: {} for kind in SOURCE}
         self._postings = _Postings()
         self._removed = 0  # records removed since the arrays were built (their postings are still there)
@@ -272,6 +284,8 @@ class ReferenceIndex:
                               school_urn=self._shared(row.school_urn), school_name=school, prepared=prepared)
         record_id = len(self.records)
         self.records.append(candidate)
+        self.columns.put(record_id, prepared, upn_is_key=row.kind == "pupils" and bool(row.upn) and row.upn == row.key,
+                         raw_nhs=bool(given.nhs_number))
         self._id_of[row.kind][row.key] = record_id
         self._given[prepared.given] += 1
         self._family[prepared.family] += 1
@@ -298,6 +312,7 @@ class ReferenceIndex:
             self._given[candidate.prepared.given] -= 1
             self._family[candidate.prepared.family] -= 1
             self.records[record_id] = None
+            self.columns.drop(record_id)
             self._removed += 1
             self.live -= 1
 
@@ -326,10 +341,13 @@ class ReferenceIndex:
 
     # ---- reading --------------------------------------------------------------------------------------
     def candidates(self, identity: Identity) -> list[Candidate]:
+        """The records under the event's keys, each once, in the order the keys first find them (a
+        ``CandidateBlock``: the matcher scores it from the columns)."""
         prepared = prepare(identity)
-        found: dict[int, None] = {}
         postings = self._postings
         with self._lock:
+            view = postings.id_view()
+            runs = []
             for key in dict.fromkeys(event_keys(prepared)):  # a key the date's swap repeats is looked up once
                 h = hash(key)
                 unlimited = key.startswith("n|")
@@ -339,10 +357,16 @@ class ReferenceIndex:
                 if hi == lo and not added:
                     continue
                 if unlimited or hi - lo + len(added) <= limit:
-                    found.update(dict.fromkeys(postings.ids[lo:hi]))
-                    found.update(dict.fromkeys(added))
+                    runs.append(view[lo:hi])
+                    if added:
+                        runs.append(np.array(added, np.uint32))
+            if not runs:
+                return CandidateBlock([], np.zeros(0, np.uint32), self.columns)
+            found = np.concatenate(runs)
+            _, first = np.unique(found, return_index=True)
+            ids = self.columns.alive(found[np.sort(first)])  # each once, where the keys first found it
             records = self.records
-            return [candidate for i in found if (candidate := records[i]) is not None]
+            return CandidateBlock([records[i] for i in ids.tolist()], ids, self.columns)
 
     # ---- the store --------------------------------------------------------------------------------------
     def refresh(self, connection: Connection, latest: int | None = None) -> bool:

@@ -22,15 +22,19 @@ import json
 import math
 import operator
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 import jellyfish
+import numpy as np
+import numpy.typing as npt
 from nicknames import NickNamer
+from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler
 
+from pipeline.domain.match_columns import RAW_NHS, UPN_IS_KEY, VALID_NHS, CandidateBlock
 from pipeline.domain.matching import (
     ReferenceStats,
     group_people,
@@ -210,6 +214,46 @@ def _name_level(a: str, b: str, a_phonetic: str, b_phonetic: str, *, given: bool
 @functools.lru_cache(maxsize=1 << 16)
 def _close(a: str, b: str) -> bool:
     return bool(a and b) and (a == b or _similar(a, b) >= 0.92 or are_nicknames(a, b))
+
+
+@functools.cache
+def _nickname_members() -> dict[str, frozenset[str]]:
+    """Each canonical name -> every name in its group."""
+    members: dict[str, set[str]] = {}
+    for name, canonicals in nickname_groups().items():
+        for canonical in canonicals:
+            members.setdefault(canonical, set()).add(name)
+    return {canonical: frozenset(names) for canonical, names in members.items()}
+
+
+@functools.lru_cache(maxsize=4096)
+def _aliases(name: str) -> frozenset[str]:
+    """The names ``are_nicknames`` pairs with ``name``."""
+    members = _nickname_members()
+    return frozenset().union(*(members[c] for c in nickname_groups().get(name, ()))) if name else frozenset()
+
+
+_THRESHOLDS = np.array([0.88, 0.92, 0.95])
+
+
+def _similarities(names: tuple[str, str], values: list[str]) -> tuple[list[float], list[float]]:
+    """``_similar(name, value)`` for each value and each of the two names, from one batched rapidfuzz call; a
+    value within 1e-6 of a threshold the levels use is worked out again one by one, so no comparison can fall
+    the other side."""
+    if not values:
+        return [], []
+    found = process.cdist([name or "" for name in names], values, scorer=JaroWinkler.similarity, dtype=np.float64)
+    near = np.abs(found[:, :, None] - _THRESHOLDS).min(axis=2) < 1e-6
+    rows: list[list[float]] = found.tolist()
+    for row, column in zip(*np.nonzero(near), strict=True):
+        rows[row][column] = _similar(names[row], values[column])
+    empty = [i for i, value in enumerate(values) if not value]
+    for row, name in enumerate(names):
+        if not name:
+            rows[row] = [0.0] * len(values)
+        for i in empty:
+            rows[row][i] = 0.0
+    return rows[0], rows[1]
 
 
 def _one_digit(a: date, b: date) -> bool:
@@ -410,29 +454,127 @@ class EventScorer:
         self._sex = {sex: (_sex_level(event.sex, sex), self.table["sex"][_sex_level(event.sex, sex)])
                      for sex in ("M", "F", None)}  # ``prepare`` keeps only these
 
-    def _given_of(self, record: Prepared) -> tuple[str, float, bool]:
-        found = self._given.get(record.given)
+    def given_value(self, given: str) -> tuple[str, float, bool]:
+        """A record's normalised given name -> (level, weight, may be transposed)."""
+        found = self._given.get(given)
         if found is None:
-            level = _given_level(self.event, record)
-            transposable = level not in _GIVEN_KEPT and _close(self.event.family, record.given)
-            found = self._given[record.given] = (level, self.table["given_name"][level], transposable)
+            event = self.event
+            level = _name_level(event.given, given, event.given_phonetic, phonetic(given), given=True)
+            transposable = level not in _GIVEN_KEPT and _close(event.family, given)
+            found = self._given[given] = (level, self.table["given_name"][level], transposable)
         return found
 
-    def _family_of(self, record: Prepared) -> tuple[str, float, bool]:
-        key = (record.family, record.family_parts)
+    def family_value(self, family: str, parts: tuple[str, ...]) -> tuple[str, float, bool]:
+        """A record's normalised family name and its parts -> (level, weight, may be transposed)."""
+        key = (family, parts)
         found = self._family.get(key)
         if found is None:
-            level = _family_level(self.event, record)
-            transposable = level not in _FAMILY_KEPT and _close(self.event.given, record.family)
+            event = self.event
+            level = _name_level(event.family, family, event.family_phonetic, phonetic(family), given=False,
+                                a_parts=event.family_parts, b_parts=parts)
+            transposable = level not in _FAMILY_KEPT and _close(event.given, family)
             found = self._family[key] = (level, self.table["family_name"][level], transposable)
         return found
 
-    def _date_of(self, record: Prepared) -> tuple[str, float]:
-        found = self._dates.get(record.date_of_birth)
+    def date_value(self, born: date | None) -> tuple[str, float]:
+        found = self._dates.get(born)
         if found is None:
-            level = _date_level(self.event, record)
-            found = self._dates[record.date_of_birth] = (level, self.table["date_of_birth"][level])
+            event = self.event
+            level = date_level(event.date_of_birth, born, event.birth_digits, _birth_digits(born) if born else "")
+            found = self._dates[born] = (level, self.table["date_of_birth"][level])
         return found
+
+    def school_value(self, school: str) -> tuple[str, float]:
+        found = self._schools.get(school)
+        if found is None:
+            level = _school_level(self.event.school, school)
+            found = self._schools[school] = (level, self.table["school"][level])
+        return found
+
+    def given_block(self, values: list[str]) -> tuple[list[float], list[bool]]:
+        """``given_value``'s weight and transposability for each of many distinct given names at once."""
+        event, weights = self.event, self.table["given_name"]
+        mine, other = event.given, event.family
+        if not mine:
+            return [weights[ABSENT]] * len(values), [False] * len(values)
+        similar, crosswise = _similarities((mine, other), values)
+        aliases, other_aliases, sound = _aliases(mine), _aliases(other), event.given_phonetic
+        found, turns = [], []
+        for value, similarity, cross in zip(values, similar, crosswise, strict=True):
+            if not value:
+                level = ABSENT
+            elif value == mine:
+                level = "exact"
+            elif value in aliases:
+                level = "nickname"
+            elif similarity >= 0.95:
+                level = "jaro_winkler_0.95"
+            elif sound and sound == phonetic(value):
+                level = "phonetic"
+            elif similarity >= 0.88:
+                level = "jaro_winkler_0.88"
+            else:
+                level = "different"
+            found.append(weights[level])
+            turns.append(level not in _GIVEN_KEPT and bool(other) and bool(value)
+                         and (other == value or cross >= 0.92 or value in other_aliases))
+        return found, turns
+
+    def family_block(self, values: list[tuple[str, tuple[str, ...]]]) -> tuple[list[float], list[bool]]:
+        """``family_value``'s weight and transposability for each of many distinct family names at once."""
+        event, weights = self.event, self.table["family_name"]
+        mine, other = event.family, event.given
+        if not mine:
+            return [weights[ABSENT]] * len(values), [False] * len(values)
+        names = [value[0] for value in values]
+        similar, crosswise = _similarities((mine, other), names)
+        parts, other_aliases, sound = set(event.family_parts), _aliases(other), event.family_phonetic
+        found, turns = [], []
+        for (value, value_parts), similarity, cross in zip(values, similar, crosswise, strict=True):
+            if not value:
+                level = ABSENT
+            elif value == mine:
+                level = "exact"
+            elif parts and value_parts and not parts.isdisjoint(value_parts):
+                level = "hyphenated"
+            elif similarity >= 0.95:
+                level = "jaro_winkler_0.95"
+            elif sound and sound == phonetic(value):
+                level = "phonetic"
+            elif similarity >= 0.88:
+                level = "jaro_winkler_0.88"
+            else:
+                level = "different"
+            found.append(weights[level])
+            turns.append(level not in _FAMILY_KEPT and bool(other) and bool(value)
+                         and (other == value or cross >= 0.92 or value in other_aliases))
+        return found, turns
+
+    def date_block(self, ordinals: npt.NDArray[np.int64], digits: npt.NDArray[np.int64]) -> Floats:
+        """``date_value``'s weight for dates given as their ordinals and YYYYMMDD numbers (0: absent), every
+        year from 1000 on (so YYYYMMDD has eight digits, as ``date_level`` compares them)."""
+        weights, born = self.table["date_of_birth"], self.event.date_of_birth
+        if born is None:
+            return np.full(len(ordinals), weights[ABSENT])
+        mine = int(_birth_digits(born))
+        differing = np.zeros(len(digits), np.int64)
+        for scale in (1, 10, 100, 1000, 10_000, 100_000, 1_000_000, 10_000_000):
+            differing += (digits // scale % 10) != (mine // scale % 10)
+        apart = np.abs(ordinals - born.toordinal())
+        year, month, day = digits // 10_000, digits // 100 % 100, digits % 100
+        levels = [ordinals == 0, apart == 0, (year == born.year) & (month == born.day) & (day == born.month),
+                  differing == 1, apart <= 31, apart <= 366]
+        names = [ABSENT, "exact", "day_month_swap", "one_digit", "within_month", "within_year"]
+        return np.select(levels, [np.full(len(digits), weights[name]) for name in names], weights["different"])
+
+    def _given_of(self, record: Prepared) -> tuple[str, float, bool]:
+        return self.given_value(record.given)
+
+    def _family_of(self, record: Prepared) -> tuple[str, float, bool]:
+        return self.family_value(record.family, record.family_parts)
+
+    def _date_of(self, record: Prepared) -> tuple[str, float]:
+        return self.date_value(record.date_of_birth)
 
     def _postcode_of(self, record: Prepared) -> tuple[str, float]:
         found = self._postcodes.get(record.postcode)
@@ -442,11 +584,7 @@ class EventScorer:
         return found
 
     def _school_of(self, record: Prepared) -> tuple[str, float]:
-        found = self._schools.get(record.school)
-        if found is None:
-            level = _school_level(self.event.school, record.school)
-            found = self._schools[record.school] = (level, self.table["school"][level])
-        return found
+        return self.school_value(record.school)
 
     def _nhs_of(self, record: Prepared) -> str:
         return _nhs_level(self.event, record)
@@ -615,19 +753,158 @@ class _Person:
         return self.levels[name]
 
 
-def _household(person: _Person) -> tuple[date | None, str]:
-    return person.record.date_of_birth, person.record.postcode[0]
-
-
-def _exact_names(person: _Person) -> bool:
-    return person.exact_names
-
-
 def _prepared(candidate: Candidate) -> Prepared:
     prepared = candidate.prepared
     if prepared.__class__ is Prepared:
         return prepared
     return prepare(candidate.identity, candidate.school_name)
+
+
+Floats = npt.NDArray[np.float64]
+# Blocks of at least this many candidates are scored from the columns: below it, the arrays' fixed cost per
+# event is more than scoring the records one by one (the decision is the same either way).
+BLOCK_FROM = 32
+Flags = npt.NDArray[np.bool_]
+Ints = npt.NDArray[np.int64]
+
+
+@dataclass(slots=True)
+class _People:
+    """The people an event's candidates make, one row each in the order their records were fetched: what the
+    ranking and the rules need of every one of them, as arrays; a ``_Person`` made only for the few the
+    breakdown and the rules look at in detail."""
+
+    weight: Floats  # match weight with the prior
+    exact_names: Flags  # given and family names both agree exactly
+    nhs_equal: Flags
+    nhs_different: Flags
+    born: Ints  # the date of birth of the person's best record, as a code (equal codes: equal dates)
+    home: Ints  # its full postcode as a code, 0 when there is none
+    given_exact: Flags  # its given name's level is "exact"
+    make: Callable[[int], _Person]
+
+
+def _object_people(scorer: EventScorer, candidates: Sequence[Candidate], prior: float,
+                   groups: dict[str, list[Candidate]]) -> _People:
+    """People from candidate records of any kind: grouped by UPN, NHS number or exact identity first."""
+    mine = scorer.event
+    people: list[_Person] = []
+    given, family = mine.given, mine.family
+    weigh = scorer.weight
+    for key, members in groups.items():
+        best_member = members[0]
+        best_record = _prepared(best_member)
+        best_weight = weigh(best_record)
+        for member in members[1:]:
+            record = _prepared(member)
+            weight = weigh(record)
+            if weight > best_weight:
+                best_weight, best_record, best_member = weight, record, member
+        equal = different = False
+        if mine.nhs_number:
+            numbers = {_prepared(m).nhs_number for m in members} - {None}
+            equal = mine.nhs_number in numbers
+            different = bool(numbers) and not equal
+        exact = bool(given and family and best_record.given == given and best_record.family == family)
+        people.append(_Person(key, best_weight + prior, 0.0, best_record, best_member.source, equal, different,
+                              scorer, exact))
+    dates: dict[date | None, int] = {}
+    homes = {"": 0}
+    return _People(
+        np.array([p.weight for p in people], np.float64), np.array([p.exact_names for p in people], np.bool_),
+        np.array([p.nhs_equal for p in people], np.bool_), np.array([p.nhs_different for p in people], np.bool_),
+        np.array([dates.setdefault(p.record.date_of_birth, len(dates)) for p in people], np.int64),
+        np.array([homes.setdefault(p.record.postcode[0], len(homes)) for p in people], np.int64),
+        np.array([bool(given) and p.record.given == given for p in people], np.bool_),
+        people.__getitem__)
+
+
+def _per_code(codes: npt.NDArray[np.int32], value_of: Callable[[int], tuple[Any, ...]],
+              ) -> tuple[list[tuple[Any, ...]], npt.NDArray[np.intp]]:
+    """Each distinct code's result, and for each row the position of its code's result."""
+    distinct, rows = np.unique(codes, return_inverse=True)
+    return [value_of(code) for code in distinct.tolist()], rows
+
+
+def _block_people(scorer: EventScorer, block: CandidateBlock, prior: float) -> _People | None:
+    """People from a block the index fetched, scored from its columns: the same weights, summed in the same
+    order, as ``EventScorer.weight`` on each record. Only when every record is its own person (each has a UPN
+    no other shares, and no NHS number is shared): else None, and the records are grouped first."""
+    columns, ids, mine, table = block.columns, block.ids, scorer.event, scorer.table
+    count = len(ids)
+    flags = columns.flags[ids]
+    if not np.all(flags & UPN_IS_KEY):
+        upns = [candidate.upn for candidate in block]
+        if not all(upns) or len(set(upns)) != count:
+            return None
+    with_nhs = np.flatnonzero(flags & RAW_NHS).tolist()
+    if with_nhs and len({block[i].identity.nhs_number for i in with_nhs}) != len(with_nhs):
+        return None
+    arrays = columns.arrays
+    nhs = np.full(count, scorer._nhs_absent)
+    equal = np.zeros(count, np.bool_)
+    different = np.zeros(count, np.bool_)
+    if mine.nhs_number:
+        for i in np.flatnonzero(flags & VALID_NHS).tolist():
+            same = _prepared(block[i]).nhs_number == mine.nhs_number
+            nhs[i] = table["nhs_number"]["exact" if same else "different"]
+            equal[i], different[i] = same, not same
+    given_codes = arrays["given"][ids]
+    distinct, rows = np.unique(given_codes, return_inverse=True)
+    weights_of, turns_of = scorer.given_block([columns.given.values[code] for code in distinct.tolist()])
+    given_weight = np.array(weights_of, np.float64)[rows]
+    given_turns = np.array(turns_of, np.bool_)[rows]
+    distinct, rows = np.unique(arrays["family"][ids], return_inverse=True)
+    families = [columns.family.values[code] for code in distinct.tolist()]
+    weights_of, turns_of = scorer.family_block(families)
+    family_weight = np.array(weights_of, np.float64)[rows]
+    family_turns = np.array(turns_of, np.bool_)[rows]
+    family_exact = np.array([family == mine.family for family, _ in families], np.bool_)[rows]
+    turned = given_turns & family_turns  # both names transposed
+    total = nhs + np.where(turned, table["given_name"]["transposed"], given_weight)
+    total = total + np.where(turned, table["family_name"]["transposed"], family_weight)
+    born = arrays["born"][ids]
+    distinct, rows = np.unique(born, return_inverse=True)
+    ordinals, digits = columns.born_numbers(distinct)
+    early = (mine.date_of_birth is not None and mine.date_of_birth.year < 1000) \
+        or bool(np.any((digits > 0) & (digits < 10_000_000)))  # a year before 1000: YYYYMMDD is shorter
+    if early:
+        date_weight = np.array([scorer.date_value(columns.born.values[code])[1] for code in distinct.tolist()])
+    else:
+        date_weight = scorer.date_block(ordinals, digits)
+    total = total + date_weight[rows]
+    sexes = np.array([scorer._sex[sex][1] for sex in (None, "M", "F")], np.float64)
+    total = total + sexes[columns.sex[ids]]
+    postcode = arrays["postcode"][ids]
+    weights = scorer._postcode_weights  # full, sector, district, different, absent
+    full, sector, district = mine.postcode
+    if full:  # the levels of ``_postcode_level``, set from the weakest to the strongest
+        postcode_weight = np.full(count, weights[3])
+        if district:
+            postcode_weight[arrays["district"][ids] == columns.district.code(district)] = weights[2]
+        if sector:
+            postcode_weight[arrays["sector"][ids] == columns.sector.code(sector)] = weights[1]
+        postcode_weight[postcode == columns.postcode.code(mine.postcode)] = weights[0]
+        postcode_weight[postcode == 0] = weights[4]
+    else:
+        postcode_weight = np.full(count, weights[4])
+    total = total + postcode_weight
+    if mine.school:
+        found, rows = _per_code(arrays["school"][ids], lambda code: scorer.school_value(columns.school.values[code]))
+        total = total + np.array([f[1] for f in found], np.float64)[rows]
+    else:  # ``_school_level``: absent whenever the event names no school
+        total = total + table["school"][ABSENT]
+    weight = total + prior
+    given_exact = given_codes == columns.given.code(mine.given) if mine.given else np.zeros(count, np.bool_)
+    exact = given_exact & family_exact if mine.given and mine.family else np.zeros(count, np.bool_)
+
+    def make(row: int) -> _Person:
+        candidate = block[row]
+        return _Person(f"upn:{candidate.upn}", float(weight[row]), 0.0, _prepared(candidate), candidate.source,
+                       bool(equal[row]), bool(different[row]), scorer, bool(exact[row]))
+
+    return _People(weight, exact, equal, different, born.astype(np.int64), postcode.astype(np.int64), given_exact,
+                   make)
 
 
 class FellegiSunterMatcher:
@@ -648,52 +925,46 @@ class FellegiSunterMatcher:
         params, limits = self.parameters, self.thresholds
         mine = prepare(event)
         scorer = EventScorer(params, mine, stats)
-        groups = group_people(candidates)
-        population = stats.population if stats and stats.population else max(len(groups), 1)
-        prior = prior_weight(params, population)
-        people: list[_Person] = []
-        given, family = mine.given, mine.family
-        weigh = scorer.weight
-        for key, members in groups.items():
-            best_member = members[0]
-            best_record = best_member.prepared
-            if best_record.__class__ is not Prepared:
-                best_record = _prepared(best_member)
-            best_weight = weigh(best_record)
-            for member in members[1:]:
-                record = _prepared(member)
-                weight = weigh(record)
-                if weight > best_weight:
-                    best_weight, best_record, best_member = weight, record, member
-            equal = different = False
-            if mine.nhs_number:
-                numbers = {_prepared(m).nhs_number for m in members} - {None}
-                equal = mine.nhs_number in numbers
-                different = bool(numbers) and not equal
-            exact = bool(given and family and best_record.given == given and best_record.family == family)
-            people.append(_Person(key, best_weight + prior, 0.0, best_record, best_member.source, equal, different,
-                                  scorer, exact))
-        # Ties go to the person whose names agree exactly.
-        people.sort(key=lambda p: (p.weight, p.exact_names), reverse=True)
-        if people and _exact_names(people[0]):
+        table = None
+        if isinstance(candidates, CandidateBlock) and len(candidates) == len(candidates.ids) \
+                and len(candidates) >= BLOCK_FROM:
+            population = stats.population if stats and stats.population else max(len(candidates), 1)
+            table = _block_people(scorer, candidates, prior_weight(params, population))
+        if table is None:
+            groups = group_people(candidates)
+            population = stats.population if stats and stats.population else max(len(groups), 1)
+            table = _object_people(scorer, candidates, prior_weight(params, population), groups)
+        # Ties go to the person whose names agree exactly (a stable sort: else in the order fetched).
+        order = np.lexsort((~table.exact_names, -table.weight))
+        if len(order) and table.exact_names[order[0]]:
             # Twins or siblings at one address: when the names agree exactly with one of them, the others (whose
             # given name does not) are not this child and do not dilute the probability.
-            first = people[0]
-            born, home = _household(first)
-            if home:
-                people = [first, *(p for p in people[1:] if not (p.record.date_of_birth == born and
-                                                                p.record.postcode[0] == home and
-                                                                p.level("given_name") != "exact"))]
+            first = order[0]
+            if table.home[first]:
+                dropped = (table.born == table.born[first]) & (table.home == table.home[first]) & ~table.given_exact
+                dropped[first] = False
+                order = order[~dropped[order]]
         # The child is at most one of these people: each one's probability is its odds against all the others and
         # against none of them, so two close candidates share the probability and neither reaches the link.
-        if people:
-            top_weight = max(people[0].weight, 0.0)
-            scale = 2.0 ** -top_weight
-            total = scale + sum(2.0 ** (p.weight - top_weight) for p in people)
-            for person in people:
-                person.probability = 2.0 ** (person.weight - top_weight) / total
-        outcome, chosen, rule, reason = self._rules(mine, people)
-        shown = people[: self.max_candidates_shown]
+        weights: list[float] = table.weight[order].tolist()
+        chances: list[float] = []
+        if weights:
+            top_weight = max(weights[0], 0.0)
+            odds = [2.0 ** (weight - top_weight) for weight in weights]
+            total = 2.0 ** -top_weight + sum(odds)
+            chances = [each / total for each in odds]
+        made: dict[int, _Person] = {}
+
+        def person(position: int) -> _Person:
+            row = int(order[position])
+            found = made.get(row)
+            if found is None:
+                found = made[row] = table.make(row)
+                found.probability = chances[position]
+            return found
+
+        outcome, chosen, rule, reason = self._rules(mine, table, order, weights, chances, person)
+        shown = [person(i) for i in range(min(self.max_candidates_shown, len(weights)))]
         if chosen is not None and chosen not in shown:
             shown = [chosen, *shown[:-1]]
         breakdown = {
@@ -703,48 +974,56 @@ class FellegiSunterMatcher:
                             "source": p.source, "comparisons": comparisons(params, mine, p.levels, stats)}
                            for p in shown],
         }
-        top = chosen or (people[0] if people else None)
+        top = chosen or (person(0) if weights else None)
         return MatchDecision(outcome, chosen.key if chosen and outcome is MatchOutcome.LINKED else None,
                              round(top.probability, 6) if top else 0.0, breakdown, reason, urgent,
                              tuple(p.key for p in shown))
 
-    def _rules(self, event: Prepared, people: list[_Person]) -> tuple[MatchOutcome, _Person | None, str, str]:
+    def _rules(self, event: Prepared, table: _People, order: npt.NDArray[np.intp], weights: list[float],
+               chances: list[float], person: Callable[[int], _Person],
+               ) -> tuple[MatchOutcome, _Person | None, str, str]:
+        """The rules over the people in ``order`` (best first): ``weights`` and ``chances`` are theirs, and
+        ``person(position)`` makes one in full."""
         limits = self.thresholds
         incomplete = not (event.given and event.family and event.date_of_birth)
         # 1. The NHS number rule.
-        equal = [p for p in people if p.nhs_equal]
+        equal = np.flatnonzero(table.nhs_equal[order]).tolist()
         if len(equal) == 1:
-            person = equal[0]
-            agrees = person.level("date_of_birth") in ("exact", "day_month_swap") or \
-                person.level("family_name") in ("exact", "hyphenated", "jaro_winkler_0.95")
+            found = person(equal[0])
+            agrees = found.level("date_of_birth") in ("exact", "day_month_swap") or \
+                found.level("family_name") in ("exact", "hyphenated", "jaro_winkler_0.95")
             if not agrees:
-                return (MatchOutcome.REVIEW, person, "nhs_number_conflict",
+                return (MatchOutcome.REVIEW, found, "nhs_number_conflict",
                         "NHS number equal but date of birth and family name disagree")
             if incomplete:
-                return MatchOutcome.REVIEW, person, "incomplete_identity", "NHS number agrees; identity incomplete"
-            return MatchOutcome.LINKED, person, "nhs_number", "NHS number and identity agree"
+                return MatchOutcome.REVIEW, found, "incomplete_identity", "NHS number agrees; identity incomplete"
+            return MatchOutcome.LINKED, found, "nhs_number", "NHS number and identity agree"
         if len(equal) > 1:
-            return MatchOutcome.REVIEW, equal[0], "nhs_number_shared", "several people share the NHS number"
+            return MatchOutcome.REVIEW, person(equal[0]), "nhs_number_shared", "several people share the NHS number"
         # The probability that the child is one of the candidates at all (they are mutually exclusive).
-        known = sum(p.probability for p in people)
-        if not people or known < limits.review:
+        known = sum(chances)
+        if not weights or known < limits.review:
             return MatchOutcome.NO_MATCH, None, "below_review_threshold", "no candidate above the review threshold"
-        top = people[0]
+        top = person(0)
         if top.probability < limits.link:
-            if top.probability < known - 1e-9 and probability(people[1].weight) >= limits.review:
+            if top.probability < known - 1e-9 and probability(weights[1]) >= limits.review:
                 return MatchOutcome.REVIEW, top, "ambiguous", "two candidates close in probability"
             return MatchOutcome.REVIEW, top, "between_thresholds", "match probability between the thresholds"
         if top.nhs_different:
             return (MatchOutcome.REVIEW, top, "nhs_number_different",
                     "different valid NHS numbers are never linked automatically")
-        born, home = _household(top)
-        for other in people[1:]:
-            sibling = home and other.record.date_of_birth == born and other.record.postcode[0] == home
-            if sibling and not _exact_names(top):
+        # The first other person who is a sibling at the same address (when the names are fuzzy) or close.
+        first, others = order[0], order[1:]
+        sibling = (table.born[others] == table.born[first]) & (table.home[others] == table.home[first]) \
+            if table.home[first] else np.zeros(len(others), np.bool_)
+        other_weights = table.weight[others]
+        close = (top.weight - other_weights < limits.close_bits) & (other_weights > 0)
+        hits = np.flatnonzero((sibling & (not top.exact_names)) | close)
+        if len(hits):
+            if sibling[hits[0]] and not top.exact_names:
                 return (MatchOutcome.REVIEW, top, "twins",
                         "a sibling shares the date of birth and address; fuzzy names are never linked")
-            if top.weight - other.weight < limits.close_bits and other.weight > 0:
-                return MatchOutcome.REVIEW, top, "ambiguous", "two candidates close in probability"
+            return MatchOutcome.REVIEW, top, "ambiguous", "two candidates close in probability"
         if incomplete:
             return MatchOutcome.REVIEW, top, "incomplete_identity", "identity incomplete: a person confirms"
         return MatchOutcome.LINKED, top, "model", "match probability above the link threshold"

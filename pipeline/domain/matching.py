@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
 
+from pipeline.domain.match_columns import CandidateBlock
 from pipeline.domain.model import Candidate, Identity, MatchDecision
 
 
@@ -113,6 +114,8 @@ def _merge_exact_identities(groups: dict[str, list[Candidate]]) -> None:
 
 def group_people(candidates: Iterable[Candidate]) -> dict[str, list[Candidate]]:
     """Group records of the same person (shared UPN or NHS number) under one person key."""
+    if isinstance(candidates, CandidateBlock) and candidates.roll_records_only():
+        return {f"upn:{candidate.upn}": [candidate] for candidate in candidates}  # each its own person
     parent: dict[str, str] = {}
 
     def find(key: str) -> str:
