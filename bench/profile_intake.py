@@ -165,10 +165,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--label", default="")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "intake.md")
-    parser.add_argument("--client", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--client", nargs=3, help=argparse.SUPPRESS)  # the token travels in BENCH_TOKEN
     args = parser.parse_args()
     if args.client:
-        client(int(args.client[0]), args.client[1], Path(args.client[2]), int(args.client[3]))
+        client(int(args.client[0]), os.environ["BENCH_TOKEN"], Path(args.client[1]), int(args.client[2]))
         return
     os.sched_setaffinity(0, {0})
 
@@ -215,8 +215,9 @@ def main() -> None:
             time.sleep(0.05)
         stages.take()
         cpu, wall = process_cpu(), time.perf_counter()
-        subprocess.run(["taskset", "-c", "1", sys.executable, __file__, "--client", str(port), target.token,
-                        str(bodies), str(args.clients)], check=True)
+        # The token in the environment: a random token may begin with "-", which argparse takes for an option.
+        subprocess.run(["taskset", "-c", "1", sys.executable, __file__, "--client", str(port), str(bodies),
+                        str(args.clients)], check=True, env={**os.environ, "BENCH_TOKEN": target.token})
         cpu, wall = process_cpu() - cpu, time.perf_counter() - wall
         server.should_exit = True
         thread.join()
