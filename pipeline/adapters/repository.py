@@ -9,6 +9,7 @@ are the tables' ORM rows, which satisfy the record Protocols of pipeline/ports/r
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Iterator, Sequence
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, Table, and_, event, inspect, or_
+from sqlalchemy import Row, Table, and_, bindparam, event, inspect, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -94,6 +95,32 @@ def _pupil_identity(row: Any) -> Identity:
 
 def _on_roll(row: Any, day: date) -> bool:
     return (row.on_roll_from is None or row.on_roll_from <= day) and (row.on_roll_to is None or day <= row.on_roll_to)
+
+
+# The per-event reads and the guarded insert, built once (building a statement cost as much as running it).
+def _involvements_of(by_upn: bool, by_nhs: bool) -> Any:
+    clauses = [INVOLVEMENT.c.row_key.in_(bindparam("keys", expanding=True))]
+    if by_upn:
+        clauses.append(INVOLVEMENT.c.upn.in_(bindparam("upns", expanding=True)))
+    if by_nhs:
+        clauses.append(INVOLVEMENT.c.nhs_number.in_(bindparam("nhs", expanding=True)))
+    return sa_select(INVOLVEMENT).where(INVOLVEMENT.c.ended_at.is_(None), or_(*clauses)).order_by(INVOLVEMENT.c.row_key)
+
+
+_PUPILS_BY_UPN = sa_select(PUPIL).where(PUPIL.c.upn.in_(bindparam("upns", expanding=True)),
+                                        PUPIL.c.ended_at.is_(None)).order_by(PUPIL.c.upn)
+_INVOLVEMENTS_OF = {(by_upn, by_nhs): _involvements_of(by_upn, by_nhs)
+                    for by_upn in (False, True) for by_nhs in (False, True)}
+_HOME_EDUCATED = sa_select(EHE.c.row_key).where(EHE.c.nhs_number.in_(bindparam("nhs", expanding=True)),
+                                                EHE.c.ended_at.is_(None)).limit(1)
+_CHILD_OF_PERSON = sa_select(CHILD.c.child_id).where(CHILD.c.person_key == bindparam("person_key"))
+
+
+@functools.cache
+def _guarded_insert(table: Table, postgres: bool) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING <primary key>`` into ``table``, per dialect."""
+    return (pg_insert if postgres else sqlite_insert)(table).on_conflict_do_nothing() \
+        .returning(*table.primary_key.columns)
 
 
 _UNREAD: Any = object()  # a version not read yet in this unit of work
@@ -208,41 +235,36 @@ class Repository(EpisodeQueries):
         """Everything the routing table needs about one linked person."""
         upns = {m.upn for m in members if m.upn}
         nhs = {m.identity.nhs_number for m in members if m.identity.nhs_number}
+        connection = self.session.connection()
         enrolments: list[Enrolment] = []
         if upns:
-            for pupil in self._rows(sa_select(PUPIL).where(PUPIL.c.upn.in_(upns), PUPIL.c.ended_at.is_(None))
-                                    .order_by(PUPIL.c.upn)):
+            for pupil in connection.execute(_PUPILS_BY_UPN, {"upns": sorted(upns)}):
                 school = self.school(pupil.school_urn)
                 if school is not None and _on_roll(pupil, day):
                     enrolments.append(Enrolment(pupil.upn, school, _pupil_identity(pupil)))
-        involvement_keys = {m.record_key for m in members if m.source == "involvement"}
-        clauses = [col(t.Involvement.row_key).in_(involvement_keys)]
-        if upns:
-            clauses.append(col(t.Involvement.upn).in_(upns))
-        if nhs:
-            clauses.append(col(t.Involvement.nhs_number).in_(nhs))
+        involvement_keys = sorted(m.record_key for m in members if m.source == "involvement")
         involvements = [
             Involvement(row.status, row.worker_email, row.team, row.manager_email, row.placing_la, row.iro_email)
-            for row in self._rows(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.ended_at.is_(None), or_(*clauses))
-                                  .order_by(INVOLVEMENT.c.row_key))
+            for row in connection.execute(_INVOLVEMENTS_OF[bool(upns), bool(nhs)],
+                                          {"keys": involvement_keys, "upns": sorted(upns), "nhs": sorted(nhs)})
         ]
         home_educated = any(m.source == "ehe" for m in members)
         if not home_educated and nhs:
-            home_educated = bool(self._rows(sa_select(EHE.c.row_key).where(
-                EHE.c.nhs_number.in_(nhs), EHE.c.ended_at.is_(None)).limit(1)))
+            home_educated = connection.execute(_HOME_EDUCATED, {"nhs": sorted(nhs)}).first() is not None
         best = next((m.identity for m in members if m.source == "pupil"), members[0].identity if members else identity)
         return ChildFacts(child_id, best, tuple(enrolments), home_educated, tuple(involvements))
 
     def child_id(self, person_key: str) -> str:
         """The opaque id for a person key, created on first sight."""
-        known = self._rows(sa_select(CHILD.c.child_id).where(CHILD.c.person_key == person_key))
-        if known:
-            return str(known[0].child_id)
+        connection = self.session.connection()
+        known = connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).first()
+        if known is not None:
+            return str(known.child_id)
         child_id = new_id()
         if not self._insert_guarded(CHILD, {"child_id": child_id, "person_key": person_key,
                                            "created_at": t.utcnow()}):
             # another transaction created it a moment ago: use theirs
-            return str(self._rows(sa_select(CHILD.c.child_id).where(CHILD.c.person_key == person_key))[0].child_id)
+            return str(connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).one().child_id)
         return child_id
 
     # ---- effects ---------------------------------------------------------------------------------
@@ -280,11 +302,9 @@ class Repository(EpisodeQueries):
     def _insert_guarded(self, table: Table, record: Any) -> bool:
         """``INSERT ... ON CONFLICT DO NOTHING RETURNING <key>`` of a record (or a dict of its columns): False
         (nothing written) if a unique constraint or unique index (partial ones included) already holds such a row."""
-        statement = ((pg_insert if self.postgres else sqlite_insert)(table).on_conflict_do_nothing()
-                     .returning(*table.primary_key.columns))
         values = record if isinstance(record, dict) else {column.key: getattr(record, column.key)
                                                            for column in table.columns}
-        return self.session.connection().execute(statement, values).first() is not None
+        return self.session.connection().execute(_guarded_insert(table, self.postgres), values).first() is not None
 
     def insert_once(self, row: Any) -> bool:
         """Insert a row guarded by a unique constraint; False (and nothing written) if it already exists.
