@@ -113,6 +113,17 @@ _INVOLVEMENTS_OF = {(by_upn, by_nhs): _involvements_of(by_upn, by_nhs)
                     for by_upn in (False, True) for by_nhs in (False, True)}
 _HOME_EDUCATED = sa_select(EHE.c.row_key).where(EHE.c.nhs_number.in_(bindparam("nhs", expanding=True)),
                                                 EHE.c.ended_at.is_(None)).limit(1)
+_PERSON_OF_CHILD = sa_select(CHILD.c.person_key).where(CHILD.c.child_id == bindparam("child_id"))
+_PUPIL_BY_UPN = sa_select(PUPIL).where(PUPIL.c.upn == bindparam("upn"))
+_INVOLVEMENTS_OF_PUPIL = sa_select(INVOLVEMENT).where(INVOLVEMENT.c.ended_at.is_(None), or_(
+    INVOLVEMENT.c.upn == bindparam("upn"),
+    and_(INVOLVEMENT.c.upn.is_(None), INVOLVEMENT.c.family_key == bindparam("family_key"),
+         INVOLVEMENT.c.date_of_birth == bindparam("date_of_birth")))).order_by(INVOLVEMENT.c.row_key)
+_INVOLVEMENTS_BY_NHS = sa_select(INVOLVEMENT).where(INVOLVEMENT.c.nhs_number == bindparam("nhs")) \
+    .order_by(INVOLVEMENT.c.row_key)
+_INVOLVEMENT_BY_KEY = sa_select(INVOLVEMENT).where(INVOLVEMENT.c.row_key == bindparam("key"))
+_EHE_BY_NHS = sa_select(EHE).where(EHE.c.nhs_number == bindparam("nhs")).order_by(EHE.c.row_key)
+_EHE_BY_KEY = sa_select(EHE).where(EHE.c.row_key == bindparam("key"))
 _CHILD_OF_PERSON = sa_select(CHILD.c.child_id).where(CHILD.c.person_key == bindparam("person_key"))
 
 
@@ -330,40 +341,34 @@ class Repository(EpisodeQueries):
     def facts_for_child(self, child_id: str, day: date) -> ChildFacts | None:
         """Reference facts for a known child id, from its person key (plain rows, as ``child_facts`` reads them:
         the missing pathway asks this for every event of a linked child)."""
-        child = self._rows(sa_select(CHILD.c.person_key).where(CHILD.c.child_id == child_id))
-        if not child:
+        connection = self.session.connection()
+        person_key = connection.execute(_PERSON_OF_CHILD, {"child_id": child_id}).scalar()
+        if person_key is None:
             return None
-        kind, _, value = str(child[0].person_key).partition(":")
+        kind, _, value = str(person_key).partition(":")
         members: list[Candidate] = []
         if kind == "upn":
-            pupils = self._rows(sa_select(PUPIL).where(PUPIL.c.upn == value))
-            if pupils:
-                pupil = pupils[0]
+            pupil = connection.execute(_PUPIL_BY_UPN, {"upn": value}).first()
+            if pupil is not None:
                 members.append(Candidate("pupil", pupil.upn, _pupil_identity(pupil), upn=pupil.upn,
                                          school_urn=pupil.school_urn))
                 # Involvements recorded without a UPN but with exactly this pupil's identity are theirs too.
                 members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
-                            for inv in self._rows(sa_select(INVOLVEMENT).where(
-                                INVOLVEMENT.c.ended_at.is_(None), or_(
-                                    INVOLVEMENT.c.upn == value,
-                                    and_(INVOLVEMENT.c.upn.is_(None), INVOLVEMENT.c.family_key == pupil.family_key,
-                                         INVOLVEMENT.c.date_of_birth == pupil.date_of_birth)))
-                                .order_by(INVOLVEMENT.c.row_key))
+                            for inv in connection.execute(_INVOLVEMENTS_OF_PUPIL, {
+                                "upn": value, "family_key": pupil.family_key, "date_of_birth": pupil.date_of_birth})
                             if inv.upn == value or exact_identity(_pupil_identity(inv)) ==
                             exact_identity(_pupil_identity(pupil))]
         elif kind == "nhs":
             members += [Candidate("involvement", inv.row_key, _pupil_identity(inv))
-                        for inv in self._rows(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.nhs_number == value)
-                                              .order_by(INVOLVEMENT.c.row_key))]
+                        for inv in connection.execute(_INVOLVEMENTS_BY_NHS, {"nhs": value})]
             members += [Candidate("ehe", ehe.row_key, _pupil_identity(ehe))
-                        for ehe in self._rows(sa_select(EHE).where(EHE.c.nhs_number == value)
-                                              .order_by(EHE.c.row_key))]
+                        for ehe in connection.execute(_EHE_BY_NHS, {"nhs": value})]
         elif kind == "ehe":
             members += [Candidate("ehe", ehe.row_key, _pupil_identity(ehe))
-                        for ehe in self._rows(sa_select(EHE).where(EHE.c.row_key == value))]
+                        for ehe in connection.execute(_EHE_BY_KEY, {"key": value})]
         elif kind == "involvement":
             members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
-                        for inv in self._rows(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.row_key == value))]
+                        for inv in connection.execute(_INVOLVEMENT_BY_KEY, {"key": value})]
         if not members:
             return None
         return self.child_facts(child_id, members, members[0].identity, day)

@@ -7,12 +7,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import Table, bindparam, insert
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.effect_rows import DEADLINE, CreatedRows, DeadlineRow
 from pipeline.adapters.inbox import school_copies
 from pipeline.ports.records import NotificationRecord
+
+TRIGGER_MEETING: Table = t.TriggerMeeting.__table__  # type: ignore[attr-defined]
+_LAST_MEETING = sa_select(TRIGGER_MEETING.c.held_at).where(TRIGGER_MEETING.c.child_id == bindparam("child_id")) \
+    .order_by(TRIGGER_MEETING.c.held_at.desc()).limit(1)
 
 
 class EpisodeQueries:
@@ -57,11 +63,14 @@ class EpisodeQueries:
         return found[0] if found else None
 
     def last_trigger_meeting_held(self, child_id: str) -> datetime | None:
-        return self.session.exec(select(t.TriggerMeeting.held_at).where(t.TriggerMeeting.child_id == child_id)
-                                 .order_by(col(t.TriggerMeeting.held_at).desc())).first()
+        # Core on the session's connection: no autoflush of the batch's episodes for a read of another table.
+        held: datetime | None = self.session.connection().execute(_LAST_MEETING, {"child_id": child_id}).scalar()
+        return held
 
     def add_trigger_meeting(self, child_id: str, held_at: datetime, outcome: str, event_id: str) -> None:
-        self.session.add(t.TriggerMeeting(child_id=child_id, held_at=held_at, outcome=outcome, event_id=event_id))
+        # Written at once (not an ORM row flushed later), so ``last_trigger_meeting_held`` reads it without a flush.
+        self.session.connection().execute(insert(TRIGGER_MEETING), {
+            "child_id": child_id, "held_at": held_at, "outcome": outcome, "event_id": event_id})
 
     def rebind_deadline(self, deadline: Any, child_id: str) -> None:
         deadline.child_id = child_id
