@@ -63,10 +63,13 @@ class EmbeddedRuntime:
         except Exception as error:  # noqa: BLE001 - the next interval tries again
             log.error("outbox relay failed (%s)", type(error).__name__)
 
-    def relay_forever(self, interval: float) -> None:
+    def relay_forever(self, interval: float, linger: float = 0.0) -> None:
         while not self.stop.is_set():
             self.relay_once()
-            self.relay_wake.wait(interval)
+            if self.relay_wake.wait(interval) and linger > 0:
+                # Woken by a commit: wait a moment for the next ones, so a trickle of events shares one relay
+                # transaction (and its fsync) instead of paying one each (Kafka's linger.ms, for the outbox).
+                self.stop.wait(linger)
             self.relay_wake.clear()
 
     def start_background(self) -> None:
@@ -78,7 +81,8 @@ class EmbeddedRuntime:
         consumer.start()
         self._threads.append(consumer)
         relayer = threading.Thread(target=self.relay_forever, name="outbox-relay", daemon=True,
-                                   args=(float(runtime.get("relay_interval_seconds", 1)),))
+                                   args=(float(runtime.get("relay_interval_seconds", 1)),
+                                         float(runtime.get("relay_linger_seconds", 0))))
         relayer.start()
         self._threads.append(relayer)
         options = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
