@@ -21,10 +21,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from consumers.intake_consumer import IntakeConsumer
 from pipeline.bootstrap import Services
 from pipeline.entrypoints.api import create_app
+from pipeline.runtimes.memory import freeze_start_up_objects
 from pipeline.service.relay import relay_until_idle
 from pipeline.service.sweep import sweep
 
 log = logging.getLogger(__name__)
+
 
 
 class _Server(uvicorn.Server):
@@ -75,6 +77,7 @@ class EmbeddedRuntime:
     def start_background(self) -> None:
         runtime = self.services.settings.rules.get("runtime", {})
         self.services.ctx.warm_up(self.services.store)  # the match index and model, before the first event
+        freeze_start_up_objects()
         self.sweep_once()  # whatever fell due while we were down fires now, once
         consumer = threading.Thread(target=self.consumer.run_forever, args=(self.stop,), name="intake-consumer",
                                     daemon=True)

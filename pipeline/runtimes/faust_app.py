@@ -26,6 +26,7 @@ from pipeline.adapters.faust_codec import codec_name, register_codecs
 from pipeline.adapters.kafka import producer_id_from
 from pipeline.adapters.metrics import EVENTS_CONSUMED
 from pipeline.bootstrap import Services, var_dir
+from pipeline.runtimes.memory import freeze_start_up_objects
 from pipeline.service.relay import relay_until_idle
 from pipeline.service.sweep import sweep
 
@@ -119,6 +120,7 @@ def run_worker(services: Services, partitions: int = 4) -> None:
 
         start_http_server(services.settings.metrics_port, addr="127.0.0.1")
     services.ctx.warm_up(services.store)
+    freeze_start_up_objects()
     services.ready.set()
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
     worker.execute_from_commandline()
