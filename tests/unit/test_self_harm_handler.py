@@ -14,24 +14,11 @@ from pipeline.service import handlers
 from pipeline.service.dispatch import process
 from pipeline.service.handlers import Context
 from pipeline.service.retries import RetryPolicy, record_failure, retry_events
-from pipeline.settings import Settings
-from tests.support.store_ports import loaded_memory_store
 from tests.support.world import AMELIA, HARVEY, ISLA, JACOB, NOAH, OLIVER, TERM_EVENING, UNKNOWN, attendance
 
 pytestmark = pytest.mark.unit
 
 NEXT_NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-RULES = Settings().rules
-
-
-@pytest.fixture
-def store() -> MemoryStore:
-    return loaded_memory_store(TERM_EVENING)
-
-
-@pytest.fixture
-def ctx() -> Context:
-    return Context.build(RULES)
 
 
 def run(store: MemoryStore, ctx: Context, body: dict[str, Any], now: datetime = TERM_EVENING) -> MemoryEvent:

@@ -16,23 +16,10 @@ from pipeline.service.handlers import Context
 from pipeline.service.notify import undelivered
 from pipeline.service.retries import PROCESSING_FAILED, RetryPolicy, record_failure
 from pipeline.service.sweep import close_deadline, sweep
-from pipeline.settings import Settings
-from tests.support.store_ports import loaded_memory_store
 from tests.support.world import AMELIA, TERM_EVENING, attendance
 
 pytestmark = pytest.mark.unit
 
-RULES = Settings().rules
-
-
-@pytest.fixture
-def store() -> MemoryStore:
-    return loaded_memory_store(TERM_EVENING)
-
-
-@pytest.fixture
-def ctx() -> Context:
-    return Context.build(RULES)
 
 
 def processed(store: MemoryStore, ctx: Context) -> MemoryEvent:
