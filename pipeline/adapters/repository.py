@@ -327,10 +327,7 @@ class Repository(EpisodeQueries):
         registers the rows it inserts."""
         self.session.flush()
         table: Table = type(row).__table__
-        statement = ((pg_insert if self.postgres else sqlite_insert)(table).on_conflict_do_nothing()
-                     .returning(*table.primary_key.columns))
-        values = {column.key: getattr(row, column.key) for column in table.columns}
-        if self.session.connection().execute(statement, values).first() is None:
+        if not self._insert_guarded(table, row):
             return False
         # Pending, then registered as the flush registers a row it inserted: persistent from here (a later change
         # is an UPDATE), and a rollback of this transaction or savepoint expunges it as it would a flushed row.
