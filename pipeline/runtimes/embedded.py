@@ -28,7 +28,6 @@ from pipeline.service.sweep import sweep
 log = logging.getLogger(__name__)
 
 
-
 class _Server(uvicorn.Server):
     """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which would end the process by the
     signal before our own clean-up runs; we have shut down cleanly, so we exit 0 instead."""
