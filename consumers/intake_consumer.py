@@ -95,14 +95,19 @@ class IntakeConsumer:
             record_failure(repo, event, error, self.retry, self.clock())
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
+        """Batch after batch while a full one comes back; otherwise wait for ``wake`` (set by this process's
+        intake after each commit that stored new events) or ``poll_seconds`` (other processes' events, retries
+        falling due)."""
         while not stop.is_set():
+            # Cleared before the batch's query: an event committed after the query sets it again, and one
+            # committed before is in the batch, so no wake-up is lost and none costs an empty query.
+            self.wake.clear()
             try:
-                busy = self.run_once()
-                if busy and self.on_committed is not None:
+                handled = self.run_once()
+                if handled and self.on_committed is not None:
                     self.on_committed()
             except Exception as error:  # noqa: BLE001 - e.g. the database briefly locked; try again
                 log.error("intake consumer loop error (%s)", type(error).__name__)
-                busy = 0
-            if not busy:
+                handled = 0
+            if handled < BATCH:
                 self.wake.wait(poll_seconds)
-                self.wake.clear()
