@@ -47,7 +47,13 @@ def current_user(request: Request, authorization: Annotated[str | None, Header()
     return user
 
 
-ServicesDep = Annotated[Services, Depends(services_of)]
+async def services_dependency(request: Request) -> Services:
+    """The services, answered on the event loop: FastAPI runs a plain ``def`` dependency in its thread pool, a
+    hop (a queue, a worker thread woken, the answer handed back) that cost more than this attribute read."""
+    return services_of(request)
+
+
+ServicesDep = Annotated[Services, Depends(services_dependency)]
 CurrentUser = Annotated[User, Depends(current_user)]
 SessionDep = Annotated[Session, Depends(read_session)]
 PagingDep = Annotated[Paging, Depends()]
