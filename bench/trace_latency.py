@@ -271,13 +271,38 @@ def traced_server(target: Target, out: Path) -> Iterator[subprocess.Popen[bytes]
         process.wait(timeout=60)
 
 
+class DiskProbe:
+    """The disk's own fsync latency meanwhile: every 100 ms, 4 KiB overwritten in a side file beside the database
+    and fdatasync'd (what SQLite does for a commit under synchronous=FULL), from the load generator's core."""
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / "probe.bin"
+        self.samples: list[tuple[float, float]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR)
+        os.write(fd, b"\0" * 65536)
+        os.fsync(fd)
+        index = 0
+        while not self.stop.wait(0.1):
+            os.pwrite(fd, os.urandom(4096), (index % 16) * 4096)
+            started = time.time()
+            os.fdatasync(fd)
+            self.samples.append((started, (time.time() - started) * 1000))
+            index += 1
+        os.close(fd)
+
+
 def pct(values: list[float], q: int) -> float:
     if len(values) < 2:
         return values[0] if values else 0.0
     return statistics.quantiles(values, n=100)[q - 1]
 
 
-def analyse(data: dict[str, list[Any]], sent: dict[str, float], slowest: int) -> None:
+def analyse(data: dict[str, list[Any]], sent: dict[str, float], slowest: int,
+            probe: list[tuple[float, float]]) -> None:
     group_of: dict[str, tuple[float, float]] = {}
     for started, ended, ids in data["intake"]:
         for event_id in ids:
@@ -315,6 +340,10 @@ def analyse(data: dict[str, list[Any]], sent: dict[str, float], slowest: int) ->
         print(f"  {part:>10}: p50 {pct(values, 50):6.2f}  p95 {pct(values, 95):6.2f}  p99 {pct(values, 99):7.2f}  "
               f"max {values[-1]:7.2f} ms")
 
+    if probe:
+        values = sorted(ms for _, ms in probe)
+        print(f"the disk meanwhile (4 KiB + fdatasync every 100 ms from core 1, n {len(values)}): p50 "
+              f"{pct(values, 50):.2f}  p95 {pct(values, 95):.2f}  p99 {pct(values, 99):.2f}  max {values[-1]:.2f} ms")
     by_thread: dict[str, list[float]] = defaultdict(list)
     checkpoints = []
     frames: dict[str, list[int]] = defaultdict(list)
@@ -387,6 +416,12 @@ def analyse(data: dict[str, list[Any]], sent: dict[str, float], slowest: int) ->
         for at, late in stalls:
             if lo < at < hi:
                 overlapping.append(f"stall {late * 1000:.0f}")
+        for mode, started, ended, _frames, _done in data.get("checkpoint", []):
+            if started < hi and ended > lo:
+                overlapping.append(f"background {mode} {(ended - started) * 1000:.0f}")
+        for started, ms in probe:
+            if started < hi and started + ms / 1000 > lo and ms > 10:
+                overlapping.append(f"disk probe fdatasync {ms:.0f}")
         print(f"  {row['total']:7.1f} = {row['to_intake']:6.1f} + {row['intake']:6.1f} + {row['to_wake']:5.1f} + "
               f"{row['to_process']:6.1f}  | " + "; ".join(overlapping))
 
@@ -408,7 +443,9 @@ def main() -> None:
         target = Target(tmp)
         out = tmp / "trace.json"
         sent: dict[str, float] = {}
+        probe = DiskProbe(tmp)
         with traced_server(target, out) as process:
+            probe.thread.start()
             rng = random.Random(3)
             headers = {"Authorization": f"Bearer {target.token}", "Content-Type": "application/json"}
             with httpx.Client(base_url=f"http://127.0.0.1:{target.port}", headers=headers, timeout=30) as http:
@@ -422,6 +459,7 @@ def main() -> None:
                     assert http.post("/api/events/self-harm-attendance",
                                      content=json.dumps(event)).status_code == 202
             time.sleep(1.5)
+            probe.stop.set()
             process.send_signal(signal.SIGUSR1)
             for _ in range(100):
                 if out.exists():
@@ -431,7 +469,7 @@ def main() -> None:
         data = json.loads(out.read_text())
         if args.keep:
             args.keep.write_text(json.dumps({"trace": data, "sent": sent}))
-    analyse(data, sent, args.slowest)
+    analyse(data, sent, args.slowest, probe.samples)
     load = os.getloadavg()
     print(f"load average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
