@@ -5,17 +5,15 @@ handed out again."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
 from sqlmodel import select
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.issued_children import IssuedChildIds
 from pipeline.adapters.store import Store
-from tests.support.store_ports import open_backend
+from tests.support.store_ports import open_backend, statements_run
 
 
 @pytest.fixture
@@ -24,20 +22,6 @@ def store(tmp_path: Path) -> Iterator[Store]:
     assert backend.sql is not None
     yield backend.sql
     backend.sql.dispose()
-
-
-@contextmanager
-def statements(store: Store) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: object, _cursor: object, sql: str, *_: object) -> None:
-        seen.append(sql)
-
-    event.listen(store.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(store.engine, "before_cursor_execute", record)
 
 
 def stored_children(store: Store) -> dict[str, str]:
@@ -49,7 +33,7 @@ def test_a_committed_child_id_is_answered_without_a_read(store: Store) -> None:
     with store.unit_of_work() as repo:
         issued = repo.child_id("person-1")
     assert store.issued_children.get("person-1") == issued
-    with store.unit_of_work() as repo, statements(store) as seen:
+    with store.unit_of_work() as repo, statements_run(store) as seen:
         assert repo.child_id("person-1") == issued
     assert not [sql for sql in seen if "child" in sql.lower() and "person_key" in sql.lower()]
     assert stored_children(store) == {"person-1": issued}
