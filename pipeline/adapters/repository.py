@@ -25,7 +25,14 @@ from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.deliveries import team_of_person
-from pipeline.adapters.effect_rows import DEADLINE, NOTIFICATION, CreatedRows, DeadlineRow, NotificationRow
+from pipeline.adapters.effect_rows import (
+    DEADLINE,
+    EPISODE,
+    NOTIFICATION,
+    CreatedRows,
+    DeadlineRow,
+    NotificationRow,
+)
 from pipeline.adapters.event_queue import events_by_id, held_event_ids
 from pipeline.adapters.reference_cache import ReferenceCache, ReferenceSnapshot, reference_version, school_of_row
 from pipeline.adapters.repository_missing import EpisodeQueries
@@ -125,6 +132,7 @@ _INVOLVEMENT_BY_KEY = sa_select(INVOLVEMENT).where(INVOLVEMENT.c.row_key == bind
 _EHE_BY_NHS = sa_select(EHE).where(EHE.c.nhs_number == bindparam("nhs")).order_by(EHE.c.row_key)
 _EHE_BY_KEY = sa_select(EHE).where(EHE.c.row_key == bindparam("key"))
 _CHILD_OF_PERSON = sa_select(CHILD.c.child_id).where(CHILD.c.person_key == bindparam("person_key"))
+_LOCK_CHILD = sa_select(CHILD.c.child_id).where(CHILD.c.child_id == bindparam("child_id")).with_for_update()
 
 
 @functools.cache
@@ -162,6 +170,9 @@ class Repository(EpisodeQueries):
         # Notifications and deadlines this unit of work creates: plain records, not ORM objects (effect_rows.py).
         self._notifications = CreatedRows(NOTIFICATION)
         self._deadlines = CreatedRows(DEADLINE)
+        # Missing episodes read or created in this unit of work (plain records too), and those locked in it.
+        self._episodes = CreatedRows(EPISODE, key="episode_id")
+        self._locked_episodes: set[str] = set()
         event.listen(session, "before_commit", self._write_rows)
         event.listen(session, "after_soft_rollback", self._discard_rows)
         event.listen(session, "after_transaction_create", self._savepoint_begins)
@@ -171,11 +182,13 @@ class Repository(EpisodeQueries):
         if transaction.nested:
             self._notifications.mark(transaction)
             self._deadlines.mark(transaction)
+            self._episodes.mark(transaction)
 
     def _savepoint_ends(self, _session: Session, transaction: Any) -> None:
         if transaction.nested:
             self._notifications.release(transaction)
             self._deadlines.release(transaction)
+            self._episodes.release(transaction)
 
     def _write_created(self) -> None:
         """Write the created notifications and deadlines (new ones, then changes): before a read of their tables,
@@ -187,6 +200,7 @@ class Repository(EpisodeQueries):
 
     def _write_rows(self, _session: Session) -> None:
         self._write_created()
+        self._write_episodes()
         connection = self.session.connection()
         if self._audit_rows:
             rows, self._audit_rows = self._audit_rows, []
@@ -200,12 +214,16 @@ class Repository(EpisodeQueries):
 
     def _discard_rows(self, _session: Session, previous: Any) -> None:
         self._audit_rows, self._outbox_rows, self._delivery_rows = [], [], []
+        # PostgreSQL releases row locks taken since the savepoint: an episode is locked again on its next use.
+        self._locked_episodes.clear()
         if previous.nested:
             self._notifications.roll_back_to(previous)
             self._deadlines.roll_back_to(previous)
+            self._episodes.roll_back_to(previous)
         else:
             self._notifications.clear()
             self._deadlines.clear()
+            self._episodes.clear()
 
     # ---- reference facts -------------------------------------------------------------------------
     # Reference reads are plain rows, not ORM objects: nothing here changes them, and this is the hot path of
@@ -372,8 +390,8 @@ class Repository(EpisodeQueries):
 
     def lock_child(self, child_id: str) -> None:
         """Serialise per-child rules across workers (PostgreSQL row lock; SQLite writers are already serial)."""
-        if self.postgres:
-            self.session.exec(select(t.Child).where(t.Child.child_id == child_id).with_for_update()).first()
+        if self.postgres:  # Core on the session's connection: a lock, not an ORM load (and no flush)
+            self.session.connection().execute(_LOCK_CHILD, {"child_id": child_id}).first()
 
     def deadline_rows(self, *where: Any, order: bool = False, limit: int | None = None,
                       skip_locked: bool = False) -> list[DeadlineRow]:
@@ -409,6 +427,9 @@ class Repository(EpisodeQueries):
 
     def deadlines_of_subject(self, subject_id: str) -> list[DeadlineRow]:
         return self.deadline_rows(DEADLINE.c.subject_id == subject_id, order=True)
+
+    def deadlines_of_subjects(self, subject_ids: Sequence[str]) -> list[DeadlineRow]:
+        return self.deadline_rows(DEADLINE.c.subject_id.in_(list(subject_ids)), order=True) if subject_ids else []
 
     # ---- notifications, deliveries, dead letters ------------------------------------------------------
     def add_notification(self, event_id: str, pathway: str, item: PlannedNotification, status: str, now: datetime,

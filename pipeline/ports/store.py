@@ -121,6 +121,10 @@ class DeadlineStore(Protocol):
         """Every deadline (open or closed) about one subject, oldest first."""
         ...
 
+    def deadlines_of_subjects(self, subject_ids: Sequence[str]) -> Sequence[DeadlineRecord]:
+        """Every deadline (open or closed) about any of these subjects, oldest first: one read for several."""
+        ...
+
     def open_deadlines_due(self, now: datetime, limit: int) -> Sequence[DeadlineRecord]:
         """Open deadlines whose next ladder step is due by ``now``, earliest step first, at most ``limit``; on
         PostgreSQL claimed (skipping rows another sweeper holds)."""

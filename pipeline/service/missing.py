@@ -71,6 +71,9 @@ def _write_back(row: EpisodeRecord, episode: rules.Episode, now: datetime) -> No
 def handle_episode_event(repo: StorePort, event: EventRecord, record: dict[str, Any], ctx: Context,
                          now: datetime) -> None:
     row = repo.episode_for_update(record["episode_id"])
+    # Every deadline of an episode follows from its being reported or found (``rules.episode_deadlines``,
+    # ``rules.trigger_reason``): one that was neither before this event has none yet, and none is read.
+    had_deadlines = row.reported_at is not None or row.found_at is not None
     episode = rules.fold(_episode_of(row), event.event_type, record)
     review: MatchDecision | None = None
     if event.event_type == "missing-reported":
@@ -89,7 +92,7 @@ def handle_episode_event(repo: StorePort, event: EventRecord, record: dict[str, 
     event.status = EventStatus.PROCESSED
     if review is not None:
         _queue_review(repo, row, episode, event, review, record, ctx, now)
-    reconcile(repo, row, episode, ctx, now, event.event_id)
+    reconcile(repo, row, episode, ctx, now, event.event_id, read_deadlines=had_deadlines)
 
 
 def _match(repo: StorePort, event: EventRecord, record: dict[str, Any], ctx: Context,
@@ -129,8 +132,9 @@ def decide_review(repo: StorePort, event: EventRecord, ctx: Context, actor: str,
     ``casework.decide_review``): link the episode to one of the candidates (everything the rules say for that
     child then happens, from now) or confirm it is none."""
     record = record_of(event)
-    row = repo.episode(record["episode_id"])
-    assert row is not None, "a missing report waiting for review has its episode"
+    # Locked, as every event of the episode locks it: reconcile's view of its deadlines is then the whole truth.
+    row = repo.episode_for_update(record["episode_id"])
+    assert row.reported_at is not None, "a missing report waiting for review has its episode"
     child = child_of_event(repo, ctx, event, identity_from_record(record["child"]), urgent=False,
                            person=PersonDecision(child_id, reason))
     outcome = child.decision.outcome
@@ -156,8 +160,10 @@ def _facts(repo: StorePort, episode: rules.Episode, ctx: Context) -> ChildFacts 
 
 
 def reconcile(repo: StorePort, row: EpisodeRecord, episode: rules.Episode, ctx: Context, now: datetime,
-              event_id: str) -> None:
-    """Make notifications and deadlines match what the rules say this episode should have."""
+              event_id: str, *, read_deadlines: bool = True) -> None:
+    """Make notifications and deadlines match what the rules say this episode should have. The episode's
+    deadlines (its own and the trigger meeting raised on it) are read once; ``read_deadlines=False`` when the
+    caller knows it has none yet."""
     policy = ctx.policy
     if episode.child_id:
         repo.lock_child(episode.child_id)
@@ -175,7 +181,11 @@ def reconcile(repo: StorePort, row: EpisodeRecord, episode: rules.Episode, ctx: 
         _notify(repo, event_id, item, now)
 
     wanted, close = rules.episode_deadlines(episode, is_high, policy)
-    existing = {d.kind: d for d in repo.deadlines_of_subject(episode.episode_id)}
+    trigger_subject = _trigger_subject(episode)
+    stored = repo.deadlines_of_subjects([episode.episode_id, trigger_subject]) if read_deadlines else []
+    existing = {d.kind: d for d in stored if d.subject_id == episode.episode_id}
+    own_meeting = next((d for d in stored if d.subject_id == trigger_subject
+                        and d.kind == DeadlineKind.TRIGGER_MEETING), None)
     for kind in close:
         if kind in existing:
             close_deadline(repo, existing[kind], now, _moved_on(event_id))
@@ -192,8 +202,7 @@ def reconcile(repo: StorePort, row: EpisodeRecord, episode: rules.Episode, ctx: 
                 existing[deadline.kind] = created
         elif deadline.kind == DeadlineKind.STILL_MISSING and current.state == DeadlineState.OPEN:
             _replan(current, deadline, now)
-    _carry_over_trigger_meeting(repo, episode, now)
-    own_meeting = _episode_trigger_meeting(repo, episode)
+    _carry_over_trigger_meeting(repo, episode, own_meeting, now)
     for current in [*existing.values(), *([own_meeting] if own_meeting is not None else [])]:
         if current.kind != DeadlineKind.TRIGGER_MEETING or current.state == DeadlineState.OPEN:
             _rebind(repo, current, episode.child_id, now)  # a closed one too: the record is about this child
@@ -206,10 +215,9 @@ def _moved_on(event_id: str) -> str:
     return f"episode moved on (event {event_id})" if event_id else "episode moved on"
 
 
-def _episode_trigger_meeting(repo: StorePort, episode: rules.Episode) -> DeadlineRecord | None:
-    """The trigger meeting raised on this episode (open or closed, the child's or still unbound), if any."""
-    return next((d for d in repo.deadlines_of_subject(f"trigger:{episode.episode_id}")
-                 if d.kind == DeadlineKind.TRIGGER_MEETING), None)
+def _trigger_subject(episode: rules.Episode) -> str:
+    """The subject of the trigger meeting raised on this episode (open or closed, the child's or still unbound)."""
+    return f"trigger:{episode.episode_id}"
 
 
 def _rebind(repo: StorePort, deadline: DeadlineRecord, child_id: str | None, now: datetime) -> None:
@@ -305,21 +313,24 @@ def raise_trigger_meeting_if_needed(repo: StorePort, episode: rules.Episode, is_
     it is raised on the episode (child unknown), assigned to the front door, and carried over to the child
     when linked (``_carry_over_trigger_meeting``); the rolling-window rule needs a child."""
     child_id = facts.child_id if facts is not None else None
-    rows: list[EpisodeRecord] = []
+    if child_id is None and episode.child_id is not None:
+        return  # a linked child with no reference record left: nothing to route by
+    # The reasons of the episode itself come first (``rules.trigger_reason``): the child's other episodes are
+    # read only when the rolling-window rule is the one left to ask.
+    reason = rules.trigger_reason(episode, is_high, [], now, ctx.policy)
+    if reason is None and child_id is not None:
+        rows = repo.episodes_of_child(child_id)
+        reason = rules.trigger_reason(episode, is_high, [_episode_of(r) for r in rows], now, ctx.policy)
+    if reason is None:
+        return
     if child_id is not None:
         last_held = repo.last_trigger_meeting_held(child_id)
         if last_held is not None and episode.reported_at is not None and episode.reported_at <= last_held:
             return  # the meeting already held considered this episode
-        rows = list(repo.episodes_of_child(child_id))
-    elif episode.child_id is not None:
-        return  # a linked child with no reference record left: nothing to route by
-    reason = rules.trigger_reason(episode, is_high, [_episode_of(r) for r in rows], now, ctx.policy)
-    if reason is None:
-        return
     kind = DeadlineKind.TRIGGER_MEETING
     due = ctx.policy.due(kind, now)
     planned = PlannedDeadline(kind, "child", due, ctx.policy.ladder(kind, due))
-    created = repo.add_deadline(planned, f"trigger:{episode.episode_id}", now, event_id=event_id,
+    created = repo.add_deadline(planned, _trigger_subject(episode), now, event_id=event_id,
                                 child_id=child_id, once=True)
     if created is None:
         return  # one is already pending for this child (or this episode already raised one)
@@ -327,12 +338,13 @@ def raise_trigger_meeting_if_needed(repo: StorePort, episode: rules.Episode, is_
     _assign(repo, created, episode, facts, ctx.policy, event_id, now, f"trigger meeting needed: {reason}")
 
 
-def _carry_over_trigger_meeting(repo: StorePort, episode: rules.Episode, now: datetime) -> None:
-    """A trigger meeting raised on the episode while its child was unknown becomes the child's when the child
-    is linked, unless the child already has one pending (or held one since): then that one stands for both."""
+def _carry_over_trigger_meeting(repo: StorePort, episode: rules.Episode, mine: DeadlineRecord | None,
+                                now: datetime) -> None:
+    """A trigger meeting raised on the episode (``mine``) while its child was unknown becomes the child's when
+    the child is linked, unless the child already has one pending (or held one since): then that one stands for
+    both."""
     if episode.child_id is None:
         return
-    mine = _episode_trigger_meeting(repo, episode)
     if mine is None or mine.state != DeadlineState.OPEN or mine.child_id is not None:
         return
     pending = repo.open_trigger_meeting(episode.child_id)

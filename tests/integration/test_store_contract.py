@@ -330,6 +330,26 @@ def test_deadlines_of_subject_oldest_first(store_backend: Backend) -> None:
         assert port.deadlines_of_subject("ep-3") == []
 
 
+def test_deadlines_of_subjects_reads_several_subjects_oldest_first(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        for minutes, kind, subject in ((2, DeadlineKind.RETURN_INTERVIEW, "ep-1"),
+                                       (0, DeadlineKind.TRIGGER_MEETING, "trigger:ep-1"),
+                                       (1, DeadlineKind.STILL_MISSING, "ep-1"),
+                                       (3, DeadlineKind.STILL_MISSING, "ep-2")):
+            port.add_deadline(_deadline(kind), subject, NOW + timedelta(minutes=minutes), event_id="e-1",
+                              child_id=None)
+    with store_backend.units.unit_of_work() as port:
+        assert [(d.subject_id, d.kind) for d in port.deadlines_of_subjects(["ep-1", "trigger:ep-1"])] == [
+            ("trigger:ep-1", DeadlineKind.TRIGGER_MEETING), ("ep-1", DeadlineKind.STILL_MISSING),
+            ("ep-1", DeadlineKind.RETURN_INTERVIEW)]
+        # One record per deadline in a unit of work, whichever read handed it out.
+        first = port.deadlines_of_subjects(["ep-2"])[0]
+        assert port.deadlines_of_subject("ep-2") == [first]
+        first.state = DeadlineState.CLOSED
+        assert [d.state for d in port.deadlines_of_subjects(["ep-2", "ep-9"])] == [DeadlineState.CLOSED]
+        assert port.deadlines_of_subjects(["ep-3"]) == [] and port.deadlines_of_subjects([]) == []
+
+
 def test_open_deadlines_due_earliest_step_first(store_backend: Backend) -> None:
     with store_backend.units.unit_of_work() as port:
         late = port.add_deadline(_deadline(due=NOW + timedelta(hours=3)), "n-late", NOW, event_id=None, child_id=None)
