@@ -434,8 +434,8 @@ class MemoryStore(MemoryEpisodes):
                                              notification_id))
 
     def add_notification(self, event_id: str, pathway: str, item: PlannedNotification, status: str, now: datetime,
-                         *, dedupe_key: str | None = None,
-                         deadline_id: str | None = None) -> MemoryNotification | None:
+                         *, dedupe_key: str | None = None, deadline_id: str | None = None,
+                         key_is_new: bool = False) -> MemoryNotification | None:
         if dedupe_key is not None and any(n.dedupe_key == dedupe_key for n in self._state.notifications.values()):
             return None
         row = MemoryNotification(

@@ -169,6 +169,7 @@ class Repository(EpisodeQueries):
         self._delivery_rows: list[dict[str, Any]] = []
         # Notifications and deadlines this unit of work creates: plain records, not ORM objects (effect_rows.py).
         self._notifications = CreatedRows(NOTIFICATION)
+        self._new_keys: dict[str, NotificationRow] = {}  # dedupe keys of notifications buffered as new
         self._deadlines = CreatedRows(DEADLINE)
         # Missing episodes read or created in this unit of work (plain records too), and those locked in it.
         self._episodes = CreatedRows(EPISODE, key="episode_id")
@@ -224,6 +225,8 @@ class Repository(EpisodeQueries):
             self._notifications.clear()
             self._deadlines.clear()
             self._episodes.clear()
+        kept = self._notifications.by_id
+        self._new_keys = {key: row for key, row in self._new_keys.items() if kept.get(row.id) is row}
 
     # ---- reference facts -------------------------------------------------------------------------
     # Reference reads are plain rows, not ORM objects: nothing here changes them, and this is the hot path of
@@ -433,9 +436,11 @@ class Repository(EpisodeQueries):
 
     # ---- notifications, deliveries, dead letters ------------------------------------------------------
     def add_notification(self, event_id: str, pathway: str, item: PlannedNotification, status: str, now: datetime,
-                         *, dedupe_key: str | None = None, deadline_id: str | None = None) -> NotificationRow | None:
+                         *, dedupe_key: str | None = None, deadline_id: str | None = None,
+                         key_is_new: bool = False) -> NotificationRow | None:
         """A notification as a plain record: with a ``dedupe_key`` inserted at once (``ON CONFLICT DO NOTHING``),
-        otherwise written with the transaction's other new notifications in one multi-row insert."""
+        otherwise, or with a key the caller knows is new (``key_is_new``: checked against this unit of work's
+        own keys only), written with the transaction's other new notifications in one multi-row insert."""
         row = NotificationRow(
             id=new_id(), event_id=event_id, pathway=pathway, kind=str(item.kind), plan_key=item.key,
             recipient_role=item.recipient_role, recipient_ref=item.recipient_ref, school_urn=item.school_urn,
@@ -444,6 +449,12 @@ class Repository(EpisodeQueries):
             created_at=now, dedupe_key=dedupe_key, deadline_id=deadline_id,
         )
         if dedupe_key is None:
+            self._notifications.buffer(row)
+            return row
+        if dedupe_key in self._new_keys:
+            return None
+        if key_is_new:
+            self._new_keys[dedupe_key] = row
             self._notifications.buffer(row)
             return row
         if not self._insert_guarded(NOTIFICATION, row):
@@ -509,6 +520,7 @@ class Repository(EpisodeQueries):
         try:
             with self.session.begin_nested():
                 yield
+                self._write_rows(self.session)  # and those buffered inside to this savepoint: a clash fails it
         except BaseException:
             self.session.expire_all()
             raise

@@ -88,9 +88,15 @@ class EpisodeQueries:
         return found
 
     def episodes_of_child(self, child_id: str) -> Sequence[EpisodeRow]:
-        self._write_episodes()  # an episode this unit of work linked to the child is found by the query
-        return self._episodes.loaded(
+        # The stored ones, as this unit of work holds them, and those it linked to the child since (changes are
+        # not written for this read: they go in one statement per set of columns at the commit).
+        stored = self._episodes.loaded(
             self.session.connection().execute(_EPISODES_OF_CHILD, {"child_id": child_id}), EpisodeRow)
+        found = {row.episode_id: row for row in stored if row.child_id == child_id}
+        for row in self._episodes.by_id.values():
+            if row.child_id == child_id and row.episode_id not in found:
+                found[row.episode_id] = row
+        return list(found.values())
 
     # ---- trigger meetings --------------------------------------------------------------------------
     def open_trigger_meeting(self, child_id: str) -> DeadlineRow | None:

@@ -241,6 +241,34 @@ def test_a_dedupe_key_stores_a_notification_once_ever(store_backend: Backend) ->
         ("created", first.id), ("kept", first.id)]
 
 
+def test_a_key_known_to_be_new_is_stored_once_and_refused_after(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        first = port.add_notification("e-1", "missing", _item(), NotificationStatus.PENDING, NOW, dedupe_key="new",
+                                      key_is_new=True)
+        assert first is not None and port.notification(first.id) is first
+        # A repeat in the same unit of work, told it is new or not, is refused.
+        assert port.add_notification("e-1", "missing", _item(), NotificationStatus.PENDING, NOW, dedupe_key="new",
+                                     key_is_new=True) is None
+        assert port.add_notification("e-1", "missing", _item(), NotificationStatus.PENDING, NOW,
+                                     dedupe_key="new") is None
+        first.deadline_id = "d-1"
+        with pytest.raises(RuntimeError), port.savepoint():
+            undone = port.add_notification("e-1", "missing", _item(), NotificationStatus.PENDING, NOW,
+                                           dedupe_key="undone", key_is_new=True)
+            assert undone is not None
+            raise RuntimeError("the handler fails")
+        # Undone with its savepoint: the key is free again.
+        assert port.add_notification("e-1", "missing", _item(), NotificationStatus.PENDING, NOW,
+                                     dedupe_key="undone", key_is_new=True) is not None
+    with store_backend.units.unit_of_work() as port:
+        stored = port.notification(first.id)
+        assert stored is not None and (stored.dedupe_key, stored.deadline_id) == ("new", "d-1")
+        assert port.add_notification("e-2", "missing", _item(), NotificationStatus.PENDING, NOW,
+                                     dedupe_key="new") is None
+        assert port.add_notification("e-2", "missing", _item(), NotificationStatus.PENDING, NOW,
+                                     dedupe_key="undone") is None
+
+
 def test_add_delivery_once_per_channel(store_backend: Backend) -> None:
     with store_backend.units.unit_of_work() as port:
         row = port.add_notification("e-1", "self_harm", _item(), NotificationStatus.PENDING, NOW)
