@@ -158,6 +158,10 @@ class Repository(EpisodeQueries):
         self._version: int | None = None  # the reference version, read once per unit of work
         self._synced_index: ReferenceIndex | None = None
         self._model_version: str | None = _UNREAD
+        # Children this unit of work resolved (id -> person key), and those it created: a child created here
+        # has nothing else stored about it yet (no episode, no trigger meeting) until this unit of work commits.
+        self._person_of_child: dict[str, str] = {}
+        self._new_children: set[str] = set()
         self._directory: Directory | None = None
         self._schools: dict[str, School | None] = {}
         # Append-only rows (audit entries, outbox rows, new delivery rows) are buffered and written as one
@@ -217,6 +221,8 @@ class Repository(EpisodeQueries):
         self._audit_rows, self._outbox_rows, self._delivery_rows = [], [], []
         # PostgreSQL releases row locks taken since the savepoint: an episode is locked again on its next use.
         self._locked_episodes.clear()
+        self._person_of_child.clear()
+        self._new_children.clear()
         if previous.nested:
             self._notifications.roll_back_to(previous)
             self._deadlines.roll_back_to(previous)
@@ -265,12 +271,19 @@ class Repository(EpisodeQueries):
 
     def child_facts(self, child_id: str, members: list[Candidate], identity: Identity, day: date) -> ChildFacts:
         """Everything the routing table needs about one linked person."""
+        return self._child_facts(child_id, members, identity, day)
+
+    def _child_facts(self, child_id: str, members: list[Candidate], identity: Identity, day: date,
+                     pupils: Sequence[Row[Any]] | None = None) -> ChildFacts:
+        """``child_facts``; ``pupils``: the members' current pupil rows when the caller has just read them."""
         upns = {m.upn for m in members if m.upn}
         nhs = {m.identity.nhs_number for m in members if m.identity.nhs_number}
         connection = self.session.connection()
         enrolments: list[Enrolment] = []
         if upns:
-            for pupil in connection.execute(_PUPILS_BY_UPN, {"upns": sorted(upns)}):
+            if pupils is None:
+                pupils = connection.execute(_PUPILS_BY_UPN, {"upns": sorted(upns)}).all()
+            for pupil in pupils:
                 school = self.school(pupil.school_urn)
                 if school is not None and _on_roll(pupil, day):
                     enrolments.append(Enrolment(pupil.upn, school, _pupil_identity(pupil)))
@@ -291,12 +304,15 @@ class Repository(EpisodeQueries):
         connection = self.session.connection()
         known = connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).first()
         if known is not None:
+            self._person_of_child[known.child_id] = person_key
             return str(known.child_id)
         child_id = new_id()
         if not self._insert_guarded(CHILD, {"child_id": child_id, "person_key": person_key,
                                            "created_at": t.utcnow()}):
             # another transaction created it a moment ago: use theirs
             return str(connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).one().child_id)
+        self._person_of_child[child_id] = person_key
+        self._new_children.add(child_id)
         return child_id
 
     # ---- effects ---------------------------------------------------------------------------------
@@ -325,7 +341,8 @@ class Repository(EpisodeQueries):
         if not once:
             self._deadlines.buffer(row)
             return row
-        self._write_created()  # the guard's unique indexes are about deadlines: changed ones are written first
+        # The guard's unique indexes are about deadlines: new and changed ones are written first.
+        self._deadlines.write(self.session.connection())
         if not self._insert_guarded(DEADLINE, row):
             return None
         self._deadlines.stored(row)
@@ -360,13 +377,19 @@ class Repository(EpisodeQueries):
         """Reference facts for a known child id, from its person key (plain rows, as ``child_facts`` reads them:
         the missing pathway asks this for every event of a linked child)."""
         connection = self.session.connection()
-        person_key = connection.execute(_PERSON_OF_CHILD, {"child_id": child_id}).scalar()
+        person_key = self._person_of_child.get(child_id)
         if person_key is None:
-            return None
+            person_key = connection.execute(_PERSON_OF_CHILD, {"child_id": child_id}).scalar()
+            if person_key is None:
+                return None
+            self._person_of_child[child_id] = person_key
         kind, _, value = str(person_key).partition(":")
         members: list[Candidate] = []
+        pupils: list[Row[Any]] | None = None
         if kind == "upn":
             pupil = connection.execute(_PUPIL_BY_UPN, {"upn": value}).first()
+            # The members' UPNs are this pupil's alone: child_facts needs no second read of it.
+            pupils = [pupil] if pupil is not None and pupil.ended_at is None else []
             if pupil is not None:
                 members.append(Candidate("pupil", pupil.upn, _pupil_identity(pupil), upn=pupil.upn,
                                          school_urn=pupil.school_urn))
@@ -389,7 +412,7 @@ class Repository(EpisodeQueries):
                         for inv in connection.execute(_INVOLVEMENT_BY_KEY, {"key": value})]
         if not members:
             return None
-        return self.child_facts(child_id, members, members[0].identity, day)
+        return self._child_facts(child_id, members, members[0].identity, day, pupils)
 
     def lock_child(self, child_id: str) -> None:
         """Serialise per-child rules across workers (PostgreSQL row lock; SQLite writers are already serial)."""

@@ -39,6 +39,7 @@ class EpisodeQueries:
         _notifications: CreatedRows
         _episodes: CreatedRows
         _locked_episodes: set[str]
+        _new_children: set[str]
 
         def _insert_guarded(self, table: Table, record: Any) -> bool: ...
 
@@ -90,7 +91,8 @@ class EpisodeQueries:
     def episodes_of_child(self, child_id: str) -> Sequence[EpisodeRow]:
         # The stored ones, as this unit of work holds them, and those it linked to the child since (changes are
         # not written for this read: they go in one statement per set of columns at the commit).
-        stored = self._episodes.loaded(
+        # A child this unit of work created has no stored episode: only those linked to it here.
+        stored = [] if child_id in self._new_children else self._episodes.loaded(
             self.session.connection().execute(_EPISODES_OF_CHILD, {"child_id": child_id}), EpisodeRow)
         found = {row.episode_id: row for row in stored if row.child_id == child_id}
         for row in self._episodes.by_id.values():
@@ -105,18 +107,21 @@ class EpisodeQueries:
         return found[0] if found else None
 
     def last_trigger_meeting_held(self, child_id: str) -> datetime | None:
-        # Core on the session's connection: no autoflush of the batch's episodes for a read of another table.
+        if child_id in self._new_children:
+            return None  # a child created in this unit of work (add_trigger_meeting takes it off the list)
         held: datetime | None = self.session.connection().execute(_LAST_MEETING, {"child_id": child_id}).scalar()
         return held
 
     def add_trigger_meeting(self, child_id: str, held_at: datetime, outcome: str, event_id: str) -> None:
         # Written at once (not an ORM row flushed later), so ``last_trigger_meeting_held`` reads it without a flush.
+        self._new_children.discard(child_id)
         self.session.connection().execute(insert(TRIGGER_MEETING), {
             "child_id": child_id, "held_at": held_at, "outcome": outcome, "event_id": event_id})
 
     def rebind_deadline(self, deadline: Any, child_id: str) -> None:
         deadline.child_id = child_id
-        self._write_created()  # at once: the partial unique index now guards the child's one pending meeting
+        # At once: the partial unique index now guards the child's one pending meeting.
+        self._deadlines.write(self.session.connection())
 
     def first_audit_reason(self, subject_id: str, action: str) -> str | None:
         reason: str | None = self.session.connection().execute(
