@@ -20,6 +20,7 @@ is kept with a snapshot of what was stored, and later changes are written as UPD
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -38,8 +39,9 @@ class _Watched:
     looks only at the records that changed)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        object.__setattr__(self, name, value)
-        watcher = self.__dict__.get("_watcher")
+        attributes = self.__dict__  # the records have no descriptors: their fields live in __dict__
+        attributes[name] = value
+        watcher = attributes.get("_watcher")
         if watcher is not None:
             watcher.changed.add(self)
 
@@ -115,8 +117,15 @@ class EpisodeRow(_Watched):
     report_event_id: str | None = None
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def values_of(record: Any) -> dict[str, Any]:
-    return {field.name: getattr(record, field.name) for field in fields(record)}
+    names = _FIELD_NAMES.get(type(record))
+    if names is None:
+        names = _FIELD_NAMES[type(record)] = tuple(field.name for field in fields(record))
+    attributes = record.__dict__
+    return {name: attributes[name] for name in names}
 
 
 class CreatedRows:
@@ -166,6 +175,11 @@ class CreatedRows:
             if name in before and getattr(record, name) == before[name]:
                 object.__setattr__(record, name, value)
                 before[name] = value
+
+    def pending(self) -> Iterator[Any]:
+        """The records the next write will insert or update."""
+        yield from self._buffered
+        yield from self.changed
 
     def write(self, connection: Connection) -> None:
         """Insert the buffered records in one statement, then write back each stored record's changes."""

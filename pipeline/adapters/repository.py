@@ -341,8 +341,9 @@ class Repository(EpisodeQueries):
         if not once:
             self._deadlines.buffer(row)
             return row
-        # The guard's unique indexes are about deadlines: new and changed ones are written first.
-        self._deadlines.write(self.session.connection())
+        # The guard's unique indexes are about deadlines: new and changed ones of this kind are written first.
+        if any(pending.kind == row.kind for pending in self._deadlines.pending()):
+            self._deadlines.write(self.session.connection())
         if not self._insert_guarded(DEADLINE, row):
             return None
         self._deadlines.stored(row)
