@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, Table, and_, bindparam, event, inspect, or_
+from sqlalchemy import Row, Table, and_, bindparam, event, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -355,24 +355,6 @@ class Repository(EpisodeQueries):
         values = record if isinstance(record, dict) else {column.key: getattr(record, column.key)
                                                            for column in table.columns}
         return self.session.connection().execute(_guarded_insert(table, self.postgres), values).first() is not None
-
-    def insert_once(self, row: Any) -> bool:
-        """Insert a row guarded by a unique constraint; False (and nothing written) if it already exists.
-
-        One ``INSERT ... ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL; any unique constraint or unique index,
-        partial ones included) rather than a flush inside a SAVEPOINT: the savepoint, its flush and the ORM's
-        unit of work cost more than the insert. Pending ORM rows are flushed first (a constraint may be about
-        them, a foreign key may point at them); an inserted row is then registered in the session as a flush
-        registers the rows it inserts."""
-        self.session.flush()
-        table: Table = type(row).__table__
-        if not self._insert_guarded(table, row):
-            return False
-        # Pending, then registered as the flush registers a row it inserted: persistent from here (a later change
-        # is an UPDATE), and a rollback of this transaction or savepoint expunges it as it would a flushed row.
-        self.session.add(row)
-        self.session._register_persistent({inspect(row)})
-        return True
 
     def facts_for_child(self, child_id: str, day: date) -> ChildFacts | None:
         """Reference facts for a known child id, from its person key (plain rows, as ``child_facts`` reads them:
