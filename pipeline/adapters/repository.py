@@ -34,6 +34,7 @@ from pipeline.adapters.effect_rows import (
     NotificationRow,
 )
 from pipeline.adapters.event_queue import events_by_id, held_event_ids
+from pipeline.adapters.issued_children import IssuedChildIds
 from pipeline.adapters.reference_cache import ReferenceCache, ReferenceSnapshot, reference_version, school_of_row
 from pipeline.adapters.repository_missing import EpisodeQueries
 from pipeline.domain.delivery import DeliveryState
@@ -150,10 +151,15 @@ class Repository(EpisodeQueries):
     ``Store.unit_of_work`` pass it) schools, team contacts and people's teams are answered from the in-memory
     snapshot of the version this unit of work sees; without it (a one-off request's session), by queries."""
 
-    def __init__(self, session: Session, *, postgres: bool = False, reference: ReferenceCache | None = None) -> None:
+    def __init__(self, session: Session, *, postgres: bool = False, reference: ReferenceCache | None = None,
+                 issued_children: IssuedChildIds | None = None) -> None:
         self.session = session
         self.postgres = postgres
         self._cache = reference
+        # The process's committed child ids (``Store.issued_children``), and the ones this unit of work saw: added
+        # to the process's after the commit, forgotten on any rollback.
+        self._issued = issued_children
+        self._children_seen: dict[str, str] = {}
         self._snapshot: ReferenceSnapshot | None = None
         self._version: int | None = None  # the reference version, read once per unit of work
         self._synced_index: ReferenceIndex | None = None
@@ -182,6 +188,8 @@ class Repository(EpisodeQueries):
         event.listen(session, "after_soft_rollback", self._discard_rows)
         event.listen(session, "after_transaction_create", self._savepoint_begins)
         event.listen(session, "after_transaction_end", self._savepoint_ends)
+        if issued_children is not None:
+            event.listen(session, "after_commit", self._children_committed)
 
     def _savepoint_begins(self, _session: Session, transaction: Any) -> None:
         if transaction.nested:
@@ -217,12 +225,18 @@ class Repository(EpisodeQueries):
             rows, self._delivery_rows = self._delivery_rows, []
             connection.execute(DELIVERY_INSERT, rows)
 
+    def _children_committed(self, _session: Session) -> None:
+        if self._issued is not None:
+            self._issued.add_committed(self._children_seen)
+        self._children_seen = {}
+
     def _discard_rows(self, _session: Session, previous: Any) -> None:
         self._audit_rows, self._outbox_rows, self._delivery_rows = [], [], []
         # PostgreSQL releases row locks taken since the savepoint: an episode is locked again on its next use.
         self._locked_episodes.clear()
         self._person_of_child.clear()
         self._new_children.clear()
+        self._children_seen = {}  # a rolled-back savepoint may have issued one of them
         if previous.nested:
             self._notifications.roll_back_to(previous)
             self._deadlines.roll_back_to(previous)
@@ -301,18 +315,22 @@ class Repository(EpisodeQueries):
 
     def child_id(self, person_key: str) -> str:
         """The opaque id for a person key, created on first sight."""
+        if self._issued is not None and (issued := self._issued.get(person_key)) is not None:
+            self._person_of_child[issued] = person_key
+            return issued
         connection = self.session.connection()
         known = connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).first()
         if known is not None:
-            self._person_of_child[known.child_id] = person_key
-            return str(known.child_id)
-        child_id = new_id()
-        if not self._insert_guarded(CHILD, {"child_id": child_id, "person_key": person_key,
+            child_id = str(known.child_id)
+        else:
+            child_id = new_id()
+            if self._insert_guarded(CHILD, {"child_id": child_id, "person_key": person_key,
                                            "created_at": t.utcnow()}):
-            # another transaction created it a moment ago: use theirs
-            return str(connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).one().child_id)
+                self._new_children.add(child_id)
+            else:  # another transaction created it a moment ago: use theirs
+                child_id = str(connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).one().child_id)
+        self._children_seen[person_key] = child_id
         self._person_of_child[child_id] = person_key
-        self._new_children.add(child_id)
         return child_id
 
     # ---- effects ---------------------------------------------------------------------------------

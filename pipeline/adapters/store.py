@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
+from pipeline.adapters.issued_children import IssuedChildIds
 from pipeline.adapters.reference_cache import ReferenceCache
 from pipeline.adapters.repository import Repository
 
@@ -84,6 +85,8 @@ class Store:
         # The process's in-memory reference data (schools, team contacts, people's teams), checked against the
         # stored version once per unit of work: shared by every unit of work of this store.
         self.reference = ReferenceCache()
+        # Child ids already committed, by person key (issued once, never changed): shared the same way.
+        self.issued_children = IssuedChildIds()
 
     @property
     def is_postgres(self) -> bool:
@@ -115,7 +118,8 @@ class Store:
     def repository(self, session: Session) -> Repository:
         """The storage port over ``session`` (one of this store's transactions), reading reference data from the
         process's snapshot."""
-        return Repository(session, postgres=self.is_postgres, reference=self.reference)
+        return Repository(session, postgres=self.is_postgres, reference=self.reference,
+                          issued_children=self.issued_children)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Repository]:
