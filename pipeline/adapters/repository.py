@@ -544,7 +544,6 @@ class Repository(EpisodeQueries):
         try:
             with self.session.begin_nested():
                 yield
-                self._write_rows(self.session)  # and those buffered inside to this savepoint: a clash fails it
         except BaseException:
             self.session.expire_all()
             raise

@@ -504,6 +504,21 @@ def test_savepoint_undoes_only_what_was_written_inside(store_backend: Backend) -
         ("created", kept.id), ("viewed", kept.id)]
 
 
+def test_a_clash_written_inside_a_savepoint_fails_that_savepoint_only(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        first = port.add_deadline(_deadline(), "n-1", NOW, event_id="e-1", child_id=None)
+        assert first is not None
+        with pytest.raises(Exception), port.savepoint():  # noqa: B017 - each adapter's own uniqueness error
+            port.audit(NOW, "system", "created", "n-1")
+            port.add_deadline(_deadline(), "n-1", NOW, event_id="e-2", child_id=None)  # (kind, subject) again
+        with port.savepoint():  # the next savepoint is not charged with it
+            port.add_deadline(_deadline(), "n-2", NOW, event_id="e-3", child_id=None)
+            port.audit(NOW, "system", "created", "n-2")
+    with store_backend.units.unit_of_work() as port:
+        assert sorted(d.event_id or "" for d in port.deadlines_of_subjects(["n-1", "n-2"])) == ["e-1", "e-3"]
+    assert [(action, subject) for _, action, subject, _ in store_backend.audit_entries()] == [("created", "n-2")]
+
+
 def test_a_failed_unit_of_work_leaves_nothing(store_backend: Backend) -> None:
     with pytest.raises(RuntimeError), store_backend.units.unit_of_work() as port:
         row = port.add_notification("e-1", "self_harm", _item(), NotificationStatus.PENDING, NOW, dedupe_key="k")
