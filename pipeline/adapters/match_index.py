@@ -254,6 +254,14 @@ class ReferenceIndex:
     def __init__(self, max_block: int = MAX_BLOCK, weak_block: int = WEAK_BLOCK) -> None:
         self.max_block = max_block
         self.weak_block = weak_block
+        # One lock for the index's whole life: every read and change of the contents below holds it. Never
+        # replaced (a build empties the contents, not the lock): a worker arriving during another's build must
+        # wait for it, not take a fresh lock, see the index unbuilt and empty it under the first one's matching.
+        self._lock = threading.RLock()
+        self._empty()
+
+    def _empty(self) -> None:
+        """No records: the contents as before the first build."""
         self.records: list[Candidate | None] = []
         self.columns = RecordColumns()
         self._id_of: dict[str, dict[str, int]] = {kind: {} for kind in SOURCE}
@@ -266,7 +274,6 @@ class ReferenceIndex:
         self.live = 0
         self.seq = -1  # the last reference change applied; -1: not built
         self.stats = ReferenceStats()
-        self._lock = threading.RLock()
 
     # ---- building and applying changes ---------------------------------------------------------------
     def _shared(self, value: Any) -> Any:
@@ -334,7 +341,7 @@ class ReferenceIndex:
     def load(self, rows: Iterable[ReferenceRow], schools: dict[str, str] | None = None) -> None:
         """Replace the whole contents (a build, in one pass over the rows)."""
         with self._lock:
-            self.__init__(self.max_block, self.weak_block)  # type: ignore[misc]
+            self._empty()
             self.schools = dict(schools or {})
             self._postings = _Postings.build(self._store(row) for row in rows)
             self._restat()
@@ -344,8 +351,8 @@ class ReferenceIndex:
         """The records under the event's keys, each once, in the order the keys first find them (a
         ``CandidateBlock``: the matcher scores it from the columns)."""
         prepared = prepare(identity)
-        postings = self._postings
         with self._lock:
+            postings = self._postings  # read under the lock: a build or a compaction replaces it
             view = postings.id_view()
             runs = []
             for key in dict.fromkeys(event_keys(prepared)):  # a key the date's swap repeats is looked up once
