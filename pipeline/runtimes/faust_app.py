@@ -2,19 +2,20 @@
 
 Agents are thin: values arrive decoded by the faust codec in ``pipeline.adapters.faust_codec`` (the
 project's one Avro codec), and each batch goes to ``consumers.kafka_records.handle_batch`` (check, process in
-one transaction) on a worker thread, so a partition's records stay in order. Delivery is
-at-least-once (faust commits offsets after the agent returns); the processed-event row makes effects
-happen once. Timers drive the deadline sweep, the outbox relay and the retries of events whose handler
-failed, which claim rows with ``FOR UPDATE SKIP LOCKED`` so several workers share them. faust's
-exactly_once mode is not used.
+one transaction) on a worker thread, so a partition's records stay in order. A batch is whatever records are
+waiting when the agent is free (at most ``runtime.kafka_batch_max``), with no timer: a lone record is handled
+at once, and records that arrive while a batch is in the database form the next one. Delivery is
+at-least-once (an event is acked, and faust commits its offset, only after its batch committed); the
+processed-event row makes effects happen once. Timers drive the deadline sweep, the outbox relay and the
+retries of events whose handler failed, which claim rows with ``FOR UPDATE SKIP LOCKED`` so several workers
+share them. faust's exactly_once mode is not used.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import faust
@@ -47,9 +48,9 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
         datadir=str(datadir),
     )
     register_codecs()
-    batch = Batching(int(runtime.get("kafka_batch_max", 500)), float(runtime.get("kafka_batch_within_seconds", 0.02)))
+    batch_max = int(runtime.get("kafka_batch_max", 500))
     for event_type in codec.EVENT_TYPES:
-        _add_agent(app, services, event_type, prefix, partitions, batch)
+        _add_agent(app, services, event_type, prefix, partitions, batch_max)
 
     retries = IntakeConsumer(services.store, services.ctx, services.clock, retries_only=True)
 
@@ -85,22 +86,35 @@ async def _in_thread(name: str, work: Callable[..., Any], *args: Any) -> None:
         log.warning("%s failed (%s); trying again at the next tick", name, type(error).__name__)
 
 
-@dataclass(frozen=True)
-class Batching:
-    """How an agent groups records: at most ``most`` records, or whatever arrived within ``within`` seconds."""
-
-    most: int
-    within: float
+async def waiting_batches(stream: Any, most: int) -> AsyncIterator[list[Any]]:
+    """The stream's events in batches, acked once the caller is done with each: a batch ends when no further
+    event is waiting in the stream's channel (or at ``most`` events), so nothing waits for a timer ("natural
+    batching": batches are one record at a quiet time and grow by themselves when records queue up behind a
+    batch in the database). The caller's work on a batch happens before its events are acked, so faust never
+    commits an offset past a record whose effects are not committed."""
+    manual = stream.noack()
+    waiting = manual.channel.queue
+    batch: list[Any] = []
+    async for event in manual.events():
+        batch.append(event)
+        if len(batch) < most and not waiting.empty():
+            continue
+        yield batch
+        # Reached only once the caller's work on the batch returned: a batch whose work raised is never acked,
+        # so its offsets are never committed and its records come again to the next worker of the group.
+        for done in batch:
+            await manual.ack(done)
+        batch = []
 
 
 def _add_agent(app: faust.App, services: Services, event_type: str, prefix: str, partitions: int,
-               batch: Batching) -> None:
+               batch_max: int) -> None:
     topic = app.topic(prefix + event_type, key_type=bytes, value_serializer=codec_name(event_type),
                       key_serializer="raw", partitions=partitions)
 
     async def consume(stream: Any) -> None:
         # A batch of records shares one transaction (one commit).
-        async for events in stream.take_events(batch.most, within=batch.within):
+        async for events in waiting_batches(stream, batch_max):
             EVENTS_CONSUMED.labels(event_type).inc(len(events))
             deliveries = [Delivery(event_type, e.message.topic, e.message.partition, e.message.offset,
                                    e.message.value, e.value, producer_id_from(e.message.headers)) for e in events]
