@@ -95,7 +95,7 @@ class CreatedRows:
 
     def __init__(self, table: Table) -> None:
         self.table = table
-        self._insert = table.insert()
+        self._insert = table.insert().inline()  # nothing read back: it may be pipelined
         self.by_id: dict[str, Any] = {}
         self._order: list[str] = []  # creation order: a savepoint drops what was created after its mark
         self._buffered: list[Any] = []

@@ -136,5 +136,16 @@ def run_worker(services: Services, partitions: int = 4) -> None:
     services.ctx.warm_up(services.store)
     freeze_start_up_objects()
     services.ready.set()
-    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    worker = QuietWorker(app, loglevel="WARNING", quiet=True)
     worker.execute_from_commandline()
+
+
+class QuietWorker(faust.Worker):
+    """faust's worker without its terminal spinner. At a log level of WARNING or above, faust turns the spinner
+    on by setting the root logger to DEBUG (every record spins it) and leaves it there after start-up, so every
+    debug call of aiokafka, kafka-python, SQLAlchemy and psycopg then builds a log record that the handlers
+    drop: CPU on every fetch, send and statement. Without the spinner the root logger keeps the level asked for."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
+        super().on_setup_root_logger(logger, level)
