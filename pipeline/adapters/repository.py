@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from pipeline.adapters import tables as t
 from pipeline.adapters.deliveries import team_of_person
 from pipeline.adapters.effect_rows import DEADLINE, NOTIFICATION, CreatedRows, DeadlineRow, NotificationRow
 from pipeline.adapters.event_queue import events_by_id, held_event_ids
+from pipeline.adapters.issued_children import IssuedChildIds
 from pipeline.adapters.reference_cache import ReferenceCache, ReferenceSnapshot, school_of_row
 from pipeline.adapters.repository_missing import EpisodeQueries
 from pipeline.domain.delivery import DeliveryState
@@ -168,39 +168,20 @@ def pipelined(connection: Connection, postgres: bool) -> Iterator[None]:
         raise DBAPIError.instance(None, None, error, psycopg.Error) from error
 
 
-class ChildIds:
-    """The process's memory of child ids by person key (``Store.child_ids``): a child id, once committed, is its
-    person key's for good (no row of ``child`` is ever changed or deleted), so a person seen before costs no
-    query. Only ids whose transaction committed are kept (``Repository`` hands them over after its commit), and
-    at most ``most``, the oldest forgotten first (a forgotten one is read again)."""
-
-    def __init__(self, most: int = 100_000) -> None:
-        self.most = most
-        self._ids: dict[str, str] = {}
-        self._lock = threading.Lock()
-
-    def get(self, person_key: str) -> str | None:
-        return self._ids.get(person_key)
-
-    def committed(self, ids: dict[str, str]) -> None:
-        with self._lock:
-            self._ids.update(ids)
-            while len(self._ids) > self.most:
-                del self._ids[next(iter(self._ids))]
-
-
 class Repository(EpisodeQueries):
     """One unit of work. With ``reference`` (the process's ``ReferenceCache``: ``Store.repository`` and
     ``Store.unit_of_work`` pass it) schools, team contacts and people's teams are answered from the in-memory
     snapshot of the version this unit of work sees; without it (a one-off request's session), by queries."""
 
     def __init__(self, session: Session, *, postgres: bool = False, reference: ReferenceCache | None = None,
-                 child_ids: ChildIds | None = None) -> None:
+                 issued_children: IssuedChildIds | None = None) -> None:
         self.session = session
         self.postgres = postgres
         self._cache = reference
-        self._child_ids = child_ids
-        self._seen_child_ids: dict[str, str] = {}  # handed to ``child_ids`` once this transaction commits
+        # The process's committed child ids (``Store.issued_children``), and the ones this unit of work saw: added
+        # to the process's after the commit, forgotten on any rollback.
+        self._issued = issued_children
+        self._children_seen: dict[str, str] = {}
         self._snapshot: ReferenceSnapshot | None = None
         self._version: int | None = None  # the reference version, read once per unit of work
         self._synced_index: ReferenceIndex | None = None
@@ -218,11 +199,11 @@ class Repository(EpisodeQueries):
         self._notifications = CreatedRows(NOTIFICATION)
         self._deadlines = CreatedRows(DEADLINE)
         event.listen(session, "before_commit", self._write_rows)
-        if child_ids is not None:
-            event.listen(session, "after_commit", self._hand_over_child_ids)
         event.listen(session, "after_soft_rollback", self._discard_rows)
         event.listen(session, "after_transaction_create", self._savepoint_begins)
         event.listen(session, "after_transaction_end", self._savepoint_ends)
+        if issued_children is not None:
+            event.listen(session, "after_commit", self._children_committed)
 
     def _savepoint_begins(self, _session: Session, transaction: Any) -> None:
         if transaction.nested:
@@ -261,14 +242,14 @@ class Repository(EpisodeQueries):
                 rows, self._delivery_rows = self._delivery_rows, []
                 connection.execute(DELIVERY_INSERT, rows)
 
-    def _hand_over_child_ids(self, _session: Session) -> None:
-        if self._child_ids is not None and self._seen_child_ids:
-            self._child_ids.committed(self._seen_child_ids)
-        self._seen_child_ids = {}
+    def _children_committed(self, _session: Session) -> None:
+        if self._issued is not None:
+            self._issued.add_committed(self._children_seen)
+        self._children_seen = {}
 
     def _discard_rows(self, _session: Session, previous: Any) -> None:
         self._audit_rows, self._outbox_rows, self._delivery_rows = [], [], []
-        self._seen_child_ids = {}  # any rollback, a savepoint's too: what it created may be gone
+        self._children_seen = {}  # a rolled-back savepoint may have issued one of them
         if previous.nested:
             self._notifications.roll_back_to(previous)
             self._deadlines.roll_back_to(previous)
@@ -342,23 +323,20 @@ class Repository(EpisodeQueries):
         return ChildFacts(child_id, best, tuple(enrolments), home_educated, tuple(involvements))
 
     def child_id(self, person_key: str) -> str:
-        """The opaque id for a person key, created on first sight (and remembered by the process once committed)."""
-        if self._child_ids is not None and (remembered := self._child_ids.get(person_key)) is not None:
-            return remembered
-        child_id = self._stored_child_id(person_key)
-        self._seen_child_ids[person_key] = child_id
-        return child_id
-
-    def _stored_child_id(self, person_key: str) -> str:
+        """The opaque id for a person key, created on first sight."""
+        if self._issued is not None and (issued := self._issued.get(person_key)) is not None:
+            return issued
         connection = self.session.connection()
         known = connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).first()
         if known is not None:
-            return str(known.child_id)
-        child_id = new_id()
-        if not self._insert_guarded(CHILD, {"child_id": child_id, "person_key": person_key,
-                                           "created_at": t.utcnow()}):
-            # another transaction created it a moment ago: use theirs
-            return str(connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).one().child_id)
+            child_id = str(known.child_id)
+        else:
+            child_id = new_id()
+            if not self._insert_guarded(CHILD, {"child_id": child_id, "person_key": person_key,
+                                               "created_at": t.utcnow()}):
+                # another transaction created it a moment ago: use theirs
+                child_id = str(connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).one().child_id)
+        self._children_seen[person_key] = child_id
         return child_id
 
     # ---- effects ---------------------------------------------------------------------------------

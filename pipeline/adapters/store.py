@@ -19,8 +19,9 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
+from pipeline.adapters.issued_children import IssuedChildIds
 from pipeline.adapters.reference_cache import ReferenceCache
-from pipeline.adapters.repository import ChildIds, Repository
+from pipeline.adapters.repository import Repository
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -84,8 +85,8 @@ class Store:
         # The process's in-memory reference data (schools, team contacts, people's teams), checked against the
         # stored version once per unit of work: shared by every unit of work of this store.
         self.reference = ReferenceCache()
-        # Child ids by person key, as committed: a child seen before costs its events no query.
-        self.child_ids = ChildIds()
+        # Child ids already committed, by person key (issued once, never changed): shared the same way.
+        self.issued_children = IssuedChildIds()
 
     @property
     def is_postgres(self) -> bool:
@@ -117,7 +118,8 @@ class Store:
     def repository(self, session: Session) -> Repository:
         """The storage port over ``session`` (one of this store's transactions), reading reference data from the
         process's snapshot."""
-        return Repository(session, postgres=self.is_postgres, reference=self.reference, child_ids=self.child_ids)
+        return Repository(session, postgres=self.is_postgres, reference=self.reference,
+                          issued_children=self.issued_children)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Repository]:

@@ -170,6 +170,10 @@ class Calendar:
     def __init__(self, config: CalendarConfig) -> None:
         self.config = config
         self.tz = ZoneInfo(config.timezone)
+        # Answers by day (and by school, for a school with term holidays of its own): the configuration never
+        # changes, and every deadline asks about the same few days again.
+        self._working: dict[date, bool] = {}
+        self._school: dict[tuple[date, str | None], bool] = {}
 
     def local(self, instant: datetime) -> datetime:
         return _aware(instant).astimezone(self.tz)
@@ -178,15 +182,20 @@ class Calendar:
         return datetime.combine(day, clock, tzinfo=self.tz).astimezone(UTC)
 
     def is_working_day(self, day: date) -> bool:
-        return day.weekday() < 5 and day not in _bank_holidays(day.year) and day not in self.config.extra_closures
+        known = self._working.get(day)
+        if known is None:
+            known = self._working[day] = (day.weekday() < 5 and day not in _bank_holidays(day.year)
+                                          and day not in self.config.extra_closures)
+        return known
 
     def is_school_day(self, day: date, school_urn: str | None = None) -> bool:
-        if not self.is_working_day(day):
-            return False
-        holidays_here = self.config.term_holidays
-        if school_urn is not None and school_urn in self.config.school_term_holidays:
-            holidays_here = self.config.school_term_holidays[school_urn]
-        return not any(day in period for period in holidays_here)
+        own = school_urn if school_urn is not None and school_urn in self.config.school_term_holidays else None
+        known = self._school.get((day, own))
+        if known is None:
+            holidays_here = self.config.term_holidays if own is None else self.config.school_term_holidays[own]
+            known = self._school[(day, own)] = self.is_working_day(day) and not any(
+                day in period for period in holidays_here)
+        return known
 
     def _next_day(self, day: date, test: Any, include: bool) -> date:
         candidate = day if include else day + timedelta(days=1)

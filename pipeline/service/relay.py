@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.adapters import deliveries as rows_db
 from pipeline.adapters import notifications as notification_rows
-from pipeline.adapters.channels import Channel, DeliveryError, Message, login_link, message_text
+from pipeline.adapters.channels import Channel, DeliveryError, Message, OutboxFileChannel, login_link, message_text
 from pipeline.adapters.metrics import (
     DELIVERY_ATTEMPTS,
     DELIVERY_RETRIES_WAITING,
@@ -68,14 +68,14 @@ class DeliveryService:
     retry: Retry
     policy: Policy
     public_url: str
-    console: Channel | None = None
+    console: OutboxFileChannel | None = None
     concurrency: int = 8
     claim_batch: int = 32  # rows claimed at once; a crash re-sends the claimed-but-unsent ones as possible duplicates
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     @classmethod
     def from_rules(cls, rules: dict[str, Any], channels: dict[str, Channel], public_url: str,
-                   console: Channel | None = None) -> DeliveryService:
+                   console: OutboxFileChannel | None = None) -> DeliveryService:
         raw = rules.get("delivery") or {}
         return cls(channels=channels, routes=Routes.from_mapping(raw.get("routes") or {"default": {}}),
                    retry=Retry.from_mapping(raw.get("retry") or {}), policy=Policy.from_mapping(rules),
@@ -149,11 +149,12 @@ def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, 
         publisher.flush()
         if delivery.console is not None:
             wanted = {row.notification_id for row in rows if row.topic == DELIVERIES and row.notification_id}
-            for notification in rows_db.notification_fields(session, wanted).values():
-                try:
-                    delivery.console.send(_message(delivery, notification, "outbox", "-", ""))
-                except DeliveryError as error:  # the console is a record, never a delivery: logged, not retried
-                    log.warning("console record of notification %s failed: %s", notification.id, error.reason)
+            messages = [_message(delivery, notification, "outbox", "-", "")
+                        for notification in rows_db.notification_fields(session, wanted).values()]
+            try:
+                delivery.console.send_many(messages)
+            except DeliveryError as error:  # the console is a record, never a delivery: logged, not retried
+                log.warning("console record of %d notifications failed: %s", len(messages), error.reason)
         rows_db.mark_relayed(session, [row.id for row in rows], now)
     return len(rows)
 

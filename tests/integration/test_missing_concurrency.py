@@ -6,6 +6,7 @@ PostgreSQL (on SQLite the store serialises writers, and the same test still hold
 from __future__ import annotations
 
 import threading
+import traceback
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -32,6 +33,7 @@ def test_two_episodes_of_one_child_at_once_raise_one_trigger_meeting(pipeline: P
     store, ctx = pipeline.services.store, pipeline.services.ctx
     barrier = threading.Barrier(2)
     outcomes: dict[str, str] = {}
+    tracebacks: list[str] = []  # shown if the assertion fails: a worker thread's error is otherwise lost
 
     def work(event_id: str) -> None:
         try:
@@ -42,6 +44,7 @@ def test_two_episodes_of_one_child_at_once_raise_one_trigger_meeting(pipeline: P
             outcomes[event_id] = "committed"
         except Exception as error:  # noqa: BLE001 - recorded and asserted on below
             outcomes[event_id] = type(error).__name__
+            tracebacks.append(traceback.format_exc())
 
     if store.is_postgres:
         threads = [threading.Thread(target=work, args=(event_id,)) for event_id in ids]
@@ -54,7 +57,7 @@ def test_two_episodes_of_one_child_at_once_raise_one_trigger_meeting(pipeline: P
         for event_id in ids:
             work(event_id)
 
-    assert outcomes == dict.fromkeys(ids, "committed")
+    assert outcomes == dict.fromkeys(ids, "committed"), "\n".join(tracebacks)
     with store.read() as session:
         meetings = session.exec(select(t.Deadline).where(t.Deadline.kind == "trigger_meeting")).all()
         assert len(meetings) == 1 and meetings[0].state == "open"

@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
 from sqlmodel import col, select
 
 from pipeline.adapters import tables as t
@@ -23,7 +20,7 @@ from pipeline.adapters.repository import Repository
 from pipeline.adapters.store import Store
 from pipeline.domain.model import Identity
 from pipeline.service.reference import load
-from tests.support.store_ports import copy_of_postgres_database, open_backend
+from tests.support.store_ports import copy_of_postgres_database, open_backend, statements_run
 from tests.support.world import INVOLVEMENTS, PUPILS, SCHOOLS, TEAMS
 
 NOW = datetime.fromisoformat("2026-11-24T20:00:00+00:00")
@@ -48,21 +45,6 @@ def _load(store: Store, kind: str, text: str) -> None:
 def _answers(repo: Repository) -> tuple[Any, ...]:
     return ([repo.school(urn) for urn in URNS], repo.directory(),
             [repo.team_of_person(role, email) for role, email in PEOPLE])
-
-
-@contextmanager
-def _statements(store: Store) -> Iterator[list[str]]:
-    """Every SQL statement the store runs inside the block."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(store.engine, "before_cursor_execute", record)
 
 
 def test_the_snapshot_answers_what_the_queries_answer_ended_rows_included(tmp_path: Path) -> None:
@@ -92,7 +74,7 @@ def test_the_version_is_read_once_per_unit_of_work_and_the_snapshot_once_per_ver
         port.sync_match_index(index)
         port.school("100001")
     for _ in range(3):  # a batch's worth of events in each unit of work
-        with _statements(store) as statements, store.unit_of_work() as port:
+        with statements_run(store) as statements, store.unit_of_work() as port:
             for _event in range(5):
                 port.sync_match_index(index)
                 port.newest_match_parameters(None)

@@ -1,18 +1,16 @@
 """The SQL store's economies on the hot path of every event, on SQLite and PostgreSQL: the buffered writes of a
 unit of work sent together (on PostgreSQL one round trip, psycopg's pipeline mode), still failing the commit as
-an ``IntegrityError`` on a clash and writing nothing then; and child ids remembered by the process only once the
-transaction that created or read them committed."""
+an ``IntegrityError`` on a clash and writing nothing then."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func
+from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -38,20 +36,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         sql = Store(url)
         yield sql
         sql.dispose()
-
-
-@contextmanager
-def _statements(store: Store) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(store.engine, "before_cursor_execute", record)
 
 
 def _interview(subject: str) -> PlannedDeadline:
@@ -87,22 +71,3 @@ def test_a_clash_among_the_buffered_writes_fails_the_commit_and_writes_none_of_t
     with store.unit_of_work() as port:  # the store is usable after it
         port.audit(NOW, "system", "tested", "subject-1", "after the clash")
     assert _count(store, t.AuditEntry) == audits + 1
-
-
-def test_a_child_id_is_remembered_once_committed_and_not_after_a_rollback(store: Store) -> None:
-    with pytest.raises(RuntimeError), store.unit_of_work() as port:
-        rolled_back = port.child_id("upn:A123")
-        raise RuntimeError("the batch failed")
-    with _statements(store) as statements, store.unit_of_work() as port:
-        first = port.child_id("upn:A123")  # asked again: the rolled-back id was not remembered
-    assert first != rolled_back
-    assert [s for s in statements if "child" in s.lower()]
-    with _statements(store) as statements, store.unit_of_work() as port:
-        assert port.child_id("upn:A123") == first
-    assert not [s for s in statements if "child" in s.lower()]  # remembered: no query
-    other = Store(store.url)  # another process's store asks the database, and gets the same id
-    try:
-        with other.unit_of_work() as port:
-            assert port.child_id("upn:A123") == first
-    finally:
-        other.dispose()

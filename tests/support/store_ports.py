@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import event
 from sqlmodel import col, select
 
 from pipeline import codec
@@ -186,3 +187,18 @@ def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ba
         backend = Backend("postgresql", store, sql=store)
         yield backend
         backend.close()
+
+
+@contextmanager
+def statements_run(store: Store) -> Iterator[list[str]]:
+    """Every SQL statement ``store`` runs inside the block."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)

@@ -1,0 +1,82 @@
+"""The process's committed child ids (pipeline/adapters/issued_children.py): an id is answered from memory once
+its unit of work committed, and an id whose row was rolled back (the whole unit of work or a savepoint) is never
+handed out again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from pipeline.adapters import tables as t
+from pipeline.adapters.issued_children import IssuedChildIds
+from pipeline.adapters.store import Store
+from tests.support.store_ports import open_backend, statements_run
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    backend = open_backend("sqlite", tmp_path)
+    assert backend.sql is not None
+    yield backend.sql
+    backend.sql.dispose()
+
+
+def stored_children(store: Store) -> dict[str, str]:
+    with store.read() as session:
+        return {row.person_key: row.child_id for row in session.exec(select(t.Child)).all()}
+
+
+def test_a_committed_child_id_is_answered_without_a_read(store: Store) -> None:
+    with store.unit_of_work() as repo:
+        issued = repo.child_id("person-1")
+    assert store.issued_children.get("person-1") == issued
+    with store.unit_of_work() as repo, statements_run(store) as seen:
+        assert repo.child_id("person-1") == issued
+    assert not [sql for sql in seen if "child" in sql.lower() and "person_key" in sql.lower()]
+    assert stored_children(store) == {"person-1": issued}
+
+
+def test_an_id_read_from_the_store_is_kept_after_commit(store: Store) -> None:
+    with store.unit_of_work() as repo:
+        issued = repo.child_id("person-2")
+    other = Store(store.url)  # another process's store: it learns the id by reading it
+    try:
+        assert other.issued_children.get("person-2") is None
+        with other.unit_of_work() as repo:
+            assert repo.child_id("person-2") == issued
+        assert other.issued_children.get("person-2") == issued
+    finally:
+        other.dispose()
+
+
+def test_a_rolled_back_unit_of_work_leaves_no_id_behind(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.unit_of_work() as repo:
+        abandoned = repo.child_id("person-3")
+        raise RuntimeError("the batch failed")
+    assert store.issued_children.get("person-3") is None
+    with store.unit_of_work() as repo:
+        issued = repo.child_id("person-3")
+    assert issued != abandoned
+    assert stored_children(store) == {"person-3": issued}
+
+
+def test_an_id_issued_in_a_rolled_back_savepoint_is_not_kept(store: Store) -> None:
+    with store.unit_of_work() as repo:
+        with pytest.raises(RuntimeError), repo.savepoint():
+            repo.child_id("person-4")
+            raise RuntimeError("one event of the batch failed")
+        kept = repo.child_id("person-5")
+    assert store.issued_children.get("person-4") is None
+    assert stored_children(store) == {"person-5": kept}
+
+
+def test_the_cache_empties_when_full_instead_of_growing() -> None:
+    ids = IssuedChildIds(limit=3)
+    ids.add_committed({"a": "1", "b": "2"})
+    ids.add_committed({"c": "3"})
+    assert len(ids) == 3
+    ids.add_committed({"d": "4"})
+    assert len(ids) == 1 and ids.get("d") == "4" and ids.get("a") is None
