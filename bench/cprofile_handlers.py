@@ -20,7 +20,10 @@ import random
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+
+from sqlalchemy import event
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_intake import Target  # noqa: E402
@@ -34,6 +37,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "handlers")
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
+    parser.add_argument("--statements", type=int, default=0, metavar="N",
+                        help="also print the N most frequent SQL statements of each type (count per event)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         target = Target(Path(tmp_name))
@@ -57,6 +62,13 @@ def main() -> None:
             results = services.intake.submit_many([Submission(kind, json.dumps(make[kind](rng)).encode(), source="cli")
                                                    for _ in range(args.events)])
             assert all(r.status_code == 202 for r in results)
+            statements: Counter[str] = Counter()
+
+            def count(_conn: object, _cursor: object, statement: str, *_args: object,
+                      counted: Counter[str] = statements) -> None:
+                counted[" ".join(statement.split())[:160]] += 1
+
+            event.listen(services.store.engine, "before_cursor_execute", count)
             profile = cProfile.Profile(time.thread_time)
             processed = 0
             cpu = time.thread_time()
@@ -65,10 +77,13 @@ def main() -> None:
                 processed += handled
             profile.disable()
             cpu = time.thread_time() - cpu
+            event.remove(services.store.engine, "before_cursor_execute", count)
             path = args.out.with_name(f"{args.out.name}-{kind}.prof")
             profile.dump_stats(path)
             print(f"\n=== {kind}: {processed} events, {cpu * 1000 / processed:.2f} ms CPU per event under cProfile "
-                  f"(raw profile: {path})")
+                  f"(raw profile: {path}); {statements.total() / processed:.1f} SQL statements per event")
+            for text, n in statements.most_common(args.statements):
+                print(f"{n / processed:8.2f}  {text}")
             for order in ("tottime", "cumulative"):
                 text = io.StringIO()
                 pstats.Stats(profile, stream=text).sort_stats(order).print_stats(args.top)

@@ -9,23 +9,29 @@ deadline's state) are stored when the unit of work commits, and undone with a sa
 Deadlines the adapter reads are handed out the same way (``CreatedRows.loaded``), so within a unit of work one
 deadline is one record, whether it was created or read, and no ORM object is loaded for it.
 
+Missing episodes are handed out the same way (``EpisodeRow``, kept by the episode id): the missing pathway reads
+and changes one per event, and an ORM object cost a flush before every read in the unit of work.
+
 ``CreatedRows`` keeps one table's records: new ones wait in a buffer and go in one multi-row insert at the next
 write point (a commit, a savepoint, or a read of the same table); a record inserted at once (a guarded insert)
-is kept with a snapshot of what was stored, and a later change is written as an UPDATE of the changed columns.
+is kept with a snapshot of what was stored, and later changes are written as UPDATEs of the changed columns
+(one executemany per set of changed columns).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, bindparam
 
 from pipeline.adapters import tables as t
 
 NOTIFICATION: Table = t.Notification.__table__  # type: ignore[attr-defined]
 DEADLINE: Table = t.Deadline.__table__  # type: ignore[attr-defined]
+EPISODE: Table = t.MissingEpisode.__table__  # type: ignore[attr-defined]
 
 
 class _Watched:
@@ -33,8 +39,9 @@ class _Watched:
     looks only at the records that changed)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        object.__setattr__(self, name, value)
-        watcher = self.__dict__.get("_watcher")
+        attributes = self.__dict__  # the records have no descriptors: their fields live in __dict__
+        attributes[name] = value
+        watcher = attributes.get("_watcher")
         if watcher is not None:
             watcher.changed.add(self)
 
@@ -86,16 +93,50 @@ class DeadlineRow(_Watched):
     closed_reason: str | None = None
 
 
+@dataclass(eq=False)
+class EpisodeRow(_Watched):
+    """A missing episode read or created in this unit of work (``pipeline.ports.episodes.EpisodeRecord``)."""
+
+    episode_id: str
+    updated_at: datetime
+    child_id: str | None = None
+    force_code: str | None = None
+    reported_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    missing_from: str | None = None
+    risk_grade: str | None = None
+    risk_graded_at: datetime | None = None
+    exploitation_flags: str = "[]"
+    found_at: datetime | None = None
+    returned_to: str | None = None
+    safe_and_well_at: datetime | None = None
+    return_interview_outcome: str | None = None
+    return_interview_recorded_at: datetime | None = None
+    graded_high_at: datetime | None = None
+    flagged_at: datetime | None = None
+    report_event_id: str | None = None
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def values_of(record: Any) -> dict[str, Any]:
-    return {field.name: getattr(record, field.name) for field in fields(record)}
+    names = _FIELD_NAMES.get(type(record))
+    if names is None:
+        names = _FIELD_NAMES[type(record)] = tuple(field.name for field in fields(record))
+    attributes = record.__dict__
+    return {name: attributes[name] for name in names}
 
 
 class CreatedRows:
     """One table's records created in this unit of work: buffered inserts, and changes to write back."""
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, key: str = "id") -> None:
         self.table = table
+        self.key = key  # the records' primary key attribute
         self._insert = table.insert().inline()  # nothing read back: it may be pipelined
+        # The SET clause follows each executemany's parameter names (the changed columns).
+        self._update = table.update().where(table.c[key] == bindparam("record_key"))
         self.by_id: dict[str, Any] = {}
         self._order: list[str] = []  # creation order: a savepoint drops what was created after its mark
         self._buffered: list[Any] = []
@@ -106,18 +147,39 @@ class CreatedRows:
     def __bool__(self) -> bool:
         return bool(self._order)
 
+    def _key(self, record: Any) -> str:
+        return str(getattr(record, self.key))
+
     def buffer(self, record: Any) -> None:
         """A new record, inserted at the next write point (with whatever it holds by then)."""
-        self.by_id[record.id] = record
-        self._order.append(record.id)
+        key = self._key(record)
+        self.by_id[key] = record
+        self._order.append(key)
         self._buffered.append(record)
 
     def stored(self, record: Any) -> None:
-        """A new record the caller has just inserted, as it is now."""
-        self.by_id[record.id] = record
-        self._order.append(record.id)
-        self._stored[record.id] = values_of(record)
+        """A new record the caller has just inserted (or read), as it is now."""
+        key = self._key(record)
+        self.by_id[key] = record
+        self._order.append(key)
+        self._stored[key] = values_of(record)
         object.__setattr__(record, "_watcher", self)
+
+    def refreshed(self, record: Any, row: Any) -> None:
+        """A kept record read again (e.g. now locked): columns it has not changed take the stored values."""
+        key = self._key(record)
+        before = self._stored.get(key)
+        if before is None:
+            return
+        for name, value in row._mapping.items():
+            if name in before and getattr(record, name) == before[name]:
+                object.__setattr__(record, name, value)
+                before[name] = value
+
+    def pending(self) -> Iterator[Any]:
+        """The records the next write will insert or update."""
+        yield from self._buffered
+        yield from self.changed
 
     def write(self, connection: Connection) -> None:
         """Insert the buffered records in one statement, then write back each stored record's changes."""
@@ -126,19 +188,25 @@ class CreatedRows:
             rows = [values_of(record) for record in records]
             connection.execute(self._insert, rows)
             for record, row in zip(records, rows, strict=True):
-                self._stored[record.id] = row
+                self._stored[self._key(record)] = row
                 object.__setattr__(record, "_watcher", self)
                 self.changed.discard(record)
+        if not self.changed:
+            return
         changed, self.changed = self.changed, set()
+        updates: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for record in changed:
-            before = self._stored.get(record.id)
+            key = self._key(record)
+            before = self._stored.get(key)
             if before is None:
                 continue  # dropped by a savepoint's rollback
             now = values_of(record)
             columns = {name: value for name, value in now.items() if value != before[name]}
             if columns:
-                connection.execute(self.table.update().where(self.table.c.id == record.id).values(**columns))
-                self._stored[record.id] = now
+                updates.setdefault(tuple(sorted(columns)), []).append({"record_key": key, **columns})
+                self._stored[key] = now
+        for rows in updates.values():
+            connection.execute(self._update, rows)
 
     def mark(self, savepoint: object) -> None:
         """A savepoint begins (after a write: nothing buffered): remember what was there and as what."""
@@ -157,13 +225,13 @@ class CreatedRows:
         for record_id in self._order[count:]:
             self.by_id.pop(record_id, None)
         del self._order[count:]
-        self._buffered = [record for record in self._buffered if record.id in self.by_id]
+        self._buffered = [record for record in self._buffered if self._key(record) in self.by_id]
         self._stored = stored
         for record_id, values in stored.items():
             record = self.by_id[record_id]
             for name, value in values.items():
                 object.__setattr__(record, name, value)
-        self.changed = {record for record in self.changed if record.id in self.by_id}
+        self.changed = {record for record in self.changed if self._key(record) in self.by_id}
 
     def clear(self) -> None:
         self.by_id.clear()
@@ -178,7 +246,7 @@ class CreatedRows:
         like a created one, on first sight; so one row is one record, and its changes are written back."""
         records = []
         for row in rows:
-            record = self.by_id.get(row.id)
+            record = self.by_id.get(row._mapping[self.key])
             if record is None:
                 record = make(**row._mapping)
                 self.stored(record)
@@ -187,4 +255,4 @@ class CreatedRows:
 
     def known(self, rows: Any) -> list[Any]:
         """Rows read from the table, each replaced by this unit of work's record of it where there is one."""
-        return [self.by_id.get(row.id, row) for row in rows]
+        return [self.by_id.get(getattr(row, self.key), row) for row in rows]

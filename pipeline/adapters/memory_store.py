@@ -434,8 +434,8 @@ class MemoryStore(MemoryEpisodes):
                                              notification_id))
 
     def add_notification(self, event_id: str, pathway: str, item: PlannedNotification, status: str, now: datetime,
-                         *, dedupe_key: str | None = None,
-                         deadline_id: str | None = None) -> MemoryNotification | None:
+                         *, dedupe_key: str | None = None, deadline_id: str | None = None,
+                         key_is_new: bool = False) -> MemoryNotification | None:
         if dedupe_key is not None and any(n.dedupe_key == dedupe_key for n in self._state.notifications.values()):
             return None
         row = MemoryNotification(
@@ -491,7 +491,11 @@ class MemoryStore(MemoryEpisodes):
         return self._state.deadlines.get(deadline_id)
 
     def deadlines_of_subject(self, subject_id: str) -> list[MemoryDeadline]:
-        return sorted((d for d in self._state.deadlines.values() if d.subject_id == subject_id),
+        return self.deadlines_of_subjects([subject_id])
+
+    def deadlines_of_subjects(self, subject_ids: Sequence[str]) -> list[MemoryDeadline]:
+        wanted = set(subject_ids)
+        return sorted((d for d in self._state.deadlines.values() if d.subject_id in wanted),
                       key=lambda d: (d.created_at, d.id))
 
     def open_deadlines_due(self, now: datetime, limit: int) -> list[MemoryDeadline]:

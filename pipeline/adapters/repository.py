@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from sqlalchemy import Row, Table, and_, bindparam, event, func, inspect, or_
+from sqlalchemy import Row, Table, and_, bindparam, event, func, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -28,7 +28,14 @@ from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.deliveries import team_of_person
-from pipeline.adapters.effect_rows import DEADLINE, NOTIFICATION, CreatedRows, DeadlineRow, NotificationRow
+from pipeline.adapters.effect_rows import (
+    DEADLINE,
+    EPISODE,
+    NOTIFICATION,
+    CreatedRows,
+    DeadlineRow,
+    NotificationRow,
+)
 from pipeline.adapters.event_queue import events_by_id, held_event_ids
 from pipeline.adapters.issued_children import IssuedChildIds
 from pipeline.adapters.reference_cache import ReferenceCache, ReferenceSnapshot, school_of_row
@@ -138,6 +145,7 @@ _INVOLVEMENT_BY_KEY = sa_select(INVOLVEMENT).where(INVOLVEMENT.c.row_key == bind
 _EHE_BY_NHS = sa_select(EHE).where(EHE.c.nhs_number == bindparam("nhs")).order_by(EHE.c.row_key)
 _EHE_BY_KEY = sa_select(EHE).where(EHE.c.row_key == bindparam("key"))
 _CHILD_OF_PERSON = sa_select(CHILD.c.child_id).where(CHILD.c.person_key == bindparam("person_key"))
+_LOCK_CHILD = sa_select(CHILD.c.child_id).where(CHILD.c.child_id == bindparam("child_id")).with_for_update()
 
 
 @functools.cache
@@ -186,6 +194,10 @@ class Repository(EpisodeQueries):
         self._version: int | None = None  # the reference version, read once per unit of work
         self._synced_index: ReferenceIndex | None = None
         self._model_version: str | None = _UNREAD
+        # Children this unit of work resolved (id -> person key), and those it created: a child created here
+        # has nothing else stored about it yet (no episode, no trigger meeting) until this unit of work commits.
+        self._person_of_child: dict[str, str] = {}
+        self._new_children: set[str] = set()
         self._directory: Directory | None = None
         self._schools: dict[str, School | None] = {}
         # Append-only rows (audit entries, outbox rows, new delivery rows) are buffered and written as one
@@ -197,7 +209,11 @@ class Repository(EpisodeQueries):
         self._delivery_rows: list[dict[str, Any]] = []
         # Notifications and deadlines this unit of work creates: plain records, not ORM objects (effect_rows.py).
         self._notifications = CreatedRows(NOTIFICATION)
+        self._new_keys: dict[str, NotificationRow] = {}  # dedupe keys of notifications buffered as new
         self._deadlines = CreatedRows(DEADLINE)
+        # Missing episodes read or created in this unit of work (plain records too), and those locked in it.
+        self._episodes = CreatedRows(EPISODE, key="episode_id")
+        self._locked_episodes: set[str] = set()
         event.listen(session, "before_commit", self._write_rows)
         event.listen(session, "after_soft_rollback", self._discard_rows)
         event.listen(session, "after_transaction_create", self._savepoint_begins)
@@ -209,11 +225,13 @@ class Repository(EpisodeQueries):
         if transaction.nested:
             self._notifications.mark(transaction)
             self._deadlines.mark(transaction)
+            self._episodes.mark(transaction)
 
     def _savepoint_ends(self, _session: Session, transaction: Any) -> None:
         if transaction.nested:
             self._notifications.release(transaction)
             self._deadlines.release(transaction)
+            self._episodes.release(transaction)
 
     def _write_created(self) -> None:
         """Write the created notifications and deadlines (new ones, then changes): before a read of their tables,
@@ -226,12 +244,13 @@ class Repository(EpisodeQueries):
     def _write_rows(self, _session: Session) -> None:
         """The buffered writes, before a savepoint and the commit. They read nothing back, so on PostgreSQL they go
         in one round trip (``pipelined``) instead of one per table."""
-        if not (self._notifications or self._deadlines or self._audit_rows or self._outbox_rows
+        if not (self._notifications or self._deadlines or self._episodes or self._audit_rows or self._outbox_rows
                 or self._delivery_rows):
             return
         connection = self.session.connection()
         with pipelined(connection, self.postgres):
             self._write_created()
+            self._write_episodes()
             if self._audit_rows:
                 rows, self._audit_rows = self._audit_rows, []
                 connection.execute(AUDIT_INSERT, rows)
@@ -249,13 +268,21 @@ class Repository(EpisodeQueries):
 
     def _discard_rows(self, _session: Session, previous: Any) -> None:
         self._audit_rows, self._outbox_rows, self._delivery_rows = [], [], []
+        # PostgreSQL releases row locks taken since the savepoint: an episode is locked again on its next use.
+        self._locked_episodes.clear()
+        self._person_of_child.clear()
+        self._new_children.clear()
         self._children_seen = {}  # a rolled-back savepoint may have issued one of them
         if previous.nested:
             self._notifications.roll_back_to(previous)
             self._deadlines.roll_back_to(previous)
+            self._episodes.roll_back_to(previous)
         else:
             self._notifications.clear()
             self._deadlines.clear()
+            self._episodes.clear()
+        kept = self._notifications.by_id
+        self._new_keys = {key: row for key, row in self._new_keys.items() if kept.get(row.id) is row}
 
     # ---- reference facts -------------------------------------------------------------------------
     # Reference reads are plain rows, not ORM objects: nothing here changes them, and this is the hot path of
@@ -301,12 +328,19 @@ class Repository(EpisodeQueries):
 
     def child_facts(self, child_id: str, members: list[Candidate], identity: Identity, day: date) -> ChildFacts:
         """Everything the routing table needs about one linked person."""
+        return self._child_facts(child_id, members, identity, day)
+
+    def _child_facts(self, child_id: str, members: list[Candidate], identity: Identity, day: date,
+                     pupils: Sequence[Row[Any]] | None = None) -> ChildFacts:
+        """``child_facts``; ``pupils``: the members' current pupil rows when the caller has just read them."""
         upns = {m.upn for m in members if m.upn}
         nhs = {m.identity.nhs_number for m in members if m.identity.nhs_number}
         connection = self.session.connection()
         enrolments: list[Enrolment] = []
         if upns:
-            for pupil in connection.execute(_PUPILS_BY_UPN, {"upns": sorted(upns)}):
+            if pupils is None:
+                pupils = connection.execute(_PUPILS_BY_UPN, {"upns": sorted(upns)}).all()
+            for pupil in pupils:
                 school = self.school(pupil.school_urn)
                 if school is not None and _on_roll(pupil, day):
                     enrolments.append(Enrolment(pupil.upn, school, _pupil_identity(pupil)))
@@ -325,6 +359,7 @@ class Repository(EpisodeQueries):
     def child_id(self, person_key: str) -> str:
         """The opaque id for a person key, created on first sight."""
         if self._issued is not None and (issued := self._issued.get(person_key)) is not None:
+            self._person_of_child[issued] = person_key
             return issued
         connection = self.session.connection()
         known = connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).first()
@@ -332,11 +367,13 @@ class Repository(EpisodeQueries):
             child_id = str(known.child_id)
         else:
             child_id = new_id()
-            if not self._insert_guarded(CHILD, {"child_id": child_id, "person_key": person_key,
-                                               "created_at": t.utcnow()}):
-                # another transaction created it a moment ago: use theirs
+            if self._insert_guarded(CHILD, {"child_id": child_id, "person_key": person_key,
+                                           "created_at": t.utcnow()}):
+                self._new_children.add(child_id)
+            else:  # another transaction created it a moment ago: use theirs
                 child_id = str(connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).one().child_id)
         self._children_seen[person_key] = child_id
+        self._person_of_child[child_id] = person_key
         return child_id
 
     # ---- effects ---------------------------------------------------------------------------------
@@ -365,7 +402,9 @@ class Repository(EpisodeQueries):
         if not once:
             self._deadlines.buffer(row)
             return row
-        self._write_created()  # the guard's unique indexes are about deadlines: changed ones are written first
+        # The guard's unique indexes are about deadlines: new and changed ones of this kind are written first.
+        if any(pending.kind == row.kind for pending in self._deadlines.pending()):
+            self._deadlines.write(self.session.connection())
         if not self._insert_guarded(DEADLINE, row):
             return None
         self._deadlines.stored(row)
@@ -378,35 +417,23 @@ class Repository(EpisodeQueries):
                                                            for column in table.columns}
         return self.session.connection().execute(_guarded_insert(table, self.postgres), values).first() is not None
 
-    def insert_once(self, row: Any) -> bool:
-        """Insert a row guarded by a unique constraint; False (and nothing written) if it already exists.
-
-        One ``INSERT ... ON CONFLICT DO NOTHING`` (SQLite and PostgreSQL; any unique constraint or unique index,
-        partial ones included) rather than a flush inside a SAVEPOINT: the savepoint, its flush and the ORM's
-        unit of work cost more than the insert. Pending ORM rows are flushed first (a constraint may be about
-        them, a foreign key may point at them); an inserted row is then registered in the session as a flush
-        registers the rows it inserts."""
-        self.session.flush()
-        table: Table = type(row).__table__
-        if not self._insert_guarded(table, row):
-            return False
-        # Pending, then registered as the flush registers a row it inserted: persistent from here (a later change
-        # is an UPDATE), and a rollback of this transaction or savepoint expunges it as it would a flushed row.
-        self.session.add(row)
-        self.session._register_persistent({inspect(row)})
-        return True
-
     def facts_for_child(self, child_id: str, day: date) -> ChildFacts | None:
         """Reference facts for a known child id, from its person key (plain rows, as ``child_facts`` reads them:
         the missing pathway asks this for every event of a linked child)."""
         connection = self.session.connection()
-        person_key = connection.execute(_PERSON_OF_CHILD, {"child_id": child_id}).scalar()
+        person_key = self._person_of_child.get(child_id)
         if person_key is None:
-            return None
+            person_key = connection.execute(_PERSON_OF_CHILD, {"child_id": child_id}).scalar()
+            if person_key is None:
+                return None
+            self._person_of_child[child_id] = person_key
         kind, _, value = str(person_key).partition(":")
         members: list[Candidate] = []
+        pupils: list[Row[Any]] | None = None
         if kind == "upn":
             pupil = connection.execute(_PUPIL_BY_UPN, {"upn": value}).first()
+            # The members' UPNs are this pupil's alone: child_facts needs no second read of it.
+            pupils = [pupil] if pupil is not None and pupil.ended_at is None else []
             if pupil is not None:
                 members.append(Candidate("pupil", pupil.upn, _pupil_identity(pupil), upn=pupil.upn,
                                          school_urn=pupil.school_urn))
@@ -429,12 +456,12 @@ class Repository(EpisodeQueries):
                         for inv in connection.execute(_INVOLVEMENT_BY_KEY, {"key": value})]
         if not members:
             return None
-        return self.child_facts(child_id, members, members[0].identity, day)
+        return self._child_facts(child_id, members, members[0].identity, day, pupils)
 
     def lock_child(self, child_id: str) -> None:
         """Serialise per-child rules across workers (PostgreSQL row lock; SQLite writers are already serial)."""
-        if self.postgres:
-            self.session.exec(select(t.Child).where(t.Child.child_id == child_id).with_for_update()).first()
+        if self.postgres:  # Core on the session's connection: a lock, not an ORM load (and no flush)
+            self.session.connection().execute(_LOCK_CHILD, {"child_id": child_id}).first()
 
     def deadline_rows(self, *where: Any, order: bool = False, limit: int | None = None,
                       skip_locked: bool = False) -> list[DeadlineRow]:
@@ -471,11 +498,16 @@ class Repository(EpisodeQueries):
     def deadlines_of_subject(self, subject_id: str) -> list[DeadlineRow]:
         return self.deadline_rows(DEADLINE.c.subject_id == subject_id, order=True)
 
+    def deadlines_of_subjects(self, subject_ids: Sequence[str]) -> list[DeadlineRow]:
+        return self.deadline_rows(DEADLINE.c.subject_id.in_(list(subject_ids)), order=True) if subject_ids else []
+
     # ---- notifications, deliveries, dead letters ------------------------------------------------------
     def add_notification(self, event_id: str, pathway: str, item: PlannedNotification, status: str, now: datetime,
-                         *, dedupe_key: str | None = None, deadline_id: str | None = None) -> NotificationRow | None:
+                         *, dedupe_key: str | None = None, deadline_id: str | None = None,
+                         key_is_new: bool = False) -> NotificationRow | None:
         """A notification as a plain record: with a ``dedupe_key`` inserted at once (``ON CONFLICT DO NOTHING``),
-        otherwise written with the transaction's other new notifications in one multi-row insert."""
+        otherwise, or with a key the caller knows is new (``key_is_new``: checked against this unit of work's
+        own keys only), written with the transaction's other new notifications in one multi-row insert."""
         row = NotificationRow(
             id=new_id(), event_id=event_id, pathway=pathway, kind=str(item.kind), plan_key=item.key,
             recipient_role=item.recipient_role, recipient_ref=item.recipient_ref, school_urn=item.school_urn,
@@ -484,6 +516,12 @@ class Repository(EpisodeQueries):
             created_at=now, dedupe_key=dedupe_key, deadline_id=deadline_id,
         )
         if dedupe_key is None:
+            self._notifications.buffer(row)
+            return row
+        if dedupe_key in self._new_keys:
+            return None
+        if key_is_new:
+            self._new_keys[dedupe_key] = row
             self._notifications.buffer(row)
             return row
         if not self._insert_guarded(NOTIFICATION, row):

@@ -9,16 +9,23 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, bindparam, insert
 from sqlalchemy import select as sa_select
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from pipeline.adapters import tables as t
-from pipeline.adapters.effect_rows import DEADLINE, CreatedRows, DeadlineRow
+from pipeline.adapters.effect_rows import DEADLINE, EPISODE, CreatedRows, DeadlineRow, EpisodeRow, values_of
 from pipeline.adapters.inbox import school_copies
 from pipeline.ports.records import NotificationRecord
 
 TRIGGER_MEETING: Table = t.TriggerMeeting.__table__  # type: ignore[attr-defined]
+AUDIT: Table = t.AuditEntry.__table__  # type: ignore[attr-defined]
 _LAST_MEETING = sa_select(TRIGGER_MEETING.c.held_at).where(TRIGGER_MEETING.c.child_id == bindparam("child_id")) \
     .order_by(TRIGGER_MEETING.c.held_at.desc()).limit(1)
+# Episodes are read with Core and kept as plain records (effect_rows.EpisodeRow): statements built once.
+_EPISODE = sa_select(EPISODE).where(EPISODE.c.episode_id == bindparam("episode_id"))
+_EPISODE_FOR_UPDATE = _EPISODE.with_for_update()
+_EPISODES_OF_CHILD = sa_select(EPISODE).where(EPISODE.c.child_id == bindparam("child_id"))
+_FIRST_AUDIT_REASON = sa_select(AUDIT.c.reason).where(
+    AUDIT.c.subject_id == bindparam("subject_id"), AUDIT.c.action == bindparam("action")).order_by(AUDIT.c.id).limit(1)
 
 
 class EpisodeQueries:
@@ -30,8 +37,11 @@ class EpisodeQueries:
 
         _deadlines: CreatedRows
         _notifications: CreatedRows
+        _episodes: CreatedRows
+        _locked_episodes: set[str]
+        _new_children: set[str]
 
-        def insert_once(self, row: Any) -> bool: ...
+        def _insert_guarded(self, table: Table, record: Any) -> bool: ...
 
         def _write_created(self) -> None: ...
 
@@ -39,22 +49,56 @@ class EpisodeQueries:
                           skip_locked: bool = False) -> list[DeadlineRow]: ...
 
     # ---- episodes ----------------------------------------------------------------------------------
-    def episode(self, episode_id: str) -> t.MissingEpisode | None:
-        return self.session.get(t.MissingEpisode, episode_id)
+    # One record per episode per unit of work: read (or created) once, then answered from memory; its changes
+    # are written as an UPDATE of the changed columns before the next read of episodes, a savepoint or the
+    # commit. Reads are Core statements on the session's connection, so they flush nothing.
+    def _write_episodes(self) -> None:
+        if self._episodes:
+            self._episodes.write(self.session.connection())
 
-    def episode_for_update(self, episode_id: str) -> t.MissingEpisode:
-        query = select(t.MissingEpisode).where(t.MissingEpisode.episode_id == episode_id)
-        if self.postgres:
-            query = query.with_for_update()
-        row = self.session.exec(query).first()
-        if row is None:
-            row = t.MissingEpisode(episode_id=episode_id)
-            if not self.insert_once(row):  # another worker created it a moment ago: take theirs, locked
-                row = self.session.exec(query).one()
-        return row
+    def _episode_row(self, query: Any, episode_id: str) -> EpisodeRow | None:
+        found = self._episodes.loaded(self.session.connection().execute(query, {"episode_id": episode_id}),
+                                      EpisodeRow)
+        return found[0] if found else None
 
-    def episodes_of_child(self, child_id: str) -> Sequence[t.MissingEpisode]:
-        return self.session.exec(select(t.MissingEpisode).where(t.MissingEpisode.child_id == child_id)).all()
+    def episode(self, episode_id: str) -> EpisodeRow | None:
+        known: EpisodeRow | None = self._episodes.by_id.get(episode_id)
+        return known if known is not None else self._episode_row(_EPISODE, episode_id)
+
+    def episode_for_update(self, episode_id: str) -> EpisodeRow:
+        known: EpisodeRow | None = self._episodes.by_id.get(episode_id)
+        if known is not None and (episode_id in self._locked_episodes or not self.postgres):
+            return known  # SQLite: this unit of work holds the database's write lock from its start
+        query = _EPISODE_FOR_UPDATE if self.postgres else _EPISODE
+        if known is not None:  # read earlier without the lock: read again, locked
+            row = self.session.connection().execute(query, {"episode_id": episode_id}).first()
+            if row is not None:
+                self._episodes.refreshed(known, row)
+                self._locked_episodes.add(episode_id)
+                return known
+        found = self._episode_row(query, episode_id)
+        if found is None:
+            created = EpisodeRow(episode_id=episode_id, updated_at=t.utcnow())
+            if self._insert_guarded(EPISODE, values_of(created)):
+                self._episodes.stored(created)
+                found = created
+            else:  # another worker created it a moment ago: take theirs, locked
+                found = self._episode_row(query, episode_id)
+                assert found is not None
+        self._locked_episodes.add(episode_id)
+        return found
+
+    def episodes_of_child(self, child_id: str) -> Sequence[EpisodeRow]:
+        # The stored ones, as this unit of work holds them, and those it linked to the child since (changes are
+        # not written for this read: they go in one statement per set of columns at the commit).
+        # A child this unit of work created has no stored episode: only those linked to it here.
+        stored = [] if child_id in self._new_children else self._episodes.loaded(
+            self.session.connection().execute(_EPISODES_OF_CHILD, {"child_id": child_id}), EpisodeRow)
+        found = {row.episode_id: row for row in stored if row.child_id == child_id}
+        for row in self._episodes.by_id.values():
+            if row.child_id == child_id and row.episode_id not in found:
+                found[row.episode_id] = row
+        return list(found.values())
 
     # ---- trigger meetings --------------------------------------------------------------------------
     def open_trigger_meeting(self, child_id: str) -> DeadlineRow | None:
@@ -63,23 +107,26 @@ class EpisodeQueries:
         return found[0] if found else None
 
     def last_trigger_meeting_held(self, child_id: str) -> datetime | None:
-        # Core on the session's connection: no autoflush of the batch's episodes for a read of another table.
+        if child_id in self._new_children:
+            return None  # a child created in this unit of work (add_trigger_meeting takes it off the list)
         held: datetime | None = self.session.connection().execute(_LAST_MEETING, {"child_id": child_id}).scalar()
         return held
 
     def add_trigger_meeting(self, child_id: str, held_at: datetime, outcome: str, event_id: str) -> None:
         # Written at once (not an ORM row flushed later), so ``last_trigger_meeting_held`` reads it without a flush.
+        self._new_children.discard(child_id)
         self.session.connection().execute(insert(TRIGGER_MEETING), {
             "child_id": child_id, "held_at": held_at, "outcome": outcome, "event_id": event_id})
 
     def rebind_deadline(self, deadline: Any, child_id: str) -> None:
         deadline.child_id = child_id
-        self._write_created()  # at once: the partial unique index now guards the child's one pending meeting
+        # At once: the partial unique index now guards the child's one pending meeting.
+        self._deadlines.write(self.session.connection())
 
     def first_audit_reason(self, subject_id: str, action: str) -> str | None:
-        return self.session.exec(select(t.AuditEntry.reason).where(
-            t.AuditEntry.subject_id == subject_id, t.AuditEntry.action == action)
-            .order_by(col(t.AuditEntry.id))).first()
+        reason: str | None = self.session.connection().execute(
+            _FIRST_AUDIT_REASON, {"subject_id": subject_id, "action": action}).scalar()
+        return reason
 
     # ---- casework ----------------------------------------------------------------------------------
     def school_copies(self, notification: NotificationRecord) -> Sequence[NotificationRecord]:

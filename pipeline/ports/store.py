@@ -86,9 +86,12 @@ class EffectWrites(Protocol):
         ...
 
     def add_notification(self, event_id: str, pathway: str, item: PlannedNotification, status: str, now: datetime,
-                         *, dedupe_key: str | None = None, deadline_id: str | None = None) -> NotificationRecord | None:
+                         *, dedupe_key: str | None = None, deadline_id: str | None = None,
+                         key_is_new: bool = False) -> NotificationRecord | None:
         """Store a notification for ``item``. With a ``dedupe_key`` it exists at most once ever: a repeat (even
-        from a transaction racing this one) stores nothing and returns None."""
+        from a transaction racing this one) stores nothing and returns None. ``key_is_new``: the caller knows
+        no other unit of work has stored or can store this key (its subject is new, held under a lock), so the
+        store need not ask; a repeat within this unit of work still returns None."""
         ...
 
     def add_delivery(self, notification_id: str, channel: str, now: datetime) -> None:
@@ -119,6 +122,10 @@ class DeadlineStore(Protocol):
 
     def deadlines_of_subject(self, subject_id: str) -> Sequence[DeadlineRecord]:
         """Every deadline (open or closed) about one subject, oldest first."""
+        ...
+
+    def deadlines_of_subjects(self, subject_ids: Sequence[str]) -> Sequence[DeadlineRecord]:
+        """Every deadline (open or closed) about any of these subjects, oldest first: one read for several."""
         ...
 
     def open_deadlines_due(self, now: datetime, limit: int) -> Sequence[DeadlineRecord]:

@@ -71,6 +71,9 @@ def _write_back(row: EpisodeRecord, episode: rules.Episode, now: datetime) -> No
 def handle_episode_event(repo: StorePort, event: EventRecord, record: dict[str, Any], ctx: Context,
                          now: datetime) -> None:
     row = repo.episode_for_update(record["episode_id"])
+    # Every deadline and notification of an episode follows from its being reported or found (the rules of
+    # pipeline/domain/missing.py): one that was neither before this event has none stored yet.
+    new_episode = row.reported_at is None and row.found_at is None
     episode = rules.fold(_episode_of(row), event.event_type, record)
     review: MatchDecision | None = None
     if event.event_type == "missing-reported":
@@ -88,8 +91,8 @@ def handle_episode_event(repo: StorePort, event: EventRecord, record: dict[str, 
     event.child_id = row.child_id
     event.status = EventStatus.PROCESSED
     if review is not None:
-        _queue_review(repo, row, episode, event, review, record, ctx, now)
-    reconcile(repo, row, episode, ctx, now, event.event_id)
+        _queue_review(repo, row, episode, event, review, record, ctx, now, new_episode=new_episode)
+    reconcile(repo, row, episode, ctx, now, event.event_id, new_episode=new_episode)
 
 
 def _match(repo: StorePort, event: EventRecord, record: dict[str, Any], ctx: Context,
@@ -109,12 +112,13 @@ def _match(repo: StorePort, event: EventRecord, record: dict[str, Any], ctx: Con
 
 
 def _queue_review(repo: StorePort, row: EpisodeRecord, episode: rules.Episode, event: EventRecord,
-                  decision: MatchDecision, record: dict[str, Any], ctx: Context, now: datetime) -> None:
+                  decision: MatchDecision, record: dict[str, Any], ctx: Context, now: datetime, *,
+                  new_episode: bool) -> None:
     """An uncertain match waits for the front door, on a deadline of its own (see ``decide_review``)."""
     birth = identity_from_record(record["child"]).date_of_birth
     is_high = rules.ever_high_risk(episode, birth, ctx.policy)
     item, planned = rules.match_review(episode, is_high, decision.reason, repo.directory(), ctx.policy, now)
-    notification = _notify(repo, event.event_id, item, now)
+    notification = _notify(repo, event.event_id, item, now, key_is_new=new_episode)
     if notification is None:
         return  # this report was already queued for review
     deadline = repo.add_deadline(planned, notification.id, now, event_id=event.event_id, child_id=None)
@@ -129,8 +133,9 @@ def decide_review(repo: StorePort, event: EventRecord, ctx: Context, actor: str,
     ``casework.decide_review``): link the episode to one of the candidates (everything the rules say for that
     child then happens, from now) or confirm it is none."""
     record = record_of(event)
-    row = repo.episode(record["episode_id"])
-    assert row is not None, "a missing report waiting for review has its episode"
+    # Locked, as every event of the episode locks it: reconcile's view of its deadlines is then the whole truth.
+    row = repo.episode_for_update(record["episode_id"])
+    assert row.reported_at is not None, "a missing report waiting for review has its episode"
     child = child_of_event(repo, ctx, event, identity_from_record(record["child"]), urgent=False,
                            person=PersonDecision(child_id, reason))
     outcome = child.decision.outcome
@@ -156,8 +161,14 @@ def _facts(repo: StorePort, episode: rules.Episode, ctx: Context) -> ChildFacts 
 
 
 def reconcile(repo: StorePort, row: EpisodeRecord, episode: rules.Episode, ctx: Context, now: datetime,
-              event_id: str) -> None:
-    """Make notifications and deadlines match what the rules say this episode should have."""
+              event_id: str, *, new_episode: bool = False) -> None:
+    """Make notifications and deadlines match what the rules say this episode should have.
+
+    The caller holds the episode's lock (``episode_for_update``), as every unit of work that changes its
+    deadlines does: the episode's deadlines (its own and the trigger meeting raised on it) are read once and
+    are the whole truth until the commit, so new ones are written with the unit of work's other rows rather
+    than each with a guarded insert. ``new_episode``: nothing of the episode is stored yet (neither reported
+    nor found before this event), so nothing is read and its notifications' keys are new."""
     policy = ctx.policy
     if episode.child_id:
         repo.lock_child(episode.child_id)
@@ -172,33 +183,40 @@ def reconcile(repo: StorePort, row: EpisodeRecord, episode: rules.Episode, ctx: 
     if episode.found:
         planned += rules.found_notifications(episode, facts, directory, policy)
     for item in planned:
-        _notify(repo, event_id, item, now)
+        _notify(repo, event_id, item, now, key_is_new=new_episode)
 
     wanted, close = rules.episode_deadlines(episode, is_high, policy)
-    existing = {d.kind: d for d in repo.deadlines_of_subject(episode.episode_id)}
+    trigger_subject = _trigger_subject(episode)
+    stored = [] if new_episode else repo.deadlines_of_subjects([episode.episode_id, trigger_subject])
+    existing = {d.kind: d for d in stored if d.subject_id == episode.episode_id}
+    own_meeting = next((d for d in stored if d.subject_id == trigger_subject
+                        and d.kind == DeadlineKind.TRIGGER_MEETING), None)
     for kind in close:
         if kind in existing:
             close_deadline(repo, existing[kind], now, _moved_on(event_id))
+    created_now: set[str] = set()  # deadlines made here: nobody was told of them yet
     for deadline in wanted:
         current = existing.get(deadline.kind)
         if current is None:
             created = repo.add_deadline(deadline, episode.episode_id, now, event_id=event_id,
-                                        child_id=episode.child_id, once=True)
-            if created is not None and deadline.kind in close:
+                                        child_id=episode.child_id)
+            assert created is not None
+            if deadline.kind in close:
                 # Already done (the return interview recorded before the found event arrived): kept as a
                 # record, closed at once, nobody chased.
                 close_deadline(repo, created, now, _moved_on(event_id))
-            elif created is not None:
+            else:
                 existing[deadline.kind] = created
+                created_now.add(created.id)
         elif deadline.kind == DeadlineKind.STILL_MISSING and current.state == DeadlineState.OPEN:
             _replan(current, deadline, now)
-    _carry_over_trigger_meeting(repo, episode, now)
-    own_meeting = _episode_trigger_meeting(repo, episode)
+    _carry_over_trigger_meeting(repo, episode, own_meeting, now)
     for current in [*existing.values(), *([own_meeting] if own_meeting is not None else [])]:
         if current.kind != DeadlineKind.TRIGGER_MEETING or current.state == DeadlineState.OPEN:
             _rebind(repo, current, episode.child_id, now)  # a closed one too: the record is about this child
         if current.state == DeadlineState.OPEN:
-            _assign(repo, current, episode, facts, policy, event_id, now)
+            _assign(repo, current, episode, facts, policy, event_id, now,
+                    key_is_new=new_episode or current.id in created_now)
     raise_trigger_meeting_if_needed(repo, episode, ever_high, facts, ctx, now, event_id)
 
 
@@ -206,10 +224,9 @@ def _moved_on(event_id: str) -> str:
     return f"episode moved on (event {event_id})" if event_id else "episode moved on"
 
 
-def _episode_trigger_meeting(repo: StorePort, episode: rules.Episode) -> DeadlineRecord | None:
-    """The trigger meeting raised on this episode (open or closed, the child's or still unbound), if any."""
-    return next((d for d in repo.deadlines_of_subject(f"trigger:{episode.episode_id}")
-                 if d.kind == DeadlineKind.TRIGGER_MEETING), None)
+def _trigger_subject(episode: rules.Episode) -> str:
+    """The subject of the trigger meeting raised on this episode (open or closed, the child's or still unbound)."""
+    return f"trigger:{episode.episode_id}"
 
 
 def _rebind(repo: StorePort, deadline: DeadlineRecord, child_id: str | None, now: datetime) -> None:
@@ -236,8 +253,9 @@ ASSIGNED_DEADLINES = frozenset({DeadlineKind.RETURN_INTERVIEW, DeadlineKind.STRA
                                 DeadlineKind.TRIGGER_MEETING})
 
 
-def _notify(repo: StorePort, event_id: str, item: PlannedNotification, now: datetime) -> NotificationRecord | None:
-    return notify(repo, event_id, item, PATHWAY, now, dedupe_key=item.key)
+def _notify(repo: StorePort, event_id: str, item: PlannedNotification, now: datetime, *,
+            key_is_new: bool = False) -> NotificationRecord | None:
+    return notify(repo, event_id, item, PATHWAY, now, dedupe_key=item.key, key_is_new=key_is_new)
 
 
 def _replan(row: DeadlineRecord, planned: PlannedDeadline, now: datetime) -> None:
@@ -251,9 +269,11 @@ def _replan(row: DeadlineRecord, planned: PlannedDeadline, now: datetime) -> Non
 
 
 def _assign(repo: StorePort, deadline: DeadlineRecord, episode: rules.Episode, facts: ChildFacts | None,
-            policy: Policy, event_id: str, now: datetime, reason: str | None = None) -> None:
+            policy: Policy, event_id: str, now: datetime, reason: str | None = None, *,
+            key_is_new: bool = False) -> None:
     """Tell the owner of an open return interview, strategy discussion or trigger meeting deadline. Keyed by
-    owner: a deadline re-bound to a child whose owner differs tells the new owner, once."""
+    owner: a deadline re-bound to a child whose owner differs tells the new owner, once. ``key_is_new``: the
+    deadline was made in this unit of work (nobody can have been told of it)."""
     if deadline.kind not in ASSIGNED_DEADLINES:
         return
     role, ref, contact = assignee_for(repo, deadline.kind, facts, policy)
@@ -269,7 +289,7 @@ def _assign(repo: StorePort, deadline: DeadlineRecord, episode: rules.Episode, f
     item = PlannedNotification(key=key, recipient_role=role, recipient_ref=ref, contact=contact, reason=reason,
                                urgency="ROUTINE" if deadline.kind == DeadlineKind.RETURN_INTERVIEW else "URGENT",
                                content=content, kind="alert")
-    row = _notify(repo, event_id, item, now)
+    row = _notify(repo, event_id, item, now, key_is_new=key_is_new)
     if row is not None and deadline.kind == DeadlineKind.STRATEGY_DISCUSSION:
         row.deadline_id = deadline.id  # the team acknowledging that the discussion is held closes it
 
@@ -305,34 +325,39 @@ def raise_trigger_meeting_if_needed(repo: StorePort, episode: rules.Episode, is_
     it is raised on the episode (child unknown), assigned to the front door, and carried over to the child
     when linked (``_carry_over_trigger_meeting``); the rolling-window rule needs a child."""
     child_id = facts.child_id if facts is not None else None
-    rows: list[EpisodeRecord] = []
+    if child_id is None and episode.child_id is not None:
+        return  # a linked child with no reference record left: nothing to route by
+    # The reasons of the episode itself come first (``rules.trigger_reason``): the child's other episodes are
+    # read only when the rolling-window rule is the one left to ask.
+    reason = rules.trigger_reason(episode, is_high, [], now, ctx.policy)
+    if reason is None and child_id is not None:
+        rows = repo.episodes_of_child(child_id)
+        reason = rules.trigger_reason(episode, is_high, [_episode_of(r) for r in rows], now, ctx.policy)
+    if reason is None:
+        return
     if child_id is not None:
         last_held = repo.last_trigger_meeting_held(child_id)
         if last_held is not None and episode.reported_at is not None and episode.reported_at <= last_held:
             return  # the meeting already held considered this episode
-        rows = list(repo.episodes_of_child(child_id))
-    elif episode.child_id is not None:
-        return  # a linked child with no reference record left: nothing to route by
-    reason = rules.trigger_reason(episode, is_high, [_episode_of(r) for r in rows], now, ctx.policy)
-    if reason is None:
-        return
     kind = DeadlineKind.TRIGGER_MEETING
     due = ctx.policy.due(kind, now)
     planned = PlannedDeadline(kind, "child", due, ctx.policy.ladder(kind, due))
-    created = repo.add_deadline(planned, f"trigger:{episode.episode_id}", now, event_id=event_id,
+    created = repo.add_deadline(planned, _trigger_subject(episode), now, event_id=event_id,
                                 child_id=child_id, once=True)
     if created is None:
         return  # one is already pending for this child (or this episode already raised one)
     repo.audit(now, SYSTEM, "created", created.id, f"trigger meeting needed: {reason}")
-    _assign(repo, created, episode, facts, ctx.policy, event_id, now, f"trigger meeting needed: {reason}")
+    _assign(repo, created, episode, facts, ctx.policy, event_id, now, f"trigger meeting needed: {reason}",
+            key_is_new=True)
 
 
-def _carry_over_trigger_meeting(repo: StorePort, episode: rules.Episode, now: datetime) -> None:
-    """A trigger meeting raised on the episode while its child was unknown becomes the child's when the child
-    is linked, unless the child already has one pending (or held one since): then that one stands for both."""
+def _carry_over_trigger_meeting(repo: StorePort, episode: rules.Episode, mine: DeadlineRecord | None,
+                                now: datetime) -> None:
+    """A trigger meeting raised on the episode (``mine``) while its child was unknown becomes the child's when
+    the child is linked, unless the child already has one pending (or held one since): then that one stands for
+    both."""
     if episode.child_id is None:
         return
-    mine = _episode_trigger_meeting(repo, episode)
     if mine is None or mine.state != DeadlineState.OPEN or mine.child_id is not None:
         return
     pending = repo.open_trigger_meeting(episode.child_id)

@@ -58,17 +58,18 @@ def with_front_door_fallback(port: ReferenceReads, item: PlannedNotification) ->
 
 
 def notify(port: StorePort, event_id: str, item: PlannedNotification, pathway: str, now: datetime, *,
-           dedupe_key: str | None = None, deadline_id: str | None = None) -> NotificationRecord | None:
+           dedupe_key: str | None = None, deadline_id: str | None = None,
+           key_is_new: bool = False) -> NotificationRecord | None:
     """Store one notification with its audit entry, topic record and delivery rows, in the caller's transaction.
 
     With a ``dedupe_key`` it is stored at most once ever (the store guarantees it, so two transactions racing
-    cannot both store it); a repeat returns None.
+    cannot both store it); a repeat returns None. ``key_is_new``: see ``add_notification``.
     """
     original_role = item.recipient_role
     item, redirected = with_front_door_fallback(port, item)
     status = NotificationStatus.WITHHELD if item.withheld else NotificationStatus.PENDING
     row = port.add_notification(event_id, pathway, item, status, now, dedupe_key=dedupe_key,
-                                deadline_id=deadline_id)
+                                deadline_id=deadline_id, key_is_new=key_is_new)
     if row is None:
         return None
     port.audit(now, SYSTEM, "created", row.id, f"{item.recipient_role}: {item.reason}")

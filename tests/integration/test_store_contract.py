@@ -241,6 +241,34 @@ def test_a_dedupe_key_stores_a_notification_once_ever(store_backend: Backend) ->
         ("created", first.id), ("kept", first.id)]
 
 
+def test_a_key_known_to_be_new_is_stored_once_and_refused_after(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        first = port.add_notification("e-1", "missing", _item(), NotificationStatus.PENDING, NOW, dedupe_key="new",
+                                      key_is_new=True)
+        assert first is not None and port.notification(first.id) is first
+        # A repeat in the same unit of work, told it is new or not, is refused.
+        assert port.add_notification("e-1", "missing", _item(), NotificationStatus.PENDING, NOW, dedupe_key="new",
+                                     key_is_new=True) is None
+        assert port.add_notification("e-1", "missing", _item(), NotificationStatus.PENDING, NOW,
+                                     dedupe_key="new") is None
+        first.deadline_id = "d-1"
+        with pytest.raises(RuntimeError), port.savepoint():
+            undone = port.add_notification("e-1", "missing", _item(), NotificationStatus.PENDING, NOW,
+                                           dedupe_key="undone", key_is_new=True)
+            assert undone is not None
+            raise RuntimeError("the handler fails")
+        # Undone with its savepoint: the key is free again.
+        assert port.add_notification("e-1", "missing", _item(), NotificationStatus.PENDING, NOW,
+                                     dedupe_key="undone", key_is_new=True) is not None
+    with store_backend.units.unit_of_work() as port:
+        stored = port.notification(first.id)
+        assert stored is not None and (stored.dedupe_key, stored.deadline_id) == ("new", "d-1")
+        assert port.add_notification("e-2", "missing", _item(), NotificationStatus.PENDING, NOW,
+                                     dedupe_key="new") is None
+        assert port.add_notification("e-2", "missing", _item(), NotificationStatus.PENDING, NOW,
+                                     dedupe_key="undone") is None
+
+
 def test_add_delivery_once_per_channel(store_backend: Backend) -> None:
     with store_backend.units.unit_of_work() as port:
         row = port.add_notification("e-1", "self_harm", _item(), NotificationStatus.PENDING, NOW)
@@ -328,6 +356,26 @@ def test_deadlines_of_subject_oldest_first(store_backend: Backend) -> None:
         assert [d.kind for d in port.deadlines_of_subject("ep-1")] == [
             DeadlineKind.STILL_MISSING, DeadlineKind.STRATEGY_DISCUSSION, DeadlineKind.RETURN_INTERVIEW]
         assert port.deadlines_of_subject("ep-3") == []
+
+
+def test_deadlines_of_subjects_reads_several_subjects_oldest_first(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        for minutes, kind, subject in ((2, DeadlineKind.RETURN_INTERVIEW, "ep-1"),
+                                       (0, DeadlineKind.TRIGGER_MEETING, "trigger:ep-1"),
+                                       (1, DeadlineKind.STILL_MISSING, "ep-1"),
+                                       (3, DeadlineKind.STILL_MISSING, "ep-2")):
+            port.add_deadline(_deadline(kind), subject, NOW + timedelta(minutes=minutes), event_id="e-1",
+                              child_id=None)
+    with store_backend.units.unit_of_work() as port:
+        assert [(d.subject_id, d.kind) for d in port.deadlines_of_subjects(["ep-1", "trigger:ep-1"])] == [
+            ("trigger:ep-1", DeadlineKind.TRIGGER_MEETING), ("ep-1", DeadlineKind.STILL_MISSING),
+            ("ep-1", DeadlineKind.RETURN_INTERVIEW)]
+        # One record per deadline in a unit of work, whichever read handed it out.
+        first = port.deadlines_of_subjects(["ep-2"])[0]
+        assert port.deadlines_of_subject("ep-2") == [first]
+        first.state = DeadlineState.CLOSED
+        assert [d.state for d in port.deadlines_of_subjects(["ep-2", "ep-9"])] == [DeadlineState.CLOSED]
+        assert port.deadlines_of_subjects(["ep-3"]) == [] and port.deadlines_of_subjects([]) == []
 
 
 def test_open_deadlines_due_earliest_step_first(store_backend: Backend) -> None:
@@ -454,6 +502,21 @@ def test_savepoint_undoes_only_what_was_written_inside(store_backend: Backend) -
             port.audit(NOW, "system", "viewed", kept.id)
     assert [(action, subject) for _, action, subject, _ in store_backend.audit_entries()] == [
         ("created", kept.id), ("viewed", kept.id)]
+
+
+def test_a_clash_written_inside_a_savepoint_fails_that_savepoint_only(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        first = port.add_deadline(_deadline(), "n-1", NOW, event_id="e-1", child_id=None)
+        assert first is not None
+        with pytest.raises(Exception), port.savepoint():  # noqa: B017 - each adapter's own uniqueness error
+            port.audit(NOW, "system", "created", "n-1")
+            port.add_deadline(_deadline(), "n-1", NOW, event_id="e-2", child_id=None)  # (kind, subject) again
+        with port.savepoint():  # the next savepoint is not charged with it
+            port.add_deadline(_deadline(), "n-2", NOW, event_id="e-3", child_id=None)
+            port.audit(NOW, "system", "created", "n-2")
+    with store_backend.units.unit_of_work() as port:
+        assert sorted(d.event_id or "" for d in port.deadlines_of_subjects(["n-1", "n-2"])) == ["e-1", "e-3"]
+    assert [(action, subject) for _, action, subject, _ in store_backend.audit_entries()] == [("created", "n-2")]
 
 
 def test_a_failed_unit_of_work_leaves_nothing(store_backend: Backend) -> None:

@@ -74,6 +74,22 @@ def test_episodes_of_child(store_backend: Backend) -> None:
         assert list(port.episodes_of_child(port.child_id("upn:B999100100002"))) == []
 
 
+def test_episodes_and_meetings_of_a_child_are_read_with_what_this_unit_of_work_did(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        child = port.child_id("upn:A999100100001")  # a child first seen here
+        port.episode_for_update("EP-1").child_id = child
+        port.episode_for_update("EP-2")
+        assert [e.episode_id for e in port.episodes_of_child(child)] == ["EP-1"]
+        assert port.last_trigger_meeting_held(child) is None
+        port.add_trigger_meeting(child, NOW, "PLAN_AGREED", "ev-1")
+        assert port.last_trigger_meeting_held(child) == NOW
+    with store_backend.units.unit_of_work() as port:
+        assert port.child_id("upn:A999100100001") == child
+        port.episode_for_update("EP-2").child_id = child  # linked here, not written yet
+        assert sorted(e.episode_id for e in port.episodes_of_child(child)) == ["EP-1", "EP-2"]
+        assert port.last_trigger_meeting_held(child) == NOW
+
+
 # ---- trigger meetings -----------------------------------------------------------------------------------
 
 def test_trigger_meetings_held_and_the_latest(store_backend: Backend) -> None:
