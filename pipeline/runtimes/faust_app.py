@@ -8,12 +8,14 @@ at once, and records that arrive while a batch is in the database form the next 
 at-least-once (an event is acked, and faust commits its offset, only after its batch committed); the
 processed-event row makes effects happen once. Timers drive the deadline sweep, the outbox relay and the
 retries of events whose handler failed, which claim rows with ``FOR UPDATE SKIP LOCKED`` so several workers
-share them. faust's exactly_once mode is not used.
+share them; their work goes between the agents' batches (``BatchesFirst``), the relay one pass at a time.
+faust's exactly_once mode is not used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -28,7 +30,7 @@ from pipeline.adapters.kafka import producer_id_from
 from pipeline.adapters.metrics import EVENTS_CONSUMED
 from pipeline.bootstrap import Services, var_dir
 from pipeline.runtimes.memory import freeze_start_up_objects
-from pipeline.service.relay import relay_until_idle
+from pipeline.service.relay import relay_pass
 from pipeline.service.sweep import sweep
 
 log = logging.getLogger(__name__)
@@ -49,41 +51,77 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
     )
     register_codecs()
     batch_max = int(runtime.get("kafka_batch_max", 500))
-    for event_type in codec.EVENT_TYPES:
-        _add_agent(app, services, event_type, prefix, partitions, batch_max)
 
     retries = IntakeConsumer(services.store, services.ctx, services.clock, retries_only=True)
-
-    def drain_relay() -> None:
-        relay_until_idle(services.store, services.delivery, services.publisher, services.clock)
-
-    def drain_retries() -> None:
-        while retries.run_once():
-            pass
+    # The timers give way to the agents: their work starts when no batch is being processed (or once it has
+    # waited a batch's worth of time, so a busy worker still relays), and the relay goes pass by pass.
+    gate = BatchesFirst(float(runtime.get("timers_yield_seconds", 0.25)))
 
     @app.timer(interval=float(runtime.get("sweep_interval_seconds", 5)))
     async def deadline_sweep() -> None:
-        await _in_thread("deadline sweep", sweep, services.store, services.ctx, services.clock())
+        await gate.timer_work("deadline sweep", sweep, services.store, services.ctx, services.clock())
 
     @app.timer(interval=float(runtime.get("relay_interval_seconds", 1)))
     async def outbox_relay() -> None:
-        await _in_thread("outbox relay", drain_relay)
+        while await gate.timer_work("outbox relay", _relay_pass, services):
+            pass
 
     @app.timer(interval=float(runtime.get("retry_interval_seconds", 1)))
     async def failed_event_retries() -> None:
-        await _in_thread("failed-event retries", drain_retries)
+        while await gate.timer_work("failed-event retries", retries.run_once):
+            pass
 
+    for event_type in codec.EVENT_TYPES:
+        _add_agent(app, services, event_type, prefix, partitions, batch_max, gate)
     return app
 
 
-async def _in_thread(name: str, work: Callable[..., Any], *args: Any) -> None:
-    """A timer's work off the event loop. A failure (the broker or the database away for a moment) is logged
-    by type and left to the next tick: the rows it concerns stay where they are, and a timer that raised
-    would stop the whole worker."""
-    try:
-        await asyncio.to_thread(work, *args)
-    except Exception as error:  # noqa: BLE001 - the next tick tries again
-        log.warning("%s failed (%s); trying again at the next tick", name, type(error).__name__)
+def _relay_pass(services: Services) -> bool:
+    return relay_pass(services.store, services.delivery, services.publisher, services.clock())[1]
+
+
+class BatchesFirst:
+    """Orders the worker's thread work: the agents' batches first, the timers' work (relay, sweep, retries)
+    between them. All of it shares one interpreter lock and, in a pinned worker, one core: a timer's long run
+    (the relay working off the outbox of thousands of events just processed) beside a batch made every database
+    round trip of the batch wait for the lock, and events waited seconds. A timer's piece of work starts once no
+    batch is in progress, or after ``most`` seconds of waiting, so timers are never starved."""
+
+    def __init__(self, most: float) -> None:
+        self.most = most
+        self._batches = 0
+        self._idle: asyncio.Event | None = None
+
+    def _event(self) -> asyncio.Event:
+        if self._idle is None:  # made on the worker's event loop, on first use
+            self._idle = asyncio.Event()
+            self._idle.set()
+        return self._idle
+
+    async def batch(self, work: Callable[..., Any], *args: Any) -> Any:
+        """An agent's batch, in a thread."""
+        idle = self._event()
+        self._batches += 1
+        idle.clear()
+        try:
+            return await asyncio.to_thread(work, *args)
+        finally:
+            self._batches -= 1
+            if not self._batches:
+                idle.set()
+
+    async def timer_work(self, name: str, work: Callable[..., Any], *args: Any) -> Any:
+        """A timer's piece of work, in a thread, once the agents are idle (or ``most`` seconds passed); its result,
+        or None if it failed. A failure (the broker or the database away for a moment) is logged by type and left
+        to the next tick: the rows it concerns stay where they are, and a timer that raised would stop the whole
+        worker."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event().wait(), self.most)
+        try:
+            return await asyncio.to_thread(work, *args)
+        except Exception as error:  # noqa: BLE001 - the next tick tries again
+            log.warning("%s failed (%s); trying again at the next tick", name, type(error).__name__)
+            return None
 
 
 async def waiting_batches(stream: Any, most: int) -> AsyncIterator[list[Any]]:
@@ -108,7 +146,7 @@ async def waiting_batches(stream: Any, most: int) -> AsyncIterator[list[Any]]:
 
 
 def _add_agent(app: faust.App, services: Services, event_type: str, prefix: str, partitions: int,
-               batch_max: int) -> None:
+               batch_max: int, gate: BatchesFirst) -> None:
     topic = app.topic(prefix + event_type, key_type=bytes, value_serializer=codec_name(event_type),
                       key_serializer="raw", partitions=partitions)
 
@@ -118,7 +156,7 @@ def _add_agent(app: faust.App, services: Services, event_type: str, prefix: str,
             EVENTS_CONSUMED.labels(event_type).inc(len(events))
             deliveries = [Delivery(event_type, e.message.topic, e.message.partition, e.message.offset,
                                    e.message.value, e.value, producer_id_from(e.message.headers)) for e in events]
-            await asyncio.to_thread(handle_batch, services, deliveries)
+            await gate.batch(handle_batch, services, deliveries)
 
     app.agent(topic, name=f"consume-{event_type}")(consume)
 
