@@ -263,6 +263,9 @@ class ReferenceIndex:
         self._given: Counter[str] = Counter()
         self._family: Counter[str] = Counter()
         self.schools: dict[str, str] = {}
+        # The UPNs and NHS numbers (as recorded, valid or not) current involvement and home-education records
+        # carry: a linked child's facts skip the read of a table none of its numbers is in.
+        self._held: dict[str, Counter[str]] = {"involvements": Counter(), "ehe": Counter()}
         self.live = 0
         self.seq = -1  # the last reference change applied; -1: not built
         self.stats = ReferenceStats()
@@ -287,6 +290,8 @@ class ReferenceIndex:
         self.columns.put(record_id, prepared, upn_is_key=row.kind == "pupils" and bool(row.upn) and row.upn == row.key,
                          raw_nhs=bool(given.nhs_number))
         self._id_of[row.kind][row.key] = record_id
+        if row.kind in self._held:
+            self._hold(self._held[row.kind], candidate, 1)
         self._given[prepared.given] += 1
         self._family[prepared.family] += 1
         self.live += 1
@@ -309,12 +314,29 @@ class ReferenceIndex:
             assert candidate is not None and isinstance(candidate.prepared, Prepared)
             for h in record_hashes(candidate.prepared):
                 self._postings.discard(h, record_id)
+            if kind in self._held:
+                self._hold(self._held[kind], candidate, -1)
             self._given[candidate.prepared.given] -= 1
             self._family[candidate.prepared.family] -= 1
             self.records[record_id] = None
             self.columns.drop(record_id)
             self._removed += 1
             self.live -= 1
+
+    @staticmethod
+    def _hold(held: Counter[str], candidate: Candidate, change: int) -> None:
+        for number in (f"upn:{candidate.upn}" if candidate.upn else None,
+                       f"nhs:{candidate.identity.nhs_number}" if candidate.identity.nhs_number else None):
+            if number is not None:
+                held[number] += change
+                if held[number] <= 0:
+                    del held[number]
+
+    def may_hold(self, kind: str, upns: Iterable[str], nhs_numbers: Iterable[str]) -> bool:
+        """Whether a current record of ``kind`` (involvements or ehe) carries one of these UPNs or NHS numbers
+        (exactly as recorded), as of the version the index was last brought to: False only when none does."""
+        held = self._held[kind]
+        return any(f"upn:{upn}" in held for upn in upns) or any(f"nhs:{nhs}" in held for nhs in nhs_numbers)
 
     def _restat(self) -> None:
         """After a batch of changes: the statistics, and the arrays rebuilt once the changes since are many."""
