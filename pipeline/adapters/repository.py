@@ -117,6 +117,8 @@ def _involvements_of(by_upn: bool, by_nhs: bool) -> Any:
 
 _PUPILS_BY_UPN = sa_select(PUPIL).where(PUPIL.c.upn.in_(bindparam("upns", expanding=True)),
                                         PUPIL.c.ended_at.is_(None)).order_by(PUPIL.c.upn)
+# One UPN (a linked pupil, nearly every event): no expanding parameter, so the SQL is not re-rendered each time.
+_PUPIL_OF_ONE_UPN = sa_select(PUPIL).where(PUPIL.c.upn == bindparam("upn"), PUPIL.c.ended_at.is_(None))
 _INVOLVEMENTS_OF = {(by_upn, by_nhs): _involvements_of(by_upn, by_nhs)
                     for by_upn in (False, True) for by_nhs in (False, True)}
 _HOME_EDUCATED = sa_select(EHE.c.row_key).where(EHE.c.nhs_number.in_(bindparam("nhs", expanding=True)),
@@ -296,7 +298,8 @@ class Repository(EpisodeQueries):
         enrolments: list[Enrolment] = []
         if upns:
             if pupils is None:
-                pupils = connection.execute(_PUPILS_BY_UPN, {"upns": sorted(upns)}).all()
+                pupils = connection.execute(_PUPIL_OF_ONE_UPN, {"upn": next(iter(upns))}).all() if len(upns) == 1 \
+                    else connection.execute(_PUPILS_BY_UPN, {"upns": sorted(upns)}).all()
             for pupil in pupils:
                 school = self.school(pupil.school_urn)
                 if school is not None and _on_roll(pupil, day):

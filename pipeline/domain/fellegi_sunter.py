@@ -170,6 +170,13 @@ def prepare(identity: Identity, school_name: str | None = None,
     )
 
 
+@functools.lru_cache(maxsize=256)
+def prepared_event(identity: Identity) -> Prepared:
+    """An event's child prepared once: the index's look-up and the matcher's decision both ask for it (a
+    ``Prepared`` is immutable, so sharing it is safe)."""
+    return prepare(identity)
+
+
 def _school_key(name: str | None) -> str:
     """A school name without the words every school name shares."""
     words = [w for w in normalise_words(name) if w not in _SCHOOL_WORDS]
@@ -931,7 +938,7 @@ class FellegiSunterMatcher:
     def decide(self, event: Identity, candidates: Sequence[Candidate], *, urgent: bool,
                stats: ReferenceStats | None = None) -> MatchDecision:
         params, limits = self.parameters, self.thresholds
-        mine = prepare(event)
+        mine = prepared_event(event)
         scorer = EventScorer(params, mine, stats)
         table = None
         if isinstance(candidates, CandidateBlock) and len(candidates) == len(candidates.ids) \
