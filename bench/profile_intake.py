@@ -123,6 +123,8 @@ def instrument(stages: Stages) -> None:
     stages.wrap(Intake, "_store", "store")
     stages.wrap(consumer_module.IntakeConsumer, "pending", "claim")
     stages.wrap(consumer_module, "claim_events", "claim")
+    if hasattr(consumer_module, "claim_due_events"):  # found and claimed by one query since branch embedded-latency
+        stages.wrap(consumer_module, "claim_due_events", "claim")
     stages.wrap(dispatch, "record_of", "decode")
     stages.wrap(Context, "match", "match")
     stages.wrap(Session, "flush", "write")

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from pipeline.adapters.event_queue import claim_events, due_event_seqs
+from pipeline.adapters.event_queue import claim_due_events, claim_events, due_event_seqs
 from pipeline.adapters.store import Store
 from pipeline.service.dispatch import process
 from pipeline.service.handlers import Context
@@ -49,22 +49,32 @@ class IntakeConsumer:
     def run_once(self, limit: int = BATCH) -> int:
         """Process up to ``limit`` accepted events; returns how many were handled.
 
-        The batch shares one transaction (one commit, one fsync). First all together: the common case, with
-        the fewest statements. If anything in it fails, the whole transaction rolls back and the batch runs
-        again with each event in its own savepoint, so an event's effects and its processed mark still commit
-        or roll back together, and only the failing event is put back for a later try while the rest commit.
+        The batch shares one transaction (one commit, one fsync), and is found and claimed in it by one query.
+        First all together: the common case, with the fewest statements. If anything in it fails, the whole
+        transaction rolls back and the batch runs again with each event in its own savepoint, so an event's
+        effects and its processed mark still commit or roll back together, and only the failing event is put
+        back for a later try while the rest commit.
         """
-        seqs = self.pending(limit)
-        if not seqs:
-            return 0
+        seqs: list[int] = []
         try:
-            return self._run(seqs, isolated=False)
+            return self._run_due(limit, seqs)
         except Exception as error:  # noqa: BLE001 - find which event it was, one savepoint each
+            if not seqs:
+                raise  # nothing was claimed: the claim itself failed (e.g. the database briefly locked)
             log.warning("a batch of %d events failed (%s); processing them one by one", len(seqs),
                         type(error).__name__)
-            return self._run(seqs, isolated=True)
+            return self._run_isolated(seqs)
 
-    def _run(self, seqs: list[int], *, isolated: bool) -> int:
+    def _run_due(self, limit: int, seqs: list[int]) -> int:
+        with self.store.unit_of_work() as repo:
+            events = claim_due_events(repo.session, self.clock(), limit, retries_only=self.retries_only,
+                                      postgres=self.store.is_postgres)
+            seqs.extend(event.seq for event in events if event.seq is not None)
+            for event in events:
+                process(repo, event, self.ctx, self.clock())
+        return len(events)
+
+    def _run_isolated(self, seqs: list[int]) -> int:
         failed: list[tuple[int, Exception]] = []
         handled = 0
         with self.store.unit_of_work() as repo:
@@ -73,10 +83,6 @@ class IntakeConsumer:
                 event = events.get(seq)
                 if event is None:
                     continue  # another consumer took it
-                if not isolated:
-                    process(repo, event, self.ctx, self.clock())
-                    handled += 1
-                    continue
                 try:
                     with repo.savepoint():
                         process(repo, event, self.ctx, self.clock())
@@ -95,14 +101,19 @@ class IntakeConsumer:
             record_failure(repo, event, error, self.retry, self.clock())
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
+        """Batch after batch while a full one comes back; otherwise wait for ``wake`` (set by this process's
+        intake after each commit that stored new events) or ``poll_seconds`` (other processes' events, retries
+        falling due)."""
         while not stop.is_set():
+            # Cleared before the batch's query: an event committed after the query sets it again, and one
+            # committed before is in the batch, so no wake-up is lost and none costs an empty query.
+            self.wake.clear()
             try:
-                busy = self.run_once()
-                if busy and self.on_committed is not None:
+                handled = self.run_once()
+                if handled and self.on_committed is not None:
                     self.on_committed()
             except Exception as error:  # noqa: BLE001 - e.g. the database briefly locked; try again
                 log.error("intake consumer loop error (%s)", type(error).__name__)
-                busy = 0
-            if not busy:
+                handled = 0
+            if handled < BATCH:
                 self.wake.wait(poll_seconds)
-                self.wake.clear()

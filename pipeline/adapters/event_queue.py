@@ -37,6 +37,15 @@ def due_event_seqs(connection: Connection, now: datetime, limit: int, *, retries
 
 _CLAIM = select(t.Event).where(col(t.Event.seq).in_(bindparam("seqs", expanding=True)), t.Event.status == "accepted")
 _CLAIM_SKIP_LOCKED = _CLAIM.with_for_update(skip_locked=True)
+_DUE_NOW = or_(col(t.Event.next_attempt_at).is_(None), col(t.Event.next_attempt_at) <= bindparam("now"))
+_DUE_AGAIN_NOW = and_(col(t.Event.next_attempt_at).is_not(None), col(t.Event.next_attempt_at) <= bindparam("now"))
+_CLAIM_WAITING = select(t.Event).where(t.Event.status == "accepted", col(t.Event.held_at).is_(None))
+_CLAIM_DUE = {
+    (retries_only, postgres): (lambda query: query.with_for_update(skip_locked=True) if postgres else query)(
+        _CLAIM_WAITING.where(_DUE_AGAIN_NOW if retries_only else _DUE_NOW).order_by(col(t.Event.seq))
+        .limit(bindparam("limit")))
+    for retries_only in (False, True) for postgres in (False, True)
+}
 
 
 def claim_events(session: Session, seqs: Sequence[int], *, postgres: bool) -> dict[int, t.Event]:
@@ -45,6 +54,15 @@ def claim_events(session: Session, seqs: Sequence[int], *, postgres: bool) -> di
     query = _CLAIM_SKIP_LOCKED if postgres else _CLAIM
     return {event.seq: event for event in session.exec(query, params={"seqs": list(seqs)})
             if event.seq is not None}
+
+
+def claim_due_events(session: Session, now: datetime, limit: int, *, retries_only: bool = False,
+                     postgres: bool) -> list[t.Event]:
+    """What ``due_event_seqs`` finds, claimed at once in the caller's transaction, oldest first: one query where
+    finding then claiming took two (and a connection of their own), which at a few events a second, each its
+    own batch, was a tenth of the consumer's work. PostgreSQL: rows another consumer holds are skipped."""
+    query = _CLAIM_DUE[(retries_only, postgres)]
+    return [event for event in session.exec(query, params={"now": now, "limit": limit}) if event.seq is not None]
 
 
 def events_by_id(session: Session, event_ids: Sequence[str], *, postgres: bool, lock: bool = True) -> list[t.Event]:

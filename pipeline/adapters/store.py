@@ -22,6 +22,7 @@ from sqlmodel import Session, create_engine
 from pipeline.adapters.issued_children import IssuedChildIds
 from pipeline.adapters.reference_cache import ReferenceCache
 from pipeline.adapters.repository import Repository
+from pipeline.adapters.wal_checkpoint import WalCheckpointer
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -114,6 +115,28 @@ class Store:
             except BaseException:
                 session.rollback()
                 raise
+
+    def take_over_wal_checkpoints(self, every_seconds: float = 1.0, restart_pages: int = 8_000
+                                  ) -> WalCheckpointer | None:
+        """For a long-running process: this store's connections stop checkpointing inside their commits (up to a
+        safety bound) and the returned checkpointer, run in a thread of its own, does it instead
+        (pipeline/adapters/wal_checkpoint.py). None when the database is not an SQLite file."""
+        path = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not path or path == ":memory:":
+            return None
+        checkpointer = WalCheckpointer(self.engine, self._write_lock, every_seconds=every_seconds,
+                                       restart_pages=restart_pages, safety_pages=2 * restart_pages)
+
+        def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+            # Once per pooled connection, those opened before this call included.
+            if record.info.get("wal_autocheckpoint") != checkpointer.safety_pages:
+                cursor = dbapi_connection.cursor()
+                cursor.execute(f"PRAGMA wal_autocheckpoint={checkpointer.safety_pages}")
+                cursor.close()
+                record.info["wal_autocheckpoint"] = checkpointer.safety_pages
+
+        event.listen(self.engine, "checkout", on_checkout)
+        return checkpointer
 
     def repository(self, session: Session) -> Repository:
         """The storage port over ``session`` (one of this store's transactions), reading reference data from the

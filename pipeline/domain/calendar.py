@@ -178,6 +178,12 @@ class Calendar:
     def local(self, instant: datetime) -> datetime:
         return _aware(instant).astimezone(self.tz)
 
+    def warm_up(self, today: date) -> None:
+        """Load this year's and next year's bank holidays now (the first lookup imports the holidays package's
+        country data, about half a second), so no event's deadline pays for it."""
+        for year in (today.year, today.year + 1):
+            _bank_holidays(year)
+
     def _at(self, day: date, clock: time) -> datetime:
         return datetime.combine(day, clock, tzinfo=self.tz).astimezone(UTC)
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from pipeline.adapters.paging import Page
 from pipeline.bootstrap import Services
@@ -30,15 +31,26 @@ def read_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-def current_user(request: Request, authorization: Annotated[str | None, Header()] = None) -> User:
+async def current_user(request: Request, authorization: Annotated[str | None, Header()] = None) -> User:
     """The caller, from a bearer token, or for reading (GET) from the web app's server-side session; 401
     otherwise. A change through the API always needs the bearer token (the web app's forms have their own
-    routes, with CSRF protection)."""
+    routes, with CSRF protection).
+
+    The token is looked up afresh on every request (nothing cached: a disabled user's token is refused at once).
+    On SQLite that lookup is one indexed read in this process, which under WAL never waits for a writer, so it
+    runs here on the event loop: a hop to the thread pool cost more than the read. A PostgreSQL lookup is a
+    round trip, and a web session is resumed in a write transaction: both stay in the thread pool."""
+    store = services_of(request).store
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
-        user = user_for_token(services_of(request).store.engine, token) if token else None
+        if not token:
+            user = None
+        elif store.is_postgres:
+            user = await run_in_threadpool(user_for_token, store.engine, token)
+        else:
+            user = user_for_token(store.engine, token)
     elif request.method in ("GET", "HEAD"):
-        visitor = visitor_of(request)
+        visitor = await run_in_threadpool(visitor_of, request)
         user = visitor.user if visitor is not None else None
     else:
         user = None
@@ -47,7 +59,13 @@ def current_user(request: Request, authorization: Annotated[str | None, Header()
     return user
 
 
-ServicesDep = Annotated[Services, Depends(services_of)]
+async def services_dependency(request: Request) -> Services:
+    """The services, answered on the event loop: FastAPI runs a plain ``def`` dependency in its thread pool, a
+    hop (a queue, a worker thread woken, the answer handed back) that cost more than this attribute read."""
+    return services_of(request)
+
+
+ServicesDep = Annotated[Services, Depends(services_dependency)]
 CurrentUser = Annotated[User, Depends(current_user)]
 SessionDep = Annotated[Session, Depends(read_session)]
 PagingDep = Annotated[Paging, Depends()]

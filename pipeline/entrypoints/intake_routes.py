@@ -1,7 +1,7 @@
 """``POST /api/events/{event_type}``: producers send events. The route only authenticates, reads the body (no
 further than the size limit) and hands it to the intake service: embedded, the group commit answers once the
-event is on disk; on Kafka, once the broker acknowledged it (acks=all), 503 with ``Retry-After`` while it is
-away."""
+event is on disk (the intake wakes the consumer itself, from the committing thread); on Kafka, once the broker
+acknowledged it (acks=all), 503 with ``Retry-After`` while it is away."""
 
 from __future__ import annotations
 
@@ -39,7 +39,5 @@ async def post_event(event_type: str, request: Request, user: CurrentUser, servi
         result = await run_in_threadpool(send_to_kafka, services, submission)
     else:
         result = await asyncio.wrap_future(services.intake.submit_grouped(submission))
-    if result.accepted:
-        services.on_accepted()
     retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if result.status_code == 503 else None
     return JSONResponse(result.body, status_code=result.status_code, headers=retry)

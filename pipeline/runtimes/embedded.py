@@ -1,6 +1,9 @@
 """The embedded runtime: one process, no servers. The web app and API, the intake consumer thread,
 the outbox relay and the APScheduler-driven deadline sweep, all over one SQLite database.
 
+SQLite's WAL checkpoints run in a thread of their own too (pipeline/adapters/wal_checkpoint.py), so no event's
+commit pays for one.
+
 The relay runs in a thread of its own: woken as soon as the intake consumer commits (new notifications are
 due at once), and otherwise every ``relay_interval_seconds`` for retries, the sweep's and the API's rows.
 
@@ -46,11 +49,14 @@ class EmbeddedRuntime:
         self.services = services
         self.consumer = IntakeConsumer(services.store, services.ctx, services.clock)
         services.on_accepted = self.consumer.wake.set
+        services.intake.on_stored = self.consumer.wake.set  # straight from the intake's commit
         self.relay_wake = threading.Event()
         self.consumer.on_committed = self.relay_wake.set
         self.stop = threading.Event()
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self._threads: list[threading.Thread] = []
+        self._checkpoints: threading.Thread | None = None
+        self._checkpoints_stop = threading.Event()
 
     def sweep_once(self) -> None:
         try:
@@ -76,6 +82,13 @@ class EmbeddedRuntime:
     def start_background(self) -> None:
         runtime = self.services.settings.rules.get("runtime", {})
         self.services.ctx.warm_up(self.services.store)  # the match index and model, before the first event
+        checkpointer = self.services.store.take_over_wal_checkpoints(
+            float(runtime.get("wal_checkpoint_seconds", 1)), int(runtime.get("wal_restart_pages", 8_000)))
+        if checkpointer is not None:
+            checkpoints = threading.Thread(target=checkpointer.run, args=(self._checkpoints_stop,),
+                                           name="wal-checkpoint", daemon=True)
+            checkpoints.start()
+            self._checkpoints = checkpoints
         freeze_start_up_objects()
         self.sweep_once()  # whatever fell due while we were down fires now, once
         consumer = threading.Thread(target=self.consumer.run_forever, args=(self.stop,), name="intake-consumer",
@@ -101,6 +114,9 @@ class EmbeddedRuntime:
             self.scheduler.shutdown(wait=True)
         for thread in self._threads:
             thread.join(timeout=10)
+        if self._checkpoints is not None:  # the last checkpoint, once every writer has stopped
+            self._checkpoints_stop.set()
+            self._checkpoints.join(timeout=30)
         self.services.store.dispose()
 
     def serve(self, host: str, port: int) -> None:

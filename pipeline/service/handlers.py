@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pipeline import codec
@@ -65,9 +65,11 @@ class Context:
             self.matcher = FellegiSunterMatcher(parameters, self.matcher.thresholds)
 
     def warm_up(self, store: UnitsOfWork) -> None:
-        """Build the match index and load the newest stored model at start-up, before the first event."""
+        """Build the match index, load the newest stored model and the calendar's bank holidays at start-up,
+        before the first event."""
         with store.unit_of_work() as port:
             self.refresh(port)
+        self.policy.calendar.warm_up(datetime.now(UTC).date())
 
     def match(self, port: ReferenceReads, identity: Identity, *,
               urgent: bool) -> tuple[MatchDecision, list[Candidate]]:

@@ -17,7 +17,7 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -152,6 +152,9 @@ class Intake:
         self._waiting: queue.SimpleQueue[tuple[Submission, Future[IntakeResult]]] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
+        # Called in the committing thread after each commit that stored new events: the embedded runtime wakes
+        # its consumer with it, with no hop through the request's event loop.
+        self.on_stored: Callable[[], None] | None = None
 
     def submit(self, submission: Submission) -> IntakeResult:
         return self.submit_many([submission])[0]
@@ -254,6 +257,8 @@ class Intake:
             return
         for item in new:  # committed: the consumer of this process takes the decoded record, not the JSON
             codec.hand_over(item.row.event_type, item.row.record_json, item.record)
+        if new and self.on_stored is not None:
+            self.on_stored()
 
     @staticmethod
     def _known(existing: IntakeRow, row: IntakeRow) -> IntakeResult:

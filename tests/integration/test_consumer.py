@@ -71,3 +71,37 @@ def test_concurrent_http_submissions_share_commits_and_each_gets_its_own_answer(
         stored = session.exec(select(t.Event.event_id)).all()
         assert len(stored) == len(set(stored)) == 60
         assert len(session.exec(select(t.DeadLetter)).all()) == 2
+
+
+def test_the_intake_wakes_the_running_consumer_from_its_commit(pipeline: Pipeline) -> None:
+    """In the embedded runtime an accepted event is processed at once, not at the consumer's next poll: the
+    intake's commit itself wakes it, whoever called the intake (here not the HTTP route, and the poll is a
+    minute, so only that wake-up can explain a prompt result)."""
+    import threading
+    import time
+
+    from pipeline.runtimes.embedded import EmbeddedRuntime
+    from pipeline.service.intake import Submission
+
+    runtime = EmbeddedRuntime(pipeline.services)
+    runtime.consumer.clock = pipeline.clock
+    stop = threading.Event()
+    consumer = threading.Thread(target=runtime.consumer.run_forever, args=(stop,), kwargs={"poll_seconds": 60},
+                                daemon=True)
+    consumer.start()
+    try:
+        time.sleep(0.3)  # the consumer has found nothing and waits
+        event = attendance(AMELIA)
+        submission = Submission("self-harm-attendance", json.dumps(event).encode(), source="cli")
+        assert pipeline.services.intake.submit_many([submission])[0].status_code == 202
+        deadline = time.monotonic() + 10
+        status = "accepted"
+        while status == "accepted" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            with pipeline.services.store.read() as session:
+                status = session.exec(select(t.Event.status).where(t.Event.event_id == event["event_id"])).one()
+        assert status == "processed"
+    finally:
+        stop.set()
+        runtime.consumer.wake.set()
+        consumer.join(timeout=10)
