@@ -129,6 +129,8 @@ def _involvements_of(by_upn: bool, by_nhs: bool) -> Any:
 
 _PUPILS_BY_UPN = sa_select(PUPIL).where(PUPIL.c.upn.in_(bindparam("upns", expanding=True)),
                                         PUPIL.c.ended_at.is_(None)).order_by(PUPIL.c.upn)
+# One UPN (a linked pupil, nearly every event): no expanding parameter, so the SQL is not re-rendered each time.
+_PUPIL_OF_ONE_UPN = sa_select(PUPIL).where(PUPIL.c.upn == bindparam("upn"), PUPIL.c.ended_at.is_(None))
 _INVOLVEMENTS_OF = {(by_upn, by_nhs): _involvements_of(by_upn, by_nhs)
                     for by_upn in (False, True) for by_nhs in (False, True)}
 _HOME_EDUCATED = sa_select(EHE.c.row_key).where(EHE.c.nhs_number.in_(bindparam("nhs", expanding=True)),
@@ -339,19 +341,25 @@ class Repository(EpisodeQueries):
         enrolments: list[Enrolment] = []
         if upns:
             if pupils is None:
-                pupils = connection.execute(_PUPILS_BY_UPN, {"upns": sorted(upns)}).all()
+                pupils = connection.execute(_PUPIL_OF_ONE_UPN, {"upn": next(iter(upns))}).all() if len(upns) == 1 \
+                    else connection.execute(_PUPILS_BY_UPN, {"upns": sorted(upns)}).all()
             for pupil in pupils:
                 school = self.school(pupil.school_urn)
                 if school is not None and _on_roll(pupil, day):
                     enrolments.append(Enrolment(pupil.upn, school, _pupil_identity(pupil)))
         involvement_keys = sorted(m.record_key for m in members if m.source == "involvement")
-        involvements = [
-            Involvement(row.status, row.worker_email, row.team, row.manager_email, row.placing_la, row.iro_email)
-            for row in connection.execute(_INVOLVEMENTS_OF[bool(upns), bool(nhs)],
-                                          {"keys": involvement_keys, "upns": sorted(upns), "nhs": sorted(nhs)})
-        ]
+        # The index brought to this unit of work's reference version holds every current involvement and
+        # home-education record's UPN and NHS number: a table none of the child's numbers is in is not read.
+        index = self._synced_index
+        involvements: list[Involvement] = []
+        if involvement_keys or index is None or index.may_hold("involvements", upns, nhs):
+            involvements = [
+                Involvement(row.status, row.worker_email, row.team, row.manager_email, row.placing_la, row.iro_email)
+                for row in connection.execute(_INVOLVEMENTS_OF[bool(upns), bool(nhs)],
+                                              {"keys": involvement_keys, "upns": sorted(upns), "nhs": sorted(nhs)})
+            ]
         home_educated = any(m.source == "ehe" for m in members)
-        if not home_educated and nhs:
+        if not home_educated and nhs and (index is None or index.may_hold("ehe", (), nhs)):
             home_educated = connection.execute(_HOME_EDUCATED, {"nhs": sorted(nhs)}).first() is not None
         best = next((m.identity for m in members if m.source == "pupil"), members[0].identity if members else identity)
         return ChildFacts(child_id, best, tuple(enrolments), home_educated, tuple(involvements))
@@ -361,17 +369,16 @@ class Repository(EpisodeQueries):
         if self._issued is not None and (issued := self._issued.get(person_key)) is not None:
             self._person_of_child[issued] = person_key
             return issued
-        connection = self.session.connection()
-        known = connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).first()
-        if known is not None:
-            child_id = str(known.child_id)
-        else:
-            child_id = new_id()
-            if self._insert_guarded(CHILD, {"child_id": child_id, "person_key": person_key,
-                                           "created_at": t.utcnow()}):
-                self._new_children.add(child_id)
-            else:  # another transaction created it a moment ago: use theirs
-                child_id = str(connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).one().child_id)
+        if (seen := self._children_seen.get(person_key)) is not None:  # resolved in this unit of work already
+            return seen
+        # Inserted first: a person key this process has not seen committed is most often a new child (one
+        # statement); one issued before (by an earlier process or another worker) costs the read after it.
+        child_id = new_id()
+        if self._insert_guarded(CHILD, {"child_id": child_id, "person_key": person_key, "created_at": t.utcnow()}):
+            self._new_children.add(child_id)
+        else:  # issued before, or by another transaction a moment ago: theirs
+            connection = self.session.connection()
+            child_id = str(connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).one().child_id)
         self._children_seen[person_key] = child_id
         self._person_of_child[child_id] = person_key
         return child_id
