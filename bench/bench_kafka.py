@@ -47,8 +47,9 @@ from pipeline.adapters.kafka import ensure_topics  # noqa: E402
 SAFEGUARD = str(ROOT / ".venv" / "bin" / "safeguard")
 SERVICES = ROOT / "scripts" / "services" / "services.py"
 RUNTIME = yaml.safe_load((ROOT / "config" / "defaults.yaml").read_text())["runtime"]
-WORKER_SETTINGS = (f"worker batches of up to {RUNTIME['kafka_batch_max']} records within "
-                   f"{RUNTIME['kafka_batch_within_seconds'] * 1000:g} ms (config/defaults.yaml)")
+WORKER_SETTINGS = (f"worker batches of the records waiting, up to {RUNTIME['kafka_batch_max']}"
+                   + (f", within {RUNTIME['kafka_batch_within_seconds'] * 1000:g} ms"
+                      if "kafka_batch_within_seconds" in RUNTIME else ", no timer") + " (config/defaults.yaml)")
 
 
 def services_env() -> dict[str, str]:

@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import event
 
@@ -39,6 +40,9 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
     parser.add_argument("--statements", type=int, default=0, metavar="N",
                         help="also print the N most frequent SQL statements of each type (count per event)")
+    parser.add_argument("--plain", action="store_true",
+                        help="no cProfile: thread CPU per event of the processing, then of the relay")
+    parser.add_argument("--repeat", type=int, default=1, help="with --plain: rounds of --events each")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         target = Target(Path(tmp_name))
@@ -46,6 +50,7 @@ def main() -> None:
         from consumers.intake_consumer import IntakeConsumer
         from pipeline.bootstrap import build
         from pipeline.service.intake import Submission
+        from pipeline.service.relay import relay
         from pipeline.settings import Settings
 
         services = build(Settings())
@@ -58,6 +63,12 @@ def main() -> None:
             services.intake.submit_many([Submission(kind, json.dumps(make[kind](rng)).encode(), source="cli")])
         while consumer.run_once():
             pass
+        if args.plain:
+            for _ in range(args.repeat):
+                for kind in args.kinds:
+                    _plain_round(services, consumer, relay, kind, make[kind], rng, args.events, Submission)
+            services.store.dispose()
+            return
         for kind in args.kinds:
             results = services.intake.submit_many([Submission(kind, json.dumps(make[kind](rng)).encode(), source="cli")
                                                    for _ in range(args.events)])
@@ -89,6 +100,27 @@ def main() -> None:
                 pstats.Stats(profile, stream=text).sort_stats(order).print_stats(args.top)
                 print(text.getvalue().split("\n", 6)[-1])
         services.store.dispose()
+
+
+def _plain_round(services: Any, consumer: Any, relay: Any, kind: str, make: Any, rng: random.Random, events: int,
+                 submission: Any) -> None:
+    """One round without the profiler: ``events`` of ``kind`` accepted, then processed (thread CPU of
+    ``run_once`` until nothing is left, batch claims and commits included), then relayed (thread CPU of
+    ``relay`` until it has nothing left, per event processed)."""
+    results = services.intake.submit_many([submission(kind, json.dumps(make(rng)).encode(), source="cli")
+                                           for _ in range(events)])
+    assert all(r.status_code == 202 for r in results)
+    processed = 0
+    cpu = time.thread_time()
+    while handled := consumer.run_once():
+        processed += handled
+    cpu = time.thread_time() - cpu
+    relay_cpu = time.thread_time()
+    while relay(services.store, services.delivery, services.publisher, services.clock()):
+        pass
+    relay_cpu = time.thread_time() - relay_cpu
+    print(f"{kind}: {processed} events, processing {cpu * 1000 / processed:.3f} ms CPU per event, "
+          f"relay {relay_cpu * 1000 / processed:.3f} ms CPU per event processed", flush=True)
 
 
 if __name__ == "__main__":

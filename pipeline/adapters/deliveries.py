@@ -10,6 +10,7 @@ ORM rows below.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -27,31 +28,44 @@ OUTBOX = t.Outbox.__table__  # type: ignore[attr-defined]
 _INSTANT = DELIVERY.c.next_attempt_at.type
 
 
-def claim_due(session: Session, now: datetime, limit: int, *, postgres: bool) -> list[Any]:
-    """Rows to work on now: new ones (to resolve), pending ones whose time has come, and ``sending`` ones whose
-    lease ran out (a relay died mid-send: ambiguous). Plain rows, locked until the transaction ends."""
+# The relay's statements are built once (per limit and dialect), with expanding parameters for id lists: building
+# a statement, and coercing each of a hundred ids into it, cost more than running it.
+@functools.cache
+def _claim_due(limit: int, postgres: bool) -> Any:
     # New rows are written due at once, so one range on the (state, next_attempt_at) index finds them all.
     query = (sa_select(DELIVERY.c.id, DELIVERY.c.notification_id, DELIVERY.c.channel, DELIVERY.c.state,
                        DELIVERY.c.position, DELIVERY.c.attempts, DELIVERY.c.last_error)
              .where(DELIVERY.c.state.in_((DeliveryState.NEW, DeliveryState.PENDING, DeliveryState.SENDING)),
-                    DELIVERY.c.next_attempt_at <= now)
+                    DELIVERY.c.next_attempt_at <= bindparam("now", type_=_INSTANT))
              .order_by(DELIVERY.c.next_attempt_at).limit(limit))
-    if postgres:
-        query = query.with_for_update(skip_locked=True)
-    return list(session.connection().execute(query).all())
+    return query.with_for_update(skip_locked=True) if postgres else query
+
+
+@functools.cache
+def _outbox_due(limit: int, postgres: bool) -> Any:
+    query = (sa_select(OUTBOX.c.id, OUTBOX.c.topic, OUTBOX.c.key, OUTBOX.c.body_json, OUTBOX.c.notification_id)
+             .where(OUTBOX.c.relayed_at.is_(None)).order_by(OUTBOX.c.id).limit(limit))
+    return query.with_for_update(skip_locked=True) if postgres else query
+
+
+_MARK_RELAYED = (update(OUTBOX).where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+                 .values(relayed_at=bindparam("now", type_=_INSTANT)))
+
+
+def claim_due(session: Session, now: datetime, limit: int, *, postgres: bool) -> list[Any]:
+    """Rows to work on now: new ones (to resolve), pending ones whose time has come, and ``sending`` ones whose
+    lease ran out (a relay died mid-send: ambiguous). Plain rows, locked until the transaction ends."""
+    return list(session.connection().execute(_claim_due(limit, postgres), {"now": now}).all())
 
 
 def outbox_due(session: Session, limit: int, *, postgres: bool) -> list[Any]:
     """Outbox rows not yet relayed, oldest first, as plain rows (locked on PostgreSQL, skipping locked ones)."""
-    query = (sa_select(OUTBOX.c.id, OUTBOX.c.topic, OUTBOX.c.key, OUTBOX.c.body_json, OUTBOX.c.notification_id)
-             .where(OUTBOX.c.relayed_at.is_(None)).order_by(OUTBOX.c.id).limit(limit))
-    if postgres:
-        query = query.with_for_update(skip_locked=True)
-    return list(session.connection().execute(query).all())
+    return list(session.connection().execute(_outbox_due(limit, postgres)).all())
 
 
 def mark_relayed(session: Session, ids: list[int], now: datetime) -> None:
-    session.connection().execute(update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(relayed_at=now))
+    if ids:
+        session.connection().execute(_MARK_RELAYED, {"ids": list(ids), "now": now})
 
 
 def channels_of(session: Session, notification_ids: Iterable[str]) -> dict[str, dict[str, str]]:
@@ -59,23 +73,26 @@ def channels_of(session: Session, notification_ids: Iterable[str]) -> dict[str, 
     ids = set(notification_ids)
     found: dict[str, dict[str, str]] = {i: {} for i in ids}
     if ids:
-        query = sa_select(DELIVERY.c.notification_id, DELIVERY.c.channel, DELIVERY.c.state) \
-            .where(DELIVERY.c.notification_id.in_(ids))
-        for notification_id, channel, state in session.connection().execute(query):
+        for notification_id, channel, state in session.connection().execute(_CHANNELS_OF, {"ids": list(ids)}):
             found[notification_id][channel] = state
     return found
 
 
+_CHANNELS_OF = sa_select(DELIVERY.c.notification_id, DELIVERY.c.channel, DELIVERY.c.state) \
+    .where(DELIVERY.c.notification_id.in_(bindparam("ids", expanding=True)))
+
+
 def notification_fields(session: Session, ids: Iterable[str]) -> dict[str, Any]:
     """What the relay needs of each notification to address, word and record a delivery: plain rows."""
-    wanted = set(ids)
+    wanted = list(set(ids))
     if not wanted:
         return {}
-    columns = [NOTIFICATION.c[name] for name in (
-        "id", "status", "recipient_role", "urgency", "school_urn", "pathway", "contact_email", "contact_phone",
-        "created_at", "delivered_at")]
-    return {row.id: row for row in session.connection().execute(
-        sa_select(*columns).where(NOTIFICATION.c.id.in_(wanted)))}
+    return {row.id: row for row in session.connection().execute(_NOTIFICATION_FIELDS, {"ids": wanted})}
+
+
+_NOTIFICATION_FIELDS = sa_select(*(NOTIFICATION.c[name] for name in (
+    "id", "status", "recipient_role", "urgency", "school_urn", "pathway", "contact_email", "contact_phone",
+    "created_at", "delivered_at"))).where(NOTIFICATION.c.id.in_(bindparam("ids", expanding=True)))
 
 
 _MARK_SENDING = (update(DELIVERY).where(DELIVERY.c.id == bindparam("row_id"))
@@ -115,10 +132,12 @@ def claimed_rows(session: Session, ids: Iterable[str]) -> dict[str, Any]:
     wanted = list(ids)
     if not wanted:
         return {}
-    query = sa_select(DELIVERY.c.id, DELIVERY.c.notification_id, DELIVERY.c.channel, DELIVERY.c.state,
-                      DELIVERY.c.attempts, DELIVERY.c.provider, DELIVERY.c.ambiguous_resends) \
-        .where(DELIVERY.c.id.in_(wanted))
-    return {row.id: row for row in session.connection().execute(query)}
+    return {row.id: row for row in session.connection().execute(_CLAIMED_ROWS, {"ids": wanted})}
+
+
+_CLAIMED_ROWS = sa_select(DELIVERY.c.id, DELIVERY.c.notification_id, DELIVERY.c.channel, DELIVERY.c.state,
+                          DELIVERY.c.attempts, DELIVERY.c.provider, DELIVERY.c.ambiguous_resends) \
+    .where(DELIVERY.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def mark_sent(session: Session, rows: list[dict[str, Any]], notification_ids: Iterable[str], now: datetime) -> None:

@@ -134,7 +134,7 @@ class CreatedRows:
     def __init__(self, table: Table, key: str = "id") -> None:
         self.table = table
         self.key = key  # the records' primary key attribute
-        self._insert = table.insert()
+        self._insert = table.insert().inline()  # nothing read back: it may be pipelined
         # The SET clause follows each executemany's parameter names (the changed columns).
         self._update = table.update().where(table.c[key] == bindparam("record_key"))
         self.by_id: dict[str, Any] = {}

@@ -28,7 +28,6 @@ import functools
 import json
 import threading
 from array import array
-from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -51,7 +50,7 @@ from pipeline.adapters.repository import (  # noqa: F401 - the parameters' reads
     latest_model_version,
     load_parameters,
 )
-from pipeline.domain.fellegi_sunter import Parameters, Prepared, nickname_groups, phonetic, prepare
+from pipeline.domain.fellegi_sunter import Parameters, Prepared, nickname_groups, phonetic, prepare, prepared_event
 from pipeline.domain.match_columns import CandidateBlock, RecordColumns
 from pipeline.domain.matching import ReferenceStats, swapped_dates
 from pipeline.domain.model import Candidate, Identity
@@ -193,12 +192,19 @@ class _Postings:
         self.added: dict[int, list[int]] = {}
         self.added_count = 0
         self._id_view: np.ndarray[Any, np.dtype[np.uint32]] | None = None
+        self._key_view: np.ndarray[Any, np.dtype[np.int64]] | None = None
 
     def id_view(self) -> np.ndarray[Any, np.dtype[np.uint32]]:
         """``ids`` as a numpy array sharing its memory (made once the build is done: ``ids`` never grows after)."""
         if self._id_view is None or len(self._id_view) != len(self.ids):
             self._id_view = np.frombuffer(self.ids, dtype=np.uint32) if len(self.ids) else np.zeros(0, np.uint32)
         return self._id_view
+
+    def key_view(self) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """``keys`` as a numpy array sharing its memory (as ``id_view``): many keys' runs found in one call."""
+        if self._key_view is None or len(self._key_view) != len(self.keys):
+            self._key_view = np.frombuffer(self.keys, dtype=np.int64) if len(self.keys) else np.zeros(0, np.int64)
+        return self._key_view
 
     @classmethod
     def build(cls, records: Iterable[tuple[int, Iterable[int]]]) -> _Postings:
@@ -217,15 +223,6 @@ class _Postings:
             postings.keys.extend([keys[i] for i in order])
             postings.ids.extend([ids[i] for i in order])
         return postings
-
-    def size(self, h: int, limit: int | None) -> tuple[int, int]:
-        """(lo, hi) of the key's run in ``keys``; hi is cut at lo + limit + 1 when ``limit`` is given."""
-        keys = self.keys
-        lo = bisect_left(keys, h)
-        if lo == len(keys) or keys[lo] != h:
-            return lo, lo
-        hi = len(keys) if limit is None else min(len(keys), lo + limit + 1)
-        return lo, bisect_right(keys, h, lo, hi)
 
     def add(self, h: int, record_id: int) -> None:
         self.added.setdefault(h, []).append(record_id)
@@ -271,6 +268,9 @@ class ReferenceIndex:
         self._given: Counter[str] = Counter()
         self._family: Counter[str] = Counter()
         self.schools: dict[str, str] = {}
+        # The UPNs and NHS numbers (as recorded, valid or not) current involvement and home-education records
+        # carry: a linked child's facts skip the read of a table none of its numbers is in.
+        self._held: dict[str, Counter[str]] = {"involvements": Counter(), "ehe": Counter()}
         self.live = 0
         self.seq = -1  # the last reference change applied; -1: not built
         self.stats = ReferenceStats()
@@ -294,6 +294,8 @@ class ReferenceIndex:
         self.columns.put(record_id, prepared, upn_is_key=row.kind == "pupils" and bool(row.upn) and row.upn == row.key,
                          raw_nhs=bool(given.nhs_number))
         self._id_of[row.kind][row.key] = record_id
+        if row.kind in self._held:
+            self._hold(self._held[row.kind], candidate, 1)
         self._given[prepared.given] += 1
         self._family[prepared.family] += 1
         self.live += 1
@@ -316,12 +318,30 @@ class ReferenceIndex:
             assert candidate is not None and isinstance(candidate.prepared, Prepared)
             for h in record_hashes(candidate.prepared):
                 self._postings.discard(h, record_id)
+            if kind in self._held:
+                self._hold(self._held[kind], candidate, -1)
             self._given[candidate.prepared.given] -= 1
             self._family[candidate.prepared.family] -= 1
             self.records[record_id] = None
             self.columns.drop(record_id)
             self._removed += 1
             self.live -= 1
+
+    @staticmethod
+    def _hold(held: Counter[str], candidate: Candidate, change: int) -> None:
+        for number in (f"upn:{candidate.upn}" if candidate.upn else None,
+                       f"nhs:{candidate.identity.nhs_number}" if candidate.identity.nhs_number else None):
+            if number is not None:
+                held[number] += change
+                if held[number] <= 0:
+                    del held[number]
+
+    def may_hold(self, kind: str, upns: Iterable[str], nhs_numbers: Iterable[str]) -> bool:
+        """Whether a current record of ``kind`` (involvements or ehe) carries one of these UPNs or NHS numbers
+        (exactly as recorded), as of the version the index was last brought to: False only when none does."""
+        with self._lock:  # not during a build (emptied first) nor a change (a record replaced is taken out first)
+            held = self._held[kind]
+            return any(f"upn:{upn}" in held for upn in upns) or any(f"nhs:{nhs}" in held for nhs in nhs_numbers)
 
     def _restat(self) -> None:
         """After a batch of changes: the statistics, and the arrays rebuilt once the changes since are many."""
@@ -350,19 +370,27 @@ class ReferenceIndex:
     def candidates(self, identity: Identity) -> list[Candidate]:
         """The records under the event's keys, each once, in the order the keys first find them (a
         ``CandidateBlock``: the matcher scores it from the columns)."""
-        prepared = prepare(identity)
+        prepared = prepared_event(identity)
         with self._lock:
             postings = self._postings  # read under the lock: a build or a compaction replaces it
             view = postings.id_view()
             runs = []
-            for key in dict.fromkeys(event_keys(prepared)):  # a key the date's swap repeats is looked up once
-                h = hash(key)
-                unlimited = key.startswith("n|")
-                limit = self.weak_block if key.startswith(WEAK_KEY) else self.max_block
-                lo, hi = postings.size(h, None if unlimited else limit)
-                added = postings.added.get(h, ())
+            keys = list(dict.fromkeys(event_keys(prepared)))  # a key the date's swap repeats is looked up once
+            hashes = [hash(key) for key in keys]
+            # Each key's run in the sorted hashes (``_Postings.size`` for all of them at once).
+            found_keys = postings.key_view()
+            wanted = np.array(hashes, np.int64)
+            starts = np.searchsorted(found_keys, wanted, "left").tolist()
+            ends = np.searchsorted(found_keys, wanted, "right").tolist()
+            added_postings = postings.added
+            for key, h, lo, hi in zip(keys, hashes, starts, ends, strict=True):
+                added = added_postings.get(h, ()) if added_postings else ()
                 if hi == lo and not added:
                     continue
+                unlimited = key.startswith("n|")
+                limit = self.weak_block if key.startswith(WEAK_KEY) else self.max_block
+                if not unlimited:
+                    hi = min(hi, lo + limit + 1)
                 if unlimited or hi - lo + len(added) <= limit:
                     runs.append(view[lo:hi])
                     if added:

@@ -17,10 +17,13 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, Table, and_, bindparam, event, or_
+import psycopg
+from sqlalchemy import Row, Table, and_, bindparam, event, func, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
@@ -35,7 +38,7 @@ from pipeline.adapters.effect_rows import (
 )
 from pipeline.adapters.event_queue import events_by_id, held_event_ids
 from pipeline.adapters.issued_children import IssuedChildIds
-from pipeline.adapters.reference_cache import ReferenceCache, ReferenceSnapshot, reference_version, school_of_row
+from pipeline.adapters.reference_cache import ReferenceCache, ReferenceSnapshot, school_of_row
 from pipeline.adapters.repository_missing import EpisodeQueries
 from pipeline.domain.delivery import DeliveryState
 from pipeline.domain.fellegi_sunter import Parameters
@@ -66,9 +69,11 @@ INVOLVEMENT: Table = t.Involvement.__table__  # type: ignore[attr-defined]
 EHE: Table = t.EheRecord.__table__  # type: ignore[attr-defined]
 CHILD: Table = t.Child.__table__  # type: ignore[attr-defined]
 MODEL: Table = t.MatchModel.__table__  # type: ignore[attr-defined]
-AUDIT_INSERT = t.AuditEntry.__table__.insert()  # type: ignore[attr-defined]
-OUTBOX_INSERT = t.Outbox.__table__.insert()  # type: ignore[attr-defined]
-DELIVERY_INSERT = t.Delivery.__table__.insert()  # type: ignore[attr-defined]
+CHANGE: Table = t.ReferenceChange.__table__  # type: ignore[attr-defined]
+# Inline: no generated key read back (nothing reads them), so they can go in a pipeline (``pipelined``).
+AUDIT_INSERT = t.AuditEntry.__table__.insert().inline()  # type: ignore[attr-defined]
+OUTBOX_INSERT = t.Outbox.__table__.insert().inline()  # type: ignore[attr-defined]
+DELIVERY_INSERT = t.Delivery.__table__.insert().inline()  # type: ignore[attr-defined]
 # A new delivery row's columns the caller does not give, at the table class's defaults.
 NEW_DELIVERY = {"position": 0, "attempts": 0, "ambiguous_resends": 0, "provider": None, "provider_ref": None,
                 "last_outcome": None, "last_error": None, "last_attempt_at": None}
@@ -88,6 +93,13 @@ def latest_model_version(connection: Any) -> str | None:
     """The newest stored matcher parameters' version (``connection``: a SQLAlchemy Connection)."""
     row = connection.execute(sa_select(MODEL.c.version).order_by(MODEL.c.created_at.desc()).limit(1)).first()
     return str(row.version) if row else None
+
+
+# The version check of a unit of work in one round trip: the reference change log's newest sequence number and
+# the newest stored matcher parameters' version.
+_VERSIONS = sa_select(
+    sa_select(func.max(CHANGE.c.seq)).scalar_subquery().label("reference"),
+    sa_select(MODEL.c.version).order_by(MODEL.c.created_at.desc()).limit(1).scalar_subquery().label("model"))
 
 
 def load_parameters(connection: Any, version: str) -> Parameters | None:
@@ -117,6 +129,8 @@ def _involvements_of(by_upn: bool, by_nhs: bool) -> Any:
 
 _PUPILS_BY_UPN = sa_select(PUPIL).where(PUPIL.c.upn.in_(bindparam("upns", expanding=True)),
                                         PUPIL.c.ended_at.is_(None)).order_by(PUPIL.c.upn)
+# One UPN (a linked pupil, nearly every event): no expanding parameter, so the SQL is not re-rendered each time.
+_PUPIL_OF_ONE_UPN = sa_select(PUPIL).where(PUPIL.c.upn == bindparam("upn"), PUPIL.c.ended_at.is_(None))
 _INVOLVEMENTS_OF = {(by_upn, by_nhs): _involvements_of(by_upn, by_nhs)
                     for by_upn in (False, True) for by_nhs in (False, True)}
 _HOME_EDUCATED = sa_select(EHE.c.row_key).where(EHE.c.nhs_number.in_(bindparam("nhs", expanding=True)),
@@ -144,6 +158,24 @@ def _guarded_insert(table: Table, postgres: bool) -> Any:
 
 
 _UNREAD: Any = object()  # a version not read yet in this unit of work
+
+
+@contextmanager
+def pipelined(connection: Connection, postgres: bool) -> Iterator[None]:
+    """Statements executed inside are sent to PostgreSQL together (psycopg's pipeline mode) and their results
+    taken at the end, in one round trip: only for statements whose results nobody reads (inserts and updates
+    without RETURNING). A failure among them raises at the end, as SQLAlchemy's exception for it (an
+    ``IntegrityError`` for a unique violation), and the transaction is then aborted as after any failed
+    statement. Elsewhere (SQLite) a plain block."""
+    driver = connection.connection.driver_connection if postgres else None
+    if driver is None or not hasattr(driver, "pipeline"):
+        yield
+        return
+    try:
+        with driver.pipeline():
+            yield
+    except psycopg.Error as error:
+        raise DBAPIError.instance(None, None, error, psycopg.Error) from error
 
 
 class Repository(EpisodeQueries):
@@ -212,18 +244,24 @@ class Repository(EpisodeQueries):
             self._deadlines.write(connection)
 
     def _write_rows(self, _session: Session) -> None:
-        self._write_created()
-        self._write_episodes()
+        """The buffered writes, before a savepoint and the commit. They read nothing back, so on PostgreSQL they go
+        in one round trip (``pipelined``) instead of one per table."""
+        if not (self._notifications or self._deadlines or self._episodes or self._audit_rows or self._outbox_rows
+                or self._delivery_rows):
+            return
         connection = self.session.connection()
-        if self._audit_rows:
-            rows, self._audit_rows = self._audit_rows, []
-            connection.execute(AUDIT_INSERT, rows)
-        if self._outbox_rows:
-            rows, self._outbox_rows = self._outbox_rows, []
-            connection.execute(OUTBOX_INSERT, rows)
-        if self._delivery_rows:
-            rows, self._delivery_rows = self._delivery_rows, []
-            connection.execute(DELIVERY_INSERT, rows)
+        with pipelined(connection, self.postgres):
+            self._write_created()
+            self._write_episodes()
+            if self._audit_rows:
+                rows, self._audit_rows = self._audit_rows, []
+                connection.execute(AUDIT_INSERT, rows)
+            if self._outbox_rows:
+                rows, self._outbox_rows = self._outbox_rows, []
+                connection.execute(OUTBOX_INSERT, rows)
+            if self._delivery_rows:
+                rows, self._delivery_rows = self._delivery_rows, []
+                connection.execute(DELIVERY_INSERT, rows)
 
     def _children_committed(self, _session: Session) -> None:
         if self._issued is not None:
@@ -254,10 +292,17 @@ class Repository(EpisodeQueries):
     def _rows(self, statement: Any) -> Sequence[Row[Any]]:
         return self.session.connection().execute(statement).all()
 
+    def _read_versions(self) -> None:
+        row = self.session.connection().execute(_VERSIONS).one()
+        self._version = int(row.reference or 0)
+        self._model_version = None if row.model is None else str(row.model)
+
     def reference_version(self) -> int:
-        """The version check: the stored reference data's version, read once per unit of work (a batch)."""
+        """The version check: the stored reference data's version, read once per unit of work (a batch), in the
+        same statement as the newest matcher parameters' version (``newest_match_parameters``)."""
         if self._version is None:
-            self._version = reference_version(self.session.connection())
+            self._read_versions()
+        assert self._version is not None
         return self._version
 
     def _reference(self) -> ReferenceSnapshot | None:
@@ -296,19 +341,25 @@ class Repository(EpisodeQueries):
         enrolments: list[Enrolment] = []
         if upns:
             if pupils is None:
-                pupils = connection.execute(_PUPILS_BY_UPN, {"upns": sorted(upns)}).all()
+                pupils = connection.execute(_PUPIL_OF_ONE_UPN, {"upn": next(iter(upns))}).all() if len(upns) == 1 \
+                    else connection.execute(_PUPILS_BY_UPN, {"upns": sorted(upns)}).all()
             for pupil in pupils:
                 school = self.school(pupil.school_urn)
                 if school is not None and _on_roll(pupil, day):
                     enrolments.append(Enrolment(pupil.upn, school, _pupil_identity(pupil)))
         involvement_keys = sorted(m.record_key for m in members if m.source == "involvement")
-        involvements = [
-            Involvement(row.status, row.worker_email, row.team, row.manager_email, row.placing_la, row.iro_email)
-            for row in connection.execute(_INVOLVEMENTS_OF[bool(upns), bool(nhs)],
-                                          {"keys": involvement_keys, "upns": sorted(upns), "nhs": sorted(nhs)})
-        ]
+        # The index brought to this unit of work's reference version holds every current involvement and
+        # home-education record's UPN and NHS number: a table none of the child's numbers is in is not read.
+        index = self._synced_index
+        involvements: list[Involvement] = []
+        if involvement_keys or index is None or index.may_hold("involvements", upns, nhs):
+            involvements = [
+                Involvement(row.status, row.worker_email, row.team, row.manager_email, row.placing_la, row.iro_email)
+                for row in connection.execute(_INVOLVEMENTS_OF[bool(upns), bool(nhs)],
+                                              {"keys": involvement_keys, "upns": sorted(upns), "nhs": sorted(nhs)})
+            ]
         home_educated = any(m.source == "ehe" for m in members)
-        if not home_educated and nhs:
+        if not home_educated and nhs and (index is None or index.may_hold("ehe", (), nhs)):
             home_educated = connection.execute(_HOME_EDUCATED, {"nhs": sorted(nhs)}).first() is not None
         best = next((m.identity for m in members if m.source == "pupil"), members[0].identity if members else identity)
         return ChildFacts(child_id, best, tuple(enrolments), home_educated, tuple(involvements))
@@ -318,17 +369,16 @@ class Repository(EpisodeQueries):
         if self._issued is not None and (issued := self._issued.get(person_key)) is not None:
             self._person_of_child[issued] = person_key
             return issued
-        connection = self.session.connection()
-        known = connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).first()
-        if known is not None:
-            child_id = str(known.child_id)
-        else:
-            child_id = new_id()
-            if self._insert_guarded(CHILD, {"child_id": child_id, "person_key": person_key,
-                                           "created_at": t.utcnow()}):
-                self._new_children.add(child_id)
-            else:  # another transaction created it a moment ago: use theirs
-                child_id = str(connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).one().child_id)
+        if (seen := self._children_seen.get(person_key)) is not None:  # resolved in this unit of work already
+            return seen
+        # Inserted first: a person key this process has not seen committed is most often a new child (one
+        # statement); one issued before (by an earlier process or another worker) costs the read after it.
+        child_id = new_id()
+        if self._insert_guarded(CHILD, {"child_id": child_id, "person_key": person_key, "created_at": t.utcnow()}):
+            self._new_children.add(child_id)
+        else:  # issued before, or by another transaction a moment ago: theirs
+            connection = self.session.connection()
+            child_id = str(connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).one().child_id)
         self._children_seen[person_key] = child_id
         self._person_of_child[child_id] = person_key
         return child_id
@@ -527,13 +577,12 @@ class Repository(EpisodeQueries):
             self._synced_index = index
 
     def newest_match_parameters(self, current_version: str | None) -> Parameters | None:
-        connection = self.session.connection()
         if self._model_version is _UNREAD:  # the newest model's version, read once per unit of work
-            self._model_version = latest_model_version(connection)
+            self._read_versions()
         latest = self._model_version
         if latest is None or latest == current_version:
             return None
-        return load_parameters(connection, latest)
+        return load_parameters(self.session.connection(), latest)
 
     # ---- the unit of work --------------------------------------------------------------------------------
     @contextmanager

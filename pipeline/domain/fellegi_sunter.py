@@ -170,6 +170,13 @@ def prepare(identity: Identity, school_name: str | None = None,
     )
 
 
+@functools.lru_cache(maxsize=256)
+def prepared_event(identity: Identity) -> Prepared:
+    """An event's child prepared once: the index's look-up and the matcher's decision both ask for it (a
+    ``Prepared`` is immutable, so sharing it is safe)."""
+    return prepare(identity)
+
+
 def _school_key(name: str | None) -> str:
     """A school name without the words every school name shares."""
     words = [w for w in normalise_words(name) if w not in _SCHOOL_WORDS]
@@ -441,8 +448,10 @@ class EventScorer:
 
     def __init__(self, params: Parameters, event: Prepared, stats: ReferenceStats | None) -> None:
         self.params, self.event, self.stats = params, event, stats
-        self.table = {name: {lv: level_weight(params, name, lv, event, stats) for lv in LEVELS[name]}
-                      for name in FIELDS}
+        # ``level_weight`` of every level: the parameters' weights, but an exact name's by how common it is.
+        self.table = {name: dict(level_weights) for name, level_weights in params.weights.items()}
+        for name in TF_FIELDS:
+            self.table[name]["exact"] = level_weight(params, name, "exact", event, stats)
         # value -> (level, weight, may be transposed) for names; value -> (level, weight) for the others
         self._given: dict[str, tuple[str, float, bool]] = {}
         self._family: dict[tuple[str, tuple[str, ...]], tuple[str, float, bool]] = {}
@@ -614,6 +623,12 @@ class EventScorer:
         return total + (self._dates.get(record.date_of_birth) or self._date_of(record))[1] \
             + self._sex[record.sex][1] + postcode_weight \
             + (self._schools.get(record.school) or self._school_of(record))[1]
+
+    def comparisons(self, levels: dict[str, str]) -> list[dict[str, Any]]:
+        """``comparisons(params, event, levels, stats)``, from the weights of the levels worked out once."""
+        table = self.table
+        return [{"field": name, "level": levels[name], "weight": round(table[name][levels[name]], 2)}
+                for name in FIELDS]
 
     def levels(self, record: Prepared) -> dict[str, str]:
         """``compare(event, record)``."""
@@ -923,7 +938,7 @@ class FellegiSunterMatcher:
     def decide(self, event: Identity, candidates: Sequence[Candidate], *, urgent: bool,
                stats: ReferenceStats | None = None) -> MatchDecision:
         params, limits = self.parameters, self.thresholds
-        mine = prepare(event)
+        mine = prepared_event(event)
         scorer = EventScorer(params, mine, stats)
         table = None
         if isinstance(candidates, CandidateBlock) and len(candidates) == len(candidates.ids) \
@@ -971,7 +986,7 @@ class FellegiSunterMatcher:
             "model_version": params.version, "rule": rule,
             "link_threshold": limits.link, "review_threshold": limits.review,
             "candidates": [{"probability": round(p.probability, 6), "match_weight": round(p.weight, 2),
-                            "source": p.source, "comparisons": comparisons(params, mine, p.levels, stats)}
+                            "source": p.source, "comparisons": scorer.comparisons(p.levels)}
                            for p in shown],
         }
         top = chosen or (person(0) if weights else None)

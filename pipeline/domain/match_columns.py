@@ -130,6 +130,9 @@ class CandidateBlock(list[Candidate]):
         super().__init__(candidates)
         self.ids = ids
         self.columns = columns
+        # ``group_people`` of this block, kept by it: the matcher and the caller resolving the linked person's
+        # records both ask (a block is not changed once the index has made it).
+        self.people: dict[str, list[Candidate]] | None = None
 
     def roll_records_only(self) -> bool:
         """Every candidate a roll record keyed by its UPN, none with an NHS number: each is a person of its own

@@ -113,7 +113,16 @@ def _merge_exact_identities(groups: dict[str, list[Candidate]]) -> None:
 
 
 def group_people(candidates: Iterable[Candidate]) -> dict[str, list[Candidate]]:
-    """Group records of the same person (shared UPN or NHS number) under one person key."""
+    """Group records of the same person (shared UPN or NHS number) under one person key (a ``CandidateBlock``'s
+    grouping is worked out once and kept with it: callers read it, never change it)."""
+    if isinstance(candidates, CandidateBlock):
+        if candidates.people is None or len(candidates) != sum(map(len, candidates.people.values())):
+            candidates.people = _group_people(candidates)
+        return candidates.people
+    return _group_people(candidates)
+
+
+def _group_people(candidates: Iterable[Candidate]) -> dict[str, list[Candidate]]:
     if isinstance(candidates, CandidateBlock) and candidates.roll_records_only():
         return {f"upn:{candidate.upn}": [candidate] for candidate in candidates}  # each its own person
     parent: dict[str, str] = {}

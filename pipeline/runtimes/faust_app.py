@@ -2,19 +2,22 @@
 
 Agents are thin: values arrive decoded by the faust codec in ``pipeline.adapters.faust_codec`` (the
 project's one Avro codec), and each batch goes to ``consumers.kafka_records.handle_batch`` (check, process in
-one transaction) on a worker thread, so a partition's records stay in order. Delivery is
-at-least-once (faust commits offsets after the agent returns); the processed-event row makes effects
-happen once. Timers drive the deadline sweep, the outbox relay and the retries of events whose handler
-failed, which claim rows with ``FOR UPDATE SKIP LOCKED`` so several workers share them. faust's
-exactly_once mode is not used.
+one transaction) on a worker thread, so a partition's records stay in order. A batch is whatever records are
+waiting when the agent is free (at most ``runtime.kafka_batch_max``), with no timer: a lone record is handled
+at once, and records that arrive while a batch is in the database form the next one. Delivery is
+at-least-once (an event is acked, and faust commits its offset, only after its batch committed); the
+processed-event row makes effects happen once. Timers drive the deadline sweep, the outbox relay and the
+retries of events whose handler failed, which claim rows with ``FOR UPDATE SKIP LOCKED`` so several workers
+share them; their work goes between the agents' batches (``BatchesFirst``), the relay one pass at a time.
+faust's exactly_once mode is not used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import faust
@@ -27,7 +30,7 @@ from pipeline.adapters.kafka import producer_id_from
 from pipeline.adapters.metrics import EVENTS_CONSUMED
 from pipeline.bootstrap import Services, var_dir
 from pipeline.runtimes.memory import freeze_start_up_objects
-from pipeline.service.relay import relay_until_idle
+from pipeline.service.relay import relay_pass
 from pipeline.service.sweep import sweep
 
 log = logging.getLogger(__name__)
@@ -47,64 +50,113 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
         datadir=str(datadir),
     )
     register_codecs()
-    batch = Batching(int(runtime.get("kafka_batch_max", 500)), float(runtime.get("kafka_batch_within_seconds", 0.02)))
-    for event_type in codec.EVENT_TYPES:
-        _add_agent(app, services, event_type, prefix, partitions, batch)
+    batch_max = int(runtime.get("kafka_batch_max", 500))
 
     retries = IntakeConsumer(services.store, services.ctx, services.clock, retries_only=True)
-
-    def drain_relay() -> None:
-        relay_until_idle(services.store, services.delivery, services.publisher, services.clock)
-
-    def drain_retries() -> None:
-        while retries.run_once():
-            pass
+    # The timers give way to the agents: their work starts when no batch is being processed (or once it has
+    # waited a batch's worth of time, so a busy worker still relays), and the relay goes pass by pass.
+    gate = BatchesFirst(float(runtime.get("timers_yield_seconds", 0.25)))
 
     @app.timer(interval=float(runtime.get("sweep_interval_seconds", 5)))
     async def deadline_sweep() -> None:
-        await _in_thread("deadline sweep", sweep, services.store, services.ctx, services.clock())
+        await gate.timer_work("deadline sweep", sweep, services.store, services.ctx, services.clock())
 
     @app.timer(interval=float(runtime.get("relay_interval_seconds", 1)))
     async def outbox_relay() -> None:
-        await _in_thread("outbox relay", drain_relay)
+        while await gate.timer_work("outbox relay", _relay_pass, services):
+            pass
 
     @app.timer(interval=float(runtime.get("retry_interval_seconds", 1)))
     async def failed_event_retries() -> None:
-        await _in_thread("failed-event retries", drain_retries)
+        while await gate.timer_work("failed-event retries", retries.run_once):
+            pass
 
+    for event_type in codec.EVENT_TYPES:
+        _add_agent(app, services, event_type, prefix, partitions, batch_max, gate)
     return app
 
 
-async def _in_thread(name: str, work: Callable[..., Any], *args: Any) -> None:
-    """A timer's work off the event loop. A failure (the broker or the database away for a moment) is logged
-    by type and left to the next tick: the rows it concerns stay where they are, and a timer that raised
-    would stop the whole worker."""
-    try:
-        await asyncio.to_thread(work, *args)
-    except Exception as error:  # noqa: BLE001 - the next tick tries again
-        log.warning("%s failed (%s); trying again at the next tick", name, type(error).__name__)
+def _relay_pass(services: Services) -> bool:
+    return relay_pass(services.store, services.delivery, services.publisher, services.clock())[1]
 
 
-@dataclass(frozen=True)
-class Batching:
-    """How an agent groups records: at most ``most`` records, or whatever arrived within ``within`` seconds."""
+class BatchesFirst:
+    """Orders the worker's thread work: the agents' batches first, the timers' work (relay, sweep, retries)
+    between them. All of it shares one interpreter lock and, in a pinned worker, one core: a timer's long run
+    (the relay working off the outbox of thousands of events just processed) beside a batch made every database
+    round trip of the batch wait for the lock, and events waited seconds. A timer's piece of work starts once no
+    batch is in progress, or after ``most`` seconds of waiting, so timers are never starved."""
 
-    most: int
-    within: float
+    def __init__(self, most: float) -> None:
+        self.most = most
+        self._batches = 0
+        self._idle: asyncio.Event | None = None
+
+    def _event(self) -> asyncio.Event:
+        if self._idle is None:  # made on the worker's event loop, on first use
+            self._idle = asyncio.Event()
+            self._idle.set()
+        return self._idle
+
+    async def batch(self, work: Callable[..., Any], *args: Any) -> Any:
+        """An agent's batch, in a thread."""
+        idle = self._event()
+        self._batches += 1
+        idle.clear()
+        try:
+            return await asyncio.to_thread(work, *args)
+        finally:
+            self._batches -= 1
+            if not self._batches:
+                idle.set()
+
+    async def timer_work(self, name: str, work: Callable[..., Any], *args: Any) -> Any:
+        """A timer's piece of work, in a thread, once the agents are idle (or ``most`` seconds passed); its result,
+        or None if it failed. A failure (the broker or the database away for a moment) is logged by type and left
+        to the next tick: the rows it concerns stay where they are, and a timer that raised would stop the whole
+        worker."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event().wait(), self.most)
+        try:
+            return await asyncio.to_thread(work, *args)
+        except Exception as error:  # noqa: BLE001 - the next tick tries again
+            log.warning("%s failed (%s); trying again at the next tick", name, type(error).__name__)
+            return None
+
+
+async def waiting_batches(stream: Any, most: int) -> AsyncIterator[list[Any]]:
+    """The stream's events in batches, acked once the caller is done with each: a batch ends when no further
+    event is waiting in the stream's channel (or at ``most`` events), so nothing waits for a timer ("natural
+    batching": batches are one record at a quiet time and grow by themselves when records queue up behind a
+    batch in the database). The caller's work on a batch happens before its events are acked, so faust never
+    commits an offset past a record whose effects are not committed."""
+    manual = stream.noack()
+    waiting = manual.channel.queue
+    batch: list[Any] = []
+    async for event in manual.events():
+        batch.append(event)
+        if len(batch) < most and not waiting.empty():
+            continue
+        yield batch
+        # Reached only once the caller's work on the batch returned: a batch whose work raised is never acked,
+        # so its offsets are never committed and its records come again to the next worker of the group.
+        for done in batch:
+            await manual.ack(done)
+        batch = []
 
 
 def _add_agent(app: faust.App, services: Services, event_type: str, prefix: str, partitions: int,
-               batch: Batching) -> None:
+               batch_max: int, gate: BatchesFirst) -> None:
     topic = app.topic(prefix + event_type, key_type=bytes, value_serializer=codec_name(event_type),
                       key_serializer="raw", partitions=partitions)
 
     async def consume(stream: Any) -> None:
         # A batch of records shares one transaction (one commit).
-        async for events in stream.take_events(batch.most, within=batch.within):
+        async for events in waiting_batches(stream, batch_max):
             EVENTS_CONSUMED.labels(event_type).inc(len(events))
             deliveries = [Delivery(event_type, e.message.topic, e.message.partition, e.message.offset,
                                    e.message.value, e.value, producer_id_from(e.message.headers)) for e in events]
-            await asyncio.to_thread(handle_batch, services, deliveries)
+            await gate.batch(handle_batch, services, deliveries)
 
     app.agent(topic, name=f"consume-{event_type}")(consume)
 
@@ -122,5 +174,16 @@ def run_worker(services: Services, partitions: int = 4) -> None:
     services.ctx.warm_up(services.store)
     freeze_start_up_objects()
     services.ready.set()
-    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    worker = QuietWorker(app, loglevel="WARNING", quiet=True)
     worker.execute_from_commandline()
+
+
+class QuietWorker(faust.Worker):
+    """faust's worker without its terminal spinner. At a log level of WARNING or above, faust turns the spinner
+    on by setting the root logger to DEBUG (every record spins it) and leaves it there after start-up, so every
+    debug call of aiokafka, kafka-python, SQLAlchemy and psycopg then builds a log record that the handlers
+    drop: CPU on every fetch, send and statement. Without the spinner the root logger keeps the level asked for."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
+        super().on_setup_root_logger(logger, level)

@@ -129,12 +129,19 @@ def relay_until_idle(store: Store, delivery: DeliveryService, publisher: Publish
     few events a second every pass is part-full, and that empty pass cost as much as the work."""
     total = 0
     while True:
-        now = clock()
-        outbox = relay_outbox(store, delivery, publisher, now, batch)
-        deliveries = deliver_due(store, delivery, now, batch)
-        total += outbox + deliveries
-        if outbox < batch and deliveries < _claim_batch(delivery, batch):
+        worked, more = relay_pass(store, delivery, publisher, clock(), batch)
+        total += worked
+        if not more:
             return total
+
+
+def relay_pass(store: Store, delivery: DeliveryService, publisher: Publisher, now: datetime,
+               batch: int = 100) -> tuple[int, bool]:
+    """One pass of ``relay_until_idle``: a batch of outbox rows and one of due deliveries; how many rows were
+    worked, and whether either batch was full (there may be more)."""
+    outbox = relay_outbox(store, delivery, publisher, now, batch)
+    deliveries = deliver_due(store, delivery, now, batch)
+    return outbox + deliveries, outbox >= batch or deliveries >= _claim_batch(delivery, batch)
 
 
 def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, now: datetime, batch: int) -> int:

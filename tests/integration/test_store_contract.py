@@ -12,6 +12,7 @@ import pytest
 from pipeline.adapters.match_index import ReferenceIndex
 from pipeline.domain.fellegi_sunter import Parameters
 from pipeline.domain.model import (
+    Candidate,
     Contact,
     DeadlineKind,
     DeadlineState,
@@ -23,7 +24,7 @@ from pipeline.domain.model import (
     PlannedNotification,
 )
 from tests.support.store_ports import Backend
-from tests.support.world import AMELIA, INVOLVEMENTS, JACOB, OLIVER, PUPILS, SCHOOLS, TEAMS, attendance
+from tests.support.world import AMELIA, EHE, INVOLVEMENTS, JACOB, OLIVER, PUPILS, SCHOOLS, TEAMS, attendance
 
 NOW = datetime.fromisoformat("2026-11-24T20:00:00+00:00")
 DAY = date(2026, 11, 24)
@@ -106,6 +107,35 @@ def test_child_facts_from_candidates(store_backend: Backend) -> None:
     # Off the roll on the day asked about: no enrolment.
     with store_backend.units.unit_of_work() as port:
         assert port.child_facts(child_id, members, jacob, date(2019, 1, 1)).enrolments == ()
+
+
+def test_child_facts_with_the_index_synced_find_records_under_the_childs_numbers(store_backend: Backend) -> None:
+    """With the match index synced (the handlers' case), an involvement or home-education record carrying the
+    child's UPN or NHS number is found though it is not among the members, and a child with none has none."""
+    index = ReferenceIndex()
+    oliver = Identity(given_name="Oliver", family_name="Brennan", date_of_birth=date(2011, 2, 3))
+    amelia = Identity(given_name="Amelia", family_name="Hartley", date_of_birth=date(2013, 5, 14),
+                      nhs_number="9990000018")
+
+    def pupil(identity: Identity, upn: str) -> list[Candidate]:
+        return [c for c in index.candidates(identity) if c.source == "pupil" and c.upn == upn]
+
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+        facts = port.child_facts(port.child_id("upn:B999100100002"), pupil(oliver, "B999100100002"), oliver, DAY)
+        assert [i.status for i in facts.involvements] == ["EARLY_HELP"]
+        amelia_id = port.child_id("upn:A999100100001")
+        facts = port.child_facts(amelia_id, pupil(amelia, "A999100100001"), amelia, DAY)
+        assert facts.involvements == () and not facts.home_educated
+    store_backend.load_reference("ehe", EHE + "Amy,Hartley,2013-05-14,NS1 2AB,9990000018\n")
+    store_backend.load_reference("involvements", INVOLVEMENTS + "9990000018,,Amy,Hartley,2013-05-14,EARLY_HELP,"
+                                 "erin.helper@northshire.gov.example,EARLY_HELP,eh.manager@northshire.gov.example,,\n")
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+        facts = port.child_facts(amelia_id, pupil(amelia, "A999100100001"), amelia, DAY)
+        assert facts.home_educated
+        assert [(i.status, i.worker_email) for i in facts.involvements] == [
+            ("EARLY_HELP", "erin.helper@northshire.gov.example")]
 
 
 def test_facts_for_child(store_backend: Backend) -> None:

@@ -1,0 +1,73 @@
+"""The SQL store's economies on the hot path of every event, on SQLite and PostgreSQL: the buffered writes of a
+unit of work sent together (on PostgreSQL one round trip, psycopg's pipeline mode), still failing the commit as
+an ``IntegrityError`` on a clash and writing nothing then."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from pipeline.adapters import tables as t
+from pipeline.adapters.store import Store
+from pipeline.domain.model import LadderStep, PlannedDeadline
+from tests.support.store_ports import copy_of_postgres_database, open_backend
+
+NOW = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        backend = open_backend("sqlite", tmp_path)
+        assert backend.sql is not None
+        yield backend.sql
+        backend.close()
+        return
+    services = request.getfixturevalue("real_services")
+    template = request.getfixturevalue("postgres_reference_template")
+    with copy_of_postgres_database(services, template) as url:
+        sql = Store(url)
+        yield sql
+        sql.dispose()
+
+
+def _interview(subject: str) -> PlannedDeadline:
+    return PlannedDeadline("return_interview", "event", NOW + timedelta(hours=72),
+                           (LadderStep(NOW + timedelta(hours=72), ("HEAD_OF_SERVICE",), "escalation"),))
+
+
+def _count(store: Store, table: Any) -> int:
+    with store.read() as session:
+        return int(session.exec(select(func.count()).select_from(table)).one())
+
+
+def test_one_row_of_each_buffered_kind_commits_together(store: Store) -> None:
+    with store.unit_of_work() as port:
+        port.audit(NOW, "system", "tested", "subject-1", "one of each")
+        port.outbox(NOW, "pathway-notifications", "key-1", {"n": 1})
+        deadline = port.add_deadline(_interview("EP-1"), "EP-1", NOW, event_id=None, child_id="child-1")
+        assert deadline is not None
+    with store.read() as session:
+        assert [a.action for a in session.exec(select(t.AuditEntry)).all()] == ["tested"]
+        assert [o.key for o in session.exec(select(t.Outbox)).all()] == ["key-1"]
+        assert [d.subject_id for d in session.exec(select(t.Deadline)).all()] == ["EP-1"]
+
+
+def test_a_clash_among_the_buffered_writes_fails_the_commit_and_writes_none_of_them(store: Store) -> None:
+    audits = _count(store, t.AuditEntry)
+    with pytest.raises(IntegrityError), store.unit_of_work() as port:
+        port.audit(NOW, "system", "tested", "subject-1", "written with the clash")
+        port.add_deadline(_interview("EP-2"), "EP-2", NOW, event_id=None, child_id="child-2")
+        port.add_deadline(_interview("EP-2"), "EP-2", NOW, event_id=None, child_id="child-2")  # same kind, subject
+    assert _count(store, t.AuditEntry) == audits
+    assert _count(store, t.Deadline) == 0
+    with store.unit_of_work() as port:  # the store is usable after it
+        port.audit(NOW, "system", "tested", "subject-1", "after the clash")
+    assert _count(store, t.AuditEntry) == audits + 1
