@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect
@@ -94,7 +95,23 @@ class _Compiled:
                 if processor is not None:
                     self.result_processors.append((index, processor))
 
+        # Every parameter the caller's (an insert's or update's values, most selects): one itemgetter, then the
+        # processors of the columns that have one.
+        self._all_given = all(constant is _REQUIRED for _name, _key, constant, _processor in self.parameters)
+        keys = [key for _name, key, _constant, _processor in self.parameters]
+        self._get = itemgetter(*keys) if len(keys) > 1 else (lambda params: (params[keys[0]],)) if keys else None
+        self._processors = [(index, parameter[3]) for index, parameter in enumerate(self.parameters)
+                            if parameter[3] is not None]
+
     def bind(self, params: Mapping[str, Any]) -> Any:
+        if self._all_given and self.positional and self._get is not None:
+            values = self._get(params)
+            if not self._processors:
+                return values
+            converted = list(values)
+            for index, convert in self._processors:
+                converted[index] = convert(converted[index])
+            return tuple(converted)
         values = []
         for _name, key, constant, processor in self.parameters:
             value = params[key] if constant is _REQUIRED or key in params else constant
