@@ -38,3 +38,11 @@ def test_a_naive_datetime_is_refused_as_sqlalchemy_refuses_it() -> None:
         SQLALCHEMY(naive)
     with pytest.raises(ValueError, match="naive"):
         _sqlite_instant(naive)
+
+
+def test_the_same_instant_object_again_and_then_an_equal_one_in_another_zone() -> None:
+    instant = datetime(2026, 11, 24, 20, 0, 0, 5, tzinfo=UTC)
+    assert _sqlite_instant(instant) == _sqlite_instant(instant) == "2026-11-24 20:00:00.000005"
+    elsewhere = instant.astimezone(timezone(timedelta(hours=-3)))
+    assert _sqlite_instant(elsewhere) == "2026-11-24 20:00:00.000005"
+    assert _sqlite_instant(datetime(2026, 11, 24, 20, 0, 1, tzinfo=UTC)) == "2026-11-24 20:00:01.000000"
