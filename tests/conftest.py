@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +9,9 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
+
+from tests.support.services import SERVICES_SCRIPT as SERVICES_SCRIPT  # still importable from here
+from tests.support.services import run_services
 
 # The storage port over each adapter (the ``store_backend`` fixture), for any tier's tests.
 pytest_plugins = ("tests.support.store_ports",)
@@ -63,23 +63,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(f"  {nodeid}")
 
 
-SERVICES_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "services" / "services.py"
-
-
 @pytest.fixture(scope="session")
 def real_services() -> Iterator[dict[str, str]]:
     """A real PostgreSQL (and Kafka) on loopback, started once per run by scripts/services/services.py.
 
-    Never skipped: if a service cannot start, every test that needs it fails with the reason.
+    Never skipped: if a service cannot start, every test that needs it fails with the reason (the tail of the
+    script's output).
     """
-    env = {**os.environ, "SAFEGUARD_SERVICES_DIR": os.environ.get(
-        "SAFEGUARD_TEST_SERVICES_DIR", f"/tmp/safeguard-test-services-{os.getuid()}")}
-    started = subprocess.run([sys.executable, str(SERVICES_SCRIPT), "start"], env=env, capture_output=True,
-                             text=True, timeout=900)
-    if started.returncode != 0:
-        raise RuntimeError(f"could not start PostgreSQL and Kafka for the tests:\n{started.stderr[-3000:]}")
-    printed = subprocess.run([sys.executable, str(SERVICES_SCRIPT), "env"], env=env, capture_output=True,
-                             text=True, check=True).stdout
+    run_services("start", timeout=900)
+    printed = run_services("env", timeout=60)
     values = dict(line.removeprefix("export ").split("=", 1) for line in printed.splitlines() if "=" in line)
     yield values
     # Left running on purpose: `make services-stop` (or the next boot) stops them; a second run reuses them.
