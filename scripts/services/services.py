@@ -38,6 +38,7 @@ import sys
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -513,7 +514,7 @@ def _log_since(path: Path, offset: int) -> str:
         return ""
 
 
-def kafka_wait_ready(k: dict[str, Any], alive: Any) -> tuple[bool, str]:
+def kafka_wait_ready(k: dict[str, Any], alive: Callable[[], bool]) -> tuple[bool, str]:
     """Poll until the broker answers (True) or `alive()` turns false (False, why); raise on the deadline."""
     deadline = time.monotonic() + KAFKA_READY_TIMEOUT
     why = "not started"
