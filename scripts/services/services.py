@@ -559,7 +559,11 @@ def kafka_start(state: dict[str, Any]) -> None:
                                     cwd=kdir, start_new_session=True, close_fds=True)
         k["pid"] = proc.pid
         save_state(state)
-        ready, _ = kafka_wait_ready(k, lambda started=proc: started.poll() is None)
+
+        def still_running(started: subprocess.Popen[bytes] = proc) -> bool:
+            return started.poll() is None
+
+        ready, _ = kafka_wait_ready(k, still_running)
         if ready:
             return
         k["pid"] = None
