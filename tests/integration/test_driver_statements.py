@@ -4,9 +4,7 @@ errors are SQLAlchemy's, and statement listeners see it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,28 +16,11 @@ from pipeline.adapters.driver_statements import DriverStatement
 from pipeline.adapters.effect_rows import values_of
 from pipeline.adapters.repository import CHILD, EHE, INVOLVEMENT, PUPIL, SCHOOL
 from pipeline.adapters.store import Store
-from tests.support.store_ports import copy_of_postgres_database, open_backend, statements_run
+from tests.support.store_ports import statements_run
 
 REPORTED = datetime(2026, 11, 24, 21, 5, 7, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30)))
 SEEN = datetime(2026, 11, 24, 4, 0, tzinfo=timezone(timedelta(hours=-8)))
 UPDATED = datetime(2026, 11, 25, 9, 30, 0, 999999, tzinfo=UTC)
-
-
-@pytest.fixture(params=("sqlite", "postgresql"))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """A migrated store with the test world's reference data, on each SQL backend."""
-    if request.param == "sqlite":
-        backend = open_backend("sqlite", tmp_path)
-        assert backend.sql is not None
-        yield backend.sql
-        backend.close()
-        return
-    services = request.getfixturevalue("real_services")
-    template = request.getfixturevalue("postgres_reference_template")
-    with copy_of_postgres_database(services, template) as url:
-        sql = Store(url)
-        yield sql
-        sql.dispose()
 
 
 def _typed(rows: Any) -> list[list[tuple[str, type, Any]]]:
@@ -53,9 +34,9 @@ def _typed(rows: Any) -> list[list[tuple[str, type, Any]]]:
     (select(INVOLVEMENT).order_by(INVOLVEMENT.c.row_key), {}),
     (select(EHE).order_by(EHE.c.row_key), {}),
 ])
-def test_rows_are_what_connection_execute_returns(store: Store, statement: Any, params: dict[str, Any]) -> None:
+def test_rows_are_what_connection_execute_returns(sql_store: Store, statement: Any, params: dict[str, Any]) -> None:
     driver = DriverStatement(statement)
-    with store.transaction() as session:
+    with sql_store.transaction() as session:
         connection = session.connection()
         expected = connection.execute(statement, params).all()
         got = driver.rows(connection, params)
@@ -64,22 +45,22 @@ def test_rows_are_what_connection_execute_returns(store: Store, statement: Any, 
     assert got[0]._fields == tuple(expected[0]._mapping)
 
 
-def test_an_episode_written_by_the_port_is_stored_and_read_as_the_orm_stores_and_reads_it(store: Store) -> None:
+def test_an_episode_written_by_the_port_is_stored_and_read_as_the_orm_stores_and_reads_it(sql_store: Store) -> None:
     values = {"reported_at": REPORTED, "last_seen_at": SEEN, "updated_at": UPDATED, "risk_grade": "HIGH",
               "exploitation_flags": '["CSE"]'}
-    with store.unit_of_work() as port:  # the driver's path: the insert, then the changed columns' update
+    with sql_store.unit_of_work() as port:  # the driver's path: the insert, then the changed columns' update
         episode = port.episode_for_update("EP-DRIVER")
         for name, value in values.items():
             setattr(episode, name, value)
-    with store.transaction() as session:  # the ORM's path
+    with sql_store.transaction() as session:  # the ORM's path
         session.add(t.MissingEpisode(episode_id="EP-ORM", **values))
-    with store.transaction() as session:
+    with sql_store.transaction() as session:
         stored = {row[0]: tuple(row[1:]) for row in session.connection().execute(text(
             "SELECT episode_id, reported_at, last_seen_at, updated_at, risk_grade, exploitation_flags"
             " FROM missingepisode"))}
         assert stored["EP-DRIVER"] == stored["EP-ORM"]  # the same stored strings (SQLite) or timestamps
         orm = {name: getattr(session.get(t.MissingEpisode, "EP-DRIVER"), name) for name in values_of(episode)}
-    with store.unit_of_work() as port:
+    with sql_store.unit_of_work() as port:
         read = port.episode("EP-DRIVER")
         assert read is not None
         assert values_of(read) == orm
@@ -88,24 +69,24 @@ def test_an_episode_written_by_the_port_is_stored_and_read_as_the_orm_stores_and
         assert read.reported_at.microsecond == 123456
 
 
-def test_a_naive_datetime_is_refused_before_it_is_stored(store: Store) -> None:
+def test_a_naive_datetime_is_refused_before_it_is_stored(sql_store: Store) -> None:
     driver = DriverStatement(insert(CHILD))
-    with pytest.raises(ValueError, match="naive"), store.transaction() as session:
+    with pytest.raises(ValueError, match="naive"), sql_store.transaction() as session:
         driver.run(session.connection(), {"child_id": "c-1", "person_key": "upn:X", "created_at": datetime(2026, 1, 1)})
 
 
-def test_a_clash_is_sqlalchemys_integrity_error(store: Store) -> None:
+def test_a_clash_is_sqlalchemys_integrity_error(sql_store: Store) -> None:
     driver = DriverStatement(insert(CHILD))
     row = {"child_id": "c-1", "person_key": "upn:X", "created_at": UPDATED}
-    with pytest.raises(IntegrityError), store.transaction() as session:
+    with pytest.raises(IntegrityError), sql_store.transaction() as session:
         driver.run(session.connection(), row)
         driver.run_many(session.connection(), [{**row, "child_id": "c-2"}])  # the same person key
-    with store.transaction() as session:
+    with sql_store.transaction() as session:
         assert session.connection().execute(select(CHILD)).all() == []
 
 
-def test_statement_listeners_see_the_driver_statements(store: Store) -> None:
-    with statements_run(store) as statements, store.unit_of_work() as port:
+def test_statement_listeners_see_the_driver_statements(sql_store: Store) -> None:
+    with statements_run(sql_store) as statements, sql_store.unit_of_work() as port:
         child = port.child_id("upn:A999100100001")
         assert port.facts_for_child(child, UPDATED.date()) is not None
     lowered = [s.lower() for s in statements]
