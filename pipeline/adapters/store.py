@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
+from pipeline.adapters.accounts import TokenLookup
 from pipeline.adapters.issued_children import IssuedChildIds
 from pipeline.adapters.reference_cache import ReferenceCache
 from pipeline.adapters.repository import Repository
@@ -88,6 +89,8 @@ class Store:
         self.reference = ReferenceCache()
         # Child ids already committed, by person key (issued once, never changed): shared the same way.
         self.issued_children = IssuedChildIds()
+        # The bearer token of every API request, looked up afresh each time on a connection kept for it.
+        self.tokens = TokenLookup(self.engine)
 
     @property
     def is_postgres(self) -> bool:
@@ -162,4 +165,5 @@ class Store:
             yield session
 
     def dispose(self) -> None:
+        self.tokens.close()
         self.engine.dispose()
