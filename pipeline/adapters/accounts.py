@@ -144,9 +144,10 @@ class TokenLookup:
     def user(self, token_hash: str) -> UserRow | None:
         if not self._own_connections:
             return enabled_user_holding_token(self._engine, token_hash)
-        row = self._connection().execute(self._sql, (token_hash,)).fetchone()
-        if row is None:
+        rows = self._connection().execute(self._sql, (token_hash,)).fetchall()  # read to the end: no open read
+        if not rows:
             return None
+        row = rows[0]
         values: list[Any] = [value if process is None else process(value)
                              for process, value in zip(self._processors, row, strict=True)]
         return UserRow(*values)

@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from pipeline.bootstrap import Services
 from pipeline.domain.model import Role
-from pipeline.entrypoints.dependencies import CurrentUser, ServicesDep, require
+from pipeline.entrypoints.dependencies import current_user, require
 from pipeline.service.intake import RETRY_AFTER_SECONDS, IntakeResult, Submission
+from pipeline.web.auth import services_of
 
 router = APIRouter()
 
@@ -24,20 +25,28 @@ def send_to_kafka(services: Services, submission: Submission) -> IntakeResult:
     return services.intake.send_to_topic(services.event_sender, submission)
 
 
-@router.post("/api/events/{event_type}")
-async def post_event(event_type: str, request: Request, user: CurrentUser, services: ServicesDep) -> JSONResponse:
+async def post_event(request: Request) -> Response:
+    """``POST /api/events/{event_type}``. A plain Starlette endpoint on the router, not a FastAPI route: it takes
+    the request alone, so no dependency is solved per event (the bearer token is checked by the same
+    ``current_user`` every API route depends on). Its OpenAPI entries are written per event type
+    (pipeline/entrypoints/openapi.py)."""
+    user = await current_user(request, request.headers.get("authorization"))
     require(user, Role.PRODUCER)
+    services = services_of(request)
     limit = services.intake.max_body_bytes
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
         if len(body) > limit:
             break  # read no further: the intake reports the size and keeps the head as a dead letter
-    submission = Submission(event_type, bytes(body), request.headers.get("content-type", "application/json"),
-                            user.id, "http")
+    submission = Submission(request.path_params["event_type"], bytes(body),
+                            request.headers.get("content-type", "application/json"), user.id, "http")
     if services.event_sender is not None:
         result = await run_in_threadpool(send_to_kafka, services, submission)
     else:
         result = await asyncio.wrap_future(services.intake.submit_grouped(submission))
     retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if result.status_code == 503 else None
     return JSONResponse(result.body, status_code=result.status_code, headers=retry)
+
+
+router.add_route("/api/events/{event_type}", post_event, methods=["POST"], include_in_schema=False)
