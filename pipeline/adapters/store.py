@@ -109,6 +109,28 @@ class Store:
             yield session
 
     @contextmanager
+    def sqlite_write(self) -> Iterator[Any]:
+        """A write transaction on an SQLite store's pooled DBAPI connection itself, for a few prepared statements
+        on the hot path (the intake's group commit) with no Session or Core execution around them: under the
+        process's write lock, ``BEGIN IMMEDIATE``, and ``COMMIT`` when the block ends (on disk: the connection
+        runs with synchronous=FULL, as every other), ``ROLLBACK`` if it raises. Yields a DBAPI cursor."""
+        assert self._write_lock is not None, "only an SQLite store"
+        with self._write_lock:
+            connection = self.engine.raw_connection()  # the pool's connection: its pragmas, its checkout hooks
+            try:
+                cursor = connection.cursor()
+                cursor.execute("BEGIN IMMEDIATE")
+                try:
+                    yield cursor
+                except BaseException:
+                    if connection.in_transaction:  # some errors (a full disk) have rolled it back already
+                        cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            finally:
+                connection.close()  # back to the pool
+
+    @contextmanager
     def _transaction(self) -> Iterator[Session]:
         with Session(self.engine, expire_on_commit=False) as session:
             session.connection(execution_options={"sqlite_immediate": True})
