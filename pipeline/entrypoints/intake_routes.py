@@ -6,9 +6,12 @@ acknowledged it (acks=all), 503 with ``Retry-After`` while it is away."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from pipeline.bootstrap import Services
@@ -25,11 +28,25 @@ def send_to_kafka(services: Services, submission: Submission) -> IntakeResult:
     return services.intake.send_to_topic(services.event_sender, submission)
 
 
+class RequestOnlyRoute(APIRoute):
+    """A FastAPI route whose endpoint takes the ``Request`` alone and returns a ``Response``: FastAPI's request
+    handler (dependency solving, parameter validation, response serialisation) is left out of each request;
+    routing, exception handlers and middleware are FastAPI's as for every other route."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint = self.endpoint
+
+        async def handle(request: Request) -> Response:
+            response: Response = await endpoint(request)
+            return response
+
+        return handle
+
+
 async def post_event(request: Request) -> Response:
-    """``POST /api/events/{event_type}``. A plain Starlette endpoint on the router, not a FastAPI route: it takes
-    the request alone, so no dependency is solved per event (the bearer token is checked by the same
-    ``current_user`` every API route depends on). Its OpenAPI entries are written per event type
-    (pipeline/entrypoints/openapi.py)."""
+    """``POST /api/events/{event_type}``. No dependency is solved per event: the bearer token is checked here by
+    the same ``current_user`` every other API route depends on, before the body is read. Its OpenAPI entries are
+    written per event type (pipeline/entrypoints/openapi.py)."""
     user = await current_user(request, request.headers.get("authorization"))
     require(user, Role.PRODUCER)
     services = services_of(request)
@@ -49,4 +66,4 @@ async def post_event(request: Request) -> Response:
     return JSONResponse(result.body, status_code=result.status_code, headers=retry)
 
 
-router.add_route("/api/events/{event_type}", post_event, methods=["POST"], include_in_schema=False)
+router.add_api_route("/api/events/{event_type}", post_event, methods=["POST"], route_class_override=RequestOnlyRoute)
