@@ -8,18 +8,16 @@ from pathlib import Path
 
 import httpx
 
-from tests.integration.test_restart import Runner
-from tests.support.world import AMELIA, REFERENCE, attendance
+from tests.support.runtime import Runner
+from tests.support.world import AMELIA, attendance
 
 REFUSED = {"detail": "authentication required"}
 
 
 def test_a_token_disabled_from_the_cli_is_refused_by_the_running_server_on_the_next_request(tmp_path: Path) -> None:
     runner = Runner(tmp_path)
-    for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
-        (tmp_path / f"{kind}.csv").write_text(REFERENCE[kind])
-        runner.load(kind, tmp_path / f"{kind}.csv")
-    hospital = runner.cli("users", "add", "--role", "producer", "--email", "h@test.example").strip().splitlines()[-1]
+    hospital, store = runner.prepare()  # the reference data, and a producer h@test.example
+    store.dispose()
     try:
         runner.start()
         late = runner.cli("users", "add", "--role", "producer", "--email", "late@test.example").strip().splitlines()[-1]
