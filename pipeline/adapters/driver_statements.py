@@ -164,6 +164,11 @@ class CompiledStatement:
                     self._pieces.append((key, None))
                 elif position == 0:
                     self._pieces.append((key, counts[key]))
+        self._one_expanding: tuple[str, int] | None = None
+        if self._pieces is not None and len(self._pieces) == 1 and not self._processors:
+            key, piece_count = self._pieces[0]
+            if piece_count is not None:
+                self._one_expanding = (key, piece_count)
 
     def bind(self, params: Mapping[str, Any]) -> Any:
         """The parameters for the DBAPI cursor (a tuple or a dict, as the driver's paramstyle wants), from the
@@ -176,6 +181,12 @@ class CompiledStatement:
             for index, convert in self._processors:
                 converted[index] = convert(converted[index])
             return tuple(converted)
+        if self._one_expanding is not None:  # the statement's one parameter, with no processor: the values as given
+            key, count = self._one_expanding
+            given_values = params[key]
+            if len(given_values) != count:
+                raise ValueError(f"{key} has not the number of values it was compiled for")
+            return tuple(given_values)
         for key, count in self._counts.items():
             if len(params[key]) != count:
                 raise ValueError(f"{key} has not the number of values it was compiled for")
@@ -240,7 +251,8 @@ class DriverStatement:
         keys = tuple(column_keys) if column_keys is not None else None
         if not expanding:
             return self._for(dialect, keys)
-        key = (dialect.name, keys, tuple(sorted(expanding.items())))
+        given = tuple(expanding.items())
+        key = (dialect.name, keys, given if len(given) == 1 else tuple(sorted(given)))
         compiled = self._expanded.get(key)
         if compiled is None:
             compiled = self._expanded[key] = CompiledStatement(self.statement, dialect, keys, expanding)
