@@ -507,6 +507,18 @@ class MemoryStore(MemoryEpisodes):
     def events_by_id(self, event_ids: Sequence[str], *, lock: bool = True) -> list[MemoryEvent]:
         return [self._state.events[i] for i in dict.fromkeys(event_ids) if i in self._state.events]
 
+    def claim_due_events(self, now: datetime, limit: int, *, retries_only: bool = False) -> list[MemoryEvent]:
+        due = [e for e in self._events_in_order() if e.status == EventStatus.ACCEPTED and e.held_at is None
+               and (e.next_attempt_at <= now if e.next_attempt_at is not None else not retries_only)]
+        return due[:limit]
+
+    def claim_events(self, seqs: Sequence[int]) -> list[MemoryEvent]:
+        wanted = set(seqs)
+        return [e for e in self._events_in_order() if e.seq in wanted and e.status == EventStatus.ACCEPTED]
+
+    def _events_in_order(self) -> list[MemoryEvent]:
+        return sorted(self._state.events.values(), key=lambda e: e.seq or 0)
+
     def held_event_ids(self) -> list[str]:
         held = [e for e in self._state.events.values() if e.status == EventStatus.ACCEPTED and e.held_at is not None]
         return [e.event_id for e in sorted(held, key=lambda e: e.seq or 0)]
