@@ -4,7 +4,8 @@ A fresh SQLite database (as bench/profile_intake.py makes it); N self-harm atten
 ``Intake.submit_many``, and ``IntakeConsumer.run_once`` processes them in its batches of 64 with the handler
 replaced by one that only records what a real one records on the event (the match decision and the status), so
 what is measured is the batch's claim, the record's decode, the marks set on the event and the commit that
-writes them (thread CPU, SQLite synchronous=FULL as shipped). Rounds are repeated and the minimum and median are
+writes them (thread CPU, SQLite synchronous=FULL as shipped, start-up objects frozen out of the garbage
+collector as the runtimes do). Rounds are repeated and the minimum and median are
 printed: on a shared machine the minimum moves least.
 
     taskset -c 0 .venv/bin/python bench/bench_event_marks.py [--events 640] [--rounds 5] [--label NAME]
@@ -44,6 +45,7 @@ def main() -> None:
         os.environ.update(target.env)
         from consumers.intake_consumer import IntakeConsumer
         from pipeline.bootstrap import build
+        from pipeline.runtimes.memory import freeze_start_up_objects
         from pipeline.service import dispatch
         from pipeline.service.intake import Submission
         from pipeline.settings import Settings
@@ -56,6 +58,7 @@ def main() -> None:
         dispatch.HANDLERS[KIND] = marks_only
         services = build(Settings())
         consumer = IntakeConsumer(services.store, services.ctx, services.clock)
+        freeze_start_up_objects()  # as the runtimes do once started
         rng = random.Random(7)
         per_event = []
         for _ in range(args.rounds + 1):  # the first round warms up (imports, statement caches), not counted
