@@ -30,7 +30,6 @@ import os
 import random
 import resource
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -46,16 +45,11 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.processes import free_port, wait_for, wait_healthy  # noqa: E402
 from bench.results_file import append, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAFEGUARD = str(ROOT / ".venv" / "bin" / "safeguard")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Target:
@@ -80,16 +74,10 @@ class Target:
         return subprocess.run(args, env=self.env, capture_output=True, text=True, check=True).stdout
 
     def start(self) -> None:
+        log = self.tmp / "run.log"
         self.process = subprocess.Popen(["taskset", "-c", "0", SAFEGUARD, "run", "--port", str(self.port)],
-                                        env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(600):
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("safeguard run did not start")
+                                        env=self.env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        wait_healthy(self.port, self.process, timeout=120, log=log)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -101,12 +89,8 @@ class Target:
             return int(conn.execute("SELECT count(*) FROM event WHERE status != 'accepted'").fetchone()[0])
 
     def wait_processed(self, total: int, timeout: float = 1800) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.processed() >= total:
-                return time.perf_counter()
-            time.sleep(0.05)
-        raise RuntimeError("events were not processed in time")
+        wait_for(lambda: self.processed() >= total, timeout=timeout, interval=0.05, what=f"{total} events processed")
+        return time.perf_counter()
 
     @staticmethod
     def event_id(rng: random.Random) -> str:

@@ -55,10 +55,15 @@ WORKER_SETTINGS = (f"worker batches of the records waiting, up to {RUNTIME['kafk
 def services_env() -> dict[str, str]:
     env = {**os.environ, "SAFEGUARD_SERVICES_DIR": os.environ.get("SAFEGUARD_SERVICES_DIR")
            or "/tmp/safeguard-bench-services"}
-    subprocess.run([sys.executable, str(SERVICES), "start"], env=env, check=True, capture_output=True)
-    out = subprocess.run([sys.executable, str(SERVICES), "env"], env=env, check=True, capture_output=True,
-                         text=True).stdout
-    return dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())
+    outputs = []
+    for action in ("start", "env"):
+        done = subprocess.run([sys.executable, str(SERVICES), action], env=env, capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0:  # say why: the script's own output
+            raise RuntimeError(f"services.py {action} exited {done.returncode}\n--- stdout ---\n"
+                               f"{done.stdout[-4000:]}\n--- stderr ---\n{done.stderr[-4000:]}")
+        outputs.append(done.stdout)
+    return dict(line.removeprefix("export ").split("=", 1) for line in outputs[-1].splitlines())
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -46,7 +46,8 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_intake import SAFEGUARD, Target, free_port  # noqa: E402
+from bench.bench_intake import SAFEGUARD, Target  # noqa: E402
+from bench.processes import free_port  # noqa: E402
 from bench.results_file import append, machine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

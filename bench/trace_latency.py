@@ -46,6 +46,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.bench_intake import Target  # noqa: E402
+from bench.processes import wait_healthy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -257,13 +258,7 @@ def traced_server(target: Target, out: Path) -> Iterator[subprocess.Popen[bytes]
     process = subprocess.Popen(["taskset", "-c", "0", sys.executable, __file__, "--serve", str(target.db),
                                 str(target.port), str(out)], env=target.env)
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"http://127.0.0.1:{target.port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        wait_healthy(target.port, process, timeout=120)
         target.process = process  # type: ignore[assignment]
         yield process
     finally:

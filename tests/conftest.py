@@ -1,10 +1,8 @@
-"""Shared test set-up: tiers by folder, and a run that fails if any test is skipped or xfailed."""
+"""Shared test set-up: tiers by folder, and a run that fails if any test is skipped or xfailed
+(tests/support/every_test_runs.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,15 +11,18 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-# The storage port over each adapter (the ``store_backend`` fixture), for any tier's tests.
-pytest_plugins = ("tests.support.store_ports",)
+from tests.support.services import SERVICES_SCRIPT as SERVICES_SCRIPT  # still importable from here
+from tests.support.services import run_services
+
+# The storage port over each adapter (the ``store_backend`` fixture), for any tier's tests; the guard that fails a
+# run in which a test did not run; pytester, with which the guard's own test runs pytest inside a test.
+pytest_plugins = ("tests.support.store_ports", "tests.support.every_test_runs", "pytester")
 
 hypothesis_settings.register_profile("ci", max_examples=60, deadline=None)
 hypothesis_settings.register_profile("dev", max_examples=100, deadline=None)
 hypothesis_settings.load_profile("ci")
 
 _TIERS = ("unit", "integration", "kafka", "browser")
-_not_run: list[str] = []
 _tier_seconds: dict[str, float] = {}
 _tier_tests: dict[str, set[str]] = {}
 
@@ -39,16 +40,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.skipped or hasattr(report, "wasxfail"):
-        _not_run.append(report.nodeid)
     tier = _tier_of(report.nodeid)
     _tier_seconds[tier] = _tier_seconds.get(tier, 0.0) + report.duration
     _tier_tests.setdefault(tier, set()).add(report.nodeid)
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if _not_run and exitstatus == 0:
-        session.exitstatus = 1
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -56,30 +50,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         if tier in _tier_seconds:
             terminalreporter.write_line(
                 f"tier {tier}: {len(_tier_tests[tier])} tests, {_tier_seconds[tier]:.1f} s")
-    if _not_run:
-        terminalreporter.write_line(
-            f"FAILED: {len(_not_run)} test(s) were skipped or xfailed; every test must run:", red=True)
-        for nodeid in _not_run:
-            terminalreporter.write_line(f"  {nodeid}")
-
-
-SERVICES_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "services" / "services.py"
 
 
 @pytest.fixture(scope="session")
 def real_services() -> Iterator[dict[str, str]]:
     """A real PostgreSQL (and Kafka) on loopback, started once per run by scripts/services/services.py.
 
-    Never skipped: if a service cannot start, every test that needs it fails with the reason.
+    Never skipped: if a service cannot start, every test that needs it fails with the reason (the tail of the
+    script's output).
     """
-    env = {**os.environ, "SAFEGUARD_SERVICES_DIR": os.environ.get(
-        "SAFEGUARD_TEST_SERVICES_DIR", f"/tmp/safeguard-test-services-{os.getuid()}")}
-    started = subprocess.run([sys.executable, str(SERVICES_SCRIPT), "start"], env=env, capture_output=True,
-                             text=True, timeout=900)
-    if started.returncode != 0:
-        raise RuntimeError(f"could not start PostgreSQL and Kafka for the tests:\n{started.stderr[-3000:]}")
-    printed = subprocess.run([sys.executable, str(SERVICES_SCRIPT), "env"], env=env, capture_output=True,
-                             text=True, check=True).stdout
+    run_services("start", timeout=900)
+    printed = run_services("env", timeout=60)
     values = dict(line.removeprefix("export ").split("=", 1) for line in printed.splitlines() if "=" in line)
     yield values
     # Left running on purpose: `make services-stop` (or the next boot) stops them; a second run reuses them.

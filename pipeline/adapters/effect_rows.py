@@ -21,13 +21,13 @@ is kept with a snapshot of what was stored, and later changes are written as UPD
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
-from datetime import datetime
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.store_records import Deadline, Episode, Notification
 
 NOTIFICATION: Table = t.Notification.__table__  # type: ignore[attr-defined]
 DEADLINE: Table = t.Deadline.__table__  # type: ignore[attr-defined]
@@ -36,7 +36,8 @@ EPISODE: Table = t.MissingEpisode.__table__  # type: ignore[attr-defined]
 
 class _Watched:
     """A record that, once stored, tells its ``CreatedRows`` when an attribute is assigned (so a write point
-    looks only at the records that changed)."""
+    looks only at the records that changed). Mixed in before a record class of pipeline/adapters/store_records.py,
+    whose fields it leaves as they are."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         attributes = self.__dict__  # the records have no descriptors: their fields live in __dict__
@@ -46,75 +47,16 @@ class _Watched:
             watcher.changed.add(self)
 
 
-@dataclass(eq=False)
-class NotificationRow(_Watched):
-    """A notification this unit of work created (``pipeline.ports.records.NotificationRecord``)."""
-
-    id: str
-    event_id: str
-    pathway: str
-    kind: str
-    plan_key: str
-    recipient_role: str
-    recipient_ref: str
-    school_urn: str | None
-    contact_email: str | None
-    contact_phone: str | None
-    urgency: str
-    reason: str
-    status: str
-    content_json: str
-    deadline_id: str | None
-    created_at: datetime
-    delivered_at: datetime | None = None
-    acknowledged_at: datetime | None = None
-    acknowledged_by: int | None = None
-    outcome: str | None = None
-    dedupe_key: str | None = None
+class NotificationRow(_Watched, Notification):
+    """A notification this unit of work created or read, watched for changes."""
 
 
-@dataclass(eq=False)
-class DeadlineRow(_Watched):
-    """A deadline this unit of work created (``pipeline.ports.records.DeadlineRecord``)."""
-
-    id: str
-    kind: str
-    subject_id: str
-    event_id: str | None
-    child_id: str | None
-    school_urn: str | None
-    due_at: datetime
-    state: str
-    escalation_level: int
-    next_step_at: datetime | None
-    steps_json: str
-    created_at: datetime
-    closed_at: datetime | None = None
-    closed_reason: str | None = None
+class DeadlineRow(_Watched, Deadline):
+    """A deadline this unit of work created or read, watched for changes."""
 
 
-@dataclass(eq=False)
-class EpisodeRow(_Watched):
-    """A missing episode read or created in this unit of work (``pipeline.ports.episodes.EpisodeRecord``)."""
-
-    episode_id: str
-    updated_at: datetime
-    child_id: str | None = None
-    force_code: str | None = None
-    reported_at: datetime | None = None
-    last_seen_at: datetime | None = None
-    missing_from: str | None = None
-    risk_grade: str | None = None
-    risk_graded_at: datetime | None = None
-    exploitation_flags: str = "[]"
-    found_at: datetime | None = None
-    returned_to: str | None = None
-    safe_and_well_at: datetime | None = None
-    return_interview_outcome: str | None = None
-    return_interview_recorded_at: datetime | None = None
-    graded_high_at: datetime | None = None
-    flagged_at: datetime | None = None
-    report_event_id: str | None = None
+class EpisodeRow(_Watched, Episode):
+    """A missing episode this unit of work read or created, watched for changes."""
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}

@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -348,8 +349,10 @@ class ReferenceIndex:
         changed = self._postings.added_count + self._removed
         if changed > max(self.COMPACT_AFTER, len(self._postings.keys) // 4):
             self._compact()
-        self.stats = ReferenceStats(population=self.live, given_counts=self._given, family_counts=self._family,
-                                    records=self.live)
+        # The stats get snapshots of the name counts, not the counters themselves: a worker scoring against the
+        # stats it took must not see the counts change under it while another applies the next changes.
+        self.stats = ReferenceStats(population=self.live, given_counts=MappingProxyType(dict(self._given)),
+                                    family_counts=MappingProxyType(dict(self._family)), records=self.live)
 
     def _compact(self) -> None:
         """Rebuild the arrays from the records in memory (ids unchanged): no store read, no new records."""

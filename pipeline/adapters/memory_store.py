@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pipeline import codec
 from pipeline.adapters.match_index import ReferenceIndex, ReferenceRow
-from pipeline.adapters.memory_store_missing import MemoryEpisode, MemoryEpisodes, MemoryTriggerMeeting
+from pipeline.adapters.memory_store_missing import MemoryEpisodes, MemoryTriggerMeeting
+from pipeline.adapters.store_records import Deadline, Episode, Notification
 from pipeline.domain.delivery import DeliveryState
 from pipeline.domain.fellegi_sunter import Parameters
 from pipeline.domain.matching import exact_identity
@@ -74,49 +75,6 @@ class MemoryEvent:
     attempts: int = 0
     next_attempt_at: datetime | None = None
     held_at: datetime | None = None
-
-
-@dataclass
-class MemoryNotification:
-    id: str
-    event_id: str
-    pathway: str
-    kind: str
-    plan_key: str
-    recipient_role: str
-    recipient_ref: str
-    school_urn: str | None
-    contact_email: str | None
-    contact_phone: str | None
-    urgency: str
-    reason: str
-    status: str
-    content_json: str
-    created_at: datetime
-    deadline_id: str | None = None
-    delivered_at: datetime | None = None
-    acknowledged_at: datetime | None = None
-    acknowledged_by: int | None = None
-    outcome: str | None = None
-    dedupe_key: str | None = None
-
-
-@dataclass
-class MemoryDeadline:
-    id: str
-    kind: str
-    subject_id: str
-    due_at: datetime
-    steps_json: str
-    created_at: datetime
-    event_id: str | None = None
-    child_id: str | None = None
-    school_urn: str | None = None
-    state: str = DeadlineState.OPEN
-    escalation_level: int = 0
-    next_step_at: datetime | None = None
-    closed_at: datetime | None = None
-    closed_reason: str | None = None
 
 
 @dataclass
@@ -174,12 +132,12 @@ class _State:
     involvements: dict[str, Any] = field(default_factory=dict)
     children: dict[str, str] = field(default_factory=dict)  # child_id -> person_key
     events: dict[str, MemoryEvent] = field(default_factory=dict)
-    notifications: dict[str, MemoryNotification] = field(default_factory=dict)
+    notifications: dict[str, Notification] = field(default_factory=dict)
     deliveries: dict[tuple[str, str], MemoryDelivery] = field(default_factory=dict)
-    deadlines: dict[str, MemoryDeadline] = field(default_factory=dict)
+    deadlines: dict[str, Deadline] = field(default_factory=dict)
     dead_letters: dict[str, MemoryDeadLetter] = field(default_factory=dict)
     models: dict[str, tuple[datetime, Parameters]] = field(default_factory=dict)
-    episodes: dict[str, MemoryEpisode] = field(default_factory=dict)
+    episodes: dict[str, Episode] = field(default_factory=dict)
     trigger_meetings: dict[str, MemoryTriggerMeeting] = field(default_factory=dict)  # by event_id
     audit: list[AuditLine] = field(default_factory=list)
     outbox: list[OutboxLine] = field(default_factory=list)
@@ -272,12 +230,12 @@ class MemoryStore(MemoryEpisodes):
         return tuple(self._state.outbox)
 
     @property
-    def notifications(self) -> list[MemoryNotification]:
+    def notifications(self) -> list[Notification]:
         """Every notification, oldest first."""
         return list(self._state.notifications.values())
 
     @property
-    def deadlines(self) -> list[MemoryDeadline]:
+    def deadlines(self) -> list[Deadline]:
         return list(self._state.deadlines.values())
 
     @property
@@ -435,10 +393,10 @@ class MemoryStore(MemoryEpisodes):
 
     def add_notification(self, event_id: str, pathway: str, item: PlannedNotification, status: str, now: datetime,
                          *, dedupe_key: str | None = None, deadline_id: str | None = None,
-                         key_is_new: bool = False) -> MemoryNotification | None:
+                         key_is_new: bool = False) -> Notification | None:
         if dedupe_key is not None and any(n.dedupe_key == dedupe_key for n in self._state.notifications.values()):
             return None
-        row = MemoryNotification(
+        row = Notification(
             id=new_id(), event_id=event_id, pathway=pathway, kind=item.kind, plan_key=item.key,
             recipient_role=item.recipient_role, recipient_ref=item.recipient_ref, school_urn=item.school_urn,
             contact_email=item.contact.email, contact_phone=item.contact.phone, urgency=item.urgency,
@@ -447,7 +405,7 @@ class MemoryStore(MemoryEpisodes):
         self._state.notifications[row.id] = row
         return row
 
-    def notification(self, notification_id: str) -> MemoryNotification | None:
+    def notification(self, notification_id: str) -> Notification | None:
         return self._state.notifications.get(notification_id)
 
     def add_delivery(self, notification_id: str, channel: str, now: datetime) -> None:
@@ -473,32 +431,33 @@ class MemoryStore(MemoryEpisodes):
         return False
 
     def add_deadline(self, planned: PlannedDeadline, subject_id: str, now: datetime, *, event_id: str | None,
-                     child_id: str | None, once: bool = False) -> MemoryDeadline | None:
+                     child_id: str | None, once: bool = False) -> Deadline | None:
         if self._clash(planned.kind, subject_id, child_id):
             if once:
                 return None
             raise UniquenessViolation("deadline kind, subject_id")
         steps = [{"at": step.at.isoformat(), "notify": list(step.notify), "action": step.action}
                  for step in planned.steps]
-        row = MemoryDeadline(
+        row = Deadline(
             id=new_id(), kind=planned.kind, subject_id=subject_id, event_id=event_id, child_id=child_id,
-            school_urn=planned.school_urn, due_at=planned.due_at, steps_json=json.dumps(steps), created_at=now,
-            next_step_at=planned.steps[0].at if planned.steps else None)
+            school_urn=planned.school_urn, due_at=planned.due_at, state=DeadlineState.OPEN, escalation_level=0,
+            next_step_at=planned.steps[0].at if planned.steps else None, steps_json=json.dumps(steps),
+            created_at=now)
         self._state.deadlines[row.id] = row
         return row
 
-    def deadline(self, deadline_id: str) -> MemoryDeadline | None:
+    def deadline(self, deadline_id: str) -> Deadline | None:
         return self._state.deadlines.get(deadline_id)
 
-    def deadlines_of_subject(self, subject_id: str) -> list[MemoryDeadline]:
+    def deadlines_of_subject(self, subject_id: str) -> list[Deadline]:
         return self.deadlines_of_subjects([subject_id])
 
-    def deadlines_of_subjects(self, subject_ids: Sequence[str]) -> list[MemoryDeadline]:
+    def deadlines_of_subjects(self, subject_ids: Sequence[str]) -> list[Deadline]:
         wanted = set(subject_ids)
         return sorted((d for d in self._state.deadlines.values() if d.subject_id in wanted),
                       key=lambda d: (d.created_at, d.id))
 
-    def open_deadlines_due(self, now: datetime, limit: int) -> list[MemoryDeadline]:
+    def open_deadlines_due(self, now: datetime, limit: int) -> list[Deadline]:
         due = [d for d in self._state.deadlines.values()
                if d.state == DeadlineState.OPEN and d.next_step_at is not None and d.next_step_at <= now]
         return sorted(due, key=lambda d: (d.next_step_at or now, d.id))[:limit]

@@ -12,33 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pipeline.adapters.store_records import Deadline, Episode, Notification
 from pipeline.domain.model import DeadlineKind, DeadlineState
 
 if TYPE_CHECKING:
-    from pipeline.adapters.memory_store import MemoryDeadline, MemoryNotification, _State
+    from pipeline.adapters.memory_store import _State
 
 SCHOOL_ROLES = ("dsl", "deputy_dsl")
-
-
-@dataclass
-class MemoryEpisode:
-    episode_id: str
-    updated_at: datetime
-    child_id: str | None = None
-    force_code: str | None = None
-    reported_at: datetime | None = None
-    last_seen_at: datetime | None = None
-    missing_from: str | None = None
-    risk_grade: str | None = None
-    risk_graded_at: datetime | None = None
-    exploitation_flags: str = "[]"
-    found_at: datetime | None = None
-    returned_to: str | None = None
-    return_interview_outcome: str | None = None
-    return_interview_recorded_at: datetime | None = None
-    graded_high_at: datetime | None = None
-    flagged_at: datetime | None = None
-    report_event_id: str | None = None
 
 
 @dataclass
@@ -56,20 +36,20 @@ class MemoryEpisodes:
         _state: _State
 
     # ---- episodes ----------------------------------------------------------------------------------
-    def episode(self, episode_id: str) -> MemoryEpisode | None:
+    def episode(self, episode_id: str) -> Episode | None:
         return self._state.episodes.get(episode_id)
 
-    def episode_for_update(self, episode_id: str) -> MemoryEpisode:
+    def episode_for_update(self, episode_id: str) -> Episode:
         row = self._state.episodes.get(episode_id)
         if row is None:
-            row = self._state.episodes[episode_id] = MemoryEpisode(episode_id, updated_at=datetime.now(UTC))
+            row = self._state.episodes[episode_id] = Episode(episode_id, updated_at=datetime.now(UTC))
         return row
 
-    def episodes_of_child(self, child_id: str) -> Sequence[MemoryEpisode]:
+    def episodes_of_child(self, child_id: str) -> Sequence[Episode]:
         return [row for row in self._state.episodes.values() if row.child_id == child_id]
 
     # ---- trigger meetings --------------------------------------------------------------------------
-    def open_trigger_meeting(self, child_id: str) -> MemoryDeadline | None:
+    def open_trigger_meeting(self, child_id: str) -> Deadline | None:
         return next((d for d in self._state.deadlines.values() if d.kind == DeadlineKind.TRIGGER_MEETING
                      and d.child_id == child_id and d.state == DeadlineState.OPEN), None)
 
@@ -89,16 +69,16 @@ class MemoryEpisodes:
                      if line.subject_id == subject_id and line.action == action), None)
 
     # ---- casework ----------------------------------------------------------------------------------
-    def school_copies(self, notification: Any) -> Sequence[MemoryNotification]:
+    def school_copies(self, notification: Any) -> Sequence[Notification]:
         if notification.recipient_role not in SCHOOL_ROLES or notification.school_urn is None:
             return [notification]
         return [n for n in self._state.notifications.values()
                 if (n.deadline_id == notification.deadline_id if notification.deadline_id else n.id == notification.id)
                 and n.recipient_role in SCHOOL_ROLES and n.school_urn == notification.school_urn]
 
-    def open_deadline_of_event(self, event_id: str, kind: str) -> MemoryDeadline | None:
+    def open_deadline_of_event(self, event_id: str, kind: str) -> Deadline | None:
         return next((d for d in self._state.deadlines.values()
                      if d.event_id == event_id and d.kind == kind and d.state == DeadlineState.OPEN), None)
 
-    def notifications_of_event(self, event_id: str) -> Sequence[MemoryNotification]:
+    def notifications_of_event(self, event_id: str) -> Sequence[Notification]:
         return [n for n in self._state.notifications.values() if n.event_id == event_id]

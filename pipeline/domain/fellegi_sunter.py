@@ -440,6 +440,36 @@ def score(params: Parameters, event: Prepared, record: Prepared,
     return match_weight(params, event, levels, stats), comparisons(params, event, levels, stats)
 
 
+def _name_block(weights: dict[str, float], mine: str, other: str, sound: str, values: list[str],
+                own_rung: list[bool], own_level: str, kept: tuple[str, ...]) -> tuple[list[float], list[bool]]:
+    """The weight and transposability of each of many distinct names against the event's name ``mine`` (not
+    empty), by ``_name_level``'s ladder: ``own_rung[i]`` says whether ``values[i]`` meets the field's own rung
+    (a nickname of a given name, a shared part of a family name), which stands as ``own_level`` after "exact".
+    ``other`` is the event's other name (a transposition's), ``sound`` the phonetic code of ``mine``."""
+    similar, crosswise = _similarities((mine, other), values)
+    other_aliases = _aliases(other)
+    found, turns = [], []
+    for value, on_own_rung, similarity, cross in zip(values, own_rung, similar, crosswise, strict=True):
+        if not value:
+            level = ABSENT
+        elif value == mine:
+            level = "exact"
+        elif on_own_rung:
+            level = own_level
+        elif similarity >= 0.95:
+            level = "jaro_winkler_0.95"
+        elif sound and sound == phonetic(value):
+            level = "phonetic"
+        elif similarity >= 0.88:
+            level = "jaro_winkler_0.88"
+        else:
+            level = "different"
+        found.append(weights[level])
+        turns.append(level not in kept and bool(other) and bool(value)
+                     and (other == value or cross >= 0.92 or value in other_aliases))
+    return found, turns
+
+
 class EventScorer:
     """One event's comparisons against many records, exactly as ``compare`` and ``match_weight`` make them, but
     each field's level (and its weight) worked out once per distinct value among the records: a block of
@@ -503,61 +533,21 @@ class EventScorer:
     def given_block(self, values: list[str]) -> tuple[list[float], list[bool]]:
         """``given_value``'s weight and transposability for each of many distinct given names at once."""
         event, weights = self.event, self.table["given_name"]
-        mine, other = event.given, event.family
-        if not mine:
+        if not event.given:
             return [weights[ABSENT]] * len(values), [False] * len(values)
-        similar, crosswise = _similarities((mine, other), values)
-        aliases, other_aliases, sound = _aliases(mine), _aliases(other), event.given_phonetic
-        found, turns = [], []
-        for value, similarity, cross in zip(values, similar, crosswise, strict=True):
-            if not value:
-                level = ABSENT
-            elif value == mine:
-                level = "exact"
-            elif value in aliases:
-                level = "nickname"
-            elif similarity >= 0.95:
-                level = "jaro_winkler_0.95"
-            elif sound and sound == phonetic(value):
-                level = "phonetic"
-            elif similarity >= 0.88:
-                level = "jaro_winkler_0.88"
-            else:
-                level = "different"
-            found.append(weights[level])
-            turns.append(level not in _GIVEN_KEPT and bool(other) and bool(value)
-                         and (other == value or cross >= 0.92 or value in other_aliases))
-        return found, turns
+        aliases = _aliases(event.given)
+        return _name_block(weights, event.given, event.family, event.given_phonetic, values,
+                           [value in aliases for value in values], "nickname", _GIVEN_KEPT)
 
     def family_block(self, values: list[tuple[str, tuple[str, ...]]]) -> tuple[list[float], list[bool]]:
         """``family_value``'s weight and transposability for each of many distinct family names at once."""
         event, weights = self.event, self.table["family_name"]
-        mine, other = event.family, event.given
-        if not mine:
+        if not event.family:
             return [weights[ABSENT]] * len(values), [False] * len(values)
-        names = [value[0] for value in values]
-        similar, crosswise = _similarities((mine, other), names)
-        parts, other_aliases, sound = set(event.family_parts), _aliases(other), event.family_phonetic
-        found, turns = [], []
-        for (value, value_parts), similarity, cross in zip(values, similar, crosswise, strict=True):
-            if not value:
-                level = ABSENT
-            elif value == mine:
-                level = "exact"
-            elif parts and value_parts and not parts.isdisjoint(value_parts):
-                level = "hyphenated"
-            elif similarity >= 0.95:
-                level = "jaro_winkler_0.95"
-            elif sound and sound == phonetic(value):
-                level = "phonetic"
-            elif similarity >= 0.88:
-                level = "jaro_winkler_0.88"
-            else:
-                level = "different"
-            found.append(weights[level])
-            turns.append(level not in _FAMILY_KEPT and bool(other) and bool(value)
-                         and (other == value or cross >= 0.92 or value in other_aliases))
-        return found, turns
+        parts = set(event.family_parts)
+        return _name_block(weights, event.family, event.given, event.family_phonetic, [value[0] for value in values],
+                           [bool(parts and value_parts and not parts.isdisjoint(value_parts))
+                            for _, value_parts in values], "hyphenated", _FAMILY_KEPT)
 
     def date_block(self, ordinals: npt.NDArray[np.int64], digits: npt.NDArray[np.int64]) -> Floats:
         """``date_value``'s weight for dates given as their ordinals and YYYYMMDD numbers (0: absent), every

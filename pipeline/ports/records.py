@@ -1,8 +1,9 @@
 """The records the services read and change through the storage port (pipeline/ports/store.py).
 
-Each is a Protocol with the attribute names of its table (pipeline/adapters/tables.py), so the SQL adapter's
-rows satisfy it as they are (its notifications and deadlines are plain records, pipeline/adapters/effect_rows.py)
-and the in-memory fake (pipeline/adapters/memory_store.py) uses plain dataclasses.
+Each is a Protocol with the attribute names of its table (pipeline/adapters/tables.py), so the ORM rows the SQL
+side reads (the relay, the web, reports) satisfy it as they are, and so do the record classes both adapters hand
+out for notifications, deadlines and episodes (pipeline/adapters/store_records.py: the SQL adapter watches them
+for changes, pipeline/adapters/effect_rows.py; the in-memory fake keeps them as they are).
 A record the port returns is live for the rest of its unit of work: attributes a service assigns are stored
 when the unit of work commits and discarded when it rolls back. New records are made only by port commands
 (``add_notification``, ``add_deadline``, ...), never by constructing a table class.

@@ -8,6 +8,7 @@ Each opening of a review or decision page (which shows a child's identity) is au
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -164,24 +165,34 @@ def decide_review(event_id: str, request: Request,
                   posted: Annotated[Posted, Depends(posted_by(*DECIDERS))]) -> Response:
     _front_door(posted.visitor)
     services = services_of(request)
-    choice, reason = posted.text("child_id"), posted.text("reason")
-    errors = []
     with services.store.read() as s:
         event = queries.event_by_id(s, event_id)
         if event is None:
             raise PageNotFound()
         allowed = {c["child_id"] for c in queries.candidates_of(event)} | {NONE_OF_THESE}
-    if choice not in allowed:
-        errors.append({"text": "Select the child this is about, or none of these", "href": "#child_id"})
+    return _record_decision(
+        request, posted, event_id, "child_id", allowed, "Select the child this is about, or none of these",
+        _review_page, lambda repo, ev, choice, reason, now: casework.decide_review(
+            repo, ev, services.ctx, posted.visitor.user.email, None if choice == NONE_OF_THESE else choice, reason,
+            now), "/reviews?decided=1")
+
+
+def _record_decision(request: Request, posted: Posted, event_id: str, field: str, allowed: Collection[str],
+                     unchosen: str, show: Callable[..., Response],
+                     decide: Callable[[Repository, Any, str, str, datetime], Any], done: str) -> Response:
+    """A decision posted from a review or consent page: its choice (form field ``field``, one of ``allowed``,
+    else the error ``unchosen``) and its reason checked (if wrong, the page again, 400, with what was entered),
+    then ``decide(repo, event, choice, reason, now)`` in one transaction (the page again, 409, if it was already
+    decided), then back to the queue at ``done``."""
+    choice, reason = posted.text(field), posted.text("reason")
+    errors = [] if choice in allowed else [{"text": unchosen, "href": f"#{field}"}]
     errors += reason_errors(reason)
     if errors:
-        return _review_page(request, posted.visitor, event_id, 400, errors=errors, choice=choice, reason=reason)
-    child_id = None if choice == NONE_OF_THESE else choice
-    refused = _decide(request, event_id, lambda repo, ev, now: casework.decide_review(
-        repo, ev, services.ctx, posted.visitor.user.email, child_id, reason, now))
+        return show(request, posted.visitor, event_id, 400, errors=errors, choice=choice, reason=reason)
+    refused = _decide(request, event_id, lambda repo, event, now: decide(repo, event, choice, reason, now))
     if refused:
-        return _review_page(request, posted.visitor, event_id, 409, errors=[{"text": refused}])
-    return RedirectResponse("/reviews?decided=1", status_code=303)
+        return show(request, posted.visitor, event_id, 409, errors=[{"text": refused}])
+    return RedirectResponse(done, status_code=303)
 
 
 def _decide(request: Request, event_id: str, action: Any) -> str | None:
@@ -237,16 +248,7 @@ def decide_consent(event_id: str, request: Request,
                    posted: Annotated[Posted, Depends(posted_by(*DECIDERS))]) -> Response:
     _front_door(posted.visitor)
     services = services_of(request)
-    decision, reason = posted.text("decision"), posted.text("reason")
-    errors = []
-    if decision not in ("release", "close"):
-        errors.append({"text": "Select whether to release it or close it", "href": "#decision"})
-    errors += reason_errors(reason)
-    if errors:
-        return _decision_page(request, posted.visitor, event_id, 400, errors=errors, choice=decision, reason=reason)
-    refused = _decide(request, event_id, lambda repo, ev, now: casework.decide_consent(
-        repo, ev, services.ctx, posted.visitor.user.email, decision, reason, now))
-    if refused:
-        return _decision_page(request, posted.visitor, event_id, 409, errors=[{"text": refused}])
-    return RedirectResponse("/decisions?decided=1", status_code=303)
-
+    return _record_decision(
+        request, posted, event_id, "decision", ("release", "close"), "Select whether to release it or close it",
+        _decision_page, lambda repo, ev, choice, reason, now: casework.decide_consent(
+            repo, ev, services.ctx, posted.visitor.user.email, choice, reason, now), "/decisions?decided=1")

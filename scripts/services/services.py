@@ -9,8 +9,10 @@ machine's Java 17; PostgreSQL comes from Debian's packages. Both listen on free 
     services.py env           print the export lines for SAFEGUARD_* settings
     services.py status        exit 0 when both are up
     services.py stop          stop both, delete their data and the state
-    services.py stop-kafka    stop only the broker (state and data kept)
-    services.py start-kafka   start the broker again on the same port and data dir
+    services.py stop-kafka    stop only the broker (state and data kept); returns once its JVM has exited
+                              and its ports are free again
+    services.py start-kafka   start the broker again on the same port and data dir (waits for a previous
+                              broker still shutting down; retries if a port or the data dir was still held)
 
 State (ports, pids, dirs) lives in $SAFEGUARD_SERVICES_DIR, default <repo>/.services.
 All progress goes to stderr; only `env` (and `status`) write to stdout.
@@ -36,6 +38,7 @@ import sys
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +53,12 @@ CACHE_ROOT = Path(os.environ.get("SAFEGUARD_CACHE_DIR") or (Path.home() / ".cach
 KAFKA_HEAP = os.environ.get("SAFEGUARD_KAFKA_HEAP", "-Xmx768m")
 KAFKA_READY_TIMEOUT = float(os.environ.get("SAFEGUARD_KAFKA_READY_TIMEOUT", "120"))
 KAFKA_STOP_TIMEOUT = 30.0
+# How long a stop waits for the broker's ports to be free again once its JVM has exited, and a start waits
+# for them before it gives up (a port can stay held for a moment by a process that is still exiting).
+KAFKA_PORT_FREE_TIMEOUT = float(os.environ.get("SAFEGUARD_KAFKA_PORT_FREE_TIMEOUT", "60"))
+# A start whose new JVM exits because a port or the data directory's lock was still held tries again.
+KAFKA_START_ATTEMPTS = 3
+KAFKA_HELD_MARKERS = ("Address already in use", "BindException", "Failed to acquire lock")
 READY_TOPIC = "__safeguard_ready"
 PG_SUPERUSER = "postgres"
 PG_SUPERUSER_PASSWORD = "postgres"
@@ -96,6 +105,56 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def port_bindable(port: int, *, reuse: bool = True) -> bool:
+    """True if a listener could bind 127.0.0.1:port now. With reuse (SO_REUSEADDR, as the JVM and PostgreSQL
+    bind their listeners) connections lingering in TIME_WAIT do not count; a listener or an open connection
+    using the port as its local port does."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        if reuse:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def service_port(taken: set[int]) -> int:
+    """A free loopback port for a service, outside the kernel's ephemeral range when there is room.
+
+    A port from the ephemeral range can be handed to any outgoing connection as its local port while the
+    service is stopped (a client reconnecting to it can even connect to itself), and the restart then fails
+    to bind it; a port below the range is never handed out that way.
+    """
+    low, high = ephemeral_port_range()
+    pool = range(20000, low) if low - 20000 >= 1000 else range(high + 1, 65536) if 65535 - high >= 1000 else None
+    if pool is not None:
+        for _ in range(200):
+            port = secrets.choice(pool)
+            if port not in taken and port_bindable(port, reuse=False):
+                return port
+    while (port := free_port()) in taken:
+        pass
+    return port
+
+
+def port_users(port: int) -> str:
+    """Who holds 127.0.0.1:port, from `ss` (best effort, for error messages)."""
+    if shutil.which("ss") is None:
+        return "(ss not installed)"
+    proc = subprocess.run(["ss", "-Htanp", f"sport = :{port}"], stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, check=False)
+    return proc.stdout.strip() or "(no socket listed by ss)"
 
 
 def port_open(port: int, timeout: float = 0.5) -> bool:
@@ -406,6 +465,72 @@ def kafka_running(k: dict[str, Any]) -> bool:
     return pid_alive(k.get("pid"), str(Path(k["dir"]) / "server.properties"))
 
 
+def kafka_pids(k: dict[str, Any]) -> list[int]:
+    """Every live process running this state's broker: the recorded pid and any other JVM started on the same
+    server.properties (one whose pid was lost, or one still shutting down)."""
+    marker = str(Path(k["dir"]) / "server.properties")
+    found = {int(k["pid"])} if kafka_running(k) else set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid() and pid_alive(int(entry.name), marker):
+            found.add(int(entry.name))
+    return sorted(found)
+
+
+def wait_exited(pid: int, timeout: float) -> bool:
+    """Wait until pid has exited (gone or a zombie). Judged from /proc/PID/stat, not the command line: an
+    exiting process's command line reads empty before the kernel has closed its sockets and files."""
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def kafka_wait_ports_free(k: dict[str, Any], timeout: float = KAFKA_PORT_FREE_TIMEOUT) -> None:
+    ports = (k["port"], k["controller_port"])
+    deadline = time.monotonic() + timeout
+    while busy := [p for p in ports if not port_bindable(p)]:
+        if time.monotonic() >= deadline:
+            users = "\n".join(f"  {p}: {port_users(p)}" for p in busy)
+            raise Failure(f"Kafka: port(s) {', '.join(map(str, busy))} still in use {timeout:.0f}s after the "
+                          f"broker stopped; a process other than the broker holds them:\n{users}")
+        time.sleep(0.2)
+
+
+def _log_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _log_since(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def kafka_wait_ready(k: dict[str, Any], alive: Callable[[], bool]) -> tuple[bool, str]:
+    """Poll until the broker answers (True) or `alive()` turns false (False, why); raise on the deadline."""
+    deadline = time.monotonic() + KAFKA_READY_TIMEOUT
+    why = "not started"
+    while time.monotonic() < deadline:
+        if not alive():
+            return False, why
+        ok, why = kafka_ready(k["port"])
+        if ok:
+            log(f"Kafka ready on 127.0.0.1:{k['port']} (pid {k['pid']})")
+            return True, "ok"
+        time.sleep(0.25)
+    err = kafka_failure(k, f"not ready after {KAFKA_READY_TIMEOUT:.0f}s ({why}); killed it")
+    kafka_kill(k)
+    raise err
+
+
 def kafka_start(state: dict[str, Any]) -> None:
     k = state["kafka"]
     kdir = Path(k["dir"])
@@ -415,51 +540,60 @@ def kafka_start(state: dict[str, Any]) -> None:
             log(f"Kafka already running on 127.0.0.1:{k['port']} (pid {k['pid']})")
             return
         log(f"Kafka pid {k['pid']} runs but is not ready ({why}); waiting")
-    else:
-        for p in (k["port"], k["controller_port"]):
-            if port_open(p):
-                raise Failure(f"Kafka: port {p} is taken by another process; run `stop` then `start`")
-        log(f"starting Kafka {kafka_version()} on 127.0.0.1:{k['port']} (controller {k['controller_port']})")
+        ready, _ = kafka_wait_ready(k, lambda: kafka_running(k))
+        if ready:
+            return
+        # It exited while we waited: a broker that was shutting down, not a failed start. Start a new one.
+        log(f"Kafka pid {k['pid']} exited (it was shutting down); starting a new broker")
+    logs = (kdir / "logs" / "server.log", kdir / "kafka.out")
+    for attempt in range(1, KAFKA_START_ATTEMPTS + 1):
+        # A previous broker still exiting (or a stray one on this data dir) is stopped and waited for, and the
+        # ports must be free, before a new JVM tries to bind them and lock the data directory.
+        kafka_kill(k)
+        log(f"starting Kafka {kafka_version()} on 127.0.0.1:{k['port']} (controller {k['controller_port']})"
+            + (f", attempt {attempt} of {KAFKA_START_ATTEMPTS}" if attempt > 1 else ""))
+        offsets = [_log_size(path) for path in logs]
         with open(kdir / "kafka.out", "ab") as out:
             proc = subprocess.Popen(kafka_java_cmd(kdir, ["kafka.Kafka", str(kdir / "server.properties")]),
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                     cwd=kdir, start_new_session=True, close_fds=True)
         k["pid"] = proc.pid
         save_state(state)
-    deadline = time.monotonic() + KAFKA_READY_TIMEOUT
-    why = "not started"
-    while time.monotonic() < deadline:
-        if not kafka_running(k):
-            raise kafka_failure(k, f"broker process {k['pid']} exited during start-up")
-        ok, why = kafka_ready(k["port"])
-        if ok:
-            log(f"Kafka ready on 127.0.0.1:{k['port']} (pid {k['pid']})")
+
+        def still_running(started: subprocess.Popen[bytes] = proc) -> bool:
+            return started.poll() is None
+
+        ready, _ = kafka_wait_ready(k, still_running)
+        if ready:
             return
-        time.sleep(0.25)
-    err = kafka_failure(k, f"not ready after {KAFKA_READY_TIMEOUT:.0f}s ({why}); killed it")
-    kafka_kill(k)
-    raise err
-
-
-def kafka_kill(k: dict[str, Any]) -> None:
-    pid = k.get("pid")
-    if not pid or not kafka_running(k):
         k["pid"] = None
-        return
-    log(f"stopping Kafka (pid {pid}, SIGTERM)")
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + KAFKA_STOP_TIMEOUT
-    while time.monotonic() < deadline and kafka_running(k):
-        time.sleep(0.2)
-    if kafka_running(k):
-        log(f"Kafka did not stop within {KAFKA_STOP_TIMEOUT:.0f}s; SIGKILL")
+        save_state(state)
+        written = "".join(_log_since(path, offset) for path, offset in zip(logs, offsets, strict=True))
+        held = next((marker for marker in KAFKA_HELD_MARKERS if marker in written), None)
+        if held is None or attempt == KAFKA_START_ATTEMPTS:
+            raise kafka_failure(k, f"broker process {proc.pid} exited during start-up (exit code {proc.returncode}"
+                                   + (f", {held!r} on attempt {attempt})" if held else ")"))
+        log(f"Kafka exited during start-up ({held!r}: a port or the data directory was still held); retrying")
+        time.sleep(1.0 * attempt)
+
+
+def kafka_kill(k: dict[str, Any], *, wait_ports: bool = True) -> None:
+    """Stop every broker on this state's data dir (SIGTERM, then SIGKILL after KAFKA_STOP_TIMEOUT) and return
+    only once each JVM has really exited and both ports are free again; raise a Failure if not in time."""
+    for pid in kafka_pids(k):
+        log(f"stopping Kafka (pid {pid}, SIGTERM)")
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        while kafka_running(k):
-            time.sleep(0.1)
+            os.kill(pid, signal.SIGTERM)
+        if not wait_exited(pid, KAFKA_STOP_TIMEOUT):
+            log(f"Kafka did not stop within {KAFKA_STOP_TIMEOUT:.0f}s; SIGKILL")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            if not wait_exited(pid, 30):
+                raise Failure(f"Kafka: pid {pid} still runs 30s after SIGKILL")
+        log(f"Kafka stopped (pid {pid} exited)")
     k["pid"] = None
-    log("Kafka stopped")
+    if wait_ports:
+        kafka_wait_ports_free(k)
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -599,7 +733,7 @@ def new_state() -> dict[str, Any]:
         raise Failure("no PostgreSQL binaries; run `install`")
     ports: set[int] = set()
     while len(ports) < 3:
-        ports.add(free_port())
+        ports.add(service_port(ports))
     kport, cport, pport = sorted(ports, key=lambda _: secrets.randbits(16))
     pdir = SERVICES_DIR / "postgres"
     data = pdir / "data"
@@ -679,7 +813,7 @@ def cmd_stop(_: argparse.Namespace) -> int:
         if state is None:
             log("nothing to stop")
             return 0
-        kafka_kill(state["kafka"])
+        kafka_kill(state["kafka"], wait_ports=False)  # its ports are given up with the state
         save_state(state)
         pg_stop(state["postgres"])
         shutil.rmtree(state["kafka"]["dir"], ignore_errors=True)

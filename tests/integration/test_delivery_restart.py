@@ -14,10 +14,9 @@ import yaml
 from sqlmodel import select
 
 from pipeline.adapters import tables as t
-from pipeline.adapters.store import Store
-from tests.integration.test_restart import Runner
 from tests.support.providers import FakeSmtp
-from tests.support.world import AMELIA, IDENTITY_VALUES, REFERENCE, attendance
+from tests.support.runtime import Runner
+from tests.support.world import AMELIA, IDENTITY_VALUES, attendance
 
 
 def test_sigkill_mid_delivery_loses_nothing_and_repeats_only_the_ambiguous(tmp_path: Path) -> None:
@@ -31,11 +30,7 @@ def test_sigkill_mid_delivery_loses_nothing_and_repeats_only_the_ambiguous(tmp_p
                           "timeout_seconds": 5, "send_concurrency": 2}
     Path(runner.env["SAFEGUARD_CONFIG"]).write_text(yaml.safe_dump(config))
     runner.env.update({"SAFEGUARD_SMTP_HOST": "127.0.0.1", "SAFEGUARD_SMTP_PORT": str(smtp.port)})
-    for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
-        (tmp_path / f"{kind}.csv").write_text(REFERENCE[kind])
-        runner.load(kind, tmp_path / f"{kind}.csv")
-    token = runner.cli("users", "add", "--role", "producer", "--email", "h@test.example").strip().splitlines()[-1]
-    store = Store(runner.env["SAFEGUARD_DATABASE_URL"])
+    token, store = runner.prepare()
     try:
         runner.start()
         with httpx.Client(base_url=f"http://127.0.0.1:{runner.port}", timeout=5,

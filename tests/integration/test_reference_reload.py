@@ -13,8 +13,8 @@ from sqlmodel import select
 from pipeline.adapters import tables as t
 from pipeline.adapters.store import Store
 from pipeline.domain.model import DSL_ROLE
-from tests.integration.test_restart import Runner
-from tests.support.world import AMELIA, REFERENCE, SCHOOLS, attendance
+from tests.support.runtime import Runner
+from tests.support.world import AMELIA, SCHOOLS, attendance
 
 OLD_DSL, NEW_DSL = "dsl@riverside.sch.example", "new.dsl@riverside.sch.example"
 
@@ -34,11 +34,7 @@ def _dsl_alert_address(store: Store, event_id: str, timeout: float = 20) -> str 
 
 def test_a_schools_reload_reaches_the_running_process_before_its_next_batch(tmp_path: Path) -> None:
     runner = Runner(tmp_path)
-    for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
-        (tmp_path / f"{kind}.csv").write_text(REFERENCE[kind])
-        runner.load(kind, tmp_path / f"{kind}.csv")
-    token = runner.cli("users", "add", "--role", "producer", "--email", "h@test.example").strip().splitlines()[-1]
-    store = Store(runner.env["SAFEGUARD_DATABASE_URL"])
+    token, store = runner.prepare()
     try:
         runner.start()
         with httpx.Client(base_url=f"http://127.0.0.1:{runner.port}", timeout=10,

@@ -4,9 +4,7 @@ an ``IntegrityError`` on a clash and writing nothing then."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,25 +15,14 @@ from sqlmodel import select
 from pipeline.adapters import tables as t
 from pipeline.adapters.store import Store
 from pipeline.domain.model import LadderStep, PlannedDeadline
-from tests.support.store_ports import copy_of_postgres_database, open_backend
 
 NOW = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        backend = open_backend("sqlite", tmp_path)
-        assert backend.sql is not None
-        yield backend.sql
-        backend.close()
-        return
-    services = request.getfixturevalue("real_services")
-    template = request.getfixturevalue("postgres_reference_template")
-    with copy_of_postgres_database(services, template) as url:
-        sql = Store(url)
-        yield sql
-        sql.dispose()
+@pytest.fixture
+def store(sql_store: Store) -> Store:
+    """On SQLite, then PostgreSQL (tests/support/store_ports.py)."""
+    return sql_store
 
 
 def _interview(subject: str) -> PlannedDeadline:

@@ -89,3 +89,33 @@ def test_pages_out_of_role_or_scope_are_not_found(shared: Pipeline) -> None:
     assert pipeline.get(f"/api/events/{event_id}", "manager").json()["status"] == "review"
     viewed = pipeline.get(f"/api/audit?subject={event_id}", "manager").json()
     assert any(a["action"] == "viewed" and a["actor"] == "fd@test.example" for a in viewed)
+
+
+def test_the_front_door_forms_refuse_a_missing_choice_or_reason_and_a_second_decision(shared: Pipeline) -> None:
+    pipeline = shared
+    withheld, review = attendance(AMELIA, consent="REFUSED"), attendance(LILY_TYPO)
+    for event in (withheld, review):
+        pipeline.post_event(event)
+    pipeline.run()
+    front_door, csrf = signed_in(pipeline, "fd@test.example")
+    consent = f"/decisions/{withheld['event_id']}"
+
+    refused = front_door.post(consent, data={"csrf_token": csrf, "decision": "maybe", "reason": ""})
+    assert refused.status_code == 400
+    assert "Select whether to release it or close it" in refused.text
+    assert "Enter the reason for your decision" in refused.text
+    assert pipeline.get(f"/api/events/{withheld['event_id']}", "manager").json()["status"] == "withheld"
+
+    decided = front_door.post(consent, data={"csrf_token": csrf, "decision": "close", "reason": "parent told"})
+    assert decided.status_code == 303 and decided.headers["location"] == "/decisions?decided=1"
+    again = front_door.post(consent, data={"csrf_token": csrf, "decision": "release", "reason": "changed mind"})
+    assert again.status_code == 409 and "This has already been decided" in again.text
+
+    page = front_door.get(f"/reviews/{review['event_id']}").text
+    children = re.findall(r'name="child_id" type="radio" value="([^"]+)"', page)
+    assert children and "none" in children
+    chosen = {"csrf_token": csrf, "child_id": children[0], "reason": "checked with the school"}
+    decided = front_door.post(f"/reviews/{review['event_id']}", data=chosen)
+    assert decided.status_code == 303 and decided.headers["location"] == "/reviews?decided=1"
+    again = front_door.post(f"/reviews/{review['event_id']}", data=chosen)
+    assert again.status_code == 409 and "This has already been decided" in again.text

@@ -21,6 +21,7 @@ from sqlmodel import func, select
 from pipeline import codec
 from pipeline.adapters.store import Store
 from pipeline.service.reference import load
+from tests.support.services import run_services
 from tests.support.world import REFERENCE
 
 CLI = [sys.executable, "-m", "pipeline.entrypoints.cli"]
@@ -77,13 +78,9 @@ class Deployment:
             time.sleep(0.2)
 
     def broker(self, action: str) -> None:
-        """``stop-kafka`` or ``start-kafka`` (same port and data) through scripts/services/services.py."""
-        from tests.conftest import SERVICES_SCRIPT
-
-        env = {**os.environ, "SAFEGUARD_SERVICES_DIR": os.environ.get(
-            "SAFEGUARD_TEST_SERVICES_DIR", f"/tmp/safeguard-test-services-{os.getuid()}")}
-        subprocess.run([sys.executable, str(SERVICES_SCRIPT), action], env=env, check=True, capture_output=True,
-                       timeout=300)
+        """``stop-kafka`` or ``start-kafka`` (same port and data) through scripts/services/services.py; a
+        failure carries the script's output."""
+        run_services(action, timeout=300)
 
     def producer(self) -> KafkaProducer:
         return KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")

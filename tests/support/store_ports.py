@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +37,7 @@ from tests.conftest import fresh_postgres_database
 from tests.support.world import REFERENCE
 
 BACKENDS = ("memory", "sqlite", "postgresql")
+SQL_BACKENDS = ("sqlite", "postgresql")
 LOADED_AT = datetime.fromisoformat("2026-09-01T08:00:00+00:00")
 
 
@@ -172,21 +173,36 @@ def copy_of_postgres_database(real_services: dict[str, str], template_url: str) 
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextmanager
+def backend_for(request: pytest.FixtureRequest, name: str, tmp_path: Path) -> Iterator[Backend]:
+    """The backend ``name`` (``memory``, ``sqlite`` or ``postgresql``) with the test world's reference data, closed
+    afterwards. PostgreSQL is a copy of the run's template, and only then are the real services asked for."""
+    with ExitStack() as stack:
+        if name != "postgresql":
+            backend = open_backend(name, tmp_path)
+        else:
+            services = request.getfixturevalue("real_services")
+            template = request.getfixturevalue("postgres_reference_template")
+            store = Store(stack.enter_context(copy_of_postgres_database(services, template)))
+            backend = Backend("postgresql", store, sql=store)
+        stack.callback(backend.close)  # closed before its database is dropped
+        yield backend
+
+
 @pytest.fixture(params=BACKENDS)
 def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """The port over the fake, SQLite and PostgreSQL in turn, with the test world's reference data."""
-    if request.param != "postgresql":
-        backend = open_backend(request.param, tmp_path)
+    with backend_for(request, request.param, tmp_path) as backend:
         yield backend
-        backend.close()
-        return
-    services = request.getfixturevalue("real_services")
-    template = request.getfixturevalue("postgres_reference_template")
-    with copy_of_postgres_database(services, template) as url:
-        store = Store(url)
-        backend = Backend("postgresql", store, sql=store)
-        yield backend
-        backend.close()
+
+
+@pytest.fixture(params=SQL_BACKENDS)
+def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The SQL store itself (below the port) on SQLite and PostgreSQL in turn, with the test world's reference
+    data: for tests of what the SQL adapter does with its database."""
+    with backend_for(request, request.param, tmp_path) as backend:
+        assert backend.sql is not None
+        yield backend.sql
 
 
 @contextmanager

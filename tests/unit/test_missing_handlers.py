@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.adapters.memory_store import MemoryDeadline, MemoryNotification, MemoryStore
+from pipeline.adapters.memory_store import MemoryStore
+from pipeline.adapters.store_records import Deadline, Notification
 from pipeline.domain.events import SelfHarmAttendance
 from pipeline.domain.model import (
     DeadlineKind,
@@ -84,7 +85,7 @@ class World:
             process(port, event, self.ctx, now)
         return event_id
 
-    def deadline(self, kind: str, subject_id: str) -> MemoryDeadline:
+    def deadline(self, kind: str, subject_id: str) -> Deadline:
         (row,) = [d for d in self.store.deadlines if d.kind == kind and d.subject_id == subject_id]
         return row
 
@@ -321,7 +322,7 @@ def test_an_unlinked_episodes_meeting_folds_into_the_childs_pending_one() -> Non
 
 # ---- casework -------------------------------------------------------------------------------------------
 
-def _school_alerts(world: World, event_id: str) -> list[MemoryNotification]:
+def _school_alerts(world: World, event_id: str) -> list[Notification]:
     return sorted((n for n in world.store.notifications if n.event_id == event_id
                    and n.recipient_role in ("dsl", "deputy_dsl")), key=lambda n: n.recipient_role)
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.adapters.memory_store import MemoryEvent, MemoryNotification, MemoryStore, UniquenessViolation
+from pipeline.adapters.memory_store import MemoryEvent, MemoryStore, UniquenessViolation
+from pipeline.adapters.store_records import Notification
 from pipeline.domain.model import DeadlineKind, EventStatus, MatchOutcome, NotificationKind, NotificationStatus
 from pipeline.service import handlers
 from pipeline.service.dispatch import process
@@ -32,7 +33,7 @@ def run(store: MemoryStore, ctx: Context, body: dict[str, Any], now: datetime = 
     return stored
 
 
-def notes(store: MemoryStore, event: MemoryEvent) -> dict[str, MemoryNotification]:
+def notes(store: MemoryStore, event: MemoryEvent) -> dict[str, Notification]:
     found = {n.recipient_role: n for n in store.notifications if n.event_id == event.event_id}
     assert len(found) == len([n for n in store.notifications if n.event_id == event.event_id]), "one per role"
     return found
