@@ -17,7 +17,6 @@ inserted, as it is by then, with the batch's other new events in one statement.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,30 +25,14 @@ from sqlalchemy import select as sa_select
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.effect_rows import CreatedRows, _Watched, values_of
+from pipeline.adapters.store_records import Event
 
 EVENT: Table = t.Event.__table__  # type: ignore[attr-defined]
 
 
-@dataclass(eq=False)
-class EventRow(_Watched):
-    """An event read or stored in this unit of work (``pipeline.ports.records.EventRecord``)."""
-
-    event_id: str
-    event_type: str
-    content_hash: str
-    record_json: str
-    received_at: datetime
-    seq: int | None = None  # None for an event this unit of work stores (the database numbers it)
-    producer_id: int | None = None
-    status: str = "accepted"
-    processed_at: datetime | None = None
-    match_outcome: str | None = None
-    child_id: str | None = None
-    match_json: str | None = None
-    error: str | None = None
-    attempts: int = 0
-    next_attempt_at: datetime | None = None
-    held_at: datetime | None = None
+class EventRow(_Watched, Event):
+    """An event this unit of work claimed, read or stored, watched for changes (``seq`` is None for one it
+    stores until it is read again: the database numbers it)."""
 
 
 class EventRows(CreatedRows):

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pipeline import codec
 from pipeline.adapters.match_index import ReferenceIndex, ReferenceRow
 from pipeline.adapters.memory_store_missing import MemoryEpisodes, MemoryTriggerMeeting
-from pipeline.adapters.store_records import Deadline, Episode, Notification
+from pipeline.adapters.store_records import Deadline, Episode, Event, Notification
 from pipeline.domain.delivery import DeliveryState
 from pipeline.domain.fellegi_sunter import Parameters
 from pipeline.domain.matching import exact_identity
@@ -57,24 +57,7 @@ class UniquenessViolation(Exception):
     """A write the SQL schema would refuse with an IntegrityError (a unique constraint or index)."""
 
 
-@dataclass
-class MemoryEvent:
-    event_id: str
-    event_type: str
-    record_json: str
-    content_hash: str
-    received_at: datetime
-    seq: int | None = None
-    producer_id: int | None = None
-    status: str = EventStatus.ACCEPTED
-    processed_at: datetime | None = None
-    match_outcome: str | None = None
-    child_id: str | None = None
-    match_json: str | None = None
-    error: str | None = None
-    attempts: int = 0
-    next_attempt_at: datetime | None = None
-    held_at: datetime | None = None
+MemoryEvent = Event  # the fake keeps the records both adapters share (pipeline/adapters/store_records.py)
 
 
 @dataclass
