@@ -6,9 +6,11 @@ The web session and login policy (how long a session lives, when logins are thro
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, update
 from sqlalchemy import select as core_select
@@ -115,6 +117,62 @@ def enabled_user_holding_token(engine: Engine, token_hash: str) -> UserRow | Non
     with engine.connect() as connection:
         row = connection.execute(_USER_HOLDING_TOKEN, {"token_hash": token_hash}).first()
     return UserRow(*row) if row is not None else None
+
+
+class TokenLookup:
+    """``enabled_user_holding_token`` for every request, at the cost of the query alone.
+
+    On an SQLite file each thread that asks (the event loop, in practice) gets a DBAPI connection of its own,
+    opened once with the engine's connect arguments and kept: the same query, compiled once for the dialect,
+    runs on it in autocommit mode, so there is no pool check-out, no BEGIN and no rollback around it. Each
+    query is its own read transaction and sees every commit made before it, by this process or another (the
+    CLI disabling a user): still nothing cached. Elsewhere (PostgreSQL, an in-memory SQLite) it is
+    ``enabled_user_holding_token`` on the engine's pool."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        database = engine.url.database
+        self._own_connections = engine.dialect.name == "sqlite" and bool(database) and database != ":memory:"
+        compiled = _USER_HOLDING_TOKEN.compile(dialect=engine.dialect)
+        self._sql = str(compiled)
+        self._processors = [column.type.dialect_impl(engine.dialect).result_processor(engine.dialect, None)
+                            for column in _USER_HOLDING_TOKEN.selected_columns]
+        self._local = threading.local()
+        self._opened: list[Any] = []
+        self._lock = threading.Lock()
+
+    def user(self, token_hash: str) -> UserRow | None:
+        if not self._own_connections:
+            return enabled_user_holding_token(self._engine, token_hash)
+        rows = self._connection().execute(self._sql, (token_hash,)).fetchall()  # read to the end: no open read
+        if not rows:
+            return None
+        row = rows[0]
+        values: list[Any] = [value if process is None else process(value)
+                             for process, value in zip(self._processors, row, strict=True)]
+        return UserRow(*values)
+
+    def _connection(self) -> Any:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            dialect = self._engine.dialect
+            args, kwargs = dialect.create_connect_args(self._engine.url)
+            # Used by this thread only; closed by whichever thread disposes of the store.
+            connection = dialect.loaded_dbapi.connect(*args, **{**kwargs, "check_same_thread": False, "timeout": 30})
+            connection.isolation_level = None  # autocommit: each query reads the newest commit
+            connection.execute("PRAGMA query_only=ON")
+            with self._lock:
+                self._opened.append(connection)
+            self._local.connection = connection
+        return connection
+
+    def close(self) -> None:
+        """Close every connection opened so far (a thread that asks again opens a new one)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            connection.close()
+        self._local = threading.local()
 
 
 def add_web_session(session: Session, token_hash: str, user_id: int, csrf_token: str, now: datetime) -> None:

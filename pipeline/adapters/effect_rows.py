@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.driver_statements import DriverStatement
 from pipeline.adapters.store_records import Deadline, Episode, Notification
 
 NOTIFICATION: Table = t.Notification.__table__  # type: ignore[attr-defined]
@@ -76,9 +77,9 @@ class CreatedRows:
     def __init__(self, table: Table, key: str = "id") -> None:
         self.table = table
         self.key = key  # the records' primary key attribute
-        self._insert = table.insert().inline()  # nothing read back: it may be pipelined
+        self._insert = DriverStatement(table.insert().inline())  # nothing read back: it may be pipelined
         # The SET clause follows each executemany's parameter names (the changed columns).
-        self._update = table.update().where(table.c[key] == bindparam("record_key"))
+        self._update = DriverStatement(table.update().where(table.c[key] == bindparam("record_key")))
         self.by_id: dict[str, Any] = {}
         self._order: list[str] = []  # creation order: a savepoint drops what was created after its mark
         self._buffered: list[Any] = []
@@ -129,7 +130,7 @@ class CreatedRows:
         if self._buffered:
             records, self._buffered = self._buffered, []
             rows = [values_of(record) for record in records]
-            connection.execute(self._insert, rows)
+            self._insert.run_many(connection, rows)
             for record, row in zip(records, rows, strict=True):
                 self._stored[self._key(record)] = row
                 object.__setattr__(record, "_watcher", self)
@@ -149,7 +150,7 @@ class CreatedRows:
                 updates.setdefault(tuple(sorted(columns)), []).append({"record_key": key, **columns})
                 self._stored[key] = now
         for rows in updates.values():
-            connection.execute(self._update, rows)
+            self._update.run_many(connection, rows)
 
     def mark(self, savepoint: object) -> None:
         """A savepoint begins (after a write: nothing buffered): remember what was there and as what."""

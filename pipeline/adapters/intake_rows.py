@@ -12,13 +12,15 @@ storage port for its dead letters, and the database's refusals come back as ``Ev
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
@@ -111,10 +113,90 @@ class IntakeUnit:
         return self._port
 
 
+class SqliteIntakeStatements:
+    """The intake's two statements compiled once for SQLite, from the Core statements above, to run on the
+    DBAPI cursor of ``Store.sqlite_write``: the same SQL and the same stored values (``received_at`` through its
+    column type's own bind processing), without a Session or Core execution per group commit."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        compiled = _INSERT.compile(dialect=dialect, column_keys=list(_INSERTED))
+        assert tuple(compiled.positiontup or ()) == _INSERTED, "the insert's parameters in the expected order"
+        self.insert_sql = str(compiled)
+        self._instant = EVENTS.c.received_at.type.dialect_impl(dialect).bind_processor(dialect)
+        self._dialect = dialect
+        self._stored_sql: dict[int, str] = {}
+
+    def stored_sql(self, count: int) -> str:
+        sql = self._stored_sql.get(count)
+        if sql is None:
+            sql = str(_STORED.params(ids=[""] * count).compile(dialect=self._dialect,
+                                                               compile_kwargs={"render_postcompile": True}))
+            self._stored_sql[count] = sql
+        return sql
+
+    def instant(self, value: datetime) -> Any:
+        return self._instant(value) if self._instant is not None else value
+
+
+_INSERTED = ("event_id", "event_type", "producer_id", "content_hash", "record_json", "received_at", "status",
+             "attempts")
+_STATEMENTS: dict[str, SqliteIntakeStatements] = {}
+
+
+def _sqlite_statements(dialect: Dialect) -> SqliteIntakeStatements:
+    statements = _STATEMENTS.get(dialect.name)
+    if statements is None:
+        statements = _STATEMENTS[dialect.name] = SqliteIntakeStatements(dialect)
+    return statements
+
+
+class SqliteIntakeUnit(IntakeUnit):
+    """An intake transaction with no dead letter on SQLite: the batch's two statements on the DBAPI cursor."""
+
+    def __init__(self, cursor: Any, statements: SqliteIntakeStatements) -> None:
+        self._cursor = cursor
+        self._statements = statements
+
+    def stored_events(self, event_ids: Iterable[str]) -> dict[str, IntakeRow]:
+        ids = list(dict.fromkeys(event_ids))
+        found: dict[str, IntakeRow] = {}
+        for start in range(0, len(ids), IDS_PER_QUERY):
+            chunk = ids[start:start + IDS_PER_QUERY]
+            for event_id, event_type, producer_id, content_hash, status in self._cursor.execute(
+                    self._statements.stored_sql(len(chunk)), chunk).fetchall():
+                found[event_id] = IntakeRow(event_id, event_type, producer_id, content_hash, status=status)
+        return found
+
+    def insert_events(self, rows: Sequence[IntakeRow]) -> None:
+        if not rows:
+            return
+        received_at = self._statements.instant(t.utcnow())
+        self._cursor.executemany(self._statements.insert_sql, [
+            (row.event_id, row.event_type, row.producer_id, row.content_hash, row.record_json, received_at,
+             "accepted", 0) for row in rows])
+
+    @property
+    def port(self) -> StorePort:
+        raise TypeError("a transaction with dead letters is opened with intake_transaction(store, dead_letters=True)")
+
+
 @contextmanager
-def intake_transaction(store: Store) -> Iterator[IntakeUnit]:
+def intake_transaction(store: Store, dead_letters: bool = True) -> Iterator[IntakeUnit]:
     """One writing transaction of the intake, committed (on disk) when the block ends; rolled back if it raises.
-    A unique-constraint clash comes out as ``EventIdTaken``, any other database error as ``StoreWriteFailed``."""
+    A unique-constraint clash comes out as ``EventIdTaken``, any other database error as ``StoreWriteFailed``.
+
+    Without dead letters (the usual group commit: valid events only) on SQLite, the statements run on the pooled
+    DBAPI connection itself (``Store.sqlite_write``); with them, or on PostgreSQL, in a Session, whose storage port
+    writes the dead letters and their outbox rows."""
+    if not dead_letters and not store.is_postgres:
+        try:
+            with store.sqlite_write() as cursor:
+                yield SqliteIntakeUnit(cursor, _sqlite_statements(store.engine.dialect))
+        except sqlite3.IntegrityError as error:
+            raise EventIdTaken("an event_id of this transaction was stored by another writer") from error
+        except sqlite3.Error as error:
+            raise StoreWriteFailed(type(error).__name__) from error
+        return
     try:
         with store.transaction() as session:
             yield IntakeUnit(session, store.is_postgres)

@@ -29,6 +29,7 @@ from sqlmodel import Session, col, select
 from pipeline.adapters import event_queue
 from pipeline.adapters import tables as t
 from pipeline.adapters.deliveries import team_of_person
+from pipeline.adapters.driver_statements import DriverStatement
 from pipeline.adapters.effect_rows import (
     DEADLINE,
     EPISODE,
@@ -72,9 +73,9 @@ CHILD: Table = t.Child.__table__  # type: ignore[attr-defined]
 MODEL: Table = t.MatchModel.__table__  # type: ignore[attr-defined]
 CHANGE: Table = t.ReferenceChange.__table__  # type: ignore[attr-defined]
 # Inline: no generated key read back (nothing reads them), so they can go in a pipeline (``pipelined``).
-AUDIT_INSERT = t.AuditEntry.__table__.insert().inline()  # type: ignore[attr-defined]
-OUTBOX_INSERT = t.Outbox.__table__.insert().inline()  # type: ignore[attr-defined]
-DELIVERY_INSERT = t.Delivery.__table__.insert().inline()  # type: ignore[attr-defined]
+AUDIT_INSERT = DriverStatement(t.AuditEntry.__table__.insert().inline())  # type: ignore[attr-defined]
+OUTBOX_INSERT = DriverStatement(t.Outbox.__table__.insert().inline())  # type: ignore[attr-defined]
+DELIVERY_INSERT = DriverStatement(t.Delivery.__table__.insert().inline())  # type: ignore[attr-defined]
 # A new delivery row's columns the caller does not give, at the table class's defaults.
 NEW_DELIVERY = {"position": 0, "attempts": 0, "ambiguous_resends": 0, "provider": None, "provider_ref": None,
                 "last_outcome": None, "last_error": None, "last_attempt_at": None}
@@ -130,32 +131,35 @@ def _involvements_of(by_upn: bool, by_nhs: bool) -> Any:
 
 _PUPILS_BY_UPN = sa_select(PUPIL).where(PUPIL.c.upn.in_(bindparam("upns", expanding=True)),
                                         PUPIL.c.ended_at.is_(None)).order_by(PUPIL.c.upn)
-# One UPN (a linked pupil, nearly every event): no expanding parameter, so the SQL is not re-rendered each time.
-_PUPIL_OF_ONE_UPN = sa_select(PUPIL).where(PUPIL.c.upn == bindparam("upn"), PUPIL.c.ended_at.is_(None))
+# One UPN (a linked pupil, nearly every event): no expanding parameter, so it runs on the driver's cursor.
+# The per-event statements below are DriverStatements (pipeline/adapters/driver_statements.py).
+_PUPIL_OF_ONE_UPN = DriverStatement(sa_select(PUPIL).where(PUPIL.c.upn == bindparam("upn"),
+                                                           PUPIL.c.ended_at.is_(None)))
 _INVOLVEMENTS_OF = {(by_upn, by_nhs): _involvements_of(by_upn, by_nhs)
                     for by_upn in (False, True) for by_nhs in (False, True)}
 _HOME_EDUCATED = sa_select(EHE.c.row_key).where(EHE.c.nhs_number.in_(bindparam("nhs", expanding=True)),
                                                 EHE.c.ended_at.is_(None)).limit(1)
-_PERSON_OF_CHILD = sa_select(CHILD.c.person_key).where(CHILD.c.child_id == bindparam("child_id"))
-_PUPIL_BY_UPN = sa_select(PUPIL).where(PUPIL.c.upn == bindparam("upn"))
-_INVOLVEMENTS_OF_PUPIL = sa_select(INVOLVEMENT).where(INVOLVEMENT.c.ended_at.is_(None), or_(
+_PERSON_OF_CHILD = DriverStatement(sa_select(CHILD.c.person_key).where(CHILD.c.child_id == bindparam("child_id")))
+_PUPIL_BY_UPN = DriverStatement(sa_select(PUPIL).where(PUPIL.c.upn == bindparam("upn")))
+_INVOLVEMENTS_OF_PUPIL = DriverStatement(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.ended_at.is_(None), or_(
     INVOLVEMENT.c.upn == bindparam("upn"),
     and_(INVOLVEMENT.c.upn.is_(None), INVOLVEMENT.c.family_key == bindparam("family_key"),
-         INVOLVEMENT.c.date_of_birth == bindparam("date_of_birth")))).order_by(INVOLVEMENT.c.row_key)
-_INVOLVEMENTS_BY_NHS = sa_select(INVOLVEMENT).where(INVOLVEMENT.c.nhs_number == bindparam("nhs")) \
-    .order_by(INVOLVEMENT.c.row_key)
-_INVOLVEMENT_BY_KEY = sa_select(INVOLVEMENT).where(INVOLVEMENT.c.row_key == bindparam("key"))
-_EHE_BY_NHS = sa_select(EHE).where(EHE.c.nhs_number == bindparam("nhs")).order_by(EHE.c.row_key)
-_EHE_BY_KEY = sa_select(EHE).where(EHE.c.row_key == bindparam("key"))
-_CHILD_OF_PERSON = sa_select(CHILD.c.child_id).where(CHILD.c.person_key == bindparam("person_key"))
-_LOCK_CHILD = sa_select(CHILD.c.child_id).where(CHILD.c.child_id == bindparam("child_id")).with_for_update()
+         INVOLVEMENT.c.date_of_birth == bindparam("date_of_birth")))).order_by(INVOLVEMENT.c.row_key))
+_INVOLVEMENTS_BY_NHS = DriverStatement(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.nhs_number == bindparam("nhs"))
+                                       .order_by(INVOLVEMENT.c.row_key))
+_INVOLVEMENT_BY_KEY = DriverStatement(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.row_key == bindparam("key")))
+_EHE_BY_NHS = DriverStatement(sa_select(EHE).where(EHE.c.nhs_number == bindparam("nhs")).order_by(EHE.c.row_key))
+_EHE_BY_KEY = DriverStatement(sa_select(EHE).where(EHE.c.row_key == bindparam("key")))
+_CHILD_OF_PERSON = DriverStatement(sa_select(CHILD.c.child_id).where(CHILD.c.person_key == bindparam("person_key")))
+_LOCK_CHILD = DriverStatement(sa_select(CHILD.c.child_id).where(CHILD.c.child_id == bindparam("child_id"))
+                              .with_for_update())
 
 
 @functools.cache
-def _guarded_insert(table: Table, postgres: bool) -> Any:
+def _guarded_insert(table: Table, postgres: bool) -> DriverStatement:
     """``INSERT ... ON CONFLICT DO NOTHING RETURNING <primary key>`` into ``table``, per dialect."""
-    return (pg_insert if postgres else sqlite_insert)(table).on_conflict_do_nothing() \
-        .returning(*table.primary_key.columns)
+    return DriverStatement((pg_insert if postgres else sqlite_insert)(table).on_conflict_do_nothing()
+                           .returning(*table.primary_key.columns))
 
 
 _UNREAD: Any = object()  # a version not read yet in this unit of work
@@ -261,13 +265,13 @@ class Repository(EpisodeQueries):
             self._events.write(connection)
             if self._audit_rows:
                 rows, self._audit_rows = self._audit_rows, []
-                connection.execute(AUDIT_INSERT, rows)
+                AUDIT_INSERT.run_many(connection, rows)
             if self._outbox_rows:
                 rows, self._outbox_rows = self._outbox_rows, []
-                connection.execute(OUTBOX_INSERT, rows)
+                OUTBOX_INSERT.run_many(connection, rows)
             if self._delivery_rows:
                 rows, self._delivery_rows = self._delivery_rows, []
-                connection.execute(DELIVERY_INSERT, rows)
+                DELIVERY_INSERT.run_many(connection, rows)
 
     def _children_committed(self, _session: Session) -> None:
         if self._issued is not None:
@@ -341,7 +345,7 @@ class Repository(EpisodeQueries):
         return self._child_facts(child_id, members, identity, day)
 
     def _child_facts(self, child_id: str, members: list[Candidate], identity: Identity, day: date,
-                     pupils: Sequence[Row[Any]] | None = None) -> ChildFacts:
+                     pupils: Sequence[Any] | None = None) -> ChildFacts:
         """``child_facts``; ``pupils``: the members' current pupil rows when the caller has just read them."""
         upns = {m.upn for m in members if m.upn}
         nhs = {m.identity.nhs_number for m in members if m.identity.nhs_number}
@@ -349,7 +353,7 @@ class Repository(EpisodeQueries):
         enrolments: list[Enrolment] = []
         if upns:
             if pupils is None:
-                pupils = connection.execute(_PUPIL_OF_ONE_UPN, {"upn": next(iter(upns))}).all() if len(upns) == 1 \
+                pupils = _PUPIL_OF_ONE_UPN.rows(connection, {"upn": next(iter(upns))}) if len(upns) == 1 \
                     else connection.execute(_PUPILS_BY_UPN, {"upns": sorted(upns)}).all()
             for pupil in pupils:
                 school = self.school(pupil.school_urn)
@@ -386,7 +390,7 @@ class Repository(EpisodeQueries):
             self._new_children.add(child_id)
         else:  # issued before, or by another transaction a moment ago: theirs
             connection = self.session.connection()
-            child_id = str(connection.execute(_CHILD_OF_PERSON, {"person_key": person_key}).one().child_id)
+            child_id = str(_CHILD_OF_PERSON.rows(connection, {"person_key": person_key})[0].child_id)
         self._children_seen[person_key] = child_id
         self._person_of_child[child_id] = person_key
         return child_id
@@ -430,7 +434,7 @@ class Repository(EpisodeQueries):
         (nothing written) if a unique constraint or unique index (partial ones included) already holds such a row."""
         values = record if isinstance(record, dict) else {column.key: getattr(record, column.key)
                                                            for column in table.columns}
-        return self.session.connection().execute(_guarded_insert(table, self.postgres), values).first() is not None
+        return _guarded_insert(table, self.postgres).first(self.session.connection(), values) is not None
 
     def facts_for_child(self, child_id: str, day: date) -> ChildFacts | None:
         """Reference facts for a known child id, from its person key (plain rows, as ``child_facts`` reads them:
@@ -438,15 +442,15 @@ class Repository(EpisodeQueries):
         connection = self.session.connection()
         person_key = self._person_of_child.get(child_id)
         if person_key is None:
-            person_key = connection.execute(_PERSON_OF_CHILD, {"child_id": child_id}).scalar()
+            person_key = _PERSON_OF_CHILD.scalar(connection, {"child_id": child_id})
             if person_key is None:
                 return None
             self._person_of_child[child_id] = person_key
         kind, _, value = str(person_key).partition(":")
         members: list[Candidate] = []
-        pupils: list[Row[Any]] | None = None
+        pupils: list[Any] | None = None
         if kind == "upn":
-            pupil = connection.execute(_PUPIL_BY_UPN, {"upn": value}).first()
+            pupil = _PUPIL_BY_UPN.first(connection, {"upn": value})
             # The members' UPNs are this pupil's alone: child_facts needs no second read of it.
             pupils = [pupil] if pupil is not None and pupil.ended_at is None else []
             if pupil is not None:
@@ -454,21 +458,21 @@ class Repository(EpisodeQueries):
                                          school_urn=pupil.school_urn))
                 # Involvements recorded without a UPN but with exactly this pupil's identity are theirs too.
                 members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
-                            for inv in connection.execute(_INVOLVEMENTS_OF_PUPIL, {
+                            for inv in _INVOLVEMENTS_OF_PUPIL.rows(connection, {
                                 "upn": value, "family_key": pupil.family_key, "date_of_birth": pupil.date_of_birth})
                             if inv.upn == value or exact_identity(_pupil_identity(inv)) ==
                             exact_identity(_pupil_identity(pupil))]
         elif kind == "nhs":
             members += [Candidate("involvement", inv.row_key, _pupil_identity(inv))
-                        for inv in connection.execute(_INVOLVEMENTS_BY_NHS, {"nhs": value})]
+                        for inv in _INVOLVEMENTS_BY_NHS.rows(connection, {"nhs": value})]
             members += [Candidate("ehe", ehe.row_key, _pupil_identity(ehe))
-                        for ehe in connection.execute(_EHE_BY_NHS, {"nhs": value})]
+                        for ehe in _EHE_BY_NHS.rows(connection, {"nhs": value})]
         elif kind == "ehe":
             members += [Candidate("ehe", ehe.row_key, _pupil_identity(ehe))
-                        for ehe in connection.execute(_EHE_BY_KEY, {"key": value})]
+                        for ehe in _EHE_BY_KEY.rows(connection, {"key": value})]
         elif kind == "involvement":
             members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
-                        for inv in connection.execute(_INVOLVEMENT_BY_KEY, {"key": value})]
+                        for inv in _INVOLVEMENT_BY_KEY.rows(connection, {"key": value})]
         if not members:
             return None
         return self._child_facts(child_id, members, members[0].identity, day, pupils)
@@ -476,7 +480,7 @@ class Repository(EpisodeQueries):
     def lock_child(self, child_id: str) -> None:
         """Serialise per-child rules across workers (PostgreSQL row lock; SQLite writers are already serial)."""
         if self.postgres:  # Core on the session's connection: a lock, not an ORM load (and no flush)
-            self.session.connection().execute(_LOCK_CHILD, {"child_id": child_id}).first()
+            _LOCK_CHILD.rows(self.session.connection(), {"child_id": child_id})
 
     def deadline_rows(self, *where: Any, order: bool = False, limit: int | None = None,
                       skip_locked: bool = False) -> list[DeadlineRow]:

@@ -12,20 +12,23 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.driver_statements import DriverStatement
 from pipeline.adapters.effect_rows import DEADLINE, EPISODE, CreatedRows, DeadlineRow, EpisodeRow, values_of
 from pipeline.adapters.inbox import school_copies
 from pipeline.ports.records import NotificationRecord
 
 TRIGGER_MEETING: Table = t.TriggerMeeting.__table__  # type: ignore[attr-defined]
 AUDIT: Table = t.AuditEntry.__table__  # type: ignore[attr-defined]
-_LAST_MEETING = sa_select(TRIGGER_MEETING.c.held_at).where(TRIGGER_MEETING.c.child_id == bindparam("child_id")) \
-    .order_by(TRIGGER_MEETING.c.held_at.desc()).limit(1)
-# Episodes are read with Core and kept as plain records (effect_rows.EpisodeRow): statements built once.
-_EPISODE = sa_select(EPISODE).where(EPISODE.c.episode_id == bindparam("episode_id"))
-_EPISODE_FOR_UPDATE = _EPISODE.with_for_update()
-_EPISODES_OF_CHILD = sa_select(EPISODE).where(EPISODE.c.child_id == bindparam("child_id"))
-_FIRST_AUDIT_REASON = sa_select(AUDIT.c.reason).where(
-    AUDIT.c.subject_id == bindparam("subject_id"), AUDIT.c.action == bindparam("action")).order_by(AUDIT.c.id).limit(1)
+_LAST_MEETING = DriverStatement(sa_select(TRIGGER_MEETING.c.held_at).where(
+    TRIGGER_MEETING.c.child_id == bindparam("child_id")).order_by(TRIGGER_MEETING.c.held_at.desc()).limit(1))
+# Episodes are read with Core and kept as plain records (effect_rows.EpisodeRow): statements built once, run on
+# the driver's cursor (pipeline/adapters/driver_statements.py).
+_EPISODE = DriverStatement(sa_select(EPISODE).where(EPISODE.c.episode_id == bindparam("episode_id")))
+_EPISODE_FOR_UPDATE = DriverStatement(_EPISODE.statement.with_for_update())
+_EPISODES_OF_CHILD = DriverStatement(sa_select(EPISODE).where(EPISODE.c.child_id == bindparam("child_id")))
+_FIRST_AUDIT_REASON = DriverStatement(sa_select(AUDIT.c.reason).where(
+    AUDIT.c.subject_id == bindparam("subject_id"), AUDIT.c.action == bindparam("action")).order_by(AUDIT.c.id).limit(1))
+_TRIGGER_MEETING_INSERT = DriverStatement(insert(TRIGGER_MEETING))
 
 
 class EpisodeQueries:
@@ -56,9 +59,8 @@ class EpisodeQueries:
         if self._episodes:
             self._episodes.write(self.session.connection())
 
-    def _episode_row(self, query: Any, episode_id: str) -> EpisodeRow | None:
-        found = self._episodes.loaded(self.session.connection().execute(query, {"episode_id": episode_id}),
-                                      EpisodeRow)
+    def _episode_row(self, query: DriverStatement, episode_id: str) -> EpisodeRow | None:
+        found = self._episodes.loaded(query.rows(self.session.connection(), {"episode_id": episode_id}), EpisodeRow)
         return found[0] if found else None
 
     def episode(self, episode_id: str) -> EpisodeRow | None:
@@ -71,7 +73,7 @@ class EpisodeQueries:
             return known  # SQLite: this unit of work holds the database's write lock from its start
         query = _EPISODE_FOR_UPDATE if self.postgres else _EPISODE
         if known is not None:  # read earlier without the lock: read again, locked
-            row = self.session.connection().execute(query, {"episode_id": episode_id}).first()
+            row = query.first(self.session.connection(), {"episode_id": episode_id})
             if row is not None:
                 self._episodes.refreshed(known, row)
                 self._locked_episodes.add(episode_id)
@@ -93,7 +95,7 @@ class EpisodeQueries:
         # not written for this read: they go in one statement per set of columns at the commit).
         # A child this unit of work created has no stored episode: only those linked to it here.
         stored = [] if child_id in self._new_children else self._episodes.loaded(
-            self.session.connection().execute(_EPISODES_OF_CHILD, {"child_id": child_id}), EpisodeRow)
+            _EPISODES_OF_CHILD.rows(self.session.connection(), {"child_id": child_id}), EpisodeRow)
         found = {row.episode_id: row for row in stored if row.child_id == child_id}
         for row in self._episodes.by_id.values():
             if row.child_id == child_id and row.episode_id not in found:
@@ -109,13 +111,13 @@ class EpisodeQueries:
     def last_trigger_meeting_held(self, child_id: str) -> datetime | None:
         if child_id in self._new_children:
             return None  # a child created in this unit of work (add_trigger_meeting takes it off the list)
-        held: datetime | None = self.session.connection().execute(_LAST_MEETING, {"child_id": child_id}).scalar()
+        held: datetime | None = _LAST_MEETING.scalar(self.session.connection(), {"child_id": child_id})
         return held
 
     def add_trigger_meeting(self, child_id: str, held_at: datetime, outcome: str, event_id: str) -> None:
         # Written at once (not an ORM row flushed later), so ``last_trigger_meeting_held`` reads it without a flush.
         self._new_children.discard(child_id)
-        self.session.connection().execute(insert(TRIGGER_MEETING), {
+        _TRIGGER_MEETING_INSERT.run(self.session.connection(), {
             "child_id": child_id, "held_at": held_at, "outcome": outcome, "event_id": event_id})
 
     def rebind_deadline(self, deadline: Any, child_id: str) -> None:
@@ -124,8 +126,8 @@ class EpisodeQueries:
         self._deadlines.write(self.session.connection())
 
     def first_audit_reason(self, subject_id: str, action: str) -> str | None:
-        reason: str | None = self.session.connection().execute(
-            _FIRST_AUDIT_REASON, {"subject_id": subject_id, "action": action}).scalar()
+        reason: str | None = _FIRST_AUDIT_REASON.scalar(self.session.connection(),
+                                                        {"subject_id": subject_id, "action": action})
         return reason
 
     # ---- casework ----------------------------------------------------------------------------------

@@ -36,19 +36,20 @@ async def current_user(request: Request, authorization: Annotated[str | None, He
     otherwise. A change through the API always needs the bearer token (the web app's forms have their own
     routes, with CSRF protection).
 
-    The token is looked up afresh on every request (nothing cached: a disabled user's token is refused at once).
-    On SQLite that lookup is one indexed read in this process, which under WAL never waits for a writer, so it
-    runs here on the event loop: a hop to the thread pool cost more than the read. A PostgreSQL lookup is a
-    round trip, and a web session is resumed in a write transaction: both stay in the thread pool."""
+    The token is looked up afresh on every request (nothing cached: a disabled user's token is refused at once,
+    whichever process disabled it). On SQLite that lookup is one indexed read in this process, on a connection
+    kept for it (``Store.tokens``), which under WAL never waits for a writer, so it runs here on the event loop:
+    a hop to the thread pool cost more than the read. A PostgreSQL lookup is a round trip, and a web session is
+    resumed in a write transaction: both stay in the thread pool."""
     store = services_of(request).store
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
         if not token:
             user = None
         elif store.is_postgres:
-            user = await run_in_threadpool(user_for_token, store.engine, token)
+            user = await run_in_threadpool(user_for_token, store.tokens, token)
         else:
-            user = user_for_token(store.engine, token)
+            user = user_for_token(store.tokens, token)
     elif request.method in ("GET", "HEAD"):
         visitor = await run_in_threadpool(visitor_of, request)
         user = visitor.user if visitor is not None else None

@@ -228,7 +228,7 @@ class Intake:
         """One transaction: one query for the batch's ids already stored, one multi-row insert of the new."""
         new: list[Pending] = []
         try:
-            with intake_transaction(self.store) as unit:
+            with intake_transaction(self.store, dead_letters=bool(dead)) as unit:
                 stored = unit.stored_events(item.row.event_id for item in pending)
                 for item in pending:
                     existing = stored.get(item.row.event_id)
@@ -314,7 +314,7 @@ class Intake:
         worker already stored (and perhaps processed) it, in which case its current status."""
         row = self._row(event_type, record, producer_id)
         try:
-            with intake_transaction(self.store) as unit:
+            with intake_transaction(self.store, dead_letters=False) as unit:
                 unit.insert_events([row])
         except EventIdTaken:
             known = self.known(event_type, record, producer_id)

@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine
 from sqlmodel import Session
 
 from pipeline.adapters import accounts
-from pipeline.adapters.accounts import user_by_email
+from pipeline.adapters.accounts import TokenLookup, user_by_email
 from pipeline.domain.model import Role
 
 if TYPE_CHECKING:
@@ -82,9 +81,10 @@ def add_user(session: Session, role: str, email: str, school_urn: str | None = N
     return user, issue_token(session, user)
 
 
-def user_for_token(engine: Engine, token: str) -> User | None:
-    """The user holding an API token, or None when the token is unknown or its user is disabled."""
-    return accounts.enabled_user_holding_token(engine, token_hash(token))
+def user_for_token(tokens: TokenLookup, token: str) -> User | None:
+    """The user holding an API token, or None when the token is unknown or its user is disabled (read afresh
+    for every request: a disabled user's token is refused on the next one)."""
+    return tokens.user(token_hash(token))
 
 
 def check_password(session: Session, email: str, password: str) -> User | None:

@@ -4,7 +4,7 @@ in-memory fake, SQLite and PostgreSQL give the same answers (one test per port m
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -103,6 +103,31 @@ def test_trigger_meetings_held_and_the_latest(store_backend: Backend) -> None:
     with store_backend.units.unit_of_work() as port:
         assert port.last_trigger_meeting_held(child) == NOW - timedelta(days=2)
         assert port.last_trigger_meeting_held(other) is None
+
+
+def test_instants_come_back_the_same_instant_to_the_microsecond(store_backend: Backend) -> None:
+    # Offsets other than UTC, microseconds and none: an episode's columns (an insert, then an update of the
+    # changed ones), a trigger meeting and a guarded deadline insert, each read back in a later unit of work.
+    reported = datetime(2026, 11, 24, 21, 5, 7, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    seen = datetime(2026, 11, 24, 4, 0, tzinfo=timezone(timedelta(hours=-8)))
+    held = datetime(2026, 11, 25, 9, 30, 0, 999999, tzinfo=timezone(timedelta(hours=1)))
+    with store_backend.units.unit_of_work() as port:
+        child = port.child_id("upn:A999100100001")
+        episode = port.episode_for_update("EP-T")
+        episode.child_id, episode.reported_at, episode.last_seen_at = child, reported, seen
+        port.add_trigger_meeting(child, held, "PLAN_AGREED", "ev-1")
+        meeting = port.add_deadline(_meeting(due=reported), "trigger:EP-T", NOW, event_id="ev-1", child_id=child,
+                                    once=True)
+        assert meeting is not None
+    with store_backend.units.unit_of_work() as port:
+        stored = port.episode("EP-T")
+        deadline = port.deadline(meeting.id)
+        assert stored is not None and deadline is not None
+        for got, wanted in ((stored.reported_at, reported), (stored.last_seen_at, seen),
+                            (port.last_trigger_meeting_held(child), held), (deadline.due_at, reported),
+                            (deadline.next_step_at, reported)):
+            assert got is not None and got == wanted
+            assert got.astimezone(UTC).replace(tzinfo=None) == wanted.astimezone(UTC).replace(tzinfo=None)
 
 
 def test_open_trigger_meeting_of_a_child(store_backend: Backend) -> None:

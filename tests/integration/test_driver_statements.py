@@ -1,0 +1,105 @@
+"""pipeline/adapters/driver_statements.py on SQLite and PostgreSQL: what a ``DriverStatement`` stores and returns
+is what SQLAlchemy's ``Connection.execute`` and the ORM store and return (values and their Python types), its
+errors are SQLAlchemy's, and statement listeners see it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy.exc import IntegrityError
+
+from pipeline.adapters import tables as t
+from pipeline.adapters.driver_statements import DriverStatement
+from pipeline.adapters.effect_rows import values_of
+from pipeline.adapters.repository import CHILD, EHE, INVOLVEMENT, PUPIL, SCHOOL
+from pipeline.adapters.store import Store
+from tests.support.store_ports import statements_run
+
+REPORTED = datetime(2026, 11, 24, 21, 5, 7, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+SEEN = datetime(2026, 11, 24, 4, 0, tzinfo=timezone(timedelta(hours=-8)))
+UPDATED = datetime(2026, 11, 25, 9, 30, 0, 999999, tzinfo=UTC)
+
+
+def _typed(rows: Any) -> list[list[tuple[str, type, Any]]]:
+    return [[(name, type(value), value) for name, value in row._mapping.items()] for row in rows]
+
+
+@pytest.mark.parametrize("statement, params", [
+    (select(SCHOOL).order_by(SCHOOL.c.urn), {}),  # booleans, an instant
+    (select(PUPIL).where(PUPIL.c.upn == bindparam("upn")), {"upn": "A999100100001"}),  # dates
+    (select(PUPIL).where(PUPIL.c.ended_at.is_(None)).order_by(PUPIL.c.upn).limit(3), {}),  # a literal LIMIT
+    (select(INVOLVEMENT).order_by(INVOLVEMENT.c.row_key), {}),
+    (select(EHE).order_by(EHE.c.row_key), {}),
+])
+def test_rows_are_what_connection_execute_returns(sql_store: Store, statement: Any, params: dict[str, Any]) -> None:
+    driver = DriverStatement(statement)
+    with sql_store.transaction() as session:
+        connection = session.connection()
+        expected = connection.execute(statement, params).all()
+        got = driver.rows(connection, params)
+    assert expected and _typed(got) == _typed(expected)
+    assert [tuple(row) for row in got] == [tuple(row) for row in expected]
+    assert got[0]._fields == tuple(expected[0]._mapping)
+
+
+def test_an_episode_written_by_the_port_is_stored_and_read_as_the_orm_stores_and_reads_it(sql_store: Store) -> None:
+    values = {"reported_at": REPORTED, "last_seen_at": SEEN, "updated_at": UPDATED, "risk_grade": "HIGH",
+              "exploitation_flags": '["CSE"]'}
+    with sql_store.unit_of_work() as port:  # the driver's path: the insert, then the changed columns' update
+        episode = port.episode_for_update("EP-DRIVER")
+        for name, value in values.items():
+            setattr(episode, name, value)
+    with sql_store.transaction() as session:  # the ORM's path
+        session.add(t.MissingEpisode(episode_id="EP-ORM", **values))
+    with sql_store.transaction() as session:
+        stored = {row[0]: tuple(row[1:]) for row in session.connection().execute(text(
+            "SELECT episode_id, reported_at, last_seen_at, updated_at, risk_grade, exploitation_flags"
+            " FROM missingepisode"))}
+        assert stored["EP-DRIVER"] == stored["EP-ORM"]  # the same stored strings (SQLite) or timestamps
+        orm = {name: getattr(session.get(t.MissingEpisode, "EP-DRIVER"), name) for name in values_of(episode)}
+    with sql_store.unit_of_work() as port:
+        read = port.episode("EP-DRIVER")
+        assert read is not None
+        assert values_of(read) == orm
+        for name in ("reported_at", "last_seen_at", "updated_at"):
+            assert getattr(read, name).tzinfo is UTC and getattr(read, name) == values[name]
+        assert read.reported_at.microsecond == 123456
+
+
+def test_a_naive_datetime_is_refused_before_it_is_stored(sql_store: Store) -> None:
+    driver = DriverStatement(insert(CHILD))
+    with pytest.raises(ValueError, match="naive"), sql_store.transaction() as session:
+        driver.run(session.connection(), {"child_id": "c-1", "person_key": "upn:X", "created_at": datetime(2026, 1, 1)})
+
+
+def test_a_clash_is_sqlalchemys_integrity_error(sql_store: Store) -> None:
+    driver = DriverStatement(insert(CHILD))
+    row = {"child_id": "c-1", "person_key": "upn:X", "created_at": UPDATED}
+    with pytest.raises(IntegrityError), sql_store.transaction() as session:
+        driver.run(session.connection(), row)
+        driver.run_many(session.connection(), [{**row, "child_id": "c-2"}])  # the same person key
+    with sql_store.transaction() as session:
+        assert session.connection().execute(select(CHILD)).all() == []
+
+
+def test_statement_listeners_see_the_driver_statements(sql_store: Store) -> None:
+    with statements_run(sql_store) as statements, sql_store.unit_of_work() as port:
+        child = port.child_id("upn:A999100100001")
+        assert port.facts_for_child(child, UPDATED.date()) is not None
+    lowered = [s.lower() for s in statements]
+    assert any(s.startswith("insert into child") for s in lowered), statements
+    assert any(s.startswith("select pupil.upn") for s in lowered), statements
+
+
+def test_an_expanding_parameter_is_refused() -> None:
+    driver = DriverStatement(select(PUPIL).where(PUPIL.c.upn.in_(bindparam("upns", expanding=True))))
+    store = Store("sqlite://")
+    try:
+        with pytest.raises(ValueError, match="expanding"), store.engine.begin() as connection:
+            driver.rows(connection, {"upns": ["A"]})
+    finally:
+        store.dispose()
+

@@ -1,0 +1,48 @@
+"""The one conversion pipeline/adapters/driver_statements.py does itself instead of SQLAlchemy: an instant bound on
+SQLite. It must give the string SQLAlchemy's processors (``UTCDateTime`` then SQLite's ``DATETIME``) give."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.dialects import sqlite
+
+from pipeline.adapters.driver_statements import _sqlite_instant
+from pipeline.adapters.tables import UTCDateTime
+
+SQLALCHEMY = UTCDateTime()._cached_bind_processor(sqlite.dialect())
+OFFSETS = st.integers(min_value=-23 * 60 - 59, max_value=23 * 60 + 59).map(
+    lambda minutes: timezone(timedelta(minutes=minutes)))
+
+
+@given(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=st.just(UTC) | OFFSETS))
+def test_an_aware_instant_is_the_string_sqlalchemy_stores(value: datetime) -> None:
+    assert SQLALCHEMY is not None
+    assert _sqlite_instant(value) == SQLALCHEMY(value)
+
+
+def test_whole_seconds_keep_their_microseconds_and_old_years_their_four_digits() -> None:
+    assert _sqlite_instant(datetime(2026, 11, 24, 20, 0, tzinfo=UTC)) == "2026-11-24 20:00:00.000000"
+    assert _sqlite_instant(datetime(987, 1, 2, 3, 4, 5, 6, tzinfo=timezone(timedelta(hours=5, minutes=30)))) == \
+        "0987-01-01 21:34:05.000006"
+    assert _sqlite_instant(None) is None
+
+
+def test_a_naive_datetime_is_refused_as_sqlalchemy_refuses_it() -> None:
+    assert SQLALCHEMY is not None
+    naive = datetime(2026, 11, 24, 20, 0)
+    with pytest.raises(ValueError, match="naive"):
+        SQLALCHEMY(naive)
+    with pytest.raises(ValueError, match="naive"):
+        _sqlite_instant(naive)
+
+
+def test_the_same_instant_object_again_and_then_an_equal_one_in_another_zone() -> None:
+    instant = datetime(2026, 11, 24, 20, 0, 0, 5, tzinfo=UTC)
+    assert _sqlite_instant(instant) == _sqlite_instant(instant) == "2026-11-24 20:00:00.000005"
+    elsewhere = instant.astimezone(timezone(timedelta(hours=-3)))
+    assert _sqlite_instant(elsewhere) == "2026-11-24 20:00:00.000005"
+    assert _sqlite_instant(datetime(2026, 11, 24, 20, 0, 1, tzinfo=UTC)) == "2026-11-24 20:00:01.000000"
