@@ -46,8 +46,8 @@ class EventRows(CreatedRows):
         if self._buffered:
             records, self._buffered = self._buffered, []
             rows = [values_of(record) for record in records]
-            connection.execute(self._insert, [{name: value for name, value in row.items() if name != "seq"}
-                                              for row in rows])
+            self._insert.run_many(connection, [{name: value for name, value in row.items() if name != "seq"}
+                                               for row in rows])
             for record, row in zip(records, rows, strict=True):
                 self._stored[self._key(record)] = row
                 object.__setattr__(record, "_watcher", self)
