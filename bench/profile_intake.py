@@ -123,9 +123,13 @@ def instrument(stages: Stages) -> None:
     stages.wrap(Intake, "_decode", "validate")
     stages.wrap(Intake, "_store", "store")
     stages.wrap(consumer_module.IntakeConsumer, "pending", "claim")
-    stages.wrap(consumer_module, "claim_events", "claim")
-    if hasattr(consumer_module, "claim_due_events"):  # found and claimed by one query since branch embedded-latency
-        stages.wrap(consumer_module, "claim_due_events", "claim")
+    from pipeline.adapters.repository import Repository
+
+    # Found and claimed by one query since branch embedded-latency; through the storage port since events-core.
+    for name in ("claim_events", "claim_due_events"):
+        for owner in (consumer_module, Repository):
+            if hasattr(owner, name):
+                stages.wrap(owner, name, "claim")
     stages.wrap(dispatch, "record_of", "decode")
     stages.wrap(Context, "match", "match")
     stages.wrap(Session, "flush", "write")

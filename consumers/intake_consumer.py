@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from pipeline.adapters.event_queue import claim_due_events, claim_events, due_event_seqs
+from pipeline.adapters.event_queue import due_event_seqs
 from pipeline.adapters.store import Store
 from pipeline.service.dispatch import process
 from pipeline.service.handlers import Context
@@ -67,8 +67,7 @@ class IntakeConsumer:
 
     def _run_due(self, limit: int, seqs: list[int]) -> int:
         with self.store.unit_of_work() as repo:
-            events = claim_due_events(repo.session, self.clock(), limit, retries_only=self.retries_only,
-                                      postgres=self.store.is_postgres)
+            events = repo.claim_due_events(self.clock(), limit, retries_only=self.retries_only)
             seqs.extend(event.seq for event in events if event.seq is not None)
             for event in events:
                 process(repo, event, self.ctx, self.clock())
@@ -78,7 +77,7 @@ class IntakeConsumer:
         failed: list[tuple[int, Exception]] = []
         handled = 0
         with self.store.unit_of_work() as repo:
-            events = claim_events(repo.session, seqs, postgres=self.store.is_postgres)
+            events = {event.seq: event for event in repo.claim_events(seqs)}
             for seq in seqs:
                 event = events.get(seq)
                 if event is None:
@@ -95,9 +94,10 @@ class IntakeConsumer:
 
     def _failed(self, seq: int, error: Exception) -> None:
         with self.store.unit_of_work() as repo:
-            event = claim_events(repo.session, [seq], postgres=self.store.is_postgres).get(seq)
-            if event is None:
+            claimed = repo.claim_events([seq])
+            if not claimed:
                 return  # processed meanwhile, or held: nothing to record
+            event = claimed[0]
             record_failure(repo, event, error, self.retry, self.clock())
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:

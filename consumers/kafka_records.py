@@ -22,16 +22,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session
 
 from pipeline import codec
-from pipeline.adapters import tables as t
-from pipeline.adapters.event_queue import events_by_id
 from pipeline.adapters.faust_codec import Decoded
 from pipeline.adapters.metrics import EVENTS_DEAD_LETTERED
 from pipeline.adapters.repository import Repository
 from pipeline.bootstrap import Services
 from pipeline.domain.events import rule_errors
+from pipeline.ports import EventRecord
 from pipeline.service.dispatch import process
 from pipeline.service.intake import context_errors, publish_dead_letter
 from pipeline.service.retries import RetryPolicy, record_failure
@@ -127,24 +125,17 @@ def handle_batch(services: Services, deliveries: Sequence[Delivery], attempt: in
     return outcomes
 
 
-def _new_event(name: str, record: dict[str, Any], delivery: Delivery, now: datetime) -> t.Event:
-    return t.Event(event_id=record["event_id"], event_type=name, content_hash=codec.record_hash(name, record),
-                   record_json=json.dumps(codec.to_json(name, record)), received_at=now,
-                   producer_id=delivery.producer_id)
-
-
-def _claim(session: Session, existing: t.Event | None, name: str, record: dict[str, Any], delivery: Delivery,
-           now: datetime) -> t.Event | str:
+def _claim(repo: Repository, existing: EventRecord | None, name: str, record: dict[str, Any], delivery: Delivery,
+           now: datetime) -> EventRecord | str:
     """The event row to process for this record, or what the record is instead: a ``duplicate`` (its event
     was processed), ``retrying`` (its event failed before: the retry timer runs it), or a ``conflict`` (its
     event_id was stored with different content)."""
     if existing is None:
-        # Pending, not flushed: the batch's new events are written together at the next flush (the commit, the
-        # record's savepoint, or an ORM query that autoflushes; on PostgreSQL one INSERT for all of them). A
-        # second writer of the same event_id then fails that flush, and the caller goes record by record.
-        row = _new_event(name, record, delivery, now)
-        session.add(row)
-        return row
+        # Buffered, not written: the batch's new events are inserted together at the next write point (the commit
+        # or the record's savepoint), as they are by then, processed mark included. A second writer of the same
+        # event_id then fails that write, and the caller goes record by record.
+        return repo.store_event(name, record["event_id"], json.dumps(codec.to_json(name, record)),
+                                codec.record_hash(name, record), now, producer_id=delivery.producer_id)
     if existing.event_type != name or existing.content_hash != codec.record_hash(name, record):
         return "conflict"
     if existing.status != "accepted" or existing.processed_at is not None:
@@ -154,7 +145,7 @@ def _claim(session: Session, existing: t.Event | None, name: str, record: dict[s
     return existing  # the HTTP intake's record of it, waiting for this
 
 
-def _run(repo: Repository, event: t.Event, name: str, record: dict[str, Any], services: Services,
+def _run(repo: Repository, event: EventRecord, name: str, record: dict[str, Any], services: Services,
          now: datetime) -> None:
     """The event's handler, given the record the faust codec decoded (``codec.hand_over``), so the handler does
     not decode the stored JSON a second time."""
@@ -170,9 +161,9 @@ def _process_together(services: Services, deliveries: Sequence[Delivery], valid:
     with services.store.transaction() as session:
         repo = services.store.repository(session)
         ids = [record["event_id"] for _, _, record in valid]
-        known = {e.event_id: e for e in events_by_id(session, ids, postgres=services.store.is_postgres)}
+        known: dict[str, EventRecord] = {e.event_id: e for e in repo.events_by_id(ids)}
         for index, name, record in valid:
-            claimed = _claim(session, known.get(record["event_id"]), name, record, deliveries[index], now)
+            claimed = _claim(repo, known.get(record["event_id"]), name, record, deliveries[index], now)
             if isinstance(claimed, str):
                 decided[index] = claimed
                 continue
@@ -189,28 +180,26 @@ def _process(services: Services, deliveries: Sequence[Delivery], valid: list[tup
         repo = services.store.repository(session)
         for index, name, record in valid:
             try:
-                with session.begin_nested():
-                    found = events_by_id(session, [record["event_id"]], postgres=services.store.is_postgres)
-                    claimed = _claim(session, found[0] if found else None, name, record, deliveries[index], now)
+                with repo.savepoint():
+                    found = repo.events_by_id([record["event_id"]])
+                    claimed = _claim(repo, found[0] if found else None, name, record, deliveries[index], now)
                     if not isinstance(claimed, str):
                         _run(repo, claimed, name, record, services, now)
                 outcomes[index] = claimed if isinstance(claimed, str) else "processed"
             except Exception as error:  # noqa: BLE001 - a handler bug must not stop the partition
-                session.expire_all()
                 failed.append((index, error))
 
 
 def _keep_for_retry(services: Services, delivery: Delivery, name: str, record: dict[str, Any], error: Exception,
                     now: datetime) -> str:
     """Store (or keep) the failing event ``accepted`` with its failure counted: ``retrying`` or ``held``."""
-    with services.store.transaction() as session:
-        found = events_by_id(session, [record["event_id"]], postgres=services.store.is_postgres)
-        claimed = _claim(session, found[0] if found else None, name, record, delivery, now)
+    with services.store.unit_of_work() as repo:
+        found = repo.events_by_id([record["event_id"]])
+        claimed = _claim(repo, found[0] if found else None, name, record, delivery, now)
         if isinstance(claimed, str) and claimed != "retrying":
             return claimed  # processed by another worker meanwhile, or a conflict
         event = found[0] if isinstance(claimed, str) else claimed
-        held = record_failure(services.store.repository(session), event, error,
-                              RetryPolicy.from_policy(services.ctx.policy), now)
+        held = record_failure(repo, event, error, RetryPolicy.from_policy(services.ctx.policy), now)
     return "held" if held else "retrying"
 
 

@@ -86,6 +86,7 @@ class CreatedRows:
         self._stored: dict[str, dict[str, Any]] = {}  # id -> the values as stored now
         self.changed: set[Any] = set()  # stored records assigned to since the last write
         self._marks: dict[object, tuple[int, dict[str, dict[str, Any]]]] = {}  # by savepoint
+        self._ended: tuple[object, tuple[int, dict[str, dict[str, Any]]]] | None = None  # see ``release``
 
     def __bool__(self) -> bool:
         return bool(self._order)
@@ -156,15 +157,21 @@ class CreatedRows:
         self._marks[savepoint] = (len(self._order), {key: dict(values) for key, values in self._stored.items()})
 
     def release(self, savepoint: object) -> None:
-        """The savepoint ended (committed: its changes belong to the enclosing transaction)."""
-        self._marks.pop(savepoint, None)
+        """The savepoint ended: committed (its changes belong to the enclosing transaction), or rolled back, which
+        SQLAlchemy tells (``after_soft_rollback``) only after it ended: its mark is kept for ``roll_back_to``."""
+        mark = self._marks.pop(savepoint, None)
+        self._ended = None if mark is None else (savepoint, mark)
 
     def roll_back_to(self, savepoint: object) -> None:
         """The savepoint rolled back: records created since are gone, the others hold what they held at it."""
-        if savepoint not in self._marks:
+        mark = self._marks.pop(savepoint, None)
+        if mark is None and self._ended is not None and self._ended[0] is savepoint:
+            mark = self._ended[1]
+        self._ended = None
+        if mark is None:
             self.clear()
             return
-        count, stored = self._marks.pop(savepoint)
+        count, stored = mark
         for record_id in self._order[count:]:
             self.by_id.pop(record_id, None)
         del self._order[count:]
@@ -182,6 +189,7 @@ class CreatedRows:
         self._buffered.clear()
         self._stored.clear()
         self._marks.clear()
+        self._ended = None
         self.changed.clear()
 
     def loaded(self, rows: Any, make: Any) -> list[Any]:

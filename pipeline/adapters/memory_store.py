@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pipeline import codec
 from pipeline.adapters.match_index import ReferenceIndex, ReferenceRow
 from pipeline.adapters.memory_store_missing import MemoryEpisodes, MemoryTriggerMeeting
-from pipeline.adapters.store_records import Deadline, Episode, Notification
+from pipeline.adapters.store_records import Deadline, Episode, Event, Notification
 from pipeline.domain.delivery import DeliveryState
 from pipeline.domain.fellegi_sunter import Parameters
 from pipeline.domain.matching import exact_identity
@@ -57,24 +57,7 @@ class UniquenessViolation(Exception):
     """A write the SQL schema would refuse with an IntegrityError (a unique constraint or index)."""
 
 
-@dataclass
-class MemoryEvent:
-    event_id: str
-    event_type: str
-    record_json: str
-    content_hash: str
-    received_at: datetime
-    seq: int | None = None
-    producer_id: int | None = None
-    status: str = EventStatus.ACCEPTED
-    processed_at: datetime | None = None
-    match_outcome: str | None = None
-    child_id: str | None = None
-    match_json: str | None = None
-    error: str | None = None
-    attempts: int = 0
-    next_attempt_at: datetime | None = None
-    held_at: datetime | None = None
+MemoryEvent = Event  # the fake keeps the records both adapters share (pipeline/adapters/store_records.py)
 
 
 @dataclass
@@ -465,6 +448,18 @@ class MemoryStore(MemoryEpisodes):
     # ---- events -------------------------------------------------------------------------------------------
     def events_by_id(self, event_ids: Sequence[str], *, lock: bool = True) -> list[MemoryEvent]:
         return [self._state.events[i] for i in dict.fromkeys(event_ids) if i in self._state.events]
+
+    def claim_due_events(self, now: datetime, limit: int, *, retries_only: bool = False) -> list[MemoryEvent]:
+        due = [e for e in self._events_in_order() if e.status == EventStatus.ACCEPTED and e.held_at is None
+               and (e.next_attempt_at <= now if e.next_attempt_at is not None else not retries_only)]
+        return due[:limit]
+
+    def claim_events(self, seqs: Sequence[int]) -> list[MemoryEvent]:
+        wanted = set(seqs)
+        return [e for e in self._events_in_order() if e.seq in wanted and e.status == EventStatus.ACCEPTED]
+
+    def _events_in_order(self) -> list[MemoryEvent]:
+        return sorted(self._state.events.values(), key=lambda e: e.seq or 0)
 
     def held_event_ids(self) -> list[str]:
         held = [e for e in self._state.events.values() if e.status == EventStatus.ACCEPTED and e.held_at is not None]

@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
+from pipeline.adapters import event_queue
 from pipeline.adapters import tables as t
 from pipeline.adapters.deliveries import team_of_person
 from pipeline.adapters.driver_statements import DriverStatement
@@ -37,7 +38,7 @@ from pipeline.adapters.effect_rows import (
     DeadlineRow,
     NotificationRow,
 )
-from pipeline.adapters.event_queue import events_by_id, held_event_ids
+from pipeline.adapters.event_queue import EventRow, EventRows
 from pipeline.adapters.issued_children import IssuedChildIds
 from pipeline.adapters.reference_cache import ReferenceCache, ReferenceSnapshot, school_of_row
 from pipeline.adapters.repository_missing import EpisodeQueries
@@ -220,6 +221,8 @@ class Repository(EpisodeQueries):
         # Missing episodes read or created in this unit of work (plain records too), and those locked in it.
         self._episodes = CreatedRows(EPISODE, key="episode_id")
         self._locked_episodes: set[str] = set()
+        # Events claimed, read or stored in this unit of work (plain records: pipeline/adapters/event_queue.py).
+        self._events = EventRows()
         event.listen(session, "before_commit", self._write_rows)
         event.listen(session, "after_soft_rollback", self._discard_rows)
         event.listen(session, "after_transaction_create", self._savepoint_begins)
@@ -232,12 +235,14 @@ class Repository(EpisodeQueries):
             self._notifications.mark(transaction)
             self._deadlines.mark(transaction)
             self._episodes.mark(transaction)
+            self._events.mark(transaction)
 
     def _savepoint_ends(self, _session: Session, transaction: Any) -> None:
         if transaction.nested:
             self._notifications.release(transaction)
             self._deadlines.release(transaction)
             self._episodes.release(transaction)
+            self._events.release(transaction)
 
     def _write_created(self) -> None:
         """Write the created notifications and deadlines (new ones, then changes): before a read of their tables,
@@ -250,13 +255,14 @@ class Repository(EpisodeQueries):
     def _write_rows(self, _session: Session) -> None:
         """The buffered writes, before a savepoint and the commit. They read nothing back, so on PostgreSQL they go
         in one round trip (``pipelined``) instead of one per table."""
-        if not (self._notifications or self._deadlines or self._episodes or self._audit_rows or self._outbox_rows
-                or self._delivery_rows):
+        if not (self._notifications or self._deadlines or self._episodes or self._events or self._audit_rows
+                or self._outbox_rows or self._delivery_rows):
             return
         connection = self.session.connection()
         with pipelined(connection, self.postgres):
             self._write_created()
             self._write_episodes()
+            self._events.write(connection)
             if self._audit_rows:
                 rows, self._audit_rows = self._audit_rows, []
                 AUDIT_INSERT.run_many(connection, rows)
@@ -283,10 +289,12 @@ class Repository(EpisodeQueries):
             self._notifications.roll_back_to(previous)
             self._deadlines.roll_back_to(previous)
             self._episodes.roll_back_to(previous)
+            self._events.roll_back_to(previous)
         else:
             self._notifications.clear()
             self._deadlines.clear()
             self._episodes.clear()
+            self._events.clear()
         kept = self._notifications.by_id
         self._new_keys = {key: row for key, row in self._new_keys.items() if kept.get(row.id) is row}
 
@@ -559,11 +567,28 @@ class Repository(EpisodeQueries):
         return letter
 
     # ---- events ----------------------------------------------------------------------------------------
-    def events_by_id(self, event_ids: Sequence[str], *, lock: bool = True) -> list[t.Event]:
-        return events_by_id(self.session, event_ids, postgres=self.postgres, lock=lock)
+    def events_by_id(self, event_ids: Sequence[str], *, lock: bool = True) -> list[EventRow]:
+        return event_queue.events_by_id(self.session.connection(), self._events, event_ids, postgres=self.postgres,
+                                        lock=lock)
 
     def held_event_ids(self) -> list[str]:
-        return held_event_ids(self.session)
+        return event_queue.held_event_ids(self.session.connection(), self._events)
+
+    def claim_due_events(self, now: datetime, limit: int, *, retries_only: bool = False) -> list[EventRow]:
+        return event_queue.claim_due_events(self.session.connection(), self._events, now, limit,
+                                            retries_only=retries_only, postgres=self.postgres)
+
+    def claim_events(self, seqs: Sequence[int]) -> list[EventRow]:
+        return event_queue.claim_events(self.session.connection(), self._events, seqs, postgres=self.postgres)
+
+    def store_event(self, event_type: str, event_id: str, record_json: str, content_hash: str, now: datetime, *,
+                    producer_id: int | None = None) -> EventRow:
+        """An accepted event this unit of work stores (the Kafka worker's record sent straight to its topic):
+        inserted at the next write point, with the unit of work's other new events, as it is by then."""
+        row = EventRow(event_id=event_id, event_type=event_type, content_hash=content_hash, record_json=record_json,
+                       received_at=now, producer_id=producer_id)
+        self._events.buffer(row)
+        return row
 
     # ---- reference reads the port adds -------------------------------------------------------------------
     def is_known_child(self, child_id: str) -> bool:

@@ -1,11 +1,11 @@
-"""The records both store adapters hand out for notifications, deadlines and missing episodes: one plain
+"""The records both store adapters hand out for events, notifications, deadlines and missing episodes: one plain
 dataclass each, with the columns of its table (pipeline/adapters/tables.py) declared once.
 
 The in-memory fake (pipeline/adapters/memory_store.py) keeps these records as they are; the SQL adapter
-(pipeline/adapters/effect_rows.py) subclasses them, adding only the watching that tells its unit of work which
-records changed. Each satisfies its record Protocol of the port (``NotificationRecord`` and ``DeadlineRecord`` in
-pipeline/ports/records.py, ``EpisodeRecord`` in pipeline/ports/episodes.py), which the ORM rows the web and the
-relay read satisfy too.
+(pipeline/adapters/effect_rows.py, and pipeline/adapters/event_queue.py for events) subclasses them, adding only
+the watching that tells its unit of work which records changed. Each satisfies its record Protocol of the port
+(``EventRecord``, ``NotificationRecord`` and ``DeadlineRecord`` in pipeline/ports/records.py, ``EpisodeRecord`` in
+pipeline/ports/episodes.py), which the ORM rows the web and the relay read satisfy too.
 
 Identity, not value, makes two records the same (``eq=False``): a unit of work keeps records in sets, and two
 records with equal columns are still two rows.
@@ -15,6 +15,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+
+
+@dataclass(eq=False)
+class Event:
+    """An accepted event as stored (``pipeline.ports.records.EventRecord``)."""
+
+    event_id: str
+    event_type: str
+    record_json: str
+    content_hash: str
+    received_at: datetime
+    seq: int | None = None  # numbered by the store when it is written
+    producer_id: int | None = None
+    status: str = "accepted"  # EventStatus
+    processed_at: datetime | None = None
+    match_outcome: str | None = None
+    child_id: str | None = None
+    match_json: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    held_at: datetime | None = None
 
 
 @dataclass(eq=False)

@@ -145,6 +145,17 @@ class EventStore(Protocol):
         """Events held after their last automatic try, oldest first."""
         ...
 
+    def claim_due_events(self, now: datetime, limit: int, *, retries_only: bool = False) -> Sequence[EventRecord]:
+        """Accepted, not held events to process now, oldest first, at most ``limit``, claimed for this unit of work:
+        new ones (unless ``retries_only``) and failed ones whose next try is due by ``now``. On PostgreSQL, events
+        another unit of work has claimed are skipped (it is processing them)."""
+        ...
+
+    def claim_events(self, seqs: Sequence[int]) -> Sequence[EventRecord]:
+        """The events among ``seqs`` still ``accepted`` (held or not), oldest first, claimed for this unit of work
+        (PostgreSQL: skipping those another unit of work has claimed)."""
+        ...
+
     def lock_child(self, child_id: str) -> None:
         """Serialise per-child rules across workers until this unit of work ends."""
         ...

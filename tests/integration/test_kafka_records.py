@@ -195,8 +195,8 @@ def test_a_batch_is_decoded_once_and_its_new_events_written_together(pipeline: P
         sa_event.remove(engine, "before_cursor_execute", count)
     inserts = steps[len(events):]
     assert steps[:len(events)] == ["handled"] * len(events) and set(inserts) == {"insert"}
-    # PostgreSQL: one statement for all of them (SQLite's in-process driver gets them row by row, at the commit).
-    assert len(inserts) == (1 if pipeline.services.store.is_postgres else len(events))
+    # One statement for all of them, at the commit (an executemany: on PostgreSQL one multi-row INSERT).
+    assert len(inserts) == 1
     with pipeline.services.store.read() as session:
         stored = session.exec(select(t.Event)).all()
         assert sorted(e.event_id for e in stored) == sorted(e["event_id"] for e in events)

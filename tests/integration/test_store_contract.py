@@ -512,6 +512,76 @@ def test_held_event_ids_oldest_first(store_backend: Backend) -> None:
         port.lock_child(port.child_id("upn:A999100100001"))  # holds nothing up within one unit of work
 
 
+def test_claim_due_events_new_and_due_again_oldest_first(store_backend: Backend) -> None:
+    new, due_again, waiting, held = (attendance(child) for child in (AMELIA, OLIVER, JACOB, AMELIA))
+    for event in (new, due_again, waiting, held):
+        store_backend.add_event("self-harm-attendance", event, NOW)
+    store_backend.set_event(due_again["event_id"], attempts=1, error="RuntimeError",
+                            next_attempt_at=NOW - timedelta(seconds=1))
+    store_backend.set_event(waiting["event_id"], attempts=1, next_attempt_at=NOW + timedelta(seconds=10))
+    store_backend.set_event(held["event_id"], attempts=5, held_at=NOW)
+    with store_backend.units.unit_of_work() as port:
+        claimed = port.claim_due_events(NOW, 10)
+        assert [e.event_id for e in claimed] == [new["event_id"], due_again["event_id"]]
+        seqs = [e.seq for e in claimed]
+        assert all(seq is not None for seq in seqs) and seqs == sorted(seqs)
+        assert (claimed[1].attempts, claimed[1].error) == (1, "RuntimeError")
+        assert [e.event_id for e in port.claim_due_events(NOW, 1)] == [new["event_id"]]
+        assert [e.event_id for e in port.claim_due_events(NOW, 10, retries_only=True)] == [due_again["event_id"]]
+        # Live records: what is set on them is stored at commit (only the columns changed).
+        claimed[0].status, claimed[0].processed_at = EventStatus.PROCESSED, NOW
+        claimed[1].attempts, claimed[1].next_attempt_at = 2, NOW + timedelta(seconds=20)
+    with store_backend.units.unit_of_work() as port:
+        assert port.claim_due_events(NOW, 10) == []
+        assert [e.event_id for e in port.claim_due_events(NOW + timedelta(seconds=20), 10)] == [
+            due_again["event_id"], waiting["event_id"]]
+        (stored,) = port.events_by_id([due_again["event_id"]], lock=False)
+        assert (stored.status, stored.attempts, stored.error, stored.next_attempt_at) == (
+            EventStatus.ACCEPTED, 2, "RuntimeError", NOW + timedelta(seconds=20))
+        (done,) = port.events_by_id([new["event_id"]], lock=False)
+        assert (done.status, done.processed_at, done.attempts, done.held_at) == (EventStatus.PROCESSED, NOW, 0, None)
+
+
+def test_claim_events_by_seq_still_accepted_held_or_not(store_backend: Backend) -> None:
+    events = [attendance(child) for child in (AMELIA, OLIVER, JACOB)]
+    for event in events:
+        store_backend.add_event("self-harm-attendance", event, NOW)
+    store_backend.set_event(events[0]["event_id"], status=EventStatus.PROCESSED, processed_at=NOW)
+    store_backend.set_event(events[2]["event_id"], attempts=5, held_at=NOW)
+    with store_backend.units.unit_of_work() as port:
+        seqs = {e.event_id: e.seq for e in port.events_by_id([e["event_id"] for e in events], lock=False)}
+        claimed = port.claim_events([s for s in reversed(seqs.values()) if s is not None] + [10_000])
+        assert [e.event_id for e in claimed] == [events[1]["event_id"], events[2]["event_id"]]
+        assert claimed[1].held_at == NOW and claimed[1].attempts == 5
+        assert port.claim_events([]) == []
+
+
+def test_an_event_changed_after_a_rolled_back_savepoint_is_stored(store_backend: Backend) -> None:
+    """A savepoint that rolls back puts the event back as it was at the savepoint; what is set on it afterwards
+    (a failure counted, as the consumer does for the event that failed) is stored at commit."""
+    first, second = attendance(AMELIA), attendance(OLIVER)
+    for event in (first, second):
+        store_backend.add_event("self-harm-attendance", event, NOW)
+    with store_backend.units.unit_of_work() as port:
+        one, two = port.claim_due_events(NOW, 10)
+        with port.savepoint():
+            one.status, one.processed_at = EventStatus.PROCESSED, NOW
+        with pytest.raises(RuntimeError), port.savepoint():
+            two.status, two.processed_at, two.child_id = EventStatus.PROCESSED, NOW, "c-1"
+            port.add_notification(two.event_id, "self_harm", _item(), NotificationStatus.PENDING, NOW)
+            raise RuntimeError("the handler failed")
+        assert (two.status, two.processed_at, two.child_id) == (EventStatus.ACCEPTED, None, None)
+        two.attempts, two.error = 1, "RuntimeError"
+    with store_backend.units.unit_of_work() as port:
+        stored = {e.event_id: e for e in port.events_by_id([first["event_id"], second["event_id"]], lock=False)}
+        assert (stored[first["event_id"]].status, stored[first["event_id"]].processed_at) == (
+            EventStatus.PROCESSED, NOW)
+        again = stored[second["event_id"]]
+        assert (again.status, again.processed_at, again.child_id, again.attempts, again.error) == (
+            EventStatus.ACCEPTED, None, None, 1, "RuntimeError")
+        assert port.notifications_of_event(second["event_id"]) == []
+
+
 # ---- the unit of work -------------------------------------------------------------------------------------
 
 def test_savepoint_undoes_only_what_was_written_inside(store_backend: Backend) -> None:
