@@ -17,6 +17,7 @@ from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.driver_statements import DriverStatement
 
 
 def user_by_email(session: Session, email: str) -> t.User | None:
@@ -110,6 +111,9 @@ _USER_HOLDING_TOKEN = (core_select(USERS.c.id, USERS.c.email, USERS.c.role, USER
                       .where(API_TOKENS.c.token_hash == bindparam("token_hash"), USERS.c.disabled_at.is_(None)))
 
 
+_USER_HOLDING_TOKEN_DRIVER = DriverStatement(_USER_HOLDING_TOKEN)
+
+
 def enabled_user_holding_token(engine: Engine, token_hash: str) -> UserRow | None:
     """The user an API token (by its hash) was issued to, if that user is not disabled; None for an unknown
     token or a disabled user. One Core query (api_token joined to user, built once) on a connection of its
@@ -133,10 +137,7 @@ class TokenLookup:
         self._engine = engine
         database = engine.url.database
         self._own_connections = engine.dialect.name == "sqlite" and bool(database) and database != ":memory:"
-        compiled = _USER_HOLDING_TOKEN.compile(dialect=engine.dialect)
-        self._sql = str(compiled)
-        self._processors = [column.type.dialect_impl(engine.dialect).result_processor(engine.dialect, None)
-                            for column in _USER_HOLDING_TOKEN.selected_columns]
+        self._query = _USER_HOLDING_TOKEN_DRIVER.compiled(engine.dialect)
         self._local = threading.local()
         self._opened: list[Any] = []
         self._lock = threading.Lock()
@@ -144,13 +145,10 @@ class TokenLookup:
     def user(self, token_hash: str) -> UserRow | None:
         if not self._own_connections:
             return enabled_user_holding_token(self._engine, token_hash)
-        rows = self._connection().execute(self._sql, (token_hash,)).fetchall()  # read to the end: no open read
-        if not rows:
-            return None
-        row = rows[0]
-        values: list[Any] = [value if process is None else process(value)
-                             for process, value in zip(self._processors, row, strict=True)]
-        return UserRow(*values)
+        query = self._query
+        # Read to the end: no read left open.
+        rows = query.rows(self._connection().execute(query.sql, query.bind({"token_hash": token_hash})).fetchall())
+        return UserRow(*rows[0]) if rows else None
 
     def _connection(self) -> Any:
         connection = getattr(self._local, "connection", None)

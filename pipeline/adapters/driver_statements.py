@@ -3,8 +3,8 @@
 ``Connection.execute`` of a Core statement costs about 35 µs of SQLAlchemy per statement on this machine (cache
 key, execution context, parameter and result set-up) against about 4 µs that sqlite3 itself spends on a primary
 key read; an event runs two to six such statements. A ``DriverStatement`` wraps one Core statement (a select,
-an insert with or without RETURNING, an update; no expanding ``IN`` parameters, no Python-side column defaults)
-and does that work once per dialect and set of parameter names: it keeps the SQL string SQLAlchemy compiles for the
+an insert with or without RETURNING, an update; no Python-side column defaults) and does that work once per
+dialect and set of parameter names: it keeps the SQL string SQLAlchemy compiles for the
 dialect, the order the parameters go in, and SQLAlchemy's own bind and result processors of each column type; each
 execution then only converts the values, runs the SQL on the DBAPI cursor of the same connection (so inside the
 same transaction) and converts the rows back. What goes in and comes out is what ``Connection.execute`` would
@@ -20,6 +20,12 @@ that count statements rely on it). Rows come back as ``DriverRow``: a named tupl
 ``_mapping``. On PostgreSQL an executemany goes through SQLAlchemy (its "insertmanyvalues" sends one multi-row
 statement, cheaper than the driver's statement per row); on a connection outside a transaction every call does,
 so SQLAlchemy's autobegin applies.
+
+A caller that runs on a raw DBAPI connection of its own (the intake's group commit on ``Store.sqlite_write``,
+the token lookup's autocommit reads) takes the compiled form itself: ``DriverStatement.compiled(dialect,
+column_keys, expanding)`` gives ``.sql``, ``.bind(params)`` and ``.rows(raw_rows)``, the same conversions with no
+listener or error wrapping. An expanding ``IN`` parameter is compiled only there, once per number of values (as
+SQLAlchemy renders it at execution: one placeholder a value); ``rows``, ``run`` and ``run_many`` refuse it.
 """
 
 from __future__ import annotations
@@ -74,27 +80,62 @@ class _DriverRowMixin:
         return dict(zip(self._fields, self, strict=True))  # type: ignore[call-overload]
 
 
-class _Compiled:
-    """One statement compiled for one dialect and one set of parameter names."""
+class CompiledStatement:
+    """One statement compiled for one dialect, one set of parameter names and, for an expanding ``IN``, one count
+    of values: ``sql`` to run on a DBAPI cursor, ``bind(params)`` the parameters to run it with (SQLAlchemy's bind
+    processors applied), ``rows(raw)`` the rows the cursor fetched, converted as ``Connection.execute`` converts
+    them. Made by ``DriverStatement.compiled``."""
 
-    def __init__(self, statement: Any, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None)
+    def __init__(self, statement: Any, dialect: Dialect, column_keys: Sequence[str] | None,
+                 expanding: Mapping[str, int] | None = None) -> None:
+        keys = list(column_keys) if column_keys else None
+        compiled = statement.compile(dialect=dialect, column_keys=keys)
         if compiled.insert_prefetch or compiled.update_prefetch or getattr(compiled, "postfetch", None):
             raise ValueError("a DriverStatement takes no statement with column defaults computed at execution")
-        binds = compiled.binds
-        if any(bind.expanding for bind in binds.values()):
-            raise ValueError("a DriverStatement takes no expanding parameter")
-        self.sql: str = compiled.string
+        binds = compiled.binds  # the parameters as the statement has them (required or not, types)
+        counts = dict(expanding or {})
+        if any(bind.expanding and bind.key not in counts for bind in binds.values()):
+            raise ValueError("an expanding parameter needs its count: DriverStatement.compiled(..., expanding=)")
+        if counts:
+            if any(count < 1 for count in counts.values()):
+                raise ValueError("an expanding parameter is compiled for one value or more")
+            # Rendered as SQLAlchemy renders it at execution: one placeholder per value ('ids_1', 'ids_2', ...);
+            # the rendering wants a value for every parameter, so the required ones get a stand-in here.
+            stand_ins = {bind.key: [None] * counts[bind.key] if bind.expanding else None
+                         for bind in binds.values() if bind.expanding or bind.required}
+            rendered = statement.params(**stand_ins).compile(dialect=dialect, column_keys=keys,
+                                                             compile_kwargs={"render_postcompile": True})
+        else:
+            rendered = compiled
+        self.sql: str = rendered.string
         self.positional: bool = compiled.positional
-        names = list(compiled.positiontup) if compiled.positional else list(binds)
+        # Each placeholder: (the bind, the index in an expanding parameter's values or None).
+        slots: list[tuple[Any, str, int | None]] = []
+        if compiled.positional:
+            expanded_names = {f"{name}_{index + 1}": (name, index) for name, bind in binds.items() if bind.expanding
+                              for index in range(counts[bind.key])}
+            for name in rendered.positiontup:
+                if name in binds:
+                    slots.append((binds[name], compiled.escaped_bind_names.get(name, name), None))
+                else:
+                    bind_name, index = expanded_names[name]
+                    slots.append((binds[bind_name], name, index))
+        else:
+            for name, bind in binds.items():
+                escaped = compiled.escaped_bind_names.get(name, name)
+                if bind.expanding:
+                    slots.extend((bind, f"{escaped}_{index + 1}", index) for index in range(counts[bind.key]))
+                else:
+                    slots.append((bind, escaped, None))
         # (parameter name in the compiled SQL, the caller's key, the statement's own value or _REQUIRED, processor);
         # as in SQLCompiler.construct_params, a value the caller gives wins over the statement's own.
         self.parameters: list[tuple[str, str, Any, Callable[[Any], Any] | None]] = []
-        for name in names:
-            bind = binds[name]
-            constant = _REQUIRED if bind.required else bind.effective_value
-            self.parameters.append((compiled.escaped_bind_names.get(name, name), bind.key, constant,
-                                    _bind_processor(bind.type, dialect)))
+        self._indexes: list[int | None] = []
+        for bind, name, position in slots:
+            constant = _REQUIRED if bind.required or position is not None else bind.effective_value
+            self.parameters.append((name, bind.key, constant, _bind_processor(bind.type, dialect)))
+            self._indexes.append(position)
+        self._counts = counts
         columns = compiled._result_columns  # (key, name, objects, type): what Connection.execute reads
         self.row: Any = None
         self.result_processors: list[tuple[int, Callable[[Any], Any]]] = []
@@ -108,13 +149,30 @@ class _Compiled:
 
         # Every parameter the caller's (an insert's or update's values, most selects): one itemgetter, then the
         # processors of the columns that have one.
-        self._all_given = all(constant is _REQUIRED for _name, _key, constant, _processor in self.parameters)
+        self._all_given = not counts and all(constant is _REQUIRED for _n, _k, constant, _p in self.parameters)
         keys = [key for _name, key, _constant, _processor in self.parameters]
         self._get = itemgetter(*keys) if len(keys) > 1 else (lambda params: (params[keys[0]],)) if keys else None
         self._processors = [(index, parameter[3]) for index, parameter in enumerate(self.parameters)
                             if parameter[3] is not None]
+        # With an expanding parameter, positional, every value the caller's: the caller's values piece by piece
+        # (a key and None for one value, a key and its count for an expanding one), in the placeholders' order.
+        self._pieces: list[tuple[str, int | None]] | None = None
+        if counts and self.positional and all(constant is _REQUIRED for _n, _k, constant, _p in self.parameters):
+            self._pieces = []
+            for (_name, key, _constant, _processor), position in zip(self.parameters, self._indexes, strict=True):
+                if position is None:
+                    self._pieces.append((key, None))
+                elif position == 0:
+                    self._pieces.append((key, counts[key]))
+        self._one_expanding: tuple[str, int] | None = None
+        if self._pieces is not None and len(self._pieces) == 1 and not self._processors:
+            key, piece_count = self._pieces[0]
+            if piece_count is not None:
+                self._one_expanding = (key, piece_count)
 
     def bind(self, params: Mapping[str, Any]) -> Any:
+        """The parameters for the DBAPI cursor (a tuple or a dict, as the driver's paramstyle wants), from the
+        caller's values by name (an expanding parameter's a sequence of as many values as it was compiled for)."""
         if self._all_given and self.positional and self._get is not None:
             values = self._get(params)
             if not self._processors:
@@ -123,15 +181,38 @@ class _Compiled:
             for index, convert in self._processors:
                 converted[index] = convert(converted[index])
             return tuple(converted)
+        if self._one_expanding is not None:  # the statement's one parameter, with no processor: the values as given
+            key, count = self._one_expanding
+            given_values = params[key]
+            if len(given_values) != count:
+                raise ValueError(f"{key} has not the number of values it was compiled for")
+            return tuple(given_values)
+        for key, count in self._counts.items():
+            if len(params[key]) != count:
+                raise ValueError(f"{key} has not the number of values it was compiled for")
+        if self._pieces is not None:
+            given: list[Any] = []
+            for key, values_given in self._pieces:
+                if values_given is None:
+                    given.append(params[key])
+                else:
+                    given.extend(params[key])
+            for index, convert in self._processors:
+                given[index] = convert(given[index])
+            return tuple(given)
         values = []
-        for _name, key, constant, processor in self.parameters:
-            value = params[key] if constant is _REQUIRED or key in params else constant
+        for (_name, key, constant, processor), position in zip(self.parameters, self._indexes, strict=True):
+            if position is not None:
+                value = params[key][position]
+            else:
+                value = params[key] if constant is _REQUIRED or key in params else constant
             values.append(value if processor is None else processor(value))
         if self.positional:
             return tuple(values)
         return {name: value for (name, *_), value in zip(self.parameters, values, strict=True)}
 
     def rows(self, raw: Sequence[Any]) -> list[Any]:
+        """The rows a DBAPI cursor fetched, as ``DriverRow``s converted by the result columns' processors."""
         make = self.row._make
         processors = self.result_processors
         if not processors:
@@ -152,16 +233,32 @@ class DriverStatement:
     def __init__(self, statement: Any) -> None:
         self.statement = statement
         self._dml = bool(statement.is_dml)  # an insert or update compiles for the columns given
-        self._compiled: dict[tuple[str, tuple[str, ...] | None], _Compiled] = {}
+        self._compiled: dict[tuple[str, tuple[str, ...] | None], CompiledStatement] = {}
+        self._expanded: dict[tuple[str, tuple[str, ...] | None, tuple[tuple[str, int], ...]], CompiledStatement] = {}
 
-    def _for(self, dialect: Dialect, column_keys: tuple[str, ...] | None) -> _Compiled:
+    def _for(self, dialect: Dialect, column_keys: tuple[str, ...] | None) -> CompiledStatement:
         key = (dialect.name, column_keys)
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._compiled[key] = _Compiled(self.statement, dialect, column_keys)
+            compiled = self._compiled[key] = CompiledStatement(self.statement, dialect, column_keys)
         return compiled
 
-    def _run(self, connection: Connection, compiled: _Compiled, parameters: Any, many: bool,
+    def compiled(self, dialect: Dialect, column_keys: Sequence[str] | None = None,
+                 expanding: Mapping[str, int] | None = None) -> CompiledStatement:
+        """The statement compiled for ``dialect`` (an insert's or update's for ``column_keys``; each expanding
+        parameter for the number of values ``expanding`` gives), to run on a DBAPI cursor of the caller's own:
+        compiled once per such key and kept."""
+        keys = tuple(column_keys) if column_keys is not None else None
+        if not expanding:
+            return self._for(dialect, keys)
+        given = tuple(expanding.items())
+        key = (dialect.name, keys, given if len(given) == 1 else tuple(sorted(given)))
+        compiled = self._expanded.get(key)
+        if compiled is None:
+            compiled = self._expanded[key] = CompiledStatement(self.statement, dialect, keys, expanding)
+        return compiled
+
+    def _run(self, connection: Connection, compiled: CompiledStatement, parameters: Any, many: bool,
              fetch: bool) -> Sequence[Any]:
         sql = compiled.sql
         cursor = connection.connection.cursor()

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.driver_statements import CompiledStatement, DriverStatement
 from pipeline.adapters.repository import Repository
 
 if TYPE_CHECKING:
@@ -114,32 +115,24 @@ class IntakeUnit:
 
 
 class SqliteIntakeStatements:
-    """The intake's two statements compiled once for SQLite, from the Core statements above, to run on the
-    DBAPI cursor of ``Store.sqlite_write``: the same SQL and the same stored values (``received_at`` through its
-    column type's own bind processing), without a Session or Core execution per group commit."""
+    """The intake's two statements for SQLite, compiled by their ``DriverStatement``s (the duplicate-id check once
+    per number of ids, the insert once) to run on the DBAPI cursor of ``Store.sqlite_write``: the same SQL and the
+    same stored values (``received_at`` through the driver statements' bind processing), without a Session or
+    Core execution per group commit."""
 
     def __init__(self, dialect: Dialect) -> None:
-        compiled = _INSERT.compile(dialect=dialect, column_keys=list(_INSERTED))
-        assert tuple(compiled.positiontup or ()) == _INSERTED, "the insert's parameters in the expected order"
-        self.insert_sql = str(compiled)
-        self._instant = EVENTS.c.received_at.type.dialect_impl(dialect).bind_processor(dialect)
         self._dialect = dialect
-        self._stored_sql: dict[int, str] = {}
+        self.insert = _INSERT_DRIVER.compiled(dialect, _INSERTED)
 
-    def stored_sql(self, count: int) -> str:
-        sql = self._stored_sql.get(count)
-        if sql is None:
-            sql = str(_STORED.params(ids=[""] * count).compile(dialect=self._dialect,
-                                                               compile_kwargs={"render_postcompile": True}))
-            self._stored_sql[count] = sql
-        return sql
-
-    def instant(self, value: datetime) -> Any:
-        return self._instant(value) if self._instant is not None else value
+    def stored(self, count: int) -> CompiledStatement:
+        """The duplicate-id check for ``count`` ids (compiled on first use, then kept)."""
+        return _STORED_DRIVER.compiled(self._dialect, expanding={"ids": count})
 
 
 _INSERTED = ("event_id", "event_type", "producer_id", "content_hash", "record_json", "received_at", "status",
              "attempts")
+_STORED_DRIVER = DriverStatement(_STORED)
+_INSERT_DRIVER = DriverStatement(_INSERT)
 _STATEMENTS: dict[str, SqliteIntakeStatements] = {}
 
 
@@ -162,18 +155,22 @@ class SqliteIntakeUnit(IntakeUnit):
         found: dict[str, IntakeRow] = {}
         for start in range(0, len(ids), IDS_PER_QUERY):
             chunk = ids[start:start + IDS_PER_QUERY]
-            for event_id, event_type, producer_id, content_hash, status in self._cursor.execute(
-                    self._statements.stored_sql(len(chunk)), chunk).fetchall():
-                found[event_id] = IntakeRow(event_id, event_type, producer_id, content_hash, status=status)
+            stored = self._statements.stored(len(chunk))
+            for row in stored.rows(self._cursor.execute(stored.sql, stored.bind({"ids": chunk})).fetchall()):
+                found[row.event_id] = IntakeRow(row.event_id, row.event_type, row.producer_id, row.content_hash,
+                                                status=row.status)
         return found
 
     def insert_events(self, rows: Sequence[IntakeRow]) -> None:
         if not rows:
             return
-        received_at = self._statements.instant(t.utcnow())
-        self._cursor.executemany(self._statements.insert_sql, [
-            (row.event_id, row.event_type, row.producer_id, row.content_hash, row.record_json, received_at,
-             "accepted", 0) for row in rows])
+        received_at = t.utcnow()
+        insert = self._statements.insert
+        bind = insert.bind
+        self._cursor.executemany(insert.sql, [
+            bind({"event_id": row.event_id, "event_type": row.event_type, "producer_id": row.producer_id,
+                  "content_hash": row.content_hash, "record_json": row.record_json, "received_at": received_at,
+                  "status": "accepted", "attempts": 0}) for row in rows])
 
     @property
     def port(self) -> StorePort:

@@ -4,16 +4,18 @@ errors are SQLAlchemy's, and statement listeners see it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.driver_statements import DriverStatement
 from pipeline.adapters.effect_rows import values_of
+from pipeline.adapters.intake_rows import _INSERTED, EVENTS, SqliteIntakeStatements
 from pipeline.adapters.repository import CHILD, EHE, INVOLVEMENT, PUPIL, SCHOOL
 from pipeline.adapters.store import Store
 from tests.support.store_ports import statements_run
@@ -103,3 +105,53 @@ def test_an_expanding_parameter_is_refused() -> None:
     finally:
         store.dispose()
 
+
+
+_UPNS_BORN_SINCE = select(PUPIL).where(PUPIL.c.date_of_birth >= bindparam("born_since"),
+                                       PUPIL.c.upn.in_(bindparam("upns", expanding=True)),
+                                       PUPIL.c.ended_at.is_(None)).order_by(PUPIL.c.upn)
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_the_compiled_form_on_the_drivers_own_cursor_is_what_connection_execute_returns(sql_store: Store,
+                                                                                        count: int) -> None:
+    driver = DriverStatement(_UPNS_BORN_SINCE)
+    with sql_store.transaction() as session:
+        connection = session.connection()
+        upns = [row.upn for row in connection.execute(select(PUPIL.c.upn).order_by(PUPIL.c.upn).limit(count))]
+        params = {"born_since": date(2000, 1, 1), "upns": upns}  # a date: bound through its processor
+        expected = connection.execute(_UPNS_BORN_SINCE, params).all()
+        compiled = driver.compiled(connection.dialect, expanding={"upns": count})
+        assert driver.compiled(connection.dialect, expanding={"upns": count}) is compiled  # kept per count
+        cursor = connection.connection.cursor()  # the DBAPI cursor: no listener, no SQLAlchemy around it
+        try:
+            cursor.execute(compiled.sql, compiled.bind(params))
+            got = compiled.rows(cursor.fetchall())
+        finally:
+            cursor.close()
+    assert len(expected) == count and _typed(got) == _typed(expected)
+    assert got[0]._fields == tuple(expected[0]._mapping)
+
+
+def test_an_expanding_parameter_is_bound_only_with_the_count_it_was_compiled_for() -> None:
+    driver = DriverStatement(_UPNS_BORN_SINCE)
+    compiled = driver.compiled(sqlite.dialect(), expanding={"upns": 2})
+    assert compiled.sql.count("?") == 3
+    assert compiled.bind({"born_since": date(2000, 1, 1), "upns": ["A", "B"]}) == ("2000-01-01", "A", "B")
+    with pytest.raises(ValueError, match="number of values"):
+        compiled.bind({"born_since": date(2000, 1, 1), "upns": ["A"]})
+    with pytest.raises(ValueError, match="one value or more"):
+        driver.compiled(sqlite.dialect(), expanding={"upns": 0})
+    with pytest.raises(ValueError, match="needs its count"):
+        driver.compiled(sqlite.dialect())
+
+
+def test_the_intake_insert_binds_received_at_as_sqlalchemy_stores_it() -> None:
+    dialect = sqlite.dialect()
+    insert_compiled = SqliteIntakeStatements(dialect).insert
+    assert insert_compiled.sql == str(insert(EVENTS).compile(dialect=dialect, column_keys=list(_INSERTED)))
+    now = datetime(2026, 12, 2, 11, 50, 1, 20, tzinfo=timezone(timedelta(hours=1)))
+    row = {"event_id": "e-1", "event_type": "t", "producer_id": None, "content_hash": "h", "record_json": "{}",
+           "received_at": now, "status": "accepted", "attempts": 0}
+    processor = EVENTS.c.received_at.type.dialect_impl(dialect).bind_processor(dialect)
+    assert insert_compiled.bind(row) == ("e-1", "t", None, "h", "{}", processor(now), "accepted", 0)
