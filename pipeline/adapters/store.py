@@ -50,15 +50,17 @@ def _sqlite_begin(connection: Any) -> None:
 
 
 def make_engine(url: str) -> Engine:
+    # hide_parameters: SQLAlchemy's error text would otherwise carry a statement's values (children's details)
+    # into whatever logs the error.
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True)
 
 
 def alembic_config() -> Config:
@@ -91,11 +93,8 @@ class Store:
         self.issued_children = IssuedChildIds()
         # The bearer token of every API request, looked up afresh each time on a connection kept for it.
         self.tokens = TokenLookup(self.engine)
-        # The DBAPI connections kept by threads for ``sqlite_write``, by the generation of the engine's pool.
-        self._writers = threading.local()
-        self._kept: list[Any] = []
-        self._kept_lock = threading.Lock()
-        self._generation = 0
+        # The one DBAPI connection kept for ``sqlite_write``, used only under the write lock (None until then).
+        self._writer: Any = None
 
     @property
     def is_postgres(self) -> bool:
@@ -120,12 +119,16 @@ class Store:
         write lock, ``BEGIN IMMEDIATE``, and ``COMMIT`` when the block ends (on disk: the connection runs with
         synchronous=FULL, as every other), ``ROLLBACK`` if it raises. Yields a DBAPI cursor.
 
-        Each thread that asks keeps one connection from the pool for it (its pragmas and check-out hooks
-        applied once), so a group commit pays no pool check-out and check-in; one whose transaction ended in an
-        error goes back to the pool (which rolls it back) and the next call takes another."""
+        The store keeps one connection from the pool for it (its pragmas and check-out hooks applied once), used
+        by whichever thread holds the write lock, so a group commit pays no pool check-out and check-in, and
+        threads that come and go (a web worker recording a return interview) hold no pool slot of their own. One
+        whose transaction ended in an error goes back to the pool (which rolls it back); the next call takes
+        another."""
         assert self._write_lock is not None, "only an SQLite store"
         with self._write_lock:
-            connection = self._kept_writer()
+            if self._writer is None:
+                self._writer = self.engine.raw_connection()
+            connection = self._writer
             try:
                 cursor = connection.cursor()
                 cursor.execute("BEGIN IMMEDIATE")
@@ -137,25 +140,9 @@ class Store:
                     raise
                 cursor.execute("COMMIT")
             except BaseException:
-                self._writers.connection = None
-                self._release(connection)
+                self._writer = None
+                connection.close()  # back to the pool, which rolls back whatever is left
                 raise
-
-    def _kept_writer(self) -> Any:
-        kept = getattr(self._writers, "connection", None)
-        if kept is not None and kept[0] == self._generation:
-            return kept[1]
-        connection = self.engine.raw_connection()
-        with self._kept_lock:
-            self._kept.append(connection)
-        self._writers.connection = (self._generation, connection)
-        return connection
-
-    def _release(self, connection: Any) -> None:
-        with self._kept_lock:
-            if connection in self._kept:
-                self._kept.remove(connection)
-        connection.close()  # back to the pool, which rolls back whatever is left
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
@@ -215,10 +202,8 @@ class Store:
 
     def dispose(self) -> None:
         self.tokens.close()
-        with self._write_lock or nullcontext():  # no group commit is under way on a kept connection
-            with self._kept_lock:
-                kept, self._kept = self._kept, []
-                self._generation += 1  # a thread's kept connection is from the old pool: it takes a new one
-            for connection in kept:
-                connection.close()
+        with self._write_lock or nullcontext():  # no group commit is under way on the kept connection
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.close()
         self.engine.dispose()

@@ -7,6 +7,7 @@ insert rolls the whole group back and each event is answered alone (202 with its
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -73,4 +74,25 @@ def test_a_group_with_a_dead_letter_stores_the_event_and_the_letter(tmp_path: Pa
     with store.read() as session:
         assert [row.event_id for row in session.exec(select(t.Event)).all()] == [event["event_id"]]
         assert len(session.exec(select(t.DeadLetter)).all()) == 1
+    store.dispose()
+
+
+def test_threads_that_come_and_go_hold_no_pool_connection_of_their_own(tmp_path: Path) -> None:
+    """Every thread that submits (a web worker recording a return interview, retired after it idles) shares the
+    store's one kept writer: forty of them, more than the pool holds, leave at most that one checked out, and a
+    unit of work after them still gets a connection at once."""
+    pipeline = start_pipeline(tmp_path)
+    intake, store = pipeline.services.intake, pipeline.services.store
+    answers: list[int] = []
+    for _ in range(40):
+        worker = threading.Thread(
+            target=lambda: answers.append(intake.submit(Submission(TYPE, body(attendance(AMELIA)))).status_code))
+        worker.start()
+        worker.join(timeout=60)
+        assert store.engine.pool.checkedout() <= 1, "a finished thread still holds a pool connection"  # type: ignore[attr-defined]
+    assert answers == [202] * 40
+    with store.unit_of_work():
+        pass
+    with store.read() as session:
+        assert len(session.exec(select(t.Event)).all()) == 40
     store.dispose()
