@@ -74,9 +74,10 @@ def values_of(record: Any) -> dict[str, Any]:
 class CreatedRows:
     """One table's records created in this unit of work: buffered inserts, and changes to write back."""
 
-    def __init__(self, table: Table, key: str = "id") -> None:
+    def __init__(self, table: Table, key: str = "id", numbered_by_database: tuple[str, ...] = ()) -> None:
         self.table = table
         self.key = key  # the records' primary key attribute
+        self._numbered_by_database = numbered_by_database  # left out of inserts (an event's ``seq``)
         self._insert = DriverStatement(table.insert().inline())  # nothing read back: it may be pipelined
         # The SET clause follows each executemany's parameter names (the changed columns).
         self._update = DriverStatement(table.update().where(table.c[key] == bindparam("record_key")))
@@ -130,7 +131,9 @@ class CreatedRows:
         if self._buffered:
             records, self._buffered = self._buffered, []
             rows = [values_of(record) for record in records]
-            self._insert.run_many(connection, rows)
+            omitted = self._numbered_by_database
+            self._insert.run_many(connection, rows if not omitted else [
+                {name: value for name, value in row.items() if name not in omitted} for row in rows])
             for record, row in zip(records, rows, strict=True):
                 self._stored[self._key(record)] = row
                 object.__setattr__(record, "_watcher", self)

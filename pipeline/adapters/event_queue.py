@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Table, and_, bindparam, or_
 from sqlalchemy import select as sa_select
 
 from pipeline.adapters import tables as t
-from pipeline.adapters.effect_rows import CreatedRows, _Watched, values_of
+from pipeline.adapters.effect_rows import CreatedRows, _Watched
 from pipeline.adapters.store_records import Event
 
 EVENT: Table = t.Event.__table__  # type: ignore[attr-defined]
@@ -40,19 +40,7 @@ class EventRows(CreatedRows):
     ones written back as UPDATEs of their changed columns."""
 
     def __init__(self) -> None:
-        super().__init__(EVENT, key="event_id")
-
-    def write(self, connection: Connection) -> None:
-        if self._buffered:
-            records, self._buffered = self._buffered, []
-            rows = [values_of(record) for record in records]
-            self._insert.run_many(connection, [{name: value for name, value in row.items() if name != "seq"}
-                                               for row in rows])
-            for record, row in zip(records, rows, strict=True):
-                self._stored[self._key(record)] = row
-                object.__setattr__(record, "_watcher", self)
-                self.changed.discard(record)
-        super().write(connection)
+        super().__init__(EVENT, key="event_id", numbered_by_database=("seq",))
 
     def read(self, rows: Any) -> list[EventRow]:
         """Rows read with Core, each as this unit of work's record of it (``CreatedRows.loaded``), made without
