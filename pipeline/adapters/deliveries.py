@@ -20,6 +20,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.driver_statements import DriverStatement
 from pipeline.domain.delivery import DeliveryState
 
 DELIVERY = t.Delivery.__table__  # type: ignore[attr-defined]
@@ -42,14 +43,22 @@ def _claim_due(limit: int, postgres: bool) -> Any:
 
 
 @functools.cache
-def _outbox_due(limit: int, postgres: bool) -> Any:
-    query = (sa_select(OUTBOX.c.id, OUTBOX.c.topic, OUTBOX.c.key, OUTBOX.c.body_json, OUTBOX.c.notification_id)
+def _outbox_due(limit: int, postgres: bool) -> DriverStatement:
+    # With each row, the fields of its notification a console line needs (outbox rows of other topics carry the
+    # notification's id too; the relay reads the fields of the ``deliveries`` rows only): one statement a batch.
+    query = (sa_select(OUTBOX.c.id, OUTBOX.c.topic, OUTBOX.c.key, OUTBOX.c.body_json, OUTBOX.c.notification_id,
+                       NOTIFICATION.c.id.label("found_notification"), NOTIFICATION.c.urgency,
+                       NOTIFICATION.c.school_urn, NOTIFICATION.c.pathway)
+             .select_from(OUTBOX.outerjoin(NOTIFICATION, NOTIFICATION.c.id == OUTBOX.c.notification_id))
              .where(OUTBOX.c.relayed_at.is_(None)).order_by(OUTBOX.c.id).limit(limit))
-    return query.with_for_update(skip_locked=True) if postgres else query
+    # Only the outbox rows are locked (PostgreSQL locks no row on the nullable side of an outer join).
+    return DriverStatement(query.with_for_update(of=OUTBOX, skip_locked=True) if postgres else query)
 
 
-_MARK_RELAYED = (update(OUTBOX).where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
-                 .values(relayed_at=bindparam("now", type_=_INSTANT)))
+# By primary key, one row at a time in one executemany: on SQLite the driver's loop runs it, with no expanding
+# IN list for SQLAlchemy to render per batch.
+_MARK_RELAYED = DriverStatement(update(OUTBOX).where(OUTBOX.c.id == bindparam("row_id"))
+                                .values(relayed_at=bindparam("now", type_=_INSTANT)))
 
 
 def claim_due(session: Session, now: datetime, limit: int, *, postgres: bool) -> list[Any]:
@@ -59,13 +68,15 @@ def claim_due(session: Session, now: datetime, limit: int, *, postgres: bool) ->
 
 
 def outbox_due(session: Session, limit: int, *, postgres: bool) -> list[Any]:
-    """Outbox rows not yet relayed, oldest first, as plain rows (locked on PostgreSQL, skipping locked ones)."""
-    return list(session.connection().execute(_outbox_due(limit, postgres)).all())
+    """Outbox rows not yet relayed, oldest first, as plain rows (locked on PostgreSQL, skipping locked ones), each
+    with its notification's ``found_notification`` (None when there is none), ``urgency``, ``school_urn`` and
+    ``pathway``."""
+    return _outbox_due(limit, postgres).rows(session.connection())
 
 
 def mark_relayed(session: Session, ids: list[int], now: datetime) -> None:
     if ids:
-        session.connection().execute(_MARK_RELAYED, {"ids": list(ids), "now": now})
+        _MARK_RELAYED.run_many(session.connection(), [{"row_id": row_id, "now": now} for row_id in ids])
 
 
 def channels_of(session: Session, notification_ids: Iterable[str]) -> dict[str, dict[str, str]]:
