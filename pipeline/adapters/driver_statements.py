@@ -19,7 +19,11 @@ connection's own handler, which also invalidates a connection the database dropp
 that count statements rely on it). Rows come back as ``DriverRow``: a named tuple with SQLAlchemy ``Row``'s
 ``_mapping``. On PostgreSQL an executemany goes through SQLAlchemy (its "insertmanyvalues" sends one multi-row
 statement, cheaper than the driver's statement per row); on a connection outside a transaction every call does,
-so SQLAlchemy's autobegin applies.
+so SQLAlchemy's autobegin applies. ``run_many`` tells how many rows the statement changed (``RowsChanged``), so an
+UPDATE of rows another writer deleted or re-keyed is noticed, not lost: sqlite3 sums an executemany's changes into
+``cursor.rowcount`` and psycopg does too, both dialects saying so (``supports_sane_multi_rowcount``); an UPDATE sent
+inside a psycopg pipeline (``repository.pipelined``) runs on the driver's cursor, kept open until the pipeline has
+synced, because psycopg counts its rows only as their results arrive (and not at all on a closed cursor).
 
 A caller that runs on a raw DBAPI connection of its own (the intake's group commit on ``Store.sqlite_write``,
 the token lookup's autocommit reads) takes the compiled form itself: ``DriverStatement.compiled(dialect,
@@ -226,6 +230,43 @@ class CompiledStatement:
         return converted
 
 
+def in_pipeline(connection: Connection) -> bool:
+    """Whether ``connection``'s driver is in psycopg's pipeline mode (statements sent, results not yet read)."""
+    driver = connection.connection.driver_connection
+    pgconn = getattr(driver, "pgconn", None)
+    return pgconn is not None and bool(pgconn.pipeline_status)
+
+
+class RowsChanged:
+    """How many rows one ``run_many`` changed, summed over its rows: ``count()``, None where the dialect does not
+    report an executemany's count reliably (``supports_sane_multi_rowcount``). ``pending`` while the count waits on a
+    psycopg pipeline's results: ``count()`` is then read only once the pipeline has synced (it closes the cursor)."""
+
+    __slots__ = ("_count", "_cursor")
+
+    def __init__(self, count: int | None, cursor: Any = None) -> None:
+        self._count = count
+        self._cursor = cursor
+
+    @property
+    def pending(self) -> bool:
+        return self._cursor is not None
+
+    def count(self) -> int | None:
+        cursor = self._cursor
+        if cursor is not None:
+            self._cursor = None
+            self._count = cursor.rowcount if cursor.rowcount >= 0 else None
+            cursor.close()
+        return self._count
+
+    def discard(self) -> None:
+        """Not to be read (its transaction rolled back): the kept cursor, if any, is closed."""
+        cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            cursor.close()
+
+
 class DriverStatement:
     """A Core statement run on the DBAPI cursor (see the module's docstring). Build one per statement, at import:
     it compiles on first use for each dialect (and, for inserts and updates, each set of parameter names)."""
@@ -260,6 +301,17 @@ class DriverStatement:
 
     def _run(self, connection: Connection, compiled: CompiledStatement, parameters: Any, many: bool,
              fetch: bool) -> Sequence[Any]:
+        cursor = self._execute(connection, compiled, parameters, many)
+        try:
+            raw = cursor.fetchall() if fetch else []
+        except Exception as error:  # noqa: BLE001 - raised again by SQLAlchemy's handler, wrapped as it wraps it
+            cursor.close()
+            connection._handle_dbapi_exception(error, compiled.sql, parameters, cursor, None)
+        cursor.close()
+        return raw
+
+    def _execute(self, connection: Connection, compiled: CompiledStatement, parameters: Any, many: bool) -> Any:
+        """The statement run on a new DBAPI cursor of ``connection``, listeners told; the cursor, open."""
         sql = compiled.sql
         cursor = connection.connection.cursor()
         try:
@@ -270,15 +322,13 @@ class DriverStatement:
                 cursor.executemany(sql, parameters)
             else:
                 cursor.execute(sql, parameters)
-            raw = cursor.fetchall() if fetch else []
             if connection._has_events or connection.engine._has_events:
                 for listener in connection.dispatch.after_cursor_execute:
                     listener(connection, cursor, sql, parameters, None, many)
         except Exception as error:  # noqa: BLE001 - raised again by SQLAlchemy's handler, wrapped as it wraps it
             cursor.close()
             connection._handle_dbapi_exception(error, sql, parameters, cursor, None)
-        cursor.close()
-        return raw
+        return cursor
 
     def rows(self, connection: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every row, converted as ``Connection.execute(...).all()`` converts it."""
@@ -306,13 +356,26 @@ class DriverStatement:
         compiled = self._for(connection.dialect, tuple(params))
         self._run(connection, compiled, compiled.bind(params), False, False)
 
-    def run_many(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """The statement once per row, the rows all with the same keys (an executemany)."""
+    def run_many(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> RowsChanged:
+        """The statement once per row, the rows all with the same keys (an executemany); how many rows it changed."""
         if not rows:
-            return
+            return RowsChanged(0)
+        sane = connection.dialect.supports_sane_multi_rowcount
         if connection.dialect.name != "sqlite" or not connection.in_transaction():
-            connection.execute(self.statement, list(rows))
-            return
+            if not self.statement.is_insert and connection.in_transaction() and in_pipeline(connection):
+                # Counted only when the pipeline syncs, on a cursor still open then (see the module's docstring).
+                compiled = self._for(connection.dialect, tuple(rows[0]))
+                bind = compiled.bind
+                cursor = self._execute(connection, compiled, [bind(row) for row in rows], True)
+                if sane:
+                    return RowsChanged(None, cursor)
+                cursor.close()
+                return RowsChanged(None)
+            result = connection.execute(self.statement, list(rows))
+            return RowsChanged(result.rowcount if sane and result.rowcount >= 0 else None)
         compiled = self._for(connection.dialect, tuple(rows[0]))
         bind = compiled.bind
-        self._run(connection, compiled, [bind(row) for row in rows], True, False)
+        cursor = self._execute(connection, compiled, [bind(row) for row in rows], True)
+        count = cursor.rowcount
+        cursor.close()
+        return RowsChanged(count if sane and count >= 0 else None)
