@@ -14,7 +14,12 @@ for speed: an instant bound on SQLite is formatted by ``_sqlite_instant``, which
 processors it replaces (tests/unit/test_driver_statements.py checks them against each other).
 
 Kept as through SQLAlchemy: errors are raised as SQLAlchemy's exceptions (``IntegrityError`` and so on) by the
-connection's own handler, which also invalidates a connection the database dropped; the engine's
+connection's own handler, which also invalidates a connection the database dropped; a value a bind processor
+refuses (a naive datetime, a string for a date) is raised from ``CompiledStatement.bind``, on every path, as
+SQLAlchemy's ``StatementError`` with the statement and the parameter's name, never a value: no parameters are
+kept on it, the original error's words are kept only when they are known to name no value (``UnstorableValue``),
+and it is raised without the original chained (a logged traceback would print its message). It is an instance of
+the original's class as well (a ``ValueError`` stays one to a caller that catches that); the engine's
 ``before_cursor_execute`` and ``after_cursor_execute`` listeners see every statement (the tests and benchmarks
 that count statements rely on it). Rows come back as ``DriverRow``: a named tuple with SQLAlchemy ``Row``'s
 ``_mapping``. On PostgreSQL an executemany goes through SQLAlchemy (its "insertmanyvalues" sends one multi-row
@@ -41,8 +46,9 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import StatementError
 
-from pipeline.adapters.tables import UTCDateTime
+from pipeline.adapters.tables import UnstorableValue, UTCDateTime
 
 _REQUIRED: Any = object()  # a parameter the caller must give (no value in the statement)
 
@@ -61,10 +67,25 @@ def _sqlite_instant(value: datetime | None) -> str | None:
     if last[0] is value:
         return last[1]
     if value.tzinfo is None:
-        raise ValueError("naive datetimes are not stored")
+        raise UnstorableValue("naive datetimes are not stored")
     formatted = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     _last_instant = (value, formatted)
     return formatted
+
+
+_BIND_ERROR_TYPES: dict[type[Exception], type[StatementError]] = {}
+
+
+def _bind_error_type(original: type[Exception]) -> type[StatementError]:
+    """``StatementError`` that is also an instance of ``original`` (so a caller catching either catches it)."""
+    kind = _BIND_ERROR_TYPES.get(original)
+    if kind is None:
+        try:
+            kind = type(original.__name__, (StatementError, original), {"__module__": __name__})
+        except TypeError:  # a class that cannot be mixed in (its instances' layout): SQLAlchemy's alone
+            kind = StatementError
+        _BIND_ERROR_TYPES[original] = kind
+    return kind
 
 
 def _bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
@@ -176,7 +197,41 @@ class CompiledStatement:
 
     def bind(self, params: Mapping[str, Any]) -> Any:
         """The parameters for the DBAPI cursor (a tuple or a dict, as the driver's paramstyle wants), from the
-        caller's values by name (an expanding parameter's a sequence of as many values as it was compiled for)."""
+        caller's values by name (an expanding parameter's a sequence of as many values as it was compiled for).
+        A value refused (or missing) raises ``StatementError`` naming the parameter, never the value."""
+        try:
+            return self._bind(params)
+        except Exception as error:  # noqa: BLE001 - raised again as SQLAlchemy's error, with no value in it
+            raise self._bind_error(params, error) from None
+
+    def _bind_error(self, params: Mapping[str, Any], error: Exception) -> StatementError:
+        key = self._failing_parameter(params)
+        if isinstance(error, UnstorableValue):
+            words = str(error)
+        elif isinstance(error, KeyError):
+            words = "no value given"
+        else:
+            words = "value refused"
+        if key is not None:
+            words += f" (parameter {key!r})"
+        message = f"({type(error).__module__}.{type(error).__qualname__}) {words}"
+        return _bind_error_type(type(error))(message, self.sql, None, error, hide_parameters=True)
+
+    def _failing_parameter(self, params: Mapping[str, Any]) -> str | None:
+        """The caller's key of the first parameter whose value is missing or its processor refuses."""
+        for (_name, key, constant, processor), position in zip(self.parameters, self._indexes, strict=True):
+            try:
+                if position is not None:
+                    value = params[key][position]
+                else:
+                    value = params[key] if constant is _REQUIRED or key in params else constant
+                if processor is not None:
+                    processor(value)
+            except Exception:  # noqa: BLE001 - this is the one
+                return key
+        return None
+
+    def _bind(self, params: Mapping[str, Any]) -> Any:
         if self._all_given and self.positional and self._get is not None:
             values = self._get(params)
             if not self._processors:
@@ -189,11 +244,11 @@ class CompiledStatement:
             key, count = self._one_expanding
             given_values = params[key]
             if len(given_values) != count:
-                raise ValueError(f"{key} has not the number of values it was compiled for")
+                raise UnstorableValue(f"{key} has not the number of values it was compiled for")
             return tuple(given_values)
         for key, count in self._counts.items():
             if len(params[key]) != count:
-                raise ValueError(f"{key} has not the number of values it was compiled for")
+                raise UnstorableValue(f"{key} has not the number of values it was compiled for")
         if self._pieces is not None:
             given: list[Any] = []
             for key, values_given in self._pieces:
