@@ -2,16 +2,17 @@
 
 ``Connection.execute`` of a Core statement costs about 35 µs of SQLAlchemy per statement on this machine (cache
 key, execution context, parameter and result set-up) against about 4 µs that sqlite3 itself spends on a primary
-key read; an event runs two to six such statements. A ``DriverStatement`` wraps one Core statement (a select,
-an insert with or without RETURNING, an update; no Python-side column defaults) and does that work once per
-dialect and set of parameter names: it keeps the SQL string SQLAlchemy compiles for the
-dialect, the order the parameters go in, and SQLAlchemy's own bind and result processors of each column type; each
-execution then only converts the values, runs the SQL on the DBAPI cursor of the same connection (so inside the
-same transaction) and converts the rows back. What goes in and comes out is what ``Connection.execute`` would
-store and return: the same SQL, the processors SQLAlchemy itself would apply (timezone-aware UTC instants through
-``tables.UTCDateTime``, SQLite's 'YYYY-MM-DD HH:MM:SS.ffffff' strings, dates, booleans), with one exception made
-for speed: an instant bound on SQLite is formatted by ``_sqlite_instant``, which yields the same string as the
-processors it replaces (tests/unit/test_driver_statements.py checks them against each other).
+key read; an event runs two to six such statements. A ``DriverStatement`` wraps one Core statement (a select, an
+insert with or without RETURNING, an update; no Python-side column defaults) and does that work once per dialect
+(``dialect_key``: name, driver, paramstyle, server version) and set of parameter names: it keeps the SQL string
+SQLAlchemy compiles for the dialect, the order the parameters go in, and SQLAlchemy's own bind and result
+processors of each column type; each execution then only converts the values, runs the SQL on the DBAPI cursor of
+the same connection (so inside the same transaction) and converts the rows back. What goes in and comes out is what
+``Connection.execute`` would store and return: the same SQL, the processors SQLAlchemy itself would apply
+(timezone-aware UTC instants through ``tables.UTCDateTime``, SQLite's 'YYYY-MM-DD HH:MM:SS.ffffff' strings,
+dates, booleans), with one exception made for speed: an instant bound on SQLite is formatted by ``_sqlite_instant``,
+which yields the same string as the processors it replaces (tests/unit/test_driver_statement_instants.py checks them
+against each other).
 
 Kept as through SQLAlchemy: errors are raised as SQLAlchemy's exceptions (``IntegrityError`` and so on) by the
 connection's own handler, which also invalidates a connection the database dropped; a value a bind processor
@@ -86,6 +87,14 @@ def _bind_error_type(original: type[Exception]) -> type[StatementError]:
             kind = StatementError
         _BIND_ERROR_TYPES[original] = kind
     return kind
+
+
+def dialect_key(dialect: Dialect) -> tuple[Any, ...]:
+    """What the SQL compiled for ``dialect`` depends on: dialects may share a name (SQLite through another driver,
+    or with another paramstyle; PostgreSQL through psycopg or pg8000), and the server's version sets what some
+    constructs compile to."""
+    return (type(dialect), dialect.name, dialect.driver, dialect.paramstyle, dialect.server_version_info,
+            dialect.label_length)
 
 
 def _bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
@@ -329,11 +338,13 @@ class DriverStatement:
     def __init__(self, statement: Any) -> None:
         self.statement = statement
         self._dml = bool(statement.is_dml)  # an insert or update compiles for the columns given
-        self._compiled: dict[tuple[str, tuple[str, ...] | None], CompiledStatement] = {}
-        self._expanded: dict[tuple[str, tuple[str, ...] | None, tuple[tuple[str, int], ...]], CompiledStatement] = {}
+        # By ``dialect_key`` and the parameter names (and an expanding parameter's count of values).
+        self._compiled: dict[tuple[tuple[Any, ...], tuple[str, ...] | None], CompiledStatement] = {}
+        self._expanded: dict[tuple[tuple[Any, ...], tuple[str, ...] | None, tuple[tuple[str, int], ...]],
+                             CompiledStatement] = {}
 
     def _for(self, dialect: Dialect, column_keys: tuple[str, ...] | None) -> CompiledStatement:
-        key = (dialect.name, column_keys)
+        key = (dialect_key(dialect), column_keys)
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = self._compiled[key] = CompiledStatement(self.statement, dialect, column_keys)
@@ -348,7 +359,7 @@ class DriverStatement:
         if not expanding:
             return self._for(dialect, keys)
         given = tuple(expanding.items())
-        key = (dialect.name, keys, given if len(given) == 1 else tuple(sorted(given)))
+        key = (dialect_key(dialect), keys, given if len(given) == 1 else tuple(sorted(given)))
         compiled = self._expanded.get(key)
         if compiled is None:
             compiled = self._expanded[key] = CompiledStatement(self.statement, dialect, keys, expanding)
