@@ -81,6 +81,11 @@ NEW_DELIVERY = {"position": 0, "attempts": 0, "ambiguous_resends": 0, "provider"
                 "last_outcome": None, "last_error": None, "last_attempt_at": None}
 
 
+# ``json.dumps(value, default=str)`` (values JSON has no type for, such as dates, as their text), with the encoder
+# made once: given ``default``, ``json.dumps`` makes a new encoder on every call.
+_encode_loosely = json.JSONEncoder(default=str).encode
+
+
 def unknown_children(session: Session, child_ids: Sequence[str]) -> set[str]:
     """Those of ``child_ids`` the pipeline never issued."""
     known = session.exec(select(t.Child.child_id).where(col(t.Child.child_id).in_(child_ids))).all()
@@ -398,7 +403,7 @@ class Repository(EpisodeQueries):
 
     def outbox(self, at: datetime, topic: str, key: str, body: dict[str, Any],
                notification_id: str | None = None) -> None:
-        self._outbox_rows.append({"topic": topic, "key": key, "body_json": json.dumps(body, default=str),
+        self._outbox_rows.append({"topic": topic, "key": key, "body_json": _encode_loosely(body),
                                   "notification_id": notification_id, "created_at": at, "relayed_at": None})
 
     def add_deadline(self, planned: PlannedDeadline, subject_id: str, now: datetime, *, event_id: str | None,
@@ -527,7 +532,7 @@ class Repository(EpisodeQueries):
             id=new_id(), event_id=event_id, pathway=pathway, kind=str(item.kind), plan_key=item.key,
             recipient_role=item.recipient_role, recipient_ref=item.recipient_ref, school_urn=item.school_urn,
             contact_email=item.contact.email, contact_phone=item.contact.phone, urgency=item.urgency,
-            reason=item.reason, status=str(status), content_json=json.dumps(item.content, default=str),
+            reason=item.reason, status=str(status), content_json=_encode_loosely(item.content),
             created_at=now, dedupe_key=dedupe_key, deadline_id=deadline_id,
         )
         if dedupe_key is None:
