@@ -102,6 +102,22 @@ def values_of(record: Any) -> dict[str, Any]:
     return {name: attributes[name] for name in names}
 
 
+_STATEMENTS: dict[tuple[str, str], tuple[DriverStatement, DriverStatement]] = {}
+
+
+def _statements(table: Table, key: str) -> tuple[DriverStatement, DriverStatement]:
+    """A table's insert and its update by ``key``, made once per process: every unit of work has a ``CreatedRows``
+    of each table, and a ``DriverStatement`` compiles on first use (for each set of columns), so statements made
+    per unit of work were compiled again in every batch."""
+    statements = _STATEMENTS.get((table.name, key))
+    if statements is None:
+        statements = _STATEMENTS[table.name, key] = (
+            DriverStatement(table.insert().inline()),  # nothing read back: it may be pipelined
+            # The SET clause follows each executemany's parameter names (the changed columns).
+            DriverStatement(table.update().where(table.c[key] == bindparam("record_key"))))
+    return statements
+
+
 class CreatedRows:
     """One table's records created in this unit of work: buffered inserts, and changes to write back."""
 
@@ -109,9 +125,7 @@ class CreatedRows:
         self.table = table
         self.key = key  # the records' primary key attribute
         self._numbered_by_database = numbered_by_database  # left out of inserts (an event's ``seq``)
-        self._insert = DriverStatement(table.insert().inline())  # nothing read back: it may be pipelined
-        # The SET clause follows each executemany's parameter names (the changed columns).
-        self._update = DriverStatement(table.update().where(table.c[key] == bindparam("record_key")))
+        self._insert, self._update = _statements(table, key)
         self.by_id: dict[str, Any] = {}
         self._order: list[str] = []  # creation order: a savepoint drops what was created after its mark
         self._buffered: list[Any] = []

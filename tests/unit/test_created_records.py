@@ -1,4 +1,5 @@
-"""The ids of created records, and records made without their dataclass ``__init__`` (pipeline/adapters)."""
+"""Records the SQL adapter creates: their ids, records made without their dataclass ``__init__``, and the statements
+that write them (pipeline/adapters/record_ids.py, effect_rows.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.adapters.effect_rows import DeadlineRow, EpisodeRow, NotificationRow
+from pipeline.adapters.effect_rows import (
+    DEADLINE,
+    EPISODE,
+    NOTIFICATION,
+    CreatedRows,
+    DeadlineRow,
+    EpisodeRow,
+    NotificationRow,
+)
 from pipeline.adapters.record_ids import new_id
 from pipeline.adapters.store_records import Deadline, Episode
 
@@ -47,3 +56,10 @@ def test_new_refuses_a_missing_or_unknown_field() -> None:
         EpisodeRow.new(episode_id="e1", updated_at=datetime.now(UTC), colour="red")
     with pytest.raises(TypeError, match="missing fields"):
         NotificationRow.new(id="n1")
+
+
+def test_every_unit_of_work_shares_one_compiled_insert_and_update_per_table() -> None:
+    for table, key in ((NOTIFICATION, "id"), (DEADLINE, "id"), (EPISODE, "episode_id")):
+        first, second = CreatedRows(table, key), CreatedRows(table, key)
+        assert first._insert is second._insert and first._update is second._update
+    assert CreatedRows(NOTIFICATION)._insert is not CreatedRows(DEADLINE)._insert
