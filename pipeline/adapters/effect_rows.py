@@ -57,12 +57,12 @@ class _Watched:
         """A record of ``values`` (a field not given at its default), made without the dataclass's ``__init__``,
         which assigns each field through ``__setattr__``: one call per column of every notification, deadline
         and episode a handler creates or reads. Like ``__init__``, it refuses a missing or unknown field."""
-        names, defaults = _layout(cls)
+        names, names_set, defaults = _layout(cls)
         record = object.__new__(cls)
         attributes = record.__dict__
         attributes.update(defaults)
         attributes.update(values)
-        if len(attributes) != len(names):
+        if attributes.keys() != names_set:
             missing = sorted(set(names) - set(attributes))
             unknown = sorted(set(attributes) - set(names))
             raise TypeError(f"{cls.__name__}: missing fields {missing}, unknown fields {unknown}")
@@ -82,11 +82,12 @@ class EpisodeRow(_Watched, Episode):
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-_LAYOUTS: dict[type, tuple[tuple[str, ...], dict[str, Any]]] = {}
+_LAYOUTS: dict[type, tuple[tuple[str, ...], frozenset[str], dict[str, Any]]] = {}
 
 
-def _layout(record_class: type) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """A record class's field names and the defaults of those that have one (plain values: no factories)."""
+def _layout(record_class: type) -> tuple[tuple[str, ...], frozenset[str], dict[str, Any]]:
+    """A record class's field names (in order and as a set) and the defaults of those that have one (plain
+    values: no factories)."""
     layout = _LAYOUTS.get(record_class)
     if layout is None:
         defaults = {}
@@ -95,7 +96,8 @@ def _layout(record_class: type) -> tuple[tuple[str, ...], dict[str, Any]]:
                 raise TypeError(f"{record_class.__name__}.{field.name}: a default factory is not supported")
             if field.default is not MISSING:
                 defaults[field.name] = field.default
-        layout = _LAYOUTS[record_class] = (tuple(field.name for field in fields(record_class)), defaults)
+        names = tuple(field.name for field in fields(record_class))
+        layout = _LAYOUTS[record_class] = (names, frozenset(names), defaults)
     return layout
 
 

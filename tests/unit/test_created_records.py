@@ -56,6 +56,9 @@ def test_new_refuses_a_missing_or_unknown_field() -> None:
         EpisodeRow.new(episode_id="e1", updated_at=datetime.now(UTC), colour="red")
     with pytest.raises(TypeError, match="missing fields"):
         NotificationRow.new(id="n1")
+    # one field missing and one unknown: as many names as fields, but not the fields
+    with pytest.raises(TypeError, match="missing fields \\['episode_id'\\], unknown fields \\['colour'\\]"):
+        EpisodeRow.new(updated_at=datetime.now(UTC), colour="red")
 
 
 def test_every_unit_of_work_shares_one_compiled_insert_and_update_per_table() -> None:
