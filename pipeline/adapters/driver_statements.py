@@ -244,7 +244,7 @@ class CompiledStatement:
 _JSON_TYPES = (String, AutoString, Integer, Boolean, Date, UTCDateTime)
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     """A value json.dumps cannot write itself, as ``JsonRowsInsert`` sends it: an instant as ``UTCDateTime``
     stores it (UTC, no zone; a naive one refused), a date in ISO form."""
     if isinstance(value, datetime):
@@ -277,7 +277,7 @@ class JsonRowsInsert:
 
     @staticmethod
     def bind(rows: Sequence[Mapping[str, Any]]) -> tuple[str]:
-        return (json.dumps(rows, default=_json_value),)
+        return (json.dumps(rows, default=json_value),)
 
 
 def _plain_insert(statement: Any) -> bool:

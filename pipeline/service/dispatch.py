@@ -7,9 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.adapters.metrics import EVENTS_PROCESSED, PROCESSING_SECONDS
+from pipeline.domain.model import Identity
 from pipeline.ports import EventRecord, StorePort
 from pipeline.service.errors import HandlerError, RejectedEvent  # noqa: F401 - RejectedEvent re-exported
-from pipeline.service.handlers import Context, handle_self_harm, record_of
+from pipeline.service.handlers import Context, handle_self_harm, record_of, self_harm_child
 from pipeline.service.missing import handle_episode_event, handle_trigger_meeting
 
 Handler = Callable[[StorePort, EventRecord, dict[str, Any], Context, datetime], None]
@@ -21,6 +22,13 @@ HANDLERS: dict[str, Handler] = {
     "missing-found": handle_episode_event,
     "return-interview-recorded": handle_episode_event,
     "trigger-meeting-recorded": handle_trigger_meeting,
+}
+
+
+# The event types whose handler matches the event's child, and who that is (identity, urgent) in a record: a
+# batch resolves them together before handling its events (``children.resolve_children_ahead``).
+CHILD_AHEAD: dict[str, Callable[[dict[str, Any]], tuple[Identity, bool]]] = {
+    "self-harm-attendance": self_harm_child,
 }
 
 
