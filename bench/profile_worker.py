@@ -238,9 +238,14 @@ def main() -> None:
             split, batch_trips, batch_statements = stages.take(), trips.take(), statements.copy()
             statements.clear()
             sa_event.listen(engine, "before_cursor_execute", count)
+            relay_profile = cProfile.Profile(time.thread_time) if args.cprofile else None
             relay_cpu = time.thread_time()
+            if relay_profile:
+                relay_profile.enable()
             with stages.stage("relay"):
                 relay_all()
+            if relay_profile:
+                relay_profile.disable()
             relay_cpu = time.thread_time() - relay_cpu
             sa_event.remove(engine, "before_cursor_execute", count)
             relay_split, relay_trips = stages.take(), trips.take()
@@ -262,14 +267,17 @@ def main() -> None:
             del relay_split
             lines.append(f"\n{kind}: SQL statements per event while processing (batches of {args.batch})")
             lines += [f"{c / n:8.3f}  {text}" for text, c in batch_statements.most_common(args.statements)]
-            if profile is not None:
-                path = args.cprofile.with_name(f"{args.cprofile.stem}-{kind}{args.cprofile.suffix or '.prof'}")
+            for phase, profiled in (("processing", profile), ("relay", relay_profile)):
+                if profiled is None or args.cprofile is None:
+                    continue
+                path = args.cprofile.with_name(f"{args.cprofile.stem}-{kind}-{phase}{args.cprofile.suffix or '.prof'}")
                 path.parent.mkdir(parents=True, exist_ok=True)
-                profile.dump_stats(path)
+                profiled.dump_stats(path)
                 for order in ("tottime", "cumulative"):
                     text = io.StringIO()
-                    pstats.Stats(profile, stream=text).sort_stats(order).print_stats(args.top)
-                    lines.append(f"\n{kind}: cProfile by {order} (raw: {path}; CPU under the profiler is higher)")
+                    pstats.Stats(profiled, stream=text).sort_stats(order).print_stats(args.top)
+                    lines.append(f"\n{kind}, {phase}: cProfile by {order} (raw: {path}; CPU under the profiler "
+                                 "is higher)")
                     lines.append(text.getvalue().split("\n", 6)[-1])
         services_.store.dispose()
         services_.publisher.close()  # type: ignore[attr-defined]
