@@ -29,10 +29,9 @@ from pipeline.adapters.metrics import EVENTS_DEAD_LETTERED
 from pipeline.adapters.repository import Repository
 from pipeline.bootstrap import Services
 from pipeline.domain.events import rule_errors
-from pipeline.domain.model import Identity
 from pipeline.ports import EventRecord
 from pipeline.service.children import resolve_children_ahead
-from pipeline.service.dispatch import CHILD_AHEAD, process
+from pipeline.service.dispatch import CHILD_AHEAD, EPISODE_AHEAD, process
 from pipeline.service.intake import context_errors, publish_dead_letter
 from pipeline.service.retries import RetryPolicy, record_failure
 
@@ -165,7 +164,7 @@ def _process_together(services: Services, deliveries: Sequence[Delivery], valid:
             repo = services.store.repository(session)
             ids = [record["event_id"] for _, _, record in valid]
             known: dict[str, EventRecord] = {e.event_id: e for e in repo.events_by_id(ids)}
-            _children_ahead(services, repo, known, valid)
+            _resolve_ahead(services, repo, known, valid)
             for index, name, record in valid:
                 claimed = _claim(repo, known.get(record["event_id"]), name, record, deliveries[index], now)
                 if isinstance(claimed, str):
@@ -180,24 +179,32 @@ def _process_together(services: Services, deliveries: Sequence[Delivery], valid:
         outcomes[index] = outcome
 
 
-def _children_ahead(services: Services, repo: Repository, known: dict[str, EventRecord],
-                    valid: list[tuple[int, str, dict[str, Any]]]) -> None:
-    """The children of the batch's records that will be matched (``CHILD_AHEAD``: their event is new, or waits
-    with no decision stored), resolved together before the records are handled (``resolve_children_ahead``):
-    one insert of the new child ids and one read of the linked pupils for the batch, not one or two per record."""
-    wanted: list[tuple[Identity, bool]] = []
+def _resolve_ahead(services: Services, repo: Repository, known: dict[str, EventRecord],
+                   valid: list[tuple[int, str, dict[str, Any]]]) -> None:
+    """What the batch's records that will be handled (their event is new, or waits with no decision stored) ask
+    of the store one by one, asked together first: the missing episodes they fold into, locked in one go
+    (``episodes_for_update``), and the children they will match (``CHILD_AHEAD``), resolved together
+    (``resolve_children_ahead``): one insert of the new child ids and one read of the linked pupils."""
+    matched: list[tuple[str, dict[str, Any]]] = []
+    episodes: list[str] = []
     seen: set[str] = set()
     for _, name, record in valid:
-        who = CHILD_AHEAD.get(name)
         event_id = record["event_id"]
-        if who is None or event_id in seen:
+        if event_id in seen:
             continue
         seen.add(event_id)
         existing = known.get(event_id)
-        if existing is None or (existing.status == "accepted" and existing.processed_at is None
-                                and existing.match_outcome is None and not existing.attempts
-                                and existing.held_at is None):
-            wanted.append(who(record))
+        if existing is not None and not (existing.status == "accepted" and existing.processed_at is None
+                                         and existing.match_outcome is None and not existing.attempts
+                                         and existing.held_at is None):
+            continue
+        if name in EPISODE_AHEAD:
+            episodes.append(record["episode_id"])
+        if name in CHILD_AHEAD:
+            matched.append((name, record))
+    if episodes:
+        repo.episodes_for_update(sorted(set(episodes)))
+    wanted = [who for name, record in matched if (who := CHILD_AHEAD[name](repo, record)) is not None]
     if wanted:
         resolve_children_ahead(repo, services.ctx, wanted)
 

@@ -509,7 +509,8 @@ class Repository(EpisodeQueries):
         members: list[Candidate] = []
         pupils: list[Any] | None = None
         if kind == "upn":
-            pupil = _PUPIL_BY_UPN.first(connection, {"upn": value})
+            ahead = self._pupils_ahead.get(value)  # the current row of this UPN (its primary key), read ahead
+            pupil = ahead[0] if ahead else _PUPIL_BY_UPN.first(connection, {"upn": value})
             # The members' UPNs are this pupil's alone: child_facts needs no second read of it.
             pupils = [pupil] if pupil is not None and pupil.ended_at is None else []
             if pupil is not None:

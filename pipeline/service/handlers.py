@@ -105,8 +105,9 @@ class Context:
         self._ahead.port = self._ahead.results = None
 
 
-def self_harm_child(record: dict[str, Any]) -> tuple[Identity, bool]:
-    """Who a self-harm attendance is about and whether matching is urgent: what ``handle_self_harm`` matches."""
+def self_harm_child(_port: StorePort, record: dict[str, Any]) -> tuple[Identity, bool] | None:
+    """Who a self-harm attendance is about and whether matching is urgent: what ``handle_self_harm`` matches
+    (when no decision is stored on its event)."""
     attendance = SelfHarmAttendance.from_record(record)
     return attendance.child, attendance.exploitation_concern
 

@@ -78,3 +78,23 @@ def test_a_batchs_children_take_one_insert_and_its_pupils_one_read(store: Store)
             port.read_pupils_ahead(["G999100100008", "A999100100001"])
             port.child_facts(ids["upn:G999100100008"], members, jacob, date(2026, 11, 24))
         assert len([s for s in statements if "FROM pupil" in s]) == 1, statements
+
+
+def test_a_batchs_episodes_are_locked_in_two_statements(store: Store) -> None:
+    """``episodes_for_update`` of a batch's episodes on PostgreSQL: one locked read of the stored ones and one
+    insert of the new ones, after which ``episode_for_update`` of each sends nothing; a linked pupil's
+    ``facts_for_child`` reads no pupil row read ahead."""
+    with store.unit_of_work() as port:
+        port.episode_for_update("EP-1")
+        child_id = port.child_id("upn:G999100100008")
+    with store.unit_of_work() as port, statements_run(store) as statements:
+        port.episodes_for_update(["EP-1", "EP-2", "EP-3"])
+        locked = len(statements)
+        for episode_id in ("EP-3", "EP-1", "EP-2"):
+            port.episode_for_update(episode_id)
+        port.read_pupils_ahead(["G999100100008"])
+        pupils = len(statements)
+        assert port.facts_for_child(child_id, date(2026, 11, 24)) is not None
+    if store.is_postgres:
+        assert locked == 2 and pupils == 3, statements
+        assert not any("FROM pupil" in " ".join(s.split()) for s in statements[pupils:]), statements
