@@ -79,9 +79,12 @@ def _sqlite_instant(value: datetime | None) -> str | None:
     last = _last_instant
     if last[0] is value:
         return last[1]
-    if value.tzinfo is None:
+    if value.tzinfo is UTC:  # the usual case: its text is the UTC one, less the "+00:00" offset at the end
+        formatted = value.isoformat(" ", "microseconds")[:-6]
+    elif value.tzinfo is None:
         raise UnstorableValue("naive datetimes are not stored")
-    formatted = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    else:
+        formatted = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     _last_instant = (value, formatted)
     return formatted
 
