@@ -31,7 +31,8 @@ from pipeline.adapters.repository import Repository
 from pipeline.bootstrap import Services
 from pipeline.domain.events import rule_errors
 from pipeline.ports import EventRecord, StorePort
-from pipeline.service.dispatch import process
+from pipeline.service.children import resolve_children_ahead
+from pipeline.service.dispatch import CHILD_AHEAD, EPISODE_AHEAD, process
 from pipeline.service.intake import context_errors, publish_dead_letter
 from pipeline.service.retries import RetryPolicy, record_failure
 
@@ -160,20 +161,54 @@ def _process_together(services: Services, deliveries: Sequence[Delivery], valid:
     """The common case: every record of the batch in one transaction, no savepoints; raises (and rolls back
     everything) if any record fails, and the caller then runs ``_process``."""
     decided: dict[int, str] = {}
-    with services.store.transaction() as session:
-        repo = services.store.repository(session)
-        ids = [record["event_id"] for _, _, record in valid]
-        known: dict[str, EventRecord] = {e.event_id: e for e in repo.events_by_id(ids)}
-        for index, name, record in valid:
-            claimed = _claim(repo, known.get(record["event_id"]), name, record, deliveries[index], now)
-            if isinstance(claimed, str):
-                decided[index] = claimed
-                continue
-            known[claimed.event_id] = claimed
-            _run(repo, claimed, name, record, services, now)
-            decided[index] = "processed"
+    try:
+        with services.store.transaction() as session:
+            repo = services.store.repository(session)
+            ids = [record["event_id"] for _, _, record in valid]
+            known: dict[str, EventRecord] = {e.event_id: e for e in repo.events_by_id(ids)}
+            _resolve_ahead(services, repo, known, valid)
+            for index, name, record in valid:
+                claimed = _claim(repo, known.get(record["event_id"]), name, record, deliveries[index], now)
+                if isinstance(claimed, str):
+                    decided[index] = claimed
+                    continue
+                known[claimed.event_id] = claimed
+                _run(repo, claimed, name, record, services, now)
+                decided[index] = "processed"
+    finally:
+        services.ctx.forget_ahead()
     for index, outcome in decided.items():
         outcomes[index] = outcome
+
+
+def _resolve_ahead(services: Services, repo: Repository, known: dict[str, EventRecord],
+                   valid: list[tuple[int, str, dict[str, Any]]]) -> None:
+    """What the batch's records that will be handled (their event is new, or waits with no decision stored) ask
+    of the store one by one, asked together first: the missing episodes they fold into, locked in one go
+    (``episodes_for_update``), and the children they will match (``CHILD_AHEAD``), resolved together
+    (``resolve_children_ahead``): one insert of the new child ids and one read of the linked pupils."""
+    matched: list[tuple[str, dict[str, Any]]] = []
+    episodes: list[str] = []
+    seen: set[str] = set()
+    for _, name, record in valid:
+        event_id = record["event_id"]
+        if event_id in seen:
+            continue
+        seen.add(event_id)
+        existing = known.get(event_id)
+        if existing is not None and not (existing.status == "accepted" and existing.processed_at is None
+                                         and existing.match_outcome is None and not existing.attempts
+                                         and existing.held_at is None):
+            continue
+        if name in EPISODE_AHEAD:
+            episodes.append(record["episode_id"])
+        if name in CHILD_AHEAD:
+            matched.append((name, record))
+    if episodes:
+        repo.episodes_for_update(sorted(set(episodes)))
+    wanted = [who for name, record in matched if (who := CHILD_AHEAD[name](repo, record)) is not None]
+    if wanted:
+        resolve_children_ahead(repo, services.ctx, wanted)
 
 
 def _process(services: Services, deliveries: Sequence[Delivery], valid: list[tuple[int, str, dict[str, Any]]],

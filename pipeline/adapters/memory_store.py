@@ -325,6 +325,12 @@ class MemoryStore(MemoryEpisodes):
         self._state.children[child_id] = person_key
         return child_id
 
+    def child_ids(self, person_keys: Sequence[str]) -> dict[str, str]:
+        return {key: self.child_id(key) for key in dict.fromkeys(person_keys)}
+
+    def read_pupils_ahead(self, upns: Sequence[str]) -> None:
+        """Nothing to read ahead: every read here is in memory."""
+
     def is_known_child(self, child_id: str) -> bool:
         return child_id in self._state.children
 

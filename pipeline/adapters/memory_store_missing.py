@@ -45,6 +45,9 @@ class MemoryEpisodes:
             row = self._state.episodes[episode_id] = Episode(episode_id, updated_at=datetime.now(UTC))
         return row
 
+    def episodes_for_update(self, episode_ids: Sequence[str]) -> list[Episode]:
+        return [self.episode_for_update(episode_id) for episode_id in dict.fromkeys(episode_ids)]
+
     def episodes_of_child(self, child_id: str) -> Sequence[Episode]:
         return [row for row in self._state.episodes.values() if row.child_id == child_id]
 

@@ -3,6 +3,7 @@ pipeline/ports/casework.py): a mixin of ``pipeline.adapters.repository.Repositor
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -12,7 +13,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from pipeline.adapters import tables as t
-from pipeline.adapters.driver_statements import DriverStatement
+from pipeline.adapters.driver_statements import DriverStatement, json_value
 from pipeline.adapters.effect_rows import DEADLINE, EPISODE, CreatedRows, DeadlineRow, EpisodeRow, values_of
 from pipeline.adapters.inbox import school_copies
 from pipeline.ports.records import NotificationRecord
@@ -25,6 +26,12 @@ _LAST_MEETING = DriverStatement(sa_select(TRIGGER_MEETING.c.held_at).where(
 # the driver's cursor (pipeline/adapters/driver_statements.py).
 _EPISODE = DriverStatement(sa_select(EPISODE).where(EPISODE.c.episode_id == bindparam("episode_id")))
 _EPISODE_FOR_UPDATE = DriverStatement(_EPISODE.statement.with_for_update())
+_EPISODES_FOR_UPDATE = sa_select(EPISODE).where(EPISODE.c.episode_id.in_(bindparam("episode_ids", expanding=True))) \
+    .order_by(EPISODE.c.episode_id).with_for_update()
+# A batch's new episodes in one statement (PostgreSQL), the ids inserted read back.
+_NEW_EPISODES = (f"INSERT INTO missingepisode ({', '.join(EPISODE.c.keys())}) SELECT {', '.join(EPISODE.c.keys())}"
+                 " FROM json_populate_recordset(NULL::missingepisode, %s::json) ON CONFLICT DO NOTHING"
+                 " RETURNING episode_id")
 _EPISODES_OF_CHILD = DriverStatement(sa_select(EPISODE).where(EPISODE.c.child_id == bindparam("child_id")))
 _FIRST_AUDIT_REASON = DriverStatement(sa_select(AUDIT.c.reason).where(
     AUDIT.c.subject_id == bindparam("subject_id"), AUDIT.c.action == bindparam("action")).order_by(AUDIT.c.id).limit(1))
@@ -89,6 +96,34 @@ class EpisodeQueries:
                 assert found is not None
         self._locked_episodes.add(episode_id)
         return found
+
+    def episodes_for_update(self, episode_ids: Sequence[str]) -> list[EpisodeRow]:
+        """On PostgreSQL the episodes this unit of work has not locked yet take two statements for them all (the
+        locked read of the stored ones, in episode id order; the insert of the new ones) instead of one or two
+        each; on SQLite, where this unit of work holds the write lock, ``episode_for_update`` of each."""
+        wanted = list(dict.fromkeys(episode_ids))
+        unlocked = sorted(set(wanted).difference(self._locked_episodes))
+        if self.postgres and unlocked:
+            connection = self.session.connection()
+            for row in connection.execute(_EPISODES_FOR_UPDATE, {"episode_ids": unlocked}):
+                known = self._episodes.by_id.get(row.episode_id)
+                if known is not None:  # read earlier without the lock: the stored columns it has not changed
+                    self._episodes.refreshed(known, row)
+                else:
+                    self._episodes.loaded([row], EpisodeRow)
+                self._locked_episodes.add(row.episode_id)
+            created = [EpisodeRow(episode_id=episode_id, updated_at=t.utcnow()) for episode_id in unlocked
+                       if episode_id not in self._locked_episodes]
+            if created:
+                values = [values_of(episode) for episode in created]
+                inserted = {found[0] for found in connection.exec_driver_sql(
+                    _NEW_EPISODES, (json.dumps(values, default=json_value),))}
+                for episode in created:
+                    if episode.episode_id in inserted:
+                        self._episodes.stored(episode)
+                        self._locked_episodes.add(episode.episode_id)
+                # Another worker created the rest a moment ago: episode_for_update takes theirs, locked.
+        return [self.episode_for_update(episode_id) for episode_id in wanted]
 
     def episodes_of_child(self, child_id: str) -> Sequence[EpisodeRow]:
         # The stored ones, as this unit of work holds them, and those it linked to the child since (changes are

@@ -50,6 +50,12 @@ class EpisodeStore(Protocol):
         two workers folding events of one episode take turns). A concurrent creation is taken, not doubled."""
         ...
 
+    def episodes_for_update(self, episode_ids: Sequence[str]) -> Sequence[EpisodeRecord]:
+        """``episode_for_update`` of several episodes at once (a batch's), each once, in the order given: on
+        PostgreSQL locked together in one order (the episode ids'), so the batch's own ``episode_for_update``
+        of each is then answered without a statement."""
+        ...
+
     def episodes_of_child(self, child_id: str) -> Sequence[EpisodeRecord]:
         """Every episode linked to the child (for the rolling-window trigger rule)."""
         ...

@@ -56,6 +56,16 @@ class ReferenceReads(Protocol):
         """The opaque child id for a person key (UPN or NHS number), created once on first sight."""
         ...
 
+    def child_ids(self, person_keys: Sequence[str]) -> dict[str, str]:
+        """``child_id`` of several person keys at once (a batch's linked people): each key's opaque child id, those
+        never seen created, in one go."""
+        ...
+
+    def read_pupils_ahead(self, upns: Sequence[str]) -> None:
+        """The current pupil records of these UPNs, read now in one go for the ``child_facts`` this unit of work
+        asks next (a batch's linked pupils); the answers are what they would have been without it."""
+        ...
+
     def is_known_child(self, child_id: str) -> bool:
         """Whether the pipeline ever issued this child id."""
         ...

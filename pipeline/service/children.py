@@ -9,6 +9,7 @@ otherwise decides now with the matcher. With a day it also returns the child's r
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
@@ -55,6 +56,28 @@ class ChildOfEvent:
     breakdown: dict[str, Any] = field(default_factory=dict)
     candidates: list[Candidate] = field(default_factory=list)
     decided_now: bool = False
+
+
+class MatchingAhead(Matching, Protocol):
+    """The handler context's matching of a batch's children before its events are handled."""
+
+    def match_ahead(self, port: StorePort, wanted: Sequence[tuple[Identity, bool]]
+                    ) -> list[tuple[MatchDecision, list[Candidate]]]:
+        ...
+
+
+def resolve_children_ahead(port: StorePort, ctx: MatchingAhead, wanted: Sequence[tuple[Identity, bool]]) -> None:
+    """A batch's children (identity, urgent) resolved before its events are handled, in the batch's unit of work:
+    matched once (``child_of_event`` then takes each decision as made), the linked people's child ids issued
+    together, and their pupil records read together, where each event asked for its own one by one."""
+    results = ctx.match_ahead(port, wanted)
+    linked = [(decision.person_key, candidates) for decision, candidates in results
+              if decision.outcome is MatchOutcome.LINKED and decision.person_key]
+    if not linked:
+        return
+    port.child_ids(sorted({person_key for person_key, _ in linked}))  # one order for every worker's inserts
+    port.read_pupils_ahead(sorted({member.upn for person_key, candidates in linked
+                                   for member in group_people(candidates).get(person_key, []) if member.upn}))
 
 
 def child_of_event(port: StorePort, ctx: Matching, event: EventMatch, identity: Identity, *, urgent: bool,

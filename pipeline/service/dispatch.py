@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.adapters.metrics import EVENTS_PROCESSED, PROCESSING_SECONDS
+from pipeline.domain.model import Identity
 from pipeline.ports import EventRecord, StorePort
 from pipeline.service.errors import HandlerError, RejectedEvent  # noqa: F401 - RejectedEvent re-exported
-from pipeline.service.handlers import Context, handle_self_harm, record_of
-from pipeline.service.missing import handle_episode_event, handle_trigger_meeting
+from pipeline.service.handlers import Context, handle_self_harm, record_of, self_harm_child
+from pipeline.service.missing import handle_episode_event, handle_trigger_meeting, missing_report_child
 
 Handler = Callable[[StorePort, EventRecord, dict[str, Any], Context, datetime], None]
 
@@ -22,6 +23,20 @@ HANDLERS: dict[str, Handler] = {
     "return-interview-recorded": handle_episode_event,
     "trigger-meeting-recorded": handle_trigger_meeting,
 }
+
+
+# The event types whose handler may match the event's child, and who that is (identity, urgent) for a record,
+# or None if its handler will not match (the episode has its child): a batch resolves them together before
+# handling its events (``children.resolve_children_ahead``).
+CHILD_AHEAD: dict[str, Callable[[StorePort, dict[str, Any]], tuple[Identity, bool] | None]] = {
+    "self-harm-attendance": self_harm_child,
+    "missing-reported": missing_report_child,
+}
+
+
+# The event types whose handler folds the event into its missing episode (``episode_for_update`` first): a batch
+# locks their episodes together before handling its events.
+EPISODE_AHEAD = frozenset(name for name, handler in HANDLERS.items() if handler is handle_episode_event)
 
 
 def process(port: StorePort, event: EventRecord, ctx: Context, now: datetime) -> None:

@@ -10,7 +10,8 @@ redelivered event is recognised and has its effects once.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +51,8 @@ class Context:
     policy: Policy
     matcher: FellegiSunterMatcher
     index: ReferenceIndex = field(default_factory=ReferenceIndex)
+    # Decisions made ahead for a batch (``match_ahead``), per thread: (the unit of work, results by who was matched).
+    _ahead: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     @classmethod
     def build(cls, rules: dict[str, Any]) -> Context:
@@ -73,9 +76,40 @@ class Context:
 
     def match(self, port: ReferenceReads, identity: Identity, *,
               urgent: bool) -> tuple[MatchDecision, list[Candidate]]:
+        ahead = getattr(self._ahead, "results", None)
+        if ahead and self._ahead.port is port and (made := ahead.get((identity, urgent))):
+            return made.pop()
         self.refresh(port)
         candidates = self.index.candidates(identity)
         return self.matcher.decide(identity, candidates, urgent=urgent, stats=self.index.stats), candidates
+
+    def match_ahead(self, port: ReferenceReads, wanted: Sequence[tuple[Identity, bool]]
+                    ) -> list[tuple[MatchDecision, list[Candidate]]]:
+        """Match a batch's children (identity, urgent) before its events are handled, in this unit of work: each
+        result is what ``match`` then returns, once, for the same identity and urgency in the same unit of work
+        on the same thread (the same index and model, so the same decision), instead of matching again."""
+        self.forget_ahead()
+        made: dict[tuple[Identity, bool], tuple[MatchDecision, list[Candidate]]] = {}
+        for identity, urgent in wanted:  # one child in two events of the batch: matched once
+            if (identity, urgent) not in made:
+                made[identity, urgent] = self.match(port, identity, urgent=urgent)
+        results = [made[who] for who in wanted]
+        kept: dict[tuple[Identity, bool], list[tuple[MatchDecision, list[Candidate]]]] = {}
+        for who, result in zip(wanted, results, strict=True):
+            kept.setdefault(who, []).append(result)
+        self._ahead.port, self._ahead.results = port, kept
+        return results
+
+    def forget_ahead(self) -> None:
+        """Drop this thread's decisions made ahead (the batch is over, or rolled back)."""
+        self._ahead.port = self._ahead.results = None
+
+
+def self_harm_child(_port: StorePort, record: dict[str, Any]) -> tuple[Identity, bool] | None:
+    """Who a self-harm attendance is about and whether matching is urgent: what ``handle_self_harm`` matches
+    (when no decision is stored on its event)."""
+    attendance = SelfHarmAttendance.from_record(record)
+    return attendance.child, attendance.exploitation_concern
 
 
 def record_of(event: EventRecord) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from pipeline.domain.model import (
     DeadlineKind,
     DeadlineState,
     EventStatus,
+    Identity,
     MatchDecision,
     MatchOutcome,
     PlannedDeadline,
@@ -95,10 +96,21 @@ def handle_episode_event(repo: StorePort, event: EventRecord, record: dict[str, 
     reconcile(repo, row, episode, ctx, now, event.event_id, new_episode=new_episode)
 
 
+def _reported(record: dict[str, Any]) -> tuple[Identity, bool]:
+    """Who a missing report is about, and whether matching is urgent (a high-risk report)."""
+    return identity_from_record(record["child"]), record["risk_grade"] == rules.HIGH
+
+
+def missing_report_child(repo: StorePort, record: dict[str, Any]) -> tuple[Identity, bool] | None:
+    """Who ``handle_episode_event`` will match for a missing report, if it will: its episode has no child yet
+    (the episode read for update, as the handler reads it first)."""
+    return _reported(record) if repo.episode_for_update(record["episode_id"]).child_id is None else None
+
+
 def _match(repo: StorePort, event: EventRecord, record: dict[str, Any], ctx: Context,
            now: datetime) -> tuple[str | None, MatchDecision]:
-    identity = identity_from_record(record["child"])
-    child = child_of_event(repo, ctx, event, identity, urgent=record["risk_grade"] == rules.HIGH)
+    identity, urgent = _reported(record)
+    child = child_of_event(repo, ctx, event, identity, urgent=urgent)
     decision, child_id, breakdown, candidates = child.decision, child.child_id, child.breakdown, child.candidates
     if not child.decided_now:
         return child_id, decision  # the decision already stored on the event stands, as recorded

@@ -97,6 +97,54 @@ def test_a_clash_is_sqlalchemys_integrity_error(sql_store: Store) -> None:
         assert session.connection().execute(select(CHILD)).all() == []
 
 
+AUDIT: Any = t.AuditEntry.__table__  # type: ignore[attr-defined]
+DEADLINE: Any = t.Deadline.__table__  # type: ignore[attr-defined]
+
+
+def test_many_rows_are_stored_in_one_statement_as_connection_execute_stores_them(sql_store: Store) -> None:
+    """``run_many`` of a plain insert: on PostgreSQL one statement for all the rows (one JSON document),
+    storing what SQLAlchemy's executemany stores (instants, NULLs, integers, text), numbered in the order given."""
+    deadlines = [{"id": f"d-{n}", "kind": "ACK", "subject_id": f"s-{n}", "event_id": None, "child_id": "c-1",
+                  "school_urn": None if n % 2 else "100001", "due_at": REPORTED + timedelta(hours=n), "state": "OPEN",
+                  "escalation_level": n, "next_step_at": None if n == 2 else SEEN, "steps_json": '[{"at": "x"}]',
+                  "created_at": UPDATED, "closed_at": None, "closed_reason": None} for n in range(3)]
+    audits = [{"at": UPDATED - timedelta(seconds=n), "actor": "system", "action": f"a-{n}", "subject_id": "s",
+               "reason": "" if n == 1 else "it's 100% \"quoted\", {braced}"} for n in range(4)]
+    driver_deadline = DriverStatement(DEADLINE.insert().inline())
+    driver_audit = DriverStatement(AUDIT.insert().inline())
+    with statements_run(sql_store) as statements, sql_store.transaction() as session:
+        driver_deadline.run_many(session.connection(), deadlines)
+        driver_audit.run_many(session.connection(), audits)
+    if sql_store.is_postgres:
+        assert len(statements) == 2 and all("json_populate_recordset" in s for s in statements), statements
+    with sql_store.transaction() as session:  # the same rows through SQLAlchemy's own executemany
+        connection = session.connection()
+        connection.execute(DEADLINE.insert(), [
+            {**row, "id": "orm-" + row["id"], "subject_id": "orm-" + row["subject_id"]} for row in deadlines])
+        connection.execute(AUDIT.insert(), [{**row, "action": "orm-" + row["action"]} for row in audits])
+    with sql_store.transaction() as session:
+        connection = session.connection()
+        stored = {row.id: row._mapping for row in connection.execute(select(DEADLINE))}
+        assert len(stored) == 6
+        for key in ("d-0", "d-1", "d-2"):
+            assert {**stored[key], "id": None, "subject_id": None} == {**stored["orm-" + key], "id": None,
+                                                                      "subject_id": None}
+        driver_rows = connection.execute(select(AUDIT).where(AUDIT.c.action.like("a-%")).order_by(AUDIT.c.id)).all()
+        orm_rows = connection.execute(select(AUDIT).where(AUDIT.c.action.like("orm-%")).order_by(AUDIT.c.id)).all()
+    assert [row.action for row in driver_rows] == ["a-0", "a-1", "a-2", "a-3"]  # numbered in the order given
+    assert [tuple(row[1:]) for row in driver_rows] == [(*row[1:3], row.action[4:], *row[4:]) for row in orm_rows]
+    assert driver_rows[1].reason == "" and driver_rows[0].reason == "it's 100% \"quoted\", {braced}"
+
+
+def test_many_rows_with_a_naive_datetime_are_refused(sql_store: Store) -> None:
+    rows = [{"child_id": "c-1", "person_key": "upn:X", "created_at": UPDATED},
+            {"child_id": "c-2", "person_key": "upn:Y", "created_at": datetime(2026, 1, 1)}]
+    with pytest.raises(ValueError, match="naive"), sql_store.transaction() as session:
+        DriverStatement(insert(CHILD)).run_many(session.connection(), rows)
+    with sql_store.transaction() as session:
+        assert session.connection().execute(select(CHILD)).all() == []
+
+
 def test_statement_listeners_see_the_driver_statements(sql_store: Store) -> None:
     with statements_run(sql_store) as statements, sql_store.unit_of_work() as port:
         child = port.child_id("upn:A999100100001")

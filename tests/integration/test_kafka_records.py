@@ -5,6 +5,7 @@ try (accepted, never a dead letter), and the intake record the HTTP intake store
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -19,7 +20,8 @@ from pipeline.adapters import tables as t
 from pipeline.adapters.faust_codec import Decoded
 from pipeline.adapters.publisher import BrokerUnavailable
 from tests.integration.conftest import Pipeline
-from tests.support.world import AMELIA, ISLA, attendance
+from tests.support.store_ports import statements_run
+from tests.support.world import AMELIA, ISLA, JACOB, OLIVER, UNKNOWN, attendance
 
 TOPIC = "self-harm-attendance"
 
@@ -201,3 +203,80 @@ def test_a_batch_is_decoded_once_and_its_new_events_written_together(pipeline: P
         stored = session.exec(select(t.Event)).all()
         assert sorted(e.event_id for e in stored) == sorted(e["event_id"] for e in events)
         assert all(e.status == "processed" and e.processed_at is not None for e in stored)
+
+
+def test_a_batchs_children_are_matched_once_and_issued_together(pipeline: Pipeline,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The children of a batch's attendances are resolved before its records are handled: each child matched once
+    (not again by its handler), the new child ids in one insert and the linked pupils in one read on PostgreSQL;
+    the effects are each record's own, as handled one by one."""
+    children = [AMELIA, OLIVER, AMELIA, ISLA, UNKNOWN, JACOB]
+    events = [attendance(child) for child in children]
+    index = pipeline.services.ctx.index
+    looked_up: list[str] = []
+    real_candidates = index.candidates
+
+    def candidates(identity: Any, *args: Any, **kwargs: Any) -> Any:
+        looked_up.append(identity.given_name)
+        return real_candidates(identity, *args, **kwargs)
+
+    monkeypatch.setattr(index, "candidates", candidates)
+    with statements_run(pipeline.services.store) as statements:
+        assert handle_batch(pipeline.services, [delivery(e, n) for n, e in enumerate(events)]) == \
+            ["processed"] * len(events)
+    assert sorted(looked_up) == sorted({child["given_name"] for child in children})  # once per child
+    if pipeline.services.store.is_postgres:
+        assert len([s for s in statements if s.startswith("INSERT INTO child")]) == 1, statements
+        assert len([s for s in statements if "WHERE pupil.upn" in " ".join(s.split())]) == 1, statements
+    with pipeline.services.store.read() as session:
+        stored = {e.event_id: e for e in session.exec(select(t.Event)).all()}
+        child_of = {child["given_name"]: stored[event["event_id"]].child_id for child, event in zip(
+            children, events, strict=True)}
+        assert child_of["Zebedee"] is None and len({child_of[name] for name in child_of if name != "Zebedee"}) == 4
+        assert stored[events[0]["event_id"]].child_id == stored[events[2]["event_id"]].child_id  # Amelia twice
+        issued = {row.child_id: row.person_key for row in session.exec(select(t.Child)).all()}
+        assert issued[child_of["Amelia"]] == "upn:A999100100001" and issued[child_of["Jacob"]] == "upn:G999100100008"
+        for event, roles in ((events[0], ["deputy_dsl", "dsl"]), (events[3], ["SCIES"])):
+            alerts = session.exec(select(t.Notification).where(t.Notification.event_id == event["event_id"])).all()
+            assert sorted(n.recipient_role for n in alerts) == roles
+    assert handle_batch(pipeline.services, [delivery(events[1], 9)]) == ["duplicate"]
+
+
+def test_a_batchs_missing_reports_lock_their_episodes_together_and_match_once(pipeline: Pipeline,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Missing reports in one batch: their episodes locked (and created) together before the records are handled,
+    their children matched once each and issued together; a report on an episode that already has its child is
+    not matched; each episode ends up with its own child, as handled one by one."""
+    reported = "missing-reported"
+
+    def report(child: dict[str, Any], episode: str, grade: str = "MEDIUM") -> dict[str, Any]:
+        return {"event_id": str(uuid.uuid4()), "episode_id": episode, "force_code": "NS01",
+                "reported_at": "2026-11-24T18:00:00+00:00", "last_seen_at": "2026-11-24T16:00:00+00:00",
+                "child": dict(child), "risk_grade": grade, "missing_from": "CARE", "exploitation_flags": []}
+
+    def deliver(event: dict[str, Any], offset: int) -> Delivery:
+        return Delivery(reported, reported, 0, offset, codec.encode(reported, codec.from_json(reported, event)))
+
+    assert handle_batch(pipeline.services, [deliver(report(JACOB, "EP-0"), 0)]) == ["processed"]
+    events = [report(AMELIA, "EP-1", "HIGH"), report(OLIVER, "EP-2"), report(JACOB, "EP-0"), report(AMELIA, "EP-3")]
+    index = pipeline.services.ctx.index
+    looked_up: list[str] = []
+    real_candidates = index.candidates
+
+    def candidates(identity: Any, *args: Any, **kwargs: Any) -> Any:
+        looked_up.append(identity.given_name)
+        return real_candidates(identity, *args, **kwargs)
+
+    monkeypatch.setattr(index, "candidates", candidates)
+    with statements_run(pipeline.services.store) as statements:
+        assert handle_batch(pipeline.services, [deliver(e, n + 1) for n, e in enumerate(events)]) == \
+            ["processed"] * len(events)
+    assert sorted(looked_up) == ["Amelia", "Amelia", "Oliver"]  # Amelia urgent and not; EP-0 has Jacob already
+    if pipeline.services.store.is_postgres:
+        assert len([s for s in statements if s.startswith("INSERT INTO child")]) == 1, statements
+        assert len([s for s in statements if "FROM missingepisode" in s and "FOR UPDATE" in s]) == 1, statements
+    with pipeline.services.store.read() as session:
+        episodes = {e.episode_id: e.child_id for e in session.exec(select(t.MissingEpisode)).all()}
+        people = {row.child_id: row.person_key for row in session.exec(select(t.Child)).all()}
+    assert {people[episodes[e]] for e in ("EP-1", "EP-3")} == {"upn:A999100100001"}
+    assert people[episodes["EP-2"]] == "upn:B999100100002" and people[episodes["EP-0"]] == "upn:G999100100008"

@@ -85,6 +85,49 @@ def test_child_id_is_made_once_per_person_key(store_backend: Backend) -> None:
         assert port.child_id("upn:A999100100001") == first  # committed: the same in the next unit of work
 
 
+def test_child_ids_are_child_id_of_each_person_key_at_once(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        known = port.child_id("upn:A999100100001")
+    with store_backend.units.unit_of_work() as port:
+        seen_here = port.child_id("upn:C999100100003")
+        ids = port.child_ids(["upn:B999100100002", "upn:A999100100001", "upn:C999100100003", "upn:B999100100002",
+                              "nhs:9990000018"])
+        assert set(ids) == {"upn:A999100100001", "upn:B999100100002", "upn:C999100100003", "nhs:9990000018"}
+        assert ids["upn:A999100100001"] == known  # issued in an earlier unit of work
+        assert ids["upn:C999100100003"] == seen_here  # issued in this one
+        assert len(set(ids.values())) == 4
+        assert all(port.child_id(key) == child_id for key, child_id in ids.items())  # child_id agrees
+        assert port.child_ids([]) == {}
+    with store_backend.units.unit_of_work() as port:  # committed: the same ids in the next unit of work
+        assert port.child_ids(list(ids)) == ids
+        assert all(port.is_known_child(child_id) for child_id in ids.values())
+    # Rolled back: the ids issued in it are not kept.
+    with pytest.raises(RuntimeError), store_backend.units.unit_of_work() as port:
+        dropped = port.child_ids(["upn:D999100100004"])["upn:D999100100004"]
+        raise RuntimeError("roll back")
+    with store_backend.units.unit_of_work() as port:
+        assert not port.is_known_child(dropped)
+        assert port.child_ids(["upn:D999100100004"])["upn:D999100100004"] != dropped
+
+
+def test_pupils_read_ahead_leave_child_facts_as_they_are(store_backend: Backend) -> None:
+    index = ReferenceIndex()
+    jacob = Identity(given_name="Jacob", family_name="Merriman", date_of_birth=date(2011, 6, 6))
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+        members = [c for c in index.candidates(jacob) if c.upn == "G999100100008"]
+        child_id = port.child_id("upn:G999100100008")
+        before = port.child_facts(child_id, members, jacob, DAY)
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+        port.read_pupils_ahead(["G999100100008", "A999100100001", "Z000000000000"])  # one not on file
+        port.read_pupils_ahead([])
+        assert port.child_facts(child_id, members, jacob, DAY) == before
+        assert port.child_facts(child_id, members, jacob, date(2019, 1, 1)).enrolments == ()  # off the roll then
+        nobody = [replace(members[0], upn="Z000000000000", record_key="Z000000000000")]
+        assert port.child_facts(child_id, nobody, jacob, DAY).enrolments == ()
+
+
 def test_is_known_child(store_backend: Backend) -> None:
     with store_backend.units.unit_of_work() as port:
         child_id = port.child_id("upn:A999100100001")

@@ -64,6 +64,28 @@ def test_an_episode_made_in_a_failed_unit_of_work_is_gone(store_backend: Backend
         assert first is not None and first.risk_grade == "LOW"
 
 
+def test_episodes_for_update_are_episode_for_update_of_each_at_once(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        port.episode_for_update("EP-1").risk_grade = "HIGH"
+    with store_backend.units.unit_of_work() as port:
+        port.episode("EP-2")  # read (not there), then asked for update with the others
+        rows = port.episodes_for_update(["EP-3", "EP-1", "EP-2", "EP-3"])
+        assert [row.episode_id for row in rows] == ["EP-3", "EP-1", "EP-2"]  # each once, in the order given
+        assert (rows[1].risk_grade, rows[0].risk_grade, rows[2].reported_at) == ("HIGH", None, None)
+        assert all(port.episode_for_update(row.episode_id) is row for row in rows)  # the same records
+        rows[0].force_code = "NS01"
+        assert port.episodes_for_update([]) == []
+    with store_backend.units.unit_of_work() as port:
+        assert [row.force_code for row in port.episodes_for_update(["EP-3", "EP-2"])] == ["NS01", None]
+    with pytest.raises(RuntimeError), store_backend.units.unit_of_work() as port:
+        port.episodes_for_update(["EP-9", "EP-1"])[1].risk_grade = "LOW"
+        raise RuntimeError("roll back")
+    with store_backend.units.unit_of_work() as port:
+        assert port.episode("EP-9") is None
+        found = port.episode("EP-1")
+        assert found is not None and found.risk_grade == "HIGH"
+
+
 def test_episodes_of_child(store_backend: Backend) -> None:
     with store_backend.units.unit_of_work() as port:
         child = port.child_id("upn:A999100100001")

@@ -5,7 +5,7 @@ it as the ORM's ``StaleDataError``, not lost in silence."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,9 +16,11 @@ from sqlmodel import select
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.effect_rows import DEADLINE
+from pipeline.adapters.match_index import ReferenceIndex
 from pipeline.adapters.repository import Repository
 from pipeline.adapters.store import Store
-from pipeline.domain.model import LadderStep, PlannedDeadline
+from pipeline.domain.model import Identity, LadderStep, PlannedDeadline
+from tests.support.store_ports import statements_run
 
 NOW = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)
 
@@ -62,6 +64,44 @@ def test_a_clash_among_the_buffered_writes_fails_the_commit_and_writes_none_of_t
     with store.unit_of_work() as port:  # the store is usable after it
         port.audit(NOW, "system", "tested", "subject-1", "after the clash")
     assert _count(store, t.AuditEntry) == audits + 1
+
+
+def test_a_batchs_children_take_one_insert_and_its_pupils_one_read(store: Store) -> None:
+    """``child_ids`` of a batch's new people is one statement on PostgreSQL (one each on SQLite, where statements
+    cost microseconds), and ``child_facts`` of a pupil read ahead (``read_pupils_ahead``) reads no pupil again."""
+    index = ReferenceIndex()
+    jacob = Identity(given_name="Jacob", family_name="Merriman", date_of_birth=date(2011, 6, 6))
+    keys = ["upn:A999100100001", "upn:B999100100002", "upn:G999100100008"]
+    with store.unit_of_work() as port:
+        port.sync_match_index(index)
+        members = [c for c in index.candidates(jacob) if c.upn == "G999100100008"]
+        with statements_run(store) as statements:
+            ids = port.child_ids(keys)
+        assert len([s for s in statements if "INSERT INTO child" in s]) == (1 if store.is_postgres else 3)
+        with statements_run(store) as statements:
+            port.read_pupils_ahead(["G999100100008", "A999100100001"])
+            port.child_facts(ids["upn:G999100100008"], members, jacob, date(2026, 11, 24))
+        assert len([s for s in statements if "FROM pupil" in s]) == 1, statements
+
+
+def test_a_batchs_episodes_are_locked_in_two_statements(store: Store) -> None:
+    """``episodes_for_update`` of a batch's episodes on PostgreSQL: one locked read of the stored ones and one
+    insert of the new ones, after which ``episode_for_update`` of each sends nothing; a linked pupil's
+    ``facts_for_child`` reads no pupil row read ahead."""
+    with store.unit_of_work() as port:
+        port.episode_for_update("EP-1")
+        child_id = port.child_id("upn:G999100100008")
+    with store.unit_of_work() as port, statements_run(store) as statements:
+        port.episodes_for_update(["EP-1", "EP-2", "EP-3"])
+        locked = len(statements)
+        for episode_id in ("EP-3", "EP-1", "EP-2"):
+            port.episode_for_update(episode_id)
+        port.read_pupils_ahead(["G999100100008"])
+        pupils = len(statements)
+        assert port.facts_for_child(child_id, date(2026, 11, 24)) is not None
+    if store.is_postgres:
+        assert locked == 2 and pupils == 3, statements
+        assert not any("FROM pupil" in " ".join(s.split()) for s in statements[pupils:]), statements
 
 
 def _behind_its_back(store: Store, port: Repository, statement: Any) -> None:

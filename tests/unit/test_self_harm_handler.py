@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 
+from pipeline import codec
 from pipeline.adapters.memory_store import MemoryEvent, MemoryStore, UniquenessViolation
 from pipeline.adapters.store_records import Notification
+from pipeline.domain.events import identity_from_record
 from pipeline.domain.model import DeadlineKind, EventStatus, MatchOutcome, NotificationKind, NotificationStatus
 from pipeline.service import handlers
+from pipeline.service.children import resolve_children_ahead
 from pipeline.service.dispatch import process
 from pipeline.service.handlers import Context
 from pipeline.service.retries import RetryPolicy, record_failure, retry_events
@@ -177,3 +180,38 @@ def test_a_failing_handler_leaves_no_effects_and_a_retry_has_them_once(store: Me
     assert len(store.deadlines) == 1 and event.status == EventStatus.PROCESSED
     (outcome,) = retry_events(store, ctx, lambda: TERM_EVENING, [event.event_id])
     assert outcome.outcome == "already_processed" and len(store.notifications) == 2
+
+
+def test_children_resolved_ahead_are_the_handlers_decisions_once_in_that_unit_of_work(store: MemoryStore,
+                                                                                     ctx: Context) -> None:
+    """``resolve_children_ahead`` (a Kafka batch's children before its records): each child matched once, its id
+    issued; the handler in the same unit of work takes that decision, once per event, and matches afresh in
+    another unit of work."""
+    first, second = attendance(AMELIA), attendance(AMELIA)
+    matched: list[str] = []
+    real = ctx.index.candidates
+    ctx.index.candidates = lambda identity, *a, **k: matched.append(identity.given_name) or real(identity, *a, **k)
+    who = handlers.self_harm_child(store, codec.from_json("self-harm-attendance", first))
+    assert who is not None
+    assert who == (identity_from_record(codec.from_json("self-harm-attendance", first)["child"]), False)
+    for body in (first, second):
+        store.add_event("self-harm-attendance", body, TERM_EVENING)
+    with store.unit_of_work() as port:
+        resolve_children_ahead(port, ctx, [who, who])
+        assert matched == ["Amelia"]  # the same child twice: matched once
+        for body in (first, second):
+            (event,) = port.events_by_id([body["event_id"]])
+            process(port, event, ctx, TERM_EVENING)
+        assert matched == ["Amelia"]  # the handlers took the decisions made ahead
+        process_again = attendance(AMELIA)
+        store.add_event("self-harm-attendance", process_again, TERM_EVENING)
+        (event,) = port.events_by_id([process_again["event_id"]])
+        process(port, event, ctx, TERM_EVENING)  # a third: none left ahead, matched now
+        assert matched == ["Amelia", "Amelia"]
+    with store.unit_of_work() as port:
+        ctx.match(port, who[0], urgent=False)
+    assert matched == ["Amelia", "Amelia", "Amelia"]
+    ctx.forget_ahead()
+    stored = [store.event(body["event_id"]) for body in (first, second)]
+    assert all(e is not None and e.match_outcome == MatchOutcome.LINKED for e in stored)
+    assert len({e.child_id for e in stored if e is not None}) == 1
