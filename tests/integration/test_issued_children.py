@@ -1,9 +1,11 @@
 """The process's committed child ids (pipeline/adapters/issued_children.py): an id is answered from memory once
 its unit of work committed, and an id whose row was rolled back (the whole unit of work or a savepoint) is never
-handed out again."""
+handed out again (on SQLite, where the id is written in the unit of work; on PostgreSQL it is issued and
+committed apart, so that two workers never wait for each other's batch over a new child)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,3 +82,43 @@ def test_the_cache_empties_when_full_instead_of_growing() -> None:
     assert len(ids) == 3
     ids.add_committed({"d": "4"})
     assert len(ids) == 1 and ids.get("d") == "4" and ids.get("a") is None
+
+
+@pytest.fixture
+def postgres_store(postgres_url: str) -> Iterator[Store]:
+    store = Store(postgres_url)
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+def test_on_postgresql_a_new_childs_id_does_not_wait_for_the_unit_of_work_that_issued_it(
+        postgres_store: Store) -> None:
+    """Two workers' batches meeting the same new person: the second is answered at once with the first's id while
+    the first is still open (the id was issued and committed apart), instead of waiting for the first's commit,
+    and two such batches meeting two new people in opposite orders cannot deadlock."""
+    answers: dict[str, str] = {}
+    first_has_issued, second_done = threading.Event(), threading.Event()
+
+    def second_batch() -> None:
+        first_has_issued.wait(timeout=10)
+        with postgres_store.unit_of_work() as repo:
+            answers["b: person-2"] = repo.child_id("person-2")
+            answers["b: person-1"] = repo.child_id("person-1")  # issued by the open batch a moment ago
+        second_done.set()
+
+    other = threading.Thread(target=second_batch)
+    other.start()
+    with pytest.raises(RuntimeError), postgres_store.unit_of_work() as repo:
+        answers["a: person-1"] = repo.child_id("person-1")
+        first_has_issued.set()
+        assert second_done.wait(timeout=10), "the second batch waited for the first batch's commit"
+        answers["a: person-2"] = repo.child_id("person-2")  # the other order: committed by the second batch
+        raise RuntimeError("the first batch fails after all")
+    other.join(timeout=10)
+    assert answers["a: person-1"] == answers["b: person-1"] and answers["a: person-2"] == answers["b: person-2"]
+    # An id for a person key is no effect of the batch: kept when the batch rolls back, the same on its next try.
+    with postgres_store.unit_of_work() as repo:
+        assert repo.child_id("person-1") == answers["a: person-1"]
+    assert stored_children(postgres_store) == {"person-1": answers["a: person-1"],
+                                               "person-2": answers["b: person-2"]}
