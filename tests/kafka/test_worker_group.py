@@ -48,7 +48,6 @@ def test_two_workers_share_a_topic_and_each_event_is_processed_once(deployment: 
         total = len(sent)
         deployment.wait_for(lambda total=total: deployment.count(t.Event, t.Event.status == "processed") == total,
                             timeout=120)
-    assert len(sent) >= 80
     with deployment.store.read() as session:
         events = session.exec(select(t.Event.event_id, t.Event.status)).all()
         fired = session.exec(select(t.Notification.event_id, t.Notification.kind, t.Notification.plan_key,
