@@ -383,8 +383,11 @@ class Repository(EpisodeQueries):
             return issued
         if (seen := self._children_seen.get(person_key)) is not None:  # resolved in this unit of work already
             return seen
-        if self.postgres:
-            child_id = self._child_id_issued_apart(person_key)
+        if self._issued is not None and self._issued.issuer is not None:
+            # Issued and committed apart (pipeline/adapters/child_id_issuer.py): another worker's batch meeting the
+            # same new person does not wait for this one. Visible to every worker at once, so the child is not
+            # taken as having nothing stored yet (``_new_children``).
+            child_id = self._issued.issue(new_id(), person_key, t.utcnow())
             self._children_seen[person_key] = child_id
             self._person_of_child[child_id] = person_key
             return child_id
@@ -398,24 +401,6 @@ class Repository(EpisodeQueries):
             child_id = str(_CHILD_OF_PERSON.rows(connection, {"person_key": person_key})[0].child_id)
         self._children_seen[person_key] = child_id
         self._person_of_child[child_id] = person_key
-        return child_id
-
-    def _child_id_issued_apart(self, person_key: str) -> str:
-        """On PostgreSQL a new child's id is issued in a short transaction of its own, committed at once, as a
-        sequence hands out numbers: an id for a person key is no effect of the event (the next try of a batch that
-        rolled back gets the same one). Inside the unit of work, the child row's insert held its unique-index entry
-        until the whole batch committed: a second worker's batch that met the same new person waited for all of
-        it, and two batches that met two new people in opposite orders deadlocked, rolled back and went again
-        record by record (two workers drained a backlog at a tenth of one worker's rate). The row is visible to
-        every worker at once, so the child is not taken as having nothing stored yet (``_new_children``)."""
-        engine = self.session.get_bind().engine
-        with engine.begin() as connection:
-            issued = _guarded_insert(CHILD, True).first(
-                connection, {"child_id": new_id(), "person_key": person_key, "created_at": t.utcnow()})
-            child_id = str(issued.child_id if issued is not None
-                           else _CHILD_OF_PERSON.rows(connection, {"person_key": person_key})[0].child_id)
-        if self._issued is not None:
-            self._issued.add_committed({person_key: child_id})
         return child_id
 
     # ---- effects ---------------------------------------------------------------------------------

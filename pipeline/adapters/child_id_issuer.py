@@ -1,0 +1,88 @@
+"""Issuing a new child's id on PostgreSQL apart from the unit of work that meets the child, as a sequence hands
+out numbers.
+
+Inside a batch's transaction the child row's insert held its unique-index entry until the whole batch committed:
+a second worker's batch meeting the same new person waited for all of it, and two batches meeting two new people
+in opposite orders deadlocked, were rolled back and went again record by record (two workers drained a backlog at
+a tenth of one worker's rate; bench/results/kafka.md). Issued apart, the row is committed at once and nobody waits
+longer than one insert.
+
+An id for a person key is no effect of the event: a batch that rolls back leaves it, and the batch's next try
+(by this worker or another) gets the same id. One DBAPI connection per store, kept and used under a lock (one
+short statement each), in autocommit mode: the insert ``ON CONFLICT DO NOTHING`` is its own transaction, one
+round trip, no pool check-out, BEGIN or COMMIT around it.
+
+The connection commits asynchronously (``synchronous_commit = off`` for it alone; the server's setting stays on),
+and this loses nothing that was acknowledged: a child row matters only to a unit of work that stores the child's
+id, and that unit of work's own commit is synchronous, which flushes the write-ahead log up to its commit record,
+the earlier commit of the child row included (PostgreSQL writes and flushes the log in order). A crash before that
+loses the batch as well, and its records come again from Kafka.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Engine
+
+from pipeline.adapters import tables as t
+from pipeline.adapters.driver_statements import DriverStatement
+
+CHILD: Table = t.Child.__table__  # type: ignore[attr-defined]
+_ISSUE = DriverStatement(pg_insert(CHILD).on_conflict_do_nothing().returning(CHILD.c.child_id))
+_ISSUED = DriverStatement(sa_select(CHILD.c.child_id).where(CHILD.c.person_key == bindparam("person_key")))
+
+
+class ChildIdIssuer:
+    """``issue(child_id, person_key, now)``: the id stored for ``person_key``, ``child_id`` if it is new; committed
+    when it returns."""
+
+    def __init__(self, engine: Engine) -> None:
+        assert engine.dialect.name == "postgresql", "SQLite has one writer: its ids are issued in the unit of work"
+        self._engine = engine
+        self._issue = _ISSUE.compiled(engine.dialect, ("child_id", "person_key", "created_at"))
+        self._issued = _ISSUED.compiled(engine.dialect)
+        self._lock = threading.Lock()
+        self._connection: Any = None
+
+    def issue(self, child_id: str, person_key: str, now: datetime) -> str:
+        with self._lock:
+            try:
+                cursor = self._kept().cursor()
+                try:
+                    cursor.execute(self._issue.sql, self._issue.bind(
+                        {"child_id": child_id, "person_key": person_key, "created_at": now}))
+                    rows = cursor.fetchall()
+                    if not rows:  # issued before (or by another worker a moment ago, committed by now): theirs
+                        cursor.execute(self._issued.sql, self._issued.bind({"person_key": person_key}))
+                        rows = cursor.fetchall()
+                finally:
+                    cursor.close()
+            except Exception:
+                self._close()  # a broken connection (the database restarted): the next call opens another
+                raise
+        return str(rows[0][0])
+
+    def _kept(self) -> Any:
+        if self._connection is None:
+            dialect = self._engine.dialect
+            args, kwargs = dialect.create_connect_args(self._engine.url)
+            connection = dialect.loaded_dbapi.connect(*args, **kwargs)
+            connection.autocommit = True
+            connection.execute("SET synchronous_commit = off")
+            self._connection = connection
+        return self._connection
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
