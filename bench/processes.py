@@ -7,7 +7,6 @@ imports nothing from the tests, so the benchmarks never depend on them.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -16,14 +15,11 @@ from typing import TypeVar
 
 import httpx
 
+from scripts.services.services import free_port  # the one definition; importable here as it is in the tests
+
+__all__ = ["free_port", "wait_for", "wait_healthy"]
+
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    """A loopback port free now, for a child server to listen on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], T], *, timeout: float, interval: float = 0.1, what: str = "the condition",

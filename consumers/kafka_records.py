@@ -29,7 +29,7 @@ from pipeline.adapters.metrics import EVENTS_DEAD_LETTERED
 from pipeline.adapters.repository import Repository
 from pipeline.bootstrap import Services
 from pipeline.domain.events import rule_errors
-from pipeline.ports import EventRecord
+from pipeline.ports import EventRecord, StorePort
 from pipeline.service.dispatch import process
 from pipeline.service.intake import context_errors, publish_dead_letter
 from pipeline.service.retries import RetryPolicy, record_failure
@@ -125,7 +125,7 @@ def handle_batch(services: Services, deliveries: Sequence[Delivery], attempt: in
     return outcomes
 
 
-def _claim(repo: Repository, existing: EventRecord | None, name: str, record: dict[str, Any], delivery: Delivery,
+def _claim(repo: StorePort, existing: EventRecord | None, name: str, record: dict[str, Any], delivery: Delivery,
            now: datetime) -> EventRecord | str:
     """The event row to process for this record, or what the record is instead: a ``duplicate`` (its event
     was processed), ``retrying`` (its event failed before: the retry timer runs it), or a ``conflict`` (its
@@ -145,7 +145,7 @@ def _claim(repo: Repository, existing: EventRecord | None, name: str, record: di
     return existing  # the HTTP intake's record of it, waiting for this
 
 
-def _run(repo: Repository, event: EventRecord, name: str, record: dict[str, Any], services: Services,
+def _run(repo: StorePort, event: EventRecord, name: str, record: dict[str, Any], services: Services,
          now: datetime) -> None:
     """The event's handler, given the record the faust codec decoded (``codec.hand_over``), so the handler does
     not decode the stored JSON a second time."""

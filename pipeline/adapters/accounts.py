@@ -105,10 +105,14 @@ class UserRow:
     disabled_at: datetime | None
 
 
+# Only a token issued for the API (kind "api") authenticates it. Web logins once issued tokens of kind "web" as
+# their cookie; they live in web sessions (with idle and absolute expiry) now, and an old "web" row still stored
+# must not work as a bearer token that never expires.
 _USER_HOLDING_TOKEN = (core_select(USERS.c.id, USERS.c.email, USERS.c.role, USERS.c.school_urn, USERS.c.team,
                                   USERS.c.password_hash, USERS.c.created_at, USERS.c.disabled_at)
                       .select_from(API_TOKENS.join(USERS, API_TOKENS.c.user_id == USERS.c.id))
-                      .where(API_TOKENS.c.token_hash == bindparam("token_hash"), USERS.c.disabled_at.is_(None)))
+                      .where(API_TOKENS.c.token_hash == bindparam("token_hash"), API_TOKENS.c.kind == "api",
+                             USERS.c.disabled_at.is_(None)))
 
 
 _USER_HOLDING_TOKEN_DRIVER = DriverStatement(_USER_HOLDING_TOKEN)
@@ -116,22 +120,38 @@ _USER_HOLDING_TOKEN_DRIVER = DriverStatement(_USER_HOLDING_TOKEN)
 
 def enabled_user_holding_token(engine: Engine, token_hash: str) -> UserRow | None:
     """The user an API token (by its hash) was issued to, if that user is not disabled; None for an unknown
-    token or a disabled user. One Core query (api_token joined to user, built once) on a connection of its
-    own, read afresh for every request: nothing is cached, so disabling a user refuses their token at once."""
+    token, a token of another kind or a disabled user. One Core query (api_token joined to user, built once) on a
+    connection of its own, read afresh for every request: nothing is cached, so disabling a user refuses their
+    token at once."""
     with engine.connect() as connection:
         row = connection.execute(_USER_HOLDING_TOKEN, {"token_hash": token_hash}).first()
     return UserRow(*row) if row is not None else None
+
+
+class _KeptConnection:
+    """One thread's DBAPI connection for the lookup, and the lock a query on it holds (so closing it waits)."""
+
+    __slots__ = ("connection", "lock", "closed")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.lock = threading.Lock()
+        self.closed = False
 
 
 class TokenLookup:
     """``enabled_user_holding_token`` for every request, at the cost of the query alone.
 
     On an SQLite file each thread that asks (the event loop, in practice) gets a DBAPI connection of its own,
-    opened once with the engine's connect arguments and kept: the same query, compiled once for the dialect,
-    runs on it in autocommit mode, so there is no pool check-out, no BEGIN and no rollback around it. Each
-    query is its own read transaction and sees every commit made before it, by this process or another (the
-    CLI disabling a user): still nothing cached. Elsewhere (PostgreSQL, an in-memory SQLite) it is
-    ``enabled_user_holding_token`` on the engine's pool."""
+    taken from the engine's pool once and detached from it (so it had every connection's set-up, the engine's
+    connect listeners: busy timeout, foreign keys and the rest, and holds no pool slot) and kept: the same query,
+    compiled once for the dialect, runs on it in autocommit mode, so there is no pool check-out, no BEGIN and no
+    rollback around it. Each query is its own read transaction and sees every commit made before it, by this
+    process or another (the CLI disabling a user): still nothing cached. Elsewhere (PostgreSQL, an in-memory
+    SQLite) it is ``enabled_user_holding_token`` on the engine's pool.
+
+    ``close`` (the store's disposal, at shutdown) waits for a query in flight on a connection before closing it,
+    and a thread that asks after that opens another: a request under way as the process stops is answered."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -139,38 +159,49 @@ class TokenLookup:
         self._own_connections = engine.dialect.name == "sqlite" and bool(database) and database != ":memory:"
         self._query = _USER_HOLDING_TOKEN_DRIVER.compiled(engine.dialect)
         self._local = threading.local()
-        self._opened: list[Any] = []
+        self._opened: list[_KeptConnection] = []
         self._lock = threading.Lock()
 
     def user(self, token_hash: str) -> UserRow | None:
         if not self._own_connections:
             return enabled_user_holding_token(self._engine, token_hash)
         query = self._query
-        # Read to the end: no read left open.
-        rows = query.rows(self._connection().execute(query.sql, query.bind({"token_hash": token_hash})).fetchall())
-        return UserRow(*rows[0]) if rows else None
+        while True:
+            kept = self._kept()
+            with kept.lock:
+                if kept.closed:  # closed since this thread took it: take another
+                    self._local.kept = None
+                    continue
+                # Read to the end: no read left open.
+                raw = kept.connection.execute(query.sql, query.bind({"token_hash": token_hash})).fetchall()
+            rows = query.rows(raw)
+            return UserRow(*rows[0]) if rows else None
 
-    def _connection(self) -> Any:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            dialect = self._engine.dialect
-            args, kwargs = dialect.create_connect_args(self._engine.url)
-            # Used by this thread only; closed by whichever thread disposes of the store.
-            connection = dialect.loaded_dbapi.connect(*args, **{**kwargs, "check_same_thread": False, "timeout": 30})
+    def _kept(self) -> _KeptConnection:
+        kept: _KeptConnection | None = getattr(self._local, "kept", None)
+        if kept is None:
+            pooled = self._engine.raw_connection()  # the engine's connect (and check-out) set-up applied
+            connection = pooled.driver_connection
+            assert connection is not None
+            pooled.detach()  # no longer the pool's: its slot is free, and closing it closes it
             connection.isolation_level = None  # autocommit: each query reads the newest commit
             connection.execute("PRAGMA query_only=ON")
+            # Used by this thread only (and closed by whichever thread disposes of the store).
+            kept = _KeptConnection(connection)
             with self._lock:
-                self._opened.append(connection)
-            self._local.connection = connection
-        return connection
+                self._opened.append(kept)
+            self._local.kept = kept
+        return kept
 
     def close(self) -> None:
-        """Close every connection opened so far (a thread that asks again opens a new one)."""
+        """Close every connection opened so far, each once a query in flight on it has finished (a thread that
+        asks again opens a new one)."""
         with self._lock:
             opened, self._opened = self._opened, []
-        for connection in opened:
-            connection.close()
-        self._local = threading.local()
+        for kept in opened:
+            with kept.lock:
+                kept.closed = True
+                kept.connection.close()
 
 
 def add_web_session(session: Session, token_hash: str, user_id: int, csrf_token: str, now: datetime) -> None:

@@ -2,24 +2,34 @@
 
 ``Connection.execute`` of a Core statement costs about 35 µs of SQLAlchemy per statement on this machine (cache
 key, execution context, parameter and result set-up) against about 4 µs that sqlite3 itself spends on a primary
-key read; an event runs two to six such statements. A ``DriverStatement`` wraps one Core statement (a select,
-an insert with or without RETURNING, an update; no Python-side column defaults) and does that work once per
-dialect and set of parameter names: it keeps the SQL string SQLAlchemy compiles for the
-dialect, the order the parameters go in, and SQLAlchemy's own bind and result processors of each column type; each
-execution then only converts the values, runs the SQL on the DBAPI cursor of the same connection (so inside the
-same transaction) and converts the rows back. What goes in and comes out is what ``Connection.execute`` would
-store and return: the same SQL, the processors SQLAlchemy itself would apply (timezone-aware UTC instants through
-``tables.UTCDateTime``, SQLite's 'YYYY-MM-DD HH:MM:SS.ffffff' strings, dates, booleans), with one exception made
-for speed: an instant bound on SQLite is formatted by ``_sqlite_instant``, which yields the same string as the
-processors it replaces (tests/unit/test_driver_statements.py checks them against each other).
+key read; an event runs two to six such statements. A ``DriverStatement`` wraps one Core statement (a select, an
+insert with or without RETURNING, an update; no Python-side column defaults) and does that work once per dialect
+(``dialect_key``: name, driver, paramstyle, server version) and set of parameter names: it keeps the SQL string
+SQLAlchemy compiles for the dialect, the order the parameters go in, and SQLAlchemy's own bind and result
+processors of each column type; each execution then only converts the values, runs the SQL on the DBAPI cursor of
+the same connection (so inside the same transaction) and converts the rows back. What goes in and comes out is what
+``Connection.execute`` would store and return: the same SQL, the processors SQLAlchemy itself would apply
+(timezone-aware UTC instants through ``tables.UTCDateTime``, SQLite's 'YYYY-MM-DD HH:MM:SS.ffffff' strings,
+dates, booleans), with one exception made for speed: an instant bound on SQLite is formatted by ``_sqlite_instant``,
+which yields the same string as the processors it replaces (tests/unit/test_driver_statement_instants.py checks them
+against each other).
 
 Kept as through SQLAlchemy: errors are raised as SQLAlchemy's exceptions (``IntegrityError`` and so on) by the
-connection's own handler, which also invalidates a connection the database dropped; the engine's
+connection's own handler, which also invalidates a connection the database dropped; a value a bind processor
+refuses (a naive datetime, a string for a date) is raised from ``CompiledStatement.bind``, on every path, as
+SQLAlchemy's ``StatementError`` with the statement and the parameter's name, never a value: no parameters are
+kept on it, the original error's words are kept only when they are known to name no value (``UnstorableValue``),
+and it is raised without the original chained (a logged traceback would print its message). It is an instance of
+the original's class as well (a ``ValueError`` stays one to a caller that catches that); the engine's
 ``before_cursor_execute`` and ``after_cursor_execute`` listeners see every statement (the tests and benchmarks
 that count statements rely on it). Rows come back as ``DriverRow``: a named tuple with SQLAlchemy ``Row``'s
 ``_mapping``. On PostgreSQL an executemany goes through SQLAlchemy (its "insertmanyvalues" sends one multi-row
 statement, cheaper than the driver's statement per row); on a connection outside a transaction every call does,
-so SQLAlchemy's autobegin applies.
+so SQLAlchemy's autobegin applies. ``run_many`` tells how many rows the statement changed (``RowsChanged``), so an
+UPDATE of rows another writer deleted or re-keyed is noticed, not lost: sqlite3 sums an executemany's changes into
+``cursor.rowcount`` and psycopg does too, both dialects saying so (``supports_sane_multi_rowcount``); an UPDATE sent
+inside a psycopg pipeline (``repository.pipelined``) runs on the driver's cursor, kept open until the pipeline has
+synced, because psycopg counts its rows only as their results arrive (and not at all on a closed cursor).
 
 A caller that runs on a raw DBAPI connection of its own (the intake's group commit on ``Store.sqlite_write``,
 the token lookup's autocommit reads) takes the compiled form itself: ``DriverStatement.compiled(dialect,
@@ -37,8 +47,9 @@ from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import StatementError
 
-from pipeline.adapters.tables import UTCDateTime
+from pipeline.adapters.tables import UnstorableValue, UTCDateTime
 
 _REQUIRED: Any = object()  # a parameter the caller must give (no value in the statement)
 
@@ -57,10 +68,33 @@ def _sqlite_instant(value: datetime | None) -> str | None:
     if last[0] is value:
         return last[1]
     if value.tzinfo is None:
-        raise ValueError("naive datetimes are not stored")
+        raise UnstorableValue("naive datetimes are not stored")
     formatted = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     _last_instant = (value, formatted)
     return formatted
+
+
+_BIND_ERROR_TYPES: dict[type[Exception], type[StatementError]] = {}
+
+
+def _bind_error_type(original: type[Exception]) -> type[StatementError]:
+    """``StatementError`` that is also an instance of ``original`` (so a caller catching either catches it)."""
+    kind = _BIND_ERROR_TYPES.get(original)
+    if kind is None:
+        try:
+            kind = type(original.__name__, (StatementError, original), {"__module__": __name__})
+        except TypeError:  # a class that cannot be mixed in (its instances' layout): SQLAlchemy's alone
+            kind = StatementError
+        _BIND_ERROR_TYPES[original] = kind
+    return kind
+
+
+def dialect_key(dialect: Dialect) -> tuple[Any, ...]:
+    """What the SQL compiled for ``dialect`` depends on: dialects may share a name (SQLite through another driver,
+    or with another paramstyle; PostgreSQL through psycopg or pg8000), and the server's version sets what some
+    constructs compile to."""
+    return (type(dialect), dialect.name, dialect.driver, dialect.paramstyle, dialect.server_version_info,
+            dialect.label_length)
 
 
 def _bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
@@ -172,7 +206,41 @@ class CompiledStatement:
 
     def bind(self, params: Mapping[str, Any]) -> Any:
         """The parameters for the DBAPI cursor (a tuple or a dict, as the driver's paramstyle wants), from the
-        caller's values by name (an expanding parameter's a sequence of as many values as it was compiled for)."""
+        caller's values by name (an expanding parameter's a sequence of as many values as it was compiled for).
+        A value refused (or missing) raises ``StatementError`` naming the parameter, never the value."""
+        try:
+            return self._bind(params)
+        except Exception as error:  # noqa: BLE001 - raised again as SQLAlchemy's error, with no value in it
+            raise self._bind_error(params, error) from None
+
+    def _bind_error(self, params: Mapping[str, Any], error: Exception) -> StatementError:
+        key = self._failing_parameter(params)
+        if isinstance(error, UnstorableValue):
+            words = str(error)
+        elif isinstance(error, KeyError):
+            words = "no value given"
+        else:
+            words = "value refused"
+        if key is not None:
+            words += f" (parameter {key!r})"
+        message = f"({type(error).__module__}.{type(error).__qualname__}) {words}"
+        return _bind_error_type(type(error))(message, self.sql, None, error, hide_parameters=True)
+
+    def _failing_parameter(self, params: Mapping[str, Any]) -> str | None:
+        """The caller's key of the first parameter whose value is missing or its processor refuses."""
+        for (_name, key, constant, processor), position in zip(self.parameters, self._indexes, strict=True):
+            try:
+                if position is not None:
+                    value = params[key][position]
+                else:
+                    value = params[key] if constant is _REQUIRED or key in params else constant
+                if processor is not None:
+                    processor(value)
+            except Exception:  # noqa: BLE001 - this is the one
+                return key
+        return None
+
+    def _bind(self, params: Mapping[str, Any]) -> Any:
         if self._all_given and self.positional and self._get is not None:
             values = self._get(params)
             if not self._processors:
@@ -185,11 +253,11 @@ class CompiledStatement:
             key, count = self._one_expanding
             given_values = params[key]
             if len(given_values) != count:
-                raise ValueError(f"{key} has not the number of values it was compiled for")
+                raise UnstorableValue(f"{key} has not the number of values it was compiled for")
             return tuple(given_values)
         for key, count in self._counts.items():
             if len(params[key]) != count:
-                raise ValueError(f"{key} has not the number of values it was compiled for")
+                raise UnstorableValue(f"{key} has not the number of values it was compiled for")
         if self._pieces is not None:
             given: list[Any] = []
             for key, values_given in self._pieces:
@@ -226,6 +294,43 @@ class CompiledStatement:
         return converted
 
 
+def in_pipeline(connection: Connection) -> bool:
+    """Whether ``connection``'s driver is in psycopg's pipeline mode (statements sent, results not yet read)."""
+    driver = connection.connection.driver_connection
+    pgconn = getattr(driver, "pgconn", None)
+    return pgconn is not None and bool(pgconn.pipeline_status)
+
+
+class RowsChanged:
+    """How many rows one ``run_many`` changed, summed over its rows: ``count()``, None where the dialect does not
+    report an executemany's count reliably (``supports_sane_multi_rowcount``). ``pending`` while the count waits on a
+    psycopg pipeline's results: ``count()`` is then read only once the pipeline has synced (it closes the cursor)."""
+
+    __slots__ = ("_count", "_cursor")
+
+    def __init__(self, count: int | None, cursor: Any = None) -> None:
+        self._count = count
+        self._cursor = cursor
+
+    @property
+    def pending(self) -> bool:
+        return self._cursor is not None
+
+    def count(self) -> int | None:
+        cursor = self._cursor
+        if cursor is not None:
+            self._cursor = None
+            self._count = cursor.rowcount if cursor.rowcount >= 0 else None
+            cursor.close()
+        return self._count
+
+    def discard(self) -> None:
+        """Not to be read (its transaction rolled back): the kept cursor, if any, is closed."""
+        cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            cursor.close()
+
+
 class DriverStatement:
     """A Core statement run on the DBAPI cursor (see the module's docstring). Build one per statement, at import:
     it compiles on first use for each dialect (and, for inserts and updates, each set of parameter names)."""
@@ -233,11 +338,13 @@ class DriverStatement:
     def __init__(self, statement: Any) -> None:
         self.statement = statement
         self._dml = bool(statement.is_dml)  # an insert or update compiles for the columns given
-        self._compiled: dict[tuple[str, tuple[str, ...] | None], CompiledStatement] = {}
-        self._expanded: dict[tuple[str, tuple[str, ...] | None, tuple[tuple[str, int], ...]], CompiledStatement] = {}
+        # By ``dialect_key`` and the parameter names (and an expanding parameter's count of values).
+        self._compiled: dict[tuple[tuple[Any, ...], tuple[str, ...] | None], CompiledStatement] = {}
+        self._expanded: dict[tuple[tuple[Any, ...], tuple[str, ...] | None, tuple[tuple[str, int], ...]],
+                             CompiledStatement] = {}
 
     def _for(self, dialect: Dialect, column_keys: tuple[str, ...] | None) -> CompiledStatement:
-        key = (dialect.name, column_keys)
+        key = (dialect_key(dialect), column_keys)
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = self._compiled[key] = CompiledStatement(self.statement, dialect, column_keys)
@@ -252,7 +359,7 @@ class DriverStatement:
         if not expanding:
             return self._for(dialect, keys)
         given = tuple(expanding.items())
-        key = (dialect.name, keys, given if len(given) == 1 else tuple(sorted(given)))
+        key = (dialect_key(dialect), keys, given if len(given) == 1 else tuple(sorted(given)))
         compiled = self._expanded.get(key)
         if compiled is None:
             compiled = self._expanded[key] = CompiledStatement(self.statement, dialect, keys, expanding)
@@ -260,6 +367,17 @@ class DriverStatement:
 
     def _run(self, connection: Connection, compiled: CompiledStatement, parameters: Any, many: bool,
              fetch: bool) -> Sequence[Any]:
+        cursor = self._execute(connection, compiled, parameters, many)
+        try:
+            raw = cursor.fetchall() if fetch else []
+        except Exception as error:  # noqa: BLE001 - raised again by SQLAlchemy's handler, wrapped as it wraps it
+            cursor.close()
+            connection._handle_dbapi_exception(error, compiled.sql, parameters, cursor, None)
+        cursor.close()
+        return raw
+
+    def _execute(self, connection: Connection, compiled: CompiledStatement, parameters: Any, many: bool) -> Any:
+        """The statement run on a new DBAPI cursor of ``connection``, listeners told; the cursor, open."""
         sql = compiled.sql
         cursor = connection.connection.cursor()
         try:
@@ -270,15 +388,13 @@ class DriverStatement:
                 cursor.executemany(sql, parameters)
             else:
                 cursor.execute(sql, parameters)
-            raw = cursor.fetchall() if fetch else []
             if connection._has_events or connection.engine._has_events:
                 for listener in connection.dispatch.after_cursor_execute:
                     listener(connection, cursor, sql, parameters, None, many)
         except Exception as error:  # noqa: BLE001 - raised again by SQLAlchemy's handler, wrapped as it wraps it
             cursor.close()
             connection._handle_dbapi_exception(error, sql, parameters, cursor, None)
-        cursor.close()
-        return raw
+        return cursor
 
     def rows(self, connection: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every row, converted as ``Connection.execute(...).all()`` converts it."""
@@ -306,13 +422,26 @@ class DriverStatement:
         compiled = self._for(connection.dialect, tuple(params))
         self._run(connection, compiled, compiled.bind(params), False, False)
 
-    def run_many(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """The statement once per row, the rows all with the same keys (an executemany)."""
+    def run_many(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> RowsChanged:
+        """The statement once per row, the rows all with the same keys (an executemany); how many rows it changed."""
         if not rows:
-            return
+            return RowsChanged(0)
+        sane = connection.dialect.supports_sane_multi_rowcount
         if connection.dialect.name != "sqlite" or not connection.in_transaction():
-            connection.execute(self.statement, list(rows))
-            return
+            if not self.statement.is_insert and connection.in_transaction() and in_pipeline(connection):
+                # Counted only when the pipeline syncs, on a cursor still open then (see the module's docstring).
+                compiled = self._for(connection.dialect, tuple(rows[0]))
+                bind = compiled.bind
+                cursor = self._execute(connection, compiled, [bind(row) for row in rows], True)
+                if sane:
+                    return RowsChanged(None, cursor)
+                cursor.close()
+                return RowsChanged(None)
+            result = connection.execute(self.statement, list(rows))
+            return RowsChanged(result.rowcount if sane and result.rowcount >= 0 else None)
         compiled = self._for(connection.dialect, tuple(rows[0]))
         bind = compiled.bind
-        self._run(connection, compiled, [bind(row) for row in rows], True, False)
+        cursor = self._execute(connection, compiled, [bind(row) for row in rows], True)
+        count = cursor.rowcount
+        cursor.close()
+        return RowsChanged(count if sane and count >= 0 else None)

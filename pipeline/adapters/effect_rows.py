@@ -15,7 +15,11 @@ and changes one per event, and an ORM object cost a flush before every read in t
 ``CreatedRows`` keeps one table's records: new ones wait in a buffer and go in one multi-row insert at the next
 write point (a commit, a savepoint, or a read of the same table); a record inserted at once (a guarded insert)
 is kept with a snapshot of what was stored, and later changes are written as UPDATEs of the changed columns
-(one executemany per set of changed columns).
+(one executemany per set of changed columns). Each UPDATE must change one row per record: a record whose row
+another writer deleted or re-keyed meanwhile would otherwise not be written, silently; a count that differs raises
+the ORM's ``StaleDataError`` (as the ORM's own flush does), which fails the unit of work, so none of it commits. Both
+dialects report an executemany's count reliably (sqlite3 and psycopg sum it; SQLAlchemy's
+``supports_sane_multi_rowcount``); a driver that did not would go unchecked (``RowsChanged.count()`` is None).
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam
+from sqlalchemy.orm.exc import StaleDataError
 
 from pipeline.adapters import tables as t
-from pipeline.adapters.driver_statements import DriverStatement
+from pipeline.adapters.driver_statements import DriverStatement, RowsChanged
 from pipeline.adapters.store_records import Deadline, Episode, Notification
 
 NOTIFICATION: Table = t.Notification.__table__  # type: ignore[attr-defined]
@@ -88,6 +93,7 @@ class CreatedRows:
         self.changed: set[Any] = set()  # stored records assigned to since the last write
         self._marks: dict[object, tuple[int, dict[str, dict[str, Any]]]] = {}  # by savepoint
         self._ended: tuple[object, tuple[int, dict[str, dict[str, Any]]]] | None = None  # see ``release``
+        self._unverified: list[tuple[RowsChanged, int]] = []  # UPDATEs not yet counted, and the rows each wrote
 
     def __bool__(self) -> bool:
         return bool(self._order)
@@ -153,7 +159,25 @@ class CreatedRows:
                 updates.setdefault(tuple(sorted(columns)), []).append({"record_key": key, **columns})
                 self._stored[key] = now
         for rows in updates.values():
-            self._update.run_many(connection, rows)
+            self._unverified.append((self._update.run_many(connection, rows), len(rows)))
+        self.verify(synced=False)
+
+    def verify(self, *, synced: bool = True) -> None:
+        """Raise ``StaleDataError`` if an UPDATE written changed another number of rows than it had records: a
+        record's row was deleted or re-keyed by another writer. ``synced=False``: only the UPDATEs counted already
+        (one in a psycopg pipeline is counted when the pipeline has synced: the caller verifies then)."""
+        unverified, self._unverified = self._unverified, []
+        for index, (changed, expected) in enumerate(unverified):
+            if changed.pending and not synced:
+                self._unverified.append((changed, expected))
+                continue
+            count = changed.count()
+            if count is not None and count != expected:
+                for rest, _expected in unverified[index + 1:]:
+                    rest.discard()
+                # The ORM's message: the table and the counts, no value.
+                raise StaleDataError(f"UPDATE statement on table '{self.table.name}' expected to update {expected} "
+                                     f"row(s); {count} were matched.")
 
     def mark(self, savepoint: object) -> None:
         """A savepoint begins (after a write: nothing buffered): remember what was there and as what."""
@@ -174,6 +198,7 @@ class CreatedRows:
         if mark is None:
             self.clear()
             return
+        self._discard_unverified()
         count, stored = mark
         for record_id in self._order[count:]:
             self.by_id.pop(record_id, None)
@@ -186,7 +211,13 @@ class CreatedRows:
                 object.__setattr__(record, name, value)
         self.changed = {record for record in self.changed if self._key(record) in self.by_id}
 
+    def _discard_unverified(self) -> None:
+        unverified, self._unverified = self._unverified, []
+        for changed, _expected in unverified:
+            changed.discard()
+
     def clear(self) -> None:
+        self._discard_unverified()
         self.by_id.clear()
         self._order.clear()
         self._buffered.clear()

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
 from pipeline.adapters import tables as t
-from pipeline.adapters.driver_statements import CompiledStatement, DriverStatement
+from pipeline.adapters.driver_statements import CompiledStatement, DriverStatement, dialect_key
 from pipeline.adapters.repository import Repository
 
 if TYPE_CHECKING:
@@ -133,13 +133,14 @@ _INSERTED = ("event_id", "event_type", "producer_id", "content_hash", "record_js
              "attempts")
 _STORED_DRIVER = DriverStatement(_STORED)
 _INSERT_DRIVER = DriverStatement(_INSERT)
-_STATEMENTS: dict[str, SqliteIntakeStatements] = {}
+_STATEMENTS: dict[tuple[Any, ...], SqliteIntakeStatements] = {}  # by ``dialect_key``
 
 
 def _sqlite_statements(dialect: Dialect) -> SqliteIntakeStatements:
-    statements = _STATEMENTS.get(dialect.name)
+    key = dialect_key(dialect)
+    statements = _STATEMENTS.get(key)
     if statements is None:
-        statements = _STATEMENTS[dialect.name] = SqliteIntakeStatements(dialect)
+        statements = _STATEMENTS[key] = SqliteIntakeStatements(dialect)
     return statements
 
 

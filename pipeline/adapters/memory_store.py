@@ -189,15 +189,8 @@ class MemoryStore(MemoryEpisodes):
                   producer_id: int | None = None) -> MemoryEvent:
         """Accept an event as intake does (``body``: its JSON form, as posted), not yet processed."""
         record = codec.from_json(event_type, body)
-        event = MemoryEvent(event_id=str(record["event_id"]), event_type=event_type,
-                            record_json=json.dumps(codec.to_json(event_type, record)),
-                            content_hash=codec.record_hash(event_type, record), received_at=now,
-                            seq=self._state.next_seq, producer_id=producer_id)
-        if event.event_id in self._state.events:
-            raise UniquenessViolation("event_id")
-        self._state.next_seq += 1
-        self._state.events[event.event_id] = event
-        return event
+        return self.store_event(event_type, str(record["event_id"]), json.dumps(codec.to_json(event_type, record)),
+                                codec.record_hash(event_type, record), now, producer_id=producer_id)
 
     def save_match_parameters(self, parameters: Parameters, now: datetime) -> str:
         self._state.models[parameters.version] = (now, parameters)
@@ -464,6 +457,17 @@ class MemoryStore(MemoryEpisodes):
     def held_event_ids(self) -> list[str]:
         held = [e for e in self._state.events.values() if e.status == EventStatus.ACCEPTED and e.held_at is not None]
         return [e.event_id for e in sorted(held, key=lambda e: e.seq or 0)]
+
+    def store_event(self, event_type: str, event_id: str, record_json: str, content_hash: str, now: datetime, *,
+                    producer_id: int | None = None) -> MemoryEvent:
+        if event_id in self._state.events:
+            raise UniquenessViolation("event_id")
+        event = MemoryEvent(event_id=event_id, event_type=event_type, record_json=record_json,
+                            content_hash=content_hash, received_at=now, seq=self._state.next_seq,
+                            producer_id=producer_id)
+        self._state.next_seq += 1
+        self._state.events[event_id] = event
+        return event
 
     def lock_child(self, child_id: str) -> None:
         """Nothing to do: one unit of work at a time."""

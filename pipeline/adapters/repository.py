@@ -272,6 +272,9 @@ class Repository(EpisodeQueries):
             if self._delivery_rows:
                 rows, self._delivery_rows = self._delivery_rows, []
                 DELIVERY_INSERT.run_many(connection, rows)
+        # The UPDATEs' counts, in once the pipeline has synced: a row another writer removed fails the unit of work.
+        for rows_of_table in (self._notifications, self._deadlines, self._episodes, self._events):
+            rows_of_table.verify()
 
     def _children_committed(self, _session: Session) -> None:
         if self._issued is not None:

@@ -119,7 +119,8 @@ class Store:
         """A write transaction on an SQLite store's DBAPI connection itself, for a few prepared statements on the
         hot path (the intake's group commit) with no Session or Core execution around them: under the process's
         write lock, ``BEGIN IMMEDIATE``, and ``COMMIT`` when the block ends (on disk: the connection runs with
-        synchronous=FULL, as every other), ``ROLLBACK`` if it raises. Yields a DBAPI cursor.
+        synchronous=FULL, as every other), ``ROLLBACK`` if it raises. Yields a DBAPI cursor, closed when the block
+        ends, however it ends.
 
         The store keeps one connection from the pool for it (its pragmas and check-out hooks applied once), used
         by whichever thread holds the write lock, so a group commit pays no pool check-out and check-in, and
@@ -133,14 +134,17 @@ class Store:
             connection = self._writer
             try:
                 cursor = connection.cursor()
-                cursor.execute("BEGIN IMMEDIATE")
                 try:
-                    yield cursor
-                except BaseException:
-                    if connection.in_transaction:  # some errors (a full disk) have rolled it back already
-                        cursor.execute("ROLLBACK")
-                    raise
-                cursor.execute("COMMIT")
+                    cursor.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield cursor
+                    except BaseException:
+                        if connection.in_transaction:  # some errors (a full disk) have rolled it back already
+                            cursor.execute("ROLLBACK")
+                        raise
+                    cursor.execute("COMMIT")
+                finally:
+                    cursor.close()  # on every path: the kept connection outlives its cursors
             except BaseException:
                 self._writer = None
                 connection.close()  # back to the pool, which rolls back whatever is left

@@ -18,6 +18,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UnstorableValue(ValueError):
+    """A value the store refuses, said in words that name no value: its message may be shown in an error."""
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Stores instants as naive UTC (same on SQLite and PostgreSQL) and returns them aware."""
 
@@ -28,7 +32,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored")
+            raise UnstorableValue("naive datetimes are not stored")
         return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:

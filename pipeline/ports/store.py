@@ -156,6 +156,15 @@ class EventStore(Protocol):
         (PostgreSQL: skipping those another unit of work has claimed)."""
         ...
 
+    def store_event(self, event_type: str, event_id: str, record_json: str, content_hash: str, now: datetime, *,
+                    producer_id: int | None = None) -> EventRecord:
+        """A new accepted event this unit of work stores (the Kafka worker's record, sent straight to its topic), as
+        a live record: what is set on it before the unit of work ends is stored with it (processed, say). Its
+        ``seq`` may be None until it is read again (the SQL store numbers it when it writes it, together with the
+        unit of work's other new events). An event_id already stored fails the unit of work (the SQL store's
+        ``IntegrityError`` at its next write point, the fake's ``UniquenessViolation`` at once)."""
+        ...
+
     def lock_child(self, child_id: str) -> None:
         """Serialise per-child rules across workers until this unit of work ends."""
         ...

@@ -102,6 +102,8 @@ def run(cmd: list[str], *, user: str | None = None, check: bool = True, quiet: b
 
 
 def free_port() -> int:
+    """A loopback port free now. The project's one such function: bench/processes.py (and through it the tests)
+    imports it from here, so this script keeps to the standard library and runs on its own."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

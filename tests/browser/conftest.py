@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from bench.processes import free_port
 from pipeline.entrypoints.api import create_app
 from pipeline.web.render import STATIC
 from tests.integration.conftest import Pipeline, start_pipeline
@@ -23,17 +23,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-q
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serve(tmp_path: Path, overrides: dict[str, Any] | None = None) -> Iterator[tuple[Pipeline, str]]:
     """The pipeline (with config ``overrides``) and its web app served by uvicorn on a free loopback port."""
     pipeline = start_pipeline(tmp_path, overrides)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(pipeline.services), host="127.0.0.1", port=port,
                                            log_config=None, access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)

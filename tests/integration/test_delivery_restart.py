@@ -5,7 +5,6 @@ and audited as a possible duplicate."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -13,10 +12,21 @@ import httpx
 import yaml
 from sqlmodel import select
 
+from bench.processes import wait_for
 from pipeline.adapters import tables as t
+from pipeline.adapters.store import Store
 from tests.support.providers import FakeSmtp
 from tests.support.runtime import Runner
 from tests.support.world import AMELIA, IDENTITY_VALUES, attendance
+
+
+def _statuses(store: Store) -> tuple[str, str]:
+    """"all delivered" once there are notifications, every one delivered, and no event waits; and the counts."""
+    with store.read() as session:
+        notes = Counter(n.status for n in session.exec(select(t.Notification)).all())
+        waiting = len(session.exec(select(t.Event).where(t.Event.status == "accepted")).all())
+    done = bool(notes) and not waiting and set(notes) == {"delivered"}
+    return ("all delivered" if done else "not yet"), f"notifications by status {dict(notes)}, events waiting {waiting}"
 
 
 def test_sigkill_mid_delivery_loses_nothing_and_repeats_only_the_ambiguous(tmp_path: Path) -> None:
@@ -37,22 +47,16 @@ def test_sigkill_mid_delivery_loses_nothing_and_repeats_only_the_ambiguous(tmp_p
                           headers={"Authorization": f"Bearer {token}"}) as client:
             for _ in range(15):
                 assert client.post("/api/events/self-harm-attendance", json=attendance(AMELIA)).status_code == 202
-        end = time.monotonic() + 30
-        while len(smtp.received) < 6 and time.monotonic() < end:
-            time.sleep(0.02)
+        wait_for(lambda: len(smtp.received) >= 6, timeout=120, interval=0.02,
+                 what="six messages arriving before the kill", explain=lambda: f"{len(smtp.received)} arrived")
         runner.kill()  # mid-delivery: some sent, some in flight, most not yet
         arrived_before = len(smtp.received)
         assert 6 <= arrived_before < 30, arrived_before
 
         runner.start()
-        end = time.monotonic() + 60
-        while time.monotonic() < end:
-            with store.read() as session:
-                notes = session.exec(select(t.Notification)).all()
-                waiting = session.exec(select(t.Event).where(t.Event.status == "accepted")).all()
-            if notes and not waiting and all(n.status == "delivered" for n in notes):
-                break
-            time.sleep(0.3)
+        wait_for(lambda: _statuses(store)[0] == "all delivered", timeout=240, interval=0.3,
+                 what="every event processed and every notification delivered after the restart",
+                 explain=lambda: _statuses(store)[1])
         assert runner.terminate() == 0
     finally:
         runner.cleanup()

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.driver_statements import DriverStatement
@@ -75,6 +75,16 @@ def test_a_naive_datetime_is_refused_before_it_is_stored(sql_store: Store) -> No
     driver = DriverStatement(insert(CHILD))
     with pytest.raises(ValueError, match="naive"), sql_store.transaction() as session:
         driver.run(session.connection(), {"child_id": "c-1", "person_key": "upn:X", "created_at": datetime(2026, 1, 1)})
+
+
+def test_a_refused_value_is_sqlalchemys_statement_error_naming_the_field_not_the_value(sql_store: Store) -> None:
+    driver = DriverStatement(insert(CHILD))
+    row = {"child_id": "c-1", "person_key": "upn:A999100100042", "created_at": "24/11/2026 not an instant"}
+    with pytest.raises(StatementError) as caught, sql_store.transaction() as session:
+        driver.run(session.connection(), row)
+    said = str(caught.value)
+    assert "'created_at'" in said and "INSERT INTO child" in said
+    assert "A999100100042" not in said and "24/11/2026" not in said and caught.value.params is None
 
 
 def test_a_clash_is_sqlalchemys_integrity_error(sql_store: Store) -> None:

@@ -7,6 +7,7 @@ insert rolls the whole group back and each event is answered alone (202 with its
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,22 @@ def test_the_group_commit_connection_writes_through_to_disk(tmp_path: Path) -> N
     with store.sqlite_write() as cursor:
         assert cursor.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
         assert cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.dispose()
+
+
+def test_the_group_commit_cursor_is_closed_however_the_block_ends(tmp_path: Path) -> None:
+    store = start_pipeline(tmp_path).services.store
+    with store.sqlite_write() as committed:
+        committed.execute("SELECT 1")
+    with pytest.raises(RuntimeError), store.sqlite_write() as rolled_back:
+        raise RuntimeError("the group failed")
+    with pytest.raises(sqlite3.IntegrityError), store.sqlite_write() as failed:  # the statement itself fails
+        failed.execute("INSERT INTO child (child_id, person_key, created_at) VALUES (NULL, NULL, NULL)")
+    for cursor in (committed, rolled_back, failed):
+        with pytest.raises(sqlite3.ProgrammingError, match="closed cursor"):
+            cursor.execute("SELECT 1")
+    with store.sqlite_write() as cursor:  # and the store writes on
+        assert cursor.execute("SELECT 1").fetchone() == (1,)
     store.dispose()
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from pipeline.adapters.match_index import ReferenceIndex
+from pipeline.adapters.memory_store import UniquenessViolation
 from pipeline.domain.fellegi_sunter import Parameters
 from pipeline.domain.model import (
     Candidate,
@@ -554,6 +557,63 @@ def test_claim_events_by_seq_still_accepted_held_or_not(store_backend: Backend) 
         assert [e.event_id for e in claimed] == [events[1]["event_id"], events[2]["event_id"]]
         assert claimed[1].held_at == NOW and claimed[1].attempts == 5
         assert port.claim_events([]) == []
+
+
+def _stored_by_worker(port: Any, event: dict[str, Any], now: datetime = NOW) -> Any:
+    """``store_event`` as the Kafka worker calls it (consumers/kafka_records.py)."""
+    return port.store_event("self-harm-attendance", event["event_id"], json.dumps(event), f"hash-{event['event_id']}",
+                            now, producer_id=7)
+
+
+def test_store_event_stores_a_live_record_with_the_unit_of_work(store_backend: Backend) -> None:
+    earlier, processed, waiting = attendance(AMELIA), attendance(OLIVER), attendance(JACOB)
+    store_backend.add_event("self-harm-attendance", earlier, NOW)
+    with store_backend.units.unit_of_work() as port:
+        done = _stored_by_worker(port, processed)
+        assert (done.event_id, done.event_type, done.status, done.processed_at, done.attempts, done.held_at,
+                done.producer_id, done.received_at) == (processed["event_id"], "self-harm-attendance",
+                                                        EventStatus.ACCEPTED, None, 0, None, 7, NOW)
+        _stored_by_worker(port, waiting)
+        done.status, done.processed_at, done.child_id = EventStatus.PROCESSED, NOW, "c-1"  # stored with it
+        # Seen within the unit of work that stores them.
+        assert {e.event_id for e in port.events_by_id([processed["event_id"], waiting["event_id"]])} == {
+            processed["event_id"], waiting["event_id"]}
+    with store_backend.units.unit_of_work() as port:
+        stored = {e.event_id: e for e in port.events_by_id([e["event_id"] for e in (earlier, processed, waiting)],
+                                                           lock=False)}
+        again = stored[processed["event_id"]]
+        assert (again.status, again.processed_at, again.child_id, again.content_hash, again.producer_id) == (
+            EventStatus.PROCESSED, NOW, "c-1", f"hash-{processed['event_id']}", 7)
+        assert json.loads(again.record_json) == processed
+        seqs = [stored[e["event_id"]].seq for e in (earlier, processed, waiting)]
+        assert None not in seqs and seqs == sorted(seqs)  # numbered when stored, after the earlier event
+        assert [e.event_id for e in port.claim_due_events(NOW, 10)] == [earlier["event_id"], waiting["event_id"]]
+
+
+def test_store_event_of_an_event_id_already_stored_fails_the_unit_of_work(store_backend: Backend) -> None:
+    first, second = attendance(AMELIA), attendance(OLIVER)
+    store_backend.add_event("self-harm-attendance", first, NOW)
+    with pytest.raises((IntegrityError, UniquenessViolation)), store_backend.units.unit_of_work() as port:
+        _stored_by_worker(port, second)
+        _stored_by_worker(port, first)
+        port.audit(NOW, "system", "stored", second["event_id"])
+    with store_backend.units.unit_of_work() as port:
+        assert [e.event_id for e in port.events_by_id([first["event_id"], second["event_id"]], lock=False)] == [
+            first["event_id"]]
+    assert store_backend.audit_entries() == []
+
+
+def test_store_event_in_a_savepoint_that_rolls_back_is_not_stored(store_backend: Backend) -> None:
+    kept, undone = attendance(AMELIA), attendance(OLIVER)
+    with store_backend.units.unit_of_work() as port:
+        _stored_by_worker(port, kept)
+        with pytest.raises(RuntimeError), port.savepoint():
+            _stored_by_worker(port, undone)
+            raise RuntimeError("the record's handler failed")
+        assert [e.event_id for e in port.events_by_id([kept["event_id"], undone["event_id"]])] == [kept["event_id"]]
+    with store_backend.units.unit_of_work() as port:
+        assert [e.event_id for e in port.events_by_id([kept["event_id"], undone["event_id"]], lock=False)] == [
+            kept["event_id"]]
 
 
 def test_an_event_changed_after_a_rolled_back_savepoint_is_stored(store_backend: Backend) -> None:

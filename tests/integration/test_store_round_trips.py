@@ -1,6 +1,7 @@
 """The SQL store's economies on the hot path of every event, on SQLite and PostgreSQL: the buffered writes of a
 unit of work sent together (on PostgreSQL one round trip, psycopg's pipeline mode), still failing the commit as
-an ``IntegrityError`` on a clash and writing nothing then."""
+an ``IntegrityError`` on a clash and writing nothing then; a change to a row another writer removed meanwhile failing
+it as the ORM's ``StaleDataError``, not lost in silence."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func
+from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import select
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.effect_rows import DEADLINE
+from pipeline.adapters.repository import Repository
 from pipeline.adapters.store import Store
 from pipeline.domain.model import LadderStep, PlannedDeadline
 
@@ -58,3 +62,59 @@ def test_a_clash_among_the_buffered_writes_fails_the_commit_and_writes_none_of_t
     with store.unit_of_work() as port:  # the store is usable after it
         port.audit(NOW, "system", "tested", "subject-1", "after the clash")
     assert _count(store, t.AuditEntry) == audits + 1
+
+
+def _behind_its_back(store: Store, port: Repository, statement: Any) -> None:
+    """``statement`` run by another writer while ``port``'s unit of work is open. PostgreSQL: another connection,
+    committed (the unit of work read the row without a lock). SQLite has one writer at a time, and the unit of work
+    holds the write lock: the statement runs on its own connection, leaving the row as a writer before it would."""
+    if store.is_postgres:
+        with store.engine.begin() as other:
+            assert other.execute(statement).rowcount == 1
+    else:
+        assert port.session.connection().execute(statement).rowcount == 1
+
+
+def _stored_deadline(store: Store, subject: str) -> str:
+    with store.unit_of_work() as port:
+        deadline = port.add_deadline(_interview(subject), subject, NOW, event_id=None, child_id="child-9")
+        assert deadline is not None
+        return deadline.id
+
+
+@pytest.mark.parametrize("removed", ["deleted", "re-keyed"])
+def test_a_change_to_a_row_another_writer_removed_fails_the_commit_and_writes_nothing(store: Store,
+                                                                                      removed: str) -> None:
+    deadline_id = _stored_deadline(store, "EP-9")
+    audits = _count(store, t.AuditEntry)
+    gone = (delete(DEADLINE).where(DEADLINE.c.id == deadline_id) if removed == "deleted" else
+            update(DEADLINE).where(DEADLINE.c.id == deadline_id).values(id="someone-elses"))
+    with pytest.raises(StaleDataError, match="expected to update 1 row"), store.unit_of_work() as port:
+        deadline = port.deadline(deadline_id)
+        assert deadline is not None
+        deadline.state = "closed"  # written back at the commit (on PostgreSQL inside the pipeline)
+        port.audit(NOW, "system", "tested", "subject-1", "written with the lost change")
+        _behind_its_back(store, port, gone)
+    assert _count(store, t.AuditEntry) == audits  # nothing of the unit of work committed
+    if not store.is_postgres:  # the removal rolled back with the unit of work
+        expected = [(deadline_id, "open")]
+    else:  # the other writer's removal, committed; the lost change not written anywhere
+        expected = [] if removed == "deleted" else [("someone-elses", "open")]
+    with store.read() as session:
+        assert [(d.id, d.state) for d in session.exec(select(t.Deadline)).all()] == expected
+
+
+def test_a_change_to_a_removed_row_fails_at_a_write_before_a_read_too(store: Store) -> None:
+    deadline_id = _stored_deadline(store, "EP-10")
+    with pytest.raises(StaleDataError), store.unit_of_work() as port:
+        deadline = port.deadline(deadline_id)
+        assert deadline is not None
+        deadline.state = "closed"
+        _behind_its_back(store, port, delete(DEADLINE).where(DEADLINE.c.id == deadline_id))
+        port.deadlines_of_subject("EP-10")  # a read of the table writes the unit of work's changes first
+    with store.read() as session:
+        stored = session.get(t.Deadline, deadline_id)
+    if store.is_postgres:
+        assert stored is None  # the other writer's delete, committed
+    else:
+        assert stored is not None and stored.state == "open"  # the delete rolled back with the unit of work

@@ -19,7 +19,6 @@ import contextlib
 import email
 import email.policy
 import json
-import socket
 import threading
 import time
 import urllib.parse
@@ -32,6 +31,7 @@ from typing import Any
 import jwt
 from aiosmtpd.controller import Controller
 
+from bench.processes import free_port
 from pipeline.adapters.channels import verify_webhook
 
 TWILIO_SID = "AC" + "0" * 32
@@ -40,12 +40,6 @@ NOTIFY_SERVICE = "26785a09-ab16-4eb0-8407-a37497a57506"
 NOTIFY_SECRET = "3d844edf-8d35-48ac-975b-e847b4f122b0"
 NOTIFY_KEY = f"test_key-{NOTIFY_SERVICE}-{NOTIFY_SECRET}"
 WEBHOOK_SECRET = "webhook-test-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
