@@ -29,6 +29,7 @@ from sqlalchemy import Table, bindparam
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.driver_statements import DriverStatement
@@ -63,8 +64,12 @@ class ChildIdIssuer:
                         rows = cursor.fetchall()
                 finally:
                     cursor.close()
-            except Exception:
+            except Exception as error:
                 self._close()  # a broken connection (the database restarted): the next call opens another
+                dbapi = self._engine.dialect.loaded_dbapi
+                if isinstance(error, dbapi.Error):  # as SQLAlchemy raises it (an OperationalError is retried)
+                    raise DBAPIError.instance(self._issue.sql, None, error, dbapi.Error, hide_parameters=True,
+                                              dialect=self._engine.dialect) from error
                 raise
         return str(rows[0][0])
 

@@ -122,3 +122,26 @@ def test_on_postgresql_a_new_childs_id_does_not_wait_for_the_unit_of_work_that_i
         assert repo.child_id("person-1") == answers["a: person-1"]
     assert stored_children(postgres_store) == {"person-1": answers["a: person-1"],
                                                "person-2": answers["b: person-2"]}
+
+
+def test_on_postgresql_a_lost_issuing_connection_fails_one_call_as_sqlalchemy_does_and_the_next_reconnects(
+        postgres_store: Store) -> None:
+    """The database restarted under the kept connection: the call raises SQLAlchemy's OperationalError (the
+    worker's batch goes again, as after any lost connection), and the next call opens a new connection."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    with postgres_store.unit_of_work() as repo:
+        first = repo.child_id("person-6")
+    issuer = postgres_store.issued_children.issuer
+    assert issuer is not None
+    backend = issuer._kept().info.backend_pid
+    with postgres_store.engine.connect() as connection:
+        assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend}).scalar()
+    with pytest.raises(OperationalError) as raised, postgres_store.unit_of_work() as repo:
+        repo.child_id("person-7")
+    assert "person-7" not in str(raised.value)
+    with postgres_store.unit_of_work() as repo:
+        again = repo.child_id("person-7")
+        assert repo.child_id("person-6") == first
+    assert stored_children(postgres_store) == {"person-6": first, "person-7": again}
