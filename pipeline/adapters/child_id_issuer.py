@@ -8,9 +8,9 @@ a tenth of one worker's rate; bench/results/kafka.md). Issued apart, the row is 
 longer than one insert.
 
 An id for a person key is no effect of the event: a batch that rolls back leaves it, and the batch's next try
-(by this worker or another) gets the same id. One DBAPI connection per store, kept and used under a lock (one
-short statement each), in autocommit mode: the insert ``ON CONFLICT DO NOTHING`` is its own transaction, one
-round trip, no pool check-out, BEGIN or COMMIT around it.
+(by this worker or another) gets the same id. One connection per store, kept and used under a lock (one short
+statement each), in autocommit mode: the insert ``ON CONFLICT DO NOTHING`` is its own transaction, one round
+trip, no pool check-out, BEGIN or COMMIT around it. It is never handed back to the pool (invalidated instead).
 
 The connection commits asynchronously (``synchronous_commit = off`` for it alone; the server's setting stays on),
 and this loses nothing that was acknowledged: a child row matters only to a unit of work that stores the child's
@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Table, bindparam
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import Connection, Engine
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.driver_statements import DriverStatement
@@ -46,48 +44,35 @@ class ChildIdIssuer:
     def __init__(self, engine: Engine) -> None:
         assert engine.dialect.name == "postgresql", "SQLite has one writer: its ids are issued in the unit of work"
         self._engine = engine
-        self._issue = _ISSUE.compiled(engine.dialect, ("child_id", "person_key", "created_at"))
-        self._issued = _ISSUED.compiled(engine.dialect)
         self._lock = threading.Lock()
-        self._connection: Any = None
+        self._connection: Connection | None = None
 
     def issue(self, child_id: str, person_key: str, now: datetime) -> str:
         with self._lock:
+            connection = self._kept()
             try:
-                cursor = self._kept().cursor()
-                try:
-                    cursor.execute(self._issue.sql, self._issue.bind(
-                        {"child_id": child_id, "person_key": person_key, "created_at": now}))
-                    rows = cursor.fetchall()
-                    if not rows:  # issued before (or by another worker a moment ago, committed by now): theirs
-                        cursor.execute(self._issued.sql, self._issued.bind({"person_key": person_key}))
-                        rows = cursor.fetchall()
-                finally:
-                    cursor.close()
-            except Exception as error:
-                self._close()  # a broken connection (the database restarted): the next call opens another
-                dbapi = self._engine.dialect.loaded_dbapi
-                if isinstance(error, dbapi.Error):  # as SQLAlchemy raises it (an OperationalError is retried)
-                    raise DBAPIError.instance(self._issue.sql, None, error, dbapi.Error, hide_parameters=True,
-                                              dialect=self._engine.dialect) from error
+                row = _ISSUE.first(connection, {"child_id": child_id, "person_key": person_key, "created_at": now})
+                if row is None:  # issued before (or by another worker a moment ago, committed by now): theirs
+                    row = _ISSUED.first(connection, {"person_key": person_key})
+            except Exception:
+                self._discard()  # a lost connection (the database restarted): the next call opens another
                 raise
-        return str(rows[0][0])
+        return str(row.child_id)
 
-    def _kept(self) -> Any:
+    def _kept(self) -> Connection:
+        """The connection kept for issuing, in autocommit mode: each statement is its own transaction."""
         if self._connection is None:
-            dialect = self._engine.dialect
-            args, kwargs = dialect.create_connect_args(self._engine.url)
-            connection = dialect.loaded_dbapi.connect(*args, **kwargs)
-            connection.autocommit = True
-            connection.execute("SET synchronous_commit = off")
+            connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            connection.exec_driver_sql("SET synchronous_commit = off")
             self._connection = connection
         return self._connection
 
-    def _close(self) -> None:
+    def _discard(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
+            connection.invalidate()  # never back to the pool: its session commits asynchronously
             connection.close()
 
     def close(self) -> None:
         with self._lock:
-            self._close()
+            self._discard()

@@ -135,7 +135,7 @@ def test_on_postgresql_a_lost_issuing_connection_fails_one_call_as_sqlalchemy_do
         first = repo.child_id("person-6")
     issuer = postgres_store.issued_children.issuer
     assert issuer is not None
-    backend = issuer._kept().info.backend_pid
+    backend = issuer._kept().connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
     with postgres_store.engine.connect() as connection:
         assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": backend}).scalar()
     with pytest.raises(OperationalError) as raised, postgres_store.unit_of_work() as repo:
