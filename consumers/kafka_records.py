@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 
 from pipeline import codec
 from pipeline.adapters.faust_codec import Decoded
@@ -66,9 +67,10 @@ CONFLICT = "event_id: already used with different content"
 
 
 def _transient(error: Exception) -> bool:
-    """A deadlock or serialisation failure between workers, or another writer storing the same event_id a
-    moment ago (the next try finds its row): try again, it is not the record's fault."""
-    return isinstance(error, OperationalError | IntegrityError) or getattr(
+    """A deadlock or serialisation failure between workers, another writer storing the same event_id a moment
+    ago (the next try finds its row), or a row another writer changed under this one (a stale write): try
+    again, it is not the record's fault."""
+    return isinstance(error, OperationalError | IntegrityError | StaleDataError) or getattr(
         getattr(error, "orig", None), "sqlstate", None) in ("40P01", "40001")
 
 

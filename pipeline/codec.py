@@ -216,11 +216,12 @@ def _format_errors(value: Any, path: str, errors: list[FieldError]) -> None:
         for index, item in enumerate(value):
             _format_errors(item, f"{path}[{index}]", errors)
     elif isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            errors.append(FieldError(path, "must be valid Unicode text"))
-            return
+        if not value.isascii():  # ASCII text holds no lone surrogate
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                errors.append(FieldError(path, "must be valid Unicode text"))
+                return
         if "\x00" in value:
             errors.append(FieldError(path, "must not contain NUL characters"))
     elif isinstance(value, date) and not _EARLIEST <= value.year <= _LATEST:
@@ -243,6 +244,13 @@ def _check_formats(name: str, record: dict[str, Any]) -> None:
 
 
 # ---- JSON ---------------------------------------------------------------------------------------------
+
+_PRIMITIVE_CHECKS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "string": (str, "must be a string"), "boolean": (bool, "must be true or false"),
+    "int": (int, "must be an integer"), "long": (int, "must be an integer"),
+    "float": ((int, float), "must be a number"), "double": ((int, float), "must be a number"),
+}
+
 
 class _JsonReader:
     """Walks a schema and a JSON value together, collecting every problem."""
@@ -291,10 +299,8 @@ class _JsonReader:
             self.fail(path, "must be an object")
             return {}
         out: dict[str, Any] = {}
-        known = set()
         for field in schema["fields"]:
             name = field["name"]
-            known.add(name)
             where = f"{path}.{name}" if path else name
             if name not in value or (value[name] is None and field.get("default") is not None):
                 # Absent, or JSON null for an absent optional field (as the contract allows): the default.
@@ -304,7 +310,7 @@ class _JsonReader:
                     self.fail(where, "required")
                 continue
             out[name] = self.read(field["type"], value[name], where)
-        if set(value) - known:
+        if not _field_names(schema).issuperset(value):
             # Named by where it is, not by its name: a name a producer made up can be personal data.
             self.fail(path, "has a field the schema does not know")
         return out
@@ -338,11 +344,8 @@ class _JsonReader:
             except OverflowError:
                 self.fail(path, "is out of range")
                 return None
-        checks: dict[str, tuple[type | tuple[type, ...], str]] = {
-            "string": (str, "must be a string"), "boolean": (bool, "must be true or false"),
-            "int": (int, "must be an integer"), "long": (int, "must be an integer"),
-            "float": ((int, float), "must be a number"), "double": ((int, float), "must be a number"),
-        }
+        if kind == "string" and logical is None and type(value) is str:
+            return value  # the commonest value of all, and nothing to check
         if kind == "null":
             if value is not None:
                 self.fail(path, "must be null")
@@ -352,13 +355,24 @@ class _JsonReader:
                 self.fail(path, "must be a string")
                 return b""
             return value.encode("latin-1", "replace")
-        expected, message = checks[kind]
+        expected, message = _PRIMITIVE_CHECKS[kind]
         if not isinstance(value, expected) or (kind != "boolean" and isinstance(value, bool)):
             self.fail(path, message)
             return None
         if kind in ("int", "long") and isinstance(value, int) and not -(2 ** 63) <= value < 2 ** 63:
             self.fail(path, "is out of range")
         return value
+
+
+# A record schema's field names, by the schema dict's id(); each entry holds its schema, so the id is not reused.
+_FIELD_NAMES: dict[int, tuple[dict[str, Any], frozenset[str]]] = {}
+
+
+def _field_names(schema: dict[str, Any]) -> frozenset[str]:
+    kept = _FIELD_NAMES.get(id(schema))
+    if kept is None or kept[0] is not schema:
+        kept = _FIELD_NAMES[id(schema)] = (schema, frozenset(field["name"] for field in schema["fields"]))
+    return kept[1]
 
 
 def from_json(name: str, obj: Any) -> dict[str, Any]:

@@ -132,9 +132,9 @@ class OutboxFileChannel:
 
     def send_many(self, messages: Sequence[Message]) -> None:
         """Append ``messages`` with one open of the file (the relay records a batch at a time)."""
-        # A message's fields are strings: a shallow copy, not asdict's deep one (most of this channel's cost).
-        lines = "".join(json.dumps({name: getattr(message, name) for name in MESSAGE_FIELDS}) + "\n"
-                        for message in messages)
+        # A message's fields are strings: its own attribute dictionary (the fields in their declared order), not
+        # asdict's deep copy (most of this channel's cost).
+        lines = "".join([json.dumps(vars(message)) + "\n" for message in messages])
         try:
             with self._lock:
                 if not self._directory_made:

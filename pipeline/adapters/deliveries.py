@@ -20,6 +20,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.driver_statements import DriverStatement
 from pipeline.domain.delivery import DeliveryState
 
 DELIVERY = t.Delivery.__table__  # type: ignore[attr-defined]
@@ -42,14 +43,22 @@ def _claim_due(limit: int, postgres: bool) -> Any:
 
 
 @functools.cache
-def _outbox_due(limit: int, postgres: bool) -> Any:
-    query = (sa_select(OUTBOX.c.id, OUTBOX.c.topic, OUTBOX.c.key, OUTBOX.c.body_json, OUTBOX.c.notification_id)
+def _outbox_due(limit: int, postgres: bool) -> DriverStatement:
+    # With each row, the fields of its notification a console line needs (outbox rows of other topics carry the
+    # notification's id too; the relay reads the fields of the ``deliveries`` rows only): one statement a batch.
+    query = (sa_select(OUTBOX.c.id, OUTBOX.c.topic, OUTBOX.c.key, OUTBOX.c.body_json, OUTBOX.c.notification_id,
+                       NOTIFICATION.c.id.label("found_notification"), NOTIFICATION.c.urgency,
+                       NOTIFICATION.c.school_urn, NOTIFICATION.c.pathway)
+             .select_from(OUTBOX.outerjoin(NOTIFICATION, NOTIFICATION.c.id == OUTBOX.c.notification_id))
              .where(OUTBOX.c.relayed_at.is_(None)).order_by(OUTBOX.c.id).limit(limit))
-    return query.with_for_update(skip_locked=True) if postgres else query
+    # Only the outbox rows are locked (PostgreSQL locks no row on the nullable side of an outer join).
+    return DriverStatement(query.with_for_update(of=OUTBOX, skip_locked=True) if postgres else query)
 
 
-_MARK_RELAYED = (update(OUTBOX).where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
-                 .values(relayed_at=bindparam("now", type_=_INSTANT)))
+# By primary key, one row at a time in one executemany: on SQLite the driver's loop runs it, with no expanding
+# IN list for SQLAlchemy to render per batch.
+_MARK_RELAYED = DriverStatement(update(OUTBOX).where(OUTBOX.c.id == bindparam("row_id"))
+                                .values(relayed_at=bindparam("now", type_=_INSTANT)))
 
 
 def claim_due(session: Session, now: datetime, limit: int, *, postgres: bool) -> list[Any]:
@@ -59,13 +68,15 @@ def claim_due(session: Session, now: datetime, limit: int, *, postgres: bool) ->
 
 
 def outbox_due(session: Session, limit: int, *, postgres: bool) -> list[Any]:
-    """Outbox rows not yet relayed, oldest first, as plain rows (locked on PostgreSQL, skipping locked ones)."""
-    return list(session.connection().execute(_outbox_due(limit, postgres)).all())
+    """Outbox rows not yet relayed, oldest first, as plain rows (locked on PostgreSQL, skipping locked ones), each
+    with its notification's ``found_notification`` (None when there is none), ``urgency``, ``school_urn`` and
+    ``pathway``."""
+    return _outbox_due(limit, postgres).rows(session.connection())
 
 
 def mark_relayed(session: Session, ids: list[int], now: datetime) -> None:
     if ids:
-        session.connection().execute(_MARK_RELAYED, {"ids": list(ids), "now": now})
+        _MARK_RELAYED.run_many(session.connection(), [{"row_id": row_id, "now": now} for row_id in ids])
 
 
 def channels_of(session: Session, notification_ids: Iterable[str]) -> dict[str, dict[str, str]]:
@@ -95,20 +106,21 @@ _NOTIFICATION_FIELDS = sa_select(*(NOTIFICATION.c[name] for name in (
     "created_at", "delivered_at"))).where(NOTIFICATION.c.id.in_(bindparam("ids", expanding=True)))
 
 
-_MARK_SENDING = (update(DELIVERY).where(DELIVERY.c.id == bindparam("row_id"))
+_MARK_SENDING = DriverStatement(update(DELIVERY).where(DELIVERY.c.id == bindparam("row_id"))
                  .values(state=DeliveryState.SENDING, position=bindparam("new_position"),
                          attempts=bindparam("new_attempts"), provider=bindparam("new_provider"),
                          last_attempt_at=bindparam("now", type_=_INSTANT),
                          next_attempt_at=bindparam("lease_until", type_=_INSTANT)))
-_MARK_RESOLVED = (update(DELIVERY).where(DELIVERY.c.id == bindparam("row_id"))
+_MARK_RESOLVED = DriverStatement(update(DELIVERY).where(DELIVERY.c.id == bindparam("row_id"))
                   .values(state=bindparam("new_state"), position=bindparam("new_position"),
                           next_attempt_at=None, last_error=bindparam("new_error")))
-_MARK_SENT = (update(DELIVERY)
+_MARK_SENT = DriverStatement(update(DELIVERY)
               .where(and_(DELIVERY.c.id == bindparam("row_id"), DELIVERY.c.state == DeliveryState.SENDING,
                           DELIVERY.c.attempts == bindparam("claimed_attempts")))
               .values(state=DeliveryState.SENT, last_outcome="accepted", last_error=None, next_attempt_at=None,
                       provider_ref=bindparam("reference")))
 _NOT_YET_DELIVERED = or_(NOTIFICATION.c.status == "pending", NOTIFICATION.c.status == "failed")
+# Set to SQL expressions (case, coalesce), so through Core: a DriverStatement takes no such update.
 _MARK_DELIVERED = (update(NOTIFICATION).where(NOTIFICATION.c.id == bindparam("notification"))
                    .values(status=case((_NOT_YET_DELIVERED, "delivered"), else_=NOTIFICATION.c.status),
                            delivered_at=func.coalesce(NOTIFICATION.c.delivered_at,
@@ -118,13 +130,13 @@ _MARK_DELIVERED = (update(NOTIFICATION).where(NOTIFICATION.c.id == bindparam("no
 def mark_sending(session: Session, rows: list[dict[str, Any]]) -> None:
     """Claimed rows (row_id, new_position, new_attempts, new_provider, now, lease_until): one statement."""
     if rows:
-        session.connection().execute(_MARK_SENDING, rows)
+        _MARK_SENDING.run_many(session.connection(), rows)
 
 
 def mark_resolved(session: Session, rows: list[dict[str, Any]]) -> None:
     """New rows resolved to standby or skipped (row_id, new_state, new_position, new_error): one statement."""
     if rows:
-        session.connection().execute(_MARK_RESOLVED, rows)
+        _MARK_RESOLVED.run_many(session.connection(), rows)
 
 
 def claimed_rows(session: Session, ids: Iterable[str]) -> dict[str, Any]:
@@ -144,7 +156,7 @@ def mark_sent(session: Session, rows: list[dict[str, Any]], notification_ids: It
     """Accepted sends (row_id, claimed_attempts, reference), still ours, and their notifications delivered
     (unless already viewed, acknowledged or withheld): two statements."""
     if rows:
-        session.connection().execute(_MARK_SENT, rows)
+        _MARK_SENT.run_many(session.connection(), rows)
     wanted = sorted(set(notification_ids))
     if wanted:
         session.connection().execute(_MARK_DELIVERED, [{"notification": i, "now": now} for i in wanted])
@@ -187,9 +199,12 @@ def team_of_person(session: Session, role: str, email: str) -> str | None:
                         .order_by(col(t.Involvement.team)).limit(1)).first()
 
 
+_WAITING_RETRIES = DriverStatement(sa_select(func.count()).select_from(DELIVERY).where(
+    DELIVERY.c.state == DeliveryState.PENDING, DELIVERY.c.attempts > 0))
+
+
 def waiting_retries(session: Session) -> int:
-    return int(session.exec(select(func.count()).select_from(t.Delivery).where(
-        col(t.Delivery.state) == DeliveryState.PENDING, col(t.Delivery.attempts) > 0)).one())
+    return int(_WAITING_RETRIES.scalar(session.connection()))
 
 
 def summary(session: Session, notification_id: str) -> list[dict[str, object]]:

@@ -67,9 +67,12 @@ def _sqlite_instant(value: datetime | None) -> str | None:
     last = _last_instant
     if last[0] is value:
         return last[1]
-    if value.tzinfo is None:
+    if value.tzinfo is UTC:  # the usual case: its text is the UTC one, less the "+00:00" offset at the end
+        formatted = value.isoformat(" ", "microseconds")[:-6]
+    elif value.tzinfo is None:
         raise UnstorableValue("naive datetimes are not stored")
-    formatted = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    else:
+        formatted = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     _last_instant = (value, formatted)
     return formatted
 
@@ -211,7 +214,9 @@ class CompiledStatement:
         try:
             return self._bind(params)
         except Exception as error:  # noqa: BLE001 - raised again as SQLAlchemy's error, with no value in it
-            raise self._bind_error(params, error) from None
+            refused = self._bind_error(params, error)
+        # Raised outside the except block, so the original (whose words may hold the value) is not its context.
+        raise refused
 
     def _bind_error(self, params: Mapping[str, Any], error: Exception) -> StatementError:
         key = self._failing_parameter(params)
@@ -224,7 +229,10 @@ class CompiledStatement:
         if key is not None:
             words += f" (parameter {key!r})"
         message = f"({type(error).__module__}.{type(error).__qualname__}) {words}"
-        return _bind_error_type(type(error))(message, self.sql, None, error, hide_parameters=True)
+        try:  # orig=None: the original error, whose words may hold the value, is not kept on it
+            return _bind_error_type(type(error))(message, self.sql, None, None, hide_parameters=True)
+        except Exception:  # noqa: BLE001 - a class whose constructor wants other arguments: SQLAlchemy's alone
+            return StatementError(message, self.sql, None, None, hide_parameters=True)
 
     def _failing_parameter(self, params: Mapping[str, Any]) -> str | None:
         """The caller's key of the first parameter whose value is missing or its processor refuses."""

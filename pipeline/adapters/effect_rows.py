@@ -25,8 +25,8 @@ dialects report an executemany's count reliably (sqlite3 and psycopg sum it; SQL
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import fields
-from typing import Any
+from dataclasses import MISSING, fields
+from typing import Any, Self
 
 from sqlalchemy import Connection, Table, bindparam
 from sqlalchemy.orm.exc import StaleDataError
@@ -52,6 +52,22 @@ class _Watched:
         if watcher is not None:
             watcher.changed.add(self)
 
+    @classmethod
+    def new(cls, **values: Any) -> Self:
+        """A record of ``values`` (a field not given at its default), made without the dataclass's ``__init__``,
+        which assigns each field through ``__setattr__``: one call per column of every notification, deadline
+        and episode a handler creates or reads. Like ``__init__``, it refuses a missing or unknown field."""
+        names, names_set, defaults = _layout(cls)
+        record = object.__new__(cls)
+        attributes = record.__dict__
+        attributes.update(defaults)
+        attributes.update(values)
+        if attributes.keys() != names_set:
+            missing = sorted(set(names) - set(attributes))
+            unknown = sorted(set(attributes) - set(names))
+            raise TypeError(f"{cls.__name__}: missing fields {missing}, unknown fields {unknown}")
+        return record
+
 
 class NotificationRow(_Watched, Notification):
     """A notification this unit of work created or read, watched for changes."""
@@ -66,6 +82,23 @@ class EpisodeRow(_Watched, Episode):
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_LAYOUTS: dict[type, tuple[tuple[str, ...], frozenset[str], dict[str, Any]]] = {}
+
+
+def _layout(record_class: type) -> tuple[tuple[str, ...], frozenset[str], dict[str, Any]]:
+    """A record class's field names (in order and as a set) and the defaults of those that have one (plain
+    values: no factories)."""
+    layout = _LAYOUTS.get(record_class)
+    if layout is None:
+        defaults = {}
+        for field in fields(record_class):
+            if field.default_factory is not MISSING:
+                raise TypeError(f"{record_class.__name__}.{field.name}: a default factory is not supported")
+            if field.default is not MISSING:
+                defaults[field.name] = field.default
+        names = tuple(field.name for field in fields(record_class))
+        layout = _LAYOUTS[record_class] = (names, frozenset(names), defaults)
+    return layout
 
 
 def values_of(record: Any) -> dict[str, Any]:
@@ -76,6 +109,22 @@ def values_of(record: Any) -> dict[str, Any]:
     return {name: attributes[name] for name in names}
 
 
+_STATEMENTS: dict[tuple[str, str], tuple[DriverStatement, DriverStatement]] = {}
+
+
+def _statements(table: Table, key: str) -> tuple[DriverStatement, DriverStatement]:
+    """A table's insert and its update by ``key``, made once per process: every unit of work has a ``CreatedRows``
+    of each table, and a ``DriverStatement`` compiles on first use (for each set of columns), so statements made
+    per unit of work were compiled again in every batch."""
+    statements = _STATEMENTS.get((table.name, key))
+    if statements is None:
+        statements = _STATEMENTS[table.name, key] = (
+            DriverStatement(table.insert().inline()),  # nothing read back: it may be pipelined
+            # The SET clause follows each executemany's parameter names (the changed columns).
+            DriverStatement(table.update().where(table.c[key] == bindparam("record_key"))))
+    return statements
+
+
 class CreatedRows:
     """One table's records created in this unit of work: buffered inserts, and changes to write back."""
 
@@ -83,9 +132,7 @@ class CreatedRows:
         self.table = table
         self.key = key  # the records' primary key attribute
         self._numbered_by_database = numbered_by_database  # left out of inserts (an event's ``seq``)
-        self._insert = DriverStatement(table.insert().inline())  # nothing read back: it may be pipelined
-        # The SET clause follows each executemany's parameter names (the changed columns).
-        self._update = DriverStatement(table.update().where(table.c[key] == bindparam("record_key")))
+        self._insert, self._update = _statements(table, key)
         self.by_id: dict[str, Any] = {}
         self._order: list[str] = []  # creation order: a savepoint drops what was created after its mark
         self._buffered: list[Any] = []
@@ -226,14 +273,14 @@ class CreatedRows:
         self._ended = None
         self.changed.clear()
 
-    def loaded(self, rows: Any, make: Any) -> list[Any]:
-        """Rows read with Core: each as this unit of work's record of it, made (``make(**columns)``) and kept,
-        like a created one, on first sight; so one row is one record, and its changes are written back."""
+    def loaded(self, rows: Any, record_class: type[_Watched]) -> list[Any]:
+        """Rows read with Core: each as this unit of work's record of it, made (``record_class.new(**columns)``)
+        and kept, like a created one, on first sight; so one row is one record, and its changes are written back."""
         records = []
         for row in rows:
             record = self.by_id.get(row._mapping[self.key])
             if record is None:
-                record = make(**row._mapping)
+                record = record_class.new(**row._mapping)
                 self.stored(record)
             records.append(record)
         return records

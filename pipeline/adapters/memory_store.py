@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pipeline import codec
 from pipeline.adapters.match_index import ReferenceIndex, ReferenceRow
 from pipeline.adapters.memory_store_missing import MemoryEpisodes, MemoryTriggerMeeting
+from pipeline.adapters.record_ids import new_id
 from pipeline.adapters.store_records import Deadline, Episode, Event, Notification
 from pipeline.domain.delivery import DeliveryState
 from pipeline.domain.fellegi_sunter import Parameters
@@ -47,10 +47,6 @@ from pipeline.service.reference import parse_csv
 
 if TYPE_CHECKING:
     from pipeline.ports import StorePort
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 class UniquenessViolation(Exception):

@@ -41,7 +41,12 @@ class FilePublisher:
         self._waiting: dict[str, list[str]] = {}
 
     def publish(self, topic: str, key: str, record: dict[str, Any]) -> None:
-        line = json.dumps({"key": key, "value": record}) + "\n"
+        self.publish_json(topic, key, json.dumps(record))
+
+    def publish_json(self, topic: str, key: str, record_json: str) -> None:
+        """``publish`` of a record already encoded as JSON text (an outbox row's body, as ``json.dumps`` wrote
+        it): the same line, with no decode and encode again."""
+        line = '{"key": ' + json.dumps(key) + ', "value": ' + record_json + "}\n"
         with self._lock:
             self._waiting.setdefault(topic, []).append(line)
 
@@ -54,3 +59,13 @@ class FilePublisher:
             for topic, lines in waiting.items():
                 with (self.directory / f"{topic}.jsonl").open("a", encoding="utf-8") as handle:
                     handle.write("".join(lines))
+
+
+def publish_stored(publisher: Publisher, topic: str, key: str, record_json: str) -> None:
+    """Publish a record stored as JSON text (an outbox row's body): passed on as it is to a publisher that writes
+    JSON (``publish_json``), decoded for one that encodes it otherwise (Avro on Kafka)."""
+    publish_json = getattr(publisher, "publish_json", None)
+    if publish_json is not None:
+        publish_json(topic, key, record_json)
+    else:
+        publisher.publish(topic, key, json.loads(record_json))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -40,6 +39,7 @@ from pipeline.adapters.effect_rows import (
 )
 from pipeline.adapters.event_queue import EventRow, EventRows
 from pipeline.adapters.issued_children import IssuedChildIds
+from pipeline.adapters.record_ids import new_id
 from pipeline.adapters.reference_cache import ReferenceCache, ReferenceSnapshot, school_of_row
 from pipeline.adapters.repository_missing import EpisodeQueries
 from pipeline.domain.delivery import DeliveryState
@@ -81,8 +81,9 @@ NEW_DELIVERY = {"position": 0, "attempts": 0, "ambiguous_resends": 0, "provider"
                 "last_outcome": None, "last_error": None, "last_attempt_at": None}
 
 
-def new_id() -> str:
-    return str(uuid.uuid4())
+# ``json.dumps(value, default=str)`` (values JSON has no type for, such as dates, as their text), with the encoder
+# made once: given ``default``, ``json.dumps`` makes a new encoder on every call.
+_encode_loosely = json.JSONEncoder(default=str).encode
 
 
 def unknown_children(session: Session, child_ids: Sequence[str]) -> set[str]:
@@ -413,7 +414,7 @@ class Repository(EpisodeQueries):
 
     def outbox(self, at: datetime, topic: str, key: str, body: dict[str, Any],
                notification_id: str | None = None) -> None:
-        self._outbox_rows.append({"topic": topic, "key": key, "body_json": json.dumps(body, default=str),
+        self._outbox_rows.append({"topic": topic, "key": key, "body_json": _encode_loosely(body),
                                   "notification_id": notification_id, "created_at": at, "relayed_at": None})
 
     def add_deadline(self, planned: PlannedDeadline, subject_id: str, now: datetime, *, event_id: str | None,
@@ -423,7 +424,7 @@ class Repository(EpisodeQueries):
         with the transaction's other new deadlines (a clash then fails the commit)."""
         steps = [{"at": step.at.isoformat(), "notify": list(step.notify), "action": step.action}
                  for step in planned.steps]
-        row = DeadlineRow(
+        row = DeadlineRow.new(
             id=new_id(), kind=str(planned.kind), subject_id=subject_id, event_id=event_id, child_id=child_id,
             school_urn=planned.school_urn, due_at=planned.due_at, state=str(DeadlineState.OPEN), escalation_level=0,
             next_step_at=planned.steps[0].at if planned.steps else None, steps_json=json.dumps(steps),
@@ -538,11 +539,11 @@ class Repository(EpisodeQueries):
         """A notification as a plain record: with a ``dedupe_key`` inserted at once (``ON CONFLICT DO NOTHING``),
         otherwise, or with a key the caller knows is new (``key_is_new``: checked against this unit of work's
         own keys only), written with the transaction's other new notifications in one multi-row insert."""
-        row = NotificationRow(
+        row = NotificationRow.new(
             id=new_id(), event_id=event_id, pathway=pathway, kind=str(item.kind), plan_key=item.key,
             recipient_role=item.recipient_role, recipient_ref=item.recipient_ref, school_urn=item.school_urn,
             contact_email=item.contact.email, contact_phone=item.contact.phone, urgency=item.urgency,
-            reason=item.reason, status=str(status), content_json=json.dumps(item.content, default=str),
+            reason=item.reason, status=str(status), content_json=_encode_loosely(item.content),
             created_at=now, dedupe_key=dedupe_key, deadline_id=deadline_id,
         )
         if dedupe_key is None:

@@ -80,7 +80,7 @@ class EpisodeQueries:
                 return known
         found = self._episode_row(query, episode_id)
         if found is None:
-            created = EpisodeRow(episode_id=episode_id, updated_at=t.utcnow())
+            created = EpisodeRow.new(episode_id=episode_id, updated_at=t.utcnow())
             if self._insert_guarded(EPISODE, values_of(created)):
                 self._episodes.stored(created)
                 found = created

@@ -174,6 +174,7 @@ class Calendar:
         # changes, and every deadline asks about the same few days again.
         self._working: dict[date, bool] = {}
         self._school: dict[tuple[date, str | None], bool] = {}
+        self._instants: dict[tuple[date, time], datetime] = {}  # a day's local clock time as a UTC instant
 
     def local(self, instant: datetime) -> datetime:
         return _aware(instant).astimezone(self.tz)
@@ -185,7 +186,10 @@ class Calendar:
             _bank_holidays(year)
 
     def _at(self, day: date, clock: time) -> datetime:
-        return datetime.combine(day, clock, tzinfo=self.tz).astimezone(UTC)
+        found = self._instants.get((day, clock))
+        if found is None:
+            found = self._instants[day, clock] = datetime.combine(day, clock, tzinfo=self.tz).astimezone(UTC)
+        return found
 
     def is_working_day(self, day: date) -> bool:
         known = self._working.get(day)

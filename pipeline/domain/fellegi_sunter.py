@@ -478,10 +478,12 @@ class EventScorer:
 
     def __init__(self, params: Parameters, event: Prepared, stats: ReferenceStats | None) -> None:
         self.params, self.event, self.stats = params, event, stats
-        # ``level_weight`` of every level: the parameters' weights, but an exact name's by how common it is.
-        self.table = {name: dict(level_weights) for name, level_weights in params.weights.items()}
+        # ``level_weight`` of every level: the parameters' weights (shared, never changed), but an exact name's by
+        # how common it is (those two fields' tables are this event's own).
+        self.table = dict(params.weights)
         for name in TF_FIELDS:
-            self.table[name]["exact"] = level_weight(params, name, "exact", event, stats)
+            self.table[name] = {**params.weights[name], "exact": level_weight(params, name, "exact", event, stats)}
+        self._comparisons: dict[tuple[str, str], dict[str, Any]] = {}
         # value -> (level, weight, may be transposed) for names; value -> (level, weight) for the others
         self._given: dict[str, tuple[str, float, bool]] = {}
         self._family: dict[tuple[str, tuple[str, ...]], tuple[str, float, bool]] = {}
@@ -615,10 +617,18 @@ class EventScorer:
             + (self._schools.get(record.school) or self._school_of(record))[1]
 
     def comparisons(self, levels: dict[str, str]) -> list[dict[str, Any]]:
-        """``comparisons(params, event, levels, stats)``, from the weights of the levels worked out once."""
-        table = self.table
-        return [{"field": name, "level": levels[name], "weight": round(table[name][levels[name]], 2)}
-                for name in FIELDS]
+        """``comparisons(params, event, levels, stats)``, from the weights of the levels worked out once: each
+        field's at one level is one dict for every candidate of this event (the breakdown only reads them)."""
+        made = self._comparisons
+        found = []
+        for name in FIELDS:
+            level = levels[name]
+            comparison = made.get((name, level))
+            if comparison is None:
+                comparison = made[name, level] = {"field": name, "level": level,
+                                                  "weight": round(self.table[name][level], 2)}
+            found.append(comparison)
+        return found
 
     def levels(self, record: Prepared) -> dict[str, str]:
         """``compare(event, record)``."""

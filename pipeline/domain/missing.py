@@ -10,11 +10,12 @@ open; the service makes the store match, idempotently.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from pipeline.domain.calendar import Duration
+from pipeline.domain.calendar import Duration, Timescale, parse_timescale
 from pipeline.domain.model import (
     DSL_ROLE,
     FRONT_DOOR,
@@ -73,36 +74,31 @@ def _earliest(current: datetime | None, at: datetime) -> datetime:
     return at if current is None or at < current else current
 
 
-def _raised(episode: Episode, grade: str | None, flags: frozenset[str], at: datetime) -> Episode:
-    """Record when an event graded the episode HIGH or added a flag (the earliest such time is kept)."""
+def _graded(episode: Episode, grade: str | None, flags: frozenset[str], at: datetime,
+            changes: dict[str, Any]) -> Episode:
+    """The episode with ``changes`` and what an event at ``at`` with this grade and these flags changes, in one
+    ``replace``: when it was first graded HIGH or flagged (the earliest such time is kept), and its grade, unless
+    a later event graded it already."""
     if grade == HIGH:
-        episode = replace(episode, graded_high_at=_earliest(episode.graded_high_at, at))
+        changes["graded_high_at"] = _earliest(episode.graded_high_at, at)
     if flags:
-        episode = replace(episode, flagged_at=_earliest(episode.flagged_at, at))
-    return episode
-
-
-def _later_grade(episode: Episode, grade: str | None, at: datetime) -> Episode:
-    if grade is None:
-        return episode
-    if episode.risk_graded_at is None or at >= episode.risk_graded_at:
-        return replace(episode, risk_grade=grade, risk_graded_at=at)
-    return episode
+        changes["flagged_at"] = _earliest(episode.flagged_at, at)
+    if grade is not None and (episode.risk_graded_at is None or at >= episode.risk_graded_at):
+        changes["risk_grade"], changes["risk_graded_at"] = grade, at
+    return replace(episode, **changes)
 
 
 def fold(episode: Episode, event_type: str, record: dict[str, Any]) -> Episode:
     """Merge one event's facts into the episode. Commutative for the episode's own events."""
     if event_type == "missing-reported":
         flags = frozenset(record.get("exploitation_flags") or ())
-        merged = replace(episode, reported_at=record["reported_at"], last_seen_at=record["last_seen_at"],
-                         missing_from=record["missing_from"], flags=episode.flags | flags)
-        merged = _raised(merged, record["risk_grade"], flags, record["reported_at"])
-        return _later_grade(merged, record["risk_grade"], record["reported_at"])
+        return _graded(episode, record["risk_grade"], flags, record["reported_at"], {
+            "reported_at": record["reported_at"], "last_seen_at": record["last_seen_at"],
+            "missing_from": record["missing_from"], "flags": episode.flags | flags})
     if event_type == "missing-updated":
         flags = frozenset(record.get("exploitation_flags") or ())
-        merged = replace(episode, flags=episode.flags | flags)
-        merged = _raised(merged, record.get("risk_grade"), flags, record["updated_at"])
-        return _later_grade(merged, record.get("risk_grade"), record["updated_at"])
+        return _graded(episode, record.get("risk_grade"), flags, record["updated_at"],
+                       {"flags": episode.flags | flags})
     if event_type == "missing-found":
         return replace(episode, found_at=record["found_at"], returned_to=record["returned_to"])
     if event_type == "return-interview-recorded":
@@ -135,13 +131,17 @@ def in_term(policy: Policy, day: date, school_urn: str | None) -> bool:
     return not any(period.first <= day <= period.last for period in holidays)
 
 
+@functools.lru_cache(maxsize=64)
+def _parsed_text(value: str) -> Timescale:
+    """A timescale the configuration writes as text (``PT24H``), parsed once: the rules ask on every event."""
+    return parse_timescale(value)
+
+
 def _duration(policy: Policy, *path: str, default: timedelta) -> timedelta:
     value = policy.setting(*path)
     if value is None:
         return default
-    from pipeline.domain.calendar import parse_timescale
-
-    parsed = parse_timescale(value)
+    parsed = _parsed_text(value) if isinstance(value, str) else parse_timescale(value)
     if not isinstance(parsed, Duration):
         raise ValueError(f"{'.'.join(path)} must be a plain duration")
     return parsed.delta

@@ -36,11 +36,15 @@ ROUTERS = [ops_routes.router, intake_routes.router, event_routes.router, notific
 
 
 def create_app(services: Services) -> FastAPI:
-    # No trailing-slash redirects: they are built from the Host header, and a wrong path is simply 404.
-    app = FastAPI(title="Safeguarding partnership pipeline", docs_url=None, redoc_url=None, redirect_slashes=False)
+    # No trailing-slash redirects: they are built from the Host header, and a wrong path is simply 404. FastAPI's
+    # native OpenTelemetry is off: nothing here configures a provider (the metrics are Prometheus's), and its
+    # check for one ran on every request.
+    app = FastAPI(title="Safeguarding partnership pipeline", docs_url=None, redoc_url=None, redirect_slashes=False,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.services = services
     add_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    intake_routes.install(app)  # before the web's middleware, which then wraps it (security headers)
     add_web_routes(app)
     return app

@@ -122,7 +122,10 @@ class EmbeddedRuntime:
     def serve(self, host: str, port: int) -> None:
         """Run until SIGINT or SIGTERM (uvicorn handles both), then stop cleanly."""
         app = create_app(self.services)
-        server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+        # uvloop and httptools by name (both pinned dependencies), not uvicorn's "auto", which would fall back to
+        # asyncio's loop and h11 silently should either be missing; no access log line per request.
+        server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, loop="uvloop",
+                                        http="httptools"))
         self.start_background()
         try:
             server.run()

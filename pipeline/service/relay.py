@@ -18,7 +18,6 @@ runtimes (embedded and the faust workers) call ``relay``.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +34,7 @@ from pipeline.adapters.metrics import (
     DELIVERY_SECONDS,
     NOTIFICATIONS_SENT,
 )
-from pipeline.adapters.publisher import Publisher
+from pipeline.adapters.publisher import Publisher, publish_stored
 from pipeline.adapters.repository import SYSTEM, Repository
 from pipeline.adapters.store import Store
 from pipeline.domain.delivery import (
@@ -145,25 +144,40 @@ def relay_pass(store: Store, delivery: DeliveryService, publisher: Publisher, no
 
 
 def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, now: datetime, batch: int) -> int:
-    """Topic records first, every one acknowledged, then the console lines, then the batch marked relayed."""
+    """Topic records first, every one acknowledged, then the console lines, then the batch marked relayed. The
+    batch's rows come with their notifications' fields (one statement) and are marked with one executemany; a
+    topic record's stored JSON goes to a JSON publisher as it is."""
     with store.transaction() as session:
         rows = rows_db.outbox_due(session, batch, postgres=store.is_postgres)
         if not rows:
             return 0
         for row in rows:
             if row.topic != DELIVERIES:
-                publisher.publish(row.topic, row.key, json.loads(row.body_json))
+                publish_stored(publisher, row.topic, row.key, row.body_json)
         publisher.flush()
         if delivery.console is not None:
-            wanted = {row.notification_id for row in rows if row.topic == DELIVERIES and row.notification_id}
-            messages = [_message(delivery, notification, "outbox", "-", "")
-                        for notification in rows_db.notification_fields(session, wanted).values()]
+            messages = []
+            seen: set[str] = set()
+            for row in rows:
+                if row.topic == DELIVERIES and row.found_notification is not None \
+                        and row.found_notification not in seen:
+                    seen.add(row.found_notification)
+                    messages.append(_console_message(delivery, row))
             try:
                 delivery.console.send_many(messages)
             except DeliveryError as error:  # the console is a record, never a delivery: logged, not retried
                 log.warning("console record of %d notifications failed: %s", len(messages), error.reason)
         rows_db.mark_relayed(session, [row.id for row in rows], now)
     return len(rows)
+
+
+def _console_message(delivery: DeliveryService, row: Any) -> Message:
+    """The console line of an outbox row of the ``deliveries`` topic, from its notification's fields."""
+    notification_id = row.found_notification
+    return Message(notification_id=notification_id, delivery_id="-", channel="outbox", to="", urgency=row.urgency,
+                   body=message_text(row.urgency, delivery.public_url, notification_id),
+                   link=login_link(delivery.public_url, notification_id), school_urn=row.school_urn,
+                   pathway=row.pathway)
 
 
 def _message(delivery: DeliveryService, notification: Any, channel: str, delivery_id: str,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_SECURITY_POLICY = "; ".join([
@@ -36,6 +35,8 @@ HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 
+_RAW_HEADERS = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in HEADERS.items()]
+
 
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
@@ -48,10 +49,12 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in HEADERS.items():
-                    if name not in headers:
-                        headers[name] = value
+                # As MutableHeaders would append them (a header the response set itself is kept), on the raw
+                # list: each of these names looked up once in a set, not by a scan of the headers.
+                raw = list(message.get("headers") or ())
+                present = {name.lower() for name, _ in raw}
+                raw.extend(header for header in _RAW_HEADERS if header[0] not in present)
+                message["headers"] = raw
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -118,3 +118,34 @@ def test_a_change_to_a_removed_row_fails_at_a_write_before_a_read_too(store: Sto
         assert stored is None  # the other writer's delete, committed
     else:
         assert stored is not None and stored.state == "open"  # the delete rolled back with the unit of work
+
+
+
+@pytest.mark.parametrize("others_removed", [0, 1])
+def test_the_count_of_a_many_row_update_is_the_sum_of_its_rows(store: Store, others_removed: int) -> None:
+    """Three deadlines changed alike in one unit of work go in one executemany UPDATE: its count must be the rows
+    of all three (a driver reporting only the last statement's, or none, would fail every such write, or none)."""
+    ids = [_stored_deadline(store, f"EP-{20 + n}") for n in range(3)]
+    audits = _count(store, t.AuditEntry)
+
+    def close_all() -> None:
+        with store.unit_of_work() as port:
+            deadlines = [port.deadline(deadline_id) for deadline_id in ids]  # all read before any change:
+            for deadline in deadlines:  # a read of the table would write the changes made before it
+                assert deadline is not None
+                deadline.state = "closed"
+            port.audit(NOW, "system", "tested", "subject-1", "three closed")
+            if others_removed:
+                _behind_its_back(store, port, delete(DEADLINE).where(DEADLINE.c.id == ids[1]))
+
+    if not others_removed:
+        close_all()
+        assert _count(store, t.AuditEntry) == audits + 1
+        with store.read() as session:
+            assert sorted(d.state for d in session.exec(select(t.Deadline)).all()) == ["closed"] * 3
+        return
+    with pytest.raises(StaleDataError, match="expected to update 3 row"):
+        close_all()
+    assert _count(store, t.AuditEntry) == audits  # nothing of the unit of work committed
+    with store.read() as session:
+        assert "closed" not in {d.state for d in session.exec(select(t.Deadline)).all()}

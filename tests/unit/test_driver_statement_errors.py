@@ -53,7 +53,8 @@ def test_a_refused_value_is_a_statement_error_naming_the_parameter_and_not_the_v
     said = _everything_said(error)
     assert SECRET not in said and "Ann" not in said
     assert "'nhs_number'" in said and "INSERT INTO people" in said
-    assert error.params is None and error.__cause__ is None and error.__suppress_context__
+    assert error.params is None and error.__cause__ is None and error.__context__ is None
+    assert error.orig is None  # the processor's own error, whose words hold the value, is not kept on it
 
 
 @pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
@@ -71,3 +72,22 @@ def test_a_missing_value_names_the_parameter() -> None:
     values = {"name": "Ann"}
     error = _error_of(lambda: compiled.bind(values))
     assert "no value given" in str(error) and "'seen_at'" in str(error) and "Ann" not in _everything_said(error)
+
+
+class Undecodable(TypeDecorator[str]):
+    """A type whose bind processor raises an error class whose constructor wants more than a message."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        raise UnicodeDecodeError("utf-8", str(value).encode(), 0, 1, "invalid start byte")
+
+
+def test_an_error_class_with_another_constructor_still_comes_out_as_a_statement_error() -> None:
+    table = Table("records", MetaData(), Column("nhs_number", Undecodable()))
+    compiled = DriverStatement(insert(table)).compiled(sqlite.dialect(), ["nhs_number"])
+    error = _error_of(lambda: compiled.bind({"nhs_number": SECRET}))
+    said = _everything_said(error)
+    assert "'nhs_number'" in said and SECRET not in said
+    assert error.orig is None and error.__context__ is None

@@ -1,0 +1,68 @@
+"""Records the SQL adapter creates: their ids, records made without their dataclass ``__init__``, and the statements
+that write them (pipeline/adapters/record_ids.py, effect_rows.py)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from pipeline.adapters.effect_rows import (
+    DEADLINE,
+    EPISODE,
+    NOTIFICATION,
+    CreatedRows,
+    DeadlineRow,
+    EpisodeRow,
+    NotificationRow,
+)
+from pipeline.adapters.record_ids import new_id
+from pipeline.adapters.store_records import Deadline, Episode
+
+
+def test_new_ids_are_canonical_random_version_4_uuids() -> None:
+    ids = [new_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text  # canonical: lower case, hyphens where uuid puts them
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+    # Every position that uuid4 leaves random takes many values: nothing fixed but the version and variant.
+    for position in (0, 9, 15, 20, 24, 35):
+        assert len({text[position] for text in ids}) == 16
+    assert {text[14] for text in ids} == {"4"}
+    assert {text[19] for text in ids} == set("89ab")
+
+
+def test_a_record_made_with_new_is_the_record_init_makes() -> None:
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    values = {"id": "d1", "kind": "trigger_meeting", "subject_id": "s", "event_id": None, "child_id": "c",
+              "school_urn": None, "due_at": now, "state": "open", "escalation_level": 0, "next_step_at": now,
+              "steps_json": "[]", "created_at": now}
+    made = DeadlineRow.new(**values)
+    assert type(made) is DeadlineRow
+    assert made.__dict__ == DeadlineRow(**values).__dict__ == Deadline(**values).__dict__
+    assert made.closed_at is None and made.closed_reason is None  # the defaults
+    episode = EpisodeRow.new(episode_id="e1", updated_at=now)
+    assert episode.__dict__ == Episode(episode_id="e1", updated_at=now).__dict__
+
+
+def test_new_refuses_a_missing_or_unknown_field() -> None:
+    with pytest.raises(TypeError, match="missing fields \\['updated_at'\\]"):
+        EpisodeRow.new(episode_id="e1")
+    with pytest.raises(TypeError, match="unknown fields \\['colour'\\]"):
+        EpisodeRow.new(episode_id="e1", updated_at=datetime.now(UTC), colour="red")
+    with pytest.raises(TypeError, match="missing fields"):
+        NotificationRow.new(id="n1")
+    # one field missing and one unknown: as many names as fields, but not the fields
+    with pytest.raises(TypeError, match="missing fields \\['episode_id'\\], unknown fields \\['colour'\\]"):
+        EpisodeRow.new(updated_at=datetime.now(UTC), colour="red")
+
+
+def test_every_unit_of_work_shares_one_compiled_insert_and_update_per_table() -> None:
+    for table, key in ((NOTIFICATION, "id"), (DEADLINE, "id"), (EPISODE, "episode_id")):
+        first, second = CreatedRows(table, key), CreatedRows(table, key)
+        assert first._insert is second._insert and first._update is second._update
+    assert CreatedRows(NOTIFICATION)._insert is not CreatedRows(DEADLINE)._insert
