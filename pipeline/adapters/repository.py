@@ -28,7 +28,7 @@ from sqlmodel import Session, col, select
 from pipeline.adapters import event_queue
 from pipeline.adapters import tables as t
 from pipeline.adapters.deliveries import team_of_person
-from pipeline.adapters.driver_statements import DriverStatement, json_value
+from pipeline.adapters.driver_statements import DriverStatement
 from pipeline.adapters.effect_rows import (
     DEADLINE,
     EPISODE,
@@ -158,9 +158,6 @@ _LOCK_CHILD = DriverStatement(sa_select(CHILD.c.child_id).where(CHILD.c.child_id
 
 # A batch's new children in one statement (PostgreSQL): the ids issued (RETURNING), then the ids another
 # transaction issued for the rest in one read.
-_NEW_CHILDREN = ("INSERT INTO child (child_id, person_key, created_at) SELECT child_id, person_key, created_at"
-                 " FROM json_populate_recordset(NULL::child, %s::json) ON CONFLICT DO NOTHING RETURNING child_id")
-_CHILDREN_OF_PEOPLE = "SELECT person_key, child_id FROM child WHERE person_key = ANY(%s)"
 
 
 @functools.cache
@@ -399,6 +396,14 @@ class Repository(EpisodeQueries):
             return issued
         if (seen := self._children_seen.get(person_key)) is not None:  # resolved in this unit of work already
             return seen
+        if self._issued is not None and self._issued.issuer is not None:
+            # Issued and committed apart (pipeline/adapters/child_id_issuer.py): another worker's batch meeting the
+            # same new person does not wait for this one. Visible to every worker at once, so the child is not
+            # taken as having nothing stored yet (``_new_children``).
+            child_id = self._issued.issue(new_id(), person_key, t.utcnow())
+            self._children_seen[person_key] = child_id
+            self._person_of_child[child_id] = person_key
+            return child_id
         # Inserted first: a person key this process has not seen committed is most often a new child (one
         # statement); one issued before (by an earlier process or another worker) costs the read after it.
         child_id = new_id()
@@ -413,39 +418,26 @@ class Repository(EpisodeQueries):
 
     def child_ids(self, person_keys: Sequence[str]) -> dict[str, str]:
         """``child_id`` of each person key. On PostgreSQL the keys neither this process nor this unit of work knows
-        take two statements for them all (their insert, then a read of those another transaction issued first)
-        instead of one or two each; on SQLite, where a statement costs microseconds, ``child_id`` of each."""
-        if not self.postgres:
+        are issued apart together (``ChildIdIssuer.issue_many``: two statements for them all, committed at once, so
+        another worker's batch meeting the same people never waits for this one) instead of one or two each; on
+        SQLite, where a statement costs microseconds, ``child_id`` of each."""
+        if self._issued is None or self._issued.issuer is None:
             return {key: self.child_id(key) for key in dict.fromkeys(person_keys)}
         found: dict[str, str] = {}
         fresh: dict[str, str] = {}
         for key in dict.fromkeys(person_keys):
-            if self._issued is not None and (issued := self._issued.get(key)) is not None:
+            if (issued := self._issued.get(key)) is not None:
                 self._person_of_child[issued] = key
                 found[key] = issued
             elif (seen := self._children_seen.get(key)) is not None:
                 found[key] = seen
             else:
                 fresh[key] = new_id()
-        if not fresh:
-            return found
-        connection = self.session.connection()
-        created_at = t.utcnow()
-        rows = [{"child_id": child_id, "person_key": key, "created_at": created_at} for key, child_id in fresh.items()]
-        inserted = {row[0] for row in connection.exec_driver_sql(
-            _NEW_CHILDREN, (json.dumps(rows, default=json_value),))}
-        theirs = [key for key, child_id in fresh.items() if child_id not in inserted]
-        issued_before: dict[str, str] = {}
-        if theirs:
-            issued_before = dict(connection.exec_driver_sql(_CHILDREN_OF_PEOPLE, (theirs,)).all())
-        for key, child_id in fresh.items():
-            if child_id in inserted:
-                self._new_children.add(child_id)
-            else:
-                child_id = str(issued_before[key])
-            self._children_seen[key] = child_id
-            self._person_of_child[child_id] = key
-            found[key] = child_id
+        if fresh:
+            for key, child_id in self._issued.issue_many(fresh, t.utcnow()).items():
+                self._children_seen[key] = child_id
+                self._person_of_child[child_id] = key
+                found[key] = child_id
         return found
 
     def read_pupils_ahead(self, upns: Sequence[str]) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
 from pipeline.adapters.accounts import TokenLookup
+from pipeline.adapters.child_id_issuer import ChildIdIssuer
 from pipeline.adapters.issued_children import IssuedChildIds
 from pipeline.adapters.reference_cache import ReferenceCache
 from pipeline.adapters.repository import Repository
@@ -90,7 +91,8 @@ class Store:
         # stored version once per unit of work: shared by every unit of work of this store.
         self.reference = ReferenceCache()
         # Child ids already committed, by person key (issued once, never changed): shared the same way.
-        self.issued_children = IssuedChildIds()
+        # On PostgreSQL new ones are issued apart from the unit of work (pipeline/adapters/child_id_issuer.py).
+        self.issued_children = IssuedChildIds(issuer=ChildIdIssuer(self.engine) if self.is_postgres else None)
         # The bearer token of every API request, looked up afresh each time on a connection kept for it.
         self.tokens = TokenLookup(self.engine)
         # The one DBAPI connection kept for ``sqlite_write``, used only under the write lock (None until then).
@@ -206,6 +208,8 @@ class Store:
 
     def dispose(self) -> None:
         self.tokens.close()
+        if self.issued_children.issuer is not None:
+            self.issued_children.issuer.close()
         with self._write_lock or nullcontext():  # no group commit is under way on the kept connection
             writer, self._writer = self._writer, None
             if writer is not None:
