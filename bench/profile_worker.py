@@ -42,6 +42,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -219,36 +220,33 @@ def main() -> None:
         engine = services_.store.engine
         lines: list[str] = []
         table = ["| kind | stage | CPU ms per event |", "|---|---|---:|"]
-        for kind in args.kinds:
-            values = encoded(kind, args.events)
-            stages.take()
-            trips.take()
+
+        def measured(stage: str, work: Callable[[], object]) -> tuple[float, cProfile.Profile | None]:
+            """``work``'s thread CPU in seconds (its statements counted, its time split by ``stages`` under
+            ``stage``) and its cProfile if one is asked for."""
             statements.clear()
             sa_event.listen(engine, "before_cursor_execute", count)
             profile = cProfile.Profile(time.thread_time) if args.cprofile else None
             cpu = time.thread_time()
             if profile:
                 profile.enable()
-            with stages.stage("commit"):
-                handle(kind, values)
+            with stages.stage(stage):
+                work()
             if profile:
                 profile.disable()
             cpu = time.thread_time() - cpu
             sa_event.remove(engine, "before_cursor_execute", count)
+            return cpu, profile
+
+        for kind in args.kinds:
+            values = encoded(kind, args.events)
+            stages.take()
+            trips.take()
+            cpu, profile = measured("commit", lambda: handle(kind, values))  # noqa: B023 - called at once
             split, batch_trips, batch_statements = stages.take(), trips.take(), statements.copy()
-            statements.clear()
-            sa_event.listen(engine, "before_cursor_execute", count)
-            relay_profile = cProfile.Profile(time.thread_time) if args.cprofile else None
-            relay_cpu = time.thread_time()
-            if relay_profile:
-                relay_profile.enable()
-            with stages.stage("relay"):
-                relay_all()
-            if relay_profile:
-                relay_profile.disable()
-            relay_cpu = time.thread_time() - relay_cpu
-            sa_event.remove(engine, "before_cursor_execute", count)
-            relay_split, relay_trips = stages.take(), trips.take()
+            relay_cpu, relay_profile = measured("relay", relay_all)
+            stages.take()  # the relay's split by stage is not reported
+            relay_trips = trips.take()
             n = args.events
             for name, what in (("decode", "decode (faust codec)"), ("check", "check (the rules' checks)"),
                                ("claim", "claim (event look-up, new event row, content hash)"),
@@ -264,7 +262,6 @@ def main() -> None:
                          f"{relay_trips / n:.2f} round trips per event) | {relay_cpu * 1000 / n:.3f} |")
             if not args.plain:
                 assert abs(sum(split.values()) - cpu) < 0.05 * cpu + 0.01, (split, cpu)
-            del relay_split
             lines.append(f"\n{kind}: SQL statements per event while processing (batches of {args.batch})")
             lines += [f"{c / n:8.3f}  {text}" for text, c in batch_statements.most_common(args.statements)]
             for phase, profiled in (("processing", profile), ("relay", relay_profile)):
