@@ -205,13 +205,8 @@ def test_a_batch_is_decoded_once_and_its_new_events_written_together(pipeline: P
         assert all(e.status == "processed" and e.processed_at is not None for e in stored)
 
 
-def test_a_batchs_children_are_matched_once_and_issued_together(pipeline: Pipeline,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """The children of a batch's attendances are resolved before its records are handled: each child matched once
-    (not again by its handler), the new child ids in one insert and the linked pupils in one read on PostgreSQL;
-    the effects are each record's own, as handled one by one."""
-    children = [AMELIA, OLIVER, AMELIA, ISLA, UNKNOWN, JACOB]
-    events = [attendance(child) for child in children]
+def _candidate_look_ups(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The given names the matching index is asked for candidates of, from now on, in order."""
     index = pipeline.services.ctx.index
     looked_up: list[str] = []
     real_candidates = index.candidates
@@ -221,6 +216,17 @@ def test_a_batchs_children_are_matched_once_and_issued_together(pipeline: Pipeli
         return real_candidates(identity, *args, **kwargs)
 
     monkeypatch.setattr(index, "candidates", candidates)
+    return looked_up
+
+
+def test_a_batchs_children_are_matched_once_and_issued_together(pipeline: Pipeline,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The children of a batch's attendances are resolved before its records are handled: each child matched once
+    (not again by its handler), the new child ids in one insert and the linked pupils in one read on PostgreSQL;
+    the effects are each record's own, as handled one by one."""
+    children = [AMELIA, OLIVER, AMELIA, ISLA, UNKNOWN, JACOB]
+    events = [attendance(child) for child in children]
+    looked_up = _candidate_look_ups(pipeline, monkeypatch)
     with statements_run(pipeline.services.store) as statements:
         assert handle_batch(pipeline.services, [delivery(e, n) for n, e in enumerate(events)]) == \
             ["processed"] * len(events)
@@ -259,15 +265,7 @@ def test_a_batchs_missing_reports_lock_their_episodes_together_and_match_once(pi
 
     assert handle_batch(pipeline.services, [deliver(report(JACOB, "EP-0"), 0)]) == ["processed"]
     events = [report(AMELIA, "EP-1", "HIGH"), report(OLIVER, "EP-2"), report(JACOB, "EP-0"), report(AMELIA, "EP-3")]
-    index = pipeline.services.ctx.index
-    looked_up: list[str] = []
-    real_candidates = index.candidates
-
-    def candidates(identity: Any, *args: Any, **kwargs: Any) -> Any:
-        looked_up.append(identity.given_name)
-        return real_candidates(identity, *args, **kwargs)
-
-    monkeypatch.setattr(index, "candidates", candidates)
+    looked_up = _candidate_look_ups(pipeline, monkeypatch)
     with statements_run(pipeline.services.store) as statements:
         assert handle_batch(pipeline.services, [deliver(e, n + 1) for n, e in enumerate(events)]) == \
             ["processed"] * len(events)
