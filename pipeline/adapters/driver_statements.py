@@ -356,6 +356,39 @@ class JsonRowsInsert:
         return (json.dumps(rows, default=json_value),)
 
 
+class JsonRowsUpdate:
+    """An UPDATE of many rows, each by its key, as one PostgreSQL statement over ``json_populate_recordset`` (as
+    ``JsonRowsInsert`` inserts them): ``UPDATE t SET a = v.a, b = v.b FROM json_populate_recordset(NULL::t, %s::json)
+    AS v WHERE t.key = v.key``. Its row count is the number of rows it changed, as an executemany's is summed. The
+    rows' key is given under the statement's key parameter, sent under the key column's name; each row's key once."""
+
+    def __init__(self, table: Any, dialect: Dialect, key_column: str, key_parameter: str,
+                 column_keys: Sequence[str]) -> None:
+        preparer = dialect.identifier_preparer
+        name = preparer.format_table(table)
+        key = preparer.format_column(table.c[key_column])
+        changed = ", ".join(f"{preparer.format_column(table.c[k])} = v.{preparer.format_column(table.c[k])}"
+                            for k in column_keys if k != key_parameter)
+        self.sql = (f"UPDATE {name} SET {changed} FROM json_populate_recordset(NULL::{name}, %s::json) AS v "
+                    f"WHERE {name}.{key} = v.{key}")
+        self._key_column, self._key_parameter = key_column, key_parameter
+
+    @staticmethod
+    def fits(table: Any, key_column: str, key_parameter: str, column_keys: Sequence[str]) -> bool:
+        """Whether the key and every column set are columns whose values JSON carries (named as their keys), the
+        key not among the columns set, and something set."""
+        columns = table.c
+        changed = [key for key in column_keys if key != key_parameter]
+        return bool(changed) and key_parameter in column_keys and key_column not in changed and all(
+            key in columns and columns[key].name == key and isinstance(columns[key].type, _JSON_TYPES)
+            for key in (*changed, key_column))
+
+    def bind(self, rows: Sequence[Mapping[str, Any]]) -> tuple[str]:
+        key_column, key_parameter = self._key_column, self._key_parameter
+        return (json.dumps([{key_column if name == key_parameter else name: value for name, value in row.items()}
+                            for row in rows], default=json_value),)
+
+
 def _plain_insert(statement: Any) -> bool:
     """An INSERT of the caller's values into one table: nothing read back, no ON CONFLICT, no values of its own."""
     return bool(statement.is_insert and not statement._returning and statement._post_values_clause is None
@@ -403,8 +436,12 @@ class DriverStatement:
     """A Core statement run on the DBAPI cursor (see the module's docstring). Build one per statement, at import:
     it compiles on first use for each dialect (and, for inserts and updates, each set of parameter names)."""
 
-    def __init__(self, statement: Any) -> None:
+    def __init__(self, statement: Any, *, by_key: tuple[str, str] | None = None) -> None:
+        """``by_key``: (column, parameter) of an UPDATE whose one condition is ``column = :parameter``, so that its
+        ``run_many`` on PostgreSQL is one statement for all the rows (``JsonRowsUpdate``) where the columns allow."""
         self.statement = statement
+        self._by_key = by_key
+        self._json_updates: dict[tuple[str, ...], JsonRowsUpdate | None] = {}
         self._dml = bool(statement.is_dml)  # an insert or update compiles for the columns given
         # By ``dialect_key`` and the parameter names (and an expanding parameter's count of values).
         self._compiled: dict[tuple[tuple[Any, ...], tuple[str, ...] | None], CompiledStatement] = {}
@@ -435,7 +472,8 @@ class DriverStatement:
             compiled = self._expanded[key] = CompiledStatement(self.statement, dialect, keys, expanding)
         return compiled
 
-    def _run(self, connection: Connection, compiled: CompiledStatement | JsonRowsInsert, parameters: Any, many: bool,
+    def _run(self, connection: Connection, compiled: CompiledStatement | JsonRowsInsert | JsonRowsUpdate,
+             parameters: Any, many: bool,
              fetch: bool) -> Sequence[Any]:
         cursor = self._execute(connection, compiled, parameters, many)
         try:
@@ -446,7 +484,8 @@ class DriverStatement:
         cursor.close()
         return raw
 
-    def _execute(self, connection: Connection, compiled: CompiledStatement | JsonRowsInsert, parameters: Any,
+    def _execute(self, connection: Connection, compiled: CompiledStatement | JsonRowsInsert | JsonRowsUpdate,
+                 parameters: Any,
                  many: bool) -> Any:
         """The statement run on a new DBAPI cursor of ``connection``, listeners told; the cursor, open."""
         sql = compiled.sql
@@ -513,6 +552,22 @@ class DriverStatement:
                 cursor.close()
                 return RowsChanged(count if count >= 0 else None)
         sane = connection.dialect.supports_sane_multi_rowcount
+        if self._by_key is not None and connection.dialect.name == "postgresql" and connection.in_transaction():
+            keys = tuple(rows[0])
+            if keys not in self._json_updates:
+                self._for(connection.dialect, keys)  # as the executemany would be: refuses what it refuses
+                column, parameter = self._by_key
+                self._json_updates[keys] = JsonRowsUpdate(self.statement.table, connection.dialect, column, parameter,
+                                                          keys) \
+                    if JsonRowsUpdate.fits(self.statement.table, column, parameter, keys) else None
+            json_update = self._json_updates[keys]
+            if json_update is not None:
+                cursor = self._execute(connection, json_update, json_update.bind(rows), False)
+                if in_pipeline(connection) and sane:  # counted when the pipeline syncs
+                    return RowsChanged(None, cursor)
+                count = None if in_pipeline(connection) else cursor.rowcount
+                cursor.close()
+                return RowsChanged(count if sane and count is not None and count >= 0 else None)
         if connection.dialect.name != "sqlite" or not connection.in_transaction():
             if not self.statement.is_insert and connection.in_transaction() and in_pipeline(connection):
                 # Counted only when the pipeline syncs, on a cursor still open then (see the module's docstring).

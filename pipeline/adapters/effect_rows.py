@@ -15,11 +15,13 @@ and changes one per event, and an ORM object cost a flush before every read in t
 ``CreatedRows`` keeps one table's records: new ones wait in a buffer and go in one multi-row insert at the next
 write point (a commit, a savepoint, or a read of the same table); a record inserted at once (a guarded insert)
 is kept with a snapshot of what was stored, and later changes are written as UPDATEs of the changed columns
-(one executemany per set of changed columns). Each UPDATE must change one row per record: a record whose row
-another writer deleted or re-keyed meanwhile would otherwise not be written, silently; a count that differs raises
-the ORM's ``StaleDataError`` (as the ORM's own flush does), which fails the unit of work, so none of it commits. Both
-dialects report an executemany's count reliably (sqlite3 and psycopg sum it; SQLAlchemy's
-``supports_sane_multi_rowcount``); a driver that did not would go unchecked (``RowsChanged.count()`` is None).
+(one executemany per set of changed columns; on PostgreSQL one statement for all the records of a set, over
+``json_populate_recordset``: ``JsonRowsUpdate`` of pipeline/adapters/driver_statements.py). Each UPDATE must change
+one row per record: a record whose row another writer deleted or re-keyed meanwhile would otherwise not be written,
+silently; a count that differs raises the ORM's ``StaleDataError`` (as the ORM's own flush does), which fails the
+unit of work, so none of it commits. Both dialects report an executemany's count reliably (sqlite3 and psycopg sum
+it; SQLAlchemy's ``supports_sane_multi_rowcount``), and PostgreSQL a one-statement UPDATE's; a driver that did not
+would go unchecked (``RowsChanged.count()`` is None).
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def _statements(table: Table, key: str) -> tuple[DriverStatement, DriverStatemen
         statements = _STATEMENTS[table.name, key] = (
             DriverStatement(table.insert().inline()),  # nothing read back: it may be pipelined
             # The SET clause follows each executemany's parameter names (the changed columns).
-            DriverStatement(table.update().where(table.c[key] == bindparam("record_key"))))
+            DriverStatement(table.update().where(table.c[key] == bindparam("record_key")), by_key=(key, "record_key")))
     return statements
 
 
