@@ -320,13 +320,26 @@ class CompiledStatement:
 _JSON_TYPES = (String, AutoString, Integer, Boolean, Date, UTCDateTime)
 
 
+# The last instant ``json_value`` wrote and its text (a batch's rows share one ``now`` object; see ``_last_instant``).
+_last_json_instant: tuple[datetime | None, str | None] = (None, None)
+
+
 def json_value(value: Any) -> Any:
     """A value json.dumps cannot write itself, as ``JsonRowsInsert`` sends it: an instant as ``UTCDateTime``
     stores it (UTC, no zone; a naive one refused), a date in ISO form."""
+    global _last_json_instant
+    last = _last_json_instant
+    if last[0] is value:
+        return last[1]
     if isinstance(value, datetime):
-        if value.tzinfo is None:
+        if value.tzinfo is UTC:  # the usual case: its text less the "+00:00" at the end
+            text = value.isoformat()[:-6]
+        elif value.tzinfo is None:
             raise ValueError("naive datetimes are not stored")
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat()
+        else:
+            text = value.astimezone(UTC).replace(tzinfo=None).isoformat()
+        _last_json_instant = (value, text)
+        return text
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not sent as JSON")

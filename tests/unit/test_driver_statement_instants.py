@@ -1,5 +1,6 @@
-"""The one conversion pipeline/adapters/driver_statements.py does itself instead of SQLAlchemy: an instant bound on
-SQLite. It must give the string SQLAlchemy's processors (``UTCDateTime`` then SQLite's ``DATETIME``) give."""
+"""The conversions pipeline/adapters/driver_statements.py does itself instead of SQLAlchemy: an instant bound on
+SQLite, which must give the string SQLAlchemy's processors (``UTCDateTime`` then SQLite's ``DATETIME``) give, and an
+instant sent to PostgreSQL as JSON (``json_value``): UTC without a zone, as ``UTCDateTime`` stores it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
-from pipeline.adapters.driver_statements import _sqlite_instant
+from pipeline.adapters.driver_statements import _sqlite_instant, json_value
 from pipeline.adapters.tables import UTCDateTime
 
 SQLALCHEMY = UTCDateTime()._cached_bind_processor(sqlite.dialect())
@@ -46,3 +47,16 @@ def test_the_same_instant_object_again_and_then_an_equal_one_in_another_zone() -
     elsewhere = instant.astimezone(timezone(timedelta(hours=-3)))
     assert _sqlite_instant(elsewhere) == "2026-11-24 20:00:00.000005"
     assert _sqlite_instant(datetime(2026, 11, 24, 20, 0, 1, tzinfo=UTC)) == "2026-11-24 20:00:01.000000"
+
+
+@given(st.datetimes(min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31), timezones=st.just(UTC) | OFFSETS))
+def test_an_instant_sent_as_json_is_its_utc_text_without_a_zone(value: datetime) -> None:
+    expected = value.astimezone(UTC).replace(tzinfo=None).isoformat()
+    assert json_value(value) == json_value(value) == expected  # the second time, the same object's kept text
+    assert json_value(value.astimezone(timezone(timedelta(hours=7)))) == expected
+
+
+def test_a_naive_datetime_is_not_sent_as_json_and_a_date_is_its_iso_text() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        json_value(datetime(2026, 11, 24, 20, 0))
+    assert json_value(datetime(2026, 11, 24, 20, 0, tzinfo=UTC).date()) == "2026-11-24"
