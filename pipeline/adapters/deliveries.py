@@ -15,8 +15,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, update
+from sqlalchemy import Integer, and_, any_, bindparam, case, func, or_, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
@@ -56,9 +57,13 @@ def _outbox_due(limit: int, postgres: bool) -> DriverStatement:
 
 
 # By primary key, one row at a time in one executemany: on SQLite the driver's loop runs it, with no expanding
-# IN list for SQLAlchemy to render per batch.
+# IN list for SQLAlchemy to render per batch. On PostgreSQL one statement for the batch, its ids as one array
+# parameter (psycopg's executemany sends one statement per row, each costing the client 10 to 20 us).
 _MARK_RELAYED = DriverStatement(update(OUTBOX).where(OUTBOX.c.id == bindparam("row_id"))
                                 .values(relayed_at=bindparam("now", type_=_INSTANT)))
+_MARK_RELAYED_ALL = DriverStatement(
+    update(OUTBOX).where(OUTBOX.c.id == any_(bindparam("row_ids", type_=ARRAY(Integer))))
+    .values(relayed_at=bindparam("now", type_=_INSTANT)))
 
 
 def claim_due(session: Session, now: datetime, limit: int, *, postgres: bool) -> list[Any]:
@@ -74,8 +79,12 @@ def outbox_due(session: Session, limit: int, *, postgres: bool) -> list[Any]:
     return _outbox_due(limit, postgres).rows(session.connection())
 
 
-def mark_relayed(session: Session, ids: list[int], now: datetime) -> None:
-    if ids:
+def mark_relayed(session: Session, ids: list[int], now: datetime, *, postgres: bool = False) -> None:
+    if not ids:
+        return
+    if postgres:
+        _MARK_RELAYED_ALL.run(session.connection(), {"row_ids": ids, "now": now})
+    else:
         _MARK_RELAYED.run_many(session.connection(), [{"row_id": row_id, "now": now} for row_id in ids])
 
 

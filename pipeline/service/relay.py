@@ -167,7 +167,7 @@ def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, 
                 delivery.console.send_many(messages)
             except DeliveryError as error:  # the console is a record, never a delivery: logged, not retried
                 log.warning("console record of %d notifications failed: %s", len(messages), error.reason)
-        rows_db.mark_relayed(session, [row.id for row in rows], now)
+        rows_db.mark_relayed(session, [row.id for row in rows], now, postgres=store.is_postgres)
     return len(rows)
 
 
