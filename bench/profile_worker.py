@@ -175,6 +175,7 @@ def main() -> None:
         from pipeline.adapters.faust_codec import codec_name, register_codecs
         from pipeline.adapters.kafka import ensure_topics
         from pipeline.bootstrap import build
+        from pipeline.runtimes.memory import freeze_start_up_objects
         from pipeline.service.relay import relay_pass
         from pipeline.settings import Settings
 
@@ -209,6 +210,7 @@ def main() -> None:
         for kind in args.kinds:
             handle(kind, encoded(kind, 20))
         relay_all()
+        freeze_start_up_objects()  # as the worker does once started: the match index out of the collector's reach
 
         stages = Stages()
         if not args.plain:
