@@ -111,7 +111,14 @@ class TimedLock:
 
 
 stage_cpu: dict[str, float] = defaultdict(float)
-_stack: list[list[Any]] = []
+_local = threading.local()
+
+
+def _thread_stack() -> list[list[Any]]:
+    stack: list[list[Any]] | None = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    return stack
 
 
 def _staged(owner: Any, attribute: str, name: str) -> None:
@@ -119,6 +126,7 @@ def _staged(owner: Any, attribute: str, name: str) -> None:
 
     @functools.wraps(original)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        _stack = _thread_stack()
         now = time.thread_time()
         if _stack:
             stage_cpu[_stack[-1][0]] += now - _stack[-1][1]
@@ -169,8 +177,9 @@ def install() -> None:
     original_produce = producer.produce_file
 
     def produce_file(*args: Any, **kwargs: Any) -> int:
+        _stack = _thread_stack()
         stage_cpu["start-up (imports, build, to the first line)"] = time.process_time()
-        _stack.append(["the rest (reading lines, batching, answers)", time.thread_time()])
+        _stack.append(["the rest (reading lines, batching, answers, waiting)", time.thread_time()])
         try:
             return original_produce(*args, **kwargs)
         finally:
@@ -178,6 +187,8 @@ def install() -> None:
             stage_cpu[frame[0]] += time.thread_time() - frame[1]
 
     producer.produce_file = produce_file  # type: ignore[assignment]
+    if hasattr(producer, "_Reader"):  # since branch replay the lines are read and validated in a thread of their own
+        _staged(producer._Reader, "run", "reading lines, making submissions (the reading thread)")
 
 
 def write(out: Path) -> None:

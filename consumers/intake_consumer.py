@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from pipeline.adapters.event_queue import due_event_seqs
+from pipeline.adapters.event_queue import CommitWatch, due_event_seqs
 from pipeline.adapters.store import Store
 from pipeline.service.dispatch import process
 from pipeline.service.handlers import Context
@@ -26,6 +27,10 @@ Clock = Callable[[], datetime]
 # Events per transaction when the consumer runs on its own: one commit (one fsync) and one claim for up to
 # this many, while a lone event still goes at once (a batch is what is due, never a wait for more).
 BATCH = 64
+# While a backlog lasts (each batch came back full) the next one is twice as large, up to this: a replay's
+# commits (an fsync each) and per-batch work spread over more events. Bounded, because a batch holds the write
+# lock while it runs (the HTTP intake of the same process waits for it).
+BACKLOG_BATCH = 256
 
 
 def system_clock() -> datetime:
@@ -100,20 +105,48 @@ class IntakeConsumer:
             event = claimed[0]
             record_failure(repo, event, error, self.retry, self.clock())
 
-    def run_forever(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
-        """Batch after batch while a full one comes back; otherwise wait for ``wake`` (set by this process's
-        intake after each commit that stored new events) or ``poll_seconds`` (other processes' events, retries
-        falling due)."""
-        while not stop.is_set():
-            # Cleared before the batch's query: an event committed after the query sets it again, and one
-            # committed before is in the batch, so no wake-up is lost and none costs an empty query.
-            self.wake.clear()
+    def run_forever(self, stop: threading.Event, poll_seconds: float = 0.2, watch_seconds: float | None = None
+                    ) -> None:
+        """Batch after batch while a full one comes back (growing to ``BACKLOG_BATCH``); otherwise wait for
+        ``wake`` (set by this process's intake after each commit that stored new events) or ``poll_seconds``
+        (retries falling due). With ``watch_seconds`` (SQLite), the wait also ends as soon as another process's
+        commit stored due events (``CommitWatch``, looked at every ``watch_seconds``)."""
+        watch = CommitWatch.over(self.store.engine) if watch_seconds else None
+        limit = BATCH
+        try:
+            while not stop.is_set():
+                # Cleared before the batch's query: an event committed after the query sets it again, and one
+                # committed before is in the batch, so no wake-up is lost and none costs an empty query.
+                self.wake.clear()
+                try:
+                    handled = self.run_once(limit)
+                    if handled and self.on_committed is not None:
+                        self.on_committed()
+                except Exception as error:  # noqa: BLE001 - e.g. the database briefly locked; try again
+                    log.error("intake consumer loop error (%s)", type(error).__name__)
+                    handled = 0
+                if handled >= limit:
+                    limit = min(2 * limit, BACKLOG_BATCH)
+                    continue
+                limit = BATCH
+                if watch is None or watch_seconds is None:
+                    self.wake.wait(poll_seconds)
+                else:
+                    self._watch(watch, watch_seconds, poll_seconds)
+        finally:
+            if watch is not None:
+                watch.close()
+
+    def _watch(self, watch: CommitWatch, every_seconds: float, poll_seconds: float) -> None:
+        """Wait for ``wake``, another connection's commit that left due events, or ``poll_seconds``."""
+        watch.changed()  # from now on
+        deadline = time.monotonic() + poll_seconds
+        while not self.wake.wait(min(every_seconds, max(deadline - time.monotonic(), 0))):
+            if time.monotonic() >= deadline:
+                return
             try:
-                handled = self.run_once()
-                if handled and self.on_committed is not None:
-                    self.on_committed()
-            except Exception as error:  # noqa: BLE001 - e.g. the database briefly locked; try again
-                log.error("intake consumer loop error (%s)", type(error).__name__)
-                handled = 0
-            if handled < BATCH:
-                self.wake.wait(poll_seconds)
+                if watch.changed() and self.pending(1):
+                    return
+            except Exception as error:  # noqa: BLE001 - the poll still comes; the next look tries again
+                log.error("intake consumer watch error (%s)", type(error).__name__)
+                return
