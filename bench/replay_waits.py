@@ -103,6 +103,10 @@ def main() -> None:
             target.stop()
         server = json.loads((Path(tmp) / "run.json").read_text())
     events = result["events"]
+    consumer = server["threads"].get("intake-consumer", {})
+    busy = (f"the consumer worked {consumer.get('batch_s', 0):.1f} s of the {result['seconds']:.1f} s in "
+            f"{consumer.get('batch_n', 0):,.0f} batches (largest {consumer.get('events_max_s', 0):,.0f} events); "
+            f"the rest it waited for events")
     stages: dict[str, float] = {}
     for producer in result["producers"]:
         for stage, seconds in producer["stages"].items():
@@ -117,7 +121,7 @@ def main() -> None:
         f"{events:,} events: intake {events / result['intake_s']:,.0f}/s, all processed in {result['seconds']:.1f} s "
         f"({events / result['seconds']:,.0f} events/s end to end); server CPU "
         f"{result['server_cpu_s'] * 1000 / events:.2f} ms per event, producer CPU (two processes, start-up "
-        f"included) {result['producer_cpu_s'] * 1000 / events:.2f} ms per event",
+        f"included) {result['producer_cpu_s'] * 1000 / events:.2f} ms per event", busy,
     ]
     table = ["", "| process | thread | write transactions | waiting for SQLite's write lock, s | waiting for the "
              "process's own lock, s | holding the write lock, s | COMMIT (fsync), s | WAL checkpoints, s | "

@@ -168,6 +168,19 @@ def install() -> None:
             self._write_lock = TimedLock(self._write_lock)
 
     store_module.Store.__init__ = init  # type: ignore[method-assign]
+    import consumers.intake_consumer as consumer_module
+
+    run_once = consumer_module.IntakeConsumer.run_once
+
+    def timed_run_once(consumer: Any, *args: Any, **kwargs: Any) -> int:
+        started = time.perf_counter()
+        handled = run_once(consumer, *args, **kwargs)
+        if handled:  # a batch's wall time; the rest of the consumer's time it had nothing to do (or a poll)
+            _add(threading.current_thread().name, "batch", time.perf_counter() - started)
+            _add(threading.current_thread().name, "events", handled)
+        return handled
+
+    consumer_module.IntakeConsumer.run_once = timed_run_once  # type: ignore[method-assign]
     from pipeline.service.intake import Intake
 
     for attribute, name in (("_decode", "decode"), ("_row", "row"), ("_store", "store")):

@@ -31,9 +31,9 @@ if TYPE_CHECKING:
     from pipeline.service.intake import IntakeResult, Prepared
 
 CHUNK = 250  # lines validated at a time by the reading thread
-MAX_BATCH = 5_000  # lines stored in one transaction at most (the runtime works through them before it lets go)
+MAX_BATCH = 2_000  # lines stored in one transaction at most (the runtime works through them before it lets go)
 READ_AHEAD = 40  # validated chunks kept waiting for the write lock at most (10,000 lines)
-STORE_TRIES = 5  # a transaction refused by the database (locked past the busy timeout) is tried again
+STORE_TRIES = 20  # a transaction refused by the database (locked past the busy timeout) is tried again
 RETRY_PAUSE_SECONDS = 1.0
 
 
