@@ -57,9 +57,22 @@ def produce_file(settings: Settings, event_type: str, file: Path) -> int:
     if services.event_sender is not None:
         accepted, rejected = _send_to_kafka(services, event_type, file)
     else:
-        accepted, rejected = _store_pipelined(services, event_type, file)
+        try:
+            accepted, rejected = _store_pipelined(services, event_type, file)
+        except _Stopped as stopped:
+            print(f"{stopped.accepted} accepted, {stopped.rejected} rejected before the database refused a batch "
+                  f"{STORE_TRIES} times ({stopped.reason}); the lines after line {stopped.last_stored} were not "
+                  f"stored: send the file again (lines already stored are answered as accepted, once)",
+                  file=sys.stderr)
+            return 1
     print(f"{accepted} accepted, {rejected} rejected")
     return 1 if rejected else 0
+
+
+class _Stopped(Exception):
+    def __init__(self, accepted: int, rejected: int, last_stored: int, reason: str) -> None:
+        super().__init__(reason)
+        self.accepted, self.rejected, self.last_stored, self.reason = accepted, rejected, last_stored, reason
 
 
 def _report(numbers: list[int], results: list[IntakeResult]) -> tuple[int, int]:
@@ -134,7 +147,7 @@ def _store_pipelined(services: Services, event_type: str, file: Path) -> tuple[i
     intake.hand_over_records = False  # no consumer in this process takes them
     reader = _Reader(services, event_type, file)
     reader.start()
-    accepted = rejected = 0
+    accepted = rejected = last_stored = 0
     done = False
     try:
         while not done:
@@ -163,11 +176,13 @@ def _store_pipelined(services: Services, event_type: str, file: Path) -> tuple[i
                     break
                 except StoreWriteFailed as error:
                     if attempt == STORE_TRIES:
-                        raise
+                        raise _Stopped(accepted, rejected, last_stored, str(error)) from error
                     print(f"the database refused a batch ({error}); trying it again", file=sys.stderr)
                     time.sleep(RETRY_PAUSE_SECONDS)
-            counts = _report([number for numbers, _ in batch for number in numbers], results)
+            numbers = [number for chunk_numbers, _ in batch for number in chunk_numbers]
+            counts = _report(numbers, results)
             accepted, rejected = accepted + counts[0], rejected + counts[1]
+            last_stored = numbers[-1]
     finally:
         reader.stop.set()
     return accepted, rejected

@@ -6,6 +6,10 @@ another connection committed at once, not at its next poll."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -101,6 +105,35 @@ def test_a_batch_the_database_refused_is_tried_again_and_stored_once(
         store.dispose()
 
 
+def test_a_database_that_keeps_refusing_stops_the_run_with_what_was_stored_and_what_to_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(producer, "RETRY_PAUSE_SECONDS", 0)
+    monkeypatch.setattr(producer, "CHUNK", 2)
+    monkeypatch.setattr(producer, "MAX_BATCH", 3)
+    store_prepared = Intake.store_prepared
+    calls = iter(range(1000))
+
+    def refusing_after_the_first(intake: Intake, prepared: list[Prepared]) -> Any:
+        if next(calls) > 0:
+            raise StoreWriteFailed("OperationalError")
+        return store_prepared(intake, prepared)
+
+    monkeypatch.setattr(Intake, "store_prepared", refusing_after_the_first)
+    path = tmp_path / "events.jsonl"
+    write_lines(path, [attendance(AMELIA) for _ in range(9)], {})
+    settings = make_settings(tmp_path)
+
+    assert producer.produce_file(settings, TYPE, path) == 1
+    _, err = capsys.readouterr()
+    assert "2 accepted, 0 rejected before the database refused a batch 20 times (OperationalError); the lines " \
+           "after line 2 were not stored: send the file again" in err
+    store = Store(settings.database_url)
+    try:
+        assert counts(store) == (2, 0)
+    finally:
+        store.dispose()
+
+
 @pytest.fixture
 def sqlite_pipeline(tmp_path: Path) -> Any:
     p = start_pipeline(tmp_path)
@@ -173,3 +206,35 @@ def test_a_backlog_is_taken_in_batches_that_grow_to_the_bound_and_shrink_after(
         thread.join(timeout=10)
     # 2 + 4 + 8 + 8 = 22, then 3 of a batch of 8 (not full: back to 2 and wait), then polls of 2.
     assert limits[:6] == [2, 4, 8, 8, 8, 2]
+
+
+def test_a_producer_killed_mid_file_loses_nothing_it_reported_and_a_second_run_completes_it_once(
+        tmp_path: Path) -> None:
+    """SIGKILL `safeguard produce` once some of its batches are committed: what is stored is whole events, and
+    sending the same file again stores the rest, each event once (the stored ones answer as accepted)."""
+    settings = make_settings(tmp_path)
+    store = Store(settings.database_url)
+    store.migrate()
+    path = tmp_path / "events.jsonl"
+    write_lines(path, [attendance(AMELIA if n % 2 else OLIVER) for n in range(3000)], {})
+    env = {**os.environ, "SAFEGUARD_DATABASE_URL": settings.database_url}
+    env.pop("SAFEGUARD_CONFIG", None)
+    command = [sys.executable, "-m", "pipeline.entrypoints.cli", "produce", TYPE, str(path)]
+    try:
+        killed = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while counts(store)[0] == 0 and killed.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        killed.send_signal(signal.SIGKILL)
+        killed.communicate(timeout=30)
+        stored_before = counts(store)[0]
+        assert 0 < stored_before <= 3000
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        assert "3000 accepted, 0 rejected" in again.stdout
+        with store.read() as session:
+            ids = session.exec(select(t.Event.event_id)).all()
+        assert len(ids) == len(set(ids)) == 3000
+        assert counts(store) == (3000, 0)
+    finally:
+        store.dispose()
