@@ -28,9 +28,11 @@ Clock = Callable[[], datetime]
 # this many, while a lone event still goes at once (a batch is what is due, never a wait for more).
 BATCH = 64
 # While a backlog lasts (each batch came back full) the next one is twice as large, up to this: a replay's
-# commits (an fsync each) and per-batch work spread over more events. Bounded, because a batch holds the write
-# lock while it runs (the HTTP intake of the same process waits for it).
+# commits (an fsync each) and per-batch work spread over more events. Bounded in size and in time, because a
+# batch holds the write lock while it runs (the HTTP intake of the same process waits for it): one that took
+# longer than BATCH_HOLD_SECONDS halves the next (not below BATCH); one under half of it may double.
 BACKLOG_BATCH = 256
+BATCH_HOLD_SECONDS = 0.25
 
 
 def system_clock() -> datetime:
@@ -107,7 +109,8 @@ class IntakeConsumer:
 
     def run_forever(self, stop: threading.Event, poll_seconds: float = 0.2, watch_seconds: float | None = None
                     ) -> None:
-        """Batch after batch while a full one comes back (growing to ``BACKLOG_BATCH``); otherwise wait for
+        """Batch after batch while a full one comes back (growing to ``BACKLOG_BATCH`` while each takes under
+        ``BATCH_HOLD_SECONDS``); otherwise wait for
         ``wake`` (set by this process's intake after each commit that stored new events) or ``poll_seconds``
         (retries falling due). With ``watch_seconds`` (SQLite), the wait also ends as soon as another process's
         commit stored due events (``CommitWatch``, looked at every ``watch_seconds``)."""
@@ -118,6 +121,7 @@ class IntakeConsumer:
                 # Cleared before the batch's query: an event committed after the query sets it again, and one
                 # committed before is in the batch, so no wake-up is lost and none costs an empty query.
                 self.wake.clear()
+                started = time.monotonic()
                 try:
                     handled = self.run_once(limit)
                     if handled and self.on_committed is not None:
@@ -126,7 +130,11 @@ class IntakeConsumer:
                     log.error("intake consumer loop error (%s)", type(error).__name__)
                     handled = 0
                 if handled >= limit:
-                    limit = min(2 * limit, BACKLOG_BATCH)
+                    took = time.monotonic() - started
+                    if took > BATCH_HOLD_SECONDS:
+                        limit = max(limit // 2, BATCH)
+                    elif took < BATCH_HOLD_SECONDS / 2:
+                        limit = min(2 * limit, BACKLOG_BATCH)
                     continue
                 limit = BATCH
                 if watch is None or watch_seconds is None:

@@ -182,6 +182,7 @@ def test_a_backlog_is_taken_in_batches_that_grow_to_the_bound_and_shrink_after(
         sqlite_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(consumer_module, "BATCH", 2)
     monkeypatch.setattr(consumer_module, "BACKLOG_BATCH", 8)
+    monkeypatch.setattr(consumer_module, "BATCH_HOLD_SECONDS", 60.0)  # however loaded the machine, never too long
     limits: list[int] = []
     run_once = IntakeConsumer.run_once
 
@@ -238,3 +239,29 @@ def test_a_producer_killed_mid_file_loses_nothing_it_reported_and_a_second_run_c
         assert counts(store) == (3000, 0)
     finally:
         store.dispose()
+
+
+def test_a_backlog_batch_that_holds_the_write_lock_too_long_does_not_grow(
+        sqlite_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(consumer_module, "BATCH", 2)
+    monkeypatch.setattr(consumer_module, "BACKLOG_BATCH", 8)
+    monkeypatch.setattr(consumer_module, "BATCH_HOLD_SECONDS", 0.0)  # every batch takes longer than that
+    limits: list[int] = []
+    run_once = IntakeConsumer.run_once
+
+    def recorded(consumer: IntakeConsumer, limit: int = 2) -> int:
+        limits.append(limit)
+        return run_once(consumer, limit)
+
+    monkeypatch.setattr(IntakeConsumer, "run_once", recorded)
+    results = sqlite_pipeline.services.intake.submit_many(
+        [Submission(TYPE, json.dumps(attendance(AMELIA)).encode(), source="cli") for _ in range(9)])
+    assert all(result.accepted for result in results)
+    consumer, stop, thread = run_consumer(sqlite_pipeline, poll_seconds=0.05)
+    try:
+        assert wait_processed(sqlite_pipeline.services.store, 9)
+    finally:
+        stop.set()
+        consumer.wake.set()
+        thread.join(timeout=10)
+    assert limits[:5] == [2, 2, 2, 2, 2]
