@@ -32,7 +32,7 @@ BATCH = 64
 # batch holds the write lock while it runs (the HTTP intake of the same process waits for it): one that took
 # longer than BATCH_HOLD_SECONDS halves the next (not below BATCH); one under half of it may double.
 BACKLOG_BATCH = 256
-BATCH_HOLD_SECONDS = 0.25
+BATCH_HOLD_SECONDS = 0.5
 
 
 def system_clock() -> datetime:
