@@ -30,6 +30,7 @@ from pipeline.adapters.metrics import EVENTS_DEAD_LETTERED
 from pipeline.adapters.repository import Repository
 from pipeline.bootstrap import Services
 from pipeline.domain.events import rule_errors
+from pipeline.domain.model import Identity
 from pipeline.ports import EventRecord, StorePort
 from pipeline.service.children import resolve_children_ahead
 from pipeline.service.dispatch import CHILD_AHEAD, EPISODE_AHEAD, process
@@ -185,8 +186,10 @@ def _resolve_ahead(services: Services, repo: Repository, known: dict[str, EventR
                    valid: list[tuple[int, str, dict[str, Any]]]) -> None:
     """What the batch's records that will be handled (their event is new, or waits with no decision stored) ask
     of the store one by one, asked together first: the missing episodes they fold into, locked in one go
-    (``episodes_for_update``), and the children they will match (``CHILD_AHEAD``), resolved together
-    (``resolve_children_ahead``): one insert of the new child ids and one read of the linked pupils."""
+    (``episodes_for_update``), the children they will match (``CHILD_AHEAD``), resolved together
+    (``resolve_children_ahead``): one insert of the new child ids and one read of the linked pupils; then the
+    children of those episodes (linked before, or by this batch's reports), locked in one go (``lock_children``:
+    ``reconcile`` locks each) and what the missing pathway reads of each read together (``read_children_ahead``)."""
     matched: list[tuple[str, dict[str, Any]]] = []
     episodes: list[str] = []
     seen: set[str] = set()
@@ -204,11 +207,21 @@ def _resolve_ahead(services: Services, repo: Repository, known: dict[str, EventR
             episodes.append(record["episode_id"])
         if name in CHILD_AHEAD:
             matched.append((name, record))
+    children: set[str] = set()
     if episodes:
-        repo.episodes_for_update(sorted(set(episodes)))
-    wanted = [who for name, record in matched if (who := CHILD_AHEAD[name](repo, record)) is not None]
+        children.update(row.child_id for row in repo.episodes_for_update(sorted(set(episodes))) if row.child_id)
+    wanted: list[tuple[Identity, bool]] = []
+    of_episode: list[bool] = []
+    for name, record in matched:
+        if (who := CHILD_AHEAD[name](repo, record)) is not None:
+            wanted.append(who)
+            of_episode.append(name in EPISODE_AHEAD)
     if wanted:
-        resolve_children_ahead(repo, services.ctx, wanted)
+        linked = resolve_children_ahead(repo, services.ctx, wanted)
+        children.update(child_id for child_id, episode in zip(linked, of_episode, strict=True) if child_id and episode)
+    if children:
+        repo.lock_children(sorted(children))
+        repo.read_children_ahead(sorted(children))
 
 
 def _process(services: Services, deliveries: Sequence[Delivery], valid: list[tuple[int, str, dict[str, Any]]],
