@@ -98,3 +98,18 @@ def test_a_stored_body_reaches_the_wrapped_publisher_as_it_takes_it() -> None:
     GivingWayPublisher(as_text, gate).publish_json("deliveries", "k", '{"notification_id": "n1"}')
     assert decoding.published[0][1:] == ("deliveries", "k", {"notification_id": "n1"})
     assert as_text.published[0][1:] == ("deliveries", "k", '{"notification_id": "n1"}')
+
+
+def test_after_its_flush_the_relay_waits_for_a_batch_before_marking_its_rows() -> None:
+    gate, inner = BatchesFirst(2.0), Recording()
+    publisher = GivingWayPublisher(inner, gate)
+    flushed_at: list[float] = []
+
+    def relay() -> None:
+        publisher.new_pass()
+        publisher.flush()  # nothing published: the wait is the flush's own
+        flushed_at.append(time.monotonic())
+
+    batch_ended = asyncio.run(_batch_beside_relay(gate, 0.3, relay))
+    assert inner.flushed == 1
+    assert flushed_at[0] >= batch_ended
