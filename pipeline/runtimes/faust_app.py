@@ -148,10 +148,10 @@ class BatchesFirst:
 class GivingWayPublisher:
     """The relay's publisher in a worker: before each record, and after the flush, it gives way to a batch in progress
     (``BatchesFirst``), waiting at most ``gate.most`` seconds in all per relay pass so the relay still moves under a
-    steady load.
+    steady load. One per worker, used by its relay timer alone (one pass at a time).
 
     A relay pass publishes its outbox rows (about two per notification) in one burst of CPU: a one-record batch that
-    started just after it took three to four times as long (its dozen database round trips each waited for the
+    started just after it took two to four times as long (its dozen database round trips each waited for the
     interpreter lock the relay held, bench/results/kafka.md), and such batches made the latency's tail at 50 events/s.
     Waiting here holds the pass's transaction open (its outbox rows stay locked, ``SKIP LOCKED`` for others); the
     records already sent are flushed as before, so durability is unchanged."""
@@ -253,6 +253,6 @@ class QuietWorker(faust.Worker):
         """Once faust has started (its consumer, producer, agents and timers made after ``run_worker`` froze the
         start-up objects): those too out of the garbage collector's reach, as the embedded runtime does, so a full
         collection while events flow does not walk them (on this machine a full collection over the worker's
-        200,000 unfrozen objects at start-up took 300 to 400 ms with every thread stopped: bench/results/kafka.md)."""
+        200,000 unfrozen objects at start-up took 300 to 550 ms with every thread stopped: bench/results/kafka.md)."""
         await super().on_startup_finished()
         freeze_start_up_objects()
