@@ -31,8 +31,7 @@ from pipeline.adapters.repository import Repository
 from pipeline.bootstrap import Services
 from pipeline.domain.events import rule_errors
 from pipeline.ports import EventRecord, StorePort
-from pipeline.service.children import resolve_children_ahead
-from pipeline.service.dispatch import CHILD_AHEAD, EPISODE_AHEAD, process
+from pipeline.service.dispatch import process, resolve_ahead
 from pipeline.service.intake import context_errors, publish_dead_letter
 from pipeline.service.retries import RetryPolicy, record_failure
 
@@ -187,8 +186,7 @@ def _resolve_ahead(services: Services, repo: Repository, known: dict[str, EventR
     of the store one by one, asked together first: the missing episodes they fold into, locked in one go
     (``episodes_for_update``), and the children they will match (``CHILD_AHEAD``), resolved together
     (``resolve_children_ahead``): one insert of the new child ids and one read of the linked pupils."""
-    matched: list[tuple[str, dict[str, Any]]] = []
-    episodes: list[str] = []
+    handled: list[tuple[str, dict[str, Any]]] = []
     seen: set[str] = set()
     for _, name, record in valid:
         event_id = record["event_id"]
@@ -200,15 +198,8 @@ def _resolve_ahead(services: Services, repo: Repository, known: dict[str, EventR
                                          and existing.match_outcome is None and not existing.attempts
                                          and existing.held_at is None):
             continue
-        if name in EPISODE_AHEAD:
-            episodes.append(record["episode_id"])
-        if name in CHILD_AHEAD:
-            matched.append((name, record))
-    if episodes:
-        repo.episodes_for_update(sorted(set(episodes)))
-    wanted = [who for name, record in matched if (who := CHILD_AHEAD[name](repo, record)) is not None]
-    if wanted:
-        resolve_children_ahead(repo, services.ctx, wanted)
+        handled.append((name, record))
+    resolve_ahead(repo, services.ctx, handled)
 
 
 def _process(services: Services, deliveries: Sequence[Delivery], valid: list[tuple[int, str, dict[str, Any]]],
