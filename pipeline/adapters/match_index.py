@@ -78,6 +78,9 @@ class ReferenceRow:
     identity: Identity
     upn: str | None = None
     school_urn: str | None = None
+    # An involvement recorded without a UPN: its normalised family name (the table's ``family_key``), by which a
+    # linked pupil's facts find it (``ReferenceIndex.may_hold_unnumbered``).
+    family_key: str | None = None
 
 
 def _identity(row: Any) -> Identity:
@@ -277,6 +280,10 @@ class ReferenceIndex:
         # The UPNs and NHS numbers (as recorded, valid or not) current involvement and home-education records
         # carry: a linked child's facts skip the read of a table none of its numbers is in.
         self._held: dict[str, Counter[str]] = {"involvements": Counter(), "ehe": Counter()}
+        # Current involvements recorded without a UPN, counted by (family key, date of birth), and each one's
+        # count key by its record key (for its removal).
+        self._unnumbered: Counter[tuple[str, date]] = Counter()
+        self._unnumbered_of: dict[str, tuple[str, date]] = {}
         self.live = 0
         self.seq = -1  # the last reference change applied; -1: not built
         self.stats = ReferenceStats()
@@ -302,6 +309,9 @@ class ReferenceIndex:
         self._id_of[row.kind][row.key] = record_id
         if row.kind in self._held:
             self._hold(self._held[row.kind], candidate, 1)
+            if row.kind == "involvements" and not row.upn and row.family_key and given.date_of_birth:
+                unnumbered = self._unnumbered_of[row.key] = (row.family_key, given.date_of_birth)
+                self._unnumbered[unnumbered] += 1
         self._given[prepared.given] += 1
         self._family[prepared.family] += 1
         self.live += 1
@@ -326,6 +336,10 @@ class ReferenceIndex:
                 self._postings.discard(h, record_id)
             if kind in self._held:
                 self._hold(self._held[kind], candidate, -1)
+                if kind == "involvements" and (unnumbered := self._unnumbered_of.pop(key, None)) is not None:
+                    self._unnumbered[unnumbered] -= 1
+                    if self._unnumbered[unnumbered] <= 0:
+                        del self._unnumbered[unnumbered]
             self._given[candidate.prepared.given] -= 1
             self._family[candidate.prepared.family] -= 1
             self.records[record_id] = None
@@ -348,6 +362,15 @@ class ReferenceIndex:
         with self._lock:  # not during a build (emptied first) nor a change (a record replaced is taken out first)
             held = self._held[kind]
             return any(f"upn:{upn}" in held for upn in upns) or any(f"nhs:{nhs}" in held for nhs in nhs_numbers)
+
+    def may_hold_unnumbered(self, family_key: str, date_of_birth: date | None) -> bool:
+        """Whether a current involvement recorded without a UPN has this family key and date of birth (those a
+        linked pupil's facts take as the pupil's), as of the version the index was last brought to: False only
+        when none does."""
+        if date_of_birth is None:
+            return True  # not counted: the caller reads
+        with self._lock:
+            return (family_key, date_of_birth) in self._unnumbered
 
     def _restat(self) -> None:
         """After a batch of changes: the statistics, and the arrays rebuilt once the changes since are many."""
@@ -468,12 +491,14 @@ def _table_rows(connection: Connection, kind: str, keys: set[str] | None) -> Ite
             yield ReferenceRow("pupils", row.upn, _identity(row), upn=row.upn, school_urn=row.school_urn)
         return
     table = EHE if kind == "ehe" else INVOLVEMENT
-    columns = [*_IDENTITY, "row_key", *(["postcode"] if kind == "ehe" else ["upn"])]
+    columns = [*_IDENTITY, "row_key", *(["postcode"] if kind == "ehe" else ["upn", "family_key"])]
     statement = sa_select(*(table.c[c] for c in columns)).where(table.c.ended_at.is_(None))
     if keys is not None:
         statement = statement.where(table.c.row_key.in_(keys))
     for row in connection.execute(statement.execution_options(yield_per=STREAM_ROWS)):
-        yield ReferenceRow(kind, row.row_key, _identity(row), upn=getattr(row, "upn", None))
+        upn = getattr(row, "upn", None)
+        yield ReferenceRow(kind, row.row_key, _identity(row), upn=upn,
+                           family_key=None if upn else getattr(row, "family_key", None))
 
 
 def _rows(connection: Connection, kind: str, keys: set[str]) -> list[ReferenceRow]:

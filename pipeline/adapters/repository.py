@@ -544,12 +544,18 @@ class Repository(EpisodeQueries):
             if pupil is not None:
                 members.append(Candidate("pupil", pupil.upn, _pupil_identity(pupil), upn=pupil.upn,
                                          school_urn=pupil.school_urn))
-                # Involvements recorded without a UPN but with exactly this pupil's identity are theirs too.
-                members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
-                            for inv in _INVOLVEMENTS_OF_PUPIL.rows(connection, {
-                                "upn": value, "family_key": pupil.family_key, "date_of_birth": pupil.date_of_birth})
-                            if inv.upn == value or exact_identity(_pupil_identity(inv)) ==
-                            exact_identity(_pupil_identity(pupil))]
+                # Involvements recorded without a UPN but with exactly this pupil's identity are theirs too. The
+                # index brought to this unit of work's reference version knows when no current involvement carries
+                # the UPN or, without one, the pupil's family key and date of birth: then there is nothing to read.
+                index = self._synced_index
+                if index is None or index.may_hold("involvements", (value,), ()) or \
+                        index.may_hold_unnumbered(pupil.family_key, pupil.date_of_birth):
+                    members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
+                                for inv in _INVOLVEMENTS_OF_PUPIL.rows(connection, {
+                                    "upn": value, "family_key": pupil.family_key,
+                                    "date_of_birth": pupil.date_of_birth})
+                                if inv.upn == value or exact_identity(_pupil_identity(inv)) ==
+                                exact_identity(_pupil_identity(pupil))]
         elif kind == "nhs":
             members += [Candidate("involvement", inv.row_key, _pupil_identity(inv))
                         for inv in _INVOLVEMENTS_BY_NHS.rows(connection, {"nhs": value})]

@@ -124,6 +124,25 @@ def test_a_batchs_episodes_are_locked_in_two_statements(store: Store) -> None:
             "EP-1", "EP-2", "EP-3"]
 
 
+def test_a_linked_pupils_facts_read_no_involvement_the_index_says_is_not_there(store: Store) -> None:
+    """``facts_for_child`` of a pupil with the match index synced: no involvement read for a pupil no current
+    involvement can be about (by UPN, or without one by family name and date of birth), one for a pupil with one."""
+    index = ReferenceIndex()
+    with store.unit_of_work() as port:
+        isla, jacob = port.child_id("upn:C999100100003"), port.child_id("upn:G999100100008")
+    with store.unit_of_work() as port:
+        port.sync_match_index(index)
+        port.read_pupils_ahead(["C999100100003", "G999100100008"])
+        port.directory()  # the reference snapshot (schools, teams: read once per process and version) read first
+        with statements_run(store) as statements:
+            assert port.facts_for_child(isla, date(2026, 11, 24)) is not None
+        assert not any("FROM involvement" in " ".join(s.split()) for s in statements), statements
+        with statements_run(store) as statements:
+            facts = port.facts_for_child(jacob, date(2026, 11, 24))
+        assert facts is not None and [i.team for i in facts.involvements] == ["CLA_TEAM"]
+        assert any("FROM involvement" in " ".join(s.split()) for s in statements), statements
+
+
 def _behind_its_back(store: Store, port: Repository, statement: Any) -> None:
     """``statement`` run by another writer while ``port``'s unit of work is open. PostgreSQL: another connection,
     committed (the unit of work read the row without a lock). SQLite has one writer at a time, and the unit of work
