@@ -264,10 +264,14 @@ class ReferenceIndex:
         # replaced (a build empties the contents, not the lock): a worker arriving during another's build must
         # wait for it, not take a fresh lock, see the index unbuilt and empty it under the first one's matching.
         self._lock = threading.RLock()
+        # Raised by every change of the contents (a build, a record added or removed): what was read or decided
+        # from the index at one generation holds while it stays the same.
+        self.generation = 0
         self._empty()
 
     def _empty(self) -> None:
         """No records: the contents as before the first build."""
+        self.generation += 1
         self.records: list[Candidate | None] = []
         self.columns = RecordColumns()
         self._id_of: dict[str, dict[str, int]] = {kind: {} for kind in SOURCE}
@@ -303,6 +307,7 @@ class ReferenceIndex:
         candidate = Candidate(SOURCE[row.kind], row.key, identity, upn=row.upn,
                               school_urn=self._shared(row.school_urn), school_name=school, prepared=prepared)
         record_id = len(self.records)
+        self.generation += 1
         self.records.append(candidate)
         self.columns.put(record_id, prepared, upn_is_key=row.kind == "pupils" and bool(row.upn) and row.upn == row.key,
                          raw_nhs=bool(given.nhs_number))
@@ -330,6 +335,7 @@ class ReferenceIndex:
             record_id = self._id_of[kind].pop(key, None)
             if record_id is None:
                 return
+            self.generation += 1
             candidate = self.records[record_id]
             assert candidate is not None and isinstance(candidate.prepared, Prepared)
             for h in record_hashes(candidate.prepared):
@@ -379,6 +385,7 @@ class ReferenceIndex:
             self._compact()
         # The stats get snapshots of the name counts, not the counters themselves: a worker scoring against the
         # stats it took must not see the counts change under it while another applies the next changes.
+        self.generation += 1
         self.stats = ReferenceStats(population=self.live, given_counts=MappingProxyType(dict(self._given)),
                                     family_counts=MappingProxyType(dict(self._family)), records=self.live)
 
