@@ -46,8 +46,9 @@ from pipeline.service.notify import (  # noqa: F401 - re-exported: the names oth
 DEAD_LETTERS = "dead-letters"
 
 
-# Match decisions a process keeps (``Context.match``) before it starts again with none.
-DECISIONS_KEPT = 20_000
+# Match decisions a process keeps (``Context.match``) before it starts again with none: about 8.5 kB each (the
+# breakdown of every candidate shown), so at most about 35 MB.
+DECISIONS_KEPT = 4096
 
 
 @dataclass
