@@ -84,11 +84,13 @@ class RoundTrips:
 
 _VALUES = re.compile(r"VALUES \(.*\)(, \(.*\))*", re.S)
 _IN_LIST = re.compile(r"IN \((%\(\w+\)s|%s)(, (%\(\w+\)s|%s))*\)")
+_SELECTED = re.compile(r"^SELECT (?!\(SELECT).*? FROM ")
 
 
 def statement_shape(sql: str) -> str:
-    """A statement's text, its multi-row VALUES and expanded IN lists folded, shortened."""
+    """A statement's text, its multi-row VALUES, expanded IN lists and a SELECT's column list folded, shortened."""
     text = " ".join(sql.split())
+    text = _SELECTED.sub(lambda found: f"SELECT <{found.group(0)[7:].split('.', 1)[0]} columns> FROM ", text, count=1)
     text = _VALUES.sub("VALUES (...)", text)
     text = _IN_LIST.sub("IN (...)", text)
     return text[:150]

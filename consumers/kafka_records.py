@@ -184,8 +184,11 @@ def _resolve_ahead(services: Services, repo: Repository, known: dict[str, EventR
                    valid: list[tuple[int, str, dict[str, Any]]]) -> None:
     """What the batch's records that will be handled (their event is new, or waits with no decision stored) ask
     of the store one by one, asked together first: the missing episodes they fold into, locked in one go
-    (``episodes_for_update``), and the children they will match (``CHILD_AHEAD``), resolved together
-    (``resolve_children_ahead``): one insert of the new child ids and one read of the linked pupils."""
+    (``episodes_for_update``), the children they will match (``CHILD_AHEAD``), resolved together
+    (``resolve_children_ahead``): one insert of the new child ids and one read of the linked pupils; then the
+    children of those episodes (linked before, or by this batch's reports), locked in one go (``lock_children``:
+    ``reconcile`` locks each) and what the missing pathway reads of each read together (``read_children_ahead``):
+    ``dispatch.resolve_ahead``."""
     handled: list[tuple[str, dict[str, Any]]] = []
     seen: set[str] = set()
     for _, name, record in valid:

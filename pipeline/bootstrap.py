@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline import private_logs
 from pipeline.adapters.channels import (
     Channel,
     NotifyChannel,
@@ -52,6 +53,7 @@ class Services:
 
 
 def configure_logging(settings: Settings) -> None:
+    private_logs.install()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # twilio logs each request's parameters (the phone number and text) at INFO: never shown.
@@ -119,6 +121,7 @@ def build_delivery(settings: Settings, channels: dict[str, Channel] | None = Non
 
 
 def build(settings: Settings, *, migrate: bool = True) -> Services:
+    private_logs.install()  # before anything can fail: a database's error text may echo a child's values
     use_password_hashing(settings.argon2_time_cost, settings.argon2_memory_kib)
     store = Store(settings.database_url)
     if migrate:

@@ -475,6 +475,9 @@ class MemoryStore(MemoryEpisodes):
     def lock_child(self, child_id: str) -> None:
         """Nothing to do: one unit of work at a time."""
 
+    def lock_children(self, child_ids: Sequence[str]) -> None:
+        """Nothing to do: one unit of work at a time."""
+
 
 class _SchoolLookup:
     """What the CSV parser asks of a session: whether a pupil's school is loaded."""

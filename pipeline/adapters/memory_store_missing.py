@@ -51,6 +51,9 @@ class MemoryEpisodes:
     def episodes_of_child(self, child_id: str) -> Sequence[Episode]:
         return [row for row in self._state.episodes.values() if row.child_id == child_id]
 
+    def read_children_ahead(self, child_ids: Sequence[str]) -> None:
+        """Nothing to read ahead: every read here is in memory."""
+
     # ---- trigger meetings --------------------------------------------------------------------------
     def open_trigger_meeting(self, child_id: str) -> Deadline | None:
         return next((d for d in self._state.deadlines.values() if d.kind == DeadlineKind.TRIGGER_MEETING

@@ -159,6 +159,14 @@ _CHILDREN_OF_PEOPLE = sa_select(CHILD.c.child_id, CHILD.c.person_key).where(
     CHILD.c.person_key.in_(bindparam("person_keys", expanding=True)))
 _LOCK_CHILD = DriverStatement(sa_select(CHILD.c.child_id).where(CHILD.c.child_id == bindparam("child_id"))
                               .with_for_update())
+_LOCK_CHILDREN = sa_select(CHILD.c.child_id).where(CHILD.c.child_id.in_(bindparam("child_ids", expanding=True))) \
+    .order_by(CHILD.c.child_id).with_for_update()
+# The involvements ``facts_for_child`` gives several pupils (``_INVOLVEMENTS_OF_PUPIL`` of each), read together: those
+# with one of the UPNs, and those without a UPN in one of the family keys (sorted out by date of birth after).
+_INVOLVEMENTS_OF_PUPILS = sa_select(INVOLVEMENT).where(INVOLVEMENT.c.ended_at.is_(None), or_(
+    INVOLVEMENT.c.upn.in_(bindparam("upns", expanding=True)),
+    and_(INVOLVEMENT.c.upn.is_(None), INVOLVEMENT.c.family_key.in_(bindparam("family_keys", expanding=True))))) \
+    .order_by(INVOLVEMENT.c.row_key)
 
 
 # A batch's new children in one statement (PostgreSQL): the ids issued (RETURNING), then the ids another
@@ -220,6 +228,15 @@ class Repository(EpisodeQueries):
         # Current pupil rows by UPN read ahead for a batch (``read_pupils_ahead``): reference data, kept whatever
         # rolls back.
         self._pupils_ahead: dict[str, list[Any]] = {}
+        # The current involvements ``facts_for_child`` gives a pupil read ahead, by UPN (``read_children_ahead``):
+        # reference data too.
+        self._pupil_involvements: dict[str, list[Any]] = {}
+        # Children locked in this unit of work (PostgreSQL), those whose episodes and last trigger meeting held were
+        # read ahead (``read_children_ahead``: all their stored episodes are then among ``_episodes``), and those
+        # meetings: forgotten on any rollback, as the locks taken since a savepoint are released with it.
+        self._locked_children: set[str] = set()
+        self._children_ahead: set[str] = set()
+        self._meetings_held: dict[str, datetime | None] = {}
         # Append-only rows (audit entries, outbox rows, new delivery rows) are buffered and written as one
         # multi-row insert per table when the transaction or savepoint they belong to commits; a rollback
         # discards them with it.
@@ -298,6 +315,9 @@ class Repository(EpisodeQueries):
         self._audit_rows, self._outbox_rows, self._delivery_rows = [], [], []
         # PostgreSQL releases row locks taken since the savepoint: an episode is locked again on its next use.
         self._locked_episodes.clear()
+        self._locked_children.clear()
+        self._children_ahead.clear()
+        self._meetings_held.clear()
         self._person_of_child.clear()
         self._new_children.clear()
         self._children_seen = {}  # a rolled-back savepoint may have issued one of them
@@ -544,18 +564,21 @@ class Repository(EpisodeQueries):
             if pupil is not None:
                 members.append(Candidate("pupil", pupil.upn, _pupil_identity(pupil), upn=pupil.upn,
                                          school_urn=pupil.school_urn))
-                # Involvements recorded without a UPN but with exactly this pupil's identity are theirs too. The
-                # index brought to this unit of work's reference version knows when no current involvement carries
-                # the UPN or, without one, the pupil's family key and date of birth: then there is nothing to read.
-                index = self._synced_index
-                if index is None or index.may_hold("involvements", (value,), ()) or \
-                        index.may_hold_unnumbered(pupil.family_key, pupil.date_of_birth):
-                    members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
-                                for inv in _INVOLVEMENTS_OF_PUPIL.rows(connection, {
-                                    "upn": value, "family_key": pupil.family_key,
-                                    "date_of_birth": pupil.date_of_birth})
-                                if inv.upn == value or exact_identity(_pupil_identity(inv)) ==
-                                exact_identity(_pupil_identity(pupil))]
+                # Involvements recorded without a UPN but with exactly this pupil's identity are theirs too: read
+                # ahead for the batch, else read now, unless the index brought to this unit of work's reference
+                # version knows no current involvement carries the UPN or, without one, the pupil's family key and
+                # date of birth.
+                involvements = self._pupil_involvements.get(value) if ahead else None
+                if involvements is None:
+                    index = self._synced_index
+                    involvements = _INVOLVEMENTS_OF_PUPIL.rows(connection, {
+                        "upn": value, "family_key": pupil.family_key, "date_of_birth": pupil.date_of_birth}) \
+                        if index is None or index.may_hold("involvements", (value,), ()) or \
+                        index.may_hold_unnumbered(pupil.family_key, pupil.date_of_birth) else []
+                members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
+                            for inv in involvements
+                            if inv.upn == value or exact_identity(_pupil_identity(inv)) ==
+                            exact_identity(_pupil_identity(pupil))]
         elif kind == "nhs":
             members += [Candidate("involvement", inv.row_key, _pupil_identity(inv))
                         for inv in _INVOLVEMENTS_BY_NHS.rows(connection, {"nhs": value})]
@@ -571,10 +594,47 @@ class Repository(EpisodeQueries):
             return None
         return self._child_facts(child_id, members, members[0].identity, day, pupils)
 
+    def _read_pupil_involvements_ahead(self, child_ids: Sequence[str]) -> None:
+        """For the children linked to a pupil read ahead (``read_pupils_ahead``), the involvements ``facts_for_child``
+        reads for that pupil (``_INVOLVEMENTS_OF_PUPIL``), read for them all in one statement."""
+        pupils: dict[str, Any] = {}
+        for child_id in child_ids:
+            kind, _, upn = self._person_of_child.get(child_id, "").partition(":")
+            ahead = self._pupils_ahead.get(upn) if kind == "upn" else None
+            if ahead and upn not in self._pupil_involvements:
+                pupils[upn] = ahead[0]
+        if not pupils:
+            return
+        family_keys = sorted({pupil.family_key for pupil in pupils.values() if pupil.family_key is not None})
+        read: dict[str, list[Any]] = {upn: [] for upn in pupils}
+        by_family: dict[tuple[Any, Any], list[str]] = {}
+        for upn, pupil in pupils.items():
+            if pupil.family_key is not None and pupil.date_of_birth is not None:
+                by_family.setdefault((pupil.family_key, pupil.date_of_birth), []).append(upn)
+        for row in self.session.connection().execute(_INVOLVEMENTS_OF_PUPILS, {
+                "upns": sorted(pupils), "family_keys": family_keys}):
+            if row.upn is not None:
+                if row.upn in read:
+                    read[row.upn].append(row)
+            else:  # as ``_INVOLVEMENTS_OF_PUPIL`` matches it: the same family key and date of birth
+                for upn in by_family.get((row.family_key, row.date_of_birth), ()):
+                    read[upn].append(row)
+        self._pupil_involvements.update(read)
+
     def lock_child(self, child_id: str) -> None:
         """Serialise per-child rules across workers (PostgreSQL row lock; SQLite writers are already serial)."""
-        if self.postgres:  # Core on the session's connection: a lock, not an ORM load (and no flush)
-            _LOCK_CHILD.rows(self.session.connection(), {"child_id": child_id})
+        # Core on the session's connection: a lock, not an ORM load (and no flush)
+        if self.postgres and child_id not in self._locked_children \
+                and _LOCK_CHILD.rows(self.session.connection(), {"child_id": child_id}):
+            self._locked_children.add(child_id)
+
+    def lock_children(self, child_ids: Sequence[str]) -> None:
+        """``lock_child`` of each, on PostgreSQL in one statement for those this unit of work has not locked yet, in
+        child id order (the order every worker takes them in)."""
+        wanted = sorted(set(child_ids).difference(self._locked_children))
+        if self.postgres and wanted:
+            self._locked_children.update(row.child_id for row in self.session.connection().execute(
+                _LOCK_CHILDREN, {"child_ids": wanted}))
 
     def deadline_rows(self, *where: Any, order: bool = False, limit: int | None = None,
                       skip_locked: bool = False) -> list[DeadlineRow]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, insert
+from sqlalchemy import Table, bindparam, func, insert
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
@@ -35,6 +35,10 @@ _NEW_EPISODES = (f"INSERT INTO missingepisode ({', '.join(EPISODE.c.keys())}) SE
                  " RETURNING episode_id")
 _EPISODE_INSERT_IF_NEW = DriverStatement(sqlite_insert(EPISODE).on_conflict_do_nothing())
 _EPISODES_OF_CHILD = DriverStatement(sa_select(EPISODE).where(EPISODE.c.child_id == bindparam("child_id")))
+_EPISODES_OF_CHILDREN = sa_select(EPISODE).where(EPISODE.c.child_id.in_(bindparam("child_ids", expanding=True))) \
+    .order_by(EPISODE.c.episode_id)
+_LAST_MEETINGS = sa_select(TRIGGER_MEETING.c.child_id, func.max(TRIGGER_MEETING.c.held_at).label("held_at")).where(
+    TRIGGER_MEETING.c.child_id.in_(bindparam("child_ids", expanding=True))).group_by(TRIGGER_MEETING.c.child_id)
 _FIRST_AUDIT_REASON = DriverStatement(sa_select(AUDIT.c.reason).where(
     AUDIT.c.subject_id == bindparam("subject_id"), AUDIT.c.action == bindparam("action")).order_by(AUDIT.c.id).limit(1))
 _TRIGGER_MEETING_INSERT = DriverStatement(insert(TRIGGER_MEETING))
@@ -52,6 +56,10 @@ class EpisodeQueries:
         _episodes: CreatedRows
         _locked_episodes: set[str]
         _new_children: set[str]
+        _children_ahead: set[str]
+        _meetings_held: dict[str, datetime | None]
+
+        def _read_pupil_involvements_ahead(self, child_ids: Sequence[str]) -> None: ...
 
         def _insert_guarded(self, table: Table, record: Any) -> bool: ...
 
@@ -150,11 +158,28 @@ class EpisodeQueries:
             if episode_id in self._episodes.by_id:
                 self._locked_episodes.add(episode_id)
 
+    def read_children_ahead(self, child_ids: Sequence[str]) -> None:
+        """The children's stored episodes (kept among this unit of work's episodes) and last trigger meetings held in
+        one statement each, and their pupils' involvements in one more, for those not read ahead yet."""
+        wanted = sorted(set(child_ids).difference(self._children_ahead))
+        if not wanted:
+            return
+        connection = self.session.connection()
+        stored = [child_id for child_id in wanted if child_id not in self._new_children]
+        if stored:
+            self._episodes.loaded(connection.execute(_EPISODES_OF_CHILDREN, {"child_ids": stored}), EpisodeRow)
+            held = {row.child_id: row.held_at for row in connection.execute(_LAST_MEETINGS, {"child_ids": stored})}
+            for child_id in stored:
+                self._meetings_held[child_id] = held.get(child_id)
+        self._children_ahead.update(wanted)
+        self._read_pupil_involvements_ahead(wanted)
+
     def episodes_of_child(self, child_id: str) -> Sequence[EpisodeRow]:
         # The stored ones, as this unit of work holds them, and those it linked to the child since (changes are
         # not written for this read: they go in one statement per set of columns at the commit).
-        # A child this unit of work created has no stored episode: only those linked to it here.
-        stored = [] if child_id in self._new_children else self._episodes.loaded(
+        # A child this unit of work created has no stored episode: only those linked to it here; a child read ahead
+        # has all its stored ones among this unit of work's episodes.
+        stored = [] if child_id in self._new_children or child_id in self._children_ahead else self._episodes.loaded(
             _EPISODES_OF_CHILD.rows(self.session.connection(), {"child_id": child_id}), EpisodeRow)
         found = {row.episode_id: row for row in stored if row.child_id == child_id}
         for row in self._episodes.by_id.values():
@@ -171,12 +196,17 @@ class EpisodeQueries:
     def last_trigger_meeting_held(self, child_id: str) -> datetime | None:
         if child_id in self._new_children:
             return None  # a child created in this unit of work (add_trigger_meeting takes it off the list)
+        if child_id in self._meetings_held:  # read ahead (add_trigger_meeting keeps it up to date)
+            return self._meetings_held[child_id]
         held: datetime | None = _LAST_MEETING.scalar(self.session.connection(), {"child_id": child_id})
         return held
 
     def add_trigger_meeting(self, child_id: str, held_at: datetime, outcome: str, event_id: str) -> None:
         # Written at once (not an ORM row flushed later), so ``last_trigger_meeting_held`` reads it without a flush.
         self._new_children.discard(child_id)
+        if child_id in self._meetings_held:
+            last = self._meetings_held[child_id]
+            self._meetings_held[child_id] = held_at if last is None or held_at > last else last
         _TRIGGER_MEETING_INSERT.run(self.session.connection(), {
             "child_id": child_id, "held_at": held_at, "outcome": outcome, "event_id": event_id})
 

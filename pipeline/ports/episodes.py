@@ -60,6 +60,14 @@ class EpisodeStore(Protocol):
         """Every episode linked to the child (for the rolling-window trigger rule)."""
         ...
 
+    def read_children_ahead(self, child_ids: Sequence[str]) -> None:
+        """What the missing pathway asks next about each of these children, read now in one go for this unit of
+        work (a batch's children, locked first with ``lock_children``): their episodes (``episodes_of_child``), their
+        last trigger meeting held (``last_trigger_meeting_held``) and, for a child linked to a pupil read ahead
+        (``read_pupils_ahead``), the involvements ``facts_for_child`` gives them; the answers are what they would
+        have been without it, this unit of work's own changes included."""
+        ...
+
     def open_trigger_meeting(self, child_id: str) -> DeadlineRecord | None:
         """The child's pending (open) trigger meeting deadline, if any (there is at most one)."""
         ...

@@ -179,6 +179,11 @@ class EventStore(Protocol):
         """Serialise per-child rules across workers until this unit of work ends."""
         ...
 
+    def lock_children(self, child_ids: Sequence[str]) -> None:
+        """``lock_child`` of several children at once (a batch's): on PostgreSQL locked together in one order (the
+        child ids'), so the batch's own ``lock_child`` of each is then answered without a statement."""
+        ...
+
 
 class Transaction(Protocol):
     """Savepoints within the unit of work."""

@@ -66,18 +66,22 @@ class MatchingAhead(Matching, Protocol):
         ...
 
 
-def resolve_children_ahead(port: StorePort, ctx: MatchingAhead, wanted: Sequence[tuple[Identity, bool]]) -> None:
+def resolve_children_ahead(port: StorePort, ctx: MatchingAhead, wanted: Sequence[tuple[Identity, bool]]
+                           ) -> list[str | None]:
     """A batch's children (identity, urgent) resolved before its events are handled, in the batch's unit of work:
     matched once (``child_of_event`` then takes each decision as made), the linked people's child ids issued
-    together, and their pupil records read together, where each event asked for its own one by one."""
+    together, and their pupil records read together, where each event asked for its own one by one. Returns the
+    child id each of ``wanted`` is linked to (None: not linked)."""
     results = ctx.match_ahead(port, wanted)
     linked = [(decision.person_key, candidates) for decision, candidates in results
               if decision.outcome is MatchOutcome.LINKED and decision.person_key]
     if not linked:
-        return
-    port.child_ids(sorted({person_key for person_key, _ in linked}))  # one order for every worker's inserts
+        return [None] * len(wanted)
+    ids = port.child_ids(sorted({person_key for person_key, _ in linked}))  # one order for every worker's inserts
     port.read_pupils_ahead(sorted({member.upn for person_key, candidates in linked
                                    for member in group_people(candidates).get(person_key, []) if member.upn}))
+    return [ids[decision.person_key] if decision.outcome is MatchOutcome.LINKED and decision.person_key else None
+            for decision, _ in results]
 
 
 def child_of_event(port: StorePort, ctx: Matching, event: EventMatch, identity: Identity, *, urgent: bool,

@@ -43,16 +43,27 @@ EPISODE_AHEAD = frozenset(name for name, handler in HANDLERS.items() if handler 
 def resolve_ahead(port: StorePort, ctx: Context, batch: Sequence[tuple[str, dict[str, Any]]]) -> None:
     """What a batch's events (event type, record; each one whose handler will run and has no match decision stored)
     ask of the store one by one, asked together before they are handled, in the batch's unit of work: the missing
-    episodes they fold into, locked in one go (``episodes_for_update``), and the children they will match
+    episodes they fold into, locked in one go (``episodes_for_update``); the children they will match
     (``CHILD_AHEAD``), resolved together (``resolve_children_ahead``: matched once, new child ids issued together,
-    linked pupils read together). The caller calls ``ctx.forget_ahead()`` when the batch is over."""
+    linked pupils read together); then the children of those episodes (linked before, or by this batch's reports),
+    locked in one go (``lock_children``: ``reconcile`` locks each) and what the missing pathway reads of each read
+    together (``read_children_ahead``). The caller calls ``ctx.forget_ahead()`` when the batch is over."""
     episodes = sorted({record["episode_id"] for name, record in batch if name in EPISODE_AHEAD})
+    children: set[str] = set()
     if episodes:
-        port.episodes_for_update(episodes)
-    wanted = [who for name, record in batch
-              if name in CHILD_AHEAD and (who := CHILD_AHEAD[name](port, record)) is not None]
+        children.update(row.child_id for row in port.episodes_for_update(episodes) if row.child_id)
+    wanted: list[tuple[Identity, bool]] = []
+    of_episode: list[bool] = []
+    for name, record in batch:
+        if name in CHILD_AHEAD and (who := CHILD_AHEAD[name](port, record)) is not None:
+            wanted.append(who)
+            of_episode.append(name in EPISODE_AHEAD)
     if wanted:
-        resolve_children_ahead(port, ctx, wanted)
+        linked = resolve_children_ahead(port, ctx, wanted)
+        children.update(child_id for child_id, episode in zip(linked, of_episode, strict=True) if child_id and episode)
+    if children:
+        port.lock_children(sorted(children))
+        port.read_children_ahead(sorted(children))
 
 
 def process(port: StorePort, event: EventRecord, ctx: Context, now: datetime,

@@ -669,6 +669,8 @@ fsync = on
 synchronous_commit = on
 full_page_writes = on
 log_line_prefix = '%m [%p] %q%u@%d '
+# the server's log leaves out an error's DETAIL and CONTEXT: a refused row's values (a child's UPN) are echoed there
+log_error_verbosity = terse
 """)
 
 

@@ -4,7 +4,8 @@ in-memory fake, SQLite and PostgreSQL give the same answers (one test per port m
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from pipeline.domain.model import (
     PlannedNotification,
 )
 from tests.support.store_ports import Backend
+from tests.support.world import INVOLVEMENTS
 
 NOW = datetime.fromisoformat("2026-11-24T20:00:00+00:00")
 
@@ -110,6 +112,68 @@ def test_episodes_and_meetings_of_a_child_are_read_with_what_this_unit_of_work_d
         port.episode_for_update("EP-2").child_id = child  # linked here, not written yet
         assert sorted(e.episode_id for e in port.episodes_of_child(child)) == ["EP-1", "EP-2"]
         assert port.last_trigger_meeting_held(child) == NOW
+
+
+def test_children_locked_and_read_ahead_leave_the_answers_as_they_are(store_backend: Backend) -> None:
+    """``lock_children`` and ``read_children_ahead`` (a Kafka batch's children, before its events): the episodes, last
+    trigger meetings and facts asked for next are what they were without them, this unit of work's changes after
+    them included, and a savepoint's rollback undoes what it did after them."""
+    # An involvement recorded without a UPN, of one of two twins: the pupils' family key and date of birth match
+    # it, the given name only Lily's.
+    store_backend.load_reference("involvements", INVOLVEMENTS + ",,Lily,Ashworth,2012-03-03,CHILD_IN_NEED,"
+                                 "cin.worker@northshire.gov.example,CIN_TEAM,,,\n")
+    upns = ["F999100100006", "F999100100007", "G999100100008", "A999100100001"]
+    day = date(2026, 11, 24)
+    with store_backend.units.unit_of_work() as port:
+        lily, lila, jacob, amelia = (port.child_id(f"upn:{upn}") for upn in upns)
+        for episode_id, child_id, days in (("EP-1", lily, 10), ("EP-2", lily, 3), ("EP-3", jacob, 1),
+                                           ("EP-4", None, 2)):
+            row = port.episode_for_update(episode_id)
+            row.child_id, row.reported_at = child_id, NOW - timedelta(days=days)
+        port.add_trigger_meeting(lily, NOW - timedelta(days=5), "PLAN_AGREED", "ev-1")
+        port.add_trigger_meeting(lily, NOW - timedelta(days=8), "PLAN_AGREED", "ev-2")
+    children = [lily, lila, jacob, amelia]
+
+    def answers(port: Any) -> dict[str, tuple[list[str], datetime | None, Any]]:
+        return {child: (sorted(e.episode_id for e in port.episodes_of_child(child)),
+                        port.last_trigger_meeting_held(child), port.facts_for_child(child, day)) for child in children}
+
+    with store_backend.units.unit_of_work() as port:
+        before = answers(port)
+    assert before[lily][:2] == (["EP-1", "EP-2"], NOW - timedelta(days=5))
+    assert before[jacob][:2] == (["EP-3"], None) and before[lila][:2] == ([], None)
+    assert [i.team for i in before[lily][2].involvements] == ["CIN_TEAM"]
+    assert before[lila][2].involvements == ()
+    with store_backend.units.unit_of_work() as port:
+        port.read_pupils_ahead(upns)
+        port.lock_children([jacob, lily, "no-such-child", lila, jacob])
+        port.lock_children([])
+        port.read_children_ahead([lila, lily, jacob, amelia, "no-such-child"])
+        port.read_children_ahead([])
+        for child in children:
+            port.lock_child(child)
+        assert answers(port) == before
+        # Changes after them: an episode linked, another moved, meetings held (one before the last one).
+        port.episode_for_update("EP-4").child_id = lila
+        port.episode_for_update("EP-2").child_id = jacob
+        port.add_trigger_meeting(lila, NOW, "PLAN_AGREED", "ev-3")
+        port.add_trigger_meeting(lily, NOW - timedelta(days=20), "PLAN_AGREED", "ev-4")
+        assert [e.episode_id for e in port.episodes_of_child(lila)] == ["EP-4"]
+        assert sorted(e.episode_id for e in port.episodes_of_child(jacob)) == ["EP-2", "EP-3"]
+        assert [e.episode_id for e in port.episodes_of_child(lily)] == ["EP-1"]
+        assert (port.last_trigger_meeting_held(lila), port.last_trigger_meeting_held(lily)) == \
+            (NOW, NOW - timedelta(days=5))
+        with pytest.raises(RuntimeError), port.savepoint():
+            port.read_children_ahead([amelia])
+            port.episode_for_update("EP-5").child_id = amelia
+            port.add_trigger_meeting(amelia, NOW, "PLAN_AGREED", "ev-5")
+            raise RuntimeError("this event's handler fails")
+        assert list(port.episodes_of_child(amelia)) == [] and port.last_trigger_meeting_held(amelia) is None
+        assert [e.episode_id for e in port.episodes_of_child(lila)] == ["EP-4"]
+        assert port.last_trigger_meeting_held(lila) == NOW
+    with store_backend.units.unit_of_work() as port:
+        assert [e.episode_id for e in port.episodes_of_child(lila)] == ["EP-4"]
+        assert port.last_trigger_meeting_held(lila) == NOW
 
 
 # ---- trigger meetings -----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import select
 
@@ -141,6 +141,40 @@ def test_a_linked_pupils_facts_read_no_involvement_the_index_says_is_not_there(s
             facts = port.facts_for_child(jacob, date(2026, 11, 24))
         assert facts is not None and [i.team for i in facts.involvements] == ["CLA_TEAM"]
         assert any("FROM involvement" in " ".join(s.split()) for s in statements), statements
+
+
+def test_a_batchs_children_are_locked_in_one_statement_and_read_in_three(store: Store) -> None:
+    """``lock_children`` and ``read_children_ahead`` of a batch's children: on PostgreSQL one locked read (the rows
+    locked: another connection cannot take them), then one read each of their episodes, last trigger meetings and
+    pupils' involvements, after which ``lock_child``, ``episodes_of_child`` and ``last_trigger_meeting_held`` send
+    nothing and ``facts_for_child`` reads no pupil's involvements again."""
+    upns = ["G999100100008", "A999100100001", "B999100100002"]
+    with store.unit_of_work() as port:
+        children = [port.child_id(f"upn:{upn}") for upn in upns]
+        port.episode_for_update("EP-1").child_id = children[0]
+        port.add_trigger_meeting(children[1], NOW, "PLAN_AGREED", "ev-1")
+    with store.unit_of_work() as port:
+        port.child_ids([f"upn:{upn}" for upn in upns])
+        port.read_pupils_ahead(upns)
+        with statements_run(store) as statements:
+            port.lock_children(children)
+            locked = len(statements)
+            port.read_children_ahead(children)
+            read = len(statements)
+            for child_id in children:
+                port.lock_child(child_id)
+                port.episodes_of_child(child_id)
+                port.last_trigger_meeting_held(child_id)
+                assert port.facts_for_child(child_id, date(2026, 11, 24)) is not None
+        if store.is_postgres:
+            with store.engine.connect() as other, pytest.raises(OperationalError):
+                other.execute(select(t.Child.child_id).where(t.Child.child_id == children[2])
+                              .with_for_update(nowait=True)).all()
+    if store.is_postgres:
+        assert (locked, read) == (1, 4), statements
+    rest = [" ".join(s.split()) for s in statements[read:]]
+    assert not any("FOR UPDATE" in s or "FROM missingepisode" in s or "FROM triggermeeting" in s for s in rest), rest
+    assert not any("involvement.upn IS NULL AND involvement.family_key" in s for s in rest), rest
 
 
 def _behind_its_back(store: Store, port: Repository, statement: Any) -> None:

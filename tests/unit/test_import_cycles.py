@@ -27,6 +27,7 @@ CHECKED = (
     "pipeline.ports",
     "pipeline.entrypoints",
     "pipeline.runtimes",
+    "pipeline.private_logs",
     "pipeline.schema_compat",
     "pipeline.service",
     "pipeline.settings",
