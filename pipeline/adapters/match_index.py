@@ -66,6 +66,8 @@ MAX_BLOCK = 2000  # a key shared by more records than this is too unselective to
 # up only while its block is this small (tests/unit/test_match_blocking.py: every corruption, alone and in
 # pairs, still reaches scoring without it; the benchmark measures the share of true pairs that do).
 WEAK_KEY, WEAK_BLOCK = "pi|", 48
+# Identities whose candidates the index keeps (``ReferenceIndex.candidates``) before it starts again with none.
+CANDIDATES_KEPT = 4096
 STREAM_ROWS = 5000  # rows fetched at a time when the index is built from the store
 
 
@@ -264,6 +266,8 @@ class ReferenceIndex:
         # replaced (a build empties the contents, not the lock): a worker arriving during another's build must
         # wait for it, not take a fresh lock, see the index unbuilt and empty it under the first one's matching.
         self._lock = threading.RLock()
+        # The candidates found for each identity, with the generation they were found at (``candidates``).
+        self._kept: dict[Identity, tuple[int, CandidateBlock]] = {}
         # Raised by every change of the contents (a build, a record added or removed): what was read or decided
         # from the index at one generation holds while it stays the same.
         self.generation = 0
@@ -407,7 +411,20 @@ class ReferenceIndex:
     # ---- reading --------------------------------------------------------------------------------------
     def candidates(self, identity: Identity) -> list[Candidate]:
         """The records under the event's keys, each once, in the order the keys first find them (a
-        ``CandidateBlock``: the matcher scores it from the columns)."""
+        ``CandidateBlock``: the matcher scores it from the columns). Found once per identity while the contents
+        stay as they are (``generation``): the same block again, which nobody changes."""
+        with self._lock:  # not during a build or a change: a reader waits for it, then finds what it made
+            generation = self.generation
+            kept = self._kept.get(identity)
+            if kept is not None and kept[0] == generation:
+                return kept[1]
+            found = self._candidates(identity)
+            if len(self._kept) >= CANDIDATES_KEPT:
+                self._kept.clear()
+            self._kept[identity] = (generation, found)
+            return found
+
+    def _candidates(self, identity: Identity) -> CandidateBlock:
         prepared = prepared_event(identity)
         with self._lock:
             postings = self._postings  # read under the lock: a build or a compaction replaces it
