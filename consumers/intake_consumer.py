@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 
 from pipeline.adapters.event_queue import CommitWatch, due_event_seqs
 from pipeline.adapters.store import Store
-from pipeline.service.dispatch import process
-from pipeline.service.handlers import Context
+from pipeline.service.dispatch import HANDLERS, process, resolve_ahead
+from pipeline.service.handlers import Context, record_of
 from pipeline.service.retries import RetryPolicy, record_failure
 
 log = logging.getLogger(__name__)
@@ -73,11 +73,19 @@ class IntakeConsumer:
             return self._run_isolated(seqs)
 
     def _run_due(self, limit: int, seqs: list[int]) -> int:
-        with self.store.unit_of_work() as repo:
-            events = repo.claim_due_events(self.clock(), limit, retries_only=self.retries_only)
-            seqs.extend(event.seq for event in events if event.seq is not None)
-            for event in events:
-                process(repo, event, self.ctx, self.clock())
+        try:
+            with self.store.unit_of_work() as repo:
+                events = repo.claim_due_events(self.clock(), limit, retries_only=self.retries_only)
+                seqs.extend(event.seq for event in events if event.seq is not None)
+                # Each handled event's record decoded once, here; what they will ask of the store asked together.
+                records = [record_of(event) if event.event_type in HANDLERS else None for event in events]
+                resolve_ahead(repo, self.ctx, [(event.event_type, record) for event, record in zip(events, records,
+                                                                                                    strict=True)
+                                               if record is not None and event.match_outcome is None])
+                for event, record in zip(events, records, strict=True):
+                    process(repo, event, self.ctx, self.clock(), record)
+        finally:
+            self.ctx.forget_ahead()
         return len(events)
 
     def _run_isolated(self, seqs: list[int]) -> int:
