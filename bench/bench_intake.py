@@ -240,8 +240,9 @@ def main() -> None:
              f"core 1; CPU ms per event is `safeguard run`'s own CPU (user + system) over the run, divided by the "
              f"events (and, for produce, the producer process's CPU, start-up included, beside it)",
              f"settings: SQLite WAL, synchronous=FULL (as shipped), 2,000 demo pupils, HTTP intake group commit (up "
-             f"to 256 per transaction), produce batches of 500 per transaction, consumer batches of up to 64, relay "
-             f"batches of 100, {args.clients} concurrent HTTP clients"]
+             f"to 256 per transaction), produce: lines validated in a thread of their own and stored in one "
+             f"transaction whenever the write lock is free (up to 2,000 lines), consumer batches of 64 growing to "
+             f"256 through a backlog, relay batches of 500, {args.clients} concurrent HTTP clients"]
     with tempfile.TemporaryDirectory() as tmp:
         target = Target(Path(tmp))
         target.start()

@@ -3,12 +3,20 @@ on, acks=all): events/s with one and with two `safeguard worker` processes, and 
 produce to notification stored at a steady 50 events/s; beside each figure the CPU milliseconds per event
 of the worker process(es) (user + system, from /proc/PID/stat) and the machine's load average.
 
+Latency is measured two ways: to the notification's ``created_at`` (the clock the worker read when it started
+the event's batch: handling began) and to the moment the notification's transaction committed (stored: a
+trigger on the benchmark database's notification table calls ``pg_notify`` with the event id, which PostgreSQL
+delivers to this script's listening connection only once the transaction committed). Before the latency run,
+the worker's CPU while idle (no events; its timers and the Kafka clients' polling) is measured for 5 s, and the
+CPU of this script (producer and listener) per event sent is reported too: with ``taskset -c 0`` it shares the
+worker's core. ``--producer-cpus`` moves this script (after the workers started) to other cores.
+
 Starts a real broker and PostgreSQL with scripts/services/services.py (own state directory), loads demo
 reference data into a fresh database, and produces Avro records with kafka-python. The broker, the
 database and the workers share this machine's two cores; the figures say so.
 
     SAFEGUARD_SERVICES_DIR=/tmp/svc-mine taskset -c 0 .venv/bin/python bench/bench_kafka.py \
-        [--events 5000] [--rate 50] [--duration 30]
+        [--events 5000] [--rate 50] [--duration 30] [--latency-only] [--producer-cpus 1]
 
 The services' state directory is $SAFEGUARD_SERVICES_DIR (default /tmp/safeguard-bench-services), so two
 people benchmarking at once do not share a broker.
@@ -22,11 +30,13 @@ import argparse
 import csv
 import os
 import random
+import resource
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -75,12 +85,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14 and 15)
 
 
-def pinning() -> str:
+def pinning(producer_cpus: set[int] | None = None) -> str:
     cores = sorted(os.sched_getaffinity(0))
+    if producer_cpus:
+        return (f"the workers pinned to core(s) {','.join(map(str, cores))} (taskset), this script and its producer "
+                f"moved to core(s) {','.join(map(str, sorted(producer_cpus)))} once the workers started; the "
+                "broker and PostgreSQL, started beforehand, float over all cores")
     if len(cores) == os.cpu_count():
         return "broker, PostgreSQL and workers share all cores (nothing pinned)"
     return (f"this script, its producer and the workers pinned to core(s) {','.join(map(str, cores))} "
             f"(taskset); the broker and PostgreSQL, started beforehand, float over all cores")
+
+
+def own_cpu() -> float:
+    """This process's user + system CPU so far (all threads: the producer's sender thread, the listener)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def load_average() -> str:
@@ -126,6 +146,15 @@ class Run:
         self.db = psycopg.connect(self.url.replace("+psycopg", ""), autocommit=True)
         time.sleep(12)  # let the group settle before measuring
 
+    def listen_stored(self) -> StoredListener:
+        """From now on, the moment each event's first notification is committed (see the module docstring)."""
+        self.db.execute("""
+            CREATE FUNCTION bench_stored() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_notify('bench_stored', coalesce(NEW.event_id, '')); RETURN NULL; END $$""")
+        self.db.execute("CREATE TRIGGER bench_stored AFTER INSERT ON notification FOR EACH ROW "
+                        "EXECUTE FUNCTION bench_stored()")
+        return StoredListener(self.url.replace("+psycopg", ""))
+
     def worker_cpu(self) -> float:
         return sum(cpu_seconds(worker.pid) for worker in self.workers)
 
@@ -167,6 +196,28 @@ class Run:
         self.db.close()
 
 
+class StoredListener:
+    """A connection LISTENing on ``bench_stored``, in a thread: when each payload (an event id) first arrived."""
+
+    def __init__(self, url: str) -> None:
+        self.stored: dict[str, float] = {}
+        self._stop = False
+        self._conn = psycopg.connect(url, autocommit=True)
+        self._conn.execute("LISTEN bench_stored")
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._stop:
+            for notice in self._conn.notifies(timeout=0.5):
+                self.stored.setdefault(notice.payload, time.time())
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join()
+        self._conn.close()
+
+
 def throughput(run: Run, events: int) -> dict[str, float]:
     """Events/s, the workers' CPU ms per event, and the load average at the end."""
     rng = random.Random(1)
@@ -181,27 +232,62 @@ def throughput(run: Run, events: int) -> dict[str, float]:
     return {"rate": events / elapsed, "cpu_ms": (run.worker_cpu() - cpu) * 1000 / events}
 
 
-def latency(run: Run, rate: float, duration: float) -> dict[str, float]:
+def idle_cpu(run: Run, seconds: float = 5.0) -> float:
+    """The workers' CPU ms per second with no events to handle."""
+    cpu, started = run.worker_cpu(), time.monotonic()
+    time.sleep(seconds)
+    return (run.worker_cpu() - cpu) * 1000 / (time.monotonic() - started)
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    samples = sorted(samples)
+    q = statistics.quantiles(samples, n=100)
+    return {"count": len(samples), "p50": q[49], "p99": q[98], "max": samples[-1]}
+
+
+def latency(run: Run, rate: float, duration: float) -> dict[str, Any]:
     rng = random.Random(2)
     base = run.processed()
-    cpu = run.worker_cpu()
+    listener = run.listen_stored()
+    idle = idle_cpu(run)
+    cpu, mine = run.worker_cpu(), own_cpu()
     sent: dict[str, float] = {}
     start = time.time()
-    for index in range(int(rate * duration)):
-        wait = start + index / rate - time.time()
-        if wait > 0:
-            time.sleep(wait)
-        record = event_for(rng.choice(run.pupils), rng)
-        sent[record["event_id"]] = time.time()
-        run.send(record)
-        run.producer.flush()
-    run.wait_processed(base + len(sent))
-    cpu_ms = (run.worker_cpu() - cpu) * 1000 / len(sent)
+    try:
+        for index in range(int(rate * duration)):
+            wait = start + index / rate - time.time()
+            if wait > 0:
+                time.sleep(wait)
+            record = event_for(rng.choice(run.pupils), rng)
+            sent[record["event_id"]] = time.time()
+            run.send(record)
+            run.producer.flush()
+        run.wait_processed(base + len(sent))
+        cpu_ms = (run.worker_cpu() - cpu) * 1000 / len(sent)
+        bench_ms = (own_cpu() - mine) * 1000 / len(sent)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not sent.keys() <= listener.stored.keys():
+            time.sleep(0.05)
+    finally:
+        listener.close()
     rows = run.db.execute("SELECT event_id, min(created_at) FROM notification GROUP BY event_id").fetchall()
-    samples = sorted((created.replace(tzinfo=UTC).timestamp() - sent[event_id]) * 1000
-                     for event_id, created in rows if event_id in sent)
-    q = statistics.quantiles(samples, n=100)
-    return {"count": len(samples), "p50": q[49], "p99": q[98], "max": samples[-1], "cpu_ms": cpu_ms}
+    handled = [(created.replace(tzinfo=UTC).timestamp() - sent[event_id]) * 1000
+               for event_id, created in rows if event_id in sent]
+    stored = [(listener.stored[event_id] - at) * 1000 for event_id, at in sent.items() if event_id in listener.stored]
+    if len(stored) != len(handled):
+        raise RuntimeError(f"{len(handled)} events have notifications, {len(stored)} were heard committed")
+    return {"handled": percentiles(handled), "stored": percentiles(stored), "cpu_ms": cpu_ms, "idle_cpu": idle,
+            "bench_cpu_ms": bench_ms}
+
+
+def latency_line(lat: dict[str, Any], rate: float, duration: float, started: str) -> str:
+    handled, stored = lat["handled"], lat["stored"]
+    return (f"latency at {rate:g} events/s for {duration:g} s, 1 worker ({stored['count']:,.0f} events), {started}: "
+            f"produce to notification stored (committed): p50 {stored['p50']:.1f} ms, p99 {stored['p99']:.1f} ms, "
+            f"max {stored['max']:.1f} ms (target p99 < 100 ms); produce to handling started (the notification's "
+            f"created_at): p50 {handled['p50']:.1f} ms, p99 {handled['p99']:.1f} ms, max {handled['max']:.1f} ms; "
+            f"{lat['cpu_ms']:.2f} worker CPU ms/event, timers included; the worker idle before it "
+            f"{lat['idle_cpu']:.1f} CPU ms/s; this script (producer, listener) {lat['bench_cpu_ms']:.2f} CPU ms/event")
 
 
 def main() -> None:
@@ -209,39 +295,51 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only the latency run, on a fresh database with one worker (no drain before it)")
+    parser.add_argument("--producer-cpus", type=lambda text: {int(core) for core in text.split(",")},
+                        help="cores this script (producer, listener) moves to once the workers started, e.g. 1")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "kafka.md")
     args = parser.parse_args()
     services = services_env()
     figures: dict[int, dict[str, float]] = {}
-    lat: dict[str, float] = {}
+    lat: dict[str, Any] = {}
     loads: list[str] = [f"at start {load_average()}"]
-    for workers in (1, 2):
+    workers_cpus = os.sched_getaffinity(0)
+    for workers in ((1,) if args.latency_only else (1, 2)):
         with tempfile.TemporaryDirectory() as tmp:
+            os.sched_setaffinity(0, workers_cpus)  # the workers inherit it
             run = Run(services, Path(tmp), workers)
+            if args.producer_cpus:
+                os.sched_setaffinity(0, args.producer_cpus)
             try:
-                figures[workers] = throughput(run, args.events)
-                loads.append(f"after {workers} worker(s) drained {load_average()}")
+                if not args.latency_only:
+                    figures[workers] = throughput(run, args.events)
+                    loads.append(f"after {workers} worker(s) drained {load_average()}")
                 if workers == 1:
-                    settled = run.wait_relayed()
-                    loads.append(f"after the drain's outbox was relayed ({settled:.0f} s) {load_average()}")
+                    if not args.latency_only:
+                        settled = run.wait_relayed()
+                        loads.append(f"after the drain's outbox was relayed ({settled:.0f} s) {load_average()}")
                     lat = latency(run, args.rate, args.duration)
                     loads.append(f"after the latency run {load_average()}")
             finally:
                 run.close()
-    print(append(args.results, "Kafka runtime benchmark results (bench/bench_kafka.py)", [
-        f"machine: {machine()}; {pinning()}",
+    os.sched_setaffinity(0, workers_cpus)
+    lines = [
+        f"machine: {machine()}; {pinning(args.producer_cpus)}",
         "settings: Kafka 3.9.2 KRaft single node, 4 partitions, acks=all; PostgreSQL 15 with fsync and "
         f"synchronous_commit on; 2,000 demo pupils; {WORKER_SETTINGS}",
         f"load average (1, 5, 15 min): {'; '.join(loads)}",
-        f"throughput, {args.events:,} events produced then drained: 1 worker {figures[1]['rate']:,.0f} events/s "
-        f"({figures[1]['cpu_ms']:.2f} worker CPU ms/event); 2 workers {figures[2]['rate']:,.0f} events/s "
-        f"({figures[2]['cpu_ms']:.2f} CPU ms/event, both workers) (target 1,000 per worker)",
-        f"latency at {args.rate:g} events/s for {args.duration:g} s, 1 worker ({lat['count']:,.0f} events), started "
-        "once the drain's outbox was relayed, "
-        f"produce to notification stored: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f} ms, "
-        f"max {lat['max']:.1f} ms ({lat['cpu_ms']:.2f} worker CPU ms/event, timers included) "
-        f"(target p99 < 100 ms)",
-    ]))
+    ]
+    if not args.latency_only:
+        lines.append(
+            f"throughput, {args.events:,} events produced then drained: 1 worker {figures[1]['rate']:,.0f} events/s "
+            f"({figures[1]['cpu_ms']:.2f} worker CPU ms/event); 2 workers {figures[2]['rate']:,.0f} events/s "
+            f"({figures[2]['cpu_ms']:.2f} CPU ms/event, both workers) (target 1,000 per worker)")
+    lines.append(latency_line(lat, args.rate, args.duration,
+                              "on a fresh database (--latency-only)" if args.latency_only
+                              else "started once the drain's outbox was relayed"))
+    print(append(args.results, "Kafka runtime benchmark results (bench/bench_kafka.py)", lines))
 
 
 if __name__ == "__main__":

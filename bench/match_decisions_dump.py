@@ -30,8 +30,10 @@ from pipeline.adapters.match_index import ReferenceIndex, ReferenceRow  # noqa: 
 from pipeline.domain.fellegi_sunter import FellegiSunterMatcher, Parameters, Thresholds  # noqa: E402
 from pipeline.domain.model import Identity  # noqa: E402
 from pipeline.service.demo_data import make_nhs_number  # noqa: E402
+from pipeline.service.handlers import Context  # noqa: E402
 from pipeline.service.match_synthetic import _Corrupter  # noqa: E402
 from pipeline.service.match_training import train  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
 
 SCHOOL_WORDS = ("Oakfield", "St Mary's", "Riverside", "Hillcrest", "Greenway", "Northgate", "Castle", "Meadow")
 
@@ -62,6 +64,9 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=4000)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--through-context", action="store_true",
+                        help="decide through the handlers' Context (its kept decisions), each event twice in a row "
+                             "and every event again at the end, writing the last decision: the file must not change")
     args = parser.parse_args()
     rng = random.Random(9)
     rows = _mixed(fast_roll(args.children, seed=args.children), rng)
@@ -79,9 +84,17 @@ def main() -> None:
     parameters = train(index, identities[:2000])
     # the parameters as stored and reloaded: the same floats in every version
     matcher = FellegiSunterMatcher(Parameters.from_json(parameters.to_json()), Thresholds())
+    ctx = Context.build(Settings().rules)
+    ctx.matcher, ctx.index = matcher, index
+    if args.through_context:
+        for identity in identities:
+            ctx._decide(identity, False)
     with args.out.open("w") as out:
         for identity in identities:
-            decision = matcher.decide(identity, index.candidates(identity), urgent=False, stats=index.stats)
+            if args.through_context:
+                decision = ctx._decide(identity, False)[0]
+            else:
+                decision = matcher.decide(identity, index.candidates(identity), urgent=False, stats=index.stats)
             out.write(json.dumps({"outcome": decision.outcome.value, "person": decision.person_key,
                                   "score": decision.score, "reason": decision.reason,
                                   "breakdown": decision.breakdown, "keys": list(decision.candidate_keys)},

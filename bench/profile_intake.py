@@ -131,6 +131,8 @@ def instrument(stages: Stages) -> None:
             if hasattr(owner, name):
                 stages.wrap(owner, name, "claim")
     stages.wrap(dispatch, "record_of", "decode")
+    if hasattr(consumer_module, "record_of"):  # the batch's records decoded once, before its reads ahead
+        stages.wrap(consumer_module, "record_of", "decode")
     stages.wrap(Context, "match", "match")
     stages.wrap(Session, "flush", "write")
     stages.wrap(Session, "commit", "write")

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from pipeline.adapters.event_queue import due_event_seqs
+from pipeline.adapters.event_queue import CommitWatch, due_event_seqs
 from pipeline.adapters.store import Store
-from pipeline.service.dispatch import process
-from pipeline.service.handlers import Context
+from pipeline.service.dispatch import HANDLERS, process, resolve_ahead
+from pipeline.service.handlers import Context, record_of
 from pipeline.service.retries import RetryPolicy, record_failure
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,12 @@ Clock = Callable[[], datetime]
 # Events per transaction when the consumer runs on its own: one commit (one fsync) and one claim for up to
 # this many, while a lone event still goes at once (a batch is what is due, never a wait for more).
 BATCH = 64
+# While a backlog lasts (each batch came back full) the next one is twice as large, up to this: a replay's
+# commits (an fsync each) and per-batch work spread over more events. Bounded in size and in time, because a
+# batch holds the write lock while it runs (the HTTP intake of the same process waits for it): one that took
+# longer than BATCH_HOLD_SECONDS halves the next (not below BATCH); one under half of it may double.
+BACKLOG_BATCH = 256
+BATCH_HOLD_SECONDS = 0.5
 
 
 def system_clock() -> datetime:
@@ -66,11 +73,19 @@ class IntakeConsumer:
             return self._run_isolated(seqs)
 
     def _run_due(self, limit: int, seqs: list[int]) -> int:
-        with self.store.unit_of_work() as repo:
-            events = repo.claim_due_events(self.clock(), limit, retries_only=self.retries_only)
-            seqs.extend(event.seq for event in events if event.seq is not None)
-            for event in events:
-                process(repo, event, self.ctx, self.clock())
+        try:
+            with self.store.unit_of_work() as repo:
+                events = repo.claim_due_events(self.clock(), limit, retries_only=self.retries_only)
+                seqs.extend(event.seq for event in events if event.seq is not None)
+                # Each handled event's record decoded once, here; what they will ask of the store asked together.
+                records = [record_of(event) if event.event_type in HANDLERS else None for event in events]
+                resolve_ahead(repo, self.ctx, [(event.event_type, record) for event, record in zip(events, records,
+                                                                                                    strict=True)
+                                               if record is not None and event.match_outcome is None])
+                for event, record in zip(events, records, strict=True):
+                    process(repo, event, self.ctx, self.clock(), record)
+        finally:
+            self.ctx.forget_ahead()
         return len(events)
 
     def _run_isolated(self, seqs: list[int]) -> int:
@@ -100,20 +115,54 @@ class IntakeConsumer:
             event = claimed[0]
             record_failure(repo, event, error, self.retry, self.clock())
 
-    def run_forever(self, stop: threading.Event, poll_seconds: float = 0.2) -> None:
-        """Batch after batch while a full one comes back; otherwise wait for ``wake`` (set by this process's
-        intake after each commit that stored new events) or ``poll_seconds`` (other processes' events, retries
-        falling due)."""
-        while not stop.is_set():
-            # Cleared before the batch's query: an event committed after the query sets it again, and one
-            # committed before is in the batch, so no wake-up is lost and none costs an empty query.
-            self.wake.clear()
+    def run_forever(self, stop: threading.Event, poll_seconds: float = 0.2, watch_seconds: float | None = None
+                    ) -> None:
+        """Batch after batch while a full one comes back (growing to ``BACKLOG_BATCH`` while each takes under
+        ``BATCH_HOLD_SECONDS``); otherwise wait for
+        ``wake`` (set by this process's intake after each commit that stored new events) or ``poll_seconds``
+        (retries falling due). With ``watch_seconds`` (SQLite), the wait also ends as soon as another process's
+        commit stored due events (``CommitWatch``, looked at every ``watch_seconds``)."""
+        watch = CommitWatch.over(self.store.engine) if watch_seconds else None
+        limit = BATCH
+        try:
+            while not stop.is_set():
+                # Cleared before the batch's query: an event committed after the query sets it again, and one
+                # committed before is in the batch, so no wake-up is lost and none costs an empty query.
+                self.wake.clear()
+                started = time.monotonic()
+                try:
+                    handled = self.run_once(limit)
+                    if handled and self.on_committed is not None:
+                        self.on_committed()
+                except Exception as error:  # noqa: BLE001 - e.g. the database briefly locked; try again
+                    log.error("intake consumer loop error (%s)", type(error).__name__)
+                    handled = 0
+                if handled >= limit:
+                    took = time.monotonic() - started
+                    if took > BATCH_HOLD_SECONDS:
+                        limit = max(limit // 2, BATCH)
+                    elif took < BATCH_HOLD_SECONDS / 2:
+                        limit = min(2 * limit, BACKLOG_BATCH)
+                    continue
+                limit = BATCH
+                if watch is None or watch_seconds is None:
+                    self.wake.wait(poll_seconds)
+                else:
+                    self._watch(watch, watch_seconds, poll_seconds)
+        finally:
+            if watch is not None:
+                watch.close()
+
+    def _watch(self, watch: CommitWatch, every_seconds: float, poll_seconds: float) -> None:
+        """Wait for ``wake``, another connection's commit that left due events, or ``poll_seconds``."""
+        watch.changed()  # from now on
+        deadline = time.monotonic() + poll_seconds
+        while not self.wake.wait(min(every_seconds, max(deadline - time.monotonic(), 0))):
+            if time.monotonic() >= deadline:
+                return
             try:
-                handled = self.run_once()
-                if handled and self.on_committed is not None:
-                    self.on_committed()
-            except Exception as error:  # noqa: BLE001 - e.g. the database briefly locked; try again
-                log.error("intake consumer loop error (%s)", type(error).__name__)
-                handled = 0
-            if handled < BATCH:
-                self.wake.wait(poll_seconds)
+                if watch.changed() and self.pending(1):
+                    return
+            except Exception as error:  # noqa: BLE001 - the poll still comes; the next look tries again
+                log.error("intake consumer watch error (%s)", type(error).__name__)
+                return

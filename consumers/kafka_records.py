@@ -30,10 +30,8 @@ from pipeline.adapters.metrics import EVENTS_DEAD_LETTERED
 from pipeline.adapters.repository import Repository
 from pipeline.bootstrap import Services
 from pipeline.domain.events import rule_errors
-from pipeline.domain.model import Identity
 from pipeline.ports import EventRecord, StorePort
-from pipeline.service.children import resolve_children_ahead
-from pipeline.service.dispatch import CHILD_AHEAD, EPISODE_AHEAD, process
+from pipeline.service.dispatch import process, resolve_ahead
 from pipeline.service.intake import context_errors, publish_dead_letter
 from pipeline.service.retries import RetryPolicy, record_failure
 
@@ -189,9 +187,9 @@ def _resolve_ahead(services: Services, repo: Repository, known: dict[str, EventR
     (``episodes_for_update``), the children they will match (``CHILD_AHEAD``), resolved together
     (``resolve_children_ahead``): one insert of the new child ids and one read of the linked pupils; then the
     children of those episodes (linked before, or by this batch's reports), locked in one go (``lock_children``:
-    ``reconcile`` locks each) and what the missing pathway reads of each read together (``read_children_ahead``)."""
-    matched: list[tuple[str, dict[str, Any]]] = []
-    episodes: list[str] = []
+    ``reconcile`` locks each) and what the missing pathway reads of each read together (``read_children_ahead``):
+    ``dispatch.resolve_ahead``."""
+    handled: list[tuple[str, dict[str, Any]]] = []
     seen: set[str] = set()
     for _, name, record in valid:
         event_id = record["event_id"]
@@ -203,25 +201,8 @@ def _resolve_ahead(services: Services, repo: Repository, known: dict[str, EventR
                                          and existing.match_outcome is None and not existing.attempts
                                          and existing.held_at is None):
             continue
-        if name in EPISODE_AHEAD:
-            episodes.append(record["episode_id"])
-        if name in CHILD_AHEAD:
-            matched.append((name, record))
-    children: set[str] = set()
-    if episodes:
-        children.update(row.child_id for row in repo.episodes_for_update(sorted(set(episodes))) if row.child_id)
-    wanted: list[tuple[Identity, bool]] = []
-    of_episode: list[bool] = []
-    for name, record in matched:
-        if (who := CHILD_AHEAD[name](repo, record)) is not None:
-            wanted.append(who)
-            of_episode.append(name in EPISODE_AHEAD)
-    if wanted:
-        linked = resolve_children_ahead(repo, services.ctx, wanted)
-        children.update(child_id for child_id, episode in zip(linked, of_episode, strict=True) if child_id and episode)
-    if children:
-        repo.lock_children(sorted(children))
-        repo.read_children_ahead(sorted(children))
+        handled.append((name, record))
+    resolve_ahead(repo, services.ctx, handled)
 
 
 def _process(services: Services, deliveries: Sequence[Delivery], valid: list[tuple[int, str, dict[str, Any]]],

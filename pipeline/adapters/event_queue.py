@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, or_
 from sqlalchemy import select as sa_select
+from sqlalchemy.engine import Engine
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.effect_rows import CreatedRows, _Watched
@@ -108,6 +109,43 @@ def claim_due_events(connection: Connection, events: EventRows, now: datetime, l
     own batch, was a tenth of the consumer's work. PostgreSQL: rows another consumer holds are skipped."""
     events.write(connection)  # the unit of work's own changes first, so the query sees them
     return events.read(connection.execute(CLAIM_DUE[(retries_only, postgres)], {"now": now, "limit": limit}))
+
+
+class CommitWatch:
+    """Whether another connection committed to an SQLite database since the last look: ``PRAGMA data_version`` on
+    a connection kept for it, outside any transaction (no lock, no snapshot held), a few microseconds a look. The
+    embedded consumer looks every few milliseconds while idle, so events another process stores (``safeguard
+    produce``) are seen at once, without a query for due events (let alone a write transaction) every time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._connection: Any = None
+        self._version: int | None = None
+
+    @classmethod
+    def over(cls, engine: Engine) -> CommitWatch | None:
+        """A watch over ``engine``'s database, or None when it is not an SQLite file."""
+        path = engine.url.database
+        if engine.dialect.name != "sqlite" or not path or path == ":memory:":
+            return None
+        return cls(engine)
+
+    def changed(self) -> bool:
+        if self._connection is None:
+            self._connection = self.engine.raw_connection()
+        cursor = self._connection.cursor()
+        try:
+            version = int(cursor.execute("PRAGMA data_version").fetchone()[0])
+        finally:
+            cursor.close()
+        changed = version != self._version
+        self._version = version
+        return changed
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 def claim_events(connection: Connection, events: EventRows, seqs: Sequence[int], *,

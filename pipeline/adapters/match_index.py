@@ -66,6 +66,8 @@ MAX_BLOCK = 2000  # a key shared by more records than this is too unselective to
 # up only while its block is this small (tests/unit/test_match_blocking.py: every corruption, alone and in
 # pairs, still reaches scoring without it; the benchmark measures the share of true pairs that do).
 WEAK_KEY, WEAK_BLOCK = "pi|", 48
+# Identities whose candidates the index keeps (``ReferenceIndex.candidates``) before it starts again with none.
+CANDIDATES_KEPT = 4096
 STREAM_ROWS = 5000  # rows fetched at a time when the index is built from the store
 
 
@@ -78,6 +80,9 @@ class ReferenceRow:
     identity: Identity
     upn: str | None = None
     school_urn: str | None = None
+    # An involvement recorded without a UPN: its normalised family name (the table's ``family_key``), by which a
+    # linked pupil's facts find it (``ReferenceIndex.may_hold_unnumbered``).
+    family_key: str | None = None
 
 
 def _identity(row: Any) -> Identity:
@@ -261,10 +266,16 @@ class ReferenceIndex:
         # replaced (a build empties the contents, not the lock): a worker arriving during another's build must
         # wait for it, not take a fresh lock, see the index unbuilt and empty it under the first one's matching.
         self._lock = threading.RLock()
+        # The candidates found for each identity, with the generation they were found at (``candidates``).
+        self._kept: dict[Identity, tuple[int, CandidateBlock]] = {}
+        # Raised by every change of the contents (a build, a record added or removed): what was read or decided
+        # from the index at one generation holds while it stays the same.
+        self.generation = 0
         self._empty()
 
     def _empty(self) -> None:
         """No records: the contents as before the first build."""
+        self.generation += 1
         self.records: list[Candidate | None] = []
         self.columns = RecordColumns()
         self._id_of: dict[str, dict[str, int]] = {kind: {} for kind in SOURCE}
@@ -277,6 +288,10 @@ class ReferenceIndex:
         # The UPNs and NHS numbers (as recorded, valid or not) current involvement and home-education records
         # carry: a linked child's facts skip the read of a table none of its numbers is in.
         self._held: dict[str, Counter[str]] = {"involvements": Counter(), "ehe": Counter()}
+        # Current involvements recorded without a UPN, counted by (family key, date of birth), and each one's
+        # count key by its record key (for its removal).
+        self._unnumbered: Counter[tuple[str, date]] = Counter()
+        self._unnumbered_of: dict[str, tuple[str, date]] = {}
         self.live = 0
         self.seq = -1  # the last reference change applied; -1: not built
         self.stats = ReferenceStats()
@@ -296,12 +311,16 @@ class ReferenceIndex:
         candidate = Candidate(SOURCE[row.kind], row.key, identity, upn=row.upn,
                               school_urn=self._shared(row.school_urn), school_name=school, prepared=prepared)
         record_id = len(self.records)
+        self.generation += 1
         self.records.append(candidate)
         self.columns.put(record_id, prepared, upn_is_key=row.kind == "pupils" and bool(row.upn) and row.upn == row.key,
                          raw_nhs=bool(given.nhs_number))
         self._id_of[row.kind][row.key] = record_id
         if row.kind in self._held:
             self._hold(self._held[row.kind], candidate, 1)
+            if row.kind == "involvements" and not row.upn and row.family_key and given.date_of_birth:
+                unnumbered = self._unnumbered_of[row.key] = (row.family_key, given.date_of_birth)
+                self._unnumbered[unnumbered] += 1
         self._given[prepared.given] += 1
         self._family[prepared.family] += 1
         self.live += 1
@@ -320,12 +339,17 @@ class ReferenceIndex:
             record_id = self._id_of[kind].pop(key, None)
             if record_id is None:
                 return
+            self.generation += 1
             candidate = self.records[record_id]
             assert candidate is not None and isinstance(candidate.prepared, Prepared)
             for h in record_hashes(candidate.prepared):
                 self._postings.discard(h, record_id)
             if kind in self._held:
                 self._hold(self._held[kind], candidate, -1)
+                if kind == "involvements" and (unnumbered := self._unnumbered_of.pop(key, None)) is not None:
+                    self._unnumbered[unnumbered] -= 1
+                    if self._unnumbered[unnumbered] <= 0:
+                        del self._unnumbered[unnumbered]
             self._given[candidate.prepared.given] -= 1
             self._family[candidate.prepared.family] -= 1
             self.records[record_id] = None
@@ -349,6 +373,15 @@ class ReferenceIndex:
             held = self._held[kind]
             return any(f"upn:{upn}" in held for upn in upns) or any(f"nhs:{nhs}" in held for nhs in nhs_numbers)
 
+    def may_hold_unnumbered(self, family_key: str, date_of_birth: date | None) -> bool:
+        """Whether a current involvement recorded without a UPN has this family key and date of birth (those a
+        linked pupil's facts take as the pupil's), as of the version the index was last brought to: False only
+        when none does."""
+        if date_of_birth is None:
+            return True  # not counted: the caller reads
+        with self._lock:
+            return (family_key, date_of_birth) in self._unnumbered
+
     def _restat(self) -> None:
         """After a batch of changes: the statistics, and the arrays rebuilt once the changes since are many."""
         changed = self._postings.added_count + self._removed
@@ -356,6 +389,7 @@ class ReferenceIndex:
             self._compact()
         # The stats get snapshots of the name counts, not the counters themselves: a worker scoring against the
         # stats it took must not see the counts change under it while another applies the next changes.
+        self.generation += 1
         self.stats = ReferenceStats(population=self.live, given_counts=MappingProxyType(dict(self._given)),
                                     family_counts=MappingProxyType(dict(self._family)), records=self.live)
 
@@ -377,7 +411,20 @@ class ReferenceIndex:
     # ---- reading --------------------------------------------------------------------------------------
     def candidates(self, identity: Identity) -> list[Candidate]:
         """The records under the event's keys, each once, in the order the keys first find them (a
-        ``CandidateBlock``: the matcher scores it from the columns)."""
+        ``CandidateBlock``: the matcher scores it from the columns). Found once per identity while the contents
+        stay as they are (``generation``): the same block again, which nobody changes."""
+        with self._lock:  # not during a build or a change: a reader waits for it, then finds what it made
+            generation = self.generation
+            kept = self._kept.get(identity)
+            if kept is not None and kept[0] == generation:
+                return kept[1]
+            found = self._candidates(identity)
+            if len(self._kept) >= CANDIDATES_KEPT:
+                self._kept.clear()
+            self._kept[identity] = (generation, found)
+            return found
+
+    def _candidates(self, identity: Identity) -> CandidateBlock:
         prepared = prepared_event(identity)
         with self._lock:
             postings = self._postings  # read under the lock: a build or a compaction replaces it
@@ -468,12 +515,14 @@ def _table_rows(connection: Connection, kind: str, keys: set[str] | None) -> Ite
             yield ReferenceRow("pupils", row.upn, _identity(row), upn=row.upn, school_urn=row.school_urn)
         return
     table = EHE if kind == "ehe" else INVOLVEMENT
-    columns = [*_IDENTITY, "row_key", *(["postcode"] if kind == "ehe" else ["upn"])]
+    columns = [*_IDENTITY, "row_key", *(["postcode"] if kind == "ehe" else ["upn", "family_key"])]
     statement = sa_select(*(table.c[c] for c in columns)).where(table.c.ended_at.is_(None))
     if keys is not None:
         statement = statement.where(table.c.row_key.in_(keys))
     for row in connection.execute(statement.execution_options(yield_per=STREAM_ROWS)):
-        yield ReferenceRow(kind, row.row_key, _identity(row), upn=getattr(row, "upn", None))
+        upn = getattr(row, "upn", None)
+        yield ReferenceRow(kind, row.row_key, _identity(row), upn=upn,
+                           family_key=None if upn else getattr(row, "family_key", None))
 
 
 def _rows(connection: Connection, kind: str, keys: set[str]) -> list[ReferenceRow]:

@@ -348,7 +348,8 @@ class MemoryStore(MemoryEpisodes):
         rows = [ReferenceRow("pupils", row.upn, _identity(row), upn=row.upn, school_urn=row.school_urn)
                 for row in self._state.pupils.values()]  # pupils who left the roll are still evidence
         rows += [ReferenceRow("ehe", row.row_key, _identity(row)) for row in self._current("ehe")]
-        rows += [ReferenceRow("involvements", row.row_key, _identity(row), upn=row.upn)
+        rows += [ReferenceRow("involvements", row.row_key, _identity(row), upn=row.upn,
+                              family_key=None if row.upn else row.family_key)
                  for row in self._current("involvements")]
         index.load(rows, {row.urn: row.name for row in self._state.schools.values()})
         index.seq = self._state.reference_version

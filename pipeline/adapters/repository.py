@@ -152,6 +152,11 @@ _INVOLVEMENT_BY_KEY = DriverStatement(sa_select(INVOLVEMENT).where(INVOLVEMENT.c
 _EHE_BY_NHS = DriverStatement(sa_select(EHE).where(EHE.c.nhs_number == bindparam("nhs")).order_by(EHE.c.row_key))
 _EHE_BY_KEY = DriverStatement(sa_select(EHE).where(EHE.c.row_key == bindparam("key")))
 _CHILD_OF_PERSON = DriverStatement(sa_select(CHILD.c.child_id).where(CHILD.c.person_key == bindparam("person_key")))
+# A batch's new children on SQLite (``Repository._insert_children``): inserted together, then, if some were issued
+# before, all of their ids read in one statement.
+_CHILD_INSERT_IF_NEW = DriverStatement(sqlite_insert(CHILD).on_conflict_do_nothing())
+_CHILDREN_OF_PEOPLE = sa_select(CHILD.c.child_id, CHILD.c.person_key).where(
+    CHILD.c.person_key.in_(bindparam("person_keys", expanding=True)))
 _LOCK_CHILD = DriverStatement(sa_select(CHILD.c.child_id).where(CHILD.c.child_id == bindparam("child_id"))
                               .with_for_update())
 _LOCK_CHILDREN = sa_select(CHILD.c.child_id).where(CHILD.c.child_id.in_(bindparam("child_ids", expanding=True))) \
@@ -440,8 +445,10 @@ class Repository(EpisodeQueries):
         """``child_id`` of each person key. On PostgreSQL the keys neither this process nor this unit of work knows
         are issued apart together (``ChildIdIssuer.issue_many``: two statements for them all, committed at once, so
         another worker's batch meeting the same people never waits for this one) instead of one or two each; on
-        SQLite, where a statement costs microseconds, ``child_id`` of each."""
+        SQLite the new ones are inserted together (``_insert_children``)."""
         if self._issued is None or self._issued.issuer is None:
+            if not self.postgres:
+                self._insert_children([key for key in dict.fromkeys(person_keys) if self._unresolved(key)])
             return {key: self.child_id(key) for key in dict.fromkeys(person_keys)}
         found: dict[str, str] = {}
         fresh: dict[str, str] = {}
@@ -459,6 +466,31 @@ class Repository(EpisodeQueries):
                 self._person_of_child[child_id] = key
                 found[key] = child_id
         return found
+
+    def _unresolved(self, person_key: str) -> bool:
+        """Neither this process (committed) nor this unit of work knows the child id of ``person_key``."""
+        return (self._issued is None or self._issued.get(person_key) is None) and person_key not in self._children_seen
+
+    def _insert_children(self, person_keys: Sequence[str]) -> None:
+        """SQLite: the child rows of people this unit of work has not resolved, inserted in one executemany
+        (``ON CONFLICT DO NOTHING``), where ``child_id`` of each would insert them one by one. When every row went
+        in (the count of the rows written), each is a new child; otherwise (some issued before) the stored ids of
+        all of them are read in one statement, and those that are this unit of work's own are its new children."""
+        if not person_keys:
+            return
+        now = t.utcnow()
+        made = {key: new_id() for key in person_keys}
+        connection = self.session.connection()
+        written = _CHILD_INSERT_IF_NEW.run_many(connection, [
+            {"child_id": child_id, "person_key": key, "created_at": now} for key, child_id in made.items()]).count()
+        stored = made if written == len(made) else {
+            str(row.person_key): str(row.child_id)
+            for row in connection.execute(_CHILDREN_OF_PEOPLE, {"person_keys": list(made)})}
+        for person_key, child_id in stored.items():
+            if child_id == made[person_key]:
+                self._new_children.add(child_id)
+            self._children_seen[person_key] = child_id
+            self._person_of_child[child_id] = person_key
 
     def read_pupils_ahead(self, upns: Sequence[str]) -> None:
         """The current pupil rows of ``upns`` in one statement, kept for this unit of work's ``child_facts``."""
@@ -532,11 +564,17 @@ class Repository(EpisodeQueries):
             if pupil is not None:
                 members.append(Candidate("pupil", pupil.upn, _pupil_identity(pupil), upn=pupil.upn,
                                          school_urn=pupil.school_urn))
-                # Involvements recorded without a UPN but with exactly this pupil's identity are theirs too.
+                # Involvements recorded without a UPN but with exactly this pupil's identity are theirs too: read
+                # ahead for the batch, else read now, unless the index brought to this unit of work's reference
+                # version knows no current involvement carries the UPN or, without one, the pupil's family key and
+                # date of birth.
                 involvements = self._pupil_involvements.get(value) if ahead else None
                 if involvements is None:
+                    index = self._synced_index
                     involvements = _INVOLVEMENTS_OF_PUPIL.rows(connection, {
-                        "upn": value, "family_key": pupil.family_key, "date_of_birth": pupil.date_of_birth})
+                        "upn": value, "family_key": pupil.family_key, "date_of_birth": pupil.date_of_birth}) \
+                        if index is None or index.may_hold("involvements", (value,), ()) or \
+                        index.may_hold_unnumbered(pupil.family_key, pupil.date_of_birth) else []
                 members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
                             for inv in involvements
                             if inv.upn == value or exact_identity(_pupil_identity(inv)) ==

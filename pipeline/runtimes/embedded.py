@@ -57,6 +57,7 @@ class EmbeddedRuntime:
         self._threads: list[threading.Thread] = []
         self._checkpoints: threading.Thread | None = None
         self._checkpoints_stop = threading.Event()
+        self.relay_batch = int(services.settings.rules.get("runtime", {}).get("relay_batch", 500))
 
     def sweep_once(self) -> None:
         try:
@@ -66,7 +67,8 @@ class EmbeddedRuntime:
 
     def relay_once(self) -> None:
         try:
-            relay_until_idle(self.services.store, self.services.delivery, self.services.publisher, self.services.clock)
+            relay_until_idle(self.services.store, self.services.delivery, self.services.publisher, self.services.clock,
+                             self.relay_batch)
         except Exception as error:  # noqa: BLE001 - the next interval tries again
             log.error("outbox relay failed (%s)", type(error).__name__)
 
@@ -92,6 +94,7 @@ class EmbeddedRuntime:
         freeze_start_up_objects()
         self.sweep_once()  # whatever fell due while we were down fires now, once
         consumer = threading.Thread(target=self.consumer.run_forever, args=(self.stop,), name="intake-consumer",
+                                    kwargs={"watch_seconds": float(runtime.get("commit_watch_seconds", 0.01))},
                                     daemon=True)
         consumer.start()
         self._threads.append(consumer)

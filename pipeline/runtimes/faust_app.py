@@ -8,7 +8,8 @@ at once, and records that arrive while a batch is in the database form the next 
 at-least-once (an event is acked, and faust commits its offset, only after its batch committed); the
 processed-event row makes effects happen once. Timers drive the deadline sweep, the outbox relay and the
 retries of events whose handler failed, which claim rows with ``FOR UPDATE SKIP LOCKED`` so several workers
-share them; their work goes between the agents' batches (``BatchesFirst``), the relay one pass at a time.
+share them; their work goes between the agents' batches (``BatchesFirst``), the relay one pass at a time, and
+within a pass the relay gives way to a batch before each record it publishes (``GivingWayPublisher``).
 faust's exactly_once mode is not used.
 """
 
@@ -18,6 +19,8 @@ import asyncio
 import contextlib
 import logging
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -29,6 +32,7 @@ from pipeline import codec
 from pipeline.adapters.faust_codec import codec_name, register_codecs
 from pipeline.adapters.kafka import producer_id_from
 from pipeline.adapters.metrics import EVENTS_CONSUMED
+from pipeline.adapters.publisher import Publisher, publish_stored
 from pipeline.bootstrap import Services, var_dir
 from pipeline.runtimes.memory import freeze_start_up_objects
 from pipeline.service.relay import relay_pass
@@ -62,9 +66,11 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
     async def deadline_sweep() -> None:
         await gate.timer_work("deadline sweep", sweep, services.store, services.ctx, services.clock())
 
+    publisher = GivingWayPublisher(services.publisher, gate)
+
     @app.timer(interval=float(runtime.get("relay_interval_seconds", 1)))
     async def outbox_relay() -> None:
-        while await gate.timer_work("outbox relay", _relay_pass, services):
+        while await gate.timer_work("outbox relay", _relay_pass, services, publisher):
             pass
 
     @app.timer(interval=float(runtime.get("retry_interval_seconds", 1)))
@@ -77,8 +83,9 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
     return app
 
 
-def _relay_pass(services: Services) -> bool:
-    return relay_pass(services.store, services.delivery, services.publisher, services.clock())[1]
+def _relay_pass(services: Services, publisher: GivingWayPublisher) -> bool:
+    publisher.new_pass()
+    return relay_pass(services.store, services.delivery, publisher, services.clock())[1]
 
 
 class BatchesFirst:
@@ -92,6 +99,8 @@ class BatchesFirst:
         self.most = most
         self._batches = 0
         self._idle: asyncio.Event | None = None
+        self._no_batch = threading.Event()  # the same as ``_idle``, for the timers' threads
+        self._no_batch.set()
 
     def _event(self) -> asyncio.Event:
         if self._idle is None:  # made on the worker's event loop, on first use
@@ -104,12 +113,23 @@ class BatchesFirst:
         idle = self._event()
         self._batches += 1
         idle.clear()
+        self._no_batch.clear()
         try:
             return await asyncio.to_thread(work, *args)
         finally:
             self._batches -= 1
             if not self._batches:
+                self._no_batch.set()
                 idle.set()
+
+    def give_way(self, most: float) -> float:
+        """From a timer's thread, in the middle of its work: wait while a batch is in progress, at most ``most``
+        seconds; how long it waited."""
+        if self._no_batch.is_set() or most <= 0:
+            return 0.0
+        started = time.monotonic()
+        self._no_batch.wait(most)
+        return time.monotonic() - started
 
     async def timer_work(self, name: str, work: Callable[..., Any], *args: Any) -> Any:
         """A timer's piece of work, in a thread, once the agents are idle (or ``most`` seconds passed); its result,
@@ -123,6 +143,41 @@ class BatchesFirst:
         except Exception as error:  # noqa: BLE001 - the next tick tries again
             log.warning("%s failed (%s); trying again at the next tick", name, type(error).__name__)
             return None
+
+
+class GivingWayPublisher:
+    """The relay's publisher in a worker: before each record, and after the flush, it gives way to a batch in progress
+    (``BatchesFirst``), waiting at most ``gate.most`` seconds in all per relay pass so the relay still moves under a
+    steady load. One per worker, used by its relay timer alone (one pass at a time).
+
+    A relay pass publishes its outbox rows (about two per notification) in one burst of CPU: a one-record batch that
+    started just after it took two to four times as long (its dozen database round trips each waited for the
+    interpreter lock the relay held, bench/results/kafka.md), and such batches made the latency's tail at 50 events/s.
+    Waiting here holds the pass's transaction open (its outbox rows stay locked, ``SKIP LOCKED`` for others); the
+    records already sent are flushed as before, so durability is unchanged."""
+
+    def __init__(self, publisher: Publisher, gate: BatchesFirst) -> None:
+        self.publisher = publisher
+        self.gate = gate
+        self._left = gate.most
+
+    def new_pass(self) -> None:
+        self._left = self.gate.most
+
+    def publish(self, topic: str, key: str, record: dict[str, Any]) -> None:
+        self._left -= self.gate.give_way(self._left)
+        self.publisher.publish(topic, key, record)
+
+    def publish_json(self, topic: str, key: str, record_json: str) -> None:
+        """``publish`` of a stored JSON body, passed on as the wrapped publisher takes it (``publish_stored``)."""
+        self._left -= self.gate.give_way(self._left)
+        publish_stored(self.publisher, topic, key, record_json)
+
+    def flush(self) -> None:
+        """Everything published acknowledged (the broker's wait, no CPU), then, before the relay marks its rows and
+        commits (about a fifth of a pass's CPU), way given to a batch in progress again."""
+        self.publisher.flush()
+        self._left -= self.gate.give_way(self._left)
 
 
 async def waiting_batches(stream: Any, most: int) -> AsyncIterator[list[Any]]:
@@ -193,3 +248,11 @@ class QuietWorker(faust.Worker):
     def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
         self.spinner = None
         super().on_setup_root_logger(logger, level)
+
+    async def on_startup_finished(self) -> None:
+        """Once faust has started (its consumer, producer, agents and timers made after ``run_worker`` froze the
+        start-up objects): those too out of the garbage collector's reach, as the embedded runtime does, so a full
+        collection while events flow does not walk them (on this machine a full collection over the worker's
+        200,000 unfrozen objects at start-up took 300 to 550 ms with every thread stopped: bench/results/kafka.md)."""
+        await super().on_startup_finished()
+        freeze_start_up_objects()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from pipeline.adapters.metrics import EVENTS_PROCESSED, PROCESSING_SECONDS
 from pipeline.domain.model import Identity
 from pipeline.ports import EventRecord, StorePort
+from pipeline.service.children import resolve_children_ahead
 from pipeline.service.errors import HandlerError, RejectedEvent  # noqa: F401 - RejectedEvent re-exported
 from pipeline.service.handlers import Context, handle_self_harm, record_of, self_harm_child
 from pipeline.service.missing import handle_episode_event, handle_trigger_meeting, missing_report_child
@@ -39,14 +40,42 @@ CHILD_AHEAD: dict[str, Callable[[StorePort, dict[str, Any]], tuple[Identity, boo
 EPISODE_AHEAD = frozenset(name for name, handler in HANDLERS.items() if handler is handle_episode_event)
 
 
-def process(port: StorePort, event: EventRecord, ctx: Context, now: datetime) -> None:
+def resolve_ahead(port: StorePort, ctx: Context, batch: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """What a batch's events (event type, record; each one whose handler will run and has no match decision stored)
+    ask of the store one by one, asked together before they are handled, in the batch's unit of work: the missing
+    episodes they fold into, locked in one go (``episodes_for_update``); the children they will match
+    (``CHILD_AHEAD``), resolved together (``resolve_children_ahead``: matched once, new child ids issued together,
+    linked pupils read together); then the children of those episodes (linked before, or by this batch's reports),
+    locked in one go (``lock_children``: ``reconcile`` locks each) and what the missing pathway reads of each read
+    together (``read_children_ahead``). The caller calls ``ctx.forget_ahead()`` when the batch is over."""
+    episodes = sorted({record["episode_id"] for name, record in batch if name in EPISODE_AHEAD})
+    children: set[str] = set()
+    if episodes:
+        children.update(row.child_id for row in port.episodes_for_update(episodes) if row.child_id)
+    wanted: list[tuple[Identity, bool]] = []
+    of_episode: list[bool] = []
+    for name, record in batch:
+        if name in CHILD_AHEAD and (who := CHILD_AHEAD[name](port, record)) is not None:
+            wanted.append(who)
+            of_episode.append(name in EPISODE_AHEAD)
+    if wanted:
+        linked = resolve_children_ahead(port, ctx, wanted)
+        children.update(child_id for child_id, episode in zip(linked, of_episode, strict=True) if child_id and episode)
+    if children:
+        port.lock_children(sorted(children))
+        port.read_children_ahead(sorted(children))
+
+
+def process(port: StorePort, event: EventRecord, ctx: Context, now: datetime,
+            record: dict[str, Any] | None = None) -> None:
     """Run the event's handler and mark it processed, all in the caller's unit of work (``event`` is a record
-    that unit of work returned, so what is set on it is stored with the rest)."""
+    that unit of work returned, so what is set on it is stored with the rest). ``record``: the event's record when
+    the caller has decoded it already (``record_of``)."""
     handler = HANDLERS.get(event.event_type)
     if handler is None:
         raise HandlerError(f"no handler for event type {event.event_type}")
     with PROCESSING_SECONDS.labels(event.event_type).time():
-        handler(port, event, record_of(event), ctx, now)
+        handler(port, event, record if record is not None else record_of(event), ctx, now)
     event.processed_at = now
     event.next_attempt_at = event.held_at = None  # an event tried again after a failure is done with
     EVENTS_PROCESSED.labels(event.event_type).inc()

@@ -46,6 +46,23 @@ from pipeline.service.notify import (  # noqa: F401 - re-exported: the names oth
 DEAD_LETTERS = "dead-letters"
 
 
+# Match decisions a process keeps (``Context.match``) before it starts again with none: about 8.5 kB each (the
+# breakdown of every candidate shown), so at most about 35 MB.
+DECISIONS_KEPT = 4096
+
+
+@dataclass
+class _Decisions:
+    """Match decisions made in this process by (identity, urgent), all with one matcher over one generation of the
+    index: the matcher's decision is a function of the identity, the urgency, the candidates the index returns for
+    the identity and the index's statistics, so the same identity asked again gets the same decision."""
+
+    index: ReferenceIndex
+    generation: int
+    matcher: FellegiSunterMatcher
+    made: dict[tuple[Identity, bool], MatchDecision] = field(default_factory=dict)
+
+
 @dataclass
 class Context:
     policy: Policy
@@ -53,6 +70,7 @@ class Context:
     index: ReferenceIndex = field(default_factory=ReferenceIndex)
     # Decisions made ahead for a batch (``match_ahead``), per thread: (the unit of work, results by who was matched).
     _ahead: threading.local = field(default_factory=threading.local, repr=False, compare=False)
+    _decisions: _Decisions | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(cls, rules: dict[str, Any]) -> Context:
@@ -80,8 +98,27 @@ class Context:
         if ahead and self._ahead.port is port and (made := ahead.get((identity, urgent))):
             return made.pop()
         self.refresh(port)
-        candidates = self.index.candidates(identity)
-        return self.matcher.decide(identity, candidates, urgent=urgent, stats=self.index.stats), candidates
+        return self._decide(identity, urgent)
+
+    def _decide(self, identity: Identity, urgent: bool) -> tuple[MatchDecision, list[Candidate]]:
+        """The matcher's decision over the index's candidates, made once per (identity, urgency) while the index
+        (brought to the unit of work's reference version by ``refresh``) and the matcher stay as they are: a
+        reference change, a reload or a newer model starts the decisions kept afresh."""
+        index, matcher = self.index, self.matcher
+        generation = index.generation
+        kept = self._decisions
+        if kept is None or kept.index is not index or kept.generation != generation or kept.matcher is not matcher:
+            kept = self._decisions = _Decisions(index, generation, matcher)
+        # The candidates are fetched every time (a few tens of microseconds): the decision, most of the cost, is not.
+        candidates = index.candidates(identity)
+        decision = kept.made.get((identity, urgent))
+        if decision is None:
+            decision = matcher.decide(identity, candidates, urgent=urgent, stats=index.stats)
+            if index.generation == generation:  # not changed meanwhile (another thread applying reference changes)
+                if len(kept.made) >= DECISIONS_KEPT:
+                    kept.made.clear()
+                kept.made[identity, urgent] = decision
+        return decision, candidates
 
     def match_ahead(self, port: ReferenceReads, wanted: Sequence[tuple[Identity, bool]]
                     ) -> list[tuple[MatchDecision, list[Candidate]]]:

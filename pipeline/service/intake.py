@@ -17,7 +17,7 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,6 +63,19 @@ class Pending:
     index: int
     row: IntakeRow
     record: dict[str, Any]
+
+
+@dataclass
+class Prepared:
+    """Validated submissions not yet stored: an answer for each refused one (None for the rest, answered once
+    stored), the valid ones waiting for their transaction, and the dead letters to keep with them."""
+
+    results: list[IntakeResult | None] = field(default_factory=list)
+    pending: list[Pending] = field(default_factory=list)
+    dead: list[Refused] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.results)
 
 
 @dataclass(frozen=True)
@@ -155,6 +168,9 @@ class Intake:
         # Called in the committing thread after each commit that stored new events: the embedded runtime wakes
         # its consumer with it, with no hop through the request's event loop.
         self.on_stored: Callable[[], None] | None = None
+        # Whether committed records are kept for this process's consumer (``codec.hand_over``); a process with no
+        # consumer (``safeguard produce``) turns it off.
+        self.hand_over_records = True
 
     def submit(self, submission: Submission) -> IntakeResult:
         return self.submit_many([submission])[0]
@@ -207,19 +223,35 @@ class Intake:
 
     def submit_many(self, submissions: Iterable[Submission]) -> list[IntakeResult]:
         """Validate each, then store the valid ones and the dead letters in one transaction."""
-        results: list[IntakeResult | None] = []
-        pending: list[Pending] = []
-        dead: list[Refused] = []
+        return self.store_prepared([self.prepare(submissions)])
+
+    def prepare(self, submissions: Iterable[Submission]) -> Prepared:
+        """Validate each submission, with no write: what ``store_prepared`` stores. Apart so that a producer can
+        validate the next lines while it waits for the write lock (``safeguard produce``)."""
+        prepared = Prepared()
         for submission in submissions:
             decoded = self._decode(submission)
             if isinstance(decoded, IntakeResult):
                 if decoded.status_code == 422:
-                    dead.append(self._dead_letter(submission, decoded))
-                results.append(decoded)
+                    prepared.dead.append(self._dead_letter(submission, decoded))
+                prepared.results.append(decoded)
                 continue
-            pending.append(Pending(len(results), self._row(submission.event_type, decoded, submission.producer_id),
-                                   decoded))
-            results.append(None)
+            prepared.pending.append(Pending(len(prepared.results),
+                                            self._row(submission.event_type, decoded, submission.producer_id),
+                                            decoded))
+            prepared.results.append(None)
+        return prepared
+
+    def store_prepared(self, batches: Sequence[Prepared]) -> list[IntakeResult]:
+        """Store prepared batches in one transaction (one commit, one fsync); the answers, in order."""
+        results: list[IntakeResult | None] = []
+        pending: list[Pending] = []
+        dead: list[Refused] = []
+        for batch in batches:
+            offset = len(results)
+            results.extend(batch.results)
+            pending.extend(Pending(item.index + offset, item.row, item.record) for item in batch.pending)
+            dead.extend(batch.dead)
         if pending or dead:
             self._store(pending, dead, results)
         return [r for r in results if r is not None]
@@ -255,8 +287,9 @@ class Intake:
             for refused in dead:
                 self._store([], [refused], results)
             return
-        for item in new:  # committed: the consumer of this process takes the decoded record, not the JSON
-            codec.hand_over(item.row.event_type, item.row.record_json, item.record)
+        if self.hand_over_records:  # committed: the consumer of this process takes the decoded record, not the JSON
+            for item in new:
+                codec.hand_over(item.row.event_type, item.row.record_json, item.record)
         if new and self.on_stored is not None:
             self.on_stored()
 

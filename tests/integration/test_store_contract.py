@@ -203,6 +203,29 @@ def test_facts_for_child(store_backend: Backend) -> None:
         assert left is not None and left.enrolments == ()
 
 
+def test_facts_for_child_with_the_index_synced_find_an_involvement_recorded_without_a_upn(
+        store_backend: Backend) -> None:
+    """A linked pupil's facts with the match index synced (the handlers' case): an involvement recorded without a
+    UPN but with exactly the pupil's identity is the pupil's, loaded after the index was built as before it; one
+    of another child with the same family name and date of birth is not."""
+    index = ReferenceIndex()
+    with store_backend.units.unit_of_work() as port:
+        isla = port.child_id("upn:C999100100003")
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+        facts = port.facts_for_child(isla, DAY)
+        assert facts is not None and facts.involvements == ()
+    store_backend.load_reference("involvements", INVOLVEMENTS + (
+        ",,Isla,Fairbairn,2012-07-21,CHILD_IN_NEED,cin.worker@northshire.gov.example,CIN_TEAM,,,\n"
+        ",,Ivy,Fairbairn,2012-07-21,EARLY_HELP,erin.helper@northshire.gov.example,EARLY_HELP,,,\n"))
+    for built_now in (False, True):
+        with store_backend.units.unit_of_work() as port:
+            port.sync_match_index(ReferenceIndex() if built_now else index)
+            facts = port.facts_for_child(isla, DAY)
+            assert facts is not None
+            assert [(i.status, i.team) for i in facts.involvements] == [("CHILD_IN_NEED", "CIN_TEAM")]
+
+
 def test_team_of_person(store_backend: Backend) -> None:
     with store_backend.units.unit_of_work() as port:
         assert port.team_of_person("worker", "sam.worker@northshire.gov.example") == "CLA_TEAM"

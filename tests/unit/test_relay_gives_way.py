@@ -1,0 +1,115 @@
+"""The Kafka worker's relay gives way to the agents' batches record by record (``GivingWayPublisher``), within a
+budget per relay pass, and publishes what it was given as the wrapped publisher takes it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+from pipeline.runtimes.faust_app import BatchesFirst, GivingWayPublisher
+
+
+class Recording:
+    """A publisher that records what it was given and when."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[float, str, str, Any]] = []
+        self.flushed = 0
+
+    def publish(self, topic: str, key: str, record: dict[str, Any]) -> None:
+        self.published.append((time.monotonic(), topic, key, record))
+
+    def flush(self) -> None:
+        self.flushed += 1
+
+
+class RecordingJson(Recording):
+    def publish_json(self, topic: str, key: str, record_json: str) -> None:
+        self.published.append((time.monotonic(), topic, key, record_json))
+
+
+async def _batch_beside_relay(gate: BatchesFirst, batch_seconds: float, relay: Any) -> float:
+    """A batch that takes ``batch_seconds`` and, once it started, ``relay`` in a thread; when the batch ended."""
+    started = threading.Event()
+
+    def batch() -> float:
+        started.set()
+        time.sleep(batch_seconds)
+        return time.monotonic()
+
+    batch_task = asyncio.create_task(gate.batch(batch))
+    await asyncio.to_thread(started.wait)
+    await asyncio.to_thread(relay)
+    return await batch_task
+
+
+def test_the_relay_publishes_only_once_the_batch_in_progress_ended() -> None:
+    gate, inner = BatchesFirst(2.0), Recording()
+    publisher = GivingWayPublisher(inner, gate)
+
+    def relay() -> None:
+        publisher.new_pass()
+        publisher.publish("pathway-notifications", "k1", {"n": 1})
+        publisher.publish("deliveries", "k2", {"n": 2})
+        publisher.flush()
+
+    batch_ended = asyncio.run(_batch_beside_relay(gate, 0.3, relay))
+    assert [(topic, key, record) for _, topic, key, record in inner.published] == [
+        ("pathway-notifications", "k1", {"n": 1}), ("deliveries", "k2", {"n": 2})]
+    assert inner.published[0][0] >= batch_ended
+    assert inner.flushed == 1
+
+
+def test_a_relay_pass_waits_at_most_the_gates_budget_then_goes_on() -> None:
+    gate, inner = BatchesFirst(0.1), Recording()
+    publisher = GivingWayPublisher(inner, gate)
+    began: list[float] = []
+
+    def relay() -> None:
+        began.append(time.monotonic())
+        publisher.new_pass()
+        for n in range(5):
+            publisher.publish("deliveries", f"k{n}", {"n": n})
+
+    batch_ended = asyncio.run(_batch_beside_relay(gate, 1.5, relay))
+    assert len(inner.published) == 5
+    waited = inner.published[-1][0] - began[0]
+    assert 0.09 <= waited < 0.6  # one budget for the whole pass, not one per record
+    assert inner.published[-1][0] < batch_ended  # it did not wait for the long batch
+
+
+def test_without_a_batch_in_progress_the_relay_does_not_wait() -> None:
+    gate, inner = BatchesFirst(5.0), Recording()
+    publisher = GivingWayPublisher(inner, gate)
+    publisher.new_pass()
+    started = time.monotonic()
+    for n in range(20):
+        publisher.publish("deliveries", f"k{n}", {"n": n})
+    assert time.monotonic() - started < 0.5
+    assert len(inner.published) == 20
+
+
+def test_a_stored_body_reaches_the_wrapped_publisher_as_it_takes_it() -> None:
+    gate = BatchesFirst(1.0)
+    decoding, as_text = Recording(), RecordingJson()
+    GivingWayPublisher(decoding, gate).publish_json("deliveries", "k", '{"notification_id": "n1"}')
+    GivingWayPublisher(as_text, gate).publish_json("deliveries", "k", '{"notification_id": "n1"}')
+    assert decoding.published[0][1:] == ("deliveries", "k", {"notification_id": "n1"})
+    assert as_text.published[0][1:] == ("deliveries", "k", '{"notification_id": "n1"}')
+
+
+def test_after_its_flush_the_relay_waits_for_a_batch_before_marking_its_rows() -> None:
+    gate, inner = BatchesFirst(2.0), Recording()
+    publisher = GivingWayPublisher(inner, gate)
+    flushed_at: list[float] = []
+
+    def relay() -> None:
+        publisher.new_pass()
+        publisher.flush()  # nothing published: the wait is the flush's own
+        flushed_at.append(time.monotonic())
+
+    batch_ended = asyncio.run(_batch_beside_relay(gate, 0.3, relay))
+    assert inner.flushed == 1
+    assert flushed_at[0] >= batch_ended
