@@ -413,16 +413,21 @@ class ReferenceIndex:
         """The records under the event's keys, each once, in the order the keys first find them (a
         ``CandidateBlock``: the matcher scores it from the columns). Found once per identity while the contents
         stay as they are (``generation``): the same block again, which nobody changes."""
+        return self.candidates_at(identity)[1]
+
+    def candidates_at(self, identity: Identity) -> tuple[int, list[Candidate]]:
+        """``candidates`` with the generation they were found at, both read under the lock: what is kept per
+        generation (a match decision) is paired only with candidates of that same generation."""
         with self._lock:  # not during a build or a change: a reader waits for it, then finds what it made
             generation = self.generation
             kept = self._kept.get(identity)
             if kept is not None and kept[0] == generation:
-                return kept[1]
+                return generation, kept[1]
             found = self._candidates(identity)
             if len(self._kept) >= CANDIDATES_KEPT:
                 self._kept.clear()
             self._kept[identity] = (generation, found)
-            return found
+            return generation, found
 
     def _candidates(self, identity: Identity) -> CandidateBlock:
         prepared = prepared_event(identity)
