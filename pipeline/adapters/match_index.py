@@ -266,8 +266,6 @@ class ReferenceIndex:
         # replaced (a build empties the contents, not the lock): a worker arriving during another's build must
         # wait for it, not take a fresh lock, see the index unbuilt and empty it under the first one's matching.
         self._lock = threading.RLock()
-        # The candidates found for each identity, with the generation they were found at (``candidates``).
-        self._kept: dict[Identity, tuple[int, CandidateBlock]] = {}
         # Raised by every change of the contents (a build, a record added or removed): what was read or decided
         # from the index at one generation holds while it stays the same.
         self.generation = 0
@@ -276,6 +274,9 @@ class ReferenceIndex:
     def _empty(self) -> None:
         """No records: the contents as before the first build."""
         self.generation += 1
+        # The candidates found for each identity, with the generation they were found at (``candidates_at``):
+        # dropped with the contents, so no block found before keeps the old records and columns alive.
+        self._kept: dict[Identity, tuple[int, CandidateBlock]] = {}
         self.records: list[Candidate | None] = []
         self.columns = RecordColumns()
         self._id_of: dict[str, dict[str, int]] = {kind: {} for kind in SOURCE}
