@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
+from pipeline.runtimes import faust_app
 from pipeline.runtimes.faust_app import BatchesFirst, GivingWayPublisher
 
 
@@ -113,3 +117,47 @@ def test_after_its_flush_the_relay_waits_for_a_batch_before_marking_its_rows() -
     batch_ended = asyncio.run(_batch_beside_relay(gate, 0.3, relay))
     assert inner.flushed == 1
     assert flushed_at[0] >= batch_ended
+
+
+def _relay_passes(monkeypatch: pytest.MonkeyPatch, *, postgres: bool, full: list[bool]) -> tuple[Any, list[Any]]:
+    """``relay_until_idle`` over passes that come back full or not as ``full`` says; the services and, for each
+    pass, the publisher it was given and the budget each of its ``give_way`` calls had."""
+    gate = BatchesFirst(0.25)
+    asked: list[float] = []
+    real_give_way = gate.give_way
+
+    def give_way(most: float) -> float:
+        asked.append(most)
+        return real_give_way(most)
+
+    gate.give_way = give_way  # type: ignore[method-assign]
+    services = SimpleNamespace(store=SimpleNamespace(is_postgres=postgres), delivery=None, publisher=Recording(),
+                               clock=lambda: None)
+    passes: list[Any] = []
+    answers = iter(full)
+
+    def relay_pass(store: Any, delivery: Any, publisher: Any, now: Any) -> tuple[int, bool]:
+        asked.clear()
+        publisher.publish("deliveries", "k", {"n": len(passes)})
+        publisher.flush()
+        passes.append((publisher, list(asked)))
+        return 1, next(answers)
+
+    monkeypatch.setattr(faust_app, "relay_pass", relay_pass)
+    asyncio.run(faust_app.relay_until_idle(gate, services, faust_app.giving_way_publisher(services, gate)))  # type: ignore[arg-type]
+    return services, passes
+
+
+def test_a_pass_after_a_full_pass_does_not_give_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, passes = _relay_passes(monkeypatch, postgres=True, full=[True, True, False])
+    assert len(passes) == 3  # until a pass was not full
+    assert all(isinstance(publisher, GivingWayPublisher) for publisher, _ in passes)
+    budgets = [asked for _, asked in passes]
+    assert budgets[0] == [0.25, 0.25]  # a small pass (no backlog before it) gives way, within the gate's budget
+    assert budgets[1] == budgets[2] == [0.0, 0.0]  # a backlog: no way given, so no wait, within the pass
+
+
+def test_on_sqlite_the_relay_publishes_without_giving_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    services, passes = _relay_passes(monkeypatch, postgres=False, full=[False])
+    assert [(publisher, asked) for publisher, asked in passes] == [(services.publisher, [])]
+    assert len(services.publisher.published) == 1
