@@ -129,6 +129,8 @@ class IntakeConsumer:
                 # Cleared before the batch's query: an event committed after the query sets it again, and one
                 # committed before is in the batch, so no wake-up is lost and none costs an empty query.
                 self.wake.clear()
+                if watch is not None:
+                    self._look(watch)  # the baseline: a commit from here on, even during the batch, is seen
                 started = time.monotonic()
                 try:
                     handled = self.run_once(limit)
@@ -149,13 +151,26 @@ class IntakeConsumer:
                     self.wake.wait(poll_seconds)
                 else:
                     self._watch(watch, watch_seconds, poll_seconds)
+        except BaseException as error:
+            # Nothing else restarts this thread: say so loudly (type only) rather than stop processing quietly.
+            log.critical("intake consumer stopped (%s): events are accepted but not processed",
+                         type(error).__name__)
+            raise
         finally:
             if watch is not None:
                 watch.close()
 
+    @staticmethod
+    def _look(watch: CommitWatch) -> bool:
+        """Whether a commit happened since the last look; False when the look failed (the poll still comes)."""
+        try:
+            return watch.changed()
+        except Exception as error:  # noqa: BLE001 - e.g. the file briefly unavailable: the next look tries again
+            log.error("intake consumer watch error (%s)", type(error).__name__)
+            return False
+
     def _watch(self, watch: CommitWatch, every_seconds: float, poll_seconds: float) -> None:
         """Wait for ``wake``, another connection's commit that left due events, or ``poll_seconds``."""
-        watch.changed()  # from now on
         deadline = time.monotonic() + poll_seconds
         while not self.wake.wait(min(every_seconds, max(deadline - time.monotonic(), 0))):
             if time.monotonic() >= deadline:
@@ -165,4 +180,5 @@ class IntakeConsumer:
                     return
             except Exception as error:  # noqa: BLE001 - the poll still comes; the next look tries again
                 log.error("intake consumer watch error (%s)", type(error).__name__)
+                self.wake.wait(max(deadline - time.monotonic(), 0))  # no tight loop while the error lasts
                 return

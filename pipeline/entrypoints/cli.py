@@ -18,7 +18,9 @@ from pipeline.settings import Settings
 ROLES = ", ".join(r.value for r in Role)
 KINDS = "schools, pupils, ehe, involvements, teams"
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Safeguarding partnership pipeline.")
+# An uncaught error's traceback never shows local variables: they can hold a child's details.
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  help="Safeguarding partnership pipeline.")
 users_app = typer.Typer(no_args_is_help=True, help=f"Manage users. Roles: {ROLES}.")
 app.add_typer(users_app, name="users")
 match_app = typer.Typer(no_args_is_help=True, help="The matcher: train it, measure it, make a labelled set.")

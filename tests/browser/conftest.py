@@ -53,7 +53,9 @@ def served(tmp_path: Path) -> Iterator[tuple[Pipeline, str]]:
         yield pair
 
 
-@pytest.fixture(scope="session")
+# One Chromium per test module, not per session: while Playwright's sync API is started, the main thread has a
+# running asyncio loop, and every later test calling asyncio.run() (the worker's unit tests) would fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     executable = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(executable).exists():

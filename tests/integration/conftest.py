@@ -114,6 +114,14 @@ def start_pipeline(tmp_path: Path, overrides: dict[str, Any] | None = None,
     return Pipeline(services, TestClient(create_app(services)), clock, tokens)
 
 
+@pytest.fixture
+def sqlite_pipeline(tmp_path: Path) -> Iterator[Pipeline]:
+    """The pipeline on SQLite only (for what only the embedded runtime does)."""
+    p = start_pipeline(tmp_path)
+    yield p
+    p.services.store.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pipeline]:
     """The store port's contract: every test using this runs against SQLite and against real PostgreSQL."""

@@ -5,28 +5,18 @@ from __future__ import annotations
 import re
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlmodel import select
 
 from pipeline.adapters import tables as t
 from pipeline.entrypoints.api import NOT_FOUND
-from tests.integration.conftest import Pipeline, start_pipeline
+from tests.integration.conftest import Pipeline
 from tests.integration.test_missing_api import reported
 from tests.support.world import AMELIA, JACOB, attendance
 
 NEXT = re.compile(r'^<(/[^>]*)>; rel="next"$')
-
-
-@pytest.fixture
-def sqlite_pipeline(tmp_path: Path) -> Iterator[Pipeline]:
-    p = start_pipeline(tmp_path)
-    yield p
-    p.services.store.dispose()
 
 
 def insert_notifications(pipeline: Pipeline, count: int, school_urn: str, minutes_after: int = 0) -> list[str]:
