@@ -79,7 +79,7 @@ def outbox_due(session: Session, limit: int, *, postgres: bool) -> list[Any]:
     return _outbox_due(limit, postgres).rows(session.connection())
 
 
-def mark_relayed(session: Session, ids: list[int], now: datetime, *, postgres: bool = False) -> None:
+def mark_relayed(session: Session, ids: list[int], now: datetime, *, postgres: bool) -> None:
     if not ids:
         return
     if postgres:

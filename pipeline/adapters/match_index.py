@@ -266,8 +266,6 @@ class ReferenceIndex:
         # replaced (a build empties the contents, not the lock): a worker arriving during another's build must
         # wait for it, not take a fresh lock, see the index unbuilt and empty it under the first one's matching.
         self._lock = threading.RLock()
-        # The candidates found for each identity, with the generation they were found at (``candidates``).
-        self._kept: dict[Identity, tuple[int, CandidateBlock]] = {}
         # Raised by every change of the contents (a build, a record added or removed): what was read or decided
         # from the index at one generation holds while it stays the same.
         self.generation = 0
@@ -276,6 +274,9 @@ class ReferenceIndex:
     def _empty(self) -> None:
         """No records: the contents as before the first build."""
         self.generation += 1
+        # The candidates found for each identity, with the generation they were found at (``candidates_at``):
+        # dropped with the contents, so no block found before keeps the old records and columns alive.
+        self._kept: dict[Identity, tuple[int, CandidateBlock]] = {}
         self.records: list[Candidate | None] = []
         self.columns = RecordColumns()
         self._id_of: dict[str, dict[str, int]] = {kind: {} for kind in SOURCE}
@@ -413,16 +414,21 @@ class ReferenceIndex:
         """The records under the event's keys, each once, in the order the keys first find them (a
         ``CandidateBlock``: the matcher scores it from the columns). Found once per identity while the contents
         stay as they are (``generation``): the same block again, which nobody changes."""
+        return self.candidates_at(identity)[1]
+
+    def candidates_at(self, identity: Identity) -> tuple[int, list[Candidate]]:
+        """``candidates`` with the generation they were found at, both read under the lock: what is kept per
+        generation (a match decision) is paired only with candidates of that same generation."""
         with self._lock:  # not during a build or a change: a reader waits for it, then finds what it made
             generation = self.generation
             kept = self._kept.get(identity)
             if kept is not None and kept[0] == generation:
-                return kept[1]
+                return generation, kept[1]
             found = self._candidates(identity)
             if len(self._kept) >= CANDIDATES_KEPT:
                 self._kept.clear()
             self._kept[identity] = (generation, found)
-            return found
+            return generation, found
 
     def _candidates(self, identity: Identity) -> CandidateBlock:
         prepared = prepared_event(identity)

@@ -66,12 +66,11 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
     async def deadline_sweep() -> None:
         await gate.timer_work("deadline sweep", sweep, services.store, services.ctx, services.clock())
 
-    publisher = GivingWayPublisher(services.publisher, gate)
+    publisher = giving_way_publisher(services, gate)
 
     @app.timer(interval=float(runtime.get("relay_interval_seconds", 1)))
     async def outbox_relay() -> None:
-        while await gate.timer_work("outbox relay", _relay_pass, services, publisher):
-            pass
+        await relay_until_idle(gate, services, publisher)
 
     @app.timer(interval=float(runtime.get("retry_interval_seconds", 1)))
     async def failed_event_retries() -> None:
@@ -83,8 +82,25 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
     return app
 
 
-def _relay_pass(services: Services, publisher: GivingWayPublisher) -> bool:
-    publisher.new_pass()
+def giving_way_publisher(services: Services, gate: BatchesFirst) -> GivingWayPublisher | None:
+    """The relay's publisher giving way to batches, on PostgreSQL only: on SQLite a relay pass's transaction holds
+    the Store's write lock for the whole pass, so a batch would wait for the relay while the relay waited for it."""
+    return GivingWayPublisher(services.publisher, gate) if services.store.is_postgres else None
+
+
+async def relay_until_idle(gate: BatchesFirst, services: Services, publisher: GivingWayPublisher | None) -> None:
+    """Relay passes, each between the agents' batches, until one is not full (or fails). A pass after a full one
+    (a backlog) does not give way within itself: giving way in every pass of a backlog halved the relay's floor,
+    and the outbox could fall behind a steady load without bound."""
+    backlog = False
+    while backlog := bool(await gate.timer_work("outbox relay", _relay_pass, services, publisher, backlog)):
+        pass
+
+
+def _relay_pass(services: Services, publisher: GivingWayPublisher | None, backlog: bool) -> bool:
+    if publisher is None:
+        return relay_pass(services.store, services.delivery, services.publisher, services.clock())[1]
+    publisher.new_pass(give_way=not backlog)
     return relay_pass(services.store, services.delivery, publisher, services.clock())[1]
 
 
@@ -161,8 +177,9 @@ class GivingWayPublisher:
         self.gate = gate
         self._left = gate.most
 
-    def new_pass(self) -> None:
-        self._left = self.gate.most
+    def new_pass(self, *, give_way: bool = True) -> None:
+        """A relay pass begins: with the gate's budget for giving way, or none (a backlog: it goes straight on)."""
+        self._left = self.gate.most if give_way else 0.0
 
     def publish(self, topic: str, key: str, record: dict[str, Any]) -> None:
         self._left -= self.gate.give_way(self._left)

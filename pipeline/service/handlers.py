@@ -105,12 +105,13 @@ class Context:
         (brought to the unit of work's reference version by ``refresh``) and the matcher stay as they are: a
         reference change, a reload or a newer model starts the decisions kept afresh."""
         index, matcher = self.index, self.matcher
-        generation = index.generation
+        # The candidates are fetched every time (a few tens of microseconds): the decision, most of the cost, is not.
+        # Their generation, read with them under the index's lock, chooses the decisions kept: a decision made
+        # over an older (or newer) generation's candidates is never paired with these.
+        generation, candidates = index.candidates_at(identity)
         kept = self._decisions
         if kept is None or kept.index is not index or kept.generation != generation or kept.matcher is not matcher:
             kept = self._decisions = _Decisions(index, generation, matcher)
-        # The candidates are fetched every time (a few tens of microseconds): the decision, most of the cost, is not.
-        candidates = index.candidates(identity)
         decision = kept.made.get((identity, urgent))
         if decision is None:
             decision = matcher.decide(identity, candidates, urgent=urgent, stats=index.stats)

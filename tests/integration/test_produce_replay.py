@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func
+from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 import consumers.intake_consumer as consumer_module
@@ -209,35 +211,53 @@ def test_a_backlog_is_taken_in_batches_that_grow_to_the_bound_and_shrink_after(
     assert limits[:6] == [2, 4, 8, 8, 8, 2]
 
 
-def test_a_producer_killed_mid_file_loses_nothing_it_reported_and_a_second_run_completes_it_once(
+def test_a_producer_killed_between_its_batches_mid_file_keeps_those_batches_and_a_second_run_stores_the_rest_once(
         tmp_path: Path) -> None:
-    """SIGKILL `safeguard produce` once some of its batches are committed: what is stored is whole events, and
-    sending the same file again stores the rest, each event once (the stored ones answer as accepted)."""
+    """SIGKILL `safeguard produce` while the test holds SQLite's write lock after some of its batches committed
+    (so it is provably mid-file: it cannot commit another batch): what is stored is whole events, and sending the
+    same file again stores the rest, each event once (the stored ones answer as accepted)."""
+    total = 12_000  # at least six transactions (``MAX_BATCH`` lines each at most): gaps between them to take
     settings = make_settings(tmp_path)
     store = Store(settings.database_url)
     store.migrate()
     path = tmp_path / "events.jsonl"
-    write_lines(path, [attendance(AMELIA if n % 2 else OLIVER) for n in range(3000)], {})
+    write_lines(path, [attendance(AMELIA if n % 2 else OLIVER) for n in range(total)], {})
     env = {**os.environ, "SAFEGUARD_DATABASE_URL": settings.database_url}
     env.pop("SAFEGUARD_CONFIG", None)
     command = [sys.executable, "-m", "pipeline.entrypoints.cli", "produce", TYPE, str(path)]
+    database = make_url(settings.database_url).database
+    assert database
+    holder = sqlite3.connect(database, timeout=0, isolation_level=None)
+    count_events = f"SELECT count(*) FROM {t.Event.__tablename__}"
     try:
         killed = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while counts(store)[0] == 0 and killed.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        killed.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while holder.execute(count_events).fetchone()[0] == 0:  # the first batch, without taking the lock
+            assert killed.poll() is None and time.monotonic() < deadline, "the producer ended before a batch"
+            time.sleep(0.005)
+        while True:  # the write lock, between two of the producer's batches
+            assert killed.poll() is None and time.monotonic() < deadline, "the producer ended before the lock"
+            try:
+                holder.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError:  # the producer is writing a batch
+                continue
+        stored_before = holder.execute(count_events).fetchone()[0]
+        killed.send_signal(signal.SIGKILL)  # the lock is still ours: the producer cannot have committed since
         killed.communicate(timeout=30)
-        stored_before = counts(store)[0]
-        assert 0 < stored_before <= 3000
+        holder.execute("ROLLBACK")
+        assert killed.returncode == -signal.SIGKILL
+        assert 0 < stored_before < total
+        assert counts(store)[0] == stored_before
         again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert again.returncode == 0, again.stderr
-        assert "3000 accepted, 0 rejected" in again.stdout
+        assert f"{total} accepted, 0 rejected" in again.stdout
         with store.read() as session:
             ids = session.exec(select(t.Event.event_id)).all()
-        assert len(ids) == len(set(ids)) == 3000
-        assert counts(store) == (3000, 0)
+        assert len(ids) == len(set(ids)) == total
+        assert counts(store) == (total, 0)
     finally:
+        holder.close()
         store.dispose()
 
 

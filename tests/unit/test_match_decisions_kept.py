@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 
 from pipeline import codec
+from pipeline.adapters.match_index import SOURCE
 from pipeline.adapters.memory_store import MemoryStore
 from pipeline.domain.events import identity_from_record
 from pipeline.domain.fellegi_sunter import FellegiSunterMatcher
+from pipeline.domain.matching import group_people
 from pipeline.domain.model import MatchOutcome
 from pipeline.service.handlers import Context
 from tests.support.world import AMELIA, PUPILS, UNKNOWN, attendance
@@ -70,3 +72,46 @@ def test_a_reference_reload_or_a_new_model_decides_again(store: MemoryStore, ctx
     with store.unit_of_work() as port:
         ctx.match(port, amelia, urgent=False)
     assert decided == ["Amelia"]
+
+
+class _ChangeOnNextLock:
+    """The index's lock, which runs ``change`` (under the real lock) the next time a reader takes it once armed:
+    another thread changing the index between a reader's steps, made deterministic."""
+
+    def __init__(self, lock: Any) -> None:
+        self.lock, self.change = lock, None
+
+    def __enter__(self) -> Any:
+        entered = self.lock.__enter__()
+        change, self.change = self.change, None
+        if change is not None:
+            change()
+        return entered
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.lock.__exit__(*exc)
+
+
+def test_a_kept_decision_is_never_paired_with_candidates_of_a_newer_index(store: MemoryStore, ctx: Context,
+                                                                           amelia: Any) -> None:
+    with store.unit_of_work() as port:
+        linked, candidates = ctx.match(port, amelia, urgent=False)
+    assert linked.outcome is MatchOutcome.LINKED and linked.person_key in group_people(candidates)
+    index = ctx.index
+    linked_records = group_people(candidates)[linked.person_key]
+    table = {source: table for table, source in SOURCE.items()}
+    gate = index._lock = _ChangeOnNextLock(index._lock)  # type: ignore[assignment]
+    real_refresh = ctx.refresh
+
+    def refresh_then_change(port: Any) -> None:
+        real_refresh(port)  # the unit of work's version check, then another thread drops the linked records
+        gate.change = lambda: [index.remove(table[c.source], c.record_key) for c in linked_records]
+
+    ctx.refresh = refresh_then_change  # type: ignore[method-assign]
+    decided = _counting(ctx)
+    with store.unit_of_work() as port:
+        decision, candidates = ctx.match(port, amelia, urgent=False)
+    assert gate.change is None  # the change happened, between the version check and the candidates
+    assert not {c.record_key for c in candidates} & {c.record_key for c in linked_records}
+    assert decided == ["Amelia"]  # decided again, over the candidates returned
+    assert decision.person_key is None or decision.person_key in group_people(candidates)

@@ -189,8 +189,9 @@ def test_children_resolved_ahead_are_the_handlers_decisions_once_in_that_unit_of
     another unit of work."""
     first, second = attendance(AMELIA), attendance(AMELIA)
     matched: list[str] = []
-    real = ctx.index.candidates
-    ctx.index.candidates = lambda identity, *a, **k: matched.append(identity.given_name) or real(identity, *a, **k)
+    real = ctx.index.candidates_at
+    ctx.index.candidates_at = (  # type: ignore[method-assign]
+        lambda identity, *a, **k: matched.append(identity.given_name) or real(identity, *a, **k))
     who = handlers.self_harm_child(store, codec.from_json("self-harm-attendance", first))
     assert who is not None
     assert who == (identity_from_record(codec.from_json("self-harm-attendance", first)["child"]), False)
