@@ -209,13 +209,13 @@ def _candidate_look_ups(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> 
     """The given names the matching index is asked for candidates of, from now on, in order."""
     index = pipeline.services.ctx.index
     looked_up: list[str] = []
-    real_candidates = index.candidates
+    real_candidates_at = index.candidates_at  # what the matcher asks (``candidates`` asks it too)
 
-    def candidates(identity: Any, *args: Any, **kwargs: Any) -> Any:
+    def candidates_at(identity: Any, *args: Any, **kwargs: Any) -> Any:
         looked_up.append(identity.given_name)
-        return real_candidates(identity, *args, **kwargs)
+        return real_candidates_at(identity, *args, **kwargs)
 
-    monkeypatch.setattr(index, "candidates", candidates)
+    monkeypatch.setattr(index, "candidates_at", candidates_at)
     return looked_up
 
 
