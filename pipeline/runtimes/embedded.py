@@ -94,7 +94,7 @@ class EmbeddedRuntime:
         freeze_start_up_objects()
         self.sweep_once()  # whatever fell due while we were down fires now, once
         consumer = threading.Thread(target=self.consumer.run_forever, args=(self.stop,), name="intake-consumer",
-                                    kwargs={"watch_seconds": float(runtime.get("commit_watch_seconds", 0.01))},
+                                    kwargs={"watch_seconds": float(runtime.get("commit_watch_seconds", 0.05))},
                                     daemon=True)
         consumer.start()
         self._threads.append(consumer)
