@@ -28,10 +28,19 @@ from pipeline.adapters import tables as t
 from pipeline.adapters.intake_rows import StoreWriteFailed
 from pipeline.adapters.store import Store
 from pipeline.service.intake import Intake, Prepared, Submission
-from tests.integration.conftest import Pipeline, make_settings, start_pipeline
+from tests.integration.conftest import Pipeline, make_settings
 from tests.support.world import AMELIA, OLIVER, attendance
 
 TYPE = "self-harm-attendance"
+
+
+def counts_at(url: str) -> tuple[int, int]:
+    """Events and dead letters stored in the database at ``url`` (a store opened for the question, then closed)."""
+    store = Store(url)
+    try:
+        return counts(store)
+    finally:
+        store.dispose()
 
 
 def counts(store: Store) -> tuple[int, int]:
@@ -72,11 +81,7 @@ def test_produce_stores_what_it_validated_in_bounded_batches_and_reports_bad_lin
     assert "line 10: consent: must be one of" in err
     assert "PERHAPS" not in err  # reasons name fields, never values
     assert sum(batches) == 15 and max(batches) <= 5
-    store = Store(settings.database_url)
-    try:
-        assert counts(store) == (12, 2)
-    finally:
-        store.dispose()
+    assert counts_at(settings.database_url) == (12, 2)
 
 
 def test_a_batch_the_database_refused_is_tried_again_and_stored_once(
@@ -100,11 +105,7 @@ def test_a_batch_the_database_refused_is_tried_again_and_stored_once(
     out, err = capsys.readouterr()
     assert out.strip().endswith("7 accepted, 0 rejected")
     assert "the database refused a batch (OperationalError); trying it again" in err
-    store = Store(settings.database_url)
-    try:
-        assert counts(store) == (7, 0)
-    finally:
-        store.dispose()
+    assert counts_at(settings.database_url) == (7, 0)
 
 
 def test_a_database_that_keeps_refusing_stops_the_run_with_what_was_stored_and_what_to_do(
@@ -129,18 +130,7 @@ def test_a_database_that_keeps_refusing_stops_the_run_with_what_was_stored_and_w
     _, err = capsys.readouterr()
     assert "2 accepted, 0 rejected before the database refused a batch 20 times (OperationalError); the lines " \
            "after line 2 were not stored: send the file again" in err
-    store = Store(settings.database_url)
-    try:
-        assert counts(store) == (2, 0)
-    finally:
-        store.dispose()
-
-
-@pytest.fixture
-def sqlite_pipeline(tmp_path: Path) -> Any:
-    p = start_pipeline(tmp_path)
-    yield p
-    p.services.store.dispose()
+    assert counts_at(settings.database_url) == (2, 0)
 
 
 def run_consumer(pipeline: Pipeline, **options: Any) -> tuple[IntakeConsumer, threading.Event, threading.Thread]:
