@@ -173,15 +173,20 @@ def produce_throughput(target: Target, events: int) -> dict[str, float]:
     return produce(target, [("self-harm-attendance", path)], events)
 
 
-def replay(target: Target, events: int) -> dict[str, float]:
-    """A replay: ``events`` self-harm attendances and missing reports, half each, through `safeguard produce`."""
+def replay_files(target: Target, events: int) -> list[tuple[str, Path]]:
+    """A replay's input: ``events`` self-harm attendances and missing reports, half each, one file per type."""
     rng = random.Random(4)
     files = []
     for event_type, make in (("self-harm-attendance", target.event), ("missing-reported", target.missing_report)):
         path = target.tmp / f"replay-{event_type}.jsonl"
         path.write_text("\n".join(json.dumps(make(rng)) for _ in range(events // 2)) + "\n")
         files.append((event_type, path))
-    return produce(target, files, events // 2 * 2)
+    return files
+
+
+def replay(target: Target, events: int) -> dict[str, float]:
+    """A replay: ``events`` self-harm attendances and missing reports, half each, through `safeguard produce`."""
+    return produce(target, replay_files(target, events), events // 2 * 2)
 
 
 def latency(target: Target, rate: float, duration: float) -> dict[str, float]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import resource
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_intake import Target  # noqa: E402
+from bench.bench_intake import Target, replay_files  # noqa: E402
 from bench.processes import wait_healthy  # noqa: E402
 from bench.results_file import append, machine  # noqa: E402
 
@@ -47,12 +46,7 @@ class ProbedTarget(Target):
 
 
 def replay(target: ProbedTarget, events: int) -> dict[str, Any]:
-    rng = random.Random(4)
-    files = []
-    for event_type, make in (("self-harm-attendance", target.event), ("missing-reported", target.missing_report)):
-        path = target.tmp / f"replay-{event_type}.jsonl"
-        path.write_text("\n".join(json.dumps(make(rng)) for _ in range(events // 2)) + "\n")
-        files.append((event_type, path))
+    files = replay_files(target, events)
     cpu = target.cpu()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
