@@ -5,6 +5,7 @@ another connection committed at once, not at its next poll."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,19 +86,24 @@ def test_produce_stores_what_it_validated_in_bounded_batches_and_reports_bad_lin
     assert counts_at(settings.database_url) == (12, 2)
 
 
+def refuse_stores(monkeypatch: pytest.MonkeyPatch, refused: Callable[[int], bool]) -> None:
+    """``Intake.store_prepared`` refuses (``StoreWriteFailed``, as a database that stays locked) each call whose
+    number, counted from 0, ``refused`` picks; the others store as usual."""
+    store_prepared = Intake.store_prepared
+    calls = itertools.count()
+
+    def maybe_refused(intake: Intake, prepared: list[Prepared]) -> Any:
+        if refused(next(calls)):
+            raise StoreWriteFailed("OperationalError")
+        return store_prepared(intake, prepared)
+
+    monkeypatch.setattr(Intake, "store_prepared", maybe_refused)
+
+
 def test_a_batch_the_database_refused_is_tried_again_and_stored_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(producer, "RETRY_PAUSE_SECONDS", 0)
-    refusals = iter([StoreWriteFailed("OperationalError")])
-    store_prepared = Intake.store_prepared
-
-    def locked_once(intake: Intake, prepared: list[Prepared]) -> Any:
-        refusal = next(refusals, None)
-        if refusal is not None:
-            raise refusal
-        return store_prepared(intake, prepared)
-
-    monkeypatch.setattr(Intake, "store_prepared", locked_once)
+    refuse_stores(monkeypatch, lambda call: call == 0)  # locked once
     path = tmp_path / "events.jsonl"
     write_lines(path, [attendance(AMELIA) for _ in range(7)], {})
     settings = make_settings(tmp_path)
@@ -113,15 +120,7 @@ def test_a_database_that_keeps_refusing_stops_the_run_with_what_was_stored_and_w
     monkeypatch.setattr(producer, "RETRY_PAUSE_SECONDS", 0)
     monkeypatch.setattr(producer, "CHUNK", 2)
     monkeypatch.setattr(producer, "MAX_BATCH", 3)
-    store_prepared = Intake.store_prepared
-    calls = iter(range(1000))
-
-    def refusing_after_the_first(intake: Intake, prepared: list[Prepared]) -> Any:
-        if next(calls) > 0:
-            raise StoreWriteFailed("OperationalError")
-        return store_prepared(intake, prepared)
-
-    monkeypatch.setattr(Intake, "store_prepared", refusing_after_the_first)
+    refuse_stores(monkeypatch, lambda call: call > 0)  # every batch after the first
     path = tmp_path / "events.jsonl"
     write_lines(path, [attendance(AMELIA) for _ in range(9)], {})
     settings = make_settings(tmp_path)
