@@ -42,7 +42,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,19 @@ def instrument(stages: Stages) -> None:
     records.process = routed  # type: ignore[assignment]
 
 
+@contextmanager
+def pinned_worker_database() -> Iterator[tuple[dict[str, str], dict[str, str], list[dict[str, str]]]]:
+    """This process pinned to core 0 (as bench_kafka pins the worker), the broker and PostgreSQL started, and a
+    fresh database with the demo reference data made and set in this process's environment, for as long as the
+    block runs: the services' settings, the database's environment and its pupils."""
+    os.sched_setaffinity(0, {0})
+    services = services_env()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        env, pupils = fresh_database(services, Path(tmp_name))
+        os.environ.update(env)
+        yield services, env, pupils
+
+
 def fresh_database(services: dict[str, str], tmp: Path) -> tuple[dict[str, str], list[dict[str, str]]]:
     """A new PostgreSQL database with the demo reference data bench_kafka.py loads; its environment and pupils."""
     admin = services["SAFEGUARD_POSTGRES_ADMIN_URL"].replace("+psycopg", "")
@@ -163,11 +177,7 @@ def main() -> None:
     parser.add_argument("--append", action="store_true", help="append the table to --results")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "kafka.md")
     args = parser.parse_args()
-    os.sched_setaffinity(0, {0})
-    services = services_env()
-    with tempfile.TemporaryDirectory() as tmp_name:
-        env, pupils = fresh_database(services, Path(tmp_name))
-        os.environ.update(env)
+    with pinned_worker_database() as (services, env, pupils):
         from sqlalchemy import event as sa_event
 
         from consumers.kafka_records import Delivery, handle_batch

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_intake import Target  # noqa: E402
-from bench.bench_kafka import load_average, services_env  # noqa: E402
-from bench.profile_worker import fresh_database  # noqa: E402
+from bench.bench_kafka import load_average  # noqa: E402
+from bench.profile_worker import pinned_worker_database  # noqa: E402
 from bench.results_file import append, machine  # noqa: E402
 
 CASES = ("no relay", "relay as before (one burst)", "relay giving way")
@@ -45,11 +43,7 @@ def main() -> None:
     parser.add_argument("--append", action="store_true", help="append the figures to --results")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "kafka.md")
     args = parser.parse_args()
-    os.sched_setaffinity(0, {0})
-    services = services_env()
-    with tempfile.TemporaryDirectory() as tmp_name:
-        env, pupils = fresh_database(services, Path(tmp_name))
-        os.environ.update(env)
+    with pinned_worker_database() as (_, env, pupils):
         from faust.serializers import codecs as faust_codecs
 
         from consumers.kafka_records import Delivery, handle_batch
