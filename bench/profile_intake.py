@@ -318,7 +318,7 @@ def main() -> None:
         "CPU is thread CPU, exclusive by stage, with timing wrappers in place",
     ])
     with args.results.open("a", encoding="utf-8") as handle:
-        handle.write("\n".join(table[1:]) + "\n")
+        handle.write("\n".join(table) + "\n")  # a blank line before the table, or it is not one
     print(section)
 
 
