@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, bindparam, func, insert
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from pipeline.adapters import tables as t
@@ -33,7 +32,6 @@ _EPISODES_FOR_UPDATE = sa_select(EPISODE).where(EPISODE.c.episode_id.in_(bindpar
 _NEW_EPISODES = (f"INSERT INTO missingepisode ({', '.join(EPISODE.c.keys())}) SELECT {', '.join(EPISODE.c.keys())}"
                  " FROM json_populate_recordset(NULL::missingepisode, %s::json) ON CONFLICT DO NOTHING"
                  " RETURNING episode_id")
-_EPISODE_INSERT_IF_NEW = DriverStatement(sqlite_insert(EPISODE).on_conflict_do_nothing())
 _EPISODES_OF_CHILD = DriverStatement(sa_select(EPISODE).where(EPISODE.c.child_id == bindparam("child_id")))
 _EPISODES_OF_CHILDREN = sa_select(EPISODE).where(EPISODE.c.child_id.in_(bindparam("child_ids", expanding=True))) \
     .order_by(EPISODE.c.episode_id)
@@ -96,7 +94,9 @@ class EpisodeQueries:
                 self._locked_episodes.add(episode_id)
                 return known
         found = self._episode_row(query, episode_id)
-        if found is None:
+        if found is None and not self.postgres:
+            found = self._new_sqlite_episode(episode_id)
+        elif found is None:
             created = EpisodeRow.new(episode_id=episode_id, updated_at=t.utcnow())
             if self._insert_guarded(EPISODE, values_of(created)):
                 self._episodes.stored(created)
@@ -139,24 +139,28 @@ class EpisodeQueries:
         return [self.episode_for_update(episode_id) for episode_id in wanted]
 
     def _sqlite_episodes_ahead(self, episode_ids: list[str]) -> None:
-        """SQLite (this unit of work holds the write lock from its start): the stored episodes of ``episode_ids``
-        read in one statement and the new ones inserted in one executemany (``ON CONFLICT DO NOTHING``), where
-        ``episode_for_update`` of each reads, then inserts, one by one. A row the insert did not write (its count
-        short) is left to ``episode_for_update``, which reads it."""
+        """SQLite: the stored episodes of ``episode_ids`` read in one statement, and the new ones buffered, each
+        inserted at the next write point as it is by then (``_new_sqlite_episode``), where ``episode_for_update``
+        of each reads them one by one."""
         if not episode_ids:
             return
         connection = self.session.connection()
         self._episodes.loaded(connection.execute(_EPISODES_FOR_UPDATE, {"episode_ids": episode_ids}).all(),
                               EpisodeRow)
-        created = [EpisodeRow.new(episode_id=episode_id, updated_at=t.utcnow()) for episode_id in episode_ids
-                   if episode_id not in self._episodes.by_id]
-        if created and _EPISODE_INSERT_IF_NEW.run_many(connection, [values_of(row) for row in created]).count() \
-                == len(created):
-            for row in created:
-                self._episodes.stored(row)
         for episode_id in episode_ids:
-            if episode_id in self._episodes.by_id:
-                self._locked_episodes.add(episode_id)
+            if episode_id not in self._episodes.by_id:
+                self._new_sqlite_episode(episode_id)
+            self._locked_episodes.add(episode_id)
+
+    def _new_sqlite_episode(self, episode_id: str) -> EpisodeRow:
+        """A new episode on SQLite, just read as absent: buffered, so it is inserted once with what the unit of work
+        puts in it (one row written, where inserting it at once, then updating it at the commit, wrote two). No
+        other writer can insert it meanwhile: this unit of work holds the write lock from its start (``BEGIN
+        IMMEDIATE``); a deferred one that had to wait for it would fail at its first write anyway, its snapshot
+        (the read that found no episode) being older than the other writer's commit."""
+        created = EpisodeRow.new(episode_id=episode_id, updated_at=t.utcnow())
+        self._episodes.buffer(created)
+        return created
 
     def read_children_ahead(self, child_ids: Sequence[str]) -> None:
         """The children's stored episodes (kept among this unit of work's episodes) and last trigger meetings held in
