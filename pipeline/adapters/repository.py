@@ -253,7 +253,7 @@ class Repository(EpisodeQueries):
         self._locked_episodes: set[str] = set()
         # Events claimed, read or stored in this unit of work (plain records: pipeline/adapters/event_queue.py).
         self._events = EventRows()
-        event.listen(session, "before_commit", self._write_rows)
+        event.listen(session, "before_commit", self._write_and_commit if postgres else self._write_rows)
         event.listen(session, "after_soft_rollback", self._discard_rows)
         event.listen(session, "after_transaction_create", self._savepoint_begins)
         event.listen(session, "after_transaction_end", self._savepoint_ends)
@@ -282,9 +282,23 @@ class Repository(EpisodeQueries):
             self._notifications.write(connection)
             self._deadlines.write(connection)
 
-    def _write_rows(self, _session: Session) -> None:
+    def _write_and_commit(self, session: Session) -> None:
+        """Before the commit, on PostgreSQL: the buffered writes, and when they are inserts only (no UPDATE whose
+        count must be checked before the commit) and the session has no ORM object of its own to flush after this,
+        the COMMIT in the same pipeline: one round trip (and the commit's fsync) for the unit of work's writes and
+        its commit, instead of two. SQLAlchemy's own commit then finds the transaction over (psycopg sends nothing
+        for it). A failure of a write or of the COMMIT raises from the pipeline, as without it, and the session rolls
+        back; a COMMIT after a failed write is never run (the server skips a pipeline's statements after an error).
+        Also called for a savepoint's release, which it leaves to ``_write_rows``."""
+        commit = not (session.in_nested_transaction() or session.new or session.dirty or session.deleted
+                      or any(rows.changed for rows in (self._notifications, self._deadlines, self._episodes,
+                                                       self._events)))
+        self._write_rows(session, commit=commit)
+
+    def _write_rows(self, _session: Session, *, commit: bool = False) -> None:
         """The buffered writes, before a savepoint and the commit. They read nothing back, so on PostgreSQL they go
-        in one round trip (``pipelined``) instead of one per table."""
+        in one round trip (``pipelined``) instead of one per table; with ``commit`` (``_write_and_commit``), the
+        COMMIT after them in the same round trip."""
         if not (self._notifications or self._deadlines or self._episodes or self._events or self._audit_rows
                 or self._outbox_rows or self._delivery_rows):
             return
@@ -302,6 +316,8 @@ class Repository(EpisodeQueries):
             if self._delivery_rows:
                 rows, self._delivery_rows = self._delivery_rows, []
                 DELIVERY_INSERT.run_many(connection, rows)
+            if commit:
+                connection.connection.driver_connection.execute("COMMIT", prepare=False)
         # The UPDATEs' counts, in once the pipeline has synced: a row another writer removed fails the unit of work.
         for rows_of_table in (self._notifications, self._deadlines, self._episodes, self._events):
             rows_of_table.verify()
