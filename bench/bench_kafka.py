@@ -8,15 +8,17 @@ the event's batch: handling began) and to the moment the notification's transact
 trigger on the benchmark database's notification table calls ``pg_notify`` with the event id, which PostgreSQL
 delivers to this script's listening connection only once the transaction committed). Before the latency run,
 the worker's CPU while idle (no events; its timers and the Kafka clients' polling) is measured for 5 s, and the
-CPU of this script (producer and listener) per event sent is reported too: with ``taskset -c 0`` it shares the
-worker's core. ``--producer-cpus`` moves this script (after the workers started) to other cores.
+CPU of this script (producer and listener) per event sent is reported too. Once the workers started, this script
+moves off their cores (``taskset -c 0`` on two cores: the workers on core 0, the producer and listener on core 1),
+as a hospital's producer is another machine: ``--producer-cpus`` names the cores, and ``--producer-with-workers``
+keeps it on the workers' core(s), competing with them, as every run before 2026-12-03 did.
 
 Starts a real broker and PostgreSQL with scripts/services/services.py (own state directory), loads demo
 reference data into a fresh database, and produces Avro records with kafka-python. The broker, the
 database and the workers share this machine's two cores; the figures say so.
 
     SAFEGUARD_SERVICES_DIR=/tmp/svc-mine taskset -c 0 .venv/bin/python bench/bench_kafka.py \
-        [--events 5000] [--rate 50] [--duration 30] [--latency-only] [--producer-cpus 1]
+        [--events 5000] [--rate 50] [--duration 30] [--latency-only] [--producer-cpus 1 | --producer-with-workers]
 
 The services' state directory is $SAFEGUARD_SERVICES_DIR (default /tmp/safeguard-bench-services), so two
 people benchmarking at once do not share a broker.
@@ -298,7 +300,10 @@ def main() -> None:
     parser.add_argument("--latency-only", action="store_true",
                         help="only the latency run, on a fresh database with one worker (no drain before it)")
     parser.add_argument("--producer-cpus", type=lambda text: {int(core) for core in text.split(",")},
-                        help="cores this script (producer, listener) moves to once the workers started, e.g. 1")
+                        help="cores this script (producer, listener) moves to once the workers started, e.g. 1 "
+                             "(default: the cores the workers are not pinned to, if any)")
+    parser.add_argument("--producer-with-workers", action="store_true",
+                        help="keep this script on the workers' core(s) (the measurement before 2026-12-03)")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "kafka.md")
     args = parser.parse_args()
     services = services_env()
@@ -306,6 +311,10 @@ def main() -> None:
     lat: dict[str, Any] = {}
     loads: list[str] = [f"at start {load_average()}"]
     workers_cpus = os.sched_getaffinity(0)
+    if args.producer_with_workers:
+        args.producer_cpus = None
+    elif args.producer_cpus is None:
+        args.producer_cpus = set(range(os.cpu_count() or 1)) - workers_cpus or None
     for workers in ((1,) if args.latency_only else (1, 2)):
         with tempfile.TemporaryDirectory() as tmp:
             os.sched_setaffinity(0, workers_cpus)  # the workers inherit it
