@@ -329,8 +329,9 @@ class Repository(EpisodeQueries):
             if self._delivery_rows:
                 rows, self._delivery_rows = self._delivery_rows, []
                 DELIVERY_INSERT.run_many(connection, rows)
-            if commit:
-                connection.connection.driver_connection.execute("COMMIT", prepare=False)
+            driver = connection.connection.driver_connection
+            if commit and driver is not None:
+                driver.execute("COMMIT", prepare=False)
         # The UPDATEs' counts, in once the pipeline has synced: a row another writer removed fails the unit of work.
         for rows_of_table in (self._notifications, self._deadlines, self._episodes, self._events):
             rows_of_table.verify()
