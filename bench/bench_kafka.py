@@ -29,7 +29,9 @@ Appends a dated section to bench/results/kafka.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import json
 import os
 import random
 import resource
@@ -64,13 +66,20 @@ WORKER_SETTINGS = (f"worker batches of the records waiting, up to {RUNTIME['kafk
                       if "kafka_batch_within_seconds" in RUNTIME else ", no timer") + " (config/defaults.yaml)")
 
 
+def _all_cores() -> None:
+    os.sched_setaffinity(0, range(os.cpu_count() or 1))
+
+
 def services_env() -> dict[str, str]:
+    """Start the broker and PostgreSQL if they are not running, on every core whatever this script is pinned to
+    (started from a ``taskset -c 0`` run they used to inherit its core, and took it from the worker being measured);
+    their environment."""
     env = {**os.environ, "SAFEGUARD_SERVICES_DIR": os.environ.get("SAFEGUARD_SERVICES_DIR")
            or "/tmp/safeguard-bench-services"}
     outputs = []
     for action in ("start", "env"):
         done = subprocess.run([sys.executable, str(SERVICES), action], env=env, capture_output=True, text=True,
-                              check=False)
+                              check=False, preexec_fn=_all_cores)
         if done.returncode != 0:  # say why: the script's own output
             raise RuntimeError(f"services.py {action} exited {done.returncode}\n--- stdout ---\n"
                                f"{done.stdout[-4000:]}\n--- stderr ---\n{done.stderr[-4000:]}")
@@ -87,16 +96,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14 and 15)
 
 
+def services_pinned() -> str:
+    """Whether the running broker and PostgreSQL (started before this run, perhaps pinned) float over every core."""
+    state_dir = Path(os.environ.get("SAFEGUARD_SERVICES_DIR") or "/tmp/safeguard-bench-services")
+    pids: dict[str, int] = {}
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        pids["the broker"] = int(json.loads((state_dir / "state.json").read_text())["kafka"]["pid"])
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        postmaster = state_dir / "postgres" / "data" / "postmaster.pid"
+        pids["PostgreSQL"] = int(postmaster.read_text().split()[0])
+    pinned = []
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError):
+            cores = os.sched_getaffinity(pid)
+            if len(cores) < (os.cpu_count() or 1):
+                pinned.append(f"{name} pinned to core(s) {','.join(map(str, sorted(cores)))}")
+    return "; ".join(pinned) or "the broker and PostgreSQL float over all cores"
+
+
 def pinning(producer_cpus: set[int] | None = None) -> str:
     cores = sorted(os.sched_getaffinity(0))
     if producer_cpus:
         return (f"the workers pinned to core(s) {','.join(map(str, cores))} (taskset), this script and its producer "
-                f"moved to core(s) {','.join(map(str, sorted(producer_cpus)))} once the workers started; the "
-                "broker and PostgreSQL, started beforehand, float over all cores")
+                f"moved to core(s) {','.join(map(str, sorted(producer_cpus)))} once the workers started; "
+                f"{services_pinned()}")
     if len(cores) == os.cpu_count():
         return "broker, PostgreSQL and workers share all cores (nothing pinned)"
     return (f"this script, its producer and the workers pinned to core(s) {','.join(map(str, cores))} "
-            f"(taskset); the broker and PostgreSQL, started beforehand, float over all cores")
+            f"(taskset); {services_pinned()}")
 
 
 def own_cpu() -> float:
