@@ -8,15 +8,17 @@ the event's batch: handling began) and to the moment the notification's transact
 trigger on the benchmark database's notification table calls ``pg_notify`` with the event id, which PostgreSQL
 delivers to this script's listening connection only once the transaction committed). Before the latency run,
 the worker's CPU while idle (no events; its timers and the Kafka clients' polling) is measured for 5 s, and the
-CPU of this script (producer and listener) per event sent is reported too: with ``taskset -c 0`` it shares the
-worker's core. ``--producer-cpus`` moves this script (after the workers started) to other cores.
+CPU of this script (producer and listener) per event sent is reported too. Once the workers started, this script
+moves off their cores (``taskset -c 0`` on two cores: the workers on core 0, the producer and listener on core 1),
+as a hospital's producer is another machine: ``--producer-cpus`` names the cores, and ``--producer-with-workers``
+keeps it on the workers' core(s), competing with them, as every run before 2026-12-03 did.
 
 Starts a real broker and PostgreSQL with scripts/services/services.py (own state directory), loads demo
 reference data into a fresh database, and produces Avro records with kafka-python. The broker, the
 database and the workers share this machine's two cores; the figures say so.
 
     SAFEGUARD_SERVICES_DIR=/tmp/svc-mine taskset -c 0 .venv/bin/python bench/bench_kafka.py \
-        [--events 5000] [--rate 50] [--duration 30] [--latency-only] [--producer-cpus 1]
+        [--events 5000] [--rate 50] [--duration 30] [--latency-only] [--producer-cpus 1 | --producer-with-workers]
 
 The services' state directory is $SAFEGUARD_SERVICES_DIR (default /tmp/safeguard-bench-services), so two
 people benchmarking at once do not share a broker.
@@ -27,7 +29,9 @@ Appends a dated section to bench/results/kafka.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import json
 import os
 import random
 import resource
@@ -62,13 +66,20 @@ WORKER_SETTINGS = (f"worker batches of the records waiting, up to {RUNTIME['kafk
                       if "kafka_batch_within_seconds" in RUNTIME else ", no timer") + " (config/defaults.yaml)")
 
 
+def _all_cores() -> None:
+    os.sched_setaffinity(0, range(os.cpu_count() or 1))
+
+
 def services_env() -> dict[str, str]:
+    """Start the broker and PostgreSQL if they are not running, on every core whatever this script is pinned to
+    (started from a ``taskset -c 0`` run they used to inherit its core, and took it from the worker being measured);
+    their environment."""
     env = {**os.environ, "SAFEGUARD_SERVICES_DIR": os.environ.get("SAFEGUARD_SERVICES_DIR")
            or "/tmp/safeguard-bench-services"}
     outputs = []
     for action in ("start", "env"):
         done = subprocess.run([sys.executable, str(SERVICES), action], env=env, capture_output=True, text=True,
-                              check=False)
+                              check=False, preexec_fn=_all_cores)
         if done.returncode != 0:  # say why: the script's own output
             raise RuntimeError(f"services.py {action} exited {done.returncode}\n--- stdout ---\n"
                                f"{done.stdout[-4000:]}\n--- stderr ---\n{done.stderr[-4000:]}")
@@ -85,16 +96,34 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14 and 15)
 
 
+def services_pinned() -> str:
+    """Whether the running broker and PostgreSQL (started before this run, perhaps pinned) float over every core."""
+    state_dir = Path(os.environ.get("SAFEGUARD_SERVICES_DIR") or "/tmp/safeguard-bench-services")
+    pids: dict[str, int] = {}
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        pids["the broker"] = int(json.loads((state_dir / "state.json").read_text())["kafka"]["pid"])
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        postmaster = state_dir / "postgres" / "data" / "postmaster.pid"
+        pids["PostgreSQL"] = int(postmaster.read_text().split()[0])
+    pinned = []
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError):
+            cores = os.sched_getaffinity(pid)
+            if len(cores) < (os.cpu_count() or 1):
+                pinned.append(f"{name} pinned to core(s) {','.join(map(str, sorted(cores)))}")
+    return "; ".join(pinned) or "the broker and PostgreSQL float over all cores"
+
+
 def pinning(producer_cpus: set[int] | None = None) -> str:
     cores = sorted(os.sched_getaffinity(0))
     if producer_cpus:
         return (f"the workers pinned to core(s) {','.join(map(str, cores))} (taskset), this script and its producer "
-                f"moved to core(s) {','.join(map(str, sorted(producer_cpus)))} once the workers started; the "
-                "broker and PostgreSQL, started beforehand, float over all cores")
+                f"moved to core(s) {','.join(map(str, sorted(producer_cpus)))} once the workers started; "
+                f"{services_pinned()}")
     if len(cores) == os.cpu_count():
         return "broker, PostgreSQL and workers share all cores (nothing pinned)"
     return (f"this script, its producer and the workers pinned to core(s) {','.join(map(str, cores))} "
-            f"(taskset); the broker and PostgreSQL, started beforehand, float over all cores")
+            f"(taskset); {services_pinned()}")
 
 
 def own_cpu() -> float:
@@ -298,7 +327,10 @@ def main() -> None:
     parser.add_argument("--latency-only", action="store_true",
                         help="only the latency run, on a fresh database with one worker (no drain before it)")
     parser.add_argument("--producer-cpus", type=lambda text: {int(core) for core in text.split(",")},
-                        help="cores this script (producer, listener) moves to once the workers started, e.g. 1")
+                        help="cores this script (producer, listener) moves to once the workers started, e.g. 1 "
+                             "(default: the cores the workers are not pinned to, if any)")
+    parser.add_argument("--producer-with-workers", action="store_true",
+                        help="keep this script on the workers' core(s) (the measurement before 2026-12-03)")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "kafka.md")
     args = parser.parse_args()
     services = services_env()
@@ -306,6 +338,10 @@ def main() -> None:
     lat: dict[str, Any] = {}
     loads: list[str] = [f"at start {load_average()}"]
     workers_cpus = os.sched_getaffinity(0)
+    if args.producer_with_workers:
+        args.producer_cpus = None
+    elif args.producer_cpus is None:
+        args.producer_cpus = set(range(os.cpu_count() or 1)) - workers_cpus or None
     for workers in ((1,) if args.latency_only else (1, 2)):
         with tempfile.TemporaryDirectory() as tmp:
             os.sched_setaffinity(0, workers_cpus)  # the workers inherit it

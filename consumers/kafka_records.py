@@ -164,7 +164,7 @@ def _process_together(services: Services, deliveries: Sequence[Delivery], valid:
         with services.store.transaction() as session:
             repo = services.store.repository(session)
             ids = [record["event_id"] for _, _, record in valid]
-            known: dict[str, EventRecord] = {e.event_id: e for e in repo.events_by_id(ids)}
+            known: dict[str, EventRecord] = {e.event_id: e for e in repo.batch_events(ids)}
             _resolve_ahead(services, repo, known, valid)
             for index, name, record in valid:
                 claimed = _claim(repo, known.get(record["event_id"]), name, record, deliveries[index], now)

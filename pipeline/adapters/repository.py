@@ -103,6 +103,8 @@ def latest_model_version(connection: Any) -> str | None:
 _VERSIONS = sa_select(
     sa_select(func.max(CHANGE.c.seq)).scalar_subquery().label("reference"),
     sa_select(MODEL.c.version).order_by(MODEL.c.created_at.desc()).limit(1).scalar_subquery().label("model"))
+_VERSIONS_DRIVER = DriverStatement(_VERSIONS)
+_BY_ID_DRIVER = DriverStatement(event_queue.BY_ID[(True, True)])  # PostgreSQL's, locking (batch_events)
 
 
 def load_parameters(connection: Any, version: str) -> Parameters | None:
@@ -183,6 +185,17 @@ def _guarded_insert(table: Table, postgres: bool) -> DriverStatement:
 _UNREAD: Any = object()  # a version not read yet in this unit of work
 
 
+def _sent(connection: Connection, driver: Any, sql: str, parameters: Any) -> Any:
+    """``sql`` executed on a new cursor of ``driver`` (``connection``'s DBAPI connection, in a psycopg pipeline: sent
+    with the pipeline, its rows there once the pipeline has synced), the engine's cursor listeners told as for any
+    statement; the cursor."""
+    for listener in connection.dispatch.before_cursor_execute:
+        sql, parameters = listener(connection, None, sql, parameters, None, False)
+    cursor = driver.cursor()
+    cursor.execute(sql, parameters)
+    return cursor
+
+
 @contextmanager
 def pipelined(connection: Connection, postgres: bool) -> Iterator[None]:
     """Statements executed inside are sent to PostgreSQL together (psycopg's pipeline mode) and their results
@@ -253,7 +266,7 @@ class Repository(EpisodeQueries):
         self._locked_episodes: set[str] = set()
         # Events claimed, read or stored in this unit of work (plain records: pipeline/adapters/event_queue.py).
         self._events = EventRows()
-        event.listen(session, "before_commit", self._write_rows)
+        event.listen(session, "before_commit", self._write_and_commit if postgres else self._write_rows)
         event.listen(session, "after_soft_rollback", self._discard_rows)
         event.listen(session, "after_transaction_create", self._savepoint_begins)
         event.listen(session, "after_transaction_end", self._savepoint_ends)
@@ -282,9 +295,23 @@ class Repository(EpisodeQueries):
             self._notifications.write(connection)
             self._deadlines.write(connection)
 
-    def _write_rows(self, _session: Session) -> None:
+    def _write_and_commit(self, session: Session) -> None:
+        """Before the commit, on PostgreSQL: the buffered writes, and when they are inserts only (no UPDATE whose
+        count must be checked before the commit) and the session has no ORM object of its own to flush after this,
+        the COMMIT in the same pipeline: one round trip (and the commit's fsync) for the unit of work's writes and
+        its commit, instead of two. SQLAlchemy's own commit then finds the transaction over (psycopg sends nothing
+        for it). A failure of a write or of the COMMIT raises from the pipeline, as without it, and the session rolls
+        back; a COMMIT after a failed write is never run (the server skips a pipeline's statements after an error).
+        Also called for a savepoint's release, which it leaves to ``_write_rows``."""
+        commit = not (session.in_nested_transaction() or session.new or session.dirty or session.deleted
+                      or any(rows.changed for rows in (self._notifications, self._deadlines, self._episodes,
+                                                       self._events)))
+        self._write_rows(session, commit=commit)
+
+    def _write_rows(self, _session: Session, *, commit: bool = False) -> None:
         """The buffered writes, before a savepoint and the commit. They read nothing back, so on PostgreSQL they go
-        in one round trip (``pipelined``) instead of one per table."""
+        in one round trip (``pipelined``) instead of one per table; with ``commit`` (``_write_and_commit``), the
+        COMMIT after them in the same round trip."""
         if not (self._notifications or self._deadlines or self._episodes or self._events or self._audit_rows
                 or self._outbox_rows or self._delivery_rows):
             return
@@ -302,6 +329,9 @@ class Repository(EpisodeQueries):
             if self._delivery_rows:
                 rows, self._delivery_rows = self._delivery_rows, []
                 DELIVERY_INSERT.run_many(connection, rows)
+            driver = connection.connection.driver_connection
+            if commit and driver is not None:
+                driver.execute("COMMIT", prepare=False)
         # The UPDATEs' counts, in once the pipeline has synced: a row another writer removed fails the unit of work.
         for rows_of_table in (self._notifications, self._deadlines, self._episodes, self._events):
             rows_of_table.verify()
@@ -724,6 +754,29 @@ class Repository(EpisodeQueries):
     def events_by_id(self, event_ids: Sequence[str], *, lock: bool = True) -> list[EventRow]:
         return event_queue.events_by_id(self.session.connection(), self._events, event_ids, postgres=self.postgres,
                                         lock=lock)
+
+    def batch_events(self, event_ids: Sequence[str]) -> list[EventRow]:
+        """``events_by_id`` (locked) as a Kafka batch's unit of work begins it, with the version check it makes next
+        (``reference_version``, and the matcher's version with it): on PostgreSQL, both statements and the
+        transaction's BEGIN sent together (psycopg's pipeline), one round trip instead of three. Elsewhere, or once
+        the versions are read, ``events_by_id``."""
+        if not self.postgres or self._version is not None:
+            return self.events_by_id(event_ids)
+        connection = self.session.connection()
+        wanted = list(dict.fromkeys(event_ids))
+        versions = _VERSIONS_DRIVER.compiled(connection.dialect)
+        events = _BY_ID_DRIVER.compiled(connection.dialect, None, {"ids": len(wanted)})
+        driver = connection.connection.driver_connection
+        with pipelined(connection, self.postgres):
+            read_versions = _sent(connection, driver, versions.sql, versions.bind({}))
+            read_events = _sent(connection, driver, events.sql, events.bind({"ids": wanted}))
+        row = versions.rows(read_versions.fetchall())[0]
+        self._version = int(row.reference or 0)
+        self._model_version = None if row.model is None else str(row.model)
+        found = self._events.read(events.rows(read_events.fetchall()))
+        read_versions.close()
+        read_events.close()
+        return found
 
     def held_event_ids(self) -> list[str]:
         return event_queue.held_event_ids(self.session.connection(), self._events)

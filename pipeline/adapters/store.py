@@ -8,6 +8,7 @@ in WAL mode with ``synchronous=FULL``, so a commit is on disk when it returns.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
@@ -50,6 +51,39 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+# A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out (see _pinging_if_idle).
+PING_IDLE_SECONDS = 1.0
+
+
+def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+    record.info["checked_in_at"] = time.monotonic()
+
+
+def _pinging_if_idle(dialect: Any) -> Any:
+    """The pool's check-out hook for PostgreSQL: SQLAlchemy's pre-ping, for a connection that sat in the pool over
+    ``PING_IDLE_SECONDS`` only (the database may have restarted or dropped it meanwhile): a dead one is replaced, the
+    connections pooled before it with it, before anything runs on it. One checked in a moment ago is handed out
+    without the ping's round trip: a Kafka worker takes a connection for every batch, and at 50 events/s the ping was
+    one of a lone record's nine sequential round trips, each a wake-up of the worker on a busy core. What that leaves
+    is a database that went away within the last second: the first statement on such a connection fails as any
+    statement on a lost connection does (SQLAlchemy invalidates the pool), and the caller's next try gets a new one
+    (a worker's batch goes again at once, record by record: consumers/kafka_records.py), the window pre-ping itself
+    leaves between its ping and the statement, made longer."""
+
+    def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("checked_in_at")
+        if idle_since is None or time.monotonic() - idle_since < PING_IDLE_SECONDS:
+            return  # fresh from connect(), or back from use a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise exc.InvalidatePoolError() from error  # as pre-ping: reconnect, the older ones too
+            raise
+
+    return ping_if_idle
+
+
 def make_engine(url: str) -> Engine:
     # hide_parameters: SQLAlchemy's error text would otherwise carry a statement's values (children's details)
     # into whatever logs the error.
@@ -61,7 +95,12 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True)
+    # pool_use_lifo: the connection checked in last is handed out next, so a busy process keeps reusing the one it
+    # just used (no ping) while its others sit idle and are pinged when next taken.
+    engine = create_engine(url, pool_size=10, max_overflow=10, pool_use_lifo=True, hide_parameters=True)
+    event.listen(engine, "checkin", _checked_in)
+    event.listen(engine, "checkout", _pinging_if_idle(engine.dialect))
+    return engine
 
 
 def alembic_config() -> Config:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -269,3 +270,41 @@ def test_the_count_of_a_many_row_update_is_the_sum_of_its_rows(store: Store, oth
     assert _count(store, t.AuditEntry) == audits  # nothing of the unit of work committed
     with store.read() as session:
         assert "closed" not in {d.state for d in session.exec(select(t.Deadline)).all()}
+
+
+def test_a_batchs_event_look_up_brings_the_version_check_with_it(store: Store) -> None:
+    """``batch_events`` finds (and locks) the events as ``events_by_id`` does, and reads the reference and matcher
+    versions in the same go (on PostgreSQL one pipeline with the BEGIN): the version check after it runs nothing."""
+    with store.unit_of_work() as port:
+        port.store_event("self-harm-attendance", "EV-batch-1", "{}", "hash-1", NOW)
+    with store.unit_of_work() as port:
+        with statements_run(store) as statements:
+            found = port.batch_events(["EV-batch-1", "EV-batch-2", "EV-batch-1"])
+        assert [event.event_id for event in found] == ["EV-batch-1"]
+        assert len(statements) == (2 if store.is_postgres else 1)
+        with statements_run(store) as statements:
+            version = port.reference_version()
+        assert statements == ([] if store.is_postgres else statements)
+        assert version == Repository(port.session).reference_version()
+
+
+def test_a_pooled_connection_used_a_moment_ago_is_not_pinged_and_an_idle_dead_one_is_replaced(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL's pool pings a connection only once it sat idle over ``PING_IDLE_SECONDS``: one checked in a moment
+    ago is handed out as it is, and one whose server end went away while it was idle is replaced before use."""
+    if not store.is_postgres:
+        return  # SQLite has no server to lose
+    from pipeline.adapters import store as store_module
+
+    with store.engine.connect() as connection:
+        first = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    with statements_run(store) as statements, store.engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT pg_backend_pid()").scalar() == first  # the same, kept (LIFO)
+    assert len(statements) == 1  # no ping before it
+    url = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as other:  # not from the pool, which would hand out ``first``
+        other.execute("SELECT pg_terminate_backend(%s)", (first,))
+    monkeypatch.setattr(store_module, "PING_IDLE_SECONDS", 0.0)  # every pooled connection counts as idle
+    with store.engine.connect() as connection:
+        again = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    assert again != first
