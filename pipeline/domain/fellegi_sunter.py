@@ -779,24 +779,30 @@ Floats = npt.NDArray[np.float64]
 # Blocks of at least this many candidates are scored from the columns: below it, the arrays' fixed cost per
 # event is more than scoring the records one by one (the decision is the same either way).
 BLOCK_FROM = 32
-Flags = npt.NDArray[np.bool_]
-Ints = npt.NDArray[np.int64]
 
 
 @dataclass(slots=True)
 class _People:
     """The people an event's candidates make, one row each in the order their records were fetched: what the
-    ranking and the rules need of every one of them, as arrays; a ``_Person`` made only for the few the
-    breakdown and the rules look at in detail."""
+    ranking and the rules need of every one of them, as plain lists (a block of a handful costs less so than as
+    arrays); a ``_Person`` made only for the few the breakdown and the rules look at in detail."""
 
-    weight: Floats  # match weight with the prior
-    exact_names: Flags  # given and family names both agree exactly
-    nhs_equal: Flags
-    nhs_different: Flags
-    born: Ints  # the date of birth of the person's best record, as a code (equal codes: equal dates)
-    home: Ints  # its full postcode as a code, 0 when there is none
-    given_exact: Flags  # its given name's level is "exact"
+    weight: list[float]  # match weight with the prior
+    exact_names: list[bool]  # given and family names both agree exactly
+    nhs_equal: list[bool]
+    nhs_different: list[bool]
+    born: list[Any]  # the date of birth of the person's best record, or a code of it (equal: equal dates)
+    home: list[Any]  # its full postcode, or a code of it; falsy when there is none
+    given_exact: list[bool]  # its given name's level is "exact"
     make: Callable[[int], _Person]
+    # The rows best first (``_ranked``), when the arrays they came from ranked them already.
+    order: list[int] | None = None
+
+
+def _ranked(weight: Sequence[float], exact_names: Sequence[bool]) -> list[int]:
+    """The rows by weight, best first; ties to the person whose names agree exactly, else in the order fetched
+    (as ``np.lexsort((~exact_names, -weight))``, a stable sort)."""
+    return sorted(range(len(weight)), key=lambda row: (-weight[row], not exact_names[row]))
 
 
 def _object_people(scorer: EventScorer, candidates: Sequence[Candidate], prior: float,
@@ -823,14 +829,10 @@ def _object_people(scorer: EventScorer, candidates: Sequence[Candidate], prior: 
         exact = bool(given and family and best_record.given == given and best_record.family == family)
         people.append(_Person(key, best_weight + prior, 0.0, best_record, best_member.source, equal, different,
                               scorer, exact))
-    dates: dict[date | None, int] = {}
-    homes = {"": 0}
     return _People(
-        np.array([p.weight for p in people], np.float64), np.array([p.exact_names for p in people], np.bool_),
-        np.array([p.nhs_equal for p in people], np.bool_), np.array([p.nhs_different for p in people], np.bool_),
-        np.array([dates.setdefault(p.record.date_of_birth, len(dates)) for p in people], np.int64),
-        np.array([homes.setdefault(p.record.postcode[0], len(homes)) for p in people], np.int64),
-        np.array([bool(given) and p.record.given == given for p in people], np.bool_),
+        [p.weight for p in people], [p.exact_names for p in people], [p.nhs_equal for p in people],
+        [p.nhs_different for p in people], [p.record.date_of_birth for p in people],
+        [p.record.postcode[0] for p in people], [bool(given) and p.record.given == given for p in people],
         people.__getitem__)
 
 
@@ -918,8 +920,8 @@ def _block_people(scorer: EventScorer, block: CandidateBlock, prior: float) -> _
         return _Person(f"upn:{candidate.upn}", float(weight[row]), 0.0, _prepared(candidate), candidate.source,
                        bool(equal[row]), bool(different[row]), scorer, bool(exact[row]))
 
-    return _People(weight, exact, equal, different, born.astype(np.int64), postcode.astype(np.int64), given_exact,
-                   make)
+    return _People(weight.tolist(), exact.tolist(), equal.tolist(), different.tolist(), born.tolist(),
+                   postcode.tolist(), given_exact.tolist(), make, np.lexsort((~exact, -weight)).tolist())
 
 
 class FellegiSunterMatcher:
@@ -950,18 +952,19 @@ class FellegiSunterMatcher:
             population = stats.population if stats and stats.population else max(len(groups), 1)
             table = _object_people(scorer, candidates, prior_weight(params, population), groups)
         # Ties go to the person whose names agree exactly (a stable sort: else in the order fetched).
-        order = np.lexsort((~table.exact_names, -table.weight))
-        if len(order) and table.exact_names[order[0]]:
+        order = table.order if table.order is not None else _ranked(table.weight, table.exact_names)
+        if order and table.exact_names[order[0]]:
             # Twins or siblings at one address: when the names agree exactly with one of them, the others (whose
             # given name does not) are not this child and do not dilute the probability.
             first = order[0]
-            if table.home[first]:
-                dropped = (table.born == table.born[first]) & (table.home == table.home[first]) & ~table.given_exact
-                dropped[first] = False
-                order = order[~dropped[order]]
+            born, home, given_exact = table.born, table.home, table.given_exact
+            if home[first]:
+                order = [row for row in order if row == first or given_exact[row]
+                         or born[row] != born[first] or home[row] != home[first]]
         # The child is at most one of these people: each one's probability is its odds against all the others and
         # against none of them, so two close candidates share the probability and neither reaches the link.
-        weights: list[float] = table.weight[order].tolist()
+        all_weights = table.weight
+        weights = [all_weights[row] for row in order]
         chances: list[float] = []
         if weights:
             top_weight = max(weights[0], 0.0)
@@ -971,7 +974,7 @@ class FellegiSunterMatcher:
         made: dict[int, _Person] = {}
 
         def person(position: int) -> _Person:
-            row = int(order[position])
+            row = order[position]
             found = made.get(row)
             if found is None:
                 found = made[row] = table.make(row)
@@ -994,7 +997,7 @@ class FellegiSunterMatcher:
                              round(top.probability, 6) if top else 0.0, breakdown, reason, urgent,
                              tuple(p.key for p in shown))
 
-    def _rules(self, event: Prepared, table: _People, order: npt.NDArray[np.intp], weights: list[float],
+    def _rules(self, event: Prepared, table: _People, order: list[int], weights: list[float],
                chances: list[float], person: Callable[[int], _Person],
                ) -> tuple[MatchOutcome, _Person | None, str, str]:
         """The rules over the people in ``order`` (best first): ``weights`` and ``chances`` are theirs, and
@@ -1002,7 +1005,8 @@ class FellegiSunterMatcher:
         limits = self.thresholds
         incomplete = not (event.given and event.family and event.date_of_birth)
         # 1. The NHS number rule.
-        equal = np.flatnonzero(table.nhs_equal[order]).tolist()
+        nhs_equal = table.nhs_equal
+        equal = [position for position, row in enumerate(order) if nhs_equal[row]]
         if len(equal) == 1:
             found = person(equal[0])
             agrees = found.level("date_of_birth") in ("exact", "day_month_swap") or \
@@ -1028,17 +1032,16 @@ class FellegiSunterMatcher:
             return (MatchOutcome.REVIEW, top, "nhs_number_different",
                     "different valid NHS numbers are never linked automatically")
         # The first other person who is a sibling at the same address (when the names are fuzzy) or close.
-        first, others = order[0], order[1:]
-        sibling = (table.born[others] == table.born[first]) & (table.home[others] == table.home[first]) \
-            if table.home[first] else np.zeros(len(others), np.bool_)
-        other_weights = table.weight[others]
-        close = (top.weight - other_weights < limits.close_bits) & (other_weights > 0)
-        hits = np.flatnonzero((sibling & (not top.exact_names)) | close)
-        if len(hits):
-            if sibling[hits[0]] and not top.exact_names:
+        first = order[0]
+        born, home, weight = table.born, table.home, table.weight
+        first_born, first_home, fuzzy = born[first], home[first], not top.exact_names
+        for row in order[1:]:
+            sibling = bool(first_home) and born[row] == first_born and home[row] == first_home
+            if sibling and fuzzy:
                 return (MatchOutcome.REVIEW, top, "twins",
                         "a sibling shares the date of birth and address; fuzzy names are never linked")
-            return MatchOutcome.REVIEW, top, "ambiguous", "two candidates close in probability"
+            if top.weight - weight[row] < limits.close_bits and weight[row] > 0:
+                return MatchOutcome.REVIEW, top, "ambiguous", "two candidates close in probability"
         if incomplete:
             return MatchOutcome.REVIEW, top, "incomplete_identity", "identity incomplete: a person confirms"
         return MatchOutcome.LINKED, top, "model", "match probability above the link threshold"
