@@ -388,6 +388,46 @@ class Parameters:
                            for level in LEVELS[name]}
         return found
 
+    @functools.cached_property
+    def partial_weights(self) -> dict[str, float]:
+        """Per term-frequency field, the weight of its strongest level short of exact agreement."""
+        return {name: max(w for lvl, w in self.weights[name].items() if lvl != "exact") for name in TF_FIELDS}
+
+    @functools.cached_property
+    def _event_tables(self) -> dict[tuple[float, float], EventTable]:
+        return {}
+
+    def event_table(self, given_exact: float, family_exact: float) -> EventTable:
+        """The level weights of an event whose exact given and family names weigh these (``EventScorer.table``),
+        made once for every event with the same two weights (a name's weight depends only on how common it is)."""
+        tables = self._event_tables
+        found = tables.get((given_exact, family_exact))
+        if found is None:
+            if len(tables) >= EVENT_TABLES_KEPT:
+                tables.clear()
+            table = dict(self.weights)
+            table["given_name"] = {**self.weights["given_name"], "exact": given_exact}
+            table["family_name"] = {**self.weights["family_name"], "exact": family_exact}
+            found = tables[given_exact, family_exact] = EventTable(table)
+        return found
+
+
+EVENT_TABLES_KEPT = 65536  # distinct (given, family) exact-name weights a Parameters keeps tables for
+
+
+class EventTable:
+    """``level_weight`` of every field and level for events whose exact names weigh the same, and what is made
+    from it: the comparisons shown for each pattern of levels (a list of read-only dicts shared by every
+    decision that shows it; the breakdown is only ever read and serialised)."""
+
+    __slots__ = ("comparisons", "nhs_absent", "postcode_weights", "table")
+
+    def __init__(self, table: dict[str, dict[str, float]]) -> None:
+        self.table = table
+        self.comparisons: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        self.nhs_absent = table["nhs_number"][ABSENT]
+        self.postcode_weights = tuple(table["postcode"][lv] for lv in LEVELS["postcode"])
+
 
 def _tf_weight(params: Parameters, field_name: str, value: str, stats: ReferenceStats | None) -> float | None:
     if stats is None or not stats.records:
@@ -414,8 +454,7 @@ def level_weight(params: Parameters, name: str, level: str, event: Prepared, sta
     if level == "exact" and name in TF_FIELDS:
         tf = _tf_weight(params, name, event.given if name == "given_name" else event.family, stats)
         if tf is not None:
-            partial = max((w for lvl, w in params.weights[name].items() if lvl != "exact"), default=tf)
-            weight = max(tf, partial)
+            weight = max(tf, params.partial_weights[name])
     return weight
 
 
@@ -480,18 +519,18 @@ class EventScorer:
         self.params, self.event, self.stats = params, event, stats
         # ``level_weight`` of every level: the parameters' weights (shared, never changed), but an exact name's by
         # how common it is (those two fields' tables are this event's own).
-        self.table = dict(params.weights)
-        for name in TF_FIELDS:
-            self.table[name] = {**params.weights[name], "exact": level_weight(params, name, "exact", event, stats)}
-        self._comparisons: dict[tuple[str, str], dict[str, Any]] = {}
+        shared = params.event_table(level_weight(params, "given_name", "exact", event, stats),
+                                    level_weight(params, "family_name", "exact", event, stats))
+        self.table = shared.table
+        self._comparisons = shared.comparisons
         # value -> (level, weight, may be transposed) for names; value -> (level, weight) for the others
         self._given: dict[str, tuple[str, float, bool]] = {}
         self._family: dict[tuple[str, tuple[str, ...]], tuple[str, float, bool]] = {}
         self._dates: dict[date | None, tuple[str, float]] = {}
         self._postcodes: dict[tuple[str, str, str], tuple[str, float]] = {}
         self._schools: dict[str, tuple[str, float]] = {}
-        self._nhs_absent = self.table["nhs_number"][ABSENT]
-        self._postcode_weights = tuple(self.table["postcode"][lv] for lv in LEVELS["postcode"])
+        self._nhs_absent = shared.nhs_absent
+        self._postcode_weights = shared.postcode_weights
         self._sex = {sex: (_sex_level(event.sex, sex), self.table["sex"][_sex_level(event.sex, sex)])
                      for sex in ("M", "F", None)}  # ``prepare`` keeps only these
 
@@ -616,27 +655,26 @@ class EventScorer:
             + self._sex[record.sex][1] + postcode_weight \
             + (self._schools.get(record.school) or self._school_of(record))[1]
 
-    def comparisons(self, levels: dict[str, str]) -> list[dict[str, Any]]:
-        """``comparisons(params, event, levels, stats)``, from the weights of the levels worked out once: each
-        field's at one level is one dict for every candidate of this event (the breakdown only reads them)."""
-        made = self._comparisons
-        found = []
-        for name in FIELDS:
-            level = levels[name]
-            comparison = made.get((name, level))
-            if comparison is None:
-                comparison = made[name, level] = {"field": name, "level": level,
-                                                  "weight": round(self.table[name][level], 2)}
-            found.append(comparison)
+    def comparisons(self, levels: tuple[str, ...]) -> list[dict[str, Any]]:
+        """``comparisons(params, event, levels, stats)`` of the levels in ``FIELDS`` order, from the weights of the
+        levels worked out once: one list for every candidate, of every event, with the same levels and weights
+        (the breakdown only reads them)."""
+        found = self._comparisons.get(levels)
+        if found is None:
+            table = self.table
+            found = self._comparisons[levels] = [{"field": name, "level": level,
+                                                  "weight": round(table[name][level], 2)}
+                                                 for name, level in zip(FIELDS, levels, strict=True)]
         return found
 
-    def levels(self, record: Prepared) -> dict[str, str]:
-        """``compare(event, record)``."""
-        given, family = self._given_of(record), self._family_of(record)
-        names = ("transposed", "transposed") if given[2] and family[2] else (given[0], family[0])
-        return {"nhs_number": self._nhs_of(record), "given_name": names[0], "family_name": names[1],
-                "date_of_birth": self._date_of(record)[0], "sex": self._sex[record.sex][0],
-                "postcode": self._postcode_of(record)[0], "school": self._school_of(record)[0]}
+    def levels(self, record: Prepared) -> tuple[str, ...]:
+        """``compare(event, record)``'s levels, in ``FIELDS`` order."""
+        given = self._given.get(record.given) or self._given_of(record)
+        family = self._family.get((record.family, record.family_parts)) or self._family_of(record)
+        turned = given[2] and family[2]
+        return (self._nhs_of(record), "transposed" if turned else given[0], "transposed" if turned else family[0],
+                (self._dates.get(record.date_of_birth) or self._date_of(record))[0], self._sex[record.sex][0],
+                self._postcode_of(record)[0], (self._schools.get(record.school) or self._school_of(record))[0])
 
 
 def probability(weight: float) -> float:
@@ -756,16 +794,17 @@ class _Person:
     nhs_different: bool
     scorer: EventScorer
     exact_names: bool  # given and family names both agree exactly
-    _levels: dict[str, str] | None = None
+    _levels: tuple[str, ...] | None = None
 
     @property
-    def levels(self) -> dict[str, str]:
+    def levels(self) -> tuple[str, ...]:
+        """Each field's level, in ``FIELDS`` order."""
         if self._levels is None:  # only the people the rules or the breakdown look at
             self._levels = self.scorer.levels(self.record)
         return self._levels
 
     def level(self, name: str) -> str:
-        return self.levels[name]
+        return self.levels[FIELDS.index(name)]
 
 
 def _prepared(candidate: Candidate) -> Prepared:
