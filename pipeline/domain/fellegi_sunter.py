@@ -59,6 +59,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "school": ("similar", "different", ABSENT),
 }
 FIELDS = tuple(LEVELS)
+_POSTCODE_LEVELS = LEVELS["postcode"]
 TF_FIELDS = {"given_name": "given_counts", "family_name": "family_counts"}
 
 # Starting m and u probabilities (conditional on both values present), from the corruptions events are known to
@@ -420,13 +421,22 @@ class EventTable:
     from it: the comparisons shown for each pattern of levels (a list of read-only dicts shared by every
     decision that shows it; the breakdown is only ever read and serialised)."""
 
-    __slots__ = ("comparisons", "nhs_absent", "postcode_weights", "table")
+    __slots__ = ("_sexes", "comparisons", "nhs_absent", "postcode_weights", "table")
 
     def __init__(self, table: dict[str, dict[str, float]]) -> None:
         self.table = table
         self.comparisons: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         self.nhs_absent = table["nhs_number"][ABSENT]
-        self.postcode_weights = tuple(table["postcode"][lv] for lv in LEVELS["postcode"])
+        self.postcode_weights = tuple(table["postcode"][lv] for lv in _POSTCODE_LEVELS)
+        self._sexes: dict[str | None, dict[str | None, tuple[str, float]]] = {}
+
+    def sexes(self, event: str | None) -> dict[str | None, tuple[str, float]]:
+        """A record's sex -> (level, weight) against an event's (``prepare`` keeps only M, F and None)."""
+        found = self._sexes.get(event)
+        if found is None:
+            found = self._sexes[event] = {sex: (_sex_level(event, sex), self.table["sex"][_sex_level(event, sex)])
+                                          for sex in ("M", "F", None)}
+        return found
 
 
 def _tf_weight(params: Parameters, field_name: str, value: str, stats: ReferenceStats | None) -> float | None:
@@ -527,12 +537,11 @@ class EventScorer:
         self._given: dict[str, tuple[str, float, bool]] = {}
         self._family: dict[tuple[str, tuple[str, ...]], tuple[str, float, bool]] = {}
         self._dates: dict[date | None, tuple[str, float]] = {}
-        self._postcodes: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._scored: dict[int, tuple[float, tuple[str, ...]]] = {}  # by the record's id()
         self._schools: dict[str, tuple[str, float]] = {}
         self._nhs_absent = shared.nhs_absent
         self._postcode_weights = shared.postcode_weights
-        self._sex = {sex: (_sex_level(event.sex, sex), self.table["sex"][_sex_level(event.sex, sex)])
-                     for sex in ("M", "F", None)}  # ``prepare`` keeps only these
+        self._sex = shared.sexes(event.sex)
 
     def given_value(self, given: str) -> tuple[str, float, bool]:
         """A record's normalised given name -> (level, weight, may be transposed)."""
@@ -607,53 +616,51 @@ class EventScorer:
         names = [ABSENT, "exact", "day_month_swap", "one_digit", "within_month", "within_year"]
         return np.select(levels, [np.full(len(digits), weights[name]) for name in names], weights["different"])
 
-    def _given_of(self, record: Prepared) -> tuple[str, float, bool]:
-        return self.given_value(record.given)
-
-    def _family_of(self, record: Prepared) -> tuple[str, float, bool]:
-        return self.family_value(record.family, record.family_parts)
-
-    def _date_of(self, record: Prepared) -> tuple[str, float]:
-        return self.date_value(record.date_of_birth)
-
-    def _postcode_of(self, record: Prepared) -> tuple[str, float]:
-        found = self._postcodes.get(record.postcode)
-        if found is None:
-            level = _postcode_level(self.event.postcode, record.postcode)
-            found = self._postcodes[record.postcode] = (level, self.table["postcode"][level])
+    def score(self, record: Prepared) -> tuple[float, tuple[str, ...]]:
+        """``match_weight(params, event, compare(event, record), stats)``, summed in the same order, and
+        ``compare``'s levels in ``FIELDS`` order: worked out once per record (the rules and the breakdown ask again
+        for the people they show, which in a small block is most of them)."""
+        found = self._scored.get(id(record))  # the records outlive the scorer: the candidates hold them
+        if found is not None:
+            return found
+        given = self._given.get(record.given) or self.given_value(record.given)
+        family = self._family.get((record.family, record.family_parts)) or \
+            self.family_value(record.family, record.family_parts)
+        table = self.table
+        if record.nhs_number:
+            nhs_level = _nhs_level(self.event, record)
+            nhs = table["nhs_number"][nhs_level]
+        else:
+            nhs_level, nhs = ABSENT, self._nhs_absent
+        if given[2] and family[2]:
+            given_level = family_level = "transposed"
+            total = nhs + table["given_name"]["transposed"] + table["family_name"]["transposed"]
+        else:
+            given_level, family_level = given[0], family[0]
+            total = nhs + given[1] + family[1]
+        postcode = record.postcode  # the level of ``_postcode_level``, inline: cheaper than a look-up
+        full, sector, district = self.event.postcode
+        if not (full and postcode[0]):
+            rung = 4
+        elif postcode[0] == full:
+            rung = 0
+        elif sector and sector == postcode[1]:
+            rung = 1
+        elif district and district == postcode[2]:
+            rung = 2
+        else:
+            rung = 3
+        born = self._dates.get(record.date_of_birth) or self.date_value(record.date_of_birth)
+        sex = self._sex[record.sex]
+        school = self._schools.get(record.school) or self.school_value(record.school)
+        found = self._scored[id(record)] = (
+            total + born[1] + sex[1] + self._postcode_weights[rung] + school[1],
+            (nhs_level, given_level, family_level, born[0], sex[0], _POSTCODE_LEVELS[rung], school[0]))
         return found
-
-    def _school_of(self, record: Prepared) -> tuple[str, float]:
-        return self.school_value(record.school)
-
-    def _nhs_of(self, record: Prepared) -> str:
-        return _nhs_level(self.event, record)
 
     def weight(self, record: Prepared) -> float:
         """``match_weight(params, event, compare(event, record), stats)``, summed in the same order."""
-        given = self._given.get(record.given) or self._given_of(record)
-        family = self._family.get((record.family, record.family_parts)) or self._family_of(record)
-        table = self.table
-        nhs = table["nhs_number"][self._nhs_of(record)] if record.nhs_number else self._nhs_absent
-        if given[2] and family[2]:
-            total = nhs + table["given_name"]["transposed"] + table["family_name"]["transposed"]
-        else:
-            total = nhs + given[1] + family[1]
-        postcode = record.postcode[0]  # the level of ``_postcode_level``, inline: cheaper than a look-up
-        full, sector, district = self.event.postcode
-        if not (full and postcode):
-            postcode_weight = self._postcode_weights[4]
-        elif postcode == full:
-            postcode_weight = self._postcode_weights[0]
-        elif sector and sector == record.postcode[1]:
-            postcode_weight = self._postcode_weights[1]
-        elif district and district == record.postcode[2]:
-            postcode_weight = self._postcode_weights[2]
-        else:
-            postcode_weight = self._postcode_weights[3]
-        return total + (self._dates.get(record.date_of_birth) or self._date_of(record))[1] \
-            + self._sex[record.sex][1] + postcode_weight \
-            + (self._schools.get(record.school) or self._school_of(record))[1]
+        return self.score(record)[0]
 
     def comparisons(self, levels: tuple[str, ...]) -> list[dict[str, Any]]:
         """``comparisons(params, event, levels, stats)`` of the levels in ``FIELDS`` order, from the weights of the
@@ -669,12 +676,7 @@ class EventScorer:
 
     def levels(self, record: Prepared) -> tuple[str, ...]:
         """``compare(event, record)``'s levels, in ``FIELDS`` order."""
-        given = self._given.get(record.given) or self._given_of(record)
-        family = self._family.get((record.family, record.family_parts)) or self._family_of(record)
-        turned = given[2] and family[2]
-        return (self._nhs_of(record), "transposed" if turned else given[0], "transposed" if turned else family[0],
-                (self._dates.get(record.date_of_birth) or self._date_of(record))[0], self._sex[record.sex][0],
-                self._postcode_of(record)[0], (self._schools.get(record.school) or self._school_of(record))[0])
+        return self.score(record)[1]
 
 
 def probability(weight: float) -> float:
