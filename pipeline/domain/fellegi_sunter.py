@@ -537,7 +537,7 @@ class EventScorer:
         self._given: dict[str, tuple[str, float, bool]] = {}
         self._family: dict[tuple[str, tuple[str, ...]], tuple[str, float, bool]] = {}
         self._dates: dict[date | None, tuple[str, float]] = {}
-        self._scored: dict[int, tuple[float, tuple[str, ...]]] = {}  # by the record's id()
+        self._scored: dict[int, tuple[Prepared, tuple[float, tuple[str, ...]]]] = {}  # by the record's id()
         self._schools: dict[str, tuple[str, float]] = {}
         self._nhs_absent = shared.nhs_absent
         self._postcode_weights = shared.postcode_weights
@@ -620,9 +620,9 @@ class EventScorer:
         """``match_weight(params, event, compare(event, record), stats)``, summed in the same order, and
         ``compare``'s levels in ``FIELDS`` order: worked out once per record (the rules and the breakdown ask again
         for the people they show, which in a small block is most of them)."""
-        found = self._scored.get(id(record))  # the records outlive the scorer: the candidates hold them
+        found = self._scored.get(id(record))
         if found is not None:
-            return found
+            return found[1]
         given = self._given.get(record.given) or self.given_value(record.given)
         family = self._family.get((record.family, record.family_parts)) or \
             self.family_value(record.family, record.family_parts)
@@ -653,10 +653,12 @@ class EventScorer:
         born = self._dates.get(record.date_of_birth) or self.date_value(record.date_of_birth)
         sex = self._sex[record.sex]
         school = self._schools.get(record.school) or self.school_value(record.school)
-        found = self._scored[id(record)] = (
-            total + born[1] + sex[1] + self._postcode_weights[rung] + school[1],
-            (nhs_level, given_level, family_level, born[0], sex[0], _POSTCODE_LEVELS[rung], school[0]))
-        return found
+        scored = (total + born[1] + sex[1] + self._postcode_weights[rung] + school[1],
+                  (nhs_level, given_level, family_level, born[0], sex[0], _POSTCODE_LEVELS[rung], school[0]))
+        # Kept with the record itself: while the scorer holds it, no other record can be given its id() (a record
+        # ``prepare`` made for a candidate without one is dropped by the caller as soon as it is weighed).
+        self._scored[id(record)] = (record, scored)
+        return scored
 
     def weight(self, record: Prepared) -> float:
         """``match_weight(params, event, compare(event, record), stats)``, summed in the same order."""
