@@ -59,6 +59,7 @@ LEVELS: dict[str, tuple[str, ...]] = {
     "school": ("similar", "different", ABSENT),
 }
 FIELDS = tuple(LEVELS)
+_POSTCODE_LEVELS = LEVELS["postcode"]
 TF_FIELDS = {"given_name": "given_counts", "family_name": "family_counts"}
 
 # Starting m and u probabilities (conditional on both values present), from the corruptions events are known to
@@ -388,6 +389,55 @@ class Parameters:
                            for level in LEVELS[name]}
         return found
 
+    @functools.cached_property
+    def partial_weights(self) -> dict[str, float]:
+        """Per term-frequency field, the weight of its strongest level short of exact agreement."""
+        return {name: max(w for lvl, w in self.weights[name].items() if lvl != "exact") for name in TF_FIELDS}
+
+    @functools.cached_property
+    def _event_tables(self) -> dict[tuple[float, float], EventTable]:
+        return {}
+
+    def event_table(self, given_exact: float, family_exact: float) -> EventTable:
+        """The level weights of an event whose exact given and family names weigh these (``EventScorer.table``),
+        made once for every event with the same two weights (a name's weight depends only on how common it is)."""
+        tables = self._event_tables
+        found = tables.get((given_exact, family_exact))
+        if found is None:
+            if len(tables) >= EVENT_TABLES_KEPT:
+                tables.clear()
+            table = dict(self.weights)
+            table["given_name"] = {**self.weights["given_name"], "exact": given_exact}
+            table["family_name"] = {**self.weights["family_name"], "exact": family_exact}
+            found = tables[given_exact, family_exact] = EventTable(table)
+        return found
+
+
+EVENT_TABLES_KEPT = 65536  # distinct (given, family) exact-name weights a Parameters keeps tables for
+
+
+class EventTable:
+    """``level_weight`` of every field and level for events whose exact names weigh the same, and what is made
+    from it: the comparisons shown for each pattern of levels (a list of read-only dicts shared by every
+    decision that shows it; the breakdown is only ever read and serialised)."""
+
+    __slots__ = ("_sexes", "comparisons", "nhs_absent", "postcode_weights", "table")
+
+    def __init__(self, table: dict[str, dict[str, float]]) -> None:
+        self.table = table
+        self.comparisons: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        self.nhs_absent = table["nhs_number"][ABSENT]
+        self.postcode_weights = tuple(table["postcode"][lv] for lv in _POSTCODE_LEVELS)
+        self._sexes: dict[str | None, dict[str | None, tuple[str, float]]] = {}
+
+    def sexes(self, event: str | None) -> dict[str | None, tuple[str, float]]:
+        """A record's sex -> (level, weight) against an event's (``prepare`` keeps only M, F and None)."""
+        found = self._sexes.get(event)
+        if found is None:
+            found = self._sexes[event] = {sex: (_sex_level(event, sex), self.table["sex"][_sex_level(event, sex)])
+                                          for sex in ("M", "F", None)}
+        return found
+
 
 def _tf_weight(params: Parameters, field_name: str, value: str, stats: ReferenceStats | None) -> float | None:
     if stats is None or not stats.records:
@@ -414,8 +464,7 @@ def level_weight(params: Parameters, name: str, level: str, event: Prepared, sta
     if level == "exact" and name in TF_FIELDS:
         tf = _tf_weight(params, name, event.given if name == "given_name" else event.family, stats)
         if tf is not None:
-            partial = max((w for lvl, w in params.weights[name].items() if lvl != "exact"), default=tf)
-            weight = max(tf, partial)
+            weight = max(tf, params.partial_weights[name])
     return weight
 
 
@@ -480,20 +529,19 @@ class EventScorer:
         self.params, self.event, self.stats = params, event, stats
         # ``level_weight`` of every level: the parameters' weights (shared, never changed), but an exact name's by
         # how common it is (those two fields' tables are this event's own).
-        self.table = dict(params.weights)
-        for name in TF_FIELDS:
-            self.table[name] = {**params.weights[name], "exact": level_weight(params, name, "exact", event, stats)}
-        self._comparisons: dict[tuple[str, str], dict[str, Any]] = {}
+        shared = params.event_table(level_weight(params, "given_name", "exact", event, stats),
+                                    level_weight(params, "family_name", "exact", event, stats))
+        self.table = shared.table
+        self._comparisons = shared.comparisons
         # value -> (level, weight, may be transposed) for names; value -> (level, weight) for the others
         self._given: dict[str, tuple[str, float, bool]] = {}
         self._family: dict[tuple[str, tuple[str, ...]], tuple[str, float, bool]] = {}
         self._dates: dict[date | None, tuple[str, float]] = {}
-        self._postcodes: dict[tuple[str, str, str], tuple[str, float]] = {}
+        self._scored: dict[int, tuple[Prepared, tuple[float, tuple[str, ...]]]] = {}  # by the record's id()
         self._schools: dict[str, tuple[str, float]] = {}
-        self._nhs_absent = self.table["nhs_number"][ABSENT]
-        self._postcode_weights = tuple(self.table["postcode"][lv] for lv in LEVELS["postcode"])
-        self._sex = {sex: (_sex_level(event.sex, sex), self.table["sex"][_sex_level(event.sex, sex)])
-                     for sex in ("M", "F", None)}  # ``prepare`` keeps only these
+        self._nhs_absent = shared.nhs_absent
+        self._postcode_weights = shared.postcode_weights
+        self._sex = shared.sexes(event.sex)
 
     def given_value(self, given: str) -> tuple[str, float, bool]:
         """A record's normalised given name -> (level, weight, may be transposed)."""
@@ -568,75 +616,69 @@ class EventScorer:
         names = [ABSENT, "exact", "day_month_swap", "one_digit", "within_month", "within_year"]
         return np.select(levels, [np.full(len(digits), weights[name]) for name in names], weights["different"])
 
-    def _given_of(self, record: Prepared) -> tuple[str, float, bool]:
-        return self.given_value(record.given)
-
-    def _family_of(self, record: Prepared) -> tuple[str, float, bool]:
-        return self.family_value(record.family, record.family_parts)
-
-    def _date_of(self, record: Prepared) -> tuple[str, float]:
-        return self.date_value(record.date_of_birth)
-
-    def _postcode_of(self, record: Prepared) -> tuple[str, float]:
-        found = self._postcodes.get(record.postcode)
-        if found is None:
-            level = _postcode_level(self.event.postcode, record.postcode)
-            found = self._postcodes[record.postcode] = (level, self.table["postcode"][level])
-        return found
-
-    def _school_of(self, record: Prepared) -> tuple[str, float]:
-        return self.school_value(record.school)
-
-    def _nhs_of(self, record: Prepared) -> str:
-        return _nhs_level(self.event, record)
+    def score(self, record: Prepared) -> tuple[float, tuple[str, ...]]:
+        """``match_weight(params, event, compare(event, record), stats)``, summed in the same order, and
+        ``compare``'s levels in ``FIELDS`` order: worked out once per record (the rules and the breakdown ask again
+        for the people they show, which in a small block is most of them)."""
+        found = self._scored.get(id(record))
+        if found is not None:
+            return found[1]
+        given = self._given.get(record.given) or self.given_value(record.given)
+        family = self._family.get((record.family, record.family_parts)) or \
+            self.family_value(record.family, record.family_parts)
+        table = self.table
+        if record.nhs_number:
+            nhs_level = _nhs_level(self.event, record)
+            nhs = table["nhs_number"][nhs_level]
+        else:
+            nhs_level, nhs = ABSENT, self._nhs_absent
+        if given[2] and family[2]:
+            given_level = family_level = "transposed"
+            total = nhs + table["given_name"]["transposed"] + table["family_name"]["transposed"]
+        else:
+            given_level, family_level = given[0], family[0]
+            total = nhs + given[1] + family[1]
+        postcode = record.postcode  # the level of ``_postcode_level``, inline: cheaper than a look-up
+        full, sector, district = self.event.postcode
+        if not (full and postcode[0]):
+            rung = 4
+        elif postcode[0] == full:
+            rung = 0
+        elif sector and sector == postcode[1]:
+            rung = 1
+        elif district and district == postcode[2]:
+            rung = 2
+        else:
+            rung = 3
+        born = self._dates.get(record.date_of_birth) or self.date_value(record.date_of_birth)
+        sex = self._sex[record.sex]
+        school = self._schools.get(record.school) or self.school_value(record.school)
+        scored = (total + born[1] + sex[1] + self._postcode_weights[rung] + school[1],
+                  (nhs_level, given_level, family_level, born[0], sex[0], _POSTCODE_LEVELS[rung], school[0]))
+        # Kept with the record itself: while the scorer holds it, no other record can be given its id() (a record
+        # ``prepare`` made for a candidate without one is dropped by the caller as soon as it is weighed).
+        self._scored[id(record)] = (record, scored)
+        return scored
 
     def weight(self, record: Prepared) -> float:
         """``match_weight(params, event, compare(event, record), stats)``, summed in the same order."""
-        given = self._given.get(record.given) or self._given_of(record)
-        family = self._family.get((record.family, record.family_parts)) or self._family_of(record)
-        table = self.table
-        nhs = table["nhs_number"][self._nhs_of(record)] if record.nhs_number else self._nhs_absent
-        if given[2] and family[2]:
-            total = nhs + table["given_name"]["transposed"] + table["family_name"]["transposed"]
-        else:
-            total = nhs + given[1] + family[1]
-        postcode = record.postcode[0]  # the level of ``_postcode_level``, inline: cheaper than a look-up
-        full, sector, district = self.event.postcode
-        if not (full and postcode):
-            postcode_weight = self._postcode_weights[4]
-        elif postcode == full:
-            postcode_weight = self._postcode_weights[0]
-        elif sector and sector == record.postcode[1]:
-            postcode_weight = self._postcode_weights[1]
-        elif district and district == record.postcode[2]:
-            postcode_weight = self._postcode_weights[2]
-        else:
-            postcode_weight = self._postcode_weights[3]
-        return total + (self._dates.get(record.date_of_birth) or self._date_of(record))[1] \
-            + self._sex[record.sex][1] + postcode_weight \
-            + (self._schools.get(record.school) or self._school_of(record))[1]
+        return self.score(record)[0]
 
-    def comparisons(self, levels: dict[str, str]) -> list[dict[str, Any]]:
-        """``comparisons(params, event, levels, stats)``, from the weights of the levels worked out once: each
-        field's at one level is one dict for every candidate of this event (the breakdown only reads them)."""
-        made = self._comparisons
-        found = []
-        for name in FIELDS:
-            level = levels[name]
-            comparison = made.get((name, level))
-            if comparison is None:
-                comparison = made[name, level] = {"field": name, "level": level,
-                                                  "weight": round(self.table[name][level], 2)}
-            found.append(comparison)
+    def comparisons(self, levels: tuple[str, ...]) -> list[dict[str, Any]]:
+        """``comparisons(params, event, levels, stats)`` of the levels in ``FIELDS`` order, from the weights of the
+        levels worked out once: one list for every candidate, of every event, with the same levels and weights
+        (the breakdown only reads them)."""
+        found = self._comparisons.get(levels)
+        if found is None:
+            table = self.table
+            found = self._comparisons[levels] = [{"field": name, "level": level,
+                                                  "weight": round(table[name][level], 2)}
+                                                 for name, level in zip(FIELDS, levels, strict=True)]
         return found
 
-    def levels(self, record: Prepared) -> dict[str, str]:
-        """``compare(event, record)``."""
-        given, family = self._given_of(record), self._family_of(record)
-        names = ("transposed", "transposed") if given[2] and family[2] else (given[0], family[0])
-        return {"nhs_number": self._nhs_of(record), "given_name": names[0], "family_name": names[1],
-                "date_of_birth": self._date_of(record)[0], "sex": self._sex[record.sex][0],
-                "postcode": self._postcode_of(record)[0], "school": self._school_of(record)[0]}
+    def levels(self, record: Prepared) -> tuple[str, ...]:
+        """``compare(event, record)``'s levels, in ``FIELDS`` order."""
+        return self.score(record)[1]
 
 
 def probability(weight: float) -> float:
@@ -756,16 +798,17 @@ class _Person:
     nhs_different: bool
     scorer: EventScorer
     exact_names: bool  # given and family names both agree exactly
-    _levels: dict[str, str] | None = None
+    _levels: tuple[str, ...] | None = None
 
     @property
-    def levels(self) -> dict[str, str]:
+    def levels(self) -> tuple[str, ...]:
+        """Each field's level, in ``FIELDS`` order."""
         if self._levels is None:  # only the people the rules or the breakdown look at
             self._levels = self.scorer.levels(self.record)
         return self._levels
 
     def level(self, name: str) -> str:
-        return self.levels[name]
+        return self.levels[FIELDS.index(name)]
 
 
 def _prepared(candidate: Candidate) -> Prepared:
@@ -779,24 +822,30 @@ Floats = npt.NDArray[np.float64]
 # Blocks of at least this many candidates are scored from the columns: below it, the arrays' fixed cost per
 # event is more than scoring the records one by one (the decision is the same either way).
 BLOCK_FROM = 32
-Flags = npt.NDArray[np.bool_]
-Ints = npt.NDArray[np.int64]
 
 
 @dataclass(slots=True)
 class _People:
     """The people an event's candidates make, one row each in the order their records were fetched: what the
-    ranking and the rules need of every one of them, as arrays; a ``_Person`` made only for the few the
-    breakdown and the rules look at in detail."""
+    ranking and the rules need of every one of them, as plain lists (a block of a handful costs less so than as
+    arrays); a ``_Person`` made only for the few the breakdown and the rules look at in detail."""
 
-    weight: Floats  # match weight with the prior
-    exact_names: Flags  # given and family names both agree exactly
-    nhs_equal: Flags
-    nhs_different: Flags
-    born: Ints  # the date of birth of the person's best record, as a code (equal codes: equal dates)
-    home: Ints  # its full postcode as a code, 0 when there is none
-    given_exact: Flags  # its given name's level is "exact"
+    weight: list[float]  # match weight with the prior
+    exact_names: list[bool]  # given and family names both agree exactly
+    nhs_equal: list[bool]
+    nhs_different: list[bool]
+    born: list[Any]  # the date of birth of the person's best record, or a code of it (equal: equal dates)
+    home: list[Any]  # its full postcode, or a code of it; falsy when there is none
+    given_exact: list[bool]  # its given name's level is "exact"
     make: Callable[[int], _Person]
+    # The rows best first (``_ranked``), when the arrays they came from ranked them already.
+    order: list[int] | None = None
+
+
+def _ranked(weight: Sequence[float], exact_names: Sequence[bool]) -> list[int]:
+    """The rows by weight, best first; ties to the person whose names agree exactly, else in the order fetched
+    (as ``np.lexsort((~exact_names, -weight))``, a stable sort)."""
+    return sorted(range(len(weight)), key=lambda row: (-weight[row], not exact_names[row]))
 
 
 def _object_people(scorer: EventScorer, candidates: Sequence[Candidate], prior: float,
@@ -823,14 +872,10 @@ def _object_people(scorer: EventScorer, candidates: Sequence[Candidate], prior: 
         exact = bool(given and family and best_record.given == given and best_record.family == family)
         people.append(_Person(key, best_weight + prior, 0.0, best_record, best_member.source, equal, different,
                               scorer, exact))
-    dates: dict[date | None, int] = {}
-    homes = {"": 0}
     return _People(
-        np.array([p.weight for p in people], np.float64), np.array([p.exact_names for p in people], np.bool_),
-        np.array([p.nhs_equal for p in people], np.bool_), np.array([p.nhs_different for p in people], np.bool_),
-        np.array([dates.setdefault(p.record.date_of_birth, len(dates)) for p in people], np.int64),
-        np.array([homes.setdefault(p.record.postcode[0], len(homes)) for p in people], np.int64),
-        np.array([bool(given) and p.record.given == given for p in people], np.bool_),
+        [p.weight for p in people], [p.exact_names for p in people], [p.nhs_equal for p in people],
+        [p.nhs_different for p in people], [p.record.date_of_birth for p in people],
+        [p.record.postcode[0] for p in people], [bool(given) and p.record.given == given for p in people],
         people.__getitem__)
 
 
@@ -918,8 +963,8 @@ def _block_people(scorer: EventScorer, block: CandidateBlock, prior: float) -> _
         return _Person(f"upn:{candidate.upn}", float(weight[row]), 0.0, _prepared(candidate), candidate.source,
                        bool(equal[row]), bool(different[row]), scorer, bool(exact[row]))
 
-    return _People(weight, exact, equal, different, born.astype(np.int64), postcode.astype(np.int64), given_exact,
-                   make)
+    return _People(weight.tolist(), exact.tolist(), equal.tolist(), different.tolist(), born.tolist(),
+                   postcode.tolist(), given_exact.tolist(), make, np.lexsort((~exact, -weight)).tolist())
 
 
 class FellegiSunterMatcher:
@@ -950,18 +995,19 @@ class FellegiSunterMatcher:
             population = stats.population if stats and stats.population else max(len(groups), 1)
             table = _object_people(scorer, candidates, prior_weight(params, population), groups)
         # Ties go to the person whose names agree exactly (a stable sort: else in the order fetched).
-        order = np.lexsort((~table.exact_names, -table.weight))
-        if len(order) and table.exact_names[order[0]]:
+        order = table.order if table.order is not None else _ranked(table.weight, table.exact_names)
+        if order and table.exact_names[order[0]]:
             # Twins or siblings at one address: when the names agree exactly with one of them, the others (whose
             # given name does not) are not this child and do not dilute the probability.
             first = order[0]
-            if table.home[first]:
-                dropped = (table.born == table.born[first]) & (table.home == table.home[first]) & ~table.given_exact
-                dropped[first] = False
-                order = order[~dropped[order]]
+            born, home, given_exact = table.born, table.home, table.given_exact
+            if home[first]:
+                order = [row for row in order if row == first or given_exact[row]
+                         or born[row] != born[first] or home[row] != home[first]]
         # The child is at most one of these people: each one's probability is its odds against all the others and
         # against none of them, so two close candidates share the probability and neither reaches the link.
-        weights: list[float] = table.weight[order].tolist()
+        all_weights = table.weight
+        weights = [all_weights[row] for row in order]
         chances: list[float] = []
         if weights:
             top_weight = max(weights[0], 0.0)
@@ -971,7 +1017,7 @@ class FellegiSunterMatcher:
         made: dict[int, _Person] = {}
 
         def person(position: int) -> _Person:
-            row = int(order[position])
+            row = order[position]
             found = made.get(row)
             if found is None:
                 found = made[row] = table.make(row)
@@ -994,7 +1040,7 @@ class FellegiSunterMatcher:
                              round(top.probability, 6) if top else 0.0, breakdown, reason, urgent,
                              tuple(p.key for p in shown))
 
-    def _rules(self, event: Prepared, table: _People, order: npt.NDArray[np.intp], weights: list[float],
+    def _rules(self, event: Prepared, table: _People, order: list[int], weights: list[float],
                chances: list[float], person: Callable[[int], _Person],
                ) -> tuple[MatchOutcome, _Person | None, str, str]:
         """The rules over the people in ``order`` (best first): ``weights`` and ``chances`` are theirs, and
@@ -1002,7 +1048,8 @@ class FellegiSunterMatcher:
         limits = self.thresholds
         incomplete = not (event.given and event.family and event.date_of_birth)
         # 1. The NHS number rule.
-        equal = np.flatnonzero(table.nhs_equal[order]).tolist()
+        nhs_equal = table.nhs_equal
+        equal = [position for position, row in enumerate(order) if nhs_equal[row]]
         if len(equal) == 1:
             found = person(equal[0])
             agrees = found.level("date_of_birth") in ("exact", "day_month_swap") or \
@@ -1028,17 +1075,16 @@ class FellegiSunterMatcher:
             return (MatchOutcome.REVIEW, top, "nhs_number_different",
                     "different valid NHS numbers are never linked automatically")
         # The first other person who is a sibling at the same address (when the names are fuzzy) or close.
-        first, others = order[0], order[1:]
-        sibling = (table.born[others] == table.born[first]) & (table.home[others] == table.home[first]) \
-            if table.home[first] else np.zeros(len(others), np.bool_)
-        other_weights = table.weight[others]
-        close = (top.weight - other_weights < limits.close_bits) & (other_weights > 0)
-        hits = np.flatnonzero((sibling & (not top.exact_names)) | close)
-        if len(hits):
-            if sibling[hits[0]] and not top.exact_names:
+        first = order[0]
+        born, home, weight = table.born, table.home, table.weight
+        first_born, first_home, fuzzy = born[first], home[first], not top.exact_names
+        for row in order[1:]:
+            sibling = bool(first_home) and born[row] == first_born and home[row] == first_home
+            if sibling and fuzzy:
                 return (MatchOutcome.REVIEW, top, "twins",
                         "a sibling shares the date of birth and address; fuzzy names are never linked")
-            return MatchOutcome.REVIEW, top, "ambiguous", "two candidates close in probability"
+            if top.weight - weight[row] < limits.close_bits and weight[row] > 0:
+                return MatchOutcome.REVIEW, top, "ambiguous", "two candidates close in probability"
         if incomplete:
             return MatchOutcome.REVIEW, top, "incomplete_identity", "identity incomplete: a person confirms"
         return MatchOutcome.LINKED, top, "model", "match probability above the link threshold"
