@@ -1,13 +1,17 @@
 """The Kafka worker's record handling (the body of the faust agents), on both stores, without a broker:
 a record that lost a deadlock to another worker is tried again; a handler bug keeps only its event for a later
-try (accepted, never a dead letter), and the intake record the HTTP intake stored is the row processed."""
+try (accepted, never a dead letter), the intake record the HTTP intake stored is the row processed, and a batch right
+after PostgreSQL dropped every connection (a restart) is processed once, with nothing lost or dead-lettered."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy.exc import OperationalError
@@ -19,7 +23,7 @@ from pipeline import codec
 from pipeline.adapters import tables as t
 from pipeline.adapters.faust_codec import Decoded
 from pipeline.adapters.publisher import BrokerUnavailable
-from tests.integration.conftest import Pipeline
+from tests.integration.conftest import Pipeline, start_pipeline
 from tests.support.store_ports import statements_run
 from tests.support.world import AMELIA, ISLA, JACOB, OLIVER, UNKNOWN, attendance
 
@@ -278,3 +282,33 @@ def test_a_batchs_missing_reports_lock_their_episodes_together_and_match_once(pi
         people = {row.child_id: row.person_key for row in session.exec(select(t.Child)).all()}
     assert {people[episodes[e]] for e in ("EP-1", "EP-3")} == {"upn:A999100100001"}
     assert people[episodes["EP-2"]] == "upn:B999100100002" and people[episodes["EP-0"]] == "upn:G999100100008"
+
+
+@pytest.fixture
+def postgres_pipeline(postgres_url: str, tmp_path: Path) -> Iterator[Pipeline]:
+    p = start_pipeline(tmp_path, database_url=postgres_url)
+    yield p
+    p.services.store.dispose()
+
+
+def test_a_batch_right_after_postgresql_dropped_its_connections_is_processed_once(
+        postgres_pipeline: Pipeline) -> None:
+    # The pool pings only a connection idle over store.PING_IDLE_SECONDS, so the pooled connection the next batch
+    # takes here (used a moment ago) is dead and not pinged: its first statement fails, and the batch must go again
+    # on a new connection, nothing committed twice, nothing dead-lettered, no attempt counted against the event.
+    services = postgres_pipeline.services
+    first, second = attendance(AMELIA), attendance(ISLA)
+    assert handle_batch(services, [delivery(first, 0)]) == ["processed"]
+    url = services.store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as other:
+        dropped = other.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                " WHERE pid <> pg_backend_pid() AND datname = current_database()").fetchone()
+    assert dropped is not None and dropped[0] >= 1
+
+    assert handle_batch(services, [delivery(second, 1)]) == ["processed"]
+    assert handle_batch(services, [delivery(first, 0)]) == ["duplicate"]
+    with services.store.read() as session:
+        events = session.exec(select(t.Event)).all()
+        assert sorted(e.event_id for e in events) == sorted([first["event_id"], second["event_id"]])
+        assert all(e.status == "processed" and not e.attempts for e in events)
+        assert session.exec(select(t.DeadLetter)).all() == []
