@@ -83,7 +83,8 @@ def handle_episode_event(repo: StorePort, event: EventRecord, record: dict[str, 
         if row.child_id is None:
             row.child_id, decision = _match(repo, event, record, ctx, now)
             review = decision if decision.outcome is MatchOutcome.REVIEW else None
-    episode = replace(episode, child_id=row.child_id)
+    if episode.child_id != row.child_id:
+        episode = replace(episode, child_id=row.child_id)
     if event.event_type == "return-interview-recorded":
         row.return_interview_recorded_at = record["recorded_at"]
         repo.audit(now, record.get("by_role") or SYSTEM, "acknowledged", record["episode_id"],
