@@ -30,6 +30,8 @@ class LadderRule:
 
 
 _STEP_KEYS = frozenset({"after", "before", "notify", "action"})
+# Ladders in working or school time kept per Policy by (ladder, base, school) before it starts again with none.
+LADDERS_KEPT = 4096
 
 # A ladder whose rungs are all plain durations (after or before the base), as offsets from the base in firing
 # order: (offset, whether it is a `before` rung, notify, action). Its instants then need no calendar.
@@ -93,10 +95,13 @@ class Policy:
     timescales: Mapping[str, Timescale]
     ladders: Mapping[str, tuple[LadderRule, ...]]
     raw: Mapping[str, Any]
-    # Derived once from the fields above (every event asks): the all-duration ladders as offsets, and each
-    # ``setting`` path's value. The configuration is never changed in place: a new one is a new Policy.
+    # Derived from the fields above (every event asks): the all-duration ladders as offsets, each ``setting`` path's
+    # value, and the other ladders' instants by base. The configuration is never changed in place: a new one is a
+    # new Policy.
     _offsets: dict[str, _Offsets | None] = field(default_factory=dict, init=False, repr=False, compare=False)
     _settings: dict[tuple[str, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _ladders: dict[tuple[str, datetime, Any, str | None], tuple[LadderStep, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_mapping(cls, rules: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> Policy:
@@ -136,12 +141,23 @@ class Policy:
             # resolves a duration, one after the base is in UTC; a `before` rung keeps the base's zone.
             return tuple(LadderStep(base + offset if before else (base + offset).astimezone(UTC), notify, action)
                          for offset, before, notify, action in offsets)
-        steps = [
-            LadderStep(base - rule.before if rule.before is not None
-                       else self.calendar.resolve(rule.after, base, school_urn), rule.notify, rule.action)
-            for rule in self.ladders.get(f"{name}_ladder", ())
-        ]
-        return tuple(sorted(steps, key=lambda step: step.at))
+        # A ladder counted in working or school time is counted from a due time, which is the same for the day's
+        # events (12:00 on the next school day, 17:00 on the third working day): its instants are kept by base
+        # (with a fixed offset: its zone is in the key, as a `before` rung keeps it).
+        fixed = type(base.tzinfo) is timezone
+        kept = self._ladders.get((key, base, base.tzinfo, school_urn)) if fixed else None
+        if kept is None:
+            steps = [
+                LadderStep(base - rule.before if rule.before is not None
+                           else self.calendar.resolve(rule.after, base, school_urn), rule.notify, rule.action)
+                for rule in self.ladders.get(key, ())
+            ]
+            kept = tuple(sorted(steps, key=lambda step: step.at))
+            if fixed:
+                if len(self._ladders) >= LADDERS_KEPT:
+                    self._ladders.clear()
+                self._ladders[key, base, base.tzinfo, school_urn] = kept
+        return kept
 
     def routed_teams(self) -> frozenset[str]:
         """Every team the rules can route to under this configuration: those the code names, those the

@@ -113,9 +113,9 @@ def test_a_bare_timescale_beyond_the_default_ladder_is_a_configuration_error_nam
         Policy.from_mapping(deep_merge(Settings().rules, {"timescales": {"my_own_ladder": ["PT1H"]}}))
 
 
-def _general_ladder(policy: Policy, name: str, base: datetime) -> tuple[object, ...]:
-    """The ladder as the calendar resolves each rung, sorted: what ``ladder`` gave before its offsets."""
-    steps = [(base - rule.before if rule.before is not None else policy.calendar.resolve(rule.after, base),
+def _general_ladder(policy: Policy, name: str, base: datetime, school_urn: str | None = None) -> tuple[object, ...]:
+    """The ladder as the calendar resolves each rung, sorted: what ``ladder`` gave before it kept anything."""
+    steps = [(base - rule.before if rule.before is not None else policy.calendar.resolve(rule.after, base, school_urn),
               rule.notify, rule.action) for rule in policy.ladders[f"{name}_ladder"]]
     return tuple(sorted(steps, key=lambda step: step[0]))
 
@@ -162,3 +162,22 @@ def test_a_changed_ladder_is_seen_by_a_new_policy() -> None:
         {"after": "PT2H", "notify": ["assignee"], "action": "escalation"}]}})
     assert [s.at for s in Policy.from_mapping(rules).ladder("return_interview", WEDNESDAY_NOON)] == [
         WEDNESDAY_NOON + timedelta(hours=2)]
+
+
+def test_a_ladder_in_working_time_kept_by_base_is_the_same_as_counted_afresh() -> None:
+    policy = Policy.from_mapping(Settings().rules)
+    friday = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+    for base, urn in ((WEDNESDAY_NOON, "100001"), (friday, None), (friday, "100001"), (WEDNESDAY_NOON, None)):
+        first = policy.ladder("self_harm_acknowledgement", base, urn)
+        assert policy.ladder("self_harm_acknowledgement", base, urn) == first  # kept
+        assert first == Policy.from_mapping(Settings().rules).ladder("self_harm_acknowledgement", base, urn)
+        assert [(s.at, s.notify, s.action) for s in first] == list(_general_ladder(policy, "self_harm_acknowledgement",
+                                                                                   base, urn))
+    # The same instant in another zone is its own entry: a rung's instants keep the zone they were counted in.
+    plus_one = WEDNESDAY_NOON.astimezone(timezone(timedelta(hours=1)))
+    assert [s.at.utcoffset() for s in policy.ladder("trigger_meeting", plus_one)] == [
+        at.utcoffset() for at, _, _ in _general_ladder(policy, "trigger_meeting", plus_one)]
+    # A council whose school day ends earlier: a new Policy, its own ladders.
+    earlier = Policy.from_mapping(deep_merge(Settings().rules, {"calendar": {"school_day_end": "15:05"}}))
+    assert earlier.ladder("self_harm_acknowledgement", WEDNESDAY_NOON, "100001")[-1].at.minute == 5
+    assert policy.ladder("self_harm_acknowledgement", WEDNESDAY_NOON, "100001")[-1].at.minute == 30
