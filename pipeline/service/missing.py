@@ -75,7 +75,6 @@ def handle_episode_event(repo: StorePort, event: EventRecord, record: dict[str, 
     # Every deadline and notification of an episode follows from its being reported or found (the rules of
     # pipeline/domain/missing.py): one that was neither before this event has none stored yet.
     new_episode = row.reported_at is None and row.found_at is None
-    episode = rules.fold(_episode_of(row), event.event_type, record)
     review: MatchDecision | None = None
     if event.event_type == "missing-reported":
         row.force_code = record["force_code"]
@@ -83,8 +82,8 @@ def handle_episode_event(repo: StorePort, event: EventRecord, record: dict[str, 
         if row.child_id is None:
             row.child_id, decision = _match(repo, event, record, ctx, now)
             review = decision if decision.outcome is MatchOutcome.REVIEW else None
-    if episode.child_id != row.child_id:
-        episode = replace(episode, child_id=row.child_id)
+    # Folded once the report's child is known: the episode then has its child (folding never changes it).
+    episode = rules.fold(_episode_of(row), event.event_type, record)
     if event.event_type == "return-interview-recorded":
         row.return_interview_recorded_at = record["recorded_at"]
         repo.audit(now, record.get("by_role") or SYSTEM, "acknowledged", record["episode_id"],
