@@ -191,6 +191,11 @@ _INVOLVEMENTS_OF_PUPILS = sa_select(INVOLVEMENT).where(INVOLVEMENT.c.ended_at.is
 
 
 @functools.cache
+def _column_keys(table: Table) -> tuple[str, ...]:
+    return tuple(column.key for column in table.columns)
+
+
+@functools.cache
 def _guarded_insert(table: Table, postgres: bool) -> DriverStatement:
     """``INSERT ... ON CONFLICT DO NOTHING RETURNING <primary key>`` into ``table``, per dialect."""
     return DriverStatement((pg_insert if postgres else sqlite_insert)(table).on_conflict_do_nothing()
@@ -265,6 +270,7 @@ class Repository(EpisodeQueries):
         self._notifications = CreatedRows(NOTIFICATION)
         self._new_keys: dict[str, NotificationRow] = {}  # dedupe keys of notifications buffered as new
         self._deadlines = CreatedRows(DEADLINE)
+        self._kinds_buffered: set[str] = set()  # kinds of the deadlines buffered in this unit of work, ever
         # Missing episodes read or created in this unit of work (plain records too), and those locked in it.
         self._episodes = CreatedRows(EPISODE, key="episode_id")
         self._locked_episodes: set[str] = set()
@@ -544,9 +550,12 @@ class Repository(EpisodeQueries):
         )
         if not once:
             self._deadlines.buffer(row)
+            self._kinds_buffered.add(row.kind)
             return row
-        # The guard's unique indexes are about deadlines: new and changed ones of this kind are written first.
-        if any(pending.kind == row.kind for pending in self._deadlines.pending()):
+        # The guard's unique indexes are about deadlines: new and changed ones of this kind are written first. None
+        # is pending unless one of this kind was buffered or some deadline changed: then the pending are looked at.
+        if (row.kind in self._kinds_buffered or self._deadlines.changed) and \
+                any(pending.kind == row.kind for pending in self._deadlines.pending()):
             self._deadlines.write(self.session.connection())
         if not self._insert_guarded(DEADLINE, row):
             return None
@@ -556,8 +565,7 @@ class Repository(EpisodeQueries):
     def _insert_guarded(self, table: Table, record: Any) -> bool:
         """``INSERT ... ON CONFLICT DO NOTHING RETURNING <key>`` of a record (or a dict of its columns): False
         (nothing written) if a unique constraint or unique index (partial ones included) already holds such a row."""
-        values = record if isinstance(record, dict) else {column.key: getattr(record, column.key)
-                                                           for column in table.columns}
+        values = record if isinstance(record, dict) else {key: getattr(record, key) for key in _column_keys(table)}
         return _guarded_insert(table, self.postgres).first(self.session.connection(), values) is not None
 
     def facts_for_child(self, child_id: str, day: date) -> ChildFacts | None:
