@@ -408,12 +408,12 @@ class Repository(EpisodeQueries):
         """``child_facts``; ``pupils``: the members' current pupil rows when the caller has just read them."""
         upns = {m.upn for m in members if m.upn}
         nhs = {m.identity.nhs_number for m in members if m.identity.nhs_number}
-        connection = self.session.connection()
         enrolments: list[Enrolment] = []
         if upns:
             if pupils is None and self._pupils_ahead and all(upn in self._pupils_ahead for upn in upns):
                 pupils = [row for upn in sorted(upns) for row in self._pupils_ahead[upn]]
             if pupils is None:
+                connection = self.session.connection()  # asked for only when there is something to read
                 pupils = _PUPIL_OF_ONE_UPN.rows(connection, {"upn": next(iter(upns))}) if len(upns) == 1 \
                     else connection.execute(_PUPILS_BY_UPN, {"upns": sorted(upns)}).all()
             for pupil in pupils:
@@ -428,12 +428,12 @@ class Repository(EpisodeQueries):
         if involvement_keys or index is None or index.may_hold("involvements", upns, nhs):
             involvements = [
                 Involvement(row.status, row.worker_email, row.team, row.manager_email, row.placing_la, row.iro_email)
-                for row in connection.execute(_INVOLVEMENTS_OF[bool(upns), bool(nhs)],
+                for row in self.session.connection().execute(_INVOLVEMENTS_OF[bool(upns), bool(nhs)],
                                               {"keys": involvement_keys, "upns": sorted(upns), "nhs": sorted(nhs)})
             ]
         home_educated = any(m.source == "ehe" for m in members)
         if not home_educated and nhs and (index is None or index.may_hold("ehe", (), nhs)):
-            home_educated = connection.execute(_HOME_EDUCATED, {"nhs": sorted(nhs)}).first() is not None
+            home_educated = self.session.connection().execute(_HOME_EDUCATED, {"nhs": sorted(nhs)}).first() is not None
         best = next((m.identity for m in members if m.source == "pupil"), members[0].identity if members else identity)
         return ChildFacts(child_id, best, tuple(enrolments), home_educated, tuple(involvements))
 
@@ -571,10 +571,9 @@ class Repository(EpisodeQueries):
     def facts_for_child(self, child_id: str, day: date) -> ChildFacts | None:
         """Reference facts for a known child id, from its person key (plain rows, as ``child_facts`` reads them:
         the missing pathway asks this for every event of a linked child)."""
-        connection = self.session.connection()
         person_key = self._person_of_child.get(child_id)
         if person_key is None:
-            person_key = _PERSON_OF_CHILD.scalar(connection, {"child_id": child_id})
+            person_key = _PERSON_OF_CHILD.scalar(self.session.connection(), {"child_id": child_id})
             if person_key is None:
                 return None
             self._person_of_child[child_id] = person_key
@@ -583,7 +582,7 @@ class Repository(EpisodeQueries):
         pupils: list[Any] | None = None
         if kind == "upn":
             ahead = self._pupils_ahead.get(value)  # the current row of this UPN (its primary key), read ahead
-            pupil = ahead[0] if ahead else _PUPIL_BY_UPN.first(connection, {"upn": value})
+            pupil = ahead[0] if ahead else _PUPIL_BY_UPN.first(self.session.connection(), {"upn": value})
             # The members' UPNs are this pupil's alone: child_facts needs no second read of it.
             pupils = [pupil] if pupil is not None and pupil.ended_at is None else []
             if pupil is not None:
@@ -596,7 +595,7 @@ class Repository(EpisodeQueries):
                 involvements = self._pupil_involvements.get(value) if ahead else None
                 if involvements is None:
                     index = self._synced_index
-                    involvements = _INVOLVEMENTS_OF_PUPIL.rows(connection, {
+                    involvements = _INVOLVEMENTS_OF_PUPIL.rows(self.session.connection(), {
                         "upn": value, "family_key": pupil.family_key, "date_of_birth": pupil.date_of_birth}) \
                         if index is None or index.may_hold("involvements", (value,), ()) or \
                         index.may_hold_unnumbered(pupil.family_key, pupil.date_of_birth) else []
@@ -606,15 +605,15 @@ class Repository(EpisodeQueries):
                             exact_identity(_pupil_identity(pupil))]
         elif kind == "nhs":
             members += [Candidate("involvement", inv.row_key, _pupil_identity(inv))
-                        for inv in _INVOLVEMENTS_BY_NHS.rows(connection, {"nhs": value})]
+                        for inv in _INVOLVEMENTS_BY_NHS.rows(self.session.connection(), {"nhs": value})]
             members += [Candidate("ehe", ehe.row_key, _pupil_identity(ehe))
-                        for ehe in _EHE_BY_NHS.rows(connection, {"nhs": value})]
+                        for ehe in _EHE_BY_NHS.rows(self.session.connection(), {"nhs": value})]
         elif kind == "ehe":
             members += [Candidate("ehe", ehe.row_key, _pupil_identity(ehe))
-                        for ehe in _EHE_BY_KEY.rows(connection, {"key": value})]
+                        for ehe in _EHE_BY_KEY.rows(self.session.connection(), {"key": value})]
         elif kind == "involvement":
             members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
-                        for inv in _INVOLVEMENT_BY_KEY.rows(connection, {"key": value})]
+                        for inv in _INVOLVEMENT_BY_KEY.rows(self.session.connection(), {"key": value})]
         if not members:
             return None
         return self._child_facts(child_id, members, members[0].identity, day, pupils)
