@@ -7,8 +7,9 @@ import gc
 # Allocations (less deallocations) between two collections of the youngest generation: Python's default is 700.
 # Processing an event makes a few hundred short-lived containers (records, rows, plans), most gone by the end of
 # its batch: collected every 700 they are walked while still alive, promoted, and walked again by the older
-# generations' passes. Measured with the demo roll (bench/profile_intake.py's processing, 1,200 events): the
-# collector's own CPU per event 0.071 ms at 700, 0.038 at 10,000, 0.025 at 50,000. A pass over 50,000 young objects
+# generations' passes. Measured with the demo roll, 1,200 events processed after the freeze (bench/results/intake.md,
+# 2026-12-03, route-cpu): the collector's own thread CPU per event 0.071 ms at 700, 0.038 at 10,000, 0.025 at 50,000
+# (at 700 about 1% of processing's instructions, the rest of its cost cache misses). A pass over 50,000 young objects
 # is a few milliseconds; cyclic garbage waits at most that many allocations longer.
 YOUNGEST_THRESHOLD = 50_000
 
