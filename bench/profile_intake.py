@@ -190,12 +190,14 @@ def main() -> None:
         from consumers.intake_consumer import IntakeConsumer
         from pipeline.bootstrap import build
         from pipeline.entrypoints.api import create_app
+        from pipeline.runtimes.memory import freeze_start_up_objects
         from pipeline.service.intake import Submission
         from pipeline.service.relay import relay
         from pipeline.settings import Settings
 
         services = build(Settings())
         services.ctx.warm_up(services.store)
+        freeze_start_up_objects()  # as both runtimes do after start-up (the collector's settings too)
         services.ready.set()
         stages = Stages()
         instrument(stages)

@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -84,6 +85,22 @@ NEW_DELIVERY = {"position": 0, "attempts": 0, "ambiguous_resends": 0, "provider"
 # ``json.dumps(value, default=str)`` (values JSON has no type for, such as dates, as their text), with the encoder
 # made once: given ``default``, ``json.dumps`` makes a new encoder on every call.
 _encode_loosely = json.JSONEncoder(default=str).encode
+
+
+def _encode_flat(body: dict[str, Any]) -> str:
+    """``_encode_loosely(body)``, the same text, made directly when every value is text or None (an outbox body):
+    each string as the encoder escapes it, without its per-call set-up."""
+    parts = []
+    for key, value in body.items():
+        if type(key) is not str:
+            return _encode_loosely(body)
+        if type(value) is str:
+            parts.append(f"{_json_string(key)}: {_json_string(value)}")
+        elif value is None:
+            parts.append(f"{_json_string(key)}: null")
+        else:
+            return _encode_loosely(body)
+    return "{" + ", ".join(parts) + "}"
 
 
 def unknown_children(session: Session, child_ids: Sequence[str]) -> set[str]:
@@ -176,6 +193,11 @@ _INVOLVEMENTS_OF_PUPILS = sa_select(INVOLVEMENT).where(INVOLVEMENT.c.ended_at.is
 
 
 @functools.cache
+def _column_keys(table: Table) -> tuple[str, ...]:
+    return tuple(column.key for column in table.columns)
+
+
+@functools.cache
 def _guarded_insert(table: Table, postgres: bool) -> DriverStatement:
     """``INSERT ... ON CONFLICT DO NOTHING RETURNING <primary key>`` into ``table``, per dialect."""
     return DriverStatement((pg_insert if postgres else sqlite_insert)(table).on_conflict_do_nothing()
@@ -261,6 +283,7 @@ class Repository(EpisodeQueries):
         self._notifications = CreatedRows(NOTIFICATION)
         self._new_keys: dict[str, NotificationRow] = {}  # dedupe keys of notifications buffered as new
         self._deadlines = CreatedRows(DEADLINE)
+        self._kinds_buffered: set[str] = set()  # kinds of the deadlines buffered in this unit of work, ever
         # Missing episodes read or created in this unit of work (plain records too), and those locked in it.
         self._episodes = CreatedRows(EPISODE, key="episode_id")
         self._locked_episodes: set[str] = set()
@@ -415,12 +438,12 @@ class Repository(EpisodeQueries):
         """``child_facts``; ``pupils``: the members' current pupil rows when the caller has just read them."""
         upns = {m.upn for m in members if m.upn}
         nhs = {m.identity.nhs_number for m in members if m.identity.nhs_number}
-        connection = self.session.connection()
         enrolments: list[Enrolment] = []
         if upns:
             if pupils is None and self._pupils_ahead and all(upn in self._pupils_ahead for upn in upns):
                 pupils = [row for upn in sorted(upns) for row in self._pupils_ahead[upn]]
             if pupils is None:
+                connection = self.session.connection()  # asked for only when there is something to read
                 pupils = _PUPIL_OF_ONE_UPN.rows(connection, {"upn": next(iter(upns))}) if len(upns) == 1 \
                     else connection.execute(_PUPILS_BY_UPN, {"upns": sorted(upns)}).all()
             for pupil in pupils:
@@ -435,12 +458,12 @@ class Repository(EpisodeQueries):
         if involvement_keys or index is None or index.may_hold("involvements", upns, nhs):
             involvements = [
                 Involvement(row.status, row.worker_email, row.team, row.manager_email, row.placing_la, row.iro_email)
-                for row in connection.execute(_INVOLVEMENTS_OF[bool(upns), bool(nhs)],
+                for row in self.session.connection().execute(_INVOLVEMENTS_OF[bool(upns), bool(nhs)],
                                               {"keys": involvement_keys, "upns": sorted(upns), "nhs": sorted(nhs)})
             ]
         home_educated = any(m.source == "ehe" for m in members)
         if not home_educated and nhs and (index is None or index.may_hold("ehe", (), nhs)):
-            home_educated = connection.execute(_HOME_EDUCATED, {"nhs": sorted(nhs)}).first() is not None
+            home_educated = self.session.connection().execute(_HOME_EDUCATED, {"nhs": sorted(nhs)}).first() is not None
         best = next((m.identity for m in members if m.source == "pupil"), members[0].identity if members else identity)
         return ChildFacts(child_id, best, tuple(enrolments), home_educated, tuple(involvements))
 
@@ -539,7 +562,7 @@ class Repository(EpisodeQueries):
 
     def outbox(self, at: datetime, topic: str, key: str, body: dict[str, Any],
                notification_id: str | None = None) -> None:
-        self._outbox_rows.append({"topic": topic, "key": key, "body_json": _encode_loosely(body),
+        self._outbox_rows.append({"topic": topic, "key": key, "body_json": _encode_flat(body),
                                   "notification_id": notification_id, "created_at": at, "relayed_at": None})
 
     def add_deadline(self, planned: PlannedDeadline, subject_id: str, now: datetime, *, event_id: str | None,
@@ -557,9 +580,12 @@ class Repository(EpisodeQueries):
         )
         if not once:
             self._deadlines.buffer(row)
+            self._kinds_buffered.add(row.kind)
             return row
-        # The guard's unique indexes are about deadlines: new and changed ones of this kind are written first.
-        if any(pending.kind == row.kind for pending in self._deadlines.pending()):
+        # The guard's unique indexes are about deadlines: new and changed ones of this kind are written first. None
+        # is pending unless one of this kind was buffered or some deadline changed: then the pending are looked at.
+        if (row.kind in self._kinds_buffered or self._deadlines.changed) and \
+                any(pending.kind == row.kind for pending in self._deadlines.pending()):
             self._deadlines.write(self.session.connection())
         if not self._insert_guarded(DEADLINE, row):
             return None
@@ -569,17 +595,15 @@ class Repository(EpisodeQueries):
     def _insert_guarded(self, table: Table, record: Any) -> bool:
         """``INSERT ... ON CONFLICT DO NOTHING RETURNING <key>`` of a record (or a dict of its columns): False
         (nothing written) if a unique constraint or unique index (partial ones included) already holds such a row."""
-        values = record if isinstance(record, dict) else {column.key: getattr(record, column.key)
-                                                           for column in table.columns}
+        values = record if isinstance(record, dict) else {key: getattr(record, key) for key in _column_keys(table)}
         return _guarded_insert(table, self.postgres).first(self.session.connection(), values) is not None
 
     def facts_for_child(self, child_id: str, day: date) -> ChildFacts | None:
         """Reference facts for a known child id, from its person key (plain rows, as ``child_facts`` reads them:
         the missing pathway asks this for every event of a linked child)."""
-        connection = self.session.connection()
         person_key = self._person_of_child.get(child_id)
         if person_key is None:
-            person_key = _PERSON_OF_CHILD.scalar(connection, {"child_id": child_id})
+            person_key = _PERSON_OF_CHILD.scalar(self.session.connection(), {"child_id": child_id})
             if person_key is None:
                 return None
             self._person_of_child[child_id] = person_key
@@ -588,7 +612,7 @@ class Repository(EpisodeQueries):
         pupils: list[Any] | None = None
         if kind == "upn":
             ahead = self._pupils_ahead.get(value)  # the current row of this UPN (its primary key), read ahead
-            pupil = ahead[0] if ahead else _PUPIL_BY_UPN.first(connection, {"upn": value})
+            pupil = ahead[0] if ahead else _PUPIL_BY_UPN.first(self.session.connection(), {"upn": value})
             # The members' UPNs are this pupil's alone: child_facts needs no second read of it.
             pupils = [pupil] if pupil is not None and pupil.ended_at is None else []
             if pupil is not None:
@@ -601,7 +625,7 @@ class Repository(EpisodeQueries):
                 involvements = self._pupil_involvements.get(value) if ahead else None
                 if involvements is None:
                     index = self._synced_index
-                    involvements = _INVOLVEMENTS_OF_PUPIL.rows(connection, {
+                    involvements = _INVOLVEMENTS_OF_PUPIL.rows(self.session.connection(), {
                         "upn": value, "family_key": pupil.family_key, "date_of_birth": pupil.date_of_birth}) \
                         if index is None or index.may_hold("involvements", (value,), ()) or \
                         index.may_hold_unnumbered(pupil.family_key, pupil.date_of_birth) else []
@@ -611,15 +635,15 @@ class Repository(EpisodeQueries):
                             exact_identity(_pupil_identity(pupil))]
         elif kind == "nhs":
             members += [Candidate("involvement", inv.row_key, _pupil_identity(inv))
-                        for inv in _INVOLVEMENTS_BY_NHS.rows(connection, {"nhs": value})]
+                        for inv in _INVOLVEMENTS_BY_NHS.rows(self.session.connection(), {"nhs": value})]
             members += [Candidate("ehe", ehe.row_key, _pupil_identity(ehe))
-                        for ehe in _EHE_BY_NHS.rows(connection, {"nhs": value})]
+                        for ehe in _EHE_BY_NHS.rows(self.session.connection(), {"nhs": value})]
         elif kind == "ehe":
             members += [Candidate("ehe", ehe.row_key, _pupil_identity(ehe))
-                        for ehe in _EHE_BY_KEY.rows(connection, {"key": value})]
+                        for ehe in _EHE_BY_KEY.rows(self.session.connection(), {"key": value})]
         elif kind == "involvement":
             members += [Candidate("involvement", inv.row_key, _pupil_identity(inv), upn=inv.upn)
-                        for inv in _INVOLVEMENT_BY_KEY.rows(connection, {"key": value})]
+                        for inv in _INVOLVEMENT_BY_KEY.rows(self.session.connection(), {"key": value})]
         if not members:
             return None
         return self._child_facts(child_id, members, members[0].identity, day, pupils)

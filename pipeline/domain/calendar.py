@@ -174,6 +174,7 @@ class Calendar:
         # changes, and every deadline asks about the same few days again.
         self._working: dict[date, bool] = {}
         self._school: dict[tuple[date, str | None], bool] = {}
+        self._term: dict[tuple[date, str | None], bool] = {}
         self._instants: dict[tuple[date, time], datetime] = {}  # a day's local clock time as a UTC instant
 
     def local(self, instant: datetime) -> datetime:
@@ -205,6 +206,17 @@ class Calendar:
             holidays_here = self.config.term_holidays if own is None else self.config.school_term_holidays[own]
             known = self._school[(day, own)] = self.is_working_day(day) and not any(
                 day in period for period in holidays_here)
+        return known
+
+    def in_term(self, day: date, school_urn: str | None) -> bool:
+        """Inside a term (weekends included), i.e. not within the school's (if it has its own) or the council's
+        term holidays."""
+        known = self._term.get((day, school_urn))
+        if known is None:
+            config = self.config
+            holidays_here = config.school_term_holidays.get(school_urn or "", config.term_holidays)
+            known = self._term[day, school_urn] = not any(period.first <= day <= period.last
+                                                          for period in holidays_here)
         return known
 
     def _next_day(self, day: date, test: Any, include: bool) -> date:

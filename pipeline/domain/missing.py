@@ -126,9 +126,7 @@ def ever_high_risk(episode: Episode, date_of_birth: date | None, policy: Policy)
 
 def in_term(policy: Policy, day: date, school_urn: str | None) -> bool:
     """Inside a term (weekends included), i.e. not within the school's or council's holidays."""
-    config = policy.calendar.config
-    holidays = config.school_term_holidays.get(school_urn or "", config.term_holidays)
-    return not any(period.first <= day <= period.last for period in holidays)
+    return policy.calendar.in_term(day, school_urn)
 
 
 @functools.lru_cache(maxsize=64)

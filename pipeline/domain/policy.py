@@ -7,8 +7,8 @@ pure rules, so every timescale and ladder is a per-council setting rather than a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 from typing import Any
 
@@ -30,6 +30,24 @@ class LadderRule:
 
 
 _STEP_KEYS = frozenset({"after", "before", "notify", "action"})
+# Ladders in working or school time kept per Policy by (ladder, base, school) before it starts again with none.
+LADDERS_KEPT = 4096
+
+# A ladder whose rungs are all plain durations (after or before the base), as offsets from the base in firing
+# order: (offset, whether it is a `before` rung, notify, action). Its instants then need no calendar.
+_Offsets = tuple[tuple[timedelta, bool, tuple[str, ...], str], ...]
+
+
+def _offsets(rules: tuple[LadderRule, ...]) -> _Offsets | None:
+    """``rules`` as offsets in firing order, or None if a rung needs the calendar (working or school time). The
+    order is the one ``sorted`` gives the instants (stable, by offset): every instant is the base moved by its
+    offset."""
+    if not all(rule.before is not None or isinstance(rule.after, Duration) for rule in rules):
+        return None
+    offsets = [(-rule.before, True, rule.notify, rule.action) if rule.before is not None
+               else (rule.after.delta, False, rule.notify, rule.action)  # type: ignore[union-attr]
+               for rule in rules]
+    return tuple(sorted(offsets, key=lambda offset: offset[0]))
 
 
 @cache
@@ -77,6 +95,13 @@ class Policy:
     timescales: Mapping[str, Timescale]
     ladders: Mapping[str, tuple[LadderRule, ...]]
     raw: Mapping[str, Any]
+    # Derived from the fields above (every event asks): the all-duration ladders as offsets, each ``setting`` path's
+    # value, and the other ladders' instants by base. The configuration is never changed in place: a new one is a
+    # new Policy.
+    _offsets: dict[str, _Offsets | None] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _settings: dict[tuple[str, ...], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _ladders: dict[tuple[str, datetime, Any, str | None], tuple[LadderStep, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def from_mapping(cls, rules: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> Policy:
@@ -106,12 +131,33 @@ class Policy:
 
     def ladder(self, name: str, base: datetime, school_urn: str | None = None) -> tuple[LadderStep, ...]:
         """The ladder's rungs as instants, in firing order, counted from ``base`` (usually the due time)."""
-        steps = [
-            LadderStep(base - rule.before if rule.before is not None
-                       else self.calendar.resolve(rule.after, base, school_urn), rule.notify, rule.action)
-            for rule in self.ladders.get(f"{name}_ladder", ())
-        ]
-        return tuple(sorted(steps, key=lambda step: step.at))
+        key = f"{name}_ladder"
+        try:
+            offsets = self._offsets[key]
+        except KeyError:
+            offsets = self._offsets[key] = _offsets(self.ladders.get(key, ()))
+        if offsets is not None and type(base.tzinfo) is timezone:
+            # A fixed offset (UTC, as every stored time is): instants in the offsets' order. As the calendar
+            # resolves a duration, one after the base is in UTC; a `before` rung keeps the base's zone.
+            return tuple(LadderStep(base + offset if before else (base + offset).astimezone(UTC), notify, action)
+                         for offset, before, notify, action in offsets)
+        # A ladder counted in working or school time is counted from a due time, which is the same for the day's
+        # events (12:00 on the next school day, 17:00 on the third working day): its instants are kept by base
+        # (with a fixed offset: its zone is in the key, as a `before` rung keeps it).
+        fixed = type(base.tzinfo) is timezone
+        kept = self._ladders.get((key, base, base.tzinfo, school_urn)) if fixed else None
+        if kept is None:
+            steps = [
+                LadderStep(base - rule.before if rule.before is not None
+                           else self.calendar.resolve(rule.after, base, school_urn), rule.notify, rule.action)
+                for rule in self.ladders.get(key, ())
+            ]
+            kept = tuple(sorted(steps, key=lambda step: step.at))
+            if fixed:
+                if len(self._ladders) >= LADDERS_KEPT:
+                    self._ladders.clear()
+                self._ladders[key, base, base.tzinfo, school_urn] = kept
+        return kept
 
     def routed_teams(self) -> frozenset[str]:
         """Every team the rules can route to under this configuration: those the code names, those the
@@ -127,9 +173,19 @@ class Policy:
 
     def setting(self, *path: str, default: Any = None) -> Any:
         """A plain value from the merged config, e.g. ``setting("missing", "return_interview_assignee")``."""
+        try:
+            node = self._settings[path]
+        except KeyError:
+            node = self._settings[path] = self._look_up(path)
+        return default if node is _ABSENT else node
+
+    def _look_up(self, path: tuple[str, ...]) -> Any:
         node: Any = self.raw
         for key in path:
             if not isinstance(node, Mapping) or key not in node:
-                return default
+                return _ABSENT
             node = node[key]
         return node
+
+
+_ABSENT = object()  # a ``setting`` path the configuration does not have

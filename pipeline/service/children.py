@@ -133,6 +133,11 @@ def _decided_by_person(port: StorePort, ctx: Matching, identity: Identity, perso
     return ChildOfEvent(decision, person.child_id, facts)
 
 
+# A match decision as stored on its event (``json.dumps``'s text): a few kilobytes of plain dicts, lists and numbers
+# made just now, never circular, so the encoder's check for cycles is left out.
+encode_match = json.JSONEncoder(check_circular=False).encode
+
+
 def match_breakdown(port: StorePort, decision: MatchDecision, linked_child_id: str | None = None) -> dict[str, Any]:
     """The decision's breakdown as stored and shown: each candidate person under an opaque child id (every
     candidate of a review, the linked child of a link; the others stay anonymous), never a UPN or NHS number.

@@ -74,8 +74,21 @@ def process(port: StorePort, event: EventRecord, ctx: Context, now: datetime,
     handler = HANDLERS.get(event.event_type)
     if handler is None:
         raise HandlerError(f"no handler for event type {event.event_type}")
-    with PROCESSING_SECONDS.labels(event.event_type).time():
+    seconds, processed = _metrics_of(event.event_type)
+    with seconds.time():
         handler(port, event, record if record is not None else record_of(event), ctx, now)
     event.processed_at = now
     event.next_attempt_at = event.held_at = None  # an event tried again after a failure is done with
-    EVENTS_PROCESSED.labels(event.event_type).inc()
+    processed.inc()
+
+
+_METRICS: dict[str, tuple[Any, Any]] = {}
+
+
+def _metrics_of(event_type: str) -> tuple[Any, Any]:
+    """The processing-time histogram and the processed counter of an event type, looked up once (``labels`` takes
+    a lock and builds its key on every call); only handled types get here, so the dict stays small."""
+    found = _METRICS.get(event_type)
+    if found is None:
+        found = _METRICS[event_type] = (PROCESSING_SECONDS.labels(event_type), EVENTS_PROCESSED.labels(event_type))
+    return found

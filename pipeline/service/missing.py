@@ -39,7 +39,7 @@ from pipeline.domain.policy import Policy
 from pipeline.ports import SYSTEM, StorePort
 from pipeline.ports.episodes import EpisodeRecord
 from pipeline.ports.records import DeadlineRecord, EventRecord, NotificationRecord
-from pipeline.service.children import PersonDecision, child_of_event
+from pipeline.service.children import PersonDecision, child_of_event, encode_match
 from pipeline.service.deadlines import close_deadline
 from pipeline.service.errors import RejectedEvent
 from pipeline.service.handlers import Context, record_of
@@ -75,7 +75,6 @@ def handle_episode_event(repo: StorePort, event: EventRecord, record: dict[str, 
     # Every deadline and notification of an episode follows from its being reported or found (the rules of
     # pipeline/domain/missing.py): one that was neither before this event has none stored yet.
     new_episode = row.reported_at is None and row.found_at is None
-    episode = rules.fold(_episode_of(row), event.event_type, record)
     review: MatchDecision | None = None
     if event.event_type == "missing-reported":
         row.force_code = record["force_code"]
@@ -83,7 +82,8 @@ def handle_episode_event(repo: StorePort, event: EventRecord, record: dict[str, 
         if row.child_id is None:
             row.child_id, decision = _match(repo, event, record, ctx, now)
             review = decision if decision.outcome is MatchOutcome.REVIEW else None
-    episode = replace(episode, child_id=row.child_id)
+    # Folded once the report's child is known: the episode then has its child (folding never changes it).
+    episode = rules.fold(_episode_of(row), event.event_type, record)
     if event.event_type == "return-interview-recorded":
         row.return_interview_recorded_at = record["recorded_at"]
         repo.audit(now, record.get("by_role") or SYSTEM, "acknowledged", record["episode_id"],
@@ -115,7 +115,7 @@ def _match(repo: StorePort, event: EventRecord, record: dict[str, Any], ctx: Con
     if not child.decided_now:
         return child_id, decision  # the decision already stored on the event stands, as recorded
     event.match_outcome = decision.outcome.value
-    event.match_json = json.dumps({"score": decision.score, "reason": decision.reason, **breakdown})
+    event.match_json = encode_match({"score": decision.score, "reason": decision.reason, **breakdown})
     repo.audit(now, SYSTEM, "matched", event.event_id, f"{decision.outcome.value}: {decision.reason} "
                f"(model {breakdown.get('model_version', '')})")
     if group_people(candidates) and decision.outcome is not MatchOutcome.LINKED:

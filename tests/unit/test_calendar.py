@@ -162,3 +162,14 @@ def test_parse_clock_reads_yaml_sexagesimal_integers_as_minutes(value: object, e
 def test_parse_clock_rejects(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_clock(bad)
+
+
+def test_in_term_follows_the_council_and_a_school_with_its_own_holidays_and_is_kept_per_calendar() -> None:
+    half_term = date(2026, 10, 28)  # the council's autumn half term (config/calendar.yaml)
+    early = date(2026, 10, 20)  # the academy's own half term starts a week earlier
+    for _ in range(2):  # the second time from what was kept: the same answers
+        assert not CAL.in_term(half_term, None) and not CAL.in_term(half_term, "100001")
+        assert CAL.in_term(early, None)
+        assert ACADEMY_CAL.in_term(early, None) and not ACADEMY_CAL.in_term(early, ACADEMY)
+    moved = Calendar(CalendarConfig(term_holidays=(DateRange(date(2026, 10, 19), date(2026, 10, 23)),)))
+    assert moved.in_term(half_term, None) and not moved.in_term(early, None)

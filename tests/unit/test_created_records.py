@@ -3,6 +3,8 @@ that write them (pipeline/adapters/record_ids.py, effect_rows.py)."""
 
 from __future__ import annotations
 
+import os
+import threading
 import uuid
 from datetime import UTC, datetime
 
@@ -66,3 +68,26 @@ def test_every_unit_of_work_shares_one_compiled_insert_and_update_per_table() ->
         first, second = CreatedRows(table, key), CreatedRows(table, key)
         assert first._insert is second._insert and first._update is second._update
     assert CreatedRows(NOTIFICATION)._insert is not CreatedRows(DEADLINE)._insert
+
+
+def test_ids_drawn_ahead_are_not_shared_between_threads_or_with_a_forked_child() -> None:
+    new_id()  # this thread has drawn ids ahead
+    others: list[str] = []
+    threads = [threading.Thread(target=lambda: others.extend(new_id() for _ in range(300))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    mine = [new_id() for _ in range(300)]
+    assert len(set(mine + others)) == len(mine) + len(others)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: its next ids, from bytes it draws itself
+        os.write(write, "".join(new_id() for _ in range(5)).encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    os.close(write)
+    from_child = os.read(read, 4096).decode()
+    os.close(read)
+    parents_next = [new_id() for _ in range(5)]
+    assert len(from_child) == 5 * 36 and not any(text in from_child for text in parents_next)

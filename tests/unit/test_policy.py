@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -111,3 +111,73 @@ def test_a_bare_timescale_beyond_the_default_ladder_is_a_configuration_error_nam
         Policy.from_mapping(rules)
     with pytest.raises(ValueError, match=r"timescales\.my_own_ladder: step 1"):
         Policy.from_mapping(deep_merge(Settings().rules, {"timescales": {"my_own_ladder": ["PT1H"]}}))
+
+
+def _general_ladder(policy: Policy, name: str, base: datetime, school_urn: str | None = None) -> tuple[object, ...]:
+    """The ladder as the calendar resolves each rung, sorted: what ``ladder`` gave before it kept anything."""
+    steps = [(base - rule.before if rule.before is not None else policy.calendar.resolve(rule.after, base, school_urn),
+              rule.notify, rule.action) for rule in policy.ladders[f"{name}_ladder"]]
+    return tuple(sorted(steps, key=lambda step: step[0]))
+
+
+@pytest.mark.parametrize("name", sorted(name.removesuffix("_ladder") for name in DEFAULTS.ladders))
+def test_a_ladder_of_durations_is_the_same_instants_as_the_calendar_resolves(name: str) -> None:
+    for base in (WEDNESDAY_NOON, datetime(2026, 3, 28, 23, 30, tzinfo=UTC),  # the night the clocks go forward
+                 datetime(2026, 11, 27, 16, 0, tzinfo=UTC), datetime(2026, 11, 25, 13, 0, tzinfo=timezone(
+                     timedelta(hours=1)))):
+        steps = DEFAULTS.ladder(name, base)
+        assert [(s.at, s.notify, s.action) for s in steps] == list(_general_ladder(DEFAULTS, name, base))
+        assert [s.at.utcoffset() for s in steps] == [at.utcoffset() for at, _, _ in _general_ladder(DEFAULTS, name,
+                                                                                                     base)]
+
+
+def test_a_before_rung_is_placed_ahead_of_the_base_in_firing_order() -> None:
+    rules = deep_merge(Settings().rules, {"timescales": {"return_interview_ladder": [
+        {"after": "PT1H", "notify": ["assignee"], "action": "escalation"},
+        {"before": "PT24H", "notify": ["assignee"], "action": "reminder"}]}})
+    steps = Policy.from_mapping(rules).ladder("return_interview", WEDNESDAY_NOON)
+    assert [(s.at, s.action) for s in steps] == [(WEDNESDAY_NOON - timedelta(hours=24), "reminder"),
+                                                 (WEDNESDAY_NOON + timedelta(hours=1), "escalation")]
+
+
+def test_a_naive_base_is_still_rejected() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        DEFAULTS.ladder("return_interview", datetime(2026, 11, 25, 12, 0))
+
+
+def test_settings_kept_per_policy_and_a_new_configuration_is_seen() -> None:
+    assert DEFAULTS.setting("missing", "return_interview_assignee") == "RHI_PROVIDER"
+    assert DEFAULTS.setting("missing", "return_interview_assignee") == "RHI_PROVIDER"  # kept: the same answer
+    assert DEFAULTS.setting("missing", "no_such_setting", default=7) == 7
+    assert DEFAULTS.setting("missing", "no_such_setting", default=8) == 8  # a missing path keeps no default
+    assert DEFAULTS.setting("missing", "no_such_setting") is None
+    changed = Policy.from_mapping(deep_merge(Settings().rules, {"missing": {"return_interview_assignee": "worker"}}))
+    assert changed.setting("missing", "return_interview_assignee") == "worker"
+    assert DEFAULTS.setting("missing", "return_interview_assignee") == "RHI_PROVIDER"
+
+
+def test_a_changed_ladder_is_seen_by_a_new_policy() -> None:
+    assert DEFAULTS.ladder("return_interview", WEDNESDAY_NOON)[0].at == WEDNESDAY_NOON + timedelta(days=-1)
+    rules = deep_merge(Settings().rules, {"timescales": {"return_interview_ladder": [
+        {"after": "PT2H", "notify": ["assignee"], "action": "escalation"}]}})
+    assert [s.at for s in Policy.from_mapping(rules).ladder("return_interview", WEDNESDAY_NOON)] == [
+        WEDNESDAY_NOON + timedelta(hours=2)]
+
+
+def test_a_ladder_in_working_time_kept_by_base_is_the_same_as_counted_afresh() -> None:
+    policy = Policy.from_mapping(Settings().rules)
+    friday = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+    for base, urn in ((WEDNESDAY_NOON, "100001"), (friday, None), (friday, "100001"), (WEDNESDAY_NOON, None)):
+        first = policy.ladder("self_harm_acknowledgement", base, urn)
+        assert policy.ladder("self_harm_acknowledgement", base, urn) == first  # kept
+        assert first == Policy.from_mapping(Settings().rules).ladder("self_harm_acknowledgement", base, urn)
+        assert [(s.at, s.notify, s.action) for s in first] == list(_general_ladder(policy, "self_harm_acknowledgement",
+                                                                                   base, urn))
+    # The same instant in another zone is its own entry: a rung's instants keep the zone they were counted in.
+    plus_one = WEDNESDAY_NOON.astimezone(timezone(timedelta(hours=1)))
+    assert [s.at.utcoffset() for s in policy.ladder("trigger_meeting", plus_one)] == [
+        at.utcoffset() for at, _, _ in _general_ladder(policy, "trigger_meeting", plus_one)]
+    # A council whose school day ends earlier: a new Policy, its own ladders.
+    earlier = Policy.from_mapping(deep_merge(Settings().rules, {"calendar": {"school_day_end": "15:05"}}))
+    assert earlier.ladder("self_harm_acknowledgement", WEDNESDAY_NOON, "100001")[-1].at.minute == 5
+    assert policy.ladder("self_harm_acknowledgement", WEDNESDAY_NOON, "100001")[-1].at.minute == 30
