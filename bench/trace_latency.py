@@ -160,9 +160,11 @@ def serve(db: str, port: int, out: str) -> None:
 
     original_process = consumer_module.process
 
-    def process(repo: Any, event: Any, ctx: Any, now: Any) -> None:
+    def process(repo: Any, event: Any, ctx: Any, now: Any, *record: Any) -> None:
+        # ``*record``: the batch path hands each event's decoded record on; a wrapper without it made every traced
+        # batch fail with a TypeError and go event by event (the isolated path), which is not what a run does.
         recorder.add("process", event.event_id, now.timestamp(), time.time())
-        original_process(repo, event, ctx, now)
+        original_process(repo, event, ctx, now, *record)
 
     consumer_module.process = process  # type: ignore[assignment]
 
