@@ -200,24 +200,26 @@ class Calendar:
         return known
 
     def is_school_day(self, day: date, school_urn: str | None = None) -> bool:
-        own = school_urn if school_urn is not None and school_urn in self.config.school_term_holidays else None
+        own = self._own_terms(school_urn)
         known = self._school.get((day, own))
         if known is None:
-            holidays_here = self.config.term_holidays if own is None else self.config.school_term_holidays[own]
-            known = self._school[(day, own)] = self.is_working_day(day) and not any(
-                day in period for period in holidays_here)
+            known = self._school[(day, own)] = self.is_working_day(day) and self.in_term(day, own)
         return known
 
     def in_term(self, day: date, school_urn: str | None) -> bool:
         """Inside a term (weekends included), i.e. not within the school's (if it has its own) or the council's
         term holidays."""
-        known = self._term.get((day, school_urn))
+        own = self._own_terms(school_urn)
+        known = self._term.get((day, own))
         if known is None:
-            config = self.config
-            holidays_here = config.school_term_holidays.get(school_urn or "", config.term_holidays)
-            known = self._term[day, school_urn] = not any(period.first <= day <= period.last
-                                                          for period in holidays_here)
+            holidays_here = self.config.term_holidays if own is None else self.config.school_term_holidays[own]
+            known = self._term[day, own] = not any(day in period for period in holidays_here)
         return known
+
+    def _own_terms(self, school_urn: str | None) -> str | None:
+        """``school_urn`` if that school has term dates of its own, else None (the council's): the key both term
+        questions are kept under, so schools on the council's dates share one answer per day."""
+        return school_urn if school_urn is not None and school_urn in self.config.school_term_holidays else None
 
     def _next_day(self, day: date, test: Any, include: bool) -> date:
         candidate = day if include else day + timedelta(days=1)

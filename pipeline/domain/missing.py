@@ -124,11 +124,6 @@ def ever_high_risk(episode: Episode, date_of_birth: date | None, policy: Policy)
     return episode.graded_high_at is not None or high_risk(episode, date_of_birth, policy)
 
 
-def in_term(policy: Policy, day: date, school_urn: str | None) -> bool:
-    """Inside a term (weekends included), i.e. not within the school's or council's holidays."""
-    return policy.calendar.in_term(day, school_urn)
-
-
 @functools.lru_cache(maxsize=64)
 def _parsed_text(value: str) -> Timescale:
     """A timescale the configuration writes as text (``PT24H``), parsed once: the rules ask on every event."""
@@ -235,7 +230,7 @@ def school_notifications(episode: Episode, facts: ChildFacts | None, policy: Pol
     planned = []
     for enrolment in facts.enrolments:
         school = enrolment.school
-        if not in_term(policy, day, school.urn):
+        if not policy.calendar.in_term(day, school.urn):
             continue
         content: dict[str, Any] = {
             "pupil": {"given_name": enrolment.identity.given_name, "family_name": enrolment.identity.family_name,

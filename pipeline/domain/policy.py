@@ -136,7 +136,8 @@ class Policy:
             offsets = self._offsets[key]
         except KeyError:
             offsets = self._offsets[key] = _offsets(self.ladders.get(key, ()))
-        if offsets is not None and type(base.tzinfo) is timezone:
+        fixed = type(base.tzinfo) is timezone
+        if offsets is not None and fixed:
             # A fixed offset (UTC, as every stored time is): instants in the offsets' order. As the calendar
             # resolves a duration, one after the base is in UTC; a `before` rung keeps the base's zone.
             return tuple(LadderStep(base + offset if before else (base + offset).astimezone(UTC), notify, action)
@@ -144,7 +145,6 @@ class Policy:
         # A ladder counted in working or school time is counted from a due time, which is the same for the day's
         # events (12:00 on the next school day, 17:00 on the third working day): its instants are kept by base
         # (with a fixed offset: its zone is in the key, as a `before` rung keeps it).
-        fixed = type(base.tzinfo) is timezone
         kept = self._ladders.get((key, base, base.tzinfo, school_urn)) if fixed else None
         if kept is None:
             steps = [

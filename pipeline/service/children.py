@@ -135,7 +135,12 @@ def _decided_by_person(port: StorePort, ctx: Matching, identity: Identity, perso
 
 # A match decision as stored on its event (``json.dumps``'s text): a few kilobytes of plain dicts, lists and numbers
 # made just now, never circular, so the encoder's check for cycles is left out.
-encode_match = json.JSONEncoder(check_circular=False).encode
+_encode_match = json.JSONEncoder(check_circular=False).encode
+
+
+def match_json(decision: MatchDecision, breakdown: dict[str, Any]) -> str:
+    """The text stored as an event's ``match_json``: the decision's score and reason with its breakdown."""
+    return _encode_match({"score": decision.score, "reason": decision.reason, **breakdown})
 
 
 def match_breakdown(port: StorePort, decision: MatchDecision, linked_child_id: str | None = None) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from pipeline.domain.policy import Policy
 from pipeline.domain.self_harm import PATHWAY as SELF_HARM
 from pipeline.domain.self_harm import route_self_harm
 from pipeline.ports import EventRecord, NotificationRecord, ReferenceReads, StorePort, UnitsOfWork
-from pipeline.service.children import child_of_event, encode_match
+from pipeline.service.children import child_of_event, match_json
 from pipeline.service.notify import (  # noqa: F401 - re-exported: the names other modules import from here
     DELIVERIES,
     ESCALATIONS,
@@ -172,7 +172,7 @@ def _record_match(port: StorePort, event: EventRecord, decision: MatchDecision, 
                   child_id: str | None, now: datetime, actor: str = SYSTEM) -> None:
     event.match_outcome = decision.outcome.value
     event.child_id = child_id
-    event.match_json = encode_match({"score": decision.score, "reason": decision.reason, **breakdown})
+    event.match_json = match_json(decision, breakdown)
     version = breakdown.get("model_version", "")
     port.audit(now, actor, "matched", event.event_id,
                f"{decision.outcome.value}: {decision.reason} (probability {decision.score}, model {version})")

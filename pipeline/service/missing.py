@@ -39,7 +39,7 @@ from pipeline.domain.policy import Policy
 from pipeline.ports import SYSTEM, StorePort
 from pipeline.ports.episodes import EpisodeRecord
 from pipeline.ports.records import DeadlineRecord, EventRecord, NotificationRecord
-from pipeline.service.children import PersonDecision, child_of_event, encode_match
+from pipeline.service.children import PersonDecision, child_of_event, match_json
 from pipeline.service.deadlines import close_deadline
 from pipeline.service.errors import RejectedEvent
 from pipeline.service.handlers import Context, record_of
@@ -115,7 +115,7 @@ def _match(repo: StorePort, event: EventRecord, record: dict[str, Any], ctx: Con
     if not child.decided_now:
         return child_id, decision  # the decision already stored on the event stands, as recorded
     event.match_outcome = decision.outcome.value
-    event.match_json = encode_match({"score": decision.score, "reason": decision.reason, **breakdown})
+    event.match_json = match_json(decision, breakdown)
     repo.audit(now, SYSTEM, "matched", event.event_id, f"{decision.outcome.value}: {decision.reason} "
                f"(model {breakdown.get('model_version', '')})")
     if group_people(candidates) and decision.outcome is not MatchOutcome.LINKED:
