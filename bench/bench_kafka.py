@@ -70,12 +70,16 @@ def _all_cores() -> None:
     os.sched_setaffinity(0, range(os.cpu_count() or 1))
 
 
+def services_dir() -> str:
+    """The services' state directory: $SAFEGUARD_SERVICES_DIR, else the benchmarks' own."""
+    return os.environ.get("SAFEGUARD_SERVICES_DIR") or "/tmp/safeguard-bench-services"
+
+
 def services_env() -> dict[str, str]:
     """Start the broker and PostgreSQL if they are not running, on every core whatever this script is pinned to
     (started from a ``taskset -c 0`` run they used to inherit its core, and took it from the worker being measured);
     their environment."""
-    env = {**os.environ, "SAFEGUARD_SERVICES_DIR": os.environ.get("SAFEGUARD_SERVICES_DIR")
-           or "/tmp/safeguard-bench-services"}
+    env = {**os.environ, "SAFEGUARD_SERVICES_DIR": services_dir()}
     outputs = []
     for action in ("start", "env"):
         done = subprocess.run([sys.executable, str(SERVICES), action], env=env, capture_output=True, text=True,
@@ -98,7 +102,7 @@ def cpu_seconds(pid: int) -> float:
 
 def services_pinned() -> str:
     """Whether the running broker and PostgreSQL (started before this run, perhaps pinned) float over every core."""
-    state_dir = Path(os.environ.get("SAFEGUARD_SERVICES_DIR") or "/tmp/safeguard-bench-services")
+    state_dir = Path(services_dir())
     pids: dict[str, int] = {}
     with contextlib.suppress(OSError, ValueError, KeyError):
         pids["the broker"] = int(json.loads((state_dir / "state.json").read_text())["kafka"]["pid"])
