@@ -26,6 +26,7 @@ would go unchecked (``RowsChanged.count()`` is None).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from dataclasses import MISSING, fields
 from typing import Any, Self
@@ -50,9 +51,9 @@ class _Watched:
     def __setattr__(self, name: str, value: Any) -> None:
         attributes = self.__dict__  # the records have no descriptors: their fields live in __dict__
         attributes[name] = value
-        watcher = attributes.get("_watcher")
-        if watcher is not None:
-            watcher.changed.add(self)
+        watcher = attributes.get("_watcher")  # a weak reference to the CreatedRows: no cycle with it
+        if watcher is not None and (rows := watcher()) is not None:
+            rows.changed.add(self)
 
     @classmethod
     def new(cls, **values: Any) -> Self:
@@ -140,8 +141,11 @@ class CreatedRows:
         self._buffered: list[Any] = []
         self._stored: dict[str, dict[str, Any]] = {}  # id -> the values as stored now
         self.changed: set[Any] = set()  # stored records assigned to since the last write
+        self.as_watcher = weakref.ref(self)  # what a stored record keeps of this (``_Watched``)
         self._marks: dict[object, tuple[int, dict[str, dict[str, Any]]]] = {}  # by savepoint
-        self._ended: tuple[object, tuple[int, dict[str, dict[str, Any]]]] | None = None  # see ``release``
+        # The savepoint that ended last and its mark (see ``release``); the savepoint weakly, as it refers to its
+        # session, which refers to the repository that holds this: no reference cycle.
+        self._ended: tuple[weakref.ref[object], tuple[int, dict[str, dict[str, Any]]]] | None = None
         self._unverified: list[tuple[RowsChanged, int]] = []  # UPDATEs not yet counted, and the rows each wrote
 
     def __bool__(self) -> bool:
@@ -163,7 +167,7 @@ class CreatedRows:
         self.by_id[key] = record
         self._order.append(key)
         self._stored[key] = values_of(record)
-        object.__setattr__(record, "_watcher", self)
+        object.__setattr__(record, "_watcher", self.as_watcher)
 
     def refreshed(self, record: Any, row: Any) -> None:
         """A kept record read again (e.g. now locked): columns it has not changed take the stored values."""
@@ -191,7 +195,7 @@ class CreatedRows:
                 {name: value for name, value in row.items() if name not in omitted} for row in rows])
             for record, row in zip(records, rows, strict=True):
                 self._stored[self._key(record)] = row
-                object.__setattr__(record, "_watcher", self)
+                object.__setattr__(record, "_watcher", self.as_watcher)
                 self.changed.discard(record)
         if not self.changed:
             return
@@ -236,12 +240,12 @@ class CreatedRows:
         """The savepoint ended: committed (its changes belong to the enclosing transaction), or rolled back, which
         SQLAlchemy tells (``after_soft_rollback``) only after it ended: its mark is kept for ``roll_back_to``."""
         mark = self._marks.pop(savepoint, None)
-        self._ended = None if mark is None else (savepoint, mark)
+        self._ended = None if mark is None else (weakref.ref(savepoint), mark)
 
     def roll_back_to(self, savepoint: object) -> None:
         """The savepoint rolled back: records created since are gone, the others hold what they held at it."""
         mark = self._marks.pop(savepoint, None)
-        if mark is None and self._ended is not None and self._ended[0] is savepoint:
+        if mark is None and self._ended is not None and self._ended[0]() is savepoint:
             mark = self._ended[1]
         self._ended = None
         if mark is None:

@@ -55,7 +55,7 @@ class EventRows(CreatedRows):
             record = by_id.get(key)
             if record is None:
                 record = object.__new__(EventRow)
-                record.__dict__.update(values, _watcher=self)
+                record.__dict__.update(values, _watcher=self.as_watcher)
                 by_id[key] = record
                 self._order.append(key)
                 self._stored[key] = values

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -24,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import event_queue
@@ -236,6 +238,54 @@ def pipelined(connection: Connection, postgres: bool) -> Iterator[None]:
         raise DBAPIError.instance(None, None, error, psycopg.Error) from error
 
 
+# ``session.info`` key: the repositories made over a session, in the order made.
+_REPOSITORIES = "pipeline.repositories"
+
+
+def _repositories(session: OrmSession) -> list[Repository]:
+    # ``info`` is made on first use: a session no repository was made over has none.
+    return session.info.get(_REPOSITORIES, []) if "info" in session.__dict__ else []
+
+
+# The repositories' session events, listened to once for every session rather than per session: a listener added
+# to one session costs about 20 us and makes its own dispatch objects, which with the repository's bound methods
+# formed a cycle (session, dispatch, repository) left for the garbage collector, about 70 objects each time.
+@event.listens_for(OrmSession, "before_commit")
+def _before_commit(session: OrmSession) -> None:
+    for repository in _repositories(session):
+        if repository.postgres:
+            repository._write_and_commit(session)  # noqa: SLF001 - the repository's own listener
+        else:
+            repository._write_rows(session)  # noqa: SLF001
+
+
+@event.listens_for(OrmSession, "after_soft_rollback")
+def _after_soft_rollback(session: OrmSession, previous: Any) -> None:
+    for repository in _repositories(session):
+        repository._discard_rows(session, previous)  # noqa: SLF001
+
+
+@event.listens_for(OrmSession, "after_transaction_create")
+def _after_transaction_create(session: OrmSession, transaction: Any) -> None:
+    if transaction.nested:
+        for repository in _repositories(session):
+            repository._savepoint_begins(session, transaction)  # noqa: SLF001
+
+
+@event.listens_for(OrmSession, "after_transaction_end")
+def _after_transaction_end(session: OrmSession, transaction: Any) -> None:
+    if transaction.nested:
+        for repository in _repositories(session):
+            repository._savepoint_ends(session, transaction)  # noqa: SLF001
+
+
+@event.listens_for(OrmSession, "after_commit")
+def _after_commit(session: OrmSession) -> None:
+    for repository in _repositories(session):
+        if repository._issued is not None:  # noqa: SLF001
+            repository._children_committed(session)  # noqa: SLF001
+
+
 class Repository(EpisodeQueries):
     """One unit of work. With ``reference`` (the process's ``ReferenceCache``: ``Store.repository`` and
     ``Store.unit_of_work`` pass it) schools, team contacts and people's teams are answered from the in-memory
@@ -243,7 +293,10 @@ class Repository(EpisodeQueries):
 
     def __init__(self, session: Session, *, postgres: bool = False, reference: ReferenceCache | None = None,
                  issued_children: IssuedChildIds | None = None) -> None:
-        self.session = session
+        # The session keeps its repositories (``session.info``: its events reach them through the listeners
+        # below) and a repository refers back to its session weakly, so that neither makes a reference cycle:
+        # both are freed as soon as the caller lets the session go, not at the next garbage collection.
+        self._session = weakref.ref(session)
         self.postgres = postgres
         self._cache = reference
         # The process's committed child ids (``Store.issued_children``), and the ones this unit of work saw: added
@@ -289,21 +342,24 @@ class Repository(EpisodeQueries):
         self._locked_episodes: set[str] = set()
         # Events claimed, read or stored in this unit of work (plain records: pipeline/adapters/event_queue.py).
         self._events = EventRows()
-        event.listen(session, "before_commit", self._write_and_commit if postgres else self._write_rows)
-        event.listen(session, "after_soft_rollback", self._discard_rows)
-        event.listen(session, "after_transaction_create", self._savepoint_begins)
-        event.listen(session, "after_transaction_end", self._savepoint_ends)
-        if issued_children is not None:
-            event.listen(session, "after_commit", self._children_committed)
+        session.info.setdefault(_REPOSITORIES, []).append(self)
 
-    def _savepoint_begins(self, _session: Session, transaction: Any) -> None:
+    @property
+    def session(self) -> Session:
+        """The session this unit of work runs in (held by the caller: ``with store.session() as session``)."""
+        session = self._session()
+        if session is None:
+            raise RuntimeError("the repository's session was closed and dropped")
+        return session
+
+    def _savepoint_begins(self, _session: OrmSession, transaction: Any) -> None:
         if transaction.nested:
             self._notifications.mark(transaction)
             self._deadlines.mark(transaction)
             self._episodes.mark(transaction)
             self._events.mark(transaction)
 
-    def _savepoint_ends(self, _session: Session, transaction: Any) -> None:
+    def _savepoint_ends(self, _session: OrmSession, transaction: Any) -> None:
         if transaction.nested:
             self._notifications.release(transaction)
             self._deadlines.release(transaction)
@@ -318,7 +374,7 @@ class Repository(EpisodeQueries):
             self._notifications.write(connection)
             self._deadlines.write(connection)
 
-    def _write_and_commit(self, session: Session) -> None:
+    def _write_and_commit(self, session: OrmSession) -> None:
         """Before the commit, on PostgreSQL: the buffered writes, and when they are inserts only (no UPDATE whose
         count must be checked before the commit) and the session has no ORM object of its own to flush after this,
         the COMMIT in the same pipeline: one round trip (and the commit's fsync) for the unit of work's writes and
@@ -331,7 +387,7 @@ class Repository(EpisodeQueries):
                                                        self._events)))
         self._write_rows(session, commit=commit)
 
-    def _write_rows(self, _session: Session, *, commit: bool = False) -> None:
+    def _write_rows(self, _session: OrmSession, *, commit: bool = False) -> None:
         """The buffered writes, before a savepoint and the commit. They read nothing back, so on PostgreSQL they go
         in one round trip (``pipelined``) instead of one per table; with ``commit`` (``_write_and_commit``), the
         COMMIT after them in the same round trip."""
@@ -359,12 +415,12 @@ class Repository(EpisodeQueries):
         for rows_of_table in (self._notifications, self._deadlines, self._episodes, self._events):
             rows_of_table.verify()
 
-    def _children_committed(self, _session: Session) -> None:
+    def _children_committed(self, _session: OrmSession) -> None:
         if self._issued is not None:
             self._issued.add_committed(self._children_seen)
         self._children_seen = {}
 
-    def _discard_rows(self, _session: Session, previous: Any) -> None:
+    def _discard_rows(self, _session: OrmSession, previous: Any) -> None:
         self._audit_rows, self._outbox_rows, self._delivery_rows = [], [], []
         # PostgreSQL releases row locks taken since the savepoint: an episode is locked again on its next use.
         self._locked_episodes.clear()

@@ -46,7 +46,9 @@ class EpisodeQueries:
     """Episodes, trigger meetings and casework look-ups, in the repository's transaction."""
 
     if TYPE_CHECKING:
-        session: Session
+        @property
+        def session(self) -> Session: ...
+
         postgres: bool
 
         _deadlines: CreatedRows
