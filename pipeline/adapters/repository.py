@@ -247,9 +247,10 @@ def _repositories(session: OrmSession) -> list[Repository]:
     return session.info.get(_REPOSITORIES, []) if "info" in session.__dict__ else []
 
 
-# The repositories' session events, listened to once for every session rather than per session: a listener added
-# to one session costs about 20 us and makes its own dispatch objects, which with the repository's bound methods
-# formed a cycle (session, dispatch, repository) left for the garbage collector, about 70 objects each time.
+# The repositories' session events, listened to once for every session rather than per session: the five listeners
+# added to each session cost about 100 us a session and made dispatch objects of their own, which with the
+# repository's bound methods formed a cycle (session, dispatch, repository) left for the garbage collector, about
+# 70 objects each time.
 @event.listens_for(OrmSession, "before_commit")
 def _before_commit(session: OrmSession) -> None:
     for repository in _repositories(session):
@@ -346,10 +347,12 @@ class Repository(EpisodeQueries):
 
     @property
     def session(self) -> Session:
-        """The session this unit of work runs in (held by the caller: ``with store.session() as session``)."""
+        """The session this unit of work runs in, which the caller holds (``with store.transaction() as session``,
+        ``store.unit_of_work()``): a repository used after its session was let go raises rather than opening a
+        transaction nobody commits."""
         session = self._session()
         if session is None:
-            raise RuntimeError("the repository's session was closed and dropped")
+            raise RuntimeError("the repository's session is gone: its unit of work has ended")
         return session
 
     def _savepoint_begins(self, _session: OrmSession, transaction: Any) -> None:
@@ -450,7 +453,7 @@ class Repository(EpisodeQueries):
         return self.session.connection().execute(statement).all()
 
     def _read_versions(self) -> None:
-        row = self.session.connection().execute(_VERSIONS).one()
+        row = _VERSIONS_DRIVER.rows(self.session.connection())[0]
         self._version = int(row.reference or 0)
         self._model_version = None if row.model is None else str(row.model)
 
@@ -607,7 +610,11 @@ class Repository(EpisodeQueries):
         if not wanted:
             return
         read: dict[str, list[Any]] = {upn: [] for upn in wanted}
-        for row in self.session.connection().execute(_PUPILS_BY_UPN, {"upns": wanted}):
+        connection = self.session.connection()
+        # One UPN (a batch of one event: what a low rate makes) on the driver's cursor, as child_facts reads it.
+        rows = _PUPIL_OF_ONE_UPN.rows(connection, {"upn": wanted[0]}) if len(wanted) == 1 else \
+            connection.execute(_PUPILS_BY_UPN, {"upns": wanted})
+        for row in rows:
             read[row.upn].append(row)
         self._pupils_ahead.update(read)
 
@@ -721,8 +728,15 @@ class Repository(EpisodeQueries):
         for upn, pupil in pupils.items():
             if pupil.family_key is not None and pupil.date_of_birth is not None:
                 by_family.setdefault((pupil.family_key, pupil.date_of_birth), []).append(upn)
-        for row in self.session.connection().execute(_INVOLVEMENTS_OF_PUPILS, {
-                "upns": sorted(pupils), "family_keys": family_keys}):
+        connection = self.session.connection()
+        if len(pupils) == 1:  # a batch of one event: ``facts_for_child``'s own statement, on the driver's cursor
+            ((upn, pupil),) = pupils.items()
+            rows = _INVOLVEMENTS_OF_PUPIL.rows(connection, {"upn": upn, "family_key": pupil.family_key,
+                                                            "date_of_birth": pupil.date_of_birth})
+        else:
+            rows = list(connection.execute(_INVOLVEMENTS_OF_PUPILS, {"upns": sorted(pupils),
+                                                                     "family_keys": family_keys}))
+        for row in rows:
             if row.upn is not None:
                 if row.upn in read:
                     read[row.upn].append(row)
