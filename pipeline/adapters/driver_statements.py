@@ -630,3 +630,13 @@ class DriverStatement:
         count = cursor.rowcount
         cursor.close()
         return RowsChanged(count if sane and count >= 0 else None)
+
+
+def rows_by_keys(connection: Connection, keys: Sequence[Any], one: DriverStatement, one_key: str, many: Any,
+                 many_key: str) -> list[Any]:
+    """The rows of ``keys``: of one key through ``one`` (a DriverStatement, its parameter ``one_key``) on the
+    driver's cursor; of several through ``many`` (Core, an expanding parameter ``many_key``), which a
+    DriverStatement cannot run. One key is what a batch of one event reads: at a low rate, every batch."""
+    if len(keys) == 1:
+        return one.rows(connection, {one_key: keys[0]})
+    return list(connection.execute(many, {many_key: list(keys)}))

@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 from pipeline.adapters import event_queue
 from pipeline.adapters import tables as t
 from pipeline.adapters.deliveries import team_of_person
-from pipeline.adapters.driver_statements import DriverStatement
+from pipeline.adapters.driver_statements import DriverStatement, rows_by_keys
 from pipeline.adapters.effect_rows import (
     DEADLINE,
     EPISODE,
@@ -255,36 +255,35 @@ def _repositories(session: OrmSession) -> list[Repository]:
 def _before_commit(session: OrmSession) -> None:
     for repository in _repositories(session):
         if repository.postgres:
-            repository._write_and_commit(session)  # noqa: SLF001 - the repository's own listener
+            repository._write_and_commit()  # noqa: SLF001 - the repository's own listener
         else:
-            repository._write_rows(session)  # noqa: SLF001
+            repository._write_rows()  # noqa: SLF001
 
 
 @event.listens_for(OrmSession, "after_soft_rollback")
 def _after_soft_rollback(session: OrmSession, previous: Any) -> None:
     for repository in _repositories(session):
-        repository._discard_rows(session, previous)  # noqa: SLF001
+        repository._discard_rows(previous)  # noqa: SLF001
 
 
 @event.listens_for(OrmSession, "after_transaction_create")
 def _after_transaction_create(session: OrmSession, transaction: Any) -> None:
     if transaction.nested:
         for repository in _repositories(session):
-            repository._savepoint_begins(session, transaction)  # noqa: SLF001
+            repository._savepoint_begins(transaction)  # noqa: SLF001
 
 
 @event.listens_for(OrmSession, "after_transaction_end")
 def _after_transaction_end(session: OrmSession, transaction: Any) -> None:
     if transaction.nested:
         for repository in _repositories(session):
-            repository._savepoint_ends(session, transaction)  # noqa: SLF001
+            repository._savepoint_ends(transaction)  # noqa: SLF001
 
 
 @event.listens_for(OrmSession, "after_commit")
 def _after_commit(session: OrmSession) -> None:
     for repository in _repositories(session):
-        if repository._issued is not None:  # noqa: SLF001
-            repository._children_committed(session)  # noqa: SLF001
+        repository._children_committed()  # noqa: SLF001
 
 
 class Repository(EpisodeQueries):
@@ -355,19 +354,17 @@ class Repository(EpisodeQueries):
             raise RuntimeError("the repository's session is gone: its unit of work has ended")
         return session
 
-    def _savepoint_begins(self, _session: OrmSession, transaction: Any) -> None:
-        if transaction.nested:
-            self._notifications.mark(transaction)
-            self._deadlines.mark(transaction)
-            self._episodes.mark(transaction)
-            self._events.mark(transaction)
+    def _savepoint_begins(self, transaction: Any) -> None:
+        self._notifications.mark(transaction)
+        self._deadlines.mark(transaction)
+        self._episodes.mark(transaction)
+        self._events.mark(transaction)
 
-    def _savepoint_ends(self, _session: OrmSession, transaction: Any) -> None:
-        if transaction.nested:
-            self._notifications.release(transaction)
-            self._deadlines.release(transaction)
-            self._episodes.release(transaction)
-            self._events.release(transaction)
+    def _savepoint_ends(self, transaction: Any) -> None:
+        self._notifications.release(transaction)
+        self._deadlines.release(transaction)
+        self._episodes.release(transaction)
+        self._events.release(transaction)
 
     def _write_created(self) -> None:
         """Write the created notifications and deadlines (new ones, then changes): before a read of their tables,
@@ -377,7 +374,7 @@ class Repository(EpisodeQueries):
             self._notifications.write(connection)
             self._deadlines.write(connection)
 
-    def _write_and_commit(self, session: OrmSession) -> None:
+    def _write_and_commit(self) -> None:
         """Before the commit, on PostgreSQL: the buffered writes, and when they are inserts only (no UPDATE whose
         count must be checked before the commit) and the session has no ORM object of its own to flush after this,
         the COMMIT in the same pipeline: one round trip (and the commit's fsync) for the unit of work's writes and
@@ -385,12 +382,13 @@ class Repository(EpisodeQueries):
         for it). A failure of a write or of the COMMIT raises from the pipeline, as without it, and the session rolls
         back; a COMMIT after a failed write is never run (the server skips a pipeline's statements after an error).
         Also called for a savepoint's release, which it leaves to ``_write_rows``."""
+        session = self.session
         commit = not (session.in_nested_transaction() or session.new or session.dirty or session.deleted
                       or any(rows.changed for rows in (self._notifications, self._deadlines, self._episodes,
                                                        self._events)))
-        self._write_rows(session, commit=commit)
+        self._write_rows(commit=commit)
 
-    def _write_rows(self, _session: OrmSession, *, commit: bool = False) -> None:
+    def _write_rows(self, *, commit: bool = False) -> None:
         """The buffered writes, before a savepoint and the commit. They read nothing back, so on PostgreSQL they go
         in one round trip (``pipelined``) instead of one per table; with ``commit`` (``_write_and_commit``), the
         COMMIT after them in the same round trip."""
@@ -418,12 +416,13 @@ class Repository(EpisodeQueries):
         for rows_of_table in (self._notifications, self._deadlines, self._episodes, self._events):
             rows_of_table.verify()
 
-    def _children_committed(self, _session: OrmSession) -> None:
-        if self._issued is not None:
-            self._issued.add_committed(self._children_seen)
+    def _children_committed(self) -> None:
+        if self._issued is None:
+            return  # a one-off request's repository: its children stay seen while it lasts
+        self._issued.add_committed(self._children_seen)
         self._children_seen = {}
 
-    def _discard_rows(self, _session: OrmSession, previous: Any) -> None:
+    def _discard_rows(self, previous: Any) -> None:
         self._audit_rows, self._outbox_rows, self._delivery_rows = [], [], []
         # PostgreSQL releases row locks taken since the savepoint: an episode is locked again on its next use.
         self._locked_episodes.clear()
@@ -502,9 +501,9 @@ class Repository(EpisodeQueries):
             if pupils is None and self._pupils_ahead and all(upn in self._pupils_ahead for upn in upns):
                 pupils = [row for upn in sorted(upns) for row in self._pupils_ahead[upn]]
             if pupils is None:
-                connection = self.session.connection()  # asked for only when there is something to read
-                pupils = _PUPIL_OF_ONE_UPN.rows(connection, {"upn": next(iter(upns))}) if len(upns) == 1 \
-                    else connection.execute(_PUPILS_BY_UPN, {"upns": sorted(upns)}).all()
+                # The session's connection asked for only when there is something to read.
+                pupils = rows_by_keys(self.session.connection(), sorted(upns), _PUPIL_OF_ONE_UPN, "upn",
+                                      _PUPILS_BY_UPN, "upns")
             for pupil in pupils:
                 school = self.school(pupil.school_urn)
                 if school is not None and _on_roll(pupil, day):
@@ -610,11 +609,7 @@ class Repository(EpisodeQueries):
         if not wanted:
             return
         read: dict[str, list[Any]] = {upn: [] for upn in wanted}
-        connection = self.session.connection()
-        # One UPN (a batch of one event: what a low rate makes) on the driver's cursor, as child_facts reads it.
-        rows = _PUPIL_OF_ONE_UPN.rows(connection, {"upn": wanted[0]}) if len(wanted) == 1 else \
-            connection.execute(_PUPILS_BY_UPN, {"upns": wanted})
-        for row in rows:
+        for row in rows_by_keys(self.session.connection(), wanted, _PUPIL_OF_ONE_UPN, "upn", _PUPILS_BY_UPN, "upns"):
             read[row.upn].append(row)
         self._pupils_ahead.update(read)
 
@@ -919,7 +914,7 @@ class Repository(EpisodeQueries):
     def savepoint(self) -> Iterator[None]:
         """A SAVEPOINT: on an exception everything since is rolled back and the session's rows are expired
         (read again on next use), and the exception propagates."""
-        self._write_rows(self.session)  # rows buffered so far belong to the enclosing transaction
+        self._write_rows()  # rows buffered so far belong to the enclosing transaction
         try:
             with self.session.begin_nested():
                 yield

@@ -13,7 +13,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from pipeline.adapters import tables as t
-from pipeline.adapters.driver_statements import DriverStatement, json_value
+from pipeline.adapters.driver_statements import DriverStatement, json_value, rows_by_keys
 from pipeline.adapters.effect_rows import DEADLINE, EPISODE, CreatedRows, DeadlineRow, EpisodeRow, values_of
 from pipeline.adapters.inbox import school_copies
 from pipeline.ports.records import NotificationRecord
@@ -32,12 +32,10 @@ _EPISODES_FOR_UPDATE = sa_select(EPISODE).where(EPISODE.c.episode_id.in_(bindpar
 _NEW_EPISODES = (f"INSERT INTO missingepisode ({', '.join(EPISODE.c.keys())}) SELECT {', '.join(EPISODE.c.keys())}"
                  " FROM json_populate_recordset(NULL::missingepisode, %s::json) ON CONFLICT DO NOTHING"
                  " RETURNING episode_id")
-_EPISODES_OF_CHILD = DriverStatement(sa_select(EPISODE).where(EPISODE.c.child_id == bindparam("child_id")))
+_EPISODES_OF_CHILD = DriverStatement(sa_select(EPISODE).where(EPISODE.c.child_id == bindparam("child_id"))
+                                     .order_by(EPISODE.c.episode_id))  # as _EPISODES_OF_CHILDREN orders them
 _EPISODES_OF_CHILDREN = sa_select(EPISODE).where(EPISODE.c.child_id.in_(bindparam("child_ids", expanding=True))) \
     .order_by(EPISODE.c.episode_id)
-# One child (a batch of one event) on the driver's cursor, in the same order.
-_EPISODES_OF_ONE_CHILD = DriverStatement(sa_select(EPISODE).where(EPISODE.c.child_id == bindparam("child_id"))
-                                         .order_by(EPISODE.c.episode_id))
 _LAST_MEETINGS = sa_select(TRIGGER_MEETING.c.child_id, func.max(TRIGGER_MEETING.c.held_at).label("held_at")).where(
     TRIGGER_MEETING.c.child_id.in_(bindparam("child_ids", expanding=True))).group_by(TRIGGER_MEETING.c.child_id)
 _FIRST_AUDIT_REASON = DriverStatement(sa_select(AUDIT.c.reason).where(
@@ -150,11 +148,8 @@ class EpisodeQueries:
         if not episode_ids:
             return
         connection = self.session.connection()
-        # One episode (a batch of one event) on the driver's cursor.
-        self._episodes.loaded(_EPISODE_FOR_UPDATE.rows(connection, {"episode_id": episode_ids[0]})
-                              if len(episode_ids) == 1 else
-                              connection.execute(_EPISODES_FOR_UPDATE, {"episode_ids": episode_ids}).all(),
-                              EpisodeRow)
+        self._episodes.loaded(rows_by_keys(connection, episode_ids, _EPISODE_FOR_UPDATE, "episode_id",
+                                           _EPISODES_FOR_UPDATE, "episode_ids"), EpisodeRow)
         for episode_id in episode_ids:
             if episode_id not in self._episodes.by_id:
                 self._new_sqlite_episode(episode_id)
@@ -179,8 +174,8 @@ class EpisodeQueries:
         connection = self.session.connection()
         stored = [child_id for child_id in wanted if child_id not in self._new_children]
         if stored:
-            self._episodes.loaded(_EPISODES_OF_ONE_CHILD.rows(connection, {"child_id": stored[0]}) if len(stored) == 1
-                                  else connection.execute(_EPISODES_OF_CHILDREN, {"child_ids": stored}), EpisodeRow)
+            self._episodes.loaded(rows_by_keys(connection, stored, _EPISODES_OF_CHILD, "child_id",
+                                               _EPISODES_OF_CHILDREN, "child_ids"), EpisodeRow)
             held = {row.child_id: row.held_at for row in connection.execute(_LAST_MEETINGS, {"child_ids": stored})}
             for child_id in stored:
                 self._meetings_held[child_id] = held.get(child_id)
