@@ -274,13 +274,19 @@ class AuditEntry(SQLModel, table=True):
 class Outbox(SQLModel, table=True):
     """Records to publish (output topics) and messages to deliver, written in the event's transaction."""
 
+    # The relay's read (``relayed_at IS NULL ORDER BY id LIMIT n``) walks this index: the rows still to relay, in id
+    # order, and only those. With a plain index on relayed_at instead, PostgreSQL walked the primary key and
+    # skipped every row already relayed, so each pass cost more as the outbox's history grew.
+    __table_args__ = (Index("ix_outbox_waiting", "id", sqlite_where=text("relayed_at IS NULL"),
+                            postgresql_where=text("relayed_at IS NULL")),)
+
     id: int | None = Field(default=None, primary_key=True)
     topic: str
     key: str
     body_json: str = Field(sa_column=Column(Text, nullable=False))
     notification_id: str | None = None
     created_at: datetime = Field(sa_column=_instant())
-    relayed_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True, index=True))
+    relayed_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
 
 
 class MissingEpisode(SQLModel, table=True):

@@ -36,3 +36,36 @@ def test_no_code_creates_tables_outside_migrations() -> None:
     sources = [path for folder in ("pipeline", "consumers", "producers") for path in (root / folder).rglob("*.py")]
     offenders = [str(path) for path in sources if "create_all(" in path.read_text()]
     assert offenders == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_relays_read_walks_only_the_rows_still_to_relay(backend: str, tmp_path: Path,
+                                                            request: pytest.FixtureRequest) -> None:
+    """On a long outbox history the relay's read must not pass over the rows already relayed: PostgreSQL walked
+    the primary key and skipped every relayed row on each pass before ``ix_outbox_waiting`` (migration 0010)."""
+    from sqlalchemy import text
+
+    from pipeline.adapters.deliveries import _outbox_due
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path}/m.db"
+    store = Store(url)
+    store.migrate()
+    history = ("WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 5000) SELECT n FROM g"
+               if backend == "sqlite" else "SELECT generate_series(1, 5000) AS n")
+    now = "'2026-12-03 12:00:00.000000'" if backend == "sqlite" else "now()"
+    with store.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO outbox (topic, key, body_json, notification_id, created_at, relayed_at) "
+            f"SELECT 'pathway-notifications', 'k', '{{}}', NULL, created_at, CASE WHEN n <= 4900 THEN created_at END "
+            f"FROM ({history}) AS history, (SELECT {now} AS created_at) AS now"))
+        connection.execute(text("ANALYZE"))
+    statement = _outbox_due(100, store.is_postgres).statement
+    sql = str(statement.compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True}))
+    with store.engine.connect() as connection:
+        explain = "EXPLAIN (ANALYZE, FORMAT TEXT) " if backend == "postgresql" else "EXPLAIN QUERY PLAN "
+        plan = "\n".join(str(row[-1]) for row in connection.exec_driver_sql(explain + sql))
+        waiting = connection.exec_driver_sql(sql).all()
+    store.dispose()
+    assert "ix_outbox_waiting" in plan, plan
+    assert "Rows Removed by Filter" not in plan, plan
+    assert len(waiting) == 100 and all(row.id > 4900 for row in waiting)
