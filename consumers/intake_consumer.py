@@ -102,7 +102,9 @@ class IntakeConsumer:
                         process(repo, event, self.ctx, self.clock())
                     handled += 1
                 except Exception as error:  # noqa: BLE001 - one bad event must never stop the pipeline
-                    failed.append((seq, error))
+                    # Kept without its traceback (only its type is recorded): the traceback's frames hold the
+                    # list it is kept in, a reference cycle left to the garbage collector's pauses.
+                    failed.append((seq, error.with_traceback(None)))
         for failed_seq, failure in failed:
             self._failed(failed_seq, failure)
         return handled + len(failed)

@@ -218,7 +218,8 @@ def _process(services: Services, deliveries: Sequence[Delivery], valid: list[tup
                         _run(repo, claimed, name, record, services, now)
                 outcomes[index] = claimed if isinstance(claimed, str) else "processed"
             except Exception as error:  # noqa: BLE001 - a handler bug must not stop the partition
-                failed.append((index, error))
+                # Without its traceback (only its type is recorded): its frames hold ``failed``, a reference cycle.
+                failed.append((index, error.with_traceback(None)))
 
 
 def _keep_for_retry(services: Services, delivery: Delivery, name: str, record: dict[str, Any], error: Exception,

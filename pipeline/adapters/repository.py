@@ -914,7 +914,10 @@ class Repository(EpisodeQueries):
     def savepoint(self) -> Iterator[None]:
         """A SAVEPOINT: on an exception everything since is rolled back and the session's rows are expired
         (read again on next use), and the exception propagates."""
-        self._write_rows()  # rows buffered so far belong to the enclosing transaction
+        # Rows buffered so far belong to the enclosing transaction: every repository's on this session, not only
+        # this one's, or a rollback of the savepoint would take another repository's earlier rows with it.
+        for repository in _repositories(self.session):
+            repository._write_rows()  # noqa: SLF001 - a repository of the same session
         try:
             with self.session.begin_nested():
                 yield

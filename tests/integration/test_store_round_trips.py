@@ -349,3 +349,20 @@ def test_a_pooled_connection_used_a_moment_ago_is_not_pinged_and_an_idle_dead_on
     with store.engine.connect() as connection:
         again = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
     assert again != first
+
+
+def test_a_savepoint_rolled_back_keeps_the_rows_another_repository_of_the_session_buffered_before_it(
+        store: Store) -> None:
+    """Two repositories over one session: a savepoint taken through one and rolled back drops only what was
+    buffered inside it, not the other repository's rows buffered before it began."""
+    audits = _count(store, t.AuditEntry)
+    with store.transaction() as session:  # commits at the end
+        first, second = store.repository(session), store.repository(session)
+        first.audit(NOW, "system", "tested", "subject-1", "before the savepoint, first repository")
+        with pytest.raises(RuntimeError), second.savepoint():
+            second.audit(NOW, "system", "tested", "subject-1", "inside the savepoint")
+            raise RuntimeError("rolled back")
+    with store.read() as session:
+        reasons = [a.reason for a in session.exec(select(t.AuditEntry)).all()]
+    assert _count(store, t.AuditEntry) == audits + 1
+    assert "before the savepoint, first repository" in reasons and "inside the savepoint" not in reasons
