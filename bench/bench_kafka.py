@@ -43,7 +43,7 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,16 @@ def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
+def missing_for(pupil: dict[str, str], rng: random.Random) -> dict[str, Any]:
+    """A police missing report of the pupil (a new episode), as ``bench/bench_intake.py`` sends them."""
+    now = datetime.now(UTC)
+    return {"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "episode_id": f"EP-{rng.randrange(10**12)}", "force_code": "NS01", "reported_at": now,
+            "last_seen_at": now - timedelta(hours=2), "child": event_for(pupil, rng)["child"],
+            "risk_grade": rng.choice(["LOW", "MEDIUM", "HIGH"]), "missing_from": rng.choice(["HOME", "CARE"]),
+            "exploitation_flags": []}
+
+
 def event_for(pupil: dict[str, str], rng: random.Random) -> dict[str, Any]:
     return {"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "attendance_id": f"ED-{rng.randrange(10**9)}", "hospital_ods_code": "RXX01",
@@ -214,8 +224,10 @@ class Run:
         return time.monotonic() - started
 
     def send(self, record: dict[str, Any]) -> None:
-        value = codec.encode("self-harm-attendance", record)
-        self.producer.send(self.prefix + "self-harm-attendance", key=record["attendance_id"].encode(), value=value)
+        """A self-harm attendance, keyed by its attendance; a missing report (``missing_for``), by its episode."""
+        kind, key = ("missing-reported", record["episode_id"]) if "episode_id" in record else \
+            ("self-harm-attendance", record["attendance_id"])
+        self.producer.send(self.prefix + kind, key=key.encode(), value=codec.encode(kind, record))
 
     def close(self) -> None:
         for worker in self.workers:
@@ -251,10 +263,11 @@ class StoredListener:
         self._conn.close()
 
 
-def throughput(run: Run, events: int) -> dict[str, float]:
-    """Events/s, the workers' CPU ms per event, and the load average at the end."""
+def throughput(run: Run, events: int, mixed: bool = False) -> dict[str, float]:
+    """Events/s, the workers' CPU ms per event, and the load average at the end. With ``mixed``, every second
+    event is a missing report (a new episode) instead of a self-harm attendance."""
     rng = random.Random(1)
-    records = [event_for(rng.choice(run.pupils), rng) for _ in range(events)]
+    records = [(missing_for if mixed and i % 2 else event_for)(rng.choice(run.pupils), rng) for i in range(events)]
     cpu = run.worker_cpu()
     started = time.perf_counter()
     for record in records:
@@ -335,6 +348,8 @@ def main() -> None:
                              "(default: the cores the workers are not pinned to, if any)")
     parser.add_argument("--producer-with-workers", action="store_true",
                         help="keep this script on the workers' core(s) (the measurement before 2026-12-03)")
+    parser.add_argument("--mixed", action="store_true",
+                        help="the drain's events half missing reports (a new episode each), half self-harm attendances")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "kafka.md")
     args = parser.parse_args()
     services = services_env()
@@ -354,7 +369,7 @@ def main() -> None:
                 os.sched_setaffinity(0, args.producer_cpus)
             try:
                 if not args.latency_only:
-                    figures[workers] = throughput(run, args.events)
+                    figures[workers] = throughput(run, args.events, args.mixed)
                     loads.append(f"after {workers} worker(s) drained {load_average()}")
                 if workers == 1:
                     if not args.latency_only:
@@ -373,7 +388,9 @@ def main() -> None:
     ]
     if not args.latency_only:
         lines.append(
-            f"throughput, {args.events:,} events produced then drained: 1 worker {figures[1]['rate']:,.0f} events/s "
+            f"throughput, {args.events:,} events "
+            f"({'self-harm attendances and missing reports, half each' if args.mixed else 'self-harm attendances'}) "
+            f"produced then drained: 1 worker {figures[1]['rate']:,.0f} events/s "
             f"({figures[1]['cpu_ms']:.2f} worker CPU ms/event); 2 workers {figures[2]['rate']:,.0f} events/s "
             f"({figures[2]['cpu_ms']:.2f} CPU ms/event, both workers) (target 1,000 per worker)")
     lines.append(latency_line(lat, args.rate, args.duration,
