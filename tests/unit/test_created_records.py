@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -23,19 +24,26 @@ from pipeline.adapters.record_ids import new_id
 from pipeline.adapters.store_records import Deadline, Episode
 
 
-def test_new_ids_are_canonical_random_version_4_uuids() -> None:
+def test_new_ids_are_canonical_version_7_uuids_in_creation_order_with_74_random_bits() -> None:
+    before = time.time_ns() // 1_000_000
     ids = [new_id() for _ in range(2000)]
+    after = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
     for text in ids:
         parsed = uuid.UUID(text)
         assert str(parsed) == text  # canonical: lower case, hyphens where uuid puts them
-        assert parsed.version == 4
+        assert parsed.version == 7
         assert parsed.variant == uuid.RFC_4122
-    # Every position that uuid4 leaves random takes many values: nothing fixed but the version and variant.
-    for position in (0, 9, 15, 20, 24, 35):
+        assert before <= parsed.int >> 80 <= after  # the first 48 bits: the creation time in milliseconds
+    # Every random position takes many values: nothing fixed there but the version and variant.
+    for position in (15, 16, 17, 20, 21, 22, 24, 30, 35):
         assert len({text[position] for text in ids}) == 16
-    assert {text[14] for text in ids} == {"4"}
+    assert {text[14] for text in ids} == {"7"}
     assert {text[19] for text in ids} == set("89ab")
+    # Made a millisecond or more apart, they sort in the order made (B-tree pages fill from the right).
+    first = new_id()
+    time.sleep(0.002)
+    assert first < new_id()
 
 
 def test_a_record_made_with_new_is_the_record_init_makes() -> None:
