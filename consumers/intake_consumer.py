@@ -19,7 +19,7 @@ from pipeline.adapters.event_queue import CommitWatch, due_event_seqs
 from pipeline.adapters.store import Store
 from pipeline.service.dispatch import HANDLERS, process, resolve_ahead
 from pipeline.service.handlers import Context, record_of
-from pipeline.service.retries import RetryPolicy, record_failure
+from pipeline.service.retries import RetryPolicy, record_failure, without_tracebacks
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +102,7 @@ class IntakeConsumer:
                         process(repo, event, self.ctx, self.clock())
                     handled += 1
                 except Exception as error:  # noqa: BLE001 - one bad event must never stop the pipeline
-                    # Kept without its traceback (only its type is recorded): the traceback's frames hold the
-                    # list it is kept in, a reference cycle left to the garbage collector's pauses.
-                    failed.append((seq, error.with_traceback(None)))
+                    failed.append((seq, without_tracebacks(error)))
         for failed_seq, failure in failed:
             self._failed(failed_seq, failure)
         return handled + len(failed)

@@ -33,7 +33,7 @@ from pipeline.domain.events import rule_errors
 from pipeline.ports import EventRecord, StorePort
 from pipeline.service.dispatch import process, resolve_ahead
 from pipeline.service.intake import context_errors, publish_dead_letter
-from pipeline.service.retries import RetryPolicy, record_failure
+from pipeline.service.retries import RetryPolicy, record_failure, without_tracebacks
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +218,7 @@ def _process(services: Services, deliveries: Sequence[Delivery], valid: list[tup
                         _run(repo, claimed, name, record, services, now)
                 outcomes[index] = claimed if isinstance(claimed, str) else "processed"
             except Exception as error:  # noqa: BLE001 - a handler bug must not stop the partition
-                # Without its traceback (only its type is recorded): its frames hold ``failed``, a reference cycle.
-                failed.append((index, error.with_traceback(None)))
+                failed.append((index, without_tracebacks(error)))
 
 
 def _keep_for_retry(services: Services, delivery: Delivery, name: str, record: dict[str, Any], error: Exception,

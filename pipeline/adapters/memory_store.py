@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pipeline import codec
 from pipeline.adapters.match_index import ReferenceIndex, ReferenceRow
 from pipeline.adapters.memory_store_missing import MemoryEpisodes, MemoryTriggerMeeting
-from pipeline.adapters.record_ids import new_id
+from pipeline.adapters.record_ids import new_child_id, new_id
 from pipeline.adapters.store_records import Deadline, Episode, Event, Notification
 from pipeline.domain.delivery import DeliveryState
 from pipeline.domain.fellegi_sunter import Parameters
@@ -321,7 +321,7 @@ class MemoryStore(MemoryEpisodes):
         for child_id, key in self._state.children.items():
             if key == person_key:
                 return child_id
-        child_id = new_id()
+        child_id = new_child_id()
         self._state.children[child_id] = person_key
         return child_id
 

@@ -42,7 +42,7 @@ from pipeline.adapters.effect_rows import (
 )
 from pipeline.adapters.event_queue import EventRow, EventRows
 from pipeline.adapters.issued_children import IssuedChildIds
-from pipeline.adapters.record_ids import new_id
+from pipeline.adapters.record_ids import new_child_id, new_id
 from pipeline.adapters.reference_cache import ReferenceCache, ReferenceSnapshot, school_of_row
 from pipeline.adapters.repository_missing import EpisodeQueries
 from pipeline.domain.delivery import DeliveryState
@@ -328,7 +328,7 @@ class Repository(EpisodeQueries):
         # Append-only rows (audit entries, outbox rows, new delivery rows) are buffered and written as one
         # multi-row insert per table when the transaction or savepoint they belong to commits; a rollback
         # discards them with it.
-        # One Repository per session: a second one's buffer would be discarded by the first's savepoint rollback.
+        # Several repositories may share a session: a savepoint writes all their buffered rows before it begins.
         self._audit_rows: list[dict[str, Any]] = []
         self._outbox_rows: list[dict[str, Any]] = []
         self._delivery_rows: list[dict[str, Any]] = []
@@ -536,13 +536,13 @@ class Repository(EpisodeQueries):
             # Issued and committed apart (pipeline/adapters/child_id_issuer.py): another worker's batch meeting the
             # same new person does not wait for this one. Visible to every worker at once, so the child is not
             # taken as having nothing stored yet (``_new_children``).
-            child_id = self._issued.issue(new_id(), person_key, t.utcnow())
+            child_id = self._issued.issue(new_child_id(), person_key, t.utcnow())
             self._children_seen[person_key] = child_id
             self._person_of_child[child_id] = person_key
             return child_id
         # Inserted first: a person key this process has not seen committed is most often a new child (one
         # statement); one issued before (by an earlier process or another worker) costs the read after it.
-        child_id = new_id()
+        child_id = new_child_id()
         if self._insert_guarded(CHILD, {"child_id": child_id, "person_key": person_key, "created_at": t.utcnow()}):
             self._new_children.add(child_id)
         else:  # issued before, or by another transaction a moment ago: theirs
@@ -570,7 +570,7 @@ class Repository(EpisodeQueries):
             elif (seen := self._children_seen.get(key)) is not None:
                 found[key] = seen
             else:
-                fresh[key] = new_id()
+                fresh[key] = new_child_id()
         if fresh:
             for key, child_id in self._issued.issue_many(fresh, t.utcnow()).items():
                 self._children_seen[key] = child_id
@@ -590,7 +590,7 @@ class Repository(EpisodeQueries):
         if not person_keys:
             return
         now = t.utcnow()
-        made = {key: new_id() for key in person_keys}
+        made = {key: new_child_id() for key in person_keys}
         connection = self.session.connection()
         written = _CHILD_INSERT_IF_NEW.run_many(connection, [
             {"child_id": child_id, "person_key": key, "created_at": now} for key, child_id in made.items()]).count()

@@ -65,6 +65,23 @@ def pathway_of(event_type: str) -> str:
     return SELF_HARM if event_type == "self-harm-attendance" else MISSING
 
 
+def without_tracebacks(error: Exception) -> Exception:
+    """``error`` with its traceback, and those of the exceptions it was raised from or during, let go: a failure
+    kept for ``record_failure`` (which records only its type, and a refusal's text) would otherwise hold the frames
+    of the code that caught it, and with them the list it is kept in: a reference cycle per failed event, left to
+    the garbage collector's pauses."""
+    seen: set[int] = set()
+    waiting: list[BaseException | None] = [error]
+    while waiting:
+        link = waiting.pop()
+        if link is None or id(link) in seen:
+            continue
+        seen.add(id(link))
+        link.__traceback__ = None
+        waiting += (link.__cause__, link.__context__)
+    return error
+
+
 def record_failure(port: StorePort, event: EventRecord, error: BaseException, retry: RetryPolicy,
                    now: datetime) -> bool:
     """Count one failed try of ``event`` (in the caller's transaction); True when it is now held.

@@ -4,6 +4,7 @@ uniqueness and return things in the same order (one test per port method, run on
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -83,6 +84,16 @@ def test_child_id_is_made_once_per_person_key(store_backend: Backend) -> None:
     assert other != first
     with store_backend.units.unit_of_work() as port:
         assert port.child_id("upn:A999100100001") == first  # committed: the same in the next unit of work
+
+
+def test_a_child_id_is_random_and_tells_nothing_of_when_the_child_came_to_notice(store_backend: Backend) -> None:
+    """Producers see a child's id (``match.child_id``) and social care sends it back: a time-ordered id would tell
+    a hospital when police or another trust first reported the child. Version 4, unlike the other records' ids."""
+    with store_backend.units.unit_of_work() as port:
+        one = port.child_id("upn:A999100100001")
+        many = port.child_ids(["upn:B999100100002", "nhs:9990000018"])
+    for child_id in (one, *many.values()):
+        assert uuid.UUID(child_id).version == 4 and str(uuid.UUID(child_id)) == child_id
 
 
 def test_child_ids_are_child_id_of_each_person_key_at_once(store_backend: Backend) -> None:

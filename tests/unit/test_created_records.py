@@ -20,7 +20,7 @@ from pipeline.adapters.effect_rows import (
     EpisodeRow,
     NotificationRow,
 )
-from pipeline.adapters.record_ids import new_id
+from pipeline.adapters.record_ids import new_child_id, new_id
 from pipeline.adapters.store_records import Deadline, Episode
 
 
@@ -44,6 +44,18 @@ def test_new_ids_are_canonical_version_7_uuids_in_creation_order_with_74_random_
     first = new_id()
     time.sleep(0.002)
     assert first < new_id()
+
+
+def test_child_ids_are_canonical_random_version_4_uuids() -> None:
+    ids = [new_child_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    # Every position that uuid4 leaves random takes many values, the first ones too: no time in them.
+    for position in (0, 1, 9, 15, 20, 24, 35):
+        assert len({text[position] for text in ids}) == 16
+    assert {text[14] for text in ids} == {"4"} and {text[19] for text in ids} == set("89ab")
 
 
 def test_a_record_made_with_new_is_the_record_init_makes() -> None:

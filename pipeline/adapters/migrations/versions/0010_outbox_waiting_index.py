@@ -4,6 +4,11 @@ PostgreSQL answered the relay's read (``relayed_at IS NULL ORDER BY id LIMIT n``
 skipping every row already relayed, so a pass cost more the longer the outbox's history; the partial index holds
 only the waiting rows, in the order the relay takes them. Nothing else reads by relayed_at.
 
+On PostgreSQL the index is built with a plain CREATE INDEX, which holds off writes to the outbox (so all event
+processing) while it reads the outbox's whole history. Migrations run when a process starts
+(``pipeline/bootstrap.py``): on a large deployment, start one process of the new version alone, with the other
+workers stopped, and the rest once it is up.
+
 Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-03
