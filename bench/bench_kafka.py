@@ -145,19 +145,23 @@ def missing_for(pupil: dict[str, str], rng: random.Random) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "episode_id": f"EP-{rng.randrange(10**12)}", "force_code": "NS01", "reported_at": now,
-            "last_seen_at": now - timedelta(hours=2), "child": event_for(pupil, rng)["child"],
+            "last_seen_at": now - timedelta(hours=2), "child": child_of(pupil),
             "risk_grade": rng.choice(["LOW", "MEDIUM", "HIGH"]), "missing_from": rng.choice(["HOME", "CARE"]),
             "exploitation_flags": []}
+
+
+def child_of(pupil: dict[str, str]) -> dict[str, Any]:
+    """The child's identity as a sending system knows it: the pupil's, from the demo roll."""
+    return {"nhs_number": pupil["nhs_number"] or None, "given_name": pupil["given_name"],
+            "family_name": pupil["family_name"],
+            "date_of_birth": datetime.fromisoformat(pupil["date_of_birth"]).date(),
+            "sex": pupil["sex"] or "U", "postcode": pupil["postcode"] or None, "school_name": None}
 
 
 def event_for(pupil: dict[str, str], rng: random.Random) -> dict[str, Any]:
     return {"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "attendance_id": f"ED-{rng.randrange(10**9)}", "hospital_ods_code": "RXX01",
-            "arrived_at": datetime.now(UTC),
-            "child": {"nhs_number": pupil["nhs_number"] or None, "given_name": pupil["given_name"],
-                      "family_name": pupil["family_name"],
-                      "date_of_birth": datetime.fromisoformat(pupil["date_of_birth"]).date(),
-                      "sex": pupil["sex"] or "U", "postcode": pupil["postcode"] or None, "school_name": None},
+            "arrived_at": datetime.now(UTC), "child": child_of(pupil),
             "admitted": False, "risk_summary": "safety plan", "exploitation_screening": "NO_CONCERN",
             "consent": "GIVEN", "shared_without_consent_reason": None, "clinician_contact": "nurse"}
 

@@ -87,16 +87,15 @@ def _locked(query: Any, postgres: bool, *, skip_locked: bool) -> Any:
 _CLAIM = sa_select(EVENT).where(EVENT.c.seq.in_(bindparam("seqs", expanding=True)), EVENT.c.status == "accepted") \
     .order_by(EVENT.c.seq)
 _CLAIM_WAITING = sa_select(EVENT).where(EVENT.c.status == "accepted", EVENT.c.held_at.is_(None))
-# Per (retries_only, postgres): PostgreSQL skips rows another consumer holds (it is processing them).
-CLAIM_DUE = {
-    (retries_only, postgres): _locked(
+# Per (retries_only, postgres): PostgreSQL skips rows another consumer holds (it is processing them). Run on the
+# driver's cursor (``DriverStatement``): one claim per batch, so at a few events a second (each its own batch)
+# Core's execution around the query cost about as much as the query.
+_CLAIM_DUE = {
+    (retries_only, postgres): DriverStatement(_locked(
         _CLAIM_WAITING.where(_DUE_AGAIN if retries_only else _DUE_NEW_OR_AGAIN).order_by(EVENT.c.seq)
-        .limit(bindparam("limit")), postgres, skip_locked=True)
+        .limit(bindparam("limit")), postgres, skip_locked=True))
     for retries_only in (False, True) for postgres in (False, True)
 }
-# The same, run on the driver's cursor (``DriverStatement``): one claim per batch, so at a few events a second
-# (each its own batch) Core's execution around the query cost about as much as the query.
-_CLAIM_DUE_DRIVER = {key: DriverStatement(statement) for key, statement in CLAIM_DUE.items()}
 CLAIM = {postgres: _locked(_CLAIM, postgres, skip_locked=True) for postgres in (False, True)}
 _BY_ID = sa_select(EVENT).where(EVENT.c.event_id.in_(bindparam("ids", expanding=True)))
 # Per (postgres, lock): PostgreSQL waits for a transaction that holds one of them.
@@ -112,7 +111,7 @@ def claim_due_events(connection: Connection, events: EventRows, now: datetime, l
     finding then claiming took two (and a connection of their own), which at a few events a second, each its
     own batch, was a tenth of the consumer's work. PostgreSQL: rows another consumer holds are skipped."""
     events.write(connection)  # the unit of work's own changes first, so the query sees them
-    return events.read(_CLAIM_DUE_DRIVER[(retries_only, postgres)].rows(connection, {"now": now, "limit": limit}))
+    return events.read(_CLAIM_DUE[(retries_only, postgres)].rows(connection, {"now": now, "limit": limit}))
 
 
 class CommitWatch:

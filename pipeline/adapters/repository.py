@@ -119,10 +119,9 @@ def latest_model_version(connection: Any) -> str | None:
 
 # The version check of a unit of work in one round trip: the reference change log's newest sequence number and
 # the newest stored matcher parameters' version.
-_VERSIONS = sa_select(
+_VERSIONS = DriverStatement(sa_select(
     sa_select(func.max(CHANGE.c.seq)).scalar_subquery().label("reference"),
-    sa_select(MODEL.c.version).order_by(MODEL.c.created_at.desc()).limit(1).scalar_subquery().label("model"))
-_VERSIONS_DRIVER = DriverStatement(_VERSIONS)
+    sa_select(MODEL.c.version).order_by(MODEL.c.created_at.desc()).limit(1).scalar_subquery().label("model")))
 _BY_ID_DRIVER = DriverStatement(event_queue.BY_ID[(True, True)])  # PostgreSQL's, locking (batch_events)
 
 
@@ -452,7 +451,7 @@ class Repository(EpisodeQueries):
         return self.session.connection().execute(statement).all()
 
     def _read_versions(self) -> None:
-        row = _VERSIONS_DRIVER.rows(self.session.connection())[0]
+        row = _VERSIONS.rows(self.session.connection())[0]
         self._version = int(row.reference or 0)
         self._model_version = None if row.model is None else str(row.model)
 
@@ -853,7 +852,7 @@ class Repository(EpisodeQueries):
             return self.events_by_id(event_ids)
         connection = self.session.connection()
         wanted = list(dict.fromkeys(event_ids))
-        versions = _VERSIONS_DRIVER.compiled(connection.dialect)
+        versions = _VERSIONS.compiled(connection.dialect)
         events = _BY_ID_DRIVER.compiled(connection.dialect, None, {"ids": len(wanted)})
         driver = connection.connection.driver_connection
         with pipelined(connection, self.postgres):
