@@ -54,6 +54,8 @@ class _Watched:
         watcher = attributes.get("_watcher")  # a weak reference to the CreatedRows: no cycle with it
         if watcher is not None and (rows := watcher()) is not None:
             rows.changed.add(self)
+        if name in attributes.get("_indexed_by", ()) and (holder := attributes["_index_holder"]()) is not None:
+            holder.indexed(self, name)
 
     @classmethod
     def new(cls, **values: Any) -> Self:
@@ -131,9 +133,14 @@ def _statements(table: Table, key: str) -> tuple[DriverStatement, DriverStatemen
 class CreatedRows:
     """One table's records created in this unit of work: buffered inserts, and changes to write back."""
 
-    def __init__(self, table: Table, key: str = "id", numbered_by_database: tuple[str, ...] = ()) -> None:
+    def __init__(self, table: Table, key: str = "id", numbered_by_database: tuple[str, ...] = (),
+                 indexed_by: tuple[str, ...] = ()) -> None:
         self.table = table
         self.key = key  # the records' primary key attribute
+        # ``with_value``'s attributes: the records' keys by each one's value, kept as records come and the
+        # attribute is assigned; an entry left behind by a later assignment is filtered out when read.
+        self._indexed_by = indexed_by
+        self._index: dict[str, dict[Any, dict[str, None]]] = {name: {} for name in indexed_by}
         self._numbered_by_database = numbered_by_database  # left out of inserts (an event's ``seq``)
         self._insert, self._update = _statements(table, key)
         self.by_id: dict[str, Any] = {}
@@ -160,6 +167,7 @@ class CreatedRows:
         self.by_id[key] = record
         self._order.append(key)
         self._buffered.append(record)
+        self._watch_index(record)
 
     def stored(self, record: Any) -> None:
         """A new record the caller has just inserted (or read), as it is now."""
@@ -168,6 +176,35 @@ class CreatedRows:
         self._order.append(key)
         self._stored[key] = values_of(record)
         object.__setattr__(record, "_watcher", self.as_watcher)
+        self._watch_index(record)
+
+    def _watch_index(self, record: Any) -> None:
+        if self._indexed_by:
+            object.__setattr__(record, "_indexed_by", self._indexed_by)
+            object.__setattr__(record, "_index_holder", self.as_watcher)
+            self._reindex(record)
+
+    def _reindex(self, record: Any) -> None:
+        for name in self._indexed_by:
+            self.indexed(record, name)
+
+    def indexed(self, record: Any, name: str) -> None:
+        """``record``'s indexed attribute ``name`` has (or may have) a new value."""
+        self._index[name].setdefault(getattr(record, name), {})[self._key(record)] = None
+
+    def with_value(self, name: str, value: Any) -> list[Any]:
+        """The records whose indexed attribute ``name`` (one of ``indexed_by``) holds ``value`` now, in key order:
+        without looking at every record (the missing pathway asks for a child's episodes on every event of a
+        batch)."""
+        keys = self._index[name].get(value)
+        if not keys:
+            return []
+        found = []
+        for key in sorted(keys):
+            record = self.by_id.get(key)
+            if record is not None and getattr(record, name) == value:
+                found.append(record)
+        return found
 
     def refreshed(self, record: Any, row: Any) -> None:
         """A kept record read again (e.g. now locked): columns it has not changed take the stored values."""
@@ -179,6 +216,7 @@ class CreatedRows:
             if name in before and getattr(record, name) == before[name]:
                 object.__setattr__(record, name, value)
                 before[name] = value
+        self._reindex(record)
 
     def pending(self) -> Iterator[Any]:
         """The records the next write will insert or update."""
@@ -262,6 +300,7 @@ class CreatedRows:
             record = self.by_id[record_id]
             for name, value in values.items():
                 object.__setattr__(record, name, value)
+            self._reindex(record)
         self.changed = {record for record in self.changed if self._key(record) in self.by_id}
 
     def _discard_unverified(self) -> None:
@@ -278,6 +317,8 @@ class CreatedRows:
         self._marks.clear()
         self._ended = None
         self.changed.clear()
+        for index in self._index.values():
+            index.clear()
 
     def loaded(self, rows: Any, record_class: type[_Watched]) -> list[Any]:
         """Rows read with Core: each as this unit of work's record of it, made (``record_class.new(**columns)``)

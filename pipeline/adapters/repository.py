@@ -52,6 +52,7 @@ from pipeline.domain.model import (
     Candidate,
     ChildFacts,
     Contact,
+    DeadlineKind,
     DeadlineState,
     Directory,
     Enrolment,
@@ -334,10 +335,19 @@ class Repository(EpisodeQueries):
         # Notifications and deadlines this unit of work creates: plain records, not ORM objects (effect_rows.py).
         self._notifications = CreatedRows(NOTIFICATION)
         self._new_keys: dict[str, NotificationRow] = {}  # dedupe keys of notifications buffered as new
-        self._deadlines = CreatedRows(DEADLINE)
+        self._deadlines = CreatedRows(DEADLINE, indexed_by=("subject_id", "child_id"))
+        # Subjects whose every stored deadline is among ``_deadlines`` (read ahead with their episodes, locked), and
+        # children whose open trigger meeting, if they have one, is (read ahead with the children, locked):
+        # ``add_deadline(once=True)`` then decides from them what its guarded insert would (the unique indexes
+        # still stand behind it at the write), and ``deadlines_of_subjects`` and ``open_trigger_meeting`` send
+        # nothing. Forgotten on any rollback, as the locks are.
+        self._subjects_known: set[str] = set()
+        self._meetings_known: set[str] = set()
+        self._subjects_to_read: set[str] = set()  # read ahead when first asked about (``_read_deadlines_ahead``)
+        self._meetings_to_read: set[str] = set()
         self._kinds_buffered: set[str] = set()  # kinds of the deadlines buffered in this unit of work, ever
         # Missing episodes read or created in this unit of work (plain records too), and those locked in it.
-        self._episodes = CreatedRows(EPISODE, key="episode_id")
+        self._episodes = CreatedRows(EPISODE, key="episode_id", indexed_by=("child_id",))
         self._locked_episodes: set[str] = set()
         # Events claimed, read or stored in this unit of work (plain records: pipeline/adapters/event_queue.py).
         self._events = EventRows()
@@ -428,6 +438,10 @@ class Repository(EpisodeQueries):
         self._locked_children.clear()
         self._children_ahead.clear()
         self._meetings_held.clear()
+        self._subjects_known.clear()
+        self._meetings_known.clear()
+        self._subjects_to_read.clear()
+        self._meetings_to_read.clear()
         self._person_of_child.clear()
         self._new_children.clear()
         self._children_seen = {}  # a rolled-back savepoint may have issued one of them
@@ -635,10 +649,14 @@ class Repository(EpisodeQueries):
             next_step_at=planned.steps[0].at if planned.steps else None, steps_json=json.dumps(steps),
             created_at=now,
         )
-        if not once:
+        if once:
+            self._read_deadlines_ahead()
+        if not once or self._known_not_to_clash(row):
             self._deadlines.buffer(row)
             self._kinds_buffered.add(row.kind)
             return row
+        if self._known_to_clash(row):
+            return None
         # The guard's unique indexes are about deadlines: new and changed ones of this kind are written first. None
         # is pending unless one of this kind was buffered or some deadline changed: then the pending are looked at.
         if (row.kind in self._kinds_buffered or self._deadlines.changed) and \
@@ -648,6 +666,24 @@ class Repository(EpisodeQueries):
             return None
         self._deadlines.stored(row)
         return row
+
+    def _guard_known(self, row: DeadlineRow) -> bool:
+        """Whether every stored deadline the unique indexes would hold against ``row`` is among ``_deadlines``."""
+        return row.subject_id in self._subjects_known and (
+            row.kind != DeadlineKind.TRIGGER_MEETING or row.child_id is None or row.child_id in self._meetings_known)
+
+    def _known_to_clash(self, row: DeadlineRow) -> bool:
+        """The guarded insert's answer from ``_deadlines``, where ``_guard_known``: a deadline of the same kind and
+        subject, or the child's pending trigger meeting (``uq_deadline_kind_subject``,
+        ``uq_deadline_open_trigger_meeting``)."""
+        if any(d.kind == row.kind for d in self._deadlines.with_value("subject_id", row.subject_id)):
+            return True
+        return row.kind == DeadlineKind.TRIGGER_MEETING and row.child_id is not None and any(
+            d.kind == DeadlineKind.TRIGGER_MEETING and d.state == DeadlineState.OPEN
+            for d in self._deadlines.with_value("child_id", row.child_id))
+
+    def _known_not_to_clash(self, row: DeadlineRow) -> bool:
+        return self._guard_known(row) and not self._known_to_clash(row)
 
     def _insert_guarded(self, table: Table, record: Any) -> bool:
         """``INSERT ... ON CONFLICT DO NOTHING RETURNING <key>`` of a record (or a dict of its columns): False
@@ -790,7 +826,14 @@ class Repository(EpisodeQueries):
         return self.deadline_rows(DEADLINE.c.subject_id == subject_id, order=True)
 
     def deadlines_of_subjects(self, subject_ids: Sequence[str]) -> list[DeadlineRow]:
-        return self.deadline_rows(DEADLINE.c.subject_id.in_(list(subject_ids)), order=True) if subject_ids else []
+        if not subject_ids:
+            return []
+        self._read_deadlines_ahead()
+        if all(subject_id in self._subjects_known for subject_id in subject_ids):
+            found = {d.id: d for subject_id in subject_ids
+                     for d in self._deadlines.with_value("subject_id", subject_id)}
+            return sorted(found.values(), key=lambda d: (d.created_at, d.id))
+        return self.deadline_rows(DEADLINE.c.subject_id.in_(list(subject_ids)), order=True)
 
     # ---- notifications, deliveries, dead letters ------------------------------------------------------
     def add_notification(self, event_id: str, pathway: str, item: PlannedNotification, status: str, now: datetime,

@@ -4,11 +4,11 @@ pipeline/ports/casework.py): a mixin of ``pipeline.adapters.repository.Repositor
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, func, insert
+from sqlalchemy import Table, and_, bindparam, func, insert, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
@@ -16,6 +16,8 @@ from pipeline.adapters import tables as t
 from pipeline.adapters.driver_statements import DriverStatement, json_value, rows_by_keys
 from pipeline.adapters.effect_rows import DEADLINE, EPISODE, CreatedRows, DeadlineRow, EpisodeRow, values_of
 from pipeline.adapters.inbox import school_copies
+from pipeline.domain.missing import trigger_subject
+from pipeline.domain.model import DeadlineKind, DeadlineState
 from pipeline.ports.records import NotificationRecord
 
 TRIGGER_MEETING: Table = t.TriggerMeeting.__table__  # type: ignore[attr-defined]
@@ -36,6 +38,17 @@ _EPISODES_OF_CHILD = DriverStatement(sa_select(EPISODE).where(EPISODE.c.child_id
                                      .order_by(EPISODE.c.episode_id))  # as _EPISODES_OF_CHILDREN orders them
 _EPISODES_OF_CHILDREN = sa_select(EPISODE).where(EPISODE.c.child_id.in_(bindparam("child_ids", expanding=True))) \
     .order_by(EPISODE.c.episode_id)
+# What the unique indexes of deadlines hold against a batch's new ones, read ahead (``Repository._guard_known``): the
+# deadlines of its stored episodes (and of the trigger meetings raised on them), and its children's pending meetings.
+# Read in one statement when first needed, so after the batch's children are locked: a trigger meeting raised on an
+# episode is closed by whoever holds its child's lock (a meeting held), not the episode's.
+_OF_SUBJECTS = DEADLINE.c.subject_id.in_(bindparam("subjects", expanding=True))
+_OPEN_MEETINGS_OF_CHILDREN = and_(DEADLINE.c.kind == DeadlineKind.TRIGGER_MEETING,
+                                  DEADLINE.c.state == DeadlineState.OPEN,
+                                  DEADLINE.c.child_id.in_(bindparam("child_ids", expanding=True)))
+_DEADLINES_AHEAD = {(True, False): sa_select(DEADLINE).where(_OF_SUBJECTS),
+                    (False, True): sa_select(DEADLINE).where(_OPEN_MEETINGS_OF_CHILDREN),
+                    (True, True): sa_select(DEADLINE).where(or_(_OF_SUBJECTS, _OPEN_MEETINGS_OF_CHILDREN))}
 _LAST_MEETINGS = sa_select(TRIGGER_MEETING.c.child_id, func.max(TRIGGER_MEETING.c.held_at).label("held_at")).where(
     TRIGGER_MEETING.c.child_id.in_(bindparam("child_ids", expanding=True))).group_by(TRIGGER_MEETING.c.child_id)
 _FIRST_AUDIT_REASON = DriverStatement(sa_select(AUDIT.c.reason).where(
@@ -59,6 +72,11 @@ class EpisodeQueries:
         _new_children: set[str]
         _children_ahead: set[str]
         _meetings_held: dict[str, datetime | None]
+        _locked_children: set[str]
+        _subjects_known: set[str]
+        _meetings_known: set[str]
+        _subjects_to_read: set[str]
+        _meetings_to_read: set[str]
 
         def _read_pupil_involvements_ahead(self, child_ids: Sequence[str]) -> None: ...
 
@@ -127,6 +145,7 @@ class EpisodeQueries:
                 self._locked_episodes.add(row.episode_id)
             created = [EpisodeRow(episode_id=episode_id, updated_at=t.utcnow()) for episode_id in unlocked
                        if episode_id not in self._locked_episodes]
+            inserted: set[str] = set()
             if created:
                 values = [values_of(episode) for episode in created]
                 inserted = {found[0] for found in connection.exec_driver_sql(
@@ -136,10 +155,35 @@ class EpisodeQueries:
                         self._episodes.stored(episode)
                         self._locked_episodes.add(episode.episode_id)
                 # Another worker created the rest a moment ago: episode_for_update takes theirs, locked.
+            self._read_deadlines_of_episodes_ahead(
+                [e for e in unlocked if e in self._locked_episodes and e not in inserted], inserted)
         elif unlocked:
             self._sqlite_episodes_ahead([episode_id for episode_id in unlocked
                                          if episode_id not in self._episodes.by_id])
         return [self.episode_for_update(episode_id) for episode_id in wanted]
+
+    def _read_deadlines_of_episodes_ahead(self, stored: Sequence[str], new: Collection[str]) -> None:
+        """The deadlines of episodes just locked (``stored``: read with ``_read_deadlines_ahead``) or created
+        (``new``: none yet), and of the trigger meetings raised on them: their subjects become known
+        (``Repository._guard_known``)."""
+        self._subjects_to_read.update(subject for episode_id in stored
+                                      for subject in (episode_id, trigger_subject(episode_id)))
+        self._subjects_known.update(subject for episode_id in new
+                                    for subject in (episode_id, trigger_subject(episode_id)))
+
+    def _read_deadlines_ahead(self) -> None:
+        """The deadlines read ahead still to read (the batch's stored episodes', its locked children's pending
+        trigger meetings), in one statement, when first asked about: by then the batch's children are locked."""
+        subjects, children = sorted(self._subjects_to_read), sorted(self._meetings_to_read)
+        if not (subjects or children):
+            return
+        self._subjects_to_read.clear()
+        self._meetings_to_read.clear()
+        statement = _DEADLINES_AHEAD[bool(subjects), bool(children)]
+        self._deadlines.loaded(self.session.connection().execute(statement, {"subjects": subjects,
+                                                                             "child_ids": children}), DeadlineRow)
+        self._subjects_known.update(subjects)
+        self._meetings_known.update(children)
 
     def _sqlite_episodes_ahead(self, episode_ids: list[str]) -> None:
         """SQLite: the stored episodes of ``episode_ids`` read in one statement, and the new ones buffered, each
@@ -148,12 +192,14 @@ class EpisodeQueries:
         if not episode_ids:
             return
         connection = self.session.connection()
-        self._episodes.loaded(rows_by_keys(connection, episode_ids, _EPISODE_FOR_UPDATE, "episode_id",
-                                           _EPISODES_FOR_UPDATE, "episode_ids"), EpisodeRow)
+        stored = [row.episode_id for row in self._episodes.loaded(rows_by_keys(
+            connection, episode_ids, _EPISODE_FOR_UPDATE, "episode_id", _EPISODES_FOR_UPDATE, "episode_ids"),
+            EpisodeRow)]
         for episode_id in episode_ids:
             if episode_id not in self._episodes.by_id:
                 self._new_sqlite_episode(episode_id)
             self._locked_episodes.add(episode_id)
+        self._read_deadlines_of_episodes_ahead(stored, set(episode_ids).difference(stored))
 
     def _new_sqlite_episode(self, episode_id: str) -> EpisodeRow:
         """A new episode on SQLite, just read as absent: buffered, so it is inserted once with what the unit of work
@@ -180,6 +226,11 @@ class EpisodeQueries:
             for child_id in stored:
                 self._meetings_held[child_id] = held.get(child_id)
         self._children_ahead.update(wanted)
+        # Their pending trigger meetings: none for a child made here; on PostgreSQL only of the children locked
+        # (another writer's pending meeting, raised or held, waits for the lock).
+        self._meetings_known.update(child_id for child_id in wanted if child_id in self._new_children)
+        self._meetings_to_read.update(child_id for child_id in stored
+                                      if not self.postgres or child_id in self._locked_children)
         self._read_pupil_involvements_ahead(wanted)
 
     def episodes_of_child(self, child_id: str) -> Sequence[EpisodeRow]:
@@ -190,13 +241,16 @@ class EpisodeQueries:
         stored = [] if child_id in self._new_children or child_id in self._children_ahead else self._episodes.loaded(
             _EPISODES_OF_CHILD.rows(self.session.connection(), {"child_id": child_id}), EpisodeRow)
         found = {row.episode_id: row for row in stored if row.child_id == child_id}
-        for row in self._episodes.by_id.values():
-            if row.child_id == child_id and row.episode_id not in found:
-                found[row.episode_id] = row
+        for row in self._episodes.with_value("child_id", child_id):
+            found.setdefault(row.episode_id, row)
         return list(found.values())
 
     # ---- trigger meetings --------------------------------------------------------------------------
     def open_trigger_meeting(self, child_id: str) -> DeadlineRow | None:
+        self._read_deadlines_ahead()
+        if child_id in self._meetings_known:
+            return next((d for d in self._deadlines.with_value("child_id", child_id)
+                         if d.kind == DeadlineKind.TRIGGER_MEETING and d.state == DeadlineState.OPEN), None)
         found = self.deadline_rows(DEADLINE.c.kind == "trigger_meeting", DEADLINE.c.child_id == child_id,
                                    DEADLINE.c.state == "open", limit=1)
         return found[0] if found else None

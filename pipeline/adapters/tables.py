@@ -238,6 +238,8 @@ class Deadline(SQLModel, table=True):
         Index("ix_deadline_board", "state", "due_at", "id", "escalation_level", "kind"),
         # The scorecard's open escalations: deadlines not closed by an instant (migration 0009).
         Index("ix_deadline_open_at", "closed_at", "escalation_level", "created_at", "kind"),
+        # An episode's deadlines, whatever their kind (migration 0011).
+        Index("ix_deadline_subject", "subject_id"),
     )
 
     id: str = Field(primary_key=True)

@@ -140,6 +140,12 @@ def _duration(policy: Policy, *path: str, default: timedelta) -> timedelta:
     return parsed.delta
 
 
+def trigger_subject(episode_id: str) -> str:
+    """The subject of the trigger meeting raised on an episode (open or closed, the child's or still unbound): the
+    deadline's (kind, subject) is unique, so an episode raises one at most."""
+    return f"trigger:{episode_id}"
+
+
 def trigger_reason(episode: Episode, is_high: bool, child_episodes: list[Episode], now: datetime,
                    policy: Policy) -> str | None:
     """Why this episode needs a trigger meeting, or None."""

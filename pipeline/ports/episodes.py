@@ -53,7 +53,9 @@ class EpisodeStore(Protocol):
     def episodes_for_update(self, episode_ids: Sequence[str]) -> Sequence[EpisodeRecord]:
         """``episode_for_update`` of several episodes at once (a batch's), each once, in the order given: on
         PostgreSQL locked together in one order (the episode ids'), so the batch's own ``episode_for_update``
-        of each is then answered without a statement."""
+        of each is then answered without a statement; their deadlines, and those of the trigger meetings raised on
+        them, are read ahead too, in one statement when first asked about (``deadlines_of_subjects`` of them, and
+        what ``add_deadline(once=True)`` holds against one raised on them, then send nothing else)."""
         ...
 
     def episodes_of_child(self, child_id: str) -> Sequence[EpisodeRecord]:
@@ -63,7 +65,9 @@ class EpisodeStore(Protocol):
     def read_children_ahead(self, child_ids: Sequence[str]) -> None:
         """What the missing pathway asks next about each of these children, read now in one go for this unit of
         work (a batch's children, locked first with ``lock_children``): their episodes (``episodes_of_child``), their
-        last trigger meeting held (``last_trigger_meeting_held``) and, for a child linked to a pupil read ahead
+        last trigger meeting held (``last_trigger_meeting_held``), their pending trigger meeting
+        (``open_trigger_meeting``, and what ``add_deadline(once=True)`` of another holds against it) and, for a
+        child linked to a pupil read ahead
         (``read_pupils_ahead``), the involvements ``facts_for_child`` gives them; the answers are what they would
         have been without it, this unit of work's own changes included."""
         ...

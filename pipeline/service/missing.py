@@ -238,7 +238,7 @@ def _moved_on(event_id: str) -> str:
 
 def _trigger_subject(episode: rules.Episode) -> str:
     """The subject of the trigger meeting raised on this episode (open or closed, the child's or still unbound)."""
-    return f"trigger:{episode.episode_id}"
+    return rules.trigger_subject(episode.episode_id)
 
 
 def _rebind(repo: StorePort, deadline: DeadlineRecord, child_id: str | None, now: datetime) -> None:

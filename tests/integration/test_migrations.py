@@ -72,3 +72,44 @@ def test_the_relays_read_walks_only_the_rows_still_to_relay(backend: str, tmp_pa
     assert "ix_outbox_waiting" in plan, plan
     assert "Rows Removed by Filter" not in plan, plan
     assert len(waiting) == 100 and all(row.id > 4900 for row in waiting)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_an_episodes_deadlines_are_read_by_an_index_not_by_reading_every_deadline(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The missing pathway reads an episode's deadlines (``deadlines_of_subjects``) on every event about an episode
+    already stored. Before ``ix_deadline_subject`` (migration 0011) both backends read every deadline ever stored
+    for it: no index began with the subject. The statement checked is the one the repository sends."""
+    from sqlalchemy import event, text
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path}/m.db"
+    store = Store(url)
+    store.migrate()
+    history = ("WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 5000) SELECT n FROM g"
+               if backend == "sqlite" else "SELECT generate_series(1, 5000) AS n")
+    now = "'2026-12-03 12:00:00.000000'" if backend == "sqlite" else "now()"
+    with store.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO deadline (id, kind, subject_id, due_at, state, escalation_level, steps_json, created_at) "
+            "SELECT 'd-' || n, 'still_missing', 'EP-' || n, created_at, 'open', 0, '[]', created_at "
+            f"FROM ({history}) AS history, (SELECT {now} AS created_at) AS now"))
+        connection.execute(text("ANALYZE"))
+    sent: list[tuple[str, object]] = []
+
+    def keep(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
+        if "FROM deadline" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", keep)
+    with store.unit_of_work() as repo:
+        found = repo.deadlines_of_subjects(["EP-17", "trigger:EP-17"])
+    event.remove(store.engine, "before_cursor_execute", keep)
+    assert [row.id for row in found] == ["d-17"]
+    assert len(sent) == 1
+    statement, parameters = sent[0]
+    explain = "EXPLAIN (ANALYZE, FORMAT TEXT) " if backend == "postgresql" else "EXPLAIN QUERY PLAN "
+    with store.engine.connect() as connection:
+        plan = "\n".join(str(row[-1]) for row in connection.exec_driver_sql(explain + statement, parameters))
+    store.dispose()
+    assert "ix_deadline_subject" in plan, plan
+    assert "SCAN deadline" not in plan and "Seq Scan" not in plan, plan

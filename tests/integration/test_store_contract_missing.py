@@ -234,6 +234,61 @@ def test_open_trigger_meeting_of_a_child(store_backend: Backend) -> None:
         assert found is not None and found.id == pending_id and found.subject_id == "trigger:EP-1"
 
 
+def test_a_batchs_trigger_meetings_are_guarded_as_one_by_one_after_its_episodes_and_children_are_read_ahead(
+        store_backend: Backend) -> None:
+    """After a batch's episodes and children are locked and read ahead (``episodes_for_update``, ``lock_children``,
+    ``read_children_ahead``), ``add_deadline(once=True)`` of a trigger meeting refuses the same deadlines the unique
+    indexes would (its episode raised one before, open or closed; its child has one pending, stored or made in this
+    unit of work), and ``open_trigger_meeting`` and ``deadlines_of_subjects`` answer as before the read-ahead."""
+    with store_backend.units.unit_of_work() as port:
+        amelia, ben = port.child_id("upn:A999100100001"), port.child_id("upn:B999100100002")
+        port.episode_for_update("EP-1").child_id = amelia
+        port.episode_for_update("EP-2").child_id = ben
+        held = port.add_deadline(_meeting(), "trigger:EP-1", NOW, event_id="ev-1", child_id=None, once=True)
+        assert held is not None
+        held.state = DeadlineState.CLOSED
+        bens = port.add_deadline(_meeting(), "trigger:EP-2", NOW, event_id="ev-2", child_id=ben, once=True)
+        assert bens is not None
+        held_id, bens_id = held.id, bens.id
+    with store_backend.units.unit_of_work() as port:
+        port.episodes_for_update(["EP-1", "EP-2", "EP-3", "EP-4"])  # EP-3 and EP-4 new
+        port.lock_children([amelia, ben])
+        port.read_children_ahead([amelia, ben])
+        assert [d.id for d in port.deadlines_of_subjects(["EP-1", "trigger:EP-1"])] == [held_id]
+        assert port.deadlines_of_subjects(["EP-3", "trigger:EP-3"]) == []
+        # EP-1 raised one already (closed since); Ben has one pending.
+        assert port.add_deadline(_meeting(), "trigger:EP-1", NOW, event_id="ev-5", child_id=amelia, once=True) is None
+        assert port.add_deadline(_meeting(), "trigger:EP-3", NOW, event_id="ev-5", child_id=ben, once=True) is None
+        pending = port.open_trigger_meeting(ben)
+        assert pending is not None and pending.id == bens_id
+        assert port.open_trigger_meeting(amelia) is None
+        made = port.add_deadline(_meeting(), "trigger:EP-3", NOW, event_id="ev-5", child_id=amelia, once=True)
+        assert made is not None
+        found = port.open_trigger_meeting(amelia)
+        assert found is not None and found.id == made.id
+        # Amelia's is now pending: a second one is refused, here and for an episode not read ahead.
+        assert port.add_deadline(_meeting(), "trigger:EP-4", NOW, event_id="ev-6", child_id=amelia, once=True) is None
+        assert port.add_deadline(_meeting(), "trigger:EP-9", NOW, event_id="ev-6", child_id=amelia, once=True) is None
+        assert [d.id for d in port.deadlines_of_subjects(["EP-3", "trigger:EP-3"])] == [made.id]
+        # Ben's held: the meeting closed, another may be raised for him; a rolled-back one leaves nothing behind.
+        pending.state = DeadlineState.CLOSED
+        assert port.open_trigger_meeting(ben) is None
+        with pytest.raises(RuntimeError), port.savepoint():
+            assert port.add_deadline(_meeting(), "trigger:EP-4", NOW, event_id="ev-7", child_id=ben,
+                                     once=True) is not None
+            raise RuntimeError("this event's handler fails")
+        assert port.open_trigger_meeting(ben) is None
+        again = port.add_deadline(_meeting(), "trigger:EP-4", NOW, event_id="ev-8", child_id=ben, once=True)
+        assert again is not None
+        made_id, again_id = made.id, again.id
+    with store_backend.units.unit_of_work() as port:
+        amelias, bens_now = port.open_trigger_meeting(amelia), port.open_trigger_meeting(ben)
+        assert amelias is not None and (amelias.id, amelias.subject_id) == (made_id, "trigger:EP-3")
+        assert bens_now is not None and (bens_now.id, bens_now.subject_id) == (again_id, "trigger:EP-4")
+        assert [d.state for d in port.deadlines_of_subjects(["trigger:EP-1", "trigger:EP-2"])] == ["closed", "closed"]
+        assert port.deadlines_of_subject("trigger:EP-9") == []
+
+
 def test_rebind_deadline_makes_an_unbound_meeting_the_childs_one_pending(store_backend: Backend) -> None:
     with store_backend.units.unit_of_work() as port:
         child = port.child_id("upn:A999100100001")

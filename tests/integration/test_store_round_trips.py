@@ -23,7 +23,7 @@ from pipeline.adapters.issued_children import IssuedChildIds
 from pipeline.adapters.match_index import ReferenceIndex
 from pipeline.adapters.repository import Repository
 from pipeline.adapters.store import Store
-from pipeline.domain.model import Identity, LadderStep, PlannedDeadline
+from pipeline.domain.model import DeadlineKind, Identity, LadderStep, PlannedDeadline
 from tests.support.store_ports import statements_run
 
 NOW = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)
@@ -144,11 +144,12 @@ def test_a_batchs_children_issued_before_by_another_process_keep_their_ids(store
     assert _count(store, t.Child) == 3
 
 
-def test_a_batchs_episodes_are_locked_in_two_statements(store: Store) -> None:
+def test_a_batchs_episodes_are_locked_in_two_statements_and_their_deadlines_read_in_one(store: Store) -> None:
     """``episodes_for_update`` of a batch's episodes: one read of the stored ones (locked, on PostgreSQL) and, on
     PostgreSQL, one insert of the new ones (SQLite, holding the write lock, inserts them with the commit's other
     rows), after which ``episode_for_update`` of each sends nothing; a linked pupil's ``facts_for_child`` reads no
-    pupil row read ahead."""
+    pupil row read ahead; the stored episodes' deadlines are read in one statement when first asked about, then
+    answered from memory."""
     with store.unit_of_work() as port:
         port.episode_for_update("EP-1")
         child_id = port.child_id("upn:G999100100008")
@@ -160,8 +161,12 @@ def test_a_batchs_episodes_are_locked_in_two_statements(store: Store) -> None:
         port.read_pupils_ahead(["G999100100008"])
         pupils = len(statements)
         assert port.facts_for_child(child_id, date(2026, 11, 24)) is not None
+        asked = len(statements)
+        for episode_id in ("EP-1", "EP-2", "EP-3"):
+            assert port.deadlines_of_subjects([episode_id, f"trigger:{episode_id}"]) == []
     expected = 2 if store.is_postgres else 1
     assert locked == expected and pupils == expected + 1, statements
+    assert len(statements) == asked + 1 and "FROM deadline" in statements[asked], statements
     assert not any("FROM pupil" in " ".join(s.split()) for s in statements[pupils:]), statements
     with store.read() as session:
         assert sorted(row.episode_id for row in session.exec(select(t.MissingEpisode)).all()) == [
@@ -189,9 +194,12 @@ def test_a_linked_pupils_facts_read_no_involvement_the_index_says_is_not_there(s
 
 def test_a_batchs_children_are_locked_in_one_statement_and_read_in_three(store: Store) -> None:
     """``lock_children`` and ``read_children_ahead`` of a batch's children: on PostgreSQL one locked read (the rows
-    locked: another connection cannot take them), then one read each of their episodes, last trigger meetings and
-    pupils' involvements, after which ``lock_child``, ``episodes_of_child`` and ``last_trigger_meeting_held`` send
-    nothing and ``facts_for_child`` reads no pupil's involvements again."""
+    locked: another connection cannot take them), then one read each of their episodes, last trigger meetings held,
+    pending trigger meetings and pupils' involvements, after which ``lock_child``, ``episodes_of_child``,
+    ``last_trigger_meeting_held`` and ``open_trigger_meeting`` send nothing and ``facts_for_child`` reads no pupil's
+    involvements again; with the batch's episodes read ahead too (``episodes_for_update``), their deadlines
+    (``deadlines_of_subjects``) and a trigger meeting raised on one of them (``add_deadline(once=True)``, refused
+    or buffered) send nothing either."""
     upns = ["G999100100008", "A999100100001", "B999100100002"]
     with store.unit_of_work() as port:
         children = [port.child_id(f"upn:{upn}") for upn in upns]
@@ -200,6 +208,7 @@ def test_a_batchs_children_are_locked_in_one_statement_and_read_in_three(store: 
     with store.unit_of_work() as port:
         port.child_ids([f"upn:{upn}" for upn in upns])
         port.read_pupils_ahead(upns)
+        port.episodes_for_update(["EP-1", "EP-2"])
         with statements_run(store) as statements:
             port.lock_children(children)
             locked = len(statements)
@@ -209,7 +218,13 @@ def test_a_batchs_children_are_locked_in_one_statement_and_read_in_three(store: 
                 port.lock_child(child_id)
                 port.episodes_of_child(child_id)
                 port.last_trigger_meeting_held(child_id)
+                assert port.open_trigger_meeting(child_id) is None
                 assert port.facts_for_child(child_id, date(2026, 11, 24)) is not None
+            assert port.deadlines_of_subjects(["EP-1", "trigger:EP-1", "EP-2", "trigger:EP-2"]) == []
+            for subject in ("trigger:EP-1", "trigger:EP-2"):
+                meeting = PlannedDeadline(DeadlineKind.TRIGGER_MEETING, "child", NOW, ())
+                made = port.add_deadline(meeting, subject, NOW, event_id="ev-2", child_id=children[0], once=True)
+                assert (made is None) == (subject == "trigger:EP-2")  # the child's first one is pending
         if store.is_postgres:
             with store.engine.connect() as other, pytest.raises(OperationalError):
                 other.execute(select(t.Child.child_id).where(t.Child.child_id == children[2])
@@ -217,7 +232,10 @@ def test_a_batchs_children_are_locked_in_one_statement_and_read_in_three(store: 
     if store.is_postgres:
         assert (locked, read) == (1, 4), statements
     rest = [" ".join(s.split()) for s in statements[read:]]
-    assert not any("FOR UPDATE" in s or "FROM missingepisode" in s or "FROM triggermeeting" in s for s in rest), rest
+    assert not any("FOR UPDATE" in s or "FROM missingepisode" in s or "FROM triggermeeting" in s
+                   or "INTO deadline" in s for s in rest), rest
+    # The deadlines read ahead (the episodes', the children's pending meetings): one statement, when first asked.
+    assert sum("FROM deadline" in s for s in rest) == 1, rest
     assert not any("involvement.upn IS NULL AND involvement.family_key" in s for s in rest), rest
 
 
@@ -366,3 +384,57 @@ def test_a_savepoint_rolled_back_keeps_the_rows_another_repository_of_the_sessio
         reasons = [a.reason for a in session.exec(select(t.AuditEntry)).all()]
     assert _count(store, t.AuditEntry) == audits + 1
     assert "before the savepoint, first repository" in reasons and "inside the savepoint" not in reasons
+
+
+def _trigger_meeting() -> PlannedDeadline:
+    return PlannedDeadline(DeadlineKind.TRIGGER_MEETING, "child", NOW + timedelta(days=3), ())
+
+
+def test_a_meeting_held_while_a_batch_waits_for_its_childs_lock_is_read_as_held(store: Store) -> None:
+    """A trigger meeting raised on an episode is closed by whoever holds its child's lock (the meeting held), not the
+    episode's: the batch's deadlines read ahead are read once its children are locked, so a meeting held between
+    its episodes' lock and its children's is seen closed, and the next episode of the child raises its own."""
+    with store.unit_of_work() as port:
+        child = port.child_id("upn:A999100100001")
+        port.episode_for_update("EP-1").child_id = child
+        port.episode_for_update("EP-2").child_id = child
+        raised = port.add_deadline(_trigger_meeting(), "trigger:EP-1", NOW, event_id="ev-1", child_id=child, once=True)
+        assert raised is not None
+        raised_id = raised.id
+    with store.unit_of_work() as port:
+        port.episodes_for_update(["EP-1", "EP-2"])
+        _behind_its_back(store, port, update(DEADLINE).where(DEADLINE.c.id == raised_id).values(state="closed"))
+        port.lock_children([child])
+        port.read_children_ahead([child])
+        assert port.open_trigger_meeting(child) is None
+        assert [d.state for d in port.deadlines_of_subjects(["trigger:EP-1"])] == ["closed"]
+        made = port.add_deadline(_trigger_meeting(), "trigger:EP-2", NOW, event_id="ev-2", child_id=child, once=True)
+        assert made is not None
+
+
+def test_a_meeting_another_writer_raises_after_the_read_ahead_fails_the_batch_not_the_rule(postgres_url: str) -> None:
+    """On PostgreSQL a writer that takes no child lock (the sweep raising a trigger meeting) may store the child's
+    pending meeting after the batch read its children ahead: the batch's own then clashes with it at the write, the
+    unique index refuses it and the unit of work fails (the consumers then take the batch one event at a time,
+    without the read-ahead, where the guarded insert leaves the other's standing). SQLite has one writer at a time."""
+    store = Store(postgres_url)
+    store.migrate()
+    with store.unit_of_work() as port:
+        child = port.child_id("upn:A999100100001")
+        port.episode_for_update("EP-1").child_id = child
+    with pytest.raises(IntegrityError, match="uq_deadline_open_trigger_meeting"), store.unit_of_work() as port:
+        port.episodes_for_update(["EP-1"])
+        port.lock_children([child])
+        port.read_children_ahead([child])
+        assert port.open_trigger_meeting(child) is None
+        with store.unit_of_work() as sweep:  # another connection, committed
+            assert sweep.add_deadline(_trigger_meeting(), "trigger:EP-0", NOW, event_id=None, child_id=child,
+                                      once=True) is not None
+        assert port.add_deadline(_trigger_meeting(), "trigger:EP-1", NOW, event_id="ev-1", child_id=child,
+                                 once=True) is not None
+    with store.unit_of_work() as port:  # one event at a time, as the consumers then go: the guarded insert
+        assert port.add_deadline(_trigger_meeting(), "trigger:EP-1", NOW, event_id="ev-1", child_id=child,
+                                 once=True) is None
+        pending = port.open_trigger_meeting(child)
+        assert pending is not None and pending.subject_id == "trigger:EP-0"
+    store.dispose()

@@ -111,3 +111,37 @@ def test_ids_drawn_ahead_are_not_shared_between_threads_or_with_a_forked_child()
     os.close(read)
     parents_next = [new_id() for _ in range(5)]
     assert len(from_child) == 5 * 36 and not any(text in from_child for text in parents_next)
+
+
+def test_records_by_an_indexed_attribute_follow_creation_assignment_refresh_and_rollback() -> None:
+    now = datetime(2026, 3, 2, 9, tzinfo=UTC)
+    rows = CreatedRows(EPISODE, key="episode_id", indexed_by=("child_id",))
+    read = EpisodeRow.new(episode_id="e1", updated_at=now, child_id="c1")
+    rows.stored(read)  # read from the table
+    new = EpisodeRow.new(episode_id="e2", updated_at=now)
+    rows.buffer(new)  # created here, not linked yet
+    assert rows.with_value("child_id", "c1") == [read] and rows.with_value("child_id", "c2") == []
+    new.child_id = "c1"  # linked while still buffered
+    assert rows.with_value("child_id", "c1") == [read, new]
+    read.child_id = "c2"  # linked to another child
+    assert rows.with_value("child_id", "c1") == [new] and rows.with_value("child_id", "c2") == [read]
+
+    savepoint = object()
+    rows.mark(savepoint)
+    later = EpisodeRow.new(episode_id="e3", updated_at=now, child_id="c2")
+    rows.buffer(later)
+    read.child_id = "c3"
+    assert rows.with_value("child_id", "c2") == [later] and rows.with_value("child_id", "c3") == [read]
+    # e3 is gone, and e1 holds what was stored of it at the mark (its link to c2 was never written)
+    rows.roll_back_to(savepoint)
+    assert rows.with_value("child_id", "c1") == [read, new]
+    assert rows.with_value("child_id", "c2") == rows.with_value("child_id", "c3") == []
+
+    class Row:  # a row read again (now locked): its columns as stored by another writer
+        _mapping = {"episode_id": "e1", "child_id": "c4"}
+
+    rows.refreshed(read, Row())
+    assert read.child_id == "c4" and rows.with_value("child_id", "c4") == [read]
+    assert rows.with_value("child_id", "c1") == [new]
+    rows.clear()
+    assert rows.with_value("child_id", "c4") == [] and rows.with_value("child_id", "c1") == []
