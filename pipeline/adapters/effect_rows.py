@@ -48,13 +48,18 @@ class _Watched:
     looks only at the records that changed). Mixed in before a record class of pipeline/adapters/store_records.py,
     whose fields it leaves as they are."""
 
+    # The attributes a ``CreatedRows`` may index this record class by (``indexed_by``): an assignment to any other
+    # costs no look-up of the index.
+    _indexable: frozenset[str] = frozenset()
+
     def __setattr__(self, name: str, value: Any) -> None:
         attributes = self.__dict__  # the records have no descriptors: their fields live in __dict__
         attributes[name] = value
         watcher = attributes.get("_watcher")  # a weak reference to the CreatedRows: no cycle with it
         if watcher is not None and (rows := watcher()) is not None:
             rows.changed.add(self)
-        if name in attributes.get("_indexed_by", ()) and (holder := attributes["_index_holder"]()) is not None:
+        if name in self._indexable and name in attributes.get("_indexed_by", ()) and \
+                (holder := attributes["_index_holder"]()) is not None:
             holder.indexed(self, name)
 
     @classmethod
@@ -81,9 +86,25 @@ class NotificationRow(_Watched, Notification):
 class DeadlineRow(_Watched, Deadline):
     """A deadline this unit of work created or read, watched for changes."""
 
+    _indexable = frozenset({"subject_id", "child_id"})
+
 
 class EpisodeRow(_Watched, Episode):
     """A missing episode this unit of work read or created, watched for changes."""
+
+    _indexable = frozenset({"child_id"})
+
+
+_INDEXABLE: set[tuple[type, tuple[str, ...]]] = set()  # (record class, indexed_by) found indexable
+
+
+def _check_indexable(record_class: type, indexed_by: tuple[str, ...]) -> None:
+    """An index on an attribute whose assignments the record class does not report would go stale: refused."""
+    missing = set(indexed_by).difference(getattr(record_class, "_indexable", ()))
+    if missing:
+        raise TypeError(f"{record_class.__name__} does not report assignments to {sorted(missing)}: add them to "
+                        "its _indexable")
+    _INDEXABLE.add((record_class, indexed_by))
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
@@ -180,6 +201,8 @@ class CreatedRows:
 
     def _watch_index(self, record: Any) -> None:
         if self._indexed_by:
+            if (type(record), self._indexed_by) not in _INDEXABLE:
+                _check_indexable(type(record), self._indexed_by)
             object.__setattr__(record, "_indexed_by", self._indexed_by)
             object.__setattr__(record, "_index_holder", self.as_watcher)
             self._reindex(record)

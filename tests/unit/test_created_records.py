@@ -145,3 +145,13 @@ def test_records_by_an_indexed_attribute_follow_creation_assignment_refresh_and_
     assert rows.with_value("child_id", "c1") == [new]
     rows.clear()
     assert rows.with_value("child_id", "c4") == [] and rows.with_value("child_id", "c1") == []
+
+
+def test_an_index_on_an_attribute_the_record_class_does_not_report_is_refused() -> None:
+    rows = CreatedRows(NOTIFICATION, indexed_by=("event_id",))
+    with pytest.raises(TypeError, match="does not report assignments to \\['event_id'\\]"):
+        rows.buffer(NotificationRow.new(
+            id="n1", event_id="e1", pathway="self_harm", kind="alert", plan_key="k", recipient_role="dsl",
+            recipient_ref="100001", school_urn=None, contact_email=None, contact_phone=None, urgency="URGENT",
+            reason="r", status="pending", content_json="{}", deadline_id=None,
+            created_at=datetime(2026, 3, 2, 9, tzinfo=UTC)))
