@@ -6,6 +6,7 @@ after PostgreSQL dropped every connection (a restart) is processed once, with no
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -312,3 +313,58 @@ def test_a_batch_right_after_postgresql_dropped_its_connections_is_processed_onc
         assert sorted(e.event_id for e in events) == sorted([first["event_id"], second["event_id"]])
         assert all(e.status == "processed" and not e.attempts for e in events)
         assert session.exec(select(t.DeadLetter)).all() == []
+
+
+def test_a_trigger_meeting_another_writer_raised_after_the_batch_read_ahead_is_kept_and_no_event_is_lost(
+        postgres_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A batch decides its trigger meetings from what it read ahead under its locks; a writer that takes no child
+    lock (the sweep) may store the child's pending meeting in between. The batch's own then clashes with it at the
+    write, and the worker takes the batch again one record at a time, where the guarded insert keeps the other's:
+    every record processed, one pending meeting for the child, nothing dead-lettered or left for a retry."""
+    from pipeline.adapters.repository import Repository
+    from pipeline.adapters.store import Store
+    from pipeline.domain.model import DeadlineKind, LadderStep, PlannedDeadline
+
+    services = postgres_pipeline.services
+    reported = "missing-reported"
+
+    def report(episode: str, grade: str) -> Delivery:
+        record = {"event_id": str(uuid.uuid4()), "episode_id": episode, "force_code": "NS01",
+                  "reported_at": "2026-11-24T18:00:00+00:00", "last_seen_at": "2026-11-24T16:00:00+00:00",
+                  "child": dict(AMELIA), "risk_grade": grade, "missing_from": "CARE", "exploitation_flags": []}
+        return Delivery(reported, reported, 0, 0, codec.encode(reported, codec.from_json(reported, record)))
+
+    assert handle_batch(services, [report("EP-0", "LOW")]) == ["processed"]  # Amelia's child, no meeting
+    with services.store.read() as session:
+        child = session.exec(select(t.MissingEpisode.child_id).where(t.MissingEpisode.episode_id == "EP-0")).one()
+    assert child is not None
+    real = Repository._read_deadlines_ahead
+    raised: list[str] = []
+    sweeper = Store(services.store.url)
+
+    def then_the_sweep_raises_one(repo: Repository) -> None:
+        real(repo)
+        if raised:
+            return  # once (the sweep's own unit of work comes through here too)
+        raised.append("")
+        due = postgres_pipeline.clock()
+        with sweeper.unit_of_work() as sweep:  # another process's connection, committed now
+            made = sweep.add_deadline(PlannedDeadline(DeadlineKind.TRIGGER_MEETING, "child", due,
+                                                      (LadderStep(due, ("assignee",), "reminder"),)),
+                                      "trigger:EP-SWEPT", due, event_id=None, child_id=child, once=True)
+            assert made is not None
+            raised[0] = made.id
+
+    monkeypatch.setattr(Repository, "_read_deadlines_ahead", then_the_sweep_raises_one)
+    caplog.set_level(logging.INFO, logger=kafka_records.log.name)
+    assert handle_batch(services, [report("EP-1", "HIGH"), report("EP-2", "HIGH")]) == ["processed", "processed"]
+    sweeper.dispose()
+    assert raised and raised[0]
+    assert "a batch of 2 records failed together (IntegrityError)" in caplog.text  # then one by one
+    with services.store.read() as session:
+        meetings = session.exec(select(t.Deadline).where(t.Deadline.kind == "trigger_meeting",
+                                                         t.Deadline.child_id == child)).all()
+        assert [(m.id, m.state) for m in meetings] == [(raised[0], "open")]
+        assert session.exec(select(t.DeadLetter)).all() == []
+        events = session.exec(select(t.Event)).all()
+        assert len(events) == 3 and all(e.status == "processed" and not e.attempts for e in events)
