@@ -48,6 +48,7 @@ from pipeline.adapters.repository_missing import EpisodeQueries
 from pipeline.domain.delivery import DeliveryState
 from pipeline.domain.fellegi_sunter import Parameters
 from pipeline.domain.matching import exact_identity
+from pipeline.domain.missing import episode_of_subject
 from pipeline.domain.model import (
     Candidate,
     ChildFacts,
@@ -336,15 +337,15 @@ class Repository(EpisodeQueries):
         self._notifications = CreatedRows(NOTIFICATION)
         self._new_keys: dict[str, NotificationRow] = {}  # dedupe keys of notifications buffered as new
         self._deadlines = CreatedRows(DEADLINE, indexed_by=("subject_id", "child_id"))
-        # Subjects whose every stored deadline is among ``_deadlines`` (read ahead with their episodes, locked), and
-        # children whose open trigger meeting, if they have one, is (read ahead with the children, locked):
-        # ``add_deadline(once=True)`` then decides from them what its guarded insert would (the unique indexes
-        # still stand behind it at the write), and ``deadlines_of_subjects`` and ``open_trigger_meeting`` send
-        # nothing. Forgotten on any rollback, as the locks are.
+        # Subjects whose every stored deadline is among ``_deadlines`` (of an episode this unit of work created, or
+        # read by ``deadlines_of_subjects`` with the episode locked), and children whose open trigger meeting, if
+        # they have one, is (read ahead with the children, locked): ``add_deadline(once=True)`` then decides from
+        # them what its guarded insert would (the unique indexes still stand behind it at the write), and
+        # ``deadlines_of_subjects`` and ``open_trigger_meeting`` send nothing. Forgotten on any rollback, as the
+        # locks are.
         self._subjects_known: set[str] = set()
         self._meetings_known: set[str] = set()
-        self._subjects_to_read: set[str] = set()  # read ahead when first asked about (``_read_deadlines_ahead``)
-        self._meetings_to_read: set[str] = set()
+        self._meetings_to_read: set[str] = set()  # read when first asked about (``_read_deadlines_ahead``)
         self._kinds_buffered: set[str] = set()  # kinds of the deadlines buffered in this unit of work, ever
         # Missing episodes read or created in this unit of work (plain records too), and those locked in it.
         self._episodes = CreatedRows(EPISODE, key="episode_id", indexed_by=("child_id",))
@@ -440,7 +441,6 @@ class Repository(EpisodeQueries):
         self._meetings_held.clear()
         self._subjects_known.clear()
         self._meetings_known.clear()
-        self._subjects_to_read.clear()
         self._meetings_to_read.clear()
         self._person_of_child.clear()
         self._new_children.clear()
@@ -828,12 +828,16 @@ class Repository(EpisodeQueries):
     def deadlines_of_subjects(self, subject_ids: Sequence[str]) -> list[DeadlineRow]:
         if not subject_ids:
             return []
-        self._read_deadlines_ahead()
         if all(subject_id in self._subjects_known for subject_id in subject_ids):
             found = {d.id: d for subject_id in subject_ids
                      for d in self._deadlines.with_value("subject_id", subject_id)}
             return sorted(found.values(), key=lambda d: (d.created_at, d.id))
-        return self.deadline_rows(DEADLINE.c.subject_id.in_(list(subject_ids)), order=True)
+        read = self.deadline_rows(DEADLINE.c.subject_id.in_(list(subject_ids)), order=True)
+        # Every deadline of these subjects is now among ``_deadlines``; on PostgreSQL that stays so while no other
+        # worker can add one: an episode's own and its trigger meeting's, the episode locked by this unit of work.
+        self._subjects_known.update(subject_id for subject_id in subject_ids
+                                    if not self.postgres or episode_of_subject(subject_id) in self._locked_episodes)
+        return read
 
     # ---- notifications, deliveries, dead letters ------------------------------------------------------
     def add_notification(self, event_id: str, pathway: str, item: PlannedNotification, status: str, now: datetime,

@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_
+from sqlalchemy import Table, bindparam, func, insert
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
@@ -40,15 +40,11 @@ _EPISODES_OF_CHILDREN = sa_select(EPISODE).where(EPISODE.c.child_id.in_(bindpara
     .order_by(EPISODE.c.episode_id)
 # What the unique indexes of deadlines hold against a batch's new ones, read ahead (``Repository._guard_known``): the
 # deadlines of its stored episodes (and of the trigger meetings raised on them), and its children's pending meetings.
-# Read in one statement when first needed, so after the batch's children are locked: a trigger meeting raised on an
-# episode is closed by whoever holds its child's lock (a meeting held), not the episode's.
-_OF_SUBJECTS = DEADLINE.c.subject_id.in_(bindparam("subjects", expanding=True))
-_OPEN_MEETINGS_OF_CHILDREN = and_(DEADLINE.c.kind == DeadlineKind.TRIGGER_MEETING,
-                                  DEADLINE.c.state == DeadlineState.OPEN,
-                                  DEADLINE.c.child_id.in_(bindparam("child_ids", expanding=True)))
-_DEADLINES_AHEAD = {(True, False): sa_select(DEADLINE).where(_OF_SUBJECTS),
-                    (False, True): sa_select(DEADLINE).where(_OPEN_MEETINGS_OF_CHILDREN),
-                    (True, True): sa_select(DEADLINE).where(or_(_OF_SUBJECTS, _OPEN_MEETINGS_OF_CHILDREN))}
+# A batch's children's pending trigger meetings (``Repository._guard_known``), read when first needed, so after the
+# batch's children are locked: a meeting held closes it under the child's lock.
+_OPEN_MEETINGS_OF_CHILDREN = sa_select(DEADLINE).where(
+    DEADLINE.c.kind == DeadlineKind.TRIGGER_MEETING, DEADLINE.c.state == DeadlineState.OPEN,
+    DEADLINE.c.child_id.in_(bindparam("child_ids", expanding=True)))
 _LAST_MEETINGS = sa_select(TRIGGER_MEETING.c.child_id, func.max(TRIGGER_MEETING.c.held_at).label("held_at")).where(
     TRIGGER_MEETING.c.child_id.in_(bindparam("child_ids", expanding=True))).group_by(TRIGGER_MEETING.c.child_id)
 _FIRST_AUDIT_REASON = DriverStatement(sa_select(AUDIT.c.reason).where(
@@ -75,7 +71,6 @@ class EpisodeQueries:
         _locked_children: set[str]
         _subjects_known: set[str]
         _meetings_known: set[str]
-        _subjects_to_read: set[str]
         _meetings_to_read: set[str]
 
         def _read_pupil_involvements_ahead(self, child_ids: Sequence[str]) -> None: ...
@@ -155,34 +150,28 @@ class EpisodeQueries:
                         self._episodes.stored(episode)
                         self._locked_episodes.add(episode.episode_id)
                 # Another worker created the rest a moment ago: episode_for_update takes theirs, locked.
-            self._read_deadlines_of_episodes_ahead(
-                [e for e in unlocked if e in self._locked_episodes and e not in inserted], inserted)
+            self._new_episodes_known(inserted)
         elif unlocked:
             self._sqlite_episodes_ahead([episode_id for episode_id in unlocked
                                          if episode_id not in self._episodes.by_id])
         return [self.episode_for_update(episode_id) for episode_id in wanted]
 
-    def _read_deadlines_of_episodes_ahead(self, stored: Sequence[str], new: Collection[str]) -> None:
-        """The deadlines of episodes just locked (``stored``: read with ``_read_deadlines_ahead``) or created
-        (``new``: none yet), and of the trigger meetings raised on them: their subjects become known
-        (``Repository._guard_known``)."""
-        self._subjects_to_read.update(subject for episode_id in stored
-                                      for subject in (episode_id, trigger_subject(episode_id)))
-        self._subjects_known.update(subject for episode_id in new
+    def _new_episodes_known(self, created: Collection[str]) -> None:
+        """Episodes this unit of work just created (locked): nothing is stored of them yet, so their deadlines and
+        those of the trigger meetings raised on them are known, none (``Repository._guard_known``). A stored
+        episode's are known once ``deadlines_of_subjects`` has read them, in the event that asks."""
+        self._subjects_known.update(subject for episode_id in created
                                     for subject in (episode_id, trigger_subject(episode_id)))
 
     def _read_deadlines_ahead(self) -> None:
-        """The deadlines read ahead still to read (the batch's stored episodes', its locked children's pending
-        trigger meetings), in one statement, when first asked about: by then the batch's children are locked."""
-        subjects, children = sorted(self._subjects_to_read), sorted(self._meetings_to_read)
-        if not (subjects or children):
+        """The pending trigger meetings of the batch's locked children still to read, in one statement, when first
+        asked about: by then the batch's children are locked (a meeting held closes it under the child's lock)."""
+        if not self._meetings_to_read:
             return
-        self._subjects_to_read.clear()
+        children = sorted(self._meetings_to_read)
         self._meetings_to_read.clear()
-        statement = _DEADLINES_AHEAD[bool(subjects), bool(children)]
-        self._deadlines.loaded(self.session.connection().execute(statement, {"subjects": subjects,
-                                                                             "child_ids": children}), DeadlineRow)
-        self._subjects_known.update(subjects)
+        self._deadlines.loaded(self.session.connection().execute(_OPEN_MEETINGS_OF_CHILDREN, {"child_ids": children}),
+                               DeadlineRow)
         self._meetings_known.update(children)
 
     def _sqlite_episodes_ahead(self, episode_ids: list[str]) -> None:
@@ -192,14 +181,14 @@ class EpisodeQueries:
         if not episode_ids:
             return
         connection = self.session.connection()
-        stored = [row.episode_id for row in self._episodes.loaded(rows_by_keys(
-            connection, episode_ids, _EPISODE_FOR_UPDATE, "episode_id", _EPISODES_FOR_UPDATE, "episode_ids"),
-            EpisodeRow)]
+        self._episodes.loaded(rows_by_keys(connection, episode_ids, _EPISODE_FOR_UPDATE, "episode_id",
+                                           _EPISODES_FOR_UPDATE, "episode_ids"), EpisodeRow)
+        created = [episode_id for episode_id in episode_ids if episode_id not in self._episodes.by_id]
         for episode_id in episode_ids:
             if episode_id not in self._episodes.by_id:
                 self._new_sqlite_episode(episode_id)
             self._locked_episodes.add(episode_id)
-        self._read_deadlines_of_episodes_ahead(stored, set(episode_ids).difference(stored))
+        self._new_episodes_known(created)
 
     def _new_sqlite_episode(self, episode_id: str) -> EpisodeRow:
         """A new episode on SQLite, just read as absent: buffered, so it is inserted once with what the unit of work

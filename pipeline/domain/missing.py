@@ -140,10 +140,19 @@ def _duration(policy: Policy, *path: str, default: timedelta) -> timedelta:
     return parsed.delta
 
 
+_TRIGGER = "trigger:"
+
+
 def trigger_subject(episode_id: str) -> str:
     """The subject of the trigger meeting raised on an episode (open or closed, the child's or still unbound): the
     deadline's (kind, subject) is unique, so an episode raises one at most."""
-    return f"trigger:{episode_id}"
+    return _TRIGGER + episode_id
+
+
+def episode_of_subject(subject_id: str) -> str:
+    """The episode a deadline's subject is about: its own (the subject is the episode id) or the trigger meeting
+    raised on it; any other subject (an event, a notification) is returned as it is."""
+    return subject_id.removeprefix(_TRIGGER)
 
 
 def trigger_reason(episode: Episode, is_high: bool, child_episodes: list[Episode], now: datetime,

@@ -53,9 +53,10 @@ class EpisodeStore(Protocol):
     def episodes_for_update(self, episode_ids: Sequence[str]) -> Sequence[EpisodeRecord]:
         """``episode_for_update`` of several episodes at once (a batch's), each once, in the order given: on
         PostgreSQL locked together in one order (the episode ids'), so the batch's own ``episode_for_update``
-        of each is then answered without a statement; their deadlines, and those of the trigger meetings raised on
-        them, are read ahead too, in one statement when first asked about (``deadlines_of_subjects`` of them, and
-        what ``add_deadline(once=True)`` holds against one raised on them, then send nothing else)."""
+        of each is then answered without a statement; a new one's deadlines, and those of a trigger meeting raised
+        on it, are then known to be none (``deadlines_of_subjects`` of them, and what ``add_deadline(once=True)``
+        holds against one raised on it, send nothing), a stored one's once ``deadlines_of_subjects`` has read
+        them."""
         ...
 
     def episodes_of_child(self, child_id: str) -> Sequence[EpisodeRecord]:

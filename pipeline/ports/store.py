@@ -124,10 +124,10 @@ class DeadlineStore(Protocol):
                      child_id: str | None, once: bool = False) -> DeadlineRecord | None:
         """Store an open deadline. At most one per (kind, subject) and one open ``trigger_meeting`` per child:
         with ``once`` an existing one is left as it is (a closed one is never re-opened) and None returned;
-        without, a clash raises. After a batch's read-ahead (``episodes_for_update``, ``read_children_ahead``)
-        ``once`` answers from what was read under the batch's locks; a clashing row that a writer taking no such
-        lock (the sweep) stored since then fails the unit of work at its write instead, and the consumers take
-        the batch again one event at a time, without the read-ahead."""
+        without, a clash raises. After a batch's read-ahead (``episodes_for_update``, ``read_children_ahead``,
+        ``deadlines_of_subjects``) ``once`` answers from what was read under the batch's locks; a clashing row
+        that a writer taking no such lock (the sweep) stored since then fails the unit of work at its write
+        instead, and the consumers take the batch again one event at a time, without the read-ahead."""
         ...
 
     def deadline(self, deadline_id: str) -> DeadlineRecord | None:
