@@ -345,7 +345,7 @@ class Repository(EpisodeQueries):
         # locks are.
         self._subjects_known: set[str] = set()
         self._meetings_known: set[str] = set()
-        self._meetings_to_read: set[str] = set()  # read when first asked about (``_read_deadlines_ahead``)
+        self._meetings_to_read: set[str] = set()  # read when first asked about (``_read_meetings_ahead``)
         self._kinds_buffered: set[str] = set()  # kinds of the deadlines buffered in this unit of work, ever
         # Missing episodes read or created in this unit of work (plain records too), and those locked in it.
         self._episodes = CreatedRows(EPISODE, key="episode_id", indexed_by=("child_id",))
@@ -650,13 +650,13 @@ class Repository(EpisodeQueries):
             created_at=now,
         )
         if once:
-            self._read_deadlines_ahead()
-        if not once or self._known_not_to_clash(row):
+            self._read_meetings_ahead()
+            if self._known_to_clash(row):
+                return None
+        if not once or self._guard_known(row):
             self._deadlines.buffer(row)
             self._kinds_buffered.add(row.kind)
             return row
-        if self._known_to_clash(row):
-            return None
         # The guard's unique indexes are about deadlines: new and changed ones of this kind are written first. None
         # is pending unless one of this kind was buffered or some deadline changed: then the pending are looked at.
         if (row.kind in self._kinds_buffered or self._deadlines.changed) and \
@@ -673,17 +673,14 @@ class Repository(EpisodeQueries):
             row.kind != DeadlineKind.TRIGGER_MEETING or row.child_id is None or row.child_id in self._meetings_known)
 
     def _known_to_clash(self, row: DeadlineRow) -> bool:
-        """The guarded insert's answer from ``_deadlines``, where ``_guard_known``: a deadline of the same kind and
-        subject, or the child's pending trigger meeting (``uq_deadline_kind_subject``,
-        ``uq_deadline_open_trigger_meeting``)."""
+        """Whether a deadline among ``_deadlines`` holds the unique indexes against ``row`` (one of the same kind
+        and subject, or the child's pending trigger meeting: ``uq_deadline_kind_subject``,
+        ``uq_deadline_open_trigger_meeting``): the guarded insert would refuse it too, as they are written first.
+        Where ``_guard_known``, False is the guarded insert's answer as well."""
         if any(d.kind == row.kind for d in self._deadlines.with_value("subject_id", row.subject_id)):
             return True
-        return row.kind == DeadlineKind.TRIGGER_MEETING and row.child_id is not None and any(
-            d.kind == DeadlineKind.TRIGGER_MEETING and d.state == DeadlineState.OPEN
-            for d in self._deadlines.with_value("child_id", row.child_id))
-
-    def _known_not_to_clash(self, row: DeadlineRow) -> bool:
-        return self._guard_known(row) and not self._known_to_clash(row)
+        return row.kind == DeadlineKind.TRIGGER_MEETING and row.child_id is not None and \
+            self._pending_meeting_in_memory(row.child_id) is not None
 
     def _insert_guarded(self, table: Table, record: Any) -> bool:
         """``INSERT ... ON CONFLICT DO NOTHING RETURNING <key>`` of a record (or a dict of its columns): False

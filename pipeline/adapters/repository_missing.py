@@ -38,8 +38,6 @@ _EPISODES_OF_CHILD = DriverStatement(sa_select(EPISODE).where(EPISODE.c.child_id
                                      .order_by(EPISODE.c.episode_id))  # as _EPISODES_OF_CHILDREN orders them
 _EPISODES_OF_CHILDREN = sa_select(EPISODE).where(EPISODE.c.child_id.in_(bindparam("child_ids", expanding=True))) \
     .order_by(EPISODE.c.episode_id)
-# What the unique indexes of deadlines hold against a batch's new ones, read ahead (``Repository._guard_known``): the
-# deadlines of its stored episodes (and of the trigger meetings raised on them), and its children's pending meetings.
 # A batch's children's pending trigger meetings (``Repository._guard_known``), read when first needed, so after the
 # batch's children are locked: a meeting held closes it under the child's lock.
 _OPEN_MEETINGS_OF_CHILDREN = sa_select(DEADLINE).where(
@@ -163,7 +161,7 @@ class EpisodeQueries:
         self._subjects_known.update(subject for episode_id in created
                                     for subject in (episode_id, trigger_subject(episode_id)))
 
-    def _read_deadlines_ahead(self) -> None:
+    def _read_meetings_ahead(self) -> None:
         """The pending trigger meetings of the batch's locked children still to read, in one statement, when first
         asked about: by then the batch's children are locked (a meeting held closes it under the child's lock)."""
         if not self._meetings_to_read:
@@ -184,10 +182,9 @@ class EpisodeQueries:
         self._episodes.loaded(rows_by_keys(connection, episode_ids, _EPISODE_FOR_UPDATE, "episode_id",
                                            _EPISODES_FOR_UPDATE, "episode_ids"), EpisodeRow)
         created = [episode_id for episode_id in episode_ids if episode_id not in self._episodes.by_id]
-        for episode_id in episode_ids:
-            if episode_id not in self._episodes.by_id:
-                self._new_sqlite_episode(episode_id)
-            self._locked_episodes.add(episode_id)
+        for episode_id in created:
+            self._new_sqlite_episode(episode_id)
+        self._locked_episodes.update(episode_ids)
         self._new_episodes_known(created)
 
     def _new_sqlite_episode(self, episode_id: str) -> EpisodeRow:
@@ -236,13 +233,17 @@ class EpisodeQueries:
 
     # ---- trigger meetings --------------------------------------------------------------------------
     def open_trigger_meeting(self, child_id: str) -> DeadlineRow | None:
-        self._read_deadlines_ahead()
+        self._read_meetings_ahead()
         if child_id in self._meetings_known:
-            return next((d for d in self._deadlines.with_value("child_id", child_id)
-                         if d.kind == DeadlineKind.TRIGGER_MEETING and d.state == DeadlineState.OPEN), None)
+            return self._pending_meeting_in_memory(child_id)
         found = self.deadline_rows(DEADLINE.c.kind == "trigger_meeting", DEADLINE.c.child_id == child_id,
                                    DEADLINE.c.state == "open", limit=1)
         return found[0] if found else None
+
+    def _pending_meeting_in_memory(self, child_id: str) -> DeadlineRow | None:
+        """The child's open trigger meeting among this unit of work's deadlines, if any."""
+        return next((d for d in self._deadlines.with_value("child_id", child_id)
+                     if d.kind == DeadlineKind.TRIGGER_MEETING and d.state == DeadlineState.OPEN), None)
 
     def last_trigger_meeting_held(self, child_id: str) -> datetime | None:
         if child_id in self._new_children:

@@ -338,7 +338,7 @@ def test_a_trigger_meeting_another_writer_raised_after_the_batch_read_ahead_is_k
     with services.store.read() as session:
         child = session.exec(select(t.MissingEpisode.child_id).where(t.MissingEpisode.episode_id == "EP-0")).one()
     assert child is not None
-    real = Repository._read_deadlines_ahead
+    real = Repository._read_meetings_ahead
     raised: list[str] = []
     sweeper = Store(services.store.url)
 
@@ -355,7 +355,7 @@ def test_a_trigger_meeting_another_writer_raised_after_the_batch_read_ahead_is_k
             assert made is not None
             raised[0] = made.id
 
-    monkeypatch.setattr(Repository, "_read_deadlines_ahead", then_the_sweep_raises_one)
+    monkeypatch.setattr(Repository, "_read_meetings_ahead", then_the_sweep_raises_one)
     caplog.set_level(logging.INFO, logger=kafka_records.log.name)
     assert handle_batch(services, [report("EP-1", "HIGH"), report("EP-2", "HIGH")]) == ["processed", "processed"]
     sweeper.dispose()

@@ -35,6 +35,10 @@ def store(sql_store: Store) -> Store:
     return sql_store
 
 
+def _trigger_meeting() -> PlannedDeadline:
+    return PlannedDeadline(DeadlineKind.TRIGGER_MEETING, "child", NOW + timedelta(days=3), ())
+
+
 def _interview(subject: str) -> PlannedDeadline:
     return PlannedDeadline("return_interview", "event", NOW + timedelta(hours=72),
                            (LadderStep(NOW + timedelta(hours=72), ("HEAD_OF_SERVICE",), "escalation"),))
@@ -222,8 +226,8 @@ def test_a_batchs_children_are_locked_in_one_statement_and_read_in_three(store: 
                 assert port.facts_for_child(child_id, date(2026, 11, 24)) is not None
             assert port.deadlines_of_subjects(["EP-1", "trigger:EP-1", "EP-2", "trigger:EP-2"]) == []
             for subject in ("trigger:EP-1", "trigger:EP-2"):
-                meeting = PlannedDeadline(DeadlineKind.TRIGGER_MEETING, "child", NOW, ())
-                made = port.add_deadline(meeting, subject, NOW, event_id="ev-2", child_id=children[0], once=True)
+                made = port.add_deadline(_trigger_meeting(), subject, NOW, event_id="ev-2", child_id=children[0],
+                                         once=True)
                 assert (made is None) == (subject == "trigger:EP-2")  # the child's first one is pending
         if store.is_postgres:
             with store.engine.connect() as other, pytest.raises(OperationalError):
@@ -384,10 +388,6 @@ def test_a_savepoint_rolled_back_keeps_the_rows_another_repository_of_the_sessio
         reasons = [a.reason for a in session.exec(select(t.AuditEntry)).all()]
     assert _count(store, t.AuditEntry) == audits + 1
     assert "before the savepoint, first repository" in reasons and "inside the savepoint" not in reasons
-
-
-def _trigger_meeting() -> PlannedDeadline:
-    return PlannedDeadline(DeadlineKind.TRIGGER_MEETING, "child", NOW + timedelta(days=3), ())
 
 
 def test_a_meeting_held_while_a_batch_waits_for_its_childs_lock_is_read_as_held(store: Store) -> None:
