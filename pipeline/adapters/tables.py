@@ -225,14 +225,21 @@ class Notification(SQLModel, table=True):
     dedupe_key: str | None = Field(default=None, unique=True)
 
 
+# A pending trigger meeting, as the partial unique index's predicate. Queries for them repeat it as SQL text, with
+# the values written in: neither SQLite nor a generic PostgreSQL plan can use a partial index for a predicate
+# with bound parameters (SQLite then scanned every open deadline through ix_deadline_sweep, and the cost of a
+# batch's read of its children's meetings grew with the history of deadlines).
+OPEN_TRIGGER_MEETING = "kind = 'trigger_meeting' AND state = 'open'"
+OPEN_TRIGGER_MEETING_INDEX = "uq_deadline_open_trigger_meeting"
+
+
 class Deadline(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("kind", "subject_id", name="uq_deadline_kind_subject"),
         Index("ix_deadline_sweep", "state", "next_step_at"),
         # At most one pending trigger meeting per child, enforced by the database under concurrency.
-        Index("uq_deadline_open_trigger_meeting", "child_id", unique=True,
-              sqlite_where=text("kind = 'trigger_meeting' AND state = 'open'"),
-              postgresql_where=text("kind = 'trigger_meeting' AND state = 'open'")),
+        Index(OPEN_TRIGGER_MEETING_INDEX, "child_id", unique=True,
+              sqlite_where=text(OPEN_TRIGGER_MEETING), postgresql_where=text(OPEN_TRIGGER_MEETING)),
         # The scorecard (deadlines of a kind due in a period; covering) and the overdue board (open, by due).
         Index("ix_deadline_scorecard", "kind", "due_at", "closed_at", "created_at", "child_id", "school_urn"),
         Index("ix_deadline_board", "state", "due_at", "id", "escalation_level", "kind"),

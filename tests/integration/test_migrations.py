@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -38,9 +40,11 @@ def test_no_code_creates_tables_outside_migrations() -> None:
     assert offenders == []
 
 
-def _migrated_with_history(backend: str, tmp_path: Path, request: pytest.FixtureRequest, insert: str) -> Store:
+def _migrated_with_history(backend: str, tmp_path: Path, request: pytest.FixtureRequest, insert: str,
+                           analyze: bool = True) -> Store:
     """A store migrated to head, then 5,000 rows of history: ``insert`` (an ``INSERT ... SELECT`` of columns made
-    from ``n``, 1 to 5,000, and ``created_at``, one instant) completed with its FROM; then ANALYZE."""
+    from ``n``, 1 to 5,000, and ``created_at``, one instant) completed with its FROM; then ANALYZE, unless
+    ``analyze`` is false on SQLite (which, as shipped, never gathers statistics)."""
     from sqlalchemy import text
 
     url = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path}/m.db"
@@ -51,7 +55,8 @@ def _migrated_with_history(backend: str, tmp_path: Path, request: pytest.Fixture
     now = "'2026-12-03 12:00:00.000000'" if backend == "sqlite" else "now()"
     with store.engine.begin() as connection:
         connection.execute(text(f"{insert} FROM ({history}) AS history, (SELECT {now} AS created_at) AS now"))
-        connection.execute(text("ANALYZE"))
+        if analyze or backend == "postgresql":
+            connection.execute(text("ANALYZE"))
     return store
 
 
@@ -111,3 +116,74 @@ def test_an_episodes_deadlines_are_read_by_an_index_not_by_reading_every_deadlin
     store.dispose()
     assert "ix_deadline_subject" in plan, plan
     assert "SCAN deadline" not in plan and "Seq Scan" not in plan, plan
+
+
+def _plans_of_deadline_reads(store: Store, backend: str, act: Callable[[Any], object]) -> list[str]:
+    """The plan of each statement on the deadline table that ``act(port)`` sends in a unit of work."""
+    from sqlalchemy import event
+
+    sent: list[tuple[str, object]] = []
+
+    def keep(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
+        if "FROM deadline" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", keep)
+    with store.unit_of_work() as port:
+        act(port)
+    event.remove(store.engine, "before_cursor_execute", keep)
+    explain = "EXPLAIN (ANALYZE, FORMAT TEXT) " if backend == "postgresql" else "EXPLAIN QUERY PLAN "
+    with store.engine.connect() as connection:
+        return ["\n".join(str(row[-1]) for row in connection.exec_driver_sql(explain + statement, parameters))
+                for statement, parameters in sent]
+
+
+_OPEN_DEADLINES_OF_CHILDREN = (
+    "INSERT INTO deadline (id, kind, subject_id, event_id, child_id, due_at, state, escalation_level, steps_json, "
+    "created_at) SELECT 'd-' || n, CASE n % 3 WHEN 0 THEN 'still_missing' WHEN 1 THEN 'trigger_meeting' "
+    "ELSE 'consent_decision' END, 'EP-' || n, 'E-' || n, 'C-' || n, created_at, 'open', 0, '[]', created_at")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_batchs_pending_trigger_meetings_are_read_by_the_partial_index(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Every batch of missing reports reads its children's pending trigger meetings in one statement. SQLite, with no
+    statistics (as shipped), took ``state = 'open'`` on ix_deadline_sweep for about ten rows, so for a batch of more
+    than ten children it read every open deadline: a cost that grew with the deployment's history. The read must go
+    through the partial unique index on the child."""
+    store = _migrated_with_history(backend, tmp_path, request, _OPEN_DEADLINES_OF_CHILDREN, analyze=False)
+    from sqlalchemy import text
+
+    children = [f"C-{n}" for n in range(100, 164)]  # 64 children, those with n % 3 == 1 with a pending meeting
+    with store.engine.begin() as connection:
+        connection.execute(text("INSERT INTO child (child_id, person_key, created_at) VALUES (:child, :child, "
+                                "'2026-12-03 12:00:00')"), [{"child": child} for child in children])
+    found: list[object] = []
+
+    def read(port: Any) -> None:
+        port.lock_children(children)  # as a batch does first (on PostgreSQL, only a locked child's are read ahead)
+        port.read_children_ahead(children)
+        found.extend(port.open_trigger_meeting(child) for child in children)
+
+    plans = _plans_of_deadline_reads(store, backend, read)
+    store.dispose()
+    assert [row.id if row is not None else None for row in found] == [  # type: ignore[attr-defined]
+        f"d-{n}" if n % 3 == 1 else None for n in range(100, 164)]
+    assert len(plans) == 1, plans
+    assert "uq_deadline_open_trigger_meeting" in plans[0], plans[0]
+    assert "ix_deadline_sweep" not in plans[0] and "Seq Scan" not in plans[0], plans[0]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_an_events_open_deadline_is_read_by_the_event_not_by_every_open_deadline(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """A consent decision or a review outcome looks up the event's open deadline of a kind. With the kind and state
+    in the query, SQLite chose ix_deadline_sweep (state) and read every open deadline."""
+    store = _migrated_with_history(backend, tmp_path, request, _OPEN_DEADLINES_OF_CHILDREN, analyze=False)
+    found: list[object] = []
+    plans = _plans_of_deadline_reads(store, backend, lambda port: found.extend(
+        [port.open_deadline_of_event("E-17", kind) for kind in ("consent_decision", "still_missing")]))
+    store.dispose()
+    assert [row.id if row is not None else None for row in found] == ["d-17", None]  # type: ignore[attr-defined]
+    assert plans and all("ix_deadline_event_id" in plan for plan in plans), plans
+    assert not any("ix_deadline_sweep" in plan or "Seq Scan" in plan for plan in plans), plans
