@@ -320,12 +320,15 @@ class Repository(EpisodeQueries):
         # The current involvements ``facts_for_child`` gives a pupil read ahead, by UPN (``read_children_ahead``):
         # reference data too.
         self._pupil_involvements: dict[str, list[Any]] = {}
-        # Children locked in this unit of work (PostgreSQL), those whose episodes and last trigger meeting held were
-        # read ahead (``read_children_ahead``: all their stored episodes are then among ``_episodes``), and those
-        # meetings: forgotten on any rollback, as the locks taken since a savepoint are released with it.
+        # Children locked in this unit of work (PostgreSQL), those whose last trigger meeting held was read ahead
+        # (``read_children_ahead``), and those meetings; the children read ahead whose stored episodes are still to
+        # read (at the first ``episodes_of_child`` that needs them), and those whose stored episodes are all among
+        # ``_episodes``: forgotten on any rollback, as the locks taken since a savepoint are released with it.
         self._locked_children: set[str] = set()
         self._children_ahead: set[str] = set()
         self._meetings_held: dict[str, datetime | None] = {}
+        self._episodes_to_read: set[str] = set()
+        self._episodes_ahead: set[str] = set()
         # Append-only rows (audit entries, outbox rows, new delivery rows) are buffered and written as one
         # multi-row insert per table when the transaction or savepoint they belong to commits; a rollback
         # discards them with it.
@@ -439,6 +442,8 @@ class Repository(EpisodeQueries):
         self._locked_children.clear()
         self._children_ahead.clear()
         self._meetings_held.clear()
+        self._episodes_to_read.clear()
+        self._episodes_ahead.clear()
         self._subjects_known.clear()
         self._meetings_known.clear()
         self._meetings_to_read.clear()

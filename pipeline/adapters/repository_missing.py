@@ -72,6 +72,8 @@ class EpisodeQueries:
         _new_children: set[str]
         _children_ahead: set[str]
         _meetings_held: dict[str, datetime | None]
+        _episodes_to_read: set[str]
+        _episodes_ahead: set[str]
         _locked_children: set[str]
         _subjects_known: set[str]
         _meetings_known: set[str]
@@ -204,19 +206,19 @@ class EpisodeQueries:
         return created
 
     def read_children_ahead(self, child_ids: Sequence[str]) -> None:
-        """The children's stored episodes (kept among this unit of work's episodes) and last trigger meetings held in
-        one statement each, and their pupils' involvements in one more, for those not read ahead yet."""
+        """The children's last trigger meetings held in one statement, and their pupils' involvements in one more,
+        for those not read ahead yet; their stored episodes are read together later, for the children whose
+        episodes the batch asks for (``_read_episodes_ahead``)."""
         wanted = sorted(set(child_ids).difference(self._children_ahead))
         if not wanted:
             return
         connection = self.session.connection()
         stored = [child_id for child_id in wanted if child_id not in self._new_children]
         if stored:
-            self._episodes.loaded(rows_by_keys(connection, stored, _EPISODES_OF_CHILD, "child_id",
-                                               _EPISODES_OF_CHILDREN, "child_ids"), EpisodeRow)
             held = {row.child_id: row.held_at for row in connection.execute(_LAST_MEETINGS, {"child_ids": stored})}
             for child_id in stored:
                 self._meetings_held[child_id] = held.get(child_id)
+            self._episodes_to_read.update(stored)
         self._children_ahead.update(wanted)
         # Their pending trigger meetings: none for a child made here; on PostgreSQL only of the children locked
         # (another writer's pending meeting, raised or held, waits for the lock).
@@ -225,12 +227,26 @@ class EpisodeQueries:
                                       if not self.postgres or child_id in self._locked_children)
         self._read_pupil_involvements_ahead(wanted)
 
+    def _read_episodes_ahead(self, child_id: str) -> None:
+        """The stored episodes of ``child_id`` and of the other children read ahead still to read, in one statement,
+        kept among this unit of work's episodes; except the children with a trigger meeting pending as far as this
+        unit of work knows: the missing pathway asks for a child's episodes only when it has none (a year of a
+        frequently missing child's episodes, read on every batch about it, was most of a batch's reads)."""
+        wanted = [other for other in self._episodes_to_read if other == child_id or other not in self._meetings_known
+                  or self._pending_meeting_in_memory(other) is None]
+        self._episodes_to_read.difference_update(wanted)
+        self._episodes.loaded(rows_by_keys(self.session.connection(), sorted(wanted), _EPISODES_OF_CHILD, "child_id",
+                                           _EPISODES_OF_CHILDREN, "child_ids"), EpisodeRow)
+        self._episodes_ahead.update(wanted)
+
     def episodes_of_child(self, child_id: str) -> Sequence[EpisodeRow]:
         # The stored ones, as this unit of work holds them, and those it linked to the child since (changes are
         # not written for this read: they go in one statement per set of columns at the commit).
         # A child this unit of work created has no stored episode: only those linked to it here; a child read ahead
-        # has all its stored ones among this unit of work's episodes.
-        stored = [] if child_id in self._new_children or child_id in self._children_ahead else self._episodes.loaded(
+        # has all its stored ones among this unit of work's episodes once they are read.
+        if child_id in self._episodes_to_read:
+            self._read_episodes_ahead(child_id)
+        stored = [] if child_id in self._new_children or child_id in self._episodes_ahead else self._episodes.loaded(
             _EPISODES_OF_CHILD.rows(self.session.connection(), {"child_id": child_id}), EpisodeRow)
         found = {row.episode_id: row for row in stored if row.child_id == child_id}
         for row in self._episodes.with_value("child_id", child_id):

@@ -65,7 +65,8 @@ class EpisodeStore(Protocol):
 
     def read_children_ahead(self, child_ids: Sequence[str]) -> None:
         """What the missing pathway asks next about each of these children, read now in one go for this unit of
-        work (a batch's children, locked first with ``lock_children``): their episodes (``episodes_of_child``), their
+        work (a batch's children, locked first with ``lock_children``): their episodes (``episodes_of_child``; an
+        adapter may read them at the first such question, for every child read ahead it may be asked about), their
         last trigger meeting held (``last_trigger_meeting_held``), their pending trigger meeting
         (``open_trigger_meeting``, and what ``add_deadline(once=True)`` of another holds against it) and, for a
         child linked to a pupil read ahead

@@ -343,6 +343,8 @@ def raise_trigger_meeting_if_needed(repo: StorePort, episode: rules.Episode, is_
     # read only when the rolling-window rule is the one left to ask.
     reason = rules.trigger_reason(episode, is_high, [], now, ctx.policy)
     if reason is None and child_id is not None:
+        if repo.open_trigger_meeting(child_id) is not None:
+            return  # one is pending for the child: whatever its other episodes say, add_deadline would refuse another
         rows = repo.episodes_of_child(child_id)
         reason = rules.trigger_reason(episode, is_high, [_episode_of(r) for r in rows], now, ctx.policy)
     if reason is None:

@@ -234,6 +234,28 @@ def test_open_trigger_meeting_of_a_child(store_backend: Backend) -> None:
         assert found is not None and found.id == pending_id and found.subject_id == "trigger:EP-1"
 
 
+def test_a_child_read_ahead_with_a_pending_meeting_still_has_its_episodes_when_the_meeting_closes(
+        store_backend: Backend) -> None:
+    """The SQL adapter reads a batch's children's episodes at the first question, leaving out those of a child whose
+    trigger meeting it knows is pending (the pathway does not ask then). If that meeting closes in the same unit of
+    work, the child's episodes are still all there when asked."""
+    with store_backend.units.unit_of_work() as port:
+        amelia, ben = port.child_id("upn:A999100100001"), port.child_id("upn:B999100100002")
+        for episode_id, child_id in (("EP-1", amelia), ("EP-2", ben), ("EP-3", ben)):
+            row = port.episode_for_update(episode_id)
+            row.child_id, row.reported_at = child_id, NOW - timedelta(days=2)
+        assert port.add_deadline(_meeting(), "trigger:EP-2", NOW, event_id="ev-1", child_id=ben, once=True)
+    with store_backend.units.unit_of_work() as port:
+        port.lock_children([amelia, ben])
+        port.read_children_ahead([amelia, ben])
+        pending = port.open_trigger_meeting(ben)
+        assert pending is not None and port.open_trigger_meeting(amelia) is None
+        assert [e.episode_id for e in port.episodes_of_child(amelia)] == ["EP-1"]
+        pending.state = DeadlineState.CLOSED  # held
+        assert sorted(e.episode_id for e in port.episodes_of_child(ben)) == ["EP-2", "EP-3"]
+        assert [e.episode_id for e in port.episodes_of_child(amelia)] == ["EP-1"]
+
+
 def test_a_batchs_trigger_meetings_are_guarded_as_one_by_one_after_its_episodes_and_children_are_read_ahead(
         store_backend: Backend) -> None:
     """After a batch's episodes and children are locked and read ahead (``episodes_for_update``, ``lock_children``,
