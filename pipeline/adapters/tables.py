@@ -195,9 +195,16 @@ class DeadLetter(SQLModel, table=True):
 
 class Notification(SQLModel, table=True):
     __table_args__ = (
-        Index("ix_notification_scope", "recipient_role", "recipient_ref"),
+        # A person's or team's notifications and a school's, newest first (the inbox and the API's pages read them
+        # in this order; migration 0012 added the order, so a page no longer sorts every notification ever sent).
+        Index("ix_notification_scope", "recipient_role", "recipient_ref", "created_at", "id"),
+        Index("ix_notification_school_urn", "school_urn", "created_at", "id"),
         # The scorecard's delivery failures: notifications never delivered, by when they were created.
         Index("ix_notification_undelivered", "delivered_at", "created_at"),
+        # The reminders and escalations fired on a deadline (the inbox, the overdue board, a case), and a school's
+        # copies of an alert (migration 0012); most notifications watch no deadline, so those are left out.
+        Index("ix_notification_deadline", "deadline_id", sqlite_where=text("deadline_id IS NOT NULL"),
+              postgresql_where=text("deadline_id IS NOT NULL")),
     )
 
     id: str = Field(primary_key=True)
@@ -207,7 +214,7 @@ class Notification(SQLModel, table=True):
     plan_key: str  # the rule's key for this recipient within the event's plan
     recipient_role: str
     recipient_ref: str
-    school_urn: str | None = Field(default=None, index=True)
+    school_urn: str | None = None
     contact_email: str | None = None
     contact_phone: str | None = None
     urgency: str
@@ -243,6 +250,8 @@ class Deadline(SQLModel, table=True):
         # The scorecard (deadlines of a kind due in a period; covering) and the overdue board (open, by due).
         Index("ix_deadline_scorecard", "kind", "due_at", "closed_at", "created_at", "child_id", "school_urn"),
         Index("ix_deadline_board", "state", "due_at", "id", "escalation_level", "kind"),
+        # The API's open and closed deadlines, newest first (migration 0012).
+        Index("ix_deadline_state_created", "state", "created_at", "id"),
         # The scorecard's open escalations: deadlines not closed by an instant (migration 0009).
         Index("ix_deadline_open_at", "closed_at", "escalation_level", "created_at", "kind"),
         # An episode's deadlines, whatever their kind (migration 0011).
