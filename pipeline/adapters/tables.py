@@ -163,7 +163,7 @@ class Event(SQLModel, table=True):
 
     seq: int | None = Field(default=None, primary_key=True)
     event_id: str = Field(unique=True)
-    event_type: str = Field(index=True)
+    event_type: str
     producer_id: int | None = None
     content_hash: str
     record_json: str = Field(sa_column=Column(Text, nullable=False))
@@ -219,7 +219,7 @@ class Notification(SQLModel, table=True):
     contact_phone: str | None = None
     urgency: str
     reason: str
-    status: str = Field(index=True)
+    status: str
     content_json: str = Field(sa_column=Column(Text, nullable=False))
     deadline_id: str | None = None
     created_at: datetime = Field(sa_column=_instant(index=True))
@@ -285,7 +285,7 @@ class AuditEntry(SQLModel, table=True):
     at: datetime = Field(sa_column=_instant())
     actor: str
     action: str
-    subject_id: str = Field(index=True)
+    subject_id: str  # indexed by ix_auditentry_subject_action_at, which begins with it
     reason: str = ""
 
 
@@ -315,7 +315,7 @@ class MissingEpisode(SQLModel, table=True):
                       Index("ix_missingepisode_found_at", "found_at"))
 
     episode_id: str = Field(primary_key=True)
-    child_id: str | None = Field(default=None, index=True)
+    child_id: str | None = None  # indexed by ix_missingepisode_child_reported, which begins with it
     force_code: str | None = None
     reported_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True, index=True))
     last_seen_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
@@ -379,7 +379,7 @@ class Delivery(SQLModel, table=True):
     )
 
     id: str = Field(primary_key=True)
-    notification_id: str = Field(index=True)
+    notification_id: str  # indexed by uq_delivery_notification_channel, which begins with it
     channel: str
     state: str = "new"
     position: int = 0  # 0: sent at once; 1, 2, ...: fallback order
