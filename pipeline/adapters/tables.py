@@ -264,7 +264,7 @@ class Deadline(SQLModel, table=True):
     event_id: str | None = Field(default=None, index=True)
     child_id: str | None = Field(default=None, index=True)
     school_urn: str | None = None
-    due_at: datetime = Field(sa_column=_instant(index=True))
+    due_at: datetime = Field(sa_column=_instant())
     state: str = "open"  # open | closed
     escalation_level: int = 0
     next_step_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
@@ -376,6 +376,10 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("notification_id", "channel", name="uq_delivery_notification_channel"),
         Index("ix_delivery_due", "state", "next_attempt_at"),
+        # A provider's status callback finds its delivery by the provider's reference (Twilio SID, Notify id); only
+        # a delivery sent has one, so the rest are left out of the index (migration 0014).
+        Index("ix_delivery_provider_ref", "provider_ref", sqlite_where=text("provider_ref IS NOT NULL"),
+              postgresql_where=text("provider_ref IS NOT NULL")),
     )
 
     id: str = Field(primary_key=True)
@@ -386,7 +390,7 @@ class Delivery(SQLModel, table=True):
     attempts: int = 0
     ambiguous_resends: int = 0  # re-sends after an ambiguous failure (at most one): possible duplicates
     provider: str | None = None
-    provider_ref: str | None = Field(default=None, index=True)  # Twilio SID / Notify id, for status callbacks
+    provider_ref: str | None = None  # Twilio SID / Notify id, for status callbacks
     last_outcome: str | None = None  # accepted | transient | permanent | ambiguous | a provider status
     last_error: str | None = None  # what failed, never a value
     next_attempt_at: datetime | None = Field(default=None, sa_column=_instant(nullable=True))
