@@ -10,7 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
 from pipeline.adapters import tables  # noqa: F401  (registers the models)
 from pipeline.adapters.store import Store
@@ -92,45 +92,35 @@ def test_an_episodes_deadlines_are_read_by_an_index_not_by_reading_every_deadlin
     """The missing pathway reads an episode's deadlines (``deadlines_of_subjects``) on every event about an episode
     already stored. Before ``ix_deadline_subject`` (migration 0011) both backends read every deadline ever stored
     for it: no index began with the subject. The statement checked is the one the repository sends."""
-    from sqlalchemy import event
-
     store = _migrated_with_history(backend, tmp_path, request, (
         "INSERT INTO deadline (id, kind, subject_id, due_at, state, escalation_level, steps_json, created_at) "
         "SELECT 'd-' || n, 'still_missing', 'EP-' || n, created_at, 'open', 0, '[]', created_at"))
-    sent: list[tuple[str, object]] = []
-
-    def keep(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
-        if "FROM deadline" in statement:
-            sent.append((statement, parameters))
-
-    event.listen(store.engine, "before_cursor_execute", keep)
-    with store.unit_of_work() as repo:
-        found = repo.deadlines_of_subjects(["EP-17", "trigger:EP-17"])
-    event.remove(store.engine, "before_cursor_execute", keep)
-    assert [row.id for row in found] == ["d-17"]
-    assert len(sent) == 1
-    statement, parameters = sent[0]
-    explain = "EXPLAIN (ANALYZE, FORMAT TEXT) " if backend == "postgresql" else "EXPLAIN QUERY PLAN "
-    with store.engine.connect() as connection:
-        plan = "\n".join(str(row[-1]) for row in connection.exec_driver_sql(explain + statement, parameters))
+    found: list[Any] = []
+    plans = _plans_of(store, backend, "deadline",
+                      lambda port: found.extend(port.deadlines_of_subjects(["EP-17", "trigger:EP-17"])))
     store.dispose()
+    assert [row.id for row in found] == ["d-17"]
+    assert len(plans) == 1, plans
+    plan = plans[0]
     assert "ix_deadline_subject" in plan, plan
     assert "SCAN deadline" not in plan and "Seq Scan" not in plan, plan
 
 
-def _plans_of_deadline_reads(store: Store, backend: str, act: Callable[[Any], object]) -> list[str]:
-    """The plan of each statement on the deadline table that ``act(port)`` sends in a unit of work."""
+def _plans_of(store: Store, backend: str, table: str, act: Callable[[Any], object],
+              opened: Callable[[], Any] | None = None) -> list[str]:
+    """The plan of each statement reading ``table`` that ``act`` sends, given what ``opened()`` opens (by default a
+    unit of work, as a handler runs; a plain session, as the web app's reads run)."""
     from sqlalchemy import event
 
     sent: list[tuple[str, object]] = []
 
     def keep(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
-        if "FROM deadline" in statement:
+        if f"FROM {table}" in " ".join(statement.split()):
             sent.append((statement, parameters))
 
     event.listen(store.engine, "before_cursor_execute", keep)
-    with store.unit_of_work() as port:
-        act(port)
+    with (opened or store.unit_of_work)() as opened_one:
+        act(opened_one)
     event.remove(store.engine, "before_cursor_execute", keep)
     explain = "EXPLAIN (ANALYZE, FORMAT TEXT) " if backend == "postgresql" else "EXPLAIN QUERY PLAN "
     with store.engine.connect() as connection:
@@ -165,7 +155,7 @@ def test_a_batchs_pending_trigger_meetings_are_read_by_the_partial_index(
         port.read_children_ahead(children)
         found.extend(port.open_trigger_meeting(child) for child in children)
 
-    plans = _plans_of_deadline_reads(store, backend, read)
+    plans = _plans_of(store, backend, "deadline", read)
     store.dispose()
     assert [row.id if row is not None else None for row in found] == [  # type: ignore[attr-defined]
         f"d-{n}" if n % 3 == 1 else None for n in range(100, 164)]
@@ -181,7 +171,7 @@ def test_an_events_open_deadline_is_read_by_the_event_not_by_every_open_deadline
     in the query, SQLite chose ix_deadline_sweep (state) and read every open deadline."""
     store = _migrated_with_history(backend, tmp_path, request, _OPEN_DEADLINES_OF_CHILDREN, analyze=False)
     found: list[object] = []
-    plans = _plans_of_deadline_reads(store, backend, lambda port: found.extend(
+    plans = _plans_of(store, backend, "deadline", lambda port: found.extend(
         [port.open_deadline_of_event("E-17", kind) for kind in ("consent_decision", "still_missing")]))
     store.dispose()
     assert [row.id if row is not None else None for row in found] == ["d-17", None]  # type: ignore[attr-defined]
@@ -197,27 +187,6 @@ _NOTIFICATIONS = (
     "CASE WHEN n % 2 = 0 THEN 'dsl' ELSE 'TEAM-' || (n % 40) END, CASE WHEN n % 2 = 0 THEN 'dsl' "
     "ELSE 'TEAM-' || (n % 40) END, 'URN-' || (n % 50), 'ROUTINE', 'r', 'pending', '{}', "
     "CASE WHEN n % 5 = 0 THEN 'D-' || n END, created_at")
-
-
-def _plans_of(store: Store, backend: str, table: str, act: Callable[[Any], object]) -> list[str]:
-    """The plan of each statement reading ``table`` that ``act(session)`` sends."""
-    from sqlalchemy import event
-    from sqlmodel import Session
-
-    sent: list[tuple[str, object]] = []
-
-    def keep(_conn: object, _cursor: object, statement: str, parameters: object, *_: object) -> None:
-        if f"FROM {table}" in " ".join(statement.split()):
-            sent.append((statement, parameters))
-
-    event.listen(store.engine, "before_cursor_execute", keep)
-    with Session(store.engine) as session:
-        act(session)
-    event.remove(store.engine, "before_cursor_execute", keep)
-    explain = "EXPLAIN (ANALYZE, FORMAT TEXT) " if backend == "postgresql" else "EXPLAIN QUERY PLAN "
-    with store.engine.connect() as connection:
-        return ["\n".join(str(row[-1]) for row in connection.exec_driver_sql(explain + statement, parameters))
-                for statement, parameters in sent]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -241,7 +210,7 @@ def test_what_was_fired_on_deadlines_is_read_by_the_deadline_not_by_every_notifi
         alert = session.get(t.Notification, "N-10")
         found["copies"] = [row.id for row in school_copies(session, alert)]
 
-    plans = _plans_of(store, backend, "notification", read)
+    plans = _plans_of(store, backend, "notification", read, lambda: Session(store.engine))
     store.dispose()
     assert found["fired"] == ["N-10", "N-20", "N-25"]
     assert sorted(found["told"]) == ["N-10", "N-3"]
@@ -280,7 +249,8 @@ def test_a_page_of_notifications_or_deadlines_is_read_in_its_indexs_order(tmp_pa
         found["team"] = notifications_page(session, team, None, limit=3, before="N-4967")
         found["deadlines"] = deadlines_page(session, "open", made, limit=3, before=None)
 
-    plans = _plans_of(store, "sqlite", "notification", read) + _plans_of(store, "sqlite", "deadline", read)
+    plans = _plans_of(store, "sqlite", "notification", read, lambda: Session(store.engine)) + \
+        _plans_of(store, "sqlite", "deadline", read, lambda: Session(store.engine))
     store.dispose()
     # One instant for every row: newest first is then by id, descending (as text).
     dsls = sorted((f"N-{n}" for n in range(1, 5001) if n % 2 == 0 and n % 50 == 4), reverse=True)
