@@ -346,7 +346,12 @@ SELECT {group} AS grp, {elapsed} AS seconds
         return self.deadline_rows(p, by)[0]
 
     def return_interviews(self, p: Period, by: str | None) -> list[tuple[str, int, int, int]]:
-        """(group, completed by the deadline, completed/declined/not possible, episodes counted)."""
+        """(group, completed by the deadline, completed/declined/not possible, episodes counted).
+
+        The episodes found in the period first (``ix_missingepisode_found_at``), then each one's deadline by the
+        unique (kind, subject): ``CROSS JOIN`` makes SQLite keep that order (PostgreSQL plans it as any inner join).
+        Joined the other way round, SQLite without statistics took every return-interview deadline ever stored
+        (``kind = 'return_interview'``) and looked each episode up, so the cost grew with history, not the period."""
         group, join, group_by = self._group(by, "e.child_id")
         offered = ", ".join(f"'{outcome}'" for outcome in RHI_OFFERED_OUTCOMES)
         sql = f"""
@@ -359,8 +364,9 @@ SELECT {group} AS grp,
        SUM(CASE WHEN (d.closed_at IS NOT NULL AND d.closed_at <= :as_of) OR d.due_at <= :as_of
                 THEN 1 ELSE 0 END) AS den
   FROM missingepisode e
-  JOIN deadline d ON d.kind = 'return_interview' AND d.subject_id = e.episode_id{join}
- WHERE e.found_at >= :start AND e.found_at < :end AND e.found_at <= :as_of{group_by}"""
+ CROSS JOIN deadline d{join}
+ WHERE d.kind = 'return_interview' AND d.subject_id = e.episode_id
+   AND e.found_at >= :start AND e.found_at < :end AND e.found_at <= :as_of{group_by}"""
         return [(self._label(by, p, row.grp), int(row.on_time or 0), int(row.offered or 0), int(row.den or 0))
                 for row in self._period_rows(sql, p) if row.den is not None]
 

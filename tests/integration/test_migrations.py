@@ -262,3 +262,51 @@ def test_a_page_of_notifications_or_deadlines_is_read_in_its_indexs_order(tmp_pa
     assert any("ix_notification_scope" in plan for plan in plans), plans
     assert any("ix_deadline_state_created" in plan for plan in plans), plans
     assert not any("TEMP B-TREE" in plan for plan in plans), plans
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_return_interview_measure_reads_the_periods_episodes_not_every_interview_deadline(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The scorecard's return home interview measures (the dashboard's headline, every chart point) join episodes
+    found in the period to their interview deadlines. Joined from the deadlines, SQLite without statistics took every
+    return-interview deadline ever stored (``kind = 'return_interview'``): a cost that grew with history, not with
+    the period. The episodes found in the period must come first. (The cases behind a figure keep the deadlines
+    first: read in due order with a limit, they stop early on a period as long as the history.)"""
+    from datetime import UTC, date, datetime
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import text
+
+    from pipeline.adapters.scorecard import ScorecardQueries, period
+
+    # 5,000 episodes found a day apart (2013 to 2026), each with its return interview due the next day, completed
+    # and closed on time.
+    def day(offset: int) -> str:
+        return (f"datetime('2013-01-01 12:00:00', '+' || (n + {offset}) || ' days') || '.000000'" if backend == "sqlite"
+                else f"timestamp '2013-01-01 12:00:00' + (n + {offset}) * interval '1 day'")
+
+    store = _migrated_with_history(backend, tmp_path, request, (
+        "INSERT INTO deadline (id, kind, subject_id, due_at, state, escalation_level, steps_json, created_at, "
+        f"closed_at) SELECT 'd-' || n, 'return_interview', 'EP-' || n, {day(1)}, 'closed', 0, '[]', {day(0)}, "
+        f"{day(0)}"), analyze=False)
+    history = ("WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 5000) SELECT n FROM g"
+               if backend == "sqlite" else "SELECT generate_series(1, 5000) AS n")
+    with store.engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO missingepisode (episode_id, child_id, found_at, return_interview_outcome, "
+            "return_interview_recorded_at, exploitation_flags, updated_at) SELECT 'EP-' || n, 'C-' || n, "
+            f"{day(0)}, 'COMPLETED', {day(0)}, '[]', {day(0)} FROM ({history}) AS history"))
+        if backend == "postgresql":
+            connection.execute(text("ANALYZE"))
+    week = period(date(2026, 6, 1), date(2026, 6, 7), datetime(2026, 12, 3, tzinfo=UTC), ZoneInfo("Europe/London"))
+    found: dict[str, Any] = {}
+
+    def read(session: Any) -> None:
+        found["measure"] = ScorecardQueries(session, store.is_postgres).return_interviews(week, None)
+
+    plans = _plans_of(store, backend, "missingepisode", read, lambda: Session(store.engine))
+    store.dispose()
+    assert [row[1:] for row in found["measure"]] == [(7, 7, 7)]
+    assert len(plans) == 1, plans
+    assert "ix_missingepisode_found_at" in plans[0], plans[0]
+    assert "Seq Scan" not in plans[0] and "SCAN d" not in plans[0] and "(kind=?)" not in plans[0], plans[0]
