@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, bindparam, func, insert, text
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import sqlite
 from sqlmodel import Session, select
 
 from pipeline.adapters import tables as t
@@ -43,10 +44,12 @@ _EPISODES_OF_CHILDREN = sa_select(EPISODE).where(EPISODE.c.child_id.in_(bindpara
 # named on SQLite: without statistics its planner takes an equality on an index's first column for about ten rows,
 # so for more than ten children it chose ix_deadline_sweep (state = 'open') and read every open deadline, a cost
 # that grew with the deployment's history (13 ms a batch of 64 after 10,000 missing reports).
+_SQLITE_NAMES = sqlite.dialect().identifier_preparer
 _OPEN_MEETINGS_OF_CHILDREN = sa_select(DEADLINE).where(
     text(t.OPEN_TRIGGER_MEETING), DEADLINE.c.child_id.in_(bindparam("child_ids", expanding=True)))
 _OPEN_MEETINGS_OF_CHILDREN_SQLITE = text(
-    f"SELECT {', '.join(DEADLINE.c.keys())} FROM deadline INDEXED BY {t.OPEN_TRIGGER_MEETING_INDEX}"
+    f"SELECT {', '.join(_SQLITE_NAMES.quote(column.name) for column in DEADLINE.c)} FROM deadline"
+    f" INDEXED BY {t.OPEN_TRIGGER_MEETING_INDEX}"
     f" WHERE {t.OPEN_TRIGGER_MEETING} AND child_id IN :child_ids").bindparams(
     bindparam("child_ids", expanding=True)).columns(*DEADLINE.c)
 _LAST_MEETINGS = sa_select(TRIGGER_MEETING.c.child_id, func.max(TRIGGER_MEETING.c.held_at).label("held_at")).where(

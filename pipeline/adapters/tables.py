@@ -195,10 +195,13 @@ class DeadLetter(SQLModel, table=True):
 
 class Notification(SQLModel, table=True):
     __table_args__ = (
-        # A person's or team's notifications and a school's, newest first (the inbox and the API's pages read them
-        # in this order; migration 0012 added the order, so a page no longer sorts every notification ever sent).
+        # A team's notifications and a school's, newest first (the inbox and the API's pages read them in this
+        # order; migration 0012 added the order, so such a page no longer sorts every notification they were ever
+        # sent). A worker's scope spans three roles: their page sorts that worker's own notifications.
         Index("ix_notification_scope", "recipient_role", "recipient_ref", "created_at", "id"),
         Index("ix_notification_school_urn", "school_urn", "created_at", "id"),
+        # A manager's page of one status, newest first (migration 0013).
+        Index("ix_notification_status", "status", "created_at", "id"),
         # The scorecard's delivery failures: notifications never delivered, by when they were created.
         Index("ix_notification_undelivered", "delivered_at", "created_at"),
         # The reminders and escalations fired on a deadline (the inbox, the overdue board, a case), and a school's

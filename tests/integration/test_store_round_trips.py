@@ -196,7 +196,7 @@ def test_a_linked_pupils_facts_read_no_involvement_the_index_says_is_not_there(s
         assert any("FROM involvement" in " ".join(s.split()) for s in statements), statements
 
 
-def test_a_batchs_children_are_locked_in_one_statement_and_read_in_three(store: Store) -> None:
+def test_a_batchs_children_are_locked_in_one_statement_and_read_in_two_then_two_when_asked(store: Store) -> None:
     """``lock_children`` and ``read_children_ahead`` of a batch's children: on PostgreSQL one locked read (the rows
     locked: another connection cannot take them), then one read each of their last trigger meetings held and pupils'
     involvements, and when first asked, one of their pending trigger meetings and one of their episodes (every
@@ -242,6 +242,30 @@ def test_a_batchs_children_are_locked_in_one_statement_and_read_in_three(store: 
     # The children's pending meetings (one statement, when first asked) and the stored episode's deadlines.
     assert sum("FROM deadline" in s for s in rest) == 2, rest
     assert not any("involvement.upn IS NULL AND involvement.family_key" in s for s in rest), rest
+
+
+def test_a_child_with_a_pending_meeting_is_left_out_of_the_batchs_read_of_episodes(store: Store) -> None:
+    """Once the batch's pending trigger meetings are known, the first ``episodes_of_child`` reads, in one statement,
+    the episodes of every child read ahead except those with a meeting pending (the pathway asks for none of theirs);
+    asking for one of those afterwards sends one statement more, and answers in full."""
+    upns = ["G999100100008", "A999100100001", "B999100100002"]
+    with store.unit_of_work() as port:
+        children = [port.child_id(f"upn:{upn}") for upn in upns]
+        for n, child_id in enumerate(children):
+            port.episode_for_update(f"EP-{n}").child_id = child_id
+        assert port.add_deadline(_trigger_meeting(), "trigger:EP-0", NOW, event_id="ev-1", child_id=children[0],
+                                 once=True) is not None
+    with store.unit_of_work() as port:
+        port.lock_children(children)
+        port.read_children_ahead(children)
+        assert port.open_trigger_meeting(children[0]) is not None
+        with statements_run(store) as statements:
+            assert [e.episode_id for e in port.episodes_of_child(children[1])] == ["EP-1"]
+            assert [e.episode_id for e in port.episodes_of_child(children[2])] == ["EP-2"]
+            first = sum("FROM missingepisode" in s for s in statements)
+            assert [e.episode_id for e in port.episodes_of_child(children[0])] == ["EP-0"]
+            assert [e.episode_id for e in port.episodes_of_child(children[1])] == ["EP-1"]
+    assert (first, sum("FROM missingepisode" in s for s in statements)) == (1, 2), statements
 
 
 def _behind_its_back(store: Store, port: Repository, statement: Any) -> None:

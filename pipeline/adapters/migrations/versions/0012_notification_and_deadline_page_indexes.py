@@ -5,9 +5,10 @@ On a history of 145,000 notifications and 47,000 deadlines (45 days of a busy ar
 - the reminders and escalations fired on deadlines (the inbox, the overdue board, a case page) by walking every
   notification: nothing indexed ``deadline_id`` (70 to 90 ms a page): ``ix_notification_deadline``, partial, as most
   notifications watch no deadline;
-- a DSL's, worker's or team's page of notifications (``/api/notifications``) by reading every one of theirs ever
-  sent, then sorting (55 to 200 ms): ``ix_notification_scope`` and ``ix_notification_school_urn`` now end with the
-  page's order (created_at, id), at no more indexes to keep up on each insert;
+- a DSL's or team's page of notifications (``/api/notifications``) by reading every one of theirs ever sent, then
+  sorting (55 to 200 ms): ``ix_notification_scope`` and ``ix_notification_school_urn`` now end with the page's
+  order (created_at, id), at no more indexes to keep up on each insert (a worker's scope spans three roles, so their
+  page still sorts their own notifications);
 - ``/api/deadlines?state=open|closed`` by every deadline in that state, then sorting (110 ms):
   ``ix_deadline_state_created``.
 

@@ -6,6 +6,10 @@
 - ``ix_deadline_due_at``: every read by due instant gives the kind (``ix_deadline_scorecard``) or the state
   (``ix_deadline_board``) first.
 
+On PostgreSQL the partial index is built with a plain CREATE INDEX, which holds off writes to the delivery table
+while it reads it: as for migration 0012, start one process of the new version alone, with the other workers
+stopped.
+
 Revision ID: 0014
 Revises: 0013
 Create Date: 2026-12-03
