@@ -23,6 +23,8 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,26 +36,31 @@ from bench.results_file import append, machine  # noqa: E402
 from pipeline.adapters.store import Store  # noqa: E402
 
 
-def _store_deadlines(store: Store, deadlines: int) -> None:
-    """``deadlines`` open deadlines, kinds in turn: a still-missing, a trigger meeting (of child C-n), a return
-    interview; the subject of each is an episode of its own."""
-    with store.engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO deadline (id, kind, subject_id, child_id, due_at, state, escalation_level, steps_json, "
-            f"created_at) WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {deadlines}) "
-            "SELECT 'd-' || n, CASE n % 3 WHEN 0 THEN 'still_missing' WHEN 1 THEN 'trigger_meeting' "
-            "ELSE 'return_interview' END, CASE n % 3 WHEN 1 THEN 'trigger:EP-' ELSE 'EP-' END || n, 'C-' || n, "
-            "'2026-12-03 12:00:00.000000', 'open', 0, '[]', '2026-12-03 12:00:00.000000' FROM g"))
+@contextmanager
+def _deadlines_stored(deadlines: int) -> Iterator[Store]:
+    """A fresh SQLite store, migrated, with ``deadlines`` open deadlines, kinds in turn: a still-missing, a trigger
+    meeting (of child C-n), a return interview; the subject of each is an episode of its own."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(f"sqlite:///{tmp}/deadlines.db")
+        store.migrate()
+        with store.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO deadline (id, kind, subject_id, child_id, due_at, state, escalation_level, steps_json, "
+                f"created_at) WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {deadlines}) "
+                "SELECT 'd-' || n, CASE n % 3 WHEN 0 THEN 'still_missing' WHEN 1 THEN 'trigger_meeting' "
+                "ELSE 'return_interview' END, CASE n % 3 WHEN 1 THEN 'trigger:EP-' ELSE 'EP-' END || n, 'C-' || n, "
+                "'2026-12-03 12:00:00.000000', 'open', 0, '[]', '2026-12-03 12:00:00.000000' FROM g"))
+        try:
+            yield store
+        finally:
+            store.dispose()
 
 
 def read_cost(deadlines: int, reads: int, with_index: bool) -> float:
     """CPU milliseconds (thread time) per read of one episode's deadlines, unit of work included."""
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store(f"sqlite:///{tmp}/deadlines.db")
-        store.migrate()
-        _store_deadlines(store, deadlines)
-        with store.engine.begin() as connection:
-            if not with_index:
+    with _deadlines_stored(deadlines) as store:
+        if not with_index:
+            with store.engine.begin() as connection:
                 connection.execute(text("DROP INDEX ix_deadline_subject"))
         step = max(1, deadlines // reads)
         started = time.thread_time()
@@ -61,18 +68,13 @@ def read_cost(deadlines: int, reads: int, with_index: bool) -> float:
             episode = f"EP-{1 + index * step % deadlines}"
             with store.unit_of_work() as port:
                 assert len(port.deadlines_of_subjects([episode, f"trigger:{episode}"])) == 1
-        cost = (time.thread_time() - started) * 1000 / reads
-        store.dispose()
-    return cost
+        return (time.thread_time() - started) * 1000 / reads
 
 
 def meetings_cost(deadlines: int, reads: int, children: int = 64) -> float:
-    """CPU milliseconds (thread time) per read of ``children`` children's pending trigger meetings (half of them
+    """CPU milliseconds (thread time) per read of ``children`` children's pending trigger meetings (a third of them
     with one), unit of work included."""
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Store(f"sqlite:///{tmp}/deadlines.db")
-        store.migrate()
-        _store_deadlines(store, deadlines)
+    with _deadlines_stored(deadlines) as store:
         step = max(1, deadlines // reads)
         started = time.thread_time()
         for index in range(reads):
@@ -82,9 +84,7 @@ def meetings_cost(deadlines: int, reads: int, children: int = 64) -> float:
             with store.unit_of_work() as port:
                 port.read_children_ahead(wanted)
                 port.open_trigger_meeting(wanted[0])
-        cost = (time.thread_time() - started) * 1000 / reads
-        store.dispose()
-    return cost
+        return (time.thread_time() - started) * 1000 / reads
 
 
 def main() -> None:

@@ -40,6 +40,14 @@ def test_no_code_creates_tables_outside_migrations() -> None:
     assert offenders == []
 
 
+def _history(backend: str, rows: int = 5_000) -> str:
+    """The FROM clause of an ``INSERT ... SELECT`` of history: ``n``, 1 to ``rows``, and ``created_at``, one instant."""
+    numbers = (f"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {rows}) SELECT n FROM g"
+               if backend == "sqlite" else f"SELECT generate_series(1, {rows}) AS n")
+    now = "'2026-12-03 12:00:00.000000'" if backend == "sqlite" else "now()"
+    return f" FROM ({numbers}) AS history, (SELECT {now} AS created_at) AS now"
+
+
 def _migrated_with_history(backend: str, tmp_path: Path, request: pytest.FixtureRequest, insert: str,
                            analyze: bool = True) -> Store:
     """A store migrated to head, then 5,000 rows of history: ``insert`` (an ``INSERT ... SELECT`` of columns made
@@ -50,11 +58,8 @@ def _migrated_with_history(backend: str, tmp_path: Path, request: pytest.Fixture
     url = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path}/m.db"
     store = Store(url)
     store.migrate()
-    history = ("WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 5000) SELECT n FROM g"
-               if backend == "sqlite" else "SELECT generate_series(1, 5000) AS n")
-    now = "'2026-12-03 12:00:00.000000'" if backend == "sqlite" else "now()"
     with store.engine.begin() as connection:
-        connection.execute(text(f"{insert} FROM ({history}) AS history, (SELECT {now} AS created_at) AS now"))
+        connection.execute(text(insert + _history(backend)))
         if analyze or backend == "postgresql":
             connection.execute(text("ANALYZE"))
     return store
@@ -244,9 +249,7 @@ def test_a_page_of_notifications_or_deadlines_is_read_in_its_indexs_order(tmp_pa
 
     store = _migrated_with_history("sqlite", tmp_path, request, _NOTIFICATIONS, analyze=False)
     with store.engine.begin() as connection:
-        connection.execute(text(_OPEN_DEADLINES_OF_CHILDREN + " FROM (WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL "
-                                "SELECT n + 1 FROM g WHERE n < 500) SELECT n FROM g) AS history, (SELECT "
-                                "'2026-12-03 12:00:00.000000' AS created_at) AS now"))
+        connection.execute(text(_OPEN_DEADLINES_OF_CHILDREN + _history("sqlite", 500)))
     made = datetime(2026, 12, 3, tzinfo=UTC)
     dsl = UserRow(1, "dsl@school.example", "dsl", "URN-4", None, None, made, None)
     team = UserRow(2, "team@council.example", "team", None, "TEAM-7", None, made, None)
@@ -302,13 +305,11 @@ def test_the_return_interview_measure_reads_the_periods_episodes_not_every_inter
         "INSERT INTO deadline (id, kind, subject_id, due_at, state, escalation_level, steps_json, created_at, "
         f"closed_at) SELECT 'd-' || n, 'return_interview', 'EP-' || n, {day(1)}, 'closed', 0, '[]', {day(0)}, "
         f"{day(0)}"), analyze=False)
-    history = ("WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 5000) SELECT n FROM g"
-               if backend == "sqlite" else "SELECT generate_series(1, 5000) AS n")
     with store.engine.begin() as connection:
         connection.execute(text(
             "INSERT INTO missingepisode (episode_id, child_id, found_at, return_interview_outcome, "
             "return_interview_recorded_at, exploitation_flags, updated_at) SELECT 'EP-' || n, 'C-' || n, "
-            f"{day(0)}, 'COMPLETED', {day(0)}, '[]', {day(0)} FROM ({history}) AS history"))
+            f"{day(0)}, 'COMPLETED', {day(0)}, '[]', {day(0)}" + _history(backend)))
         if backend == "postgresql":
             connection.execute(text("ANALYZE"))
     week = period(date(2026, 6, 1), date(2026, 6, 7), datetime(2026, 12, 3, tzinfo=UTC), ZoneInfo("Europe/London"))
