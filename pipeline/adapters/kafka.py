@@ -42,19 +42,24 @@ def event_key(event_type: str, record: dict[str, Any]) -> bytes:
     return str(record[KEY_FIELDS.get(event_type, "episode_id")]).encode()
 
 
-def ensure_topics(bootstrap: str, partitions: int = 4, prefix: str = "") -> None:
-    """Create the event and output topics if they are missing (auto-created topics get one partition)."""
+def ensure_topics(bootstrap: str, partitions: int = 4, prefix: str = "", timeout: float = 60.0) -> None:
+    """Create the event and output topics if they are missing (auto-created topics get one partition), then wait
+    until every partition of every one of them has a leader. The broker accepts a creation before it has elected
+    the leaders (on KRaft, moments later; longer on a busy broker): a worker that joined its group before then was
+    handed partitions it could neither reset nor fetch, and producers met ``NotLeaderForPartition``. Waiting here
+    also covers topics another worker created a moment ago."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
+    names = [prefix + name for name in (*codec.EVENT_TYPES, *OUTPUT_SCHEMAS)]
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="safeguard-topics")
     try:
         existing = set(admin.list_topics())
-        wanted = [NewTopic(prefix + name, partitions, 1) for name in (*codec.EVENT_TYPES, *OUTPUT_SCHEMAS)
-                  if prefix + name not in existing]
+        wanted = [NewTopic(name, partitions, 1) for name in names if name not in existing]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker created them a moment ago
                 admin.create_topics(wanted)
+        admin.wait_for_topics(names, timeout_ms=int(timeout * 1000))
     finally:
         admin.close()
 

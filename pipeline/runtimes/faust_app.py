@@ -53,6 +53,9 @@ def create_app(services: Services, *, partitions: int = 4) -> faust.App:
         broker_session_timeout=6.0, broker_heartbeat_interval=1.0, broker_rebalance_timeout=6.0,
         consumer_auto_offset_reset="earliest", producer_acks=-1,
         datadir=str(datadir),
+        # faust logs an error for a partition with records waiting that its consumer has not fetched, or its
+        # agent not taken, for this long (its default, five minutes, is a long silence for an attendance).
+        stream_processing_timeout=float(runtime.get("stream_stall_seconds", 60)),
     )
     register_codecs()
     batch_max = int(runtime.get("kafka_batch_max", 500))

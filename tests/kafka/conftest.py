@@ -19,6 +19,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from sqlmodel import func, select
 
 from pipeline import codec
+from pipeline.adapters import tables as t
 from pipeline.adapters.store import Store
 from pipeline.service.reference import load
 from tests.support.services import run_services
@@ -85,22 +86,29 @@ class Deployment:
     def producer(self) -> KafkaProducer:
         return KafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
 
-    def send(self, producer: KafkaProducer, event_type: str, event: dict[str, Any] | bytes, key: bytes = b"k") -> None:
+    def send(self, producer: KafkaProducer, event_type: str, event: dict[str, Any] | bytes, key: bytes = b"k") -> Any:
+        """The record sent; its future (``flush`` does not raise for a record the broker refused: ``.get()`` does)."""
         value = event if isinstance(event, bytes) else codec.encode(event_type, codec.from_json(event_type, event))
-        producer.send(self.prefix + event_type, key=key, value=value)
+        return producer.send(self.prefix + event_type, key=key, value=value)
 
     def count(self, model: type, *where: Any) -> int:
         with self.store.read() as session:
             return int(session.exec(select(func.count()).select_from(model).where(*where)).one())
 
-    def wait_for(self, condition: Callable[[], bool], timeout: float = 90) -> None:
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 90,
+                 progress: Callable[[], object] | None = None) -> None:
+        """Until ``condition`` holds; on a timeout, the failure says where things stood: the stored events by
+        status, ``progress()`` if given, and the tail of each process's log."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if condition():
                 return
             time.sleep(0.25)
-        logs = "\n".join(p.read_text()[-1500:] for p in self.tmp.glob("worker-*.log"))
-        raise AssertionError(f"timed out waiting; worker logs:\n{logs}")
+        with self.store.read() as session:
+            statuses = dict(session.exec(select(t.Event.status, func.count()).group_by(t.Event.status)).all())
+        logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.tmp.glob("*.log")))
+        raise AssertionError(f"timed out waiting after {timeout} s; events stored by status: {statuses}"
+                             f"{f'; {progress()}' if progress else ''}; logs:\n{logs}")
 
     def records(self, topic: str, timeout_ms: int = 8000) -> list[Any]:
         consumer = KafkaConsumer(self.prefix + topic, bootstrap_servers=self.bootstrap,

@@ -41,13 +41,16 @@ def test_two_workers_share_a_topic_and_each_event_is_processed_once(deployment: 
     while not all(consumed_by(port) for port in ports):
         assert time.monotonic() < deadline, f"records taken per worker: {[consumed_by(p) for p in ports]}"
         wave = [attendance(next(children), arrived_at=datetime.now(UTC)) for _ in range(40)]
-        for event in wave:
-            deployment.send(producer, "self-harm-attendance", event, key=str(event["attendance_id"]).encode())
+        futures = [deployment.send(producer, "self-harm-attendance", event, key=str(event["attendance_id"]).encode())
+                   for event in wave]
         producer.flush()
+        for future in futures:
+            future.get(timeout=60)  # each acknowledged by the broker, or the test says so
         sent += wave
         total = len(sent)
         deployment.wait_for(lambda total=total: deployment.count(t.Event, t.Event.status == "processed") == total,
-                            timeout=120)
+                            timeout=120, progress=lambda total=total: (
+                                f"{total} sent; records taken per worker: {[consumed_by(p) for p in ports]}"))
     with deployment.store.read() as session:
         events = session.exec(select(t.Event.event_id, t.Event.status)).all()
         fired = session.exec(select(t.Notification.event_id, t.Notification.kind, t.Notification.plan_key,
