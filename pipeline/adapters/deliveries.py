@@ -45,8 +45,8 @@ def _claim_due(limit: int, postgres: bool) -> Any:
 
 @functools.cache
 def _outbox_due(limit: int, postgres: bool) -> DriverStatement:
-    # With each row, the fields of its notification a console line needs (outbox rows of other topics carry the
-    # notification's id too; the relay reads the fields of the ``deliveries`` rows only): one statement a batch.
+    # With each row, the fields of its notification a console line needs (a notification's topic record carries
+    # its id): one statement a batch.
     query = (sa_select(OUTBOX.c.id, OUTBOX.c.topic, OUTBOX.c.key, OUTBOX.c.body_json, OUTBOX.c.notification_id,
                        NOTIFICATION.c.id.label("found_notification"), NOTIFICATION.c.urgency,
                        NOTIFICATION.c.school_urn, NOTIFICATION.c.pathway)

@@ -38,7 +38,9 @@ from pipeline.ports import SYSTEM, NotificationRecord, ReferenceReads, StorePort
 
 PATHWAY_NOTIFICATIONS = "pathway-notifications"
 ESCALATIONS = "escalations"
-DELIVERIES = "deliveries"  # outbox rows the relay writes to the always-on console file (never a delivery)
+# Outbox rows of this topic were each notification's console line (the always-on console file, never a delivery)
+# until the relay took the line from the notification's topic record; rows stored before then are still relayed.
+DELIVERIES = "deliveries"
 SCHOOL_ROLES = (DSL_ROLE, DEPUTY_DSL_ROLE)
 PERSON_ROLES = (WORKER_ROLE, TEAM_MANAGER_ROLE, IRO_ROLE)
 UNDELIVERED_TEAM = "undelivered:team"
@@ -95,14 +97,14 @@ def channels_with_address(row: NotificationRecord) -> list[str]:
 
 
 def queue_delivery(port: StorePort, row: NotificationRecord, now: datetime) -> None:
-    """The topic record, the console line and one delivery row per reachable channel; none carries personal
-    data (addresses stay on the notification)."""
+    """The topic record (the relay writes the console line from it too) and one delivery row per reachable channel;
+    none carries personal data (addresses stay on the notification). A reminder's or escalation's topic record is
+    the sweep's, on ``escalations``."""
     record = {"notification_id": row.id, "event_id": row.event_id, "pathway": row.pathway,
               "recipient_role": row.recipient_role, "recipient": row.recipient_ref if row.recipient_role not in
               PERSON_ROLES else "user", "urgency": row.urgency, "created_at": now.isoformat()}
     if row.kind not in LADDER_KINDS:  # the sweep publishes those on `escalations` itself
         port.outbox(now, PATHWAY_NOTIFICATIONS, row.event_id, record, row.id)
-    port.outbox(now, DELIVERIES, row.id, {"notification_id": row.id, "urgency": row.urgency}, row.id)
     for channel in channels_with_address(row):
         port.add_delivery(row.id, channel, now)
 

@@ -144,9 +144,11 @@ def relay_pass(store: Store, delivery: DeliveryService, publisher: Publisher, no
 
 
 def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, now: datetime, batch: int) -> int:
-    """Topic records first, every one acknowledged, then the console lines, then the batch marked relayed. The
-    batch's rows come with their notifications' fields (one statement) and are marked with one executemany; a
-    topic record's stored JSON goes to a JSON publisher as it is."""
+    """Topic records first, every one acknowledged, then the console lines (one per notification whose topic
+    record is in the batch), then the batch marked relayed. The batch's rows come with their notifications' fields
+    (one statement) and are marked with one executemany; a topic record's stored JSON goes to a JSON publisher as
+    it is. A ``deliveries`` row (a console line of its own, stored before the line came from the topic record) is
+    not published: it gives its notification's line."""
     with store.transaction() as session:
         rows = rows_db.outbox_due(session, batch, postgres=store.is_postgres)
         if not rows:
@@ -159,8 +161,7 @@ def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, 
             messages = []
             seen: set[str] = set()
             for row in rows:
-                if row.topic == DELIVERIES and row.found_notification is not None \
-                        and row.found_notification not in seen:
+                if row.found_notification is not None and row.found_notification not in seen:
                     seen.add(row.found_notification)
                     messages.append(_console_message(delivery, row))
             try:
@@ -172,7 +173,7 @@ def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, 
 
 
 def _console_message(delivery: DeliveryService, row: Any) -> Message:
-    """The console line of an outbox row of the ``deliveries`` topic, from its notification's fields."""
+    """The console line of a notification, from the fields its outbox row came with."""
     notification_id = row.found_notification
     return Message(notification_id=notification_id, delivery_id="-", channel="outbox", to="", urgency=row.urgency,
                    body=message_text(row.urgency, delivery.public_url, notification_id),
