@@ -65,26 +65,29 @@ from pipeline.adapters.tables import UnstorableValue, UTCDateTime
 _REQUIRED: Any = object()  # a parameter the caller must give (no value in the statement)
 
 
-# The last instant formatted and its string: a batch's rows share one ``now`` object. The pair is replaced whole
-# (threads read it whole) and holds the datetime, so its identity is not reused while it is here.
-_last_instant: tuple[datetime | None, str | None] = (None, None)
+# Instants formatted lately, by value: a batch's rows repeat a few (its ``now``, an episode's times) among others,
+# and ``isoformat`` formats through C's printf, about 10,000 instructions each. Equal instants in other zones are
+# equal keys and the same UTC text. Emptied when full; a dict's reads and writes are atomic for threads.
+_formatted_instants: dict[datetime, str] = {}
+_FORMATTED_INSTANTS_MAX = 4096
 
 
 def _sqlite_instant(value: datetime | None) -> str | None:
     """``UTCDateTime`` then SQLite's ``DATETIME`` bind processor, in one step: the same string, a third the cost."""
-    global _last_instant
     if value is None:
         return None
-    last = _last_instant
-    if last[0] is value:
-        return last[1]
+    formatted = _formatted_instants.get(value)
+    if formatted is not None:
+        return formatted
     if value.tzinfo is UTC:  # the usual case: its text is the UTC one, less the "+00:00" offset at the end
         formatted = value.isoformat(" ", "microseconds")[:-6]
     elif value.tzinfo is None:
         raise UnstorableValue("naive datetimes are not stored")
     else:
         formatted = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-    _last_instant = (value, formatted)
+    if len(_formatted_instants) >= _FORMATTED_INSTANTS_MAX:
+        _formatted_instants.clear()
+    _formatted_instants[value] = formatted
     return formatted
 
 
@@ -353,7 +356,7 @@ class CompiledStatement:
 _JSON_TYPES = (String, AutoString, Integer, Boolean, Date, UTCDateTime)
 
 
-# The last instant ``json_value`` wrote and its text (a batch's rows share one ``now`` object; see ``_last_instant``).
+# The last instant ``json_value`` wrote and its text (a batch's rows share one ``now`` object).
 _last_json_instant: tuple[datetime | None, str | None] = (None, None)
 
 

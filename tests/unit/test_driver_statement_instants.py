@@ -11,7 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
-from pipeline.adapters.driver_statements import _sqlite_instant, json_value
+from pipeline.adapters.driver_statements import (
+    _FORMATTED_INSTANTS_MAX,
+    _formatted_instants,
+    _sqlite_instant,
+    json_value,
+)
 from pipeline.adapters.tables import UTCDateTime
 
 SQLALCHEMY = UTCDateTime()._cached_bind_processor(sqlite.dialect())
@@ -37,8 +42,16 @@ def test_a_naive_datetime_is_refused_as_sqlalchemy_refuses_it() -> None:
     naive = datetime(2026, 11, 24, 20, 0)
     with pytest.raises(ValueError, match="naive"):
         SQLALCHEMY(naive)
+    _sqlite_instant(naive.replace(tzinfo=UTC))  # the same wall time, aware, among the instants formatted lately
     with pytest.raises(ValueError, match="naive"):
         _sqlite_instant(naive)
+
+
+def test_the_instants_formatted_lately_are_bounded() -> None:
+    start = datetime(2026, 11, 24, tzinfo=UTC)
+    for second in range(_FORMATTED_INSTANTS_MAX + 10):
+        assert _sqlite_instant(start + timedelta(seconds=second)) == SQLALCHEMY(start + timedelta(seconds=second))
+    assert 0 < len(_formatted_instants) <= _FORMATTED_INSTANTS_MAX
 
 
 def test_the_same_instant_object_again_and_then_an_equal_one_in_another_zone() -> None:
