@@ -65,9 +65,10 @@ from pipeline.adapters.tables import UnstorableValue, UTCDateTime
 _REQUIRED: Any = object()  # a parameter the caller must give (no value in the statement)
 
 
-# Instants formatted lately, by value: a batch's rows repeat a few (its ``now``, an episode's times) among others,
-# and ``isoformat`` formats through C's printf, about 10,000 instructions each. Equal instants in other zones are
-# equal keys and the same UTC text. Emptied when full; a dict's reads and writes are atomic for threads.
+# Instants in UTC formatted lately, by value: a batch's rows repeat a few (its ``now``, an episode's times) among
+# others, and ``isoformat`` formats through C's printf, about 10,000 instructions each. UTC ones only: two datetimes
+# of one other zone that differ in ``fold`` compare (and hash) equal though they are different instants, and one
+# whose zone gives no offset equals a naive one. Emptied when full; a dict's reads and writes are atomic for threads.
 _formatted_instants: dict[datetime, str] = {}
 _FORMATTED_INSTANTS_MAX = 4096
 
@@ -76,18 +77,16 @@ def _sqlite_instant(value: datetime | None) -> str | None:
     """``UTCDateTime`` then SQLite's ``DATETIME`` bind processor, in one step: the same string, a third the cost."""
     if value is None:
         return None
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise UnstorableValue("naive datetimes are not stored")
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     formatted = _formatted_instants.get(value)
-    if formatted is not None:
-        return formatted
-    if value.tzinfo is UTC:  # the usual case: its text is the UTC one, less the "+00:00" offset at the end
+    if formatted is None:  # its text is the UTC one, less the "+00:00" offset at the end
         formatted = value.isoformat(" ", "microseconds")[:-6]
-    elif value.tzinfo is None:
-        raise UnstorableValue("naive datetimes are not stored")
-    else:
-        formatted = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-    if len(_formatted_instants) >= _FORMATTED_INSTANTS_MAX:
-        _formatted_instants.clear()
-    _formatted_instants[value] = formatted
+        if len(_formatted_instants) >= _FORMATTED_INSTANTS_MAX:
+            _formatted_instants.clear()
+        _formatted_instants[value] = formatted
     return formatted
 
 

@@ -47,7 +47,8 @@ def ensure_topics(bootstrap: str, partitions: int = 4, prefix: str = "", timeout
     until every partition of every one of them has a leader. The broker accepts a creation before it has elected
     the leaders (on KRaft, moments later; longer on a busy broker): a worker that joined its group before then was
     handed partitions it could neither reset nor fetch, and producers met ``NotLeaderForPartition``. Waiting here
-    also covers topics another worker created a moment ago."""
+    also covers topics another worker created a moment ago. A topic still without leaders after ``timeout`` seconds
+    stops the start-up with ``KafkaTimeoutError`` (the broker's client needs leave to describe the topics)."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 

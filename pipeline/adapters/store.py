@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from alembic import command
@@ -41,8 +42,8 @@ from pipeline.domain.model import (
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-# A callable of one argument that returns None, in C (an empty dict's ``get``): the adapter of ``None``.
-_NOTHING: dict[object, None] = {}
+# A callable of one argument that returns None, in C (an empty mapping's ``get``, read-only): the adapter of ``None``.
+_NOTHING: MappingProxyType[object, None] = MappingProxyType({})
 _NULL = _NOTHING.get
 
 

@@ -169,7 +169,7 @@ class GivingWayPublisher:
     (``BatchesFirst``), waiting at most ``gate.most`` seconds in all per relay pass so the relay still moves under a
     steady load. One per worker, used by its relay timer alone (one pass at a time).
 
-    A relay pass publishes its outbox rows (about two per notification) in one burst of CPU: a one-record batch that
+    A relay pass publishes its outbox rows (one per notification) in one burst of CPU: a one-record batch that
     started just after it took two to four times as long (its dozen database round trips each waited for the
     interpreter lock the relay held, bench/results/kafka.md), and such batches made the latency's tail at 50 events/s.
     Waiting here holds the pass's transaction open (its outbox rows stay locked, ``SKIP LOCKED`` for others); the

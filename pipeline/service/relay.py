@@ -148,7 +148,9 @@ def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, 
     record is in the batch), then the batch marked relayed. The batch's rows come with their notifications' fields
     (one statement) and are marked with one executemany; a topic record's stored JSON goes to a JSON publisher as
     it is. A ``deliveries`` row (a console line of its own, stored before the line came from the topic record) is
-    not published: it gives its notification's line."""
+    not published: it gives its notification's line. So an upgrade is best made with the outbox relayed: a
+    notification stored before it whose two rows are relayed in different passes has two lines, and one stored by
+    a new worker and relayed by an old one none (the console file is a record, never a delivery)."""
     with store.transaction() as session:
         rows = rows_db.outbox_due(session, batch, postgres=store.is_postgres)
         if not rows:

@@ -8,6 +8,7 @@ encoding each record again wrote.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import select
@@ -97,3 +98,21 @@ def test_a_stored_record_reaches_a_publisher_without_publish_json_decoded() -> N
     publisher = DecodingPublisher()
     publish_stored(publisher, "pathway-notifications", "k", json.dumps({"a": [1, "two"], "b": None}))
     assert publisher.records == [("pathway-notifications", "k", {"a": [1, "two"], "b": None})]
+
+
+def test_every_notification_alerts_reminders_and_escalations_has_one_console_line(pipeline: Pipeline) -> None:
+    # An alert's line comes from its pathway-notifications record, a ladder step's from the sweep's escalations
+    # record: one line each, none twice, across the passes of a first run and a later one.
+    pipeline.post_event(attendance(AMELIA))
+    pipeline.run()
+    pipeline.clock.now = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)  # every step of the ladder is now in the past
+    pipeline.run()
+    with pipeline.services.store.read() as session:
+        notifications = {n.id: n.kind for n in session.exec(select(t.Notification)).all()}
+        topics = {row.topic for row in session.exec(select(t.Outbox)).all()}
+    assert {"alert", "escalation"} <= set(notifications.values())
+    assert topics == {"pathway-notifications", "escalations"}  # and no deliveries rows any more
+    console = pipeline.services.delivery.console
+    assert console is not None
+    lines = [line["notification_id"] for line in _lines(console.path)]
+    assert sorted(lines) == sorted(notifications)

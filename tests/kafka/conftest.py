@@ -104,8 +104,12 @@ class Deployment:
             if condition():
                 return
             time.sleep(0.25)
-        with self.store.read() as session:
-            statuses = dict(session.exec(select(t.Event.status, func.count()).group_by(t.Event.status)).all())
+        try:
+            with self.store.read() as session:
+                by_status = select(t.Event.status, func.count()).group_by(t.Event.status)
+                statuses: object = dict(session.exec(by_status).all())
+        except Exception as error:  # noqa: BLE001 - the timeout is the failure to report, not this
+            statuses = f"unread ({type(error).__name__})"
         logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.tmp.glob("*.log")))
         raise AssertionError(f"timed out waiting after {timeout} s; events stored by status: {statuses}"
                              f"{f'; {progress()}' if progress else ''}; logs:\n{logs}")

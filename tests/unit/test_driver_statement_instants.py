@@ -5,6 +5,7 @@ instant sent to PostgreSQL as JSON (``json_value``): UTC without a zone, as ``UT
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -45,6 +46,16 @@ def test_a_naive_datetime_is_refused_as_sqlalchemy_refuses_it() -> None:
     _sqlite_instant(naive.replace(tzinfo=UTC))  # the same wall time, aware, among the instants formatted lately
     with pytest.raises(ValueError, match="naive"):
         _sqlite_instant(naive)
+
+
+def test_two_wall_times_of_a_zone_that_differ_in_fold_keep_their_own_instants() -> None:
+    # They compare (and hash) equal, though an hour apart: neither is given the other's text.
+    assert SQLALCHEMY is not None
+    first = datetime(2026, 10, 25, 1, 30, tzinfo=ZoneInfo("Europe/London"))
+    second = first.replace(fold=1)
+    assert first == second and hash(first) == hash(second)
+    assert (_sqlite_instant(first), _sqlite_instant(second)) == (SQLALCHEMY(first), SQLALCHEMY(second)) == (
+        "2026-10-25 00:30:00.000000", "2026-10-25 01:30:00.000000")
 
 
 def test_the_instants_formatted_lately_are_bounded() -> None:
