@@ -348,9 +348,10 @@ class CreatedRows:
         and kept, like a created one, on first sight; so one row is one record, and its changes are written back."""
         records = []
         for row in rows:
-            record = self.by_id.get(row._mapping[self.key])
+            mapping = row._mapping
+            record = self.by_id.get(mapping[self.key])
             if record is None:
-                record = record_class.new(**row._mapping)
+                record = record_class.new(**mapping)
                 self.stored(record)
             records.append(record)
         return records

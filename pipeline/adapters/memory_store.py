@@ -42,6 +42,7 @@ from pipeline.domain.model import (
     PlannedDeadline,
     PlannedNotification,
     School,
+    ladder_json,
 )
 from pipeline.service.reference import parse_csv
 
@@ -415,12 +416,10 @@ class MemoryStore(MemoryEpisodes):
             if once:
                 return None
             raise UniquenessViolation("deadline kind, subject_id")
-        steps = [{"at": step.at.isoformat(), "notify": list(step.notify), "action": step.action}
-                 for step in planned.steps]
         row = Deadline(
             id=new_id(), kind=planned.kind, subject_id=subject_id, event_id=event_id, child_id=child_id,
             school_urn=planned.school_urn, due_at=planned.due_at, state=DeadlineState.OPEN, escalation_level=0,
-            next_step_at=planned.steps[0].at if planned.steps else None, steps_json=json.dumps(steps),
+            next_step_at=planned.steps[0].at if planned.steps else None, steps_json=ladder_json(planned.steps),
             created_at=now)
         self._state.deadlines[row.id] = row
         return row

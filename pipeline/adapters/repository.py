@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 from pipeline.adapters import event_queue
 from pipeline.adapters import tables as t
 from pipeline.adapters.deliveries import team_of_person
-from pipeline.adapters.driver_statements import DriverStatement, rows_by_keys
+from pipeline.adapters.driver_statements import DriverStatement, plain_rows, rows_by_keys
 from pipeline.adapters.effect_rows import (
     DEADLINE,
     EPISODE,
@@ -62,6 +62,7 @@ from pipeline.domain.model import (
     PlannedDeadline,
     PlannedNotification,
     School,
+    ladder_json,
 )
 from pipeline.ports.records import SYSTEM  # noqa: F401 - re-exported: older callers import it from here
 
@@ -646,12 +647,10 @@ class Repository(EpisodeQueries):
         """Store a deadline. With ``once``, an existing (kind, subject) or a second open trigger meeting for the
         child is left as it is and None returned: a closed deadline is never re-opened. Without, it is written
         with the transaction's other new deadlines (a clash then fails the commit)."""
-        steps = [{"at": step.at.isoformat(), "notify": list(step.notify), "action": step.action}
-                 for step in planned.steps]
         row = DeadlineRow.new(
             id=new_id(), kind=str(planned.kind), subject_id=subject_id, event_id=event_id, child_id=child_id,
             school_urn=planned.school_urn, due_at=planned.due_at, state=str(DeadlineState.OPEN), escalation_level=0,
-            next_step_at=planned.steps[0].at if planned.steps else None, steps_json=json.dumps(steps),
+            next_step_at=planned.steps[0].at if planned.steps else None, steps_json=ladder_json(planned.steps),
             created_at=now,
         )
         if once:
@@ -766,8 +765,8 @@ class Repository(EpisodeQueries):
             rows = _INVOLVEMENTS_OF_PUPIL.rows(connection, {"upn": upn, "family_key": pupil.family_key,
                                                             "date_of_birth": pupil.date_of_birth})
         else:
-            rows = list(connection.execute(_INVOLVEMENTS_OF_PUPILS, {"upns": sorted(pupils),
-                                                                     "family_keys": family_keys}))
+            rows = plain_rows(connection.execute(_INVOLVEMENTS_OF_PUPILS, {"upns": sorted(pupils),
+                                                                           "family_keys": family_keys}))
         for row in rows:
             if row.upn is not None:
                 if row.upn in read:

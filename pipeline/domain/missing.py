@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from pipeline.domain.calendar import Duration, Timescale, parse_timescale
+from pipeline.domain.calendar import Duration, Timescale, iso_instant, parse_timescale
 from pipeline.domain.model import (
     DSL_ROLE,
     FRONT_DOOR,
@@ -194,8 +194,8 @@ def report_notifications(episode: Episode, facts: ChildFacts | None, is_high: bo
     """Who is told when an episode is reported. Keys are stable, so repeats are recognised."""
     assert episode.reported_at is not None
     urgency = "URGENT" if is_high or episode.flags else "ROUTINE"
-    base: dict[str, Any] = {"episode_id": episode.episode_id, "reported_at": episode.reported_at.isoformat(),
-            "last_seen_at": episode.last_seen_at.isoformat() if episode.last_seen_at else None,
+    base: dict[str, Any] = {"episode_id": episode.episode_id, "reported_at": iso_instant(episode.reported_at),
+            "last_seen_at": iso_instant(episode.last_seen_at) if episode.last_seen_at else None,
             "risk_grade": episode.risk_grade, "missing_from": episode.missing_from,
             "exploitation_flags": sorted(episode.flags)}
     if facts is not None:
@@ -267,7 +267,7 @@ def school_notifications(episode: Episode, facts: ChildFacts | None, policy: Pol
 def found_notifications(episode: Episode, facts: ChildFacts | None, directory: Directory,
                         policy: Policy) -> list[PlannedNotification]:
     assert episode.found_at is not None
-    content = {"episode_id": episode.episode_id, "found_at": episode.found_at.isoformat(),
+    content = {"episode_id": episode.episode_id, "found_at": iso_instant(episode.found_at),
                "returned_to": episode.returned_to}
     planned = [_notification(f"missing:{episode.episode_id}:found:coordinator", MISSING_COORDINATOR,
                              MISSING_COORDINATOR, _team(directory, MISSING_COORDINATOR), "child found", "ROUTINE",

@@ -6,10 +6,13 @@ handlers persist the plans.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
+
+from pipeline.domain.calendar import iso_instant
 
 
 class Role(StrEnum):
@@ -238,6 +241,28 @@ class PlannedDeadline:
     due_at: datetime
     steps: tuple[LadderStep, ...]
     school_urn: str | None = None
+
+
+# The text of ladders stored lately (``ladder_json``), by their steps: a batch's deadlines of one kind, worked out
+# from one ``now``, share theirs. Emptied when full.
+_ladder_texts: dict[tuple[LadderStep, ...], str] = {}
+_LADDER_TEXTS_MAX = 1024
+
+
+def ladder_json(steps: tuple[LadderStep, ...]) -> str:
+    """A deadline's ladder as it is stored (``steps_json``): each rung's instant in ISO form, whom it tells, and
+    whether it reminds or escalates."""
+    text = _ladder_texts.get(steps)
+    if text is None:
+        text = json.dumps([{"at": iso_instant(step.at), "notify": list(step.notify), "action": step.action}
+                           for step in steps])
+        # Kept only when every instant is in UTC: steps whose instants of another zone differ only in ``fold``
+        # compare equal though they are different instants.
+        if all(step.at.tzinfo is UTC for step in steps):
+            if len(_ladder_texts) >= _LADDER_TEXTS_MAX:
+                _ladder_texts.clear()
+            _ladder_texts[steps] = text
+    return text
 
 
 @dataclass(frozen=True)

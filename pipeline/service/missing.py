@@ -20,6 +20,7 @@ from datetime import date, datetime
 from typing import Any
 
 from pipeline.domain import missing as rules
+from pipeline.domain.calendar import iso_instant
 from pipeline.domain.events import identity_from_record
 from pipeline.domain.matching import group_people
 from pipeline.domain.model import (
@@ -34,6 +35,7 @@ from pipeline.domain.model import (
     MatchOutcome,
     PlannedDeadline,
     PlannedNotification,
+    ladder_json,
 )
 from pipeline.domain.policy import Policy
 from pipeline.ports import SYSTEM, StorePort
@@ -272,12 +274,12 @@ def _notify(repo: StorePort, event_id: str, item: PlannedNotification, now: date
 
 def _replan(row: DeadlineRecord, planned: PlannedDeadline, now: datetime) -> None:
     """A re-grade swaps the ladder; rungs already fired stay fired, rungs now passed fire on the next sweep."""
-    steps = [{"at": s.at.isoformat(), "notify": list(s.notify), "action": s.action} for s in planned.steps]
-    if json.loads(row.steps_json) == steps:
+    steps = ladder_json(planned.steps)
+    if row.steps_json == steps:
         return
-    row.steps_json = json.dumps(steps)
+    row.steps_json = steps
     row.due_at = planned.due_at
-    row.next_step_at = planned.steps[row.escalation_level].at if row.escalation_level < len(steps) else None
+    row.next_step_at = planned.steps[row.escalation_level].at if row.escalation_level < len(planned.steps) else None
 
 
 def _assign(repo: StorePort, deadline: DeadlineRecord, episode: rules.Episode, facts: ChildFacts | None,
@@ -293,11 +295,11 @@ def _assign(repo: StorePort, deadline: DeadlineRecord, episode: rules.Episode, f
         reason = reason or repo.first_audit_reason(deadline.id, "created") or "trigger meeting needed"
         key = f"trigger:{deadline.id}:assigned:{ref}"
         content: dict[str, Any] = {"child_id": deadline.child_id, "episode_id": episode.episode_id,
-                                   "due_at": deadline.due_at.isoformat(), "reason": reason}
+                                   "due_at": iso_instant(deadline.due_at), "reason": reason}
     else:
         reason = f"{deadline.kind.replace('_', ' ')} due"
         key = f"missing:{episode.episode_id}:{deadline.kind}:assigned:{ref}"
-        content = {"episode_id": episode.episode_id, "deadline": deadline.kind, "due_at": deadline.due_at.isoformat()}
+        content = {"episode_id": episode.episode_id, "deadline": deadline.kind, "due_at": iso_instant(deadline.due_at)}
     item = PlannedNotification(key=key, recipient_role=role, recipient_ref=ref, contact=contact, reason=reason,
                                urgency="ROUTINE" if deadline.kind == DeadlineKind.RETURN_INTERVIEW else "URGENT",
                                content=content, kind="alert")

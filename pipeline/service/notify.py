@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.adapters.metrics import NOTIFICATIONS_UNDELIVERED
+from pipeline.domain.calendar import iso_instant
 from pipeline.domain.model import (
     DEPUTY_DSL_ROLE,
     DSL_ROLE,
@@ -102,7 +103,7 @@ def queue_delivery(port: StorePort, row: NotificationRecord, now: datetime) -> N
     the sweep's, on ``escalations``."""
     record = {"notification_id": row.id, "event_id": row.event_id, "pathway": row.pathway,
               "recipient_role": row.recipient_role, "recipient": row.recipient_ref if row.recipient_role not in
-              PERSON_ROLES else "user", "urgency": row.urgency, "created_at": now.isoformat()}
+              PERSON_ROLES else "user", "urgency": row.urgency, "created_at": iso_instant(now)}
     if row.kind not in LADDER_KINDS:  # the sweep publishes those on `escalations` itself
         port.outbox(now, PATHWAY_NOTIFICATIONS, row.event_id, record, row.id)
     for channel in channels_with_address(row):

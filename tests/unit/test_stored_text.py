@@ -1,0 +1,83 @@
+"""Texts the hot path keeps by value instead of formatting each time (``iso_instant``, ``ladder_json``) and Core
+rows read as plain named tuples (``plain_rows``): each gives exactly what the plain way gives, and an instant
+outside UTC is never answered from what was kept."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from pipeline.adapters.driver_statements import plain_rows
+from pipeline.domain import calendar
+from pipeline.domain.calendar import iso_instant
+from pipeline.domain.model import LadderStep, ladder_json
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def test_an_instant_has_isoformats_text_each_time_it_is_asked() -> None:
+    for value in (datetime(2026, 12, 1, 9, 30, tzinfo=UTC), datetime(2026, 12, 1, 9, 30, 0, 123456, tzinfo=UTC),
+                  datetime(2026, 3, 29, 1, 0, tzinfo=timezone(timedelta(hours=1))),
+                  datetime(2026, 7, 1, 12, 0, tzinfo=LONDON)):
+        assert iso_instant(value) == value.isoformat()
+        assert iso_instant(value) == value.isoformat()
+
+
+def test_two_instants_of_another_zone_that_differ_only_in_fold_get_their_own_texts() -> None:
+    # 01:30 on the last Sunday of October happens twice in London: fold 0 is BST (+01:00), fold 1 GMT (+00:00).
+    first = datetime(2026, 10, 25, 1, 30, tzinfo=LONDON)
+    second = first.replace(fold=1)
+    assert first == second and hash(first) == hash(second)  # why such instants are never kept by value
+    assert iso_instant(first) == "2026-10-25T01:30:00+01:00"
+    assert iso_instant(second) == "2026-10-25T01:30:00+00:00"
+
+
+def test_the_kept_texts_are_emptied_when_full_and_still_right() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for minutes in range(calendar._ISO_TEXTS_MAX + 10):
+        value = start + timedelta(minutes=minutes)
+        assert iso_instant(value) == value.isoformat()
+    assert len(calendar._iso_texts) <= calendar._ISO_TEXTS_MAX
+
+
+def _plain_ladder(steps: tuple[LadderStep, ...]) -> str:
+    return json.dumps([{"at": step.at.isoformat(), "notify": list(step.notify), "action": step.action}
+                       for step in steps])
+
+
+def test_a_ladder_is_stored_as_json_dumps_writes_it() -> None:
+    due = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    steps = (LadderStep(due - timedelta(hours=24), ("worker",), "reminder"),
+             LadderStep(due, ("team_manager", "front_door"), "escalation"))
+    assert ladder_json(steps) == _plain_ladder(steps)
+    assert ladder_json(steps) == _plain_ladder(steps)  # now from what was kept
+    assert json.loads(ladder_json(())) == []
+
+
+def test_ladders_in_another_zone_differing_only_in_fold_are_not_confused() -> None:
+    first = datetime(2026, 10, 25, 1, 30, tzinfo=LONDON)
+    one = (LadderStep(first, ("worker",), "reminder"),)
+    other = (LadderStep(first.replace(fold=1), ("worker",), "reminder"),)
+    assert one == other  # equal as keys, yet different instants
+    assert ladder_json(one) == _plain_ladder(one)
+    assert ladder_json(other) == _plain_ladder(other)
+    assert ladder_json(one) != ladder_json(other)
+
+
+def test_plain_rows_read_like_core_rows() -> None:
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as connection:
+        connection.execute(sa.text("CREATE TABLE pupil (upn TEXT, born TEXT, sex TEXT)"))
+        connection.execute(sa.text("INSERT INTO pupil VALUES ('A1', '2014-02-03', NULL), ('B2', NULL, 'F')"))
+        query = sa.text("SELECT upn, born, sex FROM pupil ORDER BY upn")
+        core = list(connection.execute(query))
+        plain = plain_rows(connection.execute(query))
+        again = plain_rows(connection.execute(query))
+    assert [tuple(row) for row in plain] == [tuple(row) for row in core]
+    assert [(row.upn, row.born, row.sex) for row in plain] == [(row.upn, row.born, row.sex) for row in core]
+    assert [dict(row._mapping) for row in plain] == [dict(row._mapping) for row in core]
+    assert type(plain[0]) is type(again[0])  # one row type per set of columns
+    assert getattr(plain[0], "postcode", None) is None
