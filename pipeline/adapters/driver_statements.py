@@ -159,6 +159,19 @@ class _DriverRowMixin:
         return dict(zip(self._fields, self, strict=True))  # type: ignore[call-overload]
 
 
+_DRIVER_ROW_TYPES: dict[tuple[str, ...], Any] = {}
+
+
+def driver_row_type(columns: tuple[str, ...]) -> Any:
+    """The row class of these columns (one per set of names): a named tuple with ``_mapping``, as rows are read
+    from the driver's cursor. ValueError for names a named tuple cannot have."""
+    row_type = _DRIVER_ROW_TYPES.get(columns)
+    if row_type is None:
+        row_type = _DRIVER_ROW_TYPES[columns] = type(
+            "DriverRow", (_DriverRowMixin, namedtuple("DriverRowBase", columns)), {"__slots__": ()})
+    return row_type
+
+
 class CompiledStatement:
     """One statement compiled for one dialect, one set of parameter names and, for an expanding ``IN``, one count
     of values: ``sql`` to run on a DBAPI cursor, ``bind(params)`` the parameters to run it with (SQLAlchemy's bind
@@ -219,8 +232,7 @@ class CompiledStatement:
         self.row: Any = None
         self.result_processors: list[tuple[int, Callable[[Any], Any]]] = []
         if columns:
-            self.row = type("DriverRow", (_DriverRowMixin, namedtuple("DriverRowBase", [c[0] for c in columns])),
-                            {"__slots__": ()})
+            self.row = driver_row_type(tuple(c[0] for c in columns))
             for index, column in enumerate(columns):
                 processor = column[3]._cached_result_processor(dialect, None)
                 if processor is not None:
@@ -644,17 +656,13 @@ def rows_by_keys(connection: Connection, keys: Sequence[Any], one: DriverStateme
     return plain_rows(connection.execute(many, {many_key: list(keys)}))
 
 
-_PLAIN_ROW_TYPES: dict[tuple[str, ...], Any] = {}
-
-
 def plain_rows(result: Any) -> list[Any]:
     """A Core result's rows as the rows a DriverStatement reads (named tuples with ``_mapping``), for rows read
     attribute by attribute on the hot path: each attribute of SQLAlchemy's ``Row`` is a failed generic look-up
-    first (an ``AttributeError`` formatted and dropped), about 2,000 instructions."""
-    keys = tuple(result.keys())
-    row_type: Any = _PLAIN_ROW_TYPES.get(keys)
-    if row_type is None:
-        row_type = _PLAIN_ROW_TYPES[keys] = type(
-            "DriverRow", (_DriverRowMixin, namedtuple("DriverRowBase", keys)), {"__slots__": ()})
-    make = row_type._make
+    first (an ``AttributeError`` formatted and dropped), about 2,000 instructions. Columns a named tuple cannot
+    have (a keyword, a leading underscore, a repeated name, ``count(*)``) leave the rows as SQLAlchemy's."""
+    try:
+        make = driver_row_type(tuple(result.keys()))._make
+    except ValueError:
+        return list(result)
     return [make(row) for row in result]

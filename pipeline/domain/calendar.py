@@ -160,26 +160,6 @@ def _bank_holidays(year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays("GB", subdiv="ENG", years=year))
 
 
-# The text of UTC instants formatted lately, by value: a batch's records repeat a few (its ``now``, the steps of the
-# deadlines worked out from it, an episode's times) and ``isoformat`` formats through C's printf, about 10,000
-# instructions each. UTC ones only: two datetimes of another zone that differ only in ``fold`` compare (and hash)
-# equal though they are different instants. Emptied when full; a dict's reads and writes are atomic for threads.
-_iso_texts: dict[datetime, str] = {}
-_ISO_TEXTS_MAX = 4096
-
-
-def iso_instant(value: datetime) -> str:
-    """``value.isoformat()``: the same text, kept by value for instants in UTC."""
-    if value.tzinfo is not UTC:
-        return value.isoformat()
-    text = _iso_texts.get(value)
-    if text is None:
-        if len(_iso_texts) >= _ISO_TEXTS_MAX:
-            _iso_texts.clear()
-        text = _iso_texts[value] = value.isoformat()
-    return text
-
-
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("naive datetimes are rejected: every time needs an offset")

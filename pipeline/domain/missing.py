@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from pipeline.domain.calendar import Duration, Timescale, iso_instant, parse_timescale
+from pipeline.domain.calendar import Duration, Timescale, parse_timescale
 from pipeline.domain.model import (
     DSL_ROLE,
     FRONT_DOOR,
@@ -30,6 +30,7 @@ from pipeline.domain.model import (
     PlannedDeadline,
     PlannedNotification,
     iso_date,
+    iso_instant,
 )
 from pipeline.domain.policy import Policy
 from pipeline.domain.self_harm import age_on

@@ -12,8 +12,6 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from pipeline.domain.calendar import iso_instant
-
 
 class Role(StrEnum):
     PRODUCER = "producer"
@@ -116,6 +114,27 @@ class Identity:
 def iso_date(value: date | None) -> str | None:
     """A date as YYYY-MM-DD, or None when it is not known."""
     return value.isoformat() if value is not None else None
+
+
+# The text of UTC instants formatted lately, by value: a batch's records repeat a few (its ``now``, the steps of the
+# deadlines worked out from it, an episode's times) and ``isoformat`` formats through C's printf, about 10,000
+# instructions each. UTC ones only: an instant of another zone equals (and hashes as) the same instant in UTC, whose
+# text differs, and two of one zone that differ only in ``fold`` compare equal though they are different instants.
+# Emptied when full; a dict's reads and writes are atomic for threads.
+_iso_texts: dict[datetime, str] = {}
+_ISO_TEXTS_MAX = 4096
+
+
+def iso_instant(value: datetime) -> str:
+    """``value.isoformat()``: the same text, kept by value for instants in UTC."""
+    if value.tzinfo is not UTC:
+        return value.isoformat()
+    text = _iso_texts.get(value)
+    if text is None:
+        if len(_iso_texts) >= _ISO_TEXTS_MAX:
+            _iso_texts.clear()
+        text = _iso_texts[value] = value.isoformat()
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,15 +269,17 @@ _LADDER_TEXTS_MAX = 1024
 
 
 def ladder_json(steps: tuple[LadderStep, ...]) -> str:
-    """A deadline's ladder as it is stored (``steps_json``): each rung's instant in ISO form, whom it tells, and
-    whether it reminds or escalates."""
-    text = _ladder_texts.get(steps)
+    """A deadline's ladder as it is stored (``steps_json``): each rung's instant in ISO form, whom it tells and
+    its action."""
+    # Kept and looked up only when every instant is in UTC: an instant of another zone equals (and hashes as) the
+    # same instant in UTC, whose text differs, and two of one zone that differ only in ``fold`` compare equal
+    # though they are an hour apart. And only for a tuple of steps with tuples to tell: they are hashable.
+    kept = type(steps) is tuple and all(step.at.tzinfo is UTC and type(step.notify) is tuple for step in steps)
+    text = _ladder_texts.get(steps) if kept else None
     if text is None:
         text = json.dumps([{"at": iso_instant(step.at), "notify": list(step.notify), "action": step.action}
                            for step in steps])
-        # Kept only when every instant is in UTC: steps whose instants of another zone differ only in ``fold``
-        # compare equal though they are different instants.
-        if all(step.at.tzinfo is UTC for step in steps):
+        if kept:
             if len(_ladder_texts) >= _LADDER_TEXTS_MAX:
                 _ladder_texts.clear()
             _ladder_texts[steps] = text

@@ -20,7 +20,6 @@ from datetime import date, datetime
 from typing import Any
 
 from pipeline.domain import missing as rules
-from pipeline.domain.calendar import iso_instant
 from pipeline.domain.events import identity_from_record
 from pipeline.domain.matching import group_people
 from pipeline.domain.model import (
@@ -35,6 +34,7 @@ from pipeline.domain.model import (
     MatchOutcome,
     PlannedDeadline,
     PlannedNotification,
+    iso_instant,
     ladder_json,
 )
 from pipeline.domain.policy import Policy

@@ -19,7 +19,6 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.adapters.metrics import NOTIFICATIONS_UNDELIVERED
-from pipeline.domain.calendar import iso_instant
 from pipeline.domain.model import (
     DEPUTY_DSL_ROLE,
     DSL_ROLE,
@@ -33,6 +32,7 @@ from pipeline.domain.model import (
     NotificationStatus,
     PlannedDeadline,
     PlannedNotification,
+    iso_instant,
 )
 from pipeline.domain.policy import Policy
 from pipeline.ports import SYSTEM, NotificationRecord, ReferenceReads, StorePort

@@ -11,9 +11,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from pipeline.adapters.driver_statements import plain_rows
-from pipeline.domain import calendar
-from pipeline.domain.calendar import iso_instant
-from pipeline.domain.model import LadderStep, ladder_json
+from pipeline.domain import model
+from pipeline.domain.model import LadderStep, iso_instant, ladder_json
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -37,10 +36,10 @@ def test_two_instants_of_another_zone_that_differ_only_in_fold_get_their_own_tex
 
 def test_the_kept_texts_are_emptied_when_full_and_still_right() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    for minutes in range(calendar._ISO_TEXTS_MAX + 10):
+    for minutes in range(model._ISO_TEXTS_MAX + 10):
         value = start + timedelta(minutes=minutes)
         assert iso_instant(value) == value.isoformat()
-    assert len(calendar._iso_texts) <= calendar._ISO_TEXTS_MAX
+    assert len(model._iso_texts) <= model._ISO_TEXTS_MAX
 
 
 def _plain_ladder(steps: tuple[LadderStep, ...]) -> str:
@@ -55,6 +54,24 @@ def test_a_ladder_is_stored_as_json_dumps_writes_it() -> None:
     assert ladder_json(steps) == _plain_ladder(steps)
     assert ladder_json(steps) == _plain_ladder(steps)  # now from what was kept
     assert json.loads(ladder_json(())) == []
+
+
+def test_a_ladder_in_another_zone_is_not_given_the_text_of_the_same_instants_in_utc() -> None:
+    at = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    in_utc = (LadderStep(at, ("worker",), "reminder"),)
+    assert ladder_json(in_utc) == _plain_ladder(in_utc)  # kept
+    for zone in (timezone(timedelta(hours=1)), LONDON):
+        elsewhere = (LadderStep(at.astimezone(zone), ("worker",), "reminder"),)
+        assert elsewhere == in_utc  # equal as keys, yet written "13:00:00+01:00"
+        assert ladder_json(elsewhere) == _plain_ladder(elsewhere) != ladder_json(in_utc)
+
+
+def test_the_kept_ladders_are_emptied_when_full_and_still_right() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for minutes in range(model._LADDER_TEXTS_MAX + 10):
+        steps = (LadderStep(start + timedelta(minutes=minutes), ("worker", "team_manager"), "escalation"),)
+        assert ladder_json(steps) == _plain_ladder(steps)
+    assert len(model._ladder_texts) <= model._LADDER_TEXTS_MAX
 
 
 def test_ladders_in_another_zone_differing_only_in_fold_are_not_confused() -> None:
@@ -81,3 +98,14 @@ def test_plain_rows_read_like_core_rows() -> None:
     assert [dict(row._mapping) for row in plain] == [dict(row._mapping) for row in core]
     assert type(plain[0]) is type(again[0])  # one row type per set of columns
     assert getattr(plain[0], "postcode", None) is None
+
+
+def test_plain_rows_of_other_columns_have_their_own_names_and_odd_names_stay_core_rows() -> None:
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as connection:
+        upns = plain_rows(connection.execute(sa.text("SELECT 'A1' AS upn, 7 AS episodes")))
+        counts = plain_rows(connection.execute(sa.text("SELECT 'x' AS kind, 3 AS n")))
+        odd = plain_rows(connection.execute(sa.text("SELECT 1 AS _hidden, 2 AS class, count(*) FROM (SELECT 1)")))
+    assert (upns[0].upn, upns[0].episodes) == ("A1", 7) and dict(upns[0]._mapping) == {"upn": "A1", "episodes": 7}
+    assert (counts[0].kind, counts[0].n) == ("x", 3) and not hasattr(counts[0], "upn")
+    assert tuple(odd[0]) == (1, 2, 1) and odd[0]._mapping["class"] == 2  # SQLAlchemy's rows, as before
