@@ -29,6 +29,8 @@ import fastavro
 from fastavro.schema import fingerprint as _fingerprint_hex
 from fastavro.schema import to_parsing_canonical_form
 
+from pipeline.json_text import json_text
+
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 MAGIC = b"\xc3\x01"
 EVENT_TYPES: tuple[str, ...] = (
@@ -415,7 +417,7 @@ def record_hash(name: str, record: dict[str, Any]) -> str:
 
 def stored_json(name: str, record: dict[str, Any]) -> str:
     """The JSON text the intake stores for a record (``to_json``'s form)."""
-    return json.dumps(to_json(name, record))
+    return json_text(to_json(name, record))
 
 
 # A decoded record handed from the intake to the consumer of the same process (the embedded runtime), so an

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import httpx
 
 from pipeline.domain.delivery import Outcome
+from pipeline.json_text import json_text
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class OutboxFileChannel:
         """Append ``messages`` with one open of the file (the relay records a batch at a time)."""
         # A message's fields are strings: its own attribute dictionary (the fields in their declared order), not
         # asdict's deep copy (most of this channel's cost).
-        lines = "".join([json.dumps(vars(message)) + "\n" for message in messages])
+        lines = "".join([json_text(vars(message)) + "\n" for message in messages])
         try:
             with self._lock:
                 if not self._directory_made:

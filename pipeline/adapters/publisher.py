@@ -11,6 +11,8 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipeline.json_text import json_text
+
 
 class BrokerUnavailable(Exception):
     """The broker could not be reached, or did not acknowledge in time: nothing was stored."""
@@ -41,12 +43,12 @@ class FilePublisher:
         self._waiting: dict[str, list[str]] = {}
 
     def publish(self, topic: str, key: str, record: dict[str, Any]) -> None:
-        self.publish_json(topic, key, json.dumps(record))
+        self.publish_json(topic, key, json_text(record))
 
     def publish_json(self, topic: str, key: str, record_json: str) -> None:
         """``publish`` of a record already encoded as JSON text (an outbox row's body, as ``json.dumps`` wrote
         it): the same line, with no decode and encode again."""
-        line = '{"key": ' + json.dumps(key) + ', "value": ' + record_json + "}\n"
+        line = '{"key": ' + json_text(key) + ', "value": ' + record_json + "}\n"
         with self._lock:
             self._waiting.setdefault(topic, []).append(line)
 

@@ -10,7 +10,6 @@ are the tables' ORM rows, which satisfy the record Protocols of pipeline/ports/r
 from __future__ import annotations
 
 import functools
-import json
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -64,6 +63,7 @@ from pipeline.domain.model import (
     School,
     ladder_json,
 )
+from pipeline.json_text import text_encoder
 from pipeline.ports.records import SYSTEM  # noqa: F401 - re-exported: older callers import it from here
 
 if TYPE_CHECKING:
@@ -87,9 +87,8 @@ NEW_DELIVERY = {"position": 0, "attempts": 0, "ambiguous_resends": 0, "provider"
                 "last_outcome": None, "last_error": None, "last_attempt_at": None}
 
 
-# ``json.dumps(value, default=str)`` (values JSON has no type for, such as dates, as their text), with the encoder
-# made once: given ``default``, ``json.dumps`` makes a new encoder on every call.
-_encode_loosely = json.JSONEncoder(default=str).encode
+# ``json.dumps(value, default=str)``: values JSON has no type for, such as dates, as their text.
+_encode_loosely = text_encoder(default=str)
 
 
 def _encode_flat(body: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from pipeline.domain.matching import group_people
 from pipeline.domain.model import Candidate, ChildFacts, Identity, MatchDecision, MatchOutcome
+from pipeline.json_text import json_text
 from pipeline.ports import StorePort
 
 
@@ -133,14 +134,9 @@ def _decided_by_person(port: StorePort, ctx: Matching, identity: Identity, perso
     return ChildOfEvent(decision, person.child_id, facts)
 
 
-# A match decision as stored on its event (``json.dumps``'s text): a few kilobytes of plain dicts, lists and numbers
-# made just now, never circular, so the encoder's check for cycles is left out.
-_encode_match = json.JSONEncoder(check_circular=False).encode
-
-
 def match_json(decision: MatchDecision, breakdown: dict[str, Any]) -> str:
     """The text stored as an event's ``match_json``: the decision's score and reason with its breakdown."""
-    return _encode_match({"score": decision.score, "reason": decision.reason, **breakdown})
+    return json_text({"score": decision.score, "reason": decision.reason, **breakdown})
 
 
 def match_breakdown(port: StorePort, decision: MatchDecision, linked_child_id: str | None = None) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from pipeline.domain.model import (
     ladder_json,
 )
 from pipeline.domain.policy import Policy
+from pipeline.json_text import json_text
 from pipeline.ports import SYSTEM, StorePort
 from pipeline.ports.episodes import EpisodeRecord
 from pipeline.ports.records import DeadlineRecord, EventRecord, NotificationRecord
@@ -64,7 +65,7 @@ def _write_back(row: EpisodeRecord, episode: rules.Episode, now: datetime) -> No
     row.reported_at, row.last_seen_at = episode.reported_at, episode.last_seen_at
     row.missing_from = episode.missing_from
     row.risk_grade, row.risk_graded_at = episode.risk_grade, episode.risk_graded_at
-    row.exploitation_flags = json.dumps(sorted(episode.flags))
+    row.exploitation_flags = json_text(sorted(episode.flags))
     row.found_at, row.returned_to = episode.found_at, episode.returned_to
     row.return_interview_outcome = episode.return_interview_outcome
     row.graded_high_at, row.flagged_at = episode.graded_high_at, episode.flagged_at

@@ -1,18 +1,20 @@
-"""Texts the hot path keeps by value instead of formatting each time (``iso_instant``, ``ladder_json``) and Core
-rows read as plain named tuples (``plain_rows``): each gives exactly what the plain way gives, and an instant
-outside UTC is never answered from what was kept."""
+"""Texts the hot path keeps by value instead of formatting each time (``iso_instant``, ``ladder_json``), JSON
+from an encoder made once (``json_text``), and Core rows read as plain named tuples (``plain_rows``): each gives
+exactly what the plain way gives, and an instant outside UTC is never answered from what was kept."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 
 from pipeline.adapters.driver_statements import plain_rows
 from pipeline.domain import model
 from pipeline.domain.model import LadderStep, iso_instant, ladder_json
+from pipeline.json_text import json_text, text_encoder
 
 LONDON = ZoneInfo("Europe/London")
 
@@ -109,3 +111,28 @@ def test_plain_rows_of_other_columns_have_their_own_names_and_odd_names_stay_cor
     assert (upns[0].upn, upns[0].episodes) == ("A1", 7) and dict(upns[0]._mapping) == {"upn": "A1", "episodes": 7}
     assert (counts[0].kind, counts[0].n) == ("x", 3) and not hasattr(counts[0], "upn")
     assert tuple(odd[0]) == (1, 2, 1) and odd[0]._mapping["class"] == 2  # SQLAlchemy's rows, as before
+
+
+VALUES = [
+    {"episode_id": "e-1", "reported_at": "2026-12-03T10:00:00+00:00", "last_seen_at": None, "flags": ["cse", "cce"]},
+    {"nested": {"list": [1, 2.5, -0.0, 1e300, True, False, None], "text": "caf\u00e9 \u2713 \"quoted\" \\ \n\t\x00"}},
+    {7: "int key", 2.5: "float key", True: "bool key", None: "null key"},
+    [], {}, "just text", 12, 3.25, float("nan"), float("inf"), None, True,
+    [{"at": "2026-12-04T09:00:00+00:00", "notify": ["worker"], "action": "reminder"}],
+]
+
+
+def test_json_text_is_json_dumps_text() -> None:
+    for value in VALUES:
+        assert json_text(value) == json.dumps(value)
+
+
+def test_a_text_encoder_with_a_default_is_json_dumps_with_it_and_refuses_as_it_does_without() -> None:
+    loosely = text_encoder(default=str)
+    value = {"on": date(2026, 12, 3), "at": datetime(2026, 12, 3, 9, 0, tzinfo=UTC), "n": [date(2026, 1, 1)]}
+    assert loosely(value) == json.dumps(value, default=str)
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        json_text({"on": date(2026, 12, 3)})
+    assert json_text({"after": "a refusal"}) == '{"after": "a refusal"}'  # nothing left over from the failed call
+    for value in VALUES:
+        assert loosely(value) == json.dumps(value, default=str)
