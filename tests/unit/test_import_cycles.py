@@ -26,6 +26,7 @@ CHECKED = (
     "pipeline.domain",
     "pipeline.ports",
     "pipeline.entrypoints",
+    "pipeline.json_text",
     "pipeline.runtimes",
     "pipeline.private_logs",
     "pipeline.schema_compat",
