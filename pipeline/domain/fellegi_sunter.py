@@ -468,6 +468,23 @@ def level_weight(params: Parameters, name: str, level: str, event: Prepared, sta
     return weight
 
 
+# Weights as shown, by value: the levels' weights are the model's few values (an exact name's by how common it is),
+# and ``round`` goes through the float's decimal digits, about 3,000 instructions. Emptied when full.
+_shown_weights: dict[float, float] = {}
+_SHOWN_WEIGHTS_MAX = 4096
+
+
+def shown_weight(weight: float) -> float:
+    """``round(weight, 2)``, as a breakdown shows a weight."""
+    shown = _shown_weights.get(weight)
+    if shown is None or not weight:  # 0.0 and -0.0 are one key, but round keeps the sign
+        shown = round(weight, 2)
+        if len(_shown_weights) >= _SHOWN_WEIGHTS_MAX:
+            _shown_weights.clear()
+        _shown_weights[weight] = shown
+    return shown
+
+
 def match_weight(params: Parameters, event: Prepared, levels: dict[str, str],
                  stats: ReferenceStats | None) -> float:
     """The pair's match weight without the prior: each field's level weight, exact names by how common."""
@@ -477,8 +494,8 @@ def match_weight(params: Parameters, event: Prepared, levels: dict[str, str],
 def comparisons(params: Parameters, event: Prepared, levels: dict[str, str],
                 stats: ReferenceStats | None) -> list[dict[str, Any]]:
     """The explanation of a pair: [{field, level, weight}] per field."""
-    return [{"field": name, "level": levels[name], "weight": round(level_weight(params, name, levels[name], event,
-                                                                                  stats), 2)}
+    return [{"field": name, "level": levels[name],
+             "weight": shown_weight(level_weight(params, name, levels[name], event, stats))}
             for name in FIELDS]
 
 
@@ -672,7 +689,7 @@ class EventScorer:
         if found is None:
             table = self.table
             found = self._comparisons[levels] = [{"field": name, "level": level,
-                                                  "weight": round(table[name][level], 2)}
+                                                  "weight": shown_weight(table[name][level])}
                                                  for name, level in zip(FIELDS, levels, strict=True)]
         return found
 

@@ -1,10 +1,12 @@
-"""Texts the hot path keeps by value instead of formatting each time (``iso_instant``, ``ladder_json``), JSON
-from an encoder made once (``json_text``), and Core rows read as plain named tuples (``plain_rows``): each gives
-exactly what the plain way gives, and an instant outside UTC is never answered from what was kept."""
+"""Values the hot path keeps instead of working out each time (``iso_instant``, ``ladder_json``, a match
+breakdown's ``shown_weight``), JSON from an encoder made once (``json_text``), and Core rows read as plain named
+tuples (``plain_rows``): each gives exactly what the plain way gives, and an instant outside UTC is never answered
+from what was kept."""
 
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -13,6 +15,7 @@ import sqlalchemy as sa
 
 from pipeline.adapters.driver_statements import plain_rows
 from pipeline.domain import model
+from pipeline.domain.fellegi_sunter import shown_weight
 from pipeline.domain.model import LadderStep, iso_instant, ladder_json
 from pipeline.json_text import json_text, text_encoder
 
@@ -136,3 +139,13 @@ def test_a_text_encoder_with_a_default_is_json_dumps_with_it_and_refuses_as_it_d
     assert json_text({"after": "a refusal"}) == '{"after": "a refusal"}'  # nothing left over from the failed call
     for value in VALUES:
         assert loosely(value) == json.dumps(value, default=str)
+
+
+def test_a_shown_weight_is_round_to_two_places_each_time_it_is_asked() -> None:
+    rng = random.Random(12)
+    values = [0.0, -0.0, 1.005, 2.675, -3.14159, 1e-9, -1e-9, 12.345, 7.0, *(rng.uniform(-20, 20) for _ in range(500))]
+    for _ in range(2):  # the second time from what was kept
+        for value in values:
+            shown = shown_weight(value)
+            assert shown == round(value, 2) and repr(shown) == repr(round(value, 2))
+    assert repr(shown_weight(-0.0)) == "-0.0" and repr(shown_weight(0.0)) == "0.0"
