@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pipeline.domain.frozen import quick_init
 from pipeline.domain.model import Identity
 
 
@@ -21,6 +22,7 @@ def identity_from_record(child: dict[str, Any]) -> Identity:
     )
 
 
+@quick_init
 @dataclass(frozen=True)
 class SelfHarmAttendance:
     event_id: str

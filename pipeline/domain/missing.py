@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from pipeline.domain.calendar import Duration, Timescale, parse_timescale
+from pipeline.domain.frozen import quick_init
 from pipeline.domain.model import (
     DSL_ROLE,
     FRONT_DOOR,
@@ -39,6 +40,7 @@ PATHWAY = "missing"
 HIGH = "HIGH"
 
 
+@quick_init
 @dataclass(frozen=True)
 class Episode:
     episode_id: str

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
+from pipeline.domain.frozen import quick_init
 from pipeline.json_text import json_text
 
 
@@ -151,6 +152,7 @@ class Candidate:
     prepared: Any = field(default=None, compare=False, repr=False)  # the matcher's normalised form, if made
 
 
+@quick_init
 @dataclass(frozen=True)
 class MatchDecision:
     outcome: MatchOutcome
@@ -164,6 +166,7 @@ class MatchDecision:
     candidate_keys: tuple[str, ...] = ()
 
 
+@quick_init
 @dataclass(frozen=True)
 class Contact:
     email: str | None
@@ -185,6 +188,7 @@ class School:
     deputy: Contact
 
 
+@quick_init
 @dataclass(frozen=True)
 class Enrolment:
     """A pupil-roll record current on the day that matters."""
@@ -209,6 +213,7 @@ class Involvement:
         return self.status in ("CHILD_PROTECTION_PLAN", "CHILD_LOOKED_AFTER")
 
 
+@quick_init
 @dataclass(frozen=True)
 class ChildFacts:
     """What the reference data says about a linked child."""
@@ -231,6 +236,7 @@ class Directory:
         return contact if contact is not None and contact.reachable else None
 
 
+@quick_init
 @dataclass(frozen=True)
 class PlannedNotification:
     """One notification the rules decided to send (or withhold)."""
@@ -247,6 +253,7 @@ class PlannedNotification:
     kind: str = "alert"  # alert | reminder | escalation | review | decision
 
 
+@quick_init
 @dataclass(frozen=True)
 class LadderStep:
     at: datetime
@@ -254,6 +261,7 @@ class LadderStep:
     action: str  # reminder | escalation
 
 
+@quick_init
 @dataclass(frozen=True)
 class PlannedDeadline:
     kind: str
@@ -287,6 +295,7 @@ def ladder_json(steps: tuple[LadderStep, ...]) -> str:
     return text
 
 
+@quick_init
 @dataclass(frozen=True)
 class Plan:
     """Everything an event causes: the status, who is told, and what is now due."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
+from pipeline.domain.frozen import quick_init
 from pipeline.domain.matching import group_people
 from pipeline.domain.model import Candidate, ChildFacts, Identity, MatchDecision, MatchOutcome
 from pipeline.json_text import json_text
@@ -48,6 +49,7 @@ class PersonDecision:
     reason: str
 
 
+@quick_init
 @dataclass(frozen=True)
 class ChildOfEvent:
     decision: MatchDecision
