@@ -10,8 +10,8 @@ counts do not (two runs of the same code differ by under 0.3 %). This script run
 - the parent turns instrumentation on (``callgrind_control -i on``) and the child processes the stored events,
   ``--batch`` at a time (``IntakeConsumer.run_once(limit=...)``: 1 is what a low rate makes, 64 what a backlog
   makes), then waits for the parent to turn instrumentation off again before it shuts down (the store's
-  disposal and the interpreter's finalisation, about 0.35 M instructions per event of 128 until 2026-12-03 22:30,
-  are not the processing's);
+  disposal and the interpreter's finalisation are not the processing's: measured before 2026-12-03 22:30, they
+  added about 0.35 M per event at 128 events);
 - the parent reads the program's total instructions and appends them per event to the results file.
 
 Compare two commits by running the script of one tree with ``PYTHONPATH`` pointing at the other's code.
@@ -75,7 +75,10 @@ def child(events: int, warm_up: int, batch: int, ready: Path, done: Path) -> Non
                 raise SystemExit(f"only {processed} of {events} events were processed")
             processed += handled
         done.write_text(str(processed))
+        parent, deadline = os.getppid(), time.monotonic() + 300
         while not stopped.exists():  # the parent turns instrumentation off meanwhile
+            if os.getppid() != parent or time.monotonic() > deadline:
+                raise SystemExit("the parent never turned instrumentation off")
             time.sleep(0.05)
         services.store.dispose()
 
@@ -89,20 +92,26 @@ def measure(events: int, warm_up: int, batch: int) -> int:
             ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", sys.executable,
              __file__, "--child", str(events), str(warm_up), str(batch), str(ready), str(done)],
             env={**os.environ, "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        while not ready.exists():
-            if process.poll() is not None:
-                _, errors = process.communicate()
-                raise SystemExit(f"the child ended before its events were stored:\n{errors[-2000:]}")
-            time.sleep(0.5)
-        subprocess.run(["callgrind_control", "-i", "on", str(process.pid)], check=True, capture_output=True)
-        while not done.exists():
-            if process.poll() is not None:
-                _, errors = process.communicate()
-                raise SystemExit(f"the child failed ({process.returncode}):\n{errors[-2000:]}")
-            time.sleep(0.5)
-        subprocess.run(["callgrind_control", "-i", "off", str(process.pid)], check=True, capture_output=True)
-        (tmp / "stopped").write_text("stopped")
-        _, errors = process.communicate()
+        try:
+            while not ready.exists():
+                if process.poll() is not None:
+                    _, errors = process.communicate()
+                    raise SystemExit(f"the child ended before its events were stored:\n{errors[-2000:]}")
+                time.sleep(0.5)
+            subprocess.run(["callgrind_control", "-i", "on", str(process.pid)], check=True, capture_output=True)
+            while not done.exists():
+                if process.poll() is not None:
+                    _, errors = process.communicate()
+                    raise SystemExit(f"the child failed ({process.returncode}):\n{errors[-2000:]}")
+                time.sleep(0.5)
+            subprocess.run(["callgrind_control", "-i", "off", str(process.pid)], check=True, capture_output=True)
+        finally:
+            (tmp / "stopped").write_text("stopped")  # the child shuts down, whatever happened here
+        try:
+            _, errors = process.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise SystemExit("the child did not shut down within 10 minutes") from None
         if process.returncode != 0 or not done.exists():
             raise SystemExit(f"the child failed ({process.returncode}):\n{errors[-2000:]}")
         # "totals:", not "summary:", which callgrind writes as 0 when instrumentation is off at the end.

@@ -26,7 +26,7 @@ except ImportError:  # an interpreter without CPython's accelerator
 def text_encoder(default: Callable[[Any], Any] | None = None) -> Callable[[Any], str]:
     """A function giving ``json.dumps(value, default=default)``'s text (a value JSON has no type for is passed to
     ``default``, else refused with ``TypeError`` as ``json.dumps`` refuses it)."""
-    refuse = default or json.JSONEncoder().default
+    refuse = default if default is not None else json.JSONEncoder().default
     if _c_make_encoder is None:
         return json.JSONEncoder(default=refuse, check_circular=False).encode
     chunks_of = _c_make_encoder(None, refuse, encode_basestring_ascii, None, ": ", ", ", False, False, True)

@@ -475,9 +475,14 @@ _SHOWN_WEIGHTS_MAX = 4096
 
 
 def shown_weight(weight: float) -> float:
-    """``round(weight, 2)``, as a breakdown shows a weight."""
+    """``round(weight, 2)``, as a breakdown shows a weight: kept by value for plain floats (1, 1.0 and a numpy
+    float of the same value are equal keys, yet round differently or are written differently)."""
+    if type(weight) is not float:
+        return round(weight, 2)
+    if not weight:  # 0.0 and -0.0 are one key, but round keeps the sign
+        return weight
     shown = _shown_weights.get(weight)
-    if shown is None or not weight:  # 0.0 and -0.0 are one key, but round keeps the sign
+    if shown is None:
         shown = round(weight, 2)
         if len(_shown_weights) >= _SHOWN_WEIGHTS_MAX:
             _shown_weights.clear()

@@ -11,37 +11,55 @@ frozen afterwards.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import MISSING, fields, is_dataclass
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-_FACTORY = object()  # a parameter left to its default factory
+
+class _Factory:
+    """A parameter left to its field's default factory (shown as the generated ``__init__`` shows it)."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+GENERATED_INITS: dict[type, Any] = {}  # each quick class's generated __init__, for the tests to compare with
 
 
 def quick_init(cls: type[T]) -> type[T]:
     """Give the frozen dataclass ``cls`` an ``__init__`` that sets its fields without ``object.__setattr__``.
-    Refused (TypeError) for what it does not do as the generated one does: a class with slots (no ``__dict__``),
-    ``__post_init__``, or fields that are keyword-only or left out of ``__init__``."""
+    Refused (TypeError) where it would not do what the generated one does: a class with slots (no ``__dict__``),
+    ``__post_init__``, ``InitVar`` parameters, fields that are keyword-only or left out of ``__init__``, a field
+    whose class attribute is a descriptor (its ``__set__`` would be passed over), or a field named ``_quick_...``
+    (the names the new ``__init__`` uses)."""
     if not is_dataclass(cls) or not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
         raise TypeError(f"{cls.__name__}: quick_init is for frozen dataclasses")
     if "__slots__" in cls.__dict__ or hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__}: quick_init does not do slots or __post_init__")
-    namespace: dict[str, Any] = {"_FACTORY": _FACTORY}
+    generated = cls.__init__
+    names = [field.name for field in fields(cls)]
+    if list(inspect.signature(generated).parameters)[1:] != names:
+        raise TypeError(f"{cls.__name__}: quick_init does not do InitVar parameters")
+    namespace: dict[str, Any] = {"_quick_FACTORY": _FACTORY}
     parameters: list[str] = []
     assignments: list[str] = []
     for field in fields(cls):
         name = field.name
-        if not field.init or field.kw_only or name in ("_quick_self", "_quick_values"):
+        if not field.init or field.kw_only or name.startswith("_quick_") \
+                or hasattr(type(inspect.getattr_static(cls, name, None)), "__set__"):
             raise TypeError(f"{cls.__name__}.{name}: quick_init does not do this field")
         if field.default is not MISSING:
-            namespace[f"_default_{name}"] = field.default
-            parameters.append(f"{name}=_default_{name}")
+            namespace[f"_quick_default_{name}"] = field.default
+            parameters.append(f"{name}=_quick_default_{name}")
             assignments.append(f"_quick_values[{name!r}] = {name}")
         elif field.default_factory is not MISSING:
-            namespace[f"_factory_{name}"] = field.default_factory
-            parameters.append(f"{name}=_FACTORY")
-            assignments.append(f"_quick_values[{name!r}] = _factory_{name}() if {name} is _FACTORY else {name}")
+            namespace[f"_quick_factory_{name}"] = field.default_factory
+            parameters.append(f"{name}=_quick_FACTORY")
+            assignments.append(
+                f"_quick_values[{name!r}] = _quick_factory_{name}() if {name} is _quick_FACTORY else {name}")
         else:
             parameters.append(name)
             assignments.append(f"_quick_values[{name!r}] = {name}")
@@ -51,6 +69,8 @@ def quick_init(cls: type[T]) -> type[T]:
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
-    init.__doc__ = cls.__init__.__doc__
+    init.__doc__ = generated.__doc__
+    init.__annotations__ = dict(generated.__annotations__)
+    GENERATED_INITS[cls] = generated
     cls.__init__ = init  # type: ignore[method-assign]
     return cls

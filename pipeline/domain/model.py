@@ -6,13 +6,13 @@ handlers persist the plans.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
 from pipeline.domain.frozen import quick_init
-from pipeline.json_text import json_text
 
 
 class Role(StrEnum):
@@ -286,8 +286,8 @@ def ladder_json(steps: tuple[LadderStep, ...]) -> str:
     kept = type(steps) is tuple and all(step.at.tzinfo is UTC and type(step.notify) is tuple for step in steps)
     text = _ladder_texts.get(steps) if kept else None
     if text is None:
-        text = json_text([{"at": iso_instant(step.at), "notify": list(step.notify), "action": step.action}
-                          for step in steps])
+        text = json.dumps([{"at": iso_instant(step.at), "notify": list(step.notify), "action": step.action}
+                           for step in steps])
         if kept:
             if len(_ladder_texts) >= _LADDER_TEXTS_MAX:
                 _ladder_texts.clear()

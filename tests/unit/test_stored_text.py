@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -149,3 +150,34 @@ def test_a_shown_weight_is_round_to_two_places_each_time_it_is_asked() -> None:
             shown = shown_weight(value)
             assert shown == round(value, 2) and repr(shown) == repr(round(value, 2))
     assert repr(shown_weight(-0.0)) == "-0.0" and repr(shown_weight(0.0)) == "0.0"
+
+
+def test_json_text_after_a_refusal_deep_inside_is_still_json_dumps_text() -> None:
+    value: dict[str, Any] = {"a": {"b": object()}}
+    with pytest.raises(TypeError):
+        json_text(value)
+    value["a"]["b"] = 1  # the same objects again: nothing of the failed call's is kept
+    assert json_text(value) == json.dumps(value)
+    with pytest.raises(TypeError):
+        json_text({(1, 2): 1})
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    with pytest.raises(RecursionError):  # json.dumps's ValueError needs the cycle check left out here
+        json_text(cyclic)
+
+
+def test_without_the_c_accelerator_the_text_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.json_text
+
+    monkeypatch.setattr(pipeline.json_text, "_c_make_encoder", None)
+    loosely, plain = text_encoder(default=str), text_encoder()
+    for value in VALUES:
+        assert plain(value) == json.dumps(value) and loosely(value) == json.dumps(value, default=str)
+
+
+def test_a_shown_weight_that_is_not_a_plain_float_is_rounded_as_it_is() -> None:
+    import numpy as np
+
+    for value in (np.float64(-5.135), np.float64(2.675), 3, True):
+        assert repr(shown_weight(value)) == repr(round(value, 2))  # type: ignore[arg-type]
+    assert repr(shown_weight(-5.135)) == repr(round(-5.135, 2))  # a numpy float did not decide a float's text
