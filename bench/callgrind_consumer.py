@@ -83,6 +83,15 @@ def child(events: int, warm_up: int, batch: int, ready: Path, done: Path) -> Non
         services.store.dispose()
 
 
+def _wait_for(signal: Path, process: subprocess.Popen[str], failure: str) -> None:
+    """Until the child writes ``signal``; SystemExit with ``failure`` and its error output if it ends first."""
+    while not signal.exists():
+        if process.poll() is not None:
+            _, errors = process.communicate()
+            raise SystemExit(f"{failure} ({process.returncode}):\n{errors[-2000:]}")
+        time.sleep(0.5)
+
+
 def measure(events: int, warm_up: int, batch: int) -> int:
     """The instructions the child's processing took."""
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -93,17 +102,9 @@ def measure(events: int, warm_up: int, batch: int) -> int:
              __file__, "--child", str(events), str(warm_up), str(batch), str(ready), str(done)],
             env={**os.environ, "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            while not ready.exists():
-                if process.poll() is not None:
-                    _, errors = process.communicate()
-                    raise SystemExit(f"the child ended before its events were stored:\n{errors[-2000:]}")
-                time.sleep(0.5)
+            _wait_for(ready, process, "the child ended before its events were stored")
             subprocess.run(["callgrind_control", "-i", "on", str(process.pid)], check=True, capture_output=True)
-            while not done.exists():
-                if process.poll() is not None:
-                    _, errors = process.communicate()
-                    raise SystemExit(f"the child failed ({process.returncode}):\n{errors[-2000:]}")
-                time.sleep(0.5)
+            _wait_for(done, process, "the child failed")
             subprocess.run(["callgrind_control", "-i", "off", str(process.pid)], check=True, capture_output=True)
         finally:
             (tmp / "stopped").write_text("stopped")  # the child shuts down, whatever happened here

@@ -19,23 +19,23 @@ from pipeline.domain.missing import Episode
 from pipeline.service.children import ChildOfEvent
 
 
-@dataclass(frozen=True)
-class Plain:
-    name: str
-    count: int = 0
-    tags: frozenset[str] = field(default_factory=frozenset)
-    notes: tuple[str, ...] = ()
-    kind: str = "alert"
+def _record(name: str) -> Any:
+    """A frozen dataclass with a field of each kind (required, default, default factory)."""
+
+    @dataclass(frozen=True)
+    class Record:
+        name: str
+        count: int = 0
+        tags: frozenset[str] = field(default_factory=frozenset)
+        notes: tuple[str, ...] = ()
+        kind: str = "alert"
+
+    Record.__name__ = Record.__qualname__ = name
+    return Record
 
 
-@quick_init
-@dataclass(frozen=True)
-class Quick:
-    name: str
-    count: int = 0
-    tags: frozenset[str] = field(default_factory=frozenset)
-    notes: tuple[str, ...] = ()
-    kind: str = "alert"
+Plain = _record("Plain")
+Quick = quick_init(_record("Quick"))
 
 
 @quick_init
