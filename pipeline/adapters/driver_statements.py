@@ -49,6 +49,7 @@ psycopg's cache of parsed queries. Columns of other types (bytes, JSON) keep the
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
@@ -61,6 +62,7 @@ from sqlalchemy.exc import StatementError
 from sqlmodel.sql.sqltypes import AutoString
 
 from pipeline.adapters.tables import UnstorableValue, UTCDateTime
+from pipeline.domain.model import utc_iso_text
 
 _REQUIRED: Any = object()  # a parameter the caller must give (no value in the statement)
 
@@ -68,26 +70,21 @@ _REQUIRED: Any = object()  # a parameter the caller must give (no value in the s
 # Instants in UTC formatted lately, by value: a batch's rows repeat a few (its ``now``, an episode's times) among
 # others, and ``isoformat`` formats through C's printf, about 10,000 instructions each. UTC ones only: two datetimes
 # of one other zone that differ in ``fold`` compare (and hash) equal though they are different instants, and one
-# whose zone gives no offset equals a naive one. Emptied when full; a dict's reads and writes are atomic for threads.
-_formatted_instants: dict[datetime, str] = {}
-_FORMATTED_INSTANTS_MAX = 4096
+# whose zone gives no offset equals a naive one.
+@functools.lru_cache(maxsize=4096)
+def utc_sqlite_text(value: datetime) -> str:
+    return value.isoformat(" ", "microseconds")[:-6]  # the UTC text, less the "+00:00" offset at the end
 
 
 def _sqlite_instant(value: datetime | None) -> str | None:
     """``UTCDateTime`` then SQLite's ``DATETIME`` bind processor, in one step: the same string, a third the cost."""
     if value is None:
         return None
-    if value.tzinfo is not UTC:
-        if value.tzinfo is None:
-            raise UnstorableValue("naive datetimes are not stored")
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-    formatted = _formatted_instants.get(value)
-    if formatted is None:  # its text is the UTC one, less the "+00:00" offset at the end
-        formatted = value.isoformat(" ", "microseconds")[:-6]
-        if len(_formatted_instants) >= _FORMATTED_INSTANTS_MAX:
-            _formatted_instants.clear()
-        _formatted_instants[value] = formatted
-    return formatted
+    if value.tzinfo is UTC:
+        return utc_sqlite_text(value)
+    if value.tzinfo is None:
+        raise UnstorableValue("naive datetimes are not stored")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 _BIND_ERROR_TYPES: dict[type[Exception], type[StatementError]] = {}
@@ -159,17 +156,11 @@ class _DriverRowMixin:
         return dict(zip(self._fields, self, strict=True))  # type: ignore[call-overload]
 
 
-_DRIVER_ROW_TYPES: dict[tuple[str, ...], Any] = {}
-
-
+@functools.cache
 def driver_row_type(columns: tuple[str, ...]) -> Any:
     """The row class of these columns (one per set of names): a named tuple with ``_mapping``, as rows are read
     from the driver's cursor. ValueError for names a named tuple cannot have."""
-    row_type = _DRIVER_ROW_TYPES.get(columns)
-    if row_type is None:
-        row_type = _DRIVER_ROW_TYPES[columns] = type(
-            "DriverRow", (_DriverRowMixin, namedtuple("DriverRowBase", columns)), {"__slots__": ()})
-    return row_type
+    return type("DriverRow", (_DriverRowMixin, namedtuple("DriverRowBase", columns)), {"__slots__": ()})
 
 
 class CompiledStatement:
@@ -367,26 +358,15 @@ class CompiledStatement:
 _JSON_TYPES = (String, AutoString, Integer, Boolean, Date, UTCDateTime)
 
 
-# The last instant ``json_value`` wrote and its text (a batch's rows share one ``now`` object).
-_last_json_instant: tuple[datetime | None, str | None] = (None, None)
-
-
 def json_value(value: Any) -> Any:
     """A value json.dumps cannot write itself, as ``JsonRowsInsert`` sends it: an instant as ``UTCDateTime``
     stores it (UTC, no zone; a naive one refused), a date in ISO form."""
-    global _last_json_instant
-    last = _last_json_instant
-    if last[0] is value:
-        return last[1]
     if isinstance(value, datetime):
-        if value.tzinfo is UTC:  # the usual case: its text less the "+00:00" at the end
-            text = value.isoformat()[:-6]
-        elif value.tzinfo is None:
+        if value.tzinfo is UTC:  # the usual case: its text (kept by value) less the "+00:00" at the end
+            return utc_iso_text(value)[:-6]
+        if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored")
-        else:
-            text = value.astimezone(UTC).replace(tzinfo=None).isoformat()
-        _last_json_instant = (value, text)
-        return text
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat()
     if isinstance(value, date):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not sent as JSON")

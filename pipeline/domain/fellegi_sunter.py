@@ -468,26 +468,17 @@ def level_weight(params: Parameters, name: str, level: str, event: Prepared, sta
     return weight
 
 
-# Weights as shown, by value: the levels' weights are the model's few values (an exact name's by how common it is),
-# and ``round`` goes through the float's decimal digits, about 3,000 instructions. Emptied when full.
-_shown_weights: dict[float, float] = {}
-_SHOWN_WEIGHTS_MAX = 4096
+@functools.lru_cache(maxsize=4096)
+def _kept_shown_weight(weight: float) -> float:
+    return round(weight, 2)
 
 
 def shown_weight(weight: float) -> float:
-    """``round(weight, 2)``, as a breakdown shows a weight: kept by value for plain floats (1, 1.0 and a numpy
-    float of the same value are equal keys, yet round differently or are written differently)."""
-    if type(weight) is not float:
-        return round(weight, 2)
-    if not weight:  # 0.0 and -0.0 are one key, but round keeps the sign
-        return weight
-    shown = _shown_weights.get(weight)
-    if shown is None:
-        shown = round(weight, 2)
-        if len(_shown_weights) >= _SHOWN_WEIGHTS_MAX:
-            _shown_weights.clear()
-        _shown_weights[weight] = shown
-    return shown
+    """``round(weight, 2)``, as a breakdown shows a weight. Kept by value (the levels' weights are the model's few
+    values, an exact name's by how common it is, and ``round`` goes through the float's decimal digits, about 3,000
+    instructions) for plain floats other than zero only: 1, 1.0 and a numpy float of the same value are equal keys,
+    yet round differently or are written differently, and so are 0.0 and -0.0."""
+    return _kept_shown_weight(weight) if type(weight) is float and weight else round(weight, 2)
 
 
 def match_weight(params: Parameters, event: Prepared, levels: dict[str, str],

@@ -6,6 +6,7 @@ handlers persist the plans.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -122,21 +123,12 @@ def iso_date(value: date | None) -> str | None:
 # deadlines worked out from it, an episode's times) and ``isoformat`` formats through C's printf, about 10,000
 # instructions each. UTC ones only: an instant of another zone equals (and hashes as) the same instant in UTC, whose
 # text differs, and two of one zone that differ only in ``fold`` compare equal though they are different instants.
-# Emptied when full; a dict's reads and writes are atomic for threads.
-_iso_texts: dict[datetime, str] = {}
-_ISO_TEXTS_MAX = 4096
+utc_iso_text = functools.lru_cache(maxsize=4096)(datetime.isoformat)
 
 
 def iso_instant(value: datetime) -> str:
     """``value.isoformat()``: the same text, kept by value for instants in UTC."""
-    if value.tzinfo is not UTC:
-        return value.isoformat()
-    text = _iso_texts.get(value)
-    if text is None:
-        if len(_iso_texts) >= _ISO_TEXTS_MAX:
-            _iso_texts.clear()
-        text = _iso_texts[value] = value.isoformat()
-    return text
+    return utc_iso_text(value) if value.tzinfo is UTC else value.isoformat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,28 +263,25 @@ class PlannedDeadline:
     school_urn: str | None = None
 
 
-# The text of ladders stored lately (``ladder_json``), by their steps: a batch's deadlines of one kind, worked out
-# from one ``now``, share theirs. Emptied when full.
-_ladder_texts: dict[tuple[LadderStep, ...], str] = {}
-_LADDER_TEXTS_MAX = 1024
+def _ladder_text(steps: tuple[LadderStep, ...]) -> str:
+    return json.dumps([{"at": iso_instant(step.at), "notify": list(step.notify), "action": step.action}
+                       for step in steps])
+
+
+# The text of ladders stored lately, by their steps: a batch's deadlines of one kind, worked out from one ``now``,
+# share theirs.
+kept_ladder_text = functools.lru_cache(maxsize=1024)(_ladder_text)
 
 
 def ladder_json(steps: tuple[LadderStep, ...]) -> str:
     """A deadline's ladder as it is stored (``steps_json``): each rung's instant in ISO form, whom it tells and
     its action."""
-    # Kept and looked up only when every instant is in UTC: an instant of another zone equals (and hashes as) the
-    # same instant in UTC, whose text differs, and two of one zone that differ only in ``fold`` compare equal
-    # though they are an hour apart. And only for a tuple of steps with tuples to tell: they are hashable.
-    kept = type(steps) is tuple and all(step.at.tzinfo is UTC and type(step.notify) is tuple for step in steps)
-    text = _ladder_texts.get(steps) if kept else None
-    if text is None:
-        text = json.dumps([{"at": iso_instant(step.at), "notify": list(step.notify), "action": step.action}
-                           for step in steps])
-        if kept:
-            if len(_ladder_texts) >= _LADDER_TEXTS_MAX:
-                _ladder_texts.clear()
-            _ladder_texts[steps] = text
-    return text
+    # Kept only when every instant is in UTC: an instant of another zone equals (and hashes as) the same instant
+    # in UTC, whose text differs, and two of one zone that differ only in ``fold`` compare equal though they are an
+    # hour apart. And only for a tuple of steps with tuples to tell: they are hashable.
+    if type(steps) is tuple and all(step.at.tzinfo is UTC and type(step.notify) is tuple for step in steps):
+        return kept_ladder_text(steps)
+    return _ladder_text(steps)
 
 
 @quick_init

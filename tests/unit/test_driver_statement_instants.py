@@ -13,10 +13,9 @@ from hypothesis import strategies as st
 from sqlalchemy.dialects import sqlite
 
 from pipeline.adapters.driver_statements import (
-    _FORMATTED_INSTANTS_MAX,
-    _formatted_instants,
     _sqlite_instant,
     json_value,
+    utc_sqlite_text,
 )
 from pipeline.adapters.tables import UTCDateTime
 
@@ -60,9 +59,9 @@ def test_two_wall_times_of_a_zone_that_differ_in_fold_keep_their_own_instants() 
 
 def test_the_instants_formatted_lately_are_bounded() -> None:
     start = datetime(2026, 11, 24, tzinfo=UTC)
-    for second in range(_FORMATTED_INSTANTS_MAX + 10):
+    for second in range(utc_sqlite_text.cache_info().maxsize + 10):
         assert _sqlite_instant(start + timedelta(seconds=second)) == SQLALCHEMY(start + timedelta(seconds=second))
-    assert 0 < len(_formatted_instants) <= _FORMATTED_INSTANTS_MAX
+    assert 0 < utc_sqlite_text.cache_info().currsize <= utc_sqlite_text.cache_info().maxsize
 
 
 def test_the_same_instant_object_again_and_then_an_equal_one_in_another_zone() -> None:

@@ -40,12 +40,12 @@ def test_two_instants_of_another_zone_that_differ_only_in_fold_get_their_own_tex
     assert iso_instant(second) == "2026-10-25T01:30:00+00:00"
 
 
-def test_the_kept_texts_are_emptied_when_full_and_still_right() -> None:
+def test_the_kept_texts_are_bounded_and_still_right() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    for minutes in range(model._ISO_TEXTS_MAX + 10):
+    for minutes in range(model.utc_iso_text.cache_info().maxsize + 10):
         value = start + timedelta(minutes=minutes)
         assert iso_instant(value) == value.isoformat()
-    assert len(model._iso_texts) <= model._ISO_TEXTS_MAX
+    assert model.utc_iso_text.cache_info().currsize <= model.utc_iso_text.cache_info().maxsize
 
 
 def _plain_ladder(steps: tuple[LadderStep, ...]) -> str:
@@ -72,12 +72,12 @@ def test_a_ladder_in_another_zone_is_not_given_the_text_of_the_same_instants_in_
         assert ladder_json(elsewhere) == _plain_ladder(elsewhere) != ladder_json(in_utc)
 
 
-def test_the_kept_ladders_are_emptied_when_full_and_still_right() -> None:
+def test_the_kept_ladders_are_bounded_and_still_right() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
-    for minutes in range(model._LADDER_TEXTS_MAX + 10):
+    for minutes in range(model.kept_ladder_text.cache_info().maxsize + 10):
         steps = (LadderStep(start + timedelta(minutes=minutes), ("worker", "team_manager"), "escalation"),)
         assert ladder_json(steps) == _plain_ladder(steps)
-    assert len(model._ladder_texts) <= model._LADDER_TEXTS_MAX
+    assert model.kept_ladder_text.cache_info().currsize <= model.kept_ladder_text.cache_info().maxsize
 
 
 def test_ladders_in_another_zone_differing_only_in_fold_are_not_confused() -> None:
