@@ -70,7 +70,7 @@ _REQUIRED: Any = object()  # a parameter the caller must give (no value in the s
 # Instants in UTC formatted lately, by value: a batch's rows repeat a few (its ``now``, an episode's times) among
 # others, and ``isoformat`` formats through C's printf, about 10,000 instructions each. UTC ones only: two datetimes
 # of one other zone that differ in ``fold`` compare (and hash) equal though they are different instants, and one
-# whose zone gives no offset equals a naive one.
+# whose zone gives no offset equals a naive one. Plain datetimes only: a subclass equals the plain one with its value.
 @functools.lru_cache(maxsize=4096)
 def utc_sqlite_text(value: datetime) -> str:
     return value.isoformat(" ", "microseconds")[:-6]  # the UTC text, less the "+00:00" offset at the end
@@ -80,7 +80,7 @@ def _sqlite_instant(value: datetime | None) -> str | None:
     """``UTCDateTime`` then SQLite's ``DATETIME`` bind processor, in one step: the same string, a third the cost."""
     if value is None:
         return None
-    if value.tzinfo is UTC:
+    if value.tzinfo is UTC and type(value) is datetime:
         return utc_sqlite_text(value)
     if value.tzinfo is None:
         raise UnstorableValue("naive datetimes are not stored")
@@ -362,7 +362,7 @@ def json_value(value: Any) -> Any:
     """A value json.dumps cannot write itself, as ``JsonRowsInsert`` sends it: an instant as ``UTCDateTime``
     stores it (UTC, no zone; a naive one refused), a date in ISO form."""
     if isinstance(value, datetime):
-        if value.tzinfo is UTC:  # the usual case: its text (kept by value) less the "+00:00" at the end
+        if value.tzinfo is UTC and type(value) is datetime:  # the usual case: its text (kept by value) less "+00:00"
             return utc_iso_text(value)[:-6]
         if value.tzinfo is None:
             raise ValueError("naive datetimes are not stored")

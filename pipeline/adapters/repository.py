@@ -14,7 +14,6 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
-from json.encoder import encode_basestring_ascii as _json_string
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -89,22 +88,6 @@ NEW_DELIVERY = {"position": 0, "attempts": 0, "ambiguous_resends": 0, "provider"
 
 # ``json.dumps(value, default=str)``: values JSON has no type for, such as dates, as their text.
 _encode_loosely = text_encoder(default=str)
-
-
-def _encode_flat(body: dict[str, Any]) -> str:
-    """``_encode_loosely(body)``, the same text, made directly when every value is text or None (an outbox body):
-    each string as the encoder escapes it, without its per-call set-up."""
-    parts = []
-    for key, value in body.items():
-        if type(key) is not str:
-            return _encode_loosely(body)
-        if type(value) is str:
-            parts.append(f"{_json_string(key)}: {_json_string(value)}")
-        elif value is None:
-            parts.append(f"{_json_string(key)}: null")
-        else:
-            return _encode_loosely(body)
-    return "{" + ", ".join(parts) + "}"
 
 
 def unknown_children(session: Session, child_ids: Sequence[str]) -> set[str]:
@@ -638,7 +621,7 @@ class Repository(EpisodeQueries):
 
     def outbox(self, at: datetime, topic: str, key: str, body: dict[str, Any],
                notification_id: str | None = None) -> None:
-        self._outbox_rows.append({"topic": topic, "key": key, "body_json": _encode_flat(body),
+        self._outbox_rows.append({"topic": topic, "key": key, "body_json": _encode_loosely(body),
                                   "notification_id": notification_id, "created_at": at, "relayed_at": None})
 
     def add_deadline(self, planned: PlannedDeadline, subject_id: str, now: datetime, *, event_id: str | None,

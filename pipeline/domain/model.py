@@ -123,12 +123,13 @@ def iso_date(value: date | None) -> str | None:
 # deadlines worked out from it, an episode's times) and ``isoformat`` formats through C's printf, about 10,000
 # instructions each. UTC ones only: an instant of another zone equals (and hashes as) the same instant in UTC, whose
 # text differs, and two of one zone that differ only in ``fold`` compare equal though they are different instants.
+# Plain datetimes only: a subclass equals (and hashes as) the plain one with its value, and may format itself.
 utc_iso_text = functools.lru_cache(maxsize=4096)(datetime.isoformat)
 
 
 def iso_instant(value: datetime) -> str:
     """``value.isoformat()``: the same text, kept by value for instants in UTC."""
-    return utc_iso_text(value) if value.tzinfo is UTC else value.isoformat()
+    return utc_iso_text(value) if value.tzinfo is UTC and type(value) is datetime else value.isoformat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,8 +279,10 @@ def ladder_json(steps: tuple[LadderStep, ...]) -> str:
     its action."""
     # Kept only when every instant is in UTC: an instant of another zone equals (and hashes as) the same instant
     # in UTC, whose text differs, and two of one zone that differ only in ``fold`` compare equal though they are an
-    # hour apart. And only for a tuple of steps with tuples to tell: they are hashable.
-    if type(steps) is tuple and all(step.at.tzinfo is UTC and type(step.notify) is tuple for step in steps):
+    # hour apart; a subclass of datetime equals the plain one. And only for a tuple of steps with tuples to tell:
+    # they are hashable.
+    if type(steps) is tuple and all(step.at.tzinfo is UTC and type(step.at) is datetime
+                                    and type(step.notify) is tuple for step in steps):
         return kept_ladder_text(steps)
     return _ladder_text(steps)
 

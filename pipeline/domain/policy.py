@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 
 from pipeline.domain.calendar import Calendar, CalendarConfig, Duration, Timescale, parse_timescale
-from pipeline.domain.model import PERSON_ROLES, TEAMS_IN_CODE, LadderStep
+from pipeline.domain.model import PERSON_ROLES, TEAMS_IN_CODE, LadderStep, NotificationKind
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,9 @@ class LadderRule:
 
 
 _STEP_KEYS = frozenset({"after", "before", "notify", "action"})
+CHECK_TRIGGER_MEETING = "check_trigger_meeting"  # a ladder step that checks rather than notifies
+# What a rung can do: send a notification of that kind (the sweep's, published on `escalations`), or check.
+STEP_ACTIONS = (NotificationKind.REMINDER.value, NotificationKind.ESCALATION.value, CHECK_TRIGGER_MEETING)
 # Ladders in working or school time kept per Policy by (ladder, base, school) before it starts again with none.
 LADDERS_KEPT = 4096
 
@@ -79,6 +82,8 @@ def _ladder(name: str, steps: list[Any], defaults: Mapping[str, Any]) -> tuple[L
 
 def _rung(step: Mapping[str, Any]) -> LadderRule:
     notify, action = tuple(step["notify"]), step.get("action", "escalation")
+    if action not in STEP_ACTIONS:
+        raise ValueError(f"a step's action is one of {', '.join(STEP_ACTIONS)}, not {action!r}")
     if "before" in step:
         ahead = parse_timescale(step["before"])
         if not isinstance(ahead, Duration):

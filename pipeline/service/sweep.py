@@ -24,6 +24,7 @@ from pipeline.domain.model import (
     Contact,
     PlannedNotification,
 )
+from pipeline.domain.policy import CHECK_TRIGGER_MEETING
 from pipeline.ports import SYSTEM, DeadlineRecord, NotificationRecord, StorePort, UnitsOfWork
 from pipeline.service.deadlines import close_deadline
 from pipeline.service.handlers import ESCALATIONS, Context
@@ -32,7 +33,6 @@ from pipeline.service.notify import notify
 
 log = logging.getLogger(__name__)
 
-CHECK_TRIGGER_MEETING = "check_trigger_meeting"  # a ladder step that checks rather than notifies
 ASSIGNEE = "assignee"  # a ladder step's `notify` entry: whoever the deadline was assigned to
 
 

@@ -140,6 +140,15 @@ def test_a_before_rung_is_placed_ahead_of_the_base_in_firing_order() -> None:
                                                  (WEDNESDAY_NOON + timedelta(hours=1), "escalation")]
 
 
+@pytest.mark.parametrize("action", ["escalate", "review", ""])
+def test_a_rung_whose_action_the_sweep_cannot_do_is_refused_with_its_ladder_named(action: str) -> None:
+    rules = deep_merge(Settings().rules, {"timescales": {"return_interview_ladder": [
+        {"after": "PT1H", "notify": ["assignee"], "action": action}]}})
+    with pytest.raises(ValueError, match=r"timescales\.return_interview_ladder: a step's action is one of "
+                                         r"reminder, escalation, check_trigger_meeting"):
+        Policy.from_mapping(rules)
+
+
 def test_a_naive_base_is_still_rejected() -> None:
     with pytest.raises(ValueError, match="naive"):
         DEFAULTS.ladder("return_interview", datetime(2026, 11, 25, 12, 0))

@@ -48,6 +48,26 @@ def test_the_kept_texts_are_bounded_and_still_right() -> None:
     assert model.utc_iso_text.cache_info().currsize <= model.utc_iso_text.cache_info().maxsize
 
 
+class _SelfFormatting(datetime):
+    """A datetime subclass (as pandas, pendulum or freezegun make) that formats itself its own way."""
+
+    def isoformat(self, sep: str = "T", timespec: str = "auto") -> str:
+        return "its own text"
+
+
+def test_a_datetime_subclass_formats_itself_and_does_not_take_or_give_a_plain_instants_text() -> None:
+    plain = datetime(2026, 12, 4, 9, 15, tzinfo=UTC)
+    odd = _SelfFormatting(2026, 12, 4, 9, 15, tzinfo=UTC)
+    assert odd == plain and hash(odd) == hash(plain)  # why only plain datetimes are kept by value
+    assert iso_instant(plain) == plain.isoformat()
+    assert iso_instant(odd) == "its own text"
+    assert iso_instant(plain) == plain.isoformat()
+    steps = (LadderStep(odd, ("dsl",), "reminder"),)
+    assert ladder_json(steps) == _plain_ladder(steps)
+    assert ladder_json((LadderStep(plain, ("dsl",), "reminder"),)) == _plain_ladder(
+        (LadderStep(plain, ("dsl",), "reminder"),))
+
+
 def _plain_ladder(steps: tuple[LadderStep, ...]) -> str:
     return json.dumps([{"at": step.at.isoformat(), "notify": list(step.notify), "action": step.action}
                        for step in steps])
