@@ -50,6 +50,9 @@ class NotificationKind(StrEnum):
     DECISION = "decision"
 
 
+LADDER_KINDS = (NotificationKind.REMINDER, NotificationKind.ESCALATION)  # what the sweep sends
+
+
 class DeadlineKind(StrEnum):
     """What a deadline waits for (the stored ``deadline.kind``; each has a ladder of the same name in config)."""
 

@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 
 from pipeline.domain.calendar import Calendar, CalendarConfig, Duration, Timescale, parse_timescale
-from pipeline.domain.model import PERSON_ROLES, TEAMS_IN_CODE, LadderStep, NotificationKind
+from pipeline.domain.model import LADDER_KINDS, PERSON_ROLES, TEAMS_IN_CODE, LadderStep
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class LadderRule:
 _STEP_KEYS = frozenset({"after", "before", "notify", "action"})
 CHECK_TRIGGER_MEETING = "check_trigger_meeting"  # a ladder step that checks rather than notifies
 # What a rung can do: send a notification of that kind (the sweep's, published on `escalations`), or check.
-STEP_ACTIONS = (NotificationKind.REMINDER.value, NotificationKind.ESCALATION.value, CHECK_TRIGGER_MEETING)
+STEP_ACTIONS = (*LADDER_KINDS, CHECK_TRIGGER_MEETING)
 # Ladders in working or school time kept per Policy by (ladder, base, school) before it starts again with none.
 LADDERS_KEPT = 4096
 

@@ -24,6 +24,7 @@ from pipeline.domain.model import (
     DSL_ROLE,
     FRONT_DOOR,
     IRO_ROLE,
+    LADDER_KINDS,
     TEAM_MANAGER_ROLE,
     WORKER_ROLE,
     Contact,
@@ -47,7 +48,6 @@ PERSON_ROLES = (WORKER_ROLE, TEAM_MANAGER_ROLE, IRO_ROLE)
 UNDELIVERED_TEAM = "undelivered:team"
 UNDELIVERED_FRONT_DOOR = "undelivered:front_door"
 DELIVERY_FAILURE = DeadlineKind.DELIVERY_FAILURE
-LADDER_KINDS = (NotificationKind.REMINDER, NotificationKind.ESCALATION)  # what the sweep sends
 
 
 def with_front_door_fallback(port: ReferenceReads, item: PlannedNotification) -> tuple[PlannedNotification, bool]:
