@@ -41,7 +41,7 @@ class DeliveryState(StrEnum):
     SENT = "sent"          # accepted by the provider for a real contact: the notification counts as delivered
     DELIVERED = "delivered"  # the provider's callback confirmed it reached the handset or mailbox
     FAILED = "failed"      # given up on this channel
-    SKIPPED = "skipped"    # not in this recipient's route, or no provider configured for it
+    SKIPPED = "skipped"    # not in this recipient's route, no provider for it, or acknowledged before it was sent
 
 
 ACTIVE = frozenset({DeliveryState.NEW, DeliveryState.PENDING, DeliveryState.SENDING})

@@ -11,6 +11,11 @@ worked in three steps, so a crash never loses one and never sends one twice beyo
    ``delivered``; failures retried with backoff and jitter, or given up on that channel, which wakes the next
    fallback channel, and when none is left ``notify.undelivered`` tells the team or the front door.
 
+Once a notification is acknowledged in the web app (by its recipient; a school's alert, both copies, by its DSL or
+deputy) none of its rows is claimed again: those still waiting (a retry, a channel not yet tried, a standby fallback)
+become ``skipped`` with the reason, a failure recorded after it is not retried or re-sent (audited as ever), and no
+fallback or undelivered alert follows. A send already claimed when the acknowledgement lands still goes out.
+
 A row still ``sending`` when its lease ran out belonged to a relay that died mid-send: nobody knows whether the
 provider took it, so it is the ambiguous case, re-sent at most once and audited as a possible duplicate. Both
 runtimes (embedded and the faust workers) call ``relay``.
@@ -56,6 +61,12 @@ if TYPE_CHECKING:
     from pipeline.ports.records import NotificationRecord as Notification
 
 log = logging.getLogger(__name__)
+
+# A notification in one of these is not claimed on any channel: withheld (it has no rows until the front door
+# releases it: defensive), or acknowledged in the web app (by its recipient; a school's alert, both copies, by its
+# DSL or deputy): a retry or a fallback would only repeat what the school, worker or team already has.
+_NOT_SENT = frozenset({NotificationStatus.WITHHELD, NotificationStatus.ACKNOWLEDGED})
+ACKNOWLEDGED_FIRST = "not sent: acknowledged in the web app first"
 
 
 @dataclass
@@ -217,8 +228,8 @@ def _claim_batch(delivery: DeliveryService, batch: int) -> int:
 def _claim(session: Any, store: Store, delivery: DeliveryService, rows: list[Any],
            now: datetime) -> list[tuple[str, int, Channel, Message]]:
     """Resolve the new rows and mark the due ones ``sending``, with one statement per kind of change. The rare
-    cases (a lease ran out, a withheld or missing notification, nothing left working on a notification) go
-    through the ORM rows, after those statements."""
+    cases (a lease ran out, a withheld, acknowledged or missing notification, nothing left working on a
+    notification) go through the ORM rows, after those statements."""
     claimed: list[tuple[str, int, Channel, Message]] = []
     notifications: dict[str, Any] = rows_db.notification_fields(session, {row.notification_id for row in rows})
     channels = rows_db.channels_of(session, notifications)
@@ -232,7 +243,7 @@ def _claim(session: Any, store: Store, delivery: DeliveryService, rows: list[Any
     lease_until = now + timedelta(seconds=delivery.retry.lease_seconds)
     for notification_id, its_rows in by_notification.items():
         notification = notifications.get(notification_id)
-        if notification is None or notification.status == NotificationStatus.WITHHELD \
+        if notification is None or notification.status in _NOT_SENT \
                 or any(row.state == DeliveryState.SENDING for row in its_rows):
             slow += [row.id for row in its_rows]
             continue
@@ -277,6 +288,13 @@ def _claim_slowly(session: Any, store: Store, delivery: DeliveryService, row_ids
         if notification is None or notification.status == NotificationStatus.WITHHELD:
             row.state, row.next_attempt_at = DeliveryState.SKIPPED, None
             continue
+        if notification.status == NotificationStatus.ACKNOWLEDGED:
+            if row.state == DeliveryState.SENDING:  # cut short by a crash: audited as ever, not re-sent
+                _record_failure(repo, delivery, row, notification, Outcome.AMBIGUOUS,
+                                "the relay stopped while sending", now)
+            else:
+                row.state, row.next_attempt_at, row.last_error = DeliveryState.SKIPPED, None, ACKNOWLEDGED_FIRST
+            continue
         if row.state == DeliveryState.NEW:
             _resolve(delivery, row, notification, siblings[notification.id], now)
         elif row.state == DeliveryState.SENDING:  # its relay died mid-send
@@ -292,6 +310,7 @@ def _claim_slowly(session: Any, store: Store, delivery: DeliveryService, row_ids
                                      delivery.address(row.channel, notification) or "")))
     for notification in notifications.values():
         _advance(repo, delivery, notification, siblings[notification.id], now)
+    DELIVERY_RETRIES_WAITING.set(rows_db.waiting_retries(session))  # a skipped retry waits no more
     return claimed
 
 
@@ -364,7 +383,11 @@ def _record_failure(repo: Repository, delivery: DeliveryService, row: Delivery, 
     DELIVERY_ATTEMPTS.labels(row.channel, outcome.value).inc()
     row.last_outcome, row.last_error = outcome.value, reason[:200]
     decision = after_failure(outcome, row.attempts, row.ambiguous_resends, delivery.retry)
-    if decision == "retry":
+    if decision != "give_up" and notification.status == NotificationStatus.ACKNOWLEDGED:
+        then = ("not retried: acknowledged in the web app first" if decision == "retry"
+                else "not re-sent: acknowledged in the web app first; whether this attempt arrived is unknown")
+        row.state, row.next_attempt_at, row.last_error = DeliveryState.SKIPPED, None, then
+    elif decision == "retry":
         row.state = DeliveryState.PENDING
         row.next_attempt_at = now + delivery.retry.delay(row.attempts)
         then = "retry later"
@@ -383,6 +406,11 @@ def _advance(repo: Repository, delivery: DeliveryService, notification: Notifica
     """Once no channel is working on it and none reached anyone: the next fallback channel, else undelivered."""
     if notification.status == NotificationStatus.WITHHELD:
         return
+    if notification.status == NotificationStatus.ACKNOWLEDGED:  # no fallback for what its recipient has
+        for row in rows:
+            if row.state == DeliveryState.STANDBY:
+                row.state, row.next_attempt_at, row.last_error = DeliveryState.SKIPPED, None, ACKNOWLEDGED_FIRST
+        return
     states = {row.state for row in rows}
     if states & REACHED or states & ACTIVE:
         return
@@ -392,8 +420,8 @@ def _advance(repo: Repository, delivery: DeliveryService, notification: Notifica
         chosen.state, chosen.next_attempt_at = DeliveryState.PENDING, now
         repo.audit(now, SYSTEM, "failed", notification.id, f"falling back to {chosen.channel}")
         return
-    if notification.acknowledged_at is not None or notification.status == NotificationStatus.VIEWED:
-        return  # they opened or acknowledged it in the web app: they were reached
+    if notification.status == NotificationStatus.VIEWED:
+        return  # they opened it in the web app: they were reached (acknowledged ones returned above)
     undelivered(repo, notification, delivery.policy, now,
                 "no channel for this recipient" if not rows or states <= {DeliveryState.SKIPPED}
                 else "every channel failed")

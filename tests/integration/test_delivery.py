@@ -182,6 +182,101 @@ def test_a_recipient_with_no_contact_reaches_the_front_door(tmp_path: Path, prov
     assert any("sent to the front door" in line for line in audit_of(p, event["event_id"]))
 
 
+def test_once_acknowledged_in_the_web_app_no_retry_or_fallback_is_sent(
+        tmp_path: Path, providers: FakeProviders, smtp: FakeSmtp) -> None:
+    """SCiES's email is retrying through an outage when they acknowledge the alert in the web app: the retry and
+    the SMS fallback are not sent (they would only repeat what the recipient has), and nothing is escalated."""
+    p = real(tmp_path, providers, smtp, {"delivery": {"routes": {"SCIES": {
+        "ROUTINE": {"send": ["email"], "fallback": ["sms"]}}}}})
+    smtp.faults.outage(60)
+    assert p.post_event(attendance(ISLA)).status_code == 202
+    p.run()
+    (note,) = notifications(p)
+    (email,) = [r for r in rows(p) if r.channel == "email"]
+    assert email.state == "pending" and email.attempts == 1  # the first try met the outage: a retry waits
+    acknowledged = p.client.post(f"/api/notifications/{note.id}/acknowledge", json={"outcome": "seen"},
+                                 headers=p.headers("scies"))
+    assert acknowledged.status_code == 200
+    smtp.faults.outage_until = 0.0  # the server is back: a retry now would go through
+    drive(p, lambda: settled(p))
+
+    assert {(r.channel, r.state, r.attempts, r.last_error) for r in rows(p)} == {
+        ("email", "skipped", 1, "not sent: acknowledged in the web app first"),
+        ("sms", "skipped", 0, "not sent: acknowledged in the web app first")}
+    assert not smtp.received and not providers.of("twilio")
+    assert [(n.recipient_role, n.status) for n in notifications(p)] == [("SCIES", "acknowledged")]
+    assert not any("falling back" in line or "no channel delivered" in line for line in audit_of(p, note.id))
+
+
+def test_a_send_cut_short_is_not_resent_once_acknowledged_and_says_its_outcome_is_unknown(
+        tmp_path: Path, providers: FakeProviders, smtp: FakeSmtp) -> None:
+    """A relay died while sending SCiES's email (the row is still ``sending`` and its lease ran out), and SCiES
+    acknowledged meanwhile: no re-send, and the row says it is not known whether the cut-short attempt arrived."""
+    p = real(tmp_path, providers, smtp, {"delivery": {"routes": {"SCIES": {
+        "ROUTINE": {"send": ["email"], "fallback": []}}}}})
+    smtp.faults.outage(60)
+    assert p.post_event(attendance(ISLA)).status_code == 202
+    p.run()
+    (note,) = notifications(p)
+    with p.services.store.transaction() as session:
+        (email,) = session.exec(select(t.Delivery).where(t.Delivery.channel == "email")).all()
+        email.state, email.next_attempt_at = "sending", p.clock.now  # the lease runs out as the clock moves on
+        session.add(email)
+    assert p.client.post(f"/api/notifications/{note.id}/acknowledge", json={"outcome": "seen"},
+                         headers=p.headers("scies")).status_code == 200
+    smtp.faults.outage_until = 0.0
+    drive(p, lambda: settled(p))
+
+    (row,) = [r for r in rows(p) if r.channel == "email"]
+    assert (row.state, row.attempts, row.last_outcome) == ("skipped", 1, "ambiguous")
+    assert row.last_error is not None and "not re-sent" in row.last_error and "unknown" in row.last_error
+    assert not smtp.received
+    assert [n.status for n in notifications(p)] == ["acknowledged"]
+    assert any("email attempt 1: ambiguous" in line and "not re-sent" in line for line in audit_of(p, note.id))
+
+
+def test_a_failure_reported_after_sent_moves_on_no_further_once_acknowledged(
+        tmp_path: Path, providers: FakeProviders, smtp: FakeSmtp) -> None:
+    p = real(tmp_path, providers, smtp, {"delivery": {"routes": {"SCIES": {
+        "ROUTINE": {"send": ["sms"], "fallback": ["email"]}}}}})
+    assert p.post_event(attendance(ISLA)).status_code == 202
+    drive(p, lambda: settled(p))
+    (sms,) = [r for r in rows(p) if r.channel == "sms" and r.state == "sent"]
+    assert p.client.post(f"/api/notifications/{sms.notification_id}/acknowledge", json={"outcome": "seen"},
+                         headers=p.headers("scies")).status_code == 200
+    params = {"MessageSid": sms.provider_ref or "", "MessageStatus": "failed", "AccountSid": TWILIO_SID}
+    signature = RequestValidator(TWILIO_TOKEN).compute_signature(CALLBACK, params)
+    assert p.client.post("/api/callbacks/twilio", data=params,
+                         headers={"X-Twilio-Signature": signature}).status_code == 204
+    drive(p, lambda: settled(p))
+
+    assert {r.channel: (r.state, r.last_error) for r in rows(p)} == {
+        "sms": ("failed", "twilio: failed"), "email": ("skipped", "not sent: acknowledged in the web app first")}
+    assert not smtp.received
+    assert [(n.recipient_role, n.status) for n in notifications(p)] == [("SCIES", "acknowledged")]
+    trail = audit_of(p, sms.notification_id)
+    assert any("failed after it was sent" in line for line in trail)
+    assert not any("falling back" in line or "no channel delivered" in line for line in trail)
+
+
+def test_a_notification_only_viewed_is_still_retried_until_it_is_delivered(
+        tmp_path: Path, providers: FakeProviders, smtp: FakeSmtp) -> None:
+    p = real(tmp_path, providers, smtp, {"delivery": {"routes": {"SCIES": {
+        "ROUTINE": {"send": ["email"], "fallback": []}}}}})
+    smtp.faults.outage(60)
+    assert p.post_event(attendance(ISLA)).status_code == 202
+    p.run()
+    (note,) = notifications(p)
+    assert p.get(f"/api/notifications/{note.id}", "scies").status_code == 200  # opened, not acknowledged
+    assert [n.status for n in notifications(p)] == ["viewed"]
+    smtp.faults.outage_until = 0.0
+    drive(p, lambda: settled(p))
+
+    (email,) = [r for r in rows(p) if r.channel == "email"]
+    assert (email.state, email.attempts) == ("sent", 2)
+    assert [r.reference for r in smtp.received] == [email.id]
+
+
 def test_twilio_callbacks_need_a_valid_signature_and_failed_after_sent_falls_back(
         tmp_path: Path, providers: FakeProviders, smtp: FakeSmtp) -> None:
     p = real(tmp_path, providers, smtp, {"delivery": {"routes": {"SCIES": {
