@@ -30,7 +30,7 @@ from pipeline.service.handlers import Context
 from pipeline.service.intake import Intake
 from pipeline.service.relay import DeliveryService
 from pipeline.service.users import use_password_hashing
-from pipeline.settings import PROJECT_ROOT, Settings
+from pipeline.settings import PROJECT_ROOT, ConfigurationError, Settings
 
 
 def system_clock() -> datetime:
@@ -126,10 +126,15 @@ def build(settings: Settings, *, migrate: bool = True) -> Services:
     store = Store(settings.database_url)
     if migrate:
         store.migrate()
-    ctx = Context.build(settings.rules)
-    runtime = settings.rules.get("runtime", {})
-    intake = Intake(store, max_body_bytes=int(runtime.get("max_body_bytes", 65536)))
-    delivery = build_delivery(settings)
+    try:
+        ctx = Context.build(settings.rules)
+        runtime = settings.rules.get("runtime", {})
+        intake = Intake(store, max_body_bytes=int(runtime.get("max_body_bytes", 65536)))
+        delivery = build_delivery(settings)
+    except ConfigurationError:
+        raise
+    except (ValueError, TypeError, KeyError) as error:  # the rules' own checks, and a value of the wrong shape
+        raise ConfigurationError(f"configuration: {error}") from error
     assert isinstance(delivery.console, OutboxFileChannel)
     publisher: Publisher = FilePublisher(var_dir(settings) / "topics")
     if settings.kafka_bootstrap:

@@ -31,11 +31,23 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
+class ConfigurationError(ValueError):
+    """The process cannot start with this configuration; the message names the file or setting and why. The
+    command line prints it as one line (no traceback) and exits 2."""
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
-    with path.open(encoding="utf-8") as handle:
-        loaded = yaml.safe_load(handle) or {}
+    try:
+        with path.open(encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle) or {}
+    except OSError as error:
+        raise ConfigurationError(f"{path}: cannot read it ({error.strerror or type(error).__name__})") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigurationError(f"{path}: not valid YAML{where}") from None
     if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: the top level must be a mapping")
+        raise ConfigurationError(f"{path}: the top level must be a mapping")
     return loaded
 
 

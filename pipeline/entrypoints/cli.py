@@ -1,4 +1,5 @@
-"""The `safeguard` command. Exit codes: 0 success, 1 a reported failure, 2 a usage error.
+"""The `safeguard` command. Exit codes: 0 success, 1 a reported failure, 2 a usage error or a configuration the
+process cannot start with (one line, ``cannot start: ...``).
 
 Output never carries personal data: counts, ids, row numbers and reasons only.
 """
@@ -10,10 +11,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from pipeline.codec import EVENT_TYPES
 from pipeline.domain.model import Role
-from pipeline.settings import Settings
+from pipeline.settings import ConfigurationError, Settings
 
 ROLES = ", ".join(r.value for r in Role)
 KINDS = "schools, pupils, ehe, involvements, teams"
@@ -303,7 +305,15 @@ def match_generate(out: Annotated[Path, typer.Option("--out", help="Directory fo
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ConfigurationError as error:  # one line naming the file or setting, not a traceback
+        typer.echo(f"cannot start: {error}", err=True)
+        sys.exit(2)
+    except ValidationError as error:  # a SAFEGUARD_* variable of the wrong kind
+        names = ", ".join(f"SAFEGUARD_{'_'.join(map(str, e['loc'])).upper()}" for e in error.errors())
+        typer.echo(f"cannot start: {names}: {error.errors()[0]['msg']}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

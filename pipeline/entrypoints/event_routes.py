@@ -75,16 +75,28 @@ def decide_consent(event_id: str, decision: ConsentDecision, user: CurrentUser,
     require_front_door(user)
     if decision.decision not in ("release", "close"):
         raise invalid("decision", "must be release or close")
+    reason = _reason(decision.reason)
     return _casework(services, event_id, lambda repo, event, now: casework.decide_consent(
-        repo, event, services.ctx, user.email, decision.decision, decision.reason, now))
+        repo, event, services.ctx, user.email, decision.decision, reason, now))
 
 
 @router.post("/api/events/{event_id}/review")
 def decide_review(event_id: str, decision: ReviewDecision, user: CurrentUser,
                   services: ServicesDep) -> dict[str, Any]:
     require_front_door(user)
+    reason = _reason(decision.reason)
     return _casework(services, event_id, lambda repo, event, now: casework.decide_review(
-        repo, event, services.ctx, user.email, decision.child_id, decision.reason, now))
+        repo, event, services.ctx, user.email, decision.child_id, reason, now))
+
+
+def _reason(text: str) -> str:
+    """A decision's reason as audited: non-blank, within the limit the web form keeps too."""
+    reason = text.strip()
+    if not reason:
+        raise invalid("reason", "must not be blank: say why")
+    if len(reason) > casework.REASON_LIMIT:
+        raise invalid("reason", f"must be at most {casework.REASON_LIMIT:,} characters")
+    return reason
 
 
 def _casework(services: Services, event_id: str, action: Callable[[Repository, Event, datetime], Any]

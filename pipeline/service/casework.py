@@ -37,6 +37,9 @@ CLOSED_BY_ACKNOWLEDGEMENT = frozenset({DeadlineKind.SELF_HARM_ACKNOWLEDGEMENT, D
                                        DeadlineKind.STRATEGY_DISCUSSION, DeadlineKind.DELIVERY_FAILURE})
 
 
+REASON_LIMIT = 2000  # characters of a front-door decision's reason (the web form and the API alike)
+
+
 class CaseworkError(Exception):
     """A request that makes no sense in the item's current state (answered 409)."""
 

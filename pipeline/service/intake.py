@@ -300,8 +300,8 @@ class Intake:
         other_producer = None not in (existing.producer_id, row.producer_id) and existing.producer_id != row.producer_id
         if existing.content_hash == row.content_hash and existing.event_type == row.event_type and not other_producer:
             return IntakeResult(202, {"event_id": existing.event_id, "status": existing.status})
-        return IntakeResult(409, {"errors": [{"field": "event_id",
-                                              "message": "this event_id was already sent with different content"}]})
+        return IntakeResult(409, {"errors": [{"field": "event_id", "message": (
+            "this event_id is taken: it was sent before with different content, or by another producer")}]})
 
     def validate(self, submission: Submission) -> dict[str, Any] | IntakeResult:
         """The record, or the answer for a bad submission (dead-lettered when it is a 422)."""

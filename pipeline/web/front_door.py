@@ -27,7 +27,6 @@ from pipeline.web.words import long_date, words
 
 router = APIRouter(include_in_schema=False)
 DECIDERS = (Role.TEAM, Role.MANAGER)
-REASON_LIMIT = 2000
 NONE_OF_THESE = "none"
 
 FIELDS = [("given_name", "Given name"), ("family_name", "Family name"), ("date_of_birth", "Date of birth"),
@@ -146,11 +145,12 @@ def _review_page(request: Request, visitor: SignedIn, event_id: str, status: int
 
 
 def reason_errors(reason: str) -> list[dict[str, str]]:
-    """The error summary's entry for a decision's reason: required, and at most ``REASON_LIMIT`` characters."""
+    """The error summary's entry for a decision's reason: required, and at most ``casework.REASON_LIMIT``
+    characters."""
     if not reason:
         return [{"text": "Enter the reason for your decision", "href": "#reason"}]
-    if len(reason) > REASON_LIMIT:
-        return [{"text": f"The reason must be {REASON_LIMIT:,} characters or fewer", "href": "#reason"}]
+    if len(reason) > casework.REASON_LIMIT:
+        return [{"text": f"The reason must be {casework.REASON_LIMIT:,} characters or fewer", "href": "#reason"}]
     return []
 
 

@@ -91,6 +91,45 @@ def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str, stdi
     return CliRunner().invoke(app, list(args), input=stdin)
 
 
+BAD_CONFIGURATIONS = {
+    "missing": (None, "cannot read it (No such file or directory)"),
+    "not YAML": ("timescales: [1,\n", "not valid YAML at line 2"),
+    "a list at the top": ("- 1\n", "the top level must be a mapping"),
+    "a bad duration": ("timescales:\n  return_interview: 72 hours\n",
+                       "timescales.return_interview: not an ISO-8601 duration"),
+    "a threshold above 1": ("matching:\n  link_threshold: 1.5\n", "matching.review_threshold and matching.link_threshold"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGURATIONS))
+def test_a_bad_configuration_stops_a_command_with_one_line_and_exit_2(
+        case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.entrypoints.cli import main
+
+    text, expected = BAD_CONFIGURATIONS[case]
+    config = tmp_path / "council.yaml"
+    if text is not None:
+        config.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("SAFEGUARD_CONFIG", str(config))
+    monkeypatch.setattr(sys, "argv", ["safeguard", "users", "list"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("cannot start: ") and expected in error, error
+    assert len(error.splitlines()) == 1 and "Traceback" not in error
+
+
+def test_a_setting_of_the_wrong_kind_names_its_variable_without_a_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "SAFEGUARD_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+           "SAFEGUARD_ARGON2_TIME_COST": "three"}
+    env.pop("SAFEGUARD_CONFIG", None)
+    result = subprocess.run([*SAFEGUARD, "users", "list"], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith("cannot start: SAFEGUARD_ARGON2_TIME_COST: ") and "Traceback" not in result.stderr
+
+
 def test_users_add_prints_a_token_last_and_checks_usage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def run(*args: str, stdin: str | None = None) -> Any:
         return in_process(tmp_path, monkeypatch, *args, stdin=stdin)

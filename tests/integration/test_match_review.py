@@ -54,6 +54,31 @@ def test_an_event_with_no_date_of_birth_is_accepted_and_reviewed_with_nothing_se
     assert pipeline.get("/api/reviews", "front_door").json() == []
 
 
+def test_a_review_or_consent_decision_needs_a_reason_that_is_not_blank(pipeline: Pipeline) -> None:
+    event = attendance({**OLIVER, "date_of_birth": None, "sex": None})
+    pipeline.post_event(event)
+    pipeline.run()
+    (review,) = pipeline.get("/api/reviews", "front_door").json()
+    child_id = review["candidates"][0]["child_id"]
+    for reason in ("", "  \t\n", "x" * 2001):
+        refused = pipeline.client.post(f"/api/events/{event['event_id']}/review",
+                                       json={"child_id": child_id, "reason": reason},
+                                       headers=pipeline.headers("front_door"))
+        assert refused.status_code == 422
+        assert [e["field"] for e in refused.json()["errors"]] == ["reason"]
+        decision = pipeline.client.post(f"/api/events/{event['event_id']}/decision",
+                                        json={"decision": "close", "reason": reason},
+                                        headers=pipeline.headers("front_door"))
+        assert decision.status_code == 422 and decision.json()["errors"][0]["field"] == "reason"
+    assert [r["event_id"] for r in pipeline.get("/api/reviews", "front_door").json()] == [event["event_id"]]
+    decided = pipeline.client.post(f"/api/events/{event['event_id']}/review",
+                                   json={"child_id": child_id, "reason": "  confirmed with the hospital\n"},
+                                   headers=pipeline.headers("front_door"))
+    assert decided.status_code == 200
+    reasons = [a["reason"] for a in pipeline.get(f"/api/audit?subject={event['event_id']}", "manager").json()]
+    assert any(r.endswith("confirmed with the hospital") for r in reasons)  # kept without the blanks around it
+
+
 def test_the_review_api_is_for_the_front_door_and_managers(pipeline: Pipeline) -> None:
     assert pipeline.get("/api/reviews", "dsl").status_code == 403
     assert pipeline.get("/api/reviews", "manager").status_code == 200
