@@ -29,6 +29,7 @@ from pipeline.adapters.store import Store
 from pipeline.service.handlers import Context
 from pipeline.service.intake import Intake
 from pipeline.service.relay import DeliveryService
+from pipeline.service.sessions import SessionPolicy
 from pipeline.service.users import use_password_hashing
 from pipeline.settings import PROJECT_ROOT, ConfigurationError, Settings
 
@@ -123,18 +124,18 @@ def build_delivery(settings: Settings, channels: dict[str, Channel] | None = Non
 def build(settings: Settings, *, migrate: bool = True) -> Services:
     private_logs.install()  # before anything can fail: a database's error text may echo a child's values
     use_password_hashing(settings.argon2_time_cost, settings.argon2_memory_kib)
-    store = Store(settings.database_url)
-    if migrate:
-        store.migrate()
-    try:
+    try:  # the rules first: a configuration refused leaves the database as it was
         ctx = Context.build(settings.rules)
-        runtime = settings.rules.get("runtime", {})
-        intake = Intake(store, max_body_bytes=int(runtime.get("max_body_bytes", 65536)))
+        SessionPolicy.from_rules(settings.rules)  # read at the first sign-in: checked now, not answered with a 500
         delivery = build_delivery(settings)
     except ConfigurationError:
         raise
-    except (ValueError, TypeError, KeyError) as error:  # the rules' own checks, and a value of the wrong shape
+    except ValueError as error:  # the rules' own checks, each naming its setting
         raise ConfigurationError(f"configuration: {error}") from error
+    store = Store(settings.database_url)
+    if migrate:
+        store.migrate()
+    intake = Intake(store, max_body_bytes=int(settings.rules["runtime"].get("max_body_bytes", 65536)))
     assert isinstance(delivery.console, OutboxFileChannel)
     publisher: Publisher = FilePublisher(var_dir(settings) / "topics")
     if settings.kafka_bootstrap:

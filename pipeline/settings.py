@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +51,27 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
+# The sections whose every setting is a number (a count, seconds, bytes) where config/defaults.yaml has a number.
+_NUMERIC_SECTIONS = ("runtime", "web")
+
+
+def _check_shape(rules: dict[str, Any], defaults: dict[str, Any]) -> None:
+    """Refuse, by name, what the rules' own checks would meet as a Python error: a section that should be a
+    mapping and is not, or a tuning number that is not a number. (Durations, ladders and thresholds are checked
+    by the rules that read them.)"""
+    for section, default in defaults.items():
+        if isinstance(default, dict) and not isinstance(rules.get(section), dict):
+            raise ConfigurationError(f"{section}: a mapping of settings, not {type(rules.get(section)).__name__}")
+    for section in _NUMERIC_SECTIONS:
+        for key, default in defaults[section].items():
+            value = rules[section].get(key)
+            numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+            if numeric and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ConfigurationError(f"{section}.{key}: a number, not {value!r}")
+            if isinstance(default, dict) and not isinstance(value, dict):
+                raise ConfigurationError(f"{section}.{key}: a mapping of settings, not {type(value).__name__}")
+
+
 def default_rules() -> dict[str, Any]:
     """config/defaults.yaml as read: the rules every council starts from."""
     return _read_yaml(CONFIG_DIR / "defaults.yaml")
@@ -68,7 +89,7 @@ class Settings(BaseSettings):
     metrics_port: int | None = None  # a worker serves Prometheus metrics here when set
     config: Path | None = None
     demo: bool = False
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     public_url: str = "http://127.0.0.1:8000"
     var_dir: Path | None = None  # outbox messages and topic files; default: beside the SQLite file, else var/
     # Delivery channels beyond the always-on outbox file; each is off until configured.
@@ -90,6 +111,11 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(default=3, ge=1)
     argon2_memory_kib: int = Field(default=65536, ge=32)
 
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_capitals(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
     @cached_property
     def rules(self) -> dict[str, Any]:
         """The merged rule configuration: defaults, then the demo overlay, then SAFEGUARD_CONFIG."""
@@ -101,6 +127,7 @@ class Settings(BaseSettings):
             merged = deep_merge(merged, _read_yaml(CONFIG_DIR / "demo.yaml"))
         if self.config is not None:
             merged = deep_merge(merged, _read_yaml(self.config))
+        _check_shape(merged, default_rules())
         return merged
 
     @property

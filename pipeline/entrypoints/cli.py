@@ -283,7 +283,10 @@ def match_evaluate(roll: Annotated[Path, typer.Option("--roll", help="Pupils CSV
     for path in (roll, events, truth, *([schools] if schools else [])):
         if not path.is_file():
             raise _fail(f"no such file: {path.name}", 2)
-    thresholds = Thresholds.from_mapping(Settings().rules.get("matching"))
+    try:
+        thresholds = Thresholds.from_mapping(Settings().rules.get("matching"))
+    except ValueError as error:
+        raise ConfigurationError(f"configuration: {error}") from error
     try:
         result = evaluate_files(roll, events, truth, thresholds, schools)
     except (ValueError, KeyError) as error:
@@ -310,9 +313,9 @@ def main() -> None:
     except ConfigurationError as error:  # one line naming the file or setting, not a traceback
         typer.echo(f"cannot start: {error}", err=True)
         sys.exit(2)
-    except ValidationError as error:  # a SAFEGUARD_* variable of the wrong kind
-        names = ", ".join(f"SAFEGUARD_{'_'.join(map(str, e['loc'])).upper()}" for e in error.errors())
-        typer.echo(f"cannot start: {names}: {error.errors()[0]['msg']}", err=True)
+    except ValidationError as error:  # a SAFEGUARD_* variable of the wrong kind (its value is not repeated)
+        problems = "; ".join(f"SAFEGUARD_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        typer.echo(f"cannot start: {problems}", err=True)
         sys.exit(2)
 
 

@@ -92,9 +92,10 @@ def decide_review(event_id: str, decision: ReviewDecision, user: CurrentUser,
 def _reason(text: str) -> str:
     """A decision's reason as audited: non-blank, within the limit the web form keeps too."""
     reason = text.strip()
-    if not reason:
+    problem = casework.reason_problem(reason)
+    if problem == "blank":
         raise invalid("reason", "must not be blank: say why")
-    if len(reason) > casework.REASON_LIMIT:
+    if problem == "too_long":
         raise invalid("reason", f"must be at most {casework.REASON_LIMIT:,} characters")
     return reason
 

@@ -40,6 +40,14 @@ CLOSED_BY_ACKNOWLEDGEMENT = frozenset({DeadlineKind.SELF_HARM_ACKNOWLEDGEMENT, D
 REASON_LIMIT = 2000  # characters of a front-door decision's reason (the web form and the API alike)
 
 
+def reason_problem(reason: str) -> str | None:
+    """What is wrong with a front-door decision's reason (stripped of surrounding blanks): ``blank`` or
+    ``too_long``; None when it can be audited. The web form and the API word it each their own way."""
+    if not reason:
+        return "blank"
+    return "too_long" if len(reason) > REASON_LIMIT else None
+
+
 class CaseworkError(Exception):
     """A request that makes no sense in the item's current state (answered 409)."""
 

@@ -1,9 +1,10 @@
 """The durable intake: the one way an event enters the pipeline (HTTP and ``safeguard produce`` alike).
 
 ``submit`` validates through the codec, dead-letters anything bad (with field paths and reasons, never
-values), recognises a repeated ``event_id`` (same content: its current status; different content: 409),
-and otherwise stores the event as ``accepted``. It returns only after the commit, so an accepted event is
-on disk. Processing happens afterwards, in the intake consumer.
+values), recognises a repeated ``event_id`` (same content from the same producer: its current status;
+different content, or another producer's id: 409), and otherwise stores the event as ``accepted``. It
+returns only after the commit, so an accepted event is on disk. Processing happens afterwards, in the intake
+consumer.
 
 On Kafka, ``send_to_topic`` validates the same way, sends the event (with its producer in a header) and,
 once the broker acknowledged it, stores the same ``accepted`` row as the intake record, before the 202: so
@@ -313,7 +314,8 @@ class Intake:
         return decoded
 
     def known(self, event_type: str, record: dict[str, Any], producer_id: int | None = None) -> IntakeResult | None:
-        """For an event_id already stored: its status (same content) or a 409 (different content)."""
+        """For an event_id already stored: its status (same content, same producer) or a 409 (different content,
+        or another producer's id)."""
         with intake_reads(self.store) as reads:
             existing = reads.stored_events([record["event_id"]]).get(record["event_id"])
         if existing is None:

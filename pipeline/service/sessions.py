@@ -32,7 +32,10 @@ def _digest(value: str) -> str:
 
 
 def _duration(rules: dict[str, Any], key: str, default: str) -> timedelta:
-    value = parse_timescale(rules.get("web", {}).get(key, default))
+    try:
+        value = parse_timescale(rules.get("web", {}).get(key, default))
+    except ValueError as error:
+        raise ValueError(f"web.{key}: {error}") from None
     if not isinstance(value, Duration):
         raise ValueError(f"web.{key} must be an ISO-8601 duration such as PT30M")
     return value.delta

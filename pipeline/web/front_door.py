@@ -147,9 +147,10 @@ def _review_page(request: Request, visitor: SignedIn, event_id: str, status: int
 def reason_errors(reason: str) -> list[dict[str, str]]:
     """The error summary's entry for a decision's reason: required, and at most ``casework.REASON_LIMIT``
     characters."""
-    if not reason:
+    problem = casework.reason_problem(reason)
+    if problem == "blank":
         return [{"text": "Enter the reason for your decision", "href": "#reason"}]
-    if len(reason) > casework.REASON_LIMIT:
+    if problem == "too_long":
         return [{"text": f"The reason must be {casework.REASON_LIMIT:,} characters or fewer", "href": "#reason"}]
     return []
 

@@ -98,6 +98,9 @@ BAD_CONFIGURATIONS = {
     "a bad duration": ("timescales:\n  return_interview: 72 hours\n",
                        "timescales.return_interview: not an ISO-8601 duration"),
     "a threshold above 1": ("matching:\n  link_threshold: 1.5\n", "matching.review_threshold and matching.link_threshold"),
+    "a section not a mapping": ("timescales: 5\n", "timescales: a mapping of settings, not int"),
+    "a tuning number not a number": ("runtime:\n  relay_batch: many\n", "runtime.relay_batch: a number, not 'many'"),
+    "a session length": ("web:\n  session_idle: soon\n", "web.session_idle: not an ISO-8601 duration"),
 }
 
 
@@ -119,6 +122,20 @@ def test_a_bad_configuration_stops_a_command_with_one_line_and_exit_2(
     error = capsys.readouterr().err
     assert error.startswith("cannot start: ") and expected in error, error
     assert len(error.splitlines()) == 1 and "Traceback" not in error
+    assert not (tmp_path / "cli.db").exists()  # refused before the database is created or migrated
+
+
+def test_a_log_level_that_is_not_one_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.entrypoints.cli import main
+
+    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("SAFEGUARD_LOG_LEVEL", "verbose")
+    monkeypatch.setattr(sys, "argv", ["safeguard", "users", "list"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.startswith("cannot start: SAFEGUARD_LOG_LEVEL: Input should be 'DEBUG'")
 
 
 def test_a_setting_of_the_wrong_kind_names_its_variable_without_a_traceback(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def test_a_review_or_consent_decision_needs_a_reason_that_is_not_blank(pipeline:
                                    headers=pipeline.headers("front_door"))
     assert decided.status_code == 200
     reasons = [a["reason"] for a in pipeline.get(f"/api/audit?subject={event['event_id']}", "manager").json()]
-    assert any(r.endswith("confirmed with the hospital") for r in reasons)  # kept without the blanks around it
+    assert any(r.endswith(": confirmed with the hospital") for r in reasons)  # kept without the blanks around it
 
 
 def test_the_review_api_is_for_the_front_door_and_managers(pipeline: Pipeline) -> None:
