@@ -239,12 +239,15 @@ def school_notifications(episode: Episode, facts: ChildFacts | None, policy: Pol
                          what: str, directory: Directory) -> list[PlannedNotification]:
     """During term the school is told only that the pupil is missing, and later found, routed as self-harm
     routing does: an in-area state school's DSL directly; an independent or out-of-area school through the
-    SCiES team, who contact that school (the same minimal content, with which school it is)."""
+    SCiES team, who contact that school (the same minimal content, with which school it is).
+
+    "Found" follows "missing": both go by the school's term on the day of the report, so a school told that its
+    pupil is missing on the last day of term hears in the holiday that the pupil is found, and a school never
+    told (the report fell in its holiday) is not told "found" either, whenever that is."""
     if facts is None:
         return []
-    at = episode.reported_at if what == "missing" else episode.found_at
-    assert at is not None
-    day = policy.calendar.local(at).date()
+    assert episode.reported_at is not None
+    day = policy.calendar.local(episode.reported_at).date()
     planned = []
     for enrolment in facts.enrolments:
         school = enrolment.school

@@ -131,6 +131,19 @@ def test_found_tells_the_school_found_only() -> None:
     assert next(n for n in planned if n.recipient_role == "dsl").content["status"] == "found"
 
 
+@pytest.mark.parametrize(("reported", "found", "school_told"), [
+    (datetime(2026, 10, 23, 15, 0, tzinfo=UTC), datetime(2026, 10, 26, 9, 0, tzinfo=UTC), True),  # last day of term
+    (datetime(2026, 10, 30, 15, 0, tzinfo=UTC), datetime(2026, 11, 2, 9, 0, tzinfo=UTC), False),  # in half term
+])
+def test_the_school_hears_found_exactly_when_it_heard_missing(reported: datetime, found: datetime,
+                                                             school_told: bool) -> None:
+    this = episode(("missing-reported", report(at=reported)),
+                   ("missing-found", {"found_at": found, "returned_to": "HOME"}))
+    told_missing = "dsl" in roles(rules.report_notifications(this, facts(), False, DIRECTORY, POLICY))
+    told_found = "dsl" in roles(rules.found_notifications(this, facts(), DIRECTORY, POLICY))
+    assert (told_missing, told_found) == (school_told, school_told)
+
+
 def test_still_missing_ladders() -> None:
     this = episode(("missing-reported", report()))
     wanted, close = rules.episode_deadlines(this, False, POLICY)
