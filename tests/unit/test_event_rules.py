@@ -32,3 +32,18 @@ def test_a_date_of_birth_after_the_attendance_is_refused() -> None:
                                                         arrived_at=datetime(2026, 11, 24, tzinfo=UTC).isoformat()))
     assert errors == [("child.date_of_birth", "must not be after the event")]
     assert date(2027, 1, 1).isoformat() not in str(errors)
+
+
+@pytest.mark.parametrize(("outcome", "changes", "field"), [
+    ("NOT_POSSIBLE", {"attempts": []}, "attempts"),
+    ("NOT_HELD_BY_DECISION", {"reason": None}, "reason"),
+    ("NOT_HELD_BY_DECISION", {"reason": "   "}, "reason"),
+])
+def test_a_return_interview_not_held_says_why(outcome: str, changes: dict[str, object], field: str) -> None:
+    at = datetime(2026, 11, 26, 10, 0, tzinfo=UTC).isoformat()
+    base = {"event_id": "5b0a3b7e-3f52-4f0e-9a53-3c1f6f1f0b11", "episode_id": "EP-1", "recorded_at": at,
+            "outcome": outcome, "held_at": at, "by_role": "RHI_PROVIDER", "attempts": [{"at": at, "method": "phone"}],
+            "reason": "the child's social worker advised against one"}
+    refused = codec.from_json("return-interview-recorded", {**base, **changes})
+    assert [f for f, _ in rule_errors("return-interview-recorded", refused)] == [field]
+    assert rule_errors("return-interview-recorded", codec.from_json("return-interview-recorded", base)) == []

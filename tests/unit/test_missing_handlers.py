@@ -231,6 +231,11 @@ def test_a_trigger_meeting_is_raised_when_the_criteria_are_met_and_closed_when_h
     assert event is not None and event.child_id is not None
     jacob = event.child_id
     meeting = world.deadline(DeadlineKind.TRIGGER_MEETING, "trigger:EP-1")
+    # Due within 3 working days (reported on a Tuesday evening: Friday at 17:00); when it slips the team manager,
+    # then a working day later (Monday, after the weekend) the head of service.
+    assert meeting.due_at == datetime(2026, 11, 27, 17, 0, tzinfo=UTC)
+    assert [(s["at"], s["notify"]) for s in json.loads(meeting.steps_json)] == [
+        ("2026-11-27T17:00:00+00:00", ["team_manager"]), ("2026-11-30T17:00:00+00:00", ["HEAD_OF_SERVICE"])]
     assigned = [n for n in world.store.notifications if n.plan_key.startswith(f"trigger:{meeting.id}:assigned")]
     # Owned by the child's team, which has no contact on file: the front door is told instead, and why.
     assert [(n.recipient_role, n.reason) for n in assigned] == [

@@ -26,7 +26,7 @@ from pipeline.domain.model import (
 )
 from pipeline.domain.policy import Policy
 from pipeline.domain.self_harm import compulsory_school_age, route_self_harm
-from pipeline.settings import Settings
+from pipeline.settings import Settings, deep_merge
 
 pytestmark = pytest.mark.unit
 
@@ -84,6 +84,14 @@ def test_school_sees_only_its_own_minimised_view() -> None:
     assert set(dsl.content) == {"pupil", "school_urn", "attendance_id", "attendance_date", "hospital_ods_code",
                                 "risk_summary", "clinician_contact"}
     assert set(dsl.content["pupil"]) == {"given_name", "family_name", "date_of_birth", "upn"}
+
+
+def test_the_school_sees_the_pupil_as_on_its_own_roll_not_as_the_hospital_keyed_it() -> None:
+    keyed = Identity("Millie", "Hartly", date(2013, 5, 14), "F", None, "NS1 2AB")  # the hospital's spelling
+    plan = route(event(child=keyed), facts(RIVERSIDE))
+    dsl = next(n for n in plan.notifications if n.recipient_role == "dsl")
+    assert dsl.content["pupil"] == {"given_name": "Amelia", "family_name": "Hartley", "date_of_birth": "2013-05-14",
+                                    "upn": "U100001"}
 
 
 def test_no_deputy_on_file_means_dsl_only() -> None:
@@ -220,6 +228,22 @@ def test_half_term_arrival_also_tells_scies_due_next_working_day() -> None:
     kinds = {d.kind: d.due_at for d in plan.deadlines}
     assert kinds["self_harm_acknowledgement"] == datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
     assert kinds["self_harm_holiday_scies"] == datetime(2026, 10, 27, 12, 0, tzinfo=UTC)
+
+
+def test_an_academy_with_its_own_half_term_is_routed_by_its_own_term_dates() -> None:
+    """Riverside keeps its own autumn half term, a week before the council's: an arrival on its Monday off is the
+    holiday rule for Riverside's pupil, and an ordinary school night for Hilltop's."""
+    own_terms = {"calendar": {"school_term_holidays": {"100001": [
+        {"from": "2026-10-19", "to": "2026-10-23", "name": "academy half term"}]}}}
+    policy = Policy.from_mapping(deep_merge(Settings().rules, own_terms))
+    monday = datetime(2026, 10, 19, 10, 0, tzinfo=UTC)
+    academy = route_self_harm(event(arrived_at=monday), LINKED, facts(RIVERSIDE), DIRECTORY, policy, monday)
+    assert roles(academy) == ["SCIES", "deputy_dsl", "dsl"]
+    assert {d.kind: d.due_at for d in academy.deadlines}["self_harm_acknowledgement"] == datetime(
+        2026, 10, 26, 12, 0, tzinfo=UTC)  # (the academy is back before the council's half term)
+    council = route_self_harm(event(arrived_at=monday), LINKED, facts(HILLTOP_NO_DEPUTY), DIRECTORY, policy, monday)
+    assert roles(council) == ["dsl"]
+    assert council.deadlines[0].due_at == datetime(2026, 10, 20, 11, 0, tzinfo=UTC)  # 12:00 BST on Tuesday
 
 
 def test_friday_evening_is_not_the_holiday_rule() -> None:
