@@ -38,6 +38,7 @@ from pipeline.domain.model import Role
 from pipeline.service.sessions import SignedIn
 from pipeline.web.auth import PageNotFound, services_of, signed_in_as
 from pipeline.web.render import page
+from pipeline.web.words import long_date
 
 router = APIRouter(include_in_schema=False)
 Manager = Annotated[SignedIn, Depends(signed_in_as(Role.MANAGER))]
@@ -85,7 +86,7 @@ def span_periods(today: date, span: str) -> list[tuple[str, date, date]]:
     if span == "week":
         monday = today - timedelta(days=today.weekday())
         starts = [monday - timedelta(weeks=n) for n in range(11, -1, -1)]
-        return [(f"w/c {start:%d %b}", start, start + timedelta(days=6)) for start in starts]
+        return [(f"w/c {start.day} {start:%b}", start, start + timedelta(days=6)) for start in starts]
     found = []
     first, _ = quarter_bounds(today)
     for _ in range(4):
@@ -178,7 +179,7 @@ def _period_of(request: Request, services: Services) -> Period:
     if last < first or (last - first).days > 3 * 366:
         raise PageNotFound()
     return period(first, last, services.clock(), services.ctx.policy.calendar.tz,
-                  f"{first:%d %B %Y} to {last:%d %B %Y}")
+                  f"{long_date(first)} to {long_date(last)}")
 
 
 @router.get("/dashboard/cases")

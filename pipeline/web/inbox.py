@@ -230,6 +230,33 @@ def _row(key: str, value: str) -> dict[str, Any]:
     return {"key": {"text": key}, "value": {"text": value}}
 
 
+def steps_to_come(case: Case) -> list[str]:
+    """While a case waits for acknowledgement, what its deadline's ladder will still do, in words: 'midday on
+    Wednesday 25 November 2026: a reminder to the designated safeguarding lead', ... (the steps already taken
+    are listed after it, each with its time)."""
+    from pipeline.web.words import london, words
+
+    deadline = case.deadline
+    if deadline is None or deadline.state != "open" or case.acknowledged is not None:
+        return []
+    coming = []
+    for step in json.loads(deadline.steps_json)[deadline.escalation_level:]:
+        told = [_in_sentence(words(role)) for role in step.get("notify") or ()]
+        if not told:
+            continue  # a check the pipeline makes itself
+        who = " and ".join(told)
+        coming.append(f"{london(step['at'])}: " + (f"a reminder to {who}" if step.get("action") == "reminder"
+                                                    else f"{who} told"))
+    return coming
+
+
+def _in_sentence(role_words: str) -> str:
+    """'Designated safeguarding lead' -> 'the designated safeguarding lead'; a name or an acronym kept."""
+    if len(role_words) > 1 and role_words[1].islower():
+        return "the " + role_words[0].lower() + role_words[1:]
+    return role_words
+
+
 def summary_rows(case: Case) -> list[dict[str, Any]]:
     """The case in plain English, for a GOV.UK summary list; only the fields this recipient was sent."""
     from pipeline.web.words import full_name, london, long_date, words
@@ -274,6 +301,9 @@ def summary_rows(case: Case) -> list[dict[str, Any]]:
     rows.append(_row("Received", london(case.received_at)))
     if case.deadline is not None:
         rows.append(_row(f"{words(case.deadline.kind)} due", london(case.deadline.due_at)))
+        coming = steps_to_come(case)
+        if coming:
+            rows.append(_row("If it is not acknowledged", "; then ".join(coming)))
     for fired in case.fired:
         rows.append(_row(follow_up_words(fired), london(fired.created_at)))
     return rows

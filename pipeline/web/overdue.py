@@ -23,6 +23,7 @@ from pipeline.entrypoints.reports import BOARD_COLUMNS, board_json, read_board, 
 from pipeline.service.sessions import SignedIn
 from pipeline.web.auth import PageNotFound, services_of, signed_in_as
 from pipeline.web.render import page
+from pipeline.web.words import minutes_words
 
 if TYPE_CHECKING:
     from pipeline.ports.records import DeadlineRecord as Deadline
@@ -50,17 +51,6 @@ def filters_from(request: Request) -> tuple[BoardFilters, dict[str, str]]:
     return filters, chosen
 
 
-def how_late(minutes: int) -> str:
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    parts = [f"{days} day{'s' * (days != 1)}"] if days else []
-    if hours:
-        parts.append(f"{hours} hour{'s' * (hours != 1)}")
-    if not days and (mins or not hours):
-        parts.append(f"{mins} minute{'s' * (mins != 1)}")
-    return " ".join(parts)
-
-
 @router.get("/overdue")
 def overdue(request: Request, visitor: Manager) -> Response:
     services = services_of(request)
@@ -72,7 +62,7 @@ def overdue(request: Request, visitor: Manager) -> Response:
     refresh = min(3600, max(2, int(every))) if every.isdigit() else REFRESH_SECONDS
     return page(request, "overdue.html", title="Overdue", rows=rows, more=more, chosen=chosen,
                 counts=[(level, counts.get(level, 0)) for level in LEVELS], kinds=KIND_IN_WORDS,
-                how_late=how_late, download=download, refresh=refresh, now=services.clock())
+                how_late=minutes_words, download=download, refresh=refresh, now=services.clock())
 
 
 @router.get("/overdue/refresh.js")
@@ -110,12 +100,35 @@ def overdue_case(deadline_id: str, request: Request, visitor: Manager) -> Respon
         repo.audit(
             now, visitor.user.email, "viewed", deadline.child_id or deadline.event_id or deadline.id,
             f"overdue case page (deadline {deadline.id})")
-        record_rows = [{"at": a.at, "actor": a.actor, "action": a.action, "reason": a.reason} for a in record]
+        record_rows = trail_rows(record)
         told_rows = [{"at": n.created_at, "role": n.recipient_role, "kind": n.kind, "status": n.status}
                      for n in told]
     return page(request, "overdue_case.html", title=KIND_IN_WORDS.get(deadline.kind, deadline.kind),
                 deadline=deadline, name=name, row=on_board, record=record_rows, told=told_rows,
-                steps=json.loads(deadline.steps_json), how_late=how_late, now=now)
+                steps=json.loads(deadline.steps_json), how_late=minutes_words, now=now)
+
+
+def trail_rows(record: Any) -> list[dict[str, Any]]:
+    """A case's record as people read it, oldest first. Everything stays in the audit; the page shows an entry
+    written about two of the case's subjects at once (an escalation is recorded on the deadline and on what it is
+    about) once, and a run of the same view by one person (the board reloads itself every minute) as one line
+    with its count and when the run ended."""
+    rows: list[dict[str, Any]] = []
+    seen: set[tuple[Any, ...]] = set()
+    for entry in record:
+        key = (entry.at, entry.actor, entry.action, entry.reason)
+        if key in seen:
+            continue
+        seen.add(key)
+        last = rows[-1] if rows else None
+        if entry.action == "viewed" and last is not None \
+                and (last["action"], last["actor"], last["reason"]) == ("viewed", entry.actor, entry.reason):
+            last["views"] += 1
+            last["until"] = entry.at
+            continue
+        rows.append({"at": entry.at, "actor": entry.actor, "action": entry.action, "reason": entry.reason,
+                     "views": 1, "until": None})
+    return rows
 
 
 def board_row(session: Any, now: datetime, deadline: Deadline) -> Any:

@@ -29,7 +29,8 @@ environment = Environment(
     autoescape=True, trim_blocks=True, lstrip_blocks=True,
 )
 environment.filters.update(words=words.words, london=words.london, london_time=words.london_time,
-                           long_date=words.long_date, full_name=words.full_name)
+                           long_date=words.long_date, full_name=words.full_name,
+                           minutes_words=words.minutes_words)
 
 
 @pass_context

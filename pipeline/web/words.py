@@ -156,6 +156,18 @@ def long_date(value: date | datetime | str | None) -> str:
     return f"{value.day} {value:%B %Y}"
 
 
+def minutes_words(minutes: int) -> str:
+    """A length of time as people say it: '1 minute', '2 hours 5 minutes', '3 days 4 hours'."""
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days} day{'s' * (days != 1)}"] if days else []
+    if hours:
+        parts.append(f"{hours} hour{'s' * (hours != 1)}")
+    if not days and (mins or not hours):
+        parts.append(f"{mins} minute{'s' * (mins != 1)}")
+    return " ".join(parts)
+
+
 def full_name(person: dict[str, object] | None) -> str:
     """Given and family name from an identity (either may be missing)."""
     if not person:

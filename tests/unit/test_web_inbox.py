@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from pipeline.adapters import tables as t
-from pipeline.web.inbox import build_cases, order_cases, reason_words
+from pipeline.web.inbox import build_cases, order_cases, reason_words, steps_to_come, summary_rows
 
 NOW = datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
 
@@ -48,3 +48,25 @@ def test_reasons_in_words() -> None:
     fallback = note("f1", "FRONT_DOOR", reason="no contact on file for deputy_dsl: pupil on the school's roll")
     assert reason_words(fallback) == ("Sent to you because there is no contact on file for the deputy designated "
                                       "safeguarding lead. Pupil on the school's roll")
+
+
+def test_a_waiting_case_says_what_its_ladder_will_still_do_and_an_acknowledged_one_does_not() -> None:
+    due = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    ladder = deadline("d1", due)
+    ladder.steps_json = json.dumps([
+        {"at": due.isoformat(), "notify": ["dsl", "deputy_dsl"], "action": "reminder"},
+        {"at": (due + timedelta(hours=2)).isoformat(), "notify": ["SCIES"], "action": "escalation"},
+        {"at": (due + timedelta(hours=3, minutes=30)).isoformat(), "notify": ["EDUCATION_SAFEGUARDING_LEAD"],
+         "action": "escalation"}])
+    ladder.escalation_level = 1  # the reminder has gone
+    (case,) = build_cases([note("n1", "dsl")], {"d1": ladder}, [])
+    assert steps_to_come(case) == [
+        "Wednesday 25 November 2026 at 2pm: the schools' safeguarding team (SCiES) told",
+        "Wednesday 25 November 2026 at 3:30pm: the education safeguarding lead told"]
+    assert "If it is not acknowledged" in [row["key"]["text"] for row in summary_rows(case)]
+    ladder.escalation_level = 0
+    assert steps_to_come(case)[0] == ("Wednesday 25 November 2026 at midday: a reminder to the designated "
+                                      "safeguarding lead and the deputy designated safeguarding lead")
+    case.rows[0].acknowledged_at = NOW
+    assert steps_to_come(case) == []
+    assert "If it is not acknowledged" not in [row["key"]["text"] for row in summary_rows(case)]

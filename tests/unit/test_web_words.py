@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from types import SimpleNamespace
 
-from pipeline.web.words import full_name, london, london_time, long_date, words
+from pipeline.web.overdue import trail_rows
+from pipeline.web.words import full_name, london, london_time, long_date, minutes_words, words
 
 
 def test_times_are_london_time_written_as_people_read_them() -> None:
@@ -32,3 +34,22 @@ def test_enumerations_are_words_never_codes() -> None:
     assert words("LA_888") == "Council 888"
     assert words("SOMETHING_NEW") == "Something new"
     assert words(True) == "Yes" and words(False) == "No" and words(None) == "Not known"
+
+
+def test_lengths_of_time_are_counted_in_words() -> None:
+    assert [minutes_words(m) for m in (0, 1, 59, 60, 61, 125, 24 * 60, 24 * 60 + 61)] == [
+        "0 minutes", "1 minute", "59 minutes", "1 hour", "1 hour 1 minute", "2 hours 5 minutes", "1 day",
+        "1 day 1 hour"]
+
+
+def test_a_case_record_shows_a_double_written_entry_once_and_a_run_of_views_as_one_line() -> None:
+    at = [datetime(2026, 12, 1, 9, minute, tzinfo=UTC) for minute in range(6)]
+    entry = SimpleNamespace
+    record = [entry(at=at[0], actor="system", action="escalated", reason="level 1 (reminder)"),
+              entry(at=at[0], actor="system", action="escalated", reason="level 1 (reminder)"),  # deadline, subject
+              *(entry(at=at[n], actor="hos@c.example", action="viewed", reason="overdue board row") for n in (1, 2, 3)),
+              entry(at=at[4], actor="hos@c.example", action="viewed", reason="overdue case page"),
+              entry(at=at[5], actor="hos@c.example", action="viewed", reason="overdue board row")]
+    rows = [(r["action"], r["reason"], r["views"], r["until"]) for r in trail_rows(record)]
+    assert rows == [("escalated", "level 1 (reminder)", 1, None), ("viewed", "overdue board row", 3, at[3]),
+                    ("viewed", "overdue case page", 1, None), ("viewed", "overdue board row", 1, None)]
