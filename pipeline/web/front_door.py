@@ -141,7 +141,18 @@ def _review_page(request: Request, visitor: SignedIn, event_id: str, status: int
                 sent_rows=[{"label": label, "value": _text(words(sent.get(f)) if f == "sex" and sent.get(f)
                                                            else sent.get(f)) or "Not given"} for f, label in FIELDS],
                 candidates=candidates, deadline=deadline, decisions=decisions, now=services.clock(),
-                open=event.status == "review", **values)
+                open=event.status == "review", outcome=_review_outcome(event, candidates), **values)
+
+
+def _review_outcome(event: Any, candidates: list[dict[str, Any]]) -> str | None:
+    """What the front door decided, in words, once it has: which child, or none."""
+    if event.status == "review":
+        return None
+    if event.child_id is None:
+        return "None of these children: the event is not linked to a child."
+    chosen = next((c for c in candidates if c["child_id"] == event.child_id), None)
+    return f"This child: {chosen['name']}." if chosen else "Linked to a child who was not among the candidates."
+
 
 
 def reason_errors(reason: str) -> list[dict[str, str]]:

@@ -89,7 +89,13 @@ class Case:
 
     @property
     def is_new(self) -> bool:
-        return all(r.status in (NotificationStatus.PENDING, NotificationStatus.DELIVERED) for r in self.rows)
+        return not self.decided and all(r.status in (NotificationStatus.PENDING, NotificationStatus.DELIVERED)
+                                        for r in self.rows)
+
+    @property
+    def decided(self) -> bool:
+        """A match review or consent decision the front door has made (its deadline closed by the decision)."""
+        return self.decide_at is not None and self.deadline is not None and self.deadline.state == "closed"
 
     def overdue(self, now: datetime) -> bool:
         d = self.deadline

@@ -119,3 +119,14 @@ def test_the_front_door_forms_refuse_a_missing_choice_or_reason_and_a_second_dec
     assert decided.status_code == 303 and decided.headers["location"] == "/reviews?decided=1"
     again = front_door.post(f"/reviews/{review['event_id']}", data=chosen)
     assert again.status_code == 409 and "This has already been decided" in again.text
+
+    # Once decided, each page says so and what was decided, and the inbox no longer shows them as new.
+    settled = front_door.get(f"/reviews/{review['event_id']}").text
+    assert "Match review decided" in settled and "Which child is this?" not in settled
+    assert re.search(r'id="review-outcome"><strong>Decided: This child: [A-Z][a-z]+ [A-Z][a-z]+\.', settled)
+    assert "Consent decision made" in front_door.get(consent).text
+    inbox = front_door.get("/notifications").text
+    for event in (withheld, review):
+        item = inbox[inbox.index(f'href="/{"decisions" if event is withheld else "reviews"}/{event["event_id"]}"'):]
+        item = item[:item.index("</li>")]
+        assert re.search(r">\s*Decided\s*<", item) and not re.search(r">\s*New\s*<", item)
