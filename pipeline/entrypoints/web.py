@@ -17,8 +17,10 @@ How a page is added (see also pipeline/web/__init__.py):
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from pipeline.entrypoints import openapi
 from pipeline.web import admin, auth, caseload, dashboard, front_door, inbox, overdue
@@ -47,6 +49,15 @@ def add_web_routes(app: FastAPI) -> None:
         return page(request, "error.html", title="Page not found", status=404,
                     lines=["If you typed the web address, check it is correct.",
                            "If you followed a link from a message, sign in as the person it was sent to."])
+
+    @app.exception_handler(HTTPException)
+    async def _unmatched(request: Request, error: HTTPException) -> Response:
+        # A person who mistyped a page's address gets the service's page; the API (and anything that does not
+        # ask for HTML) keeps its one JSON 404 body, the same as out of scope.
+        if error.status_code == 404 and not request.url.path.startswith("/api/") \
+                and "text/html" in request.headers.get("accept", ""):
+            return _not_found(request, PageNotFound())
+        return await http_exception_handler(request, error)
 
     @app.exception_handler(CsrfRefused)
     def _csrf_refused(request: Request, _: CsrfRefused) -> Response:

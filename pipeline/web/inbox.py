@@ -177,15 +177,17 @@ def inbox(request: Request, visitor: Annotated[SignedIn, Depends(signed_in_as(*R
                 overdue=sum(1 for c in cases if c.overdue(now)))
 
 
-def _case_page(request: Request, visitor: SignedIn, notification_id: str, status: int = 200,
-               **values: Any) -> Response:
+def _case_page(request: Request, visitor: SignedIn, notification_id: str, status: int = 200, *,
+               opened: bool = True, **values: Any) -> Response:
+    """The case page; ``opened`` False when it is the same page sent back with an error (already audited)."""
     services = services_of(request)
     user = visitor.user
     with services.store.transaction() as s:
         row = visible_notification(s, user, notification_id)
         if row is None:
             raise PageNotFound()
-        casework.record_view(Repository(s), row, user.email, services.clock())
+        if opened:
+            casework.record_view(Repository(s), row, user.email, services.clock())
         copies = [c for c in queries.school_copies(s, row)] if row.recipient_role in queries.SCHOOL_ROLES else [row]
         deadline = queries.deadlines_by_id(s, [row.deadline_id] if row.deadline_id else []).get(row.deadline_id or "")
         fired = list(queries.fired_on(s, [row.deadline_id] if row.deadline_id else []))
@@ -202,7 +204,8 @@ def _case_page(request: Request, visitor: SignedIn, notification_id: str, status
 @router.get("/notifications/{notification_id}")
 def case_page(notification_id: str, request: Request,
               visitor: Annotated[SignedIn, Depends(signed_in_as(*READERS))]) -> Response:
-    return _case_page(request, visitor, notification_id)
+    return _case_page(request, visitor, notification_id,
+                      just_acknowledged=request.query_params.get("acknowledged") == "1")
 
 
 @router.post("/notifications/{notification_id}/acknowledge")
@@ -214,7 +217,7 @@ def acknowledge(notification_id: str, request: Request,
     if not outcome or len(outcome) > OUTCOME_LIMIT:
         message = "Enter what you have done about this notification" if not outcome else \
             f"What you have done must be {OUTCOME_LIMIT:,} characters or fewer"
-        return _case_page(request, posted.visitor, notification_id, 400, outcome=outcome,
+        return _case_page(request, posted.visitor, notification_id, 400, opened=False, outcome=outcome,
                           errors=[{"text": message, "href": "#outcome"}])
     refused = None
     with services.store.transaction() as s:
@@ -226,8 +229,8 @@ def acknowledge(notification_id: str, request: Request,
         except casework.CaseworkError:
             refused = "This notification is withheld until the front door decides, so it cannot be acknowledged"
     if refused:
-        return _case_page(request, posted.visitor, notification_id, 409, errors=[{"text": refused}])
-    return RedirectResponse(f"/notifications/{notification_id}", status_code=303)
+        return _case_page(request, posted.visitor, notification_id, 409, opened=False, errors=[{"text": refused}])
+    return RedirectResponse(f"/notifications/{notification_id}?acknowledged=1", status_code=303)
 
 
 

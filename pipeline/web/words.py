@@ -47,6 +47,7 @@ WORDS: dict[str, str] = {
     "EDUCATION_SAFEGUARDING_LEAD": "Education safeguarding lead",
     "HEAD_OF_SERVICE": "Head of service",
     "DIRECTOR": "Director of children's services",
+    "UNALLOCATED": "Not allocated",
     # deadlines
     "self_harm_acknowledgement": "School acknowledgement",
     "self_harm_holiday_scies": "Holiday alert to SCiES",
@@ -154,6 +155,18 @@ def long_date(value: date | datetime | str | None) -> str:
     if isinstance(value, datetime):
         value = _local(value)
     return f"{value.day} {value:%B %Y}"
+
+
+def role_words(role: str) -> str:
+    """A recipient role or team in words, and a team's own code (a council's, e.g. CLA_TEAM) as it is."""
+    return words(role) if role in WORDS or role.startswith("LA_") else role
+
+
+def owner_words(owner: str) -> str:
+    """The board's owner ('dsl: 100001', 'worker: sam@...' or a team code) in words: 'Designated safeguarding
+    lead (100001)'."""
+    role, _, ref = owner.partition(": ")
+    return f"{role_words(role)} ({ref})" if ref else role_words(role)
 
 
 def minutes_words(minutes: int) -> str:

@@ -52,9 +52,18 @@ def test_acknowledging_a_reminder_acknowledges_the_school_case(shared: Pipeline)
     client, csrf = signed_in(pipeline, "dsl@riverside.sch.example")
     inbox = client.get("/notifications").text
     assert inbox.count('class="app-inbox__item"') == 1 and "Reminder sent" in inbox
+    views = len([a for a in pipeline.get(f"/api/audit?subject={deputy_reminder['id']}", "manager").json()
+                 if a["action"] == "viewed"])
+    empty = client.post(f"/notifications/{deputy_reminder['id']}/acknowledge",
+                        data={"outcome": " ", "csrf_token": csrf})
+    assert empty.status_code == 400 and "Enter what you have done" in empty.text
+    assert len([a for a in pipeline.get(f"/api/audit?subject={deputy_reminder['id']}", "manager").json()
+                if a["action"] == "viewed"]) == views  # the form sent back is not another opening of the case
     done = client.post(f"/notifications/{deputy_reminder['id']}/acknowledge",
                        data={"outcome": "Seen; parents called", "csrf_token": csrf})
     assert done.status_code == 303
+    assert "Acknowledged. Its escalation has stopped" in client.get(done.headers["location"]).text
+    assert "Acknowledged. Its escalation has stopped" not in client.get(f"/notifications/{deputy_reminder['id']}").text
     assert {n["status"] for n in pipeline.get("/api/notifications", "dsl").json()} == {"acknowledged"}
     for row in rows:
         audit = pipeline.get(f"/api/audit?subject={row['id']}", "manager").json()
@@ -76,6 +85,11 @@ def test_pages_out_of_role_or_scope_are_not_found(shared: Pipeline) -> None:
         for path in ("/reviews", f"/reviews/{event_id}", "/decisions", "/admin/users"):
             assert client.get(path).status_code == 404, path
     assert dsl.get("/caseload").status_code == 404
+    # A mistyped page address: the service's own page for a browser, the API's JSON body for anything else.
+    mistyped = dsl.get("/notifcations", headers={"Accept": "text/html,application/xhtml+xml"})
+    assert mistyped.status_code == 404 and "Page not found" in mistyped.text and "<html" in mistyped.text
+    assert dsl.get("/notifcations", headers={"Accept": "application/json"}).json() == {"detail": "Not Found"}
+    assert dsl.get("/api/notifcations", headers={"Accept": "text/html"}).json() == {"detail": "Not Found"}
     # Return interviews go to the RHI provider here: no worker form.
     assert worker.get("/caseload/episodes/anything/return-interview").status_code == 404
     assert worker.post("/caseload/episodes/anything/return-interview",

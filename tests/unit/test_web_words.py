@@ -6,7 +6,16 @@ from datetime import UTC, date, datetime
 from types import SimpleNamespace
 
 from pipeline.web.overdue import trail_rows
-from pipeline.web.words import full_name, london, london_time, long_date, minutes_words, words
+from pipeline.web.words import (
+    full_name,
+    london,
+    london_time,
+    long_date,
+    minutes_words,
+    owner_words,
+    role_words,
+    words,
+)
 
 
 def test_times_are_london_time_written_as_people_read_them() -> None:
@@ -53,3 +62,11 @@ def test_a_case_record_shows_a_double_written_entry_once_and_a_run_of_views_as_o
     rows = [(r["action"], r["reason"], r["views"], r["until"]) for r in trail_rows(record)]
     assert rows == [("escalated", "level 1 (reminder)", 1, None), ("viewed", "overdue board row", 3, at[3]),
                     ("viewed", "overdue case page", 1, None), ("viewed", "overdue board row", 1, None)]
+
+
+def test_owners_and_roles_on_the_board_are_in_words_and_a_councils_team_code_is_kept() -> None:
+    assert owner_words("dsl: 100001") == "Designated safeguarding lead (100001)"
+    assert owner_words("FRONT_DOOR") == "Front door"
+    assert owner_words("UNALLOCATED") == "Not allocated"
+    assert [role_words(r) for r in ("deputy_dsl", "SCIES", "LA_888", "CLA_TEAM")] == [
+        "Deputy designated safeguarding lead", "Schools' safeguarding team (SCiES)", "Council 888", "CLA_TEAM"]
