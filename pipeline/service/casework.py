@@ -48,6 +48,14 @@ def reason_problem(reason: str) -> str | None:
     return "too_long" if len(reason) > REASON_LIMIT else None
 
 
+def acknowledgement_closes(notification_kind: str, deadline_kind: str | None) -> bool:
+    """Whether acknowledging a notification of this kind closes its deadline, i.e. stops its escalation: an alert
+    or a reminder on a deadline that waits for acknowledgement (not an escalation's copy to a manager or team,
+    whose ladder goes on until the owner acts)."""
+    return deadline_kind in CLOSED_BY_ACKNOWLEDGEMENT and \
+        notification_kind in (NotificationKind.ALERT, NotificationKind.REMINDER)
+
+
 class CaseworkError(Exception):
     """A request that makes no sense in the item's current state (answered 409)."""
 
@@ -80,7 +88,7 @@ def acknowledge(repo: StorePort, row: NotificationRecord, actor: str, user_id: i
     if row.deadline_id and row.kind in (NotificationKind.ALERT, NotificationKind.REMINDER):
         deadline = repo.deadline(row.deadline_id)
         if deadline is not None and deadline.state == DeadlineState.OPEN and \
-                deadline.kind in CLOSED_BY_ACKNOWLEDGEMENT:
+                acknowledgement_closes(row.kind, deadline.kind):
             close_deadline(repo, deadline, now, f"acknowledged (notification {row.id})", actor)
             repo.audit(now, actor, "acknowledged", deadline.id, "deadline closed by acknowledgement")
     return row

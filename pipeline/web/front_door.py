@@ -141,12 +141,12 @@ def _review_page(request: Request, visitor: SignedIn, event_id: str, status: int
                 sent_rows=[{"label": label, "value": _text(words(sent.get(f)) if f == "sex" and sent.get(f)
                                                            else sent.get(f)) or "Not given"} for f, label in FIELDS],
                 candidates=candidates, deadline=deadline, decisions=decisions, now=services.clock(),
-                open=event.status == "review", outcome=_review_outcome(event, candidates), **values)
+                open=event.status == "review", outcome=_review_outcome(event, candidates, decisions), **values)
 
 
-def _review_outcome(event: Any, candidates: list[dict[str, Any]]) -> str | None:
-    """What the front door decided, in words, once it has: which child, or none."""
-    if event.status == "review":
+def _review_outcome(event: Any, candidates: list[dict[str, Any]], decisions: list[Any]) -> str | None:
+    """What the front door decided, in words, once a person has: which child, or none."""
+    if event.status == "review" or not any(d.action == "matched" for d in decisions):
         return None
     if event.child_id is None:
         return "None of these children: the event is not linked to a child."

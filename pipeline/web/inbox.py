@@ -23,6 +23,7 @@ from pipeline.adapters.repository import Repository
 from pipeline.domain.model import NotificationStatus, Role
 from pipeline.service import casework
 from pipeline.service.access import may_acknowledge, visible_notification
+from pipeline.service.casework import acknowledgement_closes
 from pipeline.service.sessions import SignedIn
 from pipeline.web.auth import PageNotFound, Posted, posted_by, services_of, signed_in_as
 from pipeline.web.render import environment, page
@@ -198,7 +199,8 @@ def _case_page(request: Request, visitor: SignedIn, notification_id: str, status
     return page(request, "case.html", status=status, title="Safeguarding notification", case=case, row=row,
                 now=services.clock(), acknowledged=acknowledged,
                 acknowledged_by=acknowledged_by.email if acknowledged_by else None,
-                can_acknowledge=may_acknowledge(user, row) and case.decide_at is None, **values)
+                can_acknowledge=may_acknowledge(user, row) and case.decide_at is None,
+                escalation_stops=_escalation_stops(row, case), **values)
 
 
 @router.get("/notifications/{notification_id}")
@@ -206,6 +208,10 @@ def case_page(notification_id: str, request: Request,
               visitor: Annotated[SignedIn, Depends(signed_in_as(*READERS))]) -> Response:
     return _case_page(request, visitor, notification_id,
                       just_acknowledged=request.query_params.get("acknowledged") == "1")
+
+
+def _escalation_stops(row: Notification, case: Case) -> bool:
+    return case.deadline is not None and acknowledgement_closes(row.kind, case.deadline.kind)
 
 
 @router.post("/notifications/{notification_id}/acknowledge")
@@ -240,17 +246,17 @@ def _row(key: str, value: str) -> dict[str, Any]:
 
 
 def steps_to_come(case: Case) -> list[str]:
-    """While a case waits for acknowledgement, what its deadline's ladder will still do, in words: 'midday on
-    Wednesday 25 November 2026: a reminder to the designated safeguarding lead', ... (the steps already taken
-    are listed after it, each with its time)."""
-    from pipeline.web.words import london, words
+    """While a case's deadline is open, what its ladder will still do, in words: 'Wednesday 25 November 2026 at
+    midday: a reminder to the designated safeguarding lead', ... (the steps already taken are listed after it,
+    each with its time)."""
+    from pipeline.web.words import london
 
     deadline = case.deadline
-    if deadline is None or deadline.state != "open" or case.acknowledged is not None:
+    if deadline is None or deadline.state != "open":
         return []
     coming = []
     for step in json.loads(deadline.steps_json)[deadline.escalation_level:]:
-        told = [_in_sentence(words(role)) for role in step.get("notify") or ()]
+        told = [_in_sentence(role) for role in step.get("notify") or ()]
         if not told:
             continue  # a check the pipeline makes itself
         who = " and ".join(told)
@@ -259,11 +265,21 @@ def steps_to_come(case: Case) -> list[str]:
     return coming
 
 
-def _in_sentence(role_words: str) -> str:
-    """'Designated safeguarding lead' -> 'the designated safeguarding lead'; a name or an acronym kept."""
-    if len(role_words) > 1 and role_words[1].islower():
-        return "the " + role_words[0].lower() + role_words[1:]
-    return role_words
+def _in_sentence(role: str) -> str:
+    """'dsl' -> 'the designated safeguarding lead'; a council ('Council 888') or a council's own team code kept."""
+    from pipeline.web.words import WORDS, role_words
+
+    text = role_words(role)
+    return "the " + text[0].lower() + text[1:] if role in WORDS else text
+
+
+def ladder_label(case: Case) -> str:
+    """What the steps to come depend on, for this recipient."""
+    if case.decide_at is not None:
+        return "If it is not decided"
+    if case.deadline is not None and acknowledgement_closes(case.primary.kind, case.deadline.kind):
+        return "If it is not acknowledged"
+    return "Still to come on this deadline"
 
 
 def summary_rows(case: Case) -> list[dict[str, Any]]:
@@ -312,7 +328,7 @@ def summary_rows(case: Case) -> list[dict[str, Any]]:
         rows.append(_row(f"{words(case.deadline.kind)} due", london(case.deadline.due_at)))
         coming = steps_to_come(case)
         if coming:
-            rows.append(_row("If it is not acknowledged", "; then ".join(coming)))
+            rows.append(_row(ladder_label(case), "; then ".join(coming)))
     for fired in case.fired:
         rows.append(_row(follow_up_words(fired), london(fired.created_at)))
     return rows

@@ -31,7 +31,7 @@ environment = Environment(
 environment.filters.update(words=words.words, london=words.london, london_time=words.london_time,
                            long_date=words.long_date, full_name=words.full_name,
                            minutes_words=words.minutes_words, role_words=words.role_words,
-                           owner_words=words.owner_words)
+                           owner_words=words.owner_words, school_words=words.school_words)
 
 
 @pass_context

@@ -169,6 +169,14 @@ def owner_words(owner: str) -> str:
     return f"{role_words(role)} ({ref})" if ref else role_words(role)
 
 
+def school_words(name: str | None, urn: str | None) -> str:
+    """A school as the board shows it: 'Riverside Primary School (100001)', its URN alone, or 'No school'
+    (the board's queries group a deadline with no school under 'NONE')."""
+    if urn in (None, "", "NONE"):
+        return "No school"
+    return f"{name} ({urn})" if name else str(urn)
+
+
 def minutes_words(minutes: int) -> str:
     """A length of time as people say it: '1 minute', '2 hours 5 minutes', '3 days 4 hours'."""
     days, rest = divmod(minutes, 24 * 60)

@@ -144,3 +144,28 @@ def test_the_front_door_forms_refuse_a_missing_choice_or_reason_and_a_second_dec
         item = inbox[inbox.index(f'href="/{"decisions" if event is withheld else "reviews"}/{event["event_id"]}"'):]
         item = item[:item.index("</li>")]
         assert re.search(r">\s*Decided\s*<", item) and not re.search(r">\s*New\s*<", item)
+
+
+def test_scies_acknowledging_an_escalation_is_not_told_the_escalation_stopped(sqlite_pipeline: Pipeline) -> None:
+    """SCiES's copy of an escalation: acknowledging it records what they did, but the school's deadline stays
+    open and its ladder goes on (the education safeguarding lead at 3:30pm); the page says so, not "stopped"."""
+    from datetime import UTC, datetime
+
+    pipeline = sqlite_pipeline
+    pipeline.post_event(attendance(AMELIA))
+    pipeline.run()
+    pipeline.clock.now = datetime(2026, 11, 25, 14, 1, tzinfo=UTC)  # reminder at 12:00, SCiES at 14:00
+    pipeline.run()
+    (escalation,) = [n for n in pipeline.get("/api/notifications", "scies").json() if n["kind"] == "escalation"]
+    client, csrf = signed_in(pipeline, "scies@test.example")
+    case = client.get(f"/notifications/{escalation['id']}").text
+    assert "Still to come on this deadline" in case and "If it is not acknowledged" not in case
+    assert "the education safeguarding lead told" in case
+    done = client.post(f"/notifications/{escalation['id']}/acknowledge",
+                       data={"outcome": "Rang the school", "csrf_token": csrf})
+    assert done.status_code == 303
+    page = client.get(done.headers["location"]).text
+    assert "Acknowledged. What you wrote is in the record of this case." in page
+    assert "escalation has stopped" not in page
+    assert "self_harm_acknowledgement" in {
+        d["kind"] for d in pipeline.get("/api/deadlines?state=open", "manager").json()}

@@ -6,7 +6,14 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from pipeline.adapters import tables as t
-from pipeline.web.inbox import build_cases, order_cases, reason_words, steps_to_come, summary_rows
+from pipeline.web.inbox import (
+    build_cases,
+    ladder_label,
+    order_cases,
+    reason_words,
+    steps_to_come,
+    summary_rows,
+)
 
 NOW = datetime(2026, 11, 25, 13, 0, tzinfo=UTC)
 
@@ -67,6 +74,20 @@ def test_a_waiting_case_says_what_its_ladder_will_still_do_and_an_acknowledged_o
     ladder.escalation_level = 0
     assert steps_to_come(case)[0] == ("Wednesday 25 November 2026 at midday: a reminder to the designated "
                                       "safeguarding lead and the deputy designated safeguarding lead")
-    case.rows[0].acknowledged_at = NOW
+    ladder.state = "closed"  # the school's acknowledgement closed it
     assert steps_to_come(case) == []
     assert "If it is not acknowledged" not in [row["key"]["text"] for row in summary_rows(case)]
+
+
+def test_the_steps_to_come_say_what_they_wait_for_and_name_a_council_as_it_is() -> None:
+    ladder = deadline("d1", NOW + timedelta(hours=1))
+    ladder.steps_json = json.dumps([{"at": (NOW + timedelta(hours=1)).isoformat(), "notify": ["LA_888", "CLA_TEAM"],
+                                     "action": "escalation"}])
+    (school,) = build_cases([note("n1", "dsl")], {"d1": ladder}, [])
+    assert ladder_label(school) == "If it is not acknowledged"
+    assert steps_to_come(school) == ["Wednesday 25 November 2026 at 2pm: Council 888 and CLA_TEAM told"]
+    # SCiES's copy of an escalation: its acknowledgement does not stop the ladder.
+    (scies,) = build_cases([note("x1", "SCIES", "escalation")], {"d1": ladder}, [])
+    assert ladder_label(scies) == "Still to come on this deadline"
+    (review,) = build_cases([note("v1", "FRONT_DOOR", "review")], {"d1": ladder}, [])
+    assert ladder_label(review) == "If it is not decided"

@@ -14,6 +14,7 @@ from pipeline.web.words import (
     minutes_words,
     owner_words,
     role_words,
+    school_words,
     words,
 )
 
@@ -70,3 +71,9 @@ def test_owners_and_roles_on_the_board_are_in_words_and_a_councils_team_code_is_
     assert owner_words("UNALLOCATED") == "Not allocated"
     assert [role_words(r) for r in ("deputy_dsl", "SCIES", "LA_888", "CLA_TEAM")] == [
         "Deputy designated safeguarding lead", "Schools' safeguarding team (SCiES)", "Council 888", "CLA_TEAM"]
+
+
+def test_a_school_on_the_board_by_name_by_urn_or_none() -> None:
+    assert school_words("Riverside Primary School", "100001") == "Riverside Primary School (100001)"
+    assert school_words(None, "100009") == "100009"
+    assert [school_words(None, urn) for urn in (None, "", "NONE")] == ["No school"] * 3
