@@ -47,6 +47,7 @@ class Services:
     channel: OutboxFileChannel  # the always-on console file (var/outbox/messages.jsonl); never a delivery
     publisher: Publisher
     delivery: DeliveryService
+    session_policy: SessionPolicy  # the web sessions' lengths and sign-in throttle (web.*)
     clock: Callable[[], datetime] = system_clock
     ready: threading.Event = field(default_factory=threading.Event)
     on_accepted: Callable[[], None] = lambda: None
@@ -55,7 +56,7 @@ class Services:
 
 def configure_logging(settings: Settings) -> None:
     private_logs.install()
-    logging.basicConfig(level=settings.log_level.upper(),
+    logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # twilio logs each request's parameters (the phone number and text) at INFO: never shown.
     for noisy in ("apscheduler", "alembic", "twilio", "notifications_python_client"):
@@ -126,7 +127,7 @@ def build(settings: Settings, *, migrate: bool = True) -> Services:
     use_password_hashing(settings.argon2_time_cost, settings.argon2_memory_kib)
     try:  # the rules first: a configuration refused leaves the database as it was
         ctx = Context.build(settings.rules)
-        SessionPolicy.from_rules(settings.rules)  # read at the first sign-in: checked now, not answered with a 500
+        session_policy = SessionPolicy.from_rules(settings.rules)  # a bad one refused now, not a 500 at sign-in
         delivery = build_delivery(settings)
     except ConfigurationError:
         raise
@@ -143,7 +144,7 @@ def build(settings: Settings, *, migrate: bool = True) -> Services:
 
         publisher = KafkaPublisher(settings.kafka_bootstrap, settings.kafka_topic_prefix)
     services = Services(settings=settings, store=store, ctx=ctx, intake=intake, channel=delivery.console,
-                        publisher=publisher, delivery=delivery)
+                        publisher=publisher, delivery=delivery, session_policy=session_policy)
     if settings.kafka_bootstrap:
         from pipeline.adapters.kafka import KafkaEventSender
 

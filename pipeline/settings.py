@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     @cached_property
     def rules(self) -> dict[str, Any]:
         """The merged rule configuration: defaults, then the demo overlay, then SAFEGUARD_CONFIG."""
-        merged = default_rules()
+        defaults = merged = default_rules()
         calendar_file = CONFIG_DIR / "calendar.yaml"
         if calendar_file.exists():
             merged = deep_merge(merged, _read_yaml(calendar_file))
@@ -127,7 +127,7 @@ class Settings(BaseSettings):
             merged = deep_merge(merged, _read_yaml(CONFIG_DIR / "demo.yaml"))
         if self.config is not None:
             merged = deep_merge(merged, _read_yaml(self.config))
-        _check_shape(merged, default_rules())
+        _check_shape(merged, defaults)
         return merged
 
     @property

@@ -85,12 +85,11 @@ def acknowledge(repo: StorePort, row: NotificationRecord, actor: str, user_id: i
         copy.outcome = outcome
         repo.audit(now, actor, "acknowledged", copy.id, "acknowledged with an outcome" if copy.id == row.id
                    else f"acknowledged for the school with {row.id}")
-    if row.deadline_id and row.kind in (NotificationKind.ALERT, NotificationKind.REMINDER):
-        deadline = repo.deadline(row.deadline_id)
-        if deadline is not None and deadline.state == DeadlineState.OPEN and \
-                acknowledgement_closes(row.kind, deadline.kind):
-            close_deadline(repo, deadline, now, f"acknowledged (notification {row.id})", actor)
-            repo.audit(now, actor, "acknowledged", deadline.id, "deadline closed by acknowledgement")
+    deadline = repo.deadline(row.deadline_id) if row.deadline_id else None
+    if deadline is not None and deadline.state == DeadlineState.OPEN and \
+            acknowledgement_closes(row.kind, deadline.kind):
+        close_deadline(repo, deadline, now, f"acknowledged (notification {row.id})", actor)
+        repo.audit(now, actor, "acknowledged", deadline.id, "deadline closed by acknowledgement")
     return row
 
 

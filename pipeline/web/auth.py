@@ -49,11 +49,7 @@ def services_of(request: Request) -> Services:
 
 
 def policy_of(services: Services) -> SessionPolicy:
-    policy = getattr(services, "_session_policy", None)
-    if policy is None:
-        policy = SessionPolicy.from_rules(services.settings.rules)
-        services._session_policy = policy  # type: ignore[attr-defined]
-    return policy
+    return services.session_policy
 
 
 def visitor_of(request: Request) -> SignedIn | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from pipeline.adapters.scorecard import NO_SCHOOL
+
 LONDON = ZoneInfo("Europe/London")
 
 WORDS: dict[str, str] = {
@@ -172,7 +174,7 @@ def owner_words(owner: str) -> str:
 def school_words(name: str | None, urn: str | None) -> str:
     """A school as the board shows it: 'Riverside Primary School (100001)', its URN alone, or 'No school'
     (the board's queries group a deadline with no school under 'NONE')."""
-    if urn in (None, "", "NONE"):
+    if urn in (None, "", NO_SCHOOL):
         return "No school"
     return f"{name} ({urn})" if name else str(urn)
 
