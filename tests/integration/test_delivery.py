@@ -93,6 +93,25 @@ def drive(p: Pipeline, done: Callable[[], bool], seconds: float = 40) -> None:
     raise AssertionError("delivery did not settle in time")
 
 
+def scies_routes(send: list[str], fallback: list[str]) -> dict[str, Any]:
+    """SCiES's routine route: the channels sent at once, then the fallbacks."""
+    return {"delivery": {"routes": {"SCIES": {"ROUTINE": {"send": send, "fallback": fallback}}}}}
+
+
+def acknowledge_as_scies(p: Pipeline, notification_id: str) -> None:
+    assert p.client.post(f"/api/notifications/{notification_id}/acknowledge", json={"outcome": "seen"},
+                         headers=p.headers("scies")).status_code == 200
+
+
+def sms_sent_to_scies(tmp_path: Path, providers: FakeProviders, smtp: FakeSmtp) -> tuple[Pipeline, t.Delivery]:
+    """An independent school's pupil: SCiES told by SMS (email its fallback), the SMS accepted."""
+    p = real(tmp_path, providers, smtp, scies_routes(["sms"], ["email"]))
+    assert p.post_event(attendance(ISLA)).status_code == 202
+    drive(p, lambda: settled(p))
+    (sms,) = [r for r in rows(p) if r.channel == "sms" and r.state == "sent"]
+    return p, sms
+
+
 def test_an_outage_then_recovery_delivers_every_notification_exactly_once(
         tmp_path: Path, providers: FakeProviders, smtp: FakeSmtp, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
@@ -186,17 +205,14 @@ def test_once_acknowledged_in_the_web_app_no_retry_or_fallback_is_sent(
         tmp_path: Path, providers: FakeProviders, smtp: FakeSmtp) -> None:
     """SCiES's email is retrying through an outage when they acknowledge the alert in the web app: the retry and
     the SMS fallback are not sent (they would only repeat what the recipient has), and nothing is escalated."""
-    p = real(tmp_path, providers, smtp, {"delivery": {"routes": {"SCIES": {
-        "ROUTINE": {"send": ["email"], "fallback": ["sms"]}}}}})
+    p = real(tmp_path, providers, smtp, scies_routes(["email"], ["sms"]))
     smtp.faults.outage(60)
     assert p.post_event(attendance(ISLA)).status_code == 202
     p.run()
     (note,) = notifications(p)
     (email,) = [r for r in rows(p) if r.channel == "email"]
     assert email.state == "pending" and email.attempts == 1  # the first try met the outage: a retry waits
-    acknowledged = p.client.post(f"/api/notifications/{note.id}/acknowledge", json={"outcome": "seen"},
-                                 headers=p.headers("scies"))
-    assert acknowledged.status_code == 200
+    acknowledge_as_scies(p, note.id)
     smtp.faults.outage_until = 0.0  # the server is back: a retry now would go through
     drive(p, lambda: settled(p))
 
@@ -212,8 +228,7 @@ def test_a_send_cut_short_is_not_resent_once_acknowledged_and_says_its_outcome_i
         tmp_path: Path, providers: FakeProviders, smtp: FakeSmtp) -> None:
     """A relay died while sending SCiES's email (the row is still ``sending`` and its lease ran out), and SCiES
     acknowledged meanwhile: no re-send, and the row says it is not known whether the cut-short attempt arrived."""
-    p = real(tmp_path, providers, smtp, {"delivery": {"routes": {"SCIES": {
-        "ROUTINE": {"send": ["email"], "fallback": []}}}}})
+    p = real(tmp_path, providers, smtp, scies_routes(["email"], []))
     smtp.faults.outage(60)
     assert p.post_event(attendance(ISLA)).status_code == 202
     p.run()
@@ -222,8 +237,7 @@ def test_a_send_cut_short_is_not_resent_once_acknowledged_and_says_its_outcome_i
         (email,) = session.exec(select(t.Delivery).where(t.Delivery.channel == "email")).all()
         email.state, email.next_attempt_at = "sending", p.clock.now  # the lease runs out as the clock moves on
         session.add(email)
-    assert p.client.post(f"/api/notifications/{note.id}/acknowledge", json={"outcome": "seen"},
-                         headers=p.headers("scies")).status_code == 200
+    acknowledge_as_scies(p, note.id)
     smtp.faults.outage_until = 0.0
     drive(p, lambda: settled(p))
 
@@ -237,13 +251,8 @@ def test_a_send_cut_short_is_not_resent_once_acknowledged_and_says_its_outcome_i
 
 def test_a_failure_reported_after_sent_moves_on_no_further_once_acknowledged(
         tmp_path: Path, providers: FakeProviders, smtp: FakeSmtp) -> None:
-    p = real(tmp_path, providers, smtp, {"delivery": {"routes": {"SCIES": {
-        "ROUTINE": {"send": ["sms"], "fallback": ["email"]}}}}})
-    assert p.post_event(attendance(ISLA)).status_code == 202
-    drive(p, lambda: settled(p))
-    (sms,) = [r for r in rows(p) if r.channel == "sms" and r.state == "sent"]
-    assert p.client.post(f"/api/notifications/{sms.notification_id}/acknowledge", json={"outcome": "seen"},
-                         headers=p.headers("scies")).status_code == 200
+    p, sms = sms_sent_to_scies(tmp_path, providers, smtp)
+    acknowledge_as_scies(p, sms.notification_id)
     params = {"MessageSid": sms.provider_ref or "", "MessageStatus": "failed", "AccountSid": TWILIO_SID}
     signature = RequestValidator(TWILIO_TOKEN).compute_signature(CALLBACK, params)
     assert p.client.post("/api/callbacks/twilio", data=params,
@@ -261,8 +270,7 @@ def test_a_failure_reported_after_sent_moves_on_no_further_once_acknowledged(
 
 def test_a_notification_only_viewed_is_still_retried_until_it_is_delivered(
         tmp_path: Path, providers: FakeProviders, smtp: FakeSmtp) -> None:
-    p = real(tmp_path, providers, smtp, {"delivery": {"routes": {"SCIES": {
-        "ROUTINE": {"send": ["email"], "fallback": []}}}}})
+    p = real(tmp_path, providers, smtp, scies_routes(["email"], []))
     smtp.faults.outage(60)
     assert p.post_event(attendance(ISLA)).status_code == 202
     p.run()
@@ -279,11 +287,7 @@ def test_a_notification_only_viewed_is_still_retried_until_it_is_delivered(
 
 def test_twilio_callbacks_need_a_valid_signature_and_failed_after_sent_falls_back(
         tmp_path: Path, providers: FakeProviders, smtp: FakeSmtp) -> None:
-    p = real(tmp_path, providers, smtp, {"delivery": {"routes": {"SCIES": {
-        "ROUTINE": {"send": ["sms"], "fallback": ["email"]}}}}})
-    assert p.post_event(attendance(ISLA)).status_code == 202
-    drive(p, lambda: settled(p))
-    (sms,) = [r for r in rows(p) if r.channel == "sms" and r.state == "sent"]
+    p, sms = sms_sent_to_scies(tmp_path, providers, smtp)
     assert providers.of("twilio")[0].raw["StatusCallback"] == CALLBACK
     params = {"MessageSid": sms.provider_ref or "", "MessageStatus": "failed", "AccountSid": TWILIO_SID}
 
