@@ -16,11 +16,24 @@ from pipeline.adapters.notifications import notification_scope
 from pipeline.ports.records import NotificationRecord, UserRecord
 
 SCHOOL_ROLES = ("dsl", "deputy_dsl")
+NEWEST_KEPT = 1000  # the newest notifications an inbox lists beside every one still waiting on its deadline
+WAITING_KEPT = 5000  # a bound on those, far above any team's open deadlines
 
 
-def notifications_in_scope(session: Session, user: UserRecord, limit: int = 1000) -> Sequence[t.Notification]:
+def notifications_in_scope(session: Session, user: UserRecord, limit: int = NEWEST_KEPT) -> Sequence[t.Notification]:
+    """The user's newest notifications."""
     return session.exec(select(t.Notification).where(notification_scope(user))
                         .order_by(col(t.Notification.created_at).desc()).limit(limit)).all()
+
+
+def waiting_in_scope(session: Session, user: UserRecord, limit: int = WAITING_KEPT) -> Sequence[t.Notification]:
+    """The user's notifications not acknowledged whose deadline is still open, however old: an inbox lists these
+    whatever came after them, so an overdue case never drops off the end of a busy team's list."""
+    return session.exec(select(t.Notification)
+                        .join(t.Deadline, col(t.Deadline.id) == col(t.Notification.deadline_id))
+                        .where(notification_scope(user), col(t.Notification.acknowledged_at).is_(None),
+                               col(t.Deadline.state) == "open")
+                        .order_by(col(t.Deadline.due_at)).limit(limit)).all()
 
 
 def deadlines_by_id(session: Session, ids: Iterable[str]) -> dict[str, t.Deadline]:

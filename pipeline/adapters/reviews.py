@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Table, or_
+from sqlalchemy import Table, and_, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -103,13 +103,22 @@ def child_records(session: Session, child_id: str) -> list[dict[str, Any]] | Non
 
 
 
-def open_events(session: Session, status: str, deadline_kind: str) -> list[tuple[t.Event, t.Deadline | None]]:
-    """Events waiting for the front door (status ``review`` or ``withheld``), the soonest due first."""
-    events = session.exec(select(t.Event).where(t.Event.status == status).limit(500)).all()
-    deadlines = {d.event_id: d for d in session.exec(select(t.Deadline).where(
-        t.Deadline.kind == deadline_kind, col(t.Deadline.event_id).in_([e.event_id for e in events]))).all()}
-    pairs = [(event, deadlines.get(event.event_id)) for event in events]
-    return sorted(pairs, key=lambda p: (p[1].due_at if p[1] is not None else p[0].received_at))
+def open_event_count(session: Session, status: str) -> int:
+    """How many events wait for the front door with this status (``review`` or ``withheld``)."""
+    return int(session.exec(select(func.count()).select_from(t.Event).where(t.Event.status == status)).one())
+
+
+def open_events(session: Session, status: str, deadline_kind: str, *, offset: int = 0,
+                limit: int = 50) -> list[tuple[t.Event, t.Deadline | None]]:
+    """A page of the events waiting for the front door with this status, with their deadline, the soonest due
+    first: every one of them is on some page, however many there are."""
+    due = func.coalesce(col(t.Deadline.due_at), col(t.Event.received_at))
+    pairs = session.exec(select(t.Event, t.Deadline)
+                         .outerjoin(t.Deadline, and_(col(t.Deadline.event_id) == col(t.Event.event_id),
+                                                     col(t.Deadline.kind) == deadline_kind))
+                         .where(t.Event.status == status)
+                         .order_by(due, col(t.Event.event_id)).offset(offset).limit(limit)).all()
+    return [(event, deadline) for event, deadline in pairs]
 
 
 def event_by_id(session: Session, event_id: str) -> t.Event | None:

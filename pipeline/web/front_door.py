@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -22,8 +22,14 @@ from pipeline.service import casework
 from pipeline.service.handlers import record_of
 from pipeline.service.sessions import SignedIn
 from pipeline.web.auth import PageNotFound, Posted, posted_by, services_of, signed_in_as
+from pipeline.web.pagination import Pages
 from pipeline.web.render import page
 from pipeline.web.words import long_date, words
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from pipeline.adapters.tables import Deadline, Event
 
 router = APIRouter(include_in_schema=False)
 DECIDERS = (Role.TEAM, Role.MANAGER)
@@ -113,13 +119,22 @@ def review_queue(request: Request, visitor: Annotated[SignedIn, Depends(signed_i
     _front_door(visitor)
     services = services_of(request)
     with services.store.read() as s:
+        pages, waiting = _page_of(request, s, "review", "match_review")
         items = []
-        for event, deadline in queries.open_events(s, "review", "match_review"):
+        for event, deadline in waiting:
             record = record_of(event)
             items.append({"event": event, "deadline": deadline, "child": record.get("child") or {},
                           "sent_at": _sent_at(record), "candidates": len(queries.candidates_of(event))})
     return page(request, "reviews.html", title="Match reviews", items=items, now=services.clock(),
+                pages=pages, pagination=pages.component(request),
                 decided=request.query_params.get("decided") == "1")
+
+
+def _page_of(request: Request, s: Session, status: str, deadline_kind: str
+             ) -> tuple[Pages, list[tuple[Event, Deadline | None]]]:
+    """The page of the queue the request asks for (the nearest that exists), with its events."""
+    pages = Pages.of(request, queries.open_event_count(s, status))
+    return pages, queries.open_events(s, status, deadline_kind, offset=pages.start, limit=pages.per_page)
 
 
 def _review_page(request: Request, visitor: SignedIn, event_id: str, status: int = 200, **values: Any) -> Response:
@@ -227,9 +242,10 @@ def decision_queue(request: Request, visitor: Annotated[SignedIn, Depends(signed
     _front_door(visitor)
     services = services_of(request)
     with services.store.read() as s:
-        items = [{"event": e, "deadline": d, "record": record_of(e)}
-                 for e, d in queries.open_events(s, "withheld", "consent_decision")]
+        pages, waiting = _page_of(request, s, "withheld", "consent_decision")
+        items = [{"event": e, "deadline": d, "record": record_of(e)} for e, d in waiting]
     return page(request, "decisions.html", title="Consent decisions", items=items, now=services.clock(),
+                pages=pages, pagination=pages.component(request),
                 decided=request.query_params.get("decided") == "1")
 
 

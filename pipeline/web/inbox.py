@@ -2,8 +2,10 @@
 
 An inbox shows cases, not copies: a school's alert to the DSL and the deputy, and the reminders fired on
 it, are one item, acknowledged for the school by whichever of them acknowledges it. Reminders and
-escalations appear on the item ("Reminder sent at 12pm"), overdue items come first, then the newest.
-Every opening of a case is audited as a view.
+escalations appear on the item ("Reminder sent at 12pm"), overdue items come first (the longest overdue
+first), then the newest, fifty to a page; "waiting for action" narrows the list to what is not yet
+acknowledged or decided. A case still waiting on an open deadline is listed however many notifications
+came after it. Every opening of a case is audited as a view.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pipeline.service.access import may_acknowledge, visible_notification
 from pipeline.service.casework import acknowledgement_closes
 from pipeline.service.sessions import SignedIn
 from pipeline.web.auth import PageNotFound, Posted, posted_by, services_of, signed_in_as
+from pipeline.web.pagination import Pages
 from pipeline.web.render import environment, page
 from pipeline.web.words import london
 
@@ -156,26 +159,47 @@ def build_cases(rows: Sequence[Notification], deadlines: Mapping[str, Deadline],
 
 
 def order_cases(cases: list[Case], now: datetime) -> list[Case]:
-    """Overdue first, then the newest."""
-    return sorted(cases, key=lambda c: (not c.overdue(now), -c.latest_at.timestamp()))
+    """Overdue first, the longest overdue first; then the newest."""
+    def rank(case: Case) -> tuple[bool, float]:
+        if case.overdue(now):
+            assert case.deadline is not None
+            return False, case.deadline.due_at.timestamp()
+        return True, -case.latest_at.timestamp()
+    return sorted(cases, key=rank)
+
+
+def waiting(case: Case) -> bool:
+    """Whether the case still asks something of its holder: not acknowledged, not decided, not withheld."""
+    return case.acknowledged is None and not case.decided and case.primary.status != NotificationStatus.WITHHELD
 
 
 def cases_for(request: Request, user: User) -> list[Case]:
+    """The user's newest notifications as cases, and every case still waiting on an open deadline however old."""
     services = services_of(request)
     with services.store.read() as s:
-        rows = list(queries.notifications_in_scope(s, user))
-        deadline_ids = [r.deadline_id for r in rows if r.deadline_id]
+        rows = {r.id: r for r in queries.notifications_in_scope(s, user, queries.NEWEST_KEPT)}
+        rows.update((r.id, r) for r in queries.waiting_in_scope(s, user) if r.id not in rows)
+        deadline_ids = [r.deadline_id for r in rows.values() if r.deadline_id]
         deadlines = queries.deadlines_by_id(s, deadline_ids)
         fired = list(queries.fired_on(s, deadline_ids))
-    return order_cases(build_cases(rows, deadlines, fired), services.clock())
+    return order_cases(build_cases(list(rows.values()), deadlines, fired), services.clock())
+
+
+SHOWN = {"all": "All cases", "waiting": "Waiting for action"}
 
 
 @router.get("/notifications")
 def inbox(request: Request, visitor: Annotated[SignedIn, Depends(signed_in_as(*READERS))]) -> Response:
-    cases = cases_for(request, visitor.user)
+    everything = cases_for(request, visitor.user)
     now = services_of(request).clock()
-    return page(request, "inbox.html", title="Inbox", cases=cases, now=now,
-                overdue=sum(1 for c in cases if c.overdue(now)))
+    shown = request.query_params.get("show")
+    shown = shown if shown in SHOWN else "all"
+    cases = [c for c in everything if waiting(c)] if shown == "waiting" else everything
+    pages = Pages.of(request, len(cases))
+    return page(request, "inbox.html", title="Inbox", cases=pages.slice(cases), pages=pages,
+                pagination=pages.component(request), now=now, shown=shown, total=len(everything),
+                waiting=sum(1 for c in everything if waiting(c)),
+                overdue=sum(1 for c in everything if c.overdue(now)))
 
 
 def _case_page(request: Request, visitor: SignedIn, notification_id: str, status: int = 200, *,

@@ -91,3 +91,41 @@ def test_the_steps_to_come_say_what_they_wait_for_and_name_a_council_as_it_is() 
     assert ladder_label(scies) == "Still to come on this deadline"
     (review,) = build_cases([note("v1", "FRONT_DOOR", "review")], {"d1": ladder}, [])
     assert ladder_label(review) == "If it is not decided"
+
+
+def test_the_longest_overdue_comes_first_and_a_waiting_case_is_one_not_yet_acknowledged() -> None:
+    from pipeline.web.inbox import waiting
+
+    rows = [note("a", "dsl", deadline="late", at=NOW - timedelta(hours=1)),
+            note("b", "dsl", deadline="later", at=NOW - timedelta(days=3)),
+            note("c", "dsl", deadline="open", at=NOW - timedelta(minutes=5)),
+            note("d", "dsl", deadline=None, at=NOW - timedelta(minutes=1))]
+    deadlines = {"late": deadline("late", NOW - timedelta(minutes=30)),
+                 "later": deadline("later", NOW - timedelta(days=2)),
+                 "open": deadline("open", NOW + timedelta(hours=2))}
+    cases = order_cases(build_cases(rows, deadlines, []), NOW)
+    assert [c.primary.id for c in cases] == ["b", "a", "d", "c"]  # overdue by how long, then the newest
+    rows[0].acknowledged_at = NOW
+    assert [waiting(c) for c in cases] == [True, False, True, True]
+
+
+def test_pages_keep_the_filter_clamp_the_number_and_elide_the_middle() -> None:
+    from starlette.requests import Request
+
+    from pipeline.web.pagination import Pages
+
+    def request(query: str) -> Request:
+        return Request({"type": "http", "path": "/notifications", "query_string": query.encode(), "headers": []})
+
+    pages = Pages.of(request("show=waiting&page=5"), total=451, per_page=50)
+    assert (pages.number, pages.count, pages.first_shown, pages.last_shown) == (5, 10, 201, 250)
+    params = pages.component(request("show=waiting&page=5"))
+    assert params is not None
+    assert params["previous"]["href"] == "/notifications?show=waiting&page=4"
+    assert params["next"]["href"] == "/notifications?show=waiting&page=6"
+    assert [i.get("number", "…") for i in params["items"]] == [1, "…", 4, 5, 6, "…", 10]
+    assert [i["number"] for i in params["items"] if i.get("current")] == [5]
+    assert Pages.of(request("page=99"), total=451, per_page=50).number == 10
+    assert Pages.of(request("page=-3"), total=451, per_page=50).number == 1
+    assert Pages.of(request(""), total=0).component(request("")) is None  # one page: no pagination shown
+    assert Pages.of(request(""), total=0).slice([]) == []

@@ -1,0 +1,79 @@
+"""Numbered pages for the web app's long lists (the inbox, the match-review and consent-decision queues).
+
+A person works a queue from its top, so the pages are numbered (``?page=2``) and every page keeps the list's
+own order; a page number that is not a number, or past the end, shows the nearest page that exists rather
+than an error. The links keep the page's other query parameters (a filter), and the GOV.UK pagination
+component draws them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from fastapi import Request
+
+PER_PAGE = 50
+
+Item = TypeVar("Item")
+
+
+@dataclass(frozen=True)
+class Pages:
+    """Which page of ``total`` items is shown, ``per_page`` to a page."""
+
+    number: int
+    total: int
+    per_page: int = PER_PAGE
+
+    @classmethod
+    def of(cls, request: Request, total: int, per_page: int | None = None) -> Pages:
+        per_page = per_page or PER_PAGE
+        wanted = request.query_params.get("page", "1")
+        number = int(wanted) if wanted.isdigit() else 1
+        last = max(1, -(-total // per_page))
+        return cls(min(max(1, number), last), total, per_page)
+
+    @property
+    def count(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def start(self) -> int:
+        """The offset of the page's first item."""
+        return (self.number - 1) * self.per_page
+
+    def slice(self, items: Sequence[Item]) -> list[Item]:
+        return list(items[self.start:self.start + self.per_page])
+
+    @property
+    def first_shown(self) -> int:
+        return min(self.total, self.start + 1)
+
+    @property
+    def last_shown(self) -> int:
+        return min(self.total, self.start + self.per_page)
+
+    def component(self, request: Request) -> dict[str, Any] | None:
+        """The GOV.UK pagination component's parameters, or None when everything fits on one page."""
+        if self.count == 1:
+            return None
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
+
+        def href(number: int) -> str:
+            return f"{request.url.path}?{urlencode([*kept, ('page', str(number))])}"
+
+        shown = sorted({1, self.count, *range(max(1, self.number - 1), min(self.count, self.number + 1) + 1)})
+        items: list[dict[str, Any]] = []
+        for previous, number in zip([0, *shown], shown, strict=False):
+            if number - previous > 1:
+                items.append({"ellipsis": True})
+            items.append({"number": number, "href": href(number), "current": number == self.number})
+        params: dict[str, Any] = {"items": items, "landmarkLabel": "Pages"}
+        if self.number > 1:
+            params["previous"] = {"href": href(self.number - 1)}
+        if self.number < self.count:
+            params["next"] = {"href": href(self.number + 1)}
+        return params
