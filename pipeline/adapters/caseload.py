@@ -38,12 +38,23 @@ def child_ids(session: Session, keys: Iterable[str]) -> dict[str, str]:
         col(t.Child.person_key).in_(wanted))).all()}
 
 
-def episodes_of(session: Session, ids: Iterable[str]) -> Sequence[t.MissingEpisode]:
+EPISODES_KEPT = 200  # the newest episodes of a caseload, beside every one with a deadline still open
+NOTIFICATIONS_KEPT = 500  # the newest notifications, beside every one not yet acknowledged
+
+
+def episodes_of(session: Session, ids: Iterable[str]) -> list[t.MissingEpisode]:
+    """These children's newest episodes and, however old, every one with a deadline still open, newest first."""
     wanted = sorted(set(ids))
     if not wanted:
         return []
-    return session.exec(select(t.MissingEpisode).where(col(t.MissingEpisode.child_id).in_(wanted))
-                        .order_by(col(t.MissingEpisode.reported_at).desc()).limit(200)).all()
+    newest = session.exec(select(t.MissingEpisode).where(col(t.MissingEpisode.child_id).in_(wanted))
+                          .order_by(col(t.MissingEpisode.reported_at).desc()).limit(EPISODES_KEPT)).all()
+    still_open = select(t.Deadline.subject_id).where(t.Deadline.state == "open", col(t.Deadline.child_id).in_(wanted))
+    opened = session.exec(select(t.MissingEpisode).where(col(t.MissingEpisode.child_id).in_(wanted),
+                                                         col(t.MissingEpisode.episode_id).in_(still_open))).all()
+    episodes = {e.episode_id: e for e in [*newest, *opened]}
+    return sorted(episodes.values(), reverse=True,  # an episode found before it was reported: last
+                  key=lambda e: (e.reported_at is not None, e.reported_at.timestamp() if e.reported_at else 0.0))
 
 
 def deadlines_of(session: Session, episode_ids: Iterable[str], ids: Iterable[str]) -> Sequence[t.Deadline]:
@@ -58,15 +69,18 @@ def deadlines_of(session: Session, episode_ids: Iterable[str], ids: Iterable[str
 
 
 def notifications_about(session: Session, user: UserRecord, ids: Iterable[str]) -> Sequence[tuple[t.Notification, str]]:
-    """This user's notifications about these children, newest first, with the child's id."""
+    """This user's notifications about these children, newest first, with the child's id: the newest, and every one
+    not yet acknowledged however old."""
     wanted = sorted(set(ids))
     if not wanted:
         return []
-    rows = session.exec(select(t.Notification, t.Event.child_id)
-                        .join(t.Event, col(t.Event.event_id) == col(t.Notification.event_id))
-                        .where(notification_scope(user), col(t.Event.child_id).in_(wanted))
-                        .order_by(col(t.Notification.created_at).desc()).limit(500)).all()
-    return [(n, str(child)) for n, child in rows]
+    about = (select(t.Notification, t.Event.child_id)
+             .join(t.Event, col(t.Event.event_id) == col(t.Notification.event_id))
+             .where(notification_scope(user), col(t.Event.child_id).in_(wanted)))
+    newest = session.exec(about.order_by(col(t.Notification.created_at).desc()).limit(NOTIFICATIONS_KEPT)).all()
+    waiting = session.exec(about.where(col(t.Notification.acknowledged_at).is_(None))).all()
+    rows = {n.id: (n, child) for n, child in [*newest, *waiting]}
+    return sorted(((n, str(child)) for n, child in rows.values()), key=lambda r: r[0].created_at, reverse=True)
 
 
 def episode(session: Session, episode_id: str) -> t.MissingEpisode | None:

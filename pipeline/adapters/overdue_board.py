@@ -43,6 +43,7 @@ class BoardFilters:
     level: int | None = None
     school: str | None = None
     team: str | None = None
+    deadline_id: str | None = None  # one deadline's row (its case page)
 
 
 @dataclass
@@ -103,6 +104,9 @@ def _where(filters: BoardFilters) -> tuple[str, dict[str, Any]]:
     if filters.level is not None:
         clauses.append("escalation_level = :f_level")
         params["f_level"] = filters.level
+    if filters.deadline_id is not None:
+        clauses.append("id = :f_id")
+        params["f_id"] = filters.deadline_id
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 

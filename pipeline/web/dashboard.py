@@ -182,6 +182,9 @@ def _period_of(request: Request, services: Services) -> Period:
                   f"{long_date(first)} to {long_date(last)}")
 
 
+CASES_SHOWN = 500  # a drill-down's rows, the soonest due first (the dashboard's figure counts every case)
+
+
 @router.get("/dashboard/cases")
 def cases(request: Request, visitor: Manager) -> Response:
     """The cases behind one ratio for a period: each counted in the denominator, marked when in the numerator."""
@@ -192,7 +195,8 @@ def cases(request: Request, visitor: Manager) -> Response:
     p = _period_of(request, services)
     now = services.clock()
     with services.store.transaction() as session:
-        found = cases_behind(session, measure, p)
+        found = cases_behind(session, measure, p, limit=CASES_SHOWN + 1)
+        more, found = len(found) > CASES_SHOWN, found[:CASES_SHOWN]
         repo = Repository(session, postgres=services.store.is_postgres)
         rows = []
         for case in found:
@@ -202,4 +206,4 @@ def cases(request: Request, visitor: Manager) -> Response:
                            f"dashboard drill-down {measure} (deadline {case.deadline_id})")
             rows.append({"case": case, "name": name, "what": KIND_IN_WORDS.get(case.kind, case.kind)})
     return page(request, "dashboard_cases.html", title=MEASURE_WORDS[measure], period=p, rows=rows,
-                counted=sum(1 for case in found if case.counted), measure=measure)
+                counted=sum(1 for case in found if case.counted), measure=measure, more=more)

@@ -3,9 +3,9 @@
 An inbox shows cases, not copies: a school's alert to the DSL and the deputy, and the reminders fired on
 it, are one item, acknowledged for the school by whichever of them acknowledges it. Reminders and
 escalations appear on the item ("Reminder sent at 12pm"), overdue items come first (the longest overdue
-first), then the newest, fifty to a page; "waiting for action" narrows the list to what is not yet
-acknowledged or decided. A case still waiting on an open deadline is listed however many notifications
-came after it. Every opening of a case is audited as a view.
+first), then the newest, fifty to a page; "waiting for action" narrows the list to the cases not yet
+acknowledged whose deadline (if they have one) is still open. A case on an open deadline is listed however
+many notifications came after it. Every opening of a case is audited as a view.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from fastapi.responses import RedirectResponse, Response
 from pipeline.adapters import inbox as queries
 from pipeline.adapters.accounts import user_by_id
 from pipeline.adapters.repository import Repository
-from pipeline.domain.model import NotificationStatus, Role
+from pipeline.domain.model import DeadlineState, NotificationStatus, Role
 from pipeline.service import casework
 from pipeline.service.access import may_acknowledge, visible_notification
 from pipeline.service.casework import acknowledgement_closes
@@ -169,20 +169,26 @@ def order_cases(cases: list[Case], now: datetime) -> list[Case]:
 
 
 def waiting(case: Case) -> bool:
-    """Whether the case still asks something of its holder: not acknowledged, not decided, not withheld."""
-    return case.acknowledged is None and not case.decided and case.primary.status != NotificationStatus.WITHHELD
+    """Whether the case still asks something of its holder: not acknowledged, not withheld, and its deadline (if
+    it has one) still open. A decided review, a recorded interview or a found child closes it."""
+    deadline = case.deadline
+    return case.acknowledged is None and case.primary.status != NotificationStatus.WITHHELD and \
+        (deadline is None or deadline.state == DeadlineState.OPEN)
 
 
-def cases_for(request: Request, user: User) -> list[Case]:
-    """The user's newest notifications as cases, and every case still waiting on an open deadline however old."""
+def cases_for(request: Request, user: User) -> tuple[list[Case], bool]:
+    """The user's newest notifications as cases, and every case still open on its deadline however old; and
+    whether older notifications were left out (only ones whose deadline is closed, or that have none)."""
     services = services_of(request)
     with services.store.read() as s:
-        rows = {r.id: r for r in queries.notifications_in_scope(s, user, queries.NEWEST_KEPT)}
-        rows.update((r.id, r) for r in queries.waiting_in_scope(s, user) if r.id not in rows)
+        newest = queries.notifications_in_scope(s, user, queries.NEWEST_KEPT)
+        rows = {r.id: r for r in newest}
+        rows.update((r.id, r) for r in queries.on_open_deadlines(s, user) if r.id not in rows)
         deadline_ids = [r.deadline_id for r in rows.values() if r.deadline_id]
         deadlines = queries.deadlines_by_id(s, deadline_ids)
         fired = list(queries.fired_on(s, deadline_ids))
-    return order_cases(build_cases(list(rows.values()), deadlines, fired), services.clock())
+    cases = order_cases(build_cases(list(rows.values()), deadlines, fired), services.clock())
+    return cases, len(newest) >= queries.NEWEST_KEPT
 
 
 SHOWN = {"all": "All cases", "waiting": "Waiting for action"}
@@ -190,14 +196,16 @@ SHOWN = {"all": "All cases", "waiting": "Waiting for action"}
 
 @router.get("/notifications")
 def inbox(request: Request, visitor: Annotated[SignedIn, Depends(signed_in_as(*READERS))]) -> Response:
-    everything = cases_for(request, visitor.user)
+    everything, older_left_out = cases_for(request, visitor.user)
     now = services_of(request).clock()
     shown = request.query_params.get("show")
     shown = shown if shown in SHOWN else "all"
     cases = [c for c in everything if waiting(c)] if shown == "waiting" else everything
     pages = Pages.of(request, len(cases))
-    return page(request, "inbox.html", title="Inbox", cases=pages.slice(cases), pages=pages,
-                pagination=pages.component(request), now=now, shown=shown, total=len(everything),
+    title = "Inbox" if shown == "all" else "Inbox: waiting for action"
+    return page(request, "inbox.html", title=title if pages.count == 1 else f"{title} (page {pages.number} of "
+                f"{pages.count})", cases=pages.slice(cases), pages=pages, older_left_out=older_left_out,
+                pagination=pages.component(request, keep=("show",)), now=now, shown=shown, total=len(everything),
                 waiting=sum(1 for c in everything if waiting(c)),
                 overdue=sum(1 for c in everything if c.overdue(now)))
 

@@ -59,7 +59,8 @@ def overdue(request: Request, visitor: Manager) -> Response:
     download = "/overdue/download" + ("?" + urlencode({k: v for k, v in chosen.items() if v}) if any(
         chosen.values()) else "")
     every = request.query_params.get("every", "")
-    refresh = min(3600, max(2, int(every))) if every.isdigit() else REFRESH_SECONDS
+    refresh = min(3600, max(2, int(every))) if every.isascii() and every.isdecimal() and len(every) < 6 \
+        else REFRESH_SECONDS
     return page(request, "overdue.html", title="Overdue", rows=rows, more=more, chosen=chosen,
                 counts=[(level, counts.get(level, 0)) for level in LEVELS], kinds=KIND_IN_WORDS,
                 how_late=minutes_words, download=download, refresh=refresh, now=services.clock())
@@ -75,7 +76,10 @@ def overdue_refresh_script() -> Response:
 def overdue_download(request: Request, visitor: Manager) -> Response:
     services = services_of(request)
     filters, _ = filters_from(request)
-    rows, _, _ = read_board(services, visitor.user, filters, 1000, None)
+    rows, more, _ = read_board(services, visitor.user, filters, 1000, None)
+    while more:  # every row the filters choose, a thousand at a time
+        later, more, _ = read_board(services, visitor.user, filters, 1000, rows[-1].deadline_id)
+        rows += later
     return csv_response(BOARD_COLUMNS, ([board_json(r)[c] if c != "told" else " ".join(r.told)
                                          for c in BOARD_COLUMNS] for r in rows), "overdue.csv")
 
@@ -135,5 +139,5 @@ def board_row(session: Any, now: datetime, deadline: Deadline) -> Any:
     """The deadline's row as the board shows it, when it is on the board (open and due)."""
     if deadline.state != "open" or deadline.due_at > now:
         return None
-    rows, _ = board_page(session, now, BoardFilters(kind=deadline.kind), limit=1000)
-    return next((row for row in rows if row.deadline_id == deadline.id), None)
+    rows, _ = board_page(session, now, BoardFilters(kind=deadline.kind, deadline_id=deadline.id), limit=1)
+    return rows[0] if rows else None

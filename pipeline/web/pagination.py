@@ -2,8 +2,8 @@
 
 A person works a queue from its top, so the pages are numbered (``?page=2``) and every page keeps the list's
 own order; a page number that is not a number, or past the end, shows the nearest page that exists rather
-than an error. The links keep the page's other query parameters (a filter), and the GOV.UK pagination
-component draws them.
+than an error. The links keep the list's filter (not a one-off banner's parameter), and the GOV.UK
+pagination component draws them.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Pages:
     def of(cls, request: Request, total: int, per_page: int | None = None) -> Pages:
         per_page = per_page or PER_PAGE
         wanted = request.query_params.get("page", "1")
-        number = int(wanted) if wanted.isdigit() else 1
+        number = int(wanted) if wanted.isascii() and wanted.isdecimal() and len(wanted) < 10 else 1
         last = max(1, -(-total // per_page))
         return cls(min(max(1, number), last), total, per_page)
 
@@ -56,11 +56,12 @@ class Pages:
     def last_shown(self) -> int:
         return min(self.total, self.start + self.per_page)
 
-    def component(self, request: Request) -> dict[str, Any] | None:
-        """The GOV.UK pagination component's parameters, or None when everything fits on one page."""
+    def component(self, request: Request, keep: tuple[str, ...] = ()) -> dict[str, Any] | None:
+        """The GOV.UK pagination component's parameters, or None when everything fits on one page. The links
+        carry the query parameters named in ``keep`` (a filter), not one-off ones (a banner's)."""
         if self.count == 1:
             return None
-        kept = [(k, v) for k, v in request.query_params.multi_items() if k != "page"]
+        kept = [(k, v) for k, v in request.query_params.multi_items() if k in keep]
 
         def href(number: int) -> str:
             return f"{request.url.path}?{urlencode([*kept, ('page', str(number))])}"

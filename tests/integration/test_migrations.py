@@ -280,6 +280,46 @@ def test_a_page_of_notifications_or_deadlines_is_read_in_its_indexs_order(tmp_pa
     assert not any("TEMP B-TREE" in plan for plan in plans), plans
 
 
+def test_an_inbox_reads_its_cases_on_open_deadlines_from_the_deadlines(tmp_path: Path,
+                                                                       request: pytest.FixtureRequest) -> None:
+    """Every inbox load reads the user's notifications on deadlines still open, however old. With the scope in the
+    query, SQLite without statistics (as shipped) read every notification the school or team was ever sent through
+    the scope's index and looked each one's deadline up; the read must start from the open deadlines."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from pipeline.adapters.accounts import UserRow
+    from pipeline.adapters.inbox import on_open_deadlines
+
+    store = _migrated_with_history("sqlite", tmp_path, request, _NOTIFICATIONS, analyze=False)
+    with store.engine.begin() as connection:  # each notification's deadline D-n: open when n is a multiple of 50
+        connection.execute(text(
+            "INSERT INTO deadline (id, kind, subject_id, due_at, state, escalation_level, steps_json, created_at) "
+            "SELECT 'D-' || n, 'self_harm_acknowledgement', 'N-' || n, created_at, "
+            "CASE WHEN n % 50 = 0 THEN 'open' ELSE 'closed' END, 0, '[]', created_at"
+            + _history("sqlite") + " WHERE n % 5 = 0"))
+    made = datetime(2026, 12, 3, tzinfo=UTC)
+    dsl = UserRow(1, "dsl@school.example", "dsl", "URN-0", None, None, made, None)
+    team = UserRow(2, "team@council.example", "team", None, "TEAM-15", None, made, None)
+    found: dict[str, Any] = {}
+
+    def read(session: Any) -> None:
+        found["dsl"] = {row.id for row in on_open_deadlines(session, dsl)}
+        found["team"] = {row.id for row in on_open_deadlines(session, team)}
+
+    plans = _plans_of(store, "sqlite", "deadline", read, lambda: Session(store.engine))
+    store.dispose()
+    assert found["dsl"] == {f"N-{n}" for n in range(50, 5001, 50)}
+    assert found["team"] == set()
+    assert len(plans) == 2, plans
+    for plan in plans:
+        assert plan.splitlines()[0].startswith("SEARCH deadline"), plan
+        assert "ix_notification_deadline" in plan, plan
+        assert "ix_notification_school_urn" not in plan and "ix_notification_scope" not in plan, plan
+
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_the_return_interview_measure_reads_the_periods_episodes_not_every_interview_deadline(
         backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:

@@ -5,7 +5,9 @@ queues are paged, the soonest due first, with nothing left off the end."""
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -13,11 +15,17 @@ import pipeline.adapters.inbox as inbox_queries
 import pipeline.web.pagination as pagination
 from tests.integration.conftest import Pipeline
 from tests.integration.test_web_pages import signed_in
-from tests.support.world import AMELIA, LILY_TYPO, TERM_EVENING, attendance
+from tests.support.world import AMELIA, JACOB, LILY_TYPO, TERM_EVENING, attendance
 
 pytestmark = pytest.mark.integration
 
 DSL = "dsl@riverside.sch.example"
+
+
+def caseload_user(session: Any) -> Any:
+    from pipeline.adapters.accounts import user_by_email
+
+    return user_by_email(session, "sam.worker@northshire.gov.example")
 
 
 def notification_ids(pipeline: Pipeline, event: dict[str, object]) -> list[str]:
@@ -60,7 +68,7 @@ def test_an_overdue_case_stays_in_the_inbox_behind_many_newer_ones(pipeline: Pip
 
     waiting = client.get("/notifications?show=waiting").text
     assert inbox_items(waiting) == [f"/notifications/{old_alert}"]
-    assert 'aria-current="page">cases waiting for action<' in waiting
+    assert 'aria-current="true">cases waiting for action<' in waiting
 
     pipeline.client.post(f"/api/notifications/{old_alert}/acknowledge", json={"outcome": "called the family"},
                          headers=pipeline.headers("dsl"))
@@ -94,14 +102,15 @@ def test_the_inbox_is_paged_and_keeps_its_filter_across_pages(pipeline: Pipeline
 
 def test_the_review_queue_is_paged_the_soonest_due_first(pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pagination, "PER_PAGE", 2)
-    reviews = [attendance(LILY_TYPO, arrived_at=TERM_EVENING - timedelta(minutes=5 - i)) for i in range(5)]
-    for event in reversed(reviews):  # received newest first; due in the order they arrived
+    routine = [attendance(LILY_TYPO, arrived_at=TERM_EVENING - timedelta(minutes=5 - i)) for i in range(4)]
+    urgent = attendance(LILY_TYPO, arrived_at=TERM_EVENING, exploitation_screening="CONCERN")  # to review at once
+    for event in [*routine, urgent]:  # the routine ones due in the working hours ahead, the urgent one now
         pipeline.post_event(event)
         pipeline.run()
-        pipeline.clock.advance(minutes=1)
-    assert all(pipeline.get(f"/api/events/{e['event_id']}", "manager").json()["status"] == "review" for e in reviews)
+    assert all(pipeline.get(f"/api/events/{e['event_id']}", "manager").json()["status"] == "review"
+               for e in [*routine, urgent])
     due = [r["event_id"] for r in pipeline.get("/api/reviews", "front_door").json()]
-    assert sorted(due) == sorted(e["event_id"] for e in reviews)
+    assert due[0] == urgent["event_id"], "due first, though received last"
 
     client, _ = signed_in(pipeline, "fd@test.example")
     shown: list[str] = []
@@ -110,3 +119,80 @@ def test_the_review_queue_is_paged_the_soonest_due_first(pipeline: Pipeline, mon
         shown += re.findall(r'href="/reviews/([0-9a-f-]{36})"', html)
         assert f"Showing {2 * number - 1} to {min(2 * number, 5)} of 5, the soonest due first." in html
     assert shown == due, "every open review once, in the API's order (the soonest due first)"
+
+
+def test_a_caseload_keeps_an_old_episode_still_open_and_an_old_notification_not_acknowledged(
+        pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.adapters import caseload
+
+    monkeypatch.setattr(caseload, "EPISODES_KEPT", 1)
+    monkeypatch.setattr(caseload, "NOTIFICATIONS_KEPT", 1)
+    reported_at = datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
+    old = {"event_id": str(uuid.uuid4()), "episode_id": "EP-OLD", "force_code": "NS01",
+           "reported_at": reported_at.isoformat(), "last_seen_at": (reported_at - timedelta(hours=2)).isoformat(),
+           "child": dict(JACOB), "risk_grade": "MEDIUM", "missing_from": "CARE", "exploitation_flags": []}
+    newer = {**old, "event_id": str(uuid.uuid4()), "episode_id": "EP-NEW",
+             "reported_at": (reported_at + timedelta(hours=2)).isoformat()}
+    pipeline.clock.now = reported_at + timedelta(hours=3)
+    for event in (old, newer):
+        assert pipeline.post_event(event, "missing-reported").status_code == 202
+    pipeline.run()
+    child_id = pipeline.get(f"/api/events/{old['event_id']}", "manager").json()["match"]["child_id"]
+    worker_notes = [n for n in pipeline.get("/api/notifications", "worker").json()]
+    assert len(worker_notes) == 2
+    with pipeline.services.store.read() as s:
+        episodes = [e.episode_id for e in caseload.episodes_of(s, [child_id])]
+        worker = caseload_user(s)
+        notes = [n.id for n, _ in caseload.notifications_about(s, worker, [child_id])]
+    assert episodes == ["EP-NEW", "EP-OLD"], "the old one is still missing: its deadlines are open"
+    assert sorted(notes) == sorted(n["id"] for n in worker_notes), "neither is acknowledged"
+
+
+def test_an_escalation_copy_stops_waiting_once_the_owner_acknowledges(pipeline: Pipeline) -> None:
+    """SCiES's copy of an escalation on a school's deadline asks nothing more of SCiES once the DSL acknowledges
+    (the deadline closes), though SCiES never acknowledged it."""
+    event = attendance(AMELIA)
+    pipeline.post_event(event)
+    pipeline.run()
+    pipeline.clock.now = datetime(2026, 11, 25, 14, 1, tzinfo=UTC)  # reminder at 12:00, SCiES two working hours on
+    pipeline.run()
+    scies = [n for n in pipeline.get("/api/notifications", "scies").json() if n["kind"] == "escalation"]
+    assert scies, "SCiES was told"
+    client, _ = signed_in(pipeline, "scies@test.example")
+    assert inbox_items(client.get("/notifications?show=waiting").text) == [f"/notifications/{scies[0]['id']}"]
+
+    dsl_alert = next(n for n in notification_ids(pipeline, event)
+                     if pipeline.get(f"/api/notifications/{n}", "dsl").json()["kind"] == "alert")
+    pipeline.client.post(f"/api/notifications/{dsl_alert}/acknowledge", json={"outcome": "spoke to the family"},
+                         headers=pipeline.headers("dsl"))
+    assert inbox_items(client.get("/notifications?show=waiting").text) == []
+    assert inbox_items(client.get("/notifications").text) == [f"/notifications/{scies[0]['id']}"]  # still listed
+
+
+def test_a_page_number_that_is_not_one_shows_the_first_page(pipeline: Pipeline) -> None:
+    pipeline.post_event(attendance(AMELIA))
+    pipeline.run()
+    client, _ = signed_in(pipeline, DSL)
+    front_door, _ = signed_in(pipeline, "fd@test.example")
+    for page in ("%C2%B2", "1" * 5000, "-1", "", "0x10"):
+        assert client.get(f"/notifications?page={page}").status_code == 200, page
+        assert front_door.get(f"/reviews?page={page}").status_code == 200, page
+        assert front_door.get(f"/decisions?page={page}").status_code == 200, page
+
+
+def test_the_decision_queue_is_paged_and_its_links_drop_the_banner(pipeline: Pipeline,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pagination, "PER_PAGE", 2)
+    withheld = [attendance(AMELIA, arrived_at=TERM_EVENING - timedelta(minutes=5 - i), consent="REFUSED")
+                for i in range(3)]
+    for event in withheld:
+        pipeline.post_event(event)
+        pipeline.run()
+        pipeline.clock.advance(days=1)  # each decision due a working day after the one before
+    client, _ = signed_in(pipeline, "fd@test.example")
+    first = client.get("/decisions?decided=1").text
+    assert "Decision recorded." in first
+    assert 'href="/decisions?page=2"' in first, "the next page, without the banner's parameter"
+    shown = re.findall(r'href="/decisions/([0-9a-f-]{36})"', first)
+    shown += re.findall(r'href="/decisions/([0-9a-f-]{36})"', client.get("/decisions?page=2").text)
+    assert shown == [e["event_id"] for e in withheld], "the soonest due first, every one once"

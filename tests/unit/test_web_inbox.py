@@ -119,7 +119,7 @@ def test_pages_keep_the_filter_clamp_the_number_and_elide_the_middle() -> None:
 
     pages = Pages.of(request("show=waiting&page=5"), total=451, per_page=50)
     assert (pages.number, pages.count, pages.first_shown, pages.last_shown) == (5, 10, 201, 250)
-    params = pages.component(request("show=waiting&page=5"))
+    params = pages.component(request("show=waiting&decided=1&page=5"), keep=("show",))
     assert params is not None
     assert params["previous"]["href"] == "/notifications?show=waiting&page=4"
     assert params["next"]["href"] == "/notifications?show=waiting&page=6"
@@ -127,5 +127,6 @@ def test_pages_keep_the_filter_clamp_the_number_and_elide_the_middle() -> None:
     assert [i["number"] for i in params["items"] if i.get("current")] == [5]
     assert Pages.of(request("page=99"), total=451, per_page=50).number == 10
     assert Pages.of(request("page=-3"), total=451, per_page=50).number == 1
+    assert Pages.of(request("page=%C2%B2"), total=451, per_page=50).number == 1  # a digit, but not 0-9
     assert Pages.of(request(""), total=0).component(request("")) is None  # one page: no pagination shown
     assert Pages.of(request(""), total=0).slice([]) == []
