@@ -72,13 +72,16 @@ def overdue_refresh_script() -> Response:
                     headers={"Cache-Control": "no-cache"})
 
 
+DOWNLOAD_PAGE = 1000  # rows read at a time for the download (it has every row)
+
+
 @router.get("/overdue/download")
 def overdue_download(request: Request, visitor: Manager) -> Response:
     services = services_of(request)
     filters, _ = filters_from(request)
-    rows, more, _ = read_board(services, visitor.user, filters, 1000, None)
-    while more:  # every row the filters choose, a thousand at a time
-        later, more, _ = read_board(services, visitor.user, filters, 1000, rows[-1].deadline_id)
+    rows, more, _ = read_board(services, visitor.user, filters, DOWNLOAD_PAGE, None)
+    while more:  # every row the filters choose, a page at a time
+        later, more, _ = read_board(services, visitor.user, filters, DOWNLOAD_PAGE, rows[-1].deadline_id)
         rows += later
     return csv_response(BOARD_COLUMNS, ([board_json(r)[c] if c != "told" else " ".join(r.told)
                                          for c in BOARD_COLUMNS] for r in rows), "overdue.csv")

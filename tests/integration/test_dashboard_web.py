@@ -54,6 +54,14 @@ def test_the_dashboard_its_charts_and_the_cases_behind_a_figure(tmp_path: Path) 
         views = session.exec(select(t.AuditEntry).where(t.AuditEntry.actor == MANAGER,
                                                         t.AuditEntry.action == "viewed")).all()
     assert len([v for v in views if v.reason.startswith("dashboard drill-down ack_on_time")]) == 2
+    import pipeline.web.dashboard as dashboard
+
+    shown, dashboard.CASES_SHOWN = dashboard.CASES_SHOWN, 1  # more cases than the page lists: it says so
+    try:
+        first = client.get(q2_cases.replace("&amp;", "&")).text
+    finally:
+        dashboard.CASES_SHOWN = shown
+    assert "There are more than 1 cases: the first 1, the soonest due first, are shown" in first
     case_link = re.search(r'href="(/overdue/cases/[0-9a-f-]+)"', cases)
     assert case_link is not None
     case_page = client.get(case_link.group(1))

@@ -196,3 +196,30 @@ def test_the_decision_queue_is_paged_and_its_links_drop_the_banner(pipeline: Pip
     shown = re.findall(r'href="/decisions/([0-9a-f-]{36})"', first)
     shown += re.findall(r'href="/decisions/([0-9a-f-]{36})"', client.get("/decisions?page=2").text)
     assert shown == [e["event_id"] for e in withheld], "the soonest due first, every one once"
+
+
+def test_the_boards_download_has_every_row_and_a_case_page_finds_its_own(pipeline: Pipeline,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import csv
+    import io
+
+    import pipeline.web.overdue as overdue
+
+    monkeypatch.setattr(overdue, "DOWNLOAD_PAGE", 1)  # read a row at a time
+    events = [attendance(child) for child in (AMELIA, LILY_TYPO)]
+    for event in events:
+        pipeline.post_event(event)
+    pipeline.run()
+    pipeline.clock.now = datetime(2026, 11, 25, 12, 5, tzinfo=UTC)  # the DSL's and the review's deadlines passed
+    pipeline.run()
+    board = pipeline.get("/api/deadlines?state=overdue", "manager").json()
+    assert len(board) >= 2
+
+    manager, _ = signed_in(pipeline, "manager@test.example")
+    download = manager.get("/overdue/download")
+    assert download.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(download.text)))
+    assert sorted(r["deadline_id"] for r in rows) == sorted(d["id"] for d in board)
+    last = rows[-1]  # not the board's first row: its case page still finds it on the board
+    page = manager.get(f"/overdue/cases/{last['deadline_id']}").text
+    assert '<span class="govuk-caption-l">Overdue</span>' in page and "How late" in page
