@@ -11,6 +11,8 @@ NOTIFICATIONS_SENT = Counter("safeguard_notifications_sent_total",
                              "Notifications a channel accepted for a real contact")
 DELIVERY_ATTEMPTS = Counter("safeguard_delivery_attempts_total", "Delivery attempts by channel and outcome",
                             ["channel", "outcome"])
+OUTBOX_RELAY_FAILURES = Counter("safeguard_outbox_relay_failures_total",
+                                "Outbox relay passes that failed (records kept, relayed on a later pass)")
 DELIVERY_RETRIES_WAITING = Gauge("safeguard_delivery_retries_waiting", "Deliveries waiting for a retry")
 NOTIFICATIONS_UNDELIVERED = Counter("safeguard_notifications_undelivered_total",
                                     "Notifications that no channel delivered")

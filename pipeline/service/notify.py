@@ -14,6 +14,7 @@ instead; if that fails too (or the recipient has no team), the front door gets a
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,8 @@ from pipeline.domain.model import (
 )
 from pipeline.domain.policy import Policy
 from pipeline.ports import SYSTEM, NotificationRecord, ReferenceReads, StorePort
+
+log = logging.getLogger(__name__)
 
 PATHWAY_NOTIFICATIONS = "pathway-notifications"
 ESCALATIONS = "escalations"
@@ -124,6 +127,8 @@ def undelivered(port: StorePort, row: NotificationRecord, policy: Policy, now: d
         row.status = NotificationStatus.FAILED
     NOTIFICATIONS_UNDELIVERED.inc()
     port.audit(now, SYSTEM, "failed", row.id, f"no channel delivered it ({why})")
+    log.error("notification %s (%s) was not delivered: %s; its team or the front door is told", row.id,
+              row.recipient_role, why)
     if row.plan_key == UNDELIVERED_FRONT_DOOR or _escalates_a_delivery_failure(port, row):
         return  # the front door's own alert: its delivery_failure deadline is already escalating
     root = str(_content(row).get("undelivered_notification_id") or row.id)

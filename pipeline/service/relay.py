@@ -38,6 +38,7 @@ from pipeline.adapters.metrics import (
     DELIVERY_RETRIES_WAITING,
     DELIVERY_SECONDS,
     NOTIFICATIONS_SENT,
+    OUTBOX_RELAY_FAILURES,
 )
 from pipeline.adapters.publisher import Publisher, publish_stored
 from pipeline.adapters.repository import SYSTEM, Repository
@@ -129,7 +130,7 @@ class DeliveryService:
 
 def relay(store: Store, delivery: DeliveryService, publisher: Publisher, now: datetime, batch: int = 100) -> int:
     """Relay up to ``batch`` outbox rows and work up to ``batch`` due delivery rows; returns how many."""
-    return relay_outbox(store, delivery, publisher, now, batch) + deliver_due(store, delivery, now, batch)
+    return relay_pass(store, delivery, publisher, now, batch)[0]
 
 
 def relay_until_idle(store: Store, delivery: DeliveryService, publisher: Publisher, clock: Callable[[], datetime],
@@ -148,8 +149,16 @@ def relay_until_idle(store: Store, delivery: DeliveryService, publisher: Publish
 def relay_pass(store: Store, delivery: DeliveryService, publisher: Publisher, now: datetime,
                batch: int = 100) -> tuple[int, bool]:
     """One pass of ``relay_until_idle``: a batch of outbox rows and one of due deliveries; how many rows were
-    worked, and whether either batch was full (there may be more)."""
-    outbox = relay_outbox(store, delivery, publisher, now, batch)
+    worked, and whether either batch was full (there may be more). The outbox failing (its topic files cannot be
+    written, say) stops neither this pass's emails and texts nor the next pass's retry of the outbox."""
+    try:
+        outbox = relay_outbox(store, delivery, publisher, now, batch)
+    except Exception as error:  # noqa: BLE001 - logged with what failed; rolled back, so relayed on a later pass
+        OUTBOX_RELAY_FAILURES.inc()
+        where = getattr(error, "filename", None)
+        log.error("outbox relay failed (%s%s); its records are kept and relayed when it recovers; deliveries go on",
+                  type(error).__name__, f" on {where}" if where else "")
+        outbox = 0
     deliveries = deliver_due(store, delivery, now, batch)
     return outbox + deliveries, outbox >= batch or deliveries >= _claim_batch(delivery, batch)
 
@@ -378,6 +387,29 @@ def _record_failures(repo: Repository, delivery: DeliveryService, failed: dict[s
         _advance(repo, delivery, notification, siblings[notification.id], now)
 
 
+@dataclass
+class FailureReport:
+    """Failed delivery attempts in the log: the first on a channel at once, then at most one line a minute per
+    channel with how many failed since, so a provider outage is plain in the log without a line per attempt.
+    Only the channel, the outcome and a notification id are written: a provider's own error text (kept in the
+    database) can quote a phone number or an address."""
+
+    every: timedelta = timedelta(minutes=1)
+    _last: dict[str, tuple[datetime, int]] = field(default_factory=dict)
+
+    def failed(self, channel: str, outcome: str, notification_id: str, then: str, now: datetime) -> None:
+        logged_at, since = self._last.get(channel, (None, 0))
+        if logged_at is not None and now - logged_at < self.every:
+            self._last[channel] = (logged_at, since + 1)
+            return
+        self._last[channel] = (now, 0)
+        earlier = f" ({since} more failed on {channel} since the last report)" if since else ""
+        log.warning("%s delivery failed: %s, notification %s; %s%s", channel, outcome, notification_id, then, earlier)
+
+
+FAILURES = FailureReport()
+
+
 def _record_failure(repo: Repository, delivery: DeliveryService, row: Delivery, notification: Notification,
                     outcome: Outcome, reason: str, now: datetime) -> None:
     DELIVERY_ATTEMPTS.labels(row.channel, outcome.value).inc()
@@ -399,6 +431,7 @@ def _record_failure(repo: Repository, delivery: DeliveryService, row: Delivery, 
         then = "given up on this channel"
     repo.audit(now, SYSTEM, "failed", notification.id,
                f"{row.channel} attempt {row.attempts}: {outcome.value} ({reason}); {then}")
+    FAILURES.failed(row.channel, outcome.value, notification.id, then, now)
 
 
 def _advance(repo: Repository, delivery: DeliveryService, notification: Notification, rows: Sequence[Delivery],

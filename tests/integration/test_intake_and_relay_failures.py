@@ -75,15 +75,48 @@ class RefusingPublisher:
         raise RuntimeError("the broker refused a record")
 
 
-def test_a_topic_refusing_a_record_sends_nobody_anything_and_relays_nothing(pipeline: Pipeline) -> None:
+def test_a_topic_refusing_a_record_keeps_its_records_and_the_alerts_still_go_out(
+        pipeline: Pipeline, caplog: pytest.LogCaptureFixture) -> None:
+    """The output topics (Kafka, or the embedded runtime's topic files) failing must not stop an email or a text
+    reaching a DSL: the outbox's records are kept and relayed once the topic takes them, and the log says so."""
     pipeline.post_event(attendance(AMELIA))
     from consumers.intake_consumer import IntakeConsumer
 
     IntakeConsumer(pipeline.services.store, pipeline.services.ctx, pipeline.clock).run_once(100)
     delivery = pipeline.services.delivery
-    with pytest.raises(RuntimeError):
+    with caplog.at_level("ERROR", logger="pipeline.service.relay"):
         relay(pipeline.services.store, delivery, RefusingPublisher(), pipeline.clock())
-    assert all(not channel.sent for channel in delivery.channels.values())  # type: ignore[attr-defined]
+    assert any("outbox relay failed (RuntimeError)" in r.getMessage() and "deliveries go on" in r.getMessage()
+               for r in caplog.records)
+    assert any(channel.sent for channel in delivery.channels.values())  # type: ignore[attr-defined]
     with pipeline.services.store.read() as session:
         assert all(row.relayed_at is None for row in session.exec(select(t.Outbox)).all())
-        assert {n.status for n in session.exec(select(t.Notification)).all()} == {"pending"}
+        assert {n.status for n in session.exec(select(t.Notification)).all()} == {"delivered"}
+
+    relay(pipeline.services.store, delivery, pipeline.services.publisher, pipeline.clock())  # the topic is back
+    with pipeline.services.store.read() as session:
+        assert all(row.relayed_at is not None for row in session.exec(select(t.Outbox)).all())
+
+
+def test_an_unwritable_topic_file_is_named_in_the_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from pipeline.service.relay import relay_pass
+
+    pipeline = start_pipeline(tmp_path)
+    pipeline.post_event(attendance(AMELIA))
+    from consumers.intake_consumer import IntakeConsumer
+
+    IntakeConsumer(pipeline.services.store, pipeline.services.ctx, pipeline.clock).run_once(100)
+
+    class UnwritableTopics:
+        def publish(self, topic: str, key: str, record: dict[str, Any]) -> None:
+            raise FileNotFoundError(2, "No such file or directory", f"/nowhere/topics/{topic}.jsonl")
+
+        def flush(self) -> None:
+            pass
+
+    with caplog.at_level("ERROR", logger="pipeline.service.relay"):
+        worked, _ = relay_pass(pipeline.services.store, pipeline.services.delivery, UnwritableTopics(),  # type: ignore[arg-type]
+                               pipeline.clock())
+    assert worked > 0, "the deliveries were worked"
+    assert any("FileNotFoundError on /nowhere/topics/" in r.getMessage() for r in caplog.records)
+    pipeline.services.store.dispose()
