@@ -15,6 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
 from pipeline import private_logs
 from pipeline.adapters.channels import (
     Channel,
@@ -116,10 +119,42 @@ def build_channels(settings: Settings) -> dict[str, Channel]:
 def build_delivery(settings: Settings, channels: dict[str, Channel] | None = None) -> DeliveryService:
     console = OutboxFileChannel(var_dir(settings) / "outbox", settings.public_url)
     chosen = build_channels(settings) if channels is None else channels
-    if not chosen:
-        logging.getLogger(__name__).warning(
-            "no delivery channel is configured: notifications wait in the web inbox only")
     return DeliveryService.from_rules(settings.rules, chosen, settings.public_url, console)
+
+
+def say_how_notifications_go(services: Services) -> None:
+    """At a delivering process's start (``safeguard run``, a worker; not every command): where notifications go."""
+    log = logging.getLogger(__name__)
+    settings = services.settings
+    log.info("database %s; topic and outbox files under %s",
+             make_url(settings.database_url).render_as_string(hide_password=True), var_dir(settings))
+    if not services.delivery.channels:
+        log.warning("no delivery channel is configured: notifications wait in the web inbox only")
+    else:
+        log.info("delivering by %s", ", ".join(sorted(services.delivery.channels)))
+
+
+def open_store(url: str, *, migrate: bool) -> Store:
+    """The store at ``url``, migrated; a URL that is not one, a driver not installed or a database not reached is
+    refused in one line naming the setting (its password never shown)."""
+    try:
+        store = Store(url)
+        if migrate:
+            store.migrate()
+    except (ArgumentError, ValueError):
+        raise ConfigurationError("SAFEGUARD_DATABASE_URL: not a database URL (for example sqlite:///var/safeguard.db "
+                                 "or postgresql+psycopg://user@host:5432/safeguard)") from None
+    except (NoSuchModuleError, ImportError):
+        raise ConfigurationError(f"SAFEGUARD_DATABASE_URL: no driver here for {make_url(url).drivername} "
+                                 "(SQLite and PostgreSQL through psycopg are installed)") from None
+    except OSError as error:  # the SQLite file's folder cannot be made
+        raise ConfigurationError(f"SAFEGUARD_DATABASE_URL: cannot create {error.filename or 'the database file'}: "
+                                 f"{error.strerror or type(error).__name__}") from None
+    except OperationalError as error:
+        first = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else type(error.orig).__name__
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise ConfigurationError(f"SAFEGUARD_DATABASE_URL: cannot open {shown}: {first}") from None
+    return store
 
 
 def build(settings: Settings, *, migrate: bool = True) -> Services:
@@ -133,9 +168,7 @@ def build(settings: Settings, *, migrate: bool = True) -> Services:
         raise
     except ValueError as error:  # the rules' own checks, each naming its setting
         raise ConfigurationError(f"configuration: {error}") from error
-    store = Store(settings.database_url)
-    if migrate:
-        store.migrate()
+    store = open_store(settings.database_url, migrate=migrate)
     intake = Intake(store, max_body_bytes=int(settings.rules["runtime"].get("max_body_bytes", 65536)))
     assert isinstance(delivery.console, OutboxFileChannel)
     publisher: Publisher = FilePublisher(var_dir(settings) / "topics")

@@ -51,6 +51,25 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
+# Settings whose keys are the council's own (a school's URN, a recipient role or team code), not names of settings.
+_OPEN_MAPPINGS = {("calendar", "school_term_holidays"), ("delivery", "webhooks"), ("delivery", "routes"),
+                  ("delivery", "recipient_team")}
+
+
+def _check_known(given: dict[str, Any], defaults: dict[str, Any], path: tuple[str, ...] = ()) -> None:
+    """Refuse a setting config/defaults.yaml does not have (``timescale:`` for ``timescales:``, or
+    ``self_harm_acknowledgment``): misspelt, it would be ignored without a word, and the council's timescale or
+    ladder would silently stay the default."""
+    for key, value in given.items():
+        here = (*path, str(key))
+        if key not in defaults:
+            known = ", ".join(sorted(str(k) for k in defaults))
+            raise ConfigurationError(f"{'.'.join(here)}: unknown setting (known here: {known})")
+        default = defaults[key]
+        if isinstance(value, dict) and isinstance(default, dict) and here not in _OPEN_MAPPINGS:
+            _check_known(value, default, here)
+
+
 # The sections whose every setting is a number (a count, seconds, bytes) where config/defaults.yaml has a number.
 _NUMERIC_SECTIONS = ("runtime", "web")
 
@@ -126,7 +145,12 @@ class Settings(BaseSettings):
         if self.demo:
             merged = deep_merge(merged, _read_yaml(CONFIG_DIR / "demo.yaml"))
         if self.config is not None:
-            merged = deep_merge(merged, _read_yaml(self.config))
+            given = _read_yaml(self.config)
+            try:
+                _check_known(given, defaults)
+            except ConfigurationError as error:
+                raise ConfigurationError(f"{self.config}: {error}") from None
+            merged = deep_merge(merged, given)
         _check_shape(merged, defaults)
         return merged
 

@@ -28,6 +28,12 @@ def dead_lettered(session: Session, event_id: str, producer_id: int | None = Non
     return session.exec(query.limit(1)).first() is not None
 
 
+def recent_dead_letters(session: Session, limit: int) -> Sequence[t.DeadLetter]:
+    """The newest dead letters (each with its reason, which names fields, never values)."""
+    return session.exec(select(t.DeadLetter).order_by(col(t.DeadLetter.received_at).desc(),
+                                                      col(t.DeadLetter.id).desc()).limit(limit)).all()
+
+
 def deadline_by_id(session: Session, deadline_id: str) -> t.Deadline | None:
     return session.get(t.Deadline, deadline_id)
 

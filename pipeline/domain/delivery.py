@@ -49,7 +49,10 @@ REACHED = frozenset({DeliveryState.SENT, DeliveryState.DELIVERED})
 
 
 def _seconds(value: Any, name: str) -> float:
-    parsed = parse_timescale(value)
+    try:
+        parsed = parse_timescale(value)
+    except ValueError as error:
+        raise ValueError(f"delivery.retry.{name}: {error}") from None
     if not isinstance(parsed, Duration):
         raise ValueError(f"delivery.retry.{name} takes a plain ISO-8601 duration")
     return parsed.delta.total_seconds()
@@ -66,12 +69,18 @@ class Retry:
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> Retry:
+        def number(name: str, default: float) -> float:
+            value = raw.get(name, default)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"delivery.retry.{name}: a number, not {value!r}")
+            return float(value)
+
         return cls(
             initial_seconds=_seconds(raw.get("initial", "PT2S"), "initial"),
-            multiplier=float(raw.get("multiplier", 2.0)),
+            multiplier=number("multiplier", 2.0),
             max_delay_seconds=_seconds(raw.get("max_delay", "PT5M"), "max_delay"),
-            jitter=float(raw.get("jitter", 0.2)),
-            max_attempts=int(raw.get("max_attempts", 6)),
+            jitter=number("jitter", 0.2),
+            max_attempts=int(number("max_attempts", 6)),
             lease_seconds=_seconds(raw.get("lease", "PT2M"), "lease"),
         )
 

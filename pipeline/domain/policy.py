@@ -6,6 +6,7 @@ pure rules, so every timescale and ladder is a per-council setting rather than a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -30,6 +31,7 @@ class LadderRule:
 
 
 _STEP_KEYS = frozenset({"after", "before", "notify", "action"})
+TEAM_CODE = re.compile(r"[A-Z][A-Z0-9_]*")
 CHECK_TRIGGER_MEETING = "check_trigger_meeting"  # a ladder step that checks rather than notifies
 # What a rung can do: send a notification of that kind (the sweep's, published on `escalations`), or check.
 STEP_ACTIONS = (*LADDER_KINDS, CHECK_TRIGGER_MEETING)
@@ -84,6 +86,12 @@ def _rung(step: Mapping[str, Any]) -> LadderRule:
     notify, action = tuple(step["notify"]), step.get("action", "escalation")
     if action not in STEP_ACTIONS:
         raise ValueError(f"a step's action is one of {', '.join(STEP_ACTIONS)}, not {action!r}")
+    for recipient in notify:
+        # A person's role in lower case, or a team code from the teams file in upper case: anything else is a
+        # slip ("dls") that would send the step to the front door as "no contact on file" instead of to the DSL.
+        if not isinstance(recipient, str) or not (recipient in PERSON_ROLES or TEAM_CODE.fullmatch(recipient)):
+            raise ValueError(f"a step notifies a role ({', '.join(sorted(PERSON_ROLES))}) or a team code in "
+                             f"capitals (as in the teams file, e.g. SCIES), not {recipient!r}")
     if "before" in step:
         ahead = parse_timescale(step["before"])
         if not isinstance(ahead, Duration):
@@ -122,8 +130,11 @@ class Policy:
             except (KeyError, TypeError, ValueError) as error:
                 raise ValueError(f"timescales.{name}: {error}") from error
         council = rules.get("council") or {}
+        la_code = str(council.get("la_code", ""))
+        if not re.fullmatch(r"\d{3}", la_code):
+            raise ValueError(f"council.la_code: the council's three-digit code (such as 999), not {la_code!r}")
         return cls(
-            la_code=str(council.get("la_code", "")),
+            la_code=la_code,
             postcode_districts=frozenset(str(d).upper() for d in council.get("postcode_districts", [])),
             calendar=Calendar(CalendarConfig.from_mapping(rules.get("calendar") or {})),
             timescales=timescales,

@@ -27,7 +27,7 @@ users_app = typer.Typer(no_args_is_help=True, help=f"Manage users. Roles: {ROLES
 app.add_typer(users_app, name="users")
 match_app = typer.Typer(no_args_is_help=True, help="The matcher: train it, measure it, make a labelled set.")
 app.add_typer(match_app, name="match")
-events_app = typer.Typer(no_args_is_help=True, help="Accepted events whose processing failed.")
+events_app = typer.Typer(no_args_is_help=True, help="Events whose processing failed, and dead letters.")
 app.add_typer(events_app, name="events")
 
 
@@ -242,9 +242,32 @@ def events_held() -> None:
     from pipeline.service.retries import held_events
 
     services = build(Settings())
-    for event in held_events(services.store):
+    held = held_events(services.store)
+    for event in held:
         typer.echo(f"{event.event_id} {event.event_type} tries={event.attempts} error={event.error} "
                    f"held_since={event.held_at.isoformat() if event.held_at else ''}")
+    if not held:
+        typer.echo("no held events")
+
+
+@events_app.command("dead-letters")
+def events_dead_letters(limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many, newest first.")] = 50
+                        ) -> None:
+    """List the newest dead letters (inputs refused at intake or by a handler): when, from where (http, cli,
+    kafka, handler), the event type and id, the producer, and why (fields, never values). The refused bytes stay
+    in the database's deadletter table; nothing here prints them."""
+    from pipeline.adapters.record_reads import recent_dead_letters
+    from pipeline.bootstrap import build
+
+    services = build(Settings())
+    with services.store.read() as session:
+        letters = [(d.received_at, d.source, d.event_type, d.event_id, d.producer_id, d.reason, d.id)
+                   for d in recent_dead_letters(session, limit)]
+    for at, source, event_type, event_id, producer, reason, letter_id in letters:
+        typer.echo(f"{at.isoformat()} {letter_id} source={source} type={event_type or '-'} "
+                   f"event_id={event_id or '-'} producer={producer if producer is not None else '-'} {reason}")
+    if not letters:
+        typer.echo("no dead letters")
 
 
 @app.command()

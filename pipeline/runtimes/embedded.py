@@ -22,7 +22,7 @@ import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from consumers.intake_consumer import IntakeConsumer
-from pipeline.bootstrap import Services
+from pipeline.bootstrap import Services, say_how_notifications_go
 from pipeline.entrypoints.api import create_app
 from pipeline.runtimes.memory import freeze_start_up_objects
 from pipeline.service.relay import relay_until_idle
@@ -83,6 +83,7 @@ class EmbeddedRuntime:
 
     def start_background(self) -> None:
         runtime = self.services.settings.rules.get("runtime", {})
+        say_how_notifications_go(self.services)
         self.services.ctx.warm_up(self.services.store)  # the match index and model, before the first event
         checkpointer = self.services.store.take_over_wal_checkpoints(
             float(runtime.get("wal_checkpoint_seconds", 1)), int(runtime.get("wal_restart_pages", 8_000)))

@@ -33,7 +33,7 @@ from pipeline.adapters.faust_codec import codec_name, register_codecs
 from pipeline.adapters.kafka import producer_id_from
 from pipeline.adapters.metrics import EVENTS_CONSUMED
 from pipeline.adapters.publisher import Publisher, publish_stored
-from pipeline.bootstrap import Services, var_dir
+from pipeline.bootstrap import Services, say_how_notifications_go, var_dir
 from pipeline.runtimes.memory import freeze_start_up_objects
 from pipeline.service.relay import relay_pass
 from pipeline.service.sweep import sweep
@@ -247,6 +247,7 @@ def run_worker(services: Services, partitions: int = 4) -> None:
         from prometheus_client import start_http_server
 
         start_http_server(services.settings.metrics_port, addr="127.0.0.1")
+    say_how_notifications_go(services)
     services.ctx.warm_up(services.store)
     freeze_start_up_objects()
     # The agents' batches, the timers' work, faust's event loop and the Kafka clients' threads share one

@@ -9,8 +9,9 @@ from pipeline.adapters import reference_store
 from pipeline.adapters.accounts import user_by_email
 from pipeline.bootstrap import Services
 from pipeline.service.demo_data import COLUMNS, generate
-from pipeline.service.reference import load
+from pipeline.service.reference import ReferenceError, load
 from pipeline.service.users import add_user
+from pipeline.settings import ConfigurationError
 
 DEMO_PASSWORD = "demo-only-password"  # printed for the demo; never used outside `--demo`
 DEMO_SEED = 1
@@ -32,7 +33,11 @@ def seed_demo(services: Services) -> list[str]:
         if not reference_store.any_school_loaded(session):
             data = generate(seed=DEMO_SEED, pupils=DEMO_PUPILS)
             for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
-                load(session, kind, _csv_text(kind, data[kind]), now, services.ctx.policy.routed_teams())
+                try:
+                    load(session, kind, _csv_text(kind, data[kind]), now, services.ctx.policy.routed_teams())
+                except ReferenceError as error:  # the configuration routes to a team the demo has no row for
+                    raise ConfigurationError(f"demo {kind}: {'; '.join(error.problems)} (check the team codes "
+                                             "in the configuration's ladders and routes)") from None
                 session.flush()
         school = reference_store.first_state_school_in_area(session)
         assert school is not None

@@ -396,7 +396,8 @@ class Intake:
     def _dead_letter(submission: Submission, result: IntakeResult) -> Refused:
         reason = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in result.body["errors"])
         EVENTS_DEAD_LETTERED.labels(submission.source).inc()
-        log.warning("dead-lettered an invalid %s event from %s: %s", submission.event_type, submission.source,
-                    reason)
+        # `safeguard produce` reports each refused line itself, with its number: not twice.
+        log.log(logging.DEBUG if submission.source == "cli" else logging.WARNING,
+                "dead-lettered an invalid %s event from %s: %s", submission.event_type, submission.source, reason)
         return Refused(submission.source, submission.event_type, reason, submission.body[:DEAD_LETTER_KEEP_BYTES],
                        submission.producer_id, _rejected_event_id(submission))

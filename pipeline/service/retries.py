@@ -95,12 +95,13 @@ def record_failure(port: StorePort, event: EventRecord, error: BaseException, re
     event.error = type(error).__name__
     if event.attempts < retry.attempts:
         event.next_attempt_at = now + retry.delay(event.attempts)
-        log.warning("event seq %s failed in its handler (%s), try %d of %d; trying again at %s", event.seq,
+        log.warning("event %s failed in its handler (%s), try %d of %d; trying again at %s", event.event_id,
                     event.error, event.attempts, retry.attempts, event.next_attempt_at.isoformat())
         return False
     event.next_attempt_at, event.held_at = None, now
-    log.error("event seq %s failed in its handler (%s) %d times; held, front door alerted", event.seq,
-              event.error, event.attempts)
+    log.error("event %s failed in its handler (%s) %d times; held, front door alerted; after the fix, "
+              "`safeguard events retry %s` runs it again (`safeguard events held` lists every held one)",
+              event.event_id, event.error, event.attempts, event.event_id)
     port.audit(now, SYSTEM, PROCESSING_FAILED, event.event_id,
                f"handler failed ({event.error}) {event.attempts} times; held until `safeguard events retry`")
     _alert_front_door(port, event, now)
@@ -108,7 +109,7 @@ def record_failure(port: StorePort, event: EventRecord, error: BaseException, re
 
 
 def _reject(port: StorePort, event: EventRecord, error: RejectedEvent, now: datetime) -> None:
-    log.error("event seq %s refused by its handler; dead-lettered", event.seq)
+    log.error("event %s refused by its handler; dead-lettered", event.event_id)
     event.status, event.error, event.next_attempt_at = EventStatus.DEAD_LETTERED, type(error).__name__, None
     letter = port.add_dead_letter(now, "handler", event.event_type, str(error), event.record_json.encode(),
                                   producer_id=event.producer_id, event_id=event.event_id)
@@ -177,7 +178,7 @@ def _retry_one(store: UnitsOfWork, ctx: Context, clock: Callable[[], datetime], 
             event.error = type(error).__name__
             port.audit(now, SYSTEM, PROCESSING_FAILED, event.event_id,
                        f"run again and failed ({event.error}); still held")
-            log.error("event seq %s failed again in its handler (%s); still held", event.seq, event.error)
+            log.error("event %s failed again in its handler (%s); still held", event.event_id, event.error)
             return RetryOutcome(event_id, "failed")
         return RetryOutcome(event_id, "processed")
 

@@ -101,7 +101,50 @@ BAD_CONFIGURATIONS = {
     "a section not a mapping": ("timescales: 5\n", "timescales: a mapping of settings, not int"),
     "a tuning number not a number": ("runtime:\n  relay_batch: many\n", "runtime.relay_batch: a number, not 'many'"),
     "a session length": ("web:\n  session_idle: soon\n", "web.session_idle: not an ISO-8601 duration"),
+    "a misspelt section": ("timescale:\n  return_interview: PT48H\n", "timescale: unknown setting"),
+    "a misspelt timescale": ("timescales:\n  self_harm_acknowledgment: PT1M\n",
+                             "timescales.self_harm_acknowledgment: unknown setting"),
+    "a misspelt retry setting": ("delivery:\n  retry:\n    max_attempt: 2\n", "delivery.retry.max_attempt: unknown"),
+    "a retry delay": ("delivery:\n  retry:\n    initial: soon\n", "delivery.retry.initial: not an ISO-8601"),
+    "a ladder to a role that is not one": (
+        "timescales:\n  self_harm_acknowledgement_ladder:\n    - {after: PT0S, notify: [dls], action: reminder}\n",
+        "timescales.self_harm_acknowledgement_ladder: a step notifies a role"),
+    "a council code not three digits": ("council:\n  la_code: 12\n", "council.la_code: the council's three-digit"),
 }
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("notaurl", "SAFEGUARD_DATABASE_URL: not a database URL"),
+    ("mysql://x/y", "SAFEGUARD_DATABASE_URL: no driver here for mysql"),
+    ("sqlite:////proc/no-such-folder/x.db", "SAFEGUARD_DATABASE_URL: cannot create /proc/no-such-folder"),
+])
+def test_a_database_url_that_cannot_be_opened_is_one_line_and_exit_2(
+        url: str, expected: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.entrypoints.cli import main
+
+    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", url)
+    monkeypatch.delenv("SAFEGUARD_CONFIG", raising=False)
+    monkeypatch.setattr(sys, "argv", ["safeguard", "users", "list"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"cannot start: {expected}") and len(error.splitlines()) == 1, error
+
+
+def test_an_unreachable_postgresql_is_named_without_its_password(monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.entrypoints.cli import main
+
+    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", "postgresql+psycopg://someone:hunter2@127.0.0.1:1/nowhere")
+    monkeypatch.delenv("SAFEGUARD_CONFIG", raising=False)
+    monkeypatch.setattr(sys, "argv", ["safeguard", "users", "list"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("cannot start: SAFEGUARD_DATABASE_URL: cannot open postgresql+psycopg://someone:***@")
+    assert "hunter2" not in error and len(error.splitlines()) == 1
 
 
 @pytest.mark.parametrize("case", list(BAD_CONFIGURATIONS))
@@ -238,7 +281,12 @@ def test_produce_dead_letters_bad_lines_and_sends_the_rest(tmp_path: Path, bad_l
     assert "2 accepted, 1 rejected" in result.stdout
     assert count(tmp_path, t.Event) == 2
     assert count(tmp_path, t.DeadLetter) == 1
+    assert "dead-lettered" not in result.stderr, "each refused line reported once, with its number"
     assert cli(tmp_path, "produce", "no-such-type", str(path)).returncode == 2
+    listed = cli(tmp_path, "events", "dead-letters").stdout.splitlines()
+    assert len(listed) == 1 and " source=cli type=self-harm-attendance " in listed[0], listed
+    assert "not-a-uuid" not in listed[0] and "{broken" not in listed[0]  # why, never what
+    assert cli(tmp_path, "events", "held").stdout == "no held events\n"
 
 
 def test_reloading_involvements_with_and_without_the_optional_iro_email_column_changes_nothing(
@@ -265,3 +313,9 @@ def keys(tmp_path: Path) -> set[str]:
     store = Store(f"sqlite:///{tmp_path / 'cli.db'}")
     with store.read() as session:
         return {row.row_key for row in session.exec(select(t.Involvement)).all()}
+
+
+def test_a_command_that_delivers_nothing_says_nothing_about_delivery(tmp_path: Path) -> None:
+    """Only a delivering process (``run``, a worker) says where notifications go; ``users list`` is quiet."""
+    result = cli(tmp_path, "users", "list")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
