@@ -11,6 +11,8 @@ NOTIFICATIONS_SENT = Counter("safeguard_notifications_sent_total",
                              "Notifications a channel accepted for a real contact")
 DELIVERY_ATTEMPTS = Counter("safeguard_delivery_attempts_total", "Delivery attempts by channel and outcome",
                             ["channel", "outcome"])
+WORK_WAITING = Gauge("safeguard_work_waiting", "Read at each scrape: events_waiting (accepted, not yet processed), "
+                     "events_held (their handler kept failing), deadlines_overdue (open and due)", ["what"])
 OUTBOX_RELAY_FAILURES = Counter("safeguard_outbox_relay_failures_total",
                                 "Outbox relay passes that failed (records kept, relayed on a later pass)")
 DELIVERY_RETRIES_WAITING = Gauge("safeguard_delivery_retries_waiting", "Deliveries waiting for a retry")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import paging as keysets
@@ -26,6 +27,18 @@ def dead_lettered(session: Session, event_id: str, producer_id: int | None = Non
     if producer_id is not None:
         query = query.where(t.DeadLetter.producer_id == producer_id)
     return session.exec(query.limit(1)).first() is not None
+
+
+def work_waiting(session: Session, now: datetime) -> dict[str, int]:
+    """What waits, for the metrics: events accepted and not yet processed, events held after their handler kept
+    failing, and open deadlines already due (the overdue board's rows)."""
+    accepted = select(func.count()).select_from(t.Event).where(t.Event.status == "accepted")
+    return {
+        "events_waiting": int(session.exec(accepted.where(col(t.Event.held_at).is_(None))).one()),
+        "events_held": int(session.exec(accepted.where(col(t.Event.held_at).is_not(None))).one()),
+        "deadlines_overdue": int(session.exec(select(func.count()).select_from(t.Deadline).where(
+            t.Deadline.state == "open", col(t.Deadline.due_at) <= now)).one()),
+    }
 
 
 def recent_dead_letters(session: Session, limit: int) -> Sequence[t.DeadLetter]:

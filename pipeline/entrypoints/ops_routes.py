@@ -1,6 +1,6 @@
 """Routes for operators and browsers rather than people: ``GET /health`` (200 once the runtime is ready, 503
-while it starts), ``GET /metrics`` (Prometheus; on Kafka with the consumer lag refreshed) and an empty
-``/favicon.ico``."""
+while it starts), ``GET /metrics`` (Prometheus; the work waiting read afresh, and on Kafka the consumer lag)
+and an empty ``/favicon.ico``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from pipeline.adapters.metrics import refresh_consumer_lag
+from pipeline.adapters.metrics import WORK_WAITING, refresh_consumer_lag
+from pipeline.adapters.record_reads import work_waiting
 from pipeline.entrypoints.dependencies import ServicesDep
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,12 @@ def metrics(services: ServicesDep) -> Response:
             refresh_consumer_lag(settings.kafka_bootstrap, settings.kafka_group, settings.kafka_topic_prefix)
         except Exception as error:  # noqa: BLE001 - metrics must not fail because the broker is away
             log.warning("consumer lag unavailable (%s)", type(error).__name__)
+    try:
+        with services.store.read() as session:
+            for what, count in work_waiting(session, services.clock()).items():
+                WORK_WAITING.labels(what).set(count)
+    except Exception as error:  # noqa: BLE001 - the other metrics still answer while the database is away
+        log.warning("work waiting unavailable (%s)", type(error).__name__)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
