@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from pipeline import private_logs
@@ -126,21 +126,29 @@ def say_how_notifications_go(services: Services) -> None:
     """At a delivering process's start (``safeguard run``, a worker; not every command): where notifications go."""
     log = logging.getLogger(__name__)
     settings = services.settings
-    log.info("database %s; topic and outbox files under %s",
-             make_url(settings.database_url).render_as_string(hide_password=True), var_dir(settings))
+    log.info("database %s; topic and outbox files under %s", shown_url(settings.database_url), var_dir(settings))
     if not services.delivery.channels:
         log.warning("no delivery channel is configured: notifications wait in the web inbox only")
     else:
         log.info("delivering by %s", ", ".join(sorted(services.delivery.channels)))
 
 
+def shown_url(url: str) -> str:
+    """The database URL as logs and errors show it: driver, host, port and database, never a user's password (in
+    the URL's credentials or its query string, as libpq allows)."""
+    parsed = make_url(url)
+    host = (parsed.host or "").rsplit("@", 1)[-1] or None  # an unescaped "@" in a password
+    return URL.create(parsed.drivername, host=host, port=parsed.port, database=parsed.database).render_as_string()
+
+
 def open_store(url: str, *, migrate: bool) -> Store:
     """The store at ``url``, migrated; a URL that is not one, a driver not installed or a database not reached is
-    refused in one line naming the setting (its password never shown)."""
+    refused in one line naming the setting (its password never shown). A migration's own failure is not one of
+    those: it keeps its traceback."""
     try:
         store = Store(url)
-        if migrate:
-            store.migrate()
+        with store.engine.connect():
+            pass
     except (ArgumentError, ValueError):
         raise ConfigurationError("SAFEGUARD_DATABASE_URL: not a database URL (for example sqlite:///var/safeguard.db "
                                  "or postgresql+psycopg://user@host:5432/safeguard)") from None
@@ -152,8 +160,9 @@ def open_store(url: str, *, migrate: bool) -> Store:
                                  f"{error.strerror or type(error).__name__}") from None
     except OperationalError as error:
         first = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else type(error.orig).__name__
-        shown = make_url(url).render_as_string(hide_password=True)
-        raise ConfigurationError(f"SAFEGUARD_DATABASE_URL: cannot open {shown}: {first}") from None
+        raise ConfigurationError(f"SAFEGUARD_DATABASE_URL: cannot open {shown_url(url)}: {first}") from None
+    if migrate:
+        store.migrate()
     return store
 
 

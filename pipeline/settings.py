@@ -20,12 +20,18 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = PROJECT_ROOT / "config"
 
 
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Return ``base`` with ``override`` merged in; mappings merge key by key, anything else replaces."""
+# Settings whose values are each one whole value, though written as a mapping: a timescale such as
+# {working_hours: 2} is replaced by {working_days: 0, at: "17:00"}, not merged with it.
+_WHOLE_VALUES = {("timescales",)}
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any], _path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Return ``base`` with ``override`` merged in; mappings merge key by key, anything else replaces (and so does
+    each timescale, whatever its form)."""
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and _path not in _WHOLE_VALUES:
+            merged[key] = deep_merge(merged[key], value, (*_path, str(key)))
         else:
             merged[key] = value
     return merged
@@ -66,7 +72,8 @@ def _check_known(given: dict[str, Any], defaults: dict[str, Any], path: tuple[st
             known = ", ".join(sorted(str(k) for k in defaults))
             raise ConfigurationError(f"{'.'.join(here)}: unknown setting (known here: {known})")
         default = defaults[key]
-        if isinstance(value, dict) and isinstance(default, dict) and here not in _OPEN_MAPPINGS:
+        if isinstance(value, dict) and isinstance(default, dict) and here not in _OPEN_MAPPINGS \
+                and path not in _WHOLE_VALUES:  # a timescale's own form is checked by the rules that read it
             _check_known(value, default, here)
 
 

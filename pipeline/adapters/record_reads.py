@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from pipeline.adapters import paging as keysets
 from pipeline.adapters import tables as t
+from pipeline.adapters.scorecard import INTERNAL_KINDS
 
 DEADLINE_STATES = ("overdue", "open", "closed")
 
@@ -37,7 +38,8 @@ def work_waiting(session: Session, now: datetime) -> dict[str, int]:
         "events_waiting": int(session.exec(accepted.where(col(t.Event.held_at).is_(None))).one()),
         "events_held": int(session.exec(accepted.where(col(t.Event.held_at).is_not(None))).one()),
         "deadlines_overdue": int(session.exec(select(func.count()).select_from(t.Deadline).where(
-            t.Deadline.state == "open", col(t.Deadline.due_at) <= now)).one()),
+            t.Deadline.state == "open", col(t.Deadline.due_at) <= now,
+            col(t.Deadline.kind).not_in(INTERNAL_KINDS))).one()),
     }
 
 

@@ -131,7 +131,9 @@ def make_engine(url: str) -> Engine:
         return engine
     # pool_use_lifo: the connection checked in last is handed out next, so a busy process keeps reusing the one it
     # just used (no ping) while its others sit idle and are pinged when next taken.
-    engine = create_engine(url, pool_size=10, max_overflow=10, pool_use_lifo=True, hide_parameters=True)
+    # A database that cannot be reached fails a connect in seconds (a start, a scrape), not after the OS's minutes.
+    engine = create_engine(url, pool_size=10, max_overflow=10, pool_use_lifo=True, hide_parameters=True,
+                           connect_args={"connect_timeout": 10})
     event.listen(engine, "checkin", _checked_in)
     event.listen(engine, "checkout", _pinging_if_idle(engine.dialect))
     return engine

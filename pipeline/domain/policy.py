@@ -31,7 +31,7 @@ class LadderRule:
 
 
 _STEP_KEYS = frozenset({"after", "before", "notify", "action"})
-TEAM_CODE = re.compile(r"[A-Z][A-Z0-9_]*")
+ROLE_LIKE = re.compile(r"[a-z_]+")
 CHECK_TRIGGER_MEETING = "check_trigger_meeting"  # a ladder step that checks rather than notifies
 # What a rung can do: send a notification of that kind (the sweep's, published on `escalations`), or check.
 STEP_ACTIONS = (*LADDER_KINDS, CHECK_TRIGGER_MEETING)
@@ -87,11 +87,13 @@ def _rung(step: Mapping[str, Any]) -> LadderRule:
     if action not in STEP_ACTIONS:
         raise ValueError(f"a step's action is one of {', '.join(STEP_ACTIONS)}, not {action!r}")
     for recipient in notify:
-        # A person's role in lower case, or a team code from the teams file in upper case: anything else is a
-        # slip ("dls") that would send the step to the front door as "no contact on file" instead of to the DSL.
-        if not isinstance(recipient, str) or not (recipient in PERSON_ROLES or TEAM_CODE.fullmatch(recipient)):
-            raise ValueError(f"a step notifies a role ({', '.join(sorted(PERSON_ROLES))}) or a team code in "
-                             f"capitals (as in the teams file, e.g. SCIES), not {recipient!r}")
+        # A person's role, or a team as the teams file names it (any text; the file is checked for a row of each).
+        # A lower-case word that is not a role is a slip ("dls") that would send the step to the front door as
+        # "no contact on file" instead of to the DSL.
+        if not isinstance(recipient, str) or not recipient.strip() or \
+                (ROLE_LIKE.fullmatch(recipient) and recipient not in PERSON_ROLES):
+            raise ValueError(f"a step notifies a role ({', '.join(sorted(PERSON_ROLES))}) or a team as the teams "
+                             f"file names it (e.g. SCIES), not {recipient!r}")
     if "before" in step:
         ahead = parse_timescale(step["before"])
         if not isinstance(ahead, Duration):

@@ -37,6 +37,7 @@ def metrics(services: ServicesDep) -> Response:
             for what, count in work_waiting(session, services.clock()).items():
                 WORK_WAITING.labels(what).set(count)
     except Exception as error:  # noqa: BLE001 - the other metrics still answer while the database is away
+        WORK_WAITING.clear()  # absent, not stale: an alert on them sees no data rather than old figures
         log.warning("work waiting unavailable (%s)", type(error).__name__)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

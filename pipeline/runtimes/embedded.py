@@ -70,7 +70,7 @@ class EmbeddedRuntime:
             relay_until_idle(self.services.store, self.services.delivery, self.services.publisher, self.services.clock,
                              self.relay_batch)
         except Exception as error:  # noqa: BLE001 - the next interval tries again
-            log.error("outbox relay failed (%s)", type(error).__name__)
+            log.error("relay pass failed (%s); the next one tries again", type(error).__name__)
 
     def relay_forever(self, interval: float, linger: float = 0.0) -> None:
         while not self.stop.is_set():

@@ -96,7 +96,7 @@ async def relay_until_idle(gate: BatchesFirst, services: Services, publisher: Gi
     (a backlog) does not give way within itself: giving way in every pass of a backlog halved the relay's floor,
     and the outbox could fall behind a steady load without bound."""
     backlog = False
-    while backlog := bool(await gate.timer_work("outbox relay", _relay_pass, services, publisher, backlog)):
+    while backlog := bool(await gate.timer_work("relay", _relay_pass, services, publisher, backlog)):
         pass
 
 

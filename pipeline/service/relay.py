@@ -71,6 +71,34 @@ ACKNOWLEDGED_FIRST = "not sent: acknowledged in the web app first"
 
 
 @dataclass
+class FailureReport:
+    """Failed delivery attempts in the log: the first on a channel at once, then at most one line a minute per
+    channel with how many failed since, so a provider outage is plain in the log without a line per attempt.
+    Only the channel, the outcome and a notification id are written: a provider's own error text (kept in the
+    database) can quote a phone number or an address."""
+
+    every: timedelta = timedelta(minutes=1)
+    _last: dict[str, tuple[datetime, int]] = field(default_factory=dict)
+
+    def failed(self, channel: str, outcome: str, notification_id: str, then: str, now: datetime) -> None:
+        logged_at, since = self._last.get(channel, (None, 0))
+        if logged_at is not None and now - logged_at < self.every:
+            self._last[channel] = (logged_at, since + 1)
+            return
+        self._last[channel] = (now, 0)
+        earlier = f" ({since} more failed on {channel} since the last report)" if since else ""
+        log.warning("%s delivery failed: %s, notification %s; %s%s", channel, outcome, notification_id, then, earlier)
+
+    def report_pending(self, now: datetime) -> None:
+        """The failures counted but not yet logged, once their minute is over (an outage that ended is still
+        reported with its count)."""
+        for channel, (logged_at, since) in list(self._last.items()):
+            if since and now - logged_at >= self.every:
+                self._last[channel] = (now, 0)
+                log.warning("%d more %s deliveries failed since the last report", since, channel)
+
+
+@dataclass
 class DeliveryService:
     """What the relay needs to deliver: the channels (by kind), the routes, the retry rule, the console file."""
 
@@ -83,6 +111,7 @@ class DeliveryService:
     concurrency: int = 8
     claim_batch: int = 32  # rows claimed at once; a crash re-sends the claimed-but-unsent ones as possible duplicates
     _pool: ThreadPoolExecutor | None = field(default=None, repr=False)
+    failures: FailureReport = field(default_factory=FailureReport, repr=False)
 
     @classmethod
     def from_rules(cls, rules: dict[str, Any], channels: dict[str, Channel], public_url: str,
@@ -148,19 +177,26 @@ def relay_until_idle(store: Store, delivery: DeliveryService, publisher: Publish
 
 def relay_pass(store: Store, delivery: DeliveryService, publisher: Publisher, now: datetime,
                batch: int = 100) -> tuple[int, bool]:
-    """One pass of ``relay_until_idle``: a batch of outbox rows and one of due deliveries; how many rows were
-    worked, and whether either batch was full (there may be more). The outbox failing (its topic files cannot be
-    written, say) stops neither this pass's emails and texts nor the next pass's retry of the outbox."""
+    """One pass of ``relay_until_idle``: a batch of due deliveries and one of outbox rows; how many rows were
+    worked, and whether either batch was full (there may be more). The deliveries go first, and the output topics
+    failing (their files cannot be written, the broker is away) stops neither them nor the next pass's retry of
+    the topic records. A database failure is not caught here: it fails the pass."""
+    deliveries = deliver_due(store, delivery, now, batch)
     try:
         outbox = relay_outbox(store, delivery, publisher, now, batch)
-    except Exception as error:  # noqa: BLE001 - logged with what failed; rolled back, so relayed on a later pass
+    except TopicsRefused as refused:  # rolled back: the records are kept, relayed on a later pass
         OUTBOX_RELAY_FAILURES.inc()
-        where = getattr(error, "filename", None)
-        log.error("outbox relay failed (%s%s); its records are kept and relayed when it recovers; deliveries go on",
-                  type(error).__name__, f" on {where}" if where else "")
+        cause = refused.__cause__
+        where = getattr(cause, "filename", None)
+        log.error("outbox relay failed (%s%s): the output topics did not take this pass's records; they are kept and "
+                  "relayed when the topics take them again; deliveries go on", type(cause).__name__,
+                  f" on {where}" if where else "")
         outbox = 0
-    deliveries = deliver_due(store, delivery, now, batch)
     return outbox + deliveries, outbox >= batch or deliveries >= _claim_batch(delivery, batch)
+
+
+class TopicsRefused(Exception):
+    """Publishing an outbox batch's records failed (the cause is chained); the batch is rolled back."""
 
 
 def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, now: datetime, batch: int) -> int:
@@ -175,10 +211,13 @@ def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, 
         rows = rows_db.outbox_due(session, batch, postgres=store.is_postgres)
         if not rows:
             return 0
-        for row in rows:
-            if row.topic != DELIVERIES:
-                publish_stored(publisher, row.topic, row.key, row.body_json)
-        publisher.flush()
+        try:
+            for row in rows:
+                if row.topic != DELIVERIES:
+                    publish_stored(publisher, row.topic, row.key, row.body_json)
+            publisher.flush()
+        except Exception as error:  # noqa: BLE001 - told apart from the database's own failures by relay_pass
+            raise TopicsRefused() from error
         if delivery.console is not None:
             messages = []
             seen: set[str] = set()
@@ -370,6 +409,7 @@ def _record(store: Store, delivery: DeliveryService, claimed: list[tuple[str, in
         if failed:
             _record_failures(repo, delivery, failed, now)
         DELIVERY_RETRIES_WAITING.set(rows_db.waiting_retries(session))
+    delivery.failures.report_pending(now)
 
 
 def _record_failures(repo: Repository, delivery: DeliveryService, failed: dict[str, tuple[Outcome, str]],
@@ -385,29 +425,6 @@ def _record_failures(repo: Repository, delivery: DeliveryService, failed: dict[s
             _record_failure(repo, delivery, row, notification, outcome, reason, now)
     for notification in notifications.values():
         _advance(repo, delivery, notification, siblings[notification.id], now)
-
-
-@dataclass
-class FailureReport:
-    """Failed delivery attempts in the log: the first on a channel at once, then at most one line a minute per
-    channel with how many failed since, so a provider outage is plain in the log without a line per attempt.
-    Only the channel, the outcome and a notification id are written: a provider's own error text (kept in the
-    database) can quote a phone number or an address."""
-
-    every: timedelta = timedelta(minutes=1)
-    _last: dict[str, tuple[datetime, int]] = field(default_factory=dict)
-
-    def failed(self, channel: str, outcome: str, notification_id: str, then: str, now: datetime) -> None:
-        logged_at, since = self._last.get(channel, (None, 0))
-        if logged_at is not None and now - logged_at < self.every:
-            self._last[channel] = (logged_at, since + 1)
-            return
-        self._last[channel] = (now, 0)
-        earlier = f" ({since} more failed on {channel} since the last report)" if since else ""
-        log.warning("%s delivery failed: %s, notification %s; %s%s", channel, outcome, notification_id, then, earlier)
-
-
-FAILURES = FailureReport()
 
 
 def _record_failure(repo: Repository, delivery: DeliveryService, row: Delivery, notification: Notification,
@@ -431,7 +448,7 @@ def _record_failure(repo: Repository, delivery: DeliveryService, row: Delivery, 
         then = "given up on this channel"
     repo.audit(now, SYSTEM, "failed", notification.id,
                f"{row.channel} attempt {row.attempts}: {outcome.value} ({reason}); {then}")
-    FAILURES.failed(row.channel, outcome.value, notification.id, then, now)
+    delivery.failures.failed(row.channel, outcome.value, notification.id, then, now)
 
 
 def _advance(repo: Repository, delivery: DeliveryService, notification: Notification, rows: Sequence[Delivery],

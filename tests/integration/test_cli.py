@@ -132,18 +132,20 @@ def test_a_database_url_that_cannot_be_opened_is_one_line_and_exit_2(
     assert error.startswith(f"cannot start: {expected}") and len(error.splitlines()) == 1, error
 
 
-def test_an_unreachable_postgresql_is_named_without_its_password(monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("url", ["postgresql+psycopg://someone:hunter2@127.0.0.1:1/nowhere",
+                                 "postgresql+psycopg://someone@127.0.0.1:1/nowhere?password=hunter2"])
+def test_an_unreachable_postgresql_is_named_without_its_password(url: str, monkeypatch: pytest.MonkeyPatch,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     from pipeline.entrypoints.cli import main
 
-    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", "postgresql+psycopg://someone:hunter2@127.0.0.1:1/nowhere")
+    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", url)
     monkeypatch.delenv("SAFEGUARD_CONFIG", raising=False)
     monkeypatch.setattr(sys, "argv", ["safeguard", "users", "list"])
     with pytest.raises(SystemExit) as exited:
         main()
     assert exited.value.code == 2
     error = capsys.readouterr().err
-    assert error.startswith("cannot start: SAFEGUARD_DATABASE_URL: cannot open postgresql+psycopg://someone:***@")
+    assert error.startswith("cannot start: SAFEGUARD_DATABASE_URL: cannot open postgresql+psycopg://127.0.0.1:1/nowhere")
     assert "hunter2" not in error and len(error.splitlines()) == 1
 
 

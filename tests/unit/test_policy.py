@@ -56,6 +56,22 @@ def test_config_file_overrides_one_timescale_and_keeps_the_rest(tmp_path: Path) 
     assert policy.postcode_districts == DEFAULTS.postcode_districts
 
 
+def test_a_timescale_may_change_its_form_and_a_ladder_may_name_any_team(tmp_path: Path) -> None:
+    """A timescale written as a mapping is one value: {working_days, at} replaces the default {working_hours}
+    (merged, the two made neither). A ladder may name a team as the teams file does ("Crewe CIN/CP 2"); only a
+    lower-case word that is not a role ("dls") is refused."""
+    override = tmp_path / "council.yaml"
+    override.write_text("timescales:\n  match_review: {working_days: 0, at: '17:00'}\n"
+                        "  match_review_ladder:\n    - {after: PT0S, notify: [Crewe CIN/CP 2], action: escalation}\n")
+    policy = Policy.from_mapping(Settings(config=override).rules)
+    assert policy.due("match_review", WEDNESDAY_NOON).hour == 17
+    assert [s.notify for s in policy.ladder("match_review", WEDNESDAY_NOON)] == [("Crewe CIN/CP 2",)]
+    slip = deep_merge(Settings().rules, {"timescales": {"match_review_ladder": [
+        {"after": "PT0S", "notify": ["dls"], "action": "escalation"}]}})
+    with pytest.raises(ValueError, match=r"timescales\.match_review_ladder: a step notifies a role .* not 'dls'"):
+        Policy.from_mapping(slip)
+
+
 def test_a_bad_timescale_names_its_key() -> None:
     rules = deep_merge(Settings().rules, {"timescales": {"self_harm_acknowledgement": "tomorrow"}})
     with pytest.raises(ValueError, match="timescales.self_harm_acknowledgement"):
