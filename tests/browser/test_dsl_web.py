@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from playwright.sync_api import Browser, Page
 
 from pipeline.service.users import add_user
@@ -175,3 +176,38 @@ def test_other_school_cannot_open_the_page_and_manager_sees_overdue(served: tupl
     assert "School acknowledgement" in manager.inner_text("#overdue")
     check_accessible(manager)
     manager.close()
+
+
+def test_a_busy_inbox_pages_and_narrows_by_keyboard_and_stays_accessible(
+        served: tuple[Pipeline, str], browser: Browser, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five cases, two to a page: the DSL moves through the pages and to 'waiting for action' with the keyboard,
+    every page passes axe, and the page's title says which page it is."""
+    import pipeline.web.pagination as pagination
+
+    monkeypatch.setattr(pagination, "PER_PAGE", 2)
+    pipeline, base = served
+    for minutes in range(5):
+        event = attendance(AMELIA, arrived_at=datetime(2026, 11, 24, 19, 50 + minutes, tzinfo=UTC))
+        assert pipeline.post_event(event).status_code == 202
+        pipeline.run()
+        pipeline.clock.advance(minutes=1)
+
+    page = login(browser, base, "dsl@riverside.sch.example")
+    assert page.locator("#inbox > li").count() == 2
+    assert page.title().startswith("Inbox (page 1 of 3)")
+    assert "5 cases, 5 waiting for action" in page.locator("#inbox-summary").inner_text()
+    check_accessible(page)
+    screenshot(page, "dsl-inbox-paged")
+    page.get_by_role("link", name="Next").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/notifications?page=2")
+    assert page.title().startswith("Inbox (page 2 of 3)") and page.locator("#inbox > li").count() == 2
+    check_accessible(page)
+    page.get_by_role("link", name="cases waiting for action").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/notifications?show=waiting")
+    assert page.title().startswith("Inbox: waiting for action (page 1 of 3)")
+    page.get_by_role("link", name="Page 3").click()  # the last page keeps the filter
+    page.wait_for_url("**/notifications?show=waiting&page=3")
+    assert page.locator("#inbox > li").count() == 1
+    check_accessible(page)
