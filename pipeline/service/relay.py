@@ -72,30 +72,31 @@ ACKNOWLEDGED_FIRST = "not sent: acknowledged in the web app first"
 
 @dataclass
 class FailureReport:
-    """Failed delivery attempts in the log: the first on a channel at once, then at most one line a minute per
-    channel with how many failed since, so a provider outage is plain in the log without a line per attempt.
-    Only the channel, the outcome and a notification id are written: a provider's own error text (kept in the
-    database) can quote a phone number or an address."""
+    """Failures in the log without a line per attempt: the first of a kind (a channel's deliveries, the topics'
+    relays) at once, then at most one line a minute per kind with how many failed since, so an outage is plain
+    in the log and a stuck one does not flood it. The lines name a channel, an outcome, a notification id or an
+    error's type: never a provider's own error text (kept in the database), which can quote a number or address."""
 
     every: timedelta = timedelta(minutes=1)
     _last: dict[str, tuple[datetime, int]] = field(default_factory=dict)
 
-    def failed(self, channel: str, outcome: str, notification_id: str, then: str, now: datetime) -> None:
-        logged_at, since = self._last.get(channel, (None, 0))
+    def failed(self, kind: str, now: datetime, level: int, message: str, *args: object) -> None:
+        logged_at, since = self._last.get(kind, (None, 0))
         if logged_at is not None and now - logged_at < self.every:
-            self._last[channel] = (logged_at, since + 1)
+            self._last[kind] = (logged_at, since + 1)
             return
-        self._last[channel] = (now, 0)
-        earlier = f" ({since} more failed on {channel} since the last report)" if since else ""
-        log.warning("%s delivery failed: %s, notification %s; %s%s", channel, outcome, notification_id, then, earlier)
+        self._last[kind] = (now, 0)
+        if since:
+            message += f" ({since} more {kind} failed since the last report)"
+        log.log(level, message, *args)
 
     def report_pending(self, now: datetime) -> None:
         """The failures counted but not yet logged, once their minute is over (an outage that ended is still
         reported with its count)."""
-        for channel, (logged_at, since) in list(self._last.items()):
+        for kind, (logged_at, since) in list(self._last.items()):
             if since and now - logged_at >= self.every:
-                self._last[channel] = (now, 0)
-                log.warning("%d more %s deliveries failed since the last report", since, channel)
+                self._last[kind] = (now, 0)
+                log.warning("%d more %s failed since the last report", since, kind)
 
 
 @dataclass
@@ -188,10 +189,12 @@ def relay_pass(store: Store, delivery: DeliveryService, publisher: Publisher, no
         OUTBOX_RELAY_FAILURES.inc()
         cause = refused.__cause__
         where = getattr(cause, "filename", None)
-        log.error("outbox relay failed (%s%s): the output topics did not take this pass's records; they are kept and "
-                  "relayed when the topics take them again; deliveries go on", type(cause).__name__,
-                  f" on {where}" if where else "")
+        delivery.failures.failed(
+            "topic relays", now, logging.ERROR, "outbox relay failed (%s%s): the output topics did not take this "
+            "pass's records; they are kept and relayed when the topics take them again; deliveries go on",
+            type(cause).__name__, f" on {where}" if where else "")
         outbox = 0
+    delivery.failures.report_pending(now)
     return outbox + deliveries, outbox >= batch or deliveries >= _claim_batch(delivery, batch)
 
 
@@ -409,7 +412,6 @@ def _record(store: Store, delivery: DeliveryService, claimed: list[tuple[str, in
         if failed:
             _record_failures(repo, delivery, failed, now)
         DELIVERY_RETRIES_WAITING.set(rows_db.waiting_retries(session))
-    delivery.failures.report_pending(now)
 
 
 def _record_failures(repo: Repository, delivery: DeliveryService, failed: dict[str, tuple[Outcome, str]],
@@ -448,7 +450,8 @@ def _record_failure(repo: Repository, delivery: DeliveryService, row: Delivery, 
         then = "given up on this channel"
     repo.audit(now, SYSTEM, "failed", notification.id,
                f"{row.channel} attempt {row.attempts}: {outcome.value} ({reason}); {then}")
-    delivery.failures.failed(row.channel, outcome.value, notification.id, then, now)
+    delivery.failures.failed(f"{row.channel} deliveries", now, logging.WARNING, "%s delivery failed: %s, notification "
+                             "%s; %s", row.channel, outcome.value, notification.id, then)
 
 
 def _advance(repo: Repository, delivery: DeliveryService, notification: Notification, rows: Sequence[Delivery],
