@@ -230,7 +230,9 @@ def events_retry(event_ids: Annotated[list[str] | None, typer.Argument(help="Hel
     for outcome in outcomes:
         typer.echo(f"{outcome.event_id}: {outcome.outcome.replace('_', ' ')}")
     failed = [outcome for outcome in outcomes if not outcome.ok]
-    typer.echo(f"{len(outcomes) - len(failed)} processed, {len(failed)} not" if outcomes else "no held events")
+    already = sum(1 for outcome in outcomes if outcome.outcome == "already_processed")
+    typer.echo(f"{len(outcomes) - len(failed) - already} processed, {already} already processed, {len(failed)} not"
+               if outcomes else "no held events")
     if failed:
         raise typer.Exit(1)
 

@@ -130,6 +130,7 @@ def test_a_failing_event_is_retried_then_held_alerted_and_run_once_after_the_fix
 
     again = safeguard_here(p, "events", "retry", bad["event_id"])  # processed once, however often asked
     assert again.exit_code == 0 and "already processed" in again.stdout
+    assert again.stdout.splitlines()[-1] == "0 processed, 1 already processed, 0 not"
     assert safeguard_here(p, "events", "retry").stdout.strip() == "no held events"
     p.run()
     assert count(p, t.Notification, t.Notification.recipient_role == "dsl") == dsl_before + 1
