@@ -40,7 +40,7 @@ def _cross_join(join: _DrivingJoin, compiler: Any, **kw: Any) -> str:
     return str(compiler.visit_join(join, **kw)).replace(" JOIN ", " CROSS JOIN ", 1)
 
 
-def on_open_deadlines(session: Session, user: UserRecord, limit: int | None = None) -> Sequence[t.Notification]:
+def on_open_deadlines(session: Session, user: UserRecord) -> Sequence[t.Notification]:
     """Every notification in the user's scope on a deadline still open, however old (acknowledged or not, so each
     case is read whole): an inbox lists these whatever came after them, so an open case never drops off the end
     of a busy team's list. Read from the open deadlines (SQLite, without statistics, would rather read every
@@ -50,7 +50,7 @@ def on_open_deadlines(session: Session, user: UserRecord, limit: int | None = No
              .select_from(_DrivingJoin(deadline, notification, notification.c.deadline_id == deadline.c.id))
              .where(deadline.c.state == "open", notification_scope(user))
              .order_by(deadline.c.due_at, deadline.c.id))
-    return session.exec(query.limit(limit or WAITING_KEPT)).all()
+    return session.exec(query.limit(WAITING_KEPT)).all()
 
 
 def deadlines_by_id(session: Session, ids: Iterable[str]) -> dict[str, t.Deadline]:

@@ -263,13 +263,10 @@ def events_dead_letters(limit: Annotated[int, typer.Option(min=1, max=10_000, he
 
     services = build(Settings())
     with services.store.read() as session:
-        letters = [(d.received_at, d.source, d.event_type, d.event_id, d.producer_id, d.reason, d.id)
-                   for d in recent_dead_letters(session, limit)]
-    for at, source, event_type, event_id, producer, reason, letter_id in letters:
-        typer.echo(f"{at.isoformat()} {letter_id} source={source} type={event_type or '-'} "
-                   f"event_id={event_id or '-'} producer={producer if producer is not None else '-'} {reason}")
-    if not letters:
-        typer.echo("no dead letters")
+        lines = [f"{d.received_at.isoformat()} {d.id} source={d.source} type={d.event_type or '-'} "
+                 f"event_id={d.event_id or '-'} producer={d.producer_id if d.producer_id is not None else '-'} "
+                 f"{d.reason}" for d in recent_dead_letters(session, limit)]
+    typer.echo("\n".join(lines) if lines else "no dead letters")
 
 
 @app.command()

@@ -127,12 +127,12 @@ def undelivered(port: StorePort, row: NotificationRecord, policy: Policy, now: d
         row.status = NotificationStatus.FAILED
     NOTIFICATIONS_UNDELIVERED.inc()
     port.audit(now, SYSTEM, "failed", row.id, f"no channel delivered it ({why})")
-    if row.plan_key == UNDELIVERED_FRONT_DOOR or _escalates_a_delivery_failure(port, row):
-        log.error("notification %s (%s) was not delivered: %s; its delivery_failure deadline escalates to the "
-                  "front door's managers", row.id, row.recipient_role, why)
+    escalating = row.plan_key == UNDELIVERED_FRONT_DOOR or _escalates_a_delivery_failure(port, row)
+    log.error("notification %s (%s) was not delivered: %s; %s", row.id, row.recipient_role, why,
+              "its delivery_failure deadline escalates to the front door's managers" if escalating
+              else "its team or the front door is told")
+    if escalating:
         return  # the front door's own alert: its delivery_failure deadline is already escalating
-    log.error("notification %s (%s) was not delivered: %s; its team or the front door is told", row.id,
-              row.recipient_role, why)
     root = str(_content(row).get("undelivered_notification_id") or row.id)
     content = {"undelivered_notification_id": root, "recipient_role": row.recipient_role,
                "pathway": row.pathway, "event_id": row.event_id}

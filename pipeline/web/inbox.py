@@ -191,7 +191,7 @@ def cases_for(request: Request, user: User) -> tuple[list[Case], bool]:
     return cases, len(newest) >= queries.NEWEST_KEPT
 
 
-SHOWN = {"all": "All cases", "waiting": "Waiting for action"}
+SHOWN = {"all": "all cases", "waiting": "cases waiting for action"}  # ?show=, and the filter's links
 
 
 @router.get("/notifications")
@@ -200,13 +200,14 @@ def inbox(request: Request, visitor: Annotated[SignedIn, Depends(signed_in_as(*R
     now = services_of(request).clock()
     shown = request.query_params.get("show")
     shown = shown if shown in SHOWN else "all"
-    cases = [c for c in everything if waiting(c)] if shown == "waiting" else everything
+    still_waiting = [c for c in everything if waiting(c)]
+    cases = still_waiting if shown == "waiting" else everything
     pages = Pages.of(request, len(cases))
     title = "Inbox" if shown == "all" else "Inbox: waiting for action"
     return page(request, "inbox.html", title=title if pages.count == 1 else f"{title} (page {pages.number} of "
                 f"{pages.count})", cases=pages.slice(cases), pages=pages, older_left_out=older_left_out,
-                pagination=pages.component(request, keep=("show",)), now=now, shown=shown, total=len(everything),
-                waiting=sum(1 for c in everything if waiting(c)),
+                pagination=pages.component(request, keep=("show",)), now=now, shown=shown, choices=SHOWN,
+                total=len(everything), waiting=len(still_waiting),
                 overdue=sum(1 for c in everything if c.overdue(now)))
 
 

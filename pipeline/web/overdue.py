@@ -22,6 +22,7 @@ from pipeline.entrypoints.csv_export import csv_response
 from pipeline.entrypoints.reports import BOARD_COLUMNS, board_json, read_board, with_owners
 from pipeline.service.sessions import SignedIn
 from pipeline.web.auth import PageNotFound, services_of, signed_in_as
+from pipeline.web.pagination import query_number
 from pipeline.web.render import page
 from pipeline.web.words import minutes_words
 
@@ -59,8 +60,8 @@ def overdue(request: Request, visitor: Manager) -> Response:
     download = "/overdue/download" + ("?" + urlencode({k: v for k, v in chosen.items() if v}) if any(
         chosen.values()) else "")
     every = request.query_params.get("every", "")
-    refresh = min(3600, max(2, int(every))) if every.isascii() and every.isdecimal() and len(every) < 6 \
-        else REFRESH_SECONDS
+    seconds = query_number(every, digits=5)
+    refresh = REFRESH_SECONDS if seconds is None else min(3600, max(2, seconds))
     return page(request, "overdue.html", title="Overdue", rows=rows, more=more, chosen=chosen,
                 counts=[(level, counts.get(level, 0)) for level in LEVELS], kinds=KIND_IN_WORDS,
                 how_late=minutes_words, download=download, refresh=refresh, now=services.clock())

@@ -20,6 +20,12 @@ PER_PAGE = 50
 Item = TypeVar("Item")
 
 
+def query_number(text: str, *, digits: int) -> int | None:
+    """A query parameter's whole number of at most ``digits`` digits 0-9, or None (``²`` is a digit to Python, but
+    not one ``int`` reads; a thousand digits is no page)."""
+    return int(text) if text.isascii() and text.isdecimal() and len(text) <= digits else None
+
+
 @dataclass(frozen=True)
 class Pages:
     """Which page of ``total`` items is shown, ``per_page`` to a page."""
@@ -30,11 +36,9 @@ class Pages:
 
     @classmethod
     def of(cls, request: Request, total: int, per_page: int | None = None) -> Pages:
-        per_page = per_page or PER_PAGE
-        wanted = request.query_params.get("page", "1")
-        number = int(wanted) if wanted.isascii() and wanted.isdecimal() and len(wanted) < 10 else 1
-        last = max(1, -(-total // per_page))
-        return cls(min(max(1, number), last), total, per_page)
+        last = cls(1, total, per_page or PER_PAGE).count
+        number = query_number(request.query_params.get("page", ""), digits=9) or 1
+        return cls(min(max(1, number), last), total, per_page or PER_PAGE)
 
     @property
     def count(self) -> int:

@@ -113,6 +113,23 @@ BAD_CONFIGURATIONS = {
 }
 
 
+def refused_at_start(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], database_url: str, *,
+                     config: Path | None) -> str:
+    """``safeguard users list`` run in this process with these settings: it must exit 2; what it printed on stderr."""
+    from pipeline.entrypoints.cli import main
+
+    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", database_url)
+    if config is None:
+        monkeypatch.delenv("SAFEGUARD_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("SAFEGUARD_CONFIG", str(config))
+    monkeypatch.setattr(sys, "argv", ["safeguard", "users", "list"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    return capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("url", "expected"), [
     ("notaurl", "SAFEGUARD_DATABASE_URL: not a database URL"),
     ("mysql://x/y", "SAFEGUARD_DATABASE_URL: no driver here for mysql"),
@@ -120,15 +137,7 @@ BAD_CONFIGURATIONS = {
 ])
 def test_a_database_url_that_cannot_be_opened_is_one_line_and_exit_2(
         url: str, expected: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.entrypoints.cli import main
-
-    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", url)
-    monkeypatch.delenv("SAFEGUARD_CONFIG", raising=False)
-    monkeypatch.setattr(sys, "argv", ["safeguard", "users", "list"])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    assert exited.value.code == 2
-    error = capsys.readouterr().err
+    error = refused_at_start(monkeypatch, capsys, url, config=None)
     assert error.startswith(f"cannot start: {expected}") and len(error.splitlines()) == 1, error
 
 
@@ -136,15 +145,7 @@ def test_a_database_url_that_cannot_be_opened_is_one_line_and_exit_2(
                                  "postgresql+psycopg://someone@127.0.0.1:1/nowhere?password=hunter2"])
 def test_an_unreachable_postgresql_is_named_without_its_password(url: str, monkeypatch: pytest.MonkeyPatch,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.entrypoints.cli import main
-
-    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", url)
-    monkeypatch.delenv("SAFEGUARD_CONFIG", raising=False)
-    monkeypatch.setattr(sys, "argv", ["safeguard", "users", "list"])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    assert exited.value.code == 2
-    error = capsys.readouterr().err
+    error = refused_at_start(monkeypatch, capsys, url, config=None)
     assert error.startswith("cannot start: SAFEGUARD_DATABASE_URL: cannot open postgresql+psycopg://127.0.0.1:1/nowhere")
     assert "hunter2" not in error and len(error.splitlines()) == 1
 
@@ -152,19 +153,11 @@ def test_an_unreachable_postgresql_is_named_without_its_password(url: str, monke
 @pytest.mark.parametrize("case", list(BAD_CONFIGURATIONS))
 def test_a_bad_configuration_stops_a_command_with_one_line_and_exit_2(
         case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.entrypoints.cli import main
-
     text, expected = BAD_CONFIGURATIONS[case]
     config = tmp_path / "council.yaml"
     if text is not None:
         config.write_text(text, encoding="utf-8")
-    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
-    monkeypatch.setenv("SAFEGUARD_CONFIG", str(config))
-    monkeypatch.setattr(sys, "argv", ["safeguard", "users", "list"])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    assert exited.value.code == 2
-    error = capsys.readouterr().err
+    error = refused_at_start(monkeypatch, capsys, f"sqlite:///{tmp_path / 'cli.db'}", config=config)
     assert error.startswith("cannot start: ") and expected in error, error
     assert len(error.splitlines()) == 1 and "Traceback" not in error
     assert not (tmp_path / "cli.db").exists()  # refused before the database is created or migrated
@@ -172,15 +165,9 @@ def test_a_bad_configuration_stops_a_command_with_one_line_and_exit_2(
 
 def test_a_log_level_that_is_not_one_is_refused_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    from pipeline.entrypoints.cli import main
-
-    monkeypatch.setenv("SAFEGUARD_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("SAFEGUARD_LOG_LEVEL", "verbose")
-    monkeypatch.setattr(sys, "argv", ["safeguard", "users", "list"])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    assert exited.value.code == 2
-    assert capsys.readouterr().err.startswith("cannot start: SAFEGUARD_LOG_LEVEL: Input should be 'DEBUG'")
+    error = refused_at_start(monkeypatch, capsys, f"sqlite:///{tmp_path / 'cli.db'}", config=None)
+    assert error.startswith("cannot start: SAFEGUARD_LOG_LEVEL: Input should be 'DEBUG'")
 
 
 def test_a_setting_of_the_wrong_kind_names_its_variable_without_a_traceback(tmp_path: Path) -> None:
