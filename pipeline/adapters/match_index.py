@@ -1,4 +1,5 @@
-"""The in-memory blocking index the matcher fetches candidates from, and the store of the matcher's parameters.
+"""The in-memory blocking index the matcher fetches candidates from (match training's rows are in
+match_training_rows.py; the stored parameters' reads are re-exported here from repository.py).
 
 The index holds every reference record that is evidence of who a child is (pupils, including those who left
 the roll; current home-education and involvement records), normalised once, under several blocking keys:
@@ -25,7 +26,6 @@ returns a ``CandidateBlock`` the matcher scores from them.
 from __future__ import annotations
 
 import functools
-import json
 import threading
 from array import array
 from collections import Counter
@@ -51,7 +51,7 @@ from pipeline.adapters.repository import (  # noqa: F401 - the parameters' reads
     latest_model_version,
     load_parameters,
 )
-from pipeline.domain.fellegi_sunter import Parameters, Prepared, nickname_groups, phonetic, prepare, prepared_event
+from pipeline.domain.fellegi_sunter import Prepared, nickname_groups, phonetic, prepare, prepared_event
 from pipeline.domain.match_columns import CandidateBlock, RecordColumns
 from pipeline.domain.matching import ReferenceStats, swapped_dates
 from pipeline.domain.model import Candidate, Identity
@@ -542,31 +542,3 @@ def _rows(connection: Connection, kind: str, keys: set[str]) -> list[ReferenceRo
 def _all_rows(connection: Connection) -> Iterator[ReferenceRow]:
     for kind in ("pupils", "ehe", "involvements"):
         yield from _table_rows(connection, kind, None)
-
-
-def recent_event_children(connection: Connection, limit: int) -> list[Identity]:
-    """The children of the most recent events that carry one (for estimating m without labels)."""
-    from pipeline import codec
-    from pipeline.domain.events import identity_from_record
-
-    event = t.Event.__table__  # type: ignore[attr-defined]
-    rows = connection.execute(sa_select(event.c.event_type, event.c.record_json)
-                              .where(event.c.event_type.in_(("self-harm-attendance", "missing-reported")))
-                              .order_by(event.c.seq.desc()).limit(limit)).all()
-    found = []
-    for row in rows:
-        record = codec.from_json(row.event_type, json.loads(row.record_json))
-        found.append(identity_from_record(record["child"]))
-    return found
-
-
-# ---- the matcher's parameters -------------------------------------------------------------------------------
-
-def save_parameters(connection: Connection, parameters: Parameters, now: Any) -> str:
-    version = parameters.version
-    if load_parameters(connection, version) is None:
-        connection.execute(MODEL.insert().values(version=version, created_at=now,
-                                                 parameters_json=parameters.to_json()))
-    else:
-        connection.execute(MODEL.update().where(MODEL.c.version == version).values(created_at=now))
-    return version

@@ -17,12 +17,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from pipeline import codec
 from pipeline.adapters.match_index import ReferenceIndex, ReferenceRow
 from pipeline.adapters.memory_store_missing import MemoryEpisodes, MemoryTriggerMeeting
+from pipeline.adapters.memory_store_reference import MemoryReferenceData
 from pipeline.adapters.record_ids import new_child_id, new_id
 from pipeline.adapters.store_records import Deadline, Episode, Event, Notification
 from pipeline.domain.delivery import DeliveryState
@@ -44,7 +44,7 @@ from pipeline.domain.model import (
     School,
     ladder_json,
 )
-from pipeline.service.reference import parse_csv
+from pipeline.service.reference import load
 
 if TYPE_CHECKING:
     from pipeline.ports import StorePort
@@ -100,7 +100,6 @@ class OutboxLine:
 # The keyed collections of the store (reference rows are SimpleNamespaces with the tables' column names).
 _TABLES = ("schools", "teams", "pupils", "ehe", "involvements", "children", "events", "notifications",
            "deliveries", "deadlines", "dead_letters", "models", "episodes", "trigger_meetings")
-_KEYS = {"schools": "urn", "teams": "team", "pupils": "upn", "ehe": "row_key", "involvements": "row_key"}
 
 
 @dataclass
@@ -156,7 +155,7 @@ class _Snapshot:
         state.reference_version, state.next_seq = self.reference_version, self.next_seq
 
 
-class MemoryStore(MemoryEpisodes):
+class MemoryStore(MemoryEpisodes, MemoryReferenceData):
     """The whole storage port over plain objects in memory (see the module docstring)."""
 
     postgres = False
@@ -167,20 +166,10 @@ class MemoryStore(MemoryEpisodes):
 
     # ---- setting up (test data) ------------------------------------------------------------------------
     def load_reference(self, kind: str, text: str, now: datetime | None = None) -> None:
-        """Replace one kind's reference rows with a CSV of the contract's format (the parser ``safeguard load``
-        uses); rows gone from the file are ended, like the SQL loader does."""
-        now = now or datetime.now(UTC)
-        table: dict[str, Any] = getattr(self._state, kind)
-        items = parse_csv(kind, text, cast(Any, _SchoolLookup(self._state)))
-        seen = set()
-        for item in items:
-            key = item[_KEYS[kind]]
-            seen.add(key)
-            table[key] = SimpleNamespace(**item, ended_at=None)
-        for key, row in table.items():
-            if key not in seen and row.ended_at is None:
-                row.ended_at = now
-        self._state.reference_version += 1
+        """Replace one kind's reference rows with a CSV of the contract's format, as ``safeguard load`` does (the
+        loader itself, through this store's port): rows gone from the file are ended. All or nothing."""
+        with self.savepoint():
+            load(self, kind, text, now or datetime.now(UTC))
 
     def add_event(self, event_type: str, body: dict[str, Any], now: datetime, *,
                   producer_id: int | None = None) -> MemoryEvent:
@@ -188,10 +177,6 @@ class MemoryStore(MemoryEpisodes):
         record = codec.from_json(event_type, body)
         return self.store_event(event_type, str(record["event_id"]), json.dumps(codec.to_json(event_type, record)),
                                 codec.record_hash(event_type, record), now, producer_id=producer_id)
-
-    def save_match_parameters(self, parameters: Parameters, now: datetime) -> str:
-        self._state.models[parameters.version] = (now, parameters)
-        return parameters.version
 
     # ---- what the tests look at ---------------------------------------------------------------------
     @property
@@ -476,16 +461,6 @@ class MemoryStore(MemoryEpisodes):
 
     def lock_children(self, child_ids: Sequence[str]) -> None:
         """Nothing to do: one unit of work at a time."""
-
-
-class _SchoolLookup:
-    """What the CSV parser asks of a session: whether a pupil's school is loaded."""
-
-    def __init__(self, state: _State) -> None:
-        self._state = state
-
-    def get(self, _model: Any, urn: str) -> Any:
-        return self._state.schools.get(urn)
 
 
 if TYPE_CHECKING:

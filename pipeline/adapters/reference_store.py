@@ -5,19 +5,28 @@ A loaded file is the full current list for its kind: its rows are inserted or up
 vanished since the last load are ended (``ended_at`` set), never deleted, and every key that changed is
 written to the reference change log, which running processes' match indexes and reference snapshots apply
 before their next batch.
+
+``ReferenceDataQueries``, a mixin of ``pipeline.adapters.repository.Repository``, answers the store port's
+reference-data part (pipeline/ports/reference_data.py) with these functions, and with those of
+pipeline/adapters/match_training_rows.py for match training, over the repository's session.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select as core_select
 from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
+from pipeline.adapters.match_training_rows import recent_event_children, save_parameters
+from pipeline.domain.model import Identity
+
+if TYPE_CHECKING:
+    from pipeline.domain.fellegi_sunter import Parameters
 
 # kind -> (table, key column)
 TABLES: dict[str, tuple[type[Any], str]] = {
@@ -34,7 +43,7 @@ def school_exists(session: Session, urn: str) -> bool:
     return session.get(t.School, urn) is not None
 
 
-def upsert_current_rows(session: Session, kind: str, items: list[dict[str, Any]]) -> list[str]:
+def upsert_current_rows(session: Session, kind: str, items: Sequence[dict[str, Any]]) -> list[str]:
     """Insert new rows and update the others in place (un-ending any that had ended); the keys that changed."""
     model, key = TABLES[kind]
     changed: list[str] = []
@@ -77,10 +86,46 @@ def take_turn_to_load(session: Session) -> None:
         session.connection().execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOAD_LOCK})
 
 
-def log_reference_changes(session: Session, kind: str, keys: list[str], now: datetime) -> None:
+def log_reference_changes(session: Session, kind: str, keys: Sequence[str], now: datetime) -> None:
     """One change-log row per changed key (keys only), for the match indexes and reference snapshots of running
     processes (pipeline/adapters/match_index.py, reference_cache.py), in the transaction of the change."""
     session.add_all([t.ReferenceChange(kind=kind, row_key=key, at=now) for key in keys])
+
+
+class ReferenceDataQueries:
+    """Loading reference files and storing the matcher's parameters (pipeline/ports/reference_data.py), in the
+    repository's transaction. The rows a command writes are flushed before it returns: the repository's reads (the
+    match index's sync, the reference version) go to the connection past the ORM session, and must see them."""
+
+    if TYPE_CHECKING:
+        @property
+        def session(self) -> Session: ...
+
+    def school_ever_loaded(self, urn: str) -> bool:
+        return school_exists(self.session, urn)
+
+    def take_turn_to_load(self) -> None:
+        take_turn_to_load(self.session)
+
+    def upsert_current_rows(self, kind: str, items: Sequence[dict[str, Any]]) -> list[str]:
+        changed = upsert_current_rows(self.session, kind, items)
+        self.session.flush()
+        return changed
+
+    def end_vanished_rows(self, kind: str, keys: Collection[Any], now: datetime) -> list[str]:
+        ended = end_vanished_rows(self.session, kind, keys, now)
+        self.session.flush()
+        return ended
+
+    def log_reference_changes(self, kind: str, keys: Sequence[str], now: datetime) -> None:
+        log_reference_changes(self.session, kind, keys, now)
+        self.session.flush()
+
+    def recent_event_children(self, limit: int) -> list[Identity]:
+        return recent_event_children(self.session.connection(), limit)
+
+    def save_match_parameters(self, parameters: Parameters, now: datetime) -> str:
+        return save_parameters(self.session.connection(), parameters, now)
 
 
 def any_school_loaded(session: Session) -> bool:

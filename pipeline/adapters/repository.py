@@ -42,6 +42,7 @@ from pipeline.adapters.event_queue import EventRow, EventRows
 from pipeline.adapters.issued_children import IssuedChildIds
 from pipeline.adapters.record_ids import new_child_id, new_id
 from pipeline.adapters.reference_cache import ReferenceCache, ReferenceSnapshot, school_of_row
+from pipeline.adapters.reference_store import ReferenceDataQueries
 from pipeline.adapters.repository_missing import EpisodeQueries
 from pipeline.domain.delivery import DeliveryState
 from pipeline.domain.fellegi_sunter import Parameters
@@ -270,7 +271,7 @@ def _after_commit(session: OrmSession) -> None:
         repository._children_committed()  # noqa: SLF001
 
 
-class Repository(EpisodeQueries):
+class Repository(EpisodeQueries, ReferenceDataQueries):
     """One unit of work. With ``reference`` (the process's ``ReferenceCache``: ``Store.repository`` and
     ``Store.unit_of_work`` pass it) schools, team contacts and people's teams are answered from the in-memory
     snapshot of the version this unit of work sees; without it (a one-off request's session), by queries."""

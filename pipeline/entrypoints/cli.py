@@ -132,8 +132,8 @@ def load(kind: Annotated[str, typer.Argument(help=f"One of: {KINDS}.")],
         raise _fail("the file is not UTF-8", 1) from None
     services = build(Settings())
     try:
-        with services.store.transaction() as session:
-            report = load_reference(session, kind, text, system_clock(), services.ctx.policy.routed_teams())
+        with services.store.unit_of_work() as port:
+            report = load_reference(port, kind, text, system_clock(), services.ctx.policy.routed_teams())
     except ReferenceError as error:
         for problem in error.problems:
             typer.echo(problem, err=True)
@@ -286,8 +286,8 @@ def match_train() -> None:
     from pipeline.service.match_training import train_stored
 
     services = build(Settings())
-    with services.store.transaction() as session:
-        version, trained_on = train_stored(session, services.ctx, system_clock())
+    with services.store.unit_of_work() as port:
+        version, trained_on = train_stored(port, services.ctx, system_clock())
     typer.echo(f"model {version}: " + ", ".join(f"{k} {v}" for k, v in sorted(trained_on.items())))
 
 

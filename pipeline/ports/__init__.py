@@ -5,7 +5,8 @@ modules so each pathway adds its part without editing the others':
 
 - pipeline/ports/store.py: reference reads, effect writes, deadlines, events, savepoints (the core);
 - pipeline/ports/episodes.py (the missing pathway): missing episodes and trigger meetings;
-- pipeline/ports/casework.py: what acknowledging, viewing and the front door's decisions look up.
+- pipeline/ports/casework.py: what acknowledging, viewing and the front door's decisions look up;
+- pipeline/ports/reference_data.py: loading reference files and storing the matcher's trained parameters.
 
 Add a part by listing it among ``StorePort``'s bases below. ``UnitsOfWork`` hands out ``StorePort``s.
 """
@@ -18,11 +19,12 @@ from typing import Protocol
 from pipeline.ports.casework import CaseworkStore
 from pipeline.ports.episodes import EpisodeRecord, EpisodeStore
 from pipeline.ports.records import SYSTEM, DeadLetterRecord, DeadlineRecord, EventRecord, NotificationRecord
+from pipeline.ports.reference_data import MatchTraining, ReferenceLoads
 from pipeline.ports.store import DeadlineStore, EffectWrites, EventStore, ReferenceReads, Transaction
 
 
 class StorePort(ReferenceReads, EffectWrites, DeadlineStore, EventStore, Transaction, EpisodeStore, CaseworkStore,
-                Protocol):
+                ReferenceLoads, MatchTraining, Protocol):
     """The whole storage port (one unit of work). Parts of other pathways are added to the bases here."""
 
 
@@ -36,6 +38,6 @@ class UnitsOfWork(Protocol):
 
 __all__ = [
     "CaseworkStore", "DeadLetterRecord", "DeadlineRecord", "DeadlineStore", "EffectWrites", "EpisodeRecord",
-    "EpisodeStore", "EventRecord", "EventStore",
-    "NotificationRecord", "ReferenceReads", "SYSTEM", "StorePort", "Transaction", "UnitsOfWork",
+    "EpisodeStore", "EventRecord", "EventStore", "MatchTraining",
+    "NotificationRecord", "ReferenceLoads", "ReferenceReads", "SYSTEM", "StorePort", "Transaction", "UnitsOfWork",
 ]

@@ -32,9 +32,10 @@ def seed_demo(services: Services) -> list[str]:
     with services.store.transaction() as session:
         if not reference_store.any_school_loaded(session):
             data = generate(seed=DEMO_SEED, pupils=DEMO_PUPILS)
+            port = services.store.repository(session)
             for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
                 try:
-                    load(session, kind, _csv_text(kind, data[kind]), now, services.ctx.policy.routed_teams())
+                    load(port, kind, _csv_text(kind, data[kind]), now, services.ctx.policy.routed_teams())
                 except ReferenceError as error:  # the configuration routes to a team the demo has no row for
                     raise ConfigurationError(f"demo {kind}: {'; '.join(error.problems)} (check the team codes "
                                              "in the configuration's ladders and routes)") from None

@@ -17,9 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session
-
-from pipeline.adapters.match_index import ReferenceIndex, ReferenceRow, recent_event_children, save_parameters
+from pipeline.adapters.match_index import ReferenceIndex, ReferenceRow
 from pipeline.domain.fellegi_sunter import (
     FellegiSunterMatcher,
     Parameters,
@@ -33,6 +31,7 @@ from pipeline.domain.fellegi_sunter import (
 )
 from pipeline.domain.matching import group_people
 from pipeline.domain.model import Identity, MatchOutcome
+from pipeline.ports import StorePort
 from pipeline.service.handlers import Context
 
 RANDOM_PAIRS = 40_000
@@ -107,12 +106,11 @@ def train(index: ReferenceIndex, events: Sequence[Identity], base: Parameters | 
     return Parameters(m, u, base.share_known, {"reference_records": len(records), "events": 0, "pairs": len(levels)})
 
 
-def train_stored(session: Session, ctx: Context, now: datetime) -> tuple[str, dict[str, int]]:
+def train_stored(port: StorePort, ctx: Context, now: datetime) -> tuple[str, dict[str, int]]:
     """``safeguard match train``: estimate from the store's reference data and recent events, store the version."""
-    connection = session.connection()
-    ctx.index.refresh(connection)
-    parameters = train(ctx.index, recent_event_children(connection, MAX_TRAINING_EVENTS), ctx.matcher.parameters)
-    return save_parameters(connection, parameters, now), parameters.trained_on
+    port.sync_match_index(ctx.index)
+    parameters = train(ctx.index, port.recent_event_children(MAX_TRAINING_EVENTS), ctx.matcher.parameters)
+    return port.save_match_parameters(parameters, now), parameters.trained_on
 
 
 # ---- evaluation on a labelled set ---------------------------------------------------------------------------

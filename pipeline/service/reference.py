@@ -3,7 +3,8 @@
 The whole file is validated before anything is written: any bad row means a list of row numbers and
 reasons (never the values), and nothing loaded. A file is the full current list for its kind, so rows
 that have vanished since the last load are ended (``ended_at`` set), never deleted; loading the same file
-twice changes nothing.
+twice changes nothing. Everything stored goes through the store port's ``ReferenceLoads`` part
+(pipeline/ports/reference_data.py), so the SQL store and the in-memory fake load alike.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlmodel import Session
-
-from pipeline.adapters import reference_store
 from pipeline.domain.matching import normalise_name
+from pipeline.ports.reference_data import ReferenceLoads
 from pipeline.service.demo_data import COLUMNS
 
 KINDS = tuple(COLUMNS)
@@ -89,7 +88,7 @@ def _row_key(kind: str, values: dict[str, str]) -> str:
                           .encode()).hexdigest()[:32]
 
 
-def _school(row: _Row, _: Session) -> dict[str, Any]:
+def _school(row: _Row, _: ReferenceLoads) -> dict[str, Any]:
     return {"urn": row.text("urn", True, _URN, "URN"), "name": row.text("name", True),
             "la_code": row.text("la_code", True), "in_area": row.choice("in_area", ("true", "false")) == "true",
             "school_type": row.choice("school_type", ("STATE", "INDEPENDENT")),
@@ -104,20 +103,20 @@ def _identity(row: _Row) -> dict[str, Any]:
             "nhs_number": row.text("nhs_number", pattern=_NHS, what="NHS number (10 digits)")}
 
 
-def _pupil(row: _Row, session: Session) -> dict[str, Any]:
+def _pupil(row: _Row, port: ReferenceLoads) -> dict[str, Any]:
     urn = row.text("school_urn", True)
-    if urn and not reference_store.school_exists(session, urn):
+    if urn and not port.school_ever_loaded(urn):
         row.problems.append("school_urn: no such school loaded")
     return {"upn": row.text("upn", True, _UPN, "UPN"), **_identity(row),
             "sex": row.choice("sex", ("M", "F", "U"), required=False), "postcode": row.text("postcode"),
             "school_urn": urn, "on_roll_from": row.day("on_roll_from"), "on_roll_to": row.day("on_roll_to")}
 
 
-def _ehe(row: _Row, _: Session) -> dict[str, Any]:
+def _ehe(row: _Row, _: ReferenceLoads) -> dict[str, Any]:
     return {"row_key": _row_key("ehe", row.values), **_identity(row), "postcode": row.text("postcode")}
 
 
-def _involvement(row: _Row, _: Session) -> dict[str, Any]:
+def _involvement(row: _Row, _: ReferenceLoads) -> dict[str, Any]:
     placing = row.text("placing_la")
     return {"row_key": _row_key("involvements", row.values), **_identity(row),
             "upn": row.text("upn", pattern=_UPN, what="UPN"),
@@ -126,7 +125,7 @@ def _involvement(row: _Row, _: Session) -> dict[str, Any]:
             "placing_la": placing, "iro_email": row.email("iro_email")}
 
 
-def _team(row: _Row, _: Session) -> dict[str, Any]:
+def _team(row: _Row, _: ReferenceLoads) -> dict[str, Any]:
     # A team is named as the case-management system exports it (any non-blank text, e.g. "Crewe CIN/CP 2"),
     # so an involvement's team, its contact row and a team user's scope are the same name.
     return {"team": row.text("team", True),
@@ -136,7 +135,7 @@ def _team(row: _Row, _: Session) -> dict[str, Any]:
 @dataclass(frozen=True)
 class _Kind:
     key: str
-    parse: Callable[[_Row, Session], dict[str, Any]]
+    parse: Callable[[_Row, ReferenceLoads], dict[str, Any]]
 
 
 _KINDS: dict[str, _Kind] = {
@@ -148,8 +147,8 @@ _KINDS: dict[str, _Kind] = {
 }
 
 
-def parse_csv(kind: str, text: str, session: Session) -> list[dict[str, Any]]:
-    """Validate the whole file; raise ReferenceError listing every bad row."""
+def parse_csv(kind: str, text: str, port: ReferenceLoads) -> list[dict[str, Any]]:
+    """Validate the whole file (a pupil's school asked of ``port``); raise ReferenceError listing every bad row."""
     spec = _KINDS[kind]
     reader = csv.DictReader(io.StringIO(text))
     expected = list(COLUMNS[kind])
@@ -165,7 +164,7 @@ def parse_csv(kind: str, text: str, session: Session) -> list[dict[str, Any]]:
             problems.append(f"row {number}: wrong number of columns")
             continue
         row_problems: list[str] = []
-        item = spec.parse(_Row(values, row_problems), session)
+        item = spec.parse(_Row(values, row_problems), port)
         if not row_problems and item[spec.key] in seen:
             row_problems.append(f"{spec.key}: appears twice in the file")
         seen.add(item[spec.key])
@@ -176,27 +175,27 @@ def parse_csv(kind: str, text: str, session: Session) -> list[dict[str, Any]]:
     return parsed
 
 
-def load(session: Session, kind: str, text: str, now: datetime,
+def load(port: ReferenceLoads, kind: str, text: str, now: datetime,
          required_teams: Collection[str] = ()) -> LoadReport:
-    """Replace the current list for ``kind`` with the file's rows, in the caller's transaction. A teams file
+    """Replace the current list for ``kind`` with the file's rows, in the caller's unit of work. A teams file
     without a row for each of ``required_teams`` (the teams the rules route to) is refused, naming them."""
     if kind not in _KINDS:
         raise ValueError(f"unknown kind; use one of {', '.join(KINDS)}")
     spec = _KINDS[kind]
     # Loads take turns from here to their commit, so the change log's sequence numbers are in commit order and
     # its newest is a version a running process can trust (pipeline/adapters/reference_cache.py).
-    reference_store.take_turn_to_load(session)
-    items = parse_csv(kind, text, session)
+    port.take_turn_to_load()
+    items = parse_csv(kind, text, port)
     if kind == "teams":
         missing = sorted(set(required_teams) - {item["team"] for item in items})
         if missing:
             raise ReferenceError([f"teams the rules route to have no row: {', '.join(missing)}"])
     keys = {item[spec.key] for item in items}
-    changed = reference_store.upsert_current_rows(session, kind, items)
-    ended = reference_store.end_vanished_rows(session, kind, keys, now)
+    changed = port.upsert_current_rows(kind, items)
+    ended = port.end_vanished_rows(kind, keys, now)
     changed.extend(ended)
     if changed:
         # In this transaction: every running process's match index applies these (keys only) and its reference
         # snapshot (schools, teams, people's teams) is read again before its next batch.
-        reference_store.log_reference_changes(session, kind, changed, now)
+        port.log_reference_changes(kind, changed, now)
     return LoadReport(kind, len(items), len(ended))

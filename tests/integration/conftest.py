@@ -104,7 +104,7 @@ def start_pipeline(tmp_path: Path, overrides: dict[str, Any] | None = None,
         services.delivery.channels = {"email": RecordingChannel("email"), "sms": RecordingChannel("sms")}
     with services.store.transaction() as session:
         for kind, text in REFERENCE.items():
-            load(session, kind, text, clock())
+            load(services.store.repository(session), kind, text, clock())
             session.flush()
         tokens = {}
         for name, (role, email, school, team) in USERS.items():

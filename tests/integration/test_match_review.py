@@ -87,9 +87,9 @@ def test_the_review_api_is_for_the_front_door_and_managers(pipeline: Pipeline) -
 
 
 def test_an_ambiguous_event_waits_for_a_person_and_nothing_is_sent_until_then(pipeline: Pipeline) -> None:
-    with pipeline.services.store.transaction() as session:  # a second Amelia Hartley, same birthday, elsewhere
+    with pipeline.services.store.unit_of_work() as port:  # a second Amelia Hartley, same birthday, elsewhere
         pupils = _pupils_with("Z999100100099,,Amelia,Hartley,2013-05-14,F,NS9 1ZZ,100002,2020-09-01,")
-        load(session, "pupils", pupils, pipeline.clock())
+        load(port, "pupils", pupils, pipeline.clock())
     child = {**AMELIA, "nhs_number": None, "postcode": None}
     event = attendance(child)
     pipeline.post_event(event)
@@ -126,8 +126,8 @@ def test_a_reference_reload_is_picked_up_by_the_running_process_without_a_restar
     assert pipeline.get(f"/api/events/{first['event_id']}", "manager").json()["match"]["outcome"] == "no_match"
     index = pipeline.services.ctx.index
     built = id(index.records)
-    with pipeline.services.store.transaction() as session:
-        load(session, "pupils", _pupils_with("K999100100077,,Kit,Marlowe,2014-02-26,M,NS2 9XY,100001,2020-09-01,"),
+    with pipeline.services.store.unit_of_work() as port:
+        load(port, "pupils", _pupils_with("K999100100077,,Kit,Marlowe,2014-02-26,M,NS2 9XY,100001,2020-09-01,"),
              pipeline.clock())
     second = attendance(newcomer)
     pipeline.post_event(second)

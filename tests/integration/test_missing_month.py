@@ -93,10 +93,9 @@ def expected_levels(e: dict[str, Any], runs: list[datetime]) -> int:
 def test_a_month_of_missing_episodes(tmp_path: Path) -> None:
     pipeline: Pipeline = start_pipeline(tmp_path)
     data = generate(seed=3, pupils=800)
-    with pipeline.services.store.transaction() as session:
+    with pipeline.services.store.unit_of_work() as port:
         for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
-            load(session, kind, _csv_text(kind, data[kind]), pipeline.clock())
-            session.flush()
+            load(port, kind, _csv_text(kind, data[kind]), pipeline.clock())
     current = [p for p in data["pupils"] if not p["on_roll_to"]]
     unique = Counter((p["given_name"], p["family_name"], p["date_of_birth"]) for p in current)
     pupils = [p for p in current if unique[(p["given_name"], p["family_name"], p["date_of_birth"])] == 1]

@@ -285,8 +285,8 @@ def check_owners_and_escalations(backend: str, services: dict[str, str] | None, 
     results = []
     for name in ("in order, child known", "reordered"):
         with owned_pipeline(backend, Path(tmp_path_factory.mktemp("owners")), services, spec["assignee"]) as p:
-            with p.services.store.transaction() as session:
-                load(session, "involvements", INVOLVEMENTS + LILY_INVOLVEMENT, p.clock())
+            with p.services.store.unit_of_work() as port:
+                load(port, "involvements", INVOLVEMENTS + LILY_INVOLVEMENT, p.clock())
             if name == "reordered":
                 run_reordered(p, batches, start, events[0][1] if reviewed else None)
             else:

@@ -21,9 +21,9 @@ LILY_INVOLVEMENT = (",F999100100006,Lily,Ashworth,2012-03-03,CHILD_IN_NEED,kit.w
 
 
 def _open_lily_case(pipeline: Pipeline) -> None:
-    with pipeline.services.store.transaction() as session:
-        load(session, "involvements", INVOLVEMENTS + LILY_INVOLVEMENT, pipeline.clock())
-        load(session, "teams", TEAMS + "CIN_TEAM_2,cin.team2@northshire.gov.example,\n", pipeline.clock())
+    with pipeline.services.store.unit_of_work() as port:
+        load(port, "involvements", INVOLVEMENTS + LILY_INVOLVEMENT, pipeline.clock())
+        load(port, "teams", TEAMS + "CIN_TEAM_2,cin.team2@northshire.gov.example,\n", pipeline.clock())
 
 
 def _trigger_meetings(pipeline: Pipeline) -> list[t.Deadline]:

@@ -114,8 +114,8 @@ def test_missing_items_are_oldest_first_owned_and_paged(pipeline: Pipeline) -> N
 def test_every_csv_neutralises_formula_cells(pipeline: Pipeline) -> None:
     hostile = '=HYPERLINK("http://attacker.example","Riverside")'
     quoted = '"' + hostile.replace('"', '""') + '"'
-    with pipeline.services.store.transaction() as session:
-        load(session, "schools", SCHOOLS.replace("Riverside Primary School", quoted), pipeline.clock())
+    with pipeline.services.store.unit_of_work() as port:
+        load(port, "schools", SCHOOLS.replace("Riverside Primary School", quoted), pipeline.clock())
     pipeline.clock.now = ARRIVED
     assert pipeline.post_event(attendance(AMELIA, ARRIVED)).status_code == 202
     pipeline.run()

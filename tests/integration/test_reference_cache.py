@@ -38,8 +38,8 @@ def _store(tmp_path: Path) -> Store:
 
 
 def _load(store: Store, kind: str, text: str) -> None:
-    with store.transaction() as session:
-        load(session, kind, text, NOW)
+    with store.unit_of_work() as port:
+        load(port, kind, text, NOW)
 
 
 def _answers(repo: Repository) -> tuple[Any, ...]:
@@ -163,8 +163,8 @@ def test_loads_take_turns_on_postgresql(real_services: dict[str, str], postgres_
             second_done.set()
 
         try:
-            with store.transaction() as session:
-                load(session, "teams", TEAMS.replace("scies@northshire", "scies.duty@northshire"), NOW)
+            with store.unit_of_work() as port:
+                load(port, "teams", TEAMS.replace("scies@northshire", "scies.duty@northshire"), NOW)
                 worker = threading.Thread(target=second_load)
                 worker.start()
                 second_started.wait(5)

@@ -136,10 +136,9 @@ def deployment(real_services: dict[str, str], postgres_url: str, tmp_path: Path)
     store.migrate()
     from datetime import UTC, datetime
 
-    with store.transaction() as session:
+    with store.unit_of_work() as port:
         for kind, text in REFERENCE.items():
-            load(session, kind, text, datetime.now(UTC))
-            session.flush()
+            load(port, kind, text, datetime.now(UTC))
     from pipeline.adapters.kafka import ensure_topics
 
     ensure_topics(env["SAFEGUARD_KAFKA_BOOTSTRAP"], 4, prefix)

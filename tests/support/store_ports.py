@@ -27,7 +27,6 @@ from sqlmodel import col, select
 
 from pipeline import codec
 from pipeline.adapters import tables as t
-from pipeline.adapters.match_index import save_parameters
 from pipeline.adapters.memory_store import MemoryStore
 from pipeline.adapters.store import Store
 from pipeline.domain.fellegi_sunter import Parameters
@@ -61,20 +60,13 @@ class Backend:
                                 record_json=json.dumps(codec.to_json(event_type, record))))
 
     def load_reference(self, kind: str, text: str, now: datetime = LOADED_AT) -> None:
-        if self.memory is not None:
-            self.memory.load_reference(kind, text, now)
-            return
-        assert self.sql is not None
-        with self.sql.transaction() as session:
-            load(session, kind, text, now)
+        """Load a file as ``safeguard load`` does, in a unit of work of its own."""
+        with self.units.unit_of_work() as port:
+            load(port, kind, text, now)
 
     def save_parameters(self, parameters: Parameters, now: datetime) -> None:
-        if self.memory is not None:
-            self.memory.save_match_parameters(parameters, now)
-            return
-        assert self.sql is not None
-        with self.sql.transaction() as session:
-            save_parameters(session.connection(), parameters, now)
+        with self.units.unit_of_work() as port:
+            port.save_match_parameters(parameters, now)
 
     # ---- what was written, read straight from the store (not through the port) ----------------------------
     def audit_entries(self) -> list[tuple[str, str, str, str]]:

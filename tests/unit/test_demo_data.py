@@ -267,9 +267,8 @@ def test_the_csvs_pass_the_loaders_validation(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'demo.db'}")
     store.migrate()
     written = write_csvs(tmp_path, seed=2, pupils=300)
-    with store.transaction() as session:
+    with store.unit_of_work() as port:
         for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
-            report = load(session, kind, written[kind].read_text(encoding="utf-8"), datetime.now(UTC))
-            session.flush()
+            report = load(port, kind, written[kind].read_text(encoding="utf-8"), datetime.now(UTC))
             assert report.rows == len(generate(seed=2, pupils=300)[kind]) and report.ended == 0
     store.dispose()

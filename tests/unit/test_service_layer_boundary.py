@@ -16,8 +16,6 @@ SERVICE = Path(__file__).resolve().parents[2] / "pipeline" / "service"
 FORBIDDEN_MODULES = ("sqlalchemy", "sqlmodel", "pipeline.adapters.tables")
 NOT_YET_PORTED = {
     ("access.py", "sqlmodel.Session"),
-    ("match_training.py", "sqlmodel.Session"),
-    ("reference.py", "sqlmodel.Session"),
     ("sessions.py", "sqlmodel.Session"),
     ("users.py", "sqlalchemy.Engine"),
     ("users.py", "sqlmodel.Session"),

@@ -1,0 +1,207 @@
+"""The reference data's part of the storage port (pipeline/ports/reference_data.py): loading reference files and
+storing the matcher's parameters. The in-memory fake, SQLite and PostgreSQL give the same answers, through the
+port's methods and through the loader and the trainer that use them (one test per behaviour, on each backend)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from pipeline.adapters.match_index import ReferenceIndex
+from pipeline.domain.fellegi_sunter import Parameters
+from pipeline.domain.model import Contact, Identity
+from pipeline.service.handlers import Context
+from pipeline.service.match_training import train_stored
+from pipeline.service.reference import LoadReport, ReferenceError, load, parse_csv
+from pipeline.settings import Settings
+from tests.support.store_ports import Backend
+from tests.support.world import AMELIA, EHE, JACOB, OLIVER, PUPILS, REFERENCE, SCHOOLS, TEAMS, attendance
+
+NOW = datetime.fromisoformat("2026-11-24T20:00:00+00:00")
+HARVEY = Identity(given_name="Harvey", family_name="Lindqvist", date_of_birth=date(2012, 10, 10))  # on the EHE list
+MIA = Identity(given_name="Mia", family_name="Thornton", date_of_birth=date(2013, 3, 3))
+EHE_HEADER = EHE.splitlines()[0] + "\n"
+MIA_EHE = "Mia,Thornton,2013-03-03,NS1 2AB,\n"
+
+
+def _without(text: str, prefix: str) -> str:
+    """The file without its line that starts with ``prefix``."""
+    return "".join(line + "\n" for line in text.splitlines() if not line.startswith(prefix))
+
+
+def _ehe_keys(index: ReferenceIndex, identity: Identity) -> list[str]:
+    return [c.record_key for c in index.candidates(identity) if c.source == "ehe"]
+
+
+# ---- reference loads ------------------------------------------------------------------------------------
+
+def test_a_file_is_loaded_and_its_rows_are_current(store_backend: Backend) -> None:
+    newtown = "100006,New Town Primary,999,true,STATE,dsl@newtown.sch.example,,,\n"
+    with store_backend.units.unit_of_work() as port:
+        assert not port.school_ever_loaded("100006")
+        assert load(port, "schools", SCHOOLS + newtown, NOW) == LoadReport("schools", 6, 0)
+    with store_backend.units.unit_of_work() as port:
+        school = port.school("100006")
+        assert school is not None and (school.name, school.in_area, school.dsl) == (
+            "New Town Primary", True, Contact("dsl@newtown.sch.example", None))
+        assert port.school_ever_loaded("100006")
+
+
+def test_upsert_names_new_changed_and_unended_rows_and_end_vanished_rows_names_the_rows_ended(
+        store_backend: Backend) -> None:
+    reloaded = _without(TEAMS, "LA_888").replace("cme@northshire", "cme.duty@northshire") + \
+        "NEW_TEAM,new.team@northshire.gov.example,\n"
+    with store_backend.units.unit_of_work() as port:
+        items = parse_csv("teams", reloaded, port)
+        assert port.upsert_current_rows("teams", items) == ["CME", "NEW_TEAM"]  # in the file's order
+        keys = {item["team"] for item in items}
+        assert port.end_vanished_rows("teams", keys, NOW) == ["LA_888"]
+        assert port.end_vanished_rows("teams", keys, NOW + timedelta(hours=1)) == []  # ended once only
+        port.log_reference_changes("teams", ["CME", "NEW_TEAM", "LA_888"], NOW)
+    with store_backend.units.unit_of_work() as port:
+        directory = port.directory()
+        assert directory.team("CME") == Contact("cme.duty@northshire.gov.example", None)
+        assert directory.team("NEW_TEAM") == Contact("new.team@northshire.gov.example", None)
+        assert directory.team("LA_888") is None
+        assert directory.team("SCIES") == Contact("scies@northshire.gov.example", "+447700900100")  # as it was
+        # The same rows again change nothing; a row that had ended comes back as a change, unchanged or not.
+        assert port.upsert_current_rows("teams", items) == []
+        assert port.upsert_current_rows("teams", parse_csv("teams", TEAMS, port)) == ["CME", "LA_888"]
+        port.log_reference_changes("teams", ["CME", "LA_888"], NOW)
+    with store_backend.units.unit_of_work() as port:
+        assert port.directory().team("LA_888") == Contact("la888@otherplace.gov.example", None)
+
+
+def test_a_reload_ends_vanished_rows_and_a_synced_match_index_applies_it(store_backend: Backend) -> None:
+    index = ReferenceIndex()
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+    harvey = _ehe_keys(index, HARVEY)
+    assert len(harvey) == 1 and _ehe_keys(index, MIA) == []
+    with store_backend.units.unit_of_work() as port:
+        assert load(port, "ehe", EHE_HEADER + MIA_EHE, NOW) == LoadReport("ehe", 1, 1)
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+    assert _ehe_keys(index, HARVEY) == []
+    assert len(_ehe_keys(index, MIA)) == 1
+    with store_backend.units.unit_of_work() as port:  # back again: the same key as before, un-ended
+        assert load(port, "ehe", EHE, NOW) == LoadReport("ehe", 1, 1)
+        port.sync_match_index(index)
+    assert _ehe_keys(index, HARVEY) == harvey and _ehe_keys(index, MIA) == []
+
+
+def test_logged_changes_reach_a_match_index_synced_before_them(store_backend: Backend) -> None:
+    index = ReferenceIndex()
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+    before = index.seq
+    with store_backend.units.unit_of_work() as port:
+        changed = port.upsert_current_rows("ehe", parse_csv("ehe", EHE + MIA_EHE, port))
+        assert len(changed) == 1
+        port.log_reference_changes("ehe", changed, NOW)
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+    assert _ehe_keys(index, MIA) == changed
+    assert index.seq > before
+
+
+def test_loading_the_same_files_again_changes_nothing(store_backend: Backend) -> None:
+    index = ReferenceIndex()
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+    version = index.seq
+    for kind, text in REFERENCE.items():
+        with store_backend.units.unit_of_work() as port:
+            report = load(port, kind, text, NOW)
+        assert report.ended == 0
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+    assert index.seq == version  # nothing logged: no process has anything to apply
+
+
+def test_a_school_ever_loaded_includes_an_ended_one_and_a_pupil_may_name_only_those(store_backend: Backend) -> None:
+    store_backend.load_reference("schools", _without(SCHOOLS, "100005"))
+    with store_backend.units.unit_of_work() as port:
+        assert port.school("100005") is None and port.school_ever_loaded("100005")
+        assert port.school_ever_loaded("100001") and not port.school_ever_loaded("999999")
+        # Ruby's school (100005) has ended but was loaded: her row is accepted.
+        assert load(port, "pupils", PUPILS, NOW) == LoadReport("pupils", 9, 0)
+    with pytest.raises(ReferenceError) as refused, store_backend.units.unit_of_work() as port:
+        load(port, "pupils", PUPILS + "Z999100100010,,Zara,Quill,2014-02-02,F,NS1 2AB,999999,,\n", NOW)
+    assert refused.value.problems == ["row 11: school_urn: no such school loaded"]
+
+
+def test_a_refused_file_loads_nothing(store_backend: Backend) -> None:
+    index = ReferenceIndex()
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+    version = index.seq
+    with pytest.raises(ReferenceError) as refused, store_backend.units.unit_of_work() as port:
+        load(port, "teams", _without(TEAMS, "SCIES"), NOW, required_teams=("SCIES", "CME"))
+    assert refused.value.problems == ["teams the rules route to have no row: SCIES"]
+    with pytest.raises(ReferenceError), store_backend.units.unit_of_work() as port:
+        load(port, "ehe", EHE_HEADER + MIA_EHE + "Nobody,,not-a-date,,\n", NOW)
+    with store_backend.units.unit_of_work() as port:
+        assert port.directory().team("SCIES") == Contact("scies@northshire.gov.example", "+447700900100")
+        port.sync_match_index(index)
+    assert index.seq == version and _ehe_keys(index, MIA) == [] and len(_ehe_keys(index, HARVEY)) == 1
+
+
+# ---- match training -------------------------------------------------------------------------------------
+
+def _missing_reported(child: dict[str, object]) -> dict[str, object]:
+    return {"event_id": str(uuid.uuid4()), "episode_id": "EP-1", "force_code": "NS01", "reported_at": NOW.isoformat(),
+            "last_seen_at": (NOW - timedelta(hours=2)).isoformat(), "child": dict(child), "risk_grade": "MEDIUM",
+            "missing_from": "CARE", "exploitation_flags": []}
+
+
+def _missing_found() -> dict[str, object]:
+    return {"event_id": str(uuid.uuid4()), "episode_id": "EP-1", "found_at": NOW.isoformat(),
+            "returned_to": "PLACEMENT", "safe_and_well_at": None}
+
+
+def test_recent_event_children_newest_first_from_the_events_that_name_one(store_backend: Backend) -> None:
+    store_backend.add_event("self-harm-attendance", attendance(AMELIA), NOW)
+    store_backend.add_event("missing-reported", _missing_reported(OLIVER), NOW)
+    store_backend.add_event("missing-found", _missing_found(), NOW)  # names no child
+    store_backend.add_event("self-harm-attendance", attendance(JACOB), NOW)
+    with store_backend.units.unit_of_work() as port:
+        children = port.recent_event_children(10)
+        assert [(c.given_name, c.family_name, c.date_of_birth, c.nhs_number) for c in children] == [
+            ("Jacob", "Merriman", date(2011, 6, 6), None), ("Oliver", "Brennan", date(2011, 2, 3), None),
+            ("Amelia", "Hartley", date(2013, 5, 14), "9990000018")]
+        assert [c.given_name for c in port.recent_event_children(2)] == ["Jacob", "Oliver"]
+
+
+def test_saved_match_parameters_are_read_back_newest_first(store_backend: Backend) -> None:
+    older, newer = Parameters(share_known=0.8), Parameters(share_known=0.7)
+    with store_backend.units.unit_of_work() as port:
+        assert port.save_match_parameters(older, NOW) == older.version
+    with store_backend.units.unit_of_work() as port:
+        assert port.save_match_parameters(newer, NOW + timedelta(minutes=1)) == newer.version
+    with store_backend.units.unit_of_work() as port:
+        found = port.newest_match_parameters(None)
+        assert found is not None and (found.version, found.share_known) == (newer.version, 0.7)
+    with store_backend.units.unit_of_work() as port:  # the same version saved again is the newest again
+        assert port.save_match_parameters(older, NOW + timedelta(minutes=2)) == older.version
+    with pytest.raises(RuntimeError), store_backend.units.unit_of_work() as port:
+        port.save_match_parameters(Parameters(share_known=0.6), NOW + timedelta(minutes=3))
+        raise RuntimeError("the unit of work fails")
+    with store_backend.units.unit_of_work() as port:
+        found = port.newest_match_parameters(None)
+        assert found is not None and (found.version, found.share_known) == (older.version, 0.8)
+        assert port.newest_match_parameters(older.version) is None
+
+
+def test_training_from_the_store_saves_the_newest_parameters(store_backend: Backend) -> None:
+    for child in (AMELIA, OLIVER, JACOB):
+        store_backend.add_event("self-harm-attendance", attendance(child), NOW)
+    ctx = Context.build(Settings().rules)
+    with store_backend.units.unit_of_work() as port:
+        version, trained_on = train_stored(port, ctx, NOW)
+    assert trained_on["reference_records"] == 12 and trained_on["events"] == 3  # 9 pupils, 1 ehe, 2 involvements
+    with store_backend.units.unit_of_work() as port:
+        found = port.newest_match_parameters(None)
+        assert found is not None and found.version == version and found.trained_on == trained_on
