@@ -225,8 +225,8 @@ def main() -> None:
         started = time.perf_counter()
         sizes = seed(services, random.Random(args.seed))
         seeded_in = time.perf_counter() - started
-        with services.store.transaction() as session:
-            _, token = add_user(session, "manager", "bench.manager@council.example", None, None)
+        with services.store.unit_of_work() as port:
+            _, token = add_user(port, "manager", "bench.manager@council.example", None, None)
         services.ready.set()
         client = TestClient(create_app(services))
         headers = {"Authorization": f"Bearer {token}"}

@@ -1,7 +1,8 @@
-"""Queries for people signing in: users, server-side web sessions and login attempts.
+"""Queries for people signing in: users, API tokens, server-side web sessions and login attempts.
 
-The web session and login policy (how long a session lives, when logins are throttled) is in
-``pipeline.service.sessions``; this module only reads and writes the rows.
+``AccountQueries`` is the accounts part of the store port (pipeline/ports/accounts.py) in SQL. The web session and
+login policy (how long a session lives, when logins are throttled) is in ``pipeline.service.sessions``; this module
+only reads and writes the rows. ``TokenLookup`` authenticates each API request at the cost of one query.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, bindparam, func, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
+from pipeline.adapters import notifications
 from pipeline.adapters import tables as t
 from pipeline.adapters.driver_statements import DriverStatement
+from pipeline.ports.records import UserRecord
 
 
 def user_by_email(session: Session, email: str) -> t.User | None:
@@ -28,63 +31,98 @@ def all_users(session: Session) -> Sequence[t.User]:
     return session.exec(select(t.User).order_by(col(t.User.role), col(t.User.email))).all()
 
 
-def session_with_user(session: Session, token_hash: str) -> tuple[t.WebSession, t.User] | None:
-    row = session.get(t.WebSession, token_hash)
-    if row is None:
-        return None
-    user = session.get(t.User, row.user_id)
-    return (row, user) if user is not None else None
-
-
-def revoke_sessions_of(session: Session, user_id: int, now: datetime) -> None:
-    session.execute(update(t.WebSession).where(col(t.WebSession.user_id) == user_id,
-                                               col(t.WebSession.revoked_at).is_(None)).values(revoked_at=now))
-
-
-def failures_since(session: Session, key: str, since: datetime) -> int:
-    """Failed attempts for ``key`` after ``since`` and after the key's last successful one."""
-    last_success = session.exec(select(func.max(t.LoginAttempt.at)).where(
-        t.LoginAttempt.key == key, col(t.LoginAttempt.succeeded).is_(True))).first()
-    start = max(since, last_success) if last_success is not None else since
-    return int(session.exec(select(func.count()).select_from(t.LoginAttempt).where(
-        t.LoginAttempt.key == key, col(t.LoginAttempt.succeeded).is_(False),
-        col(t.LoginAttempt.at) > start)).one())
-
-
-def record_attempt(session: Session, key: str, at: datetime, succeeded: bool) -> None:
-    session.add(t.LoginAttempt(key=key, at=at, succeeded=succeeded))
-
-
-def school_loaded(session: Session, urn: str) -> bool:
-    school = session.get(t.School, urn)
-    return school is not None and school.ended_at is None
-
-
-def team_loaded(session: Session, code: str) -> bool:
-    """A team in the teams file, or an allocated team named by a current involvement."""
-    contact = session.get(t.TeamContact, code)
-    if contact is not None and contact.ended_at is None:
-        return True
-    return session.exec(select(t.Involvement.row_key).where(t.Involvement.team == code,
-                                                            col(t.Involvement.ended_at).is_(None)).limit(1)).first() \
-        is not None
-
-
 def user_by_id(session: Session, user_id: int) -> t.User | None:
     return session.get(t.User, user_id)
 
 
-def add_user(session: Session, email: str, role: str, school_urn: str | None, team: str | None,
-             password_hash: str | None) -> t.User:
-    """A new user row, flushed so it has its id."""
-    user = t.User(email=email, role=role, school_urn=school_urn, team=team, password_hash=password_hash)
-    session.add(user)
-    session.flush()
-    return user
+class AccountQueries:
+    """The accounts part of the store port (pipeline/ports/accounts.py) in SQL: a mixin of ``Repository``, in
+    its session."""
 
+    if TYPE_CHECKING:
+        @property
+        def session(self) -> Session: ...
 
-def add_token(session: Session, token_hash: str, user_id: int, kind: str) -> None:
-    session.add(t.ApiToken(token_hash=token_hash, user_id=user_id, kind=kind))
+    def user_by_email(self, email: str) -> t.User | None:
+        return user_by_email(self.session, email)
+
+    def user_by_id(self, user_id: int) -> t.User | None:
+        return user_by_id(self.session, user_id)
+
+    def school_loaded(self, urn: str) -> bool:
+        school = self.session.get(t.School, urn)
+        return school is not None and school.ended_at is None
+
+    def team_loaded(self, code: str) -> bool:
+        contact = self.session.get(t.TeamContact, code)
+        if contact is not None and contact.ended_at is None:
+            return True
+        return self.session.exec(select(t.Involvement.row_key).where(
+            t.Involvement.team == code, col(t.Involvement.ended_at).is_(None)).limit(1)).first() is not None
+
+    def add_user(self, email: str, role: str, school_urn: str | None, team: str | None,
+                 password_hash: str | None) -> t.User:
+        user = t.User(email=email, role=role, school_urn=school_urn, team=team, password_hash=password_hash)
+        self.session.add(user)
+        self.session.flush()  # for its id
+        return user
+
+    def add_token(self, token_hash: str, user_id: int, kind: str) -> None:
+        self.session.add(t.ApiToken(token_hash=token_hash, user_id=user_id, kind=kind))
+
+    def disable_user(self, user_id: int, now: datetime) -> None:
+        user = self.session.get(t.User, user_id)
+        if user is not None and user.disabled_at is None:
+            user.disabled_at = now
+            self.session.add(user)
+
+    def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        user = self.session.get(t.User, user_id)
+        if user is not None:
+            user.password_hash = password_hash
+            self.session.add(user)
+
+    def add_web_session(self, token_hash: str, user_id: int, csrf_token: str, now: datetime) -> None:
+        self.session.add(t.WebSession(token_hash=token_hash, user_id=user_id, csrf_token=csrf_token, created_at=now,
+                                      last_seen_at=now))
+
+    def web_session_with_user(self, token_hash: str) -> tuple[t.WebSession, t.User] | None:
+        row = self.session.get(t.WebSession, token_hash)
+        if row is None:
+            return None
+        user = self.session.get(t.User, row.user_id)
+        return (row, user) if user is not None else None
+
+    def web_session_used(self, token_hash: str, now: datetime) -> None:
+        row = self.session.get(t.WebSession, token_hash)
+        if row is not None:
+            row.last_seen_at = now
+            self.session.add(row)
+
+    def end_web_session(self, token_hash: str, now: datetime) -> None:
+        row = self.session.get(t.WebSession, token_hash)
+        if row is not None and row.revoked_at is None:
+            row.revoked_at = now
+            self.session.add(row)
+
+    def end_web_sessions_of(self, user_id: int, now: datetime) -> None:
+        self.session.execute(update(t.WebSession).where(col(t.WebSession.user_id) == user_id,
+                                                        col(t.WebSession.revoked_at).is_(None))
+                             .values(revoked_at=now))
+
+    def failures_since(self, key: str, since: datetime) -> int:
+        last_success = self.session.exec(select(func.max(t.LoginAttempt.at)).where(
+            t.LoginAttempt.key == key, col(t.LoginAttempt.succeeded).is_(True))).first()
+        start = max(since, last_success) if last_success is not None else since
+        return int(self.session.exec(select(func.count()).select_from(t.LoginAttempt).where(
+            t.LoginAttempt.key == key, col(t.LoginAttempt.succeeded).is_(False),
+            col(t.LoginAttempt.at) > start)).one())
+
+    def record_login_attempt(self, key: str, at: datetime, succeeded: bool) -> None:
+        self.session.add(t.LoginAttempt(key=key, at=at, succeeded=succeeded))
+
+    def visible_notification(self, user: UserRecord, notification_id: str) -> t.Notification | None:
+        return notifications.visible_notification(self.session, user, notification_id)
 
 
 USERS = t.User.__table__  # type: ignore[attr-defined]
@@ -203,11 +241,3 @@ class TokenLookup:
                 kept.closed = True
                 kept.connection.close()
 
-
-def add_web_session(session: Session, token_hash: str, user_id: int, csrf_token: str, now: datetime) -> None:
-    session.add(t.WebSession(token_hash=token_hash, user_id=user_id, csrf_token=csrf_token, created_at=now,
-                             last_seen_at=now))
-
-
-def web_session(session: Session, token_hash: str) -> t.WebSession | None:
-    return session.get(t.WebSession, token_hash)

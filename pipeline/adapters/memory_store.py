@@ -21,10 +21,17 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import codec
 from pipeline.adapters.match_index import ReferenceIndex, ReferenceRow
+from pipeline.adapters.memory_store_accounts import (
+    MemoryAccounts,
+    MemoryApiToken,
+    MemoryLoginAttempt,
+    MemoryUser,
+    MemoryWebSession,
+)
 from pipeline.adapters.memory_store_missing import MemoryEpisodes, MemoryTriggerMeeting
 from pipeline.adapters.memory_store_reference import MemoryReferenceData
 from pipeline.adapters.record_ids import new_child_id, new_id
-from pipeline.adapters.store_records import Deadline, Episode, Event, Notification
+from pipeline.adapters.store_records import Deadline, Episode, Event, Notification, UniquenessViolation
 from pipeline.domain.delivery import DeliveryState
 from pipeline.domain.fellegi_sunter import Parameters
 from pipeline.domain.matching import exact_identity
@@ -48,10 +55,6 @@ from pipeline.service.reference import load
 
 if TYPE_CHECKING:
     from pipeline.ports import StorePort
-
-
-class UniquenessViolation(Exception):
-    """A write the SQL schema would refuse with an IntegrityError (a unique constraint or index)."""
 
 
 MemoryEvent = Event  # the fake keeps the records both adapters share (pipeline/adapters/store_records.py)
@@ -99,7 +102,8 @@ class OutboxLine:
 
 # The keyed collections of the store (reference rows are SimpleNamespaces with the tables' column names).
 _TABLES = ("schools", "teams", "pupils", "ehe", "involvements", "children", "events", "notifications",
-           "deliveries", "deadlines", "dead_letters", "models", "episodes", "trigger_meetings")
+           "deliveries", "deadlines", "dead_letters", "models", "episodes", "trigger_meetings", "users", "api_tokens",
+           "web_sessions", "login_attempts")
 
 
 @dataclass
@@ -118,6 +122,10 @@ class _State:
     models: dict[str, tuple[datetime, Parameters]] = field(default_factory=dict)
     episodes: dict[str, Episode] = field(default_factory=dict)
     trigger_meetings: dict[str, MemoryTriggerMeeting] = field(default_factory=dict)  # by event_id
+    users: dict[int, MemoryUser] = field(default_factory=dict)
+    api_tokens: dict[str, MemoryApiToken] = field(default_factory=dict)  # by token hash
+    web_sessions: dict[str, MemoryWebSession] = field(default_factory=dict)  # by token hash
+    login_attempts: dict[int, MemoryLoginAttempt] = field(default_factory=dict)  # in the order made
     audit: list[AuditLine] = field(default_factory=list)
     outbox: list[OutboxLine] = field(default_factory=list)
     reference_version: int = 0
@@ -155,7 +163,7 @@ class _Snapshot:
         state.reference_version, state.next_seq = self.reference_version, self.next_seq
 
 
-class MemoryStore(MemoryEpisodes, MemoryReferenceData):
+class MemoryStore(MemoryEpisodes, MemoryAccounts, MemoryReferenceData):
     """The whole storage port over plain objects in memory (see the module docstring)."""
 
     postgres = False

@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from pipeline.adapters import tables as t
 from pipeline.adapters.repository import EHE, INVOLVEMENT, PUPIL, SYSTEM, Repository
 from pipeline.domain.model import ChildFacts
+from pipeline.ports.records import EventRecord
 
 EVENT: Table = t.Event.__table__  # type: ignore[attr-defined]
 DEADLINE: Table = t.Deadline.__table__  # type: ignore[attr-defined]
@@ -129,7 +130,7 @@ def deadline_for(session: Session, event_id: str, kind: str) -> t.Deadline | Non
     return session.exec(select(t.Deadline).where(t.Deadline.event_id == event_id, t.Deadline.kind == kind)).first()
 
 
-def candidates_of(event: t.Event) -> list[dict[str, Any]]:
+def candidates_of(event: EventRecord) -> list[dict[str, Any]]:
     """[{child_id, probability or None, comparisons [{field, level, weight}] or []}], as the matcher stored."""
     match = json.loads(event.match_json or "{}")
     detailed = match.get("candidates")

@@ -8,13 +8,19 @@ the watching that tells its unit of work which records changed. Each satisfies i
 pipeline/ports/episodes.py), which the ORM rows the web and the relay read satisfy too.
 
 Identity, not value, makes two records the same (``eq=False``): a unit of work keeps records in sets, and two
-records with equal columns are still two rows.
+records with equal columns are still two rows. ``UniquenessViolation`` is the fake's answer to a write the SQL
+schema would refuse.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+
+
+class UniquenessViolation(Exception):
+    """A write the SQL schema would refuse with an IntegrityError (a unique constraint or index): raised by the
+    in-memory fake (pipeline/adapters/memory_store.py) at once."""
 
 
 @dataclass(eq=False)

@@ -63,7 +63,7 @@ def run(demo: Annotated[bool, typer.Option("--demo", help="Load demo data and us
     services = build(settings)
     runtime = EmbeddedRuntime(services)
     if demo:
-        from pipeline.service.demo_setup import seed_demo
+        from pipeline.entrypoints.demo_setup import seed_demo
         from producers.demo_events import DemoHospital
 
         for line in seed_demo(services):
@@ -160,8 +160,8 @@ def users_add(role: Annotated[str, typer.Option("--role", help=f"One of: {ROLES}
             raise _fail("--password-stdin given but no password on stdin", 2)
     services = build(Settings())
     try:
-        with services.store.transaction() as session:
-            user, token = add_user(session, role, email, school, team, password)
+        with services.store.unit_of_work() as port:
+            user, token = add_user(port, role, email, school, team, password)
     except NotLoadedError as error:
         raise _fail(str(error), 1) from None
     except UserError as error:
@@ -193,8 +193,8 @@ def users_disable(email: Annotated[str, typer.Option("--email", help="The user's
 
     services = build(Settings())
     try:
-        with services.store.transaction() as session:
-            user = disable_user(session, email, system_clock())
+        with services.store.unit_of_work() as port:
+            user = disable_user(port, email, system_clock())
     except UserError as error:
         raise _fail(str(error), 1) from None
     typer.echo(f"disabled user {user.id}")
@@ -211,8 +211,8 @@ def users_reset_password(email: Annotated[str, typer.Option("--email", help="The
         raise _fail("no password on stdin", 2)
     services = build(Settings())
     try:
-        with services.store.transaction() as session:
-            user = reset_password(session, email, password, system_clock())
+        with services.store.unit_of_work() as port:
+            user = reset_password(port, email, password, system_clock())
     except UserError as error:
         raise _fail(str(error), 2 if "characters" in str(error) else 1) from None
     typer.echo(f"password reset for user {user.id}")

@@ -9,11 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, StringConstraints
-from sqlmodel import Session
 
 from pipeline.adapters import deliveries
 from pipeline.adapters.notifications import notifications_page
-from pipeline.adapters.repository import Repository
 from pipeline.domain.model import Role
 from pipeline.entrypoints.dependencies import CurrentUser, PagingDep, ServicesDep, SessionDep, found, iso
 from pipeline.entrypoints.errors import conflict, forbidden, not_found
@@ -21,6 +19,7 @@ from pipeline.service import casework
 from pipeline.service.access import NOTIFICATION_READERS, may_acknowledge, visible_notification
 
 if TYPE_CHECKING:
+    from pipeline.ports.accounts import AccountStore
     from pipeline.ports.records import NotificationRecord as Notification
     from pipeline.ports.records import UserRecord as User
 
@@ -53,10 +52,10 @@ def list_notifications(user: CurrentUser, s: SessionDep, paging: PagingDep,
     return [notification_json(n) for n in page.rows]
 
 
-def _visible(s: Session, user: User, notification_id: str) -> Notification:
+def _visible(port: AccountStore, user: User, notification_id: str) -> Notification:
     if user.role not in NOTIFICATION_READERS:
         raise forbidden()
-    row = visible_notification(s, user, notification_id)
+    row = visible_notification(port, user, notification_id)
     if row is None:
         raise not_found()
     return row
@@ -64,10 +63,10 @@ def _visible(s: Session, user: User, notification_id: str) -> Notification:
 
 @router.get("/api/notifications/{notification_id}")
 def get_notification(notification_id: str, user: CurrentUser, services: ServicesDep) -> dict[str, Any]:
-    with services.store.transaction() as s:
-        row = _visible(s, user, notification_id)
-        casework.record_view(Repository(s), row, user.email, services.clock())
-        return {**notification_json(row, detail=True), "deliveries": deliveries.summary(s, row.id)}
+    with services.store.unit_of_work() as port:
+        row = _visible(port, user, notification_id)
+        casework.record_view(port, row, user.email, services.clock())
+        return {**notification_json(row, detail=True), "deliveries": deliveries.summary(port.session, row.id)}
 
 
 @router.post("/api/notifications/{notification_id}/acknowledge")
@@ -76,12 +75,12 @@ def acknowledge(notification_id: str, ack: Acknowledgement, user: CurrentUser,
     if user.role not in (Role.DSL, Role.WORKER, Role.TEAM):
         raise forbidden()
     try:
-        with services.store.transaction() as s:
-            row = _visible(s, user, notification_id)
+        with services.store.unit_of_work() as port:
+            row = _visible(port, user, notification_id)
             if not may_acknowledge(user, row):
                 raise not_found()
             assert user.id is not None
-            casework.acknowledge(Repository(s), row, user.email, user.id, ack.outcome, services.clock())
+            casework.acknowledge(port, row, user.email, user.id, ack.outcome, services.clock())
             return notification_json(row)
     except casework.CaseworkError as error:
         raise conflict(error) from error

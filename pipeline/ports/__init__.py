@@ -6,7 +6,8 @@ modules so each pathway adds its part without editing the others':
 - pipeline/ports/store.py: reference reads, effect writes, deadlines, events, savepoints (the core);
 - pipeline/ports/episodes.py (the missing pathway): missing episodes and trigger meetings;
 - pipeline/ports/casework.py: what acknowledging, viewing and the front door's decisions look up;
-- pipeline/ports/reference_data.py: loading reference files and storing the matcher's trained parameters.
+- pipeline/ports/reference_data.py: loading reference files and storing the matcher's trained parameters;
+- pipeline/ports/accounts.py: users, API tokens, web sessions, login attempts, a notification in a user's scope.
 
 Add a part by listing it among ``StorePort``'s bases below. ``UnitsOfWork`` hands out ``StorePort``s.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+from pipeline.ports.accounts import AccountStore
 from pipeline.ports.casework import CaseworkStore
 from pipeline.ports.episodes import EpisodeRecord, EpisodeStore
 from pipeline.ports.records import SYSTEM, DeadLetterRecord, DeadlineRecord, EventRecord, NotificationRecord
@@ -24,7 +26,7 @@ from pipeline.ports.store import DeadlineStore, EffectWrites, EventStore, Refere
 
 
 class StorePort(ReferenceReads, EffectWrites, DeadlineStore, EventStore, Transaction, EpisodeStore, CaseworkStore,
-                ReferenceLoads, MatchTraining, Protocol):
+                ReferenceLoads, MatchTraining, AccountStore, Protocol):
     """The whole storage port (one unit of work). Parts of other pathways are added to the bases here."""
 
 
@@ -37,7 +39,7 @@ class UnitsOfWork(Protocol):
 
 
 __all__ = [
-    "CaseworkStore", "DeadLetterRecord", "DeadlineRecord", "DeadlineStore", "EffectWrites", "EpisodeRecord",
-    "EpisodeStore", "EventRecord", "EventStore", "MatchTraining",
+    "AccountStore", "CaseworkStore", "DeadLetterRecord", "DeadlineRecord", "DeadlineStore", "EffectWrites",
+    "EpisodeRecord", "EpisodeStore", "EventRecord", "EventStore", "MatchTraining",
     "NotificationRecord", "ReferenceLoads", "ReferenceReads", "SYSTEM", "StorePort", "Transaction", "UnitsOfWork",
 ]

@@ -98,8 +98,8 @@ class DeadLetterRecord(Protocol):
 class UserRecord(Protocol):
     """A person who signs in (web) or calls the API (token): a role, and the school or team it is scoped to.
 
-    Read-only: what reads a user never changes it (disabling a user or resetting a password goes through the
-    user's table row), so a request's user can be a plain frozen record (``accounts.UserRow``)."""
+    Read-only: what reads a user never changes it (disabling a user or resetting a password are port commands,
+    pipeline/ports/accounts.py), so a request's user can be a plain frozen record (``accounts.UserRow``)."""
 
     @property
     def id(self) -> int | None: ...
@@ -124,6 +124,28 @@ class UserRecord(Protocol):
 
     @property
     def disabled_at(self) -> datetime | None: ...
+
+
+class WebSessionRecord(Protocol):
+    """A signed-in browser: only its token's SHA-256 is stored, with the CSRF token its forms carry."""
+
+    @property
+    def token_hash(self) -> str: ...
+
+    @property
+    def user_id(self) -> int: ...
+
+    @property
+    def csrf_token(self) -> str: ...
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def last_seen_at(self) -> datetime: ...
+
+    @property
+    def revoked_at(self) -> datetime | None: ...
 
 
 class DeliveryRecord(Protocol):

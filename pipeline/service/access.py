@@ -2,19 +2,18 @@
 
 A DSL sees its own school's notifications; a worker their caseload (notifications addressed to them);
 a team user its team's; a manager the partnership's. Anything out of scope is answered exactly as if it
-did not exist (404). The rules as query filters are in ``pipeline.adapters.notifications``.
+did not exist (404). The scopes are the store's to apply (``AccountStore.visible_notification``: as query filters
+in ``pipeline.adapters.notifications``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlmodel import Session
-
-from pipeline.adapters import notifications
 from pipeline.domain.model import Role
 
 if TYPE_CHECKING:
+    from pipeline.ports.accounts import AccountStore
     from pipeline.ports.records import NotificationRecord as Notification
     from pipeline.ports.records import UserRecord as User
 
@@ -32,6 +31,6 @@ def may_acknowledge(user: User, row: Notification) -> bool:
     return False
 
 
-def visible_notification(session: Session, user: User, notification_id: str) -> Notification | None:
+def visible_notification(port: AccountStore, user: User, notification_id: str) -> Notification | None:
     """The notification if this user may see it; None when it does not exist or is out of scope alike."""
-    return notifications.visible_notification(session, user, notification_id)
+    return port.visible_notification(user, notification_id)

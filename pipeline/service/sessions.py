@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session
-
-from pipeline.adapters import accounts
 from pipeline.domain.calendar import Duration, parse_timescale
 
 if TYPE_CHECKING:
+    from pipeline.ports.accounts import AccountStore
     from pipeline.ports.records import UserRecord as User
 
 ADDRESS_FAILURE_FACTOR = 5  # one school or office network shares an address: allow more from it
@@ -64,42 +62,38 @@ class SignedIn:
     csrf_token: str
 
 
-def start(session: Session, user: User, now: datetime) -> str:
+def start(port: AccountStore, user: User, now: datetime) -> str:
     """A new session for ``user``; returns the token for the cookie (shown once, stored only hashed)."""
     assert user.id is not None
     token = secrets.token_urlsafe(32)
-    accounts.add_web_session(session, _digest(token), user.id, secrets.token_urlsafe(32), now)
+    port.add_web_session(_digest(token), user.id, secrets.token_urlsafe(32), now)
     return token
 
 
-def resume(session: Session, token: str, policy: SessionPolicy, now: datetime) -> SignedIn | None:
+def resume(port: AccountStore, token: str, policy: SessionPolicy, now: datetime) -> SignedIn | None:
     """The session's user if it is still live (and marks it used); None when unknown, revoked or expired."""
-    found = accounts.session_with_user(session, _digest(token))
+    digest = _digest(token)
+    found = port.web_session_with_user(digest)
     if found is None:
         return None
     row, user = found
     if row.revoked_at is not None or user.disabled_at is not None:
         return None
     if now - row.last_seen_at > policy.idle or now - row.created_at > policy.absolute:
-        row.revoked_at = now
-        session.add(row)
+        port.end_web_session(digest, now)
         return None
     if now - row.last_seen_at > timedelta(seconds=30):  # one write a half-minute is enough for the idle clock
-        row.last_seen_at = now
-        session.add(row)
+        port.web_session_used(digest, now)
     return SignedIn(user, row.csrf_token)
 
 
-def end(session: Session, token: str, now: datetime) -> None:
-    row = accounts.web_session(session, _digest(token))
-    if row is not None and row.revoked_at is None:
-        row.revoked_at = now
-        session.add(row)
+def end(port: AccountStore, token: str, now: datetime) -> None:
+    port.end_web_session(_digest(token), now)
 
 
-def end_all_for(session: Session, user_id: int, now: datetime) -> None:
+def end_all_for(port: AccountStore, user_id: int, now: datetime) -> None:
     """Sign a user out everywhere (their password was reset, or they were disabled)."""
-    accounts.revoke_sessions_of(session, user_id, now)
+    port.end_web_sessions_of(user_id, now)
 
 
 def _keys(email: str, address: str | None) -> list[tuple[str, int]]:
@@ -107,12 +101,12 @@ def _keys(email: str, address: str | None) -> list[tuple[str, int]]:
                                                              ADDRESS_FAILURE_FACTOR)]
 
 
-def login_throttled(session: Session, email: str, address: str | None, policy: SessionPolicy,
+def login_throttled(port: AccountStore, email: str, address: str | None, policy: SessionPolicy,
                     now: datetime) -> bool:
-    return any(accounts.failures_since(session, key, now - policy.window) >= policy.max_failures * factor
+    return any(port.failures_since(key, now - policy.window) >= policy.max_failures * factor
                for key, factor in _keys(email, address))
 
 
-def record_login(session: Session, email: str, address: str | None, succeeded: bool, now: datetime) -> None:
+def record_login(port: AccountStore, email: str, address: str | None, succeeded: bool, now: datetime) -> None:
     for key, _ in _keys(email, address):
-        accounts.record_attempt(session, key, now, succeeded)
+        port.record_login_attempt(key, now, succeeded)

@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import Session
 
-from pipeline.adapters import accounts
-from pipeline.adapters.accounts import TokenLookup, user_by_email
 from pipeline.domain.model import Role
 
 if TYPE_CHECKING:
+    from pipeline.adapters.accounts import TokenLookup
+    from pipeline.ports.accounts import AccountStore
     from pipeline.ports.records import UserRecord as User
 
 _hasher = PasswordHasher()
@@ -49,14 +48,14 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(session: Session, user: User, kind: str = "api") -> str:
+def issue_token(port: AccountStore, user: User, kind: str = "api") -> str:
     assert user.id is not None
     token = secrets.token_urlsafe(32)
-    accounts.add_token(session, token_hash(token), user.id, kind)
+    port.add_token(token_hash(token), user.id, kind)
     return token
 
 
-def add_user(session: Session, role: str, email: str, school_urn: str | None = None, team: str | None = None,
+def add_user(port: AccountStore, role: str, email: str, school_urn: str | None = None, team: str | None = None,
              password: str | None = None) -> tuple[User, str]:
     """Create a user and return it with a new API token."""
     try:
@@ -70,15 +69,14 @@ def add_user(session: Session, role: str, email: str, school_urn: str | None = N
     team = team.strip() if team else None  # a team is named as in the teams file: any non-blank text
     if role == Role.TEAM and not team:
         raise UserError("a team user needs --team NAME")
-    if school_urn and not accounts.school_loaded(session, school_urn):
+    if school_urn and not port.school_loaded(school_urn):
         raise NotLoadedError("no school with that URN is loaded: load the schools file first")
-    if team and not accounts.team_loaded(session, team):
+    if team and not port.team_loaded(team):
         raise NotLoadedError("no team with that code is loaded: load the teams (or involvements) file first")
-    if accounts.user_by_email(session, email) is not None:
+    if port.user_by_email(email) is not None:
         raise UserError("a user with that email already exists")
-    user = accounts.add_user(session, email, role, school_urn, team,
-                             _hasher.hash(password) if password else None)
-    return user, issue_token(session, user)
+    user = port.add_user(email, role, school_urn, team, _hasher.hash(password) if password else None)
+    return user, issue_token(port, user)
 
 
 def user_for_token(tokens: TokenLookup, token: str) -> User | None:
@@ -87,8 +85,8 @@ def user_for_token(tokens: TokenLookup, token: str) -> User | None:
     return tokens.user(token_hash(token))
 
 
-def check_password(session: Session, email: str, password: str) -> User | None:
-    user = user_by_email(session, email)
+def check_password(port: AccountStore, email: str, password: str) -> User | None:
+    user = port.user_by_email(email)
     if user is None or not user.password_hash or user.disabled_at is not None:
         _hasher.hash(password)  # same work either way, so timing does not reveal which emails exist
         return None
@@ -99,27 +97,24 @@ def check_password(session: Session, email: str, password: str) -> User | None:
     return user
 
 
-def disable_user(session: Session, email: str, now: datetime) -> User:
+def disable_user(port: AccountStore, email: str, now: datetime) -> User:
     """The user can no longer sign in or use an API token; their web sessions end now. The row stays, so
     the audit still names them."""
-    user = user_by_email(session, email)
+    user = port.user_by_email(email)
     if user is None or user.id is None:
         raise UserError("no user with that email")
-    if user.disabled_at is None:
-        user.disabled_at = now
-        session.add(user)
-    accounts.revoke_sessions_of(session, user.id, now)
+    port.disable_user(user.id, now)
+    port.end_web_sessions_of(user.id, now)
     return user
 
 
-def reset_password(session: Session, email: str, password: str, now: datetime) -> User:
+def reset_password(port: AccountStore, email: str, password: str, now: datetime) -> User:
     """A new web password (Argon2); every web session the user had ends."""
     if len(password) < 12:
         raise UserError("the password must be at least 12 characters")
-    user = user_by_email(session, email)
+    user = port.user_by_email(email)
     if user is None or user.id is None:
         raise UserError("no user with that email")
-    user.password_hash = _hasher.hash(password)
-    session.add(user)
-    accounts.revoke_sessions_of(session, user.id, now)
+    port.set_password_hash(user.id, _hasher.hash(password))
+    port.end_web_sessions_of(user.id, now)
     return user

@@ -31,11 +31,11 @@ def users_page(request: Request, visitor: Annotated[SignedIn, Depends(signed_in_
 @router.post("/admin/users/{user_id}/disable")
 def disable(user_id: int, request: Request, posted: Annotated[Posted, Depends(posted_by(Role.ADMIN))]) -> Response:
     services = services_of(request)
-    with services.store.transaction() as s:
-        user = accounts.user_by_id(s, user_id)
+    with services.store.unit_of_work() as port:
+        user = port.user_by_id(user_id)
         if user is None or user.id == posted.visitor.user.id:  # an admin does not lock themself out
             raise PageNotFound()
-        disable_user(s, user.email, services.clock())
+        disable_user(port, user.email, services.clock())
     return RedirectResponse("/admin/users?done=disabled", status_code=303)
 
 
@@ -61,12 +61,12 @@ def set_password(user_id: int, request: Request,
     if len(password) < MIN_PASSWORD:
         return _password_page(request, user_id, 400, errors=[{
             "text": f"Enter a password of at least {MIN_PASSWORD} characters", "href": "#password"}])
-    with services.store.transaction() as s:
-        user = accounts.user_by_id(s, user_id)
+    with services.store.unit_of_work() as port:
+        user = port.user_by_id(user_id)
         if user is None:
             raise PageNotFound()
         try:
-            reset_password(s, user.email, password, services.clock())
+            reset_password(port, user.email, password, services.clock())
         except UserError:
             raise PageNotFound() from None
     return RedirectResponse("/admin/users?done=password", status_code=303)

@@ -61,8 +61,8 @@ def visitor_of(request: Request) -> SignedIn | None:
     visitor = None
     if token:
         services = services_of(request)
-        with services.store.transaction() as session:
-            visitor = sessions.resume(session, token, policy_of(services), services.clock())
+        with services.store.unit_of_work() as port:
+            visitor = sessions.resume(port, token, policy_of(services), services.clock())
         request.state.session_ended = visitor is None
     request.state.visitor = visitor
     return visitor
@@ -172,15 +172,15 @@ async def login(request: Request) -> Response:
         return _login_page(request, 400, errors=errors, email=email, next=next_path)
     address = request.client.host if request.client else None
     now = services.clock()
-    with services.store.transaction() as session:
-        if sessions.login_throttled(session, email, address, policy_of(services), now):
+    with services.store.unit_of_work() as port:
+        if sessions.login_throttled(port, email, address, policy_of(services), now):
             throttled = True
             user = None
         else:
             throttled = False
-            user = check_password(session, email, password)
-            sessions.record_login(session, email, address, user is not None, now)
-        token = sessions.start(session, user, now) if user is not None else None
+            user = check_password(port, email, password)
+            sessions.record_login(port, email, address, user is not None, now)
+        token = sessions.start(port, user, now) if user is not None else None
     if throttled:
         minutes = int(policy_of(services).window.total_seconds() // 60)
         return _login_page(request, 429, email=email, next=next_path, errors=[{
@@ -198,8 +198,8 @@ async def login(request: Request) -> Response:
 async def logout(request: Request, posted: Annotated[Posted, Depends(posted_by())]) -> Response:
     services = services_of(request)
     token = request.cookies.get(SESSION_COOKIE, "")
-    with services.store.transaction() as session:
-        sessions.end(session, token, services.clock())
+    with services.store.unit_of_work() as port:
+        sessions.end(port, token, services.clock())
     response = RedirectResponse("/login?signed_out=1", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response

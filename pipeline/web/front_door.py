@@ -8,7 +8,7 @@ Each opening of a review or decision page (which shows a child's identity) is au
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,7 +29,8 @@ from pipeline.web.words import long_date, words
 if TYPE_CHECKING:
     from sqlmodel import Session
 
-    from pipeline.adapters.tables import Deadline, Event
+    from pipeline.ports.records import DeadlineRecord as Deadline
+    from pipeline.ports.records import EventRecord as Event
 
 router = APIRouter(include_in_schema=False)
 DECIDERS = (Role.TEAM, Role.MANAGER)
@@ -131,7 +132,7 @@ def review_queue(request: Request, visitor: Annotated[SignedIn, Depends(signed_i
 
 
 def _page_of(request: Request, s: Session, status: str, deadline_kind: str
-             ) -> tuple[Pages, list[tuple[Event, Deadline | None]]]:
+             ) -> tuple[Pages, Sequence[tuple[Event, Deadline | None]]]:
     """The page of the queue the request asks for (the nearest that exists), with its events."""
     pages = Pages.of(request, queries.open_event_count(s, status))
     return pages, queries.open_events(s, status, deadline_kind, offset=pages.start, limit=pages.per_page)

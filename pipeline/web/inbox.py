@@ -20,8 +20,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from pipeline.adapters import inbox as queries
-from pipeline.adapters.accounts import user_by_id
-from pipeline.adapters.repository import Repository
 from pipeline.domain.model import DeadlineState, NotificationStatus, Role
 from pipeline.service import casework
 from pipeline.service.access import may_acknowledge, visible_notification
@@ -216,18 +214,19 @@ def _case_page(request: Request, visitor: SignedIn, notification_id: str, status
     """The case page; ``opened`` False when it is the same page sent back with an error (already audited)."""
     services = services_of(request)
     user = visitor.user
-    with services.store.transaction() as s:
-        row = visible_notification(s, user, notification_id)
+    with services.store.unit_of_work() as port:
+        s = port.session
+        row = visible_notification(port, user, notification_id)
         if row is None:
             raise PageNotFound()
         if opened:
-            casework.record_view(Repository(s), row, user.email, services.clock())
+            casework.record_view(port, row, user.email, services.clock())
         copies = [c for c in queries.school_copies(s, row)] if row.recipient_role in queries.SCHOOL_ROLES else [row]
         deadline = queries.deadlines_by_id(s, [row.deadline_id] if row.deadline_id else []).get(row.deadline_id or "")
         fired = list(queries.fired_on(s, [row.deadline_id] if row.deadline_id else []))
         case = build_cases(copies, {deadline.id: deadline} if deadline else {}, fired)[0]
         acknowledged = case.acknowledged
-        acknowledged_by = user_by_id(s, acknowledged.acknowledged_by) if acknowledged and \
+        acknowledged_by = port.user_by_id(acknowledged.acknowledged_by) if acknowledged and \
             acknowledged.acknowledged_by else None
     return page(request, "case.html", status=status, title="Safeguarding notification", case=case, row=row,
                 now=services.clock(), acknowledged=acknowledged,
@@ -259,12 +258,12 @@ def acknowledge(notification_id: str, request: Request,
         return _case_page(request, posted.visitor, notification_id, 400, opened=False, outcome=outcome,
                           errors=[{"text": message, "href": "#outcome"}])
     refused = None
-    with services.store.transaction() as s:
-        row = visible_notification(s, user, notification_id)
+    with services.store.unit_of_work() as port:
+        row = visible_notification(port, user, notification_id)
         if row is None or not may_acknowledge(user, row) or user.id is None or row.kind in DECIDED_ELSEWHERE:
             raise PageNotFound()
         try:
-            casework.acknowledge(Repository(s), row, user.email, user.id, outcome, services.clock())
+            casework.acknowledge(port, row, user.email, user.id, outcome, services.clock())
         except casework.CaseworkError:
             refused = "This notification is withheld until the front door decides, so it cannot be acknowledged"
     if refused:

@@ -28,8 +28,8 @@ def login(browser: Browser, base: str, email: str, path: str = "/login") -> Page
 
 def add_deputy(pipeline: Pipeline) -> str:
     email = "deputy@riverside.sch.example"
-    with pipeline.services.store.transaction() as session:
-        add_user(session, "dsl", email, "100001", None, password=PASSWORD)
+    with pipeline.services.store.unit_of_work() as port:
+        add_user(port, "dsl", email, "100001", None, password=PASSWORD)
     return email
 
 

@@ -108,7 +108,7 @@ def start_pipeline(tmp_path: Path, overrides: dict[str, Any] | None = None,
             session.flush()
         tokens = {}
         for name, (role, email, school, team) in USERS.items():
-            _, tokens[name] = add_user(session, role, email, school, team,
+            _, tokens[name] = add_user(services.store.repository(session), role, email, school, team,
                                        password="correct horse battery" if web_passwords else None)
     services.ready.set()
     return Pipeline(services, TestClient(create_app(services)), clock, tokens)

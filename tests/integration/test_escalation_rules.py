@@ -37,8 +37,8 @@ def acknowledge(pipeline: Pipeline, notification_id: str, who: str) -> None:
 
 
 def add_team_user(pipeline: Pipeline, name: str, team: str) -> None:
-    with pipeline.services.store.transaction() as session:
-        _, pipeline.tokens[name] = add_user(session, "team", f"{name}@test.example", None, team)
+    with pipeline.services.store.unit_of_work() as port:
+        _, pipeline.tokens[name] = add_user(port, "team", f"{name}@test.example", None, team)
 
 
 def test_scies_acknowledging_its_escalation_does_not_stop_the_dsl_ladder(pipeline: Pipeline) -> None:

@@ -14,8 +14,8 @@ from typing import Any
 from sqlmodel import select
 
 from pipeline.adapters import tables as t
+from pipeline.entrypoints.demo_setup import _csv_text
 from pipeline.service.demo_data import generate
-from pipeline.service.demo_setup import _csv_text
 from pipeline.service.reference import load
 from tests.integration.conftest import Pipeline, start_pipeline
 from tests.integration.test_missing_api import found as found_event

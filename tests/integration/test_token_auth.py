@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.adapters.accounts import user_by_email
 from pipeline.service.users import disable_user, issue_token
 from tests.integration.conftest import USERS, start_pipeline
 from tests.support.world import AMELIA, attendance
@@ -27,9 +26,9 @@ def test_a_token_stops_working_the_moment_its_user_is_disabled(request: pytest.F
         pipeline.run()
         assert pipeline.get("/api/notifications", "dsl").json(), "the dsl sees the notification before"
 
-        with pipeline.services.store.transaction() as session:
+        with pipeline.services.store.unit_of_work() as port:
             for who in ("dsl", "producer"):
-                disable_user(session, USERS[who][1], pipeline.clock())
+                disable_user(port, USERS[who][1], pipeline.clock())
 
         refused = pipeline.get("/api/notifications", "dsl")  # the very next request, same app
         assert refused.status_code == 401 and refused.json() == REFUSED
@@ -47,10 +46,10 @@ def test_a_token_of_another_kind_than_api_does_not_authenticate_the_api(request:
     url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
     pipeline = start_pipeline(tmp_path, database_url=url, web_passwords=False)
     try:
-        with pipeline.services.store.transaction() as session:
-            manager = user_by_email(session, USERS["manager"][1])
+        with pipeline.services.store.unit_of_work() as port:
+            manager = port.user_by_email(USERS["manager"][1])
             assert manager is not None
-            web_token = issue_token(session, manager, kind="web")  # as web logins once issued them
+            web_token = issue_token(port, manager, kind="web")  # as web logins once issued them
         refused = pipeline.client.get("/api/notifications", headers={"Authorization": f"Bearer {web_token}"})
         assert refused.status_code == 401 and refused.json() == REFUSED
         assert pipeline.get("/api/notifications", "manager").status_code == 200  # the user's API token works

@@ -20,8 +20,8 @@ EMAIL = "manager@test.example"
 def _store_with_a_user(tmp_path: Path) -> tuple[Store, str]:
     store = Store(f"sqlite:///{tmp_path / 'tokens.db'}")
     store.migrate()
-    with store.transaction() as session:
-        _user, token = add_user(session, "manager", EMAIL)
+    with store.unit_of_work() as port:
+        _user, token = add_user(port, "manager", EMAIL)
     return store, token_hash(token)
 
 

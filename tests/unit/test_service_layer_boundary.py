@@ -2,8 +2,8 @@
 
 Every module of pipeline/service/ is read with ``ast`` (imports inside functions included). Forbidden: importing
 ``pipeline.adapters.tables`` (in any spelling), ``sqlalchemy`` or ``sqlmodel`` (or anything under them), and
-calling ``select(...)``. ``NOT_YET_PORTED`` names the exact imports still allowed in modules not yet moved
-behind the port (each a Session or Engine handed in by their callers); it may only shrink.
+calling ``select(...)``. No module is excepted: the last ones handed a Session (users, web sessions, access,
+reference loading, match training) ask the port's accounts and reference-data parts now.
 """
 
 from __future__ import annotations
@@ -14,12 +14,6 @@ from pathlib import Path
 
 SERVICE = Path(__file__).resolve().parents[2] / "pipeline" / "service"
 FORBIDDEN_MODULES = ("sqlalchemy", "sqlmodel", "pipeline.adapters.tables")
-NOT_YET_PORTED = {
-    ("access.py", "sqlmodel.Session"),
-    ("sessions.py", "sqlmodel.Session"),
-    ("users.py", "sqlalchemy.Engine"),
-    ("users.py", "sqlmodel.Session"),
-}
 
 
 def _forbidden(module: str) -> bool:
@@ -45,12 +39,7 @@ def violations(source: str) -> list[str]:
 
 def test_no_service_module_reaches_past_the_port() -> None:
     found = {(path.name, what) for path in sorted(SERVICE.glob("*.py")) for what in violations(path.read_text())}
-    assert found - NOT_YET_PORTED == set(), "the service layer must use the storage port (pipeline/ports/)"
-
-
-def test_the_intake_is_behind_the_port() -> None:
-    assert violations((SERVICE / "intake.py").read_text()) == []
-    assert not any(module == "intake.py" for module, _ in NOT_YET_PORTED)
+    assert found == set(), "the service layer must use the storage port (pipeline/ports/)"
 
 
 def test_each_forbidden_spelling_is_found() -> None:

@@ -6,7 +6,6 @@ import csv
 import io
 
 from pipeline.adapters import reference_store
-from pipeline.adapters.accounts import user_by_email
 from pipeline.bootstrap import Services
 from pipeline.service.demo_data import COLUMNS, generate
 from pipeline.service.reference import ReferenceError, load
@@ -29,10 +28,10 @@ def _csv_text(kind: str, rows: list[dict[str, str]]) -> str:
 def seed_demo(services: Services) -> list[str]:
     """Load demo data if the database has none; create demo users; return lines to print."""
     now = services.clock()
-    with services.store.transaction() as session:
+    with services.store.unit_of_work() as port:
+        session = port.session
         if not reference_store.any_school_loaded(session):
             data = generate(seed=DEMO_SEED, pupils=DEMO_PUPILS)
-            port = services.store.repository(session)
             for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
                 try:
                     load(port, kind, _csv_text(kind, data[kind]), now, services.ctx.policy.routed_teams())
@@ -49,8 +48,8 @@ def seed_demo(services: Services) -> list[str]:
         if worker:
             demo_users.append(("worker", worker, None, None))
         for role, email, urn, team in demo_users:
-            if user_by_email(session, email) is None:
-                add_user(session, role, email, urn, team, DEMO_PASSWORD)
+            if port.user_by_email(email) is None:
+                add_user(port, role, email, urn, team, DEMO_PASSWORD)
     return [
         "Demo data loaded (a fictional council; no real person).",
         f"Log in at {services.settings.public_url}/login with password {DEMO_PASSWORD!r} as:",
