@@ -49,10 +49,6 @@ class AccountQueries:
     def user_by_id(self, user_id: int) -> t.User | None:
         return user_by_id(self.session, user_id)
 
-    def school_loaded(self, urn: str) -> bool:
-        school = self.session.get(t.School, urn)
-        return school is not None and school.ended_at is None
-
     def team_loaded(self, code: str) -> bool:
         contact = self.session.get(t.TeamContact, code)
         if contact is not None and contact.ended_at is None:

@@ -1,5 +1,5 @@
 """The in-memory blocking index the matcher fetches candidates from (match training's rows are in
-match_training_rows.py; the stored parameters' reads are re-exported here from repository.py).
+match_training_rows.py; the stored parameters are read by repository.py).
 
 The index holds every reference record that is evidence of who a child is (pupils, including those who left
 the roll; current home-education and involvement records), normalised once, under several blocking keys:
@@ -42,15 +42,7 @@ from sqlalchemy.engine import Connection
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.reference_cache import reference_version
-from pipeline.adapters.repository import (  # noqa: F401 - the parameters' reads are re-exported here
-    EHE,
-    INVOLVEMENT,
-    MODEL,
-    PUPIL,
-    SCHOOL,
-    latest_model_version,
-    load_parameters,
-)
+from pipeline.adapters.repository import EHE, INVOLVEMENT, PUPIL, SCHOOL
 from pipeline.domain.fellegi_sunter import Prepared, nickname_groups, phonetic, prepare, prepared_event
 from pipeline.domain.match_columns import CandidateBlock, RecordColumns
 from pipeline.domain.matching import ReferenceStats, swapped_dates

@@ -15,7 +15,9 @@ from sqlalchemy import Table
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
 
+from pipeline import codec
 from pipeline.adapters import tables as t
+from pipeline.domain.events import identity_from_record
 from pipeline.domain.fellegi_sunter import Parameters
 from pipeline.domain.model import Identity
 
@@ -26,9 +28,6 @@ EVENTS_NAMING_A_CHILD = ("self-harm-attendance", "missing-reported")  # the even
 
 def child_of_stored_event(event_type: str, record_json: str) -> Identity:
     """The child an event of ``EVENTS_NAMING_A_CHILD`` names (``record_json``: the event as stored)."""
-    from pipeline import codec
-    from pipeline.domain.events import identity_from_record
-
     return identity_from_record(codec.from_json(event_type, json.loads(record_json))["child"])
 
 

@@ -88,10 +88,6 @@ class MemoryAccounts:
     def user_by_id(self, user_id: int) -> MemoryUser | None:
         return self._state.users.get(user_id)
 
-    def school_loaded(self, urn: str) -> bool:
-        school = self._state.schools.get(urn)
-        return school is not None and school.ended_at is None
-
     def team_loaded(self, code: str) -> bool:
         contact = self._state.teams.get(code)
         if contact is not None and contact.ended_at is None:

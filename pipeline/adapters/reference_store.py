@@ -94,12 +94,15 @@ def log_reference_changes(session: Session, kind: str, keys: Sequence[str], now:
 
 class ReferenceDataQueries:
     """Loading reference files and storing the matcher's parameters (pipeline/ports/reference_data.py), in the
-    repository's transaction. The rows a command writes are flushed before it returns: the repository's reads (the
-    match index's sync, the reference version) go to the connection past the ORM session, and must see them."""
+    repository's transaction. The rows a command writes are flushed before it returns, and the repository forgets
+    what it had read of the reference data and the parameters: its reads (the match index's sync, the reference
+    version, the snapshot) go to the connection past the ORM session, and its later questions must see them."""
 
     if TYPE_CHECKING:
         @property
         def session(self) -> Session: ...
+
+        def _forget_reference_reads(self) -> None: ...
 
     def school_ever_loaded(self, urn: str) -> bool:
         return school_exists(self.session, urn)
@@ -120,12 +123,15 @@ class ReferenceDataQueries:
     def log_reference_changes(self, kind: str, keys: Sequence[str], now: datetime) -> None:
         log_reference_changes(self.session, kind, keys, now)
         self.session.flush()
+        self._forget_reference_reads()
 
     def recent_event_children(self, limit: int) -> list[Identity]:
         return recent_event_children(self.session.connection(), limit)
 
     def save_match_parameters(self, parameters: Parameters, now: datetime) -> str:
-        return save_parameters(self.session.connection(), parameters, now)
+        version = save_parameters(self.session.connection(), parameters, now)
+        self._forget_reference_reads()
+        return version
 
 
 def any_school_loaded(session: Session) -> bool:

@@ -467,6 +467,14 @@ class Repository(EpisodeQueries, AccountQueries, ReferenceDataQueries):
         assert self._version is not None
         return self._version
 
+    def _forget_reference_reads(self) -> None:
+        """This unit of work changed the reference data or stored new matcher parameters: what it read of them
+        (the versions, the snapshot, the index synced, schools and contacts, pupils read ahead) is read again when
+        next asked, so its own later questions see the change, as the fake's do."""
+        self._version, self._model_version = None, _UNREAD
+        self._snapshot = self._synced_index = self._directory = None
+        self._schools, self._pupils_ahead, self._pupil_involvements = {}, {}, {}
+
     def _reference(self) -> ReferenceSnapshot | None:
         if self._cache is None:
             return None

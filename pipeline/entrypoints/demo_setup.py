@@ -38,7 +38,6 @@ def seed_demo(services: Services) -> list[str]:
                 except ReferenceError as error:  # the configuration routes to a team the demo has no row for
                     raise ConfigurationError(f"demo {kind}: {'; '.join(error.problems)} (check the team codes "
                                              "in the configuration's ladders and routes)") from None
-                session.flush()
         school = reference_store.first_state_school_in_area(session)
         assert school is not None
         worker = reference_store.first_allocated_worker(session)

@@ -11,19 +11,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from pipeline.domain.model import School
 from pipeline.ports.records import NotificationRecord, UserRecord, WebSessionRecord
 
 
 class AccountStore(Protocol):
+    """Users and how they sign in; whether a school is loaded is ``ReferenceReads.school``."""
+
+    def school(self, urn: str) -> School | None:
+        """A current school by URN (``ReferenceReads.school``: a user's school must be one)."""
+        ...
+
     def user_by_email(self, email: str) -> UserRecord | None:
         """The user with this email address, in any letter case (the address is trimmed first)."""
         ...
 
     def user_by_id(self, user_id: int) -> UserRecord | None:
-        ...
-
-    def school_loaded(self, urn: str) -> bool:
-        """A current (not ended) school with this URN."""
         ...
 
     def team_loaded(self, code: str) -> bool:

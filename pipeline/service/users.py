@@ -69,7 +69,7 @@ def add_user(port: AccountStore, role: str, email: str, school_urn: str | None =
     team = team.strip() if team else None  # a team is named as in the teams file: any non-blank text
     if role == Role.TEAM and not team:
         raise UserError("a team user needs --team NAME")
-    if school_urn and not port.school_loaded(school_urn):
+    if school_urn and port.school(school_urn) is None:
         raise NotLoadedError("no school with that URN is loaded: load the schools file first")
     if team and not port.team_loaded(team):
         raise NotLoadedError("no team with that code is loaded: load the teams (or involvements) file first")
@@ -97,24 +97,41 @@ def check_password(port: AccountStore, email: str, password: str) -> User | None
     return user
 
 
-def disable_user(port: AccountStore, email: str, now: datetime) -> User:
-    """The user can no longer sign in or use an API token; their web sessions end now. The row stays, so
-    the audit still names them."""
+def user_with_email(port: AccountStore, email: str) -> User:
     user = port.user_by_email(email)
     if user is None or user.id is None:
         raise UserError("no user with that email")
-    port.disable_user(user.id, now)
-    port.end_web_sessions_of(user.id, now)
     return user
 
 
-def reset_password(port: AccountStore, email: str, password: str, now: datetime) -> User:
+def disable(port: AccountStore, user: User, now: datetime) -> None:
+    """The user can no longer sign in or use an API token; their web sessions end now. The row stays, so
+    the audit still names them."""
+    assert user.id is not None
+    port.disable_user(user.id, now)
+    port.end_web_sessions_of(user.id, now)
+
+
+def disable_user(port: AccountStore, email: str, now: datetime) -> User:
+    """``disable`` the user with this email address."""
+    user = user_with_email(port, email)
+    disable(port, user, now)
+    return user
+
+
+def set_password(port: AccountStore, user: User, password: str, now: datetime) -> None:
     """A new web password (Argon2); every web session the user had ends."""
     if len(password) < 12:
         raise UserError("the password must be at least 12 characters")
-    user = port.user_by_email(email)
-    if user is None or user.id is None:
-        raise UserError("no user with that email")
+    assert user.id is not None
     port.set_password_hash(user.id, _hasher.hash(password))
     port.end_web_sessions_of(user.id, now)
+
+
+def reset_password(port: AccountStore, email: str, password: str, now: datetime) -> User:
+    """``set_password`` of the user with this email address."""
+    if len(password) < 12:  # refused before the look-up, as ever: the CLI's exit code tells the two apart
+        raise UserError("the password must be at least 12 characters")
+    user = user_with_email(port, email)
+    set_password(port, user, password, now)
     return user

@@ -10,8 +10,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from pipeline.adapters import accounts
 from pipeline.domain.model import Role
+from pipeline.service import users
 from pipeline.service.sessions import SignedIn
-from pipeline.service.users import UserError, disable_user, reset_password
 from pipeline.web.auth import PageNotFound, Posted, posted_by, services_of, signed_in_as
 from pipeline.web.render import page
 
@@ -22,10 +22,10 @@ MIN_PASSWORD = 12
 @router.get("/admin/users")
 def users_page(request: Request, visitor: Annotated[SignedIn, Depends(signed_in_as(Role.ADMIN))]) -> Response:
     with services_of(request).store.read() as s:
-        users = list(accounts.all_users(s))
+        everyone = list(accounts.all_users(s))
     done = {"disabled": "User disabled. Their sessions have ended.",
             "password": "Password reset. Their sessions have ended."}.get(request.query_params.get("done", ""))
-    return page(request, "admin_users.html", title="Users", users=users, done=done)
+    return page(request, "admin_users.html", title="Users", users=everyone, done=done)
 
 
 @router.post("/admin/users/{user_id}/disable")
@@ -35,7 +35,7 @@ def disable(user_id: int, request: Request, posted: Annotated[Posted, Depends(po
         user = port.user_by_id(user_id)
         if user is None or user.id == posted.visitor.user.id:  # an admin does not lock themself out
             raise PageNotFound()
-        disable_user(port, user.email, services.clock())
+        users.disable(port, user, services.clock())
     return RedirectResponse("/admin/users?done=disabled", status_code=303)
 
 
@@ -66,7 +66,7 @@ def set_password(user_id: int, request: Request,
         if user is None:
             raise PageNotFound()
         try:
-            reset_password(port, user.email, password, services.clock())
-        except UserError:
+            users.set_password(port, user, password, services.clock())
+        except users.UserError:
             raise PageNotFound() from None
     return RedirectResponse("/admin/users?done=password", status_code=303)

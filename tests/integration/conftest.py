@@ -102,13 +102,12 @@ def start_pipeline(tmp_path: Path, overrides: dict[str, Any] | None = None,
     services.clock = clock
     if not process:
         services.delivery.channels = {"email": RecordingChannel("email"), "sms": RecordingChannel("sms")}
-    with services.store.transaction() as session:
+    with services.store.unit_of_work() as port:
         for kind, text in REFERENCE.items():
-            load(services.store.repository(session), kind, text, clock())
-            session.flush()
+            load(port, kind, text, clock())
         tokens = {}
         for name, (role, email, school, team) in USERS.items():
-            _, tokens[name] = add_user(services.store.repository(session), role, email, school, team,
+            _, tokens[name] = add_user(port, role, email, school, team,
                                        password="correct horse battery" if web_passwords else None)
     services.ready.set()
     return Pipeline(services, TestClient(create_app(services)), clock, tokens)

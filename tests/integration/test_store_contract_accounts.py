@@ -60,10 +60,28 @@ def test_a_user_added_in_a_unit_of_work_that_fails_is_not_kept(store_backend: Ba
         assert port.user_by_email("dsl@riverside.sch.example") is None
 
 
-def test_loaded_schools_and_teams(store_backend: Backend) -> None:
+def test_changes_to_users_and_sessions_in_a_unit_of_work_that_fails_are_undone(store_backend: Backend) -> None:
     with store_backend.units.unit_of_work() as port:
-        assert port.school_loaded("100001")
-        assert not port.school_loaded("999999")
+        user_id = _add(port, "dsl@riverside.sch.example")
+        port.add_web_session("session-hash", user_id, "csrf-token", NOW)
+    with pytest.raises(RuntimeError), store_backend.units.unit_of_work() as port:
+        port.disable_user(user_id, NOW)
+        port.set_password_hash(user_id, "another-hash")
+        port.end_web_sessions_of(user_id, NOW)
+        port.add_web_session("another-session", user_id, "csrf", NOW)
+        port.record_login_attempt("email:abc", NOW, False)
+        raise RuntimeError("the caller failed")
+    with store_backend.units.unit_of_work() as port:
+        user = port.user_by_id(user_id)
+        assert user is not None and (user.disabled_at, user.password_hash) == (None, "hash-of-a-password")
+        found = port.web_session_with_user("session-hash")
+        assert found is not None and found[0].revoked_at is None
+        assert port.web_session_with_user("another-session") is None
+        assert port.failures_since("email:abc", NOW - timedelta(hours=1)) == 0
+
+
+def test_loaded_teams(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
         assert port.team_loaded("FRONT_DOOR")  # in the teams file
         assert port.team_loaded("CLA_TEAM")  # named by a current involvement only
         assert not port.team_loaded("NO_SUCH_TEAM")
@@ -153,11 +171,22 @@ def test_a_notification_is_visible_only_in_its_users_scope(store_backend: Backen
                            recipient_ref="sam.worker@northshire.gov.example", school_urn=None)
     team_alert = replace(dsl_alert, key="team", recipient_role="FRONT_DOOR", recipient_ref="FRONT_DOOR",
                          school_urn=None)
+    others = [
+        replace(dsl_alert, key="deputy", recipient_role="deputy_dsl"),
+        replace(dsl_alert, key="other_school", recipient_ref="100002", school_urn="100002"),
+        replace(worker_alert, key="team_manager", recipient_role="team_manager"),
+        replace(worker_alert, key="iro", recipient_role="iro"),
+        replace(worker_alert, key="another_worker", recipient_ref="erin.helper@northshire.gov.example"),
+        replace(team_alert, key="team_named_elsewhere", recipient_ref="SCIES"),
+        replace(team_alert, key="another_team", recipient_role="SCIES", recipient_ref="SCIES"),
+    ]
     with store_backend.units.unit_of_work() as port:
         stored = {}
         for item, status in ((dsl_alert, NotificationStatus.PENDING), (worker_alert, NotificationStatus.PENDING),
                              (team_alert, NotificationStatus.PENDING),
-                             (replace(dsl_alert, key="withheld"), NotificationStatus.WITHHELD)):
+                             (replace(dsl_alert, key="withheld"), NotificationStatus.WITHHELD),
+                             (replace(worker_alert, key="withheld_worker"), NotificationStatus.WITHHELD),
+                             *((other, NotificationStatus.DELIVERED) for other in others)):
             row = port.add_notification("e-1", "self_harm", item, status, NOW)
             assert row is not None
             stored[item.key] = row.id
@@ -177,5 +206,6 @@ def test_a_notification_is_visible_only_in_its_users_scope(store_backend: Backen
                          if (found := port.visible_notification(user, notification_id)) is not None
                          and found.id == notification_id}
             assert port.visible_notification(user, "no-such-notification") is None
-    assert seen == {"dsl": {"dsl"}, "other_dsl": set(), "worker": {"worker"}, "team": {"team"},
-                    "manager": {"dsl", "worker", "team", "withheld"}, "producer": set()}
+    assert seen == {"dsl": {"dsl", "deputy"}, "other_dsl": {"other_school"},
+                    "worker": {"worker", "team_manager", "iro"}, "team": {"team"}, "manager": set(stored),
+                    "producer": set()}

@@ -107,6 +107,22 @@ def test_logged_changes_reach_a_match_index_synced_before_them(store_backend: Ba
     assert index.seq > before
 
 
+def test_a_unit_of_work_that_loads_sees_its_own_load_after_reading_the_reference_data(
+        store_backend: Backend) -> None:
+    index = ReferenceIndex()
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+        riverside = port.school("100001")
+        assert riverside is not None and riverside.name == "Riverside Primary School"
+        assert load(port, "ehe", EHE_HEADER + MIA_EHE, NOW) == LoadReport("ehe", 1, 1)
+        renamed = SCHOOLS.replace("Riverside Primary School", "Riverside Primary Academy")
+        assert load(port, "schools", renamed, NOW) == LoadReport("schools", len(SCHOOLS.splitlines()) - 1, 0)
+        port.sync_match_index(index)  # synced before the load, in this unit of work: the load is applied
+        assert _ehe_keys(index, HARVEY) == [] and len(_ehe_keys(index, MIA)) == 1
+        riverside = port.school("100001")
+        assert riverside is not None and riverside.name == "Riverside Primary Academy"
+
+
 def test_loading_the_same_files_again_changes_nothing(store_backend: Backend) -> None:
     index = ReferenceIndex()
     with store_backend.units.unit_of_work() as port:
@@ -193,6 +209,15 @@ def test_saved_match_parameters_are_read_back_newest_first(store_backend: Backen
         found = port.newest_match_parameters(None)
         assert found is not None and (found.version, found.share_known) == (older.version, 0.8)
         assert port.newest_match_parameters(older.version) is None
+
+
+def test_parameters_saved_are_the_newest_in_the_unit_of_work_that_saved_them(store_backend: Backend) -> None:
+    saved = Parameters(share_known=0.65)
+    with store_backend.units.unit_of_work() as port:
+        assert port.newest_match_parameters(None) is None  # none stored yet, read in this unit of work
+        port.save_match_parameters(saved, NOW)
+        found = port.newest_match_parameters(None)
+        assert found is not None and found.version == saved.version
 
 
 def test_training_from_the_store_saves_the_newest_parameters(store_backend: Backend) -> None:

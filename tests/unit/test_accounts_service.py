@@ -44,11 +44,12 @@ def test_a_user_is_added_with_a_token_and_their_password_checks(store: MemorySto
     ("chief", "c@northshire.gov.example", None, None, "unknown role"),
     ("manager", "not an email", None, None, "the email address is not valid"),
 ])
-def test_a_user_who_cannot_be_added_is_refused_and_nothing_is_stored(
+def test_a_user_who_cannot_be_added_is_refused_before_anything_is_stored(
         store: MemoryStore, role: str, email: str, school: str | None, team: str | None, refused: str) -> None:
-    with pytest.raises(users.UserError, match=refused), store.unit_of_work() as port:
+    # The refusal caught inside the unit of work, so it commits whatever was written before it.
+    with store.unit_of_work() as port, pytest.raises(users.UserError, match=refused):
         users.add_user(port, role, email, school, team)
-    assert store._state.users == {}
+    assert store._state.users == {} and store._state.api_tokens == {}
 
 
 def test_an_email_already_used_is_refused_in_any_case(store: MemoryStore) -> None:
