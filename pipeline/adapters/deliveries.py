@@ -6,23 +6,28 @@ row together; on SQLite the store's single writer does the same.
 The relay's hot path (claim a batch, record a batch of accepted sends) reads plain rows, not ORM objects, and
 writes each batch with one multi-row statement; the rarer cases (failures, fallbacks, a lease run out) use the
 ORM rows below.
+
+``DeliveryQueries`` is the delivery part of the store port (pipeline/ports/deliveries.py) over these functions: a
+mixin of ``Repository``, in its session.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, and_, any_, bindparam, case, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session, col, select
 
+from pipeline.adapters import notifications
 from pipeline.adapters import tables as t
 from pipeline.adapters.driver_statements import DriverStatement
 from pipeline.domain.delivery import DeliveryState
+from pipeline.ports.deliveries import Accepted, Resolved, Sending
 
 DELIVERY = t.Delivery.__table__  # type: ignore[attr-defined]
 NOTIFICATION = t.Notification.__table__  # type: ignore[attr-defined]
@@ -221,3 +226,64 @@ def summary(session: Session, notification_id: str) -> list[dict[str, object]]:
     return [{"channel": row.channel, "status": row.state, "attempts": row.attempts,
              "last_attempt_at": row.last_attempt_at.isoformat() if row.last_attempt_at else None}
             for row in for_notification(session, notification_id)]
+
+
+class DeliveryQueries:
+    """The delivery part of the store port (pipeline/ports/deliveries.py) in SQL: a mixin of ``Repository``, in its
+    session, with its dialect (``postgres``) choosing the locking statements."""
+
+    if TYPE_CHECKING:
+        postgres: bool
+
+        @property
+        def session(self) -> Session: ...
+
+    def outbox_due(self, limit: int) -> list[Any]:
+        return outbox_due(self.session, limit, postgres=self.postgres)
+
+    def mark_relayed(self, ids: Sequence[int], now: datetime) -> None:
+        mark_relayed(self.session, list(ids), now, postgres=self.postgres)
+
+    def claim_due_deliveries(self, now: datetime, limit: int) -> list[Any]:
+        return claim_due(self.session, now, limit, postgres=self.postgres)
+
+    def notification_fields(self, ids: Iterable[str]) -> dict[str, Any]:
+        return notification_fields(self.session, ids)
+
+    def channel_states(self, notification_ids: Iterable[str]) -> dict[str, dict[str, str]]:
+        return channels_of(self.session, notification_ids)
+
+    def mark_sending(self, rows: Sequence[Sending], now: datetime) -> None:
+        mark_sending(self.session, [{"row_id": row.row_id, "new_position": row.position,
+                                     "new_attempts": row.attempts, "new_provider": row.provider, "now": now,
+                                     "lease_until": row.lease_until} for row in rows])
+
+    def mark_resolved(self, rows: Sequence[Resolved]) -> None:
+        mark_resolved(self.session, [{"row_id": row.row_id, "new_state": row.state, "new_position": row.position,
+                                      "new_error": row.error} for row in rows])
+
+    def claimed_deliveries(self, ids: Iterable[str]) -> dict[str, Any]:
+        return claimed_rows(self.session, ids)
+
+    def mark_sent(self, sends: Sequence[Accepted], now: datetime) -> None:
+        mark_sent(self.session, [{"row_id": send.row_id, "claimed_attempts": send.claimed_attempts,
+                                  "reference": send.reference} for send in sends],
+                  {send.notification_id for send in sends}, now)
+
+    def retries_waiting(self) -> int:
+        return waiting_retries(self.session)
+
+    def deliveries_by_id(self, ids: Iterable[str]) -> list[t.Delivery]:
+        return by_ids(self.session, ids)
+
+    def notifications_by_id(self, ids: Iterable[str]) -> dict[str, t.Notification]:
+        return notifications.notifications_by_id(self.session, ids)
+
+    def deliveries_of_notifications(self, notification_ids: Iterable[str]) -> dict[str, list[t.Delivery]]:
+        return rows_of(self.session, notification_ids)
+
+    def deliveries_of_notification(self, notification_id: str) -> list[t.Delivery]:
+        return for_notification(self.session, notification_id)
+
+    def delivery_by_provider_reference(self, provider: str, reference: str) -> t.Delivery | None:
+        return by_provider_ref(self.session, provider, reference, postgres=self.postgres)

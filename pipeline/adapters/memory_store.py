@@ -28,11 +28,11 @@ from pipeline.adapters.memory_store_accounts import (
     MemoryUser,
     MemoryWebSession,
 )
+from pipeline.adapters.memory_store_deliveries import MemoryDeliveries, MemoryDelivery
 from pipeline.adapters.memory_store_missing import MemoryEpisodes, MemoryTriggerMeeting
 from pipeline.adapters.memory_store_reference import MemoryReferenceData
 from pipeline.adapters.record_ids import new_child_id, new_id
 from pipeline.adapters.store_records import Deadline, Episode, Event, Notification, UniquenessViolation
-from pipeline.domain.delivery import DeliveryState
 from pipeline.domain.fellegi_sunter import Parameters
 from pipeline.domain.matching import exact_identity
 from pipeline.domain.model import (
@@ -72,16 +72,6 @@ class MemoryDeadLetter:
     event_id: str | None = None
 
 
-@dataclass
-class MemoryDelivery:
-    id: str
-    notification_id: str
-    channel: str
-    created_at: datetime
-    state: str = DeliveryState.NEW
-    next_attempt_at: datetime | None = None
-
-
 @dataclass(frozen=True)
 class AuditLine:
     at: datetime
@@ -93,6 +83,7 @@ class AuditLine:
 
 @dataclass(frozen=True)
 class OutboxLine:
+    id: int  # its place in the outbox, from 1 (``outbox_relayed`` holds when it was relayed)
     at: datetime
     topic: str
     key: str
@@ -103,7 +94,7 @@ class OutboxLine:
 # The keyed collections of the store (reference rows are SimpleNamespaces with the tables' column names).
 _TABLES = ("schools", "teams", "pupils", "ehe", "involvements", "children", "events", "notifications",
            "deliveries", "deadlines", "dead_letters", "models", "episodes", "trigger_meetings", "users", "api_tokens",
-           "web_sessions", "login_attempts")
+           "web_sessions", "login_attempts", "outbox_relayed")
 
 
 @dataclass
@@ -128,6 +119,7 @@ class _State:
     login_attempts: dict[int, MemoryLoginAttempt] = field(default_factory=dict)  # in the order made
     audit: list[AuditLine] = field(default_factory=list)
     outbox: list[OutboxLine] = field(default_factory=list)
+    outbox_relayed: dict[int, datetime] = field(default_factory=dict)  # by outbox line id
     reference_version: int = 0
     next_seq: int = 1
 
@@ -163,7 +155,7 @@ class _Snapshot:
         state.reference_version, state.next_seq = self.reference_version, self.next_seq
 
 
-class MemoryStore(MemoryEpisodes, MemoryAccounts, MemoryReferenceData):
+class MemoryStore(MemoryEpisodes, MemoryAccounts, MemoryReferenceData, MemoryDeliveries):
     """The whole storage port over plain objects in memory (see the module docstring)."""
 
     postgres = False
@@ -361,7 +353,8 @@ class MemoryStore(MemoryEpisodes, MemoryAccounts, MemoryReferenceData):
     def outbox(self, at: datetime, topic: str, key: str, body: dict[str, Any],
                notification_id: str | None = None) -> None:
         # Stored as the SQL adapter stores it (JSON), so a body that does not serialise fails here too.
-        self._state.outbox.append(OutboxLine(at, topic, key, json.loads(json.dumps(body, default=str)),
+        self._state.outbox.append(OutboxLine(len(self._state.outbox) + 1, at, topic, key,
+                                             json.loads(json.dumps(body, default=str)),
                                              notification_id))
 
     def add_notification(self, event_id: str, pathway: str, item: PlannedNotification, status: str, now: datetime,

@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 from pipeline.adapters import event_queue
 from pipeline.adapters import tables as t
 from pipeline.adapters.accounts import AccountQueries
-from pipeline.adapters.deliveries import team_of_person
+from pipeline.adapters.deliveries import DeliveryQueries, team_of_person
 from pipeline.adapters.driver_statements import DriverStatement, plain_rows, rows_by_keys
 from pipeline.adapters.effect_rows import (
     DEADLINE,
@@ -272,7 +272,7 @@ def _after_commit(session: OrmSession) -> None:
         repository._children_committed()  # noqa: SLF001
 
 
-class Repository(EpisodeQueries, AccountQueries, ReferenceDataQueries):
+class Repository(EpisodeQueries, AccountQueries, ReferenceDataQueries, DeliveryQueries):
     """One unit of work. With ``reference`` (the process's ``ReferenceCache``: ``Store.repository`` and
     ``Store.unit_of_work`` pass it) schools, team contacts and people's teams are answered from the in-memory
     snapshot of the version this unit of work sees; without it (a one-off request's session), by queries."""

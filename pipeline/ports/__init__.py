@@ -7,7 +7,8 @@ modules so each pathway adds its part without editing the others':
 - pipeline/ports/episodes.py (the missing pathway): missing episodes and trigger meetings;
 - pipeline/ports/casework.py: what acknowledging, viewing and the front door's decisions look up;
 - pipeline/ports/reference_data.py: loading reference files and storing the matcher's trained parameters;
-- pipeline/ports/accounts.py: users, API tokens, web sessions, login attempts, a notification in a user's scope.
+- pipeline/ports/accounts.py: users, API tokens, web sessions, login attempts, a notification in a user's scope;
+- pipeline/ports/deliveries.py: what the relay reads and changes to relay the outbox and deliver notifications.
 
 Add a part by listing it among ``StorePort``'s bases below. ``UnitsOfWork`` hands out ``StorePort``s.
 """
@@ -19,6 +20,7 @@ from typing import Protocol
 
 from pipeline.ports.accounts import AccountStore
 from pipeline.ports.casework import CaseworkStore
+from pipeline.ports.deliveries import DeliveryStore
 from pipeline.ports.episodes import EpisodeRecord, EpisodeStore
 from pipeline.ports.records import SYSTEM, DeadLetterRecord, DeadlineRecord, EventRecord, NotificationRecord
 from pipeline.ports.reference_data import MatchTraining, ReferenceLoads
@@ -26,7 +28,7 @@ from pipeline.ports.store import DeadlineStore, EffectWrites, EventStore, Refere
 
 
 class StorePort(ReferenceReads, EffectWrites, DeadlineStore, EventStore, Transaction, EpisodeStore, CaseworkStore,
-                ReferenceLoads, MatchTraining, AccountStore, Protocol):
+                ReferenceLoads, MatchTraining, AccountStore, DeliveryStore, Protocol):
     """The whole storage port (one unit of work). Parts of other pathways are added to the bases here."""
 
 
@@ -39,7 +41,7 @@ class UnitsOfWork(Protocol):
 
 
 __all__ = [
-    "AccountStore", "CaseworkStore", "DeadLetterRecord", "DeadlineRecord", "DeadlineStore", "EffectWrites",
-    "EpisodeRecord", "EpisodeStore", "EventRecord", "EventStore", "MatchTraining",
+    "AccountStore", "CaseworkStore", "DeadLetterRecord", "DeadlineRecord", "DeadlineStore", "DeliveryStore",
+    "EffectWrites", "EpisodeRecord", "EpisodeStore", "EventRecord", "EventStore", "MatchTraining",
     "NotificationRecord", "ReferenceLoads", "ReferenceReads", "SYSTEM", "StorePort", "Transaction", "UnitsOfWork",
 ]

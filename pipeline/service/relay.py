@@ -1,8 +1,9 @@
 """The relay: output-topic records from the outbox, and notifications to people through their channels.
 
 Topic records are written in the same transaction as the effects that caused them and relayed at least once
-(consumers dedupe on ids). Deliveries are rows (one per notification and channel, pipeline/adapters/deliveries.py)
-worked in three steps, so a crash never loses one and never sends one twice beyond the ambiguous case:
+(consumers dedupe on ids). Deliveries are rows (one per notification and channel), read and changed through the
+store port's delivery part (pipeline/ports/deliveries.py), worked in three steps, so a crash never loses one and
+never sends one twice beyond the ambiguous case:
 
 1. claim (one transaction): resolve new rows against the council's routes, and mark the due ones ``sending``
    with ``attempts + 1`` and a lease; on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, so workers share the table;
@@ -28,10 +29,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pipeline.adapters import deliveries as rows_db
-from pipeline.adapters import notifications as notification_rows
 from pipeline.adapters.channels import Channel, DeliveryError, Message, OutboxFileChannel, login_link, message_text
 from pipeline.adapters.metrics import (
     DELIVERY_ATTEMPTS,
@@ -41,8 +40,6 @@ from pipeline.adapters.metrics import (
     OUTBOX_RELAY_FAILURES,
 )
 from pipeline.adapters.publisher import Publisher, publish_stored
-from pipeline.adapters.repository import SYSTEM, Repository
-from pipeline.adapters.store import Store
 from pipeline.domain.delivery import (
     ACTIVE,
     REACHED,
@@ -55,11 +52,18 @@ from pipeline.domain.delivery import (
 )
 from pipeline.domain.model import NotificationStatus
 from pipeline.domain.policy import Policy
+from pipeline.ports import StorePort, UnitsOfWork
+from pipeline.ports.deliveries import (
+    Accepted,
+    ClaimedDelivery,
+    DueDelivery,
+    DueOutboxRecord,
+    NotificationFields,
+    Resolved,
+    Sending,
+)
+from pipeline.ports.records import SYSTEM, DeliveryRecord, NotificationRecord
 from pipeline.service.notify import DELIVERIES, undelivered
-
-if TYPE_CHECKING:
-    from pipeline.ports.records import DeliveryRecord as Delivery
-    from pipeline.ports.records import NotificationRecord as Notification
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +127,7 @@ class DeliveryService:
                    public_url=public_url, console=console, concurrency=int(raw.get("send_concurrency", 8)),
                    claim_batch=int(raw.get("claim_batch", 32)))
 
-    def configured_for(self, notification: Any) -> set[str]:
+    def configured_for(self, notification: NotificationFields) -> set[str]:
         usable = set()
         for kind, channel in self.channels.items():
             url_for = getattr(channel, "url_for", None)
@@ -132,8 +136,8 @@ class DeliveryService:
             usable.add(kind)
         return usable
 
-    def address(self, channel: str, notification: Any) -> str | None:
-        """The contact for ``channel`` of a notification (an ORM row or a plain one)."""
+    def address(self, channel: str, notification: NotificationFields) -> str | None:
+        """The contact for ``channel`` of a notification (a live record or a plain one)."""
         if channel == "email":
             return notification.contact_email
         if channel == "sms":
@@ -158,12 +162,12 @@ class DeliveryService:
         return list(self._pool.map(one, work))
 
 
-def relay(store: Store, delivery: DeliveryService, publisher: Publisher, now: datetime, batch: int = 100) -> int:
+def relay(store: UnitsOfWork, delivery: DeliveryService, publisher: Publisher, now: datetime, batch: int = 100) -> int:
     """Relay up to ``batch`` outbox rows and work up to ``batch`` due delivery rows; returns how many."""
     return relay_pass(store, delivery, publisher, now, batch)[0]
 
 
-def relay_until_idle(store: Store, delivery: DeliveryService, publisher: Publisher, clock: Callable[[], datetime],
+def relay_until_idle(store: UnitsOfWork, delivery: DeliveryService, publisher: Publisher, clock: Callable[[], datetime],
                      batch: int = 100) -> int:
     """Relay batch after batch until one is not full (what was due is done); returns how many rows in all.
     Stopping at a part-full batch spares the write transaction of a last pass that would find nothing: at a
@@ -176,7 +180,7 @@ def relay_until_idle(store: Store, delivery: DeliveryService, publisher: Publish
             return total
 
 
-def relay_pass(store: Store, delivery: DeliveryService, publisher: Publisher, now: datetime,
+def relay_pass(store: UnitsOfWork, delivery: DeliveryService, publisher: Publisher, now: datetime,
                batch: int = 100) -> tuple[int, bool]:
     """One pass of ``relay_until_idle``: a batch of due deliveries and one of outbox rows; how many rows were
     worked, and whether either batch was full (there may be more). The deliveries go first, and the output topics
@@ -202,7 +206,7 @@ class TopicsRefused(Exception):
     """Publishing an outbox batch's records failed (the cause is chained); the batch is rolled back."""
 
 
-def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, now: datetime, batch: int) -> int:
+def relay_outbox(store: UnitsOfWork, delivery: DeliveryService, publisher: Publisher, now: datetime, batch: int) -> int:
     """Topic records first, every one acknowledged, then the console lines (one per notification whose topic
     record is in the batch), then the batch marked relayed. The batch's rows come with their notifications' fields
     (one statement) and are marked with one executemany; a topic record's stored JSON goes to a JSON publisher as
@@ -210,8 +214,8 @@ def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, 
     not published: it gives its notification's line. So an upgrade is best made with the outbox relayed: a
     notification stored before it whose two rows are relayed in different passes has two lines, and one stored by
     a new worker and relayed by an old one none (the console file is a record, never a delivery)."""
-    with store.transaction() as session:
-        rows = rows_db.outbox_due(session, batch, postgres=store.is_postgres)
+    with store.unit_of_work() as port:
+        rows = port.outbox_due(batch)
         if not rows:
             return 0
         try:
@@ -232,20 +236,22 @@ def relay_outbox(store: Store, delivery: DeliveryService, publisher: Publisher, 
                 delivery.console.send_many(messages)
             except DeliveryError as error:  # the console is a record, never a delivery: logged, not retried
                 log.warning("console record of %d notifications failed: %s", len(messages), error.reason)
-        rows_db.mark_relayed(session, [row.id for row in rows], now, postgres=store.is_postgres)
+        port.mark_relayed([row.id for row in rows], now)
     return len(rows)
 
 
-def _console_message(delivery: DeliveryService, row: Any) -> Message:
-    """The console line of a notification, from the fields its outbox row came with."""
-    notification_id = row.found_notification
-    return Message(notification_id=notification_id, delivery_id="-", channel="outbox", to="", urgency=row.urgency,
-                   body=message_text(row.urgency, delivery.public_url, notification_id),
+def _console_message(delivery: DeliveryService, row: DueOutboxRecord) -> Message:
+    """The console line of a notification, from the fields its outbox row came with (a row whose notification was
+    found: its urgency and pathway, never null in their table, came with it)."""
+    notification_id, urgency, pathway = row.found_notification, row.urgency, row.pathway
+    assert notification_id is not None and urgency is not None and pathway is not None
+    return Message(notification_id=notification_id, delivery_id="-", channel="outbox", to="", urgency=urgency,
+                   body=message_text(urgency, delivery.public_url, notification_id),
                    link=login_link(delivery.public_url, notification_id), school_urn=row.school_urn,
-                   pathway=row.pathway)
+                   pathway=pathway)
 
 
-def _message(delivery: DeliveryService, notification: Any, channel: str, delivery_id: str,
+def _message(delivery: DeliveryService, notification: NotificationFields, channel: str, delivery_id: str,
              to: str) -> Message:
     return Message(notification_id=notification.id, delivery_id=delivery_id, channel=channel, to=to,
                    urgency=notification.urgency,
@@ -254,18 +260,18 @@ def _message(delivery: DeliveryService, notification: Any, channel: str, deliver
                    pathway=notification.pathway)
 
 
-def deliver_due(store: Store, delivery: DeliveryService, now: datetime, batch: int = 100) -> int:
+def deliver_due(store: UnitsOfWork, delivery: DeliveryService, now: datetime, batch: int = 100) -> int:
     """Claim, send and record one batch of due delivery rows; returns how many rows were worked."""
     if not delivery.channels:
         return 0  # no provider configured: notifications wait in the web inbox (a warning at start-up says so)
     # A claimed row that never went out before a crash is re-sent as a possible duplicate: claim only what the
     # senders can work through promptly.
     batch = _claim_batch(delivery, batch)
-    with store.transaction() as session:
-        rows = rows_db.claim_due(session, now, batch, postgres=store.is_postgres)
+    with store.unit_of_work() as port:
+        rows = port.claim_due_deliveries(now, batch)
         if not rows:
             return 0
-        claimed = _claim(session, store, delivery, rows, now)
+        claimed = _claim(port, delivery, rows, now)
     if claimed:
         results = delivery.send_all([(channel, message) for _, _, channel, message in claimed])
         _record(store, delivery, claimed, results, now)
@@ -276,20 +282,20 @@ def _claim_batch(delivery: DeliveryService, batch: int) -> int:
     return min(batch, max(1, delivery.claim_batch))
 
 
-def _claim(session: Any, store: Store, delivery: DeliveryService, rows: list[Any],
+def _claim(port: StorePort, delivery: DeliveryService, rows: Sequence[DueDelivery],
            now: datetime) -> list[tuple[str, int, Channel, Message]]:
     """Resolve the new rows and mark the due ones ``sending``, with one statement per kind of change. The rare
     cases (a lease ran out, a withheld, acknowledged or missing notification, nothing left working on a
-    notification) go through the ORM rows, after those statements."""
+    notification) go through the live records, after those statements."""
     claimed: list[tuple[str, int, Channel, Message]] = []
-    notifications: dict[str, Any] = rows_db.notification_fields(session, {row.notification_id for row in rows})
-    channels = rows_db.channels_of(session, notifications)
-    by_notification: dict[str, list[Any]] = {}
+    notifications = port.notification_fields({row.notification_id for row in rows})
+    channels = port.channel_states(notifications)
+    by_notification: dict[str, list[DueDelivery]] = {}
     for row in rows:
         by_notification.setdefault(row.notification_id, []).append(row)
-    sending: list[dict[str, Any]] = []
-    resolved: list[dict[str, Any]] = []
-    slow: list[str] = []  # row ids for the ORM path
+    sending: list[Sending] = []
+    resolved: list[Resolved] = []
+    slow: list[str] = []  # row ids for the live records' path
     advance: set[str] = set()  # notifications with nothing left working on them
     lease_until = now + timedelta(seconds=delivery.retry.lease_seconds)
     for notification_id, its_rows in by_notification.items():
@@ -306,8 +312,7 @@ def _claim(session: Any, store: Store, delivery: DeliveryService, rows: list[Any
                 state, position = resolve(row.channel, set(states), delivery.configured_for(notification), route)
             if state == DeliveryState.PENDING:
                 channel = delivery.channels[row.channel]
-                sending.append({"row_id": row.id, "new_position": position, "new_attempts": row.attempts + 1,
-                                "new_provider": channel.provider, "now": now, "lease_until": lease_until})
+                sending.append(Sending(row.id, position, row.attempts + 1, channel.provider, lease_until))
                 claimed.append((row.id, row.attempts + 1, channel,
                                 _message(delivery, notification, row.channel, row.id,
                                          delivery.address(row.channel, notification) or "")))
@@ -315,25 +320,23 @@ def _claim(session: Any, store: Store, delivery: DeliveryService, rows: list[Any
             else:
                 error = "not in this recipient's route, or no provider for it" if state == DeliveryState.SKIPPED \
                     else row.last_error
-                resolved.append({"row_id": row.id, "new_state": state, "new_position": position,
-                                 "new_error": error})
+                resolved.append(Resolved(row.id, state, position, error))
             states[row.channel] = state
         if not set(states.values()) & (ACTIVE | REACHED):
             advance.add(notification_id)
-    rows_db.mark_sending(session, sending)
-    rows_db.mark_resolved(session, resolved)
+    port.mark_sending(sending, now)
+    port.mark_resolved(resolved)
     if slow or advance:
-        claimed += _claim_slowly(session, store, delivery, slow, advance, now)
+        claimed += _claim_slowly(port, delivery, slow, advance, now)
     return claimed
 
 
-def _claim_slowly(session: Any, store: Store, delivery: DeliveryService, row_ids: list[str], advance: set[str],
+def _claim_slowly(port: StorePort, delivery: DeliveryService, row_ids: list[str], advance: set[str],
                   now: datetime) -> list[tuple[str, int, Channel, Message]]:
     claimed: list[tuple[str, int, Channel, Message]] = []
-    repo = store.repository(session)
-    rows = rows_db.by_ids(session, row_ids)
-    notifications = notification_rows.notifications_by_id(session, {row.notification_id for row in rows} | advance)
-    siblings = rows_db.rows_of(session, notifications)
+    rows = port.deliveries_by_id(row_ids)
+    notifications = port.notifications_by_id({row.notification_id for row in rows} | advance)
+    siblings = port.deliveries_of_notifications(notifications)
     for row in rows:
         notification = notifications.get(row.notification_id)
         if notification is None or notification.status == NotificationStatus.WITHHELD:
@@ -341,7 +344,7 @@ def _claim_slowly(session: Any, store: Store, delivery: DeliveryService, row_ids
             continue
         if notification.status == NotificationStatus.ACKNOWLEDGED:
             if row.state == DeliveryState.SENDING:  # cut short by a crash: audited as ever, not re-sent
-                _record_failure(repo, delivery, row, notification, Outcome.AMBIGUOUS,
+                _record_failure(port, delivery, row, notification, Outcome.AMBIGUOUS,
                                 "the relay stopped while sending", now)
             else:
                 row.state, row.next_attempt_at, row.last_error = DeliveryState.SKIPPED, None, ACKNOWLEDGED_FIRST
@@ -349,7 +352,7 @@ def _claim_slowly(session: Any, store: Store, delivery: DeliveryService, row_ids
         if row.state == DeliveryState.NEW:
             _resolve(delivery, row, notification, siblings[notification.id], now)
         elif row.state == DeliveryState.SENDING:  # its relay died mid-send
-            _record_failure(repo, delivery, row, notification, Outcome.AMBIGUOUS,
+            _record_failure(port, delivery, row, notification, Outcome.AMBIGUOUS,
                             "the relay stopped while sending", now)
         if row.state == DeliveryState.PENDING and row.next_attempt_at is not None and row.next_attempt_at <= now:
             channel = delivery.channels[row.channel]
@@ -360,13 +363,13 @@ def _claim_slowly(session: Any, store: Store, delivery: DeliveryService, row_ids
                             _message(delivery, notification, row.channel, row.id,
                                      delivery.address(row.channel, notification) or "")))
     for notification in notifications.values():
-        _advance(repo, delivery, notification, siblings[notification.id], now)
-    DELIVERY_RETRIES_WAITING.set(rows_db.waiting_retries(session))  # a skipped retry waits no more
+        _advance(port, delivery, notification, siblings[notification.id], now)
+    DELIVERY_RETRIES_WAITING.set(port.retries_waiting())  # a skipped retry waits no more
     return claimed
 
 
-def _resolve(delivery: DeliveryService, row: Delivery, notification: Notification, siblings: Sequence[Delivery],
-             now: datetime) -> None:
+def _resolve(delivery: DeliveryService, row: DeliveryRecord, notification: NotificationRecord,
+             siblings: Sequence[DeliveryRecord], now: datetime) -> None:
     route = delivery.routes.route(notification.recipient_role, notification.urgency)
     state, position = resolve(row.channel, {s.channel for s in siblings}, delivery.configured_for(notification),
                               route)
@@ -376,15 +379,13 @@ def _resolve(delivery: DeliveryService, row: Delivery, notification: Notificatio
         row.last_error = "not in this recipient's route, or no provider for it"
 
 
-def _record(store: Store, delivery: DeliveryService, claimed: list[tuple[str, int, Channel, Message]],
+def _record(store: UnitsOfWork, delivery: DeliveryService, claimed: list[tuple[str, int, Channel, Message]],
             results: list[tuple[Outcome, str | None, str]], now: datetime) -> None:
-    """Accepted sends with two multi-row statements; failures through the ORM rows (retry, fallback)."""
-    with store.transaction() as session:
-        repo = store.repository(session)
-        current = rows_db.claimed_rows(session, [c[0] for c in claimed])
-        notifications: dict[str, Any] = rows_db.notification_fields(
-            session, {row.notification_id for row in current.values()})
-        accepted: list[tuple[Any, str | None]] = []
+    """Accepted sends with two multi-row statements; failures through the live records (retry, fallback)."""
+    with store.unit_of_work() as port:
+        current = port.claimed_deliveries([c[0] for c in claimed])
+        notifications = port.notification_fields({row.notification_id for row in current.values()})
+        accepted: list[tuple[ClaimedDelivery, str | None]] = []
         failed: dict[str, tuple[Outcome, str]] = {}
         for (row_id, attempts, *_), (outcome, reference, reason) in zip(claimed, results, strict=True):
             row = current.get(row_id)
@@ -395,14 +396,13 @@ def _record(store: Store, delivery: DeliveryService, claimed: list[tuple[str, in
                 accepted.append((row, reference))
             else:
                 failed[row_id] = (outcome, reason)
-        rows_db.mark_sent(session, [{"row_id": row.id, "claimed_attempts": row.attempts, "reference": reference}
-                                    for row, reference in accepted],
-                          {row.notification_id for row, _ in accepted}, now)
+        port.mark_sent([Accepted(row.id, row.notification_id, row.attempts, reference) for row, reference in accepted],
+                       now)
         counted: set[str] = set()
         for row, _ in accepted:
             DELIVERY_ATTEMPTS.labels(row.channel, "accepted").inc()
             duplicate = " (a possible duplicate: re-sent after an ambiguous failure)" if row.ambiguous_resends else ""
-            repo.audit(now, SYSTEM, "delivered", row.notification_id,
+            port.audit(now, SYSTEM, "delivered", row.notification_id,
                        f"{row.channel} via {row.provider}: accepted on attempt {row.attempts}{duplicate}")
             notification = notifications[row.notification_id]
             if notification.delivered_at is None and row.notification_id not in counted:
@@ -410,27 +410,26 @@ def _record(store: Store, delivery: DeliveryService, claimed: list[tuple[str, in
                 NOTIFICATIONS_SENT.inc()
                 DELIVERY_SECONDS.observe(max(0.0, (now - notification.created_at).total_seconds()))
         if failed:
-            _record_failures(repo, delivery, failed, now)
-        DELIVERY_RETRIES_WAITING.set(rows_db.waiting_retries(session))
+            _record_failures(port, delivery, failed, now)
+        DELIVERY_RETRIES_WAITING.set(port.retries_waiting())
 
 
-def _record_failures(repo: Repository, delivery: DeliveryService, failed: dict[str, tuple[Outcome, str]],
+def _record_failures(port: StorePort, delivery: DeliveryService, failed: dict[str, tuple[Outcome, str]],
                      now: datetime) -> None:
-    session = repo.session
-    rows = rows_db.by_ids(session, failed)
-    notifications = notification_rows.notifications_by_id(session, {row.notification_id for row in rows})
-    siblings = rows_db.rows_of(session, notifications)
+    rows = port.deliveries_by_id(failed)
+    notifications = port.notifications_by_id({row.notification_id for row in rows})
+    siblings = port.deliveries_of_notifications(notifications)
     for row in rows:
         notification = notifications.get(row.notification_id)
         if notification is not None:
             outcome, reason = failed[row.id]
-            _record_failure(repo, delivery, row, notification, outcome, reason, now)
+            _record_failure(port, delivery, row, notification, outcome, reason, now)
     for notification in notifications.values():
-        _advance(repo, delivery, notification, siblings[notification.id], now)
+        _advance(port, delivery, notification, siblings[notification.id], now)
 
 
-def _record_failure(repo: Repository, delivery: DeliveryService, row: Delivery, notification: Notification,
-                    outcome: Outcome, reason: str, now: datetime) -> None:
+def _record_failure(port: StorePort, delivery: DeliveryService, row: DeliveryRecord,
+                    notification: NotificationRecord, outcome: Outcome, reason: str, now: datetime) -> None:
     DELIVERY_ATTEMPTS.labels(row.channel, outcome.value).inc()
     row.last_outcome, row.last_error = outcome.value, reason[:200]
     decision = after_failure(outcome, row.attempts, row.ambiguous_resends, delivery.retry)
@@ -448,14 +447,14 @@ def _record_failure(repo: Repository, delivery: DeliveryService, row: Delivery, 
     else:
         row.state, row.next_attempt_at = DeliveryState.FAILED, None
         then = "given up on this channel"
-    repo.audit(now, SYSTEM, "failed", notification.id,
+    port.audit(now, SYSTEM, "failed", notification.id,
                f"{row.channel} attempt {row.attempts}: {outcome.value} ({reason}); {then}")
     delivery.failures.failed(f"{row.channel} deliveries", now, logging.WARNING, "%s delivery failed: %s, notification "
                              "%s; %s", row.channel, outcome.value, notification.id, then)
 
 
-def _advance(repo: Repository, delivery: DeliveryService, notification: Notification, rows: Sequence[Delivery],
-             now: datetime) -> None:
+def _advance(port: StorePort, delivery: DeliveryService, notification: NotificationRecord,
+             rows: Sequence[DeliveryRecord], now: datetime) -> None:
     """Once no channel is working on it and none reached anyone: the next fallback channel, else undelivered."""
     if notification.status == NotificationStatus.WITHHELD:
         return
@@ -471,39 +470,37 @@ def _advance(repo: Repository, delivery: DeliveryService, notification: Notifica
     if standby:
         chosen = standby[0]
         chosen.state, chosen.next_attempt_at = DeliveryState.PENDING, now
-        repo.audit(now, SYSTEM, "failed", notification.id, f"falling back to {chosen.channel}")
+        port.audit(now, SYSTEM, "failed", notification.id, f"falling back to {chosen.channel}")
         return
     if notification.status == NotificationStatus.VIEWED:
         return  # they opened it in the web app: they were reached (acknowledged ones returned above)
-    undelivered(repo, notification, delivery.policy, now,
+    undelivered(port, notification, delivery.policy, now,
                 "no channel for this recipient" if not rows or states <= {DeliveryState.SKIPPED}
                 else "every channel failed")
 
 
-def provider_status(store: Store, delivery: DeliveryService, provider: str, reference: str, status: str,
+def provider_status(store: UnitsOfWork, delivery: DeliveryService, provider: str, reference: str, status: str,
                     now: datetime) -> bool:
     """A provider's status callback: ``delivered`` confirms; a failure after ``sent`` moves the delivery on to
     its fallback. Returns False for a reference we never sent."""
     failed = status in ("failed", "undelivered", "permanent-failure", "temporary-failure", "technical-failure")
-    with store.transaction() as session:
-        row = rows_db.by_provider_ref(session, provider, reference, postgres=store.is_postgres)
+    with store.unit_of_work() as port:
+        row = port.delivery_by_provider_reference(provider, reference)
         if row is None:
             return False
-        notification = notification_rows.notification_by_id(session, row.notification_id)
+        notification = port.notification(row.notification_id)
         if notification is None:
             return False
-        repo = store.repository(session)
         if status == "delivered" and row.state == DeliveryState.SENT:
             row.state, row.last_outcome = DeliveryState.DELIVERED, status
-            repo.audit(now, SYSTEM, "delivered", notification.id, f"{row.channel} via {provider}: delivered")
+            port.audit(now, SYSTEM, "delivered", notification.id, f"{row.channel} via {provider}: delivered")
         elif failed and row.state in REACHED:
             row.state, row.last_outcome, row.last_error = DeliveryState.FAILED, status, f"{provider}: {status}"
             DELIVERY_ATTEMPTS.labels(row.channel, "failed_after_sent").inc()
-            repo.audit(now, SYSTEM, "failed", notification.id,
+            port.audit(now, SYSTEM, "failed", notification.id,
                        f"{row.channel} via {provider}: {status} after it was sent")
-            siblings = rows_db.for_notification(session, notification.id)
+            siblings = port.deliveries_of_notification(notification.id)
             if not any(s.state in REACHED for s in siblings) and notification.status == NotificationStatus.DELIVERED:
                 notification.status = NotificationStatus.PENDING
-            _advance(repo, delivery, notification, siblings, now)
-        session.add(row)
+            _advance(port, delivery, notification, siblings, now)
     return True
