@@ -50,6 +50,7 @@ from pipeline.domain.model import (
     PlannedNotification,
     School,
     ladder_json,
+    on_roll,
 )
 from pipeline.service.reference import load
 
@@ -122,10 +123,6 @@ class _State:
     outbox_relayed: dict[int, datetime] = field(default_factory=dict)  # by outbox line id
     reference_version: int = 0
     next_seq: int = 1
-
-
-def _on_roll(row: Any, day: date) -> bool:
-    return (row.on_roll_from is None or row.on_roll_from <= day) and (row.on_roll_to is None or day <= row.on_roll_to)
 
 
 def _identity(row: Any) -> Identity:
@@ -254,7 +251,7 @@ class MemoryStore(MemoryEpisodes, MemoryAccounts, MemoryReferenceData, MemoryDel
             if pupil is None or pupil.ended_at is not None:
                 continue
             school = self.school(pupil.school_urn)
-            if school is not None and _on_roll(pupil, day):
+            if school is not None and on_roll(pupil.on_roll_from, pupil.on_roll_to, day):
                 enrolments.append(Enrolment(pupil.upn, school, _identity(pupil)))
         involvement_keys = {m.record_key for m in members if m.source == "involvement"}
         involvements = [

@@ -10,14 +10,15 @@ version is behind.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from pipeline.adapters.match_training_rows import EVENTS_NAMING_A_CHILD, child_of_stored_event
 from pipeline.domain.fellegi_sunter import Parameters
-from pipeline.domain.model import Identity
+from pipeline.domain.model import Identity, on_roll
 
 if TYPE_CHECKING:
     from pipeline.adapters.memory_store import _State
@@ -38,6 +39,16 @@ class MemoryReferenceData:
     # ---- reference loads ---------------------------------------------------------------------------
     def school_ever_loaded(self, urn: str) -> bool:
         return urn in self._state.schools
+
+    def current_keys(self, kind: str) -> set[str]:
+        return {key for key, row in self._rows_of(kind).items() if row.ended_at is None}
+
+    def pupils_on_roll(self, urns: Collection[str], day: date) -> dict[str, int]:
+        wanted = set(urns)
+        counted = Counter(row.school_urn for row in self._state.pupils.values()
+                          if row.ended_at is None and row.school_urn in wanted
+                          and on_roll(row.on_roll_from, row.on_roll_to, day))
+        return dict(counted)
 
     def take_turn_to_load(self) -> None:
         """Nothing to wait for: one unit of work at a time."""

@@ -14,11 +14,11 @@ pipeline/adapters/match_training_rows.py for match training, over the repository
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import func, or_, text
 from sqlalchemy import select as core_select
-from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
@@ -43,10 +43,17 @@ def school_exists(session: Session, urn: str) -> bool:
     return session.get(t.School, urn) is not None
 
 
+# The rows a load may change are read this many keys a statement (SQLite binds at most 32,766 parameters).
+_KEYS_PER_READ = 900
+
+
 def upsert_current_rows(session: Session, kind: str, items: Sequence[dict[str, Any]]) -> list[str]:
     """Insert new rows and update the others in place (un-ending any that had ended); the keys that changed."""
     model, key = TABLES[kind]
     changed: list[str] = []
+    keys = [item[key] for item in items]
+    for start in range(0, len(keys), _KEYS_PER_READ):  # into the session's identity map: one query a chunk
+        session.exec(select(model).where(col(getattr(model, key)).in_(keys[start:start + _KEYS_PER_READ]))).all()
     for item in items:
         existing = session.get(model, item[key])
         if existing is None:
@@ -106,6 +113,23 @@ class ReferenceDataQueries:
 
     def school_ever_loaded(self, urn: str) -> bool:
         return school_exists(self.session, urn)
+
+    def current_keys(self, kind: str) -> set[str]:
+        model, key = TABLES[kind]
+        column = getattr(model, key)
+        return set(self.session.exec(select(column).where(col(model.ended_at).is_(None))).all())
+
+    def pupils_on_roll(self, urns: Collection[str], day: date) -> dict[str, int]:
+        if not urns:
+            return {}
+        pupil = t.Pupil
+        rows = self.session.exec(
+            select(pupil.school_urn, func.count()).where(
+                col(pupil.school_urn).in_(list(urns)), col(pupil.ended_at).is_(None),
+                or_(col(pupil.on_roll_from).is_(None), col(pupil.on_roll_from) <= day),
+                or_(col(pupil.on_roll_to).is_(None), col(pupil.on_roll_to) >= day))
+            .group_by(pupil.school_urn)).all()
+        return {urn: int(count) for urn, count in rows}
 
     def take_turn_to_load(self) -> None:
         take_turn_to_load(self.session)

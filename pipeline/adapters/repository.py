@@ -63,6 +63,7 @@ from pipeline.domain.model import (
     PlannedNotification,
     School,
     ladder_json,
+    on_roll,
 )
 from pipeline.json_text import text_encoder
 from pipeline.ports.records import SYSTEM  # noqa: F401 - re-exported: older callers import it from here
@@ -121,10 +122,6 @@ def _pupil_identity(row: Any) -> Identity:
     return Identity(given_name=row.given_name, family_name=row.family_name, date_of_birth=row.date_of_birth,
                     sex=getattr(row, "sex", None), nhs_number=row.nhs_number,
                     postcode=getattr(row, "postcode", None))
-
-
-def _on_roll(row: Any, day: date) -> bool:
-    return (row.on_roll_from is None or row.on_roll_from <= day) and (row.on_roll_to is None or day <= row.on_roll_to)
 
 
 # The per-event reads and the guarded insert, built once (building a statement cost as much as running it).
@@ -517,7 +514,7 @@ class Repository(EpisodeQueries, AccountQueries, ReferenceDataQueries, DeliveryQ
                                       _PUPILS_BY_UPN, "upns")
             for pupil in pupils:
                 school = self.school(pupil.school_urn)
-                if school is not None and _on_roll(pupil, day):
+                if school is not None and on_roll(pupil.on_roll_from, pupil.on_roll_to, day):
                     enrolments.append(Enrolment(pupil.upn, school, _pupil_identity(pupil)))
         involvement_keys = sorted(m.record_key for m in members if m.source == "involvement")
         # The index brought to this unit of work's reference version holds every current involvement and

@@ -184,6 +184,11 @@ class School:
     deputy: Contact
 
 
+def on_roll(on_roll_from: date | None, on_roll_to: date | None, day: date) -> bool:
+    """Whether a pupil-roll record (its first and last day, either open) covers ``day``."""
+    return (on_roll_from is None or on_roll_from <= day) and (on_roll_to is None or day <= on_roll_to)
+
+
 @quick_init
 @dataclass(frozen=True)
 class Enrolment:

@@ -7,6 +7,7 @@ Output never carries personal data: counts, ids, row numbers and reasons only.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
@@ -116,9 +117,12 @@ def demo_data(out: Annotated[Path, typer.Option("--out", help="Directory for the
 
 @app.command()
 def load(kind: Annotated[str, typer.Argument(help=f"One of: {KINDS}.")],
-         file: Annotated[Path, typer.Argument(help="The CSV file: the full current list for its KIND.")]) -> None:
+         file: Annotated[Path, typer.Argument(help="The CSV file: the full current list for its KIND.")],
+         allow_ending: Annotated[bool, typer.Option(
+             "--allow-ending", help="Load even when the file ends many current rows (more than a quarter, and more "
+             "than 50): without it such a file is taken for a partial export and refused.")] = False) -> None:
     """Load reference data: KIND is schools, pupils, ehe, involvements or teams."""
-    from pipeline.bootstrap import build, system_clock
+    from pipeline.bootstrap import build, shown_url, system_clock
     from pipeline.service.reference import KINDS, ReferenceError
     from pipeline.service.reference import load as load_reference
 
@@ -126,19 +130,56 @@ def load(kind: Annotated[str, typer.Argument(help=f"One of: {KINDS}.")],
         raise _fail(f"unknown kind; use one of {', '.join(KINDS)}", 2)
     if not file.is_file():
         raise _fail(f"no such file: {file}", 2)
+    raw = file.read_bytes()
     try:
-        text = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise _fail("the file is not UTF-8", 1) from None
-    services = build(Settings())
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        raise _fail(f"the file is not UTF-8 (the first character that is not is on row {line}): save it as "
+                    "\"CSV UTF-8\" and load it again", 1) from None
+    settings = Settings()
+    new_database = _sqlite_file_missing(settings.database_url)
+    services = build(settings)
+    database = shown_url(settings.database_url)
+    if new_database:
+        typer.echo(f"warning: {database} did not exist and was created: if you meant to load into an existing "
+                   "database, check SAFEGUARD_DATABASE_URL", err=True)
     try:
         with services.store.unit_of_work() as port:
-            report = load_reference(port, kind, text, system_clock(), services.ctx.policy.routed_teams())
+            report = load_reference(port, kind, text, system_clock(), services.ctx.policy.routed_teams(),
+                                    allow_ending=allow_ending)
     except ReferenceError as error:
-        for problem in error.problems:
+        for problem in error.problems[:PROBLEMS_SHOWN]:
             typer.echo(problem, err=True)
+        if len(error.problems) > PROBLEMS_SHOWN:
+            typer.echo(f"... and {len(error.problems) - PROBLEMS_SHOWN:,} more: {_problems_by_field(error.problems)}",
+                       err=True)
         raise _fail(f"nothing loaded: {len(error.problems)} problem(s)", 1) from None
-    typer.echo(f"{kind}: {report.rows} rows current, {report.ended} ended")
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(f"{kind}: {report.rows} rows current, {report.ended} ended (into {database})")
+
+
+PROBLEMS_SHOWN = 100  # a file with the same mistake on every row: the first rows, then the count by field
+
+
+def _problems_by_field(problems: list[str]) -> str:
+    """How many problems each field has, over all of them ("date_of_birth: 2,000 rows; sex: 3 rows")."""
+    fields = Counter(problem.split(": ", 2)[1] if problem.count(": ") >= 2 else "the file" for problem in problems)
+    return "; ".join(f"{field}: {count:,} rows" for field, count in fields.most_common())
+
+
+def _sqlite_file_missing(url: str) -> bool:
+    """The URL names an SQLite file that does not exist yet (opening the store would create it)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - an unparsable URL is refused, in its own words, when the store opens
+        return False
+    database = parsed.database
+    return parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:") and \
+        not Path(str(database)).exists()
 
 
 @users_app.command("add")

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from pipeline.adapters import reference_store
 from pipeline.bootstrap import Services
-from pipeline.service.demo_data import COLUMNS, generate
+from pipeline.service.demo_data import csv_text, generate
 from pipeline.service.reference import ReferenceError, load
 from pipeline.service.users import add_user
 from pipeline.settings import ConfigurationError
@@ -15,14 +12,6 @@ from pipeline.settings import ConfigurationError
 DEMO_PASSWORD = "demo-only-password"  # printed for the demo; never used outside `--demo`
 DEMO_SEED = 1
 DEMO_PUPILS = 2000
-
-
-def _csv_text(kind: str, rows: list[dict[str, str]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS[kind]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def seed_demo(services: Services) -> list[str]:
@@ -34,7 +23,7 @@ def seed_demo(services: Services) -> list[str]:
             data = generate(seed=DEMO_SEED, pupils=DEMO_PUPILS)
             for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
                 try:
-                    load(port, kind, _csv_text(kind, data[kind]), now, services.ctx.policy.routed_teams())
+                    load(port, kind, csv_text(kind, data[kind]), now, services.ctx.policy.routed_teams())
                 except ReferenceError as error:  # the configuration routes to a team the demo has no row for
                     raise ConfigurationError(f"demo {kind}: {'; '.join(error.problems)} (check the team codes "
                                              "in the configuration's ladders and routes)") from None

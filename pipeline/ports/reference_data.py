@@ -14,7 +14,7 @@ keys them: schools by ``urn``, pupils by ``upn``, teams by ``team``, ehe and inv
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline.domain.model import Identity
@@ -28,6 +28,14 @@ class ReferenceLoads(Protocol):
 
     def school_ever_loaded(self, urn: str) -> bool:
         """Whether a school with this URN was ever loaded, ended or not (a pupil's school must be)."""
+        ...
+
+    def current_keys(self, kind: str) -> set[str]:
+        """The keys of the current (not ended) rows of ``kind``."""
+        ...
+
+    def pupils_on_roll(self, urns: Collection[str], day: date) -> dict[str, int]:
+        """How many current pupils each of these schools has on roll on ``day`` (schools with none left out)."""
         ...
 
     def take_turn_to_load(self) -> None:

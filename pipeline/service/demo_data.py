@@ -26,6 +26,7 @@ the clock: everything is relative to ``AS_OF``, and the same seed and size give 
 from __future__ import annotations
 
 import csv
+import io
 import random
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -523,15 +524,21 @@ def generate(seed: int = 1, pupils: int = 2000) -> dict[str, list[Row]]:
     return _Generator(seed, pupils).run()
 
 
+def csv_text(kind: str, rows: list[Row]) -> str:
+    """The rows of ``kind`` as the contract's CSV (its header, LF line endings)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS[kind]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
 def write_csvs(out_dir: Path, seed: int = 1, pupils: int = 2000) -> dict[str, Path]:
     """Write ``<kind>.csv`` for each kind into ``out_dir`` (UTF-8, LF line endings, the contract's headers)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for kind, rows in generate(seed, pupils).items():
         path = out_dir / f"{kind}.csv"
-        with path.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(COLUMNS[kind]), lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
+        path.write_text(csv_text(kind, rows), encoding="utf-8", newline="")
         written[kind] = path
     return written

@@ -5,6 +5,15 @@ reasons (never the values), and nothing loaded. A file is the full current list 
 that have vanished since the last load are ended (``ended_at`` set), never deleted; loading the same file
 twice changes nothing. Everything stored goes through the store port's ``ReferenceLoads`` part
 (pipeline/ports/reference_data.py), so the SQL store and the in-memory fake load alike.
+
+A file that would end much of what is current (a partial or empty export: more than ``ENDING_GUARD_SHARE`` of
+the kind's current rows, and more than ``ENDING_GUARD_ROWS`` of them) is refused unless the caller allows it
+(``safeguard load --allow-ending``): ending pupils or involvements silently takes children off their school's and
+their worker's routes. A schools file that ends a school with pupils still on its roll is loaded (the file is the
+full current list) with a warning naming the school, for the same reason.
+
+Values are read as the contract writes them, with what spreadsheets and case-management exports commonly do to
+them forgiven: spaces in an NHS number, a UPN in lower case, ``TRUE``/``Yes`` for ``true``, ``Male`` for ``M``.
 """
 
 from __future__ import annotations
@@ -29,6 +38,11 @@ _UPN = re.compile(r"^[A-Z][0-9]{11}[0-9A-Z]$")
 _NHS = re.compile(r"^[0-9]{10}$")
 _URN = re.compile(r"^[0-9]{6,7}$")
 STATUSES = ("EARLY_HELP", "CHILD_IN_NEED", "CHILD_PROTECTION_PLAN", "CHILD_LOOKED_AFTER")
+ENDING_GUARD_SHARE = 0.25
+ENDING_GUARD_ROWS = 50
+_TRUE, _FALSE = ("true", "yes", "y", "1"), ("false", "no", "n", "0")
+_SEXES = {"m": "M", "male": "M", "f": "F", "female": "F", "u": "U", "unknown": "U"}
+_DAY_FIRST = re.compile(r"^[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}$")
 
 
 class ReferenceError(ValueError):
@@ -42,6 +56,7 @@ class LoadReport:
     kind: str
     rows: int
     ended: int
+    warnings: tuple[str, ...] = ()  # loaded, but worth a look (a school ended with pupils on its roll)
 
 
 class _Row:
@@ -71,13 +86,58 @@ class _Row:
         try:
             return date.fromisoformat(value)
         except ValueError:
-            self.problems.append(f"{name}: not an ISO date (YYYY-MM-DD)")
-            return None
+            pass
+        if value.endswith(("T00:00:00", " 00:00:00")):  # a date exported as midnight on that day
+            try:
+                return date.fromisoformat(value[:-9])
+            except ValueError:
+                pass
+        hint = " (this looks like a day/month/year date: write it as YYYY-MM-DD)" if _DAY_FIRST.match(value) else ""
+        self.problems.append(f"{name}: not an ISO date (YYYY-MM-DD){hint}")
+        return None
 
     def choice(self, name: str, options: tuple[str, ...], required: bool = True) -> str | None:
         value = self.text(name, required)
         if value is not None and value not in options:
             self.problems.append(f"{name}: must be one of {', '.join(options)}")
+        return value
+
+    def flag(self, name: str) -> bool | None:
+        """``true`` or ``false`` (also TRUE, Yes, 1, No, 0, ...)."""
+        value = self.text(name, True)
+        if value is None:
+            return None
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() not in _FALSE:
+            self.problems.append(f"{name}: must be one of true, false")
+        return False
+
+    def sex(self, name: str) -> str | None:
+        """``M``, ``F`` or ``U`` (also m, Male, Female, Unknown), or absent."""
+        value = self.text(name)
+        if value is None:
+            return None
+        if value.lower() not in _SEXES:
+            self.problems.append(f"{name}: must be one of M, F, U")
+            return value
+        return _SEXES[value.lower()]
+
+    def upn(self, name: str, required: bool = False) -> str | None:
+        value = self.text(name, required)
+        if value is not None:
+            value = value.upper()
+            if not _UPN.match(value):
+                self.problems.append(f"{name}: not a valid UPN")
+        return value
+
+    def nhs_number(self, name: str) -> str | None:
+        """Ten digits; spaces and hyphens between them (as NHS numbers are often written) are dropped."""
+        value = self.text(name)
+        if value is not None:
+            value = re.sub(r"[\s-]", "", value)
+            if not _NHS.match(value):
+                self.problems.append(f"{name}: not a valid NHS number (10 digits)")
         return value
 
 
@@ -90,7 +150,7 @@ def _row_key(kind: str, values: dict[str, str]) -> str:
 
 def _school(row: _Row, _: ReferenceLoads) -> dict[str, Any]:
     return {"urn": row.text("urn", True, _URN, "URN"), "name": row.text("name", True),
-            "la_code": row.text("la_code", True), "in_area": row.choice("in_area", ("true", "false")) == "true",
+            "la_code": row.text("la_code", True), "in_area": row.flag("in_area"),
             "school_type": row.choice("school_type", ("STATE", "INDEPENDENT")),
             "dsl_email": row.email("dsl_email"), "dsl_phone": row.text("dsl_phone"),
             "deputy_email": row.email("deputy_email"), "deputy_phone": row.text("deputy_phone")}
@@ -100,15 +160,15 @@ def _identity(row: _Row) -> dict[str, Any]:
     family = row.text("family_name", True)
     return {"given_name": row.text("given_name", True), "family_name": family,
             "family_key": normalise_name(family), "date_of_birth": row.day("date_of_birth", True),
-            "nhs_number": row.text("nhs_number", pattern=_NHS, what="NHS number (10 digits)")}
+            "nhs_number": row.nhs_number("nhs_number")}
 
 
 def _pupil(row: _Row, port: ReferenceLoads) -> dict[str, Any]:
     urn = row.text("school_urn", True)
     if urn and not port.school_ever_loaded(urn):
         row.problems.append("school_urn: no such school loaded")
-    return {"upn": row.text("upn", True, _UPN, "UPN"), **_identity(row),
-            "sex": row.choice("sex", ("M", "F", "U"), required=False), "postcode": row.text("postcode"),
+    return {"upn": row.upn("upn", True), **_identity(row),
+            "sex": row.sex("sex"), "postcode": row.text("postcode"),
             "school_urn": urn, "on_roll_from": row.day("on_roll_from"), "on_roll_to": row.day("on_roll_to")}
 
 
@@ -119,7 +179,7 @@ def _ehe(row: _Row, _: ReferenceLoads) -> dict[str, Any]:
 def _involvement(row: _Row, _: ReferenceLoads) -> dict[str, Any]:
     placing = row.text("placing_la")
     return {"row_key": _row_key("involvements", row.values), **_identity(row),
-            "upn": row.text("upn", pattern=_UPN, what="UPN"),
+            "upn": row.upn("upn"),
             "status": row.choice("status", STATUSES), "worker_email": row.email("worker_email"),
             "team": row.text("team"), "manager_email": row.email("manager_email"),
             "placing_la": placing, "iro_email": row.email("iro_email")}
@@ -147,27 +207,58 @@ _KINDS: dict[str, _Kind] = {
 }
 
 
+def _header_problem(header: list[str], expected: list[str], optional_tail: list[str]) -> str:
+    """What is wrong with a header that is not the contract's, in words (column names only)."""
+    if not header:
+        return "row 1: the file is empty: it needs the header " + ",".join(expected)
+    wanted = set(expected)
+    missing = [c for c in expected if c not in header and c not in optional_tail]
+    unexpected = [c for c in header if c not in wanted]
+    parts = []
+    if missing:
+        parts.append(f"missing {', '.join(missing)}")
+    if unexpected:
+        parts.append(f"not in the contract: {', '.join(unexpected)}")
+    if not parts:
+        parts.append("the columns are in another order")
+    return f"row 1: header must be {','.join(expected)} ({'; '.join(parts)})"
+
+
 def parse_csv(kind: str, text: str, port: ReferenceLoads) -> list[dict[str, Any]]:
-    """Validate the whole file (a pupil's school asked of ``port``); raise ReferenceError listing every bad row."""
+    """Validate the whole file (a pupil's school asked of ``port``); raise ReferenceError listing every bad row.
+    Rows are numbered as the file's lines are (a spreadsheet's row numbers): a blank line counts."""
     spec = _KINDS[kind]
     reader = csv.DictReader(io.StringIO(text))
     expected = list(COLUMNS[kind])
-    header = reader.fieldnames or []
     optional_tail = ["iro_email"] if kind == "involvements" else []
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as error:
+        raise ReferenceError([f"row 1: not readable as CSV ({error})"]) from None
     if header != expected and header != [c for c in expected if c not in optional_tail]:
-        raise ReferenceError([f"row 1: header must be {','.join(expected)}"])
+        raise ReferenceError([_header_problem(list(header), expected, optional_tail)])
     problems: list[str] = []
     parsed: list[dict[str, Any]] = []
-    seen: set[Any] = set()
-    for number, values in enumerate(reader, start=2):
+    first_row: dict[Any, int] = {}
+    rows = iter(reader)
+    while True:
+        try:
+            values = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as error:  # an unbalanced quote, most often: what follows it is not readable
+            problems.append(f"row {reader.line_num}: not readable as CSV ({error}); check the quotes on this row "
+                            "or the row before it")
+            break
+        number = reader.line_num
         if None in values or any(v is None for v in values.values()):
             problems.append(f"row {number}: wrong number of columns")
             continue
         row_problems: list[str] = []
         item = spec.parse(_Row(values, row_problems), port)
-        if not row_problems and item[spec.key] in seen:
-            row_problems.append(f"{spec.key}: appears twice in the file")
-        seen.add(item[spec.key])
+        if not row_problems and item[spec.key] in first_row:
+            row_problems.append(f"{spec.key}: appears twice in the file (first on row {first_row[item[spec.key]]})")
+        first_row.setdefault(item[spec.key], number)
         problems.extend(f"row {number}: {p}" for p in row_problems)
         parsed.append(item)
     if problems:
@@ -176,9 +267,11 @@ def parse_csv(kind: str, text: str, port: ReferenceLoads) -> list[dict[str, Any]
 
 
 def load(port: ReferenceLoads, kind: str, text: str, now: datetime,
-         required_teams: Collection[str] = ()) -> LoadReport:
+         required_teams: Collection[str] = (), *, allow_ending: bool = False) -> LoadReport:
     """Replace the current list for ``kind`` with the file's rows, in the caller's unit of work. A teams file
-    without a row for each of ``required_teams`` (the teams the rules route to) is refused, naming them."""
+    without a row for each of ``required_teams`` (the teams the rules route to), or with one that has neither an
+    email address nor a phone number, is refused, naming them. Unless ``allow_ending``, so is a file that would
+    end much of what is current (see the module docstring)."""
     if kind not in _KINDS:
         raise ValueError(f"unknown kind; use one of {', '.join(KINDS)}")
     spec = _KINDS[kind]
@@ -190,7 +283,16 @@ def load(port: ReferenceLoads, kind: str, text: str, now: datetime,
         missing = sorted(set(required_teams) - {item["team"] for item in items})
         if missing:
             raise ReferenceError([f"teams the rules route to have no row: {', '.join(missing)}"])
+        unreachable = sorted(item["team"] for item in items
+                             if item["team"] in required_teams and not item["email"] and not item["phone"])
+        if unreachable:
+            raise ReferenceError([f"teams the rules route to have neither an email address nor a phone number: "
+                                  f"{', '.join(unreachable)}"])
     keys = {item[spec.key] for item in items}
+    current = port.current_keys(kind)
+    if not allow_ending:
+        _refuse_a_partial_file(kind, current, keys)
+    warnings = _schools_left_with_pupils(port, current - keys, now.date()) if kind == "schools" else ()
     changed = port.upsert_current_rows(kind, items)
     ended = port.end_vanished_rows(kind, keys, now)
     changed.extend(ended)
@@ -198,4 +300,28 @@ def load(port: ReferenceLoads, kind: str, text: str, now: datetime,
         # In this transaction: every running process's match index applies these (keys only) and its reference
         # snapshot (schools, teams, people's teams) is read again before its next batch.
         port.log_reference_changes(kind, changed, now)
-    return LoadReport(kind, len(items), len(ended))
+    return LoadReport(kind, len(items), len(ended), warnings)
+
+
+
+def _refuse_a_partial_file(kind: str, current: set[str], keys: set[Any]) -> None:
+    """Refuse a file that would end more than ``ENDING_GUARD_SHARE`` of the kind's current rows (and more than
+    ``ENDING_GUARD_ROWS``): a partial or empty export would otherwise take children off their school's or their
+    worker's route without a word."""
+    vanishing = len(current - keys)
+    if vanishing > ENDING_GUARD_ROWS and vanishing > ENDING_GUARD_SHARE * len(current):
+        raise ReferenceError([
+            f"this file would end {vanishing:,} of the {len(current):,} current {kind} "
+            f"({vanishing / len(current):.0%}): is it a partial export? Nothing loaded. If so many have "
+            "really gone, load it again with --allow-ending"])
+
+
+def _schools_left_with_pupils(port: ReferenceLoads, ending: set[str], day: date) -> tuple[str, ...]:
+    """The warning for schools this file ends while pupils are still on their roll: those pupils are no longer
+    routed to a school (its DSL is not told) until a pupils file moves them."""
+    on_roll = port.pupils_on_roll(ending, day) if ending else {}
+    if not on_roll:
+        return ()
+    urns = ", ".join(f"{urn} ({count:,} pupils)" for urn, count in sorted(on_roll.items()))
+    return (f"schools ended with pupils still on their roll: {urns}. Those pupils are no longer routed to the "
+            "school's DSL: load the pupils file that moves them",)

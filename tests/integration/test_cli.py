@@ -80,6 +80,42 @@ def test_load_validates_the_whole_file_and_reloads_idempotently(tmp_path: Path,
     assert load("pupils", str(tmp_path / "missing.csv")).exit_code == 2
 
 
+def test_a_nightly_load_refuses_a_partial_export_and_says_where_it_loaded(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def load(*args: str) -> Any:
+        return in_process(tmp_path, monkeypatch, "load", *args)
+
+    assert cli(tmp_path, "demo-data", "--out", str(tmp_path / "demo"), "--pupils", "300").returncode == 0
+    first = load("schools", str(tmp_path / "demo" / "schools.csv"))
+    assert first.exit_code == 0
+    assert f"(into sqlite:///{tmp_path / 'cli.db'})" in first.stdout
+    assert "did not exist and was created" in first.stderr  # the first load made the database
+    for kind in ("teams", "pupils"):
+        result = load(kind, str(tmp_path / "demo" / f"{kind}.csv"))
+        assert result.exit_code == 0 and "was created" not in result.stderr
+
+    pupils = (tmp_path / "demo" / "pupils.csv").read_text(encoding="utf-8").splitlines()
+    half = tmp_path / "half.csv"
+    half.write_text("\n".join(pupils[: len(pupils) // 2]) + "\n", encoding="utf-8")
+    refused = load("pupils", str(half))
+    assert refused.exit_code == 1 and "is it a partial export? Nothing loaded" in refused.stderr
+    assert count(tmp_path, t.Pupil, t.Pupil.ended_at.is_(None)) == 300  # type: ignore[union-attr]
+    allowed = load("pupils", str(half), "--allow-ending")
+    assert allowed.exit_code == 0 and f"{300 - (len(pupils) // 2 - 1)} ended" in allowed.stdout
+
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes((pupils[0] + "\n" + pupils[1] + "\n").encode() + "O\u2019Brien,\n".encode("cp1252"))
+    not_utf8 = load("pupils", str(latin))
+    assert not_utf8.exit_code == 1 and "not UTF-8 (the first character that is not is on row 3)" in not_utf8.stderr
+
+    every_row_bad = "\n".join([pupils[0], *(line.replace(",2", ",x2", 1) for line in pupils[1:150])]) + "\n"
+    (tmp_path / "bad.csv").write_text(every_row_bad, encoding="utf-8")
+    bad = load("pupils", str(tmp_path / "bad.csv"))
+    lines = bad.stderr.strip().splitlines()
+    assert bad.exit_code == 1 and len(lines) == 102  # 100 problems, the rest counted, the verdict
+    assert lines[100].startswith("... and 49 more: ") and lines[-1].endswith("nothing loaded: 149 problem(s)")
+
+
 def in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str, stdin: str | None = None) -> Any:
     """The same command run in this process (a second each instead of a new interpreter)."""
     from typer.testing import CliRunner

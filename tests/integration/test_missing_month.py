@@ -14,8 +14,7 @@ from typing import Any
 from sqlmodel import select
 
 from pipeline.adapters import tables as t
-from pipeline.entrypoints.demo_setup import _csv_text
-from pipeline.service.demo_data import generate
+from pipeline.service.demo_data import csv_text, generate
 from pipeline.service.reference import load
 from tests.integration.conftest import Pipeline, start_pipeline
 from tests.integration.test_missing_api import found as found_event
@@ -95,7 +94,7 @@ def test_a_month_of_missing_episodes(tmp_path: Path) -> None:
     data = generate(seed=3, pupils=800)
     with pipeline.services.store.unit_of_work() as port:
         for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
-            load(port, kind, _csv_text(kind, data[kind]), pipeline.clock())
+            load(port, kind, csv_text(kind, data[kind]), pipeline.clock())
     current = [p for p in data["pupils"] if not p["on_roll_to"]]
     unique = Counter((p["given_name"], p["family_name"], p["date_of_birth"]) for p in current)
     pupils = [p for p in current if unique[(p["given_name"], p["family_name"], p["date_of_birth"])] == 1]

@@ -123,6 +123,28 @@ def test_a_unit_of_work_that_loads_sees_its_own_load_after_reading_the_reference
         assert riverside is not None and riverside.name == "Riverside Primary Academy"
 
 
+def test_current_keys_are_the_rows_not_ended(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        assert port.current_keys("pupils") == {line.split(",")[0] for line in PUPILS.splitlines()[1:]}
+        assert "100004" in port.current_keys("schools") and "FRONT_DOOR" in port.current_keys("teams")
+        ehe = port.current_keys("ehe")
+        assert len(ehe) == len(EHE.splitlines()) - 1
+        load(port, "ehe", EHE_HEADER + MIA_EHE, NOW)
+        now_current = port.current_keys("ehe")
+        assert len(now_current) == 1 and not now_current & ehe
+
+
+def test_pupils_on_roll_count_the_current_pupils_on_the_roll_that_day(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        # Riverside (100001): five pupils on file, one of whom (Freya) left in July 2024.
+        assert port.pupils_on_roll(["100001", "100002", "999999"], date(2026, 11, 24)) == {"100001": 4, "100002": 1}
+        assert port.pupils_on_roll(["100001"], date(2024, 7, 19)) == {"100001": 5}  # her last day
+        assert port.pupils_on_roll(["100002"], date(2022, 8, 31)) == {}  # before Oliver joined
+        assert port.pupils_on_roll([], date(2026, 11, 24)) == {}
+        load(port, "pupils", _without(PUPILS, "B999100100002"), NOW)  # Oliver's row ended
+        assert port.pupils_on_roll(["100002"], date(2026, 11, 24)) == {}
+
+
 def test_loading_the_same_files_again_changes_nothing(store_backend: Backend) -> None:
     index = ReferenceIndex()
     with store_backend.units.unit_of_work() as port:
