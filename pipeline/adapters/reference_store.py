@@ -13,11 +13,11 @@ pipeline/adapters/match_training_rows.py for match training, over the repository
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, text
+from sqlalchemy import func, insert, or_, text, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -38,46 +38,54 @@ TABLES: dict[str, tuple[type[Any], str]] = {
 }
 
 
-def school_exists(session: Session, urn: str) -> bool:
-    """Whether a school with this URN was ever loaded (ended or not)."""
-    return session.get(t.School, urn) is not None
+# The rows a load may change are read, and ended, this many keys a statement (SQLite binds at most 32,766
+# parameters).
+_KEYS_PER_STATEMENT = 900
 
 
-# The rows a load may change are read this many keys a statement (SQLite binds at most 32,766 parameters).
-_KEYS_PER_READ = 900
+def _chunks(keys: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(keys), _KEYS_PER_STATEMENT):
+        yield keys[start:start + _KEYS_PER_STATEMENT]
 
 
 def upsert_current_rows(session: Session, kind: str, items: Sequence[dict[str, Any]]) -> list[str]:
-    """Insert new rows and update the others in place (un-ending any that had ended); the keys that changed."""
+    """Insert new rows and update the others in place (un-ending any that had ended); the keys that changed.
+    The stored rows are read a chunk of keys a statement and held here (the session's identity map holds them only
+    weakly), nothing is flushed until the end and the new rows go in as one multi-row insert: a row a time cost a
+    query and a flush each (minutes for a large council's pupils)."""
     model, key = TABLES[kind]
+    column = col(getattr(model, key))
+    stored: dict[Any, Any] = {}
     changed: list[str] = []
-    keys = [item[key] for item in items]
-    for start in range(0, len(keys), _KEYS_PER_READ):  # into the session's identity map: one query a chunk
-        session.exec(select(model).where(col(getattr(model, key)).in_(keys[start:start + _KEYS_PER_READ]))).all()
-    for item in items:
-        existing = session.get(model, item[key])
-        if existing is None:
-            session.add(model(**item))
-            changed.append(item[key])
-        else:
-            if existing.ended_at is not None or any(getattr(existing, n) != v for n, v in item.items()):
+    with session.no_autoflush:
+        for chunk in _chunks([item[key] for item in items]):
+            stored.update((getattr(row, key), row) for row in session.exec(select(model).where(column.in_(chunk))))
+        new: list[dict[str, Any]] = []
+        for item in items:
+            existing = stored.get(item[key])
+            if existing is None:
+                new.append(item)
                 changed.append(item[key])
-            for name, value in item.items():
-                setattr(existing, name, value)
-            existing.ended_at = None
-            session.add(existing)
+            elif existing.ended_at is not None or any(getattr(existing, n) != v for n, v in item.items()):
+                for name, value in item.items():
+                    setattr(existing, name, value)
+                existing.ended_at = None
+                changed.append(item[key])
+    if new:  # one multi-row insert, no ORM object made for each
+        session.execute(insert(model.__table__), [{**item, "ended_at": None} for item in new])
     return changed
 
 
 def end_vanished_rows(session: Session, kind: str, keys: Collection[Any], now: datetime) -> list[str]:
-    """End (``ended_at = now``) every current row of ``kind`` whose key is not in ``keys``; their keys."""
+    """End (``ended_at = now``) every current row of ``kind`` whose key is not in ``keys``; their keys. The current
+    keys are read alone and the vanished rows ended by key, a chunk a statement, with no row loaded."""
     model, key = TABLES[kind]
-    ended: list[str] = []
-    for row in session.exec(select(model).where(col(model.ended_at).is_(None))).all():
-        if getattr(row, key) not in keys:
-            row.ended_at = now
-            session.add(row)
-            ended.append(getattr(row, key))
+    column = col(getattr(model, key))
+    session.flush()  # rows this unit of work added or un-ended are current
+    current = session.exec(select(column).where(col(model.ended_at).is_(None))).all()
+    ended = [value for value in current if value not in keys]
+    for chunk in _chunks(ended):
+        session.execute(update(model).where(column.in_(chunk)).values(ended_at=now))
     return ended
 
 
@@ -105,6 +113,8 @@ class ReferenceDataQueries:
     what it had read of the reference data and the parameters: its reads (the match index's sync, the reference
     version, the snapshot) go to the connection past the ORM session, and its later questions must see them."""
 
+    _schools_ever_loaded: set[str] | None = None  # every URN ever loaded, read once a unit of work
+
     if TYPE_CHECKING:
         @property
         def session(self) -> Session: ...
@@ -112,7 +122,12 @@ class ReferenceDataQueries:
         def _forget_reference_reads(self) -> None: ...
 
     def school_ever_loaded(self, urn: str) -> bool:
-        return school_exists(self.session, urn)
+        # Asked once for each pupil of a file: every URN read in one statement, once a unit of work (again after a
+        # schools load in it).
+        ever = self._schools_ever_loaded
+        if ever is None:
+            ever = self._schools_ever_loaded = set(self.session.exec(select(t.School.urn)).all())
+        return urn in ever
 
     def current_keys(self, kind: str) -> set[str]:
         model, key = TABLES[kind]
@@ -135,6 +150,8 @@ class ReferenceDataQueries:
         take_turn_to_load(self.session)
 
     def upsert_current_rows(self, kind: str, items: Sequence[dict[str, Any]]) -> list[str]:
+        if kind == "schools":
+            self._schools_ever_loaded = None
         changed = upsert_current_rows(self.session, kind, items)
         self.session.flush()
         return changed
