@@ -7,8 +7,9 @@ The relay's hot path (claim a batch, record a batch of accepted sends) reads pla
 writes each batch with one multi-row statement; the rarer cases (failures, fallbacks, a lease run out) use the
 ORM rows below.
 
-``DeliveryQueries`` is the delivery part of the store port (pipeline/ports/deliveries.py) over these functions: a
-mixin of ``Repository``, in its session.
+``DeliveryQueries`` is the delivery part of the store port (pipeline/ports/deliveries.py): a mixin of
+``Repository``, in its session. The functions below it are the questions others ask of a session (the API's
+summary, a person's team) and ``mark_relayed``, which the mixin tells its dialect.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, and_, any_, bindparam, case, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, col, select
 
 from pipeline.adapters import notifications
 from pipeline.adapters import tables as t
 from pipeline.adapters.driver_statements import DriverStatement
-from pipeline.domain.delivery import DeliveryState
+from pipeline.domain.delivery import ACTIVE, NOT_YET_DELIVERED, DeliveryState
 from pipeline.ports.deliveries import Accepted, Resolved, Sending
 
 DELIVERY = t.Delivery.__table__  # type: ignore[attr-defined]
@@ -42,7 +44,7 @@ def _claim_due(limit: int, postgres: bool) -> Any:
     # New rows are written due at once, so one range on the (state, next_attempt_at) index finds them all.
     query = (sa_select(DELIVERY.c.id, DELIVERY.c.notification_id, DELIVERY.c.channel, DELIVERY.c.state,
                        DELIVERY.c.position, DELIVERY.c.attempts, DELIVERY.c.last_error)
-             .where(DELIVERY.c.state.in_((DeliveryState.NEW, DeliveryState.PENDING, DeliveryState.SENDING)),
+             .where(DELIVERY.c.state.in_(tuple(sorted(ACTIVE))),
                     DELIVERY.c.next_attempt_at <= bindparam("now", type_=_INSTANT))
              .order_by(DELIVERY.c.next_attempt_at).limit(limit))
     return query.with_for_update(skip_locked=True) if postgres else query
@@ -71,19 +73,6 @@ _MARK_RELAYED_ALL = DriverStatement(
     .values(relayed_at=bindparam("now", type_=_INSTANT)))
 
 
-def claim_due(session: Session, now: datetime, limit: int, *, postgres: bool) -> list[Any]:
-    """Rows to work on now: new ones (to resolve), pending ones whose time has come, and ``sending`` ones whose
-    lease ran out (a relay died mid-send: ambiguous). Plain rows, locked until the transaction ends."""
-    return list(session.connection().execute(_claim_due(limit, postgres), {"now": now}).all())
-
-
-def outbox_due(session: Session, limit: int, *, postgres: bool) -> list[Any]:
-    """Outbox rows not yet relayed, oldest first, as plain rows (locked on PostgreSQL, skipping locked ones), each
-    with its notification's ``found_notification`` (None when there is none), ``urgency``, ``school_urn`` and
-    ``pathway``."""
-    return _outbox_due(limit, postgres).rows(session.connection())
-
-
 def mark_relayed(session: Session, ids: list[int], now: datetime, *, postgres: bool) -> None:
     if not ids:
         return
@@ -93,28 +82,8 @@ def mark_relayed(session: Session, ids: list[int], now: datetime, *, postgres: b
         _MARK_RELAYED.run_many(session.connection(), [{"row_id": row_id, "now": now} for row_id in ids])
 
 
-def channels_of(session: Session, notification_ids: Iterable[str]) -> dict[str, dict[str, str]]:
-    """Each notification's delivery rows as {row id: state}, with the channel of each row id, in one query."""
-    ids = set(notification_ids)
-    found: dict[str, dict[str, str]] = {i: {} for i in ids}
-    if ids:
-        for notification_id, channel, state in session.connection().execute(_CHANNELS_OF, {"ids": list(ids)}):
-            found[notification_id][channel] = state
-    return found
-
-
 _CHANNELS_OF = sa_select(DELIVERY.c.notification_id, DELIVERY.c.channel, DELIVERY.c.state) \
     .where(DELIVERY.c.notification_id.in_(bindparam("ids", expanding=True)))
-
-
-def notification_fields(session: Session, ids: Iterable[str]) -> dict[str, Any]:
-    """What the relay needs of each notification to address, word and record a delivery: plain rows."""
-    wanted = list(set(ids))
-    if not wanted:
-        return {}
-    return {row.id: row for row in session.connection().execute(_NOTIFICATION_FIELDS, {"ids": wanted})}
-
-
 _NOTIFICATION_FIELDS = sa_select(*(NOTIFICATION.c[name] for name in (
     "id", "status", "recipient_role", "urgency", "school_urn", "pathway", "contact_email", "contact_phone",
     "created_at", "delivered_at"))).where(NOTIFICATION.c.id.in_(bindparam("ids", expanding=True)))
@@ -133,68 +102,17 @@ _MARK_SENT = DriverStatement(update(DELIVERY)
                           DELIVERY.c.attempts == bindparam("claimed_attempts")))
               .values(state=DeliveryState.SENT, last_outcome="accepted", last_error=None, next_attempt_at=None,
                       provider_ref=bindparam("reference")))
-_NOT_YET_DELIVERED = or_(NOTIFICATION.c.status == "pending", NOTIFICATION.c.status == "failed")
+_NOT_YET_DELIVERED = or_(*(NOTIFICATION.c.status == str(status) for status in sorted(NOT_YET_DELIVERED)))
 # Set to SQL expressions (case, coalesce), so through Core: a DriverStatement takes no such update.
 _MARK_DELIVERED = (update(NOTIFICATION).where(NOTIFICATION.c.id == bindparam("notification"))
                    .values(status=case((_NOT_YET_DELIVERED, "delivered"), else_=NOTIFICATION.c.status),
                            delivered_at=func.coalesce(NOTIFICATION.c.delivered_at,
                                                       bindparam("now", type_=_INSTANT))))
-
-
-def mark_sending(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Claimed rows (row_id, new_position, new_attempts, new_provider, now, lease_until): one statement."""
-    if rows:
-        _MARK_SENDING.run_many(session.connection(), rows)
-
-
-def mark_resolved(session: Session, rows: list[dict[str, Any]]) -> None:
-    """New rows resolved to standby or skipped (row_id, new_state, new_position, new_error): one statement."""
-    if rows:
-        _MARK_RESOLVED.run_many(session.connection(), rows)
-
-
-def claimed_rows(session: Session, ids: Iterable[str]) -> dict[str, Any]:
-    """The rows a relay claimed, as they are now (another relay may have taken one over since)."""
-    wanted = list(ids)
-    if not wanted:
-        return {}
-    return {row.id: row for row in session.connection().execute(_CLAIMED_ROWS, {"ids": wanted})}
-
-
 _CLAIMED_ROWS = sa_select(DELIVERY.c.id, DELIVERY.c.notification_id, DELIVERY.c.channel, DELIVERY.c.state,
                           DELIVERY.c.attempts, DELIVERY.c.provider, DELIVERY.c.ambiguous_resends) \
     .where(DELIVERY.c.id.in_(bindparam("ids", expanding=True)))
-
-
-def mark_sent(session: Session, rows: list[dict[str, Any]], notification_ids: Iterable[str], now: datetime) -> None:
-    """Accepted sends (row_id, claimed_attempts, reference), still ours, and their notifications delivered
-    (unless already viewed, acknowledged or withheld): two statements."""
-    if rows:
-        _MARK_SENT.run_many(session.connection(), rows)
-    wanted = sorted(set(notification_ids))
-    if wanted:
-        session.connection().execute(_MARK_DELIVERED, [{"notification": i, "now": now} for i in wanted])
-
-
-def rows_of(session: Session, notification_ids: Iterable[str]) -> dict[str, list[t.Delivery]]:
-    ids = set(notification_ids)
-    found: dict[str, list[t.Delivery]] = {i: [] for i in ids}
-    if ids:
-        for row in session.exec(select(t.Delivery).where(col(t.Delivery.notification_id).in_(ids))).all():
-            found[row.notification_id].append(row)
-    return found
-
-
-def by_ids(session: Session, ids: Iterable[str]) -> list[t.Delivery]:
-    wanted = list(ids)
-    return list(session.exec(select(t.Delivery).where(col(t.Delivery.id).in_(wanted))).all()) if wanted else []
-
-
-def by_provider_ref(session: Session, provider: str, reference: str, *, postgres: bool) -> t.Delivery | None:
-    query = select(t.Delivery).where(t.Delivery.provider == provider, t.Delivery.provider_ref == reference)
-    if postgres:
-        query = query.with_for_update()
-    return session.exec(query).first()
+_WAITING_RETRIES = DriverStatement(sa_select(func.count()).select_from(DELIVERY).where(
+    DELIVERY.c.state == DeliveryState.PENDING, DELIVERY.c.attempts > 0))
 
 
 def for_notification(session: Session, notification_id: str) -> list[t.Delivery]:
@@ -213,14 +131,6 @@ def team_of_person(session: Session, role: str, email: str) -> str | None:
                         .order_by(col(t.Involvement.team)).limit(1)).first()
 
 
-_WAITING_RETRIES = DriverStatement(sa_select(func.count()).select_from(DELIVERY).where(
-    DELIVERY.c.state == DeliveryState.PENDING, DELIVERY.c.attempts > 0))
-
-
-def waiting_retries(session: Session) -> int:
-    return int(_WAITING_RETRIES.scalar(session.connection()))
-
-
 def summary(session: Session, notification_id: str) -> list[dict[str, object]]:
     """What the notification's detail shows: each channel's state, attempts and last attempt (no address)."""
     return [{"channel": row.channel, "status": row.state, "attempts": row.attempts,
@@ -230,7 +140,11 @@ def summary(session: Session, notification_id: str) -> list[dict[str, object]]:
 
 class DeliveryQueries:
     """The delivery part of the store port (pipeline/ports/deliveries.py) in SQL: a mixin of ``Repository``, in its
-    session, with its dialect (``postgres``) choosing the locking statements."""
+    session, with its dialect (``postgres``) choosing the locking statements.
+
+    The plain rows are read, and the batches written, with Core statements on the session's connection, after a
+    flush: so they see what this unit of work changed on live records (ORM rows) before, as on the fake, and a
+    batch's change lands after those. A flush with nothing to write sends nothing."""
 
     if TYPE_CHECKING:
         postgres: bool
@@ -238,52 +152,94 @@ class DeliveryQueries:
         @property
         def session(self) -> Session: ...
 
+    def _connection(self) -> Connection:
+        """The session's connection, this unit of work's changes to live records written first."""
+        session = self.session
+        session.flush()
+        return session.connection()
+
+    # ---- the outbox -----------------------------------------------------------------------------------
     def outbox_due(self, limit: int) -> list[Any]:
-        return outbox_due(self.session, limit, postgres=self.postgres)
+        """Plain rows, locked on PostgreSQL (skipping locked ones), each with its notification's
+        ``found_notification`` (None when there is none), ``urgency``, ``school_urn`` and ``pathway``."""
+        return _outbox_due(limit, self.postgres).rows(self._connection())
 
     def mark_relayed(self, ids: Sequence[int], now: datetime) -> None:
         mark_relayed(self.session, list(ids), now, postgres=self.postgres)
 
+    # ---- the hot path -----------------------------------------------------------------------------------
     def claim_due_deliveries(self, now: datetime, limit: int) -> list[Any]:
-        return claim_due(self.session, now, limit, postgres=self.postgres)
+        """Plain rows, locked until the transaction ends."""
+        return list(self._connection().execute(_claim_due(limit, self.postgres), {"now": now}).all())
 
     def notification_fields(self, ids: Iterable[str]) -> dict[str, Any]:
-        return notification_fields(self.session, ids)
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        return {row.id: row for row in self._connection().execute(_NOTIFICATION_FIELDS, {"ids": wanted})}
 
     def channel_states(self, notification_ids: Iterable[str]) -> dict[str, dict[str, str]]:
-        return channels_of(self.session, notification_ids)
+        ids = set(notification_ids)
+        found: dict[str, dict[str, str]] = {i: {} for i in ids}
+        if ids:
+            for notification_id, channel, state in self._connection().execute(_CHANNELS_OF, {"ids": list(ids)}):
+                found[notification_id][channel] = state
+        return found
 
     def mark_sending(self, rows: Sequence[Sending], now: datetime) -> None:
-        mark_sending(self.session, [{"row_id": row.row_id, "new_position": row.position,
-                                     "new_attempts": row.attempts, "new_provider": row.provider, "now": now,
-                                     "lease_until": row.lease_until} for row in rows])
+        if rows:
+            _MARK_SENDING.run_many(self._connection(), [
+                {"row_id": row.row_id, "new_position": row.position, "new_attempts": row.attempts,
+                 "new_provider": row.provider, "now": now, "lease_until": row.lease_until} for row in rows])
 
     def mark_resolved(self, rows: Sequence[Resolved]) -> None:
-        mark_resolved(self.session, [{"row_id": row.row_id, "new_state": row.state, "new_position": row.position,
-                                      "new_error": row.error} for row in rows])
+        if rows:
+            _MARK_RESOLVED.run_many(self._connection(), [
+                {"row_id": row.row_id, "new_state": row.state, "new_position": row.position, "new_error": row.error}
+                for row in rows])
 
     def claimed_deliveries(self, ids: Iterable[str]) -> dict[str, Any]:
-        return claimed_rows(self.session, ids)
+        wanted = list(ids)
+        if not wanted:
+            return {}
+        return {row.id: row for row in self._connection().execute(_CLAIMED_ROWS, {"ids": wanted})}
 
     def mark_sent(self, sends: Sequence[Accepted], now: datetime) -> None:
-        mark_sent(self.session, [{"row_id": send.row_id, "claimed_attempts": send.claimed_attempts,
-                                  "reference": send.reference} for send in sends],
-                  {send.notification_id for send in sends}, now)
+        """Two statements: the rows still ours, then their notifications."""
+        if not sends:
+            return
+        connection = self._connection()
+        _MARK_SENT.run_many(connection, [{"row_id": send.row_id, "claimed_attempts": send.claimed_attempts,
+                                          "reference": send.reference} for send in sends])
+        connection.execute(_MARK_DELIVERED, [{"notification": notification_id, "now": now}
+                                             for notification_id in sorted({send.notification_id for send in sends})])
 
     def retries_waiting(self) -> int:
-        return waiting_retries(self.session)
+        return int(_WAITING_RETRIES.scalar(self._connection()))
 
+    # ---- live records --------------------------------------------------------------------------------------
     def deliveries_by_id(self, ids: Iterable[str]) -> list[t.Delivery]:
-        return by_ids(self.session, ids)
+        wanted = list(ids)
+        if not wanted:
+            return []
+        return list(self.session.exec(select(t.Delivery).where(col(t.Delivery.id).in_(wanted))).all())
 
     def notifications_by_id(self, ids: Iterable[str]) -> dict[str, t.Notification]:
         return notifications.notifications_by_id(self.session, ids)
 
     def deliveries_of_notifications(self, notification_ids: Iterable[str]) -> dict[str, list[t.Delivery]]:
-        return rows_of(self.session, notification_ids)
+        ids = set(notification_ids)
+        found: dict[str, list[t.Delivery]] = {i: [] for i in ids}
+        if ids:
+            for row in self.session.exec(select(t.Delivery).where(col(t.Delivery.notification_id).in_(ids))).all():
+                found[row.notification_id].append(row)
+        return found
 
     def deliveries_of_notification(self, notification_id: str) -> list[t.Delivery]:
         return for_notification(self.session, notification_id)
 
     def delivery_by_provider_reference(self, provider: str, reference: str) -> t.Delivery | None:
-        return by_provider_ref(self.session, provider, reference, postgres=self.postgres)
+        query = select(t.Delivery).where(t.Delivery.provider == provider, t.Delivery.provider_ref == reference)
+        if self.postgres:
+            query = query.with_for_update()
+        return self.session.exec(query).first()

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pipeline.adapters.store_records import Notification
-from pipeline.domain.delivery import DeliveryState
+from pipeline.domain.delivery import ACTIVE, NOT_YET_DELIVERED, DeliveryState
 from pipeline.domain.model import NotificationStatus
 from pipeline.ports.deliveries import Accepted, Resolved, Sending
 
@@ -60,10 +60,6 @@ class MemoryOutboxDue:
     pathway: str | None
 
 
-_DUE = frozenset({DeliveryState.NEW, DeliveryState.PENDING, DeliveryState.SENDING})
-_NOT_YET_DELIVERED = frozenset({NotificationStatus.PENDING, NotificationStatus.FAILED})
-
-
 class MemoryDeliveries:
     """The outbox relay's and the deliveries' reads and changes over the fake's state."""
 
@@ -95,8 +91,8 @@ class MemoryDeliveries:
     # ---- the hot path ------------------------------------------------------------------------------------
     def claim_due_deliveries(self, now: datetime, limit: int) -> list[MemoryDelivery]:
         due = [row for row in self._state.deliveries.values()
-               if row.state in _DUE and row.next_attempt_at is not None and row.next_attempt_at <= now]
-        due.sort(key=lambda row: row.next_attempt_at or now)  # stable: rows due together in the order stored
+               if row.state in ACTIVE and row.next_attempt_at is not None and row.next_attempt_at <= now]
+        due.sort(key=lambda row: row.next_attempt_at or now)  # rows due together: in no promised order (as on SQL)
         return [copy.copy(row) for row in due[:limit]]
 
     def notification_fields(self, ids: Iterable[str]) -> dict[str, Notification]:
@@ -142,7 +138,7 @@ class MemoryDeliveries:
             notification = self._state.notifications.get(notification_id)
             if notification is None:
                 continue
-            if notification.status in _NOT_YET_DELIVERED:
+            if notification.status in NOT_YET_DELIVERED:
                 notification.status = NotificationStatus.DELIVERED
             if notification.delivered_at is None:
                 notification.delivered_at = now

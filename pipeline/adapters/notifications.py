@@ -73,7 +73,3 @@ def notifications_by_id(session: Session, ids: Iterable[str]) -> dict[str, t.Not
     if not wanted:
         return {}
     return {n.id: n for n in session.exec(select(t.Notification).where(col(t.Notification.id).in_(wanted))).all()}
-
-
-def notification_by_id(session: Session, notification_id: str) -> t.Notification | None:
-    return session.get(t.Notification, notification_id)

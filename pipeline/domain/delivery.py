@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from pipeline.domain.calendar import Duration, parse_timescale
+from pipeline.domain.model import NotificationStatus
 
 CHANNELS = ("email", "sms", "webhook")
 
@@ -44,8 +45,12 @@ class DeliveryState(StrEnum):
     SKIPPED = "skipped"    # not in this recipient's route, no provider for it, or acknowledged before it was sent
 
 
+# Rows a relay claims when they are due (a ``sending`` one is due when its lease runs out): a channel still working.
 ACTIVE = frozenset({DeliveryState.NEW, DeliveryState.PENDING, DeliveryState.SENDING})
 REACHED = frozenset({DeliveryState.SENT, DeliveryState.DELIVERED})
+# A notification in one of these becomes ``delivered`` when a send of it is accepted; a viewed, acknowledged or
+# withheld one keeps its status (and a delivered one when it was delivered).
+NOT_YET_DELIVERED = frozenset({NotificationStatus.PENDING, NotificationStatus.FAILED})
 
 
 def _seconds(value: Any, name: str) -> float:

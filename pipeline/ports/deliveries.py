@@ -15,7 +15,11 @@ LOCKED``, so several relays share the tables; on SQLite the single writer) is th
 
 These questions are about what is stored: a notification, delivery row or outbox record added in the same unit of
 work (``add_notification``, ``add_delivery``, ``outbox``) may not be seen by them before it commits (the SQL adapter
-writes those at commit). The relay asks them in units of work of its own.
+writes those at commit). The relay asks them in units of work of its own. What a unit of work changed on live
+records is seen by every question asked after it (plain rows and counts included: the SQL adapter writes those
+changes first), and a batch command's change lands after them. A live record read before a batch command does not
+show what the command changed (on SQL it stays as it was read): read live records after the batch commands, as the
+relay does.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from pipeline.ports.records import DeliveryRecord, NotificationRecord
 
 class DueOutboxRecord(Protocol):
     """An outbox row not yet relayed, with the fields of its notification a console line needs (None when the row
-    names no notification, or one not stored)."""
+    names no notification, or one not stored; when it is stored, its urgency and pathway are never None:
+    ``OutboxRecordOfNotification``)."""
 
     @property
     def id(self) -> int: ...
@@ -57,6 +62,20 @@ class DueOutboxRecord(Protocol):
 
     @property
     def pathway(self) -> str | None: ...
+
+
+class OutboxRecordOfNotification(DueOutboxRecord, Protocol):
+    """A ``DueOutboxRecord`` whose notification is stored (``found_notification`` is not None): its urgency and
+    pathway, which a stored notification always has, came with it."""
+
+    @property
+    def found_notification(self) -> str: ...
+
+    @property
+    def urgency(self) -> str: ...
+
+    @property
+    def pathway(self) -> str: ...
 
 
 class DueDelivery(Protocol):
@@ -185,9 +204,10 @@ class DeliveryStore(Protocol):
 
     # ---- the hot path: claiming and recording a batch --------------------------------------------------
     def claim_due_deliveries(self, now: datetime, limit: int) -> Sequence[DueDelivery]:
-        """Rows to work on now, earliest due first, at most ``limit``, held for this unit of work (PostgreSQL:
-        skipping rows another holds): new ones (to resolve), pending ones due by ``now``, and ``sending`` ones whose
-        lease ran out by ``now`` (a relay died mid-send)."""
+        """Rows to work on now, earliest due first (rows due at the same time in no promised order), at most
+        ``limit``, held for this unit of work (PostgreSQL: skipping rows another holds): new ones (to resolve),
+        pending ones due by ``now``, and ``sending`` ones whose lease ran out by ``now`` (a relay died mid-send); never
+        a ``sending`` one whose lease still runs (its relay may be sending it), nor one in any other state."""
         ...
 
     def notification_fields(self, ids: Iterable[str]) -> Mapping[str, NotificationFields]:
@@ -219,7 +239,8 @@ class DeliveryStore(Protocol):
         ...
 
     def retries_waiting(self) -> int:
-        """Rows pending after a failed attempt (for the waiting-retries gauge)."""
+        """Rows pending after a failed attempt (for the waiting-retries gauge), this unit of work's changes to
+        live records counted."""
         ...
 
     # ---- the rarer cases: live records -------------------------------------------------------------------

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from pipeline.adapters.channels import Channel, DeliveryError, Message, OutboxFileChannel, login_link, message_text
 from pipeline.adapters.metrics import (
@@ -59,6 +59,7 @@ from pipeline.ports.deliveries import (
     DueDelivery,
     DueOutboxRecord,
     NotificationFields,
+    OutboxRecordOfNotification,
     Resolved,
     Sending,
 )
@@ -229,7 +230,7 @@ def relay_outbox(store: UnitsOfWork, delivery: DeliveryService, publisher: Publi
             messages = []
             seen: set[str] = set()
             for row in rows:
-                if row.found_notification is not None and row.found_notification not in seen:
+                if _of_a_notification(row) and row.found_notification not in seen:
                     seen.add(row.found_notification)
                     messages.append(_console_message(delivery, row))
             try:
@@ -240,15 +241,18 @@ def relay_outbox(store: UnitsOfWork, delivery: DeliveryService, publisher: Publi
     return len(rows)
 
 
-def _console_message(delivery: DeliveryService, row: DueOutboxRecord) -> Message:
-    """The console line of a notification, from the fields its outbox row came with (a row whose notification was
-    found: its urgency and pathway, never null in their table, came with it)."""
-    notification_id, urgency, pathway = row.found_notification, row.urgency, row.pathway
-    assert notification_id is not None and urgency is not None and pathway is not None
-    return Message(notification_id=notification_id, delivery_id="-", channel="outbox", to="", urgency=urgency,
-                   body=message_text(urgency, delivery.public_url, notification_id),
+def _of_a_notification(row: DueOutboxRecord) -> TypeGuard[OutboxRecordOfNotification]:
+    """Whether the row's notification is stored: then its urgency and pathway came with it (the port says so)."""
+    return row.found_notification is not None
+
+
+def _console_message(delivery: DeliveryService, row: OutboxRecordOfNotification) -> Message:
+    """The console line of a notification, from the fields its outbox row came with."""
+    notification_id = row.found_notification
+    return Message(notification_id=notification_id, delivery_id="-", channel="outbox", to="", urgency=row.urgency,
+                   body=message_text(row.urgency, delivery.public_url, notification_id),
                    link=login_link(delivery.public_url, notification_id), school_urn=row.school_urn,
-                   pathway=pathway)
+                   pathway=row.pathway)
 
 
 def _message(delivery: DeliveryService, notification: NotificationFields, channel: str, delivery_id: str,

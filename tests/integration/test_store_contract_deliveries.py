@@ -93,7 +93,7 @@ def test_rows_marked_relayed_are_not_due_again_unless_their_unit_of_work_failed(
 # ---- claiming ---------------------------------------------------------------------------------------------------
 def test_due_rows_are_claimed_earliest_first_new_pending_due_and_leases_run_out(store_backend: Backend) -> None:
     with store_backend.units.unit_of_work() as port:
-        first = _notification(port, ("email", "sms", "webhook", "post"), at=NOW - 10 * MINUTE)
+        first = _notification(port, ("email", "sms", "webhook", "post", "pager", "fax"), at=NOW - 10 * MINUTE)
         later = _notification(port, ("email",), at=NOW + MINUTE)  # not due yet
     rows = _row_ids(store_backend, first)
     _change(store_backend, rows["email"], state=DeliveryState.PENDING, attempts=1, position=1,
@@ -101,6 +101,10 @@ def test_due_rows_are_claimed_earliest_first_new_pending_due_and_leases_run_out(
     _change(store_backend, rows["sms"], state=DeliveryState.SENDING, attempts=2,
             next_attempt_at=NOW - 3 * MINUTE)  # its lease ran out
     _change(store_backend, rows["post"], state=DeliveryState.SENT, next_attempt_at=None)
+    # Under a live lease: its relay may be sending it now, so claiming it again would send it twice.
+    _change(store_backend, rows["pager"], state=DeliveryState.SENDING, attempts=1, next_attempt_at=NOW + 5 * MINUTE)
+    # Sent, with a time left over that has passed: only the state says it is done.
+    _change(store_backend, rows["fax"], state=DeliveryState.SENT, attempts=1, next_attempt_at=NOW - 7 * MINUTE)
     with store_backend.units.unit_of_work() as port:
         due = port.claim_due_deliveries(NOW, 10)
         assert [(row.id, row.notification_id, row.channel, row.state, row.position, row.attempts, row.last_error)
@@ -111,6 +115,9 @@ def test_due_rows_are_claimed_earliest_first_new_pending_due_and_leases_run_out(
         assert [row.channel for row in port.claim_due_deliveries(NOW, 2)] == ["webhook", "email"]
     with store_backend.units.unit_of_work() as port:
         assert {row.notification_id for row in port.claim_due_deliveries(NOW + 2 * MINUTE, 10)} == {first, later}
+        assert rows["pager"] not in {row.id for row in port.claim_due_deliveries(NOW + 2 * MINUTE, 10)}
+    with store_backend.units.unit_of_work() as port:  # the lease ran out: claimed (the ambiguous case)
+        assert rows["pager"] in {row.id for row in port.claim_due_deliveries(NOW + 5 * MINUTE, 10)}
 
 
 def test_claimed_rows_are_plain_rows_as_they_were_when_claimed(store_backend: Backend) -> None:
@@ -249,6 +256,71 @@ def test_retries_waiting_are_pending_rows_tried_before(store_backend: Backend) -
     _change(store_backend, rows["post"], state=DeliveryState.FAILED, attempts=5)
     with store_backend.units.unit_of_work() as port:
         assert port.retries_waiting() == 2
+
+
+def test_retries_waiting_count_this_unit_of_works_changes_to_live_records(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        notification_id = _notification(port, ("email", "sms"))
+    rows = _row_ids(store_backend, notification_id)
+    _change(store_backend, rows["sms"], state=DeliveryState.PENDING, attempts=2)
+    with store_backend.units.unit_of_work() as port:
+        assert port.retries_waiting() == 1
+        email, sms = sorted(port.deliveries_by_id([rows["email"], rows["sms"]]), key=lambda row: row.channel)
+        email.state, email.attempts = DeliveryState.PENDING, 1  # a transient failure: retried later
+        assert port.retries_waiting() == 2
+        sms.state, sms.next_attempt_at = DeliveryState.SKIPPED, None  # acknowledged: a retry skipped waits no more
+        assert port.retries_waiting() == 1
+
+
+class _Undone(Exception):
+    """Raised to roll a unit of work back."""
+
+
+def test_plain_rows_and_batches_come_after_this_unit_of_works_changes_to_live_records(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        notification_id = _notification(port, ("email", "sms", "webhook"))
+        port.outbox(NOW, "pathway-notifications", "e-1", {"notification_id": notification_id}, notification_id)
+    rows = _row_ids(store_backend, notification_id)
+
+    def changed(port: StorePort) -> None:
+        """The email row claimed and the notification acknowledged (and re-graded), through the live records."""
+        [email] = port.deliveries_by_id([rows["email"]])
+        notification = port.notifications_by_id([notification_id])[notification_id]
+        email.state, email.attempts, email.next_attempt_at = DeliveryState.SENDING, 1, NOW + MINUTE
+        notification.status, notification.urgency = NotificationStatus.ACKNOWLEDGED, "STANDARD"
+
+    questions: list[tuple[Any, Any]] = [
+        (lambda port: sorted(row.channel for row in port.claim_due_deliveries(NOW, 10)), ["sms", "webhook"]),
+        (lambda port: port.channel_states([notification_id]), {notification_id: {
+            "email": DeliveryState.SENDING, "sms": DeliveryState.NEW, "webhook": DeliveryState.NEW}}),
+        (lambda port: [(row.state, row.attempts) for row in port.claimed_deliveries([rows["email"]]).values()],
+         [(DeliveryState.SENDING, 1)]),
+        (lambda port: port.notification_fields([notification_id])[notification_id].status,
+         NotificationStatus.ACKNOWLEDGED),
+        (lambda port: [row.urgency for row in port.outbox_due(10)], ["STANDARD"])]
+    for ask, answer in questions:  # each in a unit of work of its own, after the changes, then undone
+        with pytest.raises(_Undone), store_backend.units.unit_of_work() as port:
+            changed(port)
+            assert ask(port) == answer
+            raise _Undone
+    with store_backend.units.unit_of_work() as port:  # each batch command lands after the changes before it
+        email, sms, webhook = sorted(port.deliveries_by_id(rows.values()), key=lambda row: row.channel)
+        notification = port.notifications_by_id([notification_id])[notification_id]
+        email.state, email.attempts = DeliveryState.SENDING, 1
+        notification.status, notification.urgency = NotificationStatus.ACKNOWLEDGED, "STANDARD"
+        port.mark_sent([Accepted(rows["email"], notification_id, 1, "ref-email")], NOW)
+        sms.last_error = "changed live"
+        port.mark_resolved([Resolved(rows["sms"], DeliveryState.STANDBY, 1, None)])
+        webhook.provider = "changed live"
+        port.mark_sending([Sending(rows["webhook"], 0, 1, "fake", NOW + MINUTE)], NOW)
+    assert _columns(store_backend, rows["email"], "state", "attempts", "provider_ref") == (
+        DeliveryState.SENT, 1, "ref-email")
+    assert _columns(store_backend, rows["sms"], "state", "last_error") == (DeliveryState.STANDBY, None)
+    assert _columns(store_backend, rows["webhook"], "state", "provider") == (DeliveryState.SENDING, "fake")
+    with store_backend.units.unit_of_work() as port:
+        fields = port.notification_fields([notification_id])[notification_id]
+        assert (fields.status, fields.urgency, fields.delivered_at) == (
+            NotificationStatus.ACKNOWLEDGED, "STANDARD", NOW)
 
 
 # ---- live records -------------------------------------------------------------------------------------------------
