@@ -12,6 +12,7 @@ token (HttpOnly, SameSite=Lax, Secure when the public URL is https).
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -182,9 +183,10 @@ async def login(request: Request) -> Response:
             sessions.record_login(port, email, address, user is not None, now)
         token = sessions.start(port, user, now) if user is not None else None
     if throttled:
-        minutes = int(policy_of(services).window.total_seconds() // 60)
+        minutes = max(1, math.ceil(policy_of(services).window.total_seconds() / 60))
+        wait = "1 minute" if minutes == 1 else f"{minutes} minutes"
         return _login_page(request, 429, email=email, next=next_path, errors=[{
-            "text": f"Too many failed attempts to sign in. Wait {minutes} minutes, then try again", "href": "#email"}])
+            "text": f"Too many failed attempts to sign in. Wait {wait}, then try again", "href": "#email"}])
     if token is None:
         return _login_page(request, 401, email=email, next=next_path, errors=[{
             "text": "Enter a correct email address and password", "href": "#email"}])

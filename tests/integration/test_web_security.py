@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -111,9 +112,22 @@ def test_login_is_throttled_after_repeated_failures(shared: Pipeline) -> None:
     token = csrf(client.get("/login").text)
     throttled = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
     assert throttled.status_code == 429 and "Too many failed attempts" in throttled.text
+    assert "Wait 15 minutes, then try again" in throttled.text
     assert "safeguard_session" not in throttled.cookies
     pipeline.clock.advance(minutes=16)
     sign_in(client, email)
+
+
+def test_a_short_throttle_window_is_said_in_whole_minutes(tmp_path: Path) -> None:
+    pipeline = start_pipeline(tmp_path, {"web": {"login_max_failures": 1, "login_window": "PT30S"}})
+    try:
+        client = browser(pipeline)
+        for _ in range(2):
+            token = csrf(client.get("/login").text)
+            answer = client.post("/login", data={"email": DSL, "password": "wrong", "csrf_token": token})
+        assert answer.status_code == 429 and "Wait 1 minute, then try again" in answer.text
+    finally:
+        pipeline.services.store.dispose()
 
 
 def test_next_only_returns_to_this_site(shared: Pipeline) -> None:
