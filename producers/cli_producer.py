@@ -141,7 +141,7 @@ class _Reader(threading.Thread):
 
 
 def _store_pipelined(services: Services, event_type: str, file: Path) -> tuple[int, int]:
-    from pipeline.adapters.intake_rows import StoreWriteFailed
+    from pipeline.ports.intake import StoreWriteFailed
 
     intake = services.intake
     intake.hand_over_records = False  # no consumer in this process takes them

@@ -4,10 +4,10 @@ Plain Core statements over the ``event`` table, no ORM objects: the intake is th
 One query answers a whole batch's ids, and one multi-row insert stores its new events, in the caller's
 transaction (one commit, one fsync, for a whole group of HTTP requests or a batch of ``safeguard produce``).
 
-``intake_transaction`` and ``intake_reads`` are how the intake service (pipeline/service/intake.py) reaches
-them without a Session or a SQLAlchemy exception: an ``IntakeUnit`` answers the batch's questions, gives the
-storage port for its dead letters, and the database's refusals come back as ``EventIdTaken`` or
-``StoreWriteFailed``.
+``intake_transaction`` and ``intake_reads`` (``Store``'s answers to the intake part of the port,
+pipeline/ports/intake.py) are how the intake service reaches them without a Session or a SQLAlchemy exception: an
+``IntakeUnit`` answers the batch's questions, gives the storage port for its dead letters, and the database's
+refusals come back as ``EventIdTaken`` or ``StoreWriteFailed``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ from sqlmodel import Session
 from pipeline.adapters import tables as t
 from pipeline.adapters.driver_statements import CompiledStatement, DriverStatement, dialect_key
 from pipeline.adapters.repository import Repository
+from pipeline.ports.intake import EventIdTaken, IntakeRow, StoreWriteFailed
 
 if TYPE_CHECKING:
     from pipeline.adapters.store import Store
@@ -35,18 +35,6 @@ if TYPE_CHECKING:
 EVENTS = t.Event.__table__  # type: ignore[attr-defined]
 # SQLite allows up to 32,766 bound parameters a statement; a batch's ids are looked up in chunks well under it.
 IDS_PER_QUERY = 900
-
-
-@dataclass(frozen=True)
-class IntakeRow:
-    """An event as the intake stores it, or as it finds it stored (then ``status`` is the current one)."""
-
-    event_id: str
-    event_type: str
-    producer_id: int | None
-    content_hash: str
-    record_json: str = ""
-    status: str = "accepted"
 
 
 # Built once: at a few events a second every HTTP event is a group of its own, and building the statement cost
@@ -79,17 +67,7 @@ def insert_events(connection: Connection, rows: Sequence[IntakeRow], received_at
         for row in rows])
 
 
-class EventIdTaken(Exception):
-    """The intake transaction broke a unique constraint: another writer stored one of its event ids between the
-    check and the insert. Nothing of the transaction was stored."""
-
-
-class StoreWriteFailed(Exception):
-    """The intake transaction could not be stored (the database refused or was unreachable); nothing of it was
-    stored. The message names the kind of error, never a value."""
-
-
-class IntakeUnit:
+class SqlIntakeUnit:
     """One intake transaction (or read): the batch's stored events, its new events, and the storage port for
     the dead letters and outbox rows written with them."""
 
@@ -144,7 +122,7 @@ def _sqlite_statements(dialect: Dialect) -> SqliteIntakeStatements:
     return statements
 
 
-class SqliteIntakeUnit(IntakeUnit):
+class SqliteIntakeUnit(SqlIntakeUnit):
     """An intake transaction with no dead letter on SQLite: the batch's two statements on the DBAPI cursor."""
 
     def __init__(self, cursor: Any, statements: SqliteIntakeStatements) -> None:
@@ -179,7 +157,7 @@ class SqliteIntakeUnit(IntakeUnit):
 
 
 @contextmanager
-def intake_transaction(store: Store, dead_letters: bool = True) -> Iterator[IntakeUnit]:
+def intake_transaction(store: Store, dead_letters: bool = True) -> Iterator[SqlIntakeUnit]:
     """One writing transaction of the intake, committed (on disk) when the block ends; rolled back if it raises.
     A unique-constraint clash comes out as ``EventIdTaken``, any other database error as ``StoreWriteFailed``.
 
@@ -197,7 +175,7 @@ def intake_transaction(store: Store, dead_letters: bool = True) -> Iterator[Inta
         return
     try:
         with store.transaction() as session:
-            yield IntakeUnit(session, store.is_postgres)
+            yield SqlIntakeUnit(session, store.is_postgres)
     except IntegrityError as error:
         raise EventIdTaken("an event_id of this transaction was stored by another writer") from error
     except SQLAlchemyError as error:
@@ -205,7 +183,7 @@ def intake_transaction(store: Store, dead_letters: bool = True) -> Iterator[Inta
 
 
 @contextmanager
-def intake_reads(store: Store) -> Iterator[IntakeUnit]:
+def intake_reads(store: Store) -> Iterator[SqlIntakeUnit]:
     """A read-only look at the store (no write lock): stored events, and the port's reference reads."""
     with store.read() as session:
-        yield IntakeUnit(session, store.is_postgres)
+        yield SqlIntakeUnit(session, store.is_postgres)

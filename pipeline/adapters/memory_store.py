@@ -29,6 +29,7 @@ from pipeline.adapters.memory_store_accounts import (
     MemoryWebSession,
 )
 from pipeline.adapters.memory_store_deliveries import MemoryDeliveries, MemoryDelivery
+from pipeline.adapters.memory_store_intake import MemoryIntake
 from pipeline.adapters.memory_store_missing import MemoryEpisodes, MemoryTriggerMeeting
 from pipeline.adapters.memory_store_reference import MemoryReferenceData
 from pipeline.adapters.record_ids import new_child_id, new_id
@@ -152,7 +153,7 @@ class _Snapshot:
         state.reference_version, state.next_seq = self.reference_version, self.next_seq
 
 
-class MemoryStore(MemoryEpisodes, MemoryAccounts, MemoryReferenceData, MemoryDeliveries):
+class MemoryStore(MemoryEpisodes, MemoryAccounts, MemoryReferenceData, MemoryDeliveries, MemoryIntake):
     """The whole storage port over plain objects in memory (see the module docstring)."""
 
     postgres = False

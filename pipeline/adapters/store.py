@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -22,8 +22,10 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
+from pipeline.adapters import intake_rows
 from pipeline.adapters.accounts import TokenLookup
 from pipeline.adapters.child_id_issuer import ChildIdIssuer
+from pipeline.adapters.intake_rows import SqlIntakeUnit
 from pipeline.adapters.issued_children import IssuedChildIds
 from pipeline.adapters.reference_cache import ReferenceCache
 from pipeline.adapters.repository import Repository
@@ -263,6 +265,14 @@ class Store:
         process's snapshot."""
         return Repository(session, postgres=self.is_postgres, reference=self.reference,
                           issued_children=self.issued_children)
+
+    def intake_transaction(self, dead_letters: bool = True) -> AbstractContextManager[SqlIntakeUnit]:
+        """The intake's writing transaction (``pipeline.ports.intake.IntakeStore``; pipeline/adapters/intake_rows.py
+        says how)."""
+        return intake_rows.intake_transaction(self, dead_letters)
+
+    def intake_reads(self) -> AbstractContextManager[SqlIntakeUnit]:
+        return intake_rows.intake_reads(self)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[Repository]:

@@ -81,3 +81,13 @@ class AccountStore(Protocol):
         addressed to them, a team its own, a manager all; a withheld one only a manager); None when it does not
         exist or is out of scope alike."""
         ...
+
+
+class TokenHolders(Protocol):
+    """Who holds an API token, asked on every API request outside any unit of work (``accounts.TokenLookup``: one
+    query on a kept connection)."""
+
+    def user(self, token_hash: str) -> UserRecord | None:
+        """The user an API token (by its hash) was issued to, if that user is not disabled; None for an unknown
+        token, a token of another kind than ``api``, or a disabled user."""
+        ...

@@ -25,17 +25,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline import codec
-from pipeline.adapters.intake_rows import (
-    EventIdTaken,
-    IntakeRow,
-    StoreWriteFailed,
-    intake_reads,
-    intake_transaction,
-)
 from pipeline.adapters.metrics import EVENTS_DEAD_LETTERED
 from pipeline.adapters.publisher import BrokerUnavailable, EventSender
-from pipeline.adapters.store import Store
 from pipeline.domain.events import rule_errors
+from pipeline.ports.intake import EventIdTaken, IntakeRow, IntakeStore, StoreWriteFailed
 from pipeline.ports.records import DeadLetterRecord
 from pipeline.ports.store import EffectWrites, ReferenceReads
 from pipeline.service.handlers import DEAD_LETTERS
@@ -159,7 +152,7 @@ def keep_dead_letter(port: EffectWrites, refused: Refused) -> DeadLetterRecord:
 
 
 class Intake:
-    def __init__(self, store: Store, max_body_bytes: int = 65536, group_commit_max: int = 256) -> None:
+    def __init__(self, store: IntakeStore, max_body_bytes: int = 65536, group_commit_max: int = 256) -> None:
         self.store = store
         self.max_body_bytes = max_body_bytes
         self.group_commit_max = group_commit_max
@@ -261,7 +254,7 @@ class Intake:
         """One transaction: one query for the batch's ids already stored, one multi-row insert of the new."""
         new: list[Pending] = []
         try:
-            with intake_transaction(self.store, dead_letters=bool(dead)) as unit:
+            with self.store.intake_transaction(dead_letters=bool(dead)) as unit:
                 stored = unit.stored_events(item.row.event_id for item in pending)
                 for item in pending:
                     existing = stored.get(item.row.event_id)
@@ -278,7 +271,7 @@ class Intake:
             # Another writer stored the same event_id between our check and our insert: answer each alone.
             if len(pending) + len(dead) == 1 and pending:
                 item = pending[0]
-                with intake_reads(self.store) as reads:
+                with self.store.intake_reads() as reads:
                     found = reads.stored_events([item.row.event_id])
                 results[item.index] = self._known(found[item.row.event_id], item.row)
                 return
@@ -309,14 +302,14 @@ class Intake:
         decoded = self._decode(submission)
         if isinstance(decoded, IntakeResult) and decoded.status_code == 422:
             refused = self._dead_letter(submission, decoded)
-            with intake_transaction(self.store) as unit:
+            with self.store.intake_transaction() as unit:
                 keep_dead_letter(unit.port, refused)
         return decoded
 
     def known(self, event_type: str, record: dict[str, Any], producer_id: int | None = None) -> IntakeResult | None:
         """For an event_id already stored: its status (same content, same producer) or a 409 (different content,
         or another producer's id)."""
-        with intake_reads(self.store) as reads:
+        with self.store.intake_reads() as reads:
             existing = reads.stored_events([record["event_id"]]).get(record["event_id"])
         if existing is None:
             return None
@@ -349,7 +342,7 @@ class Intake:
         worker already stored (and perhaps processed) it, in which case its current status."""
         row = self._row(event_type, record, producer_id)
         try:
-            with intake_transaction(self.store, dead_letters=False) as unit:
+            with self.store.intake_transaction(dead_letters=False) as unit:
                 unit.insert_events([row])
         except EventIdTaken:
             known = self.known(event_type, record, producer_id)
@@ -386,7 +379,7 @@ class Intake:
         if problems:
             return IntakeResult(422, {"errors": [{"field": f, "message": m} for f, m in problems]})
         if event_type == "trigger-meeting-recorded":
-            with intake_reads(self.store) as reads:
+            with self.store.intake_reads() as reads:
                 errors = context_errors(reads.port, event_type, record)
             if errors:
                 return IntakeResult(422, {"errors": errors})

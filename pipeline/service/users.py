@@ -18,8 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pipeline.domain.model import Role
 
 if TYPE_CHECKING:
-    from pipeline.adapters.accounts import TokenLookup
-    from pipeline.ports.accounts import AccountStore
+    from pipeline.ports.accounts import AccountStore, TokenHolders
     from pipeline.ports.records import UserRecord as User
 
 _hasher = PasswordHasher()
@@ -79,7 +78,7 @@ def add_user(port: AccountStore, role: str, email: str, school_urn: str | None =
     return user, issue_token(port, user)
 
 
-def user_for_token(tokens: TokenLookup, token: str) -> User | None:
+def user_for_token(tokens: TokenHolders, token: str) -> User | None:
     """The user holding an API token, or None when the token is unknown or its user is disabled (read afresh
     for every request: a disabled user's token is refused on the next one)."""
     return tokens.user(token_hash(token))

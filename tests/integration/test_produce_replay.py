@@ -27,8 +27,8 @@ import consumers.intake_consumer as consumer_module
 import producers.cli_producer as producer
 from consumers.intake_consumer import IntakeConsumer
 from pipeline.adapters import tables as t
-from pipeline.adapters.intake_rows import StoreWriteFailed
 from pipeline.adapters.store import Store
+from pipeline.ports.intake import StoreWriteFailed
 from pipeline.service.intake import Intake, Prepared, Submission
 from tests.integration.conftest import Pipeline, make_settings
 from tests.support.world import AMELIA, OLIVER, attendance

@@ -1,9 +1,11 @@
-"""The service layer talks to the store only through the port: no table class, SQLAlchemy, SQLModel or select().
+"""The service layer talks to the store only through the port: no table class, SQLAlchemy, SQLModel, select() or
+SQL-store module.
 
-Every module of pipeline/service/ is read with ``ast`` (imports inside functions included). Forbidden: importing
-``pipeline.adapters.tables`` (in any spelling), ``sqlalchemy`` or ``sqlmodel`` (or anything under them), and
-calling ``select(...)``. No module is excepted: the last ones handed a Session (users, web sessions, access,
-reference loading, match training) ask the port's accounts and reference-data parts now.
+Every module of pipeline/service/ is read with ``ast`` (imports inside functions, and those only for type checking,
+included). Forbidden: importing ``sqlalchemy`` or ``sqlmodel``, the tables or any module of the SQL store
+(``SQL_STORE``: the store, the repository and their queries), in any spelling, or anything under them; and calling
+``select(...)``. No module is excepted: the last ones that were (users, web sessions, access, reference loading,
+match training, the relay, the intake) ask the port's parts now.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ import textwrap
 from pathlib import Path
 
 SERVICE = Path(__file__).resolve().parents[2] / "pipeline" / "service"
-FORBIDDEN_MODULES = ("sqlalchemy", "sqlmodel", "pipeline.adapters.tables")
+# The SQL store and its queries: the services reach them through the port (pipeline/ports/) only.
+SQL_STORE = tuple(f"pipeline.adapters.{name}" for name in (
+    "tables", "store", "repository", "repository_missing", "intake_rows", "deliveries", "notifications", "accounts",
+    "reference_store", "event_queue", "effect_rows", "driver_statements", "record_reads", "match_training_rows"))
+FORBIDDEN_MODULES = ("sqlalchemy", "sqlmodel", *SQL_STORE)
 
 
 def _forbidden(module: str) -> bool:
@@ -59,5 +65,6 @@ def test_each_forbidden_spelling_is_found() -> None:
     """)
     assert violations(source) == [
         "sqlalchemy.exc", "sqlalchemy.exc.IntegrityError", "sqlmodel.Session", "sqlmodel.col",
-        "pipeline.adapters.tables", "pipeline.adapters.tables.DeadLetter", "sqlmodel.select", "select()", "select()",
+        "pipeline.adapters.tables", "pipeline.adapters.tables.DeadLetter", "pipeline.adapters.intake_rows",
+        "sqlmodel.select", "select()", "select()",
     ]
