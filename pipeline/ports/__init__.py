@@ -10,7 +10,9 @@ modules so each pathway adds its part without editing the others':
 - pipeline/ports/accounts.py: users, API tokens, web sessions, login attempts, a notification in a user's scope;
 - pipeline/ports/deliveries.py: what the relay reads and changes to relay the outbox and deliver notifications.
 
-Add a part by listing it among ``StorePort``'s bases below. ``UnitsOfWork`` hands out ``StorePort``s.
+Add a part by listing it among ``StorePort``'s bases below. ``UnitsOfWork`` hands out ``StorePort``s. The intake's
+transactions (pipeline/ports/intake.py) and API tokens (``accounts.TokenHolders``) are asked of the store itself,
+not of a unit of work: a group commit has its own transaction, and a token is read outside any.
 """
 
 from __future__ import annotations
