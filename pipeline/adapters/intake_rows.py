@@ -26,7 +26,7 @@ from sqlmodel import Session
 from pipeline.adapters import tables as t
 from pipeline.adapters.driver_statements import CompiledStatement, DriverStatement, dialect_key
 from pipeline.adapters.repository import Repository
-from pipeline.ports.intake import EventIdTaken, IntakeRow, StoreWriteFailed
+from pipeline.ports.intake import NO_PORT, EventIdTaken, IntakeRow, StoreWriteFailed
 
 if TYPE_CHECKING:
     from pipeline.adapters.store import Store
@@ -51,8 +51,7 @@ def stored_events(connection: Connection, event_ids: Iterable[str]) -> dict[str,
     for start in range(0, len(ids), IDS_PER_QUERY):
         rows = connection.execute(_STORED, {"ids": ids[start:start + IDS_PER_QUERY]})
         for row in rows:
-            found[row.event_id] = IntakeRow(row.event_id, row.event_type, row.producer_id, row.content_hash,
-                                             status=row.status)
+            found[row.event_id] = IntakeRow.found(row)
     return found
 
 
@@ -136,8 +135,7 @@ class SqliteIntakeUnit(SqlIntakeUnit):
             chunk = ids[start:start + IDS_PER_QUERY]
             stored = self._statements.stored(len(chunk))
             for row in stored.rows(self._cursor.execute(stored.sql, stored.bind({"ids": chunk})).fetchall()):
-                found[row.event_id] = IntakeRow(row.event_id, row.event_type, row.producer_id, row.content_hash,
-                                                status=row.status)
+                found[row.event_id] = IntakeRow.found(row)
         return found
 
     def insert_events(self, rows: Sequence[IntakeRow]) -> None:
@@ -153,7 +151,7 @@ class SqliteIntakeUnit(SqlIntakeUnit):
 
     @property
     def port(self) -> StorePort:
-        raise TypeError("a transaction with dead letters is opened with intake_transaction(store, dead_letters=True)")
+        raise TypeError(NO_PORT)
 
 
 @contextmanager

@@ -272,6 +272,7 @@ class Store:
         return intake_rows.intake_transaction(self, dead_letters)
 
     def intake_reads(self) -> AbstractContextManager[SqlIntakeUnit]:
+        """A read of the intake's (no write lock)."""
         return intake_rows.intake_reads(self)
 
     @contextmanager

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from pipeline.ports import StorePort
@@ -30,6 +30,14 @@ class IntakeRow:
     content_hash: str
     record_json: str = ""
     status: str = "accepted"
+
+    @classmethod
+    def found(cls, stored: Any) -> IntakeRow:
+        """As found stored (``stored``: a row or record with the event's columns), without its record."""
+        return cls(stored.event_id, stored.event_type, stored.producer_id, stored.content_hash, status=stored.status)
+
+
+NO_PORT = "a transaction with dead letters is opened with store.intake_transaction(dead_letters=True)"
 
 
 class EventIdTaken(Exception):
@@ -62,10 +70,13 @@ class IntakeUnit(Protocol):
 
 
 class IntakeStore(Protocol):
+    """Where the intake's transactions come from (``Store``, ``MemoryStore``)."""
+
     def intake_transaction(self, dead_letters: bool = True) -> AbstractContextManager[IntakeUnit]:
         """One writing transaction, committed (on disk) when the block ends, rolled back if it raises; a unique
         clash comes out as ``EventIdTaken``, any other database error as ``StoreWriteFailed``. Without
-        ``dead_letters`` the store may take a faster path with no port."""
+        ``dead_letters`` the store may take a faster path whose unit has no port (SQLite's group commit: asking for it
+        raises ``TypeError``)."""
         ...
 
     def intake_reads(self) -> AbstractContextManager[IntakeUnit]:

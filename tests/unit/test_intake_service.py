@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pipeline.adapters.memory_store import MemoryStore
+from pipeline.adapters.memory_store_intake import MemoryIntakeUnit
 from pipeline.ports.intake import EventIdTaken, IntakeRow
 from pipeline.service.handlers import DEAD_LETTERS
 from pipeline.service.intake import Intake, Submission
@@ -41,9 +42,10 @@ def test_an_event_is_stored_once_and_a_repeat_answered_with_its_status(intake: I
     stored = store.event(event["event_id"])
     assert stored is not None and stored.producer_id == HOSPITAL
     stored.status = "processed"
+    events, next_seq = len(store._state.events), store._state.next_seq
     again = _submit(intake, event)
     assert (again.status_code, again.body["status"]) == (202, "processed")
-    assert len([e for e in store._state.events.values() if e.event_id == event["event_id"]]) == 1
+    assert (len(store._state.events), store._state.next_seq) == (events, next_seq)  # nothing stored again
 
 
 def test_the_same_id_with_other_content_or_from_another_producer_is_a_conflict(intake: Intake) -> None:
@@ -106,3 +108,30 @@ def test_an_intake_transaction_that_fails_stores_nothing_and_a_taken_id_is_event
     with store.intake_reads() as reads:
         assert reads.stored_events([row.event_id, "unknown"]) == {
             row.event_id: IntakeRow(row.event_id, "self-harm-attendance", HOSPITAL, "hash")}
+
+
+def test_a_transaction_without_dead_letters_has_no_port_as_sqlites_group_commit_has_none(store: MemoryStore) -> None:
+    with store.intake_transaction(dead_letters=False) as unit, pytest.raises(TypeError):
+        unit.port  # noqa: B018 - asking is the test
+
+
+def test_an_id_another_writer_stored_meanwhile_is_answered_alone(intake: Intake, store: MemoryStore,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the batch's check and its insert, another writer stored one of its ids: the transaction is undone
+    and each submission is answered alone (the one taken with the other writer's status)."""
+    taken, mine = attendance(AMELIA), attendance(AMELIA)
+    assert _submit(intake, taken).status_code == 202  # "the other writer"
+    checks = {"count": 0}
+    real = MemoryIntakeUnit.stored_events
+
+    def blind_once(unit: MemoryIntakeUnit, event_ids: Any) -> dict[str, IntakeRow]:
+        checks["count"] += 1
+        return {} if checks["count"] == 1 else real(unit, event_ids)  # the first check misses the other write
+
+    monkeypatch.setattr(MemoryIntakeUnit, "stored_events", blind_once)
+    bad = {**attendance(AMELIA), "arrived_at": "yesterday"}
+    answers = intake.submit_many([Submission("self-harm-attendance", json.dumps(body).encode(), producer_id=HOSPITAL)
+                                  for body in (mine, taken, bad)])
+    assert [(a.status_code, a.body.get("status")) for a in answers] == [(202, "accepted"), (202, "accepted"),
+                                                                         (422, None)]
+    assert store.event(mine["event_id"]) is not None and len(store.dead_letters) == 1
