@@ -50,6 +50,10 @@ class MemoryReferenceData:
                           and on_roll(row.on_roll_from, row.on_roll_to, day))
         return dict(counted)
 
+    def involvement_routes(self) -> tuple[set[str], set[str]]:
+        current = [row for row in self._state.involvements.values() if row.ended_at is None]
+        return ({row.team for row in current if row.team}, {row.placing_la for row in current if row.placing_la})
+
     def take_turn_to_load(self) -> None:
         """Nothing to wait for: one unit of work at a time."""
 

@@ -146,6 +146,12 @@ class ReferenceDataQueries:
             .group_by(pupil.school_urn)).all()
         return {urn: int(count) for urn, count in rows}
 
+    def involvement_routes(self) -> tuple[set[str], set[str]]:
+        involvement = t.Involvement
+        rows = self.session.exec(select(involvement.team, involvement.placing_la).where(
+            col(involvement.ended_at).is_(None)).distinct()).all()
+        return {team for team, _ in rows if team}, {placing for _, placing in rows if placing}
+
     def take_turn_to_load(self) -> None:
         take_turn_to_load(self.session)
 

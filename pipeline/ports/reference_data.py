@@ -38,6 +38,10 @@ class ReferenceLoads(Protocol):
         """How many current pupils each of these schools has on roll on ``day`` (schools with none left out)."""
         ...
 
+    def involvement_routes(self) -> tuple[set[str], set[str]]:
+        """What the current involvements route to: the teams they name, and the placing councils' codes."""
+        ...
+
     def take_turn_to_load(self) -> None:
         """Wait for any other load to commit and hold the turn until this unit of work ends, so the change log's
         entries are in commit order (a running process trusts its newest as the version it has seen)."""

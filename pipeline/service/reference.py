@@ -293,6 +293,8 @@ def load(port: ReferenceLoads, kind: str, text: str, now: datetime,
     if not allow_ending:
         _refuse_a_partial_file(kind, current, keys)
     warnings = _schools_left_with_pupils(port, current - keys, now.date()) if kind == "schools" else ()
+    if kind in ("teams", "involvements"):
+        warnings += _teams_without_a_row(port, kind, items, keys)
     changed = port.upsert_current_rows(kind, items)
     ended = port.end_vanished_rows(kind, keys, now)
     changed.extend(ended)
@@ -325,3 +327,22 @@ def _schools_left_with_pupils(port: ReferenceLoads, ending: set[str], day: date)
     urns = ", ".join(f"{urn} ({count:,} pupils)" for urn, count in sorted(on_roll.items()))
     return (f"schools ended with pupils still on their roll: {urns}. Those pupils are no longer routed to the "
             "school's DSL: load the pupils file that moves them",)
+
+
+def _teams_without_a_row(port: ReferenceLoads, kind: str, items: list[dict[str, Any]],
+                         keys: set[Any]) -> tuple[str, ...]:
+    """The warning for teams the involvements route to (a team with no allocated worker, the placing council's
+    ``LA_{code}``) that have no row in the teams file: their notifications go to the front door as "no contact on
+    file" instead. Asked of the files as they will be once this one is loaded."""
+    if kind == "involvements":
+        teams = {item["team"] for item in items if item["team"]}
+        placing = {item["placing_la"] for item in items if item["placing_la"]}
+        on_file = port.current_keys("teams")
+    else:
+        teams, placing = port.involvement_routes()
+        on_file = keys
+    missing = sorted((teams | {f"LA_{code}" for code in placing}) - on_file)
+    if not missing:
+        return ()
+    return (f"teams the involvements route to have no row in the teams file: {', '.join(missing)}. Their "
+            "notifications go to the front door as 'no contact on file': add them to the teams file",)

@@ -17,7 +17,7 @@ from pipeline.service.match_training import train_stored
 from pipeline.service.reference import LoadReport, ReferenceError, load, parse_csv
 from pipeline.settings import Settings
 from tests.support.store_ports import Backend
-from tests.support.world import AMELIA, EHE, JACOB, OLIVER, PUPILS, REFERENCE, SCHOOLS, TEAMS, attendance
+from tests.support.world import AMELIA, EHE, INVOLVEMENTS, JACOB, OLIVER, PUPILS, REFERENCE, SCHOOLS, TEAMS, attendance
 
 NOW = datetime.fromisoformat("2026-11-24T20:00:00+00:00")
 HARVEY = Identity(given_name="Harvey", family_name="Lindqvist", date_of_birth=date(2012, 10, 10))  # on the EHE list
@@ -143,6 +143,13 @@ def test_pupils_on_roll_count_the_current_pupils_on_the_roll_that_day(store_back
         assert port.pupils_on_roll([], date(2026, 11, 24)) == {}
         load(port, "pupils", _without(PUPILS, "B999100100002"), NOW)  # Oliver's row ended
         assert port.pupils_on_roll(["100002"], date(2026, 11, 24)) == {}
+
+
+def test_involvement_routes_are_the_current_involvements_teams_and_placing_councils(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        assert port.involvement_routes() == ({"CLA_TEAM", "EARLY_HELP"}, {"888"})
+        load(port, "involvements", _without(INVOLVEMENTS, ",G999100100008,"), NOW)  # Jacob's (CLA, placed) ended
+        assert port.involvement_routes() == ({"EARLY_HELP"}, set())
 
 
 def test_loading_the_same_files_again_changes_nothing(store_backend: Backend) -> None:

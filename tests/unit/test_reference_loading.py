@@ -154,3 +154,20 @@ def test_an_unbalanced_quote_is_a_refusal_with_its_row_not_a_crash() -> None:
     problems = _refusal(store, "pupils", broken + "x" * 140_000 + "\n")
     assert len(problems) == 1 and problems[0].startswith("row ") and "not readable as CSV" in problems[0]
     assert "Oliver" not in problems[0]
+
+
+def test_teams_the_involvements_route_to_without_a_row_are_named_when_either_file_is_loaded() -> None:
+    store = MemoryStore()
+    involvements = REFERENCE["involvements"]
+    with store.unit_of_work() as port:
+        for kind in ("schools", "teams", "pupils"):
+            load(port, kind, REFERENCE[kind], NOW)
+        warned = load(port, "involvements", involvements, NOW).warnings
+        assert warned == ("teams the involvements route to have no row in the teams file: CLA_TEAM, EARLY_HELP. "
+                          "Their notifications go to the front door as 'no contact on file': add them to the "
+                          "teams file",)
+        with_rows = TEAMS + "CLA_TEAM,cla@northshire.gov.example,\nEARLY_HELP,eh@northshire.gov.example,\n"
+        assert load(port, "teams", with_rows, NOW).warnings == ()
+        assert load(port, "involvements", involvements, NOW).warnings == ()
+        without_la = with_rows.replace("LA_888,la888@otherplace.gov.example,\n", "")
+        assert "no row in the teams file: LA_888." in load(port, "teams", without_la, NOW).warnings[0]
