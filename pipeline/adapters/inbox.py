@@ -16,9 +16,9 @@ from sqlmodel import Session, col, select
 
 from pipeline.adapters import tables as t
 from pipeline.adapters.notifications import notification_scope
+from pipeline.domain.model import SCHOOL_ROLES
 from pipeline.ports.records import NotificationRecord, UserRecord
 
-SCHOOL_ROLES = ("dsl", "deputy_dsl")
 NEWEST_KEPT = 1000  # the newest notifications an inbox lists beside every one still waiting on its deadline
 WAITING_KEPT = 5000  # a bound on those: a team has far fewer open deadlines (a manager sees every one)
 

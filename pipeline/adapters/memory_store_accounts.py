@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pipeline.adapters.store_records import Notification, UniquenessViolation
-from pipeline.domain.model import Role
+from pipeline.domain.model import CASELOAD_ROLES, SCHOOL_ROLES, Role
 from pipeline.ports.records import UserRecord
 
 if TYPE_CHECKING:
@@ -64,9 +64,9 @@ def in_scope(user: UserRecord, notification: Notification) -> bool:
     if notification.status == "withheld":
         return False
     if user.role == Role.DSL:
-        return notification.recipient_role in ("dsl", "deputy_dsl") and notification.school_urn == user.school_urn
+        return notification.recipient_role in SCHOOL_ROLES and notification.school_urn == user.school_urn
     if user.role == Role.WORKER:
-        return notification.recipient_role in ("worker", "team_manager", "iro") and \
+        return notification.recipient_role in CASELOAD_ROLES and \
             notification.recipient_ref == user.email
     if user.role == Role.TEAM:
         return notification.recipient_role == user.team and notification.recipient_ref == user.team

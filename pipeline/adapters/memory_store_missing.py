@@ -13,12 +13,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pipeline.adapters.store_records import Deadline, Episode, Notification
-from pipeline.domain.model import DeadlineKind, DeadlineState
+from pipeline.domain.model import SCHOOL_ROLES, DeadlineKind, DeadlineState
 
 if TYPE_CHECKING:
     from pipeline.adapters.memory_store import _State
 
-SCHOOL_ROLES = ("dsl", "deputy_dsl")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from pipeline.adapters import paging as keysets
 from pipeline.adapters import tables as t
-from pipeline.domain.model import Role
+from pipeline.domain.model import CASELOAD_ROLES, SCHOOL_ROLES, Role
 from pipeline.ports.records import UserRecord
 
 
@@ -26,10 +26,10 @@ def notification_scope(user: UserRecord) -> Any:
         return true()
     sent = col(t.Notification.status) != "withheld"
     if user.role == Role.DSL:
-        return and_(sent, col(t.Notification.recipient_role).in_(("dsl", "deputy_dsl")),
+        return and_(sent, col(t.Notification.recipient_role).in_(SCHOOL_ROLES),
                     col(t.Notification.school_urn) == user.school_urn)
     if user.role == Role.WORKER:
-        return and_(sent, col(t.Notification.recipient_role).in_(("worker", "team_manager", "iro")),
+        return and_(sent, col(t.Notification.recipient_role).in_(CASELOAD_ROLES),
                     col(t.Notification.recipient_ref) == user.email)
     if user.role == Role.TEAM:
         return and_(sent, col(t.Notification.recipient_role) == user.team,

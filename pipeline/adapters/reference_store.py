@@ -76,14 +76,19 @@ def upsert_current_rows(session: Session, kind: str, items: Sequence[dict[str, A
     return changed
 
 
+def current_keys(session: Session, kind: str) -> list[Any]:
+    """The keys of the current (not ended) rows of ``kind``, read alone."""
+    model, key = TABLES[kind]
+    return list(session.exec(select(col(getattr(model, key))).where(col(model.ended_at).is_(None))).all())
+
+
 def end_vanished_rows(session: Session, kind: str, keys: Collection[Any], now: datetime) -> list[str]:
     """End (``ended_at = now``) every current row of ``kind`` whose key is not in ``keys``; their keys. The current
     keys are read alone and the vanished rows ended by key, a chunk a statement, with no row loaded."""
     model, key = TABLES[kind]
     column = col(getattr(model, key))
     session.flush()  # rows this unit of work added or un-ended are current
-    current = session.exec(select(column).where(col(model.ended_at).is_(None))).all()
-    ended = [value for value in current if value not in keys]
+    ended = [value for value in current_keys(session, kind) if value not in keys]
     for chunk in _chunks(ended):
         session.execute(update(model).where(column.in_(chunk)).values(ended_at=now))
     return ended
@@ -130,9 +135,7 @@ class ReferenceDataQueries:
         return urn in ever
 
     def current_keys(self, kind: str) -> set[str]:
-        model, key = TABLES[kind]
-        column = getattr(model, key)
-        return set(self.session.exec(select(column).where(col(model.ended_at).is_(None))).all())
+        return set(current_keys(self.session, kind))
 
     def pupils_on_roll(self, urns: Collection[str], day: date) -> dict[str, int]:
         if not urns:

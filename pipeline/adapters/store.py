@@ -120,13 +120,21 @@ def _pinging_if_idle(dialect: Any) -> Any:
     return ping_if_idle
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file an SQLite URL names, which opening the store creates if need be (None for another database or an
+    in-memory one)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1]
+    return Path(path) if path and path != ":memory:" else None
+
+
 def make_engine(url: str) -> Engine:
     # hide_parameters: SQLAlchemy's error text would otherwise carry a statement's values (children's details)
     # into whatever logs the error.
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if (path := sqlite_file(url)) is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

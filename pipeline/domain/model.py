@@ -99,6 +99,10 @@ DEPUTY_DSL_ROLE = "deputy_dsl"
 WORKER_ROLE = "worker"
 TEAM_MANAGER_ROLE = "team_manager"
 IRO_ROLE = "iro"
+# Who a school's notification is addressed to, and who a worker's caseload ones are: the scopes of the contract
+# (a DSL sees their school's, a worker those addressed to them) and who may acknowledge are written with these.
+SCHOOL_ROLES = (DSL_ROLE, DEPUTY_DSL_ROLE)
+CASELOAD_ROLES = (WORKER_ROLE, TEAM_MANAGER_ROLE, IRO_ROLE)
 # A ladder step's `notify` entries that are resolved to people when the step fires, not team codes.
 PERSON_ROLES = frozenset({DSL_ROLE, DEPUTY_DSL_ROLE, WORKER_ROLE, TEAM_MANAGER_ROLE, IRO_ROLE, "assignee"})
 

@@ -171,15 +171,10 @@ def _problems_by_field(problems: list[str]) -> str:
 
 def _sqlite_file_missing(url: str) -> bool:
     """The URL names an SQLite file that does not exist yet (opening the store would create it)."""
-    from sqlalchemy.engine import make_url
+    from pipeline.adapters.store import sqlite_file
 
-    try:
-        parsed = make_url(url)
-    except Exception:  # noqa: BLE001 - an unparsable URL is refused, in its own words, when the store opens
-        return False
-    database = parsed.database
-    return parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:") and \
-        not Path(str(database)).exists()
+    path = sqlite_file(url)
+    return path is not None and not path.exists()
 
 
 @users_app.command("add")

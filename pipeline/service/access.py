@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pipeline.domain.model import Role
+from pipeline.domain.model import CASELOAD_ROLES, SCHOOL_ROLES, Role
 
 if TYPE_CHECKING:
     from pipeline.ports.accounts import AccountStore
@@ -23,9 +23,9 @@ NOTIFICATION_READERS = {Role.DSL, Role.WORKER, Role.TEAM, Role.MANAGER}
 def may_acknowledge(user: User, row: Notification) -> bool:
     """Only the recipients themselves acknowledge (a manager watches; it does not acknowledge for them)."""
     if user.role == Role.DSL:
-        return row.recipient_role in ("dsl", "deputy_dsl") and row.school_urn == user.school_urn
+        return row.recipient_role in SCHOOL_ROLES and row.school_urn == user.school_urn
     if user.role == Role.WORKER:
-        return row.recipient_ref == user.email and row.recipient_role in ("worker", "team_manager", "iro")
+        return row.recipient_ref == user.email and row.recipient_role in CASELOAD_ROLES
     if user.role == Role.TEAM:
         return row.recipient_role == user.team
     return False

@@ -21,13 +21,10 @@ from typing import Any
 
 from pipeline.adapters.metrics import NOTIFICATIONS_UNDELIVERED
 from pipeline.domain.model import (
-    DEPUTY_DSL_ROLE,
-    DSL_ROLE,
+    CASELOAD_ROLES,
     FRONT_DOOR,
-    IRO_ROLE,
     LADDER_KINDS,
-    TEAM_MANAGER_ROLE,
-    WORKER_ROLE,
+    SCHOOL_ROLES,
     Contact,
     DeadlineKind,
     NotificationKind,
@@ -46,8 +43,6 @@ ESCALATIONS = "escalations"
 # Outbox rows of this topic were each notification's console line (the always-on console file, never a delivery)
 # until the relay took the line from the notification's topic record; rows stored before then are still relayed.
 DELIVERIES = "deliveries"
-SCHOOL_ROLES = (DSL_ROLE, DEPUTY_DSL_ROLE)
-PERSON_ROLES = (WORKER_ROLE, TEAM_MANAGER_ROLE, IRO_ROLE)
 UNDELIVERED_TEAM = "undelivered:team"
 UNDELIVERED_FRONT_DOOR = "undelivered:front_door"
 DELIVERY_FAILURE = DeadlineKind.DELIVERY_FAILURE
@@ -106,7 +101,7 @@ def queue_delivery(port: StorePort, row: NotificationRecord, now: datetime) -> N
     the sweep's, on ``escalations``."""
     record = {"notification_id": row.id, "event_id": row.event_id, "pathway": row.pathway,
               "recipient_role": row.recipient_role, "recipient": row.recipient_ref if row.recipient_role not in
-              PERSON_ROLES else "user", "urgency": row.urgency, "created_at": iso_instant(now)}
+              CASELOAD_ROLES else "user", "urgency": row.urgency, "created_at": iso_instant(now)}
     if row.kind not in LADDER_KINDS:  # the sweep publishes those on `escalations` itself
         port.outbox(now, PATHWAY_NOTIFICATIONS, row.event_id, record, row.id)
     for channel in channels_with_address(row):
@@ -168,7 +163,7 @@ def _escalates_a_delivery_failure(port: StorePort, row: NotificationRecord) -> b
 
 
 def _team_of(port: ReferenceReads, row: NotificationRecord, policy: Policy) -> str | None:
-    if row.recipient_role in PERSON_ROLES:
+    if row.recipient_role in CASELOAD_ROLES:
         team = port.team_of_person(row.recipient_role, row.recipient_ref)
         if team is not None:
             return team

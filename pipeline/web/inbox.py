@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from pipeline.adapters import inbox as queries
-from pipeline.domain.model import DeadlineState, NotificationStatus, Role
+from pipeline.domain.model import SCHOOL_ROLES, DeadlineState, NotificationStatus, Role
 from pipeline.service import casework
 from pipeline.service.access import may_acknowledge, visible_notification
 from pipeline.service.casework import acknowledgement_closes
@@ -130,7 +130,7 @@ def follow_up_words(row: Notification) -> str:
     from pipeline.web.words import words
 
     if row.kind == "reminder":
-        if row.recipient_role in ("dsl", "deputy_dsl"):
+        if row.recipient_role in SCHOOL_ROLES:
             return "Reminder sent"
         return f"Reminder sent to {words(row.recipient_role)}"
     return f"Escalated to {words(row.recipient_role)}"
@@ -221,7 +221,7 @@ def _case_page(request: Request, visitor: SignedIn, notification_id: str, status
             raise PageNotFound()
         if opened:
             casework.record_view(port, row, user.email, services.clock())
-        copies = [c for c in queries.school_copies(s, row)] if row.recipient_role in queries.SCHOOL_ROLES else [row]
+        copies = [c for c in queries.school_copies(s, row)] if row.recipient_role in SCHOOL_ROLES else [row]
         deadline = queries.deadlines_by_id(s, [row.deadline_id] if row.deadline_id else []).get(row.deadline_id or "")
         fired = list(queries.fired_on(s, [row.deadline_id] if row.deadline_id else []))
         case = build_cases(copies, {deadline.id: deadline} if deadline else {}, fired)[0]
