@@ -285,6 +285,11 @@ class ReferenceIndex:
         # count key by its record key (for its removal).
         self._unnumbered: Counter[tuple[str, date]] = Counter()
         self._unnumbered_of: dict[str, tuple[str, date]] = {}
+        # The roll records of each UPN (one per enrolment: a child on two schools' rolls, or who moved school, has
+        # two): the first record's id, and the others' for the few UPNs with more than one. A record alone with its
+        # UPN is a person of its own (``UPN_UNSHARED``).
+        self._roll_id_of_upn: dict[str, int] = {}
+        self._more_roll_ids: dict[str, list[int]] = {}
         self.live = 0
         self.seq = -1  # the last reference change applied; -1: not built
         self.stats = ReferenceStats()
@@ -306,8 +311,13 @@ class ReferenceIndex:
         record_id = len(self.records)
         self.generation += 1
         self.records.append(candidate)
-        self.columns.put(record_id, prepared, upn_is_key=row.kind == "pupils" and bool(row.upn) and row.upn == row.key,
-                         raw_nhs=bool(given.nhs_number))
+        first = self._roll_id_of_upn.setdefault(row.upn, record_id) if row.kind == "pupils" and row.upn else None
+        self.columns.put(record_id, prepared, upn_unshared=first == record_id, raw_nhs=bool(given.nhs_number))
+        if first is not None and first != record_id:
+            more = self._more_roll_ids.setdefault(row.upn or "", [])
+            if not more:  # the UPN's first record is no longer alone
+                self.columns.share_upn(first, True)
+            more.append(record_id)
         self._id_of[row.kind][row.key] = record_id
         if row.kind in self._held:
             self._hold(self._held[row.kind], candidate, 1)
@@ -343,12 +353,28 @@ class ReferenceIndex:
                     self._unnumbered[unnumbered] -= 1
                     if self._unnumbered[unnumbered] <= 0:
                         del self._unnumbered[unnumbered]
+            if kind == "pupils" and candidate.upn:
+                self._off_the_roll(candidate.upn, record_id)
             self._given[candidate.prepared.given] -= 1
             self._family[candidate.prepared.family] -= 1
             self.records[record_id] = None
             self.columns.drop(record_id)
             self._removed += 1
             self.live -= 1
+
+    def _off_the_roll(self, upn: str, record_id: int) -> None:
+        """A roll record of ``upn`` removed: a record left alone with the UPN is a person of its own again."""
+        more = self._more_roll_ids.get(upn)
+        if not more:
+            del self._roll_id_of_upn[upn]
+            return
+        if self._roll_id_of_upn[upn] == record_id:
+            self._roll_id_of_upn[upn] = more.pop(0)
+        else:
+            more.remove(record_id)
+        if not more:
+            del self._more_roll_ids[upn]
+            self.columns.share_upn(self._roll_id_of_upn[upn], False)
 
     @staticmethod
     def _hold(held: Counter[str], candidate: Candidate, change: int) -> None:
@@ -506,11 +532,11 @@ def _table_rows(connection: Connection, kind: str, keys: set[str] | None) -> Ite
     database has one) so a million rows are never all held at once."""
     if kind == "pupils":
         # pupils who left the roll are still evidence of who a child is
-        statement = sa_select(*(PUPIL.c[c] for c in (*_IDENTITY, "upn", "sex", "postcode", "school_urn")))
+        statement = sa_select(*(PUPIL.c[c] for c in (*_IDENTITY, "row_key", "upn", "sex", "postcode", "school_urn")))
         if keys is not None:
-            statement = statement.where(PUPIL.c.upn.in_(keys))
+            statement = statement.where(PUPIL.c.row_key.in_(keys))
         for row in connection.execute(statement.execution_options(yield_per=STREAM_ROWS)):
-            yield ReferenceRow("pupils", row.upn, _identity(row), upn=row.upn, school_urn=row.school_urn)
+            yield ReferenceRow("pupils", row.row_key, _identity(row), upn=row.upn, school_urn=row.school_urn)
         return
     table = EHE if kind == "ehe" else INVOLVEMENT
     columns = [*_IDENTITY, "row_key", *(["postcode"] if kind == "ehe" else ["upn", "family_key"])]

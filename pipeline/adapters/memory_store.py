@@ -51,6 +51,7 @@ from pipeline.domain.model import (
     PlannedNotification,
     School,
     ladder_json,
+    latest_enrolment_first,
     on_roll,
 )
 from pipeline.service.reference import load
@@ -248,12 +249,11 @@ class MemoryStore(MemoryEpisodes, MemoryAccounts, MemoryReferenceData, MemoryDel
         nhs = {m.identity.nhs_number for m in members if m.identity.nhs_number}
         enrolments: list[Enrolment] = []
         for upn in sorted(upns):
-            pupil = self._state.pupils.get(upn)
-            if pupil is None or pupil.ended_at is not None:
-                continue
-            school = self.school(pupil.school_urn)
-            if school is not None and on_roll(pupil.on_roll_from, pupil.on_roll_to, day):
-                enrolments.append(Enrolment(pupil.upn, school, _identity(pupil)))
+            for pupil in self._rows_of_upn(upn):
+                school = self.school(pupil.school_urn)
+                if pupil.ended_at is None and school is not None and on_roll(pupil.on_roll_from, pupil.on_roll_to,
+                                                                             day):
+                    enrolments.append(Enrolment(pupil.upn, school, _identity(pupil)))
         involvement_keys = {m.record_key for m in members if m.source == "involvement"}
         involvements = [
             Involvement(row.status, row.worker_email, row.team, row.manager_email, row.placing_la, row.iro_email)
@@ -273,9 +273,10 @@ class MemoryStore(MemoryEpisodes, MemoryAccounts, MemoryReferenceData, MemoryDel
         kind, _, value = person_key.partition(":")
         members: list[Candidate] = []
         if kind == "upn":
-            pupil = self._state.pupils.get(value)
-            if pupil is not None:
-                members.append(Candidate("pupil", pupil.upn, _identity(pupil), upn=pupil.upn,
+            rows = self._rows_of_upn(value)
+            if rows:
+                pupil = rows[0]
+                members.append(Candidate("pupil", pupil.row_key, _identity(pupil), upn=pupil.upn,
                                          school_urn=pupil.school_urn))
                 members += [Candidate("involvement", inv.row_key, _identity(inv), upn=inv.upn)
                             for inv in sorted(self._current("involvements"), key=lambda r: r.row_key)
@@ -300,6 +301,10 @@ class MemoryStore(MemoryEpisodes, MemoryAccounts, MemoryReferenceData, MemoryDel
         if not members:
             return None
         return self.child_facts(child_id, members, members[0].identity, day)
+
+    def _rows_of_upn(self, upn: str) -> list[Any]:
+        """Every roll row of ``upn`` (one per enrolment, ended or not), the latest enrolment first."""
+        return latest_enrolment_first(row for row in self._state.pupils.values() if row.upn == upn)
 
     def child_id(self, person_key: str) -> str:
         for child_id, key in self._state.children.items():
@@ -329,7 +334,7 @@ class MemoryStore(MemoryEpisodes, MemoryAccounts, MemoryReferenceData, MemoryDel
     def sync_match_index(self, index: ReferenceIndex) -> None:
         if index.seq == self._state.reference_version:
             return
-        rows = [ReferenceRow("pupils", row.upn, _identity(row), upn=row.upn, school_urn=row.school_urn)
+        rows = [ReferenceRow("pupils", row.row_key, _identity(row), upn=row.upn, school_urn=row.school_urn)
                 for row in self._state.pupils.values()]  # pupils who left the roll are still evidence
         rows += [ReferenceRow("ehe", row.row_key, _identity(row)) for row in self._current("ehe")]
         rows += [ReferenceRow("involvements", row.row_key, _identity(row), upn=row.upn,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pipeline.adapters.memory_store import _State
 
 # kind -> the column its rows are keyed by (as the SQL tables' primary keys)
-KEY_COLUMNS = {"schools": "urn", "teams": "team", "pupils": "upn", "ehe": "row_key", "involvements": "row_key"}
+KEY_COLUMNS = {"schools": "urn", "teams": "team", "pupils": "row_key", "ehe": "row_key", "involvements": "row_key"}
 
 
 class MemoryReferenceData:

@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, text
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from pipeline.adapters import tables as t
-from pipeline.adapters.scorecard import INTERNAL_KINDS, NO_SCHOOL, NO_TEAM
+from pipeline.adapters.scorecard import INTERNAL_KINDS, NO_SCHOOL, NO_TEAM, on_roll_first
 from pipeline.adapters.tables import UTCDateTime
+from pipeline.domain.model import latest_enrolment_first
 
 KIND_IN_WORDS = {
     "self_harm_acknowledgement": "School acknowledgement of a self-harm alert",
@@ -67,13 +68,15 @@ class BoardRow:
 
 def _child_lookup(column: str, table: str, reference_key: str, prefix: str, extra: str = "") -> str:
     """A scalar subquery: the smallest ``column`` of the child's current ``table`` records matched through its
-    person key (``prefix:value``), probing the reference table's index on ``reference_key``."""
-    return (f"(SELECT MIN(r.{column}) FROM child c JOIN {table} r ON r.{reference_key} = "
+    person key (``prefix:value``), probing the reference table's index on ``reference_key``; of a pupil's roll
+    records, one the child is on the roll of today first (``scorecard.on_roll_first``)."""
+    smallest = f"substr(MIN({on_roll_first('r')} || r.{column}), 2)" if table == "pupil" else f"MIN(r.{column})"
+    return (f"(SELECT {smallest} FROM child c JOIN {table} r ON r.{reference_key} = "
             f"substr(c.person_key, {len(prefix) + 2}) WHERE c.child_id = d.child_id AND c.person_key LIKE "
             f"'{prefix}%' AND r.ended_at IS NULL{extra})")
 
 
-# The school and team of a case, as the scorecard groups them (pipeline.adapters.scorecard.child_groups).
+# The school and team of a case, as the scorecard groups them (pipeline.adapters.scorecard._child_group_rows).
 SCHOOL_SQL = (f"COALESCE(d.school_urn, {_child_lookup('school_urn', 'pupil', 'upn', 'upn')}, "
               f"{_child_lookup('school_urn', 'pupil', 'nhs_number', 'nhs')}, '{NO_SCHOOL}')")
 TEAM_SQL = ("COALESCE(" + ", ".join(_child_lookup("team", "involvement", key, prefix, " AND r.team IS NOT NULL")
@@ -211,8 +214,9 @@ def child_name(session: Session, child_id: str) -> str | None:
         return None
     kind, _, value = child.person_key.partition(":")
     record: Any = None
-    if kind == "upn":
-        record = session.get(t.Pupil, value)
+    if kind == "upn":  # the latest enrolment's row (a child on two schools' rolls has one at each)
+        rows = session.exec(select(t.Pupil).where(t.Pupil.upn == value)).all()
+        record = latest_enrolment_first(rows)[0] if rows else None
     elif kind == "ehe":
         record = session.get(t.EheRecord, value)
     elif kind == "involvement":

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 # kind -> (table, key column)
 TABLES: dict[str, tuple[type[Any], str]] = {
     "schools": (t.School, "urn"),
-    "pupils": (t.Pupil, "upn"),
+    "pupils": (t.Pupil, "row_key"),
     "ehe": (t.EheRecord, "row_key"),
     "involvements": (t.Involvement, "row_key"),
     "teams": (t.TeamContact, "team"),

@@ -63,6 +63,7 @@ from pipeline.domain.model import (
     PlannedNotification,
     School,
     ladder_json,
+    latest_enrolment_first,
     on_roll,
 )
 from pipeline.json_text import text_encoder
@@ -138,14 +139,14 @@ _PUPILS_BY_UPN = sa_select(PUPIL).where(PUPIL.c.upn.in_(bindparam("upns", expand
                                         PUPIL.c.ended_at.is_(None)).order_by(PUPIL.c.upn)
 # One UPN (a linked pupil, nearly every event): no expanding parameter, so it runs on the driver's cursor.
 # The per-event statements below are DriverStatements (pipeline/adapters/driver_statements.py).
-_PUPIL_OF_ONE_UPN = DriverStatement(sa_select(PUPIL).where(PUPIL.c.upn == bindparam("upn"),
+_CURRENT_PUPILS_OF_UPN = DriverStatement(sa_select(PUPIL).where(PUPIL.c.upn == bindparam("upn"),
                                                            PUPIL.c.ended_at.is_(None)))
 _INVOLVEMENTS_OF = {(by_upn, by_nhs): _involvements_of(by_upn, by_nhs)
                     for by_upn in (False, True) for by_nhs in (False, True)}
 _HOME_EDUCATED = sa_select(EHE.c.row_key).where(EHE.c.nhs_number.in_(bindparam("nhs", expanding=True)),
                                                 EHE.c.ended_at.is_(None)).limit(1)
 _PERSON_OF_CHILD = DriverStatement(sa_select(CHILD.c.person_key).where(CHILD.c.child_id == bindparam("child_id")))
-_PUPIL_BY_UPN = DriverStatement(sa_select(PUPIL).where(PUPIL.c.upn == bindparam("upn")))
+_PUPILS_OF_UPN = DriverStatement(sa_select(PUPIL).where(PUPIL.c.upn == bindparam("upn")))
 _INVOLVEMENTS_OF_PUPIL = DriverStatement(sa_select(INVOLVEMENT).where(INVOLVEMENT.c.ended_at.is_(None), or_(
     INVOLVEMENT.c.upn == bindparam("upn"),
     and_(INVOLVEMENT.c.upn.is_(None), INVOLVEMENT.c.family_key == bindparam("family_key"),
@@ -510,8 +511,10 @@ class Repository(EpisodeQueries, AccountQueries, ReferenceDataQueries, DeliveryQ
                 pupils = [row for upn in sorted(upns) for row in self._pupils_ahead[upn]]
             if pupils is None:
                 # The session's connection asked for only when there is something to read.
-                pupils = rows_by_keys(self.session.connection(), sorted(upns), _PUPIL_OF_ONE_UPN, "upn",
+                pupils = rows_by_keys(self.session.connection(), sorted(upns), _CURRENT_PUPILS_OF_UPN, "upn",
                                       _PUPILS_BY_UPN, "upns")
+            if len(pupils) > 1:  # by UPN, each UPN's latest enrolment first (as the fake gives them)
+                pupils = sorted(latest_enrolment_first(pupils), key=lambda row: row.upn)
             for pupil in pupils:
                 school = self.school(pupil.school_urn)
                 if school is not None and on_roll(pupil.on_roll_from, pupil.on_roll_to, day):
@@ -617,8 +620,12 @@ class Repository(EpisodeQueries, AccountQueries, ReferenceDataQueries, DeliveryQ
         if not wanted:
             return
         read: dict[str, list[Any]] = {upn: [] for upn in wanted}
-        for row in rows_by_keys(self.session.connection(), wanted, _PUPIL_OF_ONE_UPN, "upn", _PUPILS_BY_UPN, "upns"):
+        for row in rows_by_keys(self.session.connection(), wanted, _CURRENT_PUPILS_OF_UPN, "upn", _PUPILS_BY_UPN,
+                                "upns"):
             read[row.upn].append(row)
+        for upn, rows in read.items():
+            if len(rows) > 1:  # a child on two schools' rolls: the latest enrolment first, as facts_for_child takes it
+                read[upn] = latest_enrolment_first(rows)
         self._pupils_ahead.update(read)
 
     # ---- effects ---------------------------------------------------------------------------------
@@ -694,12 +701,15 @@ class Repository(EpisodeQueries, AccountQueries, ReferenceDataQueries, DeliveryQ
         members: list[Candidate] = []
         pupils: list[Any] | None = None
         if kind == "upn":
-            ahead = self._pupils_ahead.get(value)  # the current row of this UPN (its primary key), read ahead
-            pupil = ahead[0] if ahead else _PUPIL_BY_UPN.first(self.session.connection(), {"upn": value})
-            # The members' UPNs are this pupil's alone: child_facts needs no second read of it.
-            pupils = [pupil] if pupil is not None and pupil.ended_at is None else []
-            if pupil is not None:
-                members.append(Candidate("pupil", pupil.upn, _pupil_identity(pupil), upn=pupil.upn,
+            # The current rows of this UPN (one per enrolment), read ahead; else every row of it, ended or not.
+            ahead = self._pupils_ahead.get(value)
+            rows = ahead if ahead else latest_enrolment_first(_PUPILS_OF_UPN.rows(self.session.connection(),
+                                                                                  {"upn": value}))
+            # The members' UPNs are this pupil's alone: child_facts needs no second read of them.
+            pupils = [row for row in rows if row.ended_at is None]
+            if rows:
+                pupil = rows[0]  # the latest enrolment: the child's identity
+                members.append(Candidate("pupil", pupil.row_key, _pupil_identity(pupil), upn=pupil.upn,
                                          school_urn=pupil.school_urn))
                 # Involvements recorded without a UPN but with exactly this pupil's identity are theirs too: read
                 # ahead for the batch, else read now, unless the index brought to this unit of work's reference

@@ -186,42 +186,41 @@ def _plus_window(postgres: bool, column: str) -> str:
     return f"(datetime({column}, '+{REPEAT_WINDOW_DAYS} days') || substr({column}, 20))"
 
 
+def on_roll_first(alias: str) -> str:
+    """SQL: '0' for a roll record (``alias``) whose pupil is still on the roll today (no ``on_roll_to``, or one not
+    yet passed), else '1'. Put before a school's URN, the smallest of a child's records is a school the child is
+    on the roll of today, if any: a child who moved school has the old school's row (ended by ``on_roll_to``) too."""
+    return f"CASE WHEN {alias}.on_roll_to IS NULL OR {alias}.on_roll_to >= CURRENT_DATE THEN '0' ELSE '1' END"
+
+
 # The child's current school (roll record) and team (social-care involvement), from its person key. Each
-# branch scans the (bounded) reference table and finds the child by its unique person key.
-CHILD_SCHOOL_SQL = """
-SELECT c.child_id AS child_id, p.school_urn AS grp FROM pupil p JOIN child c ON c.person_key = 'upn' || :colon || p.upn
+# branch scans the (bounded) reference table and finds the child by its unique person key. ``grp`` is the code
+# after a one-character rank (``on_roll_first``; '0' for a team), which ``_child_group_rows`` takes off.
+CHILD_SCHOOL_SQL = f"""
+SELECT c.child_id AS child_id, {on_roll_first("p")} || p.school_urn AS grp FROM pupil p
+ JOIN child c ON c.person_key = 'upn' || :colon || p.upn
  WHERE p.ended_at IS NULL
 UNION ALL
-SELECT c.child_id, p.school_urn FROM pupil p JOIN child c ON c.person_key = 'nhs' || :colon || p.nhs_number
+SELECT c.child_id, {on_roll_first("p")} || p.school_urn FROM pupil p
+ JOIN child c ON c.person_key = 'nhs' || :colon || p.nhs_number
  WHERE p.ended_at IS NULL AND p.nhs_number IS NOT NULL"""
 CHILD_TEAM_SQL = """
-SELECT c.child_id AS child_id, i.team AS grp FROM involvement i JOIN child c ON c.person_key = 'upn' || :colon || i.upn
+SELECT c.child_id AS child_id, '0' || i.team AS grp FROM involvement i
+ JOIN child c ON c.person_key = 'upn' || :colon || i.upn
  WHERE i.ended_at IS NULL AND i.team IS NOT NULL AND i.upn IS NOT NULL
 UNION ALL
-SELECT c.child_id, i.team FROM involvement i JOIN child c ON c.person_key = 'nhs' || :colon || i.nhs_number
+SELECT c.child_id, '0' || i.team FROM involvement i JOIN child c ON c.person_key = 'nhs' || :colon || i.nhs_number
  WHERE i.ended_at IS NULL AND i.team IS NOT NULL AND i.nhs_number IS NOT NULL
 UNION ALL
-SELECT c.child_id, i.team FROM involvement i JOIN child c ON c.person_key = 'involvement' || :colon || i.row_key
+SELECT c.child_id, '0' || i.team FROM involvement i JOIN child c ON c.person_key = 'involvement' || :colon || i.row_key
  WHERE i.ended_at IS NULL AND i.team IS NOT NULL"""
 
 
 def _child_group_rows(by: str) -> str:
     """One row per child the reference data places: its school (URN) or team, the smallest code when it has
-    several (compared code point by code point on both dialects)."""
-    return f"SELECT child_id, MIN(grp) AS grp FROM ({CHILD_SCHOOL_SQL if by == 'school' else CHILD_TEAM_SQL}) placed " \
-           "GROUP BY child_id"
-
-
-def child_groups(session: Session, by: str) -> dict[str, str]:
-    """child_id -> its school (URN) or team, for every child the reference data places; the smallest code
-    when a child has several."""
-    found: dict[str, str] = {}
-    rows = session.connection().execute(text(CHILD_SCHOOL_SQL if by == "school" else CHILD_TEAM_SQL),
-                                        {"colon": ":"}).all()
-    for row in rows:
-        if row.child_id not in found or row.grp < found[row.child_id]:
-            found[row.child_id] = row.grp
-    return found
+    several (compared code point by code point on both dialects), a school it is on the roll of today first."""
+    return f"SELECT child_id, substr(MIN(grp), 2) AS grp FROM " \
+           f"({CHILD_SCHOOL_SQL if by == 'school' else CHILD_TEAM_SQL}) placed GROUP BY child_id"
 
 
 def _instants(*names: str) -> list[Any]:

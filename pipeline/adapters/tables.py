@@ -101,7 +101,9 @@ class School(SQLModel, table=True):
 
 
 class Pupil(SQLModel, table=True):
-    upn: str = Field(primary_key=True)
+    # One row per enrolment: a child on two schools' rolls, or who moved school, has a row at each (migration 0015).
+    row_key: str = Field(primary_key=True)  # ``upn|school_urn|on_roll_from`` (pipeline.service.reference)
+    upn: str = Field(index=True)
     nhs_number: str | None = Field(default=None, index=True)
     given_name: str
     family_name: str

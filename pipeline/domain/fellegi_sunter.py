@@ -34,7 +34,7 @@ from nicknames import NickNamer
 from rapidfuzz import process
 from rapidfuzz.distance import JaroWinkler
 
-from pipeline.domain.match_columns import RAW_NHS, UPN_IS_KEY, VALID_NHS, CandidateBlock
+from pipeline.domain.match_columns import RAW_NHS, UPN_UNSHARED, VALID_NHS, CandidateBlock
 from pipeline.domain.matching import (
     ReferenceStats,
     group_people,
@@ -906,7 +906,7 @@ def _block_people(scorer: EventScorer, block: CandidateBlock, prior: float) -> _
     columns, ids, mine, table = block.columns, block.ids, scorer.event, scorer.table
     count = len(ids)
     flags = columns.flags[ids]
-    if not np.all(flags & UPN_IS_KEY):
+    if not np.all(flags & UPN_UNSHARED):
         upns = [candidate.upn for candidate in block]
         if not all(upns) or len(set(upns)) != count:
             return None

@@ -24,7 +24,7 @@ Value = TypeVar("Value")
 
 # bits of ``RecordColumns.flags``
 ALIVE = 1  # the record is current (a removed record's id is never reused)
-UPN_IS_KEY = 2  # a roll record whose key is its UPN: no two such records share a UPN
+UPN_UNSHARED = 2  # a roll record whose UPN no other current roll record has (a child on one school's roll)
 RAW_NHS = 4  # the record carries an NHS number, valid or not (it may join records into one person)
 VALID_NHS = 8  # the record carries a valid NHS number (compared with the event's)
 
@@ -87,7 +87,7 @@ class RecordColumns:
         self.sex = np.concatenate([self.sex, np.zeros(capacity - len(self.sex), np.int8)])
         self.flags = np.concatenate([self.flags, np.zeros(capacity - len(self.flags), np.uint8)])
 
-    def put(self, record_id: int, prepared: Any, *, upn_is_key: bool, raw_nhs: bool) -> None:
+    def put(self, record_id: int, prepared: Any, *, upn_unshared: bool, raw_nhs: bool) -> None:
         """File the record's codes under its id (``prepared``: its ``fellegi_sunter.Prepared`` form)."""
         self._grow(record_id + 1)
         postcode = prepared.postcode
@@ -103,7 +103,7 @@ class RecordColumns:
             self._born_numbers.append((born.toordinal(), born.year * 10_000 + born.month * 100 + born.day))
             self._born_arrays = None
         self.sex[record_id] = {"M": 1, "F": 2}.get(prepared.sex or "", 0)
-        self.flags[record_id] = ALIVE | (UPN_IS_KEY if upn_is_key else 0) | (RAW_NHS if raw_nhs else 0) \
+        self.flags[record_id] = ALIVE | (UPN_UNSHARED if upn_unshared else 0) | (RAW_NHS if raw_nhs else 0) \
             | (VALID_NHS if prepared.nhs_number else 0)
 
     def born_numbers(self, codes: npt.NDArray[np.int32]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -116,6 +116,13 @@ class RecordColumns:
 
     def drop(self, record_id: int) -> None:
         self.flags[record_id] = 0
+
+    def share_upn(self, record_id: int, shared: bool) -> None:
+        """Another current roll record has (``shared``), or no longer has, this roll record's UPN."""
+        if shared:
+            self.flags[record_id] &= ~np.uint8(UPN_UNSHARED)
+        else:
+            self.flags[record_id] |= np.uint8(UPN_UNSHARED)
 
     def alive(self, ids: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
         """The ids of current records among ``ids``, in their order."""
@@ -135,7 +142,7 @@ class CandidateBlock(list[Candidate]):
         self.people: dict[str, list[Candidate]] | None = None
 
     def roll_records_only(self) -> bool:
-        """Every candidate a roll record keyed by its UPN, none with an NHS number: each is a person of its own
+        """Every candidate a roll record whose UPN no other has, none with an NHS number: each is a person of its own
         (nothing to join), and the block is as the index made it."""
         flags = self.columns.flags[self.ids]
-        return len(self) == len(self.ids) and bool(np.all(flags & UPN_IS_KEY)) and not np.any(flags & RAW_NHS)
+        return len(self) == len(self.ids) and bool(np.all(flags & UPN_UNSHARED)) and not np.any(flags & RAW_NHS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -191,6 +192,14 @@ class School:
 def on_roll(on_roll_from: date | None, on_roll_to: date | None, day: date) -> bool:
     """Whether a pupil-roll record (its first and last day, either open) covers ``day``."""
     return (on_roll_from is None or on_roll_from <= day) and (on_roll_to is None or day <= on_roll_to)
+
+
+def latest_enrolment_first(rows: Iterable[Any]) -> list[Any]:
+    """A child's pupil-roll rows (one per enrolment, with ``ended_at``, ``on_roll_from`` and ``row_key``), those
+    still in the latest file first, then the latest start first (an unknown start after the known ones): the first
+    is the record a child's identity is taken from."""
+    return sorted(rows, key=lambda row: (row.ended_at is not None, row.on_roll_from is None,
+                                         -row.on_roll_from.toordinal() if row.on_roll_from else 0, row.row_key))
 
 
 @quick_init

@@ -12,6 +12,10 @@ the kind's current rows, and more than ``ENDING_GUARD_ROWS`` of them) is refused
 their worker's routes. A schools file that ends a school with pupils still on its roll is loaded (the file is the
 full current list) with a warning naming the school, for the same reason.
 
+A pupils row is one enrolment (``pupil_row_key``): a child on two schools' rolls (dual registration) or who moved
+school (the old school's row ended by ``on_roll_to``) has a row at each, and every school the child is on the roll
+of is routed to. The rows of one UPN must agree on the date of birth.
+
 Values are read as the contract writes them, with what spreadsheets and case-management exports commonly do to
 them forgiven: spaces in an NHS number, a UPN in lower case, ``TRUE``/``Yes`` for ``true``, ``Male`` for ``M``.
 """
@@ -163,13 +167,22 @@ def _identity(row: _Row) -> dict[str, Any]:
             "nhs_number": row.nhs_number("nhs_number")}
 
 
+def pupil_row_key(upn: str, school_urn: str, on_roll_from: date | None) -> str:
+    """A pupils row's key: one enrolment, the UPN at a school from the day it joined its roll. A child on two
+    schools' rolls (dual registration) or who moved school (the old school's row ended by ``on_roll_to``) has a row
+    at each; a correction of the pupil's details keeps the key, so it updates the row in place. Migration 0015 makes
+    the same text in SQL."""
+    return f"{upn}|{school_urn}|{on_roll_from.isoformat() if on_roll_from else ''}"
+
+
 def _pupil(row: _Row, port: ReferenceLoads) -> dict[str, Any]:
     urn = row.text("school_urn", True)
     if urn and not port.school_ever_loaded(urn):
         row.problems.append("school_urn: no such school loaded")
-    return {"upn": row.upn("upn", True), **_identity(row),
+    upn, on_roll_from = row.upn("upn", True), row.day("on_roll_from")
+    return {"row_key": pupil_row_key(upn or "", urn or "", on_roll_from), "upn": upn, **_identity(row),
             "sex": row.sex("sex"), "postcode": row.text("postcode"),
-            "school_urn": urn, "on_roll_from": row.day("on_roll_from"), "on_roll_to": row.day("on_roll_to")}
+            "school_urn": urn, "on_roll_from": on_roll_from, "on_roll_to": row.day("on_roll_to")}
 
 
 def _ehe(row: _Row, _: ReferenceLoads) -> dict[str, Any]:
@@ -196,14 +209,15 @@ def _team(row: _Row, _: ReferenceLoads) -> dict[str, Any]:
 class _Kind:
     key: str
     parse: Callable[[_Row, ReferenceLoads], dict[str, Any]]
-
+    twice: str  # what a second row with the same key repeats, as a row's problem says it
 
 _KINDS: dict[str, _Kind] = {
-    "schools": _Kind("urn", _school),
-    "pupils": _Kind("upn", _pupil),
-    "ehe": _Kind("row_key", _ehe),
-    "involvements": _Kind("row_key", _involvement),
-    "teams": _Kind("team", _team),
+    "schools": _Kind("urn", _school, "urn: appears twice in the file"),
+    "pupils": _Kind("row_key", _pupil, "upn, school_urn and on_roll_from: the same enrolment appears twice in the "
+                    "file"),
+    "ehe": _Kind("row_key", _ehe, "the same row appears twice in the file"),
+    "involvements": _Kind("row_key", _involvement, "the same row appears twice in the file"),
+    "teams": _Kind("team", _team, "team: appears twice in the file"),
 }
 
 
@@ -240,6 +254,7 @@ def parse_csv(kind: str, text: str, port: ReferenceLoads) -> list[dict[str, Any]
     problems: list[str] = []
     parsed: list[dict[str, Any]] = []
     first_row: dict[Any, int] = {}
+    first_birth: dict[str, tuple[date, int]] = {}
     rows = iter(reader)
     while True:
         try:
@@ -257,8 +272,15 @@ def parse_csv(kind: str, text: str, port: ReferenceLoads) -> list[dict[str, Any]
         row_problems: list[str] = []
         item = spec.parse(_Row(values, row_problems), port)
         if not row_problems and item[spec.key] in first_row:
-            row_problems.append(f"{spec.key}: appears twice in the file (first on row {first_row[item[spec.key]]})")
+            row_problems.append(f"{spec.twice} (first on row {first_row[item[spec.key]]})")
         first_row.setdefault(item[spec.key], number)
+        if kind == "pupils" and not row_problems:
+            # A child on two schools' rolls has a row at each, with one date of birth: two children given one UPN
+            # by mistake would otherwise be taken for one, and one's notifications sent to the other's school.
+            born, on_row = first_birth.setdefault(item["upn"], (item["date_of_birth"], number))
+            if born != item["date_of_birth"]:
+                row_problems.append(f"upn: the same UPN as row {on_row} with another date of birth (a UPN is one "
+                                    "child's)")
         problems.extend(f"row {number}: {p}" for p in row_problems)
         parsed.append(item)
     if problems:

@@ -151,7 +151,7 @@ def test_statement_listeners_see_the_driver_statements(sql_store: Store) -> None
         assert port.facts_for_child(child, UPDATED.date()) is not None
     lowered = [s.lower() for s in statements]
     assert any(s.startswith("insert into child") for s in lowered), statements
-    assert any(s.startswith("select pupil.upn") for s in lowered), statements
+    assert any(s.startswith("select pupil.row_key, pupil.upn") for s in lowered), statements
 
 
 def test_an_expanding_parameter_is_refused() -> None:

@@ -125,7 +125,8 @@ def test_a_unit_of_work_that_loads_sees_its_own_load_after_reading_the_reference
 
 def test_current_keys_are_the_rows_not_ended(store_backend: Backend) -> None:
     with store_backend.units.unit_of_work() as port:
-        assert port.current_keys("pupils") == {line.split(",")[0] for line in PUPILS.splitlines()[1:]}
+        enrolments = [line.split(",") for line in PUPILS.splitlines()[1:]]
+        assert port.current_keys("pupils") == {f"{row[0]}|{row[7]}|{row[8]}" for row in enrolments}
         assert "100004" in port.current_keys("schools") and "FRONT_DOOR" in port.current_keys("teams")
         ehe = port.current_keys("ehe")
         assert len(ehe) == len(EHE.splitlines()) - 1
@@ -259,3 +260,63 @@ def test_training_from_the_store_saves_the_newest_parameters(store_backend: Back
     with store_backend.units.unit_of_work() as port:
         found = port.newest_match_parameters(None)
         assert found is not None and found.version == version and found.trained_on == trained_on
+
+
+# ---- a child on two schools' rolls, or who moved school -----------------------------------------------------
+
+OLIVER_ID = Identity(given_name="Oliver", family_name="Brennan", date_of_birth=date(2011, 2, 3), sex="M",
+                     postcode="NS2 3CD")
+# Oliver is on Hilltop Academy's roll (100002) in the test world; here also on Riverside Primary's (100001).
+OLIVER_AT_RIVERSIDE = "B999100100002,,Oliver,Brennan,2011-02-03,M,NS2 3CD,100001,2026-09-01,\n"
+DAY = date(2026, 11, 24)
+
+
+def _enrolled(store_backend: Backend, child_id: str, index: ReferenceIndex) -> list[list[str]]:
+    """The schools of the child's enrolments: from ``facts_for_child``, from ``child_facts`` of the index's
+    candidates, and from ``child_facts`` after the child's pupils were read ahead (each in a unit of work)."""
+    found: list[list[str]] = []
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+        facts = port.facts_for_child(child_id, DAY)
+        assert facts is not None and facts.identity.given_name == "Oliver"
+        found.append([e.school.urn for e in facts.enrolments])
+        members = [c for c in index.candidates(OLIVER_ID) if c.upn == "B999100100002"]
+        found.append([e.school.urn for e in port.child_facts(child_id, members, OLIVER_ID, DAY).enrolments])
+    with store_backend.units.unit_of_work() as port:
+        port.sync_match_index(index)
+        port.read_pupils_ahead(["B999100100002"])
+        found.append([e.school.urn for e in port.child_facts(child_id, members, OLIVER_ID, DAY).enrolments])
+    return found
+
+
+def test_a_child_on_two_schools_rolls_has_a_row_and_an_enrolment_at_each(store_backend: Backend) -> None:
+    with store_backend.units.unit_of_work() as port:
+        oliver = port.child_id("upn:B999100100002")
+        report = load(port, "pupils", PUPILS + OLIVER_AT_RIVERSIDE, NOW)
+        assert (report.rows, report.ended) == (len(PUPILS.splitlines()), 0)
+        assert {key for key in port.current_keys("pupils") if key.startswith("B999100100002|")} == {
+            "B999100100002|100002|2022-09-01", "B999100100002|100001|2026-09-01"}
+    index = ReferenceIndex()
+    # The latest enrolment first, in each way the facts are read; both records in the index, as one person.
+    assert _enrolled(store_backend, oliver, index) == [["100001", "100002"]] * 3
+    rows = [c for c in index.candidates(OLIVER_ID) if c.source == "pupil" and c.upn == "B999100100002"]
+    assert sorted(c.record_key for c in rows) == ["B999100100002|100001|2026-09-01", "B999100100002|100002|2022-09-01"]
+
+
+def test_a_child_who_moved_school_is_enrolled_at_the_new_school_only(store_backend: Backend) -> None:
+    moved = PUPILS.replace("100002,2022-09-01,", "100002,2022-09-01,2026-10-31") + \
+        OLIVER_AT_RIVERSIDE.replace("2026-09-01", "2026-11-02")
+    with store_backend.units.unit_of_work() as port:
+        oliver = port.child_id("upn:B999100100002")
+    store_backend.load_reference("pupils", moved)
+    index = ReferenceIndex()
+    assert _enrolled(store_backend, oliver, index) == [["100001"]] * 3
+    # The next file leaves the old school's row out: it is ended, and the child is still enrolled at the new one.
+    with store_backend.units.unit_of_work() as port:
+        report = load(port, "pupils", _without(moved, "B999100100002,,Oliver,Brennan,2011-02-03,M,NS2 3CD,100002"),
+                      NOW)
+        assert report.ended == 1
+    assert _enrolled(store_backend, oliver, index) == [["100001"]] * 3
+    # The ended row is still evidence of who the child is: the index keeps it beside the new school's.
+    rows = [c for c in index.candidates(OLIVER_ID) if c.source == "pupil" and c.upn == "B999100100002"]
+    assert sorted(c.record_key for c in rows) == ["B999100100002|100001|2026-11-02", "B999100100002|100002|2022-09-01"]

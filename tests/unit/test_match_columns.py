@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pipeline.adapters.match_index import ReferenceIndex, ReferenceRow
 from pipeline.domain import fellegi_sunter
 from pipeline.domain.fellegi_sunter import FellegiSunterMatcher, Parameters, prepare
-from pipeline.domain.match_columns import ALIVE, RAW_NHS, UPN_IS_KEY, VALID_NHS, CandidateBlock, RecordColumns
+from pipeline.domain.match_columns import ALIVE, RAW_NHS, UPN_UNSHARED, VALID_NHS, CandidateBlock, RecordColumns
 from pipeline.domain.matching import group_people
 from pipeline.domain.model import Identity
 from pipeline.service.demo_data import make_nhs_number
@@ -44,12 +44,15 @@ events = st.builds(Identity, st.sampled_from(GIVEN), st.sampled_from(FAMILY), st
 
 @st.composite
 def rolls(draw: st.DrawFn) -> list[ReferenceRow]:
-    """Pupils (keyed by UPN), home-education records (no UPN) and involvements (a pupil's UPN, or none)."""
-    rows = []
+    """Pupils (a row per enrolment: now and then a second enrolment of an earlier pupil's UPN), home-education
+    records (no UPN) and involvements (a pupil's UPN, or none)."""
+    rows: list[ReferenceRow] = []
     for i, identity in enumerate(draw(st.lists(identities, min_size=1, max_size=30))):
         kind = draw(st.sampled_from(["pupils"] * 8 + ["ehe", "involvements"]))
         if kind == "pupils":
-            rows.append(ReferenceRow("pupils", f"U{i}", identity, upn=f"U{i}",
+            earlier = [row.upn for row in rows if row.kind == "pupils"]
+            upn = draw(st.sampled_from([f"U{i}"] * 4 + earlier))
+            rows.append(ReferenceRow("pupils", f"U{i}", identity, upn=upn,
                                      school_urn=draw(st.sampled_from([None, "100001", "100002"]))))
         elif kind == "ehe":
             rows.append(ReferenceRow("ehe", f"E{i}", identity))
@@ -66,7 +69,7 @@ def test_columns_give_back_each_records_values() -> None:
                prepare(Identity(None, "Smith", None, None, None, None)),
                prepare(Identity("Tom", "Smith", date(2012, 1, 2), "M", "9990000017", "AB12"))]
     for record_id, record in enumerate(records):
-        columns.put(record_id, record, upn_is_key=record_id != 1, raw_nhs=bool(record_id != 1))
+        columns.put(record_id, record, upn_unshared=record_id != 1, raw_nhs=bool(record_id != 1))
     for record_id, record in enumerate(records):
         codes = {name: int(values[record_id]) for name, values in columns.arrays.items()}
         assert columns.given.values[codes["given"]] == record.given
@@ -78,11 +81,34 @@ def test_columns_give_back_each_records_values() -> None:
         assert columns.school.values[codes["school"]] == record.school
         assert int(columns.sex[record_id]) == {"M": 1, "F": 2}.get(record.sex or "", 0)
     assert columns.arrays["born"][1] == 0 and columns.arrays["postcode"][1] == 0  # absent: code 0
-    assert int(columns.flags[0]) == ALIVE | UPN_IS_KEY | RAW_NHS | VALID_NHS
-    assert int(columns.flags[2]) == ALIVE | UPN_IS_KEY | RAW_NHS  # an invalid NHS number is not compared
+    assert int(columns.flags[0]) == ALIVE | UPN_UNSHARED | RAW_NHS | VALID_NHS
+    assert int(columns.flags[2]) == ALIVE | UPN_UNSHARED | RAW_NHS  # an invalid NHS number is not compared
     columns.drop(1)
     assert columns.alive(np.array([2, 1, 0], np.uint32)).tolist() == [2, 0]
     assert columns.given.code("nobody") == -1
+
+
+def test_a_roll_record_is_its_own_person_only_while_no_other_roll_record_has_its_upn() -> None:
+    oliver = Identity("Oliver", "Brennan", date(2011, 2, 3), "M", None, "NS2 3CD")
+    index = ReferenceIndex()
+    index.load([ReferenceRow("pupils", "B|100002|", oliver, upn="B", school_urn="100002"),
+                ReferenceRow("pupils", "C|100002|", oliver, upn="C", school_urn="100002")])
+
+    def unshared() -> dict[str, bool]:
+        return {c.record_key: bool(index.columns.flags[index._id_of["pupils"][c.record_key]] & UPN_UNSHARED)
+                for c in index.candidates(oliver)}
+
+    assert unshared() == {"B|100002|": True, "C|100002|": True}
+    index.add(ReferenceRow("pupils", "B|100001|", oliver, upn="B", school_urn="100001"))  # a second school's roll
+    index.add(ReferenceRow("pupils", "B|100003|", oliver, upn="B", school_urn="100003"))  # and a third
+    assert unshared() == {"B|100002|": False, "C|100002|": True, "B|100001|": False, "B|100003|": False}
+    index.remove("pupils", "B|100002|")  # the UPN's first record goes: the others still share it
+    assert unshared() == {"C|100002|": True, "B|100001|": False, "B|100003|": False}
+    index.remove("pupils", "B|100003|")
+    assert unshared() == {"C|100002|": True, "B|100001|": True}
+    index.remove("pupils", "B|100001|")
+    index.add(ReferenceRow("pupils", "B|100004|", oliver, upn="B", school_urn="100004"))
+    assert unshared() == {"C|100002|": True, "B|100004|": True}
 
 
 def test_the_index_hands_over_a_block_of_the_records_it_fetched_and_keeps_it_current() -> None:

@@ -1,0 +1,81 @@
+"""A child on two schools' rolls, end to end on the embedded runtime's store (SQLite): the pupils file with a row
+at each school loads through `safeguard load`, an attendance reaches both schools' DSLs (each sees it in their own
+notifications), the front door sees both roll records on the child's page, and a database of the earlier schema
+(pupils keyed by UPN) keeps its pupils through migration 0015."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic import command
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from pipeline.adapters.store import Store, alembic_config
+from pipeline.bootstrap import build
+from pipeline.entrypoints.api import create_app
+from tests.integration.conftest import Clock, Pipeline, make_settings
+from tests.integration.test_cli import cli, in_process
+from tests.support.world import OLIVER, REFERENCE, TERM_EVENING, attendance
+
+AT_RIVERSIDE = "B999100100002,,Oliver,Brennan,2011-02-03,M,NS2 3CD,100001,2026-09-01,\n"
+
+
+def test_an_attendance_of_a_dual_registered_child_reaches_both_schools_dsls(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    files = {**REFERENCE, "pupils": REFERENCE["pupils"] + AT_RIVERSIDE}
+    for kind in ("schools", "teams", "pupils", "ehe", "involvements"):
+        (tmp_path / f"{kind}.csv").write_text(files[kind], encoding="utf-8")
+        loaded = in_process(tmp_path, monkeypatch, "load", kind, str(tmp_path / f"{kind}.csv"))
+        assert loaded.exit_code == 0, loaded.stderr
+    tokens = {}
+    for who, args in (("producer", ["--role", "producer", "--email", "ed@hospital.example"]),
+                      ("hilltop", ["--role", "dsl", "--email", "dsl@hilltop.sch.example", "--school", "100002"]),
+                      ("riverside", ["--role", "dsl", "--email", "dsl@riverside.sch.example", "--school", "100001"]),
+                      ("front", ["--role", "team", "--email", "fd@northshire.gov.example", "--team", "FRONT_DOOR"])):
+        added = cli(tmp_path, "users", "add", *args)
+        assert added.returncode == 0, added.stderr
+        tokens[who] = added.stdout.strip().splitlines()[-1]
+
+    services = build(make_settings(tmp_path, database_url=f"sqlite:///{tmp_path / 'cli.db'}"))
+    clock = Clock(TERM_EVENING)
+    services.clock = clock
+    services.ready.set()
+    pipeline = Pipeline(services, TestClient(create_app(services)), clock, tokens)
+    try:
+        body = attendance(OLIVER)
+        assert pipeline.post_event(body).status_code == 202
+        pipeline.run()
+        event = pipeline.get(f"/api/events/{body['event_id']}", "producer").json()
+        assert (event["status"], event["match"]["outcome"]) == ("processed", "linked")
+        for school, roles in (("hilltop", ["dsl"]), ("riverside", ["deputy_dsl", "dsl"])):
+            mine = pipeline.get("/api/notifications", school).json()
+            assert sorted(n["recipient_role"] for n in mine) == roles, school
+            assert {n["pathway"] for n in mine} == {"self-harm"}
+        child = pipeline.get(f"/api/children/{event['match']['child_id']}", "front")
+        assert child.status_code == 200, child.text
+        rolls = sorted((r["school_urn"], r["on_roll_from"]) for r in child.json()["records"] if r["source"] == "pupil")
+        assert rolls == [("100001", "2026-09-01"), ("100002", "2022-09-01")]
+    finally:
+        services.store.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migration_0015_keeps_the_pupils_of_a_database_keyed_by_upn(backend: str, tmp_path: Path,
+                                                                     request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path}/old.db"
+    store = Store(url)
+    config = alembic_config()
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0014")
+        connection.execute(text(
+            "INSERT INTO pupil (upn, given_name, family_name, family_key, date_of_birth, school_urn, on_roll_from) "
+            "VALUES ('B999100100002', 'Oliver', 'Brennan', 'BRENNAN', '2011-02-03', '100002', '2022-09-01'), "
+            "('H999100100009', 'Freya', 'Dunmore', 'DUNMORE', '2013-08-08', '100001', NULL)"))
+        command.upgrade(config, "head")
+        rows = connection.execute(text("SELECT row_key, upn, school_urn FROM pupil ORDER BY upn")).all()
+    assert [tuple(row) for row in rows] == [("B999100100002|100002|2022-09-01", "B999100100002", "100002"),
+                                            ("H999100100009|100001|", "H999100100009", "100001")]
+    store.dispose()
