@@ -1,7 +1,8 @@
 """A child on two schools' rolls, end to end on the embedded runtime's store (SQLite): the pupils file with a row
 at each school loads through `safeguard load`, an attendance reaches both schools' DSLs (each sees it in their own
-notifications), the front door sees both roll records on the child's page, and a database of the earlier schema
-(pupils keyed by UPN) keeps its pupils through migration 0015."""
+notifications), the front door sees both roll records on the child's page, the scorecard and the overdue board
+place a child at a school it is on the roll of today, and a database of the earlier schema (pupils keyed by UPN)
+keeps its pupils through migration 0015."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ from alembic import command
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from pipeline.adapters.overdue_board import SCHOOL_SQL
+from pipeline.adapters.scorecard import CHILD_GROUP_TABLE, ScorecardQueries
 from pipeline.adapters.store import Store, alembic_config
 from pipeline.bootstrap import build
 from pipeline.entrypoints.api import create_app
 from tests.integration.conftest import Clock, Pipeline, make_settings
 from tests.integration.test_cli import cli, in_process
+from tests.support.store_ports import open_backend
 from tests.support.world import OLIVER, REFERENCE, TERM_EVENING, attendance
 
 AT_RIVERSIDE = "B999100100002,,Oliver,Brennan,2011-02-03,M,NS2 3CD,100001,2026-09-01,\n"
@@ -78,4 +82,37 @@ def test_migration_0015_keeps_the_pupils_of_a_database_keyed_by_upn(backend: str
         rows = connection.execute(text("SELECT row_key, upn, school_urn FROM pupil ORDER BY upn")).all()
     assert [tuple(row) for row in rows] == [("B999100100002|100002|2022-09-01", "B999100100002", "100002"),
                                             ("H999100100009|100001|", "H999100100009", "100001")]
+    store.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_scorecard_and_board_place_a_child_at_a_school_it_is_on_the_roll_of_today(
+        backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Oliver moved from Hilltop (100002, left 31 October) to Quiet Lane (100005, a higher URN); Amelia is on
+    Riverside's roll (100001) and, dual-registered, Border High's (100004); Freya left Riverside in 2024 with no
+    school since. A child's cases are placed at a school it is on the roll of today (the smallest URN of those),
+    else at the school it left."""
+    pupils = REFERENCE["pupils"].replace("100002,2022-09-01,", "100002,2022-09-01,2026-10-31") + \
+        AT_RIVERSIDE.replace("100001,2026-09-01", "100005,2026-11-02") + \
+        "A999100100001,9990000018,Amelia,Hartley,2013-05-14,F,NS1 2AB,100004,2025-09-01,\n"
+    backend_ = open_backend(backend, tmp_path, request.getfixturevalue("postgres_url")
+                            if backend == "postgresql" else None, {**REFERENCE, "pupils": pupils})
+    store = backend_.sql
+    assert store is not None
+    with store.unit_of_work() as port:
+        children = {name: port.child_id(f"upn:{upn}") for name, upn in (
+            ("oliver", "B999100100002"), ("amelia", "A999100100001"), ("freya", "H999100100009"))}
+    postgres = backend == "postgresql"
+    with store.transaction() as session:
+        queries = ScorecardQueries(session, postgres)
+        queries.place_children("school")
+        placed = dict(session.connection().execute(text(f"SELECT child_id, grp FROM {CHILD_GROUP_TABLE}")).all())
+        on_board = {name: session.connection().execute(text(
+            f"SELECT {SCHOOL_SQL} FROM (SELECT CAST(:child AS VARCHAR) AS child_id, "
+            "CAST(NULL AS VARCHAR) AS school_urn) d"), {"child": child_id}).scalar_one()
+            for name, child_id in children.items()}
+        queries.close()
+    expected = {"oliver": "100005", "amelia": "100001", "freya": "100001"}
+    assert {name: placed[child_id] for name, child_id in children.items()} == expected
+    assert on_board == expected
     store.dispose()
