@@ -43,6 +43,10 @@ EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]
                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
 
 
+# The shortest web password ``set_password`` accepts (the CLI's reset, the admin pages), one figure for both.
+MIN_PASSWORD = 12
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -120,8 +124,8 @@ def disable_user(port: AccountStore, email: str, now: datetime) -> User:
 
 def set_password(port: AccountStore, user: User, password: str, now: datetime) -> None:
     """A new web password (Argon2); every web session the user had ends."""
-    if len(password) < 12:
-        raise UserError("the password must be at least 12 characters")
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"the password must be at least {MIN_PASSWORD} characters")
     assert user.id is not None
     port.set_password_hash(user.id, _hasher.hash(password))
     port.end_web_sessions_of(user.id, now)
@@ -129,8 +133,8 @@ def set_password(port: AccountStore, user: User, password: str, now: datetime) -
 
 def reset_password(port: AccountStore, email: str, password: str, now: datetime) -> User:
     """``set_password`` of the user with this email address."""
-    if len(password) < 12:  # refused before the look-up, as ever: the CLI's exit code tells the two apart
-        raise UserError("the password must be at least 12 characters")
+    if len(password) < MIN_PASSWORD:  # refused before the look-up, as ever: the CLI's exit code tells the two apart
+        raise UserError(f"the password must be at least {MIN_PASSWORD} characters")
     user = user_with_email(port, email)
     set_password(port, user, password, now)
     return user

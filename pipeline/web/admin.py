@@ -16,7 +16,6 @@ from pipeline.web.auth import PageNotFound, Posted, posted_by, services_of, sign
 from pipeline.web.render import page
 
 router = APIRouter(include_in_schema=False)
-MIN_PASSWORD = 12
 
 
 @router.get("/admin/users")
@@ -58,9 +57,9 @@ def set_password(user_id: int, request: Request,
                  posted: Annotated[Posted, Depends(posted_by(Role.ADMIN))]) -> Response:
     services = services_of(request)
     password = str(posted.form.get("password") or "")
-    if len(password) < MIN_PASSWORD:
+    if len(password) < users.MIN_PASSWORD:
         return _password_page(request, user_id, 400, errors=[{
-            "text": f"Enter a password of at least {MIN_PASSWORD} characters", "href": "#password"}])
+            "text": f"Enter a password of at least {users.MIN_PASSWORD} characters", "href": "#password"}])
     with services.store.unit_of_work() as port:
         user = port.user_by_id(user_id)
         if user is None:
