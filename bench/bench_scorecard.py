@@ -42,6 +42,7 @@ from bench.results_file import append, machine  # noqa: E402
 from pipeline.adapters import tables as t  # noqa: E402
 from pipeline.bootstrap import build  # noqa: E402
 from pipeline.entrypoints.api import create_app  # noqa: E402
+from pipeline.service.reference import pupil_row_key  # noqa: E402
 from pipeline.service.users import add_user  # noqa: E402
 from pipeline.settings import Settings  # noqa: E402
 
@@ -90,9 +91,11 @@ def seed(services: Any, rng: random.Random) -> dict[str, int]:
     for n in range(CHILDREN):
         upn = f"U{n:012d}"
         children.append({"child_id": str(uuid.uuid4()), "person_key": f"upn:{upn}", "created_at": YEAR_START})
-        pupils.append({"upn": upn, "given_name": f"Given{n}", "family_name": f"Family{n}", "family_key": f"family{n}",
+        urn = schools[n % SCHOOLS]["urn"]
+        pupils.append({"row_key": pupil_row_key(upn, urn, None), "upn": upn, "given_name": f"Given{n}",
+                       "family_name": f"Family{n}", "family_key": f"family{n}",
                        "date_of_birth": datetime(2010, 1, 1).date() + timedelta(days=n % 3000),
-                       "school_urn": schools[n % SCHOOLS]["urn"]})
+                       "school_urn": urn})
         if n < OPEN_TO_CARE:
             involvements.append({"row_key": f"inv{n}", "upn": upn, "given_name": f"Given{n}",
                                  "family_name": f"Family{n}", "family_key": f"family{n}",

@@ -43,7 +43,6 @@ from pipeline.domain.model import (
     DeadlineKind,
     DeadlineState,
     Directory,
-    Enrolment,
     EventStatus,
     Identity,
     Involvement,
@@ -52,7 +51,7 @@ from pipeline.domain.model import (
     School,
     ladder_json,
     latest_enrolment_first,
-    on_roll,
+    roll_on,
 )
 from pipeline.service.reference import load
 
@@ -247,13 +246,8 @@ class MemoryStore(MemoryEpisodes, MemoryAccounts, MemoryReferenceData, MemoryDel
     def child_facts(self, child_id: str, members: list[Candidate], identity: Identity, day: date) -> ChildFacts:
         upns = {m.upn for m in members if m.upn}
         nhs = {m.identity.nhs_number for m in members if m.identity.nhs_number}
-        enrolments: list[Enrolment] = []
-        for upn in sorted(upns):
-            for pupil in self._rows_of_upn(upn):
-                school = self.school(pupil.school_urn)
-                if pupil.ended_at is None and school is not None and on_roll(pupil.on_roll_from, pupil.on_roll_to,
-                                                                             day):
-                    enrolments.append(Enrolment(pupil.upn, school, _identity(pupil)))
+        current = [row for upn in sorted(upns) for row in self._rows_of_upn(upn) if row.ended_at is None]
+        enrolments, latest = roll_on(current, self.school, _identity, day)
         involvement_keys = {m.record_key for m in members if m.source == "involvement"}
         involvements = [
             Involvement(row.status, row.worker_email, row.team, row.manager_email, row.placing_la, row.iro_email)
@@ -263,8 +257,9 @@ class MemoryStore(MemoryEpisodes, MemoryAccounts, MemoryReferenceData, MemoryDel
         ]
         home_educated = any(m.source == "ehe" for m in members) or any(
             row.nhs_number in nhs for row in self._current("ehe") if row.nhs_number)
-        best = next((m.identity for m in members if m.source == "pupil"), members[0].identity if members else identity)
-        return ChildFacts(child_id, best, tuple(enrolments), home_educated, tuple(involvements))
+        best = latest or next((m.identity for m in members if m.source == "pupil"),
+                              members[0].identity if members else identity)
+        return ChildFacts(child_id, best, enrolments, home_educated, tuple(involvements))
 
     def facts_for_child(self, child_id: str, day: date) -> ChildFacts | None:
         person_key = self._state.children.get(child_id)

@@ -17,8 +17,9 @@ from sqlalchemy import bindparam, text
 from sqlmodel import Session, select
 
 from pipeline.adapters import tables as t
-from pipeline.adapters.scorecard import INTERNAL_KINDS, NO_SCHOOL, NO_TEAM, on_roll_first
+from pipeline.adapters.scorecard import INTERNAL_KINDS, NO_SCHOOL, NO_TEAM, ROLL_DAY, on_roll_first, roll_day
 from pipeline.adapters.tables import UTCDateTime
+from pipeline.domain.calendar import LONDON
 from pipeline.domain.model import latest_enrolment_first
 
 KIND_IN_WORDS = {
@@ -114,8 +115,9 @@ def _where(filters: BoardFilters) -> tuple[str, dict[str, Any]]:
 
 
 def _execute(session: Session, sql: str, params: dict[str, Any], instants: tuple[str, ...]) -> Any:
-    statement = text(sql).bindparams(*(bindparam(name, type_=UTCDateTime()) for name in instants))
-    return session.connection().execute(statement, params).all()
+    """The board's query at ``params["now"]``: a child's school is one whose roll the child is on that London day."""
+    statement = text(sql).bindparams(*(bindparam(name, type_=UTCDateTime()) for name in instants), roll_day())
+    return session.connection().execute(statement, {**params, ROLL_DAY: params["now"].astimezone(LONDON).date()}).all()
 
 
 def counts_by_level(session: Session, now: datetime, filters: BoardFilters) -> dict[int, int]:

@@ -64,7 +64,7 @@ from pipeline.domain.model import (
     School,
     ladder_json,
     latest_enrolment_first,
-    on_roll,
+    roll_on,
 )
 from pipeline.json_text import text_encoder
 from pipeline.ports.records import SYSTEM  # noqa: F401 - re-exported: older callers import it from here
@@ -505,7 +505,8 @@ class Repository(EpisodeQueries, AccountQueries, ReferenceDataQueries, DeliveryQ
         """``child_facts``; ``pupils``: the members' current pupil rows when the caller has just read them."""
         upns = {m.upn for m in members if m.upn}
         nhs = {m.identity.nhs_number for m in members if m.identity.nhs_number}
-        enrolments: list[Enrolment] = []
+        enrolments: tuple[Enrolment, ...] = ()
+        latest: Identity | None = None
         if upns:
             if pupils is None and self._pupils_ahead and all(upn in self._pupils_ahead for upn in upns):
                 pupils = [row for upn in sorted(upns) for row in self._pupils_ahead[upn]]
@@ -513,12 +514,7 @@ class Repository(EpisodeQueries, AccountQueries, ReferenceDataQueries, DeliveryQ
                 # The session's connection asked for only when there is something to read.
                 pupils = rows_by_keys(self.session.connection(), sorted(upns), _CURRENT_PUPILS_OF_UPN, "upn",
                                       _PUPILS_BY_UPN, "upns")
-            if len(pupils) > 1:  # by UPN, each UPN's latest enrolment first (as the fake gives them)
-                pupils = sorted(latest_enrolment_first(pupils), key=lambda row: row.upn)
-            for pupil in pupils:
-                school = self.school(pupil.school_urn)
-                if school is not None and on_roll(pupil.on_roll_from, pupil.on_roll_to, day):
-                    enrolments.append(Enrolment(pupil.upn, school, _pupil_identity(pupil)))
+            enrolments, latest = roll_on(pupils, self.school, _pupil_identity, day)
         involvement_keys = sorted(m.record_key for m in members if m.source == "involvement")
         # The index brought to this unit of work's reference version holds every current involvement and
         # home-education record's UPN and NHS number: a table none of the child's numbers is in is not read.
@@ -533,8 +529,9 @@ class Repository(EpisodeQueries, AccountQueries, ReferenceDataQueries, DeliveryQ
         home_educated = any(m.source == "ehe" for m in members)
         if not home_educated and nhs and (index is None or index.may_hold("ehe", (), nhs)):
             home_educated = self.session.connection().execute(_HOME_EDUCATED, {"nhs": sorted(nhs)}).first() is not None
-        best = next((m.identity for m in members if m.source == "pupil"), members[0].identity if members else identity)
-        return ChildFacts(child_id, best, tuple(enrolments), home_educated, tuple(involvements))
+        best = latest or next((m.identity for m in members if m.source == "pupil"),
+                              members[0].identity if members else identity)
+        return ChildFacts(child_id, best, enrolments, home_educated, tuple(involvements))
 
     def child_id(self, person_key: str) -> str:
         """The opaque id for a person key, created on first sight."""

@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import Date, bindparam, text
 from sqlmodel import Session
 
 from pipeline.adapters.tables import UTCDateTime
@@ -186,11 +186,21 @@ def _plus_window(postgres: bool, column: str) -> str:
     return f"(datetime({column}, '+{REPEAT_WINDOW_DAYS} days') || substr({column}, 20))"
 
 
+ROLL_DAY = "roll_day"  # the bind parameter of ``on_roll_first``: a London day, bound as a date (``roll_day``)
+
+
 def on_roll_first(alias: str) -> str:
-    """SQL: '0' for a roll record (``alias``) whose pupil is still on the roll today (no ``on_roll_to``, or one not
-    yet passed), else '1'. Put before a school's URN, the smallest of a child's records is a school the child is
-    on the roll of today, if any: a child who moved school has the old school's row (ended by ``on_roll_to``) too."""
-    return f"CASE WHEN {alias}.on_roll_to IS NULL OR {alias}.on_roll_to >= CURRENT_DATE THEN '0' ELSE '1' END"
+    """SQL: '0' for a roll record (``alias``) whose pupil is on the roll on the day bound as ``:roll_day``
+    (``domain.model.on_roll``), else '1'. Put before a school's URN, the smallest of a child's records is a school
+    the child is on the roll of that day, if any: a child who moved school has the old school's row (ended by
+    ``on_roll_to``) too, and one joining a school has its row before the day it starts."""
+    return (f"CASE WHEN ({alias}.on_roll_from IS NULL OR {alias}.on_roll_from <= :{ROLL_DAY}) AND "
+            f"({alias}.on_roll_to IS NULL OR {alias}.on_roll_to >= :{ROLL_DAY}) THEN '0' ELSE '1' END")
+
+
+def roll_day() -> Any:
+    """The ``:roll_day`` parameter, typed: a date on both dialects (SQLite keeps dates as ISO text)."""
+    return bindparam(ROLL_DAY, type_=Date())
 
 
 # The child's current school (roll record) and team (social-care involvement), from its person key. Each
@@ -247,9 +257,12 @@ class ScorecardQueries:
     the case names (a school alert's URN) coming first.
     """
 
-    def __init__(self, session: Session, postgres: bool) -> None:
+    def __init__(self, session: Session, postgres: bool, placed_on: date | None = None) -> None:
         self.session = session
         self.postgres = postgres
+        # The London day whose school rolls place a child at a school (the grouped queries): the period's end,
+        # or today if that is earlier.
+        self.placed_on = placed_on
         self._placed: set[str] = set()
         # {group: {seconds: how many}}: the acknowledged school alerts' times of the last deadline_rows call.
         self.ack_seconds: dict[str, dict[int, int]] = {}
@@ -272,7 +285,12 @@ class ScorecardQueries:
                                 f"(child_id VARCHAR NOT NULL PRIMARY KEY, grp VARCHAR NOT NULL)"))
         connection.execute(text(f"DELETE FROM {CHILD_GROUP_TABLE}"))
         placed = _child_group_rows(by).replace("MIN(grp)", f"MIN({grp})")
-        connection.execute(text(f"INSERT INTO {CHILD_GROUP_TABLE} (child_id, grp) {placed}"), {"colon": ":"})
+        if by == "school" and self.placed_on is None:
+            raise ValueError("grouping by school needs the day whose rolls place a child (placed_on)")
+        statement = text(f"INSERT INTO {CHILD_GROUP_TABLE} (child_id, grp) {placed}")
+        if by == "school":
+            statement = statement.bindparams(roll_day())
+        connection.execute(statement, {"colon": ":", **({ROLL_DAY: self.placed_on} if by == "school" else {})})
         self._placed = {by}
 
     def close(self) -> None:
@@ -513,8 +531,8 @@ def scorecard(session: Session, postgres: bool, first_day: date, last_day: date,
     financial quarter), sorted, then the whole partnership's row with group ``ALL``."""
     if by not in GROUPINGS:
         raise ValueError("by must be school, team or quarter")
-    queries = ScorecardQueries(session, postgres)
     whole = period(first_day, last_day, now, tz)
+    queries = ScorecardQueries(session, postgres, whole.as_of.astimezone(tz).date())
     try:
         if by == "quarter":
             groups = [queries.rows(period(q_first, q_last, now, tz, label), None)[label]

@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+LONDON = ZoneInfo("Europe/London")  # where the rules run (domain.md, "Time"): the calendar's default zone
+
 
 @dataclass(frozen=True)
 class Duration:

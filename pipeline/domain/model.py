@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -210,6 +210,25 @@ class Enrolment:
     upn: str
     school: School
     identity: Identity
+
+
+def roll_on(rows: Sequence[Any], school_of: Callable[[str], School | None], identity_of: Callable[[Any], Identity],
+            day: date) -> tuple[tuple[Enrolment, ...], Identity | None]:
+    """A child's current pupil-roll rows (``ended_at`` unset) as the enrolments of ``day``, by UPN, and the identity of
+    the latest enrolment (``latest_enrolment_first``; None without a row). One enrolment a school, its latest: two
+    rows at one school (a re-admission, an old enrolment the school's system never closed) are one school's roll,
+    and its DSL is told once. A school not loaded (or ended) has no enrolment."""
+    ordered = rows if len(rows) < 2 else latest_enrolment_first(rows)
+    enrolments: dict[str, Enrolment] = {}
+    for row in ordered:
+        if row.school_urn not in enrolments and on_roll(row.on_roll_from, row.on_roll_to, day):
+            school = school_of(row.school_urn)
+            if school is not None:
+                enrolments[row.school_urn] = Enrolment(row.upn, school, identity_of(row))
+    found = tuple(enrolments.values())
+    if len(found) > 1:
+        found = tuple(sorted(found, key=lambda enrolment: enrolment.upn))
+    return found, identity_of(ordered[0]) if ordered else None
 
 
 @dataclass(frozen=True)

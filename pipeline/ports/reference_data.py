@@ -8,7 +8,8 @@ answer them; the contract suite (tests/integration/test_store_contract_reference
 answers.
 
 A kind's rows are dicts of its table's columns (``ended_at`` aside), keyed as ``pipeline.service.reference``
-keys them: schools by ``urn``, pupils by ``upn``, teams by ``team``, ehe and involvements by ``row_key``.
+keys them: schools by ``urn``, teams by ``team``, pupils, ehe and involvements by ``row_key`` (a pupil's is one
+enrolment: ``pupil_row_key``).
 """
 
 from __future__ import annotations

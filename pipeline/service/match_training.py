@@ -33,6 +33,7 @@ from pipeline.domain.matching import group_people
 from pipeline.domain.model import Identity, MatchOutcome
 from pipeline.ports import StorePort
 from pipeline.service.handlers import Context
+from pipeline.service.reference import pupil_row_key
 
 RANDOM_PAIRS = 40_000
 MAX_TRAINING_EVENTS = 20_000
@@ -132,9 +133,10 @@ def roll_rows(text: str, school_names: dict[str, str] | None = None) -> tuple[li
         identity = Identity(_text(values.get("given_name")), _text(values.get("family_name")),
                             _day(values.get("date_of_birth")), _text(values.get("sex")),
                             _text(values.get("nhs_number")), _text(values.get("postcode")))
-        upn = _text(values.get("upn"))
+        upn, school_urn = _text(values.get("upn")), _text(values.get("school_urn"))
         if upn:
-            rows.append(ReferenceRow("pupils", upn, identity, upn=upn, school_urn=_text(values.get("school_urn"))))
+            key = pupil_row_key(upn, school_urn or "", _day(values.get("on_roll_from")))
+            rows.append(ReferenceRow("pupils", key, identity, upn=upn, school_urn=school_urn))
     return rows, dict(school_names or {})
 
 

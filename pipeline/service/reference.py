@@ -14,7 +14,7 @@ full current list) with a warning naming the school, for the same reason.
 
 A pupils row is one enrolment (``pupil_row_key``): a child on two schools' rolls (dual registration) or who moved
 school (the old school's row ended by ``on_roll_to``) has a row at each, and every school the child is on the roll
-of is routed to. The rows of one UPN must agree on the date of birth.
+of is routed to. The rows of one UPN must agree on the date of birth and on the NHS number where they give one.
 
 Values are read as the contract writes them, with what spreadsheets and case-management exports commonly do to
 them forgiven: spaces in an NHS number, a UPN in lower case, ``TRUE``/``Yes`` for ``true``, ``Male`` for ``M``.
@@ -238,6 +238,23 @@ def _header_problem(header: list[str], expected: list[str], optional_tail: list[
     return f"row 1: header must be {','.join(expected)} ({'; '.join(parts)})"
 
 
+def _one_child_per_upn(item: dict[str, Any], number: int, first_of_upn: dict[str, tuple[dict[str, Any], int]],
+                       ) -> list[str]:
+    """A child on two schools' rolls has a row at each, with one date of birth and (where given) one NHS number: two
+    children given one UPN by mistake would otherwise be taken for one, and one's notifications sent to the other's
+    school, and the other's worker told of this one. The problems of the row ``number`` (``item``) against the first
+    row of its UPN."""
+    first, on_row = first_of_upn.setdefault(item["upn"], (item, number))
+    problems = []
+    if first["date_of_birth"] != item["date_of_birth"]:
+        problems.append(f"upn: the same UPN as row {on_row} with another date of birth (a UPN is one child's)")
+    numbers = {row["nhs_number"] for row in (first, item) if row["nhs_number"]}
+    if len(numbers) > 1:
+        problems.append(f"nhs_number: another NHS number than row {on_row}, which has the same UPN (a UPN is one "
+                        "child's)")
+    return problems
+
+
 def parse_csv(kind: str, text: str, port: ReferenceLoads) -> list[dict[str, Any]]:
     """Validate the whole file (a pupil's school asked of ``port``); raise ReferenceError listing every bad row.
     Rows are numbered as the file's lines are (a spreadsheet's row numbers): a blank line counts."""
@@ -254,7 +271,7 @@ def parse_csv(kind: str, text: str, port: ReferenceLoads) -> list[dict[str, Any]
     problems: list[str] = []
     parsed: list[dict[str, Any]] = []
     first_row: dict[Any, int] = {}
-    first_birth: dict[str, tuple[date, int]] = {}
+    first_of_upn: dict[str, tuple[dict[str, Any], int]] = {}
     rows = iter(reader)
     while True:
         try:
@@ -275,12 +292,7 @@ def parse_csv(kind: str, text: str, port: ReferenceLoads) -> list[dict[str, Any]
             row_problems.append(f"{spec.twice} (first on row {first_row[item[spec.key]]})")
         first_row.setdefault(item[spec.key], number)
         if kind == "pupils" and not row_problems:
-            # A child on two schools' rolls has a row at each, with one date of birth: two children given one UPN
-            # by mistake would otherwise be taken for one, and one's notifications sent to the other's school.
-            born, on_row = first_birth.setdefault(item["upn"], (item["date_of_birth"], number))
-            if born != item["date_of_birth"]:
-                row_problems.append(f"upn: the same UPN as row {on_row} with another date of birth (a UPN is one "
-                                    "child's)")
+            row_problems.extend(_one_child_per_upn(item, number, first_of_upn))
         problems.extend(f"row {number}: {p}" for p in row_problems)
         parsed.append(item)
     if problems:
@@ -313,7 +325,7 @@ def load(port: ReferenceLoads, kind: str, text: str, now: datetime,
     keys = {item[spec.key] for item in items}
     current = port.current_keys(kind)
     if not allow_ending:
-        _refuse_a_partial_file(kind, current, keys)
+        _refuse_a_partial_file(kind, _guarded(kind, current), _guarded(kind, keys))
     warnings = _schools_left_with_pupils(port, current - keys, now.date()) if kind == "schools" else ()
     if kind in ("teams", "involvements"):
         warnings += _teams_without_a_row(port, kind, items, keys)
@@ -326,6 +338,12 @@ def load(port: ReferenceLoads, kind: str, text: str, now: datetime,
         port.log_reference_changes(kind, changed, now)
     return LoadReport(kind, len(items), len(ended), warnings)
 
+
+
+def _guarded(kind: str, keys: Collection[Any]) -> set[Any]:
+    """What the partial-export guard counts: the rows' keys; for pupils, a pupil at a school (a corrected start date
+    changes a row's key, and ends the row it replaces, but takes no child off a school's roll)."""
+    return {key.rpartition("|")[0] for key in keys} if kind == "pupils" else set(keys)
 
 
 def _refuse_a_partial_file(kind: str, current: set[str], keys: set[Any]) -> None:

@@ -12,12 +12,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
 from pipeline.adapters import caseload as queries
+from pipeline.domain.calendar import LONDON
 from pipeline.domain.model import Role
 from pipeline.entrypoints.intake_routes import send_to_kafka
 from pipeline.service.intake import IntakeResult, Submission
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from pipeline.ports.records import UserRecord as User
 
 router = APIRouter(include_in_schema=False)
-LONDON = ZoneInfo("Europe/London")
 OUTCOMES = ("COMPLETED", "DECLINED", "NOT_POSSIBLE", "NOT_HELD_BY_DECISION")
 ATTEMPT_SLOTS = 3
 TEXT_LIMIT = 2000

@@ -8,11 +8,9 @@ code, add it to ``WORDS``; an unknown code falls back to its words with the unde
 from __future__ import annotations
 
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from pipeline.adapters.scorecard import NO_SCHOOL
-
-LONDON = ZoneInfo("Europe/London")
+from pipeline.domain.calendar import LONDON
 
 WORDS: dict[str, str] = {
     # pathways

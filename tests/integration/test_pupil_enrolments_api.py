@@ -6,6 +6,7 @@ keeps its pupils through migration 0015."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from pipeline.adapters.overdue_board import SCHOOL_SQL
-from pipeline.adapters.scorecard import CHILD_GROUP_TABLE, ScorecardQueries
+from pipeline.adapters.scorecard import CHILD_GROUP_TABLE, ROLL_DAY, ScorecardQueries, roll_day
 from pipeline.adapters.store import Store, alembic_config
 from pipeline.bootstrap import build
 from pipeline.entrypoints.api import create_app
@@ -80,39 +81,53 @@ def test_migration_0015_keeps_the_pupils_of_a_database_keyed_by_upn(backend: str
             "('H999100100009', 'Freya', 'Dunmore', 'DUNMORE', '2013-08-08', '100001', NULL)"))
         command.upgrade(config, "head")
         rows = connection.execute(text("SELECT row_key, upn, school_urn FROM pupil ORDER BY upn")).all()
-    assert [tuple(row) for row in rows] == [("B999100100002|100002|2022-09-01", "B999100100002", "100002"),
-                                            ("H999100100009|100001|", "H999100100009", "100001")]
+        assert [tuple(row) for row in rows] == [("B999100100002|100002|2022-09-01", "B999100100002", "100002"),
+                                                ("H999100100009|100001|", "H999100100009", "100001")]
+        if backend == "postgresql":  # the primary key keeps the table's name, as before the rebuild
+            assert connection.execute(text("SELECT conname FROM pg_constraint WHERE conrelid = 'pupil'::regclass "
+                                           "AND contype = 'p'")).scalar_one() == "pupil_pkey"
+        # Back down: one row a UPN, the current one with the latest known start (an unknown start last).
+        connection.execute(text(
+            "INSERT INTO pupil (row_key, upn, given_name, family_name, family_key, date_of_birth, school_urn, "
+            "on_roll_from) VALUES ('B999100100002|100001|', 'B999100100002', 'Oliver', 'Brennan', 'BRENNAN', "
+            "'2011-02-03', '100001', NULL), ('B999100100002|100005|2026-11-02', 'B999100100002', 'Oliver', "
+            "'Brennan', 'BRENNAN', '2011-02-03', '100005', '2026-11-02')"))
+        command.downgrade(config, "0014")
+        kept = connection.execute(text("SELECT upn, school_urn FROM pupil ORDER BY upn")).all()
+        assert [tuple(row) for row in kept] == [("B999100100002", "100005"), ("H999100100009", "100001")]
     store.dispose()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_the_scorecard_and_board_place_a_child_at_a_school_it_is_on_the_roll_of_today(
+def test_the_scorecard_and_board_place_a_child_at_a_school_it_is_on_the_roll_of_that_day(
         backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """Oliver moved from Hilltop (100002, left 31 October) to Quiet Lane (100005, a higher URN); Amelia is on
-    Riverside's roll (100001) and, dual-registered, Border High's (100004); Freya left Riverside in 2024 with no
-    school since. A child's cases are placed at a school it is on the roll of today (the smallest URN of those),
-    else at the school it left."""
+    Riverside's roll (100001) and, dual-registered, Border High's (100004); Isla, at Oakwood (100003), joins
+    Riverside next September; Freya left Riverside in 2024 with no school since. A child's cases are placed at a
+    school it is on the roll of on the day asked about (the smallest URN of those), else at the school it left."""
     pupils = REFERENCE["pupils"].replace("100002,2022-09-01,", "100002,2022-09-01,2026-10-31") + \
         AT_RIVERSIDE.replace("100001,2026-09-01", "100005,2026-11-02") + \
-        "A999100100001,9990000018,Amelia,Hartley,2013-05-14,F,NS1 2AB,100004,2025-09-01,\n"
+        "A999100100001,9990000018,Amelia,Hartley,2013-05-14,F,NS1 2AB,100004,2025-09-01,\n" + \
+        "C999100100003,,Isla,Fairbairn,2012-07-21,F,NS3 4EF,100001,2027-09-01,\n"
     backend_ = open_backend(backend, tmp_path, request.getfixturevalue("postgres_url")
                             if backend == "postgresql" else None, {**REFERENCE, "pupils": pupils})
     store = backend_.sql
     assert store is not None
     with store.unit_of_work() as port:
         children = {name: port.child_id(f"upn:{upn}") for name, upn in (
-            ("oliver", "B999100100002"), ("amelia", "A999100100001"), ("freya", "H999100100009"))}
-    postgres = backend == "postgresql"
-    with store.transaction() as session:
-        queries = ScorecardQueries(session, postgres)
-        queries.place_children("school")
-        placed = dict(session.connection().execute(text(f"SELECT child_id, grp FROM {CHILD_GROUP_TABLE}")).all())
-        on_board = {name: session.connection().execute(text(
-            f"SELECT {SCHOOL_SQL} FROM (SELECT CAST(:child AS VARCHAR) AS child_id, "
-            "CAST(NULL AS VARCHAR) AS school_urn) d"), {"child": child_id}).scalar_one()
-            for name, child_id in children.items()}
-        queries.close()
-    expected = {"oliver": "100005", "amelia": "100001", "freya": "100001"}
-    assert {name: placed[child_id] for name, child_id in children.items()} == expected
-    assert on_board == expected
+            ("oliver", "B999100100002"), ("amelia", "A999100100001"), ("isla", "C999100100003"),
+            ("freya", "H999100100009"))}
+    on_the_board = text(f"SELECT {SCHOOL_SQL} FROM (SELECT CAST(:child AS VARCHAR) AS child_id, "
+                        "CAST(NULL AS VARCHAR) AS school_urn) d").bindparams(roll_day())
+    for day, oliver in ((date(2026, 11, 24), "100005"), (date(2026, 10, 1), "100002")):
+        with store.transaction() as session:
+            queries = ScorecardQueries(session, backend == "postgresql", placed_on=day)
+            queries.place_children("school")
+            placed = dict(session.connection().execute(text(f"SELECT child_id, grp FROM {CHILD_GROUP_TABLE}")).all())
+            on_board = {name: session.connection().execute(on_the_board, {"child": child_id, ROLL_DAY: day})
+                        .scalar_one() for name, child_id in children.items()}
+            queries.close()
+        expected = {"oliver": oliver, "amelia": "100001", "isla": "100003", "freya": "100001"}
+        assert {name: placed[child_id] for name, child_id in children.items()} == expected, day
+        assert on_board == expected, day
     store.dispose()

@@ -320,3 +320,35 @@ def test_a_child_who_moved_school_is_enrolled_at_the_new_school_only(store_backe
     # The ended row is still evidence of who the child is: the index keeps it beside the new school's.
     rows = [c for c in index.candidates(OLIVER_ID) if c.source == "pupil" and c.upn == "B999100100002"]
     assert sorted(c.record_key for c in rows) == ["B999100100002|100001|2026-11-02", "B999100100002|100002|2022-09-01"]
+
+
+def test_a_childs_identity_is_its_latest_enrolments_whatever_the_files_order(store_backend: Backend) -> None:
+    """Oliver's old school's row has his old postcode; the new school's his new one. The facts (read from the index's
+    candidates, as a fresh match reads them, or from the child id) give the new one, whichever row the file gives
+    first, and after the old row is updated (which moves it on PostgreSQL's table scan)."""
+    old = "B999100100002,,Oliver,Brennan,2011-02-03,M,OT9 9ZZ,100002,2022-09-01,2026-10-31\n"
+    new = OLIVER_AT_RIVERSIDE.replace("2026-09-01", "2026-11-02")
+    others = _without(PUPILS, "B999100100002")
+    with store_backend.units.unit_of_work() as port:
+        oliver = port.child_id("upn:B999100100002")
+    for pupils in (others + old + new, others + new + old, others + new + old.replace("OT9 9ZZ", "OT9 9ZY")):
+        store_backend.load_reference("pupils", pupils)
+        index = ReferenceIndex()
+        with store_backend.units.unit_of_work() as port:
+            port.sync_match_index(index)
+            members = [c for c in index.candidates(OLIVER_ID) if c.upn == "B999100100002"]
+            assert len([c for c in members if c.source == "pupil"]) == 2
+            fresh = port.child_facts(oliver, members, OLIVER_ID, DAY)
+            known = port.facts_for_child(oliver, DAY)
+        assert known is not None
+        assert (fresh.identity.postcode, known.identity.postcode) == ("NS2 3CD", "NS2 3CD"), pupils
+        assert [e.school.urn for e in fresh.enrolments] == [e.school.urn for e in known.enrolments] == ["100001"]
+
+
+def test_two_rows_at_one_school_are_one_enrolment(store_backend: Backend) -> None:
+    """A re-admission, or an old enrolment never closed: the school's roll holds the child once."""
+    again = OLIVER_AT_RIVERSIDE.replace("100001,2026-09-01", "100002,2026-11-23")
+    store_backend.load_reference("pupils", PUPILS + again)
+    with store_backend.units.unit_of_work() as port:
+        oliver = port.child_id("upn:B999100100002")
+    assert _enrolled(store_backend, oliver, ReferenceIndex()) == [["100002"]] * 3

@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.adapters.memory_store import MemoryStore
 from pipeline.domain.model import DeadlineKind, EventStatus, MatchOutcome
+from pipeline.service.demo_data import csv_text, generate
 from pipeline.service.dispatch import process
 from pipeline.service.handlers import Context
 from pipeline.service.reference import ReferenceError, load
@@ -99,3 +100,52 @@ def test_the_same_enrolment_twice_is_refused_and_a_second_school_is_not() -> Non
     with store.unit_of_work() as port:
         report = load(port, "pupils", PUPILS + AT_RIVERSIDE, TERM_EVENING)
     assert report.rows == len(PUPILS.splitlines())
+
+
+def test_two_rows_at_one_school_are_one_enrolment_and_one_alert() -> None:
+    """A re-admission, or an old enrolment the school's system never closed: two current rows of one UPN at one
+    school. The school's DSL is told once, with one acknowledgement deadline (two would be the same deadline twice,
+    and the event would fail)."""
+    again = AT_RIVERSIDE.replace("100001,2026-09-01", "100002,2026-11-23")
+    for pupils in (PUPILS + again, PUPILS.replace("100002,2022-09-01,", "100002,2022-09-01,2026-11-23") + again):
+        store, ctx = _world(pupils)
+        event = _run(store, ctx, "self-harm-attendance", attendance(OLIVER))
+        assert (event.status, event.match_outcome) == (EventStatus.PROCESSED, MatchOutcome.LINKED)
+        assert _schools_told(store, event.event_id) == [("dsl", HILLTOP)]
+        assert [d.school_urn for d in store.deadlines if d.kind == DeadlineKind.SELF_HARM_ACKNOWLEDGEMENT] == [
+            HILLTOP]
+
+
+def test_rows_of_one_upn_with_different_nhs_numbers_are_refused() -> None:
+    """Oliver's second school's row with his brother's NHS number would join the brother's records to him (his
+    worker told of Oliver's attendance). A row without an NHS number beside one with it is fine."""
+    store = MemoryStore()
+    with store.unit_of_work() as port:
+        load(port, "schools", REFERENCE["schools"], TERM_EVENING)
+    numbered = PUPILS.replace("B999100100002,,", "B999100100002,9990000026,")
+    with pytest.raises(ReferenceError) as refused, store.unit_of_work() as port:
+        load(port, "pupils", numbered + AT_RIVERSIDE.replace("B999100100002,,", "B999100100002,9990000034,"),
+             TERM_EVENING)
+    assert refused.value.problems == [
+        f"row {len(PUPILS.splitlines()) + 1}: nhs_number: another NHS number than row 3, which has the same UPN (a UPN "
+        "is one child's)"]
+    with store.unit_of_work() as port:
+        assert load(port, "pupils", numbered + AT_RIVERSIDE, TERM_EVENING).rows == len(PUPILS.splitlines())
+
+
+def test_corrected_start_dates_are_not_taken_for_a_partial_export() -> None:
+    """A school's system re-dates its pupils' start dates: each row's key changes (its old row is ended, the new
+    one current), but no child leaves a school's roll, so the partial-export guard lets the file load."""
+    data = generate(seed=3, pupils=400)
+    store = MemoryStore()
+    with store.unit_of_work() as port:
+        for kind in ("schools", "teams", "pupils"):
+            load(port, kind, csv_text(kind, data[kind]), TERM_EVENING)
+    redated = [{**row, "on_roll_from": "2019-09-02"} for row in data["pupils"]]
+    with store.unit_of_work() as port:
+        report = load(port, "pupils", csv_text("pupils", redated), TERM_EVENING)
+    moved = sum(1 for row in data["pupils"] if row["on_roll_from"] != "2019-09-02")
+    assert moved > len(redated) // 2 and (report.rows, report.ended) == (len(redated), moved)
+    with pytest.raises(ReferenceError) as refused, store.unit_of_work() as port:  # half a file still is one
+        load(port, "pupils", csv_text("pupils", redated[: len(redated) // 2]), TERM_EVENING)
+    assert "is it a partial export?" in refused.value.problems[0]

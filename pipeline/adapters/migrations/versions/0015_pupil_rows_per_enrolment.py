@@ -55,7 +55,12 @@ def _create(name: str, keyed_by_row: bool) -> None:
     )
 
 
-def _index(keyed_by_row: bool) -> None:
+def _renamed(name: str, keyed_by_row: bool) -> None:
+    """The new table takes the pupil table's name, its primary key's (PostgreSQL names it after the table it was
+    made in) and its indexes."""
+    op.rename_table(name, "pupil")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"ALTER TABLE pupil RENAME CONSTRAINT {name}_pkey TO pupil_pkey")
     for column in (*_INDEXED, *(("upn",) if keyed_by_row else ())):
         op.create_index(f"ix_pupil_{column}", "pupil", [column], unique=False)
 
@@ -68,17 +73,16 @@ def upgrade() -> None:
     op.execute(f"INSERT INTO pupil_by_row (row_key, {columns}) "
                f"SELECT upn || '|' || school_urn || '|' || {joined}, {columns} FROM pupil")
     op.drop_table("pupil")
-    op.rename_table("pupil_by_row", "pupil")
-    _index(True)
+    _renamed("pupil_by_row", True)
 
 
 def downgrade() -> None:
-    # One row a UPN again: the current row with the latest start (any, if none is current) is kept.
+    # One row a UPN again: the current row with the latest start (an unknown start last; any row if none is
+    # current) is kept, on both dialects (they sort NULL differently).
     _create("pupil_by_upn", False)
     columns = ", ".join(_COLUMNS)
     op.execute(f"INSERT INTO pupil_by_upn ({columns}) SELECT {columns} FROM pupil p WHERE p.row_key = ("
                "SELECT q.row_key FROM pupil q WHERE q.upn = p.upn "
-               "ORDER BY q.ended_at IS NOT NULL, q.on_roll_from DESC, q.row_key DESC LIMIT 1)")
+               "ORDER BY q.ended_at IS NOT NULL, q.on_roll_from IS NULL, q.on_roll_from DESC, q.row_key DESC LIMIT 1)")
     op.drop_table("pupil")
-    op.rename_table("pupil_by_upn", "pupil")
-    _index(False)
+    _renamed("pupil_by_upn", False)
