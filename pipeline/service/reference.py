@@ -241,9 +241,9 @@ def _header_problem(header: list[str], expected: list[str], optional_tail: list[
 def _one_child_per_upn(item: dict[str, Any], number: int, first_of_upn: dict[str, tuple[dict[str, Any], int]],
                        ) -> list[str]:
     """A child on two schools' rolls has a row at each, with one date of birth and (where given) one NHS number: two
-    children given one UPN by mistake would otherwise be taken for one, and one's notifications sent to the other's
-    school, and the other's worker told of this one. The problems of the row ``number`` (``item``) against the first
-    row of its UPN."""
+    children given one UPN by mistake would otherwise be taken for one, and one's notifications
+    sent to the other's school, and the other's worker told of this one. The problems of the row ``number``
+    (``item``) against the first row of its UPN."""
     first, on_row = first_of_upn.setdefault(item["upn"], (item, number))
     problems = []
     if first["date_of_birth"] != item["date_of_birth"]:
@@ -255,9 +255,20 @@ def _one_child_per_upn(item: dict[str, Any], number: int, first_of_upn: dict[str
     return problems
 
 
-def parse_csv(kind: str, text: str, port: ReferenceLoads) -> list[dict[str, Any]]:
+def _shared_nhs_warning(pairs: list[tuple[int, int]]) -> str:
+    """The warning for NHS numbers each given to two pupils with different dates of birth (``pairs`` of rows)."""
+    shown = ", ".join(f"rows {first} and {then}" for first, then in pairs[:10])
+    more = f" and {len(pairs) - 10:,} more" if len(pairs) > 10 else ""
+    return (f"{len(pairs):,} NHS number(s) each given to two pupils with different dates of birth ({shown}{more}): "
+            "one of each pair is likely a sibling's or parent's number keyed by mistake, and records sharing an NHS "
+            "number may be taken for one child. Correct them in the school's system")
+
+
+def parse_csv(kind: str, text: str, port: ReferenceLoads, warnings: list[str] | None = None) -> list[dict[str, Any]]:
     """Validate the whole file (a pupil's school asked of ``port``); raise ReferenceError listing every bad row.
-    Rows are numbered as the file's lines are (a spreadsheet's row numbers): a blank line counts."""
+    Rows are numbered as the file's lines are (a spreadsheet's row numbers): a blank line counts. What is loaded
+    but worth a look is added to ``warnings``: one NHS number on two pupils of different dates of birth (refusing
+    the file for it would leave every school's roll as it was last night)."""
     spec = _KINDS[kind]
     reader = csv.DictReader(io.StringIO(text))
     expected = list(COLUMNS[kind])
@@ -272,6 +283,8 @@ def parse_csv(kind: str, text: str, port: ReferenceLoads) -> list[dict[str, Any]
     parsed: list[dict[str, Any]] = []
     first_row: dict[Any, int] = {}
     first_of_upn: dict[str, tuple[dict[str, Any], int]] = {}
+    first_of_nhs: dict[str, tuple[date, int]] = {}
+    shared_nhs: list[tuple[int, int]] = []
     rows = iter(reader)
     while True:
         try:
@@ -293,10 +306,16 @@ def parse_csv(kind: str, text: str, port: ReferenceLoads) -> list[dict[str, Any]
         first_row.setdefault(item[spec.key], number)
         if kind == "pupils" and not row_problems:
             row_problems.extend(_one_child_per_upn(item, number, first_of_upn))
+            if item["nhs_number"]:  # one child may have two UPNs (one issued again), not two children one number
+                born, on_row = first_of_nhs.setdefault(item["nhs_number"], (item["date_of_birth"], number))
+                if born != item["date_of_birth"]:
+                    shared_nhs.append((on_row, number))
         problems.extend(f"row {number}: {p}" for p in row_problems)
         parsed.append(item)
     if problems:
         raise ReferenceError(problems)
+    if shared_nhs and warnings is not None:
+        warnings.append(_shared_nhs_warning(shared_nhs))
     return parsed
 
 
@@ -312,7 +331,8 @@ def load(port: ReferenceLoads, kind: str, text: str, now: datetime,
     # Loads take turns from here to their commit, so the change log's sequence numbers are in commit order and
     # its newest is a version a running process can trust (pipeline/adapters/reference_cache.py).
     port.take_turn_to_load()
-    items = parse_csv(kind, text, port)
+    noted: list[str] = []
+    items = parse_csv(kind, text, port, noted)
     if kind == "teams":
         missing = sorted(set(required_teams) - {item["team"] for item in items})
         if missing:
@@ -326,7 +346,9 @@ def load(port: ReferenceLoads, kind: str, text: str, now: datetime,
     current = port.current_keys(kind)
     if not allow_ending:
         _refuse_a_partial_file(kind, _guarded(kind, current), _guarded(kind, keys))
-    warnings = _schools_left_with_pupils(port, current - keys, now.date()) if kind == "schools" else ()
+    warnings = tuple(noted)
+    if kind == "schools":
+        warnings += _schools_left_with_pupils(port, current - keys, now.date())
     if kind in ("teams", "involvements"):
         warnings += _teams_without_a_row(port, kind, items, keys)
     changed = port.upsert_current_rows(kind, items)

@@ -149,3 +149,23 @@ def test_corrected_start_dates_are_not_taken_for_a_partial_export() -> None:
     with pytest.raises(ReferenceError) as refused, store.unit_of_work() as port:  # half a file still is one
         load(port, "pupils", csv_text("pupils", redated[: len(redated) // 2]), TERM_EVENING)
     assert "is it a partial export?" in refused.value.problems[0]
+
+
+def test_one_nhs_number_on_two_children_is_loaded_with_a_warning_and_on_one_child_with_two_upns_without() -> None:
+    """An NHS number keyed by mistake on a second child's row is named (rows, not values) but does not stop the
+    night's load: refusing the file would leave every school's roll as it was."""
+    store = MemoryStore()
+    with store.unit_of_work() as port:
+        load(port, "schools", REFERENCE["schools"], TERM_EVENING)
+    # Oliver given Amelia's NHS number (Amelia's row 2 has it, with another date of birth).
+    keyed = PUPILS.replace("B999100100002,,", "B999100100002,9990000018,")
+    with store.unit_of_work() as port:
+        report = load(port, "pupils", keyed, TERM_EVENING)
+    assert report.rows == len(PUPILS.splitlines()) - 1
+    (warning,) = report.warnings
+    assert warning.startswith("1 NHS number(s) each given to two pupils with different dates of birth (rows 2 and 3)")
+    assert "9990000018" not in warning
+    # Amelia under a second UPN at another school, with her own NHS number and date of birth: one child, no warning.
+    again = "A999100100099,9990000018,Amelia,Hartley,2013-05-14,F,NS1 2AB,100002,2026-09-01,\n"
+    with store.unit_of_work() as port:
+        assert load(port, "pupils", PUPILS + again, TERM_EVENING).warnings == ()
