@@ -91,6 +91,16 @@ def make_settings(tmp_path: Path, overrides: dict[str, Any] | None = None,
                     public_url="http://127.0.0.1:8000", var_dir=tmp_path / "var", **process)
 
 
+def pipeline_over(tmp_path: Path, database_url: str, now: datetime, tokens: dict[str, str]) -> Pipeline:
+    """The pipeline over a database the test filled itself (through the CLI, say), its clock at ``now``;
+    ``tokens``: the API tokens of its users by name."""
+    services = build(make_settings(tmp_path, database_url=database_url))
+    clock = Clock(now)
+    services.clock = clock
+    services.ready.set()
+    return Pipeline(services, TestClient(create_app(services)), clock, tokens)
+
+
 def start_pipeline(tmp_path: Path, overrides: dict[str, Any] | None = None,
                    database_url: str | None = None, web_passwords: bool = True, **process: Any) -> Pipeline:
     """``web_passwords=False`` gives the users API tokens only (no password hashing at all).

@@ -11,15 +11,12 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from pipeline.adapters.overdue_board import SCHOOL_SQL
 from pipeline.adapters.scorecard import CHILD_GROUP_TABLE, ROLL_DAY, ScorecardQueries, roll_day
 from pipeline.adapters.store import Store, alembic_config
-from pipeline.bootstrap import build
-from pipeline.entrypoints.api import create_app
-from tests.integration.conftest import Clock, Pipeline, make_settings
+from tests.integration.conftest import pipeline_over
 from tests.integration.test_cli import cli, in_process
 from tests.support.store_ports import open_backend
 from tests.support.world import OLIVER, REFERENCE, TERM_EVENING, attendance
@@ -43,11 +40,8 @@ def test_an_attendance_of_a_dual_registered_child_reaches_both_schools_dsls(tmp_
         assert added.returncode == 0, added.stderr
         tokens[who] = added.stdout.strip().splitlines()[-1]
 
-    services = build(make_settings(tmp_path, database_url=f"sqlite:///{tmp_path / 'cli.db'}"))
-    clock = Clock(TERM_EVENING)
-    services.clock = clock
-    services.ready.set()
-    pipeline = Pipeline(services, TestClient(create_app(services)), clock, tokens)
+    pipeline = pipeline_over(tmp_path, f"sqlite:///{tmp_path / 'cli.db'}", TERM_EVENING, tokens)
+    services = pipeline.services
     try:
         body = attendance(OLIVER)
         assert pipeline.post_event(body).status_code == 202

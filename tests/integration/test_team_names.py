@@ -6,13 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from pipeline.adapters import tables as t
-from pipeline.bootstrap import build
-from pipeline.entrypoints.api import create_app
-from tests.integration.conftest import Clock, Pipeline, make_settings
+from tests.integration.conftest import pipeline_over
 from tests.integration.test_cli import cli, count, in_process
 from tests.integration.test_missing_api import REPORTED, reported
 from tests.support.world import JACOB, REFERENCE
@@ -45,11 +42,8 @@ def test_a_team_named_as_exported_is_loaded_and_scopes_its_users(tmp_path: Path,
                "--team", "  ").returncode != 0
     tokens = {"crewe": added.stdout.strip().splitlines()[-1], "producer": producer.stdout.strip().splitlines()[-1]}
 
-    services = build(make_settings(tmp_path, database_url=f"sqlite:///{tmp_path / 'cli.db'}"))
-    clock = Clock(REPORTED)
-    services.clock = clock
-    services.ready.set()
-    pipeline = Pipeline(services, TestClient(create_app(services)), clock, tokens)
+    pipeline = pipeline_over(tmp_path, f"sqlite:///{tmp_path / 'cli.db'}", REPORTED, tokens)
+    services = pipeline.services
     try:
         # Jacob, open to the Crewe team, missing at high risk: the strategy discussion and the trigger meeting
         # are the team's.
