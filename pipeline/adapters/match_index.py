@@ -36,7 +36,7 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Table
+from sqlalchemy import Table, exists, or_
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Connection
 
@@ -531,8 +531,12 @@ def _table_rows(connection: Connection, kind: str, keys: set[str] | None) -> Ite
     """Plain rows through Core, only the columns the index keeps, streamed (a server-side cursor where the
     database has one) so a million rows are never all held at once."""
     if kind == "pupils":
-        # pupils who left the roll are still evidence of who a child is
-        statement = sa_select(*(PUPIL.c[c] for c in (*_IDENTITY, "row_key", "upn", "sex", "postcode", "school_urn")))
+        # A pupil who left the roll is still evidence of who a child is; a row ended beside a current row of its UPN
+        # is not (a corrected row's old version: its values may be the mistake the correction took out).
+        current = PUPIL.alias("current_row")
+        statement = sa_select(*(PUPIL.c[c] for c in (*_IDENTITY, "row_key", "upn", "sex", "postcode", "school_urn"))) \
+            .where(or_(PUPIL.c.ended_at.is_(None), ~exists().where(current.c.upn == PUPIL.c.upn,
+                                                                   current.c.ended_at.is_(None))))
         if keys is not None:
             statement = statement.where(PUPIL.c.row_key.in_(keys))
         for row in connection.execute(statement.execution_options(yield_per=STREAM_ROWS)):

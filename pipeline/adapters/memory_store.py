@@ -329,8 +329,11 @@ class MemoryStore(MemoryEpisodes, MemoryAccounts, MemoryReferenceData, MemoryDel
     def sync_match_index(self, index: ReferenceIndex) -> None:
         if index.seq == self._state.reference_version:
             return
+        # A pupil who left the roll is still evidence of who a child is; a row ended beside a current row of its UPN
+        # is not (as the SQL store's index reads them).
+        current_upns = {row.upn for row in self._state.pupils.values() if row.ended_at is None}
         rows = [ReferenceRow("pupils", row.row_key, _identity(row), upn=row.upn, school_urn=row.school_urn)
-                for row in self._state.pupils.values()]  # pupils who left the roll are still evidence
+                for row in self._state.pupils.values() if row.ended_at is None or row.upn not in current_upns]
         rows += [ReferenceRow("ehe", row.row_key, _identity(row)) for row in self._current("ehe")]
         rows += [ReferenceRow("involvements", row.row_key, _identity(row), upn=row.upn,
                               family_key=None if row.upn else row.family_key)

@@ -14,7 +14,8 @@ full current list) with a warning naming the school, for the same reason.
 
 A pupils row is one enrolment (``pupil_row_key``): a child on two schools' rolls (dual registration) or who moved
 school (the old school's row ended by ``on_roll_to``) has a row at each, and every school the child is on the roll
-of is routed to. The rows of one UPN must agree on the date of birth and on the NHS number where they give one.
+of is routed to. The rows of one UPN must agree on the date of birth and on the NHS number where they give one,
+and two UPNs with one NHS number must be one child's (one date of birth and given name).
 
 Values are read as the contract writes them, with what spreadsheets and case-management exports commonly do to
 them forgiven: spaces in an NHS number, a UPN in lower case, ``TRUE``/``Yes`` for ``true``, ``Male`` for ``M``.
@@ -238,37 +239,33 @@ def _header_problem(header: list[str], expected: list[str], optional_tail: list[
     return f"row 1: header must be {','.join(expected)} ({'; '.join(parts)})"
 
 
-def _one_child_per_upn(item: dict[str, Any], number: int, first_of_upn: dict[str, tuple[dict[str, Any], int]],
-                       ) -> list[str]:
-    """A child on two schools' rolls has a row at each, with one date of birth and (where given) one NHS number: two
-    children given one UPN by mistake would otherwise be taken for one, and one's notifications
-    sent to the other's school, and the other's worker told of this one. The problems of the row ``number``
-    (``item``) against the first row of its UPN."""
-    first, on_row = first_of_upn.setdefault(item["upn"], (item, number))
+def _one_child_per_number(item: dict[str, Any], number: int, seen: dict[str, tuple[Any, int]]) -> list[str]:
+    """The problems of pupils row ``number`` (``item``) against the rows before it (``seen``, kept here). A child
+    on two schools' rolls has a row at each, with one date of birth and (where given) one NHS number; one child may
+    also have two UPNs (one issued again), with one date of birth and given name. Two children given one UPN, or
+    one NHS number, by mistake would otherwise be taken for one child: one's notifications sent to the other's
+    school under the other's name, and the other's worker told of this one."""
+    upn, nhs = item["upn"], item["nhs_number"]
+    first, on_row = seen.setdefault(f"upn:{upn}", (item, number))
     problems = []
     if first["date_of_birth"] != item["date_of_birth"]:
         problems.append(f"upn: the same UPN as row {on_row} with another date of birth (a UPN is one child's)")
-    numbers = {row["nhs_number"] for row in (first, item) if row["nhs_number"]}
-    if len(numbers) > 1:
-        problems.append(f"nhs_number: another NHS number than row {on_row}, which has the same UPN (a UPN is one "
-                        "child's)")
+    if nhs:
+        upn_nhs, nhs_row = seen.setdefault(f"nhs-of-upn:{upn}", (nhs, number))
+        if upn_nhs != nhs:
+            problems.append(f"nhs_number: another NHS number than row {nhs_row}, which has the same UPN (a UPN is "
+                            "one child's)")
+        other, other_row = seen.setdefault(f"nhs:{nhs}", (item, number))
+        if other["upn"] != upn and (other["date_of_birth"] != item["date_of_birth"] or
+                                    normalise_name(other["given_name"]) != normalise_name(item["given_name"])):
+            problems.append(f"nhs_number: the same NHS number as row {other_row}, a pupil with another UPN, date of "
+                            "birth or given name (an NHS number is one child's)")
     return problems
 
 
-def _shared_nhs_warning(pairs: list[tuple[int, int]]) -> str:
-    """The warning for NHS numbers each given to two pupils with different dates of birth (``pairs`` of rows)."""
-    shown = ", ".join(f"rows {first} and {then}" for first, then in pairs[:10])
-    more = f" and {len(pairs) - 10:,} more" if len(pairs) > 10 else ""
-    return (f"{len(pairs):,} NHS number(s) each given to two pupils with different dates of birth ({shown}{more}): "
-            "one of each pair is likely a sibling's or parent's number keyed by mistake, and records sharing an NHS "
-            "number may be taken for one child. Correct them in the school's system")
-
-
-def parse_csv(kind: str, text: str, port: ReferenceLoads, warnings: list[str] | None = None) -> list[dict[str, Any]]:
+def parse_csv(kind: str, text: str, port: ReferenceLoads) -> list[dict[str, Any]]:
     """Validate the whole file (a pupil's school asked of ``port``); raise ReferenceError listing every bad row.
-    Rows are numbered as the file's lines are (a spreadsheet's row numbers): a blank line counts. What is loaded
-    but worth a look is added to ``warnings``: one NHS number on two pupils of different dates of birth (refusing
-    the file for it would leave every school's roll as it was last night)."""
+    Rows are numbered as the file's lines are (a spreadsheet's row numbers): a blank line counts."""
     spec = _KINDS[kind]
     reader = csv.DictReader(io.StringIO(text))
     expected = list(COLUMNS[kind])
@@ -282,9 +279,7 @@ def parse_csv(kind: str, text: str, port: ReferenceLoads, warnings: list[str] | 
     problems: list[str] = []
     parsed: list[dict[str, Any]] = []
     first_row: dict[Any, int] = {}
-    first_of_upn: dict[str, tuple[dict[str, Any], int]] = {}
-    first_of_nhs: dict[str, tuple[date, int]] = {}
-    shared_nhs: list[tuple[int, int]] = []
+    seen_numbers: dict[str, tuple[Any, int]] = {}
     rows = iter(reader)
     while True:
         try:
@@ -305,17 +300,11 @@ def parse_csv(kind: str, text: str, port: ReferenceLoads, warnings: list[str] | 
             row_problems.append(f"{spec.twice} (first on row {first_row[item[spec.key]]})")
         first_row.setdefault(item[spec.key], number)
         if kind == "pupils" and not row_problems:
-            row_problems.extend(_one_child_per_upn(item, number, first_of_upn))
-            if item["nhs_number"]:  # one child may have two UPNs (one issued again), not two children one number
-                born, on_row = first_of_nhs.setdefault(item["nhs_number"], (item["date_of_birth"], number))
-                if born != item["date_of_birth"]:
-                    shared_nhs.append((on_row, number))
+            row_problems.extend(_one_child_per_number(item, number, seen_numbers))
         problems.extend(f"row {number}: {p}" for p in row_problems)
         parsed.append(item)
     if problems:
         raise ReferenceError(problems)
-    if shared_nhs and warnings is not None:
-        warnings.append(_shared_nhs_warning(shared_nhs))
     return parsed
 
 
@@ -331,8 +320,7 @@ def load(port: ReferenceLoads, kind: str, text: str, now: datetime,
     # Loads take turns from here to their commit, so the change log's sequence numbers are in commit order and
     # its newest is a version a running process can trust (pipeline/adapters/reference_cache.py).
     port.take_turn_to_load()
-    noted: list[str] = []
-    items = parse_csv(kind, text, port, noted)
+    items = parse_csv(kind, text, port)
     if kind == "teams":
         missing = sorted(set(required_teams) - {item["team"] for item in items})
         if missing:
@@ -346,9 +334,7 @@ def load(port: ReferenceLoads, kind: str, text: str, now: datetime,
     current = port.current_keys(kind)
     if not allow_ending:
         _refuse_a_partial_file(kind, _guarded(kind, current), _guarded(kind, keys))
-    warnings = tuple(noted)
-    if kind == "schools":
-        warnings += _schools_left_with_pupils(port, current - keys, now.date())
+    warnings = _schools_left_with_pupils(port, current - keys, now.date()) if kind == "schools" else ()
     if kind in ("teams", "involvements"):
         warnings += _teams_without_a_row(port, kind, items, keys)
     changed = port.upsert_current_rows(kind, items)

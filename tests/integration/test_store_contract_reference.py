@@ -317,9 +317,13 @@ def test_a_child_who_moved_school_is_enrolled_at_the_new_school_only(store_backe
                       NOW)
         assert report.ended == 1
     assert _enrolled(store_backend, oliver, index) == [["100001"]] * 3
-    # The ended row is still evidence of who the child is: the index keeps it beside the new school's.
-    rows = [c for c in index.candidates(OLIVER_ID) if c.source == "pupil" and c.upn == "B999100100002"]
-    assert sorted(c.record_key for c in rows) == ["B999100100002|100001|2026-11-02", "B999100100002|100002|2022-09-01"]
+    # A row ended beside a current row of its UPN is no longer evidence (its values may be the mistake a correction
+    # took out): the index synced since, or built afresh, holds the new school's row alone.
+    for synced in (index, ReferenceIndex()):
+        with store_backend.units.unit_of_work() as port:
+            port.sync_match_index(synced)
+        rows = [c for c in synced.candidates(OLIVER_ID) if c.source == "pupil" and c.upn == "B999100100002"]
+        assert [c.record_key for c in rows] == ["B999100100002|100001|2026-11-02"]
 
 
 def test_a_childs_identity_is_its_latest_enrolments_whatever_the_files_order(store_backend: Backend) -> None:

@@ -151,21 +151,45 @@ def test_corrected_start_dates_are_not_taken_for_a_partial_export() -> None:
     assert "is it a partial export?" in refused.value.problems[0]
 
 
-def test_one_nhs_number_on_two_children_is_loaded_with_a_warning_and_on_one_child_with_two_upns_without() -> None:
-    """An NHS number keyed by mistake on a second child's row is named (rows, not values) but does not stop the
-    night's load: refusing the file would leave every school's roll as it was."""
+def test_one_nhs_number_on_two_children_is_refused_and_on_one_child_with_two_upns_is_not() -> None:
+    """The records of one NHS number are taken for one child: a sibling's number keyed on another pupil's row would
+    send one child's notifications to the other's schools under the other's name. Refused, naming the rows; one
+    child under two UPNs (a number issued again) with one date of birth and given name loads."""
     store = MemoryStore()
     with store.unit_of_work() as port:
         load(port, "schools", REFERENCE["schools"], TERM_EVENING)
-    # Oliver given Amelia's NHS number (Amelia's row 2 has it, with another date of birth).
-    keyed = PUPILS.replace("B999100100002,,", "B999100100002,9990000018,")
-    with store.unit_of_work() as port:
-        report = load(port, "pupils", keyed, TERM_EVENING)
-    assert report.rows == len(PUPILS.splitlines()) - 1
-    (warning,) = report.warnings
-    assert warning.startswith("1 NHS number(s) each given to two pupils with different dates of birth (rows 2 and 3)")
-    assert "9990000018" not in warning
-    # Amelia under a second UPN at another school, with her own NHS number and date of birth: one child, no warning.
+    # Oliver given Amelia's NHS number (row 2 has it); Lila given her twin Lily's (same date of birth).
+    for keyed, rows in ((PUPILS.replace("B999100100002,,", "B999100100002,9990000018,"), (3, 2)),
+                        (PUPILS.replace("F999100100006,,", "F999100100006,9990000026,")
+                         .replace("F999100100007,,", "F999100100007,9990000026,"), (8, 7))):
+        with pytest.raises(ReferenceError) as refused, store.unit_of_work() as port:
+            load(port, "pupils", keyed, TERM_EVENING)
+        assert refused.value.problems == [
+            f"row {rows[0]}: nhs_number: the same NHS number as row {rows[1]}, a pupil with another UPN, date of "
+            "birth or given name (an NHS number is one child's)"]
     again = "A999100100099,9990000018,Amelia,Hartley,2013-05-14,F,NS1 2AB,100002,2026-09-01,\n"
     with store.unit_of_work() as port:
-        assert load(port, "pupils", PUPILS + again, TERM_EVENING).warnings == ()
+        assert load(port, "pupils", PUPILS + again, TERM_EVENING).rows == len(PUPILS.splitlines())
+
+
+def test_a_upns_nhs_numbers_must_agree_whatever_the_rows_order() -> None:
+    """One UPN's rows: blank, then two different NHS numbers, in either order: refused at the row that disagrees."""
+    store = MemoryStore()
+    with store.unit_of_work() as port:
+        load(port, "schools", REFERENCE["schools"], TERM_EVENING)
+    oliver = [AT_RIVERSIDE.replace("100001,2026-09-01", f"{urn},{start}")
+              .replace("B999100100002,,", f"B999100100002,{nhs},")
+              for urn, start, nhs in (("100001", "2026-09-01", ""), ("100003", "2025-09-01", "9990000026"),
+                                      ("100005", "2024-09-01", "9990000034"))]
+    others = _without_oliver(PUPILS)
+    first = len(others.splitlines()) + 1
+    for rows in (oliver, [oliver[1], oliver[0], oliver[2]]):
+        with pytest.raises(ReferenceError) as refused, store.unit_of_work() as port:
+            load(port, "pupils", others + "".join(rows), TERM_EVENING)
+        assert refused.value.problems == [
+            f"row {first + 2}: nhs_number: another NHS number than row {first + rows.index(oliver[1])}, which has the "
+            "same UPN (a UPN is one child's)"]
+
+
+def _without_oliver(text: str) -> str:
+    return "".join(line + "\n" for line in text.splitlines() if not line.startswith("B999100100002"))
