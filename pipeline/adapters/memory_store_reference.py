@@ -45,9 +45,9 @@ class MemoryReferenceData:
 
     def pupils_on_roll(self, urns: Collection[str], day: date) -> dict[str, int]:
         wanted = set(urns)
-        counted = Counter(row.school_urn for row in self._state.pupils.values()
-                          if row.ended_at is None and row.school_urn in wanted
-                          and on_roll(row.on_roll_from, row.on_roll_to, day))
+        counted = Counter(urn for urn, _ in {(row.school_urn, row.upn) for row in self._state.pupils.values()
+                                             if row.ended_at is None and row.school_urn in wanted
+                                             and on_roll(row.on_roll_from, row.on_roll_to, day)})
         return dict(counted)
 
     def involvement_routes(self) -> tuple[set[str], set[str]]:

@@ -142,7 +142,7 @@ class ReferenceDataQueries:
             return {}
         pupil = t.Pupil
         rows = self.session.exec(
-            select(pupil.school_urn, func.count()).where(
+            select(pupil.school_urn, func.count(func.distinct(pupil.upn))).where(
                 col(pupil.school_urn).in_(list(urns)), col(pupil.ended_at).is_(None),
                 or_(col(pupil.on_roll_from).is_(None), col(pupil.on_roll_from) <= day),
                 or_(col(pupil.on_roll_to).is_(None), col(pupil.on_roll_to) >= day))

@@ -36,7 +36,8 @@ class ReferenceLoads(Protocol):
         ...
 
     def pupils_on_roll(self, urns: Collection[str], day: date) -> dict[str, int]:
-        """How many current pupils each of these schools has on roll on ``day`` (schools with none left out)."""
+        """How many current pupils (UPNs: two rows of one child at a school count once) each of these schools has on
+        roll on ``day`` (schools with none left out)."""
         ...
 
     def involvement_routes(self) -> tuple[set[str], set[str]]:

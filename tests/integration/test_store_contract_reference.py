@@ -139,6 +139,11 @@ def test_pupils_on_roll_count_the_current_pupils_on_the_roll_that_day(store_back
     with store_backend.units.unit_of_work() as port:
         # Riverside (100001): five pupils on file, one of whom (Freya) left in July 2024.
         assert port.pupils_on_roll(["100001", "100002", "999999"], date(2026, 11, 24)) == {"100001": 4, "100002": 1}
+    # Oliver re-admitted at Hilltop with his first row never closed: two rows, one pupil.
+    readmitted = OLIVER_AT_RIVERSIDE.replace("100001,2026-09-01", "100002,2026-11-23")
+    store_backend.load_reference("pupils", PUPILS + readmitted)
+    with store_backend.units.unit_of_work() as port:
+        assert port.pupils_on_roll(["100002"], date(2026, 11, 24)) == {"100002": 1}
         assert port.pupils_on_roll(["100001"], date(2024, 7, 19)) == {"100001": 5}  # her last day
         assert port.pupils_on_roll(["100002"], date(2022, 8, 31)) == {}  # before Oliver joined
         assert port.pupils_on_roll([], date(2026, 11, 24)) == {}
