@@ -78,8 +78,8 @@ class OutboxRecordOfNotification(DueOutboxRecord, Protocol):
     def pathway(self) -> str: ...
 
 
-class DueDelivery(Protocol):
-    """A delivery row claimed to be worked now, as it was when claimed."""
+class DeliveryRow(Protocol):
+    """A delivery row as read (a plain row, never written back): what every relay read of one gives."""
 
     @property
     def id(self) -> str: ...
@@ -94,10 +94,14 @@ class DueDelivery(Protocol):
     def state(self) -> str: ...
 
     @property
-    def position(self) -> int: ...
+    def attempts(self) -> int: ...
+
+
+class DueDelivery(DeliveryRow, Protocol):
+    """A delivery row claimed to be worked now, as it was when claimed."""
 
     @property
-    def attempts(self) -> int: ...
+    def position(self) -> int: ...
 
     @property
     def last_error(self) -> str | None: ...
@@ -137,23 +141,8 @@ class NotificationFields(Protocol):
     def delivered_at(self) -> datetime | None: ...
 
 
-class ClaimedDelivery(Protocol):
+class ClaimedDelivery(DeliveryRow, Protocol):
     """A delivery row a relay claimed, as it is when its send is recorded (another relay may have taken it over)."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def notification_id(self) -> str: ...
-
-    @property
-    def channel(self) -> str: ...
-
-    @property
-    def state(self) -> str: ...
-
-    @property
-    def attempts(self) -> int: ...
 
     @property
     def provider(self) -> str | None: ...
