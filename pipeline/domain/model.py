@@ -253,7 +253,7 @@ class ChildFacts:
 
     child_id: str
     identity: Identity
-    enrolments: tuple[Enrolment, ...] = ()
+    enrolments: tuple[Enrolment, ...] = ()  # one a school (``roll_on``): a school is alerted once
     home_educated: bool = False
     involvements: tuple[Involvement, ...] = ()
 

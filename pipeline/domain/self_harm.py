@@ -179,8 +179,7 @@ def route_self_harm(event: SelfHarmAttendance, match: MatchDecision, facts: Chil
             if school.deputy.reachable:
                 recipients.person(f"deputy:{school.urn}", DEPUTY_DSL_ROLE, school.urn, school.deputy,
                                   "pupil on the school's roll", content, school.urn)
-            if all(alerted != key for alerted, _ in school_alerts):  # one alert, and one deadline, a school
-                school_alerts.append((key, enrolment))
+            school_alerts.append((key, enrolment))
         else:
             kind = "independent" if school.school_type == "INDEPENDENT" else "out-of-area"
             recipients.team(SCIES, f"pupil on the roll of an {kind} school ({school.urn})")
