@@ -285,12 +285,14 @@ class ScorecardQueries:
                                 f"(child_id VARCHAR NOT NULL PRIMARY KEY, grp VARCHAR NOT NULL)"))
         connection.execute(text(f"DELETE FROM {CHILD_GROUP_TABLE}"))
         placed = _child_group_rows(by).replace("MIN(grp)", f"MIN({grp})")
-        if by == "school" and self.placed_on is None:
-            raise ValueError("grouping by school needs the day whose rolls place a child (placed_on)")
         statement = text(f"INSERT INTO {CHILD_GROUP_TABLE} (child_id, grp) {placed}")
-        if by == "school":
+        params: dict[str, Any] = {"colon": ":"}
+        if by == "school":  # only the schools' rows are ranked by the day's roll
+            if self.placed_on is None:
+                raise ValueError("grouping by school needs the day whose rolls place a child (placed_on)")
             statement = statement.bindparams(roll_day())
-        connection.execute(statement, {"colon": ":", **({ROLL_DAY: self.placed_on} if by == "school" else {})})
+            params[ROLL_DAY] = self.placed_on
+        connection.execute(statement, params)
         self._placed = {by}
 
     def close(self) -> None:
